@@ -1,0 +1,151 @@
+//! `distccd`: the volunteer daemon that compiles jobs sent by `distcc` clients.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use distcc_rs::access::{self, Allow};
+use distcc_rs::daemon::{self, Options};
+use distcc_rs::serve::JobConfig;
+use distcc_rs::{exitcode, logging, protocol::Limits};
+use log::LevelFilter;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "distccd",
+    version,
+    about = "distccd: the distcc volunteer daemon (distcc-rs, wire-compatible with distcc 3.4)"
+)]
+struct Cli {
+    /// Run as a standalone TCP server (the default unless stdin is a socket).
+    #[arg(long)]
+    daemon: bool,
+    /// Serve one job on stdin/stdout (from inetd or over SSH).
+    #[arg(long)]
+    inetd: bool,
+    /// Stay in the foreground.
+    #[arg(long)]
+    no_detach: bool,
+    /// TCP port to listen on.
+    #[arg(short = 'p', long, default_value_t = 3632, value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    /// Address to listen on (default: all IPv4 addresses).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Allow clients from ADDR[/BITS]; repeatable. Required unless --allow-private.
+    #[arg(short = 'a', long, value_name = "ADDR[/BITS]")]
+    allow: Vec<Allow>,
+    /// Allow clients from the private and loopback ranges.
+    #[arg(long)]
+    allow_private: bool,
+    /// Most jobs to run at once (default: number of CPUs + 2).
+    #[arg(short = 'j', long, value_parser = clap::value_parser!(u32).range(1..=200))]
+    jobs: Option<u32>,
+    /// Write the daemon's process id to this file.
+    #[arg(short = 'P', long)]
+    pid_file: Option<PathBuf>,
+    /// Append log lines to this file (default: syslog).
+    #[arg(long)]
+    log_file: Option<PathBuf>,
+    /// Log to stderr.
+    #[arg(long)]
+    log_stderr: bool,
+    /// Log debug messages.
+    #[arg(long)]
+    verbose: bool,
+    /// Accept clients from anywhere and run any compiler path they name. Dangerous.
+    #[arg(long, alias = "make-me-a-botnet")]
+    enable_tcp_insecure: bool,
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exitcode::BAD_ARGUMENTS
+            } else {
+                0
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let sink = if cli.log_stderr {
+        logging::Sink::Stderr
+    } else if let Some(path) = &cli.log_file {
+        logging::open_file(path).unwrap_or_else(|e| {
+            eprintln!(
+                "distccd: ERROR: failed to open log file {}: {e}",
+                path.display()
+            );
+            logging::Sink::Syslog
+        })
+    } else {
+        logging::Sink::Syslog
+    };
+    let level = if cli.verbose {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Info
+    };
+    logging::init("distccd", sink, level);
+
+    let mut allow = cli.allow.clone();
+    if cli.allow_private {
+        allow.extend(
+            access::PRIVATE
+                .iter()
+                .filter_map(|a| a.parse::<Allow>().ok()),
+        );
+    }
+    let inetd = cli.inetd
+        || (!cli.daemon
+            && nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(0).is_ok());
+    if allow.is_empty() && !inetd {
+        if !cli.enable_tcp_insecure {
+            log::error!(
+                "no --allow option given: refusing to accept compile jobs from everyone. \
+                 Add --allow ADDR[/BITS] (or --allow-private), or --enable-tcp-insecure to accept any client."
+            );
+            eprintln!("distccd: ERROR: no --allow option given; see distccd --help");
+            std::process::exit(exitcode::BAD_ARGUMENTS);
+        }
+        allow.push("0.0.0.0/0".parse().expect("valid literal"));
+        allow.push("::/0".parse().expect("valid literal"));
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let tmp_root = std::env::var_os("TMPDIR")
+        .filter(|t| !t.is_empty())
+        .map_or_else(std::env::temp_dir, PathBuf::from);
+    let opts = Options {
+        port: cli.port,
+        listen: cli.listen.clone(),
+        allow,
+        jobs: cli.jobs.map_or(cpus + 2, |j| j as usize),
+        inetd,
+        no_detach: cli.no_detach,
+        pid_file: cli.pid_file.clone(),
+        io_timeout: Duration::from_secs(
+            std::env::var("DISTCC_IO_TIMEOUT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|&s: &u64| s > 0)
+                .unwrap_or(300),
+        ),
+        job: JobConfig {
+            limits: Limits::default(),
+            tmp_root,
+            insecure: cli.enable_tcp_insecure,
+        },
+    };
+    if opts.inetd {
+        daemon::run_inetd(&opts);
+        return;
+    }
+    if let Err(e) = daemon::run_daemon(opts) {
+        log::error!("{e}");
+        eprintln!("distccd: ERROR: {e}");
+        std::process::exit(e.exit_code());
+    }
+}

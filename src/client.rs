@@ -1,0 +1,388 @@
+//! The client's journey for one compiler invocation: decide local or remote, preprocess
+//! locally while connecting, send the job, and reproduce the remote result exactly as a local
+//! compile would have left it (object written atomically, stderr, stdout, exit status).
+//! Every failure of the network or of a host turns into a local compile with one warning.
+//!
+//! Command-line knowledge is in `args`, the host list in `hosts`, framing in `protocol`.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::args::{self, Compile, Decision};
+use crate::exitcode;
+use crate::hosts::{self, HostSpec, Transport};
+use crate::logging::argv_to_string;
+use crate::protocol::{self, Limits, ProtocolError, Reply, DOTI};
+use crate::transport::{self, ConnectError};
+
+/// The environment variable that marks a process as started by distcc, with the nesting
+/// level, so that a compiler which is itself distcc runs locally instead of looping.
+pub const SAFEGUARD: &str = "_DISTCC_SAFEGUARD";
+
+/// Why a remote compile did not produce a result.
+#[derive(Debug)]
+enum RemoteError {
+    Connect(ConnectError),
+    Protocol(ProtocolError),
+    /// The local preprocessor failed; its diagnostics are already on stderr.
+    Cpp(i32),
+    CppStart(io::Error),
+    ReadInput(io::Error),
+    Unsupported(&'static str),
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoteError::Connect(e) => write!(f, "{e}"),
+            RemoteError::Protocol(ProtocolError::Truncated { what: "DONE" }) => write!(
+                f,
+                "server provided no answer. Is the server configured to allow access from your \
+                 IP address? Does the server have the compiler installed? Is the server \
+                 configured to access the compiler?"
+            ),
+            RemoteError::Protocol(e) => write!(f, "{e}"),
+            RemoteError::Cpp(code) => write!(f, "preprocessor failed with exit code {code}"),
+            RemoteError::CppStart(e) => write!(f, "failed to start the preprocessor: {e}"),
+            RemoteError::ReadInput(e) => write!(f, "failed to read the input file: {e}"),
+            RemoteError::Unsupported(what) => write!(f, "{what} is not supported yet"),
+        }
+    }
+}
+
+impl From<ProtocolError> for RemoteError {
+    fn from(e: ProtocolError) -> Self {
+        RemoteError::Protocol(e)
+    }
+}
+
+/// A boolean environment setting as distcc reads it: exactly `1` or `0`, else the default.
+fn env_flag(name: &str, default: bool) -> bool {
+    match std::env::var(name).as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => default,
+    }
+}
+
+fn safeguard_level() -> u32 {
+    match std::env::var(SAFEGUARD) {
+        Ok(v) => v.trim().parse().unwrap_or(1),
+        Err(_) => 0,
+    }
+}
+
+/// Runs `argv` here with inherited stdio and returns its exit code.
+pub fn run_local(argv: &[String]) -> i32 {
+    log::debug!("exec on localhost: {}", argv_to_string(argv));
+    let status = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env(SAFEGUARD, (safeguard_level() + 1).to_string())
+        .status();
+    match status {
+        Ok(s) => exitcode::from_status(s),
+        Err(e) => {
+            log::error!("failed to exec {}: {e}", argv[0]);
+            exitcode::COMPILER_MISSING
+        }
+    }
+}
+
+/// Starts the local preprocessor with its output on a pipe, or reads an already
+/// preprocessed input file.
+enum Source {
+    Cpp(Child),
+    Ready(Vec<u8>),
+}
+
+fn start_source(job: &Compile) -> Result<Source, RemoteError> {
+    if job.preprocessed {
+        return std::fs::read(job.input())
+            .map(Source::Ready)
+            .map_err(RemoteError::ReadInput);
+    }
+    let cpp = job.cpp_argv();
+    log::debug!("running preprocessor: {}", argv_to_string(&cpp));
+    Command::new(&cpp[0])
+        .args(&cpp[1..])
+        .env(SAFEGUARD, (safeguard_level() + 1).to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map(Source::Cpp)
+        .map_err(RemoteError::CppStart)
+}
+
+impl Source {
+    /// The preprocessed text, once the preprocessor has finished successfully.
+    fn finish(self) -> Result<Vec<u8>, RemoteError> {
+        match self {
+            Source::Ready(data) => Ok(data),
+            Source::Cpp(mut child) => {
+                let mut data = Vec::new();
+                let read = match child.stdout.take() {
+                    Some(mut out) => out.read_to_end(&mut data),
+                    None => Ok(0),
+                };
+                let status = child.wait().map_err(RemoteError::CppStart)?;
+                if !status.success() {
+                    return Err(RemoteError::Cpp(exitcode::from_status(status)));
+                }
+                read.map_err(RemoteError::CppStart)?;
+                Ok(data)
+            }
+        }
+    }
+
+    /// Stops a preprocessor whose output is no longer wanted.
+    fn abandon(self) {
+        if let Source::Cpp(mut child) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends the job to `host` and returns its reply. The preprocessor runs while we connect.
+fn compile_remote(job: &Compile, host: &HostSpec) -> Result<Reply, RemoteError> {
+    let (name, port) = match &host.transport {
+        Transport::Tcp { host, port } => (host.as_str(), *port),
+        Transport::Ssh { .. } => return Err(RemoteError::Unsupported("the SSH transport")),
+        Transport::Local => unreachable!("local hosts are compiled locally"),
+    };
+    let source = start_source(job)?;
+    let connected = transport::connect(name, port, transport::io_timeout())
+        .map_err(RemoteError::Connect)
+        .and_then(|mut stream| {
+            let argv = job.server_argv();
+            log::debug!("sending to {}: {}", host.spec, argv_to_string(&argv));
+            protocol::write_request_header(&mut stream, host.version, &argv)?;
+            Ok(stream)
+        });
+    let mut stream = match connected {
+        Ok(s) => s,
+        Err(e) => {
+            source.abandon();
+            return Err(e);
+        }
+    };
+    let text = source.finish()?;
+    protocol::write_file(&mut stream, DOTI, host.version, &text)?;
+    drop(text);
+    Ok(Reply::read(&mut stream, host.version, &Limits::default())?)
+}
+
+/// Writes `data` to `path` through a temporary file in the same directory and a rename, so
+/// that `path` is either the complete result or untouched (distcc 3.4 writes in place).
+fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".distcc-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(data)?;
+    // The mode a compiler would have created the file with: 0666 less the umask.
+    let mask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    nix::sys::stat::umask(mask);
+    let mode = 0o666 & !mask.bits();
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Picks the host for a job: the first usable entry of the list. `None` means compile here.
+fn pick_host() -> Option<HostSpec> {
+    let list = match hosts::load() {
+        Ok(list) => list,
+        Err(e) => {
+            log::warn!("{e}");
+            return None;
+        }
+    };
+    list.hosts
+        .into_iter()
+        .find(|h| !h.down)
+        .filter(|h| h.transport != Transport::Local)
+}
+
+/// Compiles a distributable job somewhere and returns the exit code.
+fn build_somewhere(job: &Compile) -> i32 {
+    let fallback = env_flag("DISTCC_FALLBACK", true);
+    let Some(host) = pick_host() else {
+        return run_local(job.argv());
+    };
+    match compile_remote(job, &host) {
+        Ok(reply) if reply.status == 0 => {
+            if let Err(e) = write_atomically(Path::new(job.output()), &reply.output) {
+                log::warn!(
+                    "failed to write {}: {e}; compiling locally instead",
+                    job.output()
+                );
+                return run_local(job.argv());
+            }
+            let _ = io::stderr().write_all(&reply.stderr);
+            let _ = io::stdout().write_all(&reply.stdout);
+            let _ = io::stdout().flush();
+            log::info!("compile {} on {} completed ok", job.input(), host.spec);
+            0
+        }
+        Ok(reply) => {
+            let code = exitcode::from_wait_status(reply.status);
+            log::info!(
+                "compile {} on {} failed with exit code {code}",
+                job.input(),
+                host.spec
+            );
+            if std::env::var_os("DISTCC_SKIP_LOCAL_RETRY").is_some() && code < 128 {
+                let _ = io::stderr().write_all(&reply.stderr);
+                let _ = io::stdout().write_all(&reply.stdout);
+                return code;
+            }
+            log::warn!(
+                "remote compilation of '{}' failed, retrying locally",
+                job.input()
+            );
+            run_local(job.argv())
+        }
+        Err(RemoteError::Cpp(code)) => code,
+        Err(e) => {
+            log::error!("{e}");
+            if !fallback {
+                log::error!("failed to distribute and fallbacks are disabled");
+                return exitcode::NO_HOSTS;
+            }
+            log::warn!(
+                "failed to distribute {} to {}, running locally instead",
+                job.input(),
+                host.spec
+            );
+            run_local(job.argv())
+        }
+    }
+}
+
+/// Runs one compiler command line (compiler first) and returns the exit code.
+pub fn compile(argv: &[String]) -> i32 {
+    if safeguard_level() > 0 {
+        // We were started by distcc itself (a compiler that is distcc): run it for real.
+        return run_local(argv);
+    }
+    match args::classify(argv) {
+        Decision::Local(reason) => {
+            log::debug!("{reason}; running locally");
+            run_local(argv)
+        }
+        Decision::Remote(job) => build_somewhere(&job),
+    }
+}
+
+/// Removes from `PATH` every directory whose `name` is this very program (a masquerade
+/// directory), so that the compiler we start is the real one.
+fn trim_masquerade_path(name: &str) {
+    let (Ok(me), Some(path)) = (std::env::current_exe(), std::env::var_os("PATH")) else {
+        return;
+    };
+    let me = std::fs::canonicalize(&me).unwrap_or(me);
+    let kept: Vec<_> = std::env::split_paths(&path)
+        .filter(|dir| std::fs::canonicalize(dir.join(name)).map_or(true, |p| p != me))
+        .collect();
+    if let Ok(joined) = std::env::join_paths(kept) {
+        std::env::set_var("PATH", joined);
+    }
+}
+
+const USAGE: &str = "Usage:
+   distcc [--help|--version|--show-hosts|-j]
+   distcc [COMPILER] [compile options] -o OBJECT -c SOURCE
+
+Options:
+   COMPILER                   defaults to \"cc\"
+   --help                     explain usage and exit
+   --version                  show version and exit
+   --show-hosts               show host list and exit
+   -j                         calculate the concurrency level from
+                              the host list.
+
+Environment variables:
+   DISTCC_HOSTS               list of volunteer hosts
+   DISTCC_VERBOSE=1           give debug messages
+   DISTCC_LOG                 send messages to file, not stderr
+   DISTCC_DIR                 directory for host list and locks
+   DISTCC_FALLBACK=0          do not compile locally when distribution fails
+   DISTCC_SKIP_LOCAL_RETRY    do not retry locally after a remote compile error
+   DISTCC_IO_TIMEOUT          seconds to wait for the network (default 300)
+
+Host list (DISTCC_HOSTS, $DISTCC_DIR/hosts, ~/.distcc/hosts, /etc/distcc/hosts):
+   localhost                  compile here
+   HOST[:PORT][/LIMIT]        TCP connection, port 3632 by default
+   HOST,lzo                   compress the traffic (protocol 2)
+";
+
+/// The `distcc` program: `argv` is its whole command line.
+pub fn main(argv: Vec<String>) -> i32 {
+    let name = argv
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
+        .unwrap_or_default();
+    if !name.is_empty() && !name.contains("distcc") {
+        // Masquerade: invoked as `gcc` through a link to distcc.
+        trim_masquerade_path(&name);
+        let mut cmd = vec![name];
+        cmd.extend_from_slice(&argv[1..]);
+        return compile(&cmd);
+    }
+    let Some(first) = argv.get(1) else {
+        eprint!("{USAGE}");
+        return exitcode::BAD_ARGUMENTS;
+    };
+    match first.as_str() {
+        "--help" => {
+            print!(
+                "distcc {} (distcc-rs)\n\n{USAGE}",
+                env!("CARGO_PKG_VERSION")
+            );
+            return 0;
+        }
+        "--version" => {
+            println!(
+                "distcc {} (distcc-rs, wire-compatible with distcc 3.4)\n  (protocols 1 and 2) (default port 3632)",
+                env!("CARGO_PKG_VERSION")
+            );
+            return 0;
+        }
+        "--show-hosts" | "-j" => {
+            let list = match hosts::load() {
+                Ok(l) => l,
+                Err(e) => {
+                    log::error!("{e}");
+                    return exitcode::BAD_HOSTSPEC;
+                }
+            };
+            if first == "-j" {
+                println!("{}", list.hosts.iter().map(|h| h.limit).sum::<u32>());
+            } else {
+                for h in &list.hosts {
+                    println!("{}", h.spec);
+                }
+            }
+            return 0;
+        }
+        _ => {}
+    }
+    let cmd: Vec<String> =
+        if first.starts_with('-') || first.ends_with(".o") || args::is_source(first) {
+            std::iter::once("cc".to_string())
+                .chain(argv[1..].iter().cloned())
+                .collect()
+        } else {
+            argv[1..].to_vec()
+        };
+    compile(&cmd)
+}

@@ -1,0 +1,246 @@
+//! The volunteer daemon's process: the listening socket, the access check on each
+//! connection, the bounded pool of workers, detaching into the background, and inetd mode.
+//!
+//! `--jobs N` workers each accept and serve one connection at a time, so at most N jobs run
+//! at once and further clients wait in the kernel's listen backlog, as with distcc 3.4's
+//! preforked children. What a job does is `serve`'s business; who may connect is `access`'s.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+
+use crate::access::{self, Allow};
+use crate::exitcode;
+use crate::serve::{self, JobConfig};
+
+/// How the daemon was asked to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub port: u16,
+    /// `--listen`: the address to bind, all IPv4 addresses when absent.
+    pub listen: Option<String>,
+    pub allow: Vec<Allow>,
+    pub jobs: usize,
+    /// `--inetd`: serve one job on stdin/stdout.
+    pub inetd: bool,
+    /// Stay in the foreground (`--no-detach`).
+    pub no_detach: bool,
+    pub pid_file: Option<PathBuf>,
+    /// Per-read and per-write timeout on client connections.
+    pub io_timeout: Duration,
+    pub job: JobConfig,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug)]
+pub enum DaemonError {
+    Resolve { listen: String, error: String },
+    Bind { addr: SocketAddr, error: io::Error },
+    Detach(nix::Error),
+    PidFile { path: PathBuf, error: io::Error },
+}
+
+impl fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonError::Resolve { listen, error } => {
+                write!(f, "cannot resolve --listen address \"{listen}\": {error}")
+            }
+            DaemonError::Bind { addr, error } => write!(
+                f,
+                "failed to listen on {addr}: {error} (is another distccd using the port? see --port)"
+            ),
+            DaemonError::Detach(e) => write!(f, "failed to detach into the background: {e}"),
+            DaemonError::PidFile { path, error } => {
+                write!(f, "failed to write pid file {}: {error}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+impl DaemonError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DaemonError::Resolve { .. } | DaemonError::Bind { .. } => exitcode::BIND_FAILED,
+            DaemonError::Detach(_) | DaemonError::PidFile { .. } => exitcode::DISTCC_FAILED,
+        }
+    }
+}
+
+fn bind_address(opts: &Options) -> Result<SocketAddr, DaemonError> {
+    let host = opts.listen.as_deref().unwrap_or("0.0.0.0");
+    let resolve_err = |error: String| DaemonError::Resolve {
+        listen: host.to_string(),
+        error,
+    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, opts.port));
+    }
+    (host, opts.port)
+        .to_socket_addrs()
+        .map_err(|e| resolve_err(e.to_string()))?
+        .next()
+        .ok_or_else(|| resolve_err("no addresses".into()))
+}
+
+/// Binds and listens with a backlog deep enough for a whole `make -j` of clients.
+pub fn listen(opts: &Options) -> Result<TcpListener, DaemonError> {
+    let addr = bind_address(opts)?;
+    let bind_err = |error| DaemonError::Bind { addr, error };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_err)?;
+    socket.set_reuse_address(true).map_err(bind_err)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true).map_err(bind_err)?;
+    }
+    socket.bind(&addr.into()).map_err(bind_err)?;
+    socket.listen(1024).map_err(bind_err)?;
+    Ok(socket.into())
+}
+
+/// Forks into the background: the parent exits, the child leads a new session with its
+/// standard streams on /dev/null. Must run before any thread is started.
+fn detach() -> Result<(), DaemonError> {
+    use nix::unistd::{fork, setsid, ForkResult};
+    // SAFETY: no other thread exists yet, so the child may run arbitrary code.
+    match unsafe { fork() }.map_err(DaemonError::Detach)? {
+        ForkResult::Parent { .. } => std::process::exit(0),
+        ForkResult::Child => {}
+    }
+    setsid().map_err(DaemonError::Detach)?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| DaemonError::Detach(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
+    for fd in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors, which this process owns.
+        unsafe { libc::dup2(null.as_raw_fd(), fd) };
+    }
+    Ok(())
+}
+
+fn write_pid_file(path: &PathBuf) -> Result<(), DaemonError> {
+    std::fs::write(path, format!("{}\n", std::process::id())).map_err(|error| {
+        DaemonError::PidFile {
+            path: path.clone(),
+            error,
+        }
+    })
+}
+
+/// Serves one accepted connection, if its address is allowed.
+fn handle(mut stream: TcpStream, peer: SocketAddr, opts: &Options) {
+    let client = peer.to_string();
+    if !access::allowed(&opts.allow, peer.ip()) {
+        log::error!("connection from client '{client}' denied by access list");
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    if let Err(e) = stream
+        .set_read_timeout(Some(opts.io_timeout))
+        .and_then(|_| stream.set_write_timeout(Some(opts.io_timeout)))
+    {
+        log::error!("failed to set timeouts for {client}: {e}");
+        return;
+    }
+    serve::serve(&mut stream, &client, &opts.job);
+}
+
+/// One worker: accepts and serves connections, one at a time, for ever.
+fn worker(listener: &TcpListener, opts: &Options) {
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                // A bug in one job must not take the worker, and with it a job slot, away.
+                let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    handle(stream, peer, opts)
+                }));
+                if served.is_err() {
+                    log::error!("internal error while serving {peer}; job abandoned");
+                }
+            }
+            Err(e) => {
+                log::error!("accept failed: {e}");
+                // EMFILE and the like: give the system a moment rather than spin.
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Runs the standalone daemon: listens, detaches unless told not to, and serves for ever.
+pub fn run_daemon(opts: Options) -> Result<(), DaemonError> {
+    let listener = listen(&opts)?;
+    if !opts.no_detach {
+        detach()?;
+    }
+    if let Some(path) = &opts.pid_file {
+        write_pid_file(path)?;
+    }
+    log::debug!("allowing up to {} active jobs", opts.jobs);
+    if let Ok(addr) = listener.local_addr() {
+        log::info!("listening on {addr}");
+    }
+    std::thread::scope(|scope| {
+        for _ in 0..opts.jobs {
+            scope.spawn(|| worker(&listener, &opts));
+        }
+    });
+    Ok(())
+}
+
+/// stdin and stdout as one stream.
+struct StdStream {
+    input: io::Stdin,
+    output: io::Stdout,
+}
+
+impl Read for StdStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+
+impl Write for StdStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.output.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.output.flush()
+    }
+}
+
+/// Serves one job on stdin/stdout (inetd, or an SSH pipe). A socket peer must pass the
+/// access list when one was given; a pipe is always accepted, as in distcc 3.4.
+pub fn run_inetd(opts: &Options) {
+    use nix::sys::socket::{getpeername, SockaddrStorage};
+    let client = match getpeername::<SockaddrStorage>(0) {
+        Ok(addr) => {
+            let ip = addr
+                .as_sockaddr_in()
+                .map(|a| IpAddr::V4(a.ip()))
+                .or_else(|| addr.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())));
+            if let Some(ip) = ip {
+                if !opts.allow.is_empty() && !access::allowed(&opts.allow, ip) {
+                    log::error!("connection from client '{addr}' denied by access list");
+                    return;
+                }
+            }
+            addr.to_string()
+        }
+        Err(_) => "NOTSOCKET".to_string(),
+    };
+    let mut stream = StdStream {
+        input: io::stdin(),
+        output: io::stdout(),
+    };
+    serve::serve(&mut stream, &client, &opts.job);
+}

@@ -1,0 +1,54 @@
+//! distcc's exit codes (`src/exitcode.h` of distcc 3.4), so that scripts that test for them
+//! keep working. A compiler's own exit status is passed through unchanged and is not listed
+//! here; a compiler killed by signal N gives 128 + N.
+
+pub const DISTCC_FAILED: i32 = 100;
+pub const BAD_ARGUMENTS: i32 = 101;
+pub const BIND_FAILED: i32 = 102;
+pub const CONNECT_FAILED: i32 = 103;
+pub const OUT_OF_MEMORY: i32 = 105;
+pub const BAD_HOSTSPEC: i32 = 106;
+pub const IO_ERROR: i32 = 107;
+pub const TRUNCATED: i32 = 108;
+pub const PROTOCOL_ERROR: i32 = 109;
+pub const COMPILER_MISSING: i32 = 110;
+pub const RECURSION: i32 = 111;
+pub const SETUID_FAILED: i32 = 112;
+pub const ACCESS_DENIED: i32 = 113;
+pub const NO_HOSTS: i32 = 116;
+pub const TIMEOUT: i32 = 118;
+
+/// The exit code a shell would report for a process that ended with `status`: its exit
+/// code, or 128 + the signal that killed it.
+pub fn from_status(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => DISTCC_FAILED,
+    }
+}
+
+/// The exit code for a POSIX wait status as carried in a `STAT` packet.
+pub fn from_wait_status(status: u32) -> i32 {
+    let sig = status & 0x7f;
+    if sig == 0 {
+        ((status >> 8) & 0xff) as i32
+    } else {
+        128 + sig as i32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_status_decoding() {
+        assert_eq!(from_wait_status(0), 0);
+        assert_eq!(from_wait_status(1 << 8), 1);
+        assert_eq!(from_wait_status(0x6e00), COMPILER_MISSING);
+        assert_eq!(from_wait_status(11 | 0x80), 139);
+        assert_eq!(from_wait_status(9), 137);
+    }
+}

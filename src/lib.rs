@@ -1,0 +1,19 @@
+//! distcc-rs: distcc, the distributed C/C++ compiler, wire-compatible with distcc 3.4.
+//!
+//! The `distcc` client classifies a compiler command line (`args`), preprocesses locally,
+//! picks a host (`hosts`), sends the job (`protocol`, `transport`) and writes the result
+//! (`client`). The `distccd` daemon accepts connections (`daemon`, `access`), checks what it
+//! is asked to run (`policy`) and compiles it (`serve`).
+
+pub mod access;
+pub mod args;
+pub mod client;
+pub mod daemon;
+pub mod exitcode;
+pub mod hosts;
+pub mod logging;
+pub mod lzo;
+pub mod policy;
+pub mod protocol;
+pub mod serve;
+pub mod transport;

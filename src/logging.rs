@@ -1,0 +1,138 @@
+//! Log lines in distcc's own shape, `prog[pid] (module) ERROR: text`, written to stderr or
+//! appended to a file, through the `log` crate's macros.
+//!
+//! distcc's users grep for these lines, so the severity tags are distcc's (`ERROR: `,
+//! `Warning: `, none for info and debug). This module owns only the format and the
+//! destination; each binary decides the level and where lines go.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+/// Where log lines go.
+pub enum Sink {
+    Stderr,
+    File(File),
+    /// The daemon facility of syslog, distccd's default.
+    Syslog,
+}
+
+struct Logger {
+    prog: &'static str,
+    sink: Mutex<Sink>,
+}
+
+fn tag(level: Level) -> &'static str {
+    match level {
+        Level::Error => "ERROR: ",
+        Level::Warn => "Warning: ",
+        _ => "",
+    }
+}
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        // distcc names the C function; the Rust module path is our equivalent.
+        let module = record
+            .module_path()
+            .and_then(|m| m.rsplit("::").next())
+            .unwrap_or("main");
+        if let Sink::Syslog = &*self.lock_sink() {
+            syslog(
+                record.level(),
+                &format!("{}{}", tag(record.level()), record.args()),
+            );
+            return;
+        }
+        let line = format!(
+            "{}[{}] ({}) {}{}\n",
+            self.prog,
+            std::process::id(),
+            module,
+            tag(record.level()),
+            record.args()
+        );
+        // A log line that cannot be written is dropped: logging must never fail a job.
+        let _ = match &mut *self.lock_sink() {
+            Sink::Stderr => std::io::stderr().write_all(line.as_bytes()),
+            Sink::File(f) => f.write_all(line.as_bytes()),
+            Sink::Syslog => Ok(()),
+        };
+    }
+
+    fn flush(&self) {}
+}
+
+impl Logger {
+    fn lock_sink(&self) -> std::sync::MutexGuard<'_, Sink> {
+        match self.sink.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+fn syslog(level: Level, text: &str) {
+    let priority = match level {
+        Level::Error => libc::LOG_ERR,
+        Level::Warn => libc::LOG_WARNING,
+        Level::Info => libc::LOG_NOTICE,
+        Level::Debug | Level::Trace => libc::LOG_DEBUG,
+    };
+    let Ok(msg) = std::ffi::CString::new(text.replace('\0', " ")) else {
+        return;
+    };
+    // SAFETY: both strings are NUL-terminated and live across the call; "%s" makes syslog
+    // treat the message as data, never as a format.
+    unsafe { libc::syslog(libc::LOG_DAEMON | priority, c"%s".as_ptr(), msg.as_ptr()) };
+}
+
+/// Opens `path` for appending log lines, as distcc does with `DISTCC_LOG` and `--log-file`.
+pub fn open_file(path: &Path) -> std::io::Result<Sink> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(Sink::File)
+}
+
+/// Installs the logger for this process; later calls are ignored.
+pub fn init(prog: &'static str, sink: Sink, level: LevelFilter) {
+    if let Sink::Syslog = sink {
+        // SAFETY: the ident is a static NUL-terminated string, as openlog requires.
+        unsafe { libc::openlog(c"distccd".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
+    }
+    let logger = Logger {
+        prog,
+        sink: Mutex::new(sink),
+    };
+    if log::set_boxed_logger(Box::new(logger)).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+/// Renders an argv the way distcc's logs do: words joined by spaces, a word quoted when it
+/// is empty or holds blanks or quotes.
+pub fn argv_to_string<S: AsRef<str>>(argv: &[S]) -> String {
+    argv.iter()
+        .map(|a| {
+            let a = a.as_ref();
+            if a.is_empty() || a.contains([' ', '\t', '\n', '"', '\'', ';']) {
+                format!("\"{a}\"")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

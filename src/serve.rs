@@ -1,0 +1,199 @@
+//! One compile job on the daemon, over any byte stream (a TCP connection, or stdin/stdout
+//! under inetd or SSH): read the request, check it, compile it in a private temporary
+//! directory that is always removed, and send the reply in the client's protocol version.
+//!
+//! A client that half-closes its side after sending still gets its result: we never read
+//! after the request (distcc 3.4 takes that EOF for a vanished client and kills the job).
+//! Refusals close the connection without a reply, as distcc 3.4 does, so that 3.4 clients
+//! fall back to a local compile as usual. Listening, access control and process management
+//! belong to `daemon`.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::args::{self, Decision, LocalReason};
+use crate::exitcode;
+use crate::logging::argv_to_string;
+use crate::policy::{self, Refusal};
+use crate::protocol::{self, Limits, ProtocolError, Reply, DOTI};
+
+/// What the daemon needs to know to run a job.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    pub limits: Limits,
+    /// Where private job directories are made (`$TMPDIR`, default `/tmp`).
+    pub tmp_root: PathBuf,
+    /// `--enable-tcp-insecure`: skip the compiler and option checks.
+    pub insecure: bool,
+}
+
+/// Why a job ended without a reply.
+#[derive(Debug)]
+enum JobError {
+    Protocol(ProtocolError),
+    NotDistributable(LocalReason),
+    Refused(Refusal),
+    TempFiles(std::io::Error),
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobError::Protocol(e) => write!(f, "{e}"),
+            JobError::NotDistributable(r) => {
+                write!(
+                    f,
+                    "client sent a command that cannot be compiled remotely: {r}"
+                )
+            }
+            JobError::Refused(r) => write!(f, "{r}"),
+            JobError::TempFiles(e) => write!(f, "failed to set up the job's temporary files: {e}"),
+        }
+    }
+}
+
+impl From<ProtocolError> for JobError {
+    fn from(e: ProtocolError) -> Self {
+        JobError::Protocol(e)
+    }
+}
+
+impl JobError {
+    /// The result word of distcc's job summary line.
+    fn summary(&self) -> &'static str {
+        match self {
+            JobError::Protocol(ProtocolError::Io(_)) => "CLI_DISCONN",
+            JobError::Protocol(ProtocolError::Truncated { .. }) => "CLI_DISCONN",
+            JobError::Protocol(_) | JobError::NotDistributable(_) => "REJ_BAD_REQ",
+            JobError::Refused(_) | JobError::TempFiles(_) => "OTHER",
+        }
+    }
+}
+
+/// A finished compile, for the summary line.
+struct Done {
+    status: u32,
+    compiler: String,
+    input: String,
+}
+
+/// Runs `argv` with stdin from /dev/null, in its own process group, in `dir`; returns the
+/// wait status, stdout and stderr. A compiler that cannot be started gives distcc's
+/// "compiler missing" status with the reason on stderr, as distcc 3.4 reports it.
+fn run_compiler(argv: &[String], dir: &Path) -> (u32, Vec<u8>, Vec<u8>) {
+    let result = Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .process_group(0)
+        .output();
+    match result {
+        Ok(out) => (out.status.into_raw() as u32, out.stdout, out.stderr),
+        Err(e) => {
+            let msg = format!(
+                "distccd[{}] (serve) ERROR: failed to exec {}: {e}\n",
+                std::process::id(),
+                argv[0]
+            );
+            log::error!("failed to exec {}: {e}", argv[0]);
+            (
+                (exitcode::COMPILER_MISSING as u32) << 8,
+                Vec::new(),
+                msg.into_bytes(),
+            )
+        }
+    }
+}
+
+fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, JobError> {
+    let (version, argv) = protocol::read_request_header(stream, &cfg.limits)?;
+    log::debug!("got request: {}", argv_to_string(&argv));
+    let compile = match args::classify(&argv) {
+        Decision::Remote(c) => c,
+        Decision::Local(reason) => return Err(JobError::NotDistributable(reason)),
+    };
+    // Read the whole request before any refusal, so that the client sees a clean close
+    // rather than a reset in the middle of sending.
+    let doti = protocol::read_file(stream, DOTI, version, &cfg.limits)?;
+    if !cfg.insecure {
+        policy::check(&argv).map_err(JobError::Refused)?;
+    }
+
+    let dir = tempfile::Builder::new()
+        .prefix("distccd_")
+        .tempdir_in(&cfg.tmp_root)
+        .map_err(JobError::TempFiles)?;
+    let input = dir
+        .path()
+        .join(format!("input.{}", compile.lang.preprocessed_ext()));
+    let output = dir.path().join(if compile.assembly {
+        "output.s"
+    } else {
+        "output.o"
+    });
+    std::fs::write(&input, &doti).map_err(JobError::TempFiles)?;
+    drop(doti);
+
+    let cmd = compile.with_files(&input.to_string_lossy(), &output.to_string_lossy());
+    log::debug!("compiling: {}", argv_to_string(&cmd));
+    let (status, stdout, stderr) = run_compiler(&cmd, dir.path());
+    let object = if status == 0 {
+        // A compiler that succeeds without writing its output (a wrapper script, say)
+        // gives an empty result, as distcc 3.4 sends it.
+        std::fs::read(&output).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let reply = Reply {
+        status,
+        stderr,
+        stdout,
+        output: object,
+    };
+    reply.write(stream, version)?;
+    Ok(Done {
+        status,
+        compiler: argv[0].clone(),
+        input: compile.input().to_string(),
+    })
+}
+
+/// Serves one job on `stream` from `client` (an address for the log) and logs distcc's
+/// one-line summary of it.
+pub fn serve(stream: &mut (impl Read + Write), client: &str, cfg: &JobConfig) {
+    let start = Instant::now();
+    let result = run_job(stream, cfg);
+    let ms = start.elapsed().as_millis();
+    match result {
+        Ok(done) => {
+            let word = if done.status == 0 {
+                "COMPILE_OK"
+            } else {
+                "COMPILE_ERROR"
+            };
+            let sig = done.status & 0x7f;
+            log::info!(
+                "client: {client} {word} exit:{} sig:{sig} core:{} ret:0 time:{ms}ms {} {}",
+                (done.status >> 8) & 0xff,
+                u32::from(done.status & 0x80 != 0),
+                done.compiler,
+                done.input
+            );
+        }
+        Err(e) => {
+            match &e {
+                JobError::Refused(_) => log::warn!("refused job from {client}: {e}"),
+                _ => log::error!("job from {client} failed: {e}"),
+            }
+            log::info!(
+                "client: {client} {} exit:0 sig:0 core:0 ret:{} time:{ms}ms",
+                e.summary(),
+                exitcode::PROTOCOL_ERROR
+            );
+        }
+    }
+}
