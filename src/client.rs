@@ -10,10 +10,12 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use crate::args::{self, Compile, Decision};
 use crate::exitcode;
 use crate::hosts::{self, HostSpec, Transport};
+use crate::lock::{self, Slot};
 use crate::logging::argv_to_string;
 use crate::protocol::{self, Limits, ProtocolError, Reply, DOTI};
 use crate::transport::{self, ConnectError};
@@ -151,7 +153,7 @@ fn compile_remote(job: &Compile, host: &HostSpec) -> Result<Reply, RemoteError> 
     let (name, port) = match &host.transport {
         Transport::Tcp { host, port } => (host.as_str(), *port),
         Transport::Ssh { .. } => return Err(RemoteError::Unsupported("the SSH transport")),
-        Transport::Local => unreachable!("local hosts are compiled locally"),
+        Transport::Local => return Err(RemoteError::Unsupported("sending to localhost")),
     };
     let source = start_source(job)?;
     let connected = transport::connect(name, port, transport::io_timeout())
@@ -197,8 +199,9 @@ fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Picks the host for a job: the first usable entry of the list. `None` means compile here.
-fn pick_host() -> Option<HostSpec> {
+/// Picks a host for a job and takes one of its slots, waiting while every slot is busy.
+/// `None` means there is no usable host: compile here.
+fn pick_host() -> Option<(HostSpec, Option<Slot>)> {
     let list = match hosts::load() {
         Ok(list) => list,
         Err(e) => {
@@ -206,18 +209,52 @@ fn pick_host() -> Option<HostSpec> {
             return None;
         }
     };
-    list.hosts
-        .into_iter()
-        .find(|h| !h.down)
-        .filter(|h| h.transport != Transport::Local)
+    let usable: Vec<HostSpec> = list.hosts.into_iter().filter(|h| !h.down).collect();
+    if usable.is_empty() {
+        // distcc 3.4 waits for ever here.
+        log::warn!("every host in the list is marked down; compiling locally");
+        return None;
+    }
+    let dir = match hosts::distcc_dir().map(|top| lock::lock_dir(&top)) {
+        Some(Ok(dir)) => dir,
+        other => {
+            let why = match other {
+                Some(Err(e)) => e.to_string(),
+                _ => "neither DISTCC_DIR nor HOME is set".to_string(),
+            };
+            log::warn!("cannot use the lock directory ({why}); using the first host unlocked");
+            return usable.into_iter().next().map(|h| (h, None));
+        }
+    };
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match lock::pick(&dir, &usable) {
+            Ok(Some((i, slot))) => {
+                let host = usable[i].clone();
+                log::debug!("picked {} slot {}", host.spec, slot.slot);
+                return Some((host, Some(slot)));
+            }
+            Ok(None) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(e) => {
+                log::warn!("failed to lock a slot in {}: {e}", dir.display());
+                return usable.into_iter().next().map(|h| (h, None));
+            }
+        }
+    }
 }
 
 /// Compiles a distributable job somewhere and returns the exit code.
 fn build_somewhere(job: &Compile) -> i32 {
     let fallback = env_flag("DISTCC_FALLBACK", true);
-    let Some(host) = pick_host() else {
+    let Some((host, _slot)) = pick_host() else {
         return run_local(job.argv());
     };
+    if host.transport == Transport::Local {
+        return run_local(job.argv());
+    }
     match compile_remote(job, &host) {
         Ok(reply) if reply.status == 0 => {
             if let Err(e) = write_atomically(Path::new(job.output()), &reply.output) {

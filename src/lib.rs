@@ -1,7 +1,7 @@
 //! distcc-rs: distcc, the distributed C/C++ compiler, wire-compatible with distcc 3.4.
 //!
 //! The `distcc` client classifies a compiler command line (`args`), preprocesses locally,
-//! picks a host (`hosts`), sends the job (`protocol`, `transport`) and writes the result
+//! picks a host (`hosts`, `lock`), sends the job (`protocol`, `transport`) and writes the result
 //! (`client`). The `distccd` daemon accepts connections (`daemon`, `access`), checks what it
 //! is asked to run (`policy`) and compiles it (`serve`).
 
@@ -11,6 +11,7 @@ pub mod client;
 pub mod daemon;
 pub mod exitcode;
 pub mod hosts;
+pub mod lock;
 pub mod logging;
 pub mod lzo;
 pub mod policy;

@@ -1,0 +1,267 @@
+//! Whole builds through our distcc and distccd: objects identical to a local build's,
+//! jobs spread over several daemons, and local fallback when a daemon dies mid-build.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn cc() -> String {
+    format!("CC={OUR_DISTCC} gcc")
+}
+
+#[test]
+fn make_j4_over_two_daemons_gives_identical_objects() {
+    let project = Project::example();
+    project.add_generated(8);
+    let objs = "OBJS=main.o greet.o stats.o fib.o table.o";
+    let expected = project.reference_build(&["-j4", "hello", objs]);
+    let mut gens: Vec<String> = (0..8).map(|i| format!("gen{i}.o")).collect();
+    let reference_gens =
+        project.reference_build(&gens.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let a = Daemon::ours(&[]);
+    let b = Daemon::ours(&["--allow", "127.0.0.1"]);
+    let hosts = format!("{}/2 {}/2", a.host(), b.host());
+    let env = [("DISTCC_HOSTS", hosts.as_str())];
+    let out = project.make(&["-j4", &cc(), "hello", objs], &env);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_same_outputs(&expected, &project.outputs());
+    assert!(run_program(&project.path().join("hello")).contains("fib(50) = 12586269025"));
+
+    let _ = project.make(&["clean"], &[]);
+    let mut args = vec!["-j4".to_string(), cc()];
+    args.append(&mut gens);
+    let out = project.make(&args.iter().map(String::as_str).collect::<Vec<_>>(), &env);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_same_outputs(&reference_gens, &project.outputs());
+
+    // Every compile was remote, and both daemons took part.
+    wait_for(Duration::from_secs(10), || {
+        a.compiled_ok() + b.compiled_ok() >= 13
+    });
+    let (na, nb) = (a.compiled_ok(), b.compiled_ok());
+    assert_eq!(
+        na + nb,
+        13,
+        "daemon logs:\n{}\n{}",
+        a.log_text(),
+        b.log_text()
+    );
+    assert!(na > 0 && nb > 0, "jobs were not spread: {na} and {nb}");
+}
+
+#[test]
+fn lzo_build_gives_identical_objects() {
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    let d = Daemon::ours(&[]);
+    let hosts = format!("{},lzo", d.host());
+    let out = project.make(&["-j4", &cc()], &[("DISTCC_HOSTS", &hosts)]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_same_outputs(&expected, &project.outputs());
+    assert_eq!(d.wait_compiled(5), 5);
+}
+
+#[test]
+fn daemon_killed_mid_build_falls_back_locally() {
+    let project = Project::example();
+    let gens = project.add_generated(24);
+    let targets: Vec<String> = gens.iter().map(|g| g.replace(".c", ".o")).collect();
+    let mut args: Vec<&str> = vec!["-j2"];
+    args.extend(targets.iter().map(String::as_str));
+    let expected = project.reference_build(&args);
+
+    let mut d = Daemon::ours(&[]);
+    let hosts = d.host();
+    let mut make = Command::new("make");
+    make.current_dir(project.path())
+        .args(&args)
+        .arg(cc())
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_HOSTS", &hosts)
+        .env_remove("DISTCC_LOG")
+        .env_remove("DISTCC_VERBOSE");
+    let child = make
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(60), || d.compiled_ok() >= 2),
+        "no job reached the daemon: {}",
+        d.log_text()
+    );
+    d.child.kill().unwrap(); // SIGKILL
+    d.child.wait().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("running locally instead"),
+        "no fallback warning:\n{stderr}"
+    );
+    assert_same_outputs(&expected, &project.outputs());
+}
+
+fn distcc(
+    project: &Project,
+    hosts: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut cmd = Command::new(OUR_DISTCC);
+    cmd.current_dir(project.path())
+        .args(args)
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_HOSTS", hosts)
+        .env_remove("DISTCC_VERBOSE")
+        .env_remove("DISTCC_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn unreachable_host_compiles_locally_with_one_warning() {
+    let project = Project::example();
+    // A port nobody listens on: bind one, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hosts = format!("127.0.0.1:{port}");
+    let out = distcc(
+        &project,
+        &hosts,
+        &["gcc", "-O2", "-c", "fib.c", "-o", "fib.o"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("running locally instead").count(),
+        1,
+        "{stderr}"
+    );
+    let reference = Command::new("gcc")
+        .current_dir(project.path())
+        .args(["-O2", "-c", "fib.c", "-o", "ref.o"])
+        .status()
+        .unwrap();
+    assert!(reference.success());
+    assert_eq!(
+        std::fs::read(project.path().join("fib.o")).unwrap(),
+        std::fs::read(project.path().join("ref.o")).unwrap()
+    );
+
+    // With fallback disabled the failure is an error, and no object appears.
+    std::fs::remove_file(project.path().join("fib.o")).unwrap();
+    let out = distcc(
+        &project,
+        &hosts,
+        &["gcc", "-c", "fib.c"],
+        &[("DISTCC_FALLBACK", "0")],
+    );
+    assert_eq!(out.status.code(), Some(116), "{}", show(&out));
+    assert!(!project.path().join("fib.o").exists());
+}
+
+#[test]
+fn no_hosts_compiles_locally_and_implicit_compiler_is_cc() {
+    let project = Project::example();
+    let out = Command::new(OUR_DISTCC)
+        .current_dir(project.path())
+        .args(["-c", "fib.c"])
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("HOME", project.path())
+        .env_remove("DISTCC_HOSTS")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(project.path().join("fib.o").exists());
+}
+
+#[test]
+fn compile_errors_keep_gcc_status_and_message() {
+    let project = Project::example();
+    std::fs::write(
+        project.path().join("bad.c"),
+        "int main(void) { return x; }\n",
+    )
+    .unwrap();
+    let gcc = Command::new("gcc")
+        .current_dir(project.path())
+        .args(["-c", "bad.c", "-o", "bad.o"])
+        .output()
+        .unwrap();
+    let d = Daemon::ours(&[]);
+    for env in [&[][..], &[("DISTCC_SKIP_LOCAL_RETRY", "1")][..]] {
+        let out = distcc(
+            &project,
+            &d.host(),
+            &["gcc", "-c", "bad.c", "-o", "bad.o"],
+            env,
+        );
+        assert_eq!(out.status.code(), gcc.status.code(), "{}", show(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr
+                .matches("undeclared (first use in this function)")
+                .count(),
+            1,
+            "{stderr}"
+        );
+        assert!(!project.path().join("bad.o").exists());
+    }
+}
+
+#[test]
+fn remote_object_replaces_output_atomically() {
+    let project = Project::example();
+    let d = Daemon::ours(&[]);
+    let obj = project.path().join("fib.o");
+    std::fs::write(&obj, b"old contents").unwrap();
+    let out = distcc(&project, &d.host(), &["gcc", "-c", "fib.c"], &[]);
+    assert!(out.status.success(), "{}", show(&out));
+    let data = std::fs::read(&obj).unwrap();
+    assert_eq!(&data[..4], b"\x7fELF");
+    // No temporary files are left beside it.
+    let leftovers: Vec<_> = std::fs::read_dir(project.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".distcc-"))
+        .collect();
+    assert!(leftovers.is_empty());
+    assert_eq!(d.wait_compiled(1), 1);
+}
+
+#[test]
+fn dependency_files_match_gcc() {
+    let project = Project::example();
+    std::fs::create_dir(project.path().join("out")).unwrap();
+    let d = Daemon::ours(&[]);
+    let args = ["-MD", "-c", "main.c", "-o", "out/main.o"];
+    let gcc = Command::new("gcc")
+        .current_dir(project.path())
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(gcc.success());
+    let expected = std::fs::read(project.path().join("out/main.d")).unwrap();
+    std::fs::remove_file(project.path().join("out/main.d")).unwrap();
+    let mut full = vec!["gcc"];
+    full.extend_from_slice(&args);
+    let out = distcc(&project, &d.host(), &full, &[]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        std::fs::read(project.path().join("out/main.d")).unwrap(),
+        expected
+    );
+    assert!(!project.path().join("main.d").exists());
+    assert_eq!(d.wait_compiled(1), 1);
+}

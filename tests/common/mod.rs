@@ -1,0 +1,286 @@
+//! Test helpers: real daemons (ours or distcc 3.4's) on ephemeral loopback ports, copies of
+//! the example project, and a few `/proc` readings. Every wait is bounded.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const OUR_DISTCC: &str = env!("CARGO_BIN_EXE_distcc");
+pub const OUR_DISTCCD: &str = env!("CARGO_BIN_EXE_distccd");
+pub const DISTCC_34: &str = "/usr/bin/distcc";
+pub const DISTCCD_34: &str = "/usr/bin/distccd";
+
+/// Fails with a clear message when distcc 3.4 is not installed: interop tests must not
+/// pass silently without it.
+pub fn require_distcc_34() {
+    for p in [DISTCC_34, DISTCCD_34] {
+        assert!(
+            Path::new(p).exists(),
+            "{p} is missing: install Debian's distcc package (scripts/test.sh does it as root)"
+        );
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// Waits until `cond` holds, for at most `limit`.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// A running daemon, killed when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `program` (our distccd or 3.4's) in the foreground on a fresh loopback port.
+    pub fn start(program: &str, extra: &[&str]) -> Daemon {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let log = dir.path().join("distccd.log");
+            let port = free_port();
+            let mut cmd = Command::new(program);
+            cmd.args(["--daemon", "--no-detach", "--listen", "127.0.0.1"])
+                .args(["--port", &port.to_string()])
+                .args(["--log-file", log.to_str().unwrap()])
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            if program == DISTCCD_34 {
+                cmd.args(["--log-level", "info"]);
+            }
+            let mut child = cmd.spawn().expect("start distccd");
+            let up = wait_for(Duration::from_secs(10), || {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    || child.try_wait().ok().flatten().is_some()
+            });
+            if up && child.try_wait().ok().flatten().is_none() {
+                return Daemon {
+                    child,
+                    port,
+                    log,
+                    _dir: dir,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("{program} did not start listening");
+    }
+
+    pub fn ours(extra: &[&str]) -> Daemon {
+        let mut args = vec!["--allow", "127.0.0.1", "--jobs", "4"];
+        args.extend_from_slice(extra);
+        Daemon::start(OUR_DISTCCD, &args)
+    }
+
+    pub fn distcc_34() -> Daemon {
+        require_distcc_34();
+        Daemon::start(DISTCCD_34, &["--allow", "127.0.0.1", "--jobs", "4"])
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many jobs this daemon has logged as compiled successfully.
+    pub fn compiled_ok(&self) -> usize {
+        self.log_text().matches("COMPILE_OK").count()
+    }
+
+    /// Waits (bounded) until the daemon has logged `n` successful jobs, and returns the
+    /// count then: the summary line is written just after the reply is sent.
+    pub fn wait_compiled(&self, n: usize) -> usize {
+        wait_for(Duration::from_secs(10), || self.compiled_ok() >= n);
+        self.compiled_ok()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private copy of the example project, with its own `DISTCC_DIR`.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn example() -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("example");
+        for entry in std::fs::read_dir(&src).expect("example dir") {
+            let entry = entry.unwrap();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".c") || name.ends_with(".h") || name == "Makefile" {
+                std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+            }
+        }
+        Project { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Adds `n` generated C files (`gen0.c` ...) that take a little while to compile.
+    pub fn add_generated(&self, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let name = format!("gen{i}.c");
+                let mut text = String::from("#include <stdio.h>\n#include <string.h>\n");
+                for f in 0..40 {
+                    text.push_str(&format!(
+                        "int gen{i}_f{f}(int x) {{ char b[64]; snprintf(b, sizeof b, \"%d\", x * {f}); \
+                         return (int)strlen(b) + x % {m}; }}\n",
+                        m = f + 3
+                    ));
+                }
+                std::fs::write(self.path().join(&name), text).unwrap();
+                name
+            })
+            .collect()
+    }
+
+    pub fn distcc_dir(&self) -> PathBuf {
+        self.path().join(".distcc")
+    }
+
+    /// Runs `make` in the project with the given environment.
+    pub fn make(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new("make");
+        cmd.current_dir(self.path())
+            .args(args)
+            .env("DISTCC_DIR", self.distcc_dir())
+            .env_remove("DISTCC_HOSTS")
+            .env_remove("DISTCC_VERBOSE")
+            .env_remove("DISTCC_LOG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run make")
+    }
+
+    /// Every `.o` and `.d` file of the project, by name.
+    pub fn outputs(&self) -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(self.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".o") || n.ends_with(".d"))
+            .map(|n| {
+                let data = std::fs::read(self.path().join(&n)).unwrap();
+                (n, data)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Builds locally with `make`, keeps the outputs, and cleans up for the next build.
+    pub fn reference_build(&self, make_args: &[&str]) -> Vec<(String, Vec<u8>)> {
+        let out = self.make(make_args, &[]);
+        assert!(out.status.success(), "local build failed: {}", show(&out));
+        let outputs = self.outputs();
+        let out = self.make(&["clean"], &[]);
+        assert!(out.status.success());
+        outputs
+    }
+}
+
+/// Asserts that two sets of build outputs are byte-identical.
+pub fn assert_same_outputs(expected: &[(String, Vec<u8>)], actual: &[(String, Vec<u8>)]) {
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(expected), names(actual), "different sets of outputs");
+    for ((name, a), (_, b)) in expected.iter().zip(actual) {
+        assert!(a == b, "{name} differs from the local build's");
+    }
+}
+
+pub fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs the program a build made and returns what it printed.
+pub fn run_program(path: &Path) -> String {
+    let out = Command::new(path).output().expect("run built program");
+    assert!(out.status.success(), "{}", show(&out));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Open file descriptors of a process.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Threads of a process.
+pub fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Child processes of a process (zombies included).
+pub fn child_count(pid: u32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // Fields after the parenthesised command name: state, ppid, ...
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string))
+                .is_some_and(|ppid| ppid == pid.to_string())
+        })
+        .count()
+}
+
+/// Reads everything a stream sends until it closes (bounded by its read timeout).
+pub fn read_all(stream: &mut TcpStream) -> Vec<u8> {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut v = Vec::new();
+    let _ = stream.read_to_end(&mut v);
+    v
+}
