@@ -5,6 +5,7 @@
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -58,6 +59,10 @@ impl Daemon {
     pub fn start(program: &str, extra: &[&str]) -> Daemon {
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("tempdir");
+            // distcc 3.4's daemon, started as root, drops to its own user before it opens
+            // the log file.
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+                .expect("chmod log dir");
             let log = dir.path().join("distccd.log");
             let port = free_port();
             let mut cmd = Command::new(program);
@@ -150,6 +155,8 @@ impl Project {
                 std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
             }
         }
+        // distcc 3.4's client silently stops distributing when DISTCC_DIR does not exist.
+        std::fs::create_dir(dir.path().join(".distcc")).expect("create DISTCC_DIR");
         Project { dir }
     }
 
