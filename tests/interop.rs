@@ -21,7 +21,12 @@ fn build_with(client: &str, daemon: &Daemon, lzo: bool) {
     );
     assert_same_outputs(&expected, &project.outputs());
     assert!(run_program(&project.path().join("hello")).contains("Hello, world"));
-    assert_eq!(daemon.wait_compiled(before + 5), before + 5, "{}", daemon.log_text());
+    assert_eq!(
+        daemon.wait_compiled(before + 5),
+        before + 5,
+        "{}",
+        daemon.log_text()
+    );
 }
 
 #[test]

@@ -57,6 +57,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `program` (our distccd or 3.4's) in the foreground on a fresh loopback port.
     pub fn start(program: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_with_env(program, extra, &[])
+    }
+
+    /// Like `start`, with extra environment variables for the daemon.
+    pub fn start_with_env(program: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("tempdir");
             // distcc 3.4's daemon, started as root, drops to its own user before it opens
@@ -70,6 +75,7 @@ impl Daemon {
                 .args(["--port", &port.to_string()])
                 .args(["--log-file", log.to_str().unwrap()])
                 .args(extra)
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());

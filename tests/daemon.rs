@@ -1,0 +1,265 @@
+//! The daemon against bad and unusual clients: garbage, truncated requests, absurd lengths,
+//! refused addresses and compilers, half-closed sockets, and inetd mode over a pipe. It must
+//! keep serving, and come back to its idle number of threads, child processes, open file
+//! descriptors and temporary directories.
+
+mod common;
+
+use std::io::Write;
+use std::net::{Shutdown, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use distcc_rs::protocol::{self, Limits, Reply, Request, Version};
+
+fn request(argv: &[&str], doti: &[u8], version: Version) -> Vec<u8> {
+    let req = Request {
+        version,
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        doti: doti.to_vec(),
+    };
+    let mut bytes = Vec::new();
+    req.write(&mut bytes).unwrap();
+    bytes
+}
+
+fn valid_request(version: Version) -> Vec<u8> {
+    request(
+        &["gcc", "-O2", "-c", "t.c", "-o", "t.o"],
+        b"int twice(int x) { return 2 * x; }\n",
+        version,
+    )
+}
+
+/// Sends `bytes`, half-closes, and returns everything the daemon answers.
+fn exchange(port: u16, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(Shutdown::Write);
+    read_all(&mut s)
+}
+
+fn assert_compiles(port: u16, version: Version) {
+    let answer = exchange(port, &valid_request(version));
+    let reply = Reply::read(&mut &answer[..], version, &Limits::default()).unwrap_or_else(|e| {
+        panic!(
+            "no valid reply ({e}): {:?}",
+            String::from_utf8_lossy(&answer)
+        )
+    });
+    assert_eq!(
+        reply.status,
+        0,
+        "{}",
+        String::from_utf8_lossy(&reply.stderr)
+    );
+    assert_eq!(&reply.output[..4], b"\x7fELF");
+}
+
+fn job_dirs(tmp: &std::path::Path) -> usize {
+    std::fs::read_dir(tmp)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("distccd_"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn bad_clients_do_not_hurt_the_daemon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_s = tmp.path().to_str().unwrap().to_string();
+    let mut d = Daemon::start_with_env(
+        OUR_DISTCCD,
+        &["--allow", "127.0.0.1", "--jobs", "2"],
+        &[("TMPDIR", &tmp_s)],
+    );
+    let port = d.port;
+    assert_compiles(port, Version::Plain);
+
+    let pid = d.pid();
+    let settle = || {
+        wait_for(Duration::from_secs(10), || {
+            child_count(pid) == 0 && job_dirs(tmp.path()) == 0
+        });
+    };
+    settle();
+    let idle = (fd_count(pid), thread_count(pid), child_count(pid));
+
+    let valid = valid_request(Version::Plain);
+    let mut bad: Vec<(String, Vec<u8>)> = vec![
+        ("garbage".into(), b"GET / HTTP/1.0\r\n\r\n".to_vec()),
+        (
+            "binary garbage".into(),
+            (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect(),
+        ),
+        ("empty".into(), Vec::new()),
+        ("bad hex".into(), b"DIST0000000zARGC00000001".to_vec()),
+        (
+            "version 3".into(),
+            protocol::header(protocol::DIST, 3).to_vec(),
+        ),
+        (
+            "version 0".into(),
+            protocol::header(protocol::DIST, 0).to_vec(),
+        ),
+    ];
+    let mut huge = protocol::header(protocol::DIST, 1).to_vec();
+    huge.extend_from_slice(&protocol::header(protocol::ARGC, u32::MAX));
+    bad.push(("2^32-1 arguments".into(), huge));
+    let mut huge = protocol::header(protocol::DIST, 1).to_vec();
+    huge.extend_from_slice(&protocol::header(protocol::ARGC, 1));
+    huge.extend_from_slice(&protocol::header(protocol::ARGV, u32::MAX));
+    bad.push(("2^32-1 argument length".into(), huge));
+    let mut huge = valid[..valid.len() - 35 - 12].to_vec();
+    huge.extend_from_slice(&protocol::header(protocol::DOTI, u32::MAX));
+    huge.extend_from_slice(b"int x;");
+    bad.push(("2^32-1 file length".into(), huge));
+    for cut in [1, 12, 30, 60, valid.len() - 10] {
+        bad.push((format!("truncated at {cut}"), valid[..cut].to_vec()));
+    }
+    bad.push((
+        "not a compiler".into(),
+        request(&["sh", "-c", "x.c", "-o", "x.o"], b"", Version::Plain),
+    ));
+    bad.push((
+        "plugin".into(),
+        request(
+            &["gcc", "-fplugin=/tmp/p.so", "-c", "x.c"],
+            b"",
+            Version::Plain,
+        ),
+    ));
+    bad.push((
+        "link".into(),
+        request(&["gcc", "x.c", "-o", "x"], b"", Version::Plain),
+    ));
+    bad.push(("corrupt lzo".into(), {
+        let mut v = request(&["gcc", "-c", "x.c"], b"", Version::Lzo);
+        v.truncate(v.len() - 12);
+        v.extend_from_slice(&protocol::header(protocol::DOTI, 3));
+        v.extend_from_slice(&[0x11, 0x04, 0x00]);
+        v
+    }));
+
+    for (what, bytes) in &bad {
+        let answer = exchange(port, bytes);
+        assert!(answer.is_empty(), "{what}: the daemon answered {answer:?}");
+        // The daemon still serves a valid client after each bad one.
+        assert_compiles(port, Version::Lzo);
+    }
+    // Clients that vanish without a word, in the middle of a request.
+    for cut in [0, 5, 40] {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(&valid[..cut]).unwrap();
+        drop(s);
+    }
+    assert_compiles(port, Version::Plain);
+    settle();
+    let after = (fd_count(pid), thread_count(pid), child_count(pid));
+    println!(
+        "bad requests: {}, daemon fds/threads/children idle {idle:?}, after {after:?}",
+        bad.len()
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || (
+            fd_count(pid),
+            thread_count(pid),
+            child_count(pid)
+        ) == idle),
+        "daemon did not return to idle: {idle:?} then {:?}",
+        (fd_count(pid), thread_count(pid), child_count(pid))
+    );
+    assert_eq!(job_dirs(tmp.path()), 0, "job directories were left behind");
+    assert!(d.child.try_wait().unwrap().is_none(), "the daemon died");
+    let log = d.log_text();
+    assert!(log.contains("protocol derailment"), "{log}");
+    assert!(log.contains("not a compiler this distccd runs"), "{log}");
+}
+
+#[test]
+fn refuses_to_start_without_allow() {
+    let out = Command::new(OUR_DISTCCD)
+        .args(["--daemon", "--no-detach", "--port", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow"));
+}
+
+#[test]
+fn bad_options_exit_101() {
+    for args in [
+        &["--bogus"][..],
+        &["--jobs", "0"],
+        &["--jobs", "201"],
+        &["--allow", "1.2.3.4/40"],
+    ] {
+        let out = Command::new(OUR_DISTCCD).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(101), "{args:?}: {}", show(&out));
+    }
+    let out = Command::new(OUR_DISTCCD).arg("--version").output().unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn clients_outside_the_allow_list_are_closed() {
+    let d = Daemon::start(OUR_DISTCCD, &["--allow", "127.0.0.2"]);
+    let answer = exchange(d.port, &valid_request(Version::Plain));
+    assert!(answer.is_empty());
+    assert!(wait_for(Duration::from_secs(5), || d
+        .log_text()
+        .contains("denied by access list")));
+}
+
+#[test]
+fn half_closed_client_still_gets_its_object() {
+    // distcc 3.4's daemon kills such a job; ours answers.
+    let d = Daemon::ours(&[]);
+    assert_compiles(d.port, Version::Plain);
+    assert_compiles(d.port, Version::Lzo);
+}
+
+#[test]
+fn compile_errors_come_back_as_status_and_stderr() {
+    let d = Daemon::ours(&[]);
+    let answer = exchange(
+        d.port,
+        &request(
+            &["gcc", "-c", "e.c", "-o", "e.o"],
+            b"int f( {\n",
+            Version::Plain,
+        ),
+    );
+    let reply = Reply::read(&mut &answer[..], Version::Plain, &Limits::default()).unwrap();
+    assert_eq!(reply.status >> 8, 1);
+    assert!(String::from_utf8_lossy(&reply.stderr).contains("error"));
+    assert!(reply.output.is_empty());
+}
+
+#[test]
+fn inetd_mode_serves_one_job_over_a_pipe() {
+    for version in [Version::Plain, Version::Lzo] {
+        let mut child = Command::new(OUR_DISTCCD)
+            .args(["--inetd", "--log-stderr"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&valid_request(version))
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+        let reply = Reply::read(&mut &out.stdout[..], version, &Limits::default()).unwrap();
+        assert_eq!(reply.status, 0);
+        assert_eq!(&reply.output[..4], b"\x7fELF");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("NOTSOCKET COMPILE_OK"));
+    }
+}
