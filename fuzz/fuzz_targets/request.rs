@@ -1,0 +1,23 @@
+//! Feeds arbitrary bytes to the daemon's request reader and the classifier behind it: any
+//! input must give a request or a typed error, never a panic or an allocation beyond the
+//! limits.
+#![no_main]
+
+use distcc_rs::args;
+use distcc_rs::protocol::{Limits, Request};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let limits = Limits {
+        max_file: 1 << 20,
+        ..Limits::default()
+    };
+    if let Ok(req) = Request::read(&mut &data[..], &limits) {
+        assert!(req.doti.len() <= limits.max_file);
+        if let args::Decision::Remote(job) = args::classify(&req.argv) {
+            let _ = job.with_files("in.i", "out.o");
+            let _ = job.server_argv();
+            let _ = job.cpp_argv();
+        }
+    }
+});
