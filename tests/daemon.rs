@@ -263,3 +263,29 @@ fn inetd_mode_serves_one_job_over_a_pipe() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("NOTSOCKET COMPILE_OK"));
     }
 }
+
+#[test]
+fn jobs_limit_bounds_concurrent_connections() {
+    let d = Daemon::start(OUR_DISTCCD, &["--allow", "127.0.0.1", "--jobs", "1"]);
+    let valid = valid_request(Version::Plain);
+    // The first client sends half a request and stalls, holding the only worker.
+    let mut stalled = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    stalled.write_all(&valid[..30]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // The second waits in the listen backlog: no answer while the first is served.
+    let mut waiting = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    waiting.write_all(&valid).unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let early = std::io::Read::read(&mut waiting, &mut byte);
+    assert!(
+        early.is_err(),
+        "second job was served while the only worker was busy"
+    );
+    drop(stalled);
+    let answer = read_all(&mut waiting);
+    let reply = Reply::read(&mut &answer[..], Version::Plain, &Limits::default()).unwrap();
+    assert_eq!(reply.status, 0);
+}

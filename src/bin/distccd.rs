@@ -1,13 +1,12 @@
 //! `distccd`: the volunteer daemon that compiles jobs sent by `distcc` clients.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Parser;
 use distcc_rs::access::{self, Allow};
 use distcc_rs::daemon::{self, Options};
 use distcc_rs::serve::JobConfig;
-use distcc_rs::{exitcode, logging, protocol::Limits};
+use distcc_rs::{exitcode, logging, protocol::Limits, transport};
 use log::LevelFilter;
 
 #[derive(Parser, Debug)]
@@ -126,13 +125,7 @@ fn main() {
         inetd,
         no_detach: cli.no_detach,
         pid_file: cli.pid_file.clone(),
-        io_timeout: Duration::from_secs(
-            std::env::var("DISTCC_IO_TIMEOUT")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .filter(|&s: &u64| s > 0)
-                .unwrap_or(300),
-        ),
+        io_timeout: transport::io_timeout(),
         job: JobConfig {
             limits: Limits::default(),
             tmp_root,
