@@ -85,10 +85,31 @@ const UNSAFE: &[(&str, bool)] = &[
     ("--sysroot", false),
     ("-isysroot", false),
     ("-iplugindir", false),
+    ("--output", false),
+    ("-fopt-info", false),
+    ("-fprofile-note", false),
+    ("-fprofile-dir", false),
+    ("-fprofile-generate", false),
+    ("-fprofile-use", false),
+    ("-fauto-profile", false),
+    ("-fsave-optimization-record", false),
+    ("-Xassembler", true),
     ("-load", true),
     ("-plugin", true),
     ("-add-plugin", true),
 ];
+
+/// `-Wa,...` options that make the assembler read or write files of the client's choosing:
+/// listings (`-a...=FILE`), dependency files, other outputs, option files.
+fn assembler_writes_files(arg: &str) -> bool {
+    arg.strip_prefix("-Wa,").is_some_and(|opts| {
+        opts.split(',').any(|o| {
+            ["-a", "--MD", "-o", "@", "--listing", "-I"]
+                .iter()
+                .any(|p| o.starts_with(p))
+        })
+    })
+}
 
 /// Checks a received command line; `argv[0]` is the compiler.
 pub fn check(argv: &[String]) -> Result<(), Refusal> {
@@ -108,6 +129,7 @@ pub fn check(argv: &[String]) -> Result<(), Refusal> {
     }
     for arg in &argv[1..] {
         let refused = arg.starts_with('@')
+            || assembler_writes_files(arg)
             || UNSAFE.iter().any(
                 |&(p, exact)| {
                     if exact {
@@ -190,6 +212,12 @@ mod tests {
             "-fdump-tree-all",
             "-include",
             "-load",
+            "--output=/etc/x",
+            "-fopt-info-all=/tmp/x",
+            "-Wa,-alh=/tmp/x.lst",
+            "-Wa,--MD,/x",
+            "-Xassembler",
+            "-fprofile-note=/x",
         ] {
             let argv = v(&format!("gcc -c a.c {bad} x"));
             assert!(
@@ -201,5 +229,6 @@ mod tests {
             check(&v("gcc -O2 -g -Wall -std=c99 -fPIC -c a.c -o a.o")),
             Ok(())
         );
+        assert_eq!(check(&v("gcc -Wa,--noexecstack -c a.c")), Ok(()));
     }
 }

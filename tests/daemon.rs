@@ -289,3 +289,48 @@ fn jobs_limit_bounds_concurrent_connections() {
     let reply = Reply::read(&mut &answer[..], Version::Plain, &Limits::default()).unwrap();
     assert_eq!(reply.status, 0);
 }
+
+#[test]
+fn daemon_detaches_and_writes_its_pid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("distccd.pid");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let status = Command::new(OUR_DISTCCD)
+        .args(["--daemon", "--listen", "127.0.0.1", "--allow", "127.0.0.1"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+        ])
+        .args(["--log-file", dir.path().join("log").to_str().unwrap()])
+        .status()
+        .unwrap();
+    // The command returns at once; the daemon lives on in the background.
+    assert!(status.success());
+    assert!(wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
+    }));
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let result = std::panic::catch_unwind(|| assert_compiles(port, Version::Lzo));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    assert!(result.is_ok(), "the detached daemon did not serve");
+    // Gone, or a zombie waiting for whoever adopted it to reap it.
+    assert!(wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, r)| r.starts_with('Z'))
+        })
+    }));
+}
