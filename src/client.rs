@@ -8,11 +8,12 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::args::{self, Compile, Decision};
+use crate::backoff;
 use crate::exitcode;
 use crate::hosts::{self, HostSpec, Transport};
 use crate::lock::{self, Slot};
@@ -199,9 +200,9 @@ fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Picks a host for a job and takes one of its slots, waiting while every slot is busy.
-/// `None` means there is no usable host: compile here.
-fn pick_host() -> Option<(HostSpec, Option<Slot>)> {
+/// The hosts a job may use (neither `,down` nor backed off), and the directory of slot
+/// locks and backoff marks when there is one. `None` means: compile here.
+fn candidates() -> Option<(Vec<HostSpec>, Option<PathBuf>)> {
     let list = match hosts::load() {
         Ok(list) => list,
         Err(e) => {
@@ -209,30 +210,47 @@ fn pick_host() -> Option<(HostSpec, Option<Slot>)> {
             return None;
         }
     };
-    let usable: Vec<HostSpec> = list.hosts.into_iter().filter(|h| !h.down).collect();
+    let mut usable: Vec<HostSpec> = list.hosts.into_iter().filter(|h| !h.down).collect();
     if usable.is_empty() {
         // distcc 3.4 waits for ever here.
         log::warn!("every host in the list is marked down; compiling locally");
         return None;
     }
     let dir = match hosts::distcc_dir().map(|top| lock::lock_dir(&top)) {
-        Some(Ok(dir)) => dir,
+        Some(Ok(dir)) => Some(dir),
         other => {
             let why = match other {
                 Some(Err(e)) => e.to_string(),
                 _ => "neither DISTCC_DIR nor HOME is set".to_string(),
             };
-            log::warn!("cannot use the lock directory ({why}); using the first host unlocked");
-            return usable.into_iter().next().map(|h| (h, None));
+            log::warn!("cannot use the lock directory ({why}); hosts are used unlocked");
+            None
         }
+    };
+    if let (Some(dir), Some(period)) = (&dir, backoff::period()) {
+        usable.retain(|h| {
+            let skip = backoff::is_backed_off(dir, &lock::host_key(h), period);
+            if skip {
+                log::debug!("skipping {}: it failed less than {period:?} ago", h.spec);
+            }
+            !skip
+        });
+    }
+    Some((usable, dir))
+}
+
+/// Takes a slot on one of `hosts`, waiting while every slot is busy; returns the host's
+/// index. Without a lock directory the first host is used, unlocked.
+fn take_slot(hosts: &[HostSpec], dir: Option<&Path>) -> (usize, Option<Slot>) {
+    let Some(dir) = dir else {
+        return (0, None);
     };
     let mut pause = Duration::from_millis(5);
     loop {
-        match lock::pick(&dir, &usable) {
+        match lock::pick(dir, hosts) {
             Ok(Some((i, slot))) => {
-                let host = usable[i].clone();
-                log::debug!("picked {} slot {}", host.spec, slot.slot);
-                return Some((host, Some(slot)));
+                log::debug!("picked {} slot {}", hosts[i].spec, slot.slot);
+                return (i, Some(slot));
             }
             Ok(None) => {
                 std::thread::sleep(pause);
@@ -240,69 +258,95 @@ fn pick_host() -> Option<(HostSpec, Option<Slot>)> {
             }
             Err(e) => {
                 log::warn!("failed to lock a slot in {}: {e}", dir.display());
-                return usable.into_iter().next().map(|h| (h, None));
+                return (0, None);
             }
         }
     }
 }
 
-/// Compiles a distributable job somewhere and returns the exit code.
+/// Compiles a distributable job somewhere and returns the exit code. Each host is tried at
+/// most once; one that fails is backed off for every client and the next is tried; when
+/// none is left the job is compiled here.
 fn build_somewhere(job: &Compile) -> i32 {
-    let fallback = env_flag("DISTCC_FALLBACK", true);
-    let Some((host, _slot)) = pick_host() else {
+    let Some((mut hosts, dir)) = candidates() else {
         return run_local(job.argv());
     };
-    if host.transport == Transport::Local {
-        return run_local(job.argv());
-    }
-    match compile_remote(job, &host) {
-        Ok(reply) if reply.status == 0 => {
-            if let Err(e) = write_atomically(Path::new(job.output()), &reply.output) {
-                log::warn!(
-                    "failed to write {}: {e}; compiling locally instead",
-                    job.output()
-                );
-                return run_local(job.argv());
+    let mark = |host: &HostSpec| {
+        if let (Some(dir), Some(_)) = (&dir, backoff::period()) {
+            if let Err(e) = backoff::mark(dir, &lock::host_key(host)) {
+                log::warn!("failed to record the failure of {}: {e}", host.spec);
             }
-            let _ = io::stderr().write_all(&reply.stderr);
-            let _ = io::stdout().write_all(&reply.stdout);
-            let _ = io::stdout().flush();
-            log::info!("compile {} on {} completed ok", job.input(), host.spec);
-            0
         }
-        Ok(reply) => {
-            let code = exitcode::from_wait_status(reply.status);
-            log::info!(
-                "compile {} on {} failed with exit code {code}",
-                job.input(),
-                host.spec
-            );
-            if std::env::var_os("DISTCC_SKIP_LOCAL_RETRY").is_some() && code < 128 {
+    };
+    let mut failed_host = None;
+    while !hosts.is_empty() {
+        let (i, _slot) = take_slot(&hosts, dir.as_deref());
+        let host = hosts[i].clone();
+        if host.transport == Transport::Local {
+            return run_local(job.argv());
+        }
+        match compile_remote(job, &host) {
+            Ok(reply) if reply.status == 0 => {
+                if let Some(dir) = &dir {
+                    backoff::clear(dir, &lock::host_key(&host));
+                }
+                if let Err(e) = write_atomically(Path::new(job.output()), &reply.output) {
+                    log::warn!(
+                        "failed to write {}: {e}; compiling locally instead",
+                        job.output()
+                    );
+                    return run_local(job.argv());
+                }
                 let _ = io::stderr().write_all(&reply.stderr);
                 let _ = io::stdout().write_all(&reply.stdout);
-                return code;
+                let _ = io::stdout().flush();
+                log::info!("compile {} on {} completed ok", job.input(), host.spec);
+                return 0;
             }
-            log::warn!(
-                "remote compilation of '{}' failed, retrying locally",
-                job.input()
-            );
-            run_local(job.argv())
-        }
-        Err(RemoteError::Cpp(code)) => code,
-        Err(e) => {
-            log::error!("{e}");
-            if !fallback {
-                log::error!("failed to distribute and fallbacks are disabled");
-                return exitcode::NO_HOSTS;
+            Ok(reply) => {
+                let code = exitcode::from_wait_status(reply.status);
+                log::info!(
+                    "compile {} on {} failed with exit code {code}",
+                    job.input(),
+                    host.spec
+                );
+                if std::env::var_os("DISTCC_SKIP_LOCAL_RETRY").is_some() && code < 128 {
+                    let _ = io::stderr().write_all(&reply.stderr);
+                    let _ = io::stdout().write_all(&reply.stdout);
+                    return code;
+                }
+                log::warn!(
+                    "remote compilation of '{}' failed, retrying locally",
+                    job.input()
+                );
+                let local = run_local(job.argv());
+                if local == 0 {
+                    // The same command works here: the host is at fault, not the code.
+                    mark(&host);
+                }
+                return local;
             }
-            log::warn!(
-                "failed to distribute {} to {}, running locally instead",
-                job.input(),
-                host.spec
-            );
-            run_local(job.argv())
+            Err(RemoteError::Cpp(code)) => return code,
+            Err(e) => {
+                log::error!("{} on {}", e, host.spec);
+                mark(&host);
+                hosts.remove(i);
+                failed_host = Some(host.spec);
+            }
         }
     }
+    if !env_flag("DISTCC_FALLBACK", true) {
+        log::error!("failed to distribute and fallbacks are disabled");
+        return exitcode::NO_HOSTS;
+    }
+    match failed_host {
+        Some(spec) => log::warn!(
+            "failed to distribute {} to {spec}, running locally instead",
+            job.input()
+        ),
+        None => log::warn!("failed to distribute, running locally instead"),
+    }
+    run_local(job.argv())
 }
 
 /// Runs one compiler command line (compiler first) and returns the exit code.

@@ -1,12 +1,13 @@
 //! distcc-rs: distcc, the distributed C/C++ compiler, wire-compatible with distcc 3.4.
 //!
 //! The `distcc` client classifies a compiler command line (`args`), preprocesses locally,
-//! picks a host (`hosts`, `lock`), sends the job (`protocol`, `transport`) and writes the result
+//! picks a host (`hosts`, `lock`, `backoff`), sends the job (`protocol`, `transport`) and writes the result
 //! (`client`). The `distccd` daemon accepts connections (`daemon`, `access`), checks what it
 //! is asked to run (`policy`) and compiles it (`serve`).
 
 pub mod access;
 pub mod args;
+pub mod backoff;
 pub mod client;
 pub mod daemon;
 pub mod exitcode;

@@ -265,3 +265,54 @@ fn dependency_files_match_gcc() {
     assert!(!project.path().join("main.d").exists());
     assert_eq!(d.wait_compiled(1), 1);
 }
+
+#[test]
+fn failed_host_is_skipped_during_backoff_and_used_again_after() {
+    let project = Project::example();
+    let good = Daemon::ours(&[]);
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("127.0.0.1:{dead_port}");
+    let hosts = format!("{dead} {}", good.host());
+    let mark = project
+        .distcc_dir()
+        .join(format!("lock/backoff_tcp_127.0.0.1_{dead_port}_0"));
+    let compile = |env: &[(&str, &str)]| {
+        let out = distcc(&project, &hosts, &["gcc", "-c", "fib.c"], env);
+        assert!(out.status.success(), "{}", show(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !stderr.contains("locally"),
+            "fell back to a local compile: {stderr}"
+        );
+        stderr.contains(&dead)
+    };
+
+    // The dead host comes first in the list: tried, marked, and the job goes on to the next.
+    assert!(compile(&[]), "the dead host was not tried");
+    assert!(mark.exists());
+    assert_eq!(good.wait_compiled(1), 1);
+    // Within the period every client skips it.
+    assert!(!compile(&[]), "the dead host was tried during its backoff");
+    assert_eq!(good.wait_compiled(2), 2);
+    // Once the mark is older than the period, it is tried again.
+    let aged = Command::new("touch")
+        .args(["-d", "2 minutes ago"])
+        .arg(&mark)
+        .status()
+        .unwrap();
+    assert!(aged.success());
+    assert!(
+        compile(&[]),
+        "the dead host was not retried after the period"
+    );
+    // DISTCC_BACKOFF_PERIOD=0 turns backoff off: tried every time, never marked.
+    std::fs::remove_file(&mark).unwrap();
+    assert!(compile(&[("DISTCC_BACKOFF_PERIOD", "0")]));
+    assert!(compile(&[("DISTCC_BACKOFF_PERIOD", "0")]));
+    assert!(!mark.exists());
+    assert_eq!(good.wait_compiled(5), 5);
+}
