@@ -12,10 +12,13 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use nix::sys::signal::{SigSet, Signal};
 use socket2::{Domain, Socket, Type};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::access::{self, Allow};
 use crate::exitcode;
+use crate::logging;
 use crate::serve::{self, JobConfig};
 
 /// How the daemon was asked to run.
@@ -153,8 +156,8 @@ fn handle(mut stream: TcpStream, peer: SocketAddr, opts: &Options) {
     serve::serve(&mut stream, &client, &opts.job);
 }
 
-/// One worker: accepts and serves connections, one at a time, for ever.
-fn worker(listener: &TcpListener, opts: &Options) {
+/// One worker: accepts and serves connections, one at a time, until the daemon stops.
+fn worker(listener: &TcpListener, opts: &Options, stopping: &AtomicBool) {
     loop {
         match listener.accept() {
             Ok((stream, peer)) => {
@@ -166,6 +169,7 @@ fn worker(listener: &TcpListener, opts: &Options) {
                     log::error!("internal error while serving {peer}; job abandoned");
                 }
             }
+            Err(_) if stopping.load(Ordering::SeqCst) => return,
             Err(e) => {
                 log::error!("accept failed: {e}");
                 // EMFILE and the like: give the system a moment rather than spin.
@@ -175,7 +179,26 @@ fn worker(listener: &TcpListener, opts: &Options) {
     }
 }
 
-/// Runs the standalone daemon: listens, detaches unless told not to, and serves for ever.
+/// Waits for signals: SIGHUP reopens the log file; SIGTERM or SIGINT stops the daemon.
+/// Returns the stopping signal.
+fn wait_for_stop(signals: &SigSet) -> Signal {
+    loop {
+        match signals.wait() {
+            Ok(Signal::SIGHUP) => {
+                if let Err(e) = logging::reopen() {
+                    eprintln!("distccd: ERROR: failed to reopen the log file: {e}");
+                }
+                log::info!("log file reopened on SIGHUP");
+            }
+            Ok(sig) => return sig,
+            Err(e) => log::error!("sigwait failed: {e}"),
+        }
+    }
+}
+
+/// Runs the standalone daemon: listens, detaches unless told not to, and serves until
+/// SIGTERM or SIGINT. Then it stops accepting, lets running jobs finish, removes its pid
+/// file and returns.
 pub fn run_daemon(opts: Options) -> Result<(), DaemonError> {
     let listener = listen(&opts)?;
     if !opts.no_detach {
@@ -188,11 +211,30 @@ pub fn run_daemon(opts: Options) -> Result<(), DaemonError> {
     if let Ok(addr) = listener.local_addr() {
         log::info!("listening on {addr}");
     }
+    // Every thread inherits this mask, so the signals reach only the sigwait below.
+    // (Compilers start with a clean mask: std resets it in children.)
+    let mut signals = SigSet::empty();
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(sig);
+    }
+    if let Err(e) = signals.thread_block() {
+        log::warn!("failed to block signals: {e}; SIGTERM will stop the daemon at once");
+    }
+    let stopping = AtomicBool::new(false);
     std::thread::scope(|scope| {
         for _ in 0..opts.jobs {
-            scope.spawn(|| worker(&listener, &opts));
+            scope.spawn(|| worker(&listener, &opts, &stopping));
         }
+        let sig = wait_for_stop(&signals);
+        log::info!("stopping on {sig}: no new jobs; waiting for running jobs to finish");
+        stopping.store(true, Ordering::SeqCst);
+        // Wakes every worker blocked in accept().
+        let _ = nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);
     });
+    if let Some(path) = &opts.pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    log::info!("stopped");
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -15,7 +15,8 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 /// Where log lines go.
 pub enum Sink {
     Stderr,
-    File(File),
+    /// An appended file, and its path so that it can be reopened after log rotation.
+    File(File, PathBuf),
     /// The daemon facility of syslog, distccd's default.
     Syslog,
 }
@@ -65,7 +66,7 @@ impl Log for Logger {
         // A log line that cannot be written is dropped: logging must never fail a job.
         let _ = match &mut *self.lock_sink() {
             Sink::Stderr => std::io::stderr().write_all(line.as_bytes()),
-            Sink::File(f) => f.write_all(line.as_bytes()),
+            Sink::File(f, _) => f.write_all(line.as_bytes()),
             Sink::Syslog => Ok(()),
         };
     }
@@ -103,7 +104,22 @@ pub fn open_file(path: &Path) -> std::io::Result<Sink> {
         .create(true)
         .append(true)
         .open(path)
-        .map(Sink::File)
+        .map(|f| Sink::File(f, path.to_path_buf()))
+}
+
+/// The installed logger, for `reopen`.
+static LOGGER: std::sync::OnceLock<&'static Logger> = std::sync::OnceLock::new();
+
+/// Reopens the log file (after `logrotate` moved it away); other sinks are unaffected.
+pub fn reopen() -> std::io::Result<()> {
+    let Some(logger) = LOGGER.get() else {
+        return Ok(());
+    };
+    let mut sink = logger.lock_sink();
+    if let Sink::File(_, path) = &*sink {
+        *sink = open_file(&path.clone())?;
+    }
+    Ok(())
 }
 
 /// Installs the logger for this process; later calls are ignored.
@@ -112,11 +128,12 @@ pub fn init(prog: &'static str, sink: Sink, level: LevelFilter) {
         // SAFETY: the ident is a static NUL-terminated string, as openlog requires.
         unsafe { libc::openlog(c"distccd".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
     }
-    let logger = Logger {
+    let logger: &'static Logger = Box::leak(Box::new(Logger {
         prog,
         sink: Mutex::new(sink),
-    };
-    if log::set_boxed_logger(Box::new(logger)).is_ok() {
+    }));
+    if log::set_logger(logger).is_ok() {
+        let _ = LOGGER.set(logger);
         log::set_max_level(level);
     }
 }

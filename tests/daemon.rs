@@ -334,3 +334,79 @@ fn daemon_detaches_and_writes_its_pid_file() {
         })
     }));
 }
+
+fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+}
+
+#[test]
+fn sigterm_lets_running_jobs_finish_and_removes_the_pid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let mut d = Daemon::start(
+        OUR_DISTCCD,
+        &[
+            "--allow",
+            "127.0.0.1",
+            "--verbose",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+        ],
+    );
+    assert!(pid_file.exists());
+    // A job that takes the compiler a moment: many functions.
+    let mut source = String::new();
+    for i in 0..3000 {
+        source.push_str(&format!(
+            "int f{i}(int x) {{ return x * {i} + f{}(x - 1); }}\n",
+            i.max(1) - 1
+        ));
+    }
+    let req = request(
+        &["gcc", "-O2", "-c", "slow.c", "-o", "slow.o"],
+        source.as_bytes(),
+        Version::Lzo,
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.write_all(&req).unwrap();
+    assert!(wait_for(Duration::from_secs(10), || d
+        .log_text()
+        .contains("compiling:")));
+    signal(d.pid(), nix::sys::signal::Signal::SIGTERM);
+    let answer = read_all(&mut s);
+    let reply = Reply::read(&mut &answer[..], Version::Lzo, &Limits::default()).unwrap();
+    assert_eq!(
+        reply.status,
+        0,
+        "{}",
+        String::from_utf8_lossy(&reply.stderr)
+    );
+    assert_eq!(&reply.output[..4], b"\x7fELF");
+    let status = d.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", d.log_text());
+    assert!(!pid_file.exists(), "the pid file was left behind");
+    let log = d.log_text();
+    let (stop, done) = (log.find("stopping on"), log.find("COMPILE_OK"));
+    assert!(
+        matches!((stop, done), (Some(a), Some(b)) if a < b),
+        "the job was not running when the signal came:\n{log}"
+    );
+    assert!(TcpStream::connect(("127.0.0.1", d.port)).is_err());
+}
+
+#[test]
+fn sighup_reopens_the_log_file() {
+    let d = Daemon::ours(&[]);
+    assert_compiles(d.port, Version::Plain);
+    assert!(wait_for(Duration::from_secs(10), || d.compiled_ok() == 1));
+    let rotated = d.log.with_extension("old");
+    std::fs::rename(&d.log, &rotated).unwrap();
+    signal(d.pid(), nix::sys::signal::Signal::SIGHUP);
+    assert!(wait_for(Duration::from_secs(10), || d.log.exists()));
+    assert_compiles(d.port, Version::Plain);
+    assert_eq!(
+        d.wait_compiled(1),
+        1,
+        "the new log did not get the next job"
+    );
+}
