@@ -316,3 +316,27 @@ fn failed_host_is_skipped_during_backoff_and_used_again_after() {
     assert!(!mark.exists());
     assert_eq!(good.wait_compiled(5), 5);
 }
+
+#[test]
+fn masquerade_directory_first_on_path() {
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4", "CC=cc"]);
+    let masq = tempfile::tempdir().unwrap();
+    for name in ["cc", "gcc"] {
+        std::os::unix::fs::symlink(OUR_DISTCC, masq.path().join(name)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        masq.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let d = Daemon::ours(&[]);
+    let out = project.make(
+        &["-j4", "CC=cc"],
+        &[("PATH", &path), ("DISTCC_HOSTS", &d.host())],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert_same_outputs(&expected, &project.outputs());
+    assert!(run_program(&project.path().join("hello")).contains("Hello, world"));
+    assert_eq!(d.wait_compiled(5), 5, "{}", d.log_text());
+}
