@@ -150,14 +150,18 @@ impl Source {
 }
 
 /// Sends the job to `host` and returns its reply. The preprocessor runs while we connect.
-fn compile_remote(job: &Compile, host: &HostSpec) -> Result<Reply, RemoteError> {
+fn compile_remote(
+    job: &Compile,
+    host: &HostSpec,
+    io_timeout: Duration,
+) -> Result<Reply, RemoteError> {
     let (name, port) = match &host.transport {
         Transport::Tcp { host, port } => (host.as_str(), *port),
         Transport::Ssh { .. } => return Err(RemoteError::Unsupported("the SSH transport")),
         Transport::Local => return Err(RemoteError::Unsupported("sending to localhost")),
     };
     let source = start_source(job)?;
-    let connected = transport::connect(name, port, transport::io_timeout())
+    let connected = transport::connect(name, port, io_timeout)
         .map_err(RemoteError::Connect)
         .and_then(|mut stream| {
             let argv = job.server_argv();
@@ -268,6 +272,13 @@ fn take_slot(hosts: &[HostSpec], dir: Option<&Path>) -> (usize, Option<Slot>) {
 /// most once; one that fails is backed off for every client and the next is tried; when
 /// none is left the job is compiled here.
 fn build_somewhere(job: &Compile) -> i32 {
+    let io_timeout = match transport::io_timeout() {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!("{e}");
+            return exitcode::BAD_ARGUMENTS;
+        }
+    };
     let Some((mut hosts, dir)) = candidates() else {
         return run_local(job.argv());
     };
@@ -285,7 +296,7 @@ fn build_somewhere(job: &Compile) -> i32 {
         if host.transport == Transport::Local {
             return run_local(job.argv());
         }
-        match compile_remote(job, &host) {
+        match compile_remote(job, &host, io_timeout) {
             Ok(reply) if reply.status == 0 => {
                 if let Some(dir) = &dir {
                     backoff::clear(dir, &lock::host_key(&host));
@@ -310,7 +321,9 @@ fn build_somewhere(job: &Compile) -> i32 {
                     job.input(),
                     host.spec
                 );
-                if std::env::var_os("DISTCC_SKIP_LOCAL_RETRY").is_some() && code < 128 {
+                // Set to anything but 0 (distcc 3.4 also skips the retry for 0).
+                let skip = std::env::var_os("DISTCC_SKIP_LOCAL_RETRY").is_some_and(|v| v != "0");
+                if skip && code < 128 {
                     let _ = io::stderr().write_all(&reply.stderr);
                     let _ = io::stdout().write_all(&reply.stdout);
                     return code;

@@ -36,13 +36,31 @@ impl fmt::Display for ConnectError {
 
 impl std::error::Error for ConnectError {}
 
+/// A `DISTCC_IO_TIMEOUT` that is not a positive number of seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadTimeout(pub String);
+
+impl fmt::Display for BadTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Bad DISTCC_IO_TIMEOUT value {:?}: expected a positive number of seconds",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for BadTimeout {}
+
 /// The per-wait network timeout: `DISTCC_IO_TIMEOUT` seconds, default 300.
-pub fn io_timeout() -> Duration {
-    std::env::var("DISTCC_IO_TIMEOUT")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|&s| s > 0)
-        .map_or(DEFAULT_IO_TIMEOUT, Duration::from_secs)
+pub fn io_timeout() -> Result<Duration, BadTimeout> {
+    match std::env::var("DISTCC_IO_TIMEOUT") {
+        Err(_) => Ok(DEFAULT_IO_TIMEOUT),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(s) if s > 0 => Ok(Duration::from_secs(s)),
+            _ => Err(BadTimeout(v)),
+        },
+    }
 }
 
 /// Connects to `host:port`, trying each address in turn.

@@ -200,7 +200,11 @@ fn compile_errors_keep_gcc_status_and_message() {
         .output()
         .unwrap();
     let d = Daemon::ours(&[]);
-    for env in [&[][..], &[("DISTCC_SKIP_LOCAL_RETRY", "1")][..]] {
+    for env in [
+        &[][..],
+        &[("DISTCC_SKIP_LOCAL_RETRY", "1")][..],
+        &[("DISTCC_SKIP_LOCAL_RETRY", "0")][..],
+    ] {
         let out = distcc(
             &project,
             &d.host(),
@@ -339,4 +343,27 @@ fn masquerade_directory_first_on_path() {
     assert_same_outputs(&expected, &project.outputs());
     assert!(run_program(&project.path().join("hello")).contains("Hello, world"));
     assert_eq!(d.wait_compiled(5), 5, "{}", d.log_text());
+}
+
+#[test]
+fn bad_io_timeout_is_a_usage_error() {
+    let project = Project::example();
+    let d = Daemon::ours(&[]);
+    for bad in ["0", "-5", "abc", ""] {
+        let out = distcc(
+            &project,
+            &d.host(),
+            &["gcc", "-c", "fib.c"],
+            &[("DISTCC_IO_TIMEOUT", bad)],
+        );
+        assert_eq!(out.status.code(), Some(101), "{bad:?}: {}", show(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Bad DISTCC_IO_TIMEOUT value"));
+    }
+    let out = distcc(
+        &project,
+        &d.host(),
+        &["gcc", "-c", "fib.c"],
+        &[("DISTCC_IO_TIMEOUT", "30")],
+    );
+    assert!(out.status.success(), "{}", show(&out));
 }

@@ -125,7 +125,13 @@ fn main() {
         inetd,
         no_detach: cli.no_detach,
         pid_file: cli.pid_file.clone(),
-        io_timeout: transport::io_timeout(),
+        io_timeout: match transport::io_timeout() {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("distccd: ERROR: {e}");
+                std::process::exit(exitcode::BAD_ARGUMENTS);
+            }
+        },
         job: JobConfig {
             limits: Limits::default(),
             tmp_root,
