@@ -64,7 +64,23 @@ const OPTIONS: &[(&str, Takes, Role)] = &[
     ("-S", Flag, Assemble),
     ("-E", Flag, Local(LocalReason::PreprocessOnly)),
     ("-o", Either, Output),
+    ("--output=", Joined, Output),
+    ("--output", Separate, Output),
     ("-x", Either, Language),
+    ("--language=", Joined, Language),
+    ("--language", Separate, Language),
+    // Questions to the driver, answered without compiling.
+    ("-###", Flag, Local(LocalReason::NotCompile)),
+    ("--help", Joined, Local(LocalReason::NotCompile)),
+    ("--version", Flag, Local(LocalReason::NotCompile)),
+    ("--target-help", Flag, Local(LocalReason::NotCompile)),
+    ("-dumpversion", Flag, Local(LocalReason::NotCompile)),
+    ("-dumpfullversion", Flag, Local(LocalReason::NotCompile)),
+    ("-dumpmachine", Flag, Local(LocalReason::NotCompile)),
+    ("-dumpspecs", Flag, Local(LocalReason::NotCompile)),
+    ("-print-", Joined, Local(LocalReason::NotCompile)),
+    ("--print-", Joined, Local(LocalReason::NotCompile)),
+    ("-dM", Flag, Local(LocalReason::PreprocessOnly)),
     // Preprocessor: consumed locally, never sent.
     ("-D", Either, Cpp),
     ("-U", Either, Cpp),
@@ -111,12 +127,15 @@ const OPTIONS: &[(&str, Takes, Role)] = &[
     ("-z", Separate, Link),
     // Values that are not files but come as a separate word.
     ("--param", Separate, Both),
+    ("--sysroot=", Joined, Both),
+    ("--sysroot", Separate, Both),
     ("-target", Separate, Both),
     ("-arch", Separate, Both),
-    ("-Xclang", Separate, Both),
+    ("-Xclang", Separate, Local(LocalReason::RawToolOptions)),
+    ("-mllvm", Separate, Local(LocalReason::RawToolOptions)),
     ("-Xassembler", Separate, Assembler),
-    ("-dumpbase", Separate, Both),
-    ("-dumpdir", Separate, Both),
+    ("-dumpbase", Separate, Local(LocalReason::ClientFiles)),
+    ("-dumpdir", Separate, Local(LocalReason::ClientFiles)),
     ("-Wa,", Joined, Assembler),
     // Tuned for the machine that compiles: must be this one.
     ("-march=native", Flag, Local(LocalReason::NativeCpu)),
@@ -149,6 +168,14 @@ const OPTIONS: &[(&str, Takes, Role)] = &[
     ("-fplugin-arg-", Joined, Local(LocalReason::ClientFiles)),
     ("-B", Either, Local(LocalReason::ClientFiles)),
     ("-wrapper", Separate, Local(LocalReason::ClientFiles)),
+    ("-fopt-info", Joined, Local(LocalReason::ClientFiles)),
+    ("-fsave-optimization-record", Joined, Local(LocalReason::ClientFiles)),
+    ("-foptimization-record-file=", Joined, Local(LocalReason::ClientFiles)),
+    ("-MJ", Either, Local(LocalReason::ClientFiles)),
+    // C++ modules: compiled module interfaces live on the client.
+    ("-fmodules", Joined, Local(LocalReason::ClientFiles)),
+    ("-fmodule-", Joined, Local(LocalReason::ClientFiles)),
+    ("--precompile", Flag, Local(LocalReason::ClientFiles)),
     ("-fsyntax-only", Flag, Local(LocalReason::NoOutput)),
 ];
 
@@ -177,6 +204,8 @@ pub enum LocalReason {
     ResponseFile,
     /// An option whose value is missing at the end of the line.
     MissingValue,
+    /// `-Xclang`, `-mllvm`: raw options for an inner tool, which may touch files.
+    RawToolOptions,
 }
 
 impl fmt::Display for LocalReason {
@@ -194,6 +223,7 @@ impl fmt::Display for LocalReason {
             LocalReason::NoOutput => "no output file",
             LocalReason::ResponseFile => "response files (@file) are not distributed",
             LocalReason::MissingValue => "an option lacks its value",
+            LocalReason::RawToolOptions => "raw options for an inner tool are not distributed",
         })
     }
 }
@@ -552,6 +582,11 @@ impl Compile {
                 ItemRole::Option(Language) => {
                     out.push("-x".into());
                     out.push(self.lang.preprocessed_x().into());
+                }
+                // `--output=x` reaches the server as `-o x`.
+                ItemRole::Option(Output) => {
+                    out.push("-o".into());
+                    out.push(item.value(&self.argv).to_string());
                 }
                 _ => out.extend_from_slice(self.words(item)),
             }

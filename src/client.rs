@@ -182,9 +182,21 @@ fn compile_remote(
     Ok(Reply::read(&mut stream, host.version, &Limits::default())?)
 }
 
-/// Writes `data` to `path` through a temporary file in the same directory and a rename, so
-/// that `path` is either the complete result or untouched (distcc 3.4 writes in place).
-fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+/// Writes the result to `path` as gcc would, but safely: through a temporary file in the
+/// same directory and a rename, so that `path` is either the complete result or untouched
+/// (distcc 3.4 writes in place). What is not a regular file (`/dev/null`, a FIFO, a
+/// symlink) is written through in place, as gcc does, never replaced.
+fn write_output(path: &Path, data: &[u8]) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_file() => {
+            return std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(path)?
+                .write_all(data);
+        }
+        _ => {}
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -297,11 +309,21 @@ fn build_somewhere(job: &Compile) -> i32 {
             return run_local(job.argv());
         }
         match compile_remote(job, &host, io_timeout) {
+            // A compiler that succeeds always writes something; an empty result means
+            // the command did not do what a local one would.
+            Ok(reply) if reply.status == 0 && reply.output.is_empty() => {
+                log::warn!(
+                    "{} returned no output for {}; compiling locally",
+                    host.spec,
+                    job.input()
+                );
+                return run_local(job.argv());
+            }
             Ok(reply) if reply.status == 0 => {
                 if let Some(dir) = &dir {
                     backoff::clear(dir, &lock::host_key(&host));
                 }
-                if let Err(e) = write_atomically(Path::new(job.output()), &reply.output) {
+                if let Err(e) = write_output(Path::new(job.output()), &reply.output) {
                     log::warn!(
                         "failed to write {}: {e}; compiling locally instead",
                         job.output()
@@ -340,6 +362,11 @@ fn build_somewhere(job: &Compile) -> i32 {
                 return local;
             }
             Err(RemoteError::Cpp(code)) => return code,
+            // Our own trouble, not the host's: the local compile reports it as gcc would.
+            Err(e @ (RemoteError::ReadInput(_) | RemoteError::CppStart(_))) => {
+                log::debug!("{e}; compiling locally");
+                return run_local(job.argv());
+            }
             Err(e) => {
                 log::error!("{} on {}", e, host.spec);
                 mark(&host);

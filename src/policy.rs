@@ -65,39 +65,67 @@ fn is_compiler_name(name: &str) -> bool {
     })
 }
 
-/// Options refused outright: (prefix, exact-only).
-const UNSAFE: &[(&str, bool)] = &[
-    ("-fplugin", false),
-    ("-fpass-plugin", false),
-    ("-specs", false),
-    ("--specs", false),
-    ("-wrapper", true),
-    ("-B", false),
-    ("--prefix", false),
-    ("-MF", false),
-    ("-aux-info", false),
-    ("-dumpdir", false),
-    ("-dumpbase", false),
-    ("-save-temps", false),
-    ("-fdump-", false),
-    ("-include", false),
-    ("-imacros", false),
-    ("--sysroot", false),
-    ("-isysroot", false),
-    ("-iplugindir", false),
-    ("--output", false),
-    ("-fopt-info", false),
-    ("-fprofile-note", false),
-    ("-fprofile-dir", false),
-    ("-fprofile-generate", false),
-    ("-fprofile-use", false),
-    ("-fauto-profile", false),
-    ("-fsave-optimization-record", false),
-    ("-Xassembler", true),
-    ("-load", true),
-    ("-plugin", true),
-    ("-add-plugin", true),
+/// Options refused outright, by prefix. The server always compiles preprocessed text, so
+/// preprocessor options that only name directories (`-I`, `-D`) are harmless and pass; what
+/// is refused loads code, reads or writes files at paths the client chose, or hands raw
+/// options to an inner tool, where no list of ours could follow.
+const UNSAFE_PREFIXES: &[&str] = &[
+    // Code loading and tool selection.
+    "-fplugin",
+    "-fpass-plugin",
+    "-specs",
+    "-B",
+    "-wrapper",
+    "-load",
+    "-plugin",
+    "-add-plugin",
+    "-iplugindir",
+    // Raw options for the preprocessor, the compiler proper or the assembler.
+    "-Wp,",
+    "-Xpreprocessor",
+    "-Xclang",
+    "-Xassembler",
+    "-mllvm",
+    // Dependency output (-MD, -MF /path, -MJ, ...), and preprocessing on the server.
+    "-M",
+    "-fno-preprocessed",
+    "-fno-directives-only",
+    "-include",
+    "-imacros",
+    "-fmodule",
+    // Files written or read at chosen paths.
+    "-aux-info",
+    "-dumpdir",
+    "-dumpbase",
+    "-save-temps",
+    "-fdump-",
+    "-fopt-info",
+    "-fprofile",
+    "-fauto-profile",
+    "-fcs-profile",
+    "-fsave-optimization-record",
+    "-foptimization-record",
+    "-ftime-trace",
+    "-fcrash-diagnostics",
+    "-fdiagnostics-add-output",
+    "-fdiagnostics-set-output",
+    "-fproc-stat-report",
+    "-fcallgraph-info=",
 ];
+
+/// The only `--long` options accepted: gcc has long aliases for most options
+/// (`--language`, `--output`, `--write-dependencies`, ...), so the rest are refused.
+const LONG_ALLOWED: &[&str] = &["--param", "--target=", "--sysroot"];
+
+fn unsafe_option(arg: &str) -> bool {
+    if arg.starts_with('@') || assembler_writes_files(arg) {
+        return true;
+    }
+    if arg.starts_with("--") {
+        return !LONG_ALLOWED.iter().any(|p| arg.starts_with(p));
+    }
+    UNSAFE_PREFIXES.iter().any(|p| arg.starts_with(p))
+}
 
 /// `-Wa,...` options that make the assembler read or write files of the client's choosing:
 /// listings (`-a...=FILE`), dependency files, other outputs, option files.
@@ -127,21 +155,9 @@ pub fn check(argv: &[String]) -> Result<(), Refusal> {
     if !is_compiler_name(name) {
         return Err(Refusal::NotACompiler(compiler.to_string()));
     }
-    for arg in &argv[1..] {
-        let refused = arg.starts_with('@')
-            || assembler_writes_files(arg)
-            || UNSAFE.iter().any(
-                |&(p, exact)| {
-                    if exact {
-                        arg == p
-                    } else {
-                        arg.starts_with(p)
-                    }
-                },
-            );
-        if refused {
-            return Err(Refusal::UnsafeOption(arg.clone()));
-        }
+    // A separate value (`--param X`) is checked like an option: harmless values pass.
+    if let Some(arg) = argv[1..].iter().find(|a| unsafe_option(a)) {
+        return Err(Refusal::UnsafeOption(arg.clone()));
     }
     Ok(())
 }
@@ -199,6 +215,39 @@ mod tests {
         }
     }
 
+    /// What our client sends must be what our server runs: a refusal looks like a broken
+    /// host to the client, which then backs it off for every job.
+    #[test]
+    fn server_accepts_what_the_client_sends() {
+        use crate::args::{classify, Decision};
+        for line in [
+            "gcc -c hello.c",
+            "gcc -O2 -g -Wall -MD -MF out/.a.d -MT out/a.o -c src/a.c -o out/a.o",
+            "gcc -Wp,-MD,dir/.a.o.d -nostdinc -isystem /usr/lib/gcc/include -I./include \
+             -include ./include/linux/kconfig.h -D__KERNEL__ -DKBUILD_BASENAME='\"a\"' \
+             -Wa,--noexecstack -fno-PIE -mcmodel=kernel -c -o dir/a.o dir/a.c",
+            "cc -DHAVE_CONFIG_H -I. -I.. -g -O2 -MT lib.lo -MD -MP -MF .deps/lib.Tpo -c lib.c -fPIC -DPIC -o .libs/lib.o",
+            "/usr/bin/c++ -DFOO -isystem /opt/include -O3 -DNDEBUG -std=gnu++17 -MD -MT x.o -MF x.o.d -o x.o -c x.cpp",
+            "g++ --param=ssp-buffer-size=4 -fstack-protector-strong -Wformat -Werror=format-security -c a.cc",
+            "gcc --sysroot=/opt/sdk -c a.c --output=a.o",
+            "gcc --sysroot /opt/sdk --language=c -c weird.txt -o w.o",
+            "clang --target=aarch64-linux-gnu -c a.c -o a.o",
+            "gcc -x c -c a.txt -o a.o",
+            "gcc -S a.c",
+        ] {
+            let argv: Vec<String> = line.split_whitespace().map(String::from).collect();
+            let Decision::Remote(job) = classify(&argv) else {
+                panic!("{line}: not distributed");
+            };
+            let sent = job.server_argv();
+            assert_eq!(check(&sent), Ok(()), "{line}\nsends {sent:?}");
+            assert!(
+                matches!(classify(&sent), Decision::Remote(_)),
+                "{line}: the server would not compile {sent:?}"
+            );
+        }
+    }
+
     #[test]
     fn unsafe_options() {
         for bad in [
@@ -208,16 +257,27 @@ mod tests {
             "-B/tmp",
             "@/etc/passwd",
             "-MF/etc/x",
+            "-MD",
+            "-MJ/tmp/x",
             "-save-temps",
             "-fdump-tree-all",
             "-include",
             "-load",
             "--output=/etc/x",
+            "--language=c",
+            "--write-dependencies",
+            "--include=x",
             "-fopt-info-all=/tmp/x",
             "-Wa,-alh=/tmp/x.lst",
             "-Wa,--MD,/x",
+            "-Wp,-MD,/x",
+            "-Xpreprocessor",
+            "-Xclang",
             "-Xassembler",
             "-fprofile-note=/x",
+            "-fno-preprocessed",
+            "-fmodules-ts",
+            "-ftime-trace=/x",
         ] {
             let argv = v(&format!("gcc -c a.c {bad} x"));
             assert!(
@@ -225,10 +285,15 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(
-            check(&v("gcc -O2 -g -Wall -std=c99 -fPIC -c a.c -o a.o")),
-            Ok(())
-        );
-        assert_eq!(check(&v("gcc -Wa,--noexecstack -c a.c")), Ok(()));
+        for ok in [
+            "gcc -O2 -g -Wall -std=c99 -fPIC -c a.c -o a.o",
+            "gcc -Wa,--noexecstack -c a.c",
+            "gcc --param=ssp-buffer-size=4 --param max-inline-insns-single=10 -c a.c",
+            "gcc --sysroot=/opt/sdk -c a.c -o a.o",
+            "clang --target=aarch64-linux-gnu -c a.c",
+            "gcc -iquote . -I inc -DX=1 -fstack-usage -gsplit-dwarf -c a.c",
+        ] {
+            assert_eq!(check(&v(ok)), Ok(()), "{ok}");
+        }
     }
 }

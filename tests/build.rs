@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::fs::FileTypeExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -366,4 +367,105 @@ fn bad_io_timeout_is_a_usage_error() {
         &[("DISTCC_IO_TIMEOUT", "30")],
     );
     assert!(out.status.success(), "{}", show(&out));
+}
+
+#[test]
+fn outputs_that_are_not_regular_files_are_written_through() {
+    let project = Project::example();
+    let d = Daemon::ours(&[]);
+    // A symlink to an object elsewhere: gcc writes through it, and so do we.
+    std::fs::create_dir(project.path().join("real")).unwrap();
+    std::fs::write(project.path().join("real/fib.o"), b"old").unwrap();
+    std::os::unix::fs::symlink("real/fib.o", project.path().join("fib.o")).unwrap();
+    let out = distcc(
+        &project,
+        &d.host(),
+        &["gcc", "-c", "fib.c", "-o", "fib.o"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let link = std::fs::symlink_metadata(project.path().join("fib.o")).unwrap();
+    assert!(link.file_type().is_symlink(), "the symlink was replaced");
+    assert_eq!(
+        &std::fs::read(project.path().join("real/fib.o")).unwrap()[..4],
+        b"\x7fELF"
+    );
+    // A FIFO stays a FIFO (a device such as /dev/null would be replaced the same way).
+    let fifo = project.path().join("out.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // A non-blocking reader, so that a regression cannot hang the test.
+    let reader = {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        std::thread::spawn(move || {
+            let (mut text, mut buf) = (Vec::new(), [0u8; 4096]);
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_secs(30) {
+                match f.read(&mut buf) {
+                    Ok(0) if !text.is_empty() => break,
+                    Ok(n) => text.extend_from_slice(&buf[..n]),
+                    Err(_) => {}
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            text
+        })
+    };
+    let out = distcc(
+        &project,
+        &d.host(),
+        &["gcc", "-S", "fib.c", "-o", "out.fifo"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo(),
+        "the FIFO was replaced"
+    );
+    let text = reader.join().unwrap();
+    assert!(
+        String::from_utf8_lossy(&text).contains("fib"),
+        "read {} bytes",
+        text.len()
+    );
+    assert_eq!(d.wait_compiled(2), 2);
+}
+
+#[test]
+fn driver_queries_and_local_errors_do_not_touch_outputs_or_hosts() {
+    let project = Project::example();
+    let d = Daemon::ours(&[]);
+    std::fs::write(project.path().join("keep.o"), b"precious").unwrap();
+    for args in [
+        &["gcc", "-###", "-c", "fib.c", "-o", "keep.o"][..],
+        &["gcc", "--version", "-c", "fib.c", "-o", "keep.o"][..],
+    ] {
+        let out = distcc(&project, &d.host(), args, &[]);
+        assert!(out.status.success(), "{args:?}: {}", show(&out));
+        assert_eq!(
+            std::fs::read(project.path().join("keep.o")).unwrap(),
+            b"precious"
+        );
+    }
+    // A missing input is the user's error: gcc's message and status, and no backoff.
+    let out = distcc(&project, &d.host(), &["gcc", "-c", "missing.i"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.i"));
+    let lock = project.distcc_dir().join("lock");
+    let backoffs = std::fs::read_dir(&lock)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("backoff"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(backoffs, 0, "a local error backed off a healthy host");
 }
