@@ -136,6 +136,18 @@ fn bad_clients_do_not_hurt_the_daemon() {
         "link".into(),
         request(&["gcc", "x.c", "-o", "x"], b"", Version::Plain),
     ));
+    // A review found this write: `--language` (an -x alias) made the server preprocess,
+    // and -Wp,-MD wrote a file of the client's choosing.
+    let pwned = tmp.path().join("PWNED");
+    let pwned_arg = format!("-Wp,-MD,{}", pwned.display());
+    bad.push((
+        "file write through --language and -Wp".into(),
+        request(
+            &["gcc", "--language=c", "-c", "a.c", &pwned_arg, "-o", "a.o"],
+            b"int x;\n",
+            Version::Plain,
+        ),
+    ));
     bad.push(("corrupt lzo".into(), {
         let mut v = request(&["gcc", "-c", "x.c"], b"", Version::Lzo);
         v.truncate(v.len() - 12);
@@ -173,6 +185,7 @@ fn bad_clients_do_not_hurt_the_daemon() {
         (fd_count(pid), thread_count(pid), child_count(pid))
     );
     assert_eq!(job_dirs(tmp.path()), 0, "job directories were left behind");
+    assert!(!pwned.exists(), "a client wrote a file of its choosing");
     assert!(d.child.try_wait().unwrap().is_none(), "the daemon died");
     let log = d.log_text();
     assert!(log.contains("protocol derailment"), "{log}");
