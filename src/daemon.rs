@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, Signal};
 use socket2::{Domain, Socket, Type};
@@ -138,22 +138,55 @@ fn write_pid_file(path: &PathBuf) -> Result<(), DaemonError> {
     })
 }
 
+/// A client connection whose reads must all be done by one deadline, so that a client that
+/// sends a byte now and then cannot hold a worker longer than the I/O timeout (distcc 3.4's
+/// reads have no timeout at all).
+struct Deadline<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the request took too long to arrive",
+            ));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        (&*self.stream).read(buf)
+    }
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.stream).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.stream).flush()
+    }
+}
+
 /// Serves one accepted connection, if its address is allowed.
-fn handle(mut stream: TcpStream, peer: SocketAddr, opts: &Options) {
+fn handle(stream: TcpStream, peer: SocketAddr, opts: &Options) {
     let client = peer.to_string();
     if !access::allowed(&opts.allow, peer.ip()) {
         log::error!("connection from client '{client}' denied by access list");
         return;
     }
     let _ = stream.set_nodelay(true);
-    if let Err(e) = stream
-        .set_read_timeout(Some(opts.io_timeout))
-        .and_then(|_| stream.set_write_timeout(Some(opts.io_timeout)))
-    {
+    if let Err(e) = stream.set_write_timeout(Some(opts.io_timeout)) {
         log::error!("failed to set timeouts for {client}: {e}");
         return;
     }
-    serve::serve(&mut stream, &client, &opts.job);
+    let mut conn = Deadline {
+        stream: &stream,
+        deadline: Instant::now() + opts.io_timeout,
+    };
+    serve::serve(&mut conn, &client, &opts.job);
 }
 
 /// One worker: accepts and serves connections, one at a time, until the daemon stops.

@@ -116,7 +116,12 @@ fn show(t: &[u8]) -> String {
 impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ProtocolError::Io(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            ProtocolError::Io(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 write!(f, "IO timeout")
             }
             ProtocolError::Io(e) => write!(f, "{e}"),

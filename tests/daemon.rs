@@ -423,3 +423,35 @@ fn sighup_reopens_the_log_file() {
         "the new log did not get the next job"
     );
 }
+
+#[test]
+fn a_trickling_client_cannot_hold_a_worker() {
+    let d = Daemon::start_with_env(
+        OUR_DISTCCD,
+        &["--allow", "127.0.0.1", "--jobs", "1"],
+        &[("DISTCC_IO_TIMEOUT", "2")],
+    );
+    let valid = valid_request(Version::Plain);
+    // One byte every 300 ms: each read is quick, the whole request never arrives.
+    let port = d.port;
+    let slow = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        for b in valid.iter().take(40) {
+            if s.write_all(&[*b]).is_err() {
+                return true; // closed by the daemon
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        false
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // The only worker is taken; this client is served once the slow one is cut off.
+    assert_compiles(d.port, Version::Plain);
+    assert!(
+        slow.join().unwrap(),
+        "the trickling client was never cut off"
+    );
+    assert!(wait_for(Duration::from_secs(10), || d
+        .log_text()
+        .contains("IO timeout")));
+}
