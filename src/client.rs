@@ -5,6 +5,7 @@
 //!
 //! Command-line knowledge is in `args`, the host list in `hosts`, framing in `protocol`.
 
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -79,8 +80,9 @@ fn safeguard_level() -> u32 {
 }
 
 /// Runs `argv` here with inherited stdio and returns its exit code.
-pub fn run_local(argv: &[String]) -> i32 {
-    log::debug!("exec on localhost: {}", argv_to_string(argv));
+pub fn run_local<S: AsRef<OsStr>>(argv: &[S]) -> i32 {
+    let shown: Vec<_> = argv.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+    log::debug!("exec on localhost: {}", argv_to_string(&shown));
     let status = Command::new(&argv[0])
         .args(&argv[1..])
         .env(SAFEGUARD, (safeguard_level() + 1).to_string())
@@ -88,7 +90,7 @@ pub fn run_local(argv: &[String]) -> i32 {
     match status {
         Ok(s) => exitcode::from_status(s),
         Err(e) => {
-            log::error!("failed to exec {}: {e}", argv[0]);
+            log::error!("failed to exec {}: {e}", shown[0]);
             exitcode::COMPILER_MISSING
         }
     }
@@ -406,7 +408,7 @@ pub fn compile(argv: &[String]) -> i32 {
 
 /// Removes from `PATH` every directory whose `name` is this very program (a masquerade
 /// directory), so that the compiler we start is the real one.
-fn trim_masquerade_path(name: &str) {
+fn trim_masquerade_path(name: &OsStr) {
     let (Ok(me), Some(path)) = (std::env::current_exe(), std::env::var_os("PATH")) else {
         return;
     };
@@ -446,44 +448,30 @@ Host list (DISTCC_HOSTS, $DISTCC_DIR/hosts, ~/.distcc/hosts, /etc/distcc/hosts):
    HOST,lzo                   compress the traffic (protocol 2)
 ";
 
-/// The `distcc` program: `argv` is its whole command line.
-pub fn main(argv: Vec<String>) -> i32 {
-    let name = argv
-        .first()
-        .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
-        .unwrap_or_default();
-    if !name.is_empty() && !name.contains("distcc") {
-        // Masquerade: invoked as `gcc` through a link to distcc.
-        trim_masquerade_path(&name);
-        let mut cmd = vec![name];
-        cmd.extend_from_slice(&argv[1..]);
-        return compile(&cmd);
-    }
-    let Some(first) = argv.get(1) else {
-        eprint!("{USAGE}");
-        return exitcode::BAD_ARGUMENTS;
-    };
-    match first.as_str() {
+/// Answers distcc's own options (`--help`, `--version`, `--show-hosts`, `-j`), which are
+/// recognised only as the first argument; `None` when `first` is none of them.
+fn own_option(first: &str) -> Option<i32> {
+    match first {
         "--help" => {
             print!(
                 "distcc {} (distcc-rs)\n\n{USAGE}",
                 env!("CARGO_PKG_VERSION")
             );
-            return 0;
+            Some(0)
         }
         "--version" => {
             println!(
                 "distcc {} (distcc-rs, wire-compatible with distcc 3.4)\n  (protocols 1 and 2) (default port 3632)",
                 env!("CARGO_PKG_VERSION")
             );
-            return 0;
+            Some(0)
         }
         "--show-hosts" | "-j" => {
             let list = match hosts::load() {
                 Ok(l) => l,
                 Err(e) => {
                     log::error!("{e}");
-                    return exitcode::BAD_HOSTSPEC;
+                    return Some(exitcode::BAD_HOSTSPEC);
                 }
             };
             if first == "-j" {
@@ -493,17 +481,52 @@ pub fn main(argv: Vec<String>) -> i32 {
                     println!("{}", h.spec);
                 }
             }
-            return 0;
+            Some(0)
         }
-        _ => {}
+        _ => None,
     }
-    let cmd: Vec<String> =
-        if first.starts_with('-') || first.ends_with(".o") || args::is_source(first) {
-            std::iter::once("cc".to_string())
+}
+
+/// The `distcc` program: `argv` is its whole command line.
+pub fn main(argv: Vec<OsString>) -> i32 {
+    let name = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(OsStr::to_os_string)
+        .unwrap_or_default();
+    let cmd: Vec<OsString> = if !name.is_empty() && !name.to_string_lossy().contains("distcc") {
+        // Masquerade: invoked as `gcc` through a link to distcc.
+        trim_masquerade_path(&name);
+        std::iter::once(name)
+            .chain(argv[1..].iter().cloned())
+            .collect()
+    } else {
+        let Some(first) = argv.get(1) else {
+            eprint!("{USAGE}");
+            return exitcode::BAD_ARGUMENTS;
+        };
+        let first = first.to_string_lossy();
+        if let Some(code) = own_option(&first) {
+            return code;
+        }
+        if first.starts_with('-') || first.ends_with(".o") || args::is_source(&first) {
+            std::iter::once(OsString::from("cc"))
                 .chain(argv[1..].iter().cloned())
                 .collect()
         } else {
             argv[1..].to_vec()
-        };
-    compile(&cmd)
+        }
+    };
+    match cmd
+        .iter()
+        .map(|a| a.to_str().map(String::from))
+        .collect::<Option<Vec<String>>>()
+    {
+        Some(cmd) => compile(&cmd),
+        None => {
+            // Rare, and gcc copes: run the command here exactly as given.
+            log::warn!("an argument is not valid UTF-8; compiling locally");
+            run_local(&cmd)
+        }
+    }
 }

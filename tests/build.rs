@@ -469,3 +469,34 @@ fn driver_queries_and_local_errors_do_not_touch_outputs_or_hosts() {
         .unwrap_or(0);
     assert_eq!(backoffs, 0, "a local error backed off a healthy host");
 }
+
+#[test]
+fn non_utf8_arguments_compile_locally_through_masquerade() {
+    use std::os::unix::ffi::OsStrExt;
+    let project = Project::example();
+    let masq = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(OUR_DISTCC, masq.path().join("gcc")).unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"l\xe9.c");
+    std::fs::copy(project.path().join("fib.c"), project.path().join(name)).unwrap();
+    let path = format!(
+        "{}:{}",
+        masq.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let d = Daemon::ours(&[]);
+    let out = Command::new(masq.path().join("gcc"))
+        .current_dir(project.path())
+        .arg("-c")
+        .arg(name)
+        .args(["-o", "l.o"])
+        .env("PATH", &path)
+        .env("DISTCC_HOSTS", d.host())
+        .env("DISTCC_DIR", project.distcc_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        &std::fs::read(project.path().join("l.o")).unwrap()[..4],
+        b"\x7fELF"
+    );
+}

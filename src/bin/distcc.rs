@@ -17,21 +17,5 @@ fn main() {
     };
     let level = if verbose { LevelFilter::Debug } else { level };
     logging::init("distcc", sink, level);
-    let argv: Vec<String> = match std::env::args_os().map(|a| a.into_string()).collect() {
-        Ok(argv) => argv,
-        Err(bad) => {
-            // Rare, and gcc handles it: run the command here exactly as given.
-            log::warn!("argument {bad:?} is not UTF-8; running locally");
-            let mut args = std::env::args_os().skip(1);
-            let Some(prog) = args.next() else {
-                std::process::exit(distcc_rs::exitcode::BAD_ARGUMENTS)
-            };
-            let status = std::process::Command::new(prog).args(args).status();
-            std::process::exit(status.map_or(
-                distcc_rs::exitcode::COMPILER_MISSING,
-                distcc_rs::exitcode::from_status,
-            ));
-        }
-    };
-    std::process::exit(client::main(argv));
+    std::process::exit(client::main(std::env::args_os().collect()));
 }
