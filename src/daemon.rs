@@ -34,6 +34,10 @@ pub struct Options {
     /// Stay in the foreground (`--no-detach`).
     pub no_detach: bool,
     pub pid_file: Option<PathBuf>,
+    /// `--user`: whom to run as when started as root.
+    pub user: Option<String>,
+    /// `--nice`: the niceness increment applied at start.
+    pub nice: i32,
     /// Per-read and per-write timeout on client connections.
     pub io_timeout: Duration,
     pub job: JobConfig,
@@ -42,10 +46,21 @@ pub struct Options {
 /// Why the daemon could not start.
 #[derive(Debug)]
 pub enum DaemonError {
-    Resolve { listen: String, error: String },
-    Bind { addr: SocketAddr, error: io::Error },
+    Resolve {
+        listen: String,
+        error: String,
+    },
+    Bind {
+        addr: SocketAddr,
+        error: io::Error,
+    },
     Detach(nix::Error),
-    PidFile { path: PathBuf, error: io::Error },
+    PidFile {
+        path: PathBuf,
+        error: io::Error,
+    },
+    /// Root could not be given up.
+    SetUid(String),
 }
 
 impl fmt::Display for DaemonError {
@@ -62,6 +77,11 @@ impl fmt::Display for DaemonError {
             DaemonError::PidFile { path, error } => {
                 write!(f, "failed to write pid file {}: {error}", path.display())
             }
+            DaemonError::SetUid(why) => write!(
+                f,
+                "refusing to compile as root: {why} (start distccd as an unprivileged user, or \
+                 give --user NAME)"
+            ),
         }
     }
 }
@@ -73,6 +93,7 @@ impl DaemonError {
         match self {
             DaemonError::Resolve { .. } | DaemonError::Bind { .. } => exitcode::BIND_FAILED,
             DaemonError::Detach(_) | DaemonError::PidFile { .. } => exitcode::DISTCC_FAILED,
+            DaemonError::SetUid(_) => exitcode::SETUID_FAILED,
         }
     }
 }
@@ -170,6 +191,47 @@ impl Write for Deadline<'_> {
     }
 }
 
+/// Started as root, becomes `--user` (default `distcc`, then Debian's `distccd`, then
+/// `nobody`, then uid 65534): no supplementary groups, and no way back to privilege
+/// through set-uid programs. Compiling as root is never an option. Anyone else stays as is.
+/// Also applies `--nice`.
+pub fn drop_privileges(opts: &Options) -> Result<(), DaemonError> {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid, User};
+    // SAFETY: nice() only changes this process's scheduling priority.
+    unsafe { libc::nice(opts.nice) };
+    if !Uid::effective().is_root() {
+        if let Some(user) = &opts.user {
+            log::warn!("--user {user} ignored: distccd was not started as root");
+        }
+        return Ok(());
+    }
+    let candidates: Vec<&str> = match &opts.user {
+        Some(u) => vec![u.as_str(), "nobody"],
+        None => vec!["distcc", "distccd", "nobody"],
+    };
+    let found = candidates
+        .iter()
+        .find_map(|name| User::from_name(name).ok().flatten());
+    let (uid, gid, name) = match found {
+        Some(u) => (u.uid, u.gid, u.name),
+        None => (Uid::from_raw(65534), Gid::from_raw(65534), "65534".into()),
+    };
+    if uid.is_root() {
+        return Err(DaemonError::SetUid(format!("user {name} is root")));
+    }
+    let fail = |what: &str, e: nix::Error| DaemonError::SetUid(format!("{what}: {e}"));
+    setgroups(&[gid]).map_err(|e| fail("setgroups", e))?;
+    setgid(gid).map_err(|e| fail("setgid", e))?;
+    setuid(uid).map_err(|e| fail("setuid", e))?;
+    if setuid(Uid::from_raw(0)).is_ok() {
+        return Err(DaemonError::SetUid("root could be regained".into()));
+    }
+    // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes plain integers.
+    unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    log::info!("running as user {name} (uid {uid}, gid {gid})");
+    Ok(())
+}
+
 /// Serves one accepted connection, if its address is allowed.
 fn handle(stream: TcpStream, peer: SocketAddr, opts: &Options) {
     let client = peer.to_string();
@@ -237,9 +299,12 @@ pub fn run_daemon(opts: Options) -> Result<(), DaemonError> {
     if !opts.no_detach {
         detach()?;
     }
+    // Written while still root, so that it lands where it was asked for (3.4 writes it
+    // after giving up root and fails in /run).
     if let Some(path) = &opts.pid_file {
         write_pid_file(path)?;
     }
+    drop_privileges(&opts)?;
     log::debug!("allowing up to {} active jobs", opts.jobs);
     if let Ok(addr) = listener.local_addr() {
         log::info!("listening on {addr}");
@@ -265,7 +330,10 @@ pub fn run_daemon(opts: Options) -> Result<(), DaemonError> {
         let _ = nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);
     });
     if let Some(path) = &opts.pid_file {
-        let _ = std::fs::remove_file(path);
+        if let Err(e) = std::fs::remove_file(path) {
+            // Typical when root was given up and the file is in a directory of root's.
+            log::warn!("failed to remove pid file {}: {e}", path.display());
+        }
     }
     log::info!("stopped");
     Ok(())
@@ -295,8 +363,9 @@ impl Write for StdStream {
 
 /// Serves one job on stdin/stdout (inetd, or an SSH pipe). A socket peer must pass the
 /// access list when one was given; a pipe is always accepted, as in distcc 3.4.
-pub fn run_inetd(opts: &Options) {
+pub fn run_inetd(opts: &Options) -> Result<(), DaemonError> {
     use nix::sys::socket::{getpeername, SockaddrStorage};
+    drop_privileges(opts)?;
     let client = match getpeername::<SockaddrStorage>(0) {
         Ok(addr) => {
             let ip = addr
@@ -306,7 +375,7 @@ pub fn run_inetd(opts: &Options) {
             if let Some(ip) = ip {
                 if !opts.allow.is_empty() && !access::allowed(&opts.allow, ip) {
                     log::error!("connection from client '{addr}' denied by access list");
-                    return;
+                    return Ok(());
                 }
             }
             addr.to_string()
@@ -318,4 +387,5 @@ pub fn run_inetd(opts: &Options) {
         output: io::stdout(),
     };
     serve::serve(&mut stream, &client, &opts.job);
+    Ok(())
 }

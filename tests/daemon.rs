@@ -7,6 +7,7 @@ mod common;
 
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -70,6 +71,8 @@ fn job_dirs(tmp: &std::path::Path) -> usize {
 #[test]
 fn bad_clients_do_not_hurt_the_daemon() {
     let tmp = tempfile::tempdir().unwrap();
+    // Started as root, the daemon works as an unprivileged user.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let tmp_s = tmp.path().to_str().unwrap().to_string();
     let mut d = Daemon::start_with_env(
         OUR_DISTCCD,
@@ -355,6 +358,8 @@ fn signal(pid: u32, sig: nix::sys::signal::Signal) {
 #[test]
 fn sigterm_lets_running_jobs_finish_and_removes_the_pid_file() {
     let dir = tempfile::tempdir().unwrap();
+    // The daemon that removes its pid file has given up root: let it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let pid_file = dir.path().join("pid");
     let mut d = Daemon::start(
         OUR_DISTCCD,
@@ -454,4 +459,60 @@ fn a_trickling_client_cannot_hold_a_worker() {
     assert!(wait_for(Duration::from_secs(10), || d
         .log_text()
         .contains("IO timeout")));
+}
+
+fn uid_of(pid: u32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+#[test]
+fn daemon_gives_up_root() {
+    let d = Daemon::ours(&[]);
+    assert_compiles(d.port, Version::Plain);
+    let me = nix::unistd::Uid::effective();
+    if !me.is_root() {
+        // Nothing to give up: the daemon runs as whoever started it.
+        assert_eq!(uid_of(d.pid()), me.as_raw());
+        return;
+    }
+    assert_ne!(uid_of(d.pid()), 0, "the daemon still runs as root");
+    // So a client cannot have root's files assembled into its object.
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, b"root only").unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let source = format!("asm(\".incbin \\\"{}\\\"\");\n", secret.display());
+    let job = request(
+        &["gcc", "-c", "x.c", "-o", "x.o"],
+        source.as_bytes(),
+        Version::Plain,
+    );
+    let status_with_mode = |mode| {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
+        let answer = exchange(d.port, &job);
+        Reply::read(&mut &answer[..], Version::Plain, &Limits::default())
+            .unwrap()
+            .status
+    };
+    // Readable by all: the path is right and the job works...
+    assert_eq!(status_with_mode(0o644), 0);
+    // ...readable by root only: the daemon's user cannot read it.
+    assert_ne!(status_with_mode(0o600), 0, "root's file was read");
+    // Compiling as root is refused outright.
+    let out = Command::new(OUR_DISTCCD)
+        .args([
+            "--daemon",
+            "--no-detach",
+            "--allow",
+            "127.0.0.1",
+            "--port",
+            "1",
+            "--user",
+            "root",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(112), "{}", show(&out));
 }

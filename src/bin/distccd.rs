@@ -52,6 +52,12 @@ struct Cli {
     /// Log debug messages.
     #[arg(long)]
     verbose: bool,
+    /// When started as root, run as this user (default: distcc, else nobody).
+    #[arg(long)]
+    user: Option<String>,
+    /// Niceness increment for the daemon and its compilers.
+    #[arg(short = 'N', long, default_value_t = 5, allow_negative_numbers = true)]
+    nice: i32,
     /// Accept clients from anywhere and run any compiler path they name. Dangerous.
     #[arg(long, alias = "make-me-a-botnet")]
     enable_tcp_insecure: bool,
@@ -125,6 +131,8 @@ fn main() {
         inetd,
         no_detach: cli.no_detach,
         pid_file: cli.pid_file.clone(),
+        user: cli.user.clone(),
+        nice: cli.nice,
         io_timeout: match transport::io_timeout() {
             Ok(t) => t,
             Err(e) => {
@@ -138,11 +146,12 @@ fn main() {
             insecure: cli.enable_tcp_insecure,
         },
     };
-    if opts.inetd {
-        daemon::run_inetd(&opts);
-        return;
-    }
-    if let Err(e) = daemon::run_daemon(opts) {
+    let result = if opts.inetd {
+        daemon::run_inetd(&opts)
+    } else {
+        daemon::run_daemon(opts)
+    };
+    if let Err(e) = result {
         log::error!("{e}");
         eprintln!("distccd: ERROR: {e}");
         std::process::exit(e.exit_code());
