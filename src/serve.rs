@@ -9,11 +9,13 @@
 //! belong to `daemon`.
 
 use std::fmt;
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use crate::args::{self, Decision, LocalReason};
 use crate::exitcode;
@@ -29,6 +31,8 @@ pub struct JobConfig {
     pub tmp_root: PathBuf,
     /// `--enable-tcp-insecure`: skip the compiler and option checks.
     pub insecure: bool,
+    /// `--job-lifetime`: the longest a compile may run.
+    pub job_lifetime: Option<Duration>,
 }
 
 /// Why a job ended without a reply.
@@ -81,32 +85,78 @@ struct Done {
     input: String,
 }
 
-/// Runs `argv` with stdin from /dev/null, in its own process group, in `dir`; returns the
-/// wait status, stdout and stderr. A compiler that cannot be started gives distcc's
-/// "compiler missing" status with the reason on stderr, as distcc 3.4 reports it.
-fn run_compiler(argv: &[String], dir: &Path) -> (u32, Vec<u8>, Vec<u8>) {
-    let result = Command::new(&argv[0])
+/// The wait status distccd reports for a compile killed at `--job-lifetime`.
+const TIMEOUT_STATUS: u32 = (exitcode::TIMEOUT as u32) << 8;
+
+/// Runs `argv` in `dir` with stdin from /dev/null, stdout and stderr in files of `dir`,
+/// and in a process group of its own, so that at `lifetime` the compiler and everything it
+/// started (cc1, as) can be killed together. Returns the wait status, stdout and stderr. A
+/// compiler that cannot be started gives distcc's "compiler missing" status with the
+/// reason on stderr, as distcc 3.4 reports it.
+fn run_compiler(
+    argv: &[String],
+    dir: &Path,
+    lifetime: Option<Duration>,
+) -> std::io::Result<(u32, Vec<u8>, Vec<u8>)> {
+    let (out_path, err_path) = (dir.join("stdout.txt"), dir.join("stderr.txt"));
+    let spawned = Command::new(&argv[0])
         .args(&argv[1..])
         .current_dir(dir)
         .stdin(Stdio::null())
+        .stdout(File::create(&out_path)?)
+        .stderr(File::create(&err_path)?)
         .process_group(0)
-        .output();
-    match result {
-        Ok(out) => (out.status.into_raw() as u32, out.stdout, out.stderr),
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
         Err(e) => {
+            log::error!("failed to exec {}: {e}", argv[0]);
             let msg = format!(
                 "distccd[{}] (serve) ERROR: failed to exec {}: {e}\n",
                 std::process::id(),
                 argv[0]
             );
-            log::error!("failed to exec {}: {e}", argv[0]);
-            (
+            return Ok((
                 (exitcode::COMPILER_MISSING as u32) << 8,
                 Vec::new(),
                 msg.into_bytes(),
-            )
+            ));
         }
+    };
+    let pid = child.id();
+    let status = match lifetime {
+        None => child.wait()?.into_raw() as u32,
+        Some(limit) => {
+            let (tx, rx) = mpsc::channel();
+            let waiter = std::thread::spawn(move || {
+                let _ = tx.send(child.wait());
+            });
+            let status = match rx.recv_timeout(limit) {
+                Ok(status) => status?.into_raw() as u32,
+                Err(_) => {
+                    log::warn!("compile of {} ran past --job-lifetime; killed", argv[0]);
+                    let pgid = nix::unistd::Pid::from_raw(pid as i32);
+                    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = rx.recv();
+                    TIMEOUT_STATUS
+                }
+            };
+            let _ = waiter.join();
+            status
+        }
+    };
+    let mut stderr = std::fs::read(&err_path)?;
+    if status == TIMEOUT_STATUS {
+        stderr.extend_from_slice(
+            format!(
+                "distccd[{}] (serve) ERROR: compile killed after the --job-lifetime of {}s\n",
+                std::process::id(),
+                lifetime.map_or(0, |l| l.as_secs())
+            )
+            .as_bytes(),
+        );
     }
+    Ok((status, std::fs::read(&out_path)?, stderr))
 }
 
 fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, JobError> {
@@ -140,7 +190,8 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
 
     let cmd = compile.with_files(&input.to_string_lossy(), &output.to_string_lossy());
     log::debug!("compiling: {}", argv_to_string(&cmd));
-    let (status, stdout, stderr) = run_compiler(&cmd, dir.path());
+    let (status, stdout, stderr) =
+        run_compiler(&cmd, dir.path(), cfg.job_lifetime).map_err(JobError::TempFiles)?;
     let object = if status == 0 {
         // A compiler that succeeds without writing its output (a wrapper script, say)
         // gives an empty result, as distcc 3.4 sends it.
@@ -170,10 +221,10 @@ pub fn serve(stream: &mut (impl Read + Write), client: &str, cfg: &JobConfig) {
     let ms = start.elapsed().as_millis();
     match result {
         Ok(done) => {
-            let word = if done.status == 0 {
-                "COMPILE_OK"
-            } else {
-                "COMPILE_ERROR"
+            let word = match done.status {
+                0 => "COMPILE_OK",
+                TIMEOUT_STATUS => "COMPILE_TIMEOUT",
+                _ => "COMPILE_ERROR",
             };
             let sig = done.status & 0x7f;
             log::info!(

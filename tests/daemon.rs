@@ -516,3 +516,55 @@ fn daemon_gives_up_root() {
         .unwrap();
     assert_eq!(out.status.code(), Some(112), "{}", show(&out));
 }
+
+#[test]
+fn job_lifetime_kills_a_long_compile() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let tmp_s = tmp.path().to_str().unwrap().to_string();
+    let d = Daemon::start_with_env(
+        OUR_DISTCCD,
+        &["--allow", "127.0.0.1", "--job-lifetime", "1"],
+        &[("TMPDIR", &tmp_s)],
+    );
+    // Several seconds of work at -O2.
+    let source: String = (0..8000)
+        .map(|i| {
+            format!(
+                "int f{i}(int x) {{ return x * {i} + f{}(x - 1); }}\n",
+                i.max(1) - 1
+            )
+        })
+        .collect();
+    let answer = exchange(
+        d.port,
+        &request(
+            &["gcc", "-O2", "-c", "slow.c", "-o", "slow.o"],
+            source.as_bytes(),
+            Version::Lzo,
+        ),
+    );
+    let reply = Reply::read(&mut &answer[..], Version::Lzo, &Limits::default()).unwrap();
+    assert_eq!(reply.status, 118 << 8);
+    assert!(String::from_utf8_lossy(&reply.stderr).contains("--job-lifetime"));
+    assert!(reply.output.is_empty());
+    assert!(wait_for(Duration::from_secs(10), || d
+        .log_text()
+        .contains("COMPILE_TIMEOUT")));
+    // The compiler and its children are gone, and so is the job's directory.
+    let leftovers = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .filter(|c| String::from_utf8_lossy(c).contains(&tmp_s))
+            .count()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || leftovers() == 0),
+        "compiler processes survived"
+    );
+    assert!(wait_for(Duration::from_secs(10), || job_dirs(tmp.path()) == 0));
+    // A quick job still works.
+    assert_compiles(d.port, Version::Plain);
+}

@@ -58,6 +58,9 @@ struct Cli {
     /// Niceness increment for the daemon and its compilers.
     #[arg(short = 'N', long, default_value_t = 5, allow_negative_numbers = true)]
     nice: i32,
+    /// Kill a compile that runs longer than this many seconds (0: no limit).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    job_lifetime: u64,
     /// Accept clients from anywhere and run any compiler path they name. Dangerous.
     #[arg(long, alias = "make-me-a-botnet")]
     enable_tcp_insecure: bool,
@@ -144,6 +147,8 @@ fn main() {
             limits: Limits::default(),
             tmp_root,
             insecure: cli.enable_tcp_insecure,
+            job_lifetime: (cli.job_lifetime > 0)
+                .then(|| std::time::Duration::from_secs(cli.job_lifetime)),
         },
     };
     let result = if opts.inetd {
