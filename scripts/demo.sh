@@ -18,11 +18,17 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)); }
 
+# The daemon runs only compilers named in its whitelist directory (/usr/lib/distcc when
+# Debian's distcc package is installed); the demo brings its own.
+mkdir "$work/whitelist"
+ln -s "$(command -v gcc)" "$work/whitelist/gcc"
+
 hosts=()
 for i in 1 2; do
   port=$(free_port)
   "$bin/distccd" --daemon --no-detach --listen 127.0.0.1 --port "$port" \
-    --allow 127.0.0.1 --jobs 2 --log-file "$work/distccd$i.log" &
+    --allow 127.0.0.1 --jobs 2 --whitelist-dir "$work/whitelist" \
+    --log-file "$work/distccd$i.log" &
   pids+=($!)
   hosts+=("127.0.0.1:$port/2")
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done

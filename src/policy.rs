@@ -5,6 +5,7 @@
 //! friends pass. This module decides; the daemon refuses and logs.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 /// Why a job is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +16,8 @@ pub enum Refusal {
     AbsolutePath(String),
     /// An option that would load code or touch files the client chose.
     UnsafeOption(String),
+    /// The compiler has no entry in the whitelist directory.
+    NotWhitelisted { name: String, dir: PathBuf },
 }
 
 impl fmt::Display for Refusal {
@@ -28,6 +31,11 @@ impl fmt::Display for Refusal {
             Refusal::AbsolutePath(c) => write!(
                 f,
                 "compiler name {c} cannot be an absolute path outside /usr/bin and /bin"
+            ),
+            Refusal::NotWhitelisted { name, dir } => write!(
+                f,
+                "{name} not in {} whitelist (add a link there, as update-distcc-symlinks does)",
+                dir.display()
             ),
             Refusal::UnsafeOption(o) => write!(
                 f,
@@ -139,8 +147,10 @@ fn assembler_writes_files(arg: &str) -> bool {
     })
 }
 
-/// Checks a received command line; `argv[0]` is the compiler.
-pub fn check(argv: &[String]) -> Result<(), Refusal> {
+/// Checks a received command line; `argv[0]` is the compiler. With `whitelist`, the
+/// compiler must also have an entry there (a link such as `/usr/lib/distcc/gcc`, whose
+/// target must exist), as distcc 3.3 and later require.
+pub fn check(argv: &[String], whitelist: Option<&Path>) -> Result<(), Refusal> {
     let compiler = argv.first().map(String::as_str).unwrap_or("");
     let name = if compiler.contains('/') {
         let name = compiler
@@ -154,6 +164,15 @@ pub fn check(argv: &[String]) -> Result<(), Refusal> {
     };
     if !is_compiler_name(name) {
         return Err(Refusal::NotACompiler(compiler.to_string()));
+    }
+    if let Some(dir) = whitelist {
+        // `exists` follows the link: a dangling entry does not count.
+        if !dir.join(name).exists() {
+            return Err(Refusal::NotWhitelisted {
+                name: name.to_string(),
+                dir: dir.to_path_buf(),
+            });
+        }
     }
     // A separate value (`--param X`) is checked like an option: harmless values pass.
     if let Some(arg) = argv[1..].iter().find(|a| unsafe_option(a)) {
@@ -188,12 +207,12 @@ mod tests {
             "/bin/cc",
             "clang++-17",
         ] {
-            assert_eq!(check(&v(&format!("{ok} -c a.c"))), Ok(()), "{ok}");
+            assert_eq!(check(&v(&format!("{ok} -c a.c")), None), Ok(()), "{ok}");
         }
         for bad in ["sh", "bash", "python3", "gccx", "-gcc", "x-gcc;rm", "make"] {
             assert!(
                 matches!(
-                    check(&v(&format!("{bad} -c a.c"))),
+                    check(&v(&format!("{bad} -c a.c")), None),
                     Err(Refusal::NotACompiler(_))
                 ),
                 "{bad}"
@@ -207,7 +226,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    check(&v(&format!("{bad} -c a.c"))),
+                    check(&v(&format!("{bad} -c a.c")), None),
                     Err(Refusal::AbsolutePath(_))
                 ),
                 "{bad}"
@@ -240,10 +259,26 @@ mod tests {
                 panic!("{line}: not distributed");
             };
             let sent = job.server_argv();
-            assert_eq!(check(&sent), Ok(()), "{line}\nsends {sent:?}");
+            assert_eq!(check(&sent, None), Ok(()), "{line}\nsends {sent:?}");
             assert!(
                 matches!(classify(&sent), Decision::Remote(_)),
                 "{line}: the server would not compile {sent:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn whitelist_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/usr/bin/gcc", dir.path().join("gcc")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/cc", dir.path().join("cc")).unwrap();
+        let wl = Some(dir.path());
+        assert_eq!(check(&v("gcc -c a.c"), wl), Ok(()));
+        assert_eq!(check(&v("/usr/bin/gcc -c a.c"), wl), Ok(()));
+        for bad in ["g++ -c a.cc", "cc -c a.c", "clang -c a.c"] {
+            assert!(
+                matches!(check(&v(bad), wl), Err(Refusal::NotWhitelisted { .. })),
+                "{bad}"
             );
         }
     }
@@ -281,7 +316,7 @@ mod tests {
         ] {
             let argv = v(&format!("gcc -c a.c {bad} x"));
             assert!(
-                matches!(check(&argv), Err(Refusal::UnsafeOption(_))),
+                matches!(check(&argv, None), Err(Refusal::UnsafeOption(_))),
                 "{bad}"
             );
         }
@@ -293,7 +328,7 @@ mod tests {
             "clang --target=aarch64-linux-gnu -c a.c",
             "gcc -iquote . -I inc -DX=1 -fstack-usage -gsplit-dwarf -c a.c",
         ] {
-            assert_eq!(check(&v(ok)), Ok(()), "{ok}");
+            assert_eq!(check(&v(ok), None), Ok(()), "{ok}");
         }
     }
 }

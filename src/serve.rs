@@ -31,6 +31,8 @@ pub struct JobConfig {
     pub tmp_root: PathBuf,
     /// `--enable-tcp-insecure`: skip the compiler and option checks.
     pub insecure: bool,
+    /// The directory whose entries name the compilers that may run (`/usr/lib/distcc`).
+    pub whitelist: Option<PathBuf>,
     /// `--job-lifetime`: the longest a compile may run.
     pub job_lifetime: Option<Duration>,
 }
@@ -170,7 +172,7 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     // rather than a reset in the middle of sending.
     let doti = protocol::read_file(stream, DOTI, version, &cfg.limits)?;
     if !cfg.insecure {
-        policy::check(&argv).map_err(JobError::Refused)?;
+        policy::check(&argv, cfg.whitelist.as_deref()).map_err(JobError::Refused)?;
     }
 
     let dir = tempfile::Builder::new()

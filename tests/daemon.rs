@@ -568,3 +568,40 @@ fn job_lifetime_kills_a_long_compile() {
     // A quick job still works.
     assert_compiles(d.port, Version::Plain);
 }
+
+#[test]
+fn only_whitelisted_compilers_run() {
+    let wl = whitelist_dir(&["gcc"]);
+    let dir = wl.path().to_str().unwrap();
+    let d = Daemon::start(
+        OUR_DISTCCD,
+        &["--allow", "127.0.0.1", "--whitelist-dir", dir],
+    );
+    assert_compiles(d.port, Version::Plain);
+    for compiler in ["g++", "cc", "x86_64-linux-gnu-gcc"] {
+        let job = request(
+            &[compiler, "-c", "t.c", "-o", "t.o"],
+            b"int x;\n",
+            Version::Plain,
+        );
+        assert!(exchange(d.port, &job).is_empty(), "{compiler} ran");
+    }
+    assert!(wait_for(Duration::from_secs(5), || d
+        .log_text()
+        .contains("g++ not in")));
+    // Without the directory the daemon does not start.
+    let out = Command::new(OUR_DISTCCD)
+        .args([
+            "--daemon",
+            "--no-detach",
+            "--allow",
+            "127.0.0.1",
+            "--port",
+            "1",
+        ])
+        .args(["--whitelist-dir", "/nonexistent/distcc"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(110), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/distcc not found"));
+}

@@ -58,6 +58,9 @@ struct Cli {
     /// Niceness increment for the daemon and its compilers.
     #[arg(short = 'N', long, default_value_t = 5, allow_negative_numbers = true)]
     nice: i32,
+    /// Directory whose entries name the compilers that may run.
+    #[arg(long, value_name = "DIR", default_value = "/usr/lib/distcc")]
+    whitelist_dir: PathBuf,
     /// Kill a compile that runs longer than this many seconds (0: no limit).
     #[arg(long, default_value_t = 0, value_name = "SECONDS")]
     job_lifetime: u64,
@@ -122,6 +125,17 @@ fn main() {
         allow.push("0.0.0.0/0".parse().expect("valid literal"));
         allow.push("::/0".parse().expect("valid literal"));
     }
+    if !cli.enable_tcp_insecure && !cli.whitelist_dir.is_dir() {
+        let msg = format!(
+            "{} not found: create it with links named after the compilers this machine may \
+             run (update-distcc-symlinks does it), give another with --whitelist-dir, or use \
+             --enable-tcp-insecure",
+            cli.whitelist_dir.display()
+        );
+        log::error!("{msg}");
+        eprintln!("distccd: ERROR: {msg}");
+        std::process::exit(exitcode::COMPILER_MISSING);
+    }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let tmp_root = std::env::var_os("TMPDIR")
         .filter(|t| !t.is_empty())
@@ -147,6 +161,7 @@ fn main() {
             limits: Limits::default(),
             tmp_root,
             insecure: cli.enable_tcp_insecure,
+            whitelist: (!cli.enable_tcp_insecure).then(|| cli.whitelist_dir.clone()),
             job_lifetime: (cli.job_lifetime > 0)
                 .then(|| std::time::Duration::from_secs(cli.job_lifetime)),
         },

@@ -52,6 +52,7 @@ pub struct Daemon {
     pub port: u16,
     pub log: PathBuf,
     _dir: tempfile::TempDir,
+    _whitelist: Option<tempfile::TempDir>,
 }
 
 impl Daemon {
@@ -93,6 +94,7 @@ impl Daemon {
                     port,
                     log,
                     _dir: dir,
+                    _whitelist: None,
                 };
             }
             let _ = child.kill();
@@ -101,10 +103,22 @@ impl Daemon {
         panic!("{program} did not start listening");
     }
 
+    /// Our daemon, with a whitelist directory of its own that names the usual compilers.
     pub fn ours(extra: &[&str]) -> Daemon {
-        let mut args = vec!["--allow", "127.0.0.1", "--jobs", "4"];
+        let whitelist = whitelist_dir(&["cc", "c++", "gcc", "g++", "x86_64-linux-gnu-gcc"]);
+        let dir = whitelist.path().to_str().unwrap().to_string();
+        let mut args = vec![
+            "--allow",
+            "127.0.0.1",
+            "--jobs",
+            "4",
+            "--whitelist-dir",
+            &dir,
+        ];
         args.extend_from_slice(extra);
-        Daemon::start(OUR_DISTCCD, &args)
+        let mut d = Daemon::start(OUR_DISTCCD, &args);
+        d._whitelist = Some(whitelist);
+        d
     }
 
     pub fn distcc_34() -> Daemon {
@@ -142,6 +156,16 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A directory of links named after `compilers`, as update-distcc-symlinks makes them.
+pub fn whitelist_dir(compilers: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for c in compilers {
+        std::os::unix::fs::symlink(format!("/usr/bin/{c}"), dir.path().join(c)).unwrap();
+    }
+    dir
 }
 
 /// A private copy of the example project, with its own `DISTCC_DIR`.
