@@ -20,6 +20,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # The daemon runs only compilers named in its whitelist directory (/usr/lib/distcc when
 # Debian's distcc package is installed); the demo brings its own.
+chmod 755 "$work"   # started as root, distccd works as an unprivileged user
 mkdir "$work/whitelist"
 ln -s "$(command -v gcc)" "$work/whitelist/gcc"
 
@@ -43,3 +44,8 @@ echo
 echo
 echo "Where each file was compiled:"
 grep -ho 'compile [^ ]* on [^ ]* completed ok' "$DISTCC_LOG" | awk '{print "  " $2 " on " $4}' | sort
+if ! grep -q 'completed ok' "$DISTCC_LOG"; then
+  echo "ERROR: no file was compiled by a daemon; their logs:" >&2
+  cat "$work"/distccd*.log >&2
+  exit 1
+fi

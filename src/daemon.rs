@@ -61,6 +61,11 @@ pub enum DaemonError {
     },
     /// Root could not be given up.
     SetUid(String),
+    /// The whitelist directory cannot be read by the user the daemon runs as.
+    Whitelist {
+        dir: PathBuf,
+        error: io::Error,
+    },
 }
 
 impl fmt::Display for DaemonError {
@@ -77,6 +82,12 @@ impl fmt::Display for DaemonError {
             DaemonError::PidFile { path, error } => {
                 write!(f, "failed to write pid file {}: {error}", path.display())
             }
+            DaemonError::Whitelist { dir, error } => write!(
+                f,
+                "cannot read the compiler whitelist {} as the user distccd runs as: {error}; \
+                 every job would be refused",
+                dir.display()
+            ),
             DaemonError::SetUid(why) => write!(
                 f,
                 "refusing to compile as root: {why} (start distccd as an unprivileged user, or \
@@ -94,6 +105,7 @@ impl DaemonError {
             DaemonError::Resolve { .. } | DaemonError::Bind { .. } => exitcode::BIND_FAILED,
             DaemonError::Detach(_) | DaemonError::PidFile { .. } => exitcode::DISTCC_FAILED,
             DaemonError::SetUid(_) => exitcode::SETUID_FAILED,
+            DaemonError::Whitelist { .. } => exitcode::COMPILER_MISSING,
         }
     }
 }
@@ -232,6 +244,19 @@ pub fn drop_privileges(opts: &Options) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// Gives up root, then checks that the whitelist can still be read: otherwise every job
+/// would be refused while the daemon looked healthy.
+fn become_worker(opts: &Options) -> Result<(), DaemonError> {
+    drop_privileges(opts)?;
+    if let Some(dir) = &opts.job.whitelist {
+        std::fs::read_dir(dir).map_err(|error| DaemonError::Whitelist {
+            dir: dir.clone(),
+            error,
+        })?;
+    }
+    Ok(())
+}
+
 /// Serves one accepted connection, if its address is allowed.
 fn handle(stream: TcpStream, peer: SocketAddr, opts: &Options) {
     let client = peer.to_string();
@@ -304,7 +329,7 @@ pub fn run_daemon(opts: Options) -> Result<(), DaemonError> {
     if let Some(path) = &opts.pid_file {
         write_pid_file(path)?;
     }
-    drop_privileges(&opts)?;
+    become_worker(&opts)?;
     log::debug!("allowing up to {} active jobs", opts.jobs);
     if let Ok(addr) = listener.local_addr() {
         log::info!("listening on {addr}");
@@ -365,7 +390,7 @@ impl Write for StdStream {
 /// access list when one was given; a pipe is always accepted, as in distcc 3.4.
 pub fn run_inetd(opts: &Options) -> Result<(), DaemonError> {
     use nix::sys::socket::{getpeername, SockaddrStorage};
-    drop_privileges(opts)?;
+    become_worker(opts)?;
     let client = match getpeername::<SockaddrStorage>(0) {
         Ok(addr) => {
             let ip = addr

@@ -197,10 +197,10 @@ fn bad_clients_do_not_hurt_the_daemon() {
 
 #[test]
 fn refuses_to_start_without_allow() {
-    let out = Command::new(OUR_DISTCCD)
-        .args(["--daemon", "--no-detach", "--port", "1"])
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new(OUR_DISTCCD).args(["--daemon", "--no-detach", "--port", "1"]),
+        20,
+    );
     assert_eq!(out.status.code(), Some(101), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow"));
 }
@@ -213,10 +213,10 @@ fn bad_options_exit_101() {
         &["--jobs", "201"],
         &["--allow", "1.2.3.4/40"],
     ] {
-        let out = Command::new(OUR_DISTCCD).args(args).output().unwrap();
+        let out = output_within(Command::new(OUR_DISTCCD).args(args), 20);
         assert_eq!(out.status.code(), Some(101), "{args:?}: {}", show(&out));
     }
-    let out = Command::new(OUR_DISTCCD).arg("--version").output().unwrap();
+    let out = output_within(Command::new(OUR_DISTCCD).arg("--version"), 20);
     assert!(out.status.success());
 }
 
@@ -500,20 +500,38 @@ fn daemon_gives_up_root() {
     assert_eq!(status_with_mode(0o644), 0);
     // ...readable by root only: the daemon's user cannot read it.
     assert_ne!(status_with_mode(0o600), 0, "root's file was read");
+    // A whitelist the daemon's user cannot read would refuse every job: no start.
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = output_within(
+        Command::new(OUR_DISTCCD)
+            .args([
+                "--daemon",
+                "--no-detach",
+                "--allow",
+                "127.0.0.1",
+                "--port",
+                &free_port(),
+            ])
+            .args(["--whitelist-dir", private.path().to_str().unwrap()]),
+        20,
+    );
+    assert_eq!(out.status.code(), Some(110), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the compiler whitelist"));
     // Compiling as root is refused outright.
-    let out = Command::new(OUR_DISTCCD)
-        .args([
+    let out = output_within(
+        Command::new(OUR_DISTCCD).args([
             "--daemon",
             "--no-detach",
             "--allow",
             "127.0.0.1",
             "--port",
-            "1",
+            &free_port(),
             "--user",
             "root",
-        ])
-        .output()
-        .unwrap();
+        ]),
+        20,
+    );
     assert_eq!(out.status.code(), Some(112), "{}", show(&out));
 }
 
@@ -590,18 +608,26 @@ fn only_whitelisted_compilers_run() {
         .log_text()
         .contains("g++ not in")));
     // Without the directory the daemon does not start.
-    let out = Command::new(OUR_DISTCCD)
-        .args([
-            "--daemon",
-            "--no-detach",
-            "--allow",
-            "127.0.0.1",
-            "--port",
-            "1",
-        ])
-        .args(["--whitelist-dir", "/nonexistent/distcc"])
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new(OUR_DISTCCD)
+            .args([
+                "--daemon",
+                "--no-detach",
+                "--allow",
+                "127.0.0.1",
+                "--port",
+                "1",
+            ])
+            .args(["--whitelist-dir", "/nonexistent/distcc"]),
+        20,
+    );
     assert_eq!(out.status.code(), Some(110), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/distcc not found"));
+}
+
+fn free_port() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port().to_string())
+        .unwrap()
 }
