@@ -387,7 +387,8 @@ impl Write for StdStream {
 }
 
 /// Serves one job on stdin/stdout (inetd, or an SSH pipe). A socket peer must pass the
-/// access list when one was given; a pipe is always accepted, as in distcc 3.4.
+/// access list (distcc 3.4 accepts anyone when none was given); a pipe is always accepted,
+/// its other end having logged in already.
 pub fn run_inetd(opts: &Options) -> Result<(), DaemonError> {
     use nix::sys::socket::{getpeername, SockaddrStorage};
     become_worker(opts)?;
@@ -397,11 +398,10 @@ pub fn run_inetd(opts: &Options) -> Result<(), DaemonError> {
                 .as_sockaddr_in()
                 .map(|a| IpAddr::V4(a.ip()))
                 .or_else(|| addr.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())));
-            if let Some(ip) = ip {
-                if !opts.allow.is_empty() && !access::allowed(&opts.allow, ip) {
-                    log::error!("connection from client '{addr}' denied by access list");
-                    return Ok(());
-                }
+            // Unlike distcc 3.4, a socket peer must be allowed explicitly here too.
+            if !ip.is_some_and(|ip| access::allowed(&opts.allow, ip)) {
+                log::error!("connection from client '{addr}' denied by access list");
+                return Ok(());
             }
             addr.to_string()
         }

@@ -138,6 +138,21 @@ pub fn init(prog: &'static str, sink: Sink, level: LevelFilter) {
     }
 }
 
+/// distcc's `--log-level` names, as syslog's severities. The `log` crate has fewer
+/// levels: everything from `err` up is an error, and `notice` (distccd's default, which
+/// includes the job summaries) shares `info`.
+pub fn parse_level(name: &str) -> Option<LevelFilter> {
+    Some(match name {
+        "emerg" | "emergency" | "alert" | "crit" | "critical" | "err" | "error" => {
+            LevelFilter::Error
+        }
+        "warn" | "warning" => LevelFilter::Warn,
+        "note" | "notice" | "info" => LevelFilter::Info,
+        "debug" => LevelFilter::Debug,
+        _ => return None,
+    })
+}
+
 /// Renders an argv the way distcc's logs do: words joined by spaces, a word quoted when it
 /// is empty or holds blanks or quotes.
 pub fn argv_to_string<S: AsRef<str>>(argv: &[S]) -> String {

@@ -33,6 +33,8 @@ pub struct JobConfig {
     pub insecure: bool,
     /// The directory whose entries name the compilers that may run (`/usr/lib/distcc`).
     pub whitelist: Option<PathBuf>,
+    /// `DISTCCD_PATH`: where compilers are looked up instead of `PATH`.
+    pub compiler_path: Option<std::ffi::OsString>,
     /// `--job-lifetime`: the longest a compile may run.
     pub job_lifetime: Option<Duration>,
 }
@@ -98,10 +100,16 @@ const TIMEOUT_STATUS: u32 = (exitcode::TIMEOUT as u32) << 8;
 fn run_compiler(
     argv: &[String],
     dir: &Path,
-    lifetime: Option<Duration>,
+    cfg: &JobConfig,
 ) -> std::io::Result<(u32, Vec<u8>, Vec<u8>)> {
+    let lifetime = cfg.job_lifetime;
     let (out_path, err_path) = (dir.join("stdout.txt"), dir.join("stderr.txt"));
-    let spawned = Command::new(&argv[0])
+    let mut cmd = Command::new(&argv[0]);
+    if let Some(path) = &cfg.compiler_path {
+        // The child's PATH is also where the program itself is looked up.
+        cmd.env("PATH", path);
+    }
+    let spawned = cmd
         .args(&argv[1..])
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -193,7 +201,7 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     let cmd = compile.with_files(&input.to_string_lossy(), &output.to_string_lossy());
     log::debug!("compiling: {}", argv_to_string(&cmd));
     let (status, stdout, stderr) =
-        run_compiler(&cmd, dir.path(), cfg.job_lifetime).map_err(JobError::TempFiles)?;
+        run_compiler(&cmd, dir.path(), cfg).map_err(JobError::TempFiles)?;
     let object = if status == 0 {
         // A compiler that succeeds without writing its output (a wrapper script, say)
         // gives an empty result, as distcc 3.4 sends it.

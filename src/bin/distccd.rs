@@ -49,9 +49,12 @@ struct Cli {
     /// Log to stderr.
     #[arg(long)]
     log_stderr: bool,
-    /// Log debug messages.
+    /// Log debug messages (same as --log-level debug).
     #[arg(long)]
     verbose: bool,
+    /// Least severe messages logged: emerg, alert, crit, err, warning, notice, info, debug.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
     /// When started as root, run as this user (default: distcc, else nobody).
     #[arg(long)]
     user: Option<String>,
@@ -95,12 +98,16 @@ fn main() {
     } else {
         logging::Sink::Syslog
     };
-    let level = if cli.verbose {
-        LevelFilter::Debug
-    } else {
-        LevelFilter::Info
+    let parsed = cli.log_level.as_deref().map(logging::parse_level);
+    let level = match parsed {
+        _ if cli.verbose => LevelFilter::Debug,
+        Some(Some(level)) => level,
+        _ => LevelFilter::Info,
     };
     logging::init("distccd", sink, level);
+    if let (Some(None), Some(name)) = (parsed, &cli.log_level) {
+        log::warn!("unknown --log-level {name:?} ignored");
+    }
 
     let mut allow = cli.allow.clone();
     if cli.allow_private {
@@ -113,8 +120,11 @@ fn main() {
     let inetd = cli.inetd
         || (!cli.daemon
             && nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(0).is_ok());
-    if allow.is_empty() && !inetd {
-        if !cli.enable_tcp_insecure {
+    if allow.is_empty() {
+        if cli.enable_tcp_insecure {
+            allow.push("0.0.0.0/0".parse().expect("valid literal"));
+            allow.push("::/0".parse().expect("valid literal"));
+        } else if !inetd {
             log::error!(
                 "no --allow option given: refusing to accept compile jobs from everyone. \
                  Add --allow ADDR[/BITS] (or --allow-private), or --enable-tcp-insecure to accept any client."
@@ -122,8 +132,6 @@ fn main() {
             eprintln!("distccd: ERROR: no --allow option given; see distccd --help");
             std::process::exit(exitcode::BAD_ARGUMENTS);
         }
-        allow.push("0.0.0.0/0".parse().expect("valid literal"));
-        allow.push("::/0".parse().expect("valid literal"));
     }
     if !cli.enable_tcp_insecure && !cli.whitelist_dir.is_dir() {
         let msg = format!(
@@ -162,6 +170,7 @@ fn main() {
             tmp_root,
             insecure: cli.enable_tcp_insecure,
             whitelist: (!cli.enable_tcp_insecure).then(|| cli.whitelist_dir.clone()),
+            compiler_path: std::env::var_os("DISTCCD_PATH"),
             job_lifetime: (cli.job_lifetime > 0)
                 .then(|| std::time::Duration::from_secs(cli.job_lifetime)),
         },

@@ -1,0 +1,240 @@
+//! Each distccd option, tested by starting a real daemon with it (the options that shape
+//! whole behaviours, such as --jobs, --job-lifetime, --user or --pid-file, are tested in
+//! tests/daemon.rs).
+
+mod common;
+
+use std::io::Write;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use distcc_rs::protocol::{Limits, Reply, Request, Version};
+
+fn job() -> Vec<u8> {
+    let req = Request {
+        version: Version::Plain,
+        argv: ["gcc", "-c", "t.c", "-o", "t.o"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        doti: b"int twice(int x) { return 2 * x; }\n".to_vec(),
+    };
+    let mut bytes = Vec::new();
+    req.write(&mut bytes).unwrap();
+    bytes
+}
+
+fn exchange_with(addr: (&str, u16)) -> Option<Reply> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.write_all(&job()).ok()?;
+    let _ = s.shutdown(Shutdown::Write);
+    let answer = read_all(&mut s);
+    Reply::read(&mut &answer[..], Version::Plain, &Limits::default()).ok()
+}
+
+fn compiles(port: u16) -> bool {
+    exchange_with(("127.0.0.1", port)).is_some_and(|r| r.status == 0)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn log_level_filters_the_log() {
+    let d = Daemon::start(
+        OUR_DISTCCD,
+        &["--allow", "127.0.0.1", "--log-level", "warning"],
+    );
+    assert!(compiles(d.port));
+    // Refusals are warnings and errors; summaries are notices.
+    let refused = {
+        let req = Request {
+            version: Version::Plain,
+            argv: ["sh", "-c", "x.c"].iter().map(|s| s.to_string()).collect(),
+            doti: Vec::new(),
+        };
+        let mut b = Vec::new();
+        req.write(&mut b).unwrap();
+        b
+    };
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.write_all(&refused).unwrap();
+    let _ = read_all(&mut s);
+    assert!(wait_for(Duration::from_secs(5), || d
+        .log_text()
+        .contains("refused job")));
+    assert!(!d.log_text().contains("COMPILE_OK"), "{}", d.log_text());
+
+    let d = Daemon::start(
+        OUR_DISTCCD,
+        &["--allow", "127.0.0.1", "--log-level", "loud"],
+    );
+    assert!(compiles(d.port));
+    assert!(wait_for(Duration::from_secs(5), || d
+        .log_text()
+        .contains("COMPILE_OK")));
+    assert!(d
+        .log_text()
+        .contains("unknown --log-level \"loud\" ignored"));
+}
+
+#[test]
+fn distccd_path_is_where_compilers_are_found() {
+    let d = Daemon::start_with_env(
+        OUR_DISTCCD,
+        &["--allow", "127.0.0.1"],
+        &[("DISTCCD_PATH", "/nonexistent")],
+    );
+    let reply = exchange_with(("127.0.0.1", d.port)).expect("a reply");
+    assert_eq!(reply.status, 110 << 8);
+    assert!(String::from_utf8_lossy(&reply.stderr).contains("failed to exec gcc"));
+    let d = Daemon::start_with_env(
+        OUR_DISTCCD,
+        &["--allow", "127.0.0.1"],
+        &[("DISTCCD_PATH", "/usr/bin")],
+    );
+    assert!(compiles(d.port));
+}
+
+/// Plays inetd: accepts one connection and hands it to `distccd --inetd` as stdin/stdout.
+fn inetd_job(args: &[&str]) -> Option<Reply> {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let client = std::thread::spawn(move || exchange_with(("127.0.0.1", port)));
+    let (conn, _) = listener.accept().unwrap();
+    let stdin = OwnedFd::from(conn.try_clone().unwrap());
+    let stdout = OwnedFd::from(conn);
+    let mut daemon = Command::new(OUR_DISTCCD)
+        .arg("--inetd")
+        .args(args)
+        .stdin(Stdio::from(stdin))
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let done = wait_for(Duration::from_secs(30), || {
+        daemon.try_wait().ok().flatten().is_some()
+    });
+    if !done {
+        let _ = daemon.kill();
+    }
+    assert!(daemon.wait().unwrap().success(), "distccd --inetd failed");
+    client.join().unwrap()
+}
+
+#[test]
+fn inetd_on_a_socket_checks_the_access_list() {
+    assert!(inetd_job(&["--allow", "127.0.0.1"]).is_some_and(|r| r.status == 0));
+    assert!(inetd_job(&["--allow", "127.0.0.2"]).is_none());
+    // distcc 3.4 serves anyone here when no --allow is given; we do not.
+    assert!(inetd_job(&[]).is_none());
+    assert!(inetd_job(&["--enable-tcp-insecure"]).is_some_and(|r| r.status == 0));
+}
+
+fn nice_of(pid: u32) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // Field 19 of stat; the list starts at field 3.
+    fields[16].parse().unwrap()
+}
+
+#[test]
+fn nice_lowers_the_daemons_priority() {
+    let mine = nice_of(std::process::id());
+    let d = Daemon::start(OUR_DISTCCD, &["--allow", "127.0.0.1"]);
+    assert_eq!(nice_of(d.pid()), (mine + 5).min(19), "default --nice is 5");
+    let d = Daemon::start(OUR_DISTCCD, &["--allow", "127.0.0.1", "--nice", "2"]);
+    assert_eq!(nice_of(d.pid()), (mine + 2).min(19));
+    assert!(compiles(d.port));
+}
+
+#[test]
+fn allow_private_covers_loopback_of_both_families() {
+    let d = Daemon::start(OUR_DISTCCD, &["--allow-private"]);
+    assert!(compiles(d.port));
+    // The same over IPv6: distcc 3.4 leaves ::1 out of --allow-private.
+    let port = free_port();
+    let mut v6 = Command::new(OUR_DISTCCD)
+        .args([
+            "--daemon",
+            "--no-detach",
+            "--listen",
+            "::1",
+            "--allow-private",
+        ])
+        .args(["--port", &port.to_string(), "--log-stderr"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(10), || TcpStream::connect((
+        "::1", port
+    ))
+    .is_ok()));
+    let reply = exchange_with(("::1", port));
+    let _ = v6.kill();
+    let _ = v6.wait();
+    assert!(reply.is_some_and(|r| r.status == 0), "::1 was not allowed");
+}
+
+#[test]
+fn listen_binds_only_the_given_address() {
+    let d = Daemon::start(OUR_DISTCCD, &["--allow", "127.0.0.0/8"]);
+    assert!(compiles(d.port));
+    assert!(TcpStream::connect(("127.0.0.2", d.port)).is_err());
+}
+
+#[test]
+fn default_jobs_is_cpus_plus_two() {
+    let d = Daemon::start(OUR_DISTCCD, &["--allow", "127.0.0.1", "--verbose"]);
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let expected = format!("allowing up to {} active jobs", cpus + 2);
+    assert!(
+        wait_for(Duration::from_secs(5), || d.log_text().contains(&expected)),
+        "{}",
+        d.log_text()
+    );
+}
+
+#[test]
+fn help_and_version() {
+    let out = output_within(Command::new(OUR_DISTCCD).arg("--help"), 10);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for opt in [
+        "--daemon",
+        "--inetd",
+        "--no-detach",
+        "--port",
+        "--listen",
+        "--allow",
+        "--allow-private",
+        "--jobs",
+        "--nice",
+        "--user",
+        "--pid-file",
+        "--log-file",
+        "--log-level",
+        "--log-stderr",
+        "--verbose",
+        "--job-lifetime",
+        "--whitelist-dir",
+        "--enable-tcp-insecure",
+    ] {
+        assert!(help.contains(opt), "--help does not mention {opt}");
+    }
+    let out = output_within(Command::new(OUR_DISTCCD).arg("--version"), 10);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
