@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::access::{self, Allow};
 use crate::exitcode;
 use crate::logging;
+use crate::policy::Compilers;
 use crate::serve::{self, JobConfig};
 
 /// How the daemon was asked to run.
@@ -248,7 +249,7 @@ pub fn drop_privileges(opts: &Options) -> Result<(), DaemonError> {
 /// would be refused while the daemon looked healthy.
 fn become_worker(opts: &Options) -> Result<(), DaemonError> {
     drop_privileges(opts)?;
-    if let Some(dir) = &opts.job.whitelist {
+    if let Compilers::Whitelist(dir) = &opts.job.compilers {
         std::fs::read_dir(dir).map_err(|error| DaemonError::Whitelist {
             dir: dir.clone(),
             error,

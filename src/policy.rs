@@ -18,6 +18,10 @@ pub enum Refusal {
     UnsafeOption(String),
     /// The compiler has no entry in the whitelist directory.
     NotWhitelisted { name: String, dir: PathBuf },
+    /// The compiler is not in `DISTCC_CMDLIST`.
+    NotInCmdList(String),
+    /// `DISTCC_CMDLIST` cannot be read, so nothing runs.
+    CmdListUnreadable { file: PathBuf, error: String },
 }
 
 impl fmt::Display for Refusal {
@@ -36,6 +40,12 @@ impl fmt::Display for Refusal {
                 f,
                 "{name} not in {} whitelist (add a link there, as update-distcc-symlinks does)",
                 dir.display()
+            ),
+            Refusal::NotInCmdList(c) => write!(f, "lookup of {c} in DISTCC_CMDLIST failed"),
+            Refusal::CmdListUnreadable { file, error } => write!(
+                f,
+                "DISTCC_CMDLIST file {} cannot be read ({error}): refusing every job",
+                file.display()
             ),
             Refusal::UnsafeOption(o) => write!(
                 f,
@@ -147,38 +157,101 @@ fn assembler_writes_files(arg: &str) -> bool {
     })
 }
 
-/// Checks a received command line; `argv[0]` is the compiler. With `whitelist`, the
-/// compiler must also have an entry there (a link such as `/usr/lib/distcc/gcc`, whose
-/// target must exist), as distcc 3.3 and later require.
-pub fn check(argv: &[String], whitelist: Option<&Path>) -> Result<(), Refusal> {
-    let compiler = argv.first().map(String::as_str).unwrap_or("");
-    let name = if compiler.contains('/') {
-        let name = compiler
-            .strip_prefix("/usr/bin/")
-            .or_else(|| compiler.strip_prefix("/bin/"))
-            .filter(|n| !n.contains('/'))
-            .ok_or_else(|| Refusal::AbsolutePath(compiler.to_string()))?;
-        name
-    } else {
-        compiler
-    };
-    if !is_compiler_name(name) {
-        return Err(Refusal::NotACompiler(compiler.to_string()));
-    }
-    if let Some(dir) = whitelist {
-        // `exists` follows the link: a dangling entry does not count.
-        if !dir.join(name).exists() {
-            return Err(Refusal::NotWhitelisted {
-                name: name.to_string(),
-                dir: dir.to_path_buf(),
-            });
+/// Which compilers the daemon runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compilers {
+    /// Programs named like compilers that have an entry in this directory (a link such as
+    /// `/usr/lib/distcc/gcc`, whose target must exist), as distcc 3.3 and later require.
+    Whitelist(PathBuf),
+    /// `DISTCC_CMDLIST`: exactly these programs, matched on their last `words` path
+    /// components; the listed path is what runs.
+    List { paths: Vec<String>, words: usize },
+    /// `DISTCC_CMDLIST` names a file that cannot be read: nothing runs (distcc 3.4 then
+    /// runs anything).
+    Unreadable { file: PathBuf, error: String },
+    /// `--enable-tcp-insecure`: whatever the client names.
+    Any,
+}
+
+impl Compilers {
+    /// Reads a `DISTCC_CMDLIST` file: one compiler path per line.
+    pub fn from_cmdlist(file: &Path, words: usize) -> Compilers {
+        match std::fs::read_to_string(file) {
+            Ok(text) => Compilers::List {
+                paths: text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(String::from)
+                    .collect(),
+                words: words.max(1),
+            },
+            Err(e) => Compilers::Unreadable {
+                file: file.to_path_buf(),
+                error: e.to_string(),
+            },
         }
     }
+}
+
+/// The last `n` `/`-separated components of `path`.
+fn last_words(path: &str, n: usize) -> Vec<&str> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    parts[parts.len().saturating_sub(n)..].to_vec()
+}
+
+/// Checks the compiler a client named; returns the path to run instead, if any.
+fn check_compiler(compiler: &str, compilers: &Compilers) -> Result<Option<String>, Refusal> {
+    match compilers {
+        Compilers::Any => Ok(None),
+        Compilers::Unreadable { file, error } => Err(Refusal::CmdListUnreadable {
+            file: file.clone(),
+            error: error.clone(),
+        }),
+        Compilers::List { paths, words } => {
+            let wanted = last_words(compiler, *words);
+            paths
+                .iter()
+                .find(|p| last_words(p, *words) == wanted)
+                .map(|p| Some(p.clone()))
+                .ok_or_else(|| Refusal::NotInCmdList(compiler.to_string()))
+        }
+        Compilers::Whitelist(dir) => {
+            let name = if compiler.contains('/') {
+                compiler
+                    .strip_prefix("/usr/bin/")
+                    .or_else(|| compiler.strip_prefix("/bin/"))
+                    .filter(|n| !n.contains('/'))
+                    .ok_or_else(|| Refusal::AbsolutePath(compiler.to_string()))?
+            } else {
+                compiler
+            };
+            if !is_compiler_name(name) {
+                return Err(Refusal::NotACompiler(compiler.to_string()));
+            }
+            // `exists` follows the link: a dangling entry does not count.
+            if !dir.join(name).exists() {
+                return Err(Refusal::NotWhitelisted {
+                    name: name.to_string(),
+                    dir: dir.to_path_buf(),
+                });
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Checks a received command line (`argv[0]` is the compiler). Returns the compiler path
+/// to run in place of `argv[0]` when `DISTCC_CMDLIST` maps it. The option checks apply
+/// whatever `compilers` says.
+pub fn check(argv: &[String], compilers: &Compilers) -> Result<Option<String>, Refusal> {
+    let compiler = argv.first().map(String::as_str).unwrap_or("");
+    let replacement = check_compiler(compiler, compilers)?;
     // A separate value (`--param X`) is checked like an option: harmless values pass.
     if let Some(arg) = argv[1..].iter().find(|a| unsafe_option(a)) {
         return Err(Refusal::UnsafeOption(arg.clone()));
     }
-    Ok(())
+    Ok(replacement)
 }
 
 #[cfg(test)]
@@ -189,9 +262,19 @@ mod tests {
         s.split_whitespace().map(String::from).collect()
     }
 
+    /// A whitelist directory naming `names`, all pointing at a program that exists.
+    fn whitelist(names: &[&str]) -> (tempfile::TempDir, Compilers) {
+        let dir = tempfile::tempdir().unwrap();
+        for n in names {
+            let _ = std::os::unix::fs::symlink("/bin/sh", dir.path().join(n));
+        }
+        let c = Compilers::Whitelist(dir.path().to_path_buf());
+        (dir, c)
+    }
+
     #[test]
     fn compilers() {
-        for ok in [
+        let oks = [
             "gcc",
             "g++",
             "cc",
@@ -206,13 +289,16 @@ mod tests {
             "/usr/bin/gcc",
             "/bin/cc",
             "clang++-17",
-        ] {
-            assert_eq!(check(&v(&format!("{ok} -c a.c")), None), Ok(()), "{ok}");
+        ];
+        let names: Vec<&str> = oks.iter().map(|c| c.rsplit('/').next().unwrap()).collect();
+        let (_dir, wl) = whitelist(&names);
+        for ok in oks {
+            assert_eq!(check(&v(&format!("{ok} -c a.c")), &wl), Ok(None), "{ok}");
         }
         for bad in ["sh", "bash", "python3", "gccx", "-gcc", "x-gcc;rm", "make"] {
             assert!(
                 matches!(
-                    check(&v(&format!("{bad} -c a.c")), None),
+                    check(&v(&format!("{bad} -c a.c")), &wl),
                     Err(Refusal::NotACompiler(_))
                 ),
                 "{bad}"
@@ -226,7 +312,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    check(&v(&format!("{bad} -c a.c")), None),
+                    check(&v(&format!("{bad} -c a.c")), &wl),
                     Err(Refusal::AbsolutePath(_))
                 ),
                 "{bad}"
@@ -259,7 +345,7 @@ mod tests {
                 panic!("{line}: not distributed");
             };
             let sent = job.server_argv();
-            assert_eq!(check(&sent, None), Ok(()), "{line}\nsends {sent:?}");
+            assert_eq!(check(&sent, &Compilers::Any), Ok(None), "{line}\nsends {sent:?}");
             assert!(
                 matches!(classify(&sent), Decision::Remote(_)),
                 "{line}: the server would not compile {sent:?}"
@@ -272,15 +358,53 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/usr/bin/gcc", dir.path().join("gcc")).unwrap();
         std::os::unix::fs::symlink("/nonexistent/cc", dir.path().join("cc")).unwrap();
-        let wl = Some(dir.path());
-        assert_eq!(check(&v("gcc -c a.c"), wl), Ok(()));
-        assert_eq!(check(&v("/usr/bin/gcc -c a.c"), wl), Ok(()));
+        let wl = Compilers::Whitelist(dir.path().to_path_buf());
+        assert_eq!(check(&v("gcc -c a.c"), &wl), Ok(None));
+        assert_eq!(check(&v("/usr/bin/gcc -c a.c"), &wl), Ok(None));
         for bad in ["g++ -c a.cc", "cc -c a.c", "clang -c a.c"] {
             assert!(
-                matches!(check(&v(bad), wl), Err(Refusal::NotWhitelisted { .. })),
+                matches!(check(&v(bad), &wl), Err(Refusal::NotWhitelisted { .. })),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn cmdlist() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cmdlist");
+        std::fs::write(&file, "/usr/bin/gcc\n# comment\n/opt/cross/bin/arm-gcc\n").unwrap();
+        let one = Compilers::from_cmdlist(&file, 1);
+        assert_eq!(
+            check(&v("gcc -c a.c"), &one),
+            Ok(Some("/usr/bin/gcc".into()))
+        );
+        assert_eq!(
+            check(&v("/usr/local/bin/arm-gcc -c a.c"), &one),
+            Ok(Some("/opt/cross/bin/arm-gcc".into()))
+        );
+        assert!(matches!(
+            check(&v("g++ -c a.c"), &one),
+            Err(Refusal::NotInCmdList(_))
+        ));
+        // Two words must both match.
+        let two = Compilers::from_cmdlist(&file, 2);
+        assert_eq!(
+            check(&v("bin/gcc -c a.c"), &two),
+            Ok(Some("/usr/bin/gcc".into()))
+        );
+        assert!(check(&v("gcc -c a.c"), &two).is_err());
+        // Unreadable: nothing runs (distcc 3.4 runs anything).
+        let gone = Compilers::from_cmdlist(&dir.path().join("missing"), 1);
+        assert!(matches!(
+            check(&v("gcc -c a.c"), &gone),
+            Err(Refusal::CmdListUnreadable { .. })
+        ));
+        // The option checks still apply.
+        assert!(matches!(
+            check(&v("gcc -c a.c -fplugin=x.so"), &one),
+            Err(Refusal::UnsafeOption(_))
+        ));
     }
 
     #[test]
@@ -316,7 +440,7 @@ mod tests {
         ] {
             let argv = v(&format!("gcc -c a.c {bad} x"));
             assert!(
-                matches!(check(&argv, None), Err(Refusal::UnsafeOption(_))),
+                matches!(check(&argv, &Compilers::Any), Err(Refusal::UnsafeOption(_))),
                 "{bad}"
             );
         }
@@ -328,7 +452,7 @@ mod tests {
             "clang --target=aarch64-linux-gnu -c a.c",
             "gcc -iquote . -I inc -DX=1 -fstack-usage -gsplit-dwarf -c a.c",
         ] {
-            assert_eq!(check(&v(ok), None), Ok(()), "{ok}");
+            assert_eq!(check(&v(ok), &Compilers::Any), Ok(None), "{ok}");
         }
     }
 }

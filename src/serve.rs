@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::args::{self, Decision, LocalReason};
 use crate::exitcode;
 use crate::logging::argv_to_string;
-use crate::policy::{self, Refusal};
+use crate::policy::{self, Compilers, Refusal};
 use crate::protocol::{self, Limits, ProtocolError, Reply, DOTI};
 
 /// What the daemon needs to know to run a job.
@@ -29,10 +29,8 @@ pub struct JobConfig {
     pub limits: Limits,
     /// Where private job directories are made (`$TMPDIR`, default `/tmp`).
     pub tmp_root: PathBuf,
-    /// `--enable-tcp-insecure`: skip the compiler and option checks.
-    pub insecure: bool,
-    /// The directory whose entries name the compilers that may run (`/usr/lib/distcc`).
-    pub whitelist: Option<PathBuf>,
+    /// Which compilers may run.
+    pub compilers: Compilers,
     /// `DISTCCD_PATH`: where compilers are looked up instead of `PATH`.
     pub compiler_path: Option<std::ffi::OsString>,
     /// `--job-lifetime`: the longest a compile may run.
@@ -179,9 +177,7 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     // Read the whole request before any refusal, so that the client sees a clean close
     // rather than a reset in the middle of sending.
     let doti = protocol::read_file(stream, DOTI, version, &cfg.limits)?;
-    if !cfg.insecure {
-        policy::check(&argv, cfg.whitelist.as_deref()).map_err(JobError::Refused)?;
-    }
+    let compiler_path = policy::check(&argv, &cfg.compilers).map_err(JobError::Refused)?;
 
     let dir = tempfile::Builder::new()
         .prefix("distccd_")
@@ -198,7 +194,10 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     std::fs::write(&input, &doti).map_err(JobError::TempFiles)?;
     drop(doti);
 
-    let cmd = compile.with_files(&input.to_string_lossy(), &output.to_string_lossy());
+    let mut cmd = compile.with_files(&input.to_string_lossy(), &output.to_string_lossy());
+    if let Some(path) = compiler_path {
+        cmd[0] = path;
+    }
     log::debug!("compiling: {}", argv_to_string(&cmd));
     let (status, stdout, stderr) =
         run_compiler(&cmd, dir.path(), cfg).map_err(JobError::TempFiles)?;

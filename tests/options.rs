@@ -238,3 +238,59 @@ fn help_and_version() {
     let out = output_within(Command::new(OUR_DISTCCD).arg("--version"), 10);
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
+
+fn job_with(compiler: &str) -> Vec<u8> {
+    let req = Request {
+        version: Version::Plain,
+        argv: [compiler, "-c", "t.c", "-o", "t.o"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        doti: b"int x;\n".to_vec(),
+    };
+    let mut bytes = Vec::new();
+    req.write(&mut bytes).unwrap();
+    bytes
+}
+
+fn answered(port: u16, compiler: &str) -> bool {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(&job_with(compiler)).unwrap();
+    let _ = s.shutdown(Shutdown::Write);
+    !read_all(&mut s).is_empty()
+}
+
+#[test]
+fn distcc_cmdlist_names_exactly_what_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let list = dir.path().join("cmdlist");
+    std::fs::write(&list, "/usr/bin/gcc\n").unwrap();
+    std::fs::set_permissions(&list, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let d = Daemon::start_with_env(
+        OUR_DISTCCD,
+        &["--allow", "127.0.0.1"],
+        &[("DISTCC_CMDLIST", list.to_str().unwrap())],
+    );
+    assert!(answered(d.port, "gcc"));
+    assert!(
+        answered(d.port, "/usr/local/bin/gcc"),
+        "mapped to the listed /usr/bin/gcc"
+    );
+    assert!(!answered(d.port, "cc"));
+    assert!(wait_for(Duration::from_secs(5), || d
+        .log_text()
+        .contains("lookup of cc in DISTCC_CMDLIST failed")));
+    // A list that cannot be read refuses every job (distcc 3.4 then runs anything).
+    let d = Daemon::start_with_env(
+        OUR_DISTCCD,
+        &["--allow", "127.0.0.1"],
+        &[("DISTCC_CMDLIST", "/nonexistent/cmdlist")],
+    );
+    assert!(!answered(d.port, "gcc"));
+    assert!(d.log_text().contains("cannot be read"));
+}

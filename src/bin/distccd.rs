@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use distcc_rs::access::{self, Allow};
 use distcc_rs::daemon::{self, Options};
+use distcc_rs::policy::Compilers;
 use distcc_rs::serve::JobConfig;
 use distcc_rs::{exitcode, logging, protocol::Limits, transport};
 use log::LevelFilter;
@@ -133,7 +134,24 @@ fn main() {
             std::process::exit(exitcode::BAD_ARGUMENTS);
         }
     }
-    if !cli.enable_tcp_insecure && !cli.whitelist_dir.is_dir() {
+    let compilers = if cli.enable_tcp_insecure {
+        Compilers::Any
+    } else if let Some(file) = std::env::var_os("DISTCC_CMDLIST") {
+        let words = std::env::var("DISTCC_CMDLIST_NUMWORDS")
+            .ok()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(1);
+        let list = Compilers::from_cmdlist(file.as_ref(), words);
+        if let Compilers::Unreadable { file, error } = &list {
+            log::error!(
+                "DISTCC_CMDLIST file {} cannot be read ({error}): every job will be refused",
+                file.display()
+            );
+        }
+        list
+    } else if cli.whitelist_dir.is_dir() {
+        Compilers::Whitelist(cli.whitelist_dir.clone())
+    } else {
         let msg = format!(
             "{} not found: create it with links named after the compilers this machine may \
              run (update-distcc-symlinks does it), give another with --whitelist-dir, or use \
@@ -143,7 +161,7 @@ fn main() {
         log::error!("{msg}");
         eprintln!("distccd: ERROR: {msg}");
         std::process::exit(exitcode::COMPILER_MISSING);
-    }
+    };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let tmp_root = std::env::var_os("TMPDIR")
         .filter(|t| !t.is_empty())
@@ -168,8 +186,7 @@ fn main() {
         job: JobConfig {
             limits: Limits::default(),
             tmp_root,
-            insecure: cli.enable_tcp_insecure,
-            whitelist: (!cli.enable_tcp_insecure).then(|| cli.whitelist_dir.clone()),
+            compilers,
             compiler_path: std::env::var_os("DISTCCD_PATH"),
             job_lifetime: (cli.job_lifetime > 0)
                 .then(|| std::time::Duration::from_secs(cli.job_lifetime)),
