@@ -21,6 +21,7 @@ use crate::exitcode;
 use crate::logging;
 use crate::policy::Compilers;
 use crate::serve::{self, JobConfig};
+use crate::stats::Stats;
 
 /// How the daemon was asked to run.
 #[derive(Debug, Clone)]
@@ -39,6 +40,8 @@ pub struct Options {
     pub user: Option<String>,
     /// `--nice`: the niceness increment applied at start.
     pub nice: i32,
+    /// `--stats`: serve the statistics page on this port.
+    pub stats_port: Option<u16>,
     /// Per-read and per-write timeout on client connections.
     pub io_timeout: Duration,
     pub job: JobConfig,
@@ -259,7 +262,7 @@ fn become_worker(opts: &Options) -> Result<(), DaemonError> {
 }
 
 /// Serves one accepted connection, if its address is allowed.
-fn handle(stream: TcpStream, peer: SocketAddr, opts: &Options) {
+fn handle(stream: TcpStream, peer: SocketAddr, opts: &Options, stats: &Stats) {
     let client = peer.to_string();
     if !access::allowed(&opts.allow, peer.ip()) {
         log::error!("connection from client '{client}' denied by access list");
@@ -274,17 +277,19 @@ fn handle(stream: TcpStream, peer: SocketAddr, opts: &Options) {
         stream: &stream,
         deadline: Instant::now() + opts.io_timeout,
     };
-    serve::serve(&mut conn, &client, &opts.job);
+    stats.job_started();
+    let outcome = serve::serve(&mut conn, &client, &opts.job);
+    stats.job_ended(&outcome);
 }
 
 /// One worker: accepts and serves connections, one at a time, until the daemon stops.
-fn worker(listener: &TcpListener, opts: &Options, stopping: &AtomicBool) {
+fn worker(listener: &TcpListener, opts: &Options, stats: &Stats, stopping: &AtomicBool) {
     loop {
         match listener.accept() {
             Ok((stream, peer)) => {
                 // A bug in one job must not take the worker, and with it a job slot, away.
                 let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    handle(stream, peer, opts)
+                    handle(stream, peer, opts, stats)
                 }));
                 if served.is_err() {
                     log::error!("internal error while serving {peer}; job abandoned");
@@ -297,6 +302,31 @@ fn worker(listener: &TcpListener, opts: &Options, stopping: &AtomicBool) {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
+    }
+}
+
+/// Serves the statistics page to allowed clients until the daemon stops: reads what the
+/// client sends (at most 1 KiB, as distcc 3.4 does), answers, closes.
+fn stats_server(listener: &TcpListener, opts: &Options, stats: &Stats, stopping: &AtomicBool) {
+    loop {
+        let (mut stream, peer) = match listener.accept() {
+            Ok(c) => c,
+            Err(_) if stopping.load(Ordering::SeqCst) => return,
+            Err(e) => {
+                log::error!("stats accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        if !access::allowed(&opts.allow, peer.ip()) {
+            log::error!("stats connection from client '{peer}' denied by access list");
+            continue;
+        }
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+        let mut request = [0u8; 1024];
+        let _ = stream.read(&mut request);
+        let _ = stream.write_all(stats.page().as_bytes());
     }
 }
 
@@ -322,6 +352,14 @@ fn wait_for_stop(signals: &SigSet) -> Signal {
 /// file and returns.
 pub fn run_daemon(opts: Options) -> Result<(), DaemonError> {
     let listener = listen(&opts)?;
+    let stats_listener = match opts.stats_port {
+        Some(port) => Some(listen(&Options {
+            port,
+            ..opts.clone()
+        })?),
+        None => None,
+    };
+    let stats = Stats::new(opts.job.tmp_root.clone());
     if !opts.no_detach {
         detach()?;
     }
@@ -347,13 +385,18 @@ pub fn run_daemon(opts: Options) -> Result<(), DaemonError> {
     let stopping = AtomicBool::new(false);
     std::thread::scope(|scope| {
         for _ in 0..opts.jobs {
-            scope.spawn(|| worker(&listener, &opts, &stopping));
+            scope.spawn(|| worker(&listener, &opts, &stats, &stopping));
+        }
+        if let Some(l) = &stats_listener {
+            scope.spawn(|| stats_server(l, &opts, &stats, &stopping));
         }
         let sig = wait_for_stop(&signals);
         log::info!("stopping on {sig}: no new jobs; waiting for running jobs to finish");
         stopping.store(true, Ordering::SeqCst);
         // Wakes every worker blocked in accept().
-        let _ = nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        for l in std::iter::once(&listener).chain(&stats_listener) {
+            let _ = nix::sys::socket::shutdown(l.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        }
     });
     if let Some(path) = &opts.pid_file {
         if let Err(e) = std::fs::remove_file(path) {

@@ -3,7 +3,7 @@
 //! The `distcc` client classifies a compiler command line (`args`), preprocesses locally,
 //! picks a host (`hosts`, `lock`, `backoff`), sends the job (`protocol`, `transport`) and writes the result
 //! (`client`). The `distccd` daemon accepts connections (`daemon`, `access`), checks what it
-//! is asked to run (`policy`) and compiles it (`serve`).
+//! is asked to run (`policy`), compiles it (`serve`) and counts it (`stats`).
 
 pub mod access;
 pub mod args;
@@ -18,4 +18,5 @@ pub mod lzo;
 pub mod policy;
 pub mod protocol;
 pub mod serve;
+pub mod stats;
 pub mod transport;

@@ -69,15 +69,49 @@ impl From<ProtocolError> for JobError {
 }
 
 impl JobError {
-    /// The result word of distcc's job summary line.
-    fn summary(&self) -> &'static str {
+    fn result(&self) -> JobResult {
         match self {
-            JobError::Protocol(ProtocolError::Io(_)) => "CLI_DISCONN",
-            JobError::Protocol(ProtocolError::Truncated { .. }) => "CLI_DISCONN",
-            JobError::Protocol(_) | JobError::NotDistributable(_) => "REJ_BAD_REQ",
-            JobError::Refused(_) | JobError::TempFiles(_) => "OTHER",
+            JobError::Protocol(ProtocolError::Io(_) | ProtocolError::Truncated { .. }) => {
+                JobResult::ClientDisconnected
+            }
+            JobError::Protocol(_) | JobError::NotDistributable(_) => JobResult::BadRequest,
+            JobError::Refused(_) | JobError::TempFiles(_) => JobResult::Other,
         }
     }
+}
+
+/// How a job ended, as distcc's job summary line and statistics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobResult {
+    CompileOk,
+    CompileError,
+    CompileTimeout,
+    ClientDisconnected,
+    BadRequest,
+    Other,
+}
+
+impl JobResult {
+    /// The word of distcc's summary line.
+    pub fn word(self) -> &'static str {
+        match self {
+            JobResult::CompileOk => "COMPILE_OK",
+            JobResult::CompileError => "COMPILE_ERROR",
+            JobResult::CompileTimeout => "COMPILE_TIMEOUT",
+            JobResult::ClientDisconnected => "CLI_DISCONN",
+            JobResult::BadRequest => "REJ_BAD_REQ",
+            JobResult::Other => "OTHER",
+        }
+    }
+}
+
+/// What a served connection came to.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub result: JobResult,
+    /// The compiler and input file, when the request got that far.
+    pub job: Option<(String, String)>,
+    pub time: Duration,
 }
 
 /// A finished compile, for the summary line.
@@ -222,27 +256,34 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     })
 }
 
-/// Serves one job on `stream` from `client` (an address for the log) and logs distcc's
-/// one-line summary of it.
-pub fn serve(stream: &mut (impl Read + Write), client: &str, cfg: &JobConfig) {
+/// Serves one job on `stream` from `client` (an address for the log), logs distcc's
+/// one-line summary of it, and says how it ended.
+pub fn serve(stream: &mut (impl Read + Write), client: &str, cfg: &JobConfig) -> Outcome {
     let start = Instant::now();
     let result = run_job(stream, cfg);
-    let ms = start.elapsed().as_millis();
+    let time = start.elapsed();
+    let ms = time.as_millis();
     match result {
         Ok(done) => {
-            let word = match done.status {
-                0 => "COMPILE_OK",
-                TIMEOUT_STATUS => "COMPILE_TIMEOUT",
-                _ => "COMPILE_ERROR",
+            let result = match done.status {
+                0 => JobResult::CompileOk,
+                TIMEOUT_STATUS => JobResult::CompileTimeout,
+                _ => JobResult::CompileError,
             };
             let sig = done.status & 0x7f;
             log::info!(
-                "client: {client} {word} exit:{} sig:{sig} core:{} ret:0 time:{ms}ms {} {}",
+                "client: {client} {} exit:{} sig:{sig} core:{} ret:0 time:{ms}ms {} {}",
+                result.word(),
                 (done.status >> 8) & 0xff,
                 u32::from(done.status & 0x80 != 0),
                 done.compiler,
                 done.input
             );
+            Outcome {
+                result,
+                job: Some((done.compiler, done.input)),
+                time,
+            }
         }
         Err(e) => {
             match &e {
@@ -251,9 +292,14 @@ pub fn serve(stream: &mut (impl Read + Write), client: &str, cfg: &JobConfig) {
             }
             log::info!(
                 "client: {client} {} exit:0 sig:0 core:0 ret:{} time:{ms}ms",
-                e.summary(),
+                e.result().word(),
                 exitcode::PROTOCOL_ERROR
             );
+            Outcome {
+                result: e.result(),
+                job: None,
+                time,
+            }
         }
     }
 }

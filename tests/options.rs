@@ -294,3 +294,87 @@ fn distcc_cmdlist_names_exactly_what_runs() {
     assert!(!answered(d.port, "gcc"));
     assert!(d.log_text().contains("cannot be read"));
 }
+
+fn fetch_page(port: u16, from: &str) -> String {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    sock.bind(
+        &format!("{from}:0")
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    if sock.connect(&addr.into()).is_err() {
+        return String::new();
+    }
+    let mut s: TcpStream = sock.into();
+    let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+    String::from_utf8_lossy(&read_all(&mut s)).to_string()
+}
+
+fn keys(page: &str) -> Vec<String> {
+    page.lines()
+        .skip_while(|l| *l != "<distccstats>")
+        .skip(1)
+        .take_while(|l| *l != "</distccstats>")
+        .map(|l| l.split(' ').next().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn stats_page_matches_distcc_34() {
+    let port = free_port();
+    let d = Daemon::start(
+        OUR_DISTCCD,
+        &[
+            "--allow",
+            "127.0.0.1",
+            "--stats",
+            "--stats-port",
+            &port.to_string(),
+        ],
+    );
+    assert!(compiles(d.port));
+    assert!(compiles(d.port));
+    assert!(!answered(d.port, "sh"));
+    let page = fetch_page(port, "127.0.0.1");
+    assert!(page.starts_with("HTTP/1.0 200 OK\n"), "{page}");
+    // Four connections: the test helper's probe of the port (a client that says nothing),
+    // two compiles and a refusal.
+    for want in [
+        "dcc_tcp_accept 4\n",
+        "dcc_cli_disconnect 1\n",
+        "dcc_compile_ok 2\n",
+        "dcc_other 1\n",
+        "dcc_longest_job t.c\n",
+    ] {
+        assert!(page.contains(want), "{want:?} not in\n{page}");
+    }
+    // Same access list as the jobs.
+    assert_eq!(fetch_page(port, "127.0.0.2"), "");
+
+    // distcc 3.4's page has the same figures in the same order.
+    require_distcc_34();
+    let port34 = free_port();
+    let _d34 = Daemon::start(
+        DISTCCD_34,
+        &[
+            "--allow",
+            "127.0.0.1",
+            "--stats",
+            "--stats-port",
+            &port34.to_string(),
+        ],
+    );
+    assert!(wait_for(Duration::from_secs(10), || !fetch_page(
+        port34,
+        "127.0.0.1"
+    )
+    .is_empty()));
+    let page34 = fetch_page(port34, "127.0.0.1");
+    assert_eq!(keys(&page), keys(&page34), "ours:\n{page}\n3.4:\n{page34}");
+    let head = |p: &str| p.lines().take(5).map(String::from).collect::<Vec<_>>();
+    assert_eq!(head(&page), head(&page34));
+}

@@ -65,6 +65,12 @@ struct Cli {
     /// Directory whose entries name the compilers that may run.
     #[arg(long, value_name = "DIR", default_value = "/usr/lib/distcc")]
     whitelist_dir: PathBuf,
+    /// Serve a plain-text statistics page over HTTP.
+    #[arg(long)]
+    stats: bool,
+    /// Port of the statistics page.
+    #[arg(long, default_value_t = 3633, value_parser = clap::value_parser!(u16).range(1..))]
+    stats_port: u16,
     /// Kill a compile that runs longer than this many seconds (0: no limit).
     #[arg(long, default_value_t = 0, value_name = "SECONDS")]
     job_lifetime: u64,
@@ -175,6 +181,7 @@ fn main() {
         no_detach: cli.no_detach,
         pid_file: cli.pid_file.clone(),
         user: cli.user.clone(),
+        stats_port: cli.stats.then_some(cli.stats_port),
         nice: cli.nice,
         io_timeout: match transport::io_timeout() {
             Ok(t) => t,

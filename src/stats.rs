@@ -1,0 +1,291 @@
+//! The daemon's statistics, and distcc 3.4's plain-text HTTP page of them (`--stats`, port
+//! 3633): counters of jobs by outcome, the longest job, how many jobs ran at once, the
+//! machine's load, memory and free space.
+//!
+//! This module counts and renders. The daemon records each job's outcome and serves the
+//! page to allowed clients; it owns no socket here.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::serve::{JobResult, Outcome};
+
+/// Time constants of the 1, 5 and 15 minute averages.
+const WINDOWS: [Duration; 3] = [
+    Duration::from_secs(60),
+    Duration::from_secs(300),
+    Duration::from_secs(900),
+];
+
+#[derive(Debug, Default)]
+struct Counters {
+    tcp_accept: u64,
+    rej_bad_req: u64,
+    compile_ok: u64,
+    compile_error: u64,
+    compile_timeout: u64,
+    cli_disconnect: u64,
+    other: u64,
+    /// (input, compiler, milliseconds) of the longest successful job.
+    longest: Option<(String, String, u128)>,
+    running: u64,
+    max_running: u64,
+    /// Decaying averages of `running` over the three windows, and when they were updated.
+    avg_running: [f64; 3],
+    avg_at: Option<Instant>,
+    /// When recent compiles finished, for the 1/5/15 minute counts.
+    finished: VecDeque<Instant>,
+    /// (kilobytes, compiler) of the largest compiler process so far.
+    max_rss: Option<(i64, String)>,
+}
+
+impl Counters {
+    /// Folds the time since the last update into the running-jobs averages.
+    fn decay(&mut self, now: Instant) {
+        if let Some(at) = self.avg_at {
+            let dt = now.duration_since(at).as_secs_f64();
+            for (avg, window) in self.avg_running.iter_mut().zip(WINDOWS) {
+                let keep = (-dt / window.as_secs_f64()).exp();
+                *avg = *avg * keep + self.running as f64 * (1.0 - keep);
+            }
+        }
+        self.avg_at = Some(now);
+    }
+}
+
+/// Statistics shared by every worker of a daemon.
+#[derive(Debug)]
+pub struct Stats {
+    counters: Mutex<Counters>,
+    /// Where jobs run, for the free-space figure.
+    tmp_root: PathBuf,
+}
+
+/// The peak resident size of all the compilers this process has waited for, in KiB.
+fn children_max_rss() -> i64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_CHILDREN with a valid pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } == 0 {
+        usage.ru_maxrss
+    } else {
+        0
+    }
+}
+
+/// Processes in uninterruptible sleep (usually waiting for the disk).
+fn processes_in_d_state() -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('D'))
+        })
+        .count()
+}
+
+fn load_averages() -> [String; 3] {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut it = text.split_whitespace();
+    std::array::from_fn(|_| {
+        it.next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or_else(|| "0.00".to_string(), |v| format!("{v:.2}"))
+    })
+}
+
+fn free_megabytes(path: &Path) -> u64 {
+    nix::sys::statvfs::statvfs(path)
+        .map(|s| s.blocks_available() * s.fragment_size() / (1024 * 1024))
+        .unwrap_or(0)
+}
+
+impl Stats {
+    pub fn new(tmp_root: PathBuf) -> Stats {
+        Stats {
+            counters: Mutex::new(Counters::default()),
+            tmp_root,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
+        match self.counters.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// A connection was accepted and a job starts.
+    pub fn job_started(&self) {
+        let mut c = self.lock();
+        c.decay(Instant::now());
+        c.tcp_accept += 1;
+        c.running += 1;
+        c.max_running = c.max_running.max(c.running);
+    }
+
+    /// The job started by `job_started` ended.
+    pub fn job_ended(&self, outcome: &Outcome) {
+        let now = Instant::now();
+        let mut c = self.lock();
+        c.decay(now);
+        c.running = c.running.saturating_sub(1);
+        match outcome.result {
+            JobResult::CompileOk => c.compile_ok += 1,
+            JobResult::CompileError => c.compile_error += 1,
+            JobResult::CompileTimeout => c.compile_timeout += 1,
+            JobResult::ClientDisconnected => c.cli_disconnect += 1,
+            JobResult::BadRequest => c.rej_bad_req += 1,
+            JobResult::Other => c.other += 1,
+        }
+        if let Some((compiler, input)) = &outcome.job {
+            c.finished.push_back(now);
+            while c
+                .finished
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > WINDOWS[2])
+            {
+                c.finished.pop_front();
+            }
+            let ms = outcome.time.as_millis();
+            if outcome.result == JobResult::CompileOk
+                && c.longest.as_ref().is_none_or(|(_, _, m)| ms > *m)
+            {
+                c.longest = Some((input.clone(), compiler.clone(), ms));
+            }
+            let rss = children_max_rss();
+            if c.max_rss.as_ref().is_none_or(|(kb, _)| rss > *kb) {
+                c.max_rss = Some((rss, compiler.clone()));
+            }
+        }
+    }
+
+    /// The page distcc 3.4 serves: an HTTP/1.0 reply with LF line endings and one
+    /// `key value` line per figure, in 3.4's order.
+    pub fn page(&self) -> String {
+        let now = Instant::now();
+        let mut c = self.lock();
+        c.decay(now);
+        let recent = |w: Duration| {
+            c.finished
+                .iter()
+                .filter(|t| now.duration_since(**t) <= w)
+                .count()
+        };
+        let (longest, longest_compiler, longest_ms) = c
+            .longest
+            .clone()
+            .unwrap_or_else(|| ("none".into(), "none".into(), 0));
+        let (rss, rss_name) = c.max_rss.clone().unwrap_or_else(|| (0, "none".into()));
+        let load = load_averages();
+        let lines = [
+            ("dcc_tcp_accept", c.tcp_accept.to_string()),
+            ("dcc_rej_bad_req", c.rej_bad_req.to_string()),
+            // Clients beyond --jobs wait in the listen backlog; none is turned away.
+            ("dcc_rej_overload", "0".into()),
+            ("dcc_compile_ok", c.compile_ok.to_string()),
+            ("dcc_compile_error", c.compile_error.to_string()),
+            ("dcc_compile_timeout", c.compile_timeout.to_string()),
+            ("dcc_cli_disconnect", c.cli_disconnect.to_string()),
+            ("dcc_other", c.other.to_string()),
+            ("dcc_longest_job", longest),
+            ("dcc_longest_job_compiler", longest_compiler),
+            ("dcc_longest_job_time_msecs", longest_ms.to_string()),
+            ("dcc_max_kids", c.max_running.to_string()),
+            ("dcc_avg_kids1", format!("{}", c.avg_running[0].round())),
+            ("dcc_avg_kids2", format!("{}", c.avg_running[1].round())),
+            ("dcc_avg_kids3", format!("{}", c.avg_running[2].round())),
+            ("dcc_current_load", c.running.to_string()),
+            ("dcc_load1", load[0].clone()),
+            ("dcc_load2", load[1].clone()),
+            ("dcc_load3", load[2].clone()),
+            ("dcc_num_compiles1", recent(WINDOWS[0]).to_string()),
+            ("dcc_num_compiles2", recent(WINDOWS[1]).to_string()),
+            ("dcc_num_compiles3", recent(WINDOWS[2]).to_string()),
+            ("dcc_num_procstate_D", processes_in_d_state().to_string()),
+            ("dcc_max_RSS", rss.to_string()),
+            ("dcc_max_RSS_name", rss_name),
+            // distcc 3.4 starts at -1 and measures disk I/O of its own; we do not.
+            ("dcc_io_rate", "-1".into()),
+            (
+                "dcc_free_space",
+                format!("{} MB", free_megabytes(&self.tmp_root)),
+            ),
+        ];
+        let mut page = String::from(
+            "HTTP/1.0 200 OK\nContent-Type: text/plain\nConnection: close\n\nargv /distccd\n<distccstats>\n",
+        );
+        for (key, value) in lines {
+            page.push_str(key);
+            page.push(' ');
+            page.push_str(&value);
+            page.push('\n');
+        }
+        page.push_str("</distccstats>\n");
+        page
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(result: JobResult, ms: u64) -> Outcome {
+        Outcome {
+            result,
+            job: Some(("gcc".into(), format!("f{ms}.c"))),
+            time: Duration::from_millis(ms),
+        }
+    }
+
+    #[test]
+    fn counts_and_page_shape() {
+        let stats = Stats::new(std::env::temp_dir());
+        for (r, ms) in [
+            (JobResult::CompileOk, 10),
+            (JobResult::CompileOk, 30),
+            (JobResult::CompileError, 50),
+        ] {
+            stats.job_started();
+            stats.job_ended(&outcome(r, ms));
+        }
+        stats.job_started();
+        stats.job_ended(&Outcome {
+            result: JobResult::BadRequest,
+            job: None,
+            time: Duration::ZERO,
+        });
+        let page = stats.page();
+        assert!(page.starts_with("HTTP/1.0 200 OK\nContent-Type: text/plain\n"));
+        assert!(!page.contains('\r'));
+        for want in [
+            "dcc_tcp_accept 4\n",
+            "dcc_rej_bad_req 1\n",
+            "dcc_compile_ok 2\n",
+            "dcc_compile_error 1\n",
+            "dcc_longest_job f30.c\n",
+            "dcc_longest_job_time_msecs 30\n",
+            "dcc_max_kids 1\n",
+            "dcc_current_load 0\n",
+            "dcc_num_compiles1 3\n",
+            "dcc_io_rate -1\n",
+        ] {
+            assert!(page.contains(want), "{want:?} missing from\n{page}");
+        }
+        let keys: Vec<&str> = page
+            .lines()
+            .skip_while(|l| *l != "<distccstats>")
+            .skip(1)
+            .take_while(|l| *l != "</distccstats>")
+            .map(|l| l.split(' ').next().unwrap_or(""))
+            .collect();
+        assert_eq!(keys.len(), 27);
+        assert_eq!(keys[0], "dcc_tcp_accept");
+        assert_eq!(keys[26], "dcc_free_space");
+    }
+}
