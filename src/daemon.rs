@@ -141,6 +141,25 @@ pub fn listen(opts: &Options) -> Result<TcpListener, DaemonError> {
     }
     socket.bind(&addr.into()).map_err(bind_err)?;
     socket.listen(1024).map_err(bind_err)?;
+    // As distcc 3.4: accept() returns only once the client has sent something, so that a
+    // connection that says nothing never takes a worker. DISTCC_TCP_DEFER_ACCEPT=0 turns
+    // it off.
+    if std::env::var("DISTCC_TCP_DEFER_ACCEPT").as_deref() != Ok("0") {
+        let secs: libc::c_int = 1;
+        // SAFETY: a plain integer option on a socket we own.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_DEFER_ACCEPT,
+                (&secs as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            log::warn!("TCP_DEFER_ACCEPT: {}", io::Error::last_os_error());
+        }
+    }
     Ok(socket.into())
 }
 

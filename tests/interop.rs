@@ -54,3 +54,94 @@ fn distcc_34_client_with_our_distccd_protocol_2() {
     let d = Daemon::ours(&[]);
     build_with(DISTCC_34, &d, true);
 }
+
+/// What distcc 3.4's client prints and returns for `args` against `daemon`, with pids,
+/// ports and temporary paths blanked so that two daemons' runs compare. Each run has a
+/// fresh DISTCC_DIR, so no backoff carries over (DISTCC_BACKOFF_PERIOD=0 would make 3.4
+/// reconnect for ever).
+fn client_34_sees(daemon: &Daemon, args: &[&str]) -> (Option<i32>, String) {
+    let project = Project::example();
+    let out = std::process::Command::new(DISTCC_34)
+        .current_dir(project.path())
+        .args(args)
+        .env("DISTCC_HOSTS", daemon.host())
+        .env("DISTCC_DIR", project.distcc_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    let blank = |s: &str| -> String {
+        let mut out = String::new();
+        let mut digits = false;
+        for c in s.chars() {
+            if c.is_ascii_digit() {
+                if !digits {
+                    out.push('N');
+                }
+                digits = true;
+            } else {
+                digits = false;
+                out.push(c);
+            }
+        }
+        out
+    };
+    let normal = text
+        .lines()
+        .map(|l| blank(&l.replace(&project.path().display().to_string(), "DIR")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (out.status.code(), normal)
+}
+
+#[test]
+fn distcc_34_client_sees_the_same_refusals_from_both_daemons() {
+    require_distcc_34();
+    let cases: [(&str, &[&str], &[&str]); 3] = [
+        // c99 has no entry in /usr/lib/distcc: both daemons refuse the compiler.
+        (
+            "refused compiler",
+            &[],
+            &["c99", "-c", "fib.c", "-o", "fib.o"],
+        ),
+        // The client's address is not allowed.
+        (
+            "refused address",
+            &["--allow", "127.0.0.2"],
+            &["gcc", "-c", "fib.c", "-o", "fib.o"],
+        ),
+        // An option both daemons refuse; the local retry fails the same way too.
+        (
+            "refused option",
+            &[],
+            &[
+                "gcc",
+                "-fplugin=/nonexistent/p.so",
+                "-c",
+                "fib.c",
+                "-o",
+                "fib.o",
+            ],
+        ),
+    ];
+    for (what, daemon_args, client_args) in cases {
+        let mut ours_args = vec!["--allow", "127.0.0.1", "--jobs", "2"];
+        let mut theirs_args = ours_args.clone();
+        if !daemon_args.is_empty() {
+            ours_args = daemon_args.to_vec();
+            theirs_args = daemon_args.to_vec();
+        }
+        let ours = Daemon::start(OUR_DISTCCD, &ours_args);
+        let theirs = Daemon::start(DISTCCD_34, &theirs_args);
+        let (our_code, our_text) = client_34_sees(&ours, client_args);
+        let (their_code, their_text) = client_34_sees(&theirs, client_args);
+        assert_eq!(our_code, their_code, "{what}: exit codes differ");
+        assert_eq!(
+            our_text, their_text,
+            "{what}: distcc 3.4's client prints other things for our daemon"
+        );
+        assert!(
+            our_text.contains("server provided no answer") || our_text.contains("failed"),
+            "{what}: {our_text}"
+        );
+    }
+}
