@@ -20,7 +20,7 @@ use crate::access::{self, Allow};
 use crate::exitcode;
 use crate::logging;
 use crate::policy::Compilers;
-use crate::serve::{self, JobConfig};
+use crate::serve::{self, JobConfig, StopBy};
 use crate::stats::Stats;
 
 /// How the daemon was asked to run.
@@ -42,6 +42,8 @@ pub struct Options {
     pub nice: i32,
     /// `--stats`: serve the statistics page on this port.
     pub stats_port: Option<u16>,
+    /// How long a stopping daemon lets running jobs go on.
+    pub stop_grace: Duration,
     /// Per-read and per-write timeout on client connections.
     pub io_timeout: Duration,
     pub job: JobConfig,
@@ -200,11 +202,17 @@ fn write_pid_file(path: &PathBuf) -> Result<(), DaemonError> {
 struct Deadline<'a> {
     stream: &'a TcpStream,
     deadline: Instant,
+    /// A stopping daemon's own deadline, which may come first.
+    stop_by: &'a StopBy,
 }
 
 impl Read for Deadline<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
+        let deadline = match self.stop_by.get() {
+            Some(stop) => self.deadline.min(*stop),
+            None => self.deadline,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -295,6 +303,7 @@ fn handle(stream: TcpStream, peer: SocketAddr, opts: &Options, stats: &Stats) {
     let mut conn = Deadline {
         stream: &stream,
         deadline: Instant::now() + opts.io_timeout,
+        stop_by: &opts.job.stop_by,
     };
     stats.job_started();
     let outcome = serve::serve(&mut conn, &client, &opts.job);
@@ -412,6 +421,7 @@ pub fn run_daemon(opts: Options) -> Result<(), DaemonError> {
         let sig = wait_for_stop(&signals);
         log::info!("stopping on {sig}: no new jobs; waiting for running jobs to finish");
         stopping.store(true, Ordering::SeqCst);
+        let _ = opts.job.stop_by.set(Instant::now() + opts.stop_grace);
         // Wakes every worker blocked in accept().
         for l in std::iter::once(&listener).chain(&stats_listener) {
             let _ = nix::sys::socket::shutdown(l.as_raw_fd(), nix::sys::socket::Shutdown::Both);

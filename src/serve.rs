@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::args::{self, Decision, LocalReason};
@@ -33,6 +33,8 @@ pub struct JobConfig {
     pub compilers: Compilers,
     /// `DISTCCD_PATH`: where compilers are looked up instead of `PATH`.
     pub compiler_path: Option<std::ffi::OsString>,
+    /// Set when the daemon is stopping: running compiles are killed from then on.
+    pub stop_by: StopBy,
     /// `--job-lifetime`: the longest a compile may run.
     pub job_lifetime: Option<Duration>,
 }
@@ -79,6 +81,9 @@ impl JobError {
         }
     }
 }
+
+/// When a stopping daemon stops waiting for its running jobs; unset while it runs.
+pub type StopBy = Arc<OnceLock<Instant>>;
 
 /// How a job ended, as distcc's job summary line and statistics count it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,36 +171,46 @@ fn run_compiler(
         }
     };
     let pid = child.id();
-    let status = match lifetime {
-        None => child.wait()?.into_raw() as u32,
-        Some(limit) => {
-            let (tx, rx) = mpsc::channel();
-            let waiter = std::thread::spawn(move || {
-                let _ = tx.send(child.wait());
-            });
-            let status = match rx.recv_timeout(limit) {
-                Ok(status) => status?.into_raw() as u32,
-                Err(_) => {
-                    log::warn!("compile of {} ran past --job-lifetime; killed", argv[0]);
+    let started = Instant::now();
+    let (tx, rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    // The channel wakes us the moment the compiler ends; the timeout only paces the checks
+    // of the job's lifetime and of a daemon that is stopping.
+    let mut killed_because = None;
+    let status = loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(status) => break status?.into_raw() as u32,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(std::io::Error::other("lost the compiler's exit status"))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                killed_because = match (lifetime, cfg.stop_by.get()) {
+                    (Some(limit), _) if started.elapsed() >= limit => Some(format!(
+                        "compile killed after the --job-lifetime of {}s",
+                        limit.as_secs()
+                    )),
+                    (_, Some(stop)) if Instant::now() >= *stop => {
+                        Some("compile killed: the daemon is stopping".to_string())
+                    }
+                    _ => None,
+                };
+                if let Some(why) = &killed_because {
+                    log::warn!("{why} ({})", argv[0]);
                     let pgid = nix::unistd::Pid::from_raw(pid as i32);
                     let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
                     let _ = rx.recv();
-                    TIMEOUT_STATUS
+                    break TIMEOUT_STATUS;
                 }
-            };
-            let _ = waiter.join();
-            status
+            }
         }
     };
+    let _ = waiter.join();
     let mut stderr = std::fs::read(&err_path)?;
-    if status == TIMEOUT_STATUS {
+    if let Some(why) = killed_because {
         stderr.extend_from_slice(
-            format!(
-                "distccd[{}] (serve) ERROR: compile killed after the --job-lifetime of {}s\n",
-                std::process::id(),
-                lifetime.map_or(0, |l| l.as_secs())
-            )
-            .as_bytes(),
+            format!("distccd[{}] (serve) ERROR: {why}\n", std::process::id()).as_bytes(),
         );
     }
     Ok((status, std::fs::read(&out_path)?, stderr))

@@ -631,3 +631,43 @@ fn free_port() -> String {
         .map(|a| a.port().to_string())
         .unwrap()
 }
+
+#[test]
+fn a_stopping_daemon_waits_for_jobs_only_so_long() {
+    let (tools, whitelist) = misbehaving_compilers();
+    let path = format!("{}:/usr/bin:/bin", tools.path().display());
+    let mut d = Daemon::start_with_env(
+        OUR_DISTCCD,
+        &[
+            "--allow",
+            "127.0.0.1",
+            "--verbose",
+            "--whitelist-dir",
+            whitelist.path().to_str().unwrap(),
+        ],
+        &[("DISTCCD_PATH", &path), ("DISTCCD_STOP_GRACE", "1")],
+    );
+    let job = request(
+        &["x86_64-hang-gcc", "-c", "h.c", "-o", "h.o"],
+        b"int x;\n",
+        Version::Plain,
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.write_all(&job).unwrap();
+    assert!(wait_for(Duration::from_secs(10), || d
+        .log_text()
+        .contains("compiling:")));
+    signal(d.pid(), nix::sys::signal::Signal::SIGTERM);
+    // The hanging compile is killed after the grace period and the client is told.
+    let answer = read_all(&mut s);
+    let reply = Reply::read(&mut &answer[..], Version::Plain, &Limits::default()).unwrap();
+    assert_eq!(reply.status, 118 << 8);
+    assert!(String::from_utf8_lossy(&reply.stderr).contains("the daemon is stopping"));
+    assert!(wait_for(Duration::from_secs(10), || d
+        .child
+        .try_wait()
+        .ok()
+        .flatten()
+        .is_some()));
+    assert_eq!(d.child.wait().unwrap().code(), Some(0));
+}

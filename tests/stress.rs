@@ -128,20 +128,7 @@ fn job_dirs(tmp: &std::path::Path) -> usize {
 #[test]
 fn five_hundred_connections_at_once() {
     // Compilers that misbehave, whitelisted and found through DISTCCD_PATH.
-    let tools = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tools.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    for (name, body) in [
-        ("x86_64-hang-gcc", "#!/bin/sh\nexec sleep 600\n"),
-        ("x86_64-crash-gcc", "#!/bin/sh\nkill -SEGV $$\n"),
-    ] {
-        let p = tools.path().join(name);
-        std::fs::write(&p, body).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let whitelist = whitelist_dir(&["gcc"]);
-    for name in ["x86_64-hang-gcc", "x86_64-crash-gcc"] {
-        std::os::unix::fs::symlink(tools.path().join(name), whitelist.path().join(name)).unwrap();
-    }
+    let (tools, whitelist) = misbehaving_compilers();
     let tmp = tempfile::tempdir().unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let path = format!("{}:/usr/bin:/bin", tools.path().display());

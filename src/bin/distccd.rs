@@ -182,6 +182,12 @@ fn main() {
         pid_file: cli.pid_file.clone(),
         user: cli.user.clone(),
         stats_port: cli.stats.then_some(cli.stats_port),
+        stop_grace: std::time::Duration::from_secs(
+            std::env::var("DISTCCD_STOP_GRACE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(30),
+        ),
         nice: cli.nice,
         io_timeout: match transport::io_timeout() {
             Ok(t) => t,
@@ -195,6 +201,7 @@ fn main() {
             tmp_root,
             compilers,
             compiler_path: std::env::var_os("DISTCCD_PATH"),
+            stop_by: Default::default(),
             job_lifetime: (cli.job_lifetime > 0)
                 .then(|| std::time::Duration::from_secs(cli.job_lifetime)),
         },

@@ -191,6 +191,27 @@ pub fn whitelist_dir(compilers: &[&str]) -> tempfile::TempDir {
     dir
 }
 
+/// Compilers that misbehave, for daemons: `x86_64-hang-gcc` never finishes and
+/// `x86_64-crash-gcc` dies of SIGSEGV. Returns the directory holding them (put it first in
+/// the daemon's `DISTCCD_PATH`) and a whitelist naming them and `gcc`.
+pub fn misbehaving_compilers() -> (tempfile::TempDir, tempfile::TempDir) {
+    let tools = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(tools.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (name, body) in [
+        ("x86_64-hang-gcc", "#!/bin/sh\nexec sleep 600\n"),
+        ("x86_64-crash-gcc", "#!/bin/sh\nkill -SEGV $$\n"),
+    ] {
+        let p = tools.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let whitelist = whitelist_dir(&["gcc"]);
+    for name in ["x86_64-hang-gcc", "x86_64-crash-gcc"] {
+        std::os::unix::fs::symlink(tools.path().join(name), whitelist.path().join(name)).unwrap();
+    }
+    (tools, whitelist)
+}
+
 /// A private copy of the example project, with its own `DISTCC_DIR`.
 pub struct Project {
     pub dir: tempfile::TempDir,
