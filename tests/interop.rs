@@ -96,18 +96,22 @@ fn client_34_sees(daemon: &Daemon, args: &[&str]) -> (Option<i32>, String) {
 #[test]
 fn distcc_34_client_sees_the_same_refusals_from_both_daemons() {
     require_distcc_34();
-    let cases: [(&str, &[&str], &[&str]); 3] = [
-        // c99 has no entry in /usr/lib/distcc: both daemons refuse the compiler.
+    // (case, daemon options, client command, whether every line is deterministic)
+    let cases: [(&str, &[&str], &[&str], bool); 3] = [
+        // c99 has no entry in /usr/lib/distcc: both daemons read the request and close.
         (
             "refused compiler",
             &[],
             &["c99", "-c", "fib.c", "-o", "fib.o"],
+            true,
         ),
-        // The client's address is not allowed.
+        // The client's address is not allowed: both daemons reset the connection at once,
+        // and whether the client meets the reset writing or reading is a race.
         (
             "refused address",
             &["--allow", "127.0.0.2"],
             &["gcc", "-c", "fib.c", "-o", "fib.o"],
+            false,
         ),
         // An option both daemons refuse; the local retry fails the same way too.
         (
@@ -121,9 +125,10 @@ fn distcc_34_client_sees_the_same_refusals_from_both_daemons() {
                 "-o",
                 "fib.o",
             ],
+            true,
         ),
     ];
-    for (what, daemon_args, client_args) in cases {
+    for (what, daemon_args, client_args, exact) in cases {
         let mut ours_args = vec!["--allow", "127.0.0.1", "--jobs", "2"];
         let mut theirs_args = ours_args.clone();
         if !daemon_args.is_empty() {
@@ -135,10 +140,17 @@ fn distcc_34_client_sees_the_same_refusals_from_both_daemons() {
         let (our_code, our_text) = client_34_sees(&ours, client_args);
         let (their_code, their_text) = client_34_sees(&theirs, client_args);
         assert_eq!(our_code, their_code, "{what}: exit codes differ");
-        assert_eq!(
-            our_text, their_text,
-            "{what}: distcc 3.4's client prints other things for our daemon"
-        );
+        if exact {
+            assert_eq!(
+                our_text, their_text,
+                "{what}: distcc 3.4's client prints other things for our daemon"
+            );
+        } else {
+            assert_eq!(our_text.lines().last(), their_text.lines().last(), "{what}");
+            for text in [&our_text, &their_text] {
+                assert!(text.contains("Connection reset by peer"), "{what}: {text}");
+            }
+        }
         assert!(
             our_text.contains("server provided no answer") || our_text.contains("failed"),
             "{what}: {our_text}"
