@@ -157,3 +157,46 @@ fn distcc_34_client_sees_the_same_refusals_from_both_daemons() {
         );
     }
 }
+
+#[test]
+fn malformed_requests_get_the_same_answer_from_both_daemons() {
+    use std::io::Write;
+    use std::net::{Shutdown, TcpStream};
+    require_distcc_34();
+    let ours = Daemon::ours(&[]);
+    let theirs = Daemon::distcc_34();
+    let send = |port: u16, bytes: &[u8]| -> Vec<u8> {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _ = s.write_all(bytes);
+        let _ = s.shutdown(Shutdown::Write);
+        read_all(&mut s)
+    };
+    let cases: [(&str, &[u8]); 6] = [
+        ("not distcc", b"GET / HTTP/1.0\r\n\r\n"),
+        ("bad hex", b"DIST0000000zARGC00000001"),
+        ("unknown version", b"DIST00000009"),
+        ("truncated header", b"DIST00000001ARGC000000"),
+        ("wrong token", b"DIST00000001ARGV00000003gcc"),
+        (
+            "missing body",
+            b"DIST00000001ARGC00000003ARGV00000003gccARGV00000002-cARGV00000003x.cDOTI00000010int",
+        ),
+    ];
+    for (what, bytes) in cases {
+        let (a, b) = (send(ours.port, bytes), send(theirs.port, bytes));
+        assert_eq!(a, b, "{what}: the daemons answer differently");
+        assert!(a.is_empty(), "{what}: {a:?}");
+    }
+    // Both still serve.
+    let project = Project::example();
+    for d in [&ours, &theirs] {
+        let out = project.make(
+            &["fib.o", &format!("CC={OUR_DISTCC} gcc")],
+            &[("DISTCC_HOSTS", &d.host())],
+        );
+        assert!(out.status.success(), "{}", show(&out));
+        let _ = project.make(&["clean"], &[]);
+    }
+    assert_eq!(ours.wait_compiled(1), 1);
+    assert_eq!(theirs.wait_compiled(1), 1);
+}
