@@ -155,12 +155,19 @@ impl Source {
 fn compile_remote(
     job: &Compile,
     host: &HostSpec,
+    farm: &Farm,
     io_timeout: Duration,
 ) -> Result<Reply, RemoteError> {
     let (name, port) = match &host.transport {
         Transport::Tcp { host, port } => (host.as_str(), *port),
         Transport::Ssh { .. } => return Err(RemoteError::Unsupported("the SSH transport")),
         Transport::Local => return Err(RemoteError::Unsupported("sending to localhost")),
+    };
+    // One of this machine's preprocessor slots, held while the preprocessor runs.
+    let cpp_slot = if job.preprocessed {
+        None
+    } else {
+        farm.machine_slot(lock::LOCAL_CPP, farm.cpp_slots)
     };
     let source = start_source(job)?;
     let connected = transport::connect(name, port, io_timeout)
@@ -179,6 +186,7 @@ fn compile_remote(
         }
     };
     let text = source.finish()?;
+    drop(cpp_slot);
     protocol::write_file(&mut stream, DOTI, host.version, &text)?;
     drop(text);
     Ok(Reply::read(&mut stream, host.version, &Limits::default())?)
@@ -218,68 +226,106 @@ fn write_output(path: &Path, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// The hosts a job may use (neither `,down` nor backed off), and the directory of slot
-/// locks and backoff marks when there is one. `None` means: compile here.
-fn candidates() -> Option<(Vec<HostSpec>, Option<PathBuf>)> {
-    let list = match hosts::load() {
-        Ok(list) => list,
-        Err(e) => {
-            log::warn!("{e}");
-            return None;
-        }
-    };
-    let mut usable: Vec<HostSpec> = list.hosts.into_iter().filter(|h| !h.down).collect();
-    if usable.is_empty() {
-        // distcc 3.4 waits for ever here.
-        log::warn!("every host in the list is marked down; compiling locally");
-        return None;
-    }
-    let dir = match hosts::distcc_dir().map(|top| lock::lock_dir(&top)) {
-        Some(Ok(dir)) => Some(dir),
-        other => {
-            let why = match other {
-                Some(Err(e)) => e.to_string(),
-                _ => "neither DISTCC_DIR nor HOME is set".to_string(),
-            };
-            log::warn!("cannot use the lock directory ({why}); hosts are used unlocked");
-            None
-        }
-    };
-    if let (Some(dir), Some(period)) = (&dir, backoff::period()) {
-        usable.retain(|h| {
-            let skip = backoff::is_backed_off(dir, &lock::host_key(h), period);
-            if skip {
-                log::debug!("skipping {}: it failed less than {period:?} ago", h.spec);
-            }
-            !skip
-        });
-    }
-    Some((usable, dir))
+/// What one invocation may use: the hosts of the list that are neither `,down` nor backed
+/// off, and this machine's slots, all counted through the lock directory.
+struct Farm {
+    hosts: Vec<HostSpec>,
+    /// Where slot locks and backoff marks live; without it nothing is locked.
+    dir: Option<PathBuf>,
+    local_slots: u32,
+    cpp_slots: u32,
+    /// Why there is no host list, to report when a job could have been distributed.
+    list_error: Option<hosts::HostsError>,
 }
 
-/// Takes a slot on one of `hosts`, waiting while every slot is busy; returns the host's
-/// index. Without a lock directory the first host is used, unlocked.
-fn take_slot(hosts: &[HostSpec], dir: Option<&Path>) -> (usize, Option<Slot>) {
-    let Some(dir) = dir else {
-        return (0, None);
-    };
-    let mut pause = Duration::from_millis(5);
-    loop {
-        match lock::pick(dir, hosts) {
-            Ok(Some((i, slot))) => {
-                log::debug!("picked {} slot {}", hosts[i].spec, slot.slot);
-                return (i, Some(slot));
+impl Farm {
+    fn load() -> Farm {
+        let (list, list_error) = match hosts::load() {
+            Ok(list) => (Some(list), None),
+            Err(e) => (None, Some(e)),
+        };
+        let dir = match hosts::distcc_dir().map(|top| lock::lock_dir(&top)) {
+            Some(Ok(dir)) => Some(dir),
+            other => {
+                let why = match other {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "neither DISTCC_DIR nor HOME is set".to_string(),
+                };
+                log::warn!("cannot use the lock directory ({why}); nothing is locked");
+                None
             }
-            Ok(None) => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(100));
+        };
+        let list = list.unwrap_or_default();
+        let mut farm = Farm {
+            hosts: list.hosts.into_iter().filter(|h| !h.down).collect(),
+            dir,
+            local_slots: list.local_slots,
+            cpp_slots: list.local_slots_cpp,
+            list_error,
+        };
+        if list.randomize {
+            shuffle(&mut farm.hosts);
+        }
+        if let (Some(dir), Some(period)) = (&farm.dir, backoff::period()) {
+            farm.hosts.retain(|h| {
+                let skip = backoff::is_backed_off(dir, &lock::host_key(h), period);
+                if skip {
+                    log::debug!("skipping {}: it failed less than {period:?} ago", h.spec);
+                }
+                !skip
+            });
+        }
+        farm
+    }
+
+    /// One of this machine's slots of kind `key`, waiting while all are taken.
+    fn machine_slot(&self, key: &str, n: u32) -> Option<Slot> {
+        let dir = self.dir.as_ref()?;
+        lock::take_local(dir, key, n)
+            .map_err(|e| log::warn!("failed to lock a local slot in {}: {e}", dir.display()))
+            .ok()
+    }
+
+    /// Takes a slot on one of `hosts`, waiting while every slot is busy; returns the
+    /// host's index. Without a lock directory the first host is used, unlocked.
+    fn take_host(&self, hosts: &[HostSpec]) -> (usize, Option<Slot>) {
+        let Some(dir) = &self.dir else {
+            return (0, None);
+        };
+        let owners: Vec<(String, u32)> =
+            hosts.iter().map(|h| (lock::host_key(h), h.limit)).collect();
+        match lock::SlotSet::open(dir, &owners).and_then(|set| set.take()) {
+            Ok((i, slot)) => {
+                log::debug!("picked {} slot {}", hosts[i].spec, slot.slot);
+                (i, Some(slot))
             }
             Err(e) => {
                 log::warn!("failed to lock a slot in {}: {e}", dir.display());
-                return (0, None);
+                (0, None)
             }
         }
     }
+}
+
+/// Shuffles the host list for `--randomize`, differently in each process.
+fn shuffle(hosts: &mut [HostSpec]) {
+    let mut x = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+        | 1;
+    for i in (1..hosts.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        hosts.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+}
+
+/// Runs `argv` here, holding one of this machine's `--localslots` compile slots.
+fn compile_here<S: AsRef<OsStr>>(argv: &[S], farm: &Farm) -> i32 {
+    let _slot = farm.machine_slot(lock::LOCAL, farm.local_slots);
+    run_local(argv)
 }
 
 /// Compiles a distributable job somewhere and returns the exit code. Each host is tried at
@@ -293,11 +339,15 @@ fn build_somewhere(job: &Compile) -> i32 {
             return exitcode::BAD_ARGUMENTS;
         }
     };
-    let Some((mut hosts, dir)) = candidates() else {
-        return run_local(job.argv());
-    };
+    let mut farm = Farm::load();
+    if let Some(e) = &farm.list_error {
+        log::warn!("{e}");
+        return compile_here(job.argv(), &farm);
+    }
+    let mut hosts = std::mem::take(&mut farm.hosts);
+    let farm = farm;
     let mark = |host: &HostSpec| {
-        if let (Some(dir), Some(_)) = (&dir, backoff::period()) {
+        if let (Some(dir), Some(_)) = (&farm.dir, backoff::period()) {
             if let Err(e) = backoff::mark(dir, &lock::host_key(host)) {
                 log::warn!("failed to record the failure of {}: {e}", host.spec);
             }
@@ -305,12 +355,13 @@ fn build_somewhere(job: &Compile) -> i32 {
     };
     let mut failed_host = None;
     while !hosts.is_empty() {
-        let (i, _slot) = take_slot(&hosts, dir.as_deref());
+        let (i, _slot) = farm.take_host(&hosts);
         let host = hosts[i].clone();
         if host.transport == Transport::Local {
+            // The slot just taken is this machine's.
             return run_local(job.argv());
         }
-        match compile_remote(job, &host, io_timeout) {
+        match compile_remote(job, &host, &farm, io_timeout) {
             // A compiler that succeeds always writes something; an empty result means
             // the command did not do what a local one would.
             Ok(reply) if reply.status == 0 && reply.output.is_empty() => {
@@ -319,10 +370,10 @@ fn build_somewhere(job: &Compile) -> i32 {
                     host.spec,
                     job.input()
                 );
-                return run_local(job.argv());
+                return compile_here(job.argv(), &farm);
             }
             Ok(reply) if reply.status == 0 => {
-                if let Some(dir) = &dir {
+                if let Some(dir) = &farm.dir {
                     backoff::clear(dir, &lock::host_key(&host));
                 }
                 if let Err(e) = write_output(Path::new(job.output()), &reply.output) {
@@ -330,7 +381,7 @@ fn build_somewhere(job: &Compile) -> i32 {
                         "failed to write {}: {e}; compiling locally instead",
                         job.output()
                     );
-                    return run_local(job.argv());
+                    return compile_here(job.argv(), &farm);
                 }
                 let _ = io::stderr().write_all(&reply.stderr);
                 let _ = io::stdout().write_all(&reply.stdout);
@@ -356,7 +407,7 @@ fn build_somewhere(job: &Compile) -> i32 {
                     "remote compilation of '{}' failed, retrying locally",
                     job.input()
                 );
-                let local = run_local(job.argv());
+                let local = compile_here(job.argv(), &farm);
                 if local == 0 {
                     // The same command works here: the host is at fault, not the code.
                     mark(&host);
@@ -367,7 +418,7 @@ fn build_somewhere(job: &Compile) -> i32 {
             // Our own trouble, not the host's: the local compile reports it as gcc would.
             Err(e @ (RemoteError::ReadInput(_) | RemoteError::CppStart(_))) => {
                 log::debug!("{e}; compiling locally");
-                return run_local(job.argv());
+                return compile_here(job.argv(), &farm);
             }
             Err(e) => {
                 log::error!("{} on {}", e, host.spec);
@@ -388,7 +439,7 @@ fn build_somewhere(job: &Compile) -> i32 {
         ),
         None => log::warn!("failed to distribute, running locally instead"),
     }
-    run_local(job.argv())
+    compile_here(job.argv(), &farm)
 }
 
 /// Runs one compiler command line (compiler first) and returns the exit code.
@@ -400,7 +451,7 @@ pub fn compile(argv: &[String]) -> i32 {
     match args::classify(argv) {
         Decision::Local(reason) => {
             log::debug!("{reason}; running locally");
-            run_local(argv)
+            compile_here(argv, &Farm::load())
         }
         Decision::Remote(job) => build_somewhere(&job),
     }
@@ -467,13 +518,16 @@ fn own_option(first: &str) -> Option<i32> {
             Some(0)
         }
         "--show-hosts" | "-j" => {
-            let list = match hosts::load() {
+            let mut list = match hosts::load() {
                 Ok(l) => l,
                 Err(e) => {
                     log::error!("{e}");
                     return Some(exitcode::BAD_HOSTSPEC);
                 }
             };
+            if list.randomize {
+                shuffle(&mut list.hosts);
+            }
             if first == "-j" {
                 println!("{}", list.hosts.iter().map(|h| h.limit).sum::<u32>());
             } else {

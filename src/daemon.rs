@@ -305,9 +305,18 @@ fn handle(stream: TcpStream, peer: SocketAddr, opts: &Options, stats: &Stats) {
         deadline: Instant::now() + opts.io_timeout,
         stop_by: &opts.job.stop_by,
     };
+    // A client that connects and closes without a word (a port check) is no job.
+    let mut first = [0u8; 1];
+    let _ = stream.set_read_timeout(Some(opts.io_timeout));
+    if matches!(stream.peek(&mut first), Ok(0)) {
+        log::debug!("client {client} closed the connection without sending anything");
+        stats.silent_connection();
+        return;
+    }
     stats.job_started();
-    let outcome = serve::serve(&mut conn, &client, &opts.job);
+    let outcome = serve::serve(&mut conn, &opts.job);
     stats.job_ended(&outcome);
+    outcome.log(&client);
 }
 
 /// One worker: accepts and serves connections, one at a time, until the daemon stops.
@@ -484,6 +493,6 @@ pub fn run_inetd(opts: &Options) -> Result<(), DaemonError> {
         input: io::stdin(),
         output: io::stdout(),
     };
-    serve::serve(&mut stream, &client, &opts.job);
+    serve::serve(&mut stream, &opts.job).log(&client);
     Ok(())
 }

@@ -58,6 +58,18 @@ pub struct HostList {
     pub local_slots_cpp: u32,
 }
 
+impl Default for HostList {
+    /// No hosts, and distcc's default number of local slots.
+    fn default() -> Self {
+        HostList {
+            hosts: Vec::new(),
+            randomize: false,
+            local_slots: DEFAULT_LOCAL_SLOTS,
+            local_slots_cpp: DEFAULT_LOCAL_SLOTS_CPP,
+        }
+    }
+}
+
 /// Why a host list could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostsError {
@@ -273,12 +285,7 @@ fn slots_option(entry: &str, name: &str, position: usize) -> Result<Option<u32>,
 
 /// Parses a host list; `source` names it in the "contained no hosts" error.
 pub fn parse(text: &str, source: &str) -> Result<HostList, HostsError> {
-    let mut list = HostList {
-        hosts: Vec::new(),
-        randomize: false,
-        local_slots: DEFAULT_LOCAL_SLOTS,
-        local_slots_cpp: DEFAULT_LOCAL_SLOTS_CPP,
-    };
+    let mut list = HostList::default();
     let words = text
         .lines()
         .map(|l| l.split('#').next().unwrap_or(""))

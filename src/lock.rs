@@ -2,16 +2,29 @@
 //! `$DISTCC_DIR/lock/`, held with an `fcntl` write lock for as long as a job uses the slot.
 //! The file names and lock type are distcc 3.4's, so 3.4 clients and ours share the slots.
 //!
+//! When every slot is taken, a client waits without polling: it keeps the slot files it
+//! tried open and sleeps until a file in the lock directory is closed after writing
+//! (inotify's `IN_CLOSE_WRITE`), which is what releasing a slot, or dying with one, does.
+//! distcc 3.4 sleeps a fixed second between scans instead. Because the files stay open,
+//! a failed attempt closes nothing and wakes no one.
+//!
 //! The kernel releases a lock when its process dies, so a killed client never leaves a slot
-//! taken. This module takes and releases slots; which host to try first is the caller's.
+//! taken. This module takes and releases slots; which hosts to offer is the caller's.
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+
 use crate::hosts::{HostSpec, Transport};
+
+/// How long a waiter sleeps at most between attempts, in case no close event comes (a
+/// lock directory on a file system without inotify, say).
+const SAFETY_WAKE_MS: u16 = 500;
 
 /// A held slot; dropping it releases the lock.
 #[derive(Debug)]
@@ -23,11 +36,20 @@ pub struct Slot {
 /// The part of a lock file name that identifies a host, as distcc 3.4 writes it.
 pub fn host_key(host: &HostSpec) -> String {
     match &host.transport {
-        Transport::Local => "localhost".to_string(),
+        Transport::Local => LOCAL.to_string(),
         Transport::Tcp { host, port } => format!("tcp_{host}_{port}"),
         Transport::Ssh { host, .. } => format!("ssh_{host}"),
     }
 }
+
+/// The key of this machine's compile slots: `localhost` hosts and local compiles share them,
+/// as in distcc 3.4.
+pub const LOCAL: &str = "localhost";
+
+/// The key of this machine's preprocessor slots. distcc 3.4 counts them among the compile
+/// slots (`cpu_localhost_N`), so that eight preprocessors can starve four local compiles;
+/// ours are separate.
+pub const LOCAL_CPP: &str = "localhost_cpp";
 
 /// `$DISTCC_DIR/lock`, created when missing (distcc 3.4 silently stops distributing when
 /// `DISTCC_DIR` does not exist).
@@ -37,14 +59,8 @@ pub fn lock_dir(top: &Path) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Tries to take slot `slot` of the host named `key` without waiting.
-pub fn try_lock(dir: &Path, key: &str, slot: u32) -> io::Result<Option<Slot>> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o666)
-        .open(dir.join(format!("cpu_{key}_{slot}")))?;
+/// Takes a write lock on `file` without waiting; false when another process holds it.
+fn try_fcntl_lock(file: &File) -> io::Result<bool> {
     // SAFETY: a zeroed flock is a valid value; we set every field fcntl reads.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = libc::F_WRLCK as libc::c_short;
@@ -52,32 +68,100 @@ pub fn try_lock(dir: &Path, key: &str, slot: u32) -> io::Result<Option<Slot>> {
     fl.l_start = 0;
     fl.l_len = 0;
     // SAFETY: the descriptor is open for the duration of the call and `fl` is initialised.
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
-    if rc == 0 {
-        return Ok(Some(Slot { _file: file, slot }));
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) } == 0 {
+        return Ok(true);
     }
     let err = io::Error::last_os_error();
     match err.raw_os_error() {
-        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(None),
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
         _ => Err(err),
     }
 }
 
-/// Takes the first free slot, breadth first across `hosts` in list order (slot 0 of every
-/// host before slot 1 of any), as distcc 3.4 does. Returns the host's index and its slot.
-pub fn pick(dir: &Path, hosts: &[HostSpec]) -> io::Result<Option<(usize, Slot)>> {
-    let max = hosts.iter().map(|h| h.limit).max().unwrap_or(0);
-    for slot in 0..max {
-        for (i, host) in hosts.iter().enumerate() {
-            if host.down || slot >= host.limit {
-                continue;
+/// The slot files offered to one job, in the order they are tried: slot 0 of every host
+/// before slot 1 of any (distcc 3.4's breadth-first order), hosts in list order.
+pub struct SlotSet {
+    dir: PathBuf,
+    /// (index of the owner in the caller's list, slot number, open file)
+    files: Vec<(usize, u32, File)>,
+}
+
+impl SlotSet {
+    /// Opens the slot files of `owners`, each given as (key, number of slots).
+    pub fn open(dir: &Path, owners: &[(String, u32)]) -> io::Result<SlotSet> {
+        let max = owners.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        let mut files = Vec::new();
+        for slot in 0..max {
+            for (i, (key, limit)) in owners.iter().enumerate() {
+                if slot < *limit {
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .mode(0o666)
+                        .open(dir.join(format!("cpu_{key}_{slot}")))?;
+                    files.push((i, slot, file));
+                }
             }
-            if let Some(s) = try_lock(dir, &host_key(host), slot)? {
-                return Ok(Some((i, s)));
+        }
+        Ok(SlotSet {
+            dir: dir.to_path_buf(),
+            files,
+        })
+    }
+
+    /// Takes the first free slot without waiting.
+    fn try_take(&mut self) -> io::Result<Option<(usize, Slot)>> {
+        for n in 0..self.files.len() {
+            if try_fcntl_lock(&self.files[n].2)? {
+                let (owner, slot, file) = self.files.swap_remove(n);
+                return Ok(Some((owner, Slot { _file: file, slot })));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Takes the first free slot, sleeping until some slot file is released while all are
+    /// taken. Returns the owner's index and the slot.
+    pub fn take(mut self) -> io::Result<(usize, Slot)> {
+        if self.files.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no slots offered",
+            ));
+        }
+        if let Some(found) = self.try_take()? {
+            return Ok(found);
+        }
+        // Watch first, then try again: a release between the try and the watch would
+        // otherwise be missed.
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?;
+        inotify.add_watch(&self.dir, AddWatchFlags::IN_CLOSE_WRITE)?;
+        loop {
+            if let Some(found) = self.try_take()? {
+                return Ok(found);
+            }
+            let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(SAFETY_WAKE_MS)) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            // Drain the events: which file was closed does not matter, only that one was.
+            while let Ok(events) = inotify.read_events() {
+                if events.is_empty() {
+                    break;
+                }
             }
         }
     }
-    Ok(None)
+}
+
+/// Takes one of this machine's `n` slots of kind `key` ([`LOCAL`] or [`LOCAL_CPP`]),
+/// waiting while all are taken.
+pub fn take_local(dir: &Path, key: &str, n: u32) -> io::Result<Slot> {
+    SlotSet::open(dir, &[(key.to_string(), n)])?
+        .take()
+        .map(|(_, slot)| slot)
 }
 
 #[cfg(test)]
@@ -86,15 +170,20 @@ mod tests {
     use crate::hosts;
 
     #[test]
-    fn slots_fill_breadth_first_and_release_on_drop() {
+    fn slots_are_offered_breadth_first() {
         let top = tempfile::tempdir().unwrap();
         let dir = lock_dir(&top.path().join("new")).unwrap();
         let list = hosts::parse("a/2 b/1", "t").unwrap().hosts;
-        // fcntl locks belong to the process, so a second lock in this process on the same
-        // file would succeed: each pick here must go to a different file.
-        let (h0, s0) = pick(&dir, &list).unwrap().unwrap();
-        assert_eq!((h0, s0.slot), (0, 0));
+        let owners: Vec<_> = list.iter().map(|h| (host_key(h), h.limit)).collect();
+        let set = SlotSet::open(&dir, &owners).unwrap();
+        let order: Vec<_> = set.files.iter().map(|(i, s, _)| (*i, *s)).collect();
+        assert_eq!(order, [(0, 0), (1, 0), (0, 1)]);
+        // fcntl locks belong to the process, so contention is tested across processes
+        // (tests/hosts.rs); here the first offered slot is taken.
+        let (owner, slot) = set.take().unwrap();
+        assert_eq!((owner, slot.slot), (0, 0));
         assert!(dir.join("cpu_tcp_a_3632_0").exists());
+        assert!(dir.join("cpu_tcp_b_3632_0").exists());
         assert_eq!(host_key(&list[1]), "tcp_b_3632");
     }
 }

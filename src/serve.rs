@@ -117,6 +117,37 @@ pub struct Outcome {
     /// The compiler and input file, when the request got that far.
     pub job: Option<(String, String)>,
     pub time: Duration,
+    /// The compiler's wait status, for a job that ran.
+    pub(crate) status: u32,
+    /// Why a job ended without an answer, and whether it was a refusal (a warning) rather
+    /// than an error.
+    pub(crate) problem: Option<(String, bool)>,
+}
+
+impl Outcome {
+    /// Logs the reason of a failure, if any, and distcc's one-line summary of the job.
+    pub fn log(&self, client: &str) {
+        let ms = self.time.as_millis();
+        match &self.problem {
+            Some((why, true)) => log::warn!("refused job from {client}: {why}"),
+            Some((why, false)) => log::error!("job from {client} failed: {why}"),
+            None => {}
+        }
+        match &self.job {
+            Some((compiler, input)) => log::info!(
+                "client: {client} {} exit:{} sig:{} core:{} ret:0 time:{ms}ms {compiler} {input}",
+                self.result.word(),
+                (self.status >> 8) & 0xff,
+                self.status & 0x7f,
+                u32::from(self.status & 0x80 != 0),
+            ),
+            None => log::info!(
+                "client: {client} {} exit:0 sig:0 core:0 ret:{} time:{ms}ms",
+                self.result.word(),
+                exitcode::PROTOCOL_ERROR
+            ),
+        }
+    }
 }
 
 /// A finished compile, for the summary line.
@@ -250,6 +281,7 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     log::debug!("compiling: {}", argv_to_string(&cmd));
     let (status, stdout, stderr) =
         run_compiler(&cmd, dir.path(), cfg).map_err(JobError::TempFiles)?;
+    log::debug!("compiled: status {status}");
     let object = if status == 0 {
         // A compiler that succeeds without writing its output (a wrapper script, say)
         // gives an empty result, as distcc 3.4 sends it.
@@ -263,6 +295,9 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         stdout,
         output: object,
     };
+    // Cleaned up before answering: once the client has its answer, the job is over, and
+    // a daemon counting running jobs sees no overlap with the client's next one.
+    drop(dir);
     reply.write(stream, version)?;
     Ok(Done {
         status,
@@ -271,50 +306,30 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     })
 }
 
-/// Serves one job on `stream` from `client` (an address for the log), logs distcc's
-/// one-line summary of it, and says how it ended.
-pub fn serve(stream: &mut (impl Read + Write), client: &str, cfg: &JobConfig) -> Outcome {
+/// Serves one job on `stream` and says how it ended; the caller logs it with
+/// [`Outcome::log`] once it has counted it.
+pub fn serve(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Outcome {
     let start = Instant::now();
     let result = run_job(stream, cfg);
     let time = start.elapsed();
-    let ms = time.as_millis();
     match result {
-        Ok(done) => {
-            let result = match done.status {
+        Ok(done) => Outcome {
+            result: match done.status {
                 0 => JobResult::CompileOk,
                 TIMEOUT_STATUS => JobResult::CompileTimeout,
                 _ => JobResult::CompileError,
-            };
-            let sig = done.status & 0x7f;
-            log::info!(
-                "client: {client} {} exit:{} sig:{sig} core:{} ret:0 time:{ms}ms {} {}",
-                result.word(),
-                (done.status >> 8) & 0xff,
-                u32::from(done.status & 0x80 != 0),
-                done.compiler,
-                done.input
-            );
-            Outcome {
-                result,
-                job: Some((done.compiler, done.input)),
-                time,
-            }
-        }
-        Err(e) => {
-            match &e {
-                JobError::Refused(_) => log::warn!("refused job from {client}: {e}"),
-                _ => log::error!("job from {client} failed: {e}"),
-            }
-            log::info!(
-                "client: {client} {} exit:0 sig:0 core:0 ret:{} time:{ms}ms",
-                e.result().word(),
-                exitcode::PROTOCOL_ERROR
-            );
-            Outcome {
-                result: e.result(),
-                job: None,
-                time,
-            }
-        }
+            },
+            job: Some((done.compiler, done.input)),
+            time,
+            status: done.status,
+            problem: None,
+        },
+        Err(e) => Outcome {
+            result: e.result(),
+            job: None,
+            time,
+            status: 0,
+            problem: Some((e.to_string(), matches!(e, JobError::Refused(_)))),
+        },
     }
 }

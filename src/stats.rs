@@ -120,6 +120,13 @@ impl Stats {
         }
     }
 
+    /// A connection was accepted and closed without a byte: no job, and none running.
+    pub fn silent_connection(&self) {
+        let mut c = self.lock();
+        c.tcp_accept += 1;
+        c.cli_disconnect += 1;
+    }
+
     /// A connection was accepted and a job starts.
     pub fn job_started(&self) {
         let mut c = self.lock();
@@ -240,6 +247,8 @@ mod tests {
             result,
             job: Some(("gcc".into(), format!("f{ms}.c"))),
             time: Duration::from_millis(ms),
+            status: 0,
+            problem: None,
         }
     }
 
@@ -259,6 +268,8 @@ mod tests {
             result: JobResult::BadRequest,
             job: None,
             time: Duration::ZERO,
+            status: 0,
+            problem: Some(("bad".into(), false)),
         });
         let page = stats.page();
         assert!(page.starts_with("HTTP/1.0 200 OK\nContent-Type: text/plain\n"));

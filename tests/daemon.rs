@@ -371,7 +371,8 @@ fn sigterm_lets_running_jobs_finish_and_removes_the_pid_file() {
             pid_file.to_str().unwrap(),
         ],
     );
-    assert!(pid_file.exists());
+    // The port listens a moment before the pid file is written.
+    assert!(wait_for(Duration::from_secs(10), || pid_file.exists()));
     // A job that takes the compiler a moment: many functions.
     let mut source = String::new();
     for i in 0..3000 {
