@@ -88,6 +88,7 @@ fn bad_clients_do_not_hurt_the_daemon() {
             child_count(pid) == 0 && job_dirs(tmp.path()) == 0
         });
     };
+    d.wait_for_workers(2);
     settle();
     let idle = (fd_count(pid), thread_count(pid), child_count(pid));
 

@@ -154,10 +154,17 @@ fn nice_of(pid: u32) -> i64 {
 #[test]
 fn nice_lowers_the_daemons_priority() {
     let mine = nice_of(std::process::id());
+    // The niceness is applied just after the pid file, our sign of readiness, is written.
     let d = Daemon::start(OUR_DISTCCD, &["--allow", "127.0.0.1"]);
-    assert_eq!(nice_of(d.pid()), (mine + 5).min(19), "default --nice is 5");
+    let want = (mine + 5).min(19);
+    assert!(
+        wait_for(Duration::from_secs(10), || nice_of(d.pid()) == want),
+        "default --nice is 5: {} instead of {want}",
+        nice_of(d.pid())
+    );
     let d = Daemon::start(OUR_DISTCCD, &["--allow", "127.0.0.1", "--nice", "2"]);
-    assert_eq!(nice_of(d.pid()), (mine + 2).min(19));
+    let want = (mine + 2).min(19);
+    assert!(wait_for(Duration::from_secs(10), || nice_of(d.pid()) == want));
     assert!(compiles(d.port));
 }
 

@@ -152,6 +152,7 @@ fn five_hundred_connections_at_once() {
     );
     let pid = d.pid();
     let idle_now = || (fd_count(pid), thread_count(pid), child_count(pid));
+    d.wait_for_workers(4);
     assert!(wait_for(Duration::from_secs(10), || child_count(pid) == 0));
     let idle = idle_now();
 

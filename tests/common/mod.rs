@@ -83,10 +83,25 @@ impl Daemon {
             if program == DISTCCD_34 {
                 cmd.args(["--log-level", "info"]);
             }
+            // Ours writes its pid file once it listens: readiness without a connection,
+            // which would otherwise count among the daemon's jobs and open descriptors.
+            // distcc 3.4 writes its pid file only after giving up root, so it is probed.
+            let pid_file = match extra.iter().position(|a| *a == "--pid-file") {
+                Some(i) => Some(PathBuf::from(extra[i + 1])),
+                None if program == OUR_DISTCCD => {
+                    let p = dir.path().join("distccd.pid");
+                    cmd.args(["--pid-file", p.to_str().unwrap()]);
+                    Some(p)
+                }
+                None => None,
+            };
             let mut child = cmd.spawn().expect("start distccd");
             let up = wait_for(Duration::from_secs(10), || {
-                TcpStream::connect(("127.0.0.1", port)).is_ok()
-                    || child.try_wait().ok().flatten().is_some()
+                let ready = match &pid_file {
+                    Some(p) => std::fs::read_to_string(p).is_ok_and(|t| t.ends_with('\n')),
+                    None => TcpStream::connect(("127.0.0.1", port)).is_ok(),
+                };
+                ready || child.try_wait().ok().flatten().is_some()
             });
             if up && child.try_wait().ok().flatten().is_none() {
                 return Daemon {
@@ -144,6 +159,18 @@ impl Daemon {
     pub fn wait_compiled(&self, n: usize) -> usize {
         wait_for(Duration::from_secs(10), || self.compiled_ok() >= n);
         self.compiled_ok()
+    }
+
+    /// Waits (bounded) until the daemon runs its `workers` worker threads and its main
+    /// thread: its pid file, our sign of readiness, is written just before they start.
+    pub fn wait_for_workers(&self, workers: usize) {
+        let pid = self.pid();
+        assert!(
+            wait_for(Duration::from_secs(10), || thread_count(pid) == workers + 1),
+            "the daemon has {} threads, not {}",
+            thread_count(pid),
+            workers + 1
+        );
     }
 
     pub fn pid(&self) -> u32 {
