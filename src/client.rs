@@ -20,6 +20,7 @@ use crate::hosts::{self, HostSpec, Transport};
 use crate::lock::{self, Slot};
 use crate::logging::argv_to_string;
 use crate::protocol::{self, Limits, ProtocolError, Reply, DOTI};
+use crate::state::{Phase, StateFile};
 use crate::transport::{self, ConnectError};
 
 /// The environment variable that marks a process as started by distcc, with the nesting
@@ -157,6 +158,7 @@ fn compile_remote(
     host: &HostSpec,
     farm: &Farm,
     io_timeout: Duration,
+    state: &mut Option<StateFile>,
 ) -> Result<Reply, RemoteError> {
     let (name, port) = match &host.transport {
         Transport::Tcp { host, port } => (host.as_str(), *port),
@@ -169,7 +171,9 @@ fn compile_remote(
     } else {
         farm.machine_slot(lock::LOCAL_CPP, farm.cpp_slots)
     };
+    note(state, Phase::Preprocess);
     let source = start_source(job)?;
+    note(state, Phase::Connect);
     let connected = transport::connect(name, port, io_timeout)
         .map_err(RemoteError::Connect)
         .and_then(|mut stream| {
@@ -185,10 +189,13 @@ fn compile_remote(
             return Err(e);
         }
     };
+    note(state, Phase::Preprocess);
     let text = source.finish()?;
     drop(cpp_slot);
+    note(state, Phase::Send);
     protocol::write_file(&mut stream, DOTI, host.version, &text)?;
     drop(text);
+    note(state, Phase::Compile);
     Ok(Reply::read(&mut stream, host.version, &Limits::default())?)
 }
 
@@ -232,6 +239,8 @@ struct Farm {
     hosts: Vec<HostSpec>,
     /// Where slot locks and backoff marks live; without it nothing is locked.
     dir: Option<PathBuf>,
+    /// `$DISTCC_DIR`, where the monitor's state files go.
+    top: Option<PathBuf>,
     local_slots: u32,
     cpp_slots: u32,
     /// Why there is no host list, to report when a job could have been distributed.
@@ -244,7 +253,8 @@ impl Farm {
             Ok(list) => (Some(list), None),
             Err(e) => (None, Some(e)),
         };
-        let dir = match hosts::distcc_dir().map(|top| lock::lock_dir(&top)) {
+        let top = hosts::distcc_dir();
+        let dir = match top.as_deref().map(lock::lock_dir) {
             Some(Ok(dir)) => Some(dir),
             other => {
                 let why = match other {
@@ -259,6 +269,7 @@ impl Farm {
         let mut farm = Farm {
             hosts: list.hosts.into_iter().filter(|h| !h.down).collect(),
             dir,
+            top,
             local_slots: list.local_slots,
             cpp_slots: list.local_slots_cpp,
             list_error,
@@ -322,10 +333,23 @@ fn shuffle(hosts: &mut [HostSpec]) {
     }
 }
 
-/// Runs `argv` here, holding one of this machine's `--localslots` compile slots.
-fn compile_here<S: AsRef<OsStr>>(argv: &[S], farm: &Farm) -> i32 {
-    let _slot = farm.machine_slot(lock::LOCAL, farm.local_slots);
+/// Runs `argv` here, holding one of this machine's `--localslots` compile slots, and
+/// tells the monitor when there is a job to show.
+fn compile_here<S: AsRef<OsStr>>(argv: &[S], farm: &Farm, state: &mut Option<StateFile>) -> i32 {
+    note(state, Phase::Blocked);
+    let slot = farm.machine_slot(lock::LOCAL, farm.local_slots);
+    if let Some(st) = state {
+        st.set_host("localhost", slot.as_ref().map_or(0, |s| s.slot));
+    }
+    note(state, Phase::Compile);
     run_local(argv)
+}
+
+/// Tells the monitor which phase the job is in.
+fn note(state: &mut Option<StateFile>, phase: Phase) {
+    if let Some(st) = state {
+        st.set(phase);
+    }
 }
 
 /// Compiles a distributable job somewhere and returns the exit code. Each host is tried at
@@ -340,9 +364,13 @@ fn build_somewhere(job: &Compile) -> i32 {
         }
     };
     let mut farm = Farm::load();
+    let mut state = farm
+        .top
+        .as_deref()
+        .and_then(|top| StateFile::new(top, job.input()));
     if let Some(e) = &farm.list_error {
         log::warn!("{e}");
-        return compile_here(job.argv(), &farm);
+        return compile_here(job.argv(), &farm, &mut state);
     }
     let mut hosts = std::mem::take(&mut farm.hosts);
     let farm = farm;
@@ -355,13 +383,18 @@ fn build_somewhere(job: &Compile) -> i32 {
     };
     let mut failed_host = None;
     while !hosts.is_empty() {
-        let (i, _slot) = farm.take_host(&hosts);
+        note(&mut state, Phase::Blocked);
+        let (i, slot) = farm.take_host(&hosts);
         let host = hosts[i].clone();
+        if let Some(st) = &mut state {
+            st.set_host(host.name(), slot.as_ref().map_or(0, |s| s.slot));
+        }
         if host.transport == Transport::Local {
             // The slot just taken is this machine's.
+            note(&mut state, Phase::Compile);
             return run_local(job.argv());
         }
-        match compile_remote(job, &host, &farm, io_timeout) {
+        match compile_remote(job, &host, &farm, io_timeout, &mut state) {
             // A compiler that succeeds always writes something; an empty result means
             // the command did not do what a local one would.
             Ok(reply) if reply.status == 0 && reply.output.is_empty() => {
@@ -370,7 +403,7 @@ fn build_somewhere(job: &Compile) -> i32 {
                     host.spec,
                     job.input()
                 );
-                return compile_here(job.argv(), &farm);
+                return compile_here(job.argv(), &farm, &mut state);
             }
             Ok(reply) if reply.status == 0 => {
                 if let Some(dir) = &farm.dir {
@@ -381,7 +414,7 @@ fn build_somewhere(job: &Compile) -> i32 {
                         "failed to write {}: {e}; compiling locally instead",
                         job.output()
                     );
-                    return compile_here(job.argv(), &farm);
+                    return compile_here(job.argv(), &farm, &mut state);
                 }
                 let _ = io::stderr().write_all(&reply.stderr);
                 let _ = io::stdout().write_all(&reply.stdout);
@@ -407,7 +440,7 @@ fn build_somewhere(job: &Compile) -> i32 {
                     "remote compilation of '{}' failed, retrying locally",
                     job.input()
                 );
-                let local = compile_here(job.argv(), &farm);
+                let local = compile_here(job.argv(), &farm, &mut state);
                 if local == 0 {
                     // The same command works here: the host is at fault, not the code.
                     mark(&host);
@@ -418,7 +451,7 @@ fn build_somewhere(job: &Compile) -> i32 {
             // Our own trouble, not the host's: the local compile reports it as gcc would.
             Err(e @ (RemoteError::ReadInput(_) | RemoteError::CppStart(_))) => {
                 log::debug!("{e}; compiling locally");
-                return compile_here(job.argv(), &farm);
+                return compile_here(job.argv(), &farm, &mut state);
             }
             Err(e) => {
                 log::error!("{} on {}", e, host.spec);
@@ -439,7 +472,7 @@ fn build_somewhere(job: &Compile) -> i32 {
         ),
         None => log::warn!("failed to distribute, running locally instead"),
     }
-    compile_here(job.argv(), &farm)
+    compile_here(job.argv(), &farm, &mut state)
 }
 
 /// Runs one compiler command line (compiler first) and returns the exit code.
@@ -451,7 +484,7 @@ pub fn compile(argv: &[String]) -> i32 {
     match args::classify(argv) {
         Decision::Local(reason) => {
             log::debug!("{reason}; running locally");
-            compile_here(argv, &Farm::load())
+            compile_here(argv, &Farm::load(), &mut None)
         }
         Decision::Remote(job) => build_somewhere(&job),
     }

@@ -49,6 +49,16 @@ pub struct HostSpec {
     pub down: bool,
 }
 
+impl HostSpec {
+    /// The host's name, as the monitor shows it: `localhost` for this machine.
+    pub fn name(&self) -> &str {
+        match &self.transport {
+            Transport::Local => "localhost",
+            Transport::Tcp { host, .. } | Transport::Ssh { host, .. } => host,
+        }
+    }
+}
+
 /// A parsed host list with its options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostList {

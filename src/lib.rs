@@ -18,5 +18,6 @@ pub mod lzo;
 pub mod policy;
 pub mod protocol;
 pub mod serve;
+pub mod state;
 pub mod stats;
 pub mod transport;

@@ -308,3 +308,69 @@ fn randomize_shuffles_per_process() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&plain.stdout), "a\nb\nc\nd\ne\n");
 }
+
+fn monitor(program: &str, distcc_dir: &std::path::Path) -> String {
+    let out = Command::new(program)
+        .env("DISTCC_DIR", distcc_dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn monitor_shows_running_jobs_and_distcc_34_reads_them() {
+    require_distcc_34();
+    let our_monitor = env!("CARGO_BIN_EXE_distccmon-text");
+    let project = Project::example();
+    // Two files that take the compiler a while.
+    for name in ["slow1.c", "slow2.c"] {
+        let text: String = (0..3000)
+            .map(|i| {
+                format!(
+                    "int {}{i}(int x) {{ return x * {i} + {}{}(x - 1); }}\n",
+                    &name[..5],
+                    &name[..5],
+                    i.max(1) - 1
+                )
+            })
+            .collect();
+        std::fs::write(project.path().join(name), text).unwrap();
+    }
+    let d = Daemon::ours(&[]);
+    let clients: Vec<_> = ["slow1.c", "slow2.c"]
+        .iter()
+        .map(|f| {
+            Command::new(OUR_DISTCC)
+                .current_dir(project.path())
+                .args(["gcc", "-O2", "-c", f])
+                .env("DISTCC_DIR", project.distcc_dir())
+                .env("DISTCC_HOSTS", format!("{}/2", d.host()))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut seen = String::new();
+    let both_compiling = wait_for(std::time::Duration::from_secs(30), || {
+        seen = monitor(our_monitor, &project.distcc_dir());
+        seen.lines().filter(|l| l.contains(" Compile ")).count() == 2
+    });
+    assert!(both_compiling, "the monitor showed:\n{seen}");
+    for (line, file) in seen.lines().zip(["slow1.c", "slow2.c"]) {
+        assert!(line.contains(file) && line.contains("127.0.0.1["), "{line}");
+    }
+    // distcc 3.4's monitor reads the same files the same way (the phase may move on).
+    let theirs = monitor(DISTCCMON_34, &project.distcc_dir());
+    let ours_now = monitor(our_monitor, &project.distcc_dir());
+    assert!(
+        theirs == seen || theirs == ours_now,
+        "ours:\n{seen}\n3.4:\n{theirs}"
+    );
+    for mut c in clients {
+        assert!(c.wait().unwrap().success());
+    }
+    assert_eq!(
+        monitor(our_monitor, &project.distcc_dir()),
+        "\n",
+        "state files left behind"
+    );
+}

@@ -14,6 +14,7 @@ pub const OUR_DISTCC: &str = env!("CARGO_BIN_EXE_distcc");
 pub const OUR_DISTCCD: &str = env!("CARGO_BIN_EXE_distccd");
 pub const DISTCC_34: &str = "/usr/bin/distcc";
 pub const DISTCCD_34: &str = "/usr/bin/distccd";
+pub const DISTCCMON_34: &str = "/usr/bin/distccmon-text";
 
 /// Fails with a clear message when distcc 3.4 is not installed: interop tests must not
 /// pass silently without it.

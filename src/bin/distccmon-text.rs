@@ -1,0 +1,6 @@
+//! `distccmon-text [DELAY]`: shows the distcc jobs running on this machine.
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    std::process::exit(distcc_rs::state::monitor_main(&args));
+}
