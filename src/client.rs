@@ -21,7 +21,7 @@ use crate::lock::{self, Slot};
 use crate::logging::argv_to_string;
 use crate::protocol::{self, Limits, ProtocolError, Reply, DOTI};
 use crate::state::{Phase, StateFile};
-use crate::transport::{self, ConnectError};
+use crate::transport::{self, ConnectError, Connection};
 
 /// The environment variable that marks a process as started by distcc, with the nesting
 /// level, so that a compiler which is itself distcc runs locally instead of looping.
@@ -160,11 +160,9 @@ fn compile_remote(
     io_timeout: Duration,
     state: &mut Option<StateFile>,
 ) -> Result<Reply, RemoteError> {
-    let (name, port) = match &host.transport {
-        Transport::Tcp { host, port } => (host.as_str(), *port),
-        Transport::Ssh { .. } => return Err(RemoteError::Unsupported("the SSH transport")),
-        Transport::Local => return Err(RemoteError::Unsupported("sending to localhost")),
-    };
+    if host.transport == Transport::Local {
+        return Err(RemoteError::Unsupported("sending to localhost"));
+    }
     // One of this machine's preprocessor slots, held while the preprocessor runs.
     let cpp_slot = if job.preprocessed {
         None
@@ -174,7 +172,25 @@ fn compile_remote(
     note(state, Phase::Preprocess);
     let source = start_source(job)?;
     note(state, Phase::Connect);
-    let connected = transport::connect(name, port, io_timeout)
+    let connection = match &host.transport {
+        Transport::Tcp { host, port } => {
+            transport::connect(host, *port, io_timeout).map(Connection::Tcp)
+        }
+        Transport::Ssh {
+            user,
+            host,
+            command,
+        } => transport::ssh(&transport::ssh_command(
+            user.as_deref(),
+            host,
+            command.as_deref(),
+        )),
+        Transport::Local => Err(ConnectError::Connect {
+            addr: "localhost".into(),
+            error: io::Error::other("this machine is not reached over the network"),
+        }),
+    };
+    let connected = connection
         .map_err(RemoteError::Connect)
         .and_then(|mut stream| {
             let argv = job.server_argv();

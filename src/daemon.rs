@@ -468,26 +468,30 @@ impl Write for StdStream {
     }
 }
 
-/// Serves one job on stdin/stdout (inetd, or an SSH pipe). A socket peer must pass the
-/// access list (distcc 3.4 accepts anyone when none was given); a pipe is always accepted,
-/// its other end having logged in already.
+/// Serves one job on stdin/stdout (inetd, or SSH). A network peer must pass the access
+/// list (distcc 3.4 accepts anyone when none was given); a pipe or a Unix socket is always
+/// accepted, its other end having logged in already.
 pub fn run_inetd(opts: &Options) -> Result<(), DaemonError> {
     use nix::sys::socket::{getpeername, SockaddrStorage};
     become_worker(opts)?;
-    let client = match getpeername::<SockaddrStorage>(0) {
-        Ok(addr) => {
-            let ip = addr
-                .as_sockaddr_in()
-                .map(|a| IpAddr::V4(a.ip()))
-                .or_else(|| addr.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())));
-            // Unlike distcc 3.4, a socket peer must be allowed explicitly here too.
-            if !ip.is_some_and(|ip| access::allowed(&opts.allow, ip)) {
+    let peer = getpeername::<SockaddrStorage>(0).ok();
+    let ip = peer.as_ref().and_then(|addr| {
+        addr.as_sockaddr_in()
+            .map(|a| IpAddr::V4(a.ip()))
+            .or_else(|| addr.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
+    });
+    let client = match (ip, &peer) {
+        // A network peer must be allowed explicitly (distcc 3.4 serves anyone here).
+        (Some(ip), Some(addr)) => {
+            if !access::allowed(&opts.allow, ip) {
                 log::error!("connection from client '{addr}' denied by access list");
                 return Ok(());
             }
             addr.to_string()
         }
-        Err(_) => "NOTSOCKET".to_string(),
+        // A pipe, or a Unix socket pair as distcc 3.4's client gives ssh: the far end
+        // logged in through SSH.
+        _ => "NOTSOCKET".to_string(),
     };
     let mut stream = StdStream {
         input: io::stdin(),

@@ -98,3 +98,109 @@ pub fn connect(host: &str, port: u16, io_timeout: Duration) -> Result<TcpStream,
         error: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
     }))
 }
+
+/// The program and arguments that reach a host over SSH, as distcc 3.4 builds them:
+/// `$DISTCC_SSH` (default `ssh`, split on spaces), `[-l USER] HOST COMMAND --inetd
+/// --enable-tcp-insecure`, where COMMAND defaults to `distccd`. The daemon at the other
+/// end serves one job on the pipes; the SSH login has already vouched for the user.
+pub fn ssh_command(user: Option<&str>, host: &str, command: Option<&str>) -> Vec<String> {
+    let ssh = std::env::var("DISTCC_SSH").unwrap_or_default();
+    let mut argv: Vec<String> = ssh
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect();
+    if argv.is_empty() {
+        argv.push("ssh".into());
+    }
+    if let Some(user) = user {
+        argv.extend(["-l".into(), user.into()]);
+    }
+    argv.push(host.into());
+    argv.push(command.unwrap_or("distccd").into());
+    argv.extend(["--inetd".into(), "--enable-tcp-insecure".into()]);
+    argv
+}
+
+/// A job's connection: a TCP stream, or the pipes of an SSH process.
+pub enum Connection {
+    Tcp(TcpStream),
+    Ssh(SshPipe),
+}
+
+/// An SSH process whose stdin and stdout carry the protocol.
+pub struct SshPipe {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::process::ChildStdout,
+}
+
+/// Starts `argv` (from [`ssh_command`]) with its stdin and stdout as the connection; its
+/// stderr stays the user's, so that SSH can say what went wrong.
+pub fn ssh(argv: &[String]) -> Result<Connection, ConnectError> {
+    use std::process::{Command, Stdio};
+    let fail = |error| ConnectError::Connect {
+        addr: argv.join(" "),
+        error,
+    };
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(fail)?;
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(fail(io::Error::other("no pipes to the ssh process")));
+    };
+    Ok(Connection::Ssh(SshPipe {
+        child,
+        stdin: Some(stdin),
+        stdout,
+    }))
+}
+
+impl io::Read for Connection {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Connection::Tcp(s) => s.read(buf),
+            Connection::Ssh(p) => p.stdout.read(buf),
+        }
+    }
+}
+
+impl io::Write for Connection {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Connection::Tcp(s) => s.write(buf),
+            Connection::Ssh(p) => match &mut p.stdin {
+                Some(stdin) => stdin.write(buf),
+                None => Err(io::Error::from(io::ErrorKind::BrokenPipe)),
+            },
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Connection::Tcp(s) => s.flush(),
+            Connection::Ssh(p) => p.stdin.as_mut().map_or(Ok(()), |s| s.flush()),
+        }
+    }
+}
+
+impl Drop for SshPipe {
+    fn drop(&mut self) {
+        // End of input lets the daemon and ssh finish; a moment later, stop waiting.
+        drop(self.stdin.take());
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
