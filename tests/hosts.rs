@@ -324,7 +324,7 @@ fn monitor_shows_running_jobs_and_distcc_34_reads_them() {
     let project = Project::example();
     // Two files that take the compiler a while.
     for name in ["slow1.c", "slow2.c"] {
-        let text: String = (0..3000)
+        let text: String = (0..6000)
             .map(|i| {
                 format!(
                     "int {}{i}(int x) {{ return x * {i} + {}{}(x - 1); }}\n",
@@ -362,6 +362,39 @@ fn monitor_shows_running_jobs_and_distcc_34_reads_them() {
                 .any(|l| l.contains(file) && l.contains("127.0.0.1[")),
             "{file} missing:\n{seen}"
         );
+    }
+    // With a delay it lists again and again, each listing ending with an empty line.
+    {
+        use std::io::BufRead;
+        let mut repeating = Command::new(our_monitor)
+            .arg("0.2")
+            .env("DISTCC_DIR", project.distcc_dir())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = repeating.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut listings = Vec::new();
+            let mut current = Vec::new();
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.is_empty() {
+                    listings.push(std::mem::take(&mut current));
+                    if listings.len() == 2 {
+                        break;
+                    }
+                } else {
+                    current.push(line);
+                }
+            }
+            listings
+        });
+        assert!(wait_for(std::time::Duration::from_secs(10), || reader.is_finished()));
+        let _ = repeating.kill();
+        let _ = repeating.wait();
+        let listings = reader.join().unwrap();
+        assert_eq!(listings.len(), 2);
+        assert!(listings.iter().all(|l| !l.is_empty()), "{listings:?}");
     }
     // distcc 3.4's monitor reads the same files the same way (the phase may move on).
     let theirs = monitor(DISTCCMON_34, &project.distcc_dir());
