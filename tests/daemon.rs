@@ -12,21 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use distcc_rs::protocol::{self, Limits, Reply, Request, Version};
-
-fn request(argv: &[&str], doti: &[u8], version: Version) -> Vec<u8> {
-    let req = Request {
-        version,
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        doti: doti.to_vec(),
-    };
-    let mut bytes = Vec::new();
-    req.write(&mut bytes).unwrap();
-    bytes
-}
+use distcc_rs::protocol::{self, Limits, Reply, Version};
 
 fn valid_request(version: Version) -> Vec<u8> {
-    request(
+    request_bytes(
         &["gcc", "-O2", "-c", "t.c", "-o", "t.o"],
         b"int twice(int x) { return 2 * x; }\n",
         version,
@@ -126,11 +115,11 @@ fn bad_clients_do_not_hurt_the_daemon() {
     }
     bad.push((
         "not a compiler".into(),
-        request(&["sh", "-c", "x.c", "-o", "x.o"], b"", Version::Plain),
+        request_bytes(&["sh", "-c", "x.c", "-o", "x.o"], b"", Version::Plain),
     ));
     bad.push((
         "plugin".into(),
-        request(
+        request_bytes(
             &["gcc", "-fplugin=/tmp/p.so", "-c", "x.c"],
             b"",
             Version::Plain,
@@ -138,7 +127,7 @@ fn bad_clients_do_not_hurt_the_daemon() {
     ));
     bad.push((
         "link".into(),
-        request(&["gcc", "x.c", "-o", "x"], b"", Version::Plain),
+        request_bytes(&["gcc", "x.c", "-o", "x"], b"", Version::Plain),
     ));
     // A review found this write: `--language` (an -x alias) made the server preprocess,
     // and -Wp,-MD wrote a file of the client's choosing.
@@ -146,14 +135,14 @@ fn bad_clients_do_not_hurt_the_daemon() {
     let pwned_arg = format!("-Wp,-MD,{}", pwned.display());
     bad.push((
         "file write through --language and -Wp".into(),
-        request(
+        request_bytes(
             &["gcc", "--language=c", "-c", "a.c", &pwned_arg, "-o", "a.o"],
             b"int x;\n",
             Version::Plain,
         ),
     ));
     bad.push(("corrupt lzo".into(), {
-        let mut v = request(&["gcc", "-c", "x.c"], b"", Version::Lzo);
+        let mut v = request_bytes(&["gcc", "-c", "x.c"], b"", Version::Lzo);
         v.truncate(v.len() - 12);
         v.extend_from_slice(&protocol::header(protocol::DOTI, 3));
         v.extend_from_slice(&[0x11, 0x04, 0x00]);
@@ -244,7 +233,7 @@ fn compile_errors_come_back_as_status_and_stderr() {
     let d = Daemon::ours(&[]);
     let answer = exchange(
         d.port,
-        &request(
+        &request_bytes(
             &["gcc", "-c", "e.c", "-o", "e.o"],
             b"int f( {\n",
             Version::Plain,
@@ -352,6 +341,19 @@ fn daemon_detaches_and_writes_its_pid_file() {
     }));
 }
 
+/// Sends `job` to a `--verbose` daemon, stops the daemon with SIGTERM once the job is
+/// compiling, and returns the answer the job gets.
+fn stop_while_compiling(d: &Daemon, job: &[u8], version: Version) -> Reply {
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.write_all(job).unwrap();
+    assert!(wait_for(Duration::from_secs(10), || d
+        .log_text()
+        .contains("compiling:")));
+    signal(d.pid(), nix::sys::signal::Signal::SIGTERM);
+    let answer = read_all(&mut s);
+    Reply::read(&mut &answer[..], version, &Limits::default()).unwrap()
+}
+
 fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
 }
@@ -374,27 +376,13 @@ fn sigterm_lets_running_jobs_finish_and_removes_the_pid_file() {
     );
     // The port listens a moment before the pid file is written.
     assert!(wait_for(Duration::from_secs(10), || pid_file.exists()));
-    // A job that takes the compiler a moment: many functions.
-    let mut source = String::new();
-    for i in 0..3000 {
-        source.push_str(&format!(
-            "int f{i}(int x) {{ return x * {i} + f{}(x - 1); }}\n",
-            i.max(1) - 1
-        ));
-    }
-    let req = request(
+    // A job that takes the compiler a moment.
+    let req = request_bytes(
         &["gcc", "-O2", "-c", "slow.c", "-o", "slow.o"],
-        source.as_bytes(),
+        slow_source(3000, "f").as_bytes(),
         Version::Lzo,
     );
-    let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
-    s.write_all(&req).unwrap();
-    assert!(wait_for(Duration::from_secs(10), || d
-        .log_text()
-        .contains("compiling:")));
-    signal(d.pid(), nix::sys::signal::Signal::SIGTERM);
-    let answer = read_all(&mut s);
-    let reply = Reply::read(&mut &answer[..], Version::Lzo, &Limits::default()).unwrap();
+    let reply = stop_while_compiling(&d, &req, Version::Lzo);
     assert_eq!(
         reply.status,
         0,
@@ -486,7 +474,7 @@ fn daemon_gives_up_root() {
     std::fs::write(&secret, b"root only").unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let source = format!("asm(\".incbin \\\"{}\\\"\");\n", secret.display());
-    let job = request(
+    let job = request_bytes(
         &["gcc", "-c", "x.c", "-o", "x.o"],
         source.as_bytes(),
         Version::Plain,
@@ -548,17 +536,10 @@ fn job_lifetime_kills_a_long_compile() {
         &[("TMPDIR", &tmp_s)],
     );
     // Several seconds of work at -O2.
-    let source: String = (0..8000)
-        .map(|i| {
-            format!(
-                "int f{i}(int x) {{ return x * {i} + f{}(x - 1); }}\n",
-                i.max(1) - 1
-            )
-        })
-        .collect();
+    let source = slow_source(8000, "f");
     let answer = exchange(
         d.port,
-        &request(
+        &request_bytes(
             &["gcc", "-O2", "-c", "slow.c", "-o", "slow.o"],
             source.as_bytes(),
             Version::Lzo,
@@ -599,7 +580,7 @@ fn only_whitelisted_compilers_run() {
     );
     assert_compiles(d.port, Version::Plain);
     for compiler in ["g++", "cc", "x86_64-linux-gnu-gcc"] {
-        let job = request(
+        let job = request_bytes(
             &[compiler, "-c", "t.c", "-o", "t.o"],
             b"int x;\n",
             Version::Plain,
@@ -649,20 +630,13 @@ fn a_stopping_daemon_waits_for_jobs_only_so_long() {
         ],
         &[("DISTCCD_PATH", &path), ("DISTCCD_STOP_GRACE", "1")],
     );
-    let job = request(
+    let job = request_bytes(
         &["x86_64-hang-gcc", "-c", "h.c", "-o", "h.o"],
         b"int x;\n",
         Version::Plain,
     );
-    let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
-    s.write_all(&job).unwrap();
-    assert!(wait_for(Duration::from_secs(10), || d
-        .log_text()
-        .contains("compiling:")));
-    signal(d.pid(), nix::sys::signal::Signal::SIGTERM);
     // The hanging compile is killed after the grace period and the client is told.
-    let answer = read_all(&mut s);
-    let reply = Reply::read(&mut &answer[..], Version::Plain, &Limits::default()).unwrap();
+    let reply = stop_while_compiling(&d, &job, Version::Plain);
     assert_eq!(reply.status, 118 << 8);
     assert!(String::from_utf8_lossy(&reply.stderr).contains("the daemon is stopping"));
     assert!(wait_for(Duration::from_secs(10), || d

@@ -324,16 +324,7 @@ fn monitor_shows_running_jobs_and_distcc_34_reads_them() {
     let project = Project::example();
     // Two files that take the compiler a while.
     for name in ["slow1.c", "slow2.c"] {
-        let text: String = (0..6000)
-            .map(|i| {
-                format!(
-                    "int {}{i}(int x) {{ return x * {i} + {}{}(x - 1); }}\n",
-                    &name[..5],
-                    &name[..5],
-                    i.max(1) - 1
-                )
-            })
-            .collect();
+        let text = slow_source(6000, &name[..5]);
         std::fs::write(project.path().join(name), text).unwrap();
     }
     let d = Daemon::ours(&[]);

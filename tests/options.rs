@@ -11,20 +11,14 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use distcc_rs::protocol::{Limits, Reply, Request, Version};
+use distcc_rs::protocol::{Limits, Reply, Version};
 
 fn job() -> Vec<u8> {
-    let req = Request {
-        version: Version::Plain,
-        argv: ["gcc", "-c", "t.c", "-o", "t.o"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        doti: b"int twice(int x) { return 2 * x; }\n".to_vec(),
-    };
-    let mut bytes = Vec::new();
-    req.write(&mut bytes).unwrap();
-    bytes
+    request_bytes(
+        &["gcc", "-c", "t.c", "-o", "t.o"],
+        b"int twice(int x) { return 2 * x; }\n",
+        Version::Plain,
+    )
 }
 
 fn exchange_with(addr: (&str, u16)) -> Option<Reply> {
@@ -55,16 +49,7 @@ fn log_level_filters_the_log() {
     );
     assert!(compiles(d.port));
     // Refusals are warnings and errors; summaries are notices.
-    let refused = {
-        let req = Request {
-            version: Version::Plain,
-            argv: ["sh", "-c", "x.c"].iter().map(|s| s.to_string()).collect(),
-            doti: Vec::new(),
-        };
-        let mut b = Vec::new();
-        req.write(&mut b).unwrap();
-        b
-    };
+    let refused = job_with("sh");
     let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
     s.write_all(&refused).unwrap();
     let _ = read_all(&mut s);
@@ -247,17 +232,11 @@ fn help_and_version() {
 }
 
 fn job_with(compiler: &str) -> Vec<u8> {
-    let req = Request {
-        version: Version::Plain,
-        argv: [compiler, "-c", "t.c", "-o", "t.o"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        doti: b"int x;\n".to_vec(),
-    };
-    let mut bytes = Vec::new();
-    req.write(&mut bytes).unwrap();
-    bytes
+    request_bytes(
+        &[compiler, "-c", "t.c", "-o", "t.o"],
+        b"int x;\n",
+        Version::Plain,
+    )
 }
 
 fn answered(port: u16, compiler: &str) -> bool {

@@ -12,20 +12,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::*;
-use distcc_rs::protocol::{self, Limits, Reply, Request, Version};
+use distcc_rs::protocol::{self, Limits, Reply, Version};
 
 fn request(compiler: &str, doti: &[u8], version: Version) -> Vec<u8> {
-    let req = Request {
-        version,
-        argv: [compiler, "-O2", "-c", "s.c", "-o", "s.o"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        doti: doti.to_vec(),
-    };
-    let mut bytes = Vec::new();
-    req.write(&mut bytes).unwrap();
-    bytes
+    request_bytes(&[compiler, "-O2", "-c", "s.c", "-o", "s.o"], doti, version)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

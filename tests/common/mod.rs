@@ -209,6 +209,31 @@ pub fn output_within(cmd: &mut Command, secs: u64) -> Output {
     child.wait_with_output().expect("wait")
 }
 
+/// The bytes of a request for `argv` (compiler first) with `doti` as the preprocessed
+/// source.
+pub fn request_bytes(argv: &[&str], doti: &[u8], version: distcc_rs::protocol::Version) -> Vec<u8> {
+    let req = distcc_rs::protocol::Request {
+        version,
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        doti: doti.to_vec(),
+    };
+    let mut bytes = Vec::new();
+    req.write(&mut bytes).expect("encode a request");
+    bytes
+}
+
+/// C source that takes gcc -O2 a while: `n` chained functions named `<prefix>N`.
+pub fn slow_source(n: usize, prefix: &str) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "int {prefix}{i}(int x) {{ return x * {i} + {prefix}{}(x - 1); }}\n",
+                i.max(1) - 1
+            )
+        })
+        .collect()
+}
+
 /// A directory of links named after `compilers`, as update-distcc-symlinks makes them.
 pub fn whitelist_dir(compilers: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
