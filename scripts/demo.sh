@@ -23,6 +23,11 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 chmod 755 "$work"   # started as root, distccd works as an unprivileged user
 mkdir "$work/whitelist"
 ln -s "$(command -v gcc)" "$work/whitelist/gcc"
+# distcc asks for gcc by its target-qualified name when there is one, as distcc 3.4 does.
+triple_gcc="$(gcc -dumpmachine)-gcc"
+if command -v "$triple_gcc" >/dev/null; then
+  ln -s "$(command -v "$triple_gcc")" "$work/whitelist/$triple_gcc"
+fi
 
 hosts=()
 for i in 1 2; do

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::args::{self, Compile, Decision};
 use crate::backoff;
+use crate::compiler;
 use crate::exitcode;
 use crate::hosts::{self, HostSpec, Transport};
 use crate::lock::{self, Slot};
@@ -90,6 +91,15 @@ pub fn run_local<S: AsRef<OsStr>>(argv: &[S]) -> i32 {
         .status();
     match status {
         Ok(s) => exitcode::from_status(s),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // distcc 3.4 crashes when `cc` is missing.
+            log::error!(
+                "failed to exec {}: not found on PATH; install it, or name the compiler \
+                 (distcc gcc ...)",
+                shown[0]
+            );
+            exitcode::COMPILER_MISSING
+        }
         Err(e) => {
             log::error!("failed to exec {}: {e}", shown[0]);
             exitcode::COMPILER_MISSING
@@ -193,7 +203,8 @@ fn compile_remote(
     let connected = connection
         .map_err(RemoteError::Connect)
         .and_then(|mut stream| {
-            let argv = job.server_argv();
+            let mut argv = job.server_argv();
+            compiler::rewrite_for_server(&mut argv);
             log::debug!("sending to {}: {}", host.spec, argv_to_string(&argv));
             protocol::write_request_header(&mut stream, host.version, &argv)?;
             Ok(stream)

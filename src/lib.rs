@@ -9,6 +9,7 @@ pub mod access;
 pub mod args;
 pub mod backoff;
 pub mod client;
+pub mod compiler;
 pub mod daemon;
 pub mod exitcode;
 pub mod hosts;

@@ -500,3 +500,47 @@ fn non_utf8_arguments_compile_locally_through_masquerade() {
         b"\x7fELF"
     );
 }
+
+#[test]
+fn server_gets_the_target_qualified_compiler_name() {
+    let project = Project::example();
+    let d = Daemon::ours(&["--verbose"]);
+    let qualified = format!("{}-linux-gnu-gcc", std::env::consts::ARCH);
+    let exists = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .any(|dir| dir.join(&qualified).exists());
+    let expected = if exists { qualified.as_str() } else { "gcc" };
+    for (args, env, sent) in [
+        (&["gcc", "-c", "fib.c"][..], &[][..], expected),
+        (&["cc", "-c", "stats.c"][..], &[][..], expected),
+        (
+            &["gcc", "-c", "table.c"][..],
+            &[("DISTCC_NO_REWRITE_CROSS", "1")][..],
+            "gcc",
+        ),
+    ] {
+        let out = distcc(&project, &d.host(), args, env);
+        assert!(out.status.success(), "{}", show(&out));
+        let input = args[2];
+        let want = format!("{sent} {input}");
+        assert!(
+            wait_for(Duration::from_secs(10), || d.log_text().contains(&want)),
+            "{args:?} was not sent as {sent}: {}",
+            d.log_text()
+        );
+    }
+}
+
+#[test]
+fn missing_cc_is_a_clear_error() {
+    let project = Project::example();
+    let out = Command::new(OUR_DISTCC)
+        .current_dir(project.path())
+        .args(["-c", "fib.c"])
+        .env("PATH", "/nonexistent")
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_HOSTS", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(110), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cc: not found on PATH"));
+}

@@ -121,7 +121,14 @@ impl Daemon {
 
     /// Our daemon, with a whitelist directory of its own that names the usual compilers.
     pub fn ours(extra: &[&str]) -> Daemon {
-        let whitelist = whitelist_dir(&["cc", "c++", "gcc", "g++", "x86_64-linux-gnu-gcc"]);
+        let whitelist = whitelist_dir(&[
+            "cc",
+            "c++",
+            "gcc",
+            "g++",
+            "x86_64-linux-gnu-gcc",
+            "x86_64-linux-gnu-g++",
+        ]);
         let dir = whitelist.path().to_str().unwrap().to_string();
         let mut args = vec![
             "--allow",
