@@ -20,6 +20,7 @@ use crate::exitcode;
 use crate::hosts::{self, HostSpec, Transport};
 use crate::lock::{self, Slot};
 use crate::logging::argv_to_string;
+use crate::masquerade;
 use crate::protocol::{self, Limits, ProtocolError, Reply, DOTI};
 use crate::state::{Phase, StateFile};
 use crate::transport::{self, ConnectError, Connection};
@@ -517,21 +518,6 @@ pub fn compile(argv: &[String]) -> i32 {
     }
 }
 
-/// Removes from `PATH` every directory whose `name` is this very program (a masquerade
-/// directory), so that the compiler we start is the real one.
-fn trim_masquerade_path(name: &OsStr) {
-    let (Ok(me), Some(path)) = (std::env::current_exe(), std::env::var_os("PATH")) else {
-        return;
-    };
-    let me = std::fs::canonicalize(&me).unwrap_or(me);
-    let kept: Vec<_> = std::env::split_paths(&path)
-        .filter(|dir| std::fs::canonicalize(dir.join(name)).map_or(true, |p| p != me))
-        .collect();
-    if let Ok(joined) = std::env::join_paths(kept) {
-        std::env::set_var("PATH", joined);
-    }
-}
-
 const USAGE: &str = "Usage:
    distcc [--help|--version|--show-hosts|-j]
    distcc [COMPILER] [compile options] -o OBJECT -c SOURCE
@@ -541,6 +527,7 @@ Options:
    --help                     explain usage and exit
    --version                  show version and exit
    --show-hosts               show host list and exit
+   --make-symlinks DIR        link the compilers on PATH to distcc in DIR
    -j                         calculate the concurrency level from
                               the host list.
 
@@ -561,7 +548,7 @@ Host list (DISTCC_HOSTS, $DISTCC_DIR/hosts, ~/.distcc/hosts, /etc/distcc/hosts):
 
 /// Answers distcc's own options (`--help`, `--version`, `--show-hosts`, `-j`), which are
 /// recognised only as the first argument; `None` when `first` is none of them.
-fn own_option(first: &str) -> Option<i32> {
+fn own_option(first: &str, rest: &[OsString]) -> Option<i32> {
     match first {
         "--help" => {
             print!(
@@ -577,6 +564,7 @@ fn own_option(first: &str) -> Option<i32> {
             );
             Some(0)
         }
+        "--make-symlinks" => Some(masquerade::make_symlinks_main(rest)),
         "--show-hosts" | "-j" => {
             let mut list = match hosts::load() {
                 Ok(l) => l,
@@ -610,7 +598,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         .unwrap_or_default();
     let cmd: Vec<OsString> = if !name.is_empty() && !name.to_string_lossy().contains("distcc") {
         // Masquerade: invoked as `gcc` through a link to distcc.
-        trim_masquerade_path(&name);
+        masquerade::trim_path(&name);
         std::iter::once(name)
             .chain(argv[1..].iter().cloned())
             .collect()
@@ -620,7 +608,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
             return exitcode::BAD_ARGUMENTS;
         };
         let first = first.to_string_lossy();
-        if let Some(code) = own_option(&first) {
+        if let Some(code) = own_option(&first, &argv[2..]) {
             return code;
         }
         if first.starts_with('-') || first.ends_with(".o") || args::is_source(&first) {

@@ -16,6 +16,7 @@ pub mod hosts;
 pub mod lock;
 pub mod logging;
 pub mod lzo;
+pub mod masquerade;
 pub mod policy;
 pub mod protocol;
 pub mod serve;

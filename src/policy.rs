@@ -61,7 +61,9 @@ impl std::error::Error for Refusal {}
 /// `TARGET-` prefix.
 const DRIVERS: &[&str] = &["cc", "c++", "c89", "c99", "gcc", "g++", "clang", "clang++"];
 
-fn is_compiler_name(name: &str) -> bool {
+/// True for the names of C and C++ compiler drivers (`gcc`, `x86_64-linux-gnu-g++-12`,
+/// `clang`, `cc`, ...).
+pub fn is_compiler_name(name: &str) -> bool {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || "._+-".contains(c);
     if name.is_empty() || !name.chars().all(ok_char) {
         return false;

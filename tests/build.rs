@@ -326,16 +326,33 @@ fn failed_host_is_skipped_during_backoff_and_used_again_after() {
 fn masquerade_directory_first_on_path() {
     let project = Project::example();
     let expected = project.reference_build(&["-j4", "CC=cc"]);
+    // Made the way a user would: distcc --make-symlinks DIR.
     let masq = tempfile::tempdir().unwrap();
-    for name in ["cc", "gcc"] {
-        std::os::unix::fs::symlink(OUR_DISTCC, masq.path().join(name)).unwrap();
+    let made = Command::new(OUR_DISTCC)
+        .arg("--make-symlinks")
+        .arg(masq.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", show(&made));
+    for name in ["cc", "gcc", "g++"] {
+        let link = std::fs::read_link(masq.path().join(name)).unwrap();
+        assert_eq!(link, std::fs::canonicalize(OUR_DISTCC).unwrap(), "{name}");
     }
     let path = format!(
         "{}:{}",
         masq.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let d = Daemon::ours(&[]);
+    // The same directory tells the daemon which compilers it may run.
+    let d = Daemon::start(
+        OUR_DISTCCD,
+        &[
+            "--allow",
+            "127.0.0.1",
+            "--whitelist-dir",
+            masq.path().to_str().unwrap(),
+        ],
+    );
     let out = project.make(
         &["-j4", "CC=cc"],
         &[("PATH", &path), ("DISTCC_HOSTS", &d.host())],
