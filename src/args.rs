@@ -583,8 +583,8 @@ impl Compile {
                     out.push("-x".into());
                     out.push(self.lang.preprocessed_x().into());
                 }
-                // `--output=x` reaches the server as `-o x`.
-                ItemRole::Option(Output) => {
+                // `--output=x` reaches the server as `-o x`; `-o` keeps its form.
+                ItemRole::Option(Output) if self.argv[item.at].starts_with("--") => {
                     out.push("-o".into());
                     out.push(item.value(&self.argv).to_string());
                 }
