@@ -82,35 +82,45 @@ fn try_fcntl_lock(file: &File) -> io::Result<bool> {
 /// before slot 1 of any (distcc 3.4's breadth-first order), hosts in list order.
 pub struct SlotSet {
     dir: PathBuf,
-    /// (index of the owner in the caller's list, slot number, open file)
+    /// Slots not tried yet, the next one last: (owner's index in the caller's list, slot
+    /// number, file name).
+    slots: Vec<(usize, u32, String)>,
+    /// The files tried so far, kept open (closing one would wake waiters for nothing).
     files: Vec<(usize, u32, File)>,
 }
 
 impl SlotSet {
-    /// Opens the slot files of `owners`, each given as (key, number of slots).
+    /// The slot files of `owners`, each given as (key, number of slots). Files are opened
+    /// as they are tried, so that a free first slot costs one open.
     pub fn open(dir: &Path, owners: &[(String, u32)]) -> io::Result<SlotSet> {
         let max = owners.iter().map(|(_, n)| *n).max().unwrap_or(0);
-        let mut files = Vec::new();
+        let mut slots = Vec::new();
         for slot in 0..max {
             for (i, (key, limit)) in owners.iter().enumerate() {
                 if slot < *limit {
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(false)
-                        .mode(0o666)
-                        .open(dir.join(format!("cpu_{key}_{slot}")))?;
-                    files.push((i, slot, file));
+                    slots.push((i, slot, format!("cpu_{key}_{slot}")));
                 }
             }
         }
+        slots.reverse();
         Ok(SlotSet {
             dir: dir.to_path_buf(),
-            files,
+            slots,
+            files: Vec::new(),
         })
     }
 
-    /// Takes the first free slot without waiting.
+    fn open_slot(&self, name: &str) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o666)
+            .open(self.dir.join(name))
+    }
+
+    /// Takes the first free slot without waiting: the files already open first, then the
+    /// others, opening them one by one.
     fn try_take(&mut self) -> io::Result<Option<(usize, Slot)>> {
         for n in 0..self.files.len() {
             if try_fcntl_lock(&self.files[n].2)? {
@@ -118,13 +128,20 @@ impl SlotSet {
                 return Ok(Some((owner, Slot { _file: file, slot })));
             }
         }
+        while let Some((owner, slot, name)) = self.slots.pop() {
+            let file = self.open_slot(&name)?;
+            if try_fcntl_lock(&file)? {
+                return Ok(Some((owner, Slot { _file: file, slot })));
+            }
+            self.files.push((owner, slot, file));
+        }
         Ok(None)
     }
 
     /// Takes the first free slot, sleeping until some slot file is released while all are
     /// taken. Returns the owner's index and the slot.
     pub fn take(mut self) -> io::Result<(usize, Slot)> {
-        if self.files.is_empty() {
+        if self.files.is_empty() && self.slots.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "no slots offered",
@@ -176,14 +193,15 @@ mod tests {
         let list = hosts::parse("a/2 b/1", "t").unwrap().hosts;
         let owners: Vec<_> = list.iter().map(|h| (host_key(h), h.limit)).collect();
         let set = SlotSet::open(&dir, &owners).unwrap();
-        let order: Vec<_> = set.files.iter().map(|(i, s, _)| (*i, *s)).collect();
+        let order: Vec<_> = set.slots.iter().rev().map(|(i, s, _)| (*i, *s)).collect();
         assert_eq!(order, [(0, 0), (1, 0), (0, 1)]);
         // fcntl locks belong to the process, so contention is tested across processes
         // (tests/hosts.rs); here the first offered slot is taken.
         let (owner, slot) = set.take().unwrap();
         assert_eq!((owner, slot.slot), (0, 0));
+        // Only the file tried was opened (and so created).
         assert!(dir.join("cpu_tcp_a_3632_0").exists());
-        assert!(dir.join("cpu_tcp_b_3632_0").exists());
+        assert!(!dir.join("cpu_tcp_b_3632_0").exists());
         assert_eq!(host_key(&list[1]), "tcp_b_3632");
     }
 }

@@ -123,6 +123,8 @@ pub fn state_dir(top: &Path) -> PathBuf {
 pub struct StateFile {
     path: PathBuf,
     state: JobState,
+    /// The file once it exists: later updates rewrite its one record in place.
+    file: Option<fs::File>,
 }
 
 impl StateFile {
@@ -142,6 +144,7 @@ impl StateFile {
                 slot: 0,
                 phase: Phase::Startup,
             },
+            file: None,
         })
     }
 
@@ -151,16 +154,29 @@ impl StateFile {
         self.state.slot = i32::try_from(slot).unwrap_or(i32::MAX);
     }
 
-    /// Records a new phase, atomically.
+    /// Records a new phase. The file first appears whole (a temporary file renamed);
+    /// after that one write of the fixed-size record replaces it in place, so a reader
+    /// never sees an empty or short file.
     pub fn set(&mut self, phase: Phase) {
+        use std::os::unix::fs::FileExt;
         self.state.phase = phase;
-        let tmp = self.path.with_extension("tmp");
-        let written = fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(&self.state.encode()))
-            .and_then(|_| fs::rename(&tmp, &self.path));
+        let record = self.state.encode();
+        let written = match &self.file {
+            Some(f) => f.write_all_at(&record, 0),
+            None => {
+                let tmp = self.path.with_extension("tmp");
+                let made = fs::File::create(&tmp)
+                    .and_then(|mut f| f.write_all(&record))
+                    .and_then(|_| fs::rename(&tmp, &self.path))
+                    .and_then(|_| fs::OpenOptions::new().write(true).open(&self.path));
+                if made.is_err() {
+                    let _ = fs::remove_file(&tmp);
+                }
+                made.map(|f| self.file = Some(f))
+            }
+        };
         if let Err(e) = written {
             log::debug!("failed to write state file {}: {e}", self.path.display());
-            let _ = fs::remove_file(&tmp);
         }
     }
 }
