@@ -1,9 +1,13 @@
 //! distcc-rs: distcc, the distributed C/C++ compiler, wire-compatible with distcc 3.4.
 //!
-//! The `distcc` client classifies a compiler command line (`args`), preprocesses locally,
-//! picks a host (`hosts`, `lock`, `backoff`), sends the job (`protocol`, `transport`) and writes the result
-//! (`client`). The `distccd` daemon accepts connections (`daemon`, `access`), checks what it
-//! is asked to run (`policy`), compiles it (`serve`) and counts it (`stats`).
+//! The `distcc` client classifies a compiler command line (`args`), picks a host and a
+//! slot (`hosts`, `lock`, `backoff`), preprocesses locally, names the compiler for the
+//! server (`compiler`), sends the job (`protocol`, `lzo`, `transport`) and writes the
+//! result (`client`); it reports its progress to monitors (`state`) and can stand in for
+//! compilers on PATH (`masquerade`). The `distccd` daemon accepts connections (`daemon`,
+//! `access`), checks what it is asked to run (`policy`), compiles it (`serve`) and counts
+//! it (`stats`). Both log in distcc's shape (`logging`) and exit with its codes
+//! (`exitcode`).
 
 pub mod access;
 pub mod args;
