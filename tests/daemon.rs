@@ -493,19 +493,7 @@ fn daemon_gives_up_root() {
     // A whitelist the daemon's user cannot read would refuse every job: no start.
     let private = tempfile::tempdir().unwrap();
     std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let out = output_within(
-        Command::new(OUR_DISTCCD)
-            .args([
-                "--daemon",
-                "--no-detach",
-                "--allow",
-                "127.0.0.1",
-                "--port",
-                &free_port(),
-            ])
-            .args(["--whitelist-dir", private.path().to_str().unwrap()]),
-        20,
-    );
+    let out = start_with_whitelist(private.path().to_str().unwrap());
     assert_eq!(out.status.code(), Some(110), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the compiler whitelist"));
     // Compiling as root is refused outright.
@@ -591,21 +579,20 @@ fn only_whitelisted_compilers_run() {
         .log_text()
         .contains("g++ not in")));
     // Without the directory the daemon does not start.
-    let out = output_within(
-        Command::new(OUR_DISTCCD)
-            .args([
-                "--daemon",
-                "--no-detach",
-                "--allow",
-                "127.0.0.1",
-                "--port",
-                "1",
-            ])
-            .args(["--whitelist-dir", "/nonexistent/distcc"]),
-        20,
-    );
+    let out = start_with_whitelist("/nonexistent/distcc");
     assert_eq!(out.status.code(), Some(110), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/distcc not found"));
+}
+
+/// Starts a daemon with `whitelist` as its whitelist directory, expecting it to refuse to
+/// start (bounded wait).
+fn start_with_whitelist(whitelist: &str) -> std::process::Output {
+    output_within(
+        Command::new(OUR_DISTCCD)
+            .args(["--daemon", "--no-detach", "--allow", "127.0.0.1"])
+            .args(["--port", &free_port(), "--whitelist-dir", whitelist]),
+        20,
+    )
 }
 
 fn free_port() -> String {
