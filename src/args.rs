@@ -339,6 +339,9 @@ pub struct Compile {
     pub preprocessed: bool,
     /// `-S`: the result is assembler, not an object.
     pub assembly: bool,
+    /// Preprocess with `-fdirectives-only`, so that a `-g` object equals a local one
+    /// (see `debuginfo`).
+    pub directives_only: bool,
 }
 
 /// What to do with a command line.
@@ -515,6 +518,7 @@ pub fn classify(argv: &[String]) -> Decision {
             items.len() - 1
         }
     };
+    let directives_only = !preprocessed && keeps_columns(&argv);
     Decision::Remote(Compile {
         argv,
         items,
@@ -523,7 +527,59 @@ pub fn classify(argv: &[String]) -> Decision {
         lang,
         preprocessed,
         assembly,
+        directives_only,
     })
+}
+
+/// Whether `argv` asks for debug information: the last option that sets a level decides.
+pub fn debug_info(argv: &[String]) -> bool {
+    let mut on = false;
+    for arg in argv.iter().skip(1) {
+        let Some(g) = arg.strip_prefix("-g") else {
+            continue;
+        };
+        let level = [
+            "gdb", "stabs+", "stabs", "xcoff+", "xcoff", "vms", "ctf", "",
+        ]
+        .iter()
+        .find_map(|format| g.strip_prefix(format))
+        .filter(|level| level.bytes().all(|c| c.is_ascii_digit()));
+        if let Some(level) = level {
+            on = level != "0";
+        } else if g.starts_with("dwarf") || g == "btf" {
+            on = true;
+        }
+    }
+    on
+}
+
+/// Options under which `-fdirectives-only` text would not compile as the source does:
+/// preprocessor modes it refuses or changes (`-traditional-cpp`, `-C`, `-P`,
+/// `-Wunused-macros`), raw preprocessor options we cannot see into, and the option itself.
+const DIRECTIVES_ONLY_CONFLICTS: &[&str] = &[
+    "-traditional-cpp",
+    "-traditional",
+    "-C",
+    "-CC",
+    "-P",
+    "-Wunused-macros",
+    "-fdirectives-only",
+    "-fno-directives-only",
+    "-fpreprocessed",
+    "-fno-working-directory",
+    "-imacros",
+];
+
+/// Whether gcc should preprocess with `-fdirectives-only`: a `-g` compile by gcc (clang
+/// has no such mode), with nothing in the way.
+fn keeps_columns(argv: &[String]) -> bool {
+    !basename(&argv[0]).contains("clang")
+        && debug_info(argv)
+        && !argv.iter().skip(1).any(|a| {
+            DIRECTIVES_ONLY_CONFLICTS.contains(&a.as_str())
+                || a.starts_with("-Wp,")
+                || a == "-Xpreprocessor"
+        })
 }
 
 impl Compile {
@@ -559,6 +615,9 @@ impl Compile {
                 _ => out.extend_from_slice(self.words(item)),
             }
         }
+        if self.directives_only {
+            out.push(crate::debuginfo::DIRECTIVES_ONLY.into());
+        }
         if self.has(DepsBesideOutput) {
             if !self.has(DepsFile) {
                 out.push("-MF".into());
@@ -591,6 +650,9 @@ impl Compile {
                 _ => out.extend_from_slice(self.words(item)),
             }
         }
+        if self.directives_only {
+            out.push(crate::debuginfo::DIRECTIVES_ONLY.into());
+        }
         out
     }
 
@@ -611,6 +673,17 @@ impl Compile {
         for item in &self.items {
             if item.role == ItemRole::Option(Language) {
                 replace(&mut out, item, self.lang.preprocessed_x());
+            }
+        }
+        out
+    }
+
+    /// [`Compile::with_files`], compiling to assembler (`-S`) even where `-c` was asked.
+    pub fn with_files_to_assembler(&self, input: &str, output: &str) -> Vec<String> {
+        let mut out = self.with_files(input, output);
+        for item in &self.items {
+            if item.role == ItemRole::Option(Compile) {
+                out[item.at] = "-S".into();
             }
         }
         out

@@ -7,7 +7,8 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -36,6 +37,9 @@ enum RemoteError {
     Protocol(ProtocolError),
     /// The local preprocessor failed; its diagnostics are already on stderr.
     Cpp(i32),
+    /// The directives-only preprocessor failed (its diagnostics held back): gcc refuses
+    /// that mode for some sources, so the local compile has the last word.
+    DirectivesOnly(i32),
     CppStart(io::Error),
     ReadInput(io::Error),
     Unsupported(&'static str),
@@ -53,6 +57,10 @@ impl fmt::Display for RemoteError {
             ),
             RemoteError::Protocol(e) => write!(f, "{e}"),
             RemoteError::Cpp(code) => write!(f, "preprocessor failed with exit code {code}"),
+            RemoteError::DirectivesOnly(code) => write!(
+                f,
+                "preprocessor failed with exit code {code} in -fdirectives-only mode"
+            ),
             RemoteError::CppStart(e) => write!(f, "failed to start the preprocessor: {e}"),
             RemoteError::ReadInput(e) => write!(f, "failed to read the input file: {e}"),
             RemoteError::Unsupported(what) => write!(f, "{what} is not supported yet"),
@@ -109,9 +117,11 @@ pub fn run_local<S: AsRef<OsStr>>(argv: &[S]) -> i32 {
 }
 
 /// Starts the local preprocessor with its output on a pipe, or reads an already
-/// preprocessed input file.
+/// preprocessed input file. A directives-only preprocessor's diagnostics are held back
+/// (in `held`) until it succeeds: if it fails, the source is compiled here and only the
+/// local compiler's diagnostics are shown.
 enum Source {
-    Cpp(Child),
+    Cpp { child: Child, held: Option<File> },
     Ready(Vec<u8>),
 }
 
@@ -123,13 +133,23 @@ fn start_source(job: &Compile) -> Result<Source, RemoteError> {
     }
     let cpp = job.cpp_argv();
     log::debug!("running preprocessor: {}", argv_to_string(&cpp));
+    let held = if job.directives_only {
+        Some(tempfile::tempfile().map_err(RemoteError::CppStart)?)
+    } else {
+        None
+    };
+    let stderr = match &held {
+        Some(file) => Stdio::from(file.try_clone().map_err(RemoteError::CppStart)?),
+        None => Stdio::inherit(),
+    };
     Command::new(&cpp[0])
         .args(&cpp[1..])
         .env(SAFEGUARD, (safeguard_level() + 1).to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
+        .stderr(stderr)
         .spawn()
-        .map(Source::Cpp)
+        .map(|child| Source::Cpp { child, held })
         .map_err(RemoteError::CppStart)
 }
 
@@ -138,7 +158,10 @@ impl Source {
     fn finish(self) -> Result<Vec<u8>, RemoteError> {
         match self {
             Source::Ready(data) => Ok(data),
-            Source::Cpp(mut child) => {
+            Source::Cpp {
+                mut child,
+                mut held,
+            } => {
                 let mut data = Vec::new();
                 let read = match child.stdout.take() {
                     Some(mut out) => out.read_to_end(&mut data),
@@ -146,7 +169,17 @@ impl Source {
                 };
                 let status = child.wait().map_err(RemoteError::CppStart)?;
                 if !status.success() {
-                    return Err(RemoteError::Cpp(exitcode::from_status(status)));
+                    return Err(match held {
+                        Some(_) => RemoteError::DirectivesOnly(exitcode::from_status(status)),
+                        None => RemoteError::Cpp(exitcode::from_status(status)),
+                    });
+                }
+                if let Some(file) = &mut held {
+                    let mut diagnostics = Vec::new();
+                    file.seek(io::SeekFrom::Start(0))
+                        .and_then(|_| file.read_to_end(&mut diagnostics))
+                        .map_err(RemoteError::CppStart)?;
+                    let _ = io::stderr().write_all(&diagnostics);
                 }
                 read.map_err(RemoteError::CppStart)?;
                 Ok(data)
@@ -156,7 +189,7 @@ impl Source {
 
     /// Stops a preprocessor whose output is no longer wanted.
     fn abandon(self) {
-        if let Source::Cpp(mut child) = self {
+        if let Source::Cpp { mut child, .. } = self {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -477,7 +510,11 @@ fn build_somewhere(job: &Compile) -> i32 {
             }
             Err(RemoteError::Cpp(code)) => return code,
             // Our own trouble, not the host's: the local compile reports it as gcc would.
-            Err(e @ (RemoteError::ReadInput(_) | RemoteError::CppStart(_))) => {
+            Err(
+                e @ (RemoteError::ReadInput(_)
+                | RemoteError::CppStart(_)
+                | RemoteError::DirectivesOnly(_)),
+            ) => {
                 log::debug!("{e}; compiling locally");
                 return compile_here(job.argv(), &farm, &mut state);
             }

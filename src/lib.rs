@@ -3,7 +3,7 @@
 //! The `distcc` client classifies a compiler command line (`args`), picks a host and a
 //! slot (`hosts`, `lock`, `backoff`), preprocesses locally, names the compiler for the
 //! server (`compiler`), sends the job (`protocol`, `lzo`, `transport`) and writes the
-//! result (`client`); it reports its progress to monitors (`state`) and can stand in for
+//! result (`client`); `-g` compiles keep their DWARF a local build's (`debuginfo`); it reports its progress to monitors (`state`) and can stand in for
 //! compilers on PATH (`masquerade`). The `distccd` daemon accepts connections (`daemon`,
 //! `access`), checks what it is asked to run (`policy`), compiles it (`serve`) and counts
 //! it (`stats`). Both log in distcc's shape (`logging`) and exit with its codes
@@ -15,6 +15,7 @@ pub mod backoff;
 pub mod client;
 pub mod compiler;
 pub mod daemon;
+pub mod debuginfo;
 pub mod exitcode;
 pub mod hosts;
 pub mod lock;

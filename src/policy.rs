@@ -22,6 +22,8 @@ pub enum Refusal {
     NotInCmdList(String),
     /// `DISTCC_CMDLIST` cannot be read, so nothing runs.
     CmdListUnreadable { file: PathBuf, error: String },
+    /// Directives-only text with a directive gcc would obey on the server (`#include`).
+    Directive(String),
 }
 
 impl fmt::Display for Refusal {
@@ -46,6 +48,11 @@ impl fmt::Display for Refusal {
                 f,
                 "DISTCC_CMDLIST file {} cannot be read ({error}): refusing every job",
                 file.display()
+            ),
+            Refusal::Directive(line) => write!(
+                f,
+                "directives-only text holds \"{line}\", which gcc does not write there and \
+                 would obey on this machine; refused"
             ),
             Refusal::UnsafeOption(o) => write!(
                 f,

@@ -18,6 +18,7 @@ use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::args::{self, Decision, LocalReason};
+use crate::debuginfo::{self, ProducerFix};
 use crate::exitcode;
 use crate::logging::argv_to_string;
 use crate::policy::{self, Compilers, Refusal};
@@ -37,6 +38,9 @@ pub struct JobConfig {
     pub stop_by: StopBy,
     /// `--job-lifetime`: the longest a compile may run.
     pub job_lifetime: Option<Duration>,
+    /// The daemon's own executable, run by gcc as its `-wrapper` to edit the producer of
+    /// directives-only compiles (see `debuginfo`); without it they keep that producer.
+    pub hook: Option<String>,
 }
 
 /// Why a job ended without a reply.
@@ -167,12 +171,14 @@ const TIMEOUT_STATUS: u32 = (exitcode::TIMEOUT as u32) << 8;
 /// reason on stderr, as distcc 3.4 reports it.
 fn run_compiler(
     argv: &[String],
+    env: Option<(&str, String)>,
     dir: &Path,
     cfg: &JobConfig,
 ) -> std::io::Result<(u32, Vec<u8>, Vec<u8>)> {
     let lifetime = cfg.job_lifetime;
     let (out_path, err_path) = (dir.join("stdout.txt"), dir.join("stderr.txt"));
     let mut cmd = Command::new(&argv[0]);
+    cmd.envs(env);
     if let Some(path) = &cfg.compiler_path {
         // The child's PATH is also where the program itself is looked up.
         cmd.env("PATH", path);
@@ -247,6 +253,30 @@ fn run_compiler(
     Ok((status, std::fs::read(&out_path)?, stderr))
 }
 
+/// How to make the producer of a directives-only compile a local compile's: learnt by
+/// compiling a one-line file in `dir` the first time this command line is seen.
+fn producer_fix(
+    compile: &args::Compile,
+    compiler: &str,
+    dir: &Path,
+    cfg: &JobConfig,
+) -> ProducerFix {
+    let input = format!("probe.{}", compile.lang.preprocessed_ext());
+    let mut key = compile.with_files_to_assembler(&input, "probe.s");
+    key[0] = compiler.to_string();
+    if let Some(fix) = ProducerFix::known(&key) {
+        return fix;
+    }
+    let asm = std::fs::write(dir.join(&input), "int distccd_probe;\n")
+        .and_then(|()| run_compiler(&key, None, dir, cfg))
+        .ok()
+        .filter(|(status, _, _)| *status == 0)
+        .and_then(|_| std::fs::read_to_string(dir.join("probe.s")).ok());
+    let fix = ProducerFix::learn(key, asm.as_deref());
+    log::debug!("producer fix for directives-only compiles: {fix:?}");
+    fix
+}
+
 fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, JobError> {
     let (version, argv) = protocol::read_request_header(stream, &cfg.limits)?;
     log::debug!("got request: {}", argv_to_string(&argv));
@@ -256,8 +286,13 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     };
     // Read the whole request before any refusal, so that the client sees a clean close
     // rather than a reset in the middle of sending.
-    let doti = protocol::read_file(stream, DOTI, version, &cfg.limits)?;
+    let mut doti = protocol::read_file(stream, DOTI, version, &cfg.limits)?;
     let compiler_path = policy::check(&argv, &cfg.compilers).map_err(JobError::Refused)?;
+    let directives_only = debuginfo::requested(&argv);
+    if directives_only {
+        debuginfo::check_directives(&mut doti)
+            .map_err(|line| JobError::Refused(Refusal::Directive(line)))?;
+    }
 
     let dir = tempfile::Builder::new()
         .prefix("distccd_")
@@ -278,9 +313,13 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     if let Some(path) = compiler_path {
         cmd[0] = path;
     }
+    let mut env = None;
+    if let (true, Some(hook)) = (directives_only, &cfg.hook) {
+        env = producer_fix(&compile, &cmd[0], dir.path(), cfg).apply(&mut cmd, hook);
+    }
     log::debug!("compiling: {}", argv_to_string(&cmd));
     let (status, stdout, stderr) =
-        run_compiler(&cmd, dir.path(), cfg).map_err(JobError::TempFiles)?;
+        run_compiler(&cmd, env, dir.path(), cfg).map_err(JobError::TempFiles)?;
     log::debug!("compiled: status {status}");
     let object = if status == 0 {
         // A compiler that succeeds without writing its output (a wrapper script, say)

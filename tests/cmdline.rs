@@ -24,6 +24,9 @@ enum Vs34 {
     Same,
     /// Same decision; we send another command line (the reason follows in the table).
     OtherArgv,
+    /// Same decision; we send 3.4's command line plus `-fdirectives-only`: a gcc `-g`
+    /// compile, preprocessed so that the object equals a local one (see `debuginfo`).
+    DirectivesOnly,
     /// Another decision, on purpose.
     Differs,
 }
@@ -37,7 +40,7 @@ const TABLE: &[(&str, Want, Vs34)] = &[
     ("gcc -c a.c", Remote, Same),
     ("gcc -c a.c -o a.o", Remote, Same),
     ("gcc -c a.c -o out/a.o", Remote, Same),
-    ("gcc -O2 -g -Wall -c a.c", Remote, Same),
+    ("gcc -O2 -g -Wall -c a.c", Remote, DirectivesOnly),
     ("gcc -S a.c", Remote, Same),
     ("gcc -S a.c -o out/a.s", Remote, Same),
     ("gcc -S -c a.c", Remote, Same),
@@ -100,11 +103,11 @@ const TABLE: &[(&str, Want, Vs34)] = &[
     ("gcc -c conftest.c -o conftest.o", Local, Same),
     ("gcc -E conftest.c", Local, Same),
     ("gcc -o conftest -g -O2 conftest.c", Local, Same),
-    ("gcc -DHAVE_CONFIG_H -I. -g -O2 -MT a.o -MD -MP -MF .deps/a.Tpo -c -o a.o a.c", Remote, Same),
-    ("gcc -DHAVE_CONFIG_H -I. -I.. -g -O2 -c a.c", Remote, Same),
+    ("gcc -DHAVE_CONFIG_H -I. -g -O2 -MT a.o -MD -MP -MF .deps/a.Tpo -c -o a.o a.c", Remote, DirectivesOnly),
+    ("gcc -DHAVE_CONFIG_H -I. -I.. -g -O2 -c a.c", Remote, DirectivesOnly),
     // libtool.
-    ("gcc -DHAVE_CONFIG_H -I. -g -O2 -MT a.lo -MD -MP -MF .deps/a.Tpo -c a.c -fPIC -DPIC -o .libs/a.o", Remote, Same),
-    ("gcc -DHAVE_CONFIG_H -I. -g -O2 -MT a.lo -MD -MP -MF .deps/a.Tpo -c a.c -o a.o", Remote, Same),
+    ("gcc -DHAVE_CONFIG_H -I. -g -O2 -MT a.lo -MD -MP -MF .deps/a.Tpo -c a.c -fPIC -DPIC -o .libs/a.o", Remote, DirectivesOnly),
+    ("gcc -DHAVE_CONFIG_H -I. -g -O2 -MT a.lo -MD -MP -MF .deps/a.Tpo -c a.c -o a.o", Remote, DirectivesOnly),
     // Linux kernel.
     ("gcc -Wp,-MMD,out/.a.o.d -nostdinc -I./inc -include ./cfg.h -D__KERNEL__ -fno-PIE -mcmodel=kernel -O2 -c -o out/a.o a.c", Remote, Same),
     ("gcc -Wp,-MD,out/.a.o.d -nostdinc -isystem inc -D__KERNEL__ -Wall -Wundef -fno-strict-aliasing -fno-common -std=gnu11 -c -o out/a.o a.c", Remote, Same),
@@ -117,10 +120,10 @@ const TABLE: &[(&str, Want, Vs34)] = &[
     ("/usr/bin/cc -DFOO -Iinc -O3 -DNDEBUG -MD -MT out/a.c.o -MF out/a.c.o.d -o out/a.c.o -c a.c", Remote, Same),
     ("/usr/bin/c++ -isystem inc -std=gnu++17 -MD -MT out/x.o -MF out/x.o.d -o out/x.o -c x.cc", Remote, Same),
     ("/usr/bin/cc -fPIC -o out/a.o -c a.c", Remote, Same),
-    ("/usr/bin/c++ -DNDEBUG -O2 -g -fPIC -std=c++14 -MD -MT out/x.cc.o -MF out/x.cc.o.d -o out/x.cc.o -c x.cc", Remote, Same),
+    ("/usr/bin/c++ -DNDEBUG -O2 -g -fPIC -std=c++14 -MD -MT out/x.cc.o -MF out/x.cc.o.d -o out/x.cc.o -c x.cc", Remote, DirectivesOnly),
     // Meson.
-    ("cc -Iout/p -I. -fdiagnostics-color=always -D_FILE_OFFSET_BITS=64 -Wall -Winvalid-pch -O0 -g -MD -MQ out/a.o -MF out/a.o.d -o out/a.o -c a.c", Remote, Same),
-    ("c++ -Iout -fdiagnostics-color=always -D_GLIBCXX_ASSERTIONS=1 -std=c++17 -O2 -g -fPIC -MD -MQ out/x.o -MF out/x.o.d -o out/x.o -c x.cc", Remote, Same),
+    ("cc -Iout/p -I. -fdiagnostics-color=always -D_FILE_OFFSET_BITS=64 -Wall -Winvalid-pch -O0 -g -MD -MQ out/a.o -MF out/a.o.d -o out/a.o -c a.c", Remote, DirectivesOnly),
+    ("c++ -Iout -fdiagnostics-color=always -D_GLIBCXX_ASSERTIONS=1 -std=c++17 -O2 -g -fPIC -MD -MQ out/x.o -MF out/x.o.d -o out/x.o -c x.cc", Remote, DirectivesOnly),
     // Dependency files.
     ("gcc -MD -c a.c", Remote, Same),
     ("gcc -MMD -c a.c -o out/a.o", Remote, Same),
@@ -182,9 +185,13 @@ const TABLE: &[(&str, Want, Vs34)] = &[
     ("gcc -c a.c -fmessage-length=0", Remote, Same),
     ("gcc -c a.c -frecord-gcc-switches", Remote, Same),
     ("gcc -c a.c -fno-ident", Remote, Same),
-    ("gcc -c a.c -g3", Remote, Same),
-    ("gcc -c a.c -ggdb", Remote, Same),
-    ("gcc -c a.c -gdwarf-4", Remote, Same),
+    ("gcc -c a.c -g3", Remote, DirectivesOnly),
+    ("gcc -c a.c -ggdb", Remote, DirectivesOnly),
+    ("gcc -c a.c -gdwarf-4", Remote, DirectivesOnly),
+    ("gcc -g0 -ggdb1 -c a.c", Remote, DirectivesOnly),
+    // No debug information in the end, or a preprocessor mode -fdirectives-only refuses.
+    ("gcc -g -g0 -c a.c", Remote, Same),
+    ("gcc -g -Wunused-macros -c a.c", Remote, Same),
     ("gcc -c a.c -fPIE", Remote, Same),
     ("gcc -c a.c -fno-plt", Remote, Same),
     ("gcc -c a.c -fcf-protection", Remote, Same),
@@ -228,6 +235,8 @@ const TABLE: &[(&str, Want, Vs34)] = &[
     ("clang -target aarch64-linux-gnu -c a.c", Remote, Same),
     ("clang --target=x86_64-linux-gnu -c a.c", Remote, Same),
     ("clang++ -std=c++20 -c x.cc", Remote, Same),
+    // clang has no -fdirectives-only: its -g compiles are sent as 3.4 sends them.
+    ("clang -g -O2 -c a.c", Remote, Same),
     ("clang -c a.c -Xclang -fno-pch-timestamp", Local, Differs),
     ("clang -c a.c -mllvm -x86-asm-syntax=intel", Local, Differs),
     ("clang -fprofile-instr-generate -c a.c", Local, Differs),
@@ -307,6 +316,7 @@ fn command_line_table_against_distcc_34() {
         let ok = match vs {
             Same => theirs == ours,
             OtherArgv => theirs.is_some() == ours.is_some() && theirs != ours,
+            DirectivesOnly => theirs.as_ref().map(|t| format!("{t} -fdirectives-only")) == ours,
             Differs => theirs.is_some() != ours.is_some(),
         };
         if !ok {

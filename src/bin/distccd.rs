@@ -7,7 +7,7 @@ use distcc_rs::access::{self, Allow};
 use distcc_rs::daemon::{self, Options};
 use distcc_rs::policy::Compilers;
 use distcc_rs::serve::JobConfig;
-use distcc_rs::{exitcode, logging, protocol::Limits, transport};
+use distcc_rs::{debuginfo, exitcode, logging, protocol::Limits, transport};
 use log::LevelFilter;
 
 #[derive(Parser, Debug)]
@@ -80,7 +80,12 @@ struct Cli {
 }
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == debuginfo::HOOK_ARG) {
+        // gcc runs us as its `-wrapper` in a directives-only compile.
+        std::process::exit(debuginfo::hook(&args[2..]));
+    }
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -204,6 +209,9 @@ fn main() {
             stop_by: Default::default(),
             job_lifetime: (cli.job_lifetime > 0)
                 .then(|| std::time::Duration::from_secs(cli.job_lifetime)),
+            hook: std::env::current_exe()
+                .ok()
+                .and_then(|p| p.to_str().map(String::from)),
         },
     };
     let result = if opts.inetd {

@@ -1,0 +1,564 @@
+//! Objects built with `-g` that are byte for byte those of a local build.
+//!
+//! Text from `gcc -E` has its macros expanded, so gcc compiling it records other DWARF
+//! column numbers than a local compile of the source does (distcc 3.4's `-g` objects
+//! differ for that reason). For `-g` compiles with gcc, the client preprocesses with
+//! `-fdirectives-only` instead: includes and conditionals are resolved, but macros stay
+//! unexpanded and every token keeps its column. The server compiles that text as a `.i`
+//! with `-fdirectives-only` added. Any gcc, distcc 3.4's daemon included, then gives an
+//! object that differs from a local one only in `DW_AT_producer`, which names
+//! `-fdirectives-only`.
+//!
+//! Our daemon removes that difference too. Editing the words out of the string is not
+//! enough: gcc writes `.debug_str` in the slot order of its string hash table, where the
+//! producer's hash decides its own place and that of its neighbours. So the daemon adds one
+//! more recorded option, [`MARKER`] (which does nothing without `-finstrument-functions`),
+//! with a value chosen so that the whole producer string hashes exactly as the local one
+//! will. gcc runs `cc1` through a `-wrapper`, the daemon's own executable called with
+//! [`HOOK_ARG`], which edits both options out of the producer in the assembler text before
+//! `as` reads it. The part of the producer that the hash must match is learnt once per
+//! command line by compiling an empty file ([`ProducerFix`]).
+//!
+//! Because gcc obeys every directive in such text, `#include` included, the daemon also
+//! checks it ([`check_directives`]): only what `gcc -E -fdirectives-only` itself writes
+//! may stand where a directive would be obeyed.
+//!
+//! Running the compiler belongs to `serve`; deciding what the client sends, to `args`.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::process::Command;
+use std::sync::Mutex;
+
+/// What the client adds to its preprocessor and server command lines.
+pub const DIRECTIVES_ONLY: &str = "-fdirectives-only";
+
+/// The option whose value steers the producer's hash: gcc records it in `DW_AT_producer`,
+/// and it has no effect unless `-finstrument-functions` is given too.
+const MARKER: &str = "-finstrument-functions-exclude-file-list=";
+
+/// The first argument of the daemon's executable when gcc runs it as its `-wrapper`.
+pub const HOOK_ARG: &str = "--edit-dwarf-producer";
+
+/// Tells the hook what to remove from the producer string.
+const EDIT_ENV: &str = "DISTCCD_PRODUCER_EDIT";
+
+/// Whether a request sent by a client is directives-only text.
+pub fn requested(argv: &[String]) -> bool {
+    argv.iter().any(|a| a == DIRECTIVES_ONLY)
+}
+
+/// The directives that `gcc -E -fdirectives-only` writes (line markers aside).
+const WRITTEN_DIRECTIVES: &[&str] = &[
+    "define", "undef", "pragma", "ident", "sccs", "line", "assert", "unassert",
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lex {
+    Code,
+    LineComment,
+    BlockComment,
+    Quoted(u8),
+}
+
+/// Checks directives-only text before gcc obeys its directives. Where our scan says a
+/// directive stands, it must be one that gcc writes in such text; `#include` and the like
+/// are refused (the offending line is returned). Where a line starts with `#` but our scan
+/// says it is inside a comment, a string or a continued line, the `#` is blanked out: that
+/// changes nothing if the scan is right, and defeats a text crafted to make it wrong.
+pub fn check_directives(text: &mut [u8]) -> Result<(), String> {
+    let mut state = Lex::Code;
+    // No token yet on this logical line: a `#` here starts a directive.
+    let mut fresh = true;
+    let mut line_start = true;
+    let mut i = 0;
+    while i < text.len() {
+        if line_start {
+            line_start = false;
+            let first = text[i..]
+                .iter()
+                .position(|c| !matches!(c, b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r'))
+                .map(|n| i + n);
+            if let Some(at) = first {
+                if directive_sign(&text[at..]) > 0 && !(state == Lex::Code && fresh) {
+                    text[at] = b' ';
+                }
+            }
+        }
+        let c = text[i];
+        // A backslash, blanks and a newline join two lines, as gcc splices them.
+        if c == b'\\' {
+            let blanks = text[i + 1..]
+                .iter()
+                .take_while(|&&c| matches!(c, b' ' | b'\t' | b'\r'))
+                .count();
+            if text.get(i + 1 + blanks) == Some(&b'\n') {
+                i += blanks + 2;
+                line_start = true;
+                continue;
+            }
+        }
+        match state {
+            Lex::Code => {
+                let sign = directive_sign(&text[i..]);
+                if sign > 0 && fresh {
+                    check_directive(text, i + sign)?;
+                    fresh = false;
+                    i += sign;
+                    continue;
+                }
+                match c {
+                    b'\n' => fresh = true,
+                    b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r' => {}
+                    b'/' if text.get(i + 1) == Some(&b'/') => {
+                        state = Lex::LineComment;
+                        i += 1;
+                    }
+                    b'/' if text.get(i + 1) == Some(&b'*') => {
+                        state = Lex::BlockComment;
+                        i += 1;
+                    }
+                    b'"' | b'\'' => {
+                        state = Lex::Quoted(c);
+                        fresh = false;
+                    }
+                    _ => fresh = false,
+                }
+            }
+            Lex::LineComment => {
+                if c == b'\n' {
+                    state = Lex::Code;
+                    fresh = true;
+                }
+            }
+            Lex::BlockComment => {
+                if c == b'*' && text.get(i + 1) == Some(&b'/') {
+                    state = Lex::Code;
+                    i += 1;
+                } else if c == b'\n' {
+                    // Where a comment ends, a directive may follow: count it as a new line.
+                    fresh = true;
+                }
+            }
+            Lex::Quoted(q) => {
+                if c == b'\\' {
+                    i += 1;
+                } else if c == q {
+                    state = Lex::Code;
+                } else if c == b'\n' {
+                    state = Lex::Code;
+                    fresh = true;
+                }
+            }
+        }
+        if text.get(i) == Some(&b'\n') {
+            line_start = true;
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The length of a directive's introducer at the start of `s`: `#`, `%:` or `??=`.
+fn directive_sign(s: &[u8]) -> usize {
+    if s.starts_with(b"#") {
+        1
+    } else if s.starts_with(b"%:") {
+        2
+    } else if s.starts_with(b"??=") {
+        3
+    } else {
+        0
+    }
+}
+
+/// Checks the directive whose name starts after blanks at `text[at..]`.
+fn check_directive(text: &[u8], at: usize) -> Result<(), String> {
+    let rest = &text[at..];
+    let line = &rest[..rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len())];
+    let body = &line[line
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t'))
+        .unwrap_or(line.len())..];
+    let name_len = body
+        .iter()
+        .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+        .unwrap_or(body.len());
+    let (name, after) = body.split_at(name_len);
+    let ok = if name.is_empty() {
+        // The null directive.
+        after.iter().all(|c| c.is_ascii_whitespace())
+    } else if name[0].is_ascii_digit() {
+        true
+    } else {
+        // A name continued on the next line is not one we know.
+        !after.starts_with(b"\\") && WRITTEN_DIRECTIVES.iter().any(|d| d.as_bytes() == name)
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned())
+    }
+}
+
+/// gcc's string hash (libiberty's `htab_hash_string`), continued from `r`.
+fn gcc_hash(s: &[u8], r: u32) -> u32 {
+    s.iter().fold(r, |r, &c| {
+        r.wrapping_mul(67).wrapping_add(c as u32).wrapping_sub(113)
+    })
+}
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.";
+
+fn word3(n: u32) -> [u8; 3] {
+    [
+        ALPHABET[(n >> 12) as usize & 63],
+        ALPHABET[(n >> 6) as usize & 63],
+        ALPHABET[n as usize & 63],
+    ]
+}
+
+/// A value for [`MARKER`] such that `prefix + " -fdirectives-only " + MARKER + value`
+/// hashes as `prefix` does: the options recorded after them then leave both producer
+/// strings with the same hash. Six characters are found by meeting in the middle.
+fn marker_value(prefix: &str) -> Option<String> {
+    let target = gcc_hash(prefix.as_bytes(), 0);
+    let inserted = format!("{prefix} {DIRECTIVES_ONLY} {MARKER}");
+    let base = gcc_hash(inserted.as_bytes(), 0);
+    let pow3 = 67u32.pow(3);
+    let mut tails: Vec<(u32, u32)> = (0..1 << 18).map(|n| (gcc_hash(&word3(n), 0), n)).collect();
+    tails.sort_unstable();
+    let start = base.wrapping_mul(pow3).wrapping_mul(pow3);
+    (0..1u32 << 18).find_map(|n| {
+        let head = word3(n);
+        let need = target.wrapping_sub(start.wrapping_add(gcc_hash(&head, 0).wrapping_mul(pow3)));
+        let found = tails.partition_point(|&(h, _)| h < need);
+        let &(h, tail) = tails.get(found)?;
+        (h == need).then(|| {
+            let mut value = String::from_utf8(head.to_vec()).unwrap_or_default();
+            value.push_str(std::str::from_utf8(&word3(tail)).unwrap_or_default());
+            value
+        })
+    })
+}
+
+/// Decodes the bytes of a `.ascii`/`.string` directive's quoted operand.
+fn unquote(s: &str) -> Option<Vec<u8>> {
+    let inner = s.strip_prefix('"')?.strip_suffix('"')?.as_bytes();
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        let c = inner[i];
+        i += 1;
+        if c != b'\\' {
+            out.push(c);
+            continue;
+        }
+        let e = *inner.get(i)?;
+        i += 1;
+        out.push(match e {
+            b'n' => b'\n',
+            b't' => b'\t',
+            b'r' => b'\r',
+            b'f' => 0x0c,
+            b'b' => 0x08,
+            b'0'..=b'7' => {
+                let mut v = (e - b'0') as u32;
+                for _ in 0..2 {
+                    match inner.get(i) {
+                        Some(d @ b'0'..=b'7') => {
+                            v = v * 8 + (d - b'0') as u32;
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                v as u8
+            }
+            other => other,
+        });
+    }
+    Some(out)
+}
+
+fn quote(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() + 2);
+    s.push('"');
+    for &c in bytes {
+        match c {
+            b'"' | b'\\' => {
+                s.push('\\');
+                s.push(c as char);
+            }
+            0x20..=0x7e => s.push(c as char),
+            _ => {
+                let _ = write!(s, "\\{c:03o}");
+            }
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// A string that gcc wrote as a run of `.ascii` lines ended by `.string`, as it writes
+/// `.debug_str` entries: its line range and its bytes.
+struct AsmString {
+    lines: std::ops::Range<usize>,
+    bytes: Vec<u8>,
+}
+
+/// Finds the producer string, the one that starts with "GNU " and names
+/// `-fdirectives-only`.
+fn find_producer(lines: &[&str]) -> Option<AsmString> {
+    let operand = |line: &str, op: &str| {
+        line.trim_start()
+            .strip_prefix(op)
+            .map(|rest| rest.trim_start().to_string())
+    };
+    let mut n = 0;
+    while n < lines.len() {
+        let begins = [".ascii", ".string"]
+            .iter()
+            .any(|op| operand(lines[n], op).is_some_and(|o| o.starts_with("\"GNU ")));
+        if !begins {
+            n += 1;
+            continue;
+        }
+        let mut bytes = Vec::new();
+        let start = n;
+        while n < lines.len() {
+            if let Some(o) = operand(lines[n], ".ascii") {
+                bytes.extend(unquote(&o)?);
+                n += 1;
+            } else if let Some(o) = operand(lines[n], ".string") {
+                bytes.extend(unquote(&o)?);
+                n += 1;
+                break;
+            } else {
+                return None;
+            }
+        }
+        let needle = format!(" {DIRECTIVES_ONLY}");
+        if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            return Some(AsmString {
+                lines: start..n,
+                bytes,
+            });
+        }
+    }
+    None
+}
+
+/// The producer recorded in assembler text, up to the ` -fdirectives-only` in it.
+pub fn producer_prefix(asm: &str) -> Option<String> {
+    let lines: Vec<&str> = asm.lines().collect();
+    let producer = String::from_utf8(find_producer(&lines)?.bytes).ok()?;
+    let at = producer.find(&format!(" {DIRECTIVES_ONLY}"))?;
+    Some(producer[..at].to_string())
+}
+
+/// Removes `remove` from the producer string of assembler text; `None` if it is not there.
+fn edit_producer(asm: &str, remove: &str) -> Option<String> {
+    let lines: Vec<&str> = asm.lines().collect();
+    let producer = find_producer(&lines)?;
+    let text = String::from_utf8(producer.bytes).ok()?;
+    if !text.contains(remove) {
+        return None;
+    }
+    let edited = text.replacen(remove, "", 1);
+    let mut out = String::with_capacity(asm.len());
+    for line in &lines[..producer.lines.start] {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str("\t.string\t");
+    out.push_str(&quote(edited.as_bytes()));
+    out.push('\n');
+    for line in &lines[producer.lines.end..] {
+        out.push_str(line);
+        out.push('\n');
+    }
+    Some(out)
+}
+
+/// How a job's command line is changed so that its producer comes out as a local
+/// compile's: learnt once per command line and compiler, kept for the daemon's life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProducerFix {
+    /// The producer does not name `-fdirectives-only` (no `-g`, or switches not recorded).
+    NotNeeded,
+    /// Add `MARKER` with this value after `-fdirectives-only`, and edit both out.
+    Marker(String),
+    /// No fix is possible (`-finstrument-functions`, or no value found); the object keeps
+    /// `-fdirectives-only` in its producer.
+    Impossible,
+}
+
+static FIXES: Mutex<Option<HashMap<Vec<String>, ProducerFix>>> = Mutex::new(None);
+
+impl ProducerFix {
+    /// The fix for `key` (the command line with fixed file names), if already learnt.
+    pub fn known(key: &[String]) -> Option<ProducerFix> {
+        let fixes = FIXES.lock().unwrap_or_else(|e| e.into_inner());
+        fixes.as_ref()?.get(key).cloned()
+    }
+
+    /// Learns the fix for `key` from the assembler text gcc wrote for an empty file with
+    /// that command line (`None` when that compile failed).
+    pub fn learn(key: Vec<String>, probe_asm: Option<&str>) -> ProducerFix {
+        let instrumented = key.iter().any(|a| a.starts_with("-finstrument-functions"));
+        let fix = match probe_asm.map(producer_prefix) {
+            Some(None) => ProducerFix::NotNeeded,
+            Some(Some(_)) if instrumented => ProducerFix::Impossible,
+            Some(Some(prefix)) => {
+                marker_value(&prefix).map_or(ProducerFix::Impossible, ProducerFix::Marker)
+            }
+            None => ProducerFix::Impossible,
+        };
+        let mut fixes = FIXES.lock().unwrap_or_else(|e| e.into_inner());
+        let map = fixes.get_or_insert_with(HashMap::new);
+        if map.len() >= 1024 {
+            map.clear();
+        }
+        map.insert(key, fix.clone());
+        fix
+    }
+
+    /// Changes a compile command accordingly: the marker after `-fdirectives-only`, and
+    /// `hook` as gcc's wrapper. Returns the variable that tells the hook what to remove,
+    /// for the compiler's environment.
+    pub fn apply(&self, argv: &mut Vec<String>, hook: &str) -> Option<(&'static str, String)> {
+        let ProducerFix::Marker(value) = self else {
+            return None;
+        };
+        if hook.contains(',') {
+            // gcc splits the wrapper's value at commas.
+            return None;
+        }
+        let at = argv.iter().position(|a| a == DIRECTIVES_ONLY)?;
+        argv.insert(at + 1, format!("{MARKER}{value}"));
+        // cc1 must write a file for the hook to edit, not a pipe to `as`.
+        argv.retain(|a| a != "-pipe");
+        argv.insert(1, "-wrapper".into());
+        argv.insert(2, format!("{hook},{HOOK_ARG}"));
+        Some((EDIT_ENV, format!(" {DIRECTIVES_ONLY} {MARKER}{value}")))
+    }
+}
+
+/// The `-wrapper` hook: runs the program gcc asked for and, when it is `cc1` or `cc1plus`
+/// and succeeds, edits the producer in the assembler file it wrote. Returns the exit code.
+pub fn hook(args: &[OsString]) -> i32 {
+    let Some((program, rest)) = args.split_first() else {
+        return 1;
+    };
+    let status = match Command::new(program).args(rest).status() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("distccd: cannot run {}: {e}", program.to_string_lossy());
+            return 1;
+        }
+    };
+    let Some(code) = status.code() else {
+        use std::os::unix::process::ExitStatusExt;
+        return 128 + status.signal().unwrap_or(0);
+    };
+    let is_cc1 = std::path::Path::new(program)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("cc1"));
+    if code == 0 && is_cc1 {
+        let output = rest
+            .windows(2)
+            .find(|w| w[0] == "-o")
+            .map(|w| std::path::PathBuf::from(&w[1]));
+        if let (Some(path), Some(remove)) = (output, std::env::var_os(EDIT_ENV)) {
+            let edited = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|asm| edit_producer(&asm, &remove.to_string_lossy()));
+            if let Some(asm) = edited {
+                if let Err(e) = std::fs::write(&path, asm) {
+                    eprintln!("distccd: cannot rewrite {}: {e}", path.display());
+                    return 1;
+                }
+            }
+        }
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(text: &str) -> Result<String, String> {
+        let mut bytes = text.as_bytes().to_vec();
+        check_directives(&mut bytes).map(|()| String::from_utf8(bytes).unwrap())
+    }
+
+    #[test]
+    fn directives_gcc_writes_pass_unchanged() {
+        let text = "# 0 \"t.c\"\n# 1 \"/tmp//\"\n#define X(a,b) ((a)+(b))\n#undef X\n\
+                    #pragma GCC diagnostic push\n  #ident \"x\"\n#\nint x = X(1,2);\n\
+                    /*\n#include \"old.h\"\n*/\n";
+        let out = checked(text).unwrap();
+        // The commented-out include is blanked, nothing else.
+        assert_eq!(
+            out,
+            text.replace("\n#include \"old.h\"", "\n include \"old.h\"")
+        );
+    }
+
+    #[test]
+    fn obeyed_includes_are_refused() {
+        for bad in [
+            "#include \"/etc/passwd\"\n",
+            "int a;\n  #  include_next <x>\n",
+            "%:include \"x\"\n",
+            "??=include \"x\"\n",
+            "/* c */ #include \"x\"\n",
+            "/* a\n b */ #include \"x\"\n",
+            "#inc\\\nlude \"x\"\n",
+            "#if 1\n#endif\n",
+            "x;\n#embed \"x\"\n",
+            "#import \"x\"\n",
+            "# /**/ include \"x\"\n",
+        ] {
+            assert!(checked(bad).is_err(), "{bad:?} passed");
+        }
+    }
+
+    #[test]
+    fn hidden_directives_are_blanked() {
+        // A raw string makes our scan think a comment opens; gcc would obey the include.
+        let text = "auto s = R\"x( \" /* )x\";\n#include \"/etc/passwd\"\n// */\n";
+        let out = checked(text).unwrap();
+        assert!(out.contains("\n include"));
+        // Continued lines and strings.
+        let out = checked("// note \\\n#include \"x\"\nchar *s = \"a\\\n#b\";\n").unwrap();
+        assert!(!out.contains("#include") && out.contains(" b\""));
+    }
+
+    #[test]
+    fn marker_value_matches_the_hash() {
+        let prefix = "GNU C17 12.2.0 -mtune=generic -march=x86-64 -g -O2";
+        let value = marker_value(prefix).unwrap();
+        let full = format!("{prefix} {DIRECTIVES_ONLY} {MARKER}{value}");
+        assert_eq!(gcc_hash(full.as_bytes(), 0), gcc_hash(prefix.as_bytes(), 0));
+    }
+
+    #[test]
+    fn producer_is_found_and_edited_across_ascii_lines() {
+        let asm = ".LASF3:\n\t.ascii\t\"GNU C17 12.2.0 -g -fdirectives-only -finstrument-fu\"\n\
+                   \t.string\t\"nctions-exclude-file-list=ABCDEF -O2\"\n.LASF4:\n\t.string\t\"int\"\n";
+        assert_eq!(producer_prefix(asm).as_deref(), Some("GNU C17 12.2.0 -g"));
+        let remove = format!(" {DIRECTIVES_ONLY} {MARKER}ABCDEF");
+        let edited = edit_producer(asm, &remove).unwrap();
+        assert_eq!(
+            edited,
+            ".LASF3:\n\t.string\t\"GNU C17 12.2.0 -g -O2\"\n.LASF4:\n\t.string\t\"int\"\n"
+        );
+        assert_eq!(edit_producer(asm, " -nothing"), None);
+        assert_eq!(unquote("\"a\\\"b\\\\c\\011\"").unwrap(), b"a\"b\\c\t");
+        assert_eq!(quote(b"a\"b\\c\t"), "\"a\\\"b\\\\c\\011\"");
+    }
+}
