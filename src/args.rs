@@ -571,15 +571,22 @@ const DIRECTIVES_ONLY_CONFLICTS: &[&str] = &[
 ];
 
 /// Whether gcc should preprocess with `-fdirectives-only`: a `-g` compile by gcc (clang
-/// has no such mode), with nothing in the way.
+/// has no such mode), with nothing in the way. Of raw preprocessor options, only the
+/// dependency-file ones that Kbuild passes (`-Wp,-MMD,file`) are known to be harmless.
 fn keeps_columns(argv: &[String]) -> bool {
+    let unknown_to_cpp = |a: &String| match a.strip_prefix("-Wp,") {
+        Some(raw) => {
+            let mut parts = raw.split(',');
+            !matches!(parts.next(), Some("-MD" | "-MMD")) || parts.count() != 1
+        }
+        None => a == "-Xpreprocessor",
+    };
     !basename(&argv[0]).contains("clang")
         && debug_info(argv)
-        && !argv.iter().skip(1).any(|a| {
-            DIRECTIVES_ONLY_CONFLICTS.contains(&a.as_str())
-                || a.starts_with("-Wp,")
-                || a == "-Xpreprocessor"
-        })
+        && !argv
+            .iter()
+            .skip(1)
+            .any(|a| DIRECTIVES_ONLY_CONFLICTS.contains(&a.as_str()) || unknown_to_cpp(a))
 }
 
 impl Compile {
@@ -758,6 +765,38 @@ mod tests {
             local("gcc -fprofile-generate=/x -c a.c"),
             LocalReason::ClientFiles
         );
+    }
+
+    #[test]
+    fn debug_compiles_by_gcc_keep_their_columns() {
+        for line in [
+            "gcc -g -c a.c",
+            "gcc -g0 -g2 -c a.c",
+            "g++ -ggdb -c a.cc",
+            "cc -gdwarf-4 -c a.c",
+            "gcc -Wp,-MMD,dir/.a.o.d -g -c a.c",
+        ] {
+            let c = remote(line);
+            assert!(c.directives_only, "{line}");
+            assert_eq!(c.cpp_argv().last().unwrap(), "-fdirectives-only", "{line}");
+            assert_eq!(c.server_argv().last().unwrap(), "-fdirectives-only");
+        }
+        for line in [
+            "gcc -c a.c",
+            "gcc -g -g0 -c a.c",
+            "gcc -ggdb0 -c a.c",
+            "gcc -gz -c a.c",
+            "clang -g -c a.c",
+            "gcc -g -c p.i",
+            "gcc -g -C -c a.c",
+            "gcc -g -Wunused-macros -c a.c",
+            "gcc -g -Wp,-P -c a.c",
+            "gcc -g -Xpreprocessor -P -c a.c",
+        ] {
+            let c = remote(line);
+            assert!(!c.directives_only, "{line}");
+            assert!(!c.server_argv().contains(&"-fdirectives-only".to_string()));
+        }
     }
 
     #[test]

@@ -555,32 +555,75 @@ pub fn compile(argv: &[String]) -> i32 {
     }
 }
 
+/// `--version`, in distcc 3.4's shape: name, version and target; protocols and port;
+/// then copyright and licence.
+fn version_text() -> String {
+    let vendor = if cfg!(target_arch = "x86_64") {
+        "pc"
+    } else {
+        "unknown"
+    };
+    format!(
+        "distcc {} {}-{vendor}-linux-gnu\n{VERSION_REST}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+const VERSION_REST: &str = "  (protocols 1 and 2) (default port 3632)
+  distcc-rs, wire-compatible with distcc 3.4
+Copyright (C) 2002, 2003, 2004 by Martin Pool.
+Portions Copyright (C) 2007-2008 Google.
+Copyright (C) 2026 the distcc-rs authors.
+
+distcc comes with ABSOLUTELY NO WARRANTY.  distcc is free software, and
+you may use, modify and redistribute it under the terms of the GNU
+General Public License version 2 or later.
+";
+
+/// `--help` after the version, in distcc 3.4's order and columns, less what we do not
+/// have (pump mode, GSS-API) and plus what we add.
 const USAGE: &str = "Usage:
-   distcc [--help|--version|--show-hosts|-j]
    distcc [COMPILER] [compile options] -o OBJECT -c SOURCE
+   distcc [--help|--version|--show-hosts|-j]
+   distcc --make-symlinks DIR
 
 Options:
-   COMPILER                   defaults to \"cc\"
-   --help                     explain usage and exit
-   --version                  show version and exit
-   --show-hosts               show host list and exit
-   --make-symlinks DIR        link the compilers on PATH to distcc in DIR
-   -j                         calculate the concurrency level from
-                              the host list.
+   COMPILER                   Defaults to \"cc\".
+   --help                     Explain usage, and exit.
+   --version                  Show version, and exit.
+   --show-hosts               Show host list, and exit.
+   -j                         Show the concurrency level, as calculated from
+                              the host list, and exit.
+   --make-symlinks DIR        Link the compilers found on PATH to distcc in
+                              DIR (a masquerade directory), and exit.
 
 Environment variables:
-   DISTCC_HOSTS               list of volunteer hosts
-   DISTCC_VERBOSE=1           give debug messages
-   DISTCC_LOG                 send messages to file, not stderr
-   DISTCC_DIR                 directory for host list and locks
-   DISTCC_FALLBACK=0          do not compile locally when distribution fails
-   DISTCC_SKIP_LOCAL_RETRY    do not retry locally after a remote compile error
-   DISTCC_IO_TIMEOUT          seconds to wait for the network (default 300)
+   See the manual page for a complete list.
+   DISTCC_VERBOSE=1           Give debug messages.
+   DISTCC_LOG                 Send messages to file, not stderr.
+   DISTCC_SSH                 Command to run to open SSH connections.
+   DISTCC_DIR                 Directory for host list and locks.
+   DISTCC_FALLBACK=0          Fail instead of compiling locally.
 
-Host list (DISTCC_HOSTS, $DISTCC_DIR/hosts, ~/.distcc/hosts, /etc/distcc/hosts):
-   localhost                  compile here
-   HOST[:PORT][/LIMIT]        TCP connection, port 3632 by default
-   HOST,lzo                   compress the traffic (protocol 2)
+Server specification:
+A list of servers is taken from the environment variable $DISTCC_HOSTS, or
+$DISTCC_DIR/hosts, or ~/.distcc/hosts, or /etc/distcc/hosts.
+Each host can be given in any of these forms, see the manual for details:
+
+   localhost                  Run in place.
+   HOST                       TCP connection, port 3632.
+   HOST:PORT                  TCP connection, specified port.
+   @HOST                      SSH connection to specified host.
+   USER@HOST                  SSH connection to specified username at host.
+   HOSTSPEC/LIMIT             Run at most LIMIT jobs there at once.
+   HOSTSPEC,lzo               Enable compression.
+   --randomize                Randomize the server list before execution.
+
+distcc distributes compilation jobs across volunteer machines running
+distccd.  Jobs that cannot be distributed, such as linking, are run locally.
+distcc should be used with make's -jN option to execute in parallel on
+several machines.
 ";
 
 /// Answers distcc's own options (`--help`, `--version`, `--show-hosts`, `-j`), which are
@@ -588,17 +631,11 @@ Host list (DISTCC_HOSTS, $DISTCC_DIR/hosts, ~/.distcc/hosts, /etc/distcc/hosts):
 fn own_option(first: &str, rest: &[OsString]) -> Option<i32> {
     match first {
         "--help" => {
-            print!(
-                "distcc {} (distcc-rs)\n\n{USAGE}",
-                env!("CARGO_PKG_VERSION")
-            );
+            print!("{}\n{USAGE}", version_text());
             Some(0)
         }
         "--version" => {
-            println!(
-                "distcc {} (distcc-rs, wire-compatible with distcc 3.4)\n  (protocols 1 and 2) (default port 3632)",
-                env!("CARGO_PKG_VERSION")
-            );
+            print!("{}", version_text());
             Some(0)
         }
         "--make-symlinks" => Some(masquerade::make_symlinks_main(rest)),

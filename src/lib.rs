@@ -3,8 +3,8 @@
 //! The `distcc` client classifies a compiler command line (`args`), picks a host and a
 //! slot (`hosts`, `lock`, `backoff`), preprocesses locally, names the compiler for the
 //! server (`compiler`), sends the job (`protocol`, `lzo`, `transport`) and writes the
-//! result (`client`); `-g` compiles keep their DWARF a local build's (`debuginfo`); it reports its progress to monitors (`state`) and can stand in for
-//! compilers on PATH (`masquerade`). The `distccd` daemon accepts connections (`daemon`,
+//! result (`client`); it reports its progress to monitors (`state`) and can stand in for
+//! compilers on PATH (`masquerade`). `-g` objects equal a local build's (`debuginfo`). The `distccd` daemon accepts connections (`daemon`,
 //! `access`), checks what it is asked to run (`policy`), compiles it (`serve`) and counts
 //! it (`stats`). Both log in distcc's shape (`logging`) and exit with its codes
 //! (`exitcode`).

@@ -370,3 +370,75 @@ fn stats_page_matches_distcc_34() {
     let head = |p: &str| p.lines().take(5).map(String::from).collect::<Vec<_>>();
     assert_eq!(head(&page), head(&page34));
 }
+
+fn stdout_of(program: &str, args: &[&str], hosts: &str) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .env("DISTCC_HOSTS", hosts)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{program} {args:?}: {}", show(&out));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn client_help_version_and_host_listing_have_distcc_34s_shape() {
+    require_distcc_34();
+    // --version: name, version and target triple, then protocols and port.
+    let (ours, theirs) = (
+        stdout_of(OUR_DISTCC, &["--version"], ""),
+        stdout_of(DISTCC_34, &["--version"], ""),
+    );
+    let triple = |text: &str| {
+        text.lines()
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(2)
+            .map(String::from)
+    };
+    assert_eq!(triple(&ours), triple(&theirs), "{ours}");
+    assert_eq!(
+        ours.lines().nth(1),
+        Some("  (protocols 1 and 2) (default port 3632)")
+    );
+    // --help: every line of 3.4's after its banner, in order, but for what we lack.
+    let lacking = [
+        "--scan-includes",
+        "remote machine, and exit.  (Pump mode only.)",
+        "--show-principal",
+        "DISTCC_PRINCIPAL",
+        ",cpp,lzo",
+        ",auth",
+    ];
+    let ours = stdout_of(OUR_DISTCC, &["--help"], "");
+    let theirs = stdout_of(DISTCC_34, &["--help"], "");
+    let mut our_lines = ours.lines();
+    for line in theirs.lines().skip_while(|l| *l != "Usage:") {
+        if lacking.iter().any(|l| line.contains(l)) {
+            continue;
+        }
+        assert!(
+            our_lines.any(|l| l.trim_end() == line.trim_end()),
+            "{line:?} is missing or out of order in:\n{ours}"
+        );
+    }
+    // --show-hosts and -j print what 3.4 prints.
+    for hosts in [
+        "a b/3 c,lzo",
+        "--randomize x",
+        "localhost/2 @ssh-host u@h:/bin/distccd",
+    ] {
+        for opt in ["--show-hosts", "-j"] {
+            if hosts.starts_with("--randomize") && opt == "--show-hosts" {
+                assert_eq!(stdout_of(OUR_DISTCC, &[opt], hosts), "x\n");
+                continue;
+            }
+            assert_eq!(
+                stdout_of(OUR_DISTCC, &[opt], hosts),
+                stdout_of(DISTCC_34, &[opt], hosts),
+                "{opt} with {hosts:?}"
+            );
+        }
+    }
+}
