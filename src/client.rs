@@ -162,7 +162,8 @@ impl Source {
                 mut child,
                 mut held,
             } => {
-                let mut data = Vec::new();
+                // Room for a small file at once; a large one grows by doubling.
+                let mut data = Vec::with_capacity(64 << 10);
                 let read = match child.stdout.take() {
                     Some(mut out) => out.read_to_end(&mut data),
                     None => Ok(0),
@@ -257,7 +258,9 @@ fn compile_remote(
     protocol::write_file(&mut stream, DOTI, host.version, &text)?;
     drop(text);
     note(state, Phase::Compile);
-    Ok(Reply::read(&mut stream, host.version, &Limits::default())?)
+    // Buffered: the reply's headers then take one read, not one each.
+    let mut reply = io::BufReader::with_capacity(16 << 10, &mut stream);
+    Ok(Reply::read(&mut reply, host.version, &Limits::default())?)
 }
 
 /// Writes the result to `path` as gcc would, but safely: through a temporary file in the

@@ -281,10 +281,21 @@ pub fn write_file(
         value: body.len() as u64,
         limit: u64::from(u32::MAX),
     })?;
-    w.write_all(&header(token, len))?;
-    w.write_all(body)?;
+    if body.len() <= SMALL_FILE {
+        // Header and body in one write, so that a small file goes in one packet.
+        let mut packet = Vec::with_capacity(12 + body.len());
+        packet.extend_from_slice(&header(token, len));
+        packet.extend_from_slice(body);
+        w.write_all(&packet)?;
+    } else {
+        w.write_all(&header(token, len))?;
+        w.write_all(body)?;
+    }
     Ok(())
 }
+
+/// Up to this size a file is copied behind its header and sent with it.
+const SMALL_FILE: usize = 64 << 10;
 
 /// Reads one file packet and returns its bytes, decompressed when the version says so.
 pub fn read_file(

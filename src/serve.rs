@@ -10,12 +10,15 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::args::{self, Decision, LocalReason};
 use crate::debuginfo::{self, ProducerFix};
@@ -164,6 +167,16 @@ struct Done {
 /// The wait status distccd reports for a compile killed at `--job-lifetime`.
 const TIMEOUT_STATUS: u32 = (exitcode::TIMEOUT as u32) << 8;
 
+/// A descriptor that becomes readable when process `pid` (our child) exits: a pidfd, so
+/// that waiting with a timeout needs no thread. `None` on kernels before 5.3, where the
+/// caller polls.
+fn exit_notifier(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a non-negative result is a descriptor that nothing else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
 /// Runs `argv` in `dir` with stdin from /dev/null, stdout and stderr in files of `dir`,
 /// and in a process group of its own, so that at `lifetime` the compiler and everything it
 /// started (cc1, as) can be killed together. Returns the wait status, stdout and stderr. A
@@ -207,43 +220,40 @@ fn run_compiler(
             ));
         }
     };
-    let pid = child.id();
     let started = Instant::now();
-    let (tx, rx) = mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    // The channel wakes us the moment the compiler ends; the timeout only paces the checks
+    let exited = exit_notifier(child.id());
+    // The notifier wakes us the moment the compiler ends; the timeout only paces the checks
     // of the job's lifetime and of a daemon that is stopping.
     let mut killed_because = None;
     let status = loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(status) => break status?.into_raw() as u32,
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(std::io::Error::other("lost the compiler's exit status"))
+        match &exited {
+            Some(fd) => {
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(200u16));
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                killed_because = match (lifetime, cfg.stop_by.get()) {
-                    (Some(limit), _) if started.elapsed() >= limit => Some(format!(
-                        "compile killed after the --job-lifetime of {}s",
-                        limit.as_secs()
-                    )),
-                    (_, Some(stop)) if Instant::now() >= *stop => {
-                        Some("compile killed: the daemon is stopping".to_string())
-                    }
-                    _ => None,
-                };
-                if let Some(why) = &killed_because {
-                    log::warn!("{why} ({})", argv[0]);
-                    let pgid = nix::unistd::Pid::from_raw(pid as i32);
-                    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-                    let _ = rx.recv();
-                    break TIMEOUT_STATUS;
-                }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+        if let Some(status) = child.try_wait()? {
+            break status.into_raw() as u32;
+        }
+        killed_because = match (lifetime, cfg.stop_by.get()) {
+            (Some(limit), _) if started.elapsed() >= limit => Some(format!(
+                "compile killed after the --job-lifetime of {}s",
+                limit.as_secs()
+            )),
+            (_, Some(stop)) if Instant::now() >= *stop => {
+                Some("compile killed: the daemon is stopping".to_string())
             }
+            _ => None,
+        };
+        if let Some(why) = &killed_because {
+            log::warn!("{why} ({})", argv[0]);
+            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            break TIMEOUT_STATUS;
         }
     };
-    let _ = waiter.join();
     let mut stderr = std::fs::read(&err_path)?;
     if let Some(why) = killed_because {
         stderr.extend_from_slice(
@@ -278,7 +288,10 @@ fn producer_fix(
 }
 
 fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, JobError> {
-    let (version, argv) = protocol::read_request_header(stream, &cfg.limits)?;
+    // Buffered: a request's many small packets then take one read, not one each. Nothing
+    // follows the request, so dropping the buffer after it loses nothing.
+    let mut request = BufReader::with_capacity(16 << 10, &mut *stream);
+    let (version, argv) = protocol::read_request_header(&mut request, &cfg.limits)?;
     log::debug!("got request: {}", argv_to_string(&argv));
     let compile = match args::classify(&argv) {
         Decision::Remote(c) => c,
@@ -286,7 +299,8 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     };
     // Read the whole request before any refusal, so that the client sees a clean close
     // rather than a reset in the middle of sending.
-    let mut doti = protocol::read_file(stream, DOTI, version, &cfg.limits)?;
+    let mut doti = protocol::read_file(&mut request, DOTI, version, &cfg.limits)?;
+    drop(request);
     let compiler_path = policy::check(&argv, &cfg.compilers).map_err(JobError::Refused)?;
     let directives_only = debuginfo::requested(&argv);
     if directives_only {
