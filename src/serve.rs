@@ -10,15 +10,16 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use tempfile::NamedTempFile;
 
 use crate::args::{self, Decision, LocalReason};
 use crate::debuginfo::{self, ProducerFix};
@@ -177,19 +178,21 @@ fn exit_notifier(pid: u32) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Runs `argv` in `dir` with stdin from /dev/null, stdout and stderr in files of `dir`,
-/// and in a process group of its own, so that at `lifetime` the compiler and everything it
-/// started (cc1, as) can be killed together. Returns the wait status, stdout and stderr. A
-/// compiler that cannot be started gives distcc's "compiler missing" status with the
-/// reason on stderr, as distcc 3.4 reports it.
+/// Runs `argv` in the daemon's temporary directory with stdin from /dev/null, stdout and
+/// stderr in unnamed files, and in a process group of its own, so that at `lifetime` the
+/// compiler and everything it started (cc1, as) can be killed together. Returns the wait
+/// status, stdout and stderr. A compiler that cannot be started gives distcc's "compiler
+/// missing" status with the reason on stderr, as distcc 3.4 reports it.
 fn run_compiler(
     argv: &[String],
     env: Option<(&str, String)>,
-    dir: &Path,
     cfg: &JobConfig,
 ) -> std::io::Result<(u32, Vec<u8>, Vec<u8>)> {
     let lifetime = cfg.job_lifetime;
-    let (out_path, err_path) = (dir.join("stdout.txt"), dir.join("stderr.txt"));
+    let (mut out_file, mut err_file) = (
+        tempfile::tempfile_in(&cfg.tmp_root)?,
+        tempfile::tempfile_in(&cfg.tmp_root)?,
+    );
     let mut cmd = Command::new(&argv[0]);
     cmd.envs(env);
     if let Some(path) = &cfg.compiler_path {
@@ -198,10 +201,10 @@ fn run_compiler(
     }
     let spawned = cmd
         .args(&argv[1..])
-        .current_dir(dir)
+        .current_dir(&cfg.tmp_root)
         .stdin(Stdio::null())
-        .stdout(File::create(&out_path)?)
-        .stderr(File::create(&err_path)?)
+        .stdout(out_file.try_clone()?)
+        .stderr(err_file.try_clone()?)
         .process_group(0)
         .spawn();
     let mut child = match spawned {
@@ -254,34 +257,56 @@ fn run_compiler(
             break TIMEOUT_STATUS;
         }
     };
-    let mut stderr = std::fs::read(&err_path)?;
+    let read_all = |file: &mut File| -> std::io::Result<Vec<u8>> {
+        let mut data = Vec::new();
+        file.seek(SeekFrom::Start(0))?;
+        file.read_to_end(&mut data)?;
+        Ok(data)
+    };
+    let mut stderr = read_all(&mut err_file)?;
     if let Some(why) = killed_because {
         stderr.extend_from_slice(
             format!("distccd[{}] (serve) ERROR: {why}\n", std::process::id()).as_bytes(),
         );
     }
-    Ok((status, std::fs::read(&out_path)?, stderr))
+    Ok((status, read_all(&mut out_file)?, stderr))
+}
+
+/// A file for a job, `distccd_XXXXXX.ext` directly in the temporary directory, removed
+/// when dropped. Not a directory per job: where `/tmp` is mounted with `discard`,
+/// removing a directory costs milliseconds, far more than the files in it.
+fn job_file(cfg: &JobConfig, ext: &str) -> std::io::Result<NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix("distccd_")
+        .suffix(&format!(".{ext}"))
+        .tempfile_in(&cfg.tmp_root)
 }
 
 /// How to make the producer of a directives-only compile a local compile's: learnt by
-/// compiling a one-line file in `dir` the first time this command line is seen.
-fn producer_fix(
-    compile: &args::Compile,
-    compiler: &str,
-    dir: &Path,
-    cfg: &JobConfig,
-) -> ProducerFix {
-    let input = format!("probe.{}", compile.lang.preprocessed_ext());
-    let mut key = compile.with_files_to_assembler(&input, "probe.s");
+/// compiling a one-line file the first time this command line is seen.
+fn producer_fix(compile: &args::Compile, compiler: &str, cfg: &JobConfig) -> ProducerFix {
+    let ext = compile.lang.preprocessed_ext();
+    let mut key = compile.with_files_to_assembler(&format!("probe.{ext}"), "probe.s");
     key[0] = compiler.to_string();
     if let Some(fix) = ProducerFix::known(&key) {
         return fix;
     }
-    let asm = std::fs::write(dir.join(&input), "int distccd_probe;\n")
-        .and_then(|()| run_compiler(&key, None, dir, cfg))
-        .ok()
-        .filter(|(status, _, _)| *status == 0)
-        .and_then(|_| std::fs::read_to_string(dir.join("probe.s")).ok());
+    let probe = |input: &mut NamedTempFile, asm: &NamedTempFile| {
+        input.write_all(b"int distccd_probe;\n")?;
+        let mut cmd = compile.with_files_to_assembler(
+            &input.path().to_string_lossy(),
+            &asm.path().to_string_lossy(),
+        );
+        cmd[0] = compiler.to_string();
+        let (status, _, _) = run_compiler(&cmd, None, cfg)?;
+        match status {
+            0 => std::fs::read_to_string(asm.path()),
+            _ => Err(std::io::Error::other("the probe compile failed")),
+        }
+    };
+    let asm = job_file(cfg, ext)
+        .and_then(|mut input| probe(&mut input, &job_file(cfg, "s")?))
+        .ok();
     let fix = ProducerFix::learn(key, asm.as_deref());
     log::debug!("producer fix for directives-only compiles: {fix:?}");
     fix
@@ -308,37 +333,30 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
             .map_err(|line| JobError::Refused(Refusal::Directive(line)))?;
     }
 
-    let dir = tempfile::Builder::new()
-        .prefix("distccd_")
-        .tempdir_in(&cfg.tmp_root)
-        .map_err(JobError::TempFiles)?;
-    let input = dir
-        .path()
-        .join(format!("input.{}", compile.lang.preprocessed_ext()));
-    let output = dir.path().join(if compile.assembly {
-        "output.s"
-    } else {
-        "output.o"
-    });
-    std::fs::write(&input, &doti).map_err(JobError::TempFiles)?;
+    let mut input = job_file(cfg, compile.lang.preprocessed_ext()).map_err(JobError::TempFiles)?;
+    input.write_all(&doti).map_err(JobError::TempFiles)?;
     drop(doti);
+    let output =
+        job_file(cfg, if compile.assembly { "s" } else { "o" }).map_err(JobError::TempFiles)?;
 
-    let mut cmd = compile.with_files(&input.to_string_lossy(), &output.to_string_lossy());
+    let mut cmd = compile.with_files(
+        &input.path().to_string_lossy(),
+        &output.path().to_string_lossy(),
+    );
     if let Some(path) = compiler_path {
         cmd[0] = path;
     }
     let mut env = None;
     if let (true, Some(hook)) = (directives_only, &cfg.hook) {
-        env = producer_fix(&compile, &cmd[0], dir.path(), cfg).apply(&mut cmd, hook);
+        env = producer_fix(&compile, &cmd[0], cfg).apply(&mut cmd, hook);
     }
     log::debug!("compiling: {}", argv_to_string(&cmd));
-    let (status, stdout, stderr) =
-        run_compiler(&cmd, env, dir.path(), cfg).map_err(JobError::TempFiles)?;
+    let (status, stdout, stderr) = run_compiler(&cmd, env, cfg).map_err(JobError::TempFiles)?;
     log::debug!("compiled: status {status}");
     let object = if status == 0 {
         // A compiler that succeeds without writing its output (a wrapper script, say)
         // gives an empty result, as distcc 3.4 sends it.
-        std::fs::read(&output).unwrap_or_default()
+        std::fs::read(output.path()).unwrap_or_default()
     } else {
         Vec::new()
     };
@@ -350,7 +368,7 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     };
     // Cleaned up before answering: once the client has its answer, the job is over, and
     // a daemon counting running jobs sees no overlap with the client's next one.
-    drop(dir);
+    drop((input, output));
     reply.write(stream, version)?;
     Ok(Done {
         status,
