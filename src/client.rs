@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::args::{self, Compile, Decision};
 use crate::backoff;
 use crate::compiler;
+use crate::env_flag;
 use crate::exitcode;
 use crate::hosts::{self, HostSpec, Transport};
 use crate::lock::{self, Slot};
@@ -71,15 +72,6 @@ impl fmt::Display for RemoteError {
 impl From<ProtocolError> for RemoteError {
     fn from(e: ProtocolError) -> Self {
         RemoteError::Protocol(e)
-    }
-}
-
-/// A boolean environment setting as distcc reads it: exactly `1` or `0`, else the default.
-fn env_flag(name: &str, default: bool) -> bool {
-    match std::env::var(name).as_deref() {
-        Ok("1") => true,
-        Ok("0") => false,
-        _ => default,
     }
 }
 
@@ -254,6 +246,9 @@ fn compile_remote(
     note(state, Phase::Preprocess);
     let text = source.finish()?;
     drop(cpp_slot);
+    if env_flag("DISTCC_SAVE_TEMPS", false) {
+        save_temp(&text, job.lang.preprocessed_ext());
+    }
     note(state, Phase::Send);
     protocol::write_file(&mut stream, DOTI, host.version, &text)?;
     drop(text);
@@ -261,6 +256,21 @@ fn compile_remote(
     // Buffered: the reply's headers then take one read, not one each.
     let mut reply = io::BufReader::with_capacity(16 << 10, &mut stream);
     Ok(Reply::read(&mut reply, host.version, &Limits::default())?)
+}
+
+/// Keeps what is sent to the server in `$TMPDIR/distcc_XXXXXX.ext` (`DISTCC_SAVE_TEMPS=1`;
+/// distcc 3.4 keeps its temporary `.i` file, which we never write otherwise).
+fn save_temp(text: &[u8], ext: &str) {
+    let kept = tempfile::Builder::new()
+        .prefix("distcc_")
+        .suffix(&format!(".{ext}"))
+        .tempfile()
+        .and_then(|mut f| f.write_all(text).map(|()| f))
+        .and_then(|f| f.keep().map_err(|e| e.error));
+    match kept {
+        Ok((_, path)) => log::info!("kept the preprocessed source in {}", path.display()),
+        Err(e) => log::warn!("failed to keep the preprocessed source: {e}"),
+    }
 }
 
 /// Writes the result to `path` as gcc would, but safely: through a temporary file in the

@@ -28,3 +28,12 @@ pub mod serve;
 pub mod state;
 pub mod stats;
 pub mod transport;
+
+/// A boolean environment setting as distcc reads it: exactly `1` or `0`, else the default.
+pub(crate) fn env_flag(name: &str, default: bool) -> bool {
+    match std::env::var(name).as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => default,
+    }
+}

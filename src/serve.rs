@@ -32,7 +32,7 @@ use crate::protocol::{self, Limits, ProtocolError, Reply, DOTI};
 #[derive(Debug, Clone)]
 pub struct JobConfig {
     pub limits: Limits,
-    /// Where private job directories are made (`$TMPDIR`, default `/tmp`).
+    /// Where job files are written (`$TMPDIR`, default `/tmp`).
     pub tmp_root: PathBuf,
     /// Which compilers may run.
     pub compilers: Compilers,
@@ -368,7 +368,15 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     };
     // Cleaned up before answering: once the client has its answer, the job is over, and
     // a daemon counting running jobs sees no overlap with the client's next one.
-    drop((input, output));
+    if crate::env_flag("DISTCC_SAVE_TEMPS", false) {
+        for file in [input, output] {
+            if let Ok((_, path)) = file.keep() {
+                log::info!("kept {}", path.display());
+            }
+        }
+    } else {
+        drop((input, output));
+    }
     reply.write(stream, version)?;
     Ok(Done {
         status,

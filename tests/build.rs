@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::process::Command;
 use std::time::Duration;
 
@@ -560,4 +560,48 @@ fn missing_cc_is_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(110), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cc: not found on PATH"));
+}
+
+/// Files whose names start with `prefix` in `dir`.
+fn named(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+#[test]
+fn save_temps_keeps_the_sent_source_on_both_sides() {
+    let project = Project::example();
+    let (client_tmp, daemon_tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::set_permissions(daemon_tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let daemon_tmp_s = daemon_tmp.path().to_str().unwrap();
+    let env = [("DISTCC_SAVE_TEMPS", "1"), ("TMPDIR", daemon_tmp_s)];
+    let d = Daemon::start_with_env(OUR_DISTCCD, &["--allow", "127.0.0.1"], &env);
+    let client_tmp_s = client_tmp.path().to_str().unwrap();
+    let compile = ["gcc", "-O2", "-c", "fib.c", "-o", "fib.o"];
+    // Without DISTCC_SAVE_TEMPS the client writes no temporary file at all.
+    let out = distcc(&project, &d.host(), &compile, &[("TMPDIR", client_tmp_s)]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(named(client_tmp.path(), "distcc_").is_empty());
+    let out = distcc(
+        &project,
+        &d.host(),
+        &compile,
+        &[("TMPDIR", client_tmp_s), ("DISTCC_SAVE_TEMPS", "1")],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let kept = named(client_tmp.path(), "distcc_");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(std::fs::read_to_string(&kept[0]).unwrap().contains("fib("));
+    // The daemon kept both jobs' input and output.
+    assert_eq!(d.wait_compiled(2), 2);
+    let mut kept: Vec<String> = named(daemon_tmp.path(), "distccd_")
+        .iter()
+        .map(|p| p.extension().unwrap().to_string_lossy().to_string())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["i", "i", "o", "o"]);
 }
