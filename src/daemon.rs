@@ -387,6 +387,18 @@ fn wait_for_stop(signals: &SigSet) -> Signal {
 /// Runs the standalone daemon: listens, detaches unless told not to, and serves until
 /// SIGTERM or SIGINT. Then it stops accepting, lets running jobs finish, removes its pid
 /// file and returns.
+/// Keeps a long-running daemon's memory at what its jobs use now. Each job holds a source
+/// and an object of up to megabytes for a moment; glibc's default raises its mmap
+/// threshold to the largest block freed, after which such buffers come from the heap of
+/// each worker thread and stay resident. A fixed threshold gives them back at once.
+fn bound_heap() {
+    // SAFETY: mallopt only sets allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 10);
+    }
+}
+
 pub fn run_daemon(opts: Options) -> Result<(), DaemonError> {
     let listener = listen(&opts)?;
     let stats_listener = match opts.stats_port {
@@ -406,6 +418,7 @@ pub fn run_daemon(opts: Options) -> Result<(), DaemonError> {
         write_pid_file(path)?;
     }
     become_worker(&opts)?;
+    bound_heap();
     log::debug!("allowing up to {} active jobs", opts.jobs);
     if let Ok(addr) = listener.local_addr() {
         log::info!("listening on {addr}");

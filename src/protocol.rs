@@ -51,7 +51,8 @@ impl Version {
         self as u32
     }
 
-    fn compressed(self) -> bool {
+    /// Whether file bodies are LZO-compressed (protocol 2).
+    pub fn compressed(self) -> bool {
         self == Version::Lzo
     }
 }
@@ -295,7 +296,7 @@ pub fn write_file(
 }
 
 /// Up to this size a file is copied behind its header and sent with it.
-const SMALL_FILE: usize = 64 << 10;
+pub const SMALL_FILE: usize = 64 << 10;
 
 /// Reads one file packet and returns its bytes, decompressed when the version says so.
 pub fn read_file(
@@ -402,15 +403,16 @@ pub struct Reply {
 
 impl Reply {
     pub fn write(&self, w: &mut impl Write, version: Version) -> Result<(), ProtocolError> {
-        let mut buf = Vec::with_capacity(60 + self.stderr.len() + self.output.len());
-        buf.extend_from_slice(&header(DONE, version.number()));
-        buf.extend_from_slice(&header(STAT, self.status));
+        // Buffered, so that a small reply leaves in one write; a large body goes out
+        // directly rather than as a second copy of the object.
+        let mut buf = io::BufWriter::with_capacity(2 * SMALL_FILE, w);
+        buf.write_all(&header(DONE, version.number()))?;
+        buf.write_all(&header(STAT, self.status))?;
         write_file(&mut buf, SERR, version, &self.stderr)?;
         write_file(&mut buf, SOUT, version, &self.stdout)?;
         let output: &[u8] = if self.status == 0 { &self.output } else { &[] };
         write_file(&mut buf, DOTO, version, output)?;
-        w.write_all(&buf)?;
-        w.flush()?;
+        buf.flush()?;
         Ok(())
     }
 
