@@ -1,32 +1,41 @@
 #!/usr/bin/env python3
 """distcc-rs against distcc 3.4, side by side in one run.
 
-    python3 bench/bench.py [--jobs-per-round 20] [--rounds 10] [--builds 3]
+    python3 bench/bench.py [--workloads tiny,cxx,lua,leveldb,kernel,wire] [--rounds 10]
+                           [--jobs-per-round 20] [--cxx-jobs-per-round 2] [--builds 3]
 
-Starts three daemons of each implementation (--jobs 1 each) on loopback ports, then
-alternates the two implementations round by round, so that drift of the machine hits both:
+Starts three daemons of each implementation (--jobs 1 each) on loopback ports, then runs
+each selected workload, alternating the two implementations (and, for builds, a local
+build) so that drift of the machine hits both:
 
-  * per job: a tiny C file compiled through the client, over and over: wall time per job
+  * tiny, cxx: one file compiled through the client over and over, a tiny C file or a
+    typical C++ file (standard headers, about 1.5 MB preprocessed): wall time per job
     (median and spread) and the client's own CPU time (its process tree less the
-    preprocessor, measured alone);
-  * a whole build: Lua 5.4 (the sources bundled in the lua-src crate, fetched by cargo) with
-    `make -j6`: wall time, CPU of the client side and of the daemons, and whether every
-    object equals a local build's;
-  * the daemons' peak memory (all their processes);
-  * the floors no implementation can beat: starting a trivial process, `gcc -E` of the tiny
-    file, `gcc -c` of its `.i`, and a loopback exchange of the same bytes.
+    preprocessor, measured alone), against the floors no implementation can beat: starting
+    a trivial process, `gcc -E` of the file, `gcc -c` of its preprocessed text, and a
+    loopback exchange of the same bytes;
+  * lua, leveldb, kernel: whole builds of real trees: Lua 5.4 (the lua-src crate) with
+    make, LevelDB 1.22 (the leveldb-sys crate) with its own CMakeLists.txt and Ninja, and
+    Linux 6.1 `tinyconfig` (Debian's linux-source-6.1) with Kbuild: wall time, CPU of the
+    client side and of the daemons, and how many objects equal a local build's;
+  * wire: one Lua build per implementation with and without `,lzo` while tcpdump captures
+    the daemon ports on lo: bytes each way and packets;
+  * the daemons' peak memory (all their processes), after the workloads.
 
-Prints a Markdown table and writes bench/results.tsv. Needs gcc, make, cargo and Debian's
-distcc package (distcc 3.4). Only loopback addresses are used.
+Prints a Markdown table and writes bench/results.tsv. Needs cargo; run as root, installs
+the Debian packages the selected workloads need (distcc 3.4 among them) when they are
+missing. Only loopback addresses are used.
 """
 
 import argparse
 import glob
 import os
-import resource
+import re
 import shutil
+import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -40,7 +49,101 @@ OURS = {
     "daemon": os.path.join(ROOT, "target/release/distccd"),
 }
 THEIRS = {"name": "distcc 3.4", "client": "/usr/bin/distcc", "daemon": "/usr/bin/distccd"}
+WORKLOADS = ["tiny", "cxx", "lua", "leveldb", "kernel", "wire"]
+# Twice the three daemons' slots, so that preprocessing overlaps remote compiles.
+MAKE_JOBS = "-j6"
+
 TINY = "int add(int a, int b) { return a + b; }\n"
+# About 1.5 MB once preprocessed by g++ 12 (`g++ -O2 -E | wc -c`), and some code that
+# instantiates what it includes, as a typical source file of a C++ project does.
+TYPICAL_CXX = """\
+#include <algorithm>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+struct Entry {
+    std::string word;
+    int count;
+};
+
+static std::vector<Entry> tally(const std::vector<std::string> &words) {
+    std::unordered_map<std::string, int> counts;
+    for (const auto &w : words)
+        ++counts[w];
+    std::vector<Entry> out;
+    for (const auto &kv : counts)
+        out.push_back({kv.first, kv.second});
+    std::sort(out.begin(), out.end(), [](const Entry &a, const Entry &b) {
+        return a.count != b.count ? a.count > b.count : a.word < b.word;
+    });
+    return out;
+}
+
+int main() {
+    std::vector<std::string> words;
+    for (std::string w; std::cin >> w;)
+        words.push_back(w);
+    std::map<int, std::vector<std::string>> by_length;
+    for (const auto &e : tally(words))
+        by_length[static_cast<int>(e.word.size())].push_back(e.word);
+    std::function<void(int, const std::vector<std::string> &)> show =
+        [](int len, const std::vector<std::string> &ws) {
+            std::cout << len << ':';
+            for (const auto &w : ws)
+                std::cout << ' ' << w;
+            std::cout << '\\n';
+        };
+    for (const auto &kv : by_length)
+        show(kv.first, kv.second);
+}
+"""
+# workload: (file name, compiler, text, floor runs). The floor runs are fewer for the C++
+# file, whose compile alone takes most of a second.
+JOB_FILES = {
+    "tiny": ("tiny.c", "gcc", TINY, 50),
+    "cxx": ("typical.cc", "g++", TYPICAL_CXX, 10),
+}
+
+KERNEL_TARBALL = "/usr/src/linux-source-6.1.tar.xz"
+# Fixed stamps, so that a kernel build's objects do not depend on when or where it ran.
+KBUILD_ENV = {
+    "KBUILD_BUILD_TIMESTAMP": "Thu Jan  1 00:00:00 UTC 2026",
+    "KBUILD_BUILD_USER": "u",
+    "KBUILD_BUILD_HOST": "h",
+    "KBUILD_BUILD_VERSION": "1",
+}
+
+# What each workload needs on the machine besides distcc 3.4 and gcc: (a program on PATH,
+# or an absolute path, and the Debian package that provides it).
+NEEDS = {
+    "tiny": [],
+    "cxx": [("g++", "g++")],
+    "lua": [("make", "make")],
+    "leveldb": [("g++", "g++"), ("cmake", "cmake"), ("ninja", "ninja-build")],
+    "kernel": [("make", "make"), (KERNEL_TARBALL, "linux-source-6.1"), ("flex", "flex"),
+               ("bison", "bison"), ("bc", "bc"), ("/usr/include/libelf.h", "libelf-dev")],
+    "wire": [("make", "make"), ("tcpdump", "tcpdump")],
+}
+
+
+def ensure_installed(workloads):
+    """Installs the Debian packages the selected workloads need and the machine lacks."""
+    wanted = [(THEIRS["daemon"], "distcc"), ("gcc", "gcc")]
+    wanted += [n for w in workloads for n in NEEDS[w]]
+    missing = sorted({pkg for thing, pkg in wanted
+                      if not (os.path.exists(thing) if thing.startswith("/")
+                              else shutil.which(thing))})
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        sys.exit(f"bench: needs Debian packages {' '.join(missing)} (apt-get install as root)")
+    subprocess.run(["apt-get", "update", "-q"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def free_port():
@@ -51,15 +154,23 @@ def free_port():
     return port
 
 
-def run_timed(argv, **kw):
-    """Runs argv; returns (wall seconds, CPU seconds of it and everything it waited for)."""
+def run_timed(argv, log=None, **kw):
+    """Runs argv; returns (wall seconds, CPU seconds of it and everything it waited for).
+
+    With `log`, its output goes to that file, whose end is shown if it fails."""
+    out = open(log, "w") if log else None
+    if out:
+        kw.update(stdout=out, stderr=subprocess.STDOUT)
     start = time.perf_counter()
     proc = subprocess.Popen(argv, **kw)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv} failed with {proc.returncode}")
+    if out:
+        out.close()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        tail = "".join(open(log, errors="replace").readlines()[-30:]) if log else ""
+        raise RuntimeError(f"{argv} failed with {code}\n{tail}")
     return wall, usage.ru_utime + usage.ru_stime
 
 
@@ -111,7 +222,10 @@ class Farm:
         self.whitelist = os.path.join(self.dir, "whitelist")
         os.mkdir(self.whitelist)
         os.chmod(self.whitelist, 0o755)
-        for name in ["gcc", subprocess.check_output(["gcc", "-dumpmachine"], text=True).strip() + "-gcc"]:
+        # The names the workloads call the compilers by: CMake passes /usr/bin/cc and
+        # /usr/bin/c++, which the daemons take by their last component.
+        triplet = subprocess.check_output(["gcc", "-dumpmachine"], text=True).strip()
+        for name in ["gcc", "g++", "cc", "c++", f"{triplet}-gcc", f"{triplet}-g++"]:
             path = shutil.which(name)
             if path:
                 os.symlink(path, os.path.join(self.whitelist, name))
@@ -136,9 +250,10 @@ class Farm:
         self.distcc_dir = os.path.join(self.dir, "distcc")
         os.mkdir(self.distcc_dir)
 
-    def env(self):
+    def env(self, options=""):
+        """The client's environment; `options` is a host suffix such as ",lzo"."""
         env = dict(os.environ)
-        env["DISTCC_HOSTS"] = " ".join(f"127.0.0.1:{p}/1" for p in self.ports)
+        env["DISTCC_HOSTS"] = " ".join(f"127.0.0.1:{p}/1{options}" for p in self.ports)
         env["DISTCC_DIR"] = self.distcc_dir
         for k in ["DISTCC_VERBOSE", "DISTCC_LOG", "DISTCC_FALLBACK"]:
             env.pop(k, None)
@@ -157,19 +272,30 @@ class Farm:
             d.wait()
 
 
-def floors(work, count):
-    """The costs every implementation pays: process start, cpp, cc1, a loopback exchange."""
-    src = os.path.join(work, "floor.c")
-    open(src, "w").write(TINY)
-    ipath = os.path.join(work, "floor.i")
+def write_job_file(work, workload):
+    name, compiler, text, _ = JOB_FILES[workload]
+    src = os.path.join(work, name)
+    open(src, "w").write(text)
+    return src, compiler
+
+
+def floors(work, workload):
+    """The costs every implementation pays: process start, cpp, cc1, a loopback exchange.
+
+    Both compiler runs take the job's -O2, which changes how long cc1 takes."""
+    src, compiler = write_job_file(work, workload)
+    count = JOB_FILES[workload][3]
+    ext = ".i" if compiler == "gcc" else ".ii"
+    ipath = os.path.join(work, f"floor{ext}")
+    opath = os.path.join(work, "floor.o")
     out = {}
     out["start a process"] = statistics.median(run_timed(["/bin/true"])[0] for _ in range(count))
-    out["gcc -E"] = statistics.median(
-        run_timed(["gcc", "-E", src, "-o", ipath])[0] for _ in range(count))
-    out["gcc -c of the .i"] = statistics.median(
-        run_timed(["gcc", "-c", ipath, "-o", os.path.join(work, "floor.o")])[0]
-        for _ in range(count))
+    out[f"{compiler} -E"] = statistics.median(
+        run_timed([compiler, "-O2", "-E", src, "-o", ipath])[0] for _ in range(count))
+    out[f"{compiler} -c of the {ext}"] = statistics.median(
+        run_timed([compiler, "-O2", "-c", ipath, "-o", opath])[0] for _ in range(count))
     payload = open(ipath, "rb").read() + b"x" * 100
+    reply = open(opath, "rb").read()
 
     def serve(listener):
         for _ in range(count):
@@ -177,7 +303,7 @@ def floors(work, count):
             data = b""
             while len(data) < len(payload):
                 data += conn.recv(65536)
-            conn.sendall(b"y" * 1000)
+            conn.sendall(reply)
             conn.close()
 
     listener = socket.socket()
@@ -191,7 +317,7 @@ def floors(work, count):
         c = socket.create_connection(listener.getsockname())
         c.sendall(payload)
         got = b""
-        while len(got) < 1000:
+        while len(got) < len(reply):
             got += c.recv(65536)
         c.close()
         times.append(time.perf_counter() - start)
@@ -201,36 +327,47 @@ def floors(work, count):
     return out
 
 
-def per_job(farm, work, count):
-    """Compiles the tiny file `count` times; returns wall times and client CPU times."""
-    src = os.path.join(work, "tiny.c")
-    open(src, "w").write(TINY)
+def per_job(farm, work, workload, count):
+    """Compiles the workload's file `count` times; returns wall times and client CPU times."""
+    src, compiler = write_job_file(work, workload)
     walls, cpus = [], []
     for i in range(count):
-        wall, cpu = run_timed([farm.impl["client"], "gcc", "-O2", "-c", src, "-o",
-                               os.path.join(work, f"tiny{i % 4}.o")],
+        wall, cpu = run_timed([farm.impl["client"], compiler, "-O2", "-c", src, "-o",
+                               os.path.join(work, f"{workload}{i % 4}.o")],
                               env=farm.env(), cwd=work)
         walls.append(wall)
         cpus.append(cpu)
     return walls, cpus
 
 
-def cpp_cpu(work, count):
-    src = os.path.join(work, "tiny.c")
+def cpp_cpu(work, workload, count):
+    src, compiler = write_job_file(work, workload)
     return statistics.median(
-        run_timed(["gcc", "-O2", "-E", src, "-o", os.devnull])[1] for _ in range(count))
+        run_timed([compiler, "-O2", "-E", src, "-o", os.devnull])[1] for _ in range(count))
 
 
-def lua_sources():
-    """The Lua 5.4 sources of the lua-src crate, fetched through cargo."""
-    found = glob.glob(os.path.expanduser("~/.cargo/registry/src/*/lua-src-547.*/lua-5.4.*"))
-    if not found:
+def crate_dir(spec, pattern):
+    """A directory inside a crate from crates.io, fetched through cargo into its cache."""
+    cache = os.path.join(os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo")),
+                         "registry", "src", "*", pattern)
+    if not glob.glob(cache):
         proj = tempfile.mkdtemp()
-        subprocess.run(["cargo", "init", "-q", "--name", "fetchlua", proj], check=True)
-        subprocess.run(["cargo", "add", "-q", "lua-src@547"], cwd=proj, check=True)
+        subprocess.run(["cargo", "init", "-q", "--name", "fetchsrc", proj], check=True)
+        subprocess.run(["cargo", "add", "-q", spec], cwd=proj, check=True)
         subprocess.run(["cargo", "fetch", "-q"], cwd=proj, check=True)
-        found = glob.glob(os.path.expanduser("~/.cargo/registry/src/*/lua-src-547.*/lua-5.4.*"))
-    return sorted(found)[-1]
+        shutil.rmtree(proj)
+    return sorted(glob.glob(cache))[-1]
+
+
+def objects(tree):
+    """Every object file below `tree`, by path relative to it."""
+    found = {}
+    for d, _, files in os.walk(tree):
+        for f in files:
+            if f.endswith(".o"):
+                path = os.path.join(d, f)
+                found[os.path.relpath(path, tree)] = open(path, "rb").read()
+    return found
 
 
 LUA_MAKEFILE = """\
@@ -244,100 +381,303 @@ all: $(SRCS:.c=.o)
 """
 
 
-def lua_build(farm, src_dir, work, local=False):
-    """Builds Lua with make -j6; returns wall, client CPU, daemon CPU and the objects."""
-    build = tempfile.mkdtemp(dir=work)
-    for f in glob.glob(os.path.join(src_dir, "*.[ch]")):
-        shutil.copy(f, build)
-    open(os.path.join(build, "Makefile"), "w").write(LUA_MAKEFILE)
-    cc = "gcc" if local else f"{farm.impl['client']} gcc"
-    env = farm.env() if farm else dict(os.environ)
+class Lua:
+    """Lua 5.4's 32 C files with Lua's own flags, in a fresh copy for every build."""
+
+    name = "lua"
+
+    def __init__(self, work):
+        self.src = crate_dir("lua-src@547", "lua-src-547.*/lua-5.4.*")
+        self.tree = os.path.join(work, "lua")
+
+    def prepare(self, client):
+        """Lays out a clean tree; returns the timed command, through `client` if given."""
+        shutil.rmtree(self.tree, ignore_errors=True)
+        os.mkdir(self.tree)
+        for f in glob.glob(os.path.join(self.src, "*.[ch]")):
+            shutil.copy(f, self.tree)
+        open(os.path.join(self.tree, "Makefile"), "w").write(LUA_MAKEFILE)
+        cc = f"{client} gcc" if client else "gcc"
+        return ["make", "-s", MAKE_JOBS, f"CC={cc}"]
+
+
+class LevelDB:
+    """LevelDB 1.22's library with its own CMakeLists.txt (Release) and Ninja.
+
+    The build directory has the same path every time, so that nothing in the objects
+    differs by where they were built."""
+
+    name = "leveldb"
+
+    def __init__(self, work):
+        self.src = crate_dir("leveldb-sys@2.0.9", "leveldb-sys-*/deps/leveldb-1.22")
+        self.tree = os.path.join(work, "leveldb")
+        self.log = os.path.join(work, "leveldb-cmake.log")
+
+    def prepare(self, client):
+        shutil.rmtree(self.tree, ignore_errors=True)
+        os.mkdir(self.tree)
+        argv = ["cmake", "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
+                "-DLEVELDB_BUILD_TESTS=OFF", "-DLEVELDB_BUILD_BENCHMARKS=OFF",
+                "-DLEVELDB_INSTALL=OFF", self.src]
+        if client:
+            argv += [f"-DCMAKE_C_COMPILER_LAUNCHER={client}",
+                     f"-DCMAKE_CXX_COMPILER_LAUNCHER={client}"]
+        run_timed(argv, log=self.log, cwd=self.tree)
+        return ["ninja", MAKE_JOBS]
+
+
+class Kernel:
+    """Linux 6.1 (Debian's linux-source-6.1), `make ARCH=x86_64 tinyconfig`.
+
+    The tree is unpacked once; every build starts from `make mrproper`. The configuration
+    is made with plain gcc: `distcc gcc --version` says the same, so Kbuild keeps it."""
+
+    name = "kernel"
+
+    def __init__(self, work):
+        run_timed(["tar", "xf", KERNEL_TARBALL, "-C", work])
+        self.tree = os.path.join(work, "linux-source-6.1")
+        self.log = os.path.join(work, "kernel-config.log")
+
+    def prepare(self, client):
+        for target in ["mrproper", "tinyconfig"]:
+            run_timed(["make", "ARCH=x86_64", target], log=self.log, cwd=self.tree)
+        argv = ["make", "-s", "ARCH=x86_64", MAKE_JOBS]
+        if client:
+            argv.append(f"CC={client} gcc")
+        return argv
+
+
+def build(tree, farm, work, options=""):
+    """One build of `tree`, locally without a farm; returns wall, client CPU, daemon CPU."""
+    argv = tree.prepare(farm.impl["client"] if farm else None)
+    env = farm.env(options) if farm else dict(os.environ)
+    env.update(KBUILD_ENV)  # read by Kbuild alone
     before = process_cpu(farm.pids()) if farm else 0.0
-    wall, cpu = run_timed(["make", "-s", "-j6", f"CC={cc}"], cwd=build, env=env,
-                          stderr=subprocess.DEVNULL)
+    wall, cpu = run_timed(argv, log=os.path.join(work, f"{tree.name}.log"), cwd=tree.tree,
+                          env=env)
     daemon_cpu = (process_cpu(farm.pids()) - before) if farm else 0.0
-    objects = {os.path.basename(o): open(o, "rb").read()
-               for o in glob.glob(os.path.join(build, "*.o"))}
-    shutil.rmtree(build)
-    return wall, cpu, daemon_cpu, objects
+    return wall, cpu, daemon_cpu
+
+
+def same_objects(reference, tree):
+    """How many of the reference objects the tree has, byte for byte, out of how many."""
+    built = objects(tree.tree)
+    return sum(built.get(p) == data for p, data in reference.items()), len(reference)
+
+
+class Capture:
+    """tcpdump on lo, limited to the daemons' ports, into a pcap file."""
+
+    def __init__(self, path, ports):
+        # Headers are enough: TCP payload sizes come from the IP and TCP headers. Without
+        # --immediate-mode the last packets wait in a kernel block that tcpdump never reads
+        # when it is stopped, uncounted as drops.
+        wanted = " or ".join(f"port {p}" for p in ports)
+        self.proc = subprocess.Popen(
+            ["tcpdump", "-i", "lo", "-n", "-s", "128", "-B", "32768", "--immediate-mode",
+             "-w", path, f"tcp and ({wanted})"],
+            stderr=subprocess.PIPE, text=True)
+        line = self.proc.stderr.readline()
+        if "listening on" not in line:
+            raise RuntimeError(f"tcpdump: {line}")
+
+    def stop(self):
+        # The last segments of the build may still be in the kernel's buffer.
+        time.sleep(0.5)
+        self.proc.send_signal(signal.SIGINT)
+        stats = self.proc.communicate()[1]
+        dropped = re.search(r"(\d+) packets dropped by kernel", stats)
+        if not dropped or dropped.group(1) != "0":
+            raise RuntimeError(f"tcpdump lost packets: {stats}")
+
+
+def wire_counts(path, ports):
+    """Packets and TCP payload bytes each way in an Ethernet-framed pcap file (as lo has).
+
+    Retransmitted segments are left out: on a busy machine loopback TCP now and then
+    resends a segment whose acknowledgement came late, which says nothing of the client."""
+    data = open(path, "rb").read()
+    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    if struct.unpack(endian + "I", data[20:24])[0] != 1:
+        raise RuntimeError(f"{path}: not Ethernet framing")
+    counts = {"up": 0, "down": 0, "packets": 0}
+    flows = {}  # (source port, destination port): (first data sequence number, data seen)
+    offset = 24
+    while offset < len(data):
+        caplen = struct.unpack(endian + "I", data[offset + 8:offset + 12])[0]
+        ip = data[offset + 16 + 14:offset + 16 + caplen]
+        offset += 16 + caplen
+        ip_len = (ip[0] & 15) * 4
+        tcp = ip[ip_len:]
+        sport, dport, seq = struct.unpack(">HHI", tcp[:8])
+        payload = struct.unpack(">H", ip[2:4])[0] - ip_len - (tcp[12] >> 4) * 4
+        if tcp[13] & 2:  # SYN: a connection starts, perhaps reusing a closed one's ports
+            flows[sport, dport] = (seq + 1, 0)
+        elif payload:
+            first, seen = flows.setdefault((sport, dport), (seq, 0))
+            start = (seq - first) % 2**32
+            if start + payload <= seen:
+                continue  # all of it seen before: a retransmission
+            counts["up" if dport in ports else "down"] += start + payload - max(seen, start)
+            flows[sport, dport] = (first, start + payload)
+        counts["packets"] += 1
+    return counts
+
+
+def fmt(v):
+    if v is None:
+        return ""
+    return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
+def ratio(a, b):
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+    return f"{a / b:.2f}" if numbers and b else ""
+
+
+def job_rows(farms, work, workload, rounds, per_round):
+    """The table's rows for one per-job workload, and those of its floors."""
+    walls = {n: [] for n in farms}
+    cpus = {n: [] for n in farms}
+    for _ in range(rounds):
+        for name, farm in farms.items():
+            w, c = per_job(farm, work, workload, per_round)
+            walls[name] += w
+            cpus[name] += c
+    cpp = cpp_cpu(work, workload, 50)
+    floor = floors(work, workload)
+    floor_job = sum(floor.values())
+    med, spread, client = {}, {}, {}
+    for n in farms:
+        med[n] = statistics.median(walls[n])
+        q = statistics.quantiles(walls[n], n=10)
+        spread[n] = f"{q[0] * 1000:.1f}-{q[-1] * 1000:.1f}"
+        client[n] = (statistics.median(cpus[n]) - cpp) * 1000
+    ours, theirs = farms
+    rows = [
+        (f"{workload}: job wall ms (median)", med[ours] * 1000, med[theirs] * 1000,
+         floor_job * 1000),
+        (f"{workload}: job wall ms p10-p90", spread[ours], spread[theirs], None),
+        (f"{workload}: overhead above floor ms", (med[ours] - floor_job) * 1000,
+         (med[theirs] - floor_job) * 1000, None),
+        (f"{workload}: client CPU ms/job (no cpp)", client[ours], client[theirs], None),
+    ]
+    floor_rows = [(f"floor {workload}: {k} ms", None, None, v * 1000)
+                  for k, v in floor.items()]
+    return rows, floor_rows
+
+
+def build_rows(farms, work, kind, builds):
+    """The table's rows for one tree, built `builds` times locally and by each farm."""
+    tree = kind(work)
+    results = {n: [] for n in [None, *farms]}  # None: the local build
+    reference = None
+    for _ in range(builds):
+        for name in results:
+            timing = build(tree, farms.get(name), work)
+            if reference is None:
+                reference = objects(tree.tree)
+            results[name].append((*timing, same_objects(reference, tree)))
+
+    def median(name, i):
+        return statistics.median(r[i] for r in results[name])
+
+    def identical(name):
+        same, total = min(r[3] for r in results[name])
+        return f"{same} of {total}" if kind is Kernel else same == total
+
+    ours, theirs = farms
+    w = kind.name
+    return [
+        (f"{w}: build s (median)", median(ours, 0), median(theirs, 0), median(None, 0)),
+        (f"{w}: client-side CPU s (with cpp)", median(ours, 1), median(theirs, 1), None),
+        (f"{w}: daemon CPU s", median(ours, 2), median(theirs, 2), None),
+        (f"{w}: objects identical", identical(ours), identical(theirs), identical(None)),
+    ]
+
+
+def wire_rows(farms, work):
+    """The table's rows for bytes and packets of a Lua build, without and with lzo."""
+    lua = Lua(work)
+    pcap = os.path.join(work, "wire.pcap")
+    ours, theirs = farms
+    rows = []
+    for options in ["", ",lzo"]:
+        counts = {}
+        for name, farm in farms.items():
+            capture = Capture(pcap, farm.ports)
+            try:
+                build(lua, farm, work, options)
+            finally:
+                capture.stop()
+            counts[name] = wire_counts(pcap, farm.ports)
+        label = f"wire: lua build{options}"
+        rows += [
+            (f"{label} KiB client->daemon", counts[ours]["up"] / 1024,
+             counts[theirs]["up"] / 1024, None),
+            (f"{label} KiB daemon->client", counts[ours]["down"] / 1024,
+             counts[theirs]["down"] / 1024, None),
+            (f"{label} packets", counts[ours]["packets"], counts[theirs]["packets"], None),
+        ]
+    return rows
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--jobs-per-round", type=int, default=20)
-    ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--builds", type=int, default=3)
+    ap.add_argument("--workloads", default=",".join(WORKLOADS),
+                    help="comma-separated, of " + ",".join(WORKLOADS))
+    ap.add_argument("--rounds", type=int, default=10, help="rounds of the per-job workloads")
+    ap.add_argument("--jobs-per-round", type=int, default=20, help="tiny jobs per round")
+    ap.add_argument("--cxx-jobs-per-round", type=int, default=2, help="C++ jobs per round")
+    ap.add_argument("--builds", type=int, default=3,
+                    help="builds of each tree per implementation (and locally)")
     ap.add_argument("--tsv", default=os.path.join(ROOT, "bench", "results.tsv"))
     args = ap.parse_args()
-    for tool in ["gcc", "make", "cargo", THEIRS["client"], THEIRS["daemon"]]:
-        if not shutil.which(tool):
-            sys.exit(f"bench: {tool} is needed (apt-get install distcc gcc make)")
+    workloads = [w for w in args.workloads.split(",") if w]
+    unknown = set(workloads) - set(WORKLOADS)
+    if unknown:
+        sys.exit(f"bench: unknown workloads {','.join(sorted(unknown))}")
+    if not shutil.which("cargo"):
+        sys.exit("bench: cargo is needed to build distcc-rs")
+    ensure_installed(workloads)
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp()
     os.chmod(work, 0o755)
     farms = {impl["name"]: Farm(impl, work) for impl in (OURS, THEIRS)}
+    ours, theirs = farms
+    rows = []  # (figure, distcc-rs, distcc 3.4, floor)
+    floor_rows = []
     try:
-        walls = {n: [] for n in farms}
-        cpus = {n: [] for n in farms}
-        for _ in range(args.rounds):
-            for name, farm in farms.items():
-                w, c = per_job(farm, work, args.jobs_per_round)
-                walls[name] += w
-                cpus[name] += c
-        cpp = cpp_cpu(work, 50)
-        floor = floors(work, 50)
-
-        lua = lua_sources()
-        _, _, _, reference = lua_build(None, lua, work, local=True)
-        builds = {n: [] for n in farms}
-        for _ in range(args.builds):
-            for name, farm in farms.items():
-                wall, cpu, dcpu, objects = lua_build(farm, lua, work)
-                builds[name].append((wall, cpu, dcpu, objects == reference))
-        memory = {n: peak_memory_kib(f.pids()) for n, f in farms.items()}
+        for w, per_round in [("tiny", args.jobs_per_round), ("cxx", args.cxx_jobs_per_round)]:
+            if w in workloads:
+                measured, floor = job_rows(farms, work, w, args.rounds, per_round)
+                rows += measured
+                floor_rows += floor
+        for kind in (Lua, LevelDB, Kernel):
+            if kind.name in workloads:
+                rows += build_rows(farms, work, kind, args.builds)
+        if "wire" in workloads:
+            rows += wire_rows(farms, work)
+        rows.append(("daemon peak memory MiB", *(peak_memory_kib(f.pids()) / 1024
+                                                  for f in farms.values()), None))
     finally:
         for f in farms.values():
             f.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    rows = []
-    floor_job = floor["start a process"] + floor["gcc -E"] + floor["gcc -c of the .i"] \
-        + floor["loopback exchange"]
-    for name in farms:
-        w = walls[name]
-        med = statistics.median(w)
-        q = statistics.quantiles(w, n=10)
-        b = builds[name]
-        rows.append({
-            "implementation": name,
-            "job wall ms (median)": med * 1000,
-            "job wall ms p10-p90": f"{q[0] * 1000:.1f}-{q[-1] * 1000:.1f}",
-            "overhead above floor ms": (med - floor_job) * 1000,
-            "client CPU ms/job (no cpp)": (statistics.median(cpus[name]) - cpp) * 1000,
-            "lua build s (median)": statistics.median(x[0] for x in b),
-            "lua make+clients CPU s (with cpp)": statistics.median(x[1] for x in b),
-            "lua daemon CPU s": statistics.median(x[2] for x in b),
-            "lua objects identical": all(x[3] for x in b),
-            "daemon peak memory MiB": memory[name] / 1024,
-        })
-    ours, theirs = rows
-    keys = list(ours)[1:]
-    print("| figure | distcc-rs | distcc 3.4 | ratio |")
-    print("|---|---|---|---|")
+    header = ["figure", ours, theirs, "ratio", "floor", f"{ours} / floor",
+              f"{theirs} / floor"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
     with open(args.tsv, "w") as tsv:
-        tsv.write("figure\tdistcc-rs\tdistcc 3.4\tratio\n")
-        for k in keys:
-            a, t = ours[k], theirs[k]
-            if isinstance(a, float) and isinstance(t, float) and t:
-                ratio = f"{a / t:.2f}"
-                a_s, t_s = f"{a:.2f}", f"{t:.2f}"
-            else:
-                ratio, a_s, t_s = "", str(a), str(t)
-            print(f"| {k} | {a_s} | {t_s} | {ratio} |")
-            tsv.write(f"{k}\t{a_s}\t{t_s}\t{ratio}\n")
-        for k, v in floor.items():
-            print(f"| floor: {k} ms | {v * 1000:.2f} | | |")
-            tsv.write(f"floor: {k} ms\t{v * 1000:.2f}\t\t\n")
+        tsv.write("\t".join(header) + "\n")
+        for figure, a, t, floor in rows + floor_rows:
+            cells = [figure, fmt(a), fmt(t), ratio(a, t), fmt(floor), ratio(a, floor),
+                     ratio(t, floor)]
+            print("| " + " | ".join(cells) + " |")
+            tsv.write("\t".join(cells) + "\n")
 
 
 if __name__ == "__main__":
