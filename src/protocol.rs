@@ -314,6 +314,64 @@ pub fn read_file(
     }
 }
 
+/// Reads one file packet into `out`, decompressed when the version says so, and returns
+/// its length. An uncompressed body goes through a small buffer, never whole in memory.
+pub fn read_file_into(
+    r: &mut impl Read,
+    token: Token,
+    version: Version,
+    limits: &Limits,
+    out: &mut impl Write,
+) -> Result<u64, ProtocolError> {
+    if version.compressed() {
+        let body = read_file(r, token, version, limits)?;
+        out.write_all(&body)?;
+        return Ok(body.len() as u64);
+    }
+    let len = u64::from(read_header(r, token)?);
+    if len > limits.max_file as u64 {
+        return Err(ProtocolError::TooLarge {
+            token,
+            value: len,
+            limit: limits.max_file as u64,
+        });
+    }
+    if io::copy(&mut r.take(len), out)? != len {
+        return Err(ProtocolError::Truncated {
+            what: token_name(&token),
+        });
+    }
+    Ok(len)
+}
+
+/// Writes one file packet whose body is the first `len` bytes of `body`, compressed when the
+/// version says so. An uncompressed body is copied through a small buffer.
+pub fn write_file_from(
+    w: &mut impl Write,
+    token: Token,
+    version: Version,
+    body: &mut impl Read,
+    len: u64,
+) -> Result<(), ProtocolError> {
+    if version.compressed() || len <= SMALL_FILE as u64 {
+        let mut data = Vec::with_capacity(len as usize);
+        body.take(len).read_to_end(&mut data)?;
+        return write_file(w, token, version, &data);
+    }
+    let size = u32::try_from(len).map_err(|_| ProtocolError::TooLarge {
+        token,
+        value: len,
+        limit: u64::from(u32::MAX),
+    })?;
+    w.write_all(&header(token, size))?;
+    if io::copy(&mut body.take(len), w)? != len {
+        return Err(ProtocolError::Truncated {
+            what: token_name(&token),
+        });
+    }
+    Ok(())
+}
+
 /// Sends the first part of a request: `DIST`, `ARGC` and the `ARGV`s. The client sends this
 /// while its preprocessor still runs, then the `.i` with [`write_file`] and [`DOTI`].
 pub fn write_request_header(
@@ -403,15 +461,26 @@ pub struct Reply {
 
 impl Reply {
     pub fn write(&self, w: &mut impl Write, version: Version) -> Result<(), ProtocolError> {
-        // Buffered, so that a small reply leaves in one write; a large body goes out
-        // directly rather than as a second copy of the object.
+        let output: &[u8] = if self.status == 0 { &self.output } else { &[] };
+        self.write_with_output(w, version, &mut &output[..], output.len() as u64)
+    }
+
+    /// Writes the reply with the first `len` bytes of `output` as its object instead of
+    /// `self.output`, so that a daemon can send an object file without holding it whole.
+    /// Buffered, so that a small reply leaves in one write.
+    pub fn write_with_output(
+        &self,
+        w: &mut impl Write,
+        version: Version,
+        output: &mut impl Read,
+        len: u64,
+    ) -> Result<(), ProtocolError> {
         let mut buf = io::BufWriter::with_capacity(2 * SMALL_FILE, w);
         buf.write_all(&header(DONE, version.number()))?;
         buf.write_all(&header(STAT, self.status))?;
         write_file(&mut buf, SERR, version, &self.stderr)?;
         write_file(&mut buf, SOUT, version, &self.stdout)?;
-        let output: &[u8] = if self.status == 0 { &self.output } else { &[] };
-        write_file(&mut buf, DOTO, version, output)?;
+        write_file_from(&mut buf, DOTO, version, output, len)?;
         buf.flush()?;
         Ok(())
     }
@@ -448,6 +517,53 @@ mod tests {
 
     fn argv(words: &[&str]) -> Vec<String> {
         words.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn files_stream_through_small_buffers_both_ways() {
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        for version in [Version::Plain, Version::Lzo] {
+            for body in [&b""[..], b"int x;\n", &big] {
+                let mut wire = Vec::new();
+                write_file_from(&mut wire, DOTI, version, &mut &body[..], body.len() as u64)
+                    .unwrap();
+                let mut plain = Vec::new();
+                write_file(&mut plain, DOTI, version, body).unwrap();
+                assert_eq!(wire, plain, "the same bytes as write_file");
+                let mut out = Vec::new();
+                let len =
+                    read_file_into(&mut &wire[..], DOTI, version, &Limits::default(), &mut out)
+                        .unwrap();
+                assert_eq!((len, &out[..]), (body.len() as u64, body));
+            }
+        }
+        // A body cut short, and one larger than the limit, are errors.
+        let mut wire = Vec::new();
+        write_file(&mut wire, DOTI, Version::Plain, &big).unwrap();
+        wire.truncate(wire.len() - 1);
+        let got = read_file_into(
+            &mut &wire[..],
+            DOTI,
+            Version::Plain,
+            &Limits::default(),
+            &mut io::sink(),
+        );
+        assert!(matches!(
+            got,
+            Err(ProtocolError::Truncated { what: "DOTI" })
+        ));
+        let limits = Limits {
+            max_file: 1000,
+            ..Limits::default()
+        };
+        let got = read_file_into(
+            &mut &wire[..],
+            DOTI,
+            Version::Plain,
+            &limits,
+            &mut io::sink(),
+        );
+        assert!(matches!(got, Err(ProtocolError::TooLarge { .. })));
     }
 
     fn sample_request(version: Version) -> Request {

@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -324,18 +324,30 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     };
     // Read the whole request before any refusal, so that the client sees a clean close
     // rather than a reset in the middle of sending.
-    let mut doti = protocol::read_file(&mut request, DOTI, version, &cfg.limits)?;
+    let directives_only = debuginfo::requested(&argv);
+    let mut input = job_file(cfg, compile.lang.preprocessed_ext()).map_err(JobError::TempFiles)?;
+    let doti = if directives_only {
+        // Checked in memory before gcc sees it.
+        Some(protocol::read_file(
+            &mut request,
+            DOTI,
+            version,
+            &cfg.limits,
+        )?)
+    } else {
+        // Straight into its file: the daemon never holds a whole source.
+        let mut file = io::BufWriter::with_capacity(64 << 10, input.as_file_mut());
+        protocol::read_file_into(&mut request, DOTI, version, &cfg.limits, &mut file)?;
+        file.flush().map_err(JobError::TempFiles)?;
+        None
+    };
     drop(request);
     let compiler_path = policy::check(&argv, &cfg.compilers).map_err(JobError::Refused)?;
-    let directives_only = debuginfo::requested(&argv);
-    if directives_only {
-        debuginfo::check_directives(&mut doti)
+    if let Some(mut text) = doti {
+        debuginfo::check_directives(&mut text)
             .map_err(|line| JobError::Refused(Refusal::Directive(line)))?;
+        input.write_all(&text).map_err(JobError::TempFiles)?;
     }
-
-    let mut input = job_file(cfg, compile.lang.preprocessed_ext()).map_err(JobError::TempFiles)?;
-    input.write_all(&doti).map_err(JobError::TempFiles)?;
-    drop(doti);
     let output =
         job_file(cfg, if compile.assembly { "s" } else { "o" }).map_err(JobError::TempFiles)?;
 
@@ -353,21 +365,22 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     log::debug!("compiling: {}", argv_to_string(&cmd));
     let (status, stdout, stderr) = run_compiler(&cmd, env, cfg).map_err(JobError::TempFiles)?;
     log::debug!("compiled: status {status}");
+    // A compiler that succeeds without writing its output (a wrapper script, say) gives
+    // an empty result, as distcc 3.4 sends it. The object is sent from its file.
     let object = if status == 0 {
-        // A compiler that succeeds without writing its output (a wrapper script, say)
-        // gives an empty result, as distcc 3.4 sends it.
-        std::fs::read(output.path()).unwrap_or_default()
+        File::open(output.path()).ok()
     } else {
-        Vec::new()
+        None
     };
     let reply = Reply {
         status,
         stderr,
         stdout,
-        output: object,
+        output: Vec::new(),
     };
     // Cleaned up before answering: once the client has its answer, the job is over, and
-    // a daemon counting running jobs sees no overlap with the client's next one.
+    // a daemon counting running jobs sees no overlap with the client's next one. (The
+    // object stays readable through its open file.)
     if crate::env_flag("DISTCC_SAVE_TEMPS", false) {
         for file in [input, output] {
             if let Ok((_, path)) = file.keep() {
@@ -377,7 +390,13 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     } else {
         drop((input, output));
     }
-    reply.write(stream, version)?;
+    match object {
+        Some(mut file) => {
+            let len = file.metadata().map_err(JobError::TempFiles)?.len();
+            reply.write_with_output(stream, version, &mut file, len)?;
+        }
+        None => reply.write(stream, version)?,
+    }
     Ok(Done {
         status,
         compiler: argv[0].clone(),
