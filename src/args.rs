@@ -485,7 +485,11 @@ pub fn classify(argv: &[String]) -> Decision {
         return Decision::Local(LocalReason::NoInput);
     };
     let input_path = &argv[items[input].at];
-    if input_path == "-" {
+    // `-x c /dev/null` is how build systems ask whether this compiler takes an option
+    // (Kbuild's cc-option, a hundred times per kernel build): the answer must be the local
+    // compiler's, and it takes less time than asking a server. distcc 3.4 runs them here
+    // too, as it sees no source file.
+    if input_path == "-" || input_path.starts_with("/dev/") {
         return Decision::Local(LocalReason::NoInput);
     }
     let Some((lang, preprocessed)) = lang else {
@@ -760,6 +764,10 @@ mod tests {
             LocalReason::UnknownLanguage
         );
         assert_eq!(local("gcc -c"), LocalReason::NoInput);
+        assert_eq!(
+            local("gcc -Werror -mno-red-zone -c -x c /dev/null -o .tmp.o"),
+            LocalReason::NoInput
+        );
         assert_eq!(local("gcc -save-temps -c a.c"), LocalReason::ClientFiles);
         assert_eq!(
             local("gcc -fprofile-generate=/x -c a.c"),

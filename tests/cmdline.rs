@@ -80,6 +80,9 @@ const TABLE: &[(&str, Want, Vs34)] = &[
     ("gcc -x c-header -c h.h -o h.h.gch", Local, Same),
     ("gcc -x assembler -c a.s", Local, Same),
     ("gcc -c -x c -", Local, Same),
+    // Kbuild's cc-option: whether the local compiler takes an option.
+    ("gcc -Werror -fno-stack-protector -c -x c /dev/null -o .tmp_1.o", Local, Same),
+    ("gcc -Wall -S -x c /dev/null -o /dev/null", Local, Same),
     // -x: we send the preprocessed language, so the server never preprocesses.
     ("gcc -x c -c a.c", Remote, OtherArgv),
     ("gcc -x c++ -c a.c", Remote, OtherArgv),
