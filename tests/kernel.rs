@@ -101,9 +101,10 @@ fn kernel_tinyconfig_objects_identical_to_local_build() {
         differ.len(),
         local.len()
     );
-    // The kernel's own objects went to the daemon (Kbuild's checks add more compiles).
+    // The kernel's C files went to the daemon: about 460 of the objects (its assembler
+    // files, host programs and Kbuild's option checks are built here, as with 3.4).
     assert!(
-        d.compiled_ok() > 480,
+        d.compiled_ok() > 440,
         "{} compiled remotely",
         d.compiled_ok()
     );
