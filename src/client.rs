@@ -8,7 +8,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -129,14 +129,6 @@ fn memory_file(name: &std::ffi::CStr) -> io::Result<File> {
     Ok(File::from(memfd_create(name, MFdFlags::MFD_CLOEXEC)?))
 }
 
-/// Everything written to `file`, from its start.
-fn read_whole(file: &mut File) -> io::Result<Vec<u8>> {
-    let mut data = Vec::with_capacity(file.seek(io::SeekFrom::End(0))? as usize);
-    file.seek(io::SeekFrom::Start(0))?;
-    file.read_to_end(&mut data)?;
-    Ok(data)
-}
-
 fn start_source(job: &Compile) -> Result<Source, RemoteError> {
     if job.preprocessed {
         return std::fs::read(job.input())
@@ -177,7 +169,7 @@ impl Text {
     fn into_bytes(self) -> io::Result<Vec<u8>> {
         match self {
             Text::Bytes(data) => Ok(data),
-            Text::Memory(mut file, _) => read_whole(&mut file),
+            Text::Memory(mut file, _) => crate::read_whole(&mut file),
         }
     }
 }
@@ -200,7 +192,8 @@ impl Source {
                     });
                 }
                 if let Some(mut file) = held {
-                    let diagnostics = read_whole(&mut file).map_err(RemoteError::CppStart)?;
+                    let diagnostics =
+                        crate::read_whole(&mut file).map_err(RemoteError::CppStart)?;
                     let _ = io::stderr().write_all(&diagnostics);
                 }
                 let len = out
@@ -279,26 +272,21 @@ fn compile_remote(
     let text = source.finish()?;
     drop(cpp_slot);
     note(state, Phase::Send);
+    let save_temps = env_flag("DISTCC_SAVE_TEMPS", false);
     match text {
         // A large text goes from the preprocessor's memory file to the socket without
         // passing through our memory (sendfile), as distcc 3.4 sends its temporary file.
         Text::Memory(mut file, len)
-            if len > protocol::SMALL_FILE as u64
-                && !host.version.compressed()
-                && !env_flag("DISTCC_SAVE_TEMPS", false) =>
+            if len > protocol::SMALL_FILE as u64 && !host.version.compressed() && !save_temps =>
         {
-            let size = u32::try_from(len).map_err(|_| ProtocolError::TooLarge {
-                token: DOTI,
-                value: len,
-                limit: u64::from(u32::MAX),
-            })?;
+            let head = protocol::header(DOTI, protocol::header_len(DOTI, len)?);
             stream
-                .write_with_file(&protocol::header(DOTI, size), &mut file, len)
+                .write_with_file(&head, &mut file, len)
                 .map_err(ProtocolError::Io)?;
         }
         text => {
             let text = text.into_bytes().map_err(RemoteError::CppStart)?;
-            if env_flag("DISTCC_SAVE_TEMPS", false) {
+            if save_temps {
                 save_temp(&text, job.lang.preprocessed_ext());
             }
             protocol::write_file(&mut stream, DOTI, host.version, &text)?;

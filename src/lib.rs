@@ -37,3 +37,12 @@ pub(crate) fn env_flag(name: &str, default: bool) -> bool {
         _ => default,
     }
 }
+
+/// Everything written to `file` (a child's output file), from its start.
+pub(crate) fn read_whole(file: &mut std::fs::File) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut data = Vec::with_capacity(file.seek(SeekFrom::End(0))? as usize);
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_end(&mut data)?;
+    Ok(data)
+}

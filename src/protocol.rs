@@ -237,6 +237,42 @@ pub fn read_header(r: &mut impl Read, expected: Token) -> Result<u32, ProtocolEr
     Ok(value)
 }
 
+/// `len` as a body length, or an error when it is over `limit`.
+fn within(token: Token, len: u64, limit: usize) -> Result<u64, ProtocolError> {
+    if len > limit as u64 {
+        return Err(ProtocolError::TooLarge {
+            token,
+            value: len,
+            limit: limit as u64,
+        });
+    }
+    Ok(len)
+}
+
+/// `len` as the 32-bit length a header carries.
+pub fn header_len(token: Token, len: u64) -> Result<u32, ProtocolError> {
+    u32::try_from(len).map_err(|_| ProtocolError::TooLarge {
+        token,
+        value: len,
+        limit: u64::from(u32::MAX),
+    })
+}
+
+/// Copies exactly `len` bytes of `r` to `w`, or says which packet came up short.
+fn copy_exact(
+    r: &mut impl Read,
+    w: &mut impl Write,
+    len: u64,
+    token: Token,
+) -> Result<(), ProtocolError> {
+    if io::copy(&mut r.take(len), w)? != len {
+        return Err(ProtocolError::Truncated {
+            what: token_name(&token),
+        });
+    }
+    Ok(())
+}
+
 /// Reads exactly `len` body bytes, growing the buffer only as bytes arrive.
 fn read_body(
     r: &mut impl Read,
@@ -244,21 +280,9 @@ fn read_body(
     len: u32,
     limit: usize,
 ) -> Result<Vec<u8>, ProtocolError> {
-    let len64 = u64::from(len);
-    if len64 > limit as u64 {
-        return Err(ProtocolError::TooLarge {
-            token,
-            value: len64,
-            limit: limit as u64,
-        });
-    }
+    let len = within(token, u64::from(len), limit)?;
     let mut body = Vec::with_capacity((len as usize).min(1 << 20));
-    r.take(len64).read_to_end(&mut body)?;
-    if body.len() as u64 != len64 {
-        return Err(ProtocolError::Truncated {
-            what: token_name(&token),
-        });
-    }
+    copy_exact(r, &mut body, len, token)?;
     Ok(body)
 }
 
@@ -277,11 +301,7 @@ pub fn write_file(
     } else {
         data
     };
-    let len = u32::try_from(body.len()).map_err(|_| ProtocolError::TooLarge {
-        token,
-        value: body.len() as u64,
-        limit: u64::from(u32::MAX),
-    })?;
+    let len = header_len(token, body.len() as u64)?;
     if body.len() <= SMALL_FILE {
         // Header and body in one write, so that a small file goes in one packet.
         let mut packet = Vec::with_capacity(12 + body.len());
@@ -328,19 +348,8 @@ pub fn read_file_into(
         out.write_all(&body)?;
         return Ok(body.len() as u64);
     }
-    let len = u64::from(read_header(r, token)?);
-    if len > limits.max_file as u64 {
-        return Err(ProtocolError::TooLarge {
-            token,
-            value: len,
-            limit: limits.max_file as u64,
-        });
-    }
-    if io::copy(&mut r.take(len), out)? != len {
-        return Err(ProtocolError::Truncated {
-            what: token_name(&token),
-        });
-    }
+    let len = within(token, u64::from(read_header(r, token)?), limits.max_file)?;
+    copy_exact(r, out, len, token)?;
     Ok(len)
 }
 
@@ -358,18 +367,8 @@ pub fn write_file_from(
         body.take(len).read_to_end(&mut data)?;
         return write_file(w, token, version, &data);
     }
-    let size = u32::try_from(len).map_err(|_| ProtocolError::TooLarge {
-        token,
-        value: len,
-        limit: u64::from(u32::MAX),
-    })?;
-    w.write_all(&header(token, size))?;
-    if io::copy(&mut body.take(len), w)? != len {
-        return Err(ProtocolError::Truncated {
-            what: token_name(&token),
-        });
-    }
-    Ok(())
+    w.write_all(&header(token, header_len(token, len)?))?;
+    copy_exact(body, w, len, token)
 }
 
 /// Sends the first part of a request: `DIST`, `ARGC` and the `ARGV`s. The client sends this

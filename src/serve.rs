@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -257,19 +257,13 @@ fn run_compiler(
             break TIMEOUT_STATUS;
         }
     };
-    let read_all = |file: &mut File| -> std::io::Result<Vec<u8>> {
-        let mut data = Vec::new();
-        file.seek(SeekFrom::Start(0))?;
-        file.read_to_end(&mut data)?;
-        Ok(data)
-    };
-    let mut stderr = read_all(&mut err_file)?;
+    let mut stderr = crate::read_whole(&mut err_file)?;
     if let Some(why) = killed_because {
         stderr.extend_from_slice(
             format!("distccd[{}] (serve) ERROR: {why}\n", std::process::id()).as_bytes(),
         );
     }
-    Ok((status, read_all(&mut out_file)?, stderr))
+    Ok((status, crate::read_whole(&mut out_file)?, stderr))
 }
 
 /// A file for a job, `distccd_XXXXXX.ext` directly in the temporary directory, removed
