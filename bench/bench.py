@@ -327,23 +327,17 @@ def floors(work, workload):
     return out
 
 
-def per_job(farm, work, workload, count):
-    """Compiles the workload's file `count` times; returns wall times and client CPU times."""
+def one_job(farm, work, workload, i):
+    """Compiles the workload's file through the farm's client; returns (wall, CPU)."""
     src, compiler = write_job_file(work, workload)
-    walls, cpus = [], []
-    for i in range(count):
-        wall, cpu = run_timed([farm.impl["client"], compiler, "-O2", "-c", src, "-o",
-                               os.path.join(work, f"{workload}{i % 4}.o")],
-                              env=farm.env(), cwd=work)
-        walls.append(wall)
-        cpus.append(cpu)
-    return walls, cpus
+    return run_timed([farm.impl["client"], compiler, "-O2", "-c", src, "-o",
+                      os.path.join(work, f"{workload}{i % 4}.o")], env=farm.env(), cwd=work)
 
 
-def cpp_cpu(work, workload, count):
+def one_cpp(work, workload):
+    """Runs the preprocessor alone, as a job runs it; returns its CPU time."""
     src, compiler = write_job_file(work, workload)
-    return statistics.median(
-        run_timed([compiler, "-O2", "-E", src, "-o", os.devnull])[1] for _ in range(count))
+    return run_timed([compiler, "-O2", "-E", src, "-o", os.devnull])[1]
 
 
 def crate_dir(spec, pattern):
@@ -541,12 +535,17 @@ def job_rows(farms, work, workload, rounds, per_round):
     """The table's rows for one per-job workload, and those of its floors."""
     walls = {n: [] for n in farms}
     cpus = {n: [] for n in farms}
-    for _ in range(rounds):
+    # One job of each implementation, then the preprocessor alone, in turn: drift hits all
+    # three alike, and the preprocessor runs amid compiles as it does inside a job (run
+    # back to back on its own it finds warmer caches and looks cheaper than it is there).
+    cpp_runs = []
+    for i in range(rounds * per_round):
         for name, farm in farms.items():
-            w, c = per_job(farm, work, workload, per_round)
-            walls[name] += w
-            cpus[name] += c
-    cpp = cpp_cpu(work, workload, 50)
+            w, c = one_job(farm, work, workload, i)
+            walls[name].append(w)
+            cpus[name].append(c)
+        cpp_runs.append(one_cpp(work, workload))
+    cpp = statistics.median(cpp_runs)
     floor = floors(work, workload)
     floor_job = sum(floor.values())
     med, spread, client = {}, {}, {}

@@ -7,6 +7,7 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
@@ -174,23 +175,35 @@ impl Connection {
                     let n = socket2::SockRef::from(&*s).send_with_flags(rest, libc::MSG_MORE)?;
                     rest = &rest[n..];
                 }
-                copy_all(file, s, len)
+                send_file(file, &*s, len)
             }
-            Connection::Ssh(_) => {
-                io::Write::write_all(self, head)?;
-                copy_all(file, self, len)
+            Connection::Ssh(p) => {
+                let stdin = p.stdin.as_ref().ok_or(io::ErrorKind::BrokenPipe)?;
+                io::Write::write_all(&mut &*stdin, head)?;
+                send_file(file, stdin, len)
             }
         }
     }
 }
 
-/// Copies exactly `len` bytes of `file` into `w` (std uses sendfile for a socket).
-fn copy_all(file: &mut File, w: &mut impl io::Write, len: u64) -> io::Result<()> {
-    if io::copy(&mut io::Read::take(file, len), w)? == len {
-        Ok(())
-    } else {
-        Err(io::Error::from(io::ErrorKind::UnexpectedEof))
+/// Sends exactly `len` bytes of `file` from its current position into `out` with
+/// sendfile: the kernel copies straight from the file's pages, the data never enters
+/// our memory. Called by hand because std's `io::copy` will not use sendfile from a
+/// file into a socket (the file could change while its pages wait in the socket
+/// buffer; ours are private memory files and temporary files that no one writes
+/// any more) and falls back to 8 KiB reads and writes.
+fn send_file(file: &File, out: impl AsFd, len: u64) -> io::Result<()> {
+    let mut left = len;
+    while left > 0 {
+        let chunk = usize::try_from(left).unwrap_or(usize::MAX).min(1 << 30);
+        match nix::sys::sendfile::sendfile(&out, file, None, chunk) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            Ok(n) => left -= n as u64,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
+    Ok(())
 }
 
 impl io::Read for Connection {
