@@ -76,15 +76,29 @@ pub fn check_directives(text: &mut [u8]) -> Result<(), String> {
     while i < text.len() {
         if line_start {
             line_start = false;
-            let first = text[i..]
-                .iter()
-                .position(|c| !matches!(c, b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r'))
-                .map(|n| i + n);
+            let first = text[i..].iter().position(|&c| !is_blank(c)).map(|n| i + n);
             if let Some(at) = first {
                 if directive_sign(&text[at..]) > 0 && !(state == Lex::Code && fresh) {
                     text[at] = b' ';
                 }
             }
+        }
+        // Most of the text is runs of bytes that change nothing but `fresh`: skip them in
+        // a tight loop (a kernel source's 4 MB of directives-only text took 15 ms byte by
+        // byte through the match below).
+        let plain = match state {
+            Lex::Code => &CODE_PLAIN,
+            Lex::LineComment => &LINE_COMMENT_PLAIN,
+            Lex::BlockComment => &BLOCK_COMMENT_PLAIN,
+            Lex::Quoted(_) => &QUOTED_PLAIN,
+        };
+        let run = text[i..].iter().take_while(|&&c| plain[c as usize]).count();
+        if run > 0 {
+            if state == Lex::Code && text[i..i + run].iter().any(|&c| !is_blank(c)) {
+                fresh = false;
+            }
+            i += run;
+            continue;
         }
         let c = text[i];
         // A backslash, blanks and a newline join two lines, as gcc splices them.
@@ -110,7 +124,7 @@ pub fn check_directives(text: &mut [u8]) -> Result<(), String> {
                 }
                 match c {
                     b'\n' => fresh = true,
-                    b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r' => {}
+                    _ if is_blank(c) => {}
                     b'/' if text.get(i + 1) == Some(&b'/') => {
                         state = Lex::LineComment;
                         i += 1;
@@ -158,6 +172,27 @@ pub fn check_directives(text: &mut [u8]) -> Result<(), String> {
         i += 1;
     }
     Ok(())
+}
+
+/// Bytes that never end a run in each state of [`check_directives`]: not a line break, a
+/// backslash, nor what can open or close a comment, a quote or a directive.
+const CODE_PLAIN: [bool; 256] = plain_except(b"\n\\/\"'#%?");
+const LINE_COMMENT_PLAIN: [bool; 256] = plain_except(b"\n\\");
+const BLOCK_COMMENT_PLAIN: [bool; 256] = plain_except(b"\n\\*");
+const QUOTED_PLAIN: [bool; 256] = plain_except(b"\n\\\"'");
+
+const fn plain_except(stops: &[u8]) -> [bool; 256] {
+    let mut table = [true; 256];
+    let mut i = 0;
+    while i < stops.len() {
+        table[stops[i] as usize] = false;
+        i += 1;
+    }
+    table
+}
+
+fn is_blank(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r')
 }
 
 /// The length of a directive's introducer at the start of `s`: `#`, `%:` or `??=`.
