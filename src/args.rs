@@ -559,8 +559,16 @@ pub fn debug_info(argv: &[String]) -> bool {
 
 /// Options under which `-fdirectives-only` text would not compile as the source does:
 /// preprocessor modes it refuses or changes (`-traditional-cpp`, `-C`, `-P`,
-/// `-Wunused-macros`), raw preprocessor options we cannot see into, and the option itself.
+/// `-Wunused-macros`), raw preprocessor options we cannot see into, the option itself,
+/// OpenMP and OpenACC (the mode drops their pragmas: the object would not be parallel),
+/// and pedantic diagnostics (older gcc then warns about the built-in macros it writes).
 const DIRECTIVES_ONLY_CONFLICTS: &[&str] = &[
+    "-fopenmp",
+    "-fopenmp-simd",
+    "-fopenacc",
+    "-pedantic",
+    "-pedantic-errors",
+    "-Wpedantic",
     "-traditional-cpp",
     "-traditional",
     "-C",
@@ -574,9 +582,14 @@ const DIRECTIVES_ONLY_CONFLICTS: &[&str] = &[
     "-imacros",
 ];
 
-/// Whether gcc should preprocess with `-fdirectives-only`: a `-g` compile by gcc (clang
-/// has no such mode), with nothing in the way. Of raw preprocessor options, only the
-/// dependency-file ones that Kbuild passes (`-Wp,-MMD,file`) are known to be harmless.
+/// Chooses when gcc preprocesses with `-fdirectives-only`: `1` for every compile, `0` for
+/// none (the text distcc 3.4 sends), anything else for `-g` compiles only.
+pub const DIRECTIVES_ONLY_ENV: &str = "DISTCC_DIRECTIVES_ONLY";
+
+/// Whether gcc should preprocess with `-fdirectives-only`: a compile by gcc (clang has no
+/// such mode) with nothing in the way, and with `-g` unless [`DIRECTIVES_ONLY_ENV`] says
+/// otherwise. Of raw preprocessor options, only the dependency-file ones that Kbuild
+/// passes (`-Wp,-MMD,file`) are known to be harmless.
 fn keeps_columns(argv: &[String]) -> bool {
     let unknown_to_cpp = |a: &String| match a.strip_prefix("-Wp,") {
         Some(raw) => {
@@ -585,8 +598,13 @@ fn keeps_columns(argv: &[String]) -> bool {
         }
         None => a == "-Xpreprocessor",
     };
+    let wanted = match std::env::var(DIRECTIVES_ONLY_ENV).as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => debug_info(argv),
+    };
     !basename(&argv[0]).contains("clang")
-        && debug_info(argv)
+        && wanted
         && !argv
             .iter()
             .skip(1)

@@ -5,6 +5,7 @@
 //!
 //! Command-line knowledge is in `args`, the host list in `hosts`, framing in `protocol`.
 
+use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::File;
@@ -23,6 +24,7 @@ use crate::hosts::{self, HostSpec, Transport};
 use crate::lock::{self, Slot};
 use crate::logging::argv_to_string;
 use crate::masquerade;
+use crate::pragmas;
 use crate::protocol::{self, Limits, ProtocolError, Reply, DOTI};
 use crate::state::{Phase, StateFile};
 use crate::transport::{self, ConnectError, Connection};
@@ -175,10 +177,11 @@ impl Text {
 }
 
 impl Source {
-    /// The preprocessed text, once the preprocessor has finished successfully.
-    fn finish(self) -> Result<Text, RemoteError> {
+    /// The preprocessed text, once the preprocessor has finished successfully, and the
+    /// diagnostics it held back (empty unless directives-only).
+    fn finish(self) -> Result<(Text, Vec<u8>), RemoteError> {
         match self {
-            Source::Ready(data) => Ok(Text::Bytes(data)),
+            Source::Ready(data) => Ok((Text::Bytes(data), Vec::new())),
             Source::Cpp {
                 mut child,
                 mut out,
@@ -191,16 +194,17 @@ impl Source {
                         None => RemoteError::Cpp(exitcode::from_status(status)),
                     });
                 }
-                if let Some(mut file) = held {
-                    let diagnostics =
-                        crate::read_whole(&mut file).map_err(RemoteError::CppStart)?;
-                    let _ = io::stderr().write_all(&diagnostics);
-                }
+                let diagnostics = match held {
+                    Some(mut file) => {
+                        crate::read_whole(&mut file).map_err(RemoteError::CppStart)?
+                    }
+                    None => Vec::new(),
+                };
                 let len = out
                     .seek(io::SeekFrom::End(0))
                     .and_then(|len| out.seek(io::SeekFrom::Start(0)).map(|_| len))
                     .map_err(RemoteError::CppStart)?;
-                Ok(Text::Memory(out, len))
+                Ok((Text::Memory(out, len), diagnostics))
             }
         }
     }
@@ -212,6 +216,63 @@ impl Source {
             let _ = child.wait();
         }
     }
+}
+
+/// The text to send and the command line that compiles it. Directives-only text whose
+/// preprocessor dropped a pragma that the compile needs (see `pragmas`) is thrown away and
+/// the source preprocessed again in full; otherwise the preprocessor's held diagnostics
+/// are shown now.
+fn preprocessed(job: &Compile, source: Source) -> Result<(Cow<'_, Compile>, Text), RemoteError> {
+    let (text, diagnostics) = source.finish()?;
+    if job.directives_only {
+        let lost = match &text {
+            Text::Memory(file, len) => {
+                with_mapped(file, *len, pragmas::loses_pragma).map_err(RemoteError::CppStart)?
+            }
+            Text::Bytes(data) => pragmas::loses_pragma(data),
+        };
+        if lost {
+            log::info!(
+                "{} uses a #pragma that gcc drops from -fdirectives-only text; \
+                 preprocessing it in full",
+                job.input()
+            );
+            let mut full = job.clone();
+            full.directives_only = false;
+            let (text, _) = start_source(&full)?.finish()?;
+            return Ok((Cow::Owned(full), text));
+        }
+    }
+    let _ = io::stderr().write_all(&diagnostics);
+    Ok((Cow::Borrowed(job), text))
+}
+
+/// Runs `f` on the first `len` bytes of `file`, mapped into memory rather than copied.
+fn with_mapped<T>(file: &File, len: u64, f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
+    use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+    let Some(size) = usize::try_from(len)
+        .ok()
+        .and_then(std::num::NonZeroUsize::new)
+    else {
+        return Ok(f(&[]));
+    };
+    // SAFETY: a fresh read-only shared mapping of a memory file that only we hold and no
+    // one writes any more; it is unmapped below and the slice does not outlive it.
+    let addr = unsafe {
+        mmap(
+            None,
+            size,
+            ProtFlags::PROT_READ,
+            MapFlags::MAP_SHARED,
+            file,
+            0,
+        )
+    }?;
+    // SAFETY: the mapping is `size` readable bytes, alive until the munmap below.
+    let out = f(unsafe { std::slice::from_raw_parts(addr.as_ptr().cast::<u8>(), size.get()) });
+    // SAFETY: the mapping made above, no longer borrowed.
+    let _ = unsafe { munmap(addr, size.get()) };
+    Ok(out)
 }
 
 /// Sends the job to `host` and returns its reply. The preprocessor runs while we connect.
@@ -252,26 +313,24 @@ fn compile_remote(
             error: io::Error::other("this machine is not reached over the network"),
         }),
     };
-    let connected = connection
-        .map_err(RemoteError::Connect)
-        .and_then(|mut stream| {
-            let mut argv = job.server_argv();
-            compiler::rewrite_for_server(&mut argv);
-            log::debug!("sending to {}: {}", host.spec, argv_to_string(&argv));
-            protocol::write_request_header(&mut stream, host.version, &argv)?;
-            Ok(stream)
-        });
-    let mut stream = match connected {
+    let mut stream = match connection {
         Ok(s) => s,
         Err(e) => {
             source.abandon();
-            return Err(e);
+            return Err(RemoteError::Connect(e));
         }
     };
     note(state, Phase::Preprocess);
-    let text = source.finish()?;
+    let (job, text) = preprocessed(job, source)?;
     drop(cpp_slot);
     note(state, Phase::Send);
+    // The request goes once the text is ready, since the text decides the command line
+    // (see `preprocessed`); its header then leaves in the same packet as the text's start.
+    let mut argv = job.server_argv();
+    compiler::rewrite_for_server(&mut argv);
+    log::debug!("sending to {}: {}", host.spec, argv_to_string(&argv));
+    let mut head = Vec::new();
+    protocol::write_request_header(&mut head, host.version, &argv)?;
     let save_temps = env_flag("DISTCC_SAVE_TEMPS", false);
     match text {
         // A large text goes from the preprocessor's memory file to the socket without
@@ -279,7 +338,7 @@ fn compile_remote(
         Text::Memory(mut file, len)
             if len > protocol::SMALL_FILE as u64 && !host.version.compressed() && !save_temps =>
         {
-            let head = protocol::header(DOTI, protocol::header_len(DOTI, len)?);
+            head.extend_from_slice(&protocol::header(DOTI, protocol::header_len(DOTI, len)?));
             stream
                 .write_with_file(&head, &mut file, len)
                 .map_err(ProtocolError::Io)?;
@@ -289,7 +348,13 @@ fn compile_remote(
             if save_temps {
                 save_temp(&text, job.lang.preprocessed_ext());
             }
-            protocol::write_file(&mut stream, DOTI, host.version, &text)?;
+            if text.len() <= protocol::SMALL_FILE {
+                protocol::write_file(&mut head, DOTI, host.version, &text)?;
+                stream.write_all(&head).map_err(ProtocolError::Io)?;
+            } else {
+                stream.write_all(&head).map_err(ProtocolError::Io)?;
+                protocol::write_file(&mut stream, DOTI, host.version, &text)?;
+            }
         }
     }
     note(state, Phase::Compile);

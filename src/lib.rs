@@ -4,7 +4,7 @@
 //! slot (`hosts`, `lock`, `backoff`), preprocesses locally, names the compiler for the
 //! server (`compiler`), sends the job (`protocol`, `lzo`, `transport`) and writes the
 //! result (`client`); it reports its progress to monitors (`state`) and can stand in for
-//! compilers on PATH (`masquerade`). `-g` objects equal a local build's (`debuginfo`). The `distccd` daemon accepts connections (`daemon`,
+//! compilers on PATH (`masquerade`). `-g` objects equal a local build's (`debuginfo`, `pragmas`). The `distccd` daemon accepts connections (`daemon`,
 //! `access`), checks what it is asked to run (`policy`), compiles it (`serve`) and counts
 //! it (`stats`). Both log in distcc's shape (`logging`) and exit with its codes
 //! (`exitcode`).
@@ -23,6 +23,7 @@ pub mod logging;
 pub mod lzo;
 pub mod masquerade;
 pub mod policy;
+pub mod pragmas;
 pub mod protocol;
 pub mod serve;
 pub mod state;

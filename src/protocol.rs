@@ -371,8 +371,8 @@ pub fn write_file_from(
     copy_exact(body, w, len, token)
 }
 
-/// Sends the first part of a request: `DIST`, `ARGC` and the `ARGV`s. The client sends this
-/// while its preprocessor still runs, then the `.i` with [`write_file`] and [`DOTI`].
+/// Sends the first part of a request: `DIST`, `ARGC` and the `ARGV`s. The `.i` follows with
+/// [`write_file`] and [`DOTI`].
 pub fn write_request_header(
     w: &mut impl Write,
     version: Version,

@@ -141,6 +141,126 @@ fn source_gcc_refuses_in_directives_only_mode_compiles_locally() {
     assert_eq!(d.compiled_ok(), 0, "{}", d.log_text());
 }
 
+#[test]
+fn pragmas_that_directives_only_drops_still_take_effect() {
+    // gcc -E -fdirectives-only obeys these pragmas and writes nothing in their place, and
+    // drops OpenMP's: such sources are preprocessed in full, their pragmas sent along.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".distcc")).unwrap();
+    std::fs::write(
+        dir.path().join("p.h"),
+        "#define LEVEL 1\n#pragma push_macro(\"LEVEL\")\n#undef LEVEL\n#define LEVEL 2\n\
+         int inner = LEVEL;\n#pragma pop_macro(\"LEVEL\")\n\
+         #pragma redefine_extname old_name new_name\nextern int old_name(void);\n\
+         #pragma message \"p.h says hello\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.c"),
+        "#include \"p.h\"\nint outer = LEVEL;\nint call(void) { return old_name(); }\n\
+         void fill(int *a, int n) {\n#pragma omp parallel for\n\
+         for (int i = 0; i < n; i++) a[i] = i;\n}\n",
+    )
+    .unwrap();
+    let d = Daemon::ours(&[]);
+    let run = |program: &str, flags: &[&str], out: &str| {
+        let mut cmd = Command::new(program);
+        if program == OUR_DISTCC {
+            cmd.arg("gcc");
+        }
+        cmd.current_dir(dir.path())
+            .args(flags)
+            .args(["-c", "p.c", "-o", out])
+            .env("DISTCC_HOSTS", d.host())
+            .env("DISTCC_DIR", dir.path().join(".distcc"));
+        let o = output_within(&mut cmd, 60);
+        assert!(o.status.success(), "{}", show(&o));
+        let symbols = Command::new("nm").arg(out).current_dir(dir.path()).output();
+        let data = Command::new("objdump")
+            .args(["-s", "-j", ".data", out])
+            .current_dir(dir.path())
+            .output();
+        let data = String::from_utf8_lossy(&data.unwrap().stdout).into_owned();
+        let data: Vec<&str> = data.lines().filter(|l| l.starts_with(' ')).collect();
+        (
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            String::from_utf8_lossy(&symbols.unwrap().stdout).into_owned(),
+            data.join("\n"),
+        )
+    };
+    // Without the source lines under each message: the daemon has no p.h to quote.
+    let quiet = "-fno-diagnostics-show-caret";
+    for flags in [&["-g", "-O2", quiet][..], &["-g", "-O2", quiet, "-fopenmp"]] {
+        let (local_err, local_syms, local_data) = run("gcc", flags, "local.o");
+        let (err, syms, data) = run(OUR_DISTCC, flags, "remote.o");
+        assert!(local_err.contains("p.h says hello"), "{local_err}");
+        assert_eq!(err, local_err, "{flags:?}");
+        assert_eq!(syms, local_syms, "{flags:?}");
+        assert_eq!(data, local_data, "{flags:?}");
+        assert!(
+            syms.contains("new_name") && !syms.contains("old_name"),
+            "{syms}"
+        );
+        assert_eq!(syms.contains("GOMP_parallel"), flags.contains(&"-fopenmp"));
+    }
+    assert_eq!(d.wait_compiled(2), 2, "{}", d.log_text());
+}
+
+#[test]
+fn directives_only_setting_chooses_the_text() {
+    // A comment that tells gcc a case falls through is lost with the comments of full
+    // preprocessing (distcc 3.4 then warns where a local compile does not); directives-only
+    // text keeps it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".distcc")).unwrap();
+    std::fs::write(
+        dir.path().join("f.c"),
+        "int f(int x) {\n  switch (x) {\n  case 1:\n    x++;\n    /* fall through */\n  \
+         case 2:\n    return x;\n  }\n  return 0;\n}\n",
+    )
+    .unwrap();
+    let d = Daemon::ours(&[]);
+    let run = |program: &str, setting: Option<&str>, flags: &[&str], out: &str| {
+        let mut cmd = Command::new(program);
+        if program == OUR_DISTCC {
+            cmd.arg("gcc");
+        }
+        cmd.current_dir(dir.path())
+            .args(flags)
+            .args(["-Wimplicit-fallthrough", "-c", "f.c", "-o", out])
+            .env("DISTCC_HOSTS", d.host())
+            .env("DISTCC_DIR", dir.path().join(".distcc"))
+            .env("DISTCC_VERBOSE", "1")
+            .env_remove("DISTCC_DIRECTIVES_ONLY");
+        if let Some(v) = setting {
+            cmd.env("DISTCC_DIRECTIVES_ONLY", v);
+        }
+        let o = output_within(&mut cmd, 60);
+        assert!(o.status.success(), "{}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        let sent = err
+            .lines()
+            .find(|l| l.contains("sending to"))
+            .map(|l| l.contains("-fdirectives-only"));
+        let warned = err.contains("may fall through");
+        (sent, warned, std::fs::read(dir.path().join(out)).unwrap())
+    };
+    let (_, local_warned, local) = run("gcc", None, &["-O2"], "local.o");
+    assert!(!local_warned);
+    // Unset: as distcc 3.4 without -g, directives-only with it.
+    let (sent, warned, _) = run(OUR_DISTCC, None, &["-O2"], "a.o");
+    assert_eq!((sent, warned), (Some(false), true));
+    assert_eq!(run(OUR_DISTCC, None, &["-O2", "-g"], "b.o").0, Some(true));
+    let (sent, warned, object) = run(OUR_DISTCC, Some("1"), &["-O2"], "c.o");
+    assert_eq!((sent, warned), (Some(true), false));
+    assert!(object == local, "objects differ");
+    assert_eq!(
+        run(OUR_DISTCC, Some("0"), &["-O2", "-g"], "d.o").0,
+        Some(false)
+    );
+    assert_eq!(d.wait_compiled(4), 4, "{}", d.log_text());
+}
+
 /// Sends a directives-only request and returns the daemon's reply, if any.
 fn directives_only_request(port: u16, input: &str, text: &str) -> Option<Reply> {
     let compiler = if input.ends_with(".ii") { "g++" } else { "gcc" };

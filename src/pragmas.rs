@@ -1,0 +1,214 @@
+//! The `#pragma`s that gcc loses when it preprocesses with `-fdirectives-only`.
+//!
+//! In that mode gcc (12 at least) obeys some pragmas itself and writes nothing in their
+//! place, so the compile of the text on the server goes wrong without a word:
+//! `message` (its note is never shown), `redefine_extname` (the object calls the old
+//! name), `push_macro`/`pop_macro` (the restored macro is missing from the text) and
+//! `GCC poison` (a later use is no longer an error). With `-fopenmp` or `-fopenacc` every
+//! `omp`/`acc` pragma is lost the same way; `args` never uses the mode with those options.
+//!
+//! The pragmas can stand in any header, so once such a preprocessor has finished, the
+//! client reads every file it entered (the text's line markers name them all, `-include`d
+//! ones too) and looks for them: [`loses_pragma`]. A text that needed one is preprocessed
+//! again in full, as distcc 3.4 does. The look is cautious: a pragma in a comment or in a
+//! skipped `#if` block counts too, which costs a full preprocessing, never a wrong object.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Read;
+use std::path::PathBuf;
+
+/// Pragmas that the mode obeys and drops (after `#pragma`, and after `#pragma GCC`).
+const LOST: &[&[u8]] = &[b"message", b"redefine_extname", b"push_macro", b"pop_macro"];
+const LOST_GCC: &[&[u8]] = &[b"poison"];
+
+/// Whether a file that the preprocessor of `text` entered has a pragma that the text lost.
+/// A file that cannot be read any more counts as having one.
+pub fn loses_pragma(text: &[u8]) -> bool {
+    let mut data = Vec::new();
+    entered_files(text).into_iter().any(|path| {
+        data.clear();
+        let read = File::open(&path).and_then(|mut f| f.read_to_end(&mut data));
+        let lost = read.is_err() || has_lost_pragma(&data);
+        if lost {
+            log::debug!(
+                "{} has a #pragma that -fdirectives-only would lose",
+                path.display()
+            );
+        }
+        lost
+    })
+}
+
+/// The files named by the line markers (`# 12 "name" flags`) of preprocessed text, each
+/// once, without gcc's `<built-in>` and `<command-line>`, nor the working directory that
+/// it names with two slashes after `-g` (`# 1 "/src//"`).
+fn entered_files(text: &[u8]) -> Vec<PathBuf> {
+    let mut seen = HashSet::new();
+    let mut files = Vec::new();
+    // A `#` after a line break (memchr skips to each `#`; `#define`s are the others).
+    let next_marker = |mut from| loop {
+        let hash = find_byte(text, b'#', from)?;
+        if hash > 0 && text[hash - 1] == b'\n' && text.get(hash + 1) == Some(&b' ') {
+            return Some(hash);
+        }
+        from = hash + 1;
+    };
+    let mut at = if text.starts_with(b"# ") {
+        Some(0)
+    } else {
+        next_marker(0)
+    };
+    while let Some(start) = at {
+        let line = &text[start..];
+        let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+        if let Some(name) = marker_name(line) {
+            if !name.starts_with(b"<") && !name.ends_with(b"//") && seen.insert(name) {
+                files.push(unquote(name));
+            }
+        }
+        at = next_marker(start + line.len());
+    }
+    files
+}
+
+/// The quoted name of a line marker (`# 12 "name" 1 3`), still escaped.
+fn marker_name(line: &[u8]) -> Option<&[u8]> {
+    let rest = line.strip_prefix(b"# ")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let rest = rest[digits..].strip_prefix(b" \"").filter(|_| digits > 0)?;
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(&rest[..i]),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// A name as gcc quotes it in a line marker: `\\` and `\"` escaped.
+fn unquote(name: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let mut out = Vec::with_capacity(name.len());
+    let mut bytes = name.iter();
+    while let Some(&b) = bytes.next() {
+        out.push(if b == b'\\' {
+            *bytes.next().unwrap_or(&b)
+        } else {
+            b
+        });
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// Whether source text has a `#pragma` directive that directives-only mode loses.
+fn has_lost_pragma(src: &[u8]) -> bool {
+    let mut from = 0;
+    // From each `#` (memchr skips to them fast), as most `#`s start other directives.
+    while let Some(hash) = find_byte(src, b'#', from) {
+        from = hash + 1;
+        let (name, rest) = word(&src[from..]);
+        if name != b"pragma" || !blank_line_start(&src[..hash]) {
+            continue;
+        }
+        let (name, rest) = word(rest);
+        let lost = match name {
+            b"GCC" => LOST_GCC.contains(&word(rest).0),
+            _ => LOST.contains(&name),
+        };
+        if lost {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether only blanks stand between the last line break of `before` and its end.
+fn blank_line_start(before: &[u8]) -> bool {
+    before
+        .iter()
+        .rev()
+        .take_while(|&&b| b != b'\n')
+        .all(|&b| b == b' ' || b == b'\t')
+}
+
+/// The identifier after blanks at the start of `s`, and what follows it.
+fn word(s: &[u8]) -> (&[u8], &[u8]) {
+    let start = s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    let s = &s[start..];
+    let len = s
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count();
+    s.split_at(len)
+}
+
+/// Where `byte` first occurs in `hay` at or after `from` (glibc's memchr).
+fn find_byte(hay: &[u8], byte: u8, from: usize) -> Option<usize> {
+    let hay = hay.get(from..)?;
+    // SAFETY: the pointer is valid for the length given; memchr only reads it.
+    let p = unsafe { libc::memchr(hay.as_ptr().cast(), byte.into(), hay.len()) };
+    (!p.is_null()).then(|| from + (p as usize - hay.as_ptr() as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_pragmas_that_are_lost() {
+        for src in [
+            "#pragma message \"m\"\n",
+            "int a;\n  #  pragma redefine_extname a b\n",
+            "#pragma push_macro(\"X\")\n",
+            "#\tpragma\tpop_macro(\"X\")\n",
+            "#pragma GCC poison bad\n",
+            "x\n#pragma GCC  poison bad\n",
+        ] {
+            assert!(has_lost_pragma(src.as_bytes()), "{src:?}");
+        }
+        for src in [
+            "#pragma once\n",
+            "#pragma GCC diagnostic push\n",
+            "#pragma pack(1)\n",
+            "#pragma messages\n",
+            "int pragma message;\n",
+            "x # pragma message\n",
+            "#pragma GCC system_header\n",
+            "#define P _Pragma(\"message(\\\"m\\\")\")\n",
+            "",
+        ] {
+            assert!(!has_lost_pragma(src.as_bytes()), "{src:?}");
+        }
+    }
+
+    #[test]
+    fn line_markers_name_each_file_once() {
+        let text = b"# 0 \"a.c\"\n# 1 \"/src//\"\n# 0 \"<built-in>\"\n# 1 \"/usr/include/x.h\" 1 3 4\nint # 2 \"no\";\n\
+# 5 \"a.c\" 2\n# 1 \"dir/q\\\"uote\\\\d.h\" 1\n#define X 1\n# 3 \"/usr/include/x.h\" 1\n";
+        let files: Vec<String> = entered_files(text)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        assert_eq!(files, ["a.c", "/usr/include/x.h", "dir/q\"uote\\d.h"]);
+        assert!(entered_files(b"int x;\n").is_empty());
+    }
+
+    #[test]
+    fn reads_the_files_it_entered() {
+        let dir = tempfile::tempdir().unwrap();
+        let clean = dir.path().join("clean.h");
+        let lost = dir.path().join("lost.h");
+        std::fs::write(&clean, "#pragma once\nint a;\n").unwrap();
+        std::fs::write(&lost, "// x\n#pragma push_macro(\"A\")\n").unwrap();
+        let marker = |p: &std::path::Path| format!("# 1 \"{}\" 1\n", p.display());
+        assert!(!loses_pragma(marker(&clean).as_bytes()));
+        assert!(loses_pragma(
+            format!("{}{}", marker(&clean), marker(&lost)).as_bytes()
+        ));
+        let gone = dir.path().join("gone.h");
+        assert!(loses_pragma(marker(&gone).as_bytes()));
+    }
+}
