@@ -23,13 +23,20 @@ const LOST: &[&[u8]] = &[b"message", b"redefine_extname", b"push_macro", b"pop_m
 const LOST_GCC: &[&[u8]] = &[b"poison"];
 
 /// Whether a file that the preprocessor of `text` entered has a pragma that the text lost.
-/// A file that cannot be read any more counts as having one.
+/// A name that is no file (`#line 12 "parse.y"` in generated sources names files that need
+/// not exist) was not read by the preprocessor; a file that cannot be read counts as
+/// having one.
 pub fn loses_pragma(text: &[u8]) -> bool {
     let mut data = Vec::new();
     entered_files(text).into_iter().any(|path| {
         data.clear();
-        let read = File::open(&path).and_then(|mut f| f.read_to_end(&mut data));
-        let lost = read.is_err() || has_lost_pragma(&data);
+        let lost = match File::open(&path).and_then(|mut f| f.read_to_end(&mut data)) {
+            Ok(_) => has_lost_pragma(&data),
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+            ),
+        };
         if lost {
             log::debug!(
                 "{} has a #pragma that -fdirectives-only would lose",
@@ -208,7 +215,17 @@ mod tests {
         assert!(loses_pragma(
             format!("{}{}", marker(&clean), marker(&lost)).as_bytes()
         ));
-        let gone = dir.path().join("gone.h");
-        assert!(loses_pragma(marker(&gone).as_bytes()));
+        // #line names that are no file, and directories, were not read.
+        assert!(!loses_pragma(
+            marker(&dir.path().join("parse.y")).as_bytes()
+        ));
+        assert!(!loses_pragma(marker(dir.path()).as_bytes()));
+        let locked = dir.path().join("locked.h");
+        std::fs::write(&locked, "int a;\n").unwrap();
+        std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000))
+            .unwrap();
+        // Root reads it anyway; anyone else cannot, and then it counts.
+        let readable = File::open(&locked).is_ok();
+        assert_eq!(loses_pragma(marker(&locked).as_bytes()), !readable);
     }
 }
