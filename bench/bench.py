@@ -104,8 +104,8 @@ int main() {
 # workload: (file name, compiler, text, floor runs). The floor runs are fewer for the C++
 # file, whose compile alone takes most of a second.
 JOB_FILES = {
-    "tiny": ("tiny.c", "gcc", TINY, 50),
-    "cxx": ("typical.cc", "g++", TYPICAL_CXX, 10),
+    "tiny": ("tiny.c", "gcc", TINY),
+    "cxx": ("typical.cc", "g++", TYPICAL_CXX),
 }
 
 KERNEL_TARBALL = "/usr/src/linux-source-6.1.tar.xz"
@@ -273,58 +273,71 @@ class Farm:
 
 
 def write_job_file(work, workload):
-    name, compiler, text, _ = JOB_FILES[workload]
+    name, compiler, text = JOB_FILES[workload]
     src = os.path.join(work, name)
     open(src, "w").write(text)
     return src, compiler
 
 
-def floors(work, workload):
+class Floors:
     """The costs every implementation pays: process start, cpp, cc1, a loopback exchange.
 
-    Both compiler runs take the job's -O2, which changes how long cc1 takes."""
-    src, compiler = write_job_file(work, workload)
-    count = JOB_FILES[workload][3]
-    ext = ".i" if compiler == "gcc" else ".ii"
-    ipath = os.path.join(work, f"floor{ext}")
-    opath = os.path.join(work, "floor.o")
-    out = {}
-    out["start a process"] = statistics.median(run_timed(["/bin/true"])[0] for _ in range(count))
-    out[f"{compiler} -E"] = statistics.median(
-        run_timed([compiler, "-O2", "-E", src, "-o", ipath])[0] for _ in range(count))
-    out[f"{compiler} -c of the {ext}"] = statistics.median(
-        run_timed([compiler, "-O2", "-c", ipath, "-o", opath])[0] for _ in range(count))
-    payload = open(ipath, "rb").read() + b"x" * 100
-    reply = open(opath, "rb").read()
+    One sample of each is taken per turn of the jobs, so that they run in the same
+    conditions as the jobs do. Both compiler runs take the job's -O2, which changes how
+    long cc1 takes; the preprocessor writes to /dev/null, and its CPU is what each client's
+    own CPU is reckoned without."""
 
-    def serve(listener):
-        for _ in range(count):
-            conn, _ = listener.accept()
+    def __init__(self, work, workload):
+        self.src, self.compiler = write_job_file(work, workload)
+        ext = ".i" if self.compiler == "gcc" else ".ii"
+        self.ipath = os.path.join(work, f"floor{ext}")
+        self.opath = os.path.join(work, "floor.o")
+        run_timed([self.compiler, "-O2", "-E", self.src, "-o", self.ipath])
+        run_timed([self.compiler, "-O2", "-c", self.ipath, "-o", self.opath])
+        self.names = ["start a process", f"{self.compiler} -E",
+                      f"{self.compiler} -c of the {ext}", "loopback exchange"]
+        self.samples = {n: [] for n in self.names}
+        self.cpp_cpu = []
+        self.payload = open(self.ipath, "rb").read() + b"x" * 100
+        self.reply = open(self.opath, "rb").read()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
             data = b""
-            while len(data) < len(payload):
+            while len(data) < len(self.payload):
                 data += conn.recv(65536)
-            conn.sendall(reply)
+            conn.sendall(self.reply)
             conn.close()
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    thread = threading.Thread(target=serve, args=(listener,))
-    thread.start()
-    times = []
-    for _ in range(count):
-        start = time.perf_counter()
-        c = socket.create_connection(listener.getsockname())
-        c.sendall(payload)
+    def sample(self):
+        start, cpp, cc1, loopback = self.names
+        self.samples[start].append(run_timed(["/bin/true"])[0])
+        wall, cpu = run_timed([self.compiler, "-O2", "-E", self.src, "-o", os.devnull])
+        self.samples[cpp].append(wall)
+        self.cpp_cpu.append(cpu)
+        self.samples[cc1].append(
+            run_timed([self.compiler, "-O2", "-c", self.ipath, "-o", self.opath])[0])
+        begin = time.perf_counter()
+        c = socket.create_connection(self.listener.getsockname())
+        c.sendall(self.payload)
         got = b""
-        while len(got) < len(reply):
+        while len(got) < len(self.reply):
             got += c.recv(65536)
         c.close()
-        times.append(time.perf_counter() - start)
-    thread.join()
-    listener.close()
-    out["loopback exchange"] = statistics.median(times)
-    return out
+        self.samples[loopback].append(time.perf_counter() - begin)
+
+    def medians(self):
+        self.listener.close()
+        return {n: statistics.median(v) for n, v in self.samples.items()}
 
 
 def one_job(farm, work, workload, i):
@@ -332,12 +345,6 @@ def one_job(farm, work, workload, i):
     src, compiler = write_job_file(work, workload)
     return run_timed([farm.impl["client"], compiler, "-O2", "-c", src, "-o",
                       os.path.join(work, f"{workload}{i % 4}.o")], env=farm.env(), cwd=work)
-
-
-def one_cpp(work, workload):
-    """Runs the preprocessor alone, as a job runs it; returns its CPU time."""
-    src, compiler = write_job_file(work, workload)
-    return run_timed([compiler, "-O2", "-E", src, "-o", os.devnull])[1]
 
 
 def crate_dir(spec, pattern):
@@ -535,18 +542,18 @@ def job_rows(farms, work, workload, rounds, per_round):
     """The table's rows for one per-job workload, and those of its floors."""
     walls = {n: [] for n in farms}
     cpus = {n: [] for n in farms}
-    # One job of each implementation, then the preprocessor alone, in turn: drift hits all
-    # three alike, and the preprocessor runs amid compiles as it does inside a job (run
-    # back to back on its own it finds warmer caches and looks cheaper than it is there).
-    cpp_runs = []
+    # One job of each implementation, then one sample of each floor, in turn: drift hits
+    # all alike, and the floors run amid compiles as the jobs do (run back to back on
+    # their own they find warmer caches and look cheaper than they are there).
+    floors = Floors(work, workload)
     for i in range(rounds * per_round):
         for name, farm in farms.items():
             w, c = one_job(farm, work, workload, i)
             walls[name].append(w)
             cpus[name].append(c)
-        cpp_runs.append(one_cpp(work, workload))
-    cpp = statistics.median(cpp_runs)
-    floor = floors(work, workload)
+        floors.sample()
+    cpp = statistics.median(floors.cpp_cpu)
+    floor = floors.medians()
     floor_job = sum(floor.values())
     med, spread, client = {}, {}, {}
     for n in farms:
