@@ -341,10 +341,22 @@ class Floors:
 
 
 def one_job(farm, work, workload, i):
-    """Compiles the workload's file through the farm's client; returns (wall, CPU)."""
+    """Compiles the workload's file through the farm's client; returns wall seconds, CPU
+    seconds of the client and what it waited for, and CPU seconds of the client process
+    alone (read from /proc/PID/schedstat while it is a zombie, to the nanosecond)."""
     src, compiler = write_job_file(work, workload)
-    return run_timed([farm.impl["client"], compiler, "-O2", "-c", src, "-o",
-                      os.path.join(work, f"{workload}{i % 4}.o")], env=farm.env(), cwd=work)
+    argv = [farm.impl["client"], compiler, "-O2", "-c", src, "-o",
+            os.path.join(work, f"{workload}{i % 4}.o")]
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=farm.env(), cwd=work)
+    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+    own = int(open(f"/proc/{proc.pid}/schedstat").read().split()[0]) / 1e9
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv} failed with {proc.returncode}")
+    return wall, usage.ru_utime + usage.ru_stime, own
 
 
 def crate_dir(spec, pattern):
@@ -542,15 +554,17 @@ def job_rows(farms, work, workload, rounds, per_round):
     """The table's rows for one per-job workload, and those of its floors."""
     walls = {n: [] for n in farms}
     cpus = {n: [] for n in farms}
+    owns = {n: [] for n in farms}
     # One job of each implementation, then one sample of each floor, in turn: drift hits
     # all alike, and the floors run amid compiles as the jobs do (run back to back on
     # their own they find warmer caches and look cheaper than they are there).
     floors = Floors(work, workload)
     for i in range(rounds * per_round):
         for name, farm in farms.items():
-            w, c = one_job(farm, work, workload, i)
+            w, c, own = one_job(farm, work, workload, i)
             walls[name].append(w)
             cpus[name].append(c)
+            owns[name].append(own)
         floors.sample()
     cpp = statistics.median(floors.cpp_cpu)
     floor = floors.medians()
@@ -569,6 +583,8 @@ def job_rows(farms, work, workload, rounds, per_round):
         (f"{workload}: overhead above floor ms", (med[ours] - floor_job) * 1000,
          (med[theirs] - floor_job) * 1000, None),
         (f"{workload}: client CPU ms/job (no cpp)", client[ours], client[theirs], None),
+        (f"{workload}: client CPU ms/job (own process)",
+         *(statistics.median(owns[n]) * 1000 for n in farms), None),
     ]
     floor_rows = [(f"floor {workload}: {k} ms", None, None, v * 1000)
                   for k, v in floor.items()]
