@@ -218,11 +218,30 @@ impl Source {
     }
 }
 
+/// A preprocessed text and the command line that compiles it.
+type Prepared<'a> = (Cow<'a, Compile>, Text);
+
+/// While every host slot is busy: preprocesses now, if one of this machine's preprocessor
+/// slots is free at once, so that the host slot, once ours, does not wait for our
+/// preprocessor (distcc 3.4 takes the host slot first and holds it while cpp runs). The
+/// preprocessor slot is never waited for here and is let go before we wait for a host:
+/// waiting for one while holding the other could deadlock with clients that hold a host
+/// slot and wait for a preprocessor slot.
+fn preprocess_early<'a>(
+    job: &'a Compile,
+    farm: &Farm,
+) -> Option<Result<Prepared<'a>, RemoteError>> {
+    let dir = farm.dir.as_ref()?;
+    let _slot = lock::try_take_local(dir, lock::LOCAL_CPP, farm.cpp_slots).ok()??;
+    log::debug!("every host slot is busy: preprocessing while waiting for one");
+    Some(start_source(job).and_then(|source| preprocessed(job, source)))
+}
+
 /// The text to send and the command line that compiles it. Directives-only text whose
 /// preprocessor dropped a pragma that the compile needs (see `pragmas`) is thrown away and
 /// the source preprocessed again in full; otherwise the preprocessor's held diagnostics
 /// are shown now.
-fn preprocessed(job: &Compile, source: Source) -> Result<(Cow<'_, Compile>, Text), RemoteError> {
+fn preprocessed(job: &Compile, source: Source) -> Result<Prepared<'_>, RemoteError> {
     let (text, diagnostics) = source.finish()?;
     if job.directives_only {
         let lost = match &text {
@@ -276,24 +295,30 @@ fn with_mapped<T>(file: &File, len: u64, f: impl FnOnce(&[u8]) -> T) -> io::Resu
 }
 
 /// Sends the job to `host` and returns its reply. The preprocessor runs while we connect.
-fn compile_remote(
-    job: &Compile,
+fn compile_remote<'a>(
+    job: &'a Compile,
     host: &HostSpec,
     farm: &Farm,
     io_timeout: Duration,
     state: &mut Option<StateFile>,
+    ready: Option<Prepared<'a>>,
 ) -> Result<Reply, RemoteError> {
     if host.transport == Transport::Local {
         return Err(RemoteError::Unsupported("sending to localhost"));
     }
     // One of this machine's preprocessor slots, held while the preprocessor runs.
-    let cpp_slot = if job.preprocessed {
+    let cpp_slot = if job.preprocessed || ready.is_some() {
         None
     } else {
         farm.machine_slot(lock::LOCAL_CPP, farm.cpp_slots)
     };
-    note(state, Phase::Preprocess);
-    let source = start_source(job)?;
+    let source = match ready {
+        Some(prepared) => Err(prepared),
+        None => {
+            note(state, Phase::Preprocess);
+            Ok(start_source(job)?)
+        }
+    };
     note(state, Phase::Connect);
     let connection = match &host.transport {
         Transport::Tcp { host, port } => {
@@ -316,12 +341,19 @@ fn compile_remote(
     let mut stream = match connection {
         Ok(s) => s,
         Err(e) => {
-            source.abandon();
+            if let Ok(source) = source {
+                source.abandon();
+            }
             return Err(RemoteError::Connect(e));
         }
     };
-    note(state, Phase::Preprocess);
-    let (job, text) = preprocessed(job, source)?;
+    let (job, text) = match source {
+        Ok(source) => {
+            note(state, Phase::Preprocess);
+            preprocessed(job, source)?
+        }
+        Err(prepared) => prepared,
+    };
     drop(cpp_slot);
     note(state, Phase::Send);
     // The request goes once the text is ready, since the text decides the command line
@@ -476,15 +508,25 @@ impl Farm {
             .ok()
     }
 
+    /// A slot on one of `hosts` if one is free now, as [`Farm::take_host`] gives it;
+    /// `None` when every slot is taken.
+    fn try_take_host(&self, hosts: &[HostSpec]) -> Option<(usize, Option<Slot>)> {
+        let Some(dir) = &self.dir else {
+            return Some((0, None));
+        };
+        match lock::SlotSet::open(dir, &host_owners(hosts)).and_then(|mut set| set.try_take()) {
+            Ok(free) => free.map(|(i, slot)| (i, Some(slot))),
+            Err(_) => Some(self.take_host(hosts)),
+        }
+    }
+
     /// Takes a slot on one of `hosts`, waiting while every slot is busy; returns the
     /// host's index. Without a lock directory the first host is used, unlocked.
     fn take_host(&self, hosts: &[HostSpec]) -> (usize, Option<Slot>) {
         let Some(dir) = &self.dir else {
             return (0, None);
         };
-        let owners: Vec<(String, u32)> =
-            hosts.iter().map(|h| (lock::host_key(h), h.limit)).collect();
-        match lock::SlotSet::open(dir, &owners).and_then(|set| set.take()) {
+        match lock::SlotSet::open(dir, &host_owners(hosts)).and_then(|set| set.take()) {
             Ok((i, slot)) => {
                 log::debug!("picked {} slot {}", hosts[i].spec, slot.slot);
                 (i, Some(slot))
@@ -495,6 +537,11 @@ impl Farm {
             }
         }
     }
+}
+
+/// The slot owners of `hosts`: each host's lock key and its number of slots.
+fn host_owners(hosts: &[HostSpec]) -> Vec<(String, u32)> {
+    hosts.iter().map(|h| (lock::host_key(h), h.limit)).collect()
 }
 
 /// Shuffles the host list for `--randomize`, differently in each process.
@@ -531,6 +578,23 @@ fn note(state: &mut Option<StateFile>, phase: Phase) {
     }
 }
 
+/// The exit code after our own preprocessing failed: the preprocessor's when it ran and
+/// said why; otherwise the local compile's, which reports the trouble as gcc would.
+fn after_cpp_failure(
+    e: RemoteError,
+    job: &Compile,
+    farm: &Farm,
+    state: &mut Option<StateFile>,
+) -> i32 {
+    match e {
+        RemoteError::Cpp(code) => code,
+        e => {
+            log::debug!("{e}; compiling locally");
+            compile_here(job.argv(), farm, state)
+        }
+    }
+}
+
 /// Compiles a distributable job somewhere and returns the exit code. Each host is tried at
 /// most once; one that fails is backed off for every client and the next is tried; when
 /// none is left the job is compiled here.
@@ -561,9 +625,29 @@ fn build_somewhere(job: &Compile) -> i32 {
         }
     };
     let mut failed_host = None;
+    // Only before the first host tried, and not when the list names this machine (a job
+    // compiled here needs no separate preprocessing): preprocess while every slot is busy.
+    let mut early = !job.preprocessed && hosts.iter().all(|h| h.transport != Transport::Local);
     while !hosts.is_empty() {
         note(&mut state, Phase::Blocked);
-        let (i, slot) = farm.take_host(&hosts);
+        let mut ready = None;
+        let free = if std::mem::take(&mut early) {
+            farm.try_take_host(&hosts)
+        } else {
+            Some(farm.take_host(&hosts))
+        };
+        let (i, slot) = match free {
+            Some(taken) => taken,
+            None => {
+                match preprocess_early(job, &farm) {
+                    Some(Ok(prepared)) => ready = Some(prepared),
+                    Some(Err(e)) => return after_cpp_failure(e, job, &farm, &mut state),
+                    None => {}
+                }
+                note(&mut state, Phase::Blocked);
+                farm.take_host(&hosts)
+            }
+        };
         let host = hosts[i].clone();
         if let Some(st) = &mut state {
             st.set_host(host.name(), slot.as_ref().map_or(0, |s| s.slot));
@@ -573,7 +657,7 @@ fn build_somewhere(job: &Compile) -> i32 {
             note(&mut state, Phase::Compile);
             return run_local(job.argv());
         }
-        match compile_remote(job, &host, &farm, io_timeout, &mut state) {
+        match compile_remote(job, &host, &farm, io_timeout, &mut state, ready) {
             // A compiler that succeeds always writes something; an empty result means
             // the command did not do what a local one would.
             Ok(reply) if reply.status == 0 && reply.output.is_empty() => {
@@ -626,16 +710,12 @@ fn build_somewhere(job: &Compile) -> i32 {
                 }
                 return local;
             }
-            Err(RemoteError::Cpp(code)) => return code,
-            // Our own trouble, not the host's: the local compile reports it as gcc would.
             Err(
-                e @ (RemoteError::ReadInput(_)
+                e @ (RemoteError::Cpp(_)
+                | RemoteError::ReadInput(_)
                 | RemoteError::CppStart(_)
                 | RemoteError::DirectivesOnly(_)),
-            ) => {
-                log::debug!("{e}; compiling locally");
-                return compile_here(job.argv(), &farm, &mut state);
-            }
+            ) => return after_cpp_failure(e, job, &farm, &mut state),
             Err(e) => {
                 log::error!("{} on {}", e, host.spec);
                 mark(&host);

@@ -121,7 +121,7 @@ impl SlotSet {
 
     /// Takes the first free slot without waiting: the files already open first, then the
     /// others, opening them one by one.
-    fn try_take(&mut self) -> io::Result<Option<(usize, Slot)>> {
+    pub fn try_take(&mut self) -> io::Result<Option<(usize, Slot)>> {
         for n in 0..self.files.len() {
             if try_fcntl_lock(&self.files[n].2)? {
                 let (owner, slot, file) = self.files.swap_remove(n);
@@ -179,6 +179,13 @@ pub fn take_local(dir: &Path, key: &str, n: u32) -> io::Result<Slot> {
     SlotSet::open(dir, &[(key.to_string(), n)])?
         .take()
         .map(|(_, slot)| slot)
+}
+
+/// One of this machine's `n` slots of kind `key` if one is free now.
+pub fn try_take_local(dir: &Path, key: &str, n: u32) -> io::Result<Option<Slot>> {
+    Ok(SlotSet::open(dir, &[(key.to_string(), n)])?
+        .try_take()?
+        .map(|(_, slot)| slot))
 }
 
 #[cfg(test)]

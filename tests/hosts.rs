@@ -257,6 +257,48 @@ fn waiting_for_a_busy_slot_does_not_spin() {
 }
 
 #[test]
+fn preprocesses_while_every_slot_is_busy() {
+    // distcc 3.4 takes a host slot, then preprocesses while holding it; we preprocess
+    // while we wait for one, so the host does not wait for our preprocessor.
+    let project = Project::example();
+    let local = Command::new("gcc")
+        .current_dir(project.path())
+        .args(["-O2", "-c", "fib.c", "-o", "local.o"])
+        .status()
+        .unwrap();
+    assert!(local.success());
+    let d = Daemon::ours(&[]);
+    let dir = distcc_rs::lock::lock_dir(&project.distcc_dir()).unwrap();
+    let key = format!("tcp_127.0.0.1_{}", d.port);
+    let held = distcc_rs::lock::SlotSet::open(&dir, &[(key, 1)])
+        .unwrap()
+        .take()
+        .unwrap();
+    let child = Command::new(OUR_DISTCC)
+        .current_dir(project.path())
+        .args(["gcc", "-O2", "-c", "fib.c", "-o", "fib.o"])
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_HOSTS", format!("{}/1", d.host()))
+        .env("DISTCC_VERBOSE", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let early = log.find("preprocessing while waiting").expect(&log);
+    let picked = log.find("picked").expect(&log);
+    assert!(early < picked, "{log}");
+    // It was not preprocessed a second time.
+    assert_eq!(log.matches("running preprocessor").count(), 1, "{log}");
+    assert_eq!(d.wait_compiled(1), 1, "{}", d.log_text());
+    let read = |name: &str| std::fs::read(project.path().join(name)).unwrap();
+    assert!(read("fib.o") == read("local.o"), "objects differ");
+}
+
+#[test]
 fn local_slots_limit_local_jobs() {
     let project = Project::example();
     let log = project.path().join("log");
