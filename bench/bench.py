@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """distcc-rs against distcc 3.4, side by side in one run.
 
-    python3 bench/bench.py [--workloads tiny,cxx,lua,leveldb,kernel,wire] [--rounds 10]
+    python3 bench/bench.py [--workloads tiny,cxx,lua,leveldb,kernel,farm,wire] [--rounds 10]
                            [--jobs-per-round 20] [--cxx-jobs-per-round 2] [--builds 3]
 
 Starts three daemons of each implementation (--jobs 1 each) on loopback ports, then runs
@@ -18,6 +18,8 @@ build) so that drift of the machine hits both:
     make, LevelDB 1.22 (the leveldb-sys crate) with its own CMakeLists.txt and Ninja, and
     Linux 6.1 `tinyconfig` (Debian's linux-source-6.1) with Kbuild: wall time, CPU of the
     client side and of the daemons, and how many objects equal a local build's;
+  * farm: LevelDB again, as on a small farm: the build and its client on CPU 0, one
+    daemon with one slot on CPU 1 (a remote host's CPU), against the build alone on CPU 0;
   * wire: one Lua build per implementation with and without `,lzo` while tcpdump captures
     the daemon ports on lo: bytes each way and packets;
   * the daemons' peak memory (all their processes), after the workloads.
@@ -49,7 +51,7 @@ OURS = {
     "daemon": os.path.join(ROOT, "target/release/distccd"),
 }
 THEIRS = {"name": "distcc 3.4", "client": "/usr/bin/distcc", "daemon": "/usr/bin/distccd"}
-WORKLOADS = ["tiny", "cxx", "lua", "leveldb", "kernel", "wire"]
+WORKLOADS = ["tiny", "cxx", "lua", "leveldb", "kernel", "farm", "wire"]
 # Twice the three daemons' slots, so that preprocessing overlaps remote compiles.
 MAKE_JOBS = "-j6"
 
@@ -126,6 +128,8 @@ NEEDS = {
     "leveldb": [("g++", "g++"), ("cmake", "cmake"), ("ninja", "ninja-build")],
     "kernel": [("make", "make"), (KERNEL_TARBALL, "linux-source-6.1"), ("flex", "flex"),
                ("bison", "bison"), ("bc", "bc"), ("/usr/include/libelf.h", "libelf-dev")],
+    "farm": [("g++", "g++"), ("cmake", "cmake"), ("ninja", "ninja-build"),
+             ("taskset", "util-linux")],
     "wire": [("make", "make"), ("tcpdump", "tcpdump")],
 }
 
@@ -213,9 +217,10 @@ def peak_memory_kib(pids):
 
 
 class Farm:
-    """Three daemons of one implementation on loopback ports."""
+    """Daemons of one implementation on loopback ports (three unless told), each allowed
+    one job, on the CPU `cpu` if given."""
 
-    def __init__(self, impl, work):
+    def __init__(self, impl, work, daemons=3, cpu=None):
         self.impl = impl
         self.dir = tempfile.mkdtemp(dir=work)
         os.chmod(self.dir, 0o777)
@@ -231,13 +236,15 @@ class Farm:
                 os.symlink(path, os.path.join(self.whitelist, name))
         self.daemons = []
         self.ports = []
-        for _ in range(3):
+        for _ in range(daemons):
             port = free_port()
             argv = [impl["daemon"], "--daemon", "--no-detach", "--listen", "127.0.0.1",
                     "--port", str(port), "--allow", "127.0.0.1", "--jobs", "1",
                     "--log-file", os.path.join(self.dir, f"d{port}.log")]
             if impl is OURS:
                 argv += ["--whitelist-dir", self.whitelist]
+            if cpu is not None:
+                argv = ["taskset", "-c", str(cpu)] + argv
             self.daemons.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL))
             self.ports.append(port)
         for port in self.ports:
@@ -462,6 +469,17 @@ class Kernel:
         return argv
 
 
+class FarmLevelDB(LevelDB):
+    """LevelDB as on a small farm: the build (and so the client and its preprocessor) on
+    CPU 0, one daemon with one slot on CPU 1 as a remote host would be, `ninja -j3`. The
+    floor is the same build alone on CPU 0."""
+
+    name = "farm"
+
+    def prepare(self, client):
+        return ["taskset", "-c", "0"] + super().prepare(client)[:1] + ["-j3"]
+
+
 def build(tree, farm, work, options=""):
     """One build of `tree`, locally without a farm; returns wall, client CPU, daemon CPU."""
     argv = tree.prepare(farm.impl["client"] if farm else None)
@@ -680,6 +698,13 @@ def main():
         for kind in (Lua, LevelDB, Kernel):
             if kind.name in workloads:
                 rows += build_rows(farms, work, kind, args.builds)
+        if "farm" in workloads:
+            pinned = {impl["name"]: Farm(impl, work, daemons=1, cpu=1) for impl in (OURS, THEIRS)}
+            try:
+                rows += build_rows(pinned, work, FarmLevelDB, args.builds)
+            finally:
+                for f in pinned.values():
+                    f.stop()
         if "wire" in workloads:
             rows += wire_rows(farms, work)
         rows.append(("daemon peak memory MiB", *(peak_memory_kib(f.pids()) / 1024

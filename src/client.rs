@@ -639,6 +639,7 @@ fn build_somewhere(job: &Compile) -> i32 {
         let (i, slot) = match free {
             Some(taken) => taken,
             None => {
+                note(&mut state, Phase::Preprocess);
                 match preprocess_early(job, &farm) {
                     Some(Ok(prepared)) => ready = Some(prepared),
                     Some(Err(e)) => return after_cpp_failure(e, job, &farm, &mut state),
