@@ -158,8 +158,10 @@ def free_port():
     return port
 
 
-def run_timed(argv, log=None, **kw):
-    """Runs argv; returns (wall seconds, CPU seconds of it and everything it waited for).
+def run_timed(argv, log=None, own=False, **kw):
+    """Runs argv; returns (wall seconds, CPU seconds of it and everything it waited for),
+    and with `own` also the CPU seconds of its process alone (read from /proc/PID/schedstat
+    while it is a zombie, to the nanosecond).
 
     With `log`, its output goes to that file, whose end is shown if it fails."""
     out = open(log, "w") if log else None
@@ -167,15 +169,20 @@ def run_timed(argv, log=None, **kw):
         kw.update(stdout=out, stderr=subprocess.STDOUT)
     start = time.perf_counter()
     proc = subprocess.Popen(argv, **kw)
+    if own:
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        own_cpu = int(open(f"/proc/{proc.pid}/schedstat").read().split()[0]) / 1e9
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if out:
         out.close()
     code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code
     if code != 0:
         tail = "".join(open(log, errors="replace").readlines()[-30:]) if log else ""
         raise RuntimeError(f"{argv} failed with {code}\n{tail}")
-    return wall, usage.ru_utime + usage.ru_stime
+    cpu = usage.ru_utime + usage.ru_stime
+    return (wall, cpu, own_cpu) if own else (wall, cpu)
 
 
 def process_cpu(pids):
@@ -349,21 +356,11 @@ class Floors:
 
 def one_job(farm, work, workload, i):
     """Compiles the workload's file through the farm's client; returns wall seconds, CPU
-    seconds of the client and what it waited for, and CPU seconds of the client process
-    alone (read from /proc/PID/schedstat while it is a zombie, to the nanosecond)."""
+    seconds of the client and what it waited for, and CPU seconds of the client alone."""
     src, compiler = write_job_file(work, workload)
-    argv = [farm.impl["client"], compiler, "-O2", "-c", src, "-o",
-            os.path.join(work, f"{workload}{i % 4}.o")]
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=farm.env(), cwd=work)
-    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-    own = int(open(f"/proc/{proc.pid}/schedstat").read().split()[0]) / 1e9
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv} failed with {proc.returncode}")
-    return wall, usage.ru_utime + usage.ru_stime, own
+    return run_timed([farm.impl["client"], compiler, "-O2", "-c", src, "-o",
+                      os.path.join(work, f"{workload}{i % 4}.o")],
+                     own=True, env=farm.env(), cwd=work)
 
 
 def crate_dir(spec, pattern):

@@ -221,6 +221,12 @@ impl Source {
 /// A preprocessed text and the command line that compiles it.
 type Prepared<'a> = (Cow<'a, Compile>, Text);
 
+/// A job's text: its preprocessor still running, or already done while we waited.
+enum Pending<'a> {
+    Running(Source),
+    Ready(Prepared<'a>),
+}
+
 /// While every host slot is busy: preprocesses now, if one of this machine's preprocessor
 /// slots is free at once, so that the host slot, once ours, does not wait for our
 /// preprocessor (distcc 3.4 takes the host slot first and holds it while cpp runs). The
@@ -312,11 +318,11 @@ fn compile_remote<'a>(
     } else {
         farm.machine_slot(lock::LOCAL_CPP, farm.cpp_slots)
     };
-    let source = match ready {
-        Some(prepared) => Err(prepared),
+    let pending = match ready {
+        Some(prepared) => Pending::Ready(prepared),
         None => {
             note(state, Phase::Preprocess);
-            Ok(start_source(job)?)
+            Pending::Running(start_source(job)?)
         }
     };
     note(state, Phase::Connect);
@@ -341,18 +347,18 @@ fn compile_remote<'a>(
     let mut stream = match connection {
         Ok(s) => s,
         Err(e) => {
-            if let Ok(source) = source {
+            if let Pending::Running(source) = pending {
                 source.abandon();
             }
             return Err(RemoteError::Connect(e));
         }
     };
-    let (job, text) = match source {
-        Ok(source) => {
+    let (job, text) = match pending {
+        Pending::Running(source) => {
             note(state, Phase::Preprocess);
             preprocessed(job, source)?
         }
-        Err(prepared) => prepared,
+        Pending::Ready(prepared) => prepared,
     };
     drop(cpp_slot);
     note(state, Phase::Send);

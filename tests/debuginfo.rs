@@ -20,6 +20,29 @@ fn cc() -> String {
 
 const DEBUG_CFLAGS: &str = "CFLAGS=-g -O2 -Wall";
 
+/// A directory holding the source `name`, and `.distcc` for the client's locks.
+fn source_dir(name: &str, text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".distcc")).unwrap();
+    std::fs::write(dir.path().join(name), text).unwrap();
+    dir
+}
+
+/// `compiler` run in `dir`, through our client to `d` when `distcc`.
+fn compiler_in(dir: &std::path::Path, d: &Daemon, distcc: bool, compiler: &str) -> Command {
+    let mut cmd = if distcc {
+        let mut c = Command::new(OUR_DISTCC);
+        c.arg(compiler);
+        c
+    } else {
+        Command::new(compiler)
+    };
+    cmd.current_dir(dir)
+        .env("DISTCC_HOSTS", d.host())
+        .env("DISTCC_DIR", dir.join(".distcc"));
+    cmd
+}
+
 #[test]
 fn g_build_gives_identical_objects() {
     let project = Project::example();
@@ -47,16 +70,13 @@ fn g_build_gives_identical_objects() {
 
 #[test]
 fn g_cxx_objects_are_identical_with_every_debug_level() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("m.cc"),
+    let dir = source_dir(
+        "m.cc",
         "#include <map>\n#include <string>\n#include <vector>\n#define TWICE(x) ((x) + (x))\n\
          template <class T> T twice(T v) { return TWICE(v); }\n\
          int f() { std::map<std::string, std::vector<int>> m; m[\"a\"].push_back(twice(2)); \
          return m[\"a\"][0]; }\n",
-    )
-    .unwrap();
-    std::fs::create_dir(dir.path().join(".distcc")).unwrap();
+    );
     let d = Daemon::ours(&[]);
     for flags in [
         "-g -O2",
@@ -65,18 +85,8 @@ fn g_cxx_objects_are_identical_with_every_debug_level() {
         "-gdwarf-4 -O2",
     ] {
         let compile = |distcc: bool, out: &str| {
-            let mut cmd = if distcc {
-                let mut c = Command::new(OUR_DISTCC);
-                c.arg("g++");
-                c
-            } else {
-                Command::new("g++")
-            };
-            cmd.current_dir(dir.path())
-                .args(flags.split(' '))
-                .args(["-c", "m.cc", "-o", out])
-                .env("DISTCC_HOSTS", d.host())
-                .env("DISTCC_DIR", dir.path().join(".distcc"));
+            let mut cmd = compiler_in(dir.path(), &d, distcc, "g++");
+            cmd.args(flags.split(' ')).args(["-c", "m.cc", "-o", out]);
             let o = output_within(&mut cmd, 120);
             assert!(o.status.success(), "{flags}: {}", show(&o));
             assert!(o.stderr.is_empty(), "{flags}: {}", show(&o));
@@ -114,24 +124,15 @@ fn g_build_through_distcc_34_daemon_runs() {
 
 #[test]
 fn source_gcc_refuses_in_directives_only_mode_compiles_locally() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join(".distcc")).unwrap();
     // gcc -fdirectives-only refuses __COUNTER__ in a directive; a plain compile accepts it.
-    std::fs::write(
-        dir.path().join("c.c"),
+    let dir = source_dir(
+        "c.c",
         "#if __COUNTER__ == 0\nint first = __COUNTER__;\n#endif\n",
-    )
-    .unwrap();
+    );
     let d = Daemon::ours(&[]);
     let run = |program: &str, out: &str| {
-        let mut cmd = Command::new(program);
-        if program == OUR_DISTCC {
-            cmd.arg("gcc");
-        }
-        cmd.current_dir(dir.path())
-            .args(["-g", "-c", "c.c", "-o", out])
-            .env("DISTCC_HOSTS", d.host())
-            .env("DISTCC_DIR", dir.path().join(".distcc"));
+        let mut cmd = compiler_in(dir.path(), &d, program == OUR_DISTCC, "gcc");
+        cmd.args(["-g", "-c", "c.c", "-o", out]);
         let o = output_within(&mut cmd, 60);
         assert!(o.status.success(), "{}", show(&o));
         assert!(o.stderr.is_empty(), "{}", show(&o));
@@ -145,16 +146,13 @@ fn source_gcc_refuses_in_directives_only_mode_compiles_locally() {
 fn pragmas_that_directives_only_drops_still_take_effect() {
     // gcc -E -fdirectives-only obeys these pragmas and writes nothing in their place, and
     // drops OpenMP's: such sources are preprocessed in full, their pragmas sent along.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join(".distcc")).unwrap();
-    std::fs::write(
-        dir.path().join("p.h"),
+    let dir = source_dir(
+        "p.h",
         "#define LEVEL 1\n#pragma push_macro(\"LEVEL\")\n#undef LEVEL\n#define LEVEL 2\n\
          int inner = LEVEL;\n#pragma pop_macro(\"LEVEL\")\n\
          #pragma redefine_extname old_name new_name\nextern int old_name(void);\n\
          #pragma message \"p.h says hello\"\n",
-    )
-    .unwrap();
+    );
     std::fs::write(
         dir.path().join("p.c"),
         "#include \"p.h\"\nint outer = LEVEL;\nint call(void) { return old_name(); }\n\
@@ -164,15 +162,8 @@ fn pragmas_that_directives_only_drops_still_take_effect() {
     .unwrap();
     let d = Daemon::ours(&[]);
     let run = |program: &str, flags: &[&str], out: &str| {
-        let mut cmd = Command::new(program);
-        if program == OUR_DISTCC {
-            cmd.arg("gcc");
-        }
-        cmd.current_dir(dir.path())
-            .args(flags)
-            .args(["-c", "p.c", "-o", out])
-            .env("DISTCC_HOSTS", d.host())
-            .env("DISTCC_DIR", dir.path().join(".distcc"));
+        let mut cmd = compiler_in(dir.path(), &d, program == OUR_DISTCC, "gcc");
+        cmd.args(flags).args(["-c", "p.c", "-o", out]);
         let o = output_within(&mut cmd, 60);
         assert!(o.status.success(), "{}", show(&o));
         let symbols = Command::new("nm").arg(out).current_dir(dir.path()).output();
@@ -211,25 +202,16 @@ fn directives_only_setting_chooses_the_text() {
     // A comment that tells gcc a case falls through is lost with the comments of full
     // preprocessing (distcc 3.4 then warns where a local compile does not); directives-only
     // text keeps it.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join(".distcc")).unwrap();
-    std::fs::write(
-        dir.path().join("f.c"),
+    let dir = source_dir(
+        "f.c",
         "int f(int x) {\n  switch (x) {\n  case 1:\n    x++;\n    /* fall through */\n  \
          case 2:\n    return x;\n  }\n  return 0;\n}\n",
-    )
-    .unwrap();
+    );
     let d = Daemon::ours(&[]);
     let run = |program: &str, setting: Option<&str>, flags: &[&str], out: &str| {
-        let mut cmd = Command::new(program);
-        if program == OUR_DISTCC {
-            cmd.arg("gcc");
-        }
-        cmd.current_dir(dir.path())
-            .args(flags)
+        let mut cmd = compiler_in(dir.path(), &d, program == OUR_DISTCC, "gcc");
+        cmd.args(flags)
             .args(["-Wimplicit-fallthrough", "-c", "f.c", "-o", out])
-            .env("DISTCC_HOSTS", d.host())
-            .env("DISTCC_DIR", dir.path().join(".distcc"))
             .env("DISTCC_VERBOSE", "1")
             .env_remove("DISTCC_DIRECTIVES_ONLY");
         if let Some(v) = setting {

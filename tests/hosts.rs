@@ -220,17 +220,23 @@ fn wait_with_cpu(child: std::process::Child) -> (i32, std::time::Duration) {
     )
 }
 
+/// Takes the only slot of `d` (listed as `host/1`) in the project's lock directory, as
+/// another client would.
+fn hold_only_slot(project: &Project, d: &Daemon) -> distcc_rs::lock::Slot {
+    let dir = distcc_rs::lock::lock_dir(&project.distcc_dir()).unwrap();
+    let key = format!("tcp_127.0.0.1_{}", d.port);
+    distcc_rs::lock::SlotSet::open(&dir, &[(key, 1)])
+        .unwrap()
+        .take()
+        .unwrap()
+        .1
+}
+
 #[test]
 fn waiting_for_a_busy_slot_does_not_spin() {
     let project = Project::example();
     let d = Daemon::ours(&[]);
-    let dir = distcc_rs::lock::lock_dir(&project.distcc_dir()).unwrap();
-    let key = format!("tcp_127.0.0.1_{}", d.port);
-    // This process takes the only slot, as another client would.
-    let held = distcc_rs::lock::SlotSet::open(&dir, &[(key, 1)])
-        .unwrap()
-        .take()
-        .unwrap();
+    let held = hold_only_slot(&project, &d);
     let child = Command::new(OUR_DISTCC)
         .current_dir(project.path())
         .args(["gcc", "-c", "fib.c"])
@@ -268,12 +274,7 @@ fn preprocesses_while_every_slot_is_busy() {
         .unwrap();
     assert!(local.success());
     let d = Daemon::ours(&[]);
-    let dir = distcc_rs::lock::lock_dir(&project.distcc_dir()).unwrap();
-    let key = format!("tcp_127.0.0.1_{}", d.port);
-    let held = distcc_rs::lock::SlotSet::open(&dir, &[(key, 1)])
-        .unwrap()
-        .take()
-        .unwrap();
+    let held = hold_only_slot(&project, &d);
     let child = Command::new(OUR_DISTCC)
         .current_dir(project.path())
         .args(["gcc", "-O2", "-c", "fib.c", "-o", "fib.o"])
