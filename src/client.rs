@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Seek, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -88,10 +88,7 @@ fn safeguard_level() -> u32 {
 pub fn run_local<S: AsRef<OsStr>>(argv: &[S]) -> i32 {
     let shown: Vec<_> = argv.iter().map(|a| a.as_ref().to_string_lossy()).collect();
     log::debug!("exec on localhost: {}", argv_to_string(&shown));
-    let status = Command::new(&argv[0])
-        .args(&argv[1..])
-        .env(SAFEGUARD, (safeguard_level() + 1).to_string())
-        .status();
+    let status = Command::new(&argv[0]).args(&argv[1..]).status();
     match status {
         Ok(s) => exitcode::from_status(s),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -151,8 +148,8 @@ fn start_source(job: &Compile) -> Result<Source, RemoteError> {
     };
     Command::new(&cpp[0])
         .args(&cpp[1..])
-        .env(SAFEGUARD, (safeguard_level() + 1).to_string())
-        .stdin(Stdio::null())
+        // Inherited: a preprocessor given a file does not read it, and a stdin of its own
+        // would cost an open and a close per job.
         .stdout(out.try_clone().map_err(RemoteError::CppStart)?)
         .stderr(stderr)
         .spawn()
@@ -171,7 +168,12 @@ impl Text {
     fn into_bytes(self) -> io::Result<Vec<u8>> {
         match self {
             Text::Bytes(data) => Ok(data),
-            Text::Memory(mut file, _) => crate::read_whole(&mut file),
+            Text::Memory(file, len) => {
+                use std::os::unix::fs::FileExt;
+                let mut data = vec![0; usize::try_from(len).map_err(io::Error::other)?];
+                file.read_exact_at(&mut data, 0)?;
+                Ok(data)
+            }
         }
     }
 }
@@ -184,7 +186,7 @@ impl Source {
             Source::Ready(data) => Ok((Text::Bytes(data), Vec::new())),
             Source::Cpp {
                 mut child,
-                mut out,
+                out,
                 held,
             } => {
                 let status = child.wait().map_err(RemoteError::CppStart)?;
@@ -200,10 +202,7 @@ impl Source {
                     }
                     None => Vec::new(),
                 };
-                let len = out
-                    .seek(io::SeekFrom::End(0))
-                    .and_then(|len| out.seek(io::SeekFrom::Start(0)).map(|_| len))
-                    .map_err(RemoteError::CppStart)?;
+                let len = out.metadata().map_err(RemoteError::CppStart)?.len();
                 Ok((Text::Memory(out, len), diagnostics))
             }
         }
@@ -373,12 +372,12 @@ fn compile_remote<'a>(
     match text {
         // A large text goes from the preprocessor's memory file to the socket without
         // passing through our memory (sendfile), as distcc 3.4 sends its temporary file.
-        Text::Memory(mut file, len)
+        Text::Memory(file, len)
             if len > protocol::SMALL_FILE as u64 && !host.version.compressed() && !save_temps =>
         {
             head.extend_from_slice(&protocol::header(DOTI, protocol::header_len(DOTI, len)?));
             stream
-                .write_with_file(&head, &mut file, len)
+                .write_with_file(&head, &file, len)
                 .map_err(ProtocolError::Io)?;
         }
         text => {
@@ -435,17 +434,13 @@ fn write_output(path: &Path, data: &[u8]) -> io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    // Created with the mode a compiler creates its output with: 0666, less the umask.
     let mut tmp = tempfile::Builder::new()
         .prefix(".distcc-")
         .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)?;
     tmp.write_all(data)?;
-    // The mode a compiler would have created the file with: 0666 less the umask.
-    let mask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    nix::sys::stat::umask(mask);
-    let mode = 0o666 & !mask.bits();
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
@@ -745,9 +740,10 @@ fn build_somewhere(job: &Compile) -> i32 {
     compile_here(job.argv(), &farm, &mut state)
 }
 
-/// Runs one compiler command line (compiler first) and returns the exit code.
-pub fn compile(argv: &[String]) -> i32 {
-    if safeguard_level() > 0 {
+/// Runs one compiler command line (compiler first) and returns the exit code; `nested` is
+/// the safeguard level we were started with.
+fn compile(argv: &[String], nested: u32) -> i32 {
+    if nested > 0 {
         // We were started by distcc itself (a compiler that is distcc): run it for real.
         return run_local(argv);
     }
@@ -868,8 +864,35 @@ fn own_option(first: &str, rest: &[OsString]) -> Option<i32> {
     }
 }
 
+/// What std's runtime does before `main` that the client needs, for a `distcc` that starts
+/// without it. A closed standard descriptor gets `/dev/null`, or the first file we open
+/// would take its place (and a compiler's output meant for stdout would land in it).
+/// SIGPIPE is ignored, so that a reader gone away is an error to handle, not our death;
+/// std's `Command` restores the default in the processes we start.
+pub fn bare_start() {
+    for fd in 0..3 {
+        // SAFETY: asks about a descriptor number; touches no memory.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            // Opened at the lowest free number, which is `fd`; kept open for ever.
+            if let Ok(null) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
+                std::mem::forget(null);
+            }
+        }
+    }
+    // SAFETY: sets a disposition; no handler runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// The `distcc` program: `argv` is its whole command line.
 pub fn main(argv: Vec<OsString>) -> i32 {
+    // Every process we start inherits the next level. Set once here rather than on each
+    // Command: a Command with its own environment copies the whole of ours first.
+    let nested = safeguard_level();
+    std::env::set_var(SAFEGUARD, (nested + 1).to_string());
     let name = argv
         .first()
         .and_then(|a| Path::new(a).file_name())
@@ -903,7 +926,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         .map(|a| a.to_str().map(String::from))
         .collect::<Option<Vec<String>>>()
     {
-        Some(cmd) => compile(&cmd),
+        Some(cmd) => compile(&cmd, nested),
         None => {
             // Rare, and gcc copes: run the command here exactly as given.
             log::warn!("an argument is not valid UTF-8; compiling locally");

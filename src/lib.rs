@@ -39,6 +39,15 @@ pub(crate) fn env_flag(name: &str, default: bool) -> bool {
     }
 }
 
+/// Makes `dir` (and its parents) unless it exists. It nearly always does: asking first
+/// costs one system call, where `create_dir_all` alone tries `mkdir` and then asks.
+pub(crate) fn ensure_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+}
+
 /// Everything written to `file` (a child's output file), from its start.
 pub(crate) fn read_whole(file: &mut std::fs::File) -> std::io::Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};

@@ -55,7 +55,7 @@ pub const LOCAL_CPP: &str = "localhost_cpp";
 /// `DISTCC_DIR` does not exist).
 pub fn lock_dir(top: &Path) -> io::Result<PathBuf> {
     let dir = top.join("lock");
-    std::fs::create_dir_all(&dir)?;
+    crate::ensure_dir(&dir)?;
     Ok(dir)
 }
 

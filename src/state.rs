@@ -132,7 +132,7 @@ impl StateFile {
     /// write (the monitor is a convenience: no job fails for it).
     pub fn new(top: &Path, file: &str) -> Option<StateFile> {
         let dir = state_dir(top);
-        fs::create_dir_all(&dir).ok()?;
+        crate::ensure_dir(&dir).ok()?;
         let pid = std::process::id();
         let base = file.rsplit('/').next().unwrap_or(file);
         Some(StateFile {

@@ -164,10 +164,10 @@ pub fn ssh(argv: &[String]) -> Result<Connection, ConnectError> {
 }
 
 impl Connection {
-    /// Sends `head`, then `len` bytes of `file` from its current position: over TCP with
+    /// Sends `head`, then the first `len` bytes of `file`: over TCP with
     /// sendfile, the header held back (`MSG_MORE`) to leave in the same packet as the
     /// start of the file.
-    pub fn write_with_file(&mut self, head: &[u8], file: &mut File, len: u64) -> io::Result<()> {
+    pub fn write_with_file(&mut self, head: &[u8], file: &File, len: u64) -> io::Result<()> {
         match self {
             Connection::Tcp(s) => {
                 let mut rest = head;
@@ -186,17 +186,18 @@ impl Connection {
     }
 }
 
-/// Sends exactly `len` bytes of `file` from its current position into `out` with
+/// Sends exactly the first `len` bytes of `file` (whatever its position) into `out` with
 /// sendfile: the kernel copies straight from the file's pages, the data never enters
 /// our memory. Called by hand because std's `io::copy` will not use sendfile from a
 /// file into a socket (the file could change while its pages wait in the socket
 /// buffer; ours are private memory files and temporary files that no one writes
 /// any more) and falls back to 8 KiB reads and writes.
 fn send_file(file: &File, out: impl AsFd, len: u64) -> io::Result<()> {
+    let mut offset: libc::off_t = 0;
     let mut left = len;
     while left > 0 {
         let chunk = usize::try_from(left).unwrap_or(usize::MAX).min(1 << 30);
-        match nix::sys::sendfile::sendfile(&out, file, None, chunk) {
+        match nix::sys::sendfile::sendfile(&out, file, Some(&mut offset), chunk) {
             Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
             Ok(n) => left -= n as u64,
             Err(nix::errno::Errno::EINTR) => {}
@@ -253,20 +254,20 @@ impl Drop for SshPipe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Seek, Write};
+    use std::io::{Read, Write};
 
     /// A file of `n` bytes that are not all alike, positioned at its start.
     fn file_of(n: usize) -> (File, Vec<u8>) {
         let data: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
         let mut file = tempfile::tempfile().unwrap();
+        // Left at its end: what is sent is read from the start all the same.
         file.write_all(&data).unwrap();
-        file.rewind().unwrap();
         (file, data)
     }
 
     #[test]
     fn header_and_file_arrive_whole_over_tcp_and_pipes() {
-        let (mut file, data) = file_of(300_000);
+        let (file, data) = file_of(300_000);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let reader = std::thread::spawn(move || {
@@ -275,15 +276,15 @@ mod tests {
             got
         });
         let mut tcp = Connection::Tcp(connect("127.0.0.1", port, Duration::from_secs(5)).unwrap());
-        tcp.write_with_file(b"HEAD", &mut file, data.len() as u64)
+        tcp.write_with_file(b"HEAD", &file, data.len() as u64)
             .unwrap();
         drop(tcp);
         assert_eq!(reader.join().unwrap(), [b"HEAD".as_slice(), &data].concat());
 
         // `cat` stands in for ssh: what is written comes back. A short file is an error.
-        let (mut file, data) = file_of(100_000);
+        let (file, data) = file_of(100_000);
         let mut pipe = ssh(&["cat".to_string()]).unwrap();
-        pipe.write_with_file(b"HEAD", &mut file, data.len() as u64)
+        pipe.write_with_file(b"HEAD", &file, data.len() as u64)
             .unwrap();
         let Connection::Ssh(p) = &mut pipe else {
             unreachable!()
@@ -292,8 +293,8 @@ mod tests {
         let mut got = Vec::new();
         p.stdout.read_to_end(&mut got).unwrap();
         assert_eq!(got, [b"HEAD".as_slice(), &data].concat());
-        let (mut file, _) = file_of(10);
+        let (file, _) = file_of(10);
         let mut pipe = ssh(&["cat".to_string()]).unwrap();
-        assert!(pipe.write_with_file(b"", &mut file, 11).is_err());
+        assert!(pipe.write_with_file(b"", &file, 11).is_err());
     }
 }

@@ -246,6 +246,34 @@ fn remote_object_replaces_output_atomically() {
 }
 
 #[test]
+fn remote_object_has_the_mode_of_a_local_one() {
+    // gcc creates its output with 0666 less the umask; so do we, through the temporary file.
+    use std::os::unix::fs::PermissionsExt;
+    let project = Project::example();
+    let d = Daemon::ours(&[]);
+    let under_umask = |argv: &[&str]| {
+        let out = Command::new("sh")
+            .current_dir(project.path())
+            .args(["-c", "umask 027; exec \"$@\"", "sh"])
+            .args(argv)
+            .env("DISTCC_DIR", project.distcc_dir())
+            .env("DISTCC_HOSTS", d.host())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+    };
+    under_umask(&["gcc", "-c", "fib.c", "-o", "local.o"]);
+    under_umask(&[OUR_DISTCC, "gcc", "-c", "fib.c", "-o", "remote.o"]);
+    assert_eq!(d.wait_compiled(1), 1, "{}", d.log_text());
+    let mode = |name: &str| {
+        let meta = std::fs::metadata(project.path().join(name)).unwrap();
+        meta.permissions().mode() & 0o7777
+    };
+    assert_eq!(mode("local.o"), 0o640);
+    assert_eq!(mode("remote.o"), mode("local.o"));
+}
+
+#[test]
 fn dependency_files_match_gcc() {
     let project = Project::example();
     std::fs::create_dir(project.path().join("out")).unwrap();
