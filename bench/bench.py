@@ -591,12 +591,21 @@ def job_rows(farms, work, workload, rounds, per_round):
         spread[n] = f"{q[0] * 1000:.1f}-{q[-1] * 1000:.1f}"
         client[n] = (statistics.median(cpus[n]) - cpp) * 1000
     ours, theirs = farms
+    overhead = [(med[n] - floor_job) * 1000 for n in farms]
+    # The floor job's samples (the four floors of one turn added up): how far apart they
+    # are, over the square root of their number, is about how well their median is known.
+    # An overhead within that is noise, and a ratio of two such is meaningless: the C++
+    # compile alone moves by tens of milliseconds, its overhead is a few.
+    per_turn = [sum(turn) for turn in zip(*floors.samples.values())]
+    q = statistics.quantiles(per_turn, n=10)
+    noise = (q[-1] - q[0]) / len(per_turn) ** 0.5 * 1000
+    if min(overhead) <= noise:
+        overhead = [f"{v:.2f} (noise {noise:.2f})" for v in overhead]
     rows = [
         (f"{workload}: job wall ms (median)", med[ours] * 1000, med[theirs] * 1000,
          floor_job * 1000),
         (f"{workload}: job wall ms p10-p90", spread[ours], spread[theirs], None),
-        (f"{workload}: overhead above floor ms", (med[ours] - floor_job) * 1000,
-         (med[theirs] - floor_job) * 1000, None),
+        (f"{workload}: overhead above floor ms", *overhead, None),
         (f"{workload}: client CPU ms/job (no cpp)", client[ours], client[theirs], None),
         (f"{workload}: client CPU ms/job (own process)",
          *(statistics.median(owns[n]) * 1000 for n in farms), None),
