@@ -4,13 +4,15 @@
 //! reads `/proc/self/maps` and installs an alternate signal stack, about 5% of a small
 //! job's client CPU. [`client::bare_start`] does the part of it that we need.
 
-#![no_main]
+// Built as a test (`cargo test --all-targets`), the harness brings its own `main`.
+#![cfg_attr(not(test), no_main)]
 
-use distcc_rs::{client, logging};
-use log::LevelFilter;
-
+#[cfg(not(test))]
 #[no_mangle]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    use distcc_rs::{client, logging};
+    use log::LevelFilter;
+
     client::bare_start();
     let verbose = std::env::var("DISTCC_VERBOSE").as_deref() == Ok("1");
     let (sink, level) = match std::env::var_os("DISTCC_LOG").filter(|p| !p.is_empty()) {
