@@ -149,12 +149,7 @@ fn unreachable_host_compiles_locally_with_one_warning() {
         1,
         "{stderr}"
     );
-    let reference = Command::new("gcc")
-        .current_dir(project.path())
-        .args(["-O2", "-c", "fib.c", "-o", "ref.o"])
-        .status()
-        .unwrap();
-    assert!(reference.success());
+    project.gcc(&["-O2", "-c", "fib.c", "-o", "ref.o"]);
     assert_eq!(
         std::fs::read(project.path().join("fib.o")).unwrap(),
         std::fs::read(project.path().join("ref.o")).unwrap()
@@ -279,12 +274,7 @@ fn dependency_files_match_gcc() {
     std::fs::create_dir(project.path().join("out")).unwrap();
     let d = Daemon::ours(&[]);
     let args = ["-MD", "-c", "main.c", "-o", "out/main.o"];
-    let gcc = Command::new("gcc")
-        .current_dir(project.path())
-        .args(args)
-        .status()
-        .unwrap();
-    assert!(gcc.success());
+    project.gcc(&args);
     let expected = std::fs::read(project.path().join("out/main.d")).unwrap();
     std::fs::remove_file(project.path().join("out/main.d")).unwrap();
     let mut full = vec!["gcc"];

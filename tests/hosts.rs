@@ -267,12 +267,7 @@ fn preprocesses_while_every_slot_is_busy() {
     // distcc 3.4 takes a host slot, then preprocesses while holding it; we preprocess
     // while we wait for one, so the host does not wait for our preprocessor.
     let project = Project::example();
-    let local = Command::new("gcc")
-        .current_dir(project.path())
-        .args(["-O2", "-c", "fib.c", "-o", "local.o"])
-        .status()
-        .unwrap();
-    assert!(local.success());
+    project.gcc(&["-O2", "-c", "fib.c", "-o", "local.o"]);
     let d = Daemon::ours(&[]);
     let held = hold_only_slot(&project, &d);
     let child = Command::new(OUR_DISTCC)

@@ -298,6 +298,16 @@ impl Project {
         self.dir.path()
     }
 
+    /// Runs gcc here with `args`, as a local build would, and expects it to succeed.
+    pub fn gcc(&self, args: &[&str]) {
+        let status = Command::new("gcc")
+            .current_dir(self.path())
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "gcc {args:?} failed");
+    }
+
     /// Adds `n` generated C files (`gen0.c` ...) that take a little while to compile.
     pub fn add_generated(&self, n: usize) -> Vec<String> {
         (0..n)
