@@ -168,12 +168,7 @@ impl Text {
     fn into_bytes(self) -> io::Result<Vec<u8>> {
         match self {
             Text::Bytes(data) => Ok(data),
-            Text::Memory(file, len) => {
-                use std::os::unix::fs::FileExt;
-                let mut data = vec![0; usize::try_from(len).map_err(io::Error::other)?];
-                file.read_exact_at(&mut data, 0)?;
-                Ok(data)
-            }
+            Text::Memory(file, len) => crate::read_first(&file, len),
         }
     }
 }
@@ -197,9 +192,7 @@ impl Source {
                     });
                 }
                 let diagnostics = match held {
-                    Some(mut file) => {
-                        crate::read_whole(&mut file).map_err(RemoteError::CppStart)?
-                    }
+                    Some(file) => crate::read_whole(&file).map_err(RemoteError::CppStart)?,
                     None => Vec::new(),
                 };
                 let len = out.metadata().map_err(RemoteError::CppStart)?.len();

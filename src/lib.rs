@@ -48,11 +48,16 @@ pub(crate) fn ensure_dir(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 
-/// Everything written to `file` (a child's output file), from its start.
-pub(crate) fn read_whole(file: &mut std::fs::File) -> std::io::Result<Vec<u8>> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut data = Vec::with_capacity(file.seek(SeekFrom::End(0))? as usize);
-    file.seek(SeekFrom::Start(0))?;
-    file.read_to_end(&mut data)?;
+/// Everything written to `file` (a child's output file, the child finished), whatever the
+/// file's position.
+pub(crate) fn read_whole(file: &std::fs::File) -> std::io::Result<Vec<u8>> {
+    read_first(file, file.metadata()?.len())
+}
+
+/// The first `len` bytes of `file`, in one read at offset 0 (no seeks).
+pub(crate) fn read_first(file: &std::fs::File, len: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut data = vec![0; usize::try_from(len).map_err(std::io::Error::other)?];
+    file.read_exact_at(&mut data, 0)?;
     Ok(data)
 }

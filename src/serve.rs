@@ -189,7 +189,7 @@ fn run_compiler(
     cfg: &JobConfig,
 ) -> std::io::Result<(u32, Vec<u8>, Vec<u8>)> {
     let lifetime = cfg.job_lifetime;
-    let (mut out_file, mut err_file) = (
+    let (out_file, err_file) = (
         tempfile::tempfile_in(&cfg.tmp_root)?,
         tempfile::tempfile_in(&cfg.tmp_root)?,
     );
@@ -257,13 +257,13 @@ fn run_compiler(
             break TIMEOUT_STATUS;
         }
     };
-    let mut stderr = crate::read_whole(&mut err_file)?;
+    let mut stderr = crate::read_whole(&err_file)?;
     if let Some(why) = killed_because {
         stderr.extend_from_slice(
             format!("distccd[{}] (serve) ERROR: {why}\n", std::process::id()).as_bytes(),
         );
     }
-    Ok((status, crate::read_whole(&mut out_file)?, stderr))
+    Ok((status, crate::read_whole(&out_file)?, stderr))
 }
 
 /// A file for a job, `distccd_XXXXXX.ext` directly in the temporary directory, removed
