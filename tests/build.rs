@@ -226,10 +226,19 @@ fn remote_object_replaces_output_atomically() {
     let d = Daemon::ours(&[]);
     let obj = project.path().join("fib.o");
     std::fs::write(&obj, b"old contents").unwrap();
+    // As with gcc's assembler, the old object is replaced, not rewritten: a reader that
+    // has it open, and another name for it, keep the old contents whole.
+    let mut reader = std::fs::File::open(&obj).unwrap();
+    let link = project.path().join("fib.o.old");
+    std::fs::hard_link(&obj, &link).unwrap();
     let out = distcc(&project, &d.host(), &["gcc", "-c", "fib.c"], &[]);
     assert!(out.status.success(), "{}", show(&out));
     let data = std::fs::read(&obj).unwrap();
     assert_eq!(&data[..4], b"\x7fELF");
+    let mut old = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut old).unwrap();
+    assert_eq!(old, b"old contents");
+    assert_eq!(std::fs::read(&link).unwrap(), b"old contents");
     // No temporary files are left beside it.
     let leftovers: Vec<_> = std::fs::read_dir(project.path())
         .unwrap()
