@@ -409,8 +409,9 @@ fn save_temp(text: &[u8], ext: &str) {
 }
 
 /// Writes the result to `path` as gcc would, but safely: through a temporary file in the
-/// same directory and a rename, so that `path` is either the complete result or untouched
-/// (distcc 3.4 writes in place). What is not a regular file (`/dev/null`, a FIFO, a
+/// same directory, renamed into place (exchanged with an existing object, see
+/// [`exchange`]), so that `path` is either the complete result or untouched (distcc 3.4
+/// writes in place). What is not a regular file (`/dev/null`, a FIFO, a
 /// symlink) is written through in place, as gcc does, never replaced.
 fn write_output(path: &Path, data: &[u8]) -> io::Result<()> {
     let replacing = match std::fs::symlink_metadata(path) {
