@@ -1,34 +1,26 @@
 //! distcc-rs: distcc, the distributed C/C++ compiler, wire-compatible with distcc 3.4.
 //!
-//! The `distcc` client classifies a compiler command line (`args`), picks a host and a
-//! slot (`hosts`, `lock`, `backoff`), preprocesses locally, names the compiler for the
-//! server (`compiler`), sends the job (`protocol`, `lzo`, `transport`) and writes the
-//! result (`client`); it reports its progress to monitors (`state`) and can stand in for
-//! compilers on PATH (`masquerade`). `-g` objects equal a local build's (`debuginfo`, `pragmas`). The `distccd` daemon accepts connections (`daemon`,
-//! `access`), checks what it is asked to run (`policy`), compiles it (`serve`) and counts
-//! it (`stats`). Both log in distcc's shape (`logging`) and exit with its codes
-//! (`exitcode`).
+//! The parts, each a folder:
+//! - `cmdline`: the gcc/clang option table, shared by the client (what may be distributed)
+//!   and the daemon (what it agrees to run);
+//! - `wire`: distcc's packets, requests and replies, with LZO;
+//! - `net`: reaching a host over TCP or SSH;
+//! - `toolchain`: compiler names, masquerade links, and `-g` objects equal to a local build's;
+//! - `farm`: the host list, slot locks, backoff and the monitor's state files;
+//! - `client`: one `distcc` invocation, from the command line to the written object;
+//! - `daemon`: `distccd`, from the listening socket to one compiled job.
+//!
+//! Both programs log in distcc's shape (`logging`) and exit with its codes (`exitcode`).
 
-pub mod access;
-pub mod args;
-pub mod backoff;
 pub mod client;
-pub mod compiler;
+pub mod cmdline;
 pub mod daemon;
-pub mod debuginfo;
 pub mod exitcode;
-pub mod hosts;
-pub mod lock;
+pub mod farm;
 pub mod logging;
-pub mod lzo;
-pub mod masquerade;
-pub mod policy;
-pub mod pragmas;
-pub mod protocol;
-pub mod serve;
-pub mod state;
-pub mod stats;
-pub mod transport;
+pub mod net;
+pub mod toolchain;
+pub mod wire;
 
 /// A boolean environment setting as distcc reads it: exactly `1` or `0`, else the default.
 pub(crate) fn env_flag(name: &str, default: bool) -> bool {

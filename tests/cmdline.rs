@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use distcc_rs::args::{classify, Decision};
+use distcc_rs::cmdline::{classify, Decision};
 use distcc_rs::logging::argv_to_string;
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use distcc_rs::protocol::{self, Limits, Reply, Version};
+use distcc_rs::wire::{self, Limits, Reply, Version};
 
 fn valid_request(version: Version) -> Vec<u8> {
     request_bytes(
@@ -90,24 +90,18 @@ fn bad_clients_do_not_hurt_the_daemon() {
         ),
         ("empty".into(), Vec::new()),
         ("bad hex".into(), b"DIST0000000zARGC00000001".to_vec()),
-        (
-            "version 3".into(),
-            protocol::header(protocol::DIST, 3).to_vec(),
-        ),
-        (
-            "version 0".into(),
-            protocol::header(protocol::DIST, 0).to_vec(),
-        ),
+        ("version 3".into(), wire::header(wire::DIST, 3).to_vec()),
+        ("version 0".into(), wire::header(wire::DIST, 0).to_vec()),
     ];
-    let mut huge = protocol::header(protocol::DIST, 1).to_vec();
-    huge.extend_from_slice(&protocol::header(protocol::ARGC, u32::MAX));
+    let mut huge = wire::header(wire::DIST, 1).to_vec();
+    huge.extend_from_slice(&wire::header(wire::ARGC, u32::MAX));
     bad.push(("2^32-1 arguments".into(), huge));
-    let mut huge = protocol::header(protocol::DIST, 1).to_vec();
-    huge.extend_from_slice(&protocol::header(protocol::ARGC, 1));
-    huge.extend_from_slice(&protocol::header(protocol::ARGV, u32::MAX));
+    let mut huge = wire::header(wire::DIST, 1).to_vec();
+    huge.extend_from_slice(&wire::header(wire::ARGC, 1));
+    huge.extend_from_slice(&wire::header(wire::ARGV, u32::MAX));
     bad.push(("2^32-1 argument length".into(), huge));
     let mut huge = valid[..valid.len() - 35 - 12].to_vec();
-    huge.extend_from_slice(&protocol::header(protocol::DOTI, u32::MAX));
+    huge.extend_from_slice(&wire::header(wire::DOTI, u32::MAX));
     huge.extend_from_slice(b"int x;");
     bad.push(("2^32-1 file length".into(), huge));
     for cut in [1, 12, 30, 60, valid.len() - 10] {
@@ -144,7 +138,7 @@ fn bad_clients_do_not_hurt_the_daemon() {
     bad.push(("corrupt lzo".into(), {
         let mut v = request_bytes(&["gcc", "-c", "x.c"], b"", Version::Lzo);
         v.truncate(v.len() - 12);
-        v.extend_from_slice(&protocol::header(protocol::DOTI, 3));
+        v.extend_from_slice(&wire::header(wire::DOTI, 3));
         v.extend_from_slice(&[0x11, 0x04, 0x00]);
         v
     }));

@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use common::*;
-use distcc_rs::protocol::{Limits, Reply, Version};
+use distcc_rs::wire::{Limits, Reply, Version};
 
 fn cc() -> String {
     format!("CC={OUR_DISTCC} gcc")

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use distcc_rs::hosts::{self, HostsError};
+use distcc_rs::farm::hosts::{self, HostsError};
 
 /// What a host list parses to: (hosts, sum of their job limits), or an error at an entry.
 #[derive(Debug, PartialEq)]
@@ -222,10 +222,10 @@ fn wait_with_cpu(child: std::process::Child) -> (i32, std::time::Duration) {
 
 /// Takes the only slot of `d` (listed as `host/1`) in the project's lock directory, as
 /// another client would.
-fn hold_only_slot(project: &Project, d: &Daemon) -> distcc_rs::lock::Slot {
-    let dir = distcc_rs::lock::lock_dir(&project.distcc_dir()).unwrap();
+fn hold_only_slot(project: &Project, d: &Daemon) -> distcc_rs::farm::lock::Slot {
+    let dir = distcc_rs::farm::lock::lock_dir(&project.distcc_dir()).unwrap();
     let key = format!("tcp_127.0.0.1_{}", d.port);
-    distcc_rs::lock::SlotSet::open(&dir, &[(key, 1)])
+    distcc_rs::farm::lock::SlotSet::open(&dir, &[(key, 1)])
         .unwrap()
         .take()
         .unwrap()

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use distcc_rs::protocol::{Limits, Reply, Version};
+use distcc_rs::wire::{Limits, Reply, Version};
 
 fn job() -> Vec<u8> {
     request_bytes(

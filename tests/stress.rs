@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::*;
-use distcc_rs::protocol::{self, Limits, Reply, Version};
+use distcc_rs::wire::{self, Limits, Reply, Version};
 
 fn request(compiler: &str, doti: &[u8], version: Version) -> Vec<u8> {
     request_bytes(&[compiler, "-O2", "-c", "s.c", "-o", "s.o"], doti, version)
@@ -60,12 +60,12 @@ fn client(kind: Kind, i: usize, port: u16) -> bool {
             read_all_for(&mut s, 120).is_empty()
         }
         Kind::Oversize => {
-            let mut v = protocol::header(protocol::DIST, 1).to_vec();
-            let token = [protocol::ARGC, protocol::ARGV][i % 2];
-            if token == protocol::ARGV {
-                v.extend_from_slice(&protocol::header(protocol::ARGC, 1));
+            let mut v = wire::header(wire::DIST, 1).to_vec();
+            let token = [wire::ARGC, wire::ARGV][i % 2];
+            if token == wire::ARGV {
+                v.extend_from_slice(&wire::header(wire::ARGC, 1));
             }
-            v.extend_from_slice(&protocol::header(token, u32::MAX));
+            v.extend_from_slice(&wire::header(token, u32::MAX));
             let _ = s.write_all(&v);
             let _ = s.shutdown(Shutdown::Write);
             read_all_for(&mut s, 120).is_empty()

@@ -3,8 +3,8 @@
 //! limits.
 #![no_main]
 
-use distcc_rs::args;
-use distcc_rs::protocol::{Limits, Request};
+use distcc_rs::cmdline;
+use distcc_rs::wire::{Limits, Request};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(req) = Request::read(&mut &data[..], &limits) {
         assert!(req.doti.len() <= limits.max_file);
-        if let args::Decision::Remote(job) = args::classify(&req.argv) {
+        if let cmdline::Decision::Remote(job) = cmdline::classify(&req.argv) {
             let _ = job.with_files("in.i", "out.o");
             let _ = job.server_argv();
             let _ = job.cpp_argv();

@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use distcc_rs::access::{self, Allow};
+use distcc_rs::cmdline::policy::Compilers;
+use distcc_rs::daemon::access::{self, Allow};
+use distcc_rs::daemon::job::JobConfig;
 use distcc_rs::daemon::{self, Options};
-use distcc_rs::policy::Compilers;
-use distcc_rs::serve::JobConfig;
-use distcc_rs::{debuginfo, exitcode, logging, protocol::Limits, transport};
+use distcc_rs::toolchain::debuginfo;
+use distcc_rs::{exitcode, logging, net, wire::Limits};
 use log::LevelFilter;
 
 #[derive(Parser, Debug)]
@@ -194,7 +195,7 @@ fn main() {
                 .unwrap_or(30),
         ),
         nice: cli.nice,
-        io_timeout: match transport::io_timeout() {
+        io_timeout: match net::io_timeout() {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("distccd: ERROR: {e}");

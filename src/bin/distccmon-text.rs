@@ -2,5 +2,5 @@
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    std::process::exit(distcc_rs::state::monitor_main(&args));
+    std::process::exit(distcc_rs::farm::state::monitor_main(&args));
 }

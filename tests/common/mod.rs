@@ -218,8 +218,8 @@ pub fn output_within(cmd: &mut Command, secs: u64) -> Output {
 
 /// The bytes of a request for `argv` (compiler first) with `doti` as the preprocessed
 /// source.
-pub fn request_bytes(argv: &[&str], doti: &[u8], version: distcc_rs::protocol::Version) -> Vec<u8> {
-    let req = distcc_rs::protocol::Request {
+pub fn request_bytes(argv: &[&str], doti: &[u8], version: distcc_rs::wire::Version) -> Vec<u8> {
+    let req = distcc_rs::wire::Request {
         version,
         argv: argv.iter().map(|s| s.to_string()).collect(),
         doti: doti.to_vec(),

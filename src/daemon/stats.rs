@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::serve::{JobResult, Outcome};
+use crate::daemon::job::{JobResult, Outcome};
 
 /// Time constants of the 1, 5 and 15 minute averages.
 const WINDOWS: [Duration; 3] = [

@@ -645,7 +645,7 @@ impl Compile {
             }
         }
         if self.directives_only {
-            out.push(crate::debuginfo::DIRECTIVES_ONLY.into());
+            out.push(crate::toolchain::debuginfo::DIRECTIVES_ONLY.into());
         }
         if self.has(DepsBesideOutput) {
             if !self.has(DepsFile) {
@@ -680,7 +680,7 @@ impl Compile {
             }
         }
         if self.directives_only {
-            out.push(crate::debuginfo::DIRECTIVES_ONLY.into());
+            out.push(crate::toolchain::debuginfo::DIRECTIVES_ONLY.into());
         }
         out
     }

@@ -15,19 +15,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::args::{self, Compile, Decision};
-use crate::backoff;
-use crate::compiler;
+use crate::cmdline::{self, Compile, Decision};
 use crate::env_flag;
 use crate::exitcode;
-use crate::hosts::{self, HostSpec, Transport};
-use crate::lock::{self, Slot};
+use crate::farm::backoff;
+use crate::farm::hosts::{self, HostSpec, Transport};
+use crate::farm::lock::{self, Slot};
+use crate::farm::state::{Phase, StateFile};
 use crate::logging::argv_to_string;
-use crate::masquerade;
-use crate::pragmas;
-use crate::protocol::{self, Limits, ProtocolError, Reply, DOTI};
-use crate::state::{Phase, StateFile};
-use crate::transport::{self, ConnectError, Connection};
+use crate::net::{self, ConnectError, Connection};
+use crate::toolchain::masquerade;
+use crate::toolchain::pragmas;
+use crate::toolchain::rename;
+use crate::wire::{self, Limits, ProtocolError, Reply, DOTI};
 
 /// The environment variable that marks a process as started by distcc, with the nesting
 /// level, so that a compiler which is itself distcc runs locally instead of looping.
@@ -319,18 +319,12 @@ fn compile_remote<'a>(
     };
     note(state, Phase::Connect);
     let connection = match &host.transport {
-        Transport::Tcp { host, port } => {
-            transport::connect(host, *port, io_timeout).map(Connection::Tcp)
-        }
+        Transport::Tcp { host, port } => net::connect(host, *port, io_timeout).map(Connection::Tcp),
         Transport::Ssh {
             user,
             host,
             command,
-        } => transport::ssh(&transport::ssh_command(
-            user.as_deref(),
-            host,
-            command.as_deref(),
-        )),
+        } => net::ssh(&net::ssh_command(user.as_deref(), host, command.as_deref())),
         Transport::Local => Err(ConnectError::Connect {
             addr: "localhost".into(),
             error: io::Error::other("this machine is not reached over the network"),
@@ -357,18 +351,18 @@ fn compile_remote<'a>(
     // The request goes once the text is ready, since the text decides the command line
     // (see `preprocessed`); its header then leaves in the same packet as the text's start.
     let mut argv = job.server_argv();
-    compiler::rewrite_for_server(&mut argv);
+    rename::rewrite_for_server(&mut argv);
     log::debug!("sending to {}: {}", host.spec, argv_to_string(&argv));
     let mut head = Vec::new();
-    protocol::write_request_header(&mut head, host.version, &argv)?;
+    wire::write_request_header(&mut head, host.version, &argv)?;
     let save_temps = env_flag("DISTCC_SAVE_TEMPS", false);
     match text {
         // A large text goes from the preprocessor's memory file to the socket without
         // passing through our memory (sendfile), as distcc 3.4 sends its temporary file.
         Text::Memory(file, len)
-            if len > protocol::SMALL_FILE as u64 && !host.version.compressed() && !save_temps =>
+            if len > wire::SMALL_FILE as u64 && !host.version.compressed() && !save_temps =>
         {
-            head.extend_from_slice(&protocol::header(DOTI, protocol::header_len(DOTI, len)?));
+            head.extend_from_slice(&wire::header(DOTI, wire::header_len(DOTI, len)?));
             stream
                 .write_with_file(&head, &file, len)
                 .map_err(ProtocolError::Io)?;
@@ -378,12 +372,12 @@ fn compile_remote<'a>(
             if save_temps {
                 save_temp(&text, job.lang.preprocessed_ext());
             }
-            if text.len() <= protocol::SMALL_FILE {
-                protocol::write_file(&mut head, DOTI, host.version, &text)?;
+            if text.len() <= wire::SMALL_FILE {
+                wire::write_file(&mut head, DOTI, host.version, &text)?;
                 stream.write_all(&head).map_err(ProtocolError::Io)?;
             } else {
                 stream.write_all(&head).map_err(ProtocolError::Io)?;
-                protocol::write_file(&mut stream, DOTI, host.version, &text)?;
+                wire::write_file(&mut stream, DOTI, host.version, &text)?;
             }
         }
     }
@@ -616,7 +610,7 @@ fn after_cpp_failure(
 /// most once; one that fails is backed off for every client and the next is tried; when
 /// none is left the job is compiled here.
 fn build_somewhere(job: &Compile) -> i32 {
-    let io_timeout = match transport::io_timeout() {
+    let io_timeout = match net::io_timeout() {
         Ok(t) => t,
         Err(e) => {
             log::error!("{e}");
@@ -763,7 +757,7 @@ fn compile(argv: &[String], nested: u32) -> i32 {
         // We were started by distcc itself (a compiler that is distcc): run it for real.
         return run_local(argv);
     }
-    match args::classify(argv) {
+    match cmdline::classify(argv) {
         Decision::Local(reason) => {
             log::debug!("{reason}; running locally");
             compile_here(argv, &Farm::load(), &mut None)
@@ -929,7 +923,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         if let Some(code) = own_option(&first, &argv[2..]) {
             return code;
         }
-        if first.starts_with('-') || first.ends_with(".o") || args::is_source(&first) {
+        if first.starts_with('-') || first.ends_with(".o") || cmdline::is_source(&first) {
             std::iter::once(OsString::from("cc"))
                 .chain(argv[1..].iter().cloned())
                 .collect()

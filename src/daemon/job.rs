@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use tempfile::NamedTempFile;
 
-use crate::args::{self, Decision, LocalReason};
-use crate::debuginfo::{self, ProducerFix};
+use crate::cmdline::policy::{self, Compilers, Refusal};
+use crate::cmdline::{self, Decision, LocalReason};
 use crate::exitcode;
 use crate::logging::argv_to_string;
-use crate::policy::{self, Compilers, Refusal};
-use crate::protocol::{self, Limits, ProtocolError, Reply, DOTI};
+use crate::toolchain::debuginfo::{self, ProducerFix};
+use crate::wire::{self, Limits, ProtocolError, Reply, DOTI};
 
 /// What the daemon needs to know to run a job.
 #[derive(Debug, Clone)]
@@ -278,7 +278,7 @@ fn job_file(cfg: &JobConfig, ext: &str) -> std::io::Result<NamedTempFile> {
 
 /// How to make the producer of a directives-only compile a local compile's: learnt by
 /// compiling a one-line file the first time this command line is seen.
-fn producer_fix(compile: &args::Compile, compiler: &str, cfg: &JobConfig) -> ProducerFix {
+fn producer_fix(compile: &cmdline::Compile, compiler: &str, cfg: &JobConfig) -> ProducerFix {
     let ext = compile.lang.preprocessed_ext();
     let mut key = compile.with_files_to_assembler(&format!("probe.{ext}"), "probe.s");
     key[0] = compiler.to_string();
@@ -310,9 +310,9 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     // Buffered: a request's many small packets then take one read, not one each. Nothing
     // follows the request, so dropping the buffer after it loses nothing.
     let mut request = BufReader::with_capacity(16 << 10, &mut *stream);
-    let (version, argv) = protocol::read_request_header(&mut request, &cfg.limits)?;
+    let (version, argv) = wire::read_request_header(&mut request, &cfg.limits)?;
     log::debug!("got request: {}", argv_to_string(&argv));
-    let compile = match args::classify(&argv) {
+    let compile = match cmdline::classify(&argv) {
         Decision::Remote(c) => c,
         Decision::Local(reason) => return Err(JobError::NotDistributable(reason)),
     };
@@ -322,16 +322,11 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     let mut input = job_file(cfg, compile.lang.preprocessed_ext()).map_err(JobError::TempFiles)?;
     let doti = if directives_only {
         // Checked in memory before gcc sees it.
-        Some(protocol::read_file(
-            &mut request,
-            DOTI,
-            version,
-            &cfg.limits,
-        )?)
+        Some(wire::read_file(&mut request, DOTI, version, &cfg.limits)?)
     } else {
         // Straight into its file: the daemon never holds a whole source.
         let mut file = io::BufWriter::with_capacity(64 << 10, input.as_file_mut());
-        protocol::read_file_into(&mut request, DOTI, version, &cfg.limits, &mut file)?;
+        wire::read_file_into(&mut request, DOTI, version, &cfg.limits, &mut file)?;
         file.flush().map_err(JobError::TempFiles)?;
         None
     };

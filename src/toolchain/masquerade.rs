@@ -10,8 +10,8 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
+use crate::cmdline::policy::is_compiler_name;
 use crate::exitcode;
-use crate::policy::is_compiler_name;
 
 fn this_program() -> Option<PathBuf> {
     let me = std::env::current_exe().ok()?;

@@ -267,7 +267,7 @@ pub fn monitor_main(args: &[String]) -> i32 {
             return 1;
         }
     };
-    let Some(top) = crate::hosts::distcc_dir() else {
+    let Some(top) = crate::farm::hosts::distcc_dir() else {
         eprintln!("distccmon-text: ERROR: neither DISTCC_DIR nor HOME is set");
         return crate::exitcode::IO_ERROR;
     };

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-use crate::hosts::{HostSpec, Transport};
+use crate::farm::hosts::{HostSpec, Transport};
 
 /// How long a waiter sleeps at most between attempts, in case no close event comes (a
 /// lock directory on a file system without inotify, say).
@@ -191,7 +191,7 @@ pub fn try_take_local(dir: &Path, key: &str, n: u32) -> io::Result<Option<Slot>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hosts;
+    use crate::farm::hosts;
 
     #[test]
     fn slots_are_offered_breadth_first() {

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::protocol::Version;
+use crate::wire::Version;
 
 pub const DEFAULT_PORT: u16 = 3632;
 const DEFAULT_REMOTE_LIMIT: u32 = 4;

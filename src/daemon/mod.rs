@@ -5,6 +5,10 @@
 //! at once and further clients wait in the kernel's listen backlog, as with distcc 3.4's
 //! preforked children. What a job does is `serve`'s business; who may connect is `access`'s.
 
+pub mod access;
+pub mod job;
+pub mod stats;
+
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -16,12 +20,12 @@ use nix::sys::signal::{SigSet, Signal};
 use socket2::{Domain, Socket, Type};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::access::{self, Allow};
+use crate::cmdline::policy::Compilers;
 use crate::exitcode;
 use crate::logging;
-use crate::policy::Compilers;
-use crate::serve::{self, JobConfig, StopBy};
-use crate::stats::Stats;
+use access::Allow;
+use job::{JobConfig, StopBy};
+use stats::Stats;
 
 /// How the daemon was asked to run.
 #[derive(Debug, Clone)]
@@ -314,7 +318,7 @@ fn handle(stream: TcpStream, peer: SocketAddr, opts: &Options, stats: &Stats) {
         return;
     }
     stats.job_started();
-    let outcome = serve::serve(&mut conn, &opts.job);
+    let outcome = job::serve(&mut conn, &opts.job);
     stats.job_ended(&outcome);
     outcome.log(&client);
 }
@@ -510,6 +514,6 @@ pub fn run_inetd(opts: &Options) -> Result<(), DaemonError> {
         input: io::stdin(),
         output: io::stdout(),
     };
-    serve::serve(&mut stream, &opts.job).log(&client);
+    job::serve(&mut stream, &opts.job).log(&client);
     Ok(())
 }

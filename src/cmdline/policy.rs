@@ -333,7 +333,7 @@ mod tests {
     /// host to the client, which then backs it off for every job.
     #[test]
     fn server_accepts_what_the_client_sends() {
-        use crate::args::{classify, Decision};
+        use crate::cmdline::{classify, Decision};
         for line in [
             "gcc -c hello.c",
             "gcc -O2 -g -Wall -MD -MF out/.a.d -MT out/a.o -c src/a.c -o out/a.o",

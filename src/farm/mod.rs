@@ -1,0 +1,8 @@
+//! The farm as one client sees it: the host list and where it comes from (`hosts`), the slot
+//! locks and backoff marks that all clients of a user share (`lock`, `backoff`, in distcc
+//! 3.4's files), and the state files that monitors read (`state`). Connecting is `net`'s.
+
+pub mod backoff;
+pub mod hosts;
+pub mod lock;
+pub mod state;

@@ -1,0 +1,367 @@
+//! Packets: the 12-byte header, bounded bodies, LZO when the version says so, and the
+//! limits and errors shared by requests and replies.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+
+use super::lzo::{self, LzoError};
+
+/// A packet name: four ASCII letters.
+pub type Token = [u8; 4];
+
+pub const DIST: Token = *b"DIST";
+pub const ARGC: Token = *b"ARGC";
+pub const ARGV: Token = *b"ARGV";
+pub const DOTI: Token = *b"DOTI";
+pub const DONE: Token = *b"DONE";
+pub const STAT: Token = *b"STAT";
+pub const SERR: Token = *b"SERR";
+pub const SOUT: Token = *b"SOUT";
+pub const DOTO: Token = *b"DOTO";
+
+/// The protocol versions this implementation speaks. Version 3 (pump mode) is not yet
+/// supported; version 0, which distcc 3.4 quietly treats as 1, is refused on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// Protocol 1: bodies sent as they are.
+    Plain = 1,
+    /// Protocol 2: bodies compressed with LZO1X.
+    Lzo = 2,
+}
+
+impl Version {
+    pub fn from_wire(v: u32) -> Result<Version, ProtocolError> {
+        match v {
+            1 => Ok(Version::Plain),
+            2 => Ok(Version::Lzo),
+            other => Err(ProtocolError::UnsupportedVersion(other)),
+        }
+    }
+
+    pub fn number(self) -> u32 {
+        self as u32
+    }
+
+    /// Whether file bodies are LZO-compressed (protocol 2).
+    pub fn compressed(self) -> bool {
+        self == Version::Lzo
+    }
+}
+
+/// Bounds applied while reading, so that a peer cannot make us allocate what it pleases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most `ARGV` entries in one request.
+    pub max_args: u32,
+    /// Longest single argument, in bytes.
+    pub max_arg_len: u32,
+    /// Most bytes of all arguments together.
+    pub max_argv_bytes: usize,
+    /// Largest file body (`DOTI`, `DOTO`, `SERR`, `SOUT`) after decompression, in bytes.
+    pub max_file: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // Linux itself allows 128 KiB per argument and about 2 MiB per command line.
+            max_args: 65_536,
+            max_arg_len: 128 * 1024,
+            max_argv_bytes: 4 * 1024 * 1024,
+            // Preprocessed C++ translation units of real projects reach tens of MiB.
+            max_file: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Everything that can go wrong while reading or writing packets.
+#[derive(Debug)]
+pub enum ProtocolError {
+    /// The connection failed or timed out.
+    Io(io::Error),
+    /// The peer closed the connection in the middle of `what`.
+    Truncated { what: &'static str },
+    /// A header named another packet than the one due.
+    WrongToken { expected: Token, found: [u8; 4] },
+    /// A header's eight characters after the name are not hexadecimal.
+    BadHex { token: Token, text: [u8; 8] },
+    /// A `DIST` or `DONE` with a version we do not speak.
+    UnsupportedVersion(u32),
+    /// The reply's `DONE` names another version than the request's `DIST`.
+    VersionMismatch { sent: u32, received: u32 },
+    /// A count or length is larger than the configured limit.
+    TooLarge {
+        token: Token,
+        value: u64,
+        limit: u64,
+    },
+    /// An argument is not valid UTF-8.
+    BadArgument { index: u32 },
+    /// A compressed body could not be decoded.
+    Lzo { token: Token, error: LzoError },
+}
+
+fn show(t: &[u8]) -> String {
+    String::from_utf8_lossy(t).escape_debug().to_string()
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::Io(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                write!(f, "IO timeout")
+            }
+            ProtocolError::Io(e) => write!(f, "{e}"),
+            ProtocolError::Truncated { what } => {
+                write!(f, "connection closed by peer while reading {what}")
+            }
+            ProtocolError::WrongToken { expected, found } => write!(
+                f,
+                "protocol derailment: expected token \"{}\", got \"{}\"",
+                show(expected),
+                show(found)
+            ),
+            ProtocolError::BadHex { token, text } => write!(
+                f,
+                "protocol derailment: bad hex value \"{}\" after token \"{}\"",
+                show(text),
+                show(token)
+            ),
+            ProtocolError::UnsupportedVersion(v) => write!(
+                f,
+                "can't handle requested protocol version {v} (this distccd speaks 1 and 2)"
+            ),
+            ProtocolError::VersionMismatch { sent, received } => write!(
+                f,
+                "server answered protocol version {received} to a version {sent} request"
+            ),
+            ProtocolError::TooLarge {
+                token,
+                value,
+                limit,
+            } => write!(
+                f,
+                "{} value {value} exceeds the limit of {limit}",
+                show(token)
+            ),
+            ProtocolError::BadArgument { index } => {
+                write!(f, "argument {index} is not valid UTF-8")
+            }
+            ProtocolError::Lzo { token, error } => {
+                write!(f, "corrupt compressed {} body: {error}", show(token))
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+impl From<io::Error> for ProtocolError {
+    fn from(e: io::Error) -> Self {
+        ProtocolError::Io(e)
+    }
+}
+
+/// Encodes one header: the token and its value as eight lowercase hex digits.
+pub fn header(token: Token, value: u32) -> [u8; 12] {
+    let mut h = [0u8; 12];
+    h[..4].copy_from_slice(&token);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in h[4..].iter_mut().enumerate() {
+        *b = HEX[((value >> (28 - 4 * i)) & 0xf) as usize];
+    }
+    h
+}
+
+/// Fills `buf` completely, or says which packet the peer cut short.
+pub(super) fn read_full(
+    r: &mut impl Read,
+    buf: &mut [u8],
+    what: &'static str,
+) -> Result<(), ProtocolError> {
+    r.read_exact(buf).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            ProtocolError::Truncated { what }
+        } else {
+            ProtocolError::Io(e)
+        }
+    })
+}
+
+fn token_name(t: &Token) -> &'static str {
+    match t {
+        b"DIST" => "DIST",
+        b"ARGC" => "ARGC",
+        b"ARGV" => "ARGV",
+        b"DOTI" => "DOTI",
+        b"DONE" => "DONE",
+        b"STAT" => "STAT",
+        b"SERR" => "SERR",
+        b"SOUT" => "SOUT",
+        b"DOTO" => "DOTO",
+        _ => "a packet",
+    }
+}
+
+/// Reads one header and checks that it is the `expected` packet; returns its value.
+pub fn read_header(r: &mut impl Read, expected: Token) -> Result<u32, ProtocolError> {
+    let mut h = [0u8; 12];
+    read_full(r, &mut h, token_name(&expected))?;
+    if h[..4] != expected {
+        let mut found = [0u8; 4];
+        found.copy_from_slice(&h[..4]);
+        return Err(ProtocolError::WrongToken { expected, found });
+    }
+    let mut value = 0u32;
+    for &c in &h[4..] {
+        let digit = (c as char).to_digit(16).ok_or_else(|| {
+            let mut text = [0u8; 8];
+            text.copy_from_slice(&h[4..]);
+            ProtocolError::BadHex {
+                token: expected,
+                text,
+            }
+        })?;
+        value = (value << 4) | digit;
+    }
+    Ok(value)
+}
+
+/// `len` as a body length, or an error when it is over `limit`.
+fn within(token: Token, len: u64, limit: usize) -> Result<u64, ProtocolError> {
+    if len > limit as u64 {
+        return Err(ProtocolError::TooLarge {
+            token,
+            value: len,
+            limit: limit as u64,
+        });
+    }
+    Ok(len)
+}
+
+/// `len` as the 32-bit length a header carries.
+pub fn header_len(token: Token, len: u64) -> Result<u32, ProtocolError> {
+    u32::try_from(len).map_err(|_| ProtocolError::TooLarge {
+        token,
+        value: len,
+        limit: u64::from(u32::MAX),
+    })
+}
+
+/// Copies exactly `len` bytes of `r` to `w`, or says which packet came up short.
+pub(super) fn copy_exact(
+    r: &mut impl Read,
+    w: &mut impl Write,
+    len: u64,
+    token: Token,
+) -> Result<(), ProtocolError> {
+    if io::copy(&mut r.take(len), w)? != len {
+        return Err(ProtocolError::Truncated {
+            what: token_name(&token),
+        });
+    }
+    Ok(())
+}
+
+/// Reads exactly `len` body bytes, growing the buffer only as bytes arrive.
+pub(super) fn read_body(
+    r: &mut impl Read,
+    token: Token,
+    len: u32,
+    limit: usize,
+) -> Result<Vec<u8>, ProtocolError> {
+    let len = within(token, u64::from(len), limit)?;
+    let mut body = Vec::with_capacity((len as usize).min(1 << 20));
+    copy_exact(r, &mut body, len, token)?;
+    Ok(body)
+}
+
+/// Writes one file body, compressed when the version says so; an empty file is always sent
+/// as an empty body.
+pub fn write_file(
+    w: &mut impl Write,
+    token: Token,
+    version: Version,
+    data: &[u8],
+) -> Result<(), ProtocolError> {
+    let compressed;
+    let body = if version.compressed() && !data.is_empty() {
+        compressed = lzo::compress(data);
+        &compressed[..]
+    } else {
+        data
+    };
+    let len = header_len(token, body.len() as u64)?;
+    if body.len() <= SMALL_FILE {
+        // Header and body in one write, so that a small file goes in one packet.
+        let mut packet = Vec::with_capacity(12 + body.len());
+        packet.extend_from_slice(&header(token, len));
+        packet.extend_from_slice(body);
+        w.write_all(&packet)?;
+    } else {
+        w.write_all(&header(token, len))?;
+        w.write_all(body)?;
+    }
+    Ok(())
+}
+
+/// Up to this size a file is copied behind its header and sent with it.
+pub const SMALL_FILE: usize = 64 << 10;
+
+/// Reads one file packet and returns its bytes, decompressed when the version says so.
+pub fn read_file(
+    r: &mut impl Read,
+    token: Token,
+    version: Version,
+    limits: &Limits,
+) -> Result<Vec<u8>, ProtocolError> {
+    let len = read_header(r, token)?;
+    let body = read_body(r, token, len, limits.max_file)?;
+    if version.compressed() && !body.is_empty() {
+        lzo::decompress(&body, limits.max_file).map_err(|error| ProtocolError::Lzo { token, error })
+    } else {
+        Ok(body)
+    }
+}
+
+/// Reads one file packet into `out`, decompressed when the version says so, and returns
+/// its length. An uncompressed body goes through a small buffer, never whole in memory.
+pub fn read_file_into(
+    r: &mut impl Read,
+    token: Token,
+    version: Version,
+    limits: &Limits,
+    out: &mut impl Write,
+) -> Result<u64, ProtocolError> {
+    if version.compressed() {
+        let body = read_file(r, token, version, limits)?;
+        out.write_all(&body)?;
+        return Ok(body.len() as u64);
+    }
+    let len = within(token, u64::from(read_header(r, token)?), limits.max_file)?;
+    copy_exact(r, out, len, token)?;
+    Ok(len)
+}
+
+/// Writes one file packet whose body is the first `len` bytes of `body`, compressed when the
+/// version says so. An uncompressed body is copied through a small buffer.
+pub fn write_file_from(
+    w: &mut impl Write,
+    token: Token,
+    version: Version,
+    body: &mut impl Read,
+    len: u64,
+) -> Result<(), ProtocolError> {
+    if version.compressed() || len <= SMALL_FILE as u64 {
+        let mut data = Vec::with_capacity(len as usize);
+        body.take(len).read_to_end(&mut data)?;
+        return write_file(w, token, version, &data);
+    }
+    w.write_all(&header(token, header_len(token, len)?))?;
+    copy_exact(body, w, len, token)
+}

@@ -1,0 +1,69 @@
+//! Replies: `DONE`, the status in `STAT`, the compiler's stderr and stdout (`SERR`, `SOUT`)
+//! and the object (`DOTO`), which a failed compile never carries.
+
+use std::io::{self, Read, Write};
+
+use super::packet::*;
+
+/// A compile result: the wait status and what the compiler printed and produced.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reply {
+    /// POSIX wait status (`exit << 8`, or the signal number).
+    pub status: u32,
+    pub stderr: Vec<u8>,
+    pub stdout: Vec<u8>,
+    /// The object (or assembler) file; always empty when `status` is not 0.
+    pub output: Vec<u8>,
+}
+
+impl Reply {
+    pub fn write(&self, w: &mut impl Write, version: Version) -> Result<(), ProtocolError> {
+        let output: &[u8] = if self.status == 0 { &self.output } else { &[] };
+        self.write_with_output(w, version, &mut &output[..], output.len() as u64)
+    }
+
+    /// Writes the reply with the first `len` bytes of `output` as its object instead of
+    /// `self.output`, so that a daemon can send an object file without holding it whole.
+    /// Buffered, so that a small reply leaves in one write.
+    pub fn write_with_output(
+        &self,
+        w: &mut impl Write,
+        version: Version,
+        output: &mut impl Read,
+        len: u64,
+    ) -> Result<(), ProtocolError> {
+        let mut buf = io::BufWriter::with_capacity(2 * SMALL_FILE, w);
+        buf.write_all(&header(DONE, version.number()))?;
+        buf.write_all(&header(STAT, self.status))?;
+        write_file(&mut buf, SERR, version, &self.stderr)?;
+        write_file(&mut buf, SOUT, version, &self.stdout)?;
+        write_file_from(&mut buf, DOTO, version, output, len)?;
+        buf.flush()?;
+        Ok(())
+    }
+
+    /// Reads a reply to a request sent in `version`.
+    pub fn read(
+        r: &mut impl Read,
+        version: Version,
+        limits: &Limits,
+    ) -> Result<Reply, ProtocolError> {
+        let done = read_header(r, DONE)?;
+        if done != version.number() {
+            return Err(ProtocolError::VersionMismatch {
+                sent: version.number(),
+                received: done,
+            });
+        }
+        let status = read_header(r, STAT)?;
+        let stderr = read_file(r, SERR, version, limits)?;
+        let stdout = read_file(r, SOUT, version, limits)?;
+        let output = read_file(r, DOTO, version, limits)?;
+        Ok(Reply {
+            status,
+            stderr,
+            stdout,
+            output,
+        })
+    }
+}

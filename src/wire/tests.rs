@@ -1,0 +1,305 @@
+use super::*;
+use std::io;
+
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn files_stream_through_small_buffers_both_ways() {
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    for version in [Version::Plain, Version::Lzo] {
+        for body in [&b""[..], b"int x;\n", &big] {
+            let mut wire = Vec::new();
+            write_file_from(&mut wire, DOTI, version, &mut &body[..], body.len() as u64).unwrap();
+            let mut plain = Vec::new();
+            write_file(&mut plain, DOTI, version, body).unwrap();
+            assert_eq!(wire, plain, "the same bytes as write_file");
+            let mut out = Vec::new();
+            let len = read_file_into(&mut &wire[..], DOTI, version, &Limits::default(), &mut out)
+                .unwrap();
+            assert_eq!((len, &out[..]), (body.len() as u64, body));
+        }
+    }
+    // A body cut short, and one larger than the limit, are errors.
+    let mut wire = Vec::new();
+    write_file(&mut wire, DOTI, Version::Plain, &big).unwrap();
+    wire.truncate(wire.len() - 1);
+    let got = read_file_into(
+        &mut &wire[..],
+        DOTI,
+        Version::Plain,
+        &Limits::default(),
+        &mut io::sink(),
+    );
+    assert!(matches!(
+        got,
+        Err(ProtocolError::Truncated { what: "DOTI" })
+    ));
+    let limits = Limits {
+        max_file: 1000,
+        ..Limits::default()
+    };
+    let got = read_file_into(
+        &mut &wire[..],
+        DOTI,
+        Version::Plain,
+        &limits,
+        &mut io::sink(),
+    );
+    assert!(matches!(got, Err(ProtocolError::TooLarge { .. })));
+}
+
+fn sample_request(version: Version) -> Request {
+    Request {
+        version,
+        argv: argv(&["gcc", "-c", "x.c", "-o", "x.o"]),
+        doti: b"int x;\n".to_vec(),
+    }
+}
+
+fn encoded(req: &Request) -> Vec<u8> {
+    let mut v = Vec::new();
+    req.write(&mut v).unwrap();
+    v
+}
+
+#[test]
+fn headers_are_lowercase_zero_padded_hex() {
+    assert_eq!(&header(DIST, 1), b"DIST00000001");
+    assert_eq!(&header(DOTI, 0x461c), b"DOTI0000461c");
+    assert_eq!(&header(STAT, u32::MAX), b"STATffffffff");
+}
+
+#[test]
+fn every_token_reads_back() {
+    for t in [DIST, ARGC, ARGV, DOTI, DONE, STAT, SERR, SOUT, DOTO] {
+        for v in [0, 1, 0x6e00, 0xdead_beef, u32::MAX] {
+            assert_eq!(read_header(&mut &header(t, v)[..], t).unwrap(), v);
+        }
+    }
+}
+
+#[test]
+fn uppercase_hex_is_accepted_like_distcc() {
+    assert_eq!(read_header(&mut &b"DIST0000000A"[..], DIST).unwrap(), 10);
+}
+
+#[test]
+fn plain_request_matches_distcc_bytes() {
+    // The exact 116 bytes distcc 3.4 sends for `gcc -c x.c -o x.o` with "int x;\n".
+    let expected: &[u8] = b"DIST00000001ARGC00000005ARGV00000003gccARGV00000002-c\
+ARGV00000003x.cARGV00000002-oARGV00000003x.oDOTI00000007int x;\n";
+    assert_eq!(encoded(&sample_request(Version::Plain)), expected);
+}
+
+#[test]
+fn lzo_request_matches_distcc_bytes() {
+    let bytes = encoded(&sample_request(Version::Lzo));
+    let mut expected = b"DIST00000002ARGC00000005ARGV00000003gccARGV00000002-c\
+ARGV00000003x.cARGV00000002-oARGV00000003x.oDOTI0000000b"
+        .to_vec();
+    expected.extend_from_slice(&[0x18, 0x69, 0x6e, 0x74, 0x20, 0x78, 0x3b, 0x0a, 0x11, 0, 0]);
+    assert_eq!(bytes, expected);
+}
+
+#[test]
+fn requests_round_trip() {
+    for v in [Version::Plain, Version::Lzo] {
+        let mut req = sample_request(v);
+        let bytes = encoded(&req);
+        assert_eq!(
+            Request::read(&mut &bytes[..], &Limits::default()).unwrap(),
+            req
+        );
+        req.doti = Vec::new();
+        let bytes = encoded(&req);
+        assert!(bytes.ends_with(b"DOTI00000000"));
+        assert_eq!(
+            Request::read(&mut &bytes[..], &Limits::default()).unwrap(),
+            req
+        );
+    }
+}
+
+#[test]
+fn replies_round_trip() {
+    for v in [Version::Plain, Version::Lzo] {
+        let reply = Reply {
+            status: 0,
+            stderr: b"warning: x\n".to_vec(),
+            stdout: Vec::new(),
+            output: vec![0x7f, b'E', b'L', b'F', 0, 0, 0, 1],
+        };
+        let mut bytes = Vec::new();
+        reply.write(&mut bytes, v).unwrap();
+        assert_eq!(
+            Reply::read(&mut &bytes[..], v, &Limits::default()).unwrap(),
+            reply
+        );
+    }
+}
+
+#[test]
+fn failed_reply_never_carries_output() {
+    let reply = Reply {
+        status: 1 << 8,
+        stderr: b"error\n".to_vec(),
+        stdout: Vec::new(),
+        output: b"junk".to_vec(),
+    };
+    let mut bytes = Vec::new();
+    reply.write(&mut bytes, Version::Plain).unwrap();
+    assert!(bytes.ends_with(b"DOTO00000000"));
+    let back = Reply::read(&mut &bytes[..], Version::Plain, &Limits::default()).unwrap();
+    assert!(back.output.is_empty());
+}
+
+#[test]
+fn reply_version_must_match() {
+    let mut bytes = Vec::new();
+    Reply::default().write(&mut bytes, Version::Plain).unwrap();
+    assert!(matches!(
+        Reply::read(&mut &bytes[..], Version::Lzo, &Limits::default()),
+        Err(ProtocolError::VersionMismatch {
+            sent: 2,
+            received: 1
+        })
+    ));
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    for v in [Version::Plain, Version::Lzo] {
+        let bytes = encoded(&sample_request(v));
+        for cut in 0..bytes.len() {
+            let err = Request::read(&mut &bytes[..cut], &Limits::default()).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ProtocolError::Truncated { .. } | ProtocolError::Lzo { .. }
+                ),
+                "cut {cut}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn wrong_token_is_named() {
+    let err = read_header(&mut &b"DOTO00000001"[..], DOTI).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "protocol derailment: expected token \"DOTI\", got \"DOTO\""
+    );
+    let err = Request::read(&mut &b"GET / HTTP/1.1\r\n\r\n"[..], &Limits::default());
+    assert!(matches!(err, Err(ProtocolError::WrongToken { .. })));
+}
+
+#[test]
+fn bad_hex_is_an_error() {
+    for bad in [
+        &b"DIST0000000g"[..],
+        b"DIST-0000001",
+        b"DIST 0000001",
+        b"DIST+0000001",
+    ] {
+        assert!(matches!(
+            read_header(&mut &bad[..], DIST),
+            Err(ProtocolError::BadHex { .. })
+        ));
+    }
+}
+
+#[test]
+fn unsupported_versions_are_refused() {
+    for v in [0, 3, 4, 0xffff_ffff] {
+        let bytes = header(DIST, v);
+        assert!(matches!(
+            read_request_header(&mut &bytes[..], &Limits::default()),
+            Err(ProtocolError::UnsupportedVersion(x)) if x == v
+        ));
+    }
+}
+
+#[test]
+fn oversize_lengths_are_refused_before_allocating() {
+    let limits = Limits::default();
+    let mut huge_argc = header(DIST, 1).to_vec();
+    huge_argc.extend_from_slice(&header(ARGC, u32::MAX));
+    assert!(matches!(
+        read_request_header(&mut &huge_argc[..], &limits),
+        Err(ProtocolError::TooLarge { token: ARGC, .. })
+    ));
+
+    let mut huge_arg = header(DIST, 1).to_vec();
+    huge_arg.extend_from_slice(&header(ARGC, 1));
+    huge_arg.extend_from_slice(&header(ARGV, u32::MAX));
+    assert!(matches!(
+        read_request_header(&mut &huge_arg[..], &limits),
+        Err(ProtocolError::TooLarge { token: ARGV, .. })
+    ));
+
+    let mut req = encoded(&sample_request(Version::Plain));
+    req.truncate(req.len() - 19);
+    req.extend_from_slice(&header(DOTI, u32::MAX));
+    let small = Limits {
+        max_file: 1 << 20,
+        ..limits
+    };
+    assert!(matches!(
+        Request::read(&mut &req[..], &small),
+        Err(ProtocolError::TooLarge { token: DOTI, .. })
+    ));
+    // Within the limit but never sent: truncated, without allocating 4 GiB first.
+    assert!(matches!(
+        Request::read(&mut &req[..], &limits),
+        Err(ProtocolError::TooLarge { .. }) | Err(ProtocolError::Truncated { .. })
+    ));
+}
+
+#[test]
+fn argv_total_is_bounded() {
+    let limits = Limits {
+        max_argv_bytes: 10,
+        ..Limits::default()
+    };
+    let mut bytes = Vec::new();
+    write_request_header(
+        &mut bytes,
+        Version::Plain,
+        &argv(&["gcc", "-c", "abcdefgh.c"]),
+    )
+    .unwrap();
+    assert!(matches!(
+        read_request_header(&mut &bytes[..], &limits),
+        Err(ProtocolError::TooLarge { token: ARGV, .. })
+    ));
+}
+
+#[test]
+fn zero_argc_and_non_utf8_are_refused() {
+    let mut bytes = header(DIST, 1).to_vec();
+    bytes.extend_from_slice(&header(ARGC, 0));
+    assert!(read_request_header(&mut &bytes[..], &Limits::default()).is_err());
+    let mut bytes = header(DIST, 1).to_vec();
+    bytes.extend_from_slice(&header(ARGC, 1));
+    bytes.extend_from_slice(&header(ARGV, 2));
+    bytes.extend_from_slice(&[0xff, 0xfe]);
+    assert!(matches!(
+        read_request_header(&mut &bytes[..], &Limits::default()),
+        Err(ProtocolError::BadArgument { index: 0 })
+    ));
+}
+
+#[test]
+fn corrupt_lzo_body_is_an_error() {
+    let mut bytes = Vec::new();
+    write_request_header(&mut bytes, Version::Lzo, &argv(&["gcc", "-c", "x.c"])).unwrap();
+    bytes.extend_from_slice(&header(DOTI, 4));
+    bytes.extend_from_slice(&[0x40, 0x00, 0x11, 0x00]);
+    assert!(matches!(
+        Request::read(&mut &bytes[..], &Limits::default()),
+        Err(ProtocolError::Lzo { token: DOTI, .. })
+    ));
+}
