@@ -162,10 +162,10 @@ fn host_list_table() {
 fn most_compiles_at_once(log: &str) -> usize {
     let (mut now, mut most) = (0usize, 0usize);
     for line in log.lines() {
-        if line.contains("(serve) compiling:") {
+        if line.contains(") compiling:") {
             now += 1;
             most = most.max(now);
-        } else if line.contains("(serve) compiled:") {
+        } else if line.contains(") compiled:") {
             now = now.saturating_sub(1);
         }
     }

@@ -10,22 +10,28 @@
 #[cfg(not(test))]
 #[no_mangle]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    use distcc_rs::{client, logging};
+    use distcc_rs::client::{self, config::Config};
+    use distcc_rs::logging;
     use log::LevelFilter;
 
     client::bare_start();
-    let verbose = std::env::var("DISTCC_VERBOSE").as_deref() == Ok("1");
-    let (sink, level) = match std::env::var_os("DISTCC_LOG").filter(|p| !p.is_empty()) {
-        Some(path) => match logging::open_file(path.as_ref()) {
-            Ok(sink) => (sink, LevelFilter::Info),
-            Err(e) => {
-                eprintln!("distcc: failed to open DISTCC_LOG {:?}: {e}", path);
-                (logging::Sink::Stderr, LevelFilter::Warn)
-            }
+    let cfg = Config::from_env();
+    let (sink, level, failed) = match &cfg.log {
+        Some(path) => match logging::open_file(path) {
+            Ok(sink) => (sink, LevelFilter::Info, None),
+            Err(e) => (logging::Sink::Stderr, LevelFilter::Warn, Some((path, e))),
         },
-        None => (logging::Sink::Stderr, LevelFilter::Warn),
+        None => (logging::Sink::Stderr, LevelFilter::Warn, None),
     };
-    let level = if verbose { LevelFilter::Debug } else { level };
+    let level = if cfg.verbose {
+        LevelFilter::Debug
+    } else {
+        level
+    };
     logging::init("distcc", sink, level);
-    std::process::exit(client::main(std::env::args_os().collect()));
+    if let Some((path, e)) = failed {
+        // distcc 3.4's words, which scripts look for.
+        log::error!("failed to open logfile {}: {e}", path.display());
+    }
+    std::process::exit(client::main(std::env::args_os().collect(), &cfg));
 }

@@ -1,8 +1,7 @@
 //! Classification of a gcc/clang command line: may it be compiled remotely, and if so, what
 //! runs locally as the preprocessor and what is sent to the server.
 //!
-//! Flag knowledge is data: [`OPTIONS`] has one row per option, saying how it takes its value
-//! and what it means for distribution. The scanner walks the argv once with that table and
+//! Flag knowledge is data, in `table`. The scanner walks the argv once with that table and
 //! records each argument's role, so that an option's separate value is never mistaken for an
 //! input or output file (a distcc 3.4 misjudgement). The same classifier serves the daemon,
 //! which must find the input and output in what a client sent.
@@ -11,222 +10,9 @@
 
 use std::fmt;
 
-/// How an option takes its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Takes {
-    /// No value: matches the whole word only.
-    Flag,
-    /// Value joined to the option (`-DX`, `-std=c99`): matches as a prefix.
-    Joined,
-    /// Value in the next word only (`-include x.h`).
-    Separate,
-    /// Either form (`-I dir` or `-Idir`).
-    Either,
-}
-
-/// What an option means for distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// Affects compilation: sent to the server, and given to the preprocessor too.
-    Both,
-    /// Consumed by the local preprocessor; not sent.
-    Cpp,
-    /// Only for linking; not sent, harmless to the preprocessor.
-    Link,
-    /// `-c`: compile to an object.
-    Compile,
-    /// `-S`: compile to assembler.
-    Assemble,
-    /// `-o`: the output file.
-    Output,
-    /// `-x`: the language of the following inputs.
-    Language,
-    /// `-MD`/`-MMD` given to the driver: write a dependency file beside the output.
-    DepsBesideOutput,
-    /// `-MF`: where the dependency file goes.
-    DepsFile,
-    /// `-MT`/`-MQ`: the dependency target.
-    DepsTarget,
-    /// `-Wa,...`: local when it asks for an assembler listing or dependency file.
-    Assembler,
-    /// Cannot be distributed.
-    Local(LocalReason),
-}
-
+use super::policy;
+use super::table::{self, LocalReason, Role, Row, Takes};
 use Role::*;
-use Takes::*;
-
-/// The option table: name, how it takes a value, what it means.
-#[rustfmt::skip]
-const OPTIONS: &[(&str, Takes, Role)] = &[
-    // What to produce.
-    ("-c", Flag, Compile),
-    ("-S", Flag, Assemble),
-    ("-E", Flag, Local(LocalReason::PreprocessOnly)),
-    ("-o", Either, Output),
-    ("--output=", Joined, Output),
-    ("--output", Separate, Output),
-    ("-x", Either, Language),
-    ("--language=", Joined, Language),
-    ("--language", Separate, Language),
-    // Questions to the driver, answered without compiling.
-    ("-###", Flag, Local(LocalReason::NotCompile)),
-    ("--help", Joined, Local(LocalReason::NotCompile)),
-    ("--version", Flag, Local(LocalReason::NotCompile)),
-    ("--target-help", Flag, Local(LocalReason::NotCompile)),
-    ("-dumpversion", Flag, Local(LocalReason::NotCompile)),
-    ("-dumpfullversion", Flag, Local(LocalReason::NotCompile)),
-    ("-dumpmachine", Flag, Local(LocalReason::NotCompile)),
-    ("-dumpspecs", Flag, Local(LocalReason::NotCompile)),
-    ("-print-", Joined, Local(LocalReason::NotCompile)),
-    ("--print-", Joined, Local(LocalReason::NotCompile)),
-    ("-dM", Flag, Local(LocalReason::PreprocessOnly)),
-    // Preprocessor: consumed locally, never sent.
-    ("-D", Either, Cpp),
-    ("-U", Either, Cpp),
-    ("-I", Either, Cpp),
-    ("-include", Separate, Cpp),
-    ("-imacros", Separate, Cpp),
-    ("-iprefix", Separate, Cpp),
-    ("-iwithprefix", Separate, Cpp),
-    ("-iwithprefixbefore", Separate, Cpp),
-    ("-isystem", Either, Cpp),
-    ("-idirafter", Either, Cpp),
-    ("-iquote", Either, Cpp),
-    ("-isysroot", Either, Cpp),
-    ("-imultilib", Separate, Cpp),
-    ("-imultiarch", Separate, Cpp),
-    ("-Xpreprocessor", Separate, Cpp),
-    ("-Wp,", Joined, Cpp),
-    ("-undef", Flag, Cpp),
-    ("-nostdinc", Flag, Cpp),
-    ("-nostdinc++", Flag, Cpp),
-    ("-H", Flag, Cpp),
-    ("-P", Flag, Cpp),
-    ("-C", Flag, Cpp),
-    ("-CC", Flag, Cpp),
-    ("-traditional-cpp", Flag, Cpp),
-    ("-stdlib=", Joined, Cpp),
-    // Dependency files, written by the local preprocessor.
-    ("-MD", Flag, DepsBesideOutput),
-    ("-MMD", Flag, DepsBesideOutput),
-    ("-MF", Either, DepsFile),
-    ("-MT", Either, DepsTarget),
-    ("-MQ", Either, DepsTarget),
-    ("-MG", Flag, Cpp),
-    ("-MP", Flag, Cpp),
-    ("-M", Flag, Local(LocalReason::PreprocessOnly)),
-    ("-MM", Flag, Local(LocalReason::PreprocessOnly)),
-    // Linker-only: meaningless with -c, not sent.
-    ("-L", Either, Link),
-    ("-l", Either, Link),
-    ("-Wl,", Joined, Link),
-    ("-Xlinker", Separate, Link),
-    ("-T", Separate, Link),
-    ("-u", Separate, Link),
-    ("-z", Separate, Link),
-    // Values that are not files but come as a separate word.
-    ("--param", Separate, Both),
-    ("--sysroot=", Joined, Both),
-    ("--sysroot", Separate, Both),
-    ("-target", Separate, Both),
-    ("-arch", Separate, Both),
-    ("-Xclang", Separate, Local(LocalReason::RawToolOptions)),
-    ("-mllvm", Separate, Local(LocalReason::RawToolOptions)),
-    ("-Xassembler", Separate, Assembler),
-    ("-dumpbase", Separate, Local(LocalReason::ClientFiles)),
-    ("-dumpdir", Separate, Local(LocalReason::ClientFiles)),
-    ("-Wa,", Joined, Assembler),
-    // Tuned for the machine that compiles: must be this one.
-    ("-march=native", Flag, Local(LocalReason::NativeCpu)),
-    ("-mtune=native", Flag, Local(LocalReason::NativeCpu)),
-    ("-mcpu=native", Flag, Local(LocalReason::NativeCpu)),
-    // Read or write files on the client beside the object.
-    ("-flto", Flag, Local(LocalReason::ClientFiles)),
-    ("-fprofile-arcs", Flag, Local(LocalReason::ClientFiles)),
-    ("-ftest-coverage", Flag, Local(LocalReason::ClientFiles)),
-    ("--coverage", Flag, Local(LocalReason::ClientFiles)),
-    ("-fprofile-correction", Flag, Local(LocalReason::ClientFiles)),
-    ("-fprofile-generate", Joined, Local(LocalReason::ClientFiles)),
-    ("-fprofile-use", Joined, Local(LocalReason::ClientFiles)),
-    ("-fauto-profile", Joined, Local(LocalReason::ClientFiles)),
-    ("-fprofile-dir=", Joined, Local(LocalReason::ClientFiles)),
-    ("-fprofile-instr-generate", Joined, Local(LocalReason::ClientFiles)),
-    ("-fprofile-instr-use", Joined, Local(LocalReason::ClientFiles)),
-    ("-fcs-profile-generate", Joined, Local(LocalReason::ClientFiles)),
-    ("-frepo", Flag, Local(LocalReason::ClientFiles)),
-    ("-dr", Joined, Local(LocalReason::ClientFiles)),
-    ("-fdump-", Joined, Local(LocalReason::ClientFiles)),
-    ("-save-temps", Joined, Local(LocalReason::ClientFiles)),
-    ("-fstack-usage", Flag, Local(LocalReason::ClientFiles)),
-    ("-fcallgraph-info", Joined, Local(LocalReason::ClientFiles)),
-    ("-gsplit-dwarf", Flag, Local(LocalReason::ClientFiles)),
-    ("-aux-info", Separate, Local(LocalReason::ClientFiles)),
-    ("-ftime-trace", Joined, Local(LocalReason::ClientFiles)),
-    ("-specs=", Joined, Local(LocalReason::ClientFiles)),
-    ("-fplugin=", Joined, Local(LocalReason::ClientFiles)),
-    ("-fplugin-arg-", Joined, Local(LocalReason::ClientFiles)),
-    ("-B", Either, Local(LocalReason::ClientFiles)),
-    ("-wrapper", Separate, Local(LocalReason::ClientFiles)),
-    ("-fopt-info", Joined, Local(LocalReason::ClientFiles)),
-    ("-fsave-optimization-record", Joined, Local(LocalReason::ClientFiles)),
-    ("-foptimization-record-file=", Joined, Local(LocalReason::ClientFiles)),
-    ("-MJ", Either, Local(LocalReason::ClientFiles)),
-    // C++ modules: compiled module interfaces live on the client.
-    ("-fmodules", Joined, Local(LocalReason::ClientFiles)),
-    ("-fmodule-", Joined, Local(LocalReason::ClientFiles)),
-    ("--precompile", Flag, Local(LocalReason::ClientFiles)),
-    ("-fsyntax-only", Flag, Local(LocalReason::NoOutput)),
-];
-
-/// Why a command line is run locally.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LocalReason {
-    /// Neither `-c` nor `-S`: linking, `--version`, and the like.
-    NotCompile,
-    /// `-E`, `-M`, `-MM`: preprocessing only.
-    PreprocessOnly,
-    NoInput,
-    SeveralInputs,
-    /// The input is not C, C++ or Objective-C (assembler, headers, unknown).
-    UnknownLanguage,
-    /// autoconf's test programs: their compile errors are the answer, keep them local.
-    Autoconf,
-    /// `-o -`.
-    OutputToStdout,
-    /// `-march=native` and the like.
-    NativeCpu,
-    /// The compile reads or writes files on the client other than source and object.
-    ClientFiles,
-    /// `-fsyntax-only`: nothing comes back.
-    NoOutput,
-    /// `@file`: arguments we cannot see.
-    ResponseFile,
-    /// An option whose value is missing at the end of the line.
-    MissingValue,
-    /// `-Xclang`, `-mllvm`: raw options for an inner tool, which may touch files.
-    RawToolOptions,
-}
-
-impl fmt::Display for LocalReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LocalReason::NotCompile => "compiler apparently called not for compile",
-            LocalReason::PreprocessOnly => "preprocessing only",
-            LocalReason::NoInput => "no visible input file",
-            LocalReason::SeveralInputs => "more than one input file",
-            LocalReason::UnknownLanguage => "input is not a C, C++ or Objective-C source",
-            LocalReason::Autoconf => "autoconf test program",
-            LocalReason::OutputToStdout => "output to stdout",
-            LocalReason::NativeCpu => "code is tuned for the local CPU",
-            LocalReason::ClientFiles => "option reads or writes files on this machine",
-            LocalReason::NoOutput => "no output file",
-            LocalReason::ResponseFile => "response files (@file) are not distributed",
-            LocalReason::MissingValue => "an option lacks its value",
-            LocalReason::RawToolOptions => "raw options for an inner tool are not distributed",
-        })
-    }
-}
 
 /// The source languages that can be compiled remotely.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,13 +85,15 @@ fn lang_of_x(name: &str) -> Option<(Lang, bool)> {
 
 /// One scanned argument: where it is, how many words it spans, and its role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Item {
-    at: usize,
+pub(super) struct Item {
+    pub(super) at: usize,
     /// The option word's own length when its value is joined to it; 0 otherwise.
     joined: usize,
     /// 1, or 2 when the value is the next word.
     words: usize,
     role: ItemRole,
+    /// The option's row in the table ([`table::UNKNOWN`] for an input).
+    pub(super) row: &'static Row,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,12 +104,16 @@ enum ItemRole {
 
 impl Item {
     /// The option's value (joined or separate).
-    fn value<'a>(&self, argv: &'a [String]) -> &'a str {
+    pub(super) fn value<'a>(&self, argv: &'a [String]) -> &'a str {
         if self.words == 2 {
             &argv[self.at + 1]
         } else {
             &argv[self.at][self.joined..]
         }
+    }
+
+    pub(super) fn is_option(&self) -> bool {
+        self.role != ItemRole::Input
     }
 }
 
@@ -344,43 +136,60 @@ pub struct Compile {
     pub directives_only: bool,
 }
 
+/// Why a command line runs locally, and the argument that decided it, if one did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Local {
+    pub reason: LocalReason,
+    pub arg: Option<String>,
+}
+
+impl Local {
+    fn new(reason: LocalReason) -> Local {
+        Local { reason, arg: None }
+    }
+
+    fn by(reason: LocalReason, arg: &str) -> Local {
+        Local {
+            reason,
+            arg: Some(arg.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Local {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.arg {
+            Some(arg) => write!(f, "{} ({arg})", self.reason),
+            None => write!(f, "{}", self.reason),
+        }
+    }
+}
+
 /// What to do with a command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Local(LocalReason),
+    Local(Local),
     Remote(Compile),
 }
 
-/// Finds the table row for `arg`: an exact match first, else the longest prefix among
-/// options that take a joined value. Unknown options affect compilation and take no value.
-fn lookup(arg: &str) -> (Takes, Role, usize) {
-    let mut best: Option<(Takes, Role, usize)> = None;
-    for &(name, takes, role) in OPTIONS {
-        if arg == name && takes != Joined {
-            return (takes, role, 0);
-        }
-        if matches!(takes, Joined | Either)
-            && arg.len() > name.len()
-            && arg.starts_with(name)
-            && best.is_none_or(|(_, _, n)| name.len() > n)
-        {
-            best = Some((takes, role, name.len()));
-        }
-        if takes == Joined && arg == name {
-            best = best.or(Some((takes, role, name.len())));
-        }
-    }
-    best.unwrap_or((Flag, Both, 0))
+/// When gcc preprocesses with `-fdirectives-only` (`DISTCC_DIRECTIVES_ONLY`): for every
+/// compile, for none (the text distcc 3.4 sends), or for `-g` compiles only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DirectivesOnly {
+    Always,
+    Never,
+    #[default]
+    WithDebugInfo,
 }
 
 /// Splits `argv` (compiler first) into items.
-fn scan(argv: &[String]) -> Result<Vec<Item>, LocalReason> {
+pub(super) fn scan(argv: &[String]) -> Result<Vec<Item>, Local> {
     let mut items = Vec::with_capacity(argv.len());
     let mut i = 1;
     while i < argv.len() {
         let arg = &argv[i];
         if arg.starts_with('@') {
-            return Err(LocalReason::ResponseFile);
+            return Err(Local::by(LocalReason::ResponseFile, arg));
         }
         if !arg.starts_with('-') || arg == "-" {
             items.push(Item {
@@ -388,24 +197,26 @@ fn scan(argv: &[String]) -> Result<Vec<Item>, LocalReason> {
                 joined: 0,
                 words: 1,
                 role: ItemRole::Input,
+                row: &table::UNKNOWN,
             });
             i += 1;
             continue;
         }
-        let (takes, role, joined) = lookup(arg);
-        let words = match takes {
-            Separate => 2,
-            Either if joined == 0 => 2,
+        let (row, joined) = table::lookup(arg);
+        let words = match row.takes {
+            Takes::Separate => 2,
+            Takes::Either if joined == 0 => 2,
             _ => 1,
         };
         if i + words > argv.len() {
-            return Err(LocalReason::MissingValue);
+            return Err(Local::by(LocalReason::MissingValue, arg));
         }
         items.push(Item {
             at: i,
             joined,
             words,
-            role: ItemRole::Option(role),
+            role: ItemRole::Option(row.role),
+            row,
         });
         i += words;
     }
@@ -426,111 +237,135 @@ fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Decides whether `argv` (compiler first) can be compiled remotely.
-pub fn classify(argv: &[String]) -> Decision {
-    let items = match scan(argv) {
-        Ok(items) => items,
-        Err(reason) => return Decision::Local(reason),
-    };
-    let mut compile = false;
-    let mut assembly = false;
+/// What a scan found: the input (its item and language, as `-x` or its name says), the
+/// `-o` item, and whether `-c` or `-S` asks for a compile.
+#[derive(Default)]
+struct Parts {
+    input: Option<(usize, Option<(Lang, bool)>)>,
+    output: Option<usize>,
+    compile: bool,
+    assembly: bool,
+}
+
+/// Walks the items once: the first option that keeps the job local ends the walk.
+fn parts(argv: &[String], items: &[Item]) -> Result<Parts, Local> {
+    let mut found = Parts::default();
     let mut x_lang: Option<Option<(Lang, bool)>> = None;
-    let mut input: Option<(usize, Option<(Lang, bool)>)> = None;
-    let mut output: Option<usize> = None;
     for (n, item) in items.iter().enumerate() {
-        match item.role {
-            ItemRole::Input => {
-                if input.is_some() {
-                    return Decision::Local(LocalReason::SeveralInputs);
-                }
-                let lang = match x_lang {
-                    Some(x) => x,
-                    None => lang_of_path(&argv[item.at]),
-                };
-                input = Some((n, lang));
+        let arg = &argv[item.at];
+        let role = match item.role {
+            ItemRole::Input if found.input.is_some() => {
+                return Err(Local::by(LocalReason::SeveralInputs, arg))
             }
-            ItemRole::Option(role) => match role {
-                Local(reason) => return Decision::Local(reason),
-                Compile => compile = true,
-                Assemble => assembly = true,
-                Output => {
-                    if output.is_some() {
-                        return Decision::Local(LocalReason::SeveralInputs);
-                    }
-                    output = Some(n);
-                }
-                Language => {
-                    let name = item.value(argv);
-                    x_lang = if name == "none" {
-                        None
-                    } else {
-                        Some(lang_of_x(name))
-                    };
-                }
-                Assembler => {
-                    let v = item.value(argv);
-                    let listing = v.split(',').any(|w| w.starts_with("-a") || w == "--MD");
-                    if listing || v.starts_with("-a") {
-                        return Decision::Local(LocalReason::ClientFiles);
-                    }
-                }
-                Both | Cpp | Link | DepsBesideOutput | DepsFile | DepsTarget => {}
-            },
+            ItemRole::Input => {
+                found.input = Some((n, x_lang.unwrap_or_else(|| lang_of_path(arg))));
+                continue;
+            }
+            ItemRole::Option(role) => role,
+        };
+        match role {
+            Local(reason) => return Err(Local::by(reason, arg)),
+            Compile => found.compile = true,
+            Assemble => found.assembly = true,
+            Output if found.output.is_some() => {
+                return Err(Local::by(LocalReason::SeveralInputs, arg))
+            }
+            Output => found.output = Some(n),
+            Language => {
+                let name = item.value(argv);
+                x_lang = (name != "none").then(|| lang_of_x(name));
+            }
+            Assembler if table::assembler_names_files(item.value(argv)) => {
+                return Err(Local::by(LocalReason::ClientFiles, arg))
+            }
+            Assembler | Both | Cpp | Link | DepsBesideOutput | DepsFile | DepsTarget => {}
         }
     }
-    if !compile && !assembly {
-        return Decision::Local(LocalReason::NotCompile);
+    Ok(found)
+}
+
+/// The input's item and language, if it is a source a host can compile.
+fn remote_input(
+    argv: &[String],
+    items: &[Item],
+    parts: &Parts,
+) -> Result<(usize, Lang, bool), Local> {
+    if !parts.compile && !parts.assembly {
+        return Err(Local::new(LocalReason::NotCompile));
     }
-    let Some((input, lang)) = input else {
-        return Decision::Local(LocalReason::NoInput);
+    let Some((input, lang)) = parts.input else {
+        return Err(Local::new(LocalReason::NoInput));
     };
-    let input_path = &argv[items[input].at];
+    let path = &argv[items[input].at];
     // `-x c /dev/null` is how build systems ask whether this compiler takes an option
     // (Kbuild's cc-option, a hundred times per kernel build): the answer must be the local
     // compiler's, and it takes less time than asking a server. distcc 3.4 runs them here
     // too, as it sees no source file.
-    if input_path == "-" || input_path.starts_with("/dev/") {
-        return Decision::Local(LocalReason::NoInput);
+    if path == "-" || path.starts_with("/dev/") {
+        return Err(Local::by(LocalReason::NoInput, path));
     }
     let Some((lang, preprocessed)) = lang else {
-        return Decision::Local(LocalReason::UnknownLanguage);
+        return Err(Local::by(LocalReason::UnknownLanguage, path));
     };
-    let base = basename(input_path);
+    let base = basename(path);
     if base.starts_with("conftest.") || base.starts_with("tmp.conftest.") {
-        return Decision::Local(LocalReason::Autoconf);
+        return Err(Local::by(LocalReason::Autoconf, path));
     }
+    Ok((input, lang, preprocessed))
+}
 
+/// Decides whether `argv` (compiler first) can be compiled remotely; `directives` says when
+/// gcc preprocesses with `-fdirectives-only`. A remote decision is one a daemon accepts:
+/// the command line sent is checked by the daemon's own rules before it is promised.
+pub fn classify(argv: &[String], directives: DirectivesOnly) -> Decision {
+    match remote(argv, directives) {
+        Ok(job) => match policy::check_options(&job.server_argv()) {
+            Ok(()) => Decision::Remote(job),
+            Err(refused) => Decision::Local(Local::by(LocalReason::HostWouldRefuse, refused.arg())),
+        },
+        Err(local) => Decision::Local(local),
+    }
+}
+
+/// A command line as a daemon receives it: the compile it asks for, or why it is none. The
+/// daemon checks its options itself (`policy::check`), and never preprocesses.
+pub fn parse_received(argv: &[String]) -> Result<Compile, Local> {
+    remote(argv, DirectivesOnly::Never)
+}
+
+fn remote(argv: &[String], directives: DirectivesOnly) -> Result<Compile, Local> {
+    let mut items = scan(argv)?;
+    let parts = parts(argv, &items)?;
+    let (input, lang, preprocessed) = remote_input(argv, &items, &parts)?;
     let mut argv = argv.to_vec();
-    let mut items = items;
-    let output = match output {
-        Some(o) => {
-            if items[o].value(&argv) == "-" {
-                return Decision::Local(LocalReason::OutputToStdout);
-            }
-            o
+    let output = match parts.output {
+        Some(o) if items[o].value(&argv) == "-" => {
+            return Err(Local::new(LocalReason::OutputToStdout))
         }
+        Some(o) => o,
         None => {
-            let ext = if assembly { "s" } else { "o" };
-            argv.push("-o".into());
-            argv.push(with_extension(base, ext));
+            let ext = if parts.assembly { "s" } else { "o" };
+            let name = with_extension(basename(&argv[items[input].at]), ext);
+            argv.extend(["-o".to_string(), name]);
             items.push(Item {
                 at: argv.len() - 2,
                 joined: 0,
                 words: 2,
                 role: ItemRole::Option(Output),
+                row: table::lookup("-o").0,
             });
             items.len() - 1
         }
     };
-    let directives_only = !preprocessed && keeps_columns(&argv);
-    Decision::Remote(Compile {
+    let directives_only = !preprocessed && keeps_columns(&argv, directives);
+    Ok(Compile {
         argv,
         items,
         input,
         output,
         lang,
         preprocessed,
-        assembly,
+        assembly: parts.assembly,
         directives_only,
     })
 }
@@ -582,15 +417,10 @@ const DIRECTIVES_ONLY_CONFLICTS: &[&str] = &[
     "-imacros",
 ];
 
-/// Chooses when gcc preprocesses with `-fdirectives-only`: `1` for every compile, `0` for
-/// none (the text distcc 3.4 sends), anything else for `-g` compiles only.
-pub const DIRECTIVES_ONLY_ENV: &str = "DISTCC_DIRECTIVES_ONLY";
-
 /// Whether gcc should preprocess with `-fdirectives-only`: a compile by gcc (clang has no
-/// such mode) with nothing in the way, and with `-g` unless [`DIRECTIVES_ONLY_ENV`] says
-/// otherwise. Of raw preprocessor options, only the dependency-file ones that Kbuild
+/// such mode) with nothing in the way, and with `-g` unless `directives` says otherwise. Of raw preprocessor options, only the dependency-file ones that Kbuild
 /// passes (`-Wp,-MMD,file`) are known to be harmless.
-fn keeps_columns(argv: &[String]) -> bool {
+fn keeps_columns(argv: &[String], directives: DirectivesOnly) -> bool {
     let unknown_to_cpp = |a: &String| match a.strip_prefix("-Wp,") {
         Some(raw) => {
             let mut parts = raw.split(',');
@@ -598,10 +428,10 @@ fn keeps_columns(argv: &[String]) -> bool {
         }
         None => a == "-Xpreprocessor",
     };
-    let wanted = match std::env::var(DIRECTIVES_ONLY_ENV).as_deref() {
-        Ok("1") => true,
-        Ok("0") => false,
-        _ => debug_info(argv),
+    let wanted = match directives {
+        DirectivesOnly::Always => true,
+        DirectivesOnly::Never => false,
+        DirectivesOnly::WithDebugInfo => debug_info(argv),
     };
     !basename(&argv[0]).contains("clang")
         && wanted
@@ -728,15 +558,15 @@ mod tests {
     }
 
     fn remote(line: &str) -> Compile {
-        match classify(&v(line)) {
+        match classify(&v(line), DirectivesOnly::WithDebugInfo) {
             Decision::Remote(c) => c,
             other => panic!("{line}: expected remote, got {other:?}"),
         }
     }
 
     fn local(line: &str) -> LocalReason {
-        match classify(&v(line)) {
-            Decision::Local(r) => r,
+        match classify(&v(line), DirectivesOnly::WithDebugInfo) {
+            Decision::Local(r) => r.reason,
             other => panic!("{line}: expected local, got {other:?}"),
         }
     }

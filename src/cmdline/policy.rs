@@ -1,11 +1,16 @@
 //! What the daemon agrees to run: a compiler by name (never an arbitrary program), and no
-//! option that loads code or reads or writes files the client chooses.
+//! option that the option table (`table`) marks as refused: those that load code, read or
+//! write files the client names, or hand raw options to an inner tool.
 //!
 //! distcc 3.4 refuses `-fplugin=` and `-specs=` only; `-wrapper`, `-B`, `@file`, `-MF` and
-//! friends pass. This module decides; the daemon refuses and logs.
+//! friends pass. This module decides; the daemon refuses and logs. The client asks the same
+//! question before it sends a job (`classify`), so our client never sends what we refuse.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+use super::classify::scan;
+use super::table::{self, Danger, OnServer, Role};
 
 /// Why a job is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,8 +19,8 @@ pub enum Refusal {
     NotACompiler(String),
     /// argv[0] is a path outside the system binary directories.
     AbsolutePath(String),
-    /// An option that would load code or touch files the client chose.
-    UnsafeOption(String),
+    /// An option that would load code or touch files the client chose, and why.
+    UnsafeOption { arg: String, why: Danger },
     /// The compiler has no entry in the whitelist directory.
     NotWhitelisted { name: String, dir: PathBuf },
     /// The compiler is not in `DISTCC_CMDLIST`.
@@ -54,10 +59,7 @@ impl fmt::Display for Refusal {
                 "directives-only text holds \"{line}\", which gcc does not write there and \
                  would obey on this machine; refused"
             ),
-            Refusal::UnsafeOption(o) => write!(
-                f,
-                "option \"{o}\" loads code or touches files chosen by the client; refused"
-            ),
+            Refusal::UnsafeOption { arg, why } => write!(f, "option \"{arg}\" {why}; refused"),
         }
     }
 }
@@ -89,80 +91,6 @@ pub fn is_compiler_name(name: &str) -> bool {
             || unversioned
                 .strip_suffix(d)
                 .is_some_and(|prefix| prefix.ends_with('-') && prefix.len() > 1)
-    })
-}
-
-/// Options refused outright, by prefix. The server always compiles preprocessed text, so
-/// preprocessor options that only name directories (`-I`, `-D`) are harmless and pass; what
-/// is refused loads code, reads or writes files at paths the client chose, or hands raw
-/// options to an inner tool, where no list of ours could follow.
-const UNSAFE_PREFIXES: &[&str] = &[
-    // Code loading and tool selection.
-    "-fplugin",
-    "-fpass-plugin",
-    "-specs",
-    "-B",
-    "-wrapper",
-    "-load",
-    "-plugin",
-    "-add-plugin",
-    "-iplugindir",
-    // Raw options for the preprocessor, the compiler proper or the assembler.
-    "-Wp,",
-    "-Xpreprocessor",
-    "-Xclang",
-    "-Xassembler",
-    "-mllvm",
-    // Dependency output (-MD, -MF /path, -MJ, ...), and preprocessing on the server.
-    "-M",
-    "-fno-preprocessed",
-    "-fno-directives-only",
-    "-include",
-    "-imacros",
-    "-fmodule",
-    // Files written or read at chosen paths.
-    "-aux-info",
-    "-dumpdir",
-    "-dumpbase",
-    "-save-temps",
-    "-fdump-",
-    "-fopt-info",
-    "-fprofile",
-    "-fauto-profile",
-    "-fcs-profile",
-    "-fsave-optimization-record",
-    "-foptimization-record",
-    "-ftime-trace",
-    "-fcrash-diagnostics",
-    "-fdiagnostics-add-output",
-    "-fdiagnostics-set-output",
-    "-fproc-stat-report",
-    "-fcallgraph-info=",
-];
-
-/// The only `--long` options accepted: gcc has long aliases for most options
-/// (`--language`, `--output`, `--write-dependencies`, ...), so the rest are refused.
-const LONG_ALLOWED: &[&str] = &["--param", "--target=", "--sysroot"];
-
-fn unsafe_option(arg: &str) -> bool {
-    if arg.starts_with('@') || assembler_writes_files(arg) {
-        return true;
-    }
-    if arg.starts_with("--") {
-        return !LONG_ALLOWED.iter().any(|p| arg.starts_with(p));
-    }
-    UNSAFE_PREFIXES.iter().any(|p| arg.starts_with(p))
-}
-
-/// `-Wa,...` options that make the assembler read or write files of the client's choosing:
-/// listings (`-a...=FILE`), dependency files, other outputs, option files.
-fn assembler_writes_files(arg: &str) -> bool {
-    arg.strip_prefix("-Wa,").is_some_and(|opts| {
-        opts.split(',').any(|o| {
-            ["-a", "--MD", "-o", "@", "--listing", "-I"]
-                .iter()
-                .any(|p| o.starts_with(p))
-        })
     })
 }
 
@@ -250,16 +178,56 @@ fn check_compiler(compiler: &str, compilers: &Compilers) -> Result<Option<String
     }
 }
 
+impl Refusal {
+    /// The argument refused, for an option refusal; the compiler's name otherwise.
+    pub fn arg(&self) -> &str {
+        match self {
+            Refusal::UnsafeOption { arg, .. } => arg,
+            Refusal::NotACompiler(c) | Refusal::AbsolutePath(c) | Refusal::NotInCmdList(c) => c,
+            Refusal::NotWhitelisted { name, .. } => name,
+            Refusal::CmdListUnreadable { .. } | Refusal::Directive(_) => "",
+        }
+    }
+}
+
+/// Checks the options of a command line (`argv[0]` is the compiler) against the table:
+/// every option whose row is refused, and assembler options that name files. A separate
+/// value is the option's, never checked as an option of its own (`--param -fplugin` is a
+/// parameter's name, harmless).
+pub fn check_options(argv: &[String]) -> Result<(), Refusal> {
+    let refuse = |arg: &str, why| {
+        Err(Refusal::UnsafeOption {
+            arg: arg.to_string(),
+            why,
+        })
+    };
+    let items = match scan(argv) {
+        Ok(items) => items,
+        Err(local) => return refuse(local.arg.as_deref().unwrap_or(""), Danger::NamesFiles),
+    };
+    for item in items.iter().filter(|i| i.is_option()) {
+        let arg = &argv[item.at];
+        match item.row.server {
+            OnServer::Refused(why) => return refuse(arg, why),
+            OnServer::Runs
+                if item.row.role == Role::Assembler
+                    && table::assembler_names_files(item.value(argv)) =>
+            {
+                return refuse(arg, Danger::NamesFiles)
+            }
+            OnServer::Runs => {}
+        }
+    }
+    Ok(())
+}
+
 /// Checks a received command line (`argv[0]` is the compiler). Returns the compiler path
 /// to run in place of `argv[0]` when `DISTCC_CMDLIST` maps it. The option checks apply
 /// whatever `compilers` says.
 pub fn check(argv: &[String], compilers: &Compilers) -> Result<Option<String>, Refusal> {
     let compiler = argv.first().map(String::as_str).unwrap_or("");
     let replacement = check_compiler(compiler, compilers)?;
-    // A separate value (`--param X`) is checked like an option: harmless values pass.
-    if let Some(arg) = argv[1..].iter().find(|a| unsafe_option(a)) {
-        return Err(Refusal::UnsafeOption(arg.clone()));
-    }
+    check_options(argv)?;
     Ok(replacement)
 }
 
@@ -333,7 +301,7 @@ mod tests {
     /// host to the client, which then backs it off for every job.
     #[test]
     fn server_accepts_what_the_client_sends() {
-        use crate::cmdline::{classify, Decision};
+        use crate::cmdline::{classify, Decision, DirectivesOnly};
         for line in [
             "gcc -c hello.c",
             "gcc -O2 -g -Wall -MD -MF out/.a.d -MT out/a.o -c src/a.c -o out/a.o",
@@ -348,15 +316,19 @@ mod tests {
             "clang --target=aarch64-linux-gnu -c a.c -o a.o",
             "gcc -x c -c a.txt -o a.o",
             "gcc -S a.c",
+            "gcc -Xassembler --noexecstack -c a.c",
+            "gcc -Wa,-I. -c a.c",
+            "gcc -fprofile-update=atomic -c a.c",
+            "gcc --param=ssp-buffer-size=4 -c a.c",
         ] {
             let argv: Vec<String> = line.split_whitespace().map(String::from).collect();
-            let Decision::Remote(job) = classify(&argv) else {
+            let Decision::Remote(job) = classify(&argv, DirectivesOnly::WithDebugInfo) else {
                 panic!("{line}: not distributed");
             };
             let sent = job.server_argv();
             assert_eq!(check(&sent, &Compilers::Any), Ok(None), "{line}\nsends {sent:?}");
             assert!(
-                matches!(classify(&sent), Decision::Remote(_)),
+                crate::cmdline::parse_received(&sent).is_ok(),
                 "{line}: the server would not compile {sent:?}"
             );
         }
@@ -412,7 +384,7 @@ mod tests {
         // The option checks still apply.
         assert!(matches!(
             check(&v("gcc -c a.c -fplugin=x.so"), &one),
-            Err(Refusal::UnsafeOption(_))
+            Err(Refusal::UnsafeOption { .. })
         ));
     }
 
@@ -431,8 +403,6 @@ mod tests {
             "-fdump-tree-all",
             "-include",
             "-load",
-            "--output=/etc/x",
-            "--language=c",
             "--write-dependencies",
             "--include=x",
             "-fopt-info-all=/tmp/x",
@@ -441,15 +411,21 @@ mod tests {
             "-Wp,-MD,/x",
             "-Xpreprocessor",
             "-Xclang",
-            "-Xassembler",
             "-fprofile-note=/x",
+            "-fprofile-generate",
+            "-Xassembler -alh=x",
+            "-fstack-usage",
+            "-gsplit-dwarf",
             "-fno-preprocessed",
             "-fmodules-ts",
             "-ftime-trace=/x",
         ] {
             let argv = v(&format!("gcc -c a.c {bad} x"));
             assert!(
-                matches!(check(&argv, &Compilers::Any), Err(Refusal::UnsafeOption(_))),
+                matches!(
+                    check(&argv, &Compilers::Any),
+                    Err(Refusal::UnsafeOption { .. })
+                ),
                 "{bad}"
             );
         }
@@ -459,7 +435,10 @@ mod tests {
             "gcc --param=ssp-buffer-size=4 --param max-inline-insns-single=10 -c a.c",
             "gcc --sysroot=/opt/sdk -c a.c -o a.o",
             "clang --target=aarch64-linux-gnu -c a.c",
-            "gcc -iquote . -I inc -DX=1 -fstack-usage -gsplit-dwarf -c a.c",
+            "gcc -iquote . -I inc -DX=1 -c a.c",
+            "gcc -Wa,-I. -Xassembler --noexecstack -fprofile-update=atomic -c a.c",
+            "gcc --param -fplugin=x -c a.c",
+            "gcc -c a.c --output=x.o --language=c",
         ] {
             assert_eq!(check(&v(ok), &Compilers::Any), Ok(None), "{ok}");
         }

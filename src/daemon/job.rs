@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use tempfile::NamedTempFile;
 
+use crate::cmdline;
 use crate::cmdline::policy::{self, Compilers, Refusal};
-use crate::cmdline::{self, Decision, LocalReason};
 use crate::exitcode;
 use crate::logging::argv_to_string;
 use crate::toolchain::debuginfo::{self, ProducerFix};
@@ -51,7 +51,7 @@ pub struct JobConfig {
 #[derive(Debug)]
 enum JobError {
     Protocol(ProtocolError),
-    NotDistributable(LocalReason),
+    NotDistributable(cmdline::Local),
     Refused(Refusal),
     TempFiles(std::io::Error),
 }
@@ -312,10 +312,7 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     let mut request = BufReader::with_capacity(16 << 10, &mut *stream);
     let (version, argv) = wire::read_request_header(&mut request, &cfg.limits)?;
     log::debug!("got request: {}", argv_to_string(&argv));
-    let compile = match cmdline::classify(&argv) {
-        Decision::Remote(c) => c,
-        Decision::Local(reason) => return Err(JobError::NotDistributable(reason)),
-    };
+    let compile = cmdline::parse_received(&argv).map_err(JobError::NotDistributable)?;
     // Read the whole request before any refusal, so that the client sees a clean close
     // rather than a reset in the middle of sending.
     let directives_only = debuginfo::requested(&argv);

@@ -1,5 +1,5 @@
 //! Backoff: a host that failed is skipped by every client of the user for
-//! `DISTCC_BACKOFF_PERIOD` seconds (default 60). The record is distcc 3.4's: the mtime of
+//! `DISTCC_BACKOFF_PERIOD` seconds (default 60, read in `client::config`). The record is distcc 3.4's: the mtime of
 //! `$DISTCC_DIR/lock/backoff_<host>_0`, so 3.4 clients and ours honour each other's marks.
 //!
 //! This module reads and writes the marks; the client decides when a host has failed.
@@ -9,24 +9,6 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-
-const DEFAULT_PERIOD: Duration = Duration::from_secs(60);
-
-/// The backoff period, or `None` when `DISTCC_BACKOFF_PERIOD=0` turns backoff off. A value
-/// that is not a number keeps the default (distcc 3.4 silently turns backoff off).
-pub fn period() -> Option<Duration> {
-    match std::env::var("DISTCC_BACKOFF_PERIOD") {
-        Err(_) => Some(DEFAULT_PERIOD),
-        Ok(v) => match v.trim().parse::<u64>() {
-            Ok(0) => None,
-            Ok(s) => Some(Duration::from_secs(s)),
-            Err(_) => {
-                log::warn!("DISTCC_BACKOFF_PERIOD={v:?} is not a number of seconds; using 60");
-                Some(DEFAULT_PERIOD)
-            }
-        },
-    }
-}
 
 fn stamp(dir: &Path, key: &str) -> PathBuf {
     dir.join(format!("backoff_{key}_0"))

@@ -5,8 +5,9 @@
 //! This module turns text into [`HostSpec`] values. It does not lock slots, remember failures
 //! or connect; those belong to `lock`, `backoff` and `transport`.
 
+use std::ffi::OsString;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::wire::Version;
 
@@ -66,6 +67,8 @@ pub struct HostList {
     pub randomize: bool,
     pub local_slots: u32,
     pub local_slots_cpp: u32,
+    /// Where the list came from: `$DISTCC_HOSTS` or a file's path.
+    pub source: String,
 }
 
 impl Default for HostList {
@@ -76,6 +79,7 @@ impl Default for HostList {
             randomize: false,
             local_slots: DEFAULT_LOCAL_SLOTS,
             local_slots_cpp: DEFAULT_LOCAL_SLOTS_CPP,
+            source: String::new(),
         }
     }
 }
@@ -327,23 +331,31 @@ pub fn parse(text: &str, source: &str) -> Result<HostList, HostsError> {
             source: source.to_string(),
         });
     }
+    list.source = source.to_string();
     Ok(list)
 }
 
 /// The distcc directory: `$DISTCC_DIR`, else `~/.distcc`.
 pub fn distcc_dir() -> Option<PathBuf> {
-    match std::env::var_os("DISTCC_DIR") {
+    distcc_dir_from(std::env::var_os("DISTCC_DIR"), std::env::var_os("HOME"))
+}
+
+/// The distcc directory given the values of `DISTCC_DIR` and `HOME`.
+pub fn distcc_dir_from(dir: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
+    match dir {
         Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
-        _ => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".distcc")),
+        _ => home.map(|h| PathBuf::from(h).join(".distcc")),
     }
 }
 
-/// Reads the host list from where distcc 3.4 looks for it.
-pub fn load() -> Result<HostList, HostsError> {
-    if let Some(text) = std::env::var_os("DISTCC_HOSTS") {
-        return parse(&text.to_string_lossy(), "$DISTCC_HOSTS");
+/// Reads the host list from where distcc 3.4 looks for it: `env` (the value of
+/// `DISTCC_HOSTS`), else `top/hosts`, else `/etc/distcc/hosts`. The list's `source` says
+/// which.
+pub fn load(env: Option<&str>, top: Option<&Path>) -> Result<HostList, HostsError> {
+    if let Some(text) = env {
+        return parse(text, "$DISTCC_HOSTS");
     }
-    let candidates = distcc_dir()
+    let candidates = top
         .map(|d| d.join("hosts"))
         .into_iter()
         .chain(std::iter::once(PathBuf::from("/etc/distcc/hosts")));

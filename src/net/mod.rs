@@ -102,16 +102,16 @@ pub fn connect(host: &str, port: u16, io_timeout: Duration) -> Result<TcpStream,
 }
 
 /// The program and arguments that reach a host over SSH, as distcc 3.4 builds them:
-/// `$DISTCC_SSH` (default `ssh`, split on spaces), `[-l USER] HOST COMMAND --inetd
+/// `ssh` (`$DISTCC_SSH` split on spaces; `ssh` when empty), `[-l USER] HOST COMMAND --inetd
 /// --enable-tcp-insecure`, where COMMAND defaults to `distccd`. The daemon at the other
 /// end serves one job on the pipes; the SSH login has already vouched for the user.
-pub fn ssh_command(user: Option<&str>, host: &str, command: Option<&str>) -> Vec<String> {
-    let ssh = std::env::var("DISTCC_SSH").unwrap_or_default();
-    let mut argv: Vec<String> = ssh
-        .split(' ')
-        .filter(|w| !w.is_empty())
-        .map(String::from)
-        .collect();
+pub fn ssh_command(
+    ssh: &[String],
+    user: Option<&str>,
+    host: &str,
+    command: Option<&str>,
+) -> Vec<String> {
+    let mut argv = ssh.to_vec();
     if argv.is_empty() {
         argv.push("ssh".into());
     }

@@ -63,9 +63,10 @@ fn is_clang_name(name: &str) -> bool {
         || name.starts_with("clang++-")
 }
 
-/// Renames the compiler of a command line about to be sent, in place.
+/// Renames the compiler of a command line about to be sent, in place (unless the user
+/// said `DISTCC_NO_REWRITE_CROSS`, which the caller knows).
 pub fn rewrite_for_server(argv: &mut Vec<String>) {
-    if std::env::var_os("DISTCC_NO_REWRITE_CROSS").is_some() || argv.is_empty() {
+    if argv.is_empty() {
         return;
     }
     if argv[0] == "cc" || argv[0] == "c++" {

@@ -128,6 +128,7 @@ impl Daemon {
             "g++",
             "x86_64-linux-gnu-gcc",
             "x86_64-linux-gnu-g++",
+            "x86_64-linux-gnu-gcc-12",
         ]);
         let dir = whitelist.path().to_str().unwrap().to_string();
         let mut args = vec![

@@ -1,0 +1,287 @@
+//! The journey of a job that can be distributed: pick a host with a free slot, try it, and
+//! turn what comes back into what a local compile would have left. Each host is tried at
+//! most once. A host that fails (no connection, no answer) is backed off for every client
+//! and the next is tried; a host that says it cannot run the compile (the compiler is
+//! missing there, or not allowed) is told to the user once per build and skipped without a
+//! backoff; when no host is left the job is compiled here, unless `DISTCC_FALLBACK=0`.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use super::config::Config;
+use super::local::{compile_here, run_local};
+use super::outputs::write_output;
+use super::preprocess::{self, Prepared};
+use super::remote::{self, RemoteError};
+use super::Progress;
+use crate::cmdline::Compile;
+use crate::exitcode;
+use crate::farm::hosts::{HostSpec, Transport};
+use crate::farm::lock::Slot;
+use crate::farm::pick::Farm;
+use crate::farm::state::Phase;
+use crate::wire::Reply;
+
+/// What the last host tried came to, for the end of the journey.
+enum LastTry {
+    Nothing,
+    /// The host could not be used (connection, protocol): it is backed off.
+    Broken(String),
+    /// The host answered that it cannot run the compile: its status and messages.
+    Cannot(i32, Vec<u8>),
+}
+
+/// Where one attempt leaves the job.
+enum Attempt {
+    /// The job is over with this exit code.
+    Done(i32),
+    /// Try the next host.
+    Next(LastTry),
+}
+
+/// One job and what it uses on its way.
+struct Journey<'a> {
+    job: &'a Compile,
+    cfg: &'a Config,
+    farm: Farm,
+    progress: Progress,
+}
+
+/// Compiles a distributable job somewhere and returns the exit code.
+pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
+    let io_timeout = match &cfg.io_timeout {
+        Ok(t) => *t,
+        Err(e) => {
+            log::error!("{e}");
+            return exitcode::BAD_ARGUMENTS;
+        }
+    };
+    let mut farm = Farm::load(cfg.hosts.as_deref(), cfg.top.as_deref(), cfg.backoff);
+    let progress = Progress::new(farm.top.as_deref(), job.input());
+    let mut hosts = std::mem::take(&mut farm.hosts);
+    let mut journey = Journey {
+        job,
+        cfg,
+        farm,
+        progress,
+    };
+    if let Some(e) = &journey.farm.list_error {
+        log::warn!("{e}");
+        return journey.here();
+    }
+    let mut last = LastTry::Nothing;
+    // Only before the first host tried, and not when the list names this machine (a job
+    // compiled here needs no separate preprocessing): preprocess while every slot is busy.
+    let mut early = !job.preprocessed && hosts.iter().all(|h| h.transport != Transport::Local);
+    while !hosts.is_empty() {
+        let (i, slot, ready) = match journey.take_slot(&hosts, std::mem::take(&mut early)) {
+            Ok(taken) => taken,
+            Err(code) => return code,
+        };
+        let host = hosts[i].clone();
+        journey
+            .progress
+            .host(host.name(), slot.as_ref().map_or(0, |s| s.slot));
+        if host.transport == Transport::Local {
+            // The slot just taken is this machine's.
+            journey.progress.note(Phase::Compile);
+            return run_local(job.argv());
+        }
+        match journey.attempt(&host, io_timeout, ready) {
+            Attempt::Done(code) => return code,
+            Attempt::Next(why) => {
+                hosts.remove(i);
+                last = why;
+            }
+        }
+    }
+    journey.no_host_left(last)
+}
+
+impl<'a> Journey<'a> {
+    /// Compiles the job here.
+    fn here(&mut self) -> i32 {
+        compile_here(self.job.argv(), &self.farm, &mut self.progress)
+    }
+
+    /// A slot on one of `hosts`, waiting for one. With `early`, and every slot busy, the
+    /// job is preprocessed while it waits; that text comes with the slot.
+    fn take_slot(
+        &mut self,
+        hosts: &[HostSpec],
+        early: bool,
+    ) -> Result<(usize, Option<Slot>, Option<Prepared<'a>>), i32> {
+        self.progress.note(Phase::Blocked);
+        let free = if early {
+            self.farm.try_take_host(hosts)
+        } else {
+            Some(self.farm.take_host(hosts))
+        };
+        if let Some((i, slot)) = free {
+            return Ok((i, slot, None));
+        }
+        self.progress.note(Phase::Preprocess);
+        let ready = match preprocess::preprocess_early(self.job, &self.farm) {
+            Some(Ok(prepared)) => Some(prepared),
+            Some(Err(e)) => return Err(self.after_cpp_failure(e)),
+            None => None,
+        };
+        self.progress.note(Phase::Blocked);
+        let (i, slot) = self.farm.take_host(hosts);
+        Ok((i, slot, ready))
+    }
+
+    /// Tries `host` once.
+    fn attempt(
+        &mut self,
+        host: &HostSpec,
+        io_timeout: Duration,
+        ready: Option<Prepared<'a>>,
+    ) -> Attempt {
+        let (job, cfg) = (self.job, self.cfg);
+        match remote::compile_remote(
+            job,
+            host,
+            &self.farm,
+            cfg,
+            io_timeout,
+            &mut self.progress,
+            ready,
+        ) {
+            Ok(reply) if reply.status == 0 => Attempt::Done(self.succeeded(host, reply)),
+            Ok(reply) => {
+                let code = exitcode::from_wait_status(reply.status);
+                if matches!(code, exitcode::COMPILER_MISSING | exitcode::ACCESS_DENIED) {
+                    self.host_cannot(host, &reply.stderr);
+                    Attempt::Next(LastTry::Cannot(code, reply.stderr))
+                } else {
+                    Attempt::Done(self.failed_there(host, code, reply))
+                }
+            }
+            Err(e) if e.is_local() => Attempt::Done(self.after_cpp_failure(e)),
+            Err(e) => {
+                log::error!("{} on {}", e, host.spec);
+                self.farm.mark_failed(host);
+                Attempt::Next(LastTry::Broken(host.spec.clone()))
+            }
+        }
+    }
+
+    /// Writes a successful remote result as a local compile would have left it.
+    fn succeeded(&mut self, host: &HostSpec, reply: Reply) -> i32 {
+        let input = self.job.input();
+        // A compiler that succeeds always writes something; an empty result means the
+        // command did not do what a local one would.
+        if reply.output.is_empty() {
+            log::warn!(
+                "{} returned no output for {input}; compiling locally",
+                host.spec
+            );
+            return self.here();
+        }
+        self.farm.mark_good(host);
+        if let Err(e) = write_output(Path::new(self.job.output()), &reply.output) {
+            log::warn!(
+                "failed to write {}: {e}; compiling locally instead",
+                self.job.output()
+            );
+            return self.here();
+        }
+        show(&reply);
+        log::info!("compile {input} on {} completed ok", host.spec);
+        0
+    }
+
+    /// A compile that failed on the host: the local compile has the last word, unless the
+    /// user asked for the host's (`DISTCC_SKIP_LOCAL_RETRY`, `DISTCC_FALLBACK=0`).
+    fn failed_there(&mut self, host: &HostSpec, code: i32, reply: Reply) -> i32 {
+        let input = self.job.input();
+        log::info!(
+            "compile {input} on {} failed with exit code {code}",
+            host.spec
+        );
+        if !self.cfg.fallback {
+            // As distcc 3.4: no local retry, and the host's messages are the answer.
+            log::error!("failed to distribute and fallbacks are disabled");
+            show(&reply);
+            return code;
+        }
+        if self.cfg.skip_local_retry && code < 128 {
+            show(&reply);
+            return code;
+        }
+        log::warn!("remote compilation of '{input}' failed, retrying locally");
+        let local = self.here();
+        if local == 0 {
+            // The same command works here: the host is at fault, not the code.
+            self.farm.mark_failed(host);
+        }
+        local
+    }
+
+    /// Tells the user, once per build, what a host said when it could not run the compile
+    /// (the compiler is missing there, or not allowed). That is no fault of the host's
+    /// network or daemon, so it is not backed off: other jobs may use it.
+    fn host_cannot(&self, host: &HostSpec, stderr: &[u8]) {
+        let said = String::from_utf8_lossy(stderr);
+        let said = said
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        // Without the daemon's "distccd[pid] (function) ERROR: ", which differs per job.
+        let what = said.split_once("ERROR: ").map_or(said, |(_, rest)| rest);
+        let compiler = self.job.argv()[0].as_str();
+        let message = format!("{} cannot compile with {compiler}: {what}", host.spec);
+        if self.farm.first_to_say(host, what) {
+            log::warn!("{message}");
+        } else {
+            log::debug!("{message}");
+        }
+    }
+
+    /// The exit code after our own preprocessing failed: the preprocessor's when it ran
+    /// and said why; otherwise the local compile's, which reports the trouble as gcc would.
+    fn after_cpp_failure(&mut self, e: RemoteError) -> i32 {
+        match e {
+            RemoteError::Cpp(code) => code,
+            e => {
+                log::debug!("{e}; compiling locally");
+                self.here()
+            }
+        }
+    }
+
+    /// Every host was tried: compile here, or with `DISTCC_FALLBACK=0` fail as the last
+    /// host did.
+    fn no_host_left(mut self, last: LastTry) -> i32 {
+        let input = self.job.input();
+        if !self.cfg.fallback {
+            log::error!("failed to distribute and fallbacks are disabled");
+            return match last {
+                LastTry::Cannot(code, stderr) => {
+                    let _ = io::stderr().write_all(&stderr);
+                    code
+                }
+                LastTry::Nothing | LastTry::Broken(_) => exitcode::NO_HOSTS,
+            };
+        }
+        match last {
+            LastTry::Broken(spec) => {
+                log::warn!("failed to distribute {input} to {spec}, running locally instead")
+            }
+            LastTry::Cannot(..) | LastTry::Nothing => {
+                log::warn!("failed to distribute, running locally instead")
+            }
+        }
+        self.here()
+    }
+}
+
+/// Passes a remote compile's messages on, as the compiler would have printed them here.
+fn show(reply: &Reply) {
+    let _ = io::stderr().write_all(&reply.stderr);
+    let _ = io::stdout().write_all(&reply.stdout);
+    let _ = io::stdout().flush();
+}

@@ -1,0 +1,209 @@
+//! The client's configuration: every `DISTCC_*` variable it obeys, read once at start into
+//! typed fields, so that the rest of the client takes them as parameters and its tests do
+//! not depend on the environment they run in.
+//!
+//! A bad value is an error with the variable's name in it; where distcc 3.4 silently
+//! ignores one, we say so and keep the default. Reading the host list itself is
+//! `farm::hosts`'s business; this module only keeps where it comes from.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cmdline::DirectivesOnly;
+use crate::farm::hosts;
+
+/// The environment variable that marks a process as started by distcc, with the nesting
+/// level, so that a compiler which is itself distcc runs locally instead of looping.
+pub const SAFEGUARD: &str = "_DISTCC_SAFEGUARD";
+
+const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_BACKOFF: Duration = Duration::from_secs(60);
+
+/// A variable whose value cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadValue {
+    pub name: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl fmt::Display for BadValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Bad {} value {:?}: expected {}",
+            self.name, self.value, self.expected
+        )
+    }
+}
+
+impl std::error::Error for BadValue {}
+
+/// What the environment asks of the client.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `_DISTCC_SAFEGUARD`: how deep in nested distcc processes we are (0: not nested).
+    pub nesting: u32,
+    /// `DISTCC_HOSTS`, when set: the host list itself.
+    pub hosts: Option<String>,
+    /// `$DISTCC_DIR`, else `~/.distcc`: host file, locks, backoff marks, state files.
+    pub top: Option<PathBuf>,
+    /// `DISTCC_IO_TIMEOUT`: the per-wait network timeout; an error when it is no number,
+    /// reported when a job would use it.
+    pub io_timeout: Result<Duration, BadValue>,
+    /// `DISTCC_BACKOFF_PERIOD`: how long a failed host is skipped; `None` when 0.
+    pub backoff: Option<Duration>,
+    /// `DISTCC_SAVE_TEMPS=1`: keep what is sent to the server.
+    pub save_temps: bool,
+    /// `DISTCC_SKIP_LOCAL_RETRY` set to anything but 0: no local retry of a failed compile.
+    pub skip_local_retry: bool,
+    /// `DISTCC_FALLBACK=0`: fail rather than compile here when distribution fails.
+    pub fallback: bool,
+    /// `DISTCC_DIRECTIVES_ONLY`: `1` always, `0` never, else for `-g` compiles.
+    pub directives_only: DirectivesOnly,
+    /// `DISTCC_NO_REWRITE_CROSS` unset: name the compiler for the host (`cc` to `gcc`,
+    /// `gcc` to `x86_64-linux-gnu-gcc`, `-target` for clang).
+    pub rewrite_cross: bool,
+    /// `DISTCC_SSH`: the SSH program and its leading arguments, split on spaces.
+    pub ssh: Vec<String>,
+    /// `DISTCC_VERBOSE=1`.
+    pub verbose: bool,
+    /// `DISTCC_LOG`: where messages go instead of stderr.
+    pub log: Option<PathBuf>,
+}
+
+/// A boolean as distcc reads it: exactly `1` or `0`, else the default.
+fn flag(value: Option<&str>, default: bool) -> bool {
+    match value {
+        Some("1") => true,
+        Some("0") => false,
+        _ => default,
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Config {
+        Config::from_vars(|name| std::env::var_os(name))
+    }
+
+    /// Reads the variables `get` gives (the environment, or a test's own).
+    pub fn from_vars(get: impl Fn(&str) -> Option<OsString>) -> Config {
+        let text = |name: &str| get(name).map(|v| v.to_string_lossy().into_owned());
+        let io_timeout = match text("DISTCC_IO_TIMEOUT") {
+            None => Ok(DEFAULT_IO_TIMEOUT),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(s) if s > 0 => Ok(Duration::from_secs(s)),
+                _ => Err(BadValue {
+                    name: "DISTCC_IO_TIMEOUT",
+                    value: v,
+                    expected: "a positive number of seconds",
+                }),
+            },
+        };
+        Config {
+            nesting: text(SAFEGUARD).map_or(0, |v| v.trim().parse().unwrap_or(1)),
+            hosts: text("DISTCC_HOSTS"),
+            top: hosts::distcc_dir_from(get("DISTCC_DIR"), get("HOME")),
+            io_timeout,
+            backoff: backoff_period(text("DISTCC_BACKOFF_PERIOD")),
+            save_temps: flag(text("DISTCC_SAVE_TEMPS").as_deref(), false),
+            skip_local_retry: text("DISTCC_SKIP_LOCAL_RETRY").is_some_and(|v| v != "0"),
+            fallback: flag(text("DISTCC_FALLBACK").as_deref(), true),
+            directives_only: match text("DISTCC_DIRECTIVES_ONLY").as_deref() {
+                Some("1") => DirectivesOnly::Always,
+                Some("0") => DirectivesOnly::Never,
+                _ => DirectivesOnly::WithDebugInfo,
+            },
+            rewrite_cross: get("DISTCC_NO_REWRITE_CROSS").is_none(),
+            ssh: text("DISTCC_SSH")
+                .unwrap_or_default()
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .map(String::from)
+                .collect(),
+            verbose: text("DISTCC_VERBOSE").as_deref() == Some("1"),
+            log: get("DISTCC_LOG")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+        }
+    }
+}
+
+/// The backoff period, or `None` when `0` turns backoff off. A value that is not a number
+/// keeps the default (distcc 3.4 silently turns backoff off).
+fn backoff_period(value: Option<String>) -> Option<Duration> {
+    let Some(v) = value else {
+        return Some(DEFAULT_BACKOFF);
+    };
+    match v.trim().parse::<u64>() {
+        Ok(0) => None,
+        Ok(s) => Some(Duration::from_secs(s)),
+        Err(_) => {
+            log::warn!("DISTCC_BACKOFF_PERIOD={v:?} is not a number of seconds; using 60");
+            Some(DEFAULT_BACKOFF)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        let vars: Vec<(String, OsString)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        Config::from_vars(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]);
+        assert_eq!(c.nesting, 0);
+        assert_eq!(c.io_timeout, Ok(DEFAULT_IO_TIMEOUT));
+        assert_eq!(c.backoff, Some(DEFAULT_BACKOFF));
+        assert!(c.fallback && c.rewrite_cross && !c.save_temps && !c.skip_local_retry);
+        assert_eq!(c.directives_only, DirectivesOnly::WithDebugInfo);
+        assert_eq!(c.top, None);
+        assert!(c.ssh.is_empty());
+    }
+
+    #[test]
+    fn values_as_distcc_reads_them() {
+        let c = config(&[
+            ("DISTCC_IO_TIMEOUT", "5"),
+            ("DISTCC_BACKOFF_PERIOD", "0"),
+            ("DISTCC_FALLBACK", "0"),
+            ("DISTCC_SKIP_LOCAL_RETRY", "yes"),
+            ("DISTCC_DIRECTIVES_ONLY", "0"),
+            ("DISTCC_NO_REWRITE_CROSS", ""),
+            ("DISTCC_SSH", "ssh  -p 22"),
+            ("HOME", "/home/u"),
+            (SAFEGUARD, "2"),
+        ]);
+        assert_eq!(c.io_timeout, Ok(Duration::from_secs(5)));
+        assert_eq!(c.backoff, None);
+        assert!(!c.fallback && c.skip_local_retry && !c.rewrite_cross);
+        assert_eq!(c.directives_only, DirectivesOnly::Never);
+        assert_eq!(c.ssh, ["ssh", "-p", "22"]);
+        assert_eq!(c.top, Some(PathBuf::from("/home/u/.distcc")));
+        assert_eq!(c.nesting, 2);
+        assert!(!config(&[("DISTCC_SKIP_LOCAL_RETRY", "0")]).skip_local_retry);
+        assert_eq!(
+            config(&[("DISTCC_BACKOFF_PERIOD", "abc")]).backoff,
+            Some(DEFAULT_BACKOFF)
+        );
+    }
+
+    #[test]
+    fn a_bad_timeout_names_the_variable() {
+        let e = config(&[("DISTCC_IO_TIMEOUT", "soon")])
+            .io_timeout
+            .unwrap_err();
+        assert!(e.to_string().contains("DISTCC_IO_TIMEOUT"), "{e}");
+    }
+}

@@ -1,0 +1,201 @@
+//! The client's side of preprocessing: the local preprocessor runs into a memory file while
+//! the client connects, or a `.i` input is read as it is; directives-only text that lost a
+//! pragma the compile needs is made again in full (see `toolchain::pragmas`).
+//!
+//! Choosing what to preprocess with which options is `cmdline`'s; sending the text, `remote`'s.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{self, Write};
+use std::process::{Child, Command, Stdio};
+
+use super::remote::RemoteError;
+use crate::cmdline::Compile;
+use crate::exitcode;
+use crate::farm::pick::Farm;
+use crate::logging::argv_to_string;
+use crate::toolchain::pragmas;
+
+/// Starts the local preprocessor with its output in a memory file, or reads an already
+/// preprocessed input file. A memory file rather than a pipe: through a pipe, every 4 KiB
+/// that cpp writes wakes us to read it, which costs more CPU than the rest of the job
+/// (distcc 3.4 has cpp write a temporary file). A directives-only preprocessor's
+/// diagnostics are held back too, until it succeeds: if it fails, the source is compiled
+/// here and only the local compiler's diagnostics are shown.
+pub(super) enum Source {
+    Cpp {
+        child: Child,
+        out: File,
+        held: Option<File>,
+    },
+    Ready(Vec<u8>),
+}
+
+/// A file in memory, for what a child writes and we read once it has finished.
+fn memory_file(name: &std::ffi::CStr) -> io::Result<File> {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    Ok(File::from(memfd_create(name, MFdFlags::MFD_CLOEXEC)?))
+}
+
+pub(super) fn start_source(job: &Compile) -> Result<Source, RemoteError> {
+    if job.preprocessed {
+        return std::fs::read(job.input())
+            .map(Source::Ready)
+            .map_err(RemoteError::ReadInput);
+    }
+    let cpp = job.cpp_argv();
+    log::debug!("running preprocessor: {}", argv_to_string(&cpp));
+    let out = memory_file(c"distcc-cpp-output").map_err(RemoteError::CppStart)?;
+    let held = if job.directives_only {
+        Some(memory_file(c"distcc-cpp-stderr").map_err(RemoteError::CppStart)?)
+    } else {
+        None
+    };
+    let stderr = match &held {
+        Some(file) => Stdio::from(file.try_clone().map_err(RemoteError::CppStart)?),
+        None => Stdio::inherit(),
+    };
+    Command::new(&cpp[0])
+        .args(&cpp[1..])
+        // Inherited: a preprocessor given a file does not read it, and a stdin of its own
+        // would cost an open and a close per job.
+        .stdout(out.try_clone().map_err(RemoteError::CppStart)?)
+        .stderr(stderr)
+        .spawn()
+        .map(|child| Source::Cpp { child, out, held })
+        .map_err(RemoteError::CppStart)
+}
+
+/// The preprocessed text: read from a `.i` file, or in the preprocessor's memory file (with
+/// its length).
+pub(super) enum Text {
+    Bytes(Vec<u8>),
+    Memory(File, u64),
+}
+
+impl Text {
+    pub(super) fn into_bytes(self) -> io::Result<Vec<u8>> {
+        match self {
+            Text::Bytes(data) => Ok(data),
+            Text::Memory(file, len) => crate::read_first(&file, len),
+        }
+    }
+}
+
+impl Source {
+    /// The preprocessed text, once the preprocessor has finished successfully, and the
+    /// diagnostics it held back (empty unless directives-only).
+    pub(super) fn finish(self) -> Result<(Text, Vec<u8>), RemoteError> {
+        match self {
+            Source::Ready(data) => Ok((Text::Bytes(data), Vec::new())),
+            Source::Cpp {
+                mut child,
+                out,
+                held,
+            } => {
+                let status = child.wait().map_err(RemoteError::CppStart)?;
+                if !status.success() {
+                    return Err(match held {
+                        Some(_) => RemoteError::DirectivesOnly(exitcode::from_status(status)),
+                        None => RemoteError::Cpp(exitcode::from_status(status)),
+                    });
+                }
+                let diagnostics = match held {
+                    Some(file) => crate::read_whole(&file).map_err(RemoteError::CppStart)?,
+                    None => Vec::new(),
+                };
+                let len = out.metadata().map_err(RemoteError::CppStart)?.len();
+                Ok((Text::Memory(out, len), diagnostics))
+            }
+        }
+    }
+
+    /// Stops a preprocessor whose output is no longer wanted.
+    pub(super) fn abandon(self) {
+        if let Source::Cpp { mut child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A preprocessed text and the command line that compiles it.
+pub(super) type Prepared<'a> = (Cow<'a, Compile>, Text);
+
+/// A job's text: its preprocessor still running, or already done while we waited.
+pub(super) enum Pending<'a> {
+    Running(Source),
+    Ready(Prepared<'a>),
+}
+
+/// While every host slot is busy: preprocesses now, if one of this machine's preprocessor
+/// slots is free at once, so that the host slot, once ours, does not wait for our
+/// preprocessor (distcc 3.4 takes the host slot first and holds it while cpp runs). The
+/// preprocessor slot is never waited for here and is let go before we wait for a host:
+/// waiting for one while holding the other could deadlock with clients that hold a host
+/// slot and wait for a preprocessor slot.
+pub(super) fn preprocess_early<'a>(
+    job: &'a Compile,
+    farm: &Farm,
+) -> Option<Result<Prepared<'a>, RemoteError>> {
+    let _slot = farm.free_cpp_slot()?;
+    log::debug!("every host slot is busy: preprocessing while waiting for one");
+    Some(start_source(job).and_then(|source| preprocessed(job, source)))
+}
+
+/// The text to send and the command line that compiles it. Directives-only text whose
+/// preprocessor dropped a pragma that the compile needs (see `pragmas`) is thrown away and
+/// the source preprocessed again in full; otherwise the preprocessor's held diagnostics
+/// are shown now.
+pub(super) fn preprocessed(job: &Compile, source: Source) -> Result<Prepared<'_>, RemoteError> {
+    let (text, diagnostics) = source.finish()?;
+    if job.directives_only {
+        let lost = match &text {
+            Text::Memory(file, len) => {
+                with_mapped(file, *len, pragmas::loses_pragma).map_err(RemoteError::CppStart)?
+            }
+            Text::Bytes(data) => pragmas::loses_pragma(data),
+        };
+        if lost {
+            log::info!(
+                "{} uses a #pragma that gcc drops from -fdirectives-only text; \
+                 preprocessing it in full",
+                job.input()
+            );
+            let mut full = job.clone();
+            full.directives_only = false;
+            let (text, _) = start_source(&full)?.finish()?;
+            return Ok((Cow::Owned(full), text));
+        }
+    }
+    let _ = io::stderr().write_all(&diagnostics);
+    Ok((Cow::Borrowed(job), text))
+}
+
+/// Runs `f` on the first `len` bytes of `file`, mapped into memory rather than copied.
+fn with_mapped<T>(file: &File, len: u64, f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
+    use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+    let Some(size) = usize::try_from(len)
+        .ok()
+        .and_then(std::num::NonZeroUsize::new)
+    else {
+        return Ok(f(&[]));
+    };
+    // SAFETY: a fresh read-only shared mapping of a memory file that only we hold and no
+    // one writes any more; it is unmapped below and the slice does not outlive it.
+    let addr = unsafe {
+        mmap(
+            None,
+            size,
+            ProtFlags::PROT_READ,
+            MapFlags::MAP_SHARED,
+            file,
+            0,
+        )
+    }?;
+    // SAFETY: the mapping is `size` readable bytes, alive until the munmap below.
+    let out = f(unsafe { std::slice::from_raw_parts(addr.as_ptr().cast::<u8>(), size.get()) });
+    // SAFETY: the mapping made above, no longer borrowed.
+    let _ = unsafe { munmap(addr, size.get()) };
+    Ok(out)
+}

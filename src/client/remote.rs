@@ -1,0 +1,191 @@
+//! One attempt at one host: connect (the preprocessor running meanwhile), send the request
+//! with the preprocessed text, and read the reply. Whether the reply is used, and what
+//! happens when the attempt fails, is `build`'s business; the packets are `wire`'s.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use super::config::Config;
+use super::outputs::save_temp;
+use super::preprocess::{self, Pending, Prepared, Text};
+use super::Progress;
+use crate::cmdline::Compile;
+use crate::farm::hosts::{HostSpec, Transport};
+use crate::farm::lock;
+use crate::farm::pick::Farm;
+use crate::farm::state::Phase;
+use crate::logging::argv_to_string;
+use crate::net::{self, ConnectError, Connection};
+use crate::toolchain::rename;
+use crate::wire::{self, Limits, ProtocolError, Reply, DOTI};
+
+/// Why a remote compile did not produce a result.
+#[derive(Debug)]
+pub(super) enum RemoteError {
+    Connect(ConnectError),
+    Protocol(ProtocolError),
+    /// The local preprocessor failed; its diagnostics are already on stderr.
+    Cpp(i32),
+    /// The directives-only preprocessor failed (its diagnostics held back): gcc refuses
+    /// that mode for some sources, so the local compile has the last word.
+    DirectivesOnly(i32),
+    CppStart(io::Error),
+    ReadInput(io::Error),
+}
+
+impl RemoteError {
+    /// Whether the trouble is on this machine (preprocessing, reading the input) rather
+    /// than with the host: then no other host would do better.
+    pub(super) fn is_local(&self) -> bool {
+        !matches!(self, RemoteError::Connect(_) | RemoteError::Protocol(_))
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoteError::Connect(e) => write!(f, "{e}"),
+            RemoteError::Protocol(ProtocolError::Truncated { what: "DONE" }) => write!(
+                f,
+                "server provided no answer. Is the server configured to allow access from your \
+                 IP address? Does the server have the compiler installed? Is the server \
+                 configured to access the compiler?"
+            ),
+            RemoteError::Protocol(e) => write!(f, "{e}"),
+            RemoteError::Cpp(code) => write!(f, "preprocessor failed with exit code {code}"),
+            RemoteError::DirectivesOnly(code) => write!(
+                f,
+                "preprocessor failed with exit code {code} in -fdirectives-only mode"
+            ),
+            RemoteError::CppStart(e) => write!(f, "failed to start the preprocessor: {e}"),
+            RemoteError::ReadInput(e) => write!(f, "failed to read the input file: {e}"),
+        }
+    }
+}
+
+impl From<ProtocolError> for RemoteError {
+    fn from(e: ProtocolError) -> Self {
+        RemoteError::Protocol(e)
+    }
+}
+
+/// Opens a connection to `host` (TCP or SSH; never this machine).
+fn connect(
+    host: &HostSpec,
+    cfg: &Config,
+    io_timeout: Duration,
+) -> Result<Connection, ConnectError> {
+    match &host.transport {
+        Transport::Tcp { host, port } => net::connect(host, *port, io_timeout).map(Connection::Tcp),
+        Transport::Ssh {
+            user,
+            host,
+            command,
+        } => net::ssh(&net::ssh_command(
+            &cfg.ssh,
+            user.as_deref(),
+            host,
+            command.as_deref(),
+        )),
+        Transport::Local => Err(ConnectError::Connect {
+            addr: "localhost".into(),
+            error: io::Error::other("this machine is not reached over the network"),
+        }),
+    }
+}
+
+/// Sends the job to `host` and returns its reply. The preprocessor runs while we connect,
+/// unless `ready` already holds its text.
+pub(super) fn compile_remote<'a>(
+    job: &'a Compile,
+    host: &HostSpec,
+    farm: &Farm,
+    cfg: &Config,
+    io_timeout: Duration,
+    progress: &mut Progress,
+    ready: Option<Prepared<'a>>,
+) -> Result<Reply, RemoteError> {
+    // One of this machine's preprocessor slots, held while the preprocessor runs.
+    let cpp_slot = if job.preprocessed || ready.is_some() {
+        None
+    } else {
+        farm.machine_slot(lock::LOCAL_CPP, farm.cpp_slots)
+    };
+    let pending = match ready {
+        Some(prepared) => Pending::Ready(prepared),
+        None => {
+            progress.note(Phase::Preprocess);
+            Pending::Running(preprocess::start_source(job)?)
+        }
+    };
+    progress.note(Phase::Connect);
+    let mut stream = match connect(host, cfg, io_timeout) {
+        Ok(s) => s,
+        Err(e) => {
+            if let Pending::Running(source) = pending {
+                source.abandon();
+            }
+            return Err(RemoteError::Connect(e));
+        }
+    };
+    let (job, text) = match pending {
+        Pending::Running(source) => {
+            progress.note(Phase::Preprocess);
+            preprocess::preprocessed(job, source)?
+        }
+        Pending::Ready(prepared) => prepared,
+    };
+    drop(cpp_slot);
+    progress.note(Phase::Send);
+    send(&mut stream, &job, host, cfg, text)?;
+    progress.note(Phase::Compile);
+    // Buffered: the reply's headers then take one read, not one each.
+    let mut reply = io::BufReader::with_capacity(16 << 10, &mut stream);
+    Ok(Reply::read(&mut reply, host.version, &Limits::default())?)
+}
+
+/// Sends the request: its header, then the text. The request goes once the text is ready,
+/// since the text decides the command line (see `preprocess::preprocessed`); its header
+/// then leaves in the same packet as the text's start.
+fn send(
+    stream: &mut Connection,
+    job: &Compile,
+    host: &HostSpec,
+    cfg: &Config,
+    text: Text,
+) -> Result<(), RemoteError> {
+    let mut argv = job.server_argv();
+    if cfg.rewrite_cross {
+        rename::rewrite_for_server(&mut argv);
+    }
+    log::debug!("sending to {}: {}", host.spec, argv_to_string(&argv));
+    let mut head = Vec::new();
+    wire::write_request_header(&mut head, host.version, &argv)?;
+    match text {
+        // A large text goes from the preprocessor's memory file to the socket without
+        // passing through our memory (sendfile), as distcc 3.4 sends its temporary file.
+        Text::Memory(file, len)
+            if len > wire::SMALL_FILE as u64 && !host.version.compressed() && !cfg.save_temps =>
+        {
+            head.extend_from_slice(&wire::header(DOTI, wire::header_len(DOTI, len)?));
+            stream
+                .write_with_file(&head, &file, len)
+                .map_err(ProtocolError::Io)?;
+        }
+        text => {
+            let text = text.into_bytes().map_err(RemoteError::CppStart)?;
+            if cfg.save_temps {
+                save_temp(&text, job.lang.preprocessed_ext());
+            }
+            if text.len() <= wire::SMALL_FILE {
+                wire::write_file(&mut head, DOTI, host.version, &text)?;
+                stream.write_all(&head).map_err(ProtocolError::Io)?;
+            } else {
+                stream.write_all(&head).map_err(ProtocolError::Io)?;
+                wire::write_file(stream, DOTI, host.version, &text)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! Choosing a host for one job: the hosts of the list that are neither `,down` nor backed
+//! off, in the list's order (or shuffled for `--randomize`), and a slot on one of them or on
+//! this machine, all counted through the lock directory that every client of the user
+//! shares. It also remembers what a host said it cannot do, so that a build hears it once.
+//!
+//! Connecting to the host chosen is `net`'s business; what to do when it fails, the client's.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::backoff;
+use super::hosts::{self, HostSpec};
+use super::lock::{self, Slot};
+
+/// What one invocation may use.
+pub struct Farm {
+    pub hosts: Vec<HostSpec>,
+    /// Where slot locks and backoff marks live; without it nothing is locked.
+    pub dir: Option<PathBuf>,
+    /// `$DISTCC_DIR`, where the monitor's state files go.
+    pub top: Option<PathBuf>,
+    pub local_slots: u32,
+    pub cpp_slots: u32,
+    /// Why there is no host list, to report when a job could have been distributed.
+    pub list_error: Option<hosts::HostsError>,
+    /// How long a failed host is skipped; `None`: never.
+    backoff: Option<Duration>,
+}
+
+impl Farm {
+    /// Reads the host list (`env` is `DISTCC_HOSTS`, `top` the distcc directory) and drops
+    /// the hosts that are down or backed off.
+    pub fn load(env: Option<&str>, top: Option<&Path>, backoff: Option<Duration>) -> Farm {
+        let (list, list_error) = match hosts::load(env, top) {
+            Ok(list) => (list, None),
+            Err(e) => (hosts::HostList::default(), Some(e)),
+        };
+        if list_error.is_none() {
+            log::debug!("host list from {}", list.source);
+        }
+        let dir = match top.map(lock::lock_dir) {
+            Some(Ok(dir)) => Some(dir),
+            other => {
+                let why = match other {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "neither DISTCC_DIR nor HOME is set".to_string(),
+                };
+                log::warn!("cannot use the lock directory ({why}); nothing is locked");
+                None
+            }
+        };
+        let mut farm = Farm {
+            hosts: list.hosts.into_iter().filter(|h| !h.down).collect(),
+            dir,
+            top: top.map(Path::to_path_buf),
+            local_slots: list.local_slots,
+            cpp_slots: list.local_slots_cpp,
+            list_error,
+            backoff,
+        };
+        if list.randomize {
+            shuffle(&mut farm.hosts);
+        }
+        if let (Some(dir), Some(period)) = (&farm.dir, backoff) {
+            farm.hosts.retain(|h| {
+                let skip = backoff::is_backed_off(dir, &lock::host_key(h), period);
+                if skip {
+                    log::debug!("skipping {}: it failed less than {period:?} ago", h.spec);
+                }
+                !skip
+            });
+        }
+        farm
+    }
+
+    /// One of this machine's slots of kind `key`, waiting while all are taken.
+    pub fn machine_slot(&self, key: &str, n: u32) -> Option<Slot> {
+        let dir = self.dir.as_ref()?;
+        lock::take_local(dir, key, n)
+            .map_err(|e| log::warn!("failed to lock a local slot in {}: {e}", dir.display()))
+            .ok()
+    }
+
+    /// One of this machine's preprocessor slots if one is free now.
+    pub fn free_cpp_slot(&self) -> Option<Slot> {
+        let dir = self.dir.as_ref()?;
+        lock::try_take_local(dir, lock::LOCAL_CPP, self.cpp_slots).ok()?
+    }
+
+    /// A slot on one of `hosts` if one is free now, as [`Farm::take_host`] gives it;
+    /// `None` when every slot is taken.
+    pub fn try_take_host(&self, hosts: &[HostSpec]) -> Option<(usize, Option<Slot>)> {
+        let Some(dir) = &self.dir else {
+            return Some((0, None));
+        };
+        match lock::SlotSet::open(dir, &host_owners(hosts)).and_then(|mut set| set.try_take()) {
+            Ok(free) => free.map(|(i, slot)| (i, Some(slot))),
+            Err(_) => Some(self.take_host(hosts)),
+        }
+    }
+
+    /// Takes a slot on one of `hosts`, waiting while every slot is busy; returns the
+    /// host's index. Without a lock directory the first host is used, unlocked.
+    pub fn take_host(&self, hosts: &[HostSpec]) -> (usize, Option<Slot>) {
+        let Some(dir) = &self.dir else {
+            return (0, None);
+        };
+        match lock::SlotSet::open(dir, &host_owners(hosts)).and_then(|set| set.take()) {
+            Ok((i, slot)) => {
+                log::debug!("picked {} slot {}", hosts[i].spec, slot.slot);
+                (i, Some(slot))
+            }
+            Err(e) => {
+                log::warn!("failed to lock a slot in {}: {e}", dir.display());
+                (0, None)
+            }
+        }
+    }
+
+    /// Records that `host` failed, so that every client skips it for the backoff period.
+    pub fn mark_failed(&self, host: &HostSpec) {
+        if let (Some(dir), Some(_)) = (&self.dir, self.backoff) {
+            if let Err(e) = backoff::mark(dir, &lock::host_key(host)) {
+                log::warn!("failed to record the failure of {}: {e}", host.spec);
+            }
+        }
+    }
+
+    /// Forgets an earlier failure of `host`, which has just served a job.
+    pub fn mark_good(&self, host: &HostSpec) {
+        if let Some(dir) = &self.dir {
+            backoff::clear(dir, &lock::host_key(host));
+        }
+    }
+
+    /// Whether this process is the first of its build to tell the user `what` about `host`.
+    /// A build is the process group that runs us (`make` and its children, which a shell
+    /// puts in a group of their own), so that each build hears it once, not each job.
+    pub fn first_to_say(&self, host: &HostSpec, what: &str) -> bool {
+        let Some(dir) = &self.dir else {
+            return true;
+        };
+        let path = dir.join(format!("said_{}", lock::host_key(host)));
+        let note = format!("{}\n{what}", nix::unistd::getpgrp());
+        if fs::read_to_string(&path).is_ok_and(|said| said == note) {
+            return false;
+        }
+        // Written whole through a rename, so that a reader never sees half of it.
+        let tmp = path.with_extension(format!("{}", std::process::id()));
+        let _ = fs::write(&tmp, &note).and_then(|()| fs::rename(&tmp, &path));
+        true
+    }
+}
+
+/// The slot owners of `hosts`: each host's lock key and its number of slots.
+fn host_owners(hosts: &[HostSpec]) -> Vec<(String, u32)> {
+    hosts.iter().map(|h| (lock::host_key(h), h.limit)).collect()
+}
+
+/// Shuffles the host list for `--randomize`, differently in each process.
+pub fn shuffle(hosts: &mut [HostSpec]) {
+    let mut x = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+        | 1;
+    for i in (1..hosts.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        hosts.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+}
