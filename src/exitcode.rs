@@ -18,6 +18,31 @@ pub const ACCESS_DENIED: i32 = 113;
 pub const NO_HOSTS: i32 = 116;
 pub const TIMEOUT: i32 = 118;
 
+/// An error that ends a program, and the exit code it ends with. Every error type that can
+/// end `distcc` or `distccd` is mapped here, in one place, so that the codes scripts test
+/// for stay distcc's.
+pub trait Fatal: std::fmt::Display {
+    fn exit_code(&self) -> i32;
+}
+
+impl Fatal for crate::client::config::BadValue {
+    fn exit_code(&self) -> i32 {
+        BAD_ARGUMENTS
+    }
+}
+
+impl Fatal for crate::farm::hosts::HostsError {
+    fn exit_code(&self) -> i32 {
+        BAD_HOSTSPEC
+    }
+}
+
+/// Logs `error` and returns its exit code.
+pub fn report(error: &impl Fatal) -> i32 {
+    log::error!("{error}");
+    error.exit_code()
+}
+
 /// The exit code a shell would report for a process that ended with `status`: its exit
 /// code, or 128 + the signal that killed it.
 pub fn from_status(status: std::process::ExitStatus) -> i32 {

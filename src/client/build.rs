@@ -52,10 +52,7 @@ struct Journey<'a> {
 pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
     let io_timeout = match &cfg.io_timeout {
         Ok(t) => *t,
-        Err(e) => {
-            log::error!("{e}");
-            return exitcode::BAD_ARGUMENTS;
-        }
+        Err(e) => return exitcode::report(e),
     };
     let mut farm = Farm::load(cfg.hosts.as_deref(), cfg.top.as_deref(), cfg.backoff);
     let progress = Progress::new(farm.top.as_deref(), job.input());
@@ -232,8 +229,7 @@ impl<'a> Journey<'a> {
             .trim();
         // Without the daemon's "distccd[pid] (function) ERROR: ", which differs per job.
         let what = said.split_once("ERROR: ").map_or(said, |(_, rest)| rest);
-        let compiler = self.job.argv()[0].as_str();
-        let message = format!("{} cannot compile with {compiler}: {what}", host.spec);
+        let message = format!("{} cannot compile {}: {what}", host.spec, self.job.input());
         if self.farm.first_to_say(host, what) {
             log::warn!("{message}");
         } else {

@@ -153,10 +153,7 @@ fn own_option(first: &str, rest: &[OsString], cfg: &Config) -> Option<i32> {
         "--show-hosts" | "-j" => {
             let mut list = match hosts::load(cfg.hosts.as_deref(), cfg.top.as_deref()) {
                 Ok(l) => l,
-                Err(e) => {
-                    log::error!("{e}");
-                    return Some(exitcode::BAD_HOSTSPEC);
-                }
+                Err(e) => return Some(exitcode::report(&e)),
             };
             if list.randomize {
                 pick::shuffle(&mut list.hosts);
