@@ -5,8 +5,10 @@
 //! A client that half-closes its side after sending still gets its result: we never read
 //! after the request (distcc 3.4 takes that EOF for a vanished client and kills the job).
 //! Refusals close the connection without a reply, as distcc 3.4 does, so that 3.4 clients
-//! fall back to a local compile as usual. Listening, access control and process management
-//! belong to `daemon`.
+//! fall back to a local compile as usual. The compiler named without a path is looked up on
+//! the configured search path, past masquerade links (`toolchain::lookup`). Listening,
+//! access control and process management belong to `listener`, `inetd`, `access` and
+//! `privileges`; the settings come from `config`, read once.
 
 use std::fmt;
 use std::fs::File;
