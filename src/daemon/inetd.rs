@@ -29,6 +29,11 @@ pub fn run(cfg: &Config) -> Result<(), DaemonError> {
         privileges::become_user(&persona)?;
     }
     super::listener::check_whitelist(cfg)?;
+    if let Some(lifetime) = cfg.lifetime {
+        // distcc 3.4's alarm ends an inetd job too: here the job is cut off as a stopping
+        // daemon's would be, and still answered.
+        let _ = cfg.job.stop_by.set(Instant::now() + lifetime);
+    }
     let peer = getpeername::<SockaddrStorage>(0).ok();
     let ip = peer.as_ref().and_then(|addr| {
         addr.as_sockaddr_in()

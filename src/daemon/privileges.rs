@@ -131,12 +131,14 @@ fn dir_writable_by(dir: &Path, persona: &Persona, sticky_counts: bool) -> bool {
 /// Makes the log file the daemon's user's, as it would be had the user created it (as
 /// distcc 3.4 does, opening its log after giving up root), so that it can be reopened.
 pub fn hand_over_log(log_file: &Path, persona: &Persona) {
-    if let Err(e) = nix::unistd::chown(log_file, Some(persona.uid), Some(persona.gid)) {
-        log::warn!(
+    match nix::unistd::chown(log_file, Some(persona.uid), Some(persona.gid)) {
+        // Not opened: already reported, and syslog is used.
+        Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => log::warn!(
             "cannot give the log file {} to user {}: {e}",
             log_file.display(),
             persona.name
-        );
+        ),
     }
 }
 
