@@ -22,15 +22,6 @@ pub mod net;
 pub mod toolchain;
 pub mod wire;
 
-/// A boolean environment setting as distcc reads it: exactly `1` or `0`, else the default.
-pub(crate) fn env_flag(name: &str, default: bool) -> bool {
-    match std::env::var(name).as_deref() {
-        Ok("1") => true,
-        Ok("0") => false,
-        _ => default,
-    }
-}
-
 /// Makes `dir` (and its parents) unless it exists. It nearly always does: asking first
 /// costs one system call, where `create_dir_all` alone tries `mkdir` and then asks.
 pub(crate) fn ensure_dir(dir: &std::path::Path) -> std::io::Result<()> {

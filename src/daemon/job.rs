@@ -5,8 +5,10 @@
 //! A client that half-closes its side after sending still gets its result: we never read
 //! after the request (distcc 3.4 takes that EOF for a vanished client and kills the job).
 //! Refusals close the connection without a reply, as distcc 3.4 does, so that 3.4 clients
-//! fall back to a local compile as usual. Listening, access control and process management
-//! belong to `daemon`.
+//! fall back to a local compile as usual. The compiler named without a path is looked up on
+//! the configured search path, past masquerade links (`toolchain::lookup`). Listening,
+//! access control and process management belong to `listener`, `inetd`, `access` and
+//! `privileges`; the settings come from `config`, read once.
 
 use std::fmt;
 use std::fs::File;
@@ -14,7 +16,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,7 @@ use crate::cmdline::policy::{self, Compilers, Refusal};
 use crate::exitcode;
 use crate::logging::argv_to_string;
 use crate::toolchain::debuginfo::{self, ProducerFix};
+use crate::toolchain::lookup;
 use crate::wire::{self, Limits, ProtocolError, Reply, DOTI};
 
 /// What the daemon needs to know to run a job.
@@ -36,8 +39,13 @@ pub struct JobConfig {
     pub tmp_root: PathBuf,
     /// Which compilers may run.
     pub compilers: Compilers,
-    /// `DISTCCD_PATH`: where compilers are looked up instead of `PATH`.
+    /// `DISTCCD_PATH`: the compilers' `PATH` instead of the daemon's.
     pub compiler_path: Option<std::ffi::OsString>,
+    /// Where compilers named without a `/` are looked up (`DISTCCD_PATH`, else `PATH`),
+    /// masquerade links passed over.
+    pub search_path: std::ffi::OsString,
+    /// `DISTCC_SAVE_TEMPS=1`: keep each job's files.
+    pub save_temps: bool,
     /// Set when the daemon is stopping: running compiles are killed from then on.
     pub stop_by: StopBy,
     /// `--job-lifetime`: the longest a compile may run.
@@ -161,12 +169,24 @@ impl Outcome {
 /// A finished compile, for the summary line.
 struct Done {
     status: u32,
+    /// Killed by us, at `--job-lifetime` or at the stop: a timeout, whatever the status
+    /// says (a compiler may well exit with 118 by itself).
+    killed: bool,
     compiler: String,
     input: String,
 }
 
 /// The wait status distccd reports for a compile killed at `--job-lifetime`.
 const TIMEOUT_STATUS: u32 = (exitcode::TIMEOUT as u32) << 8;
+
+/// What running a compiler came to.
+struct Compiled {
+    status: u32,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    /// We killed it (and `status` is `TIMEOUT_STATUS`).
+    killed: bool,
+}
 
 /// A descriptor that becomes readable when process `pid` (our child) exits: a pidfd, so
 /// that waiting with a timeout needs no thread. `None` on kernels before 5.3, where the
@@ -178,25 +198,102 @@ fn exit_notifier(pid: u32) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// The program to run for compiler `name`: a path as it is; a bare name from the search
+/// path, past masquerade links (`gcc -> distcc` on the daemon's PATH would have our own
+/// client compile the job) and past directories the daemon's user cannot search (which
+/// `execvp` would report as "Permission denied" for a compiler that is simply absent).
+fn resolve_program(name: &str, cfg: &JobConfig) -> Result<PathBuf, String> {
+    if name.contains('/') {
+        return Ok(PathBuf::from(name));
+    }
+    let found = lookup::find_compiler(name, &cfg.search_path)
+        .map_err(|nf| format!("{}: {nf}", nix::errno::Errno::ENOENT.desc()))?;
+    log::debug!("compiler {name} is {}", found.display());
+    Ok(found)
+}
+
+/// The reply for a compiler that could not be started: distcc's "compiler missing" status
+/// with the reason on stderr, as distcc 3.4 reports it.
+fn exec_failed(name: &str, why: &str) -> Compiled {
+    log::error!("failed to exec {name}: {why}");
+    let msg = format!(
+        "distccd[{}] (serve) ERROR: failed to exec {name}: {why}\n",
+        std::process::id()
+    );
+    Compiled {
+        status: (exitcode::COMPILER_MISSING as u32) << 8,
+        stdout: Vec::new(),
+        stderr: msg.into_bytes(),
+        killed: false,
+    }
+}
+
+/// Why a running compile must be killed now, if it must: its `--job-lifetime` is over, or
+/// the daemon is stopping and its grace period is over.
+fn kill_reason(started: Instant, cfg: &JobConfig) -> Option<String> {
+    match (cfg.job_lifetime, cfg.stop_by.get()) {
+        (Some(limit), _) if started.elapsed() >= limit => Some(format!(
+            "compile killed after the --job-lifetime of {}s",
+            limit.as_secs()
+        )),
+        (_, Some(stop)) if Instant::now() >= *stop => {
+            Some("compile killed: the daemon is stopping".to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Waits for the compiler to end, or kills it with everything it started (its process
+/// group) when `kill_reason` says so. Returns the wait status and why it was killed.
+fn wait_compiler(
+    child: &mut Child,
+    name: &str,
+    cfg: &JobConfig,
+) -> std::io::Result<(u32, Option<String>)> {
+    let started = Instant::now();
+    let exited = exit_notifier(child.id());
+    // The notifier wakes us the moment the compiler ends; the timeout only paces the checks
+    // of the job's lifetime and of a daemon that is stopping.
+    loop {
+        match &exited {
+            Some(fd) => {
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(200u16));
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+        if let Some(status) = child.try_wait()? {
+            return Ok((status.into_raw() as u32, None));
+        }
+        if let Some(why) = kill_reason(started, cfg) {
+            log::warn!("{why} ({name})");
+            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            return Ok((TIMEOUT_STATUS, Some(why)));
+        }
+    }
+}
+
 /// Runs `argv` in the daemon's temporary directory with stdin from /dev/null, stdout and
-/// stderr in unnamed files, and in a process group of its own, so that at `lifetime` the
-/// compiler and everything it started (cc1, as) can be killed together. Returns the wait
-/// status, stdout and stderr. A compiler that cannot be started gives distcc's "compiler
-/// missing" status with the reason on stderr, as distcc 3.4 reports it.
+/// stderr in unnamed files, and in a process group of its own, so that at `--job-lifetime`
+/// the compiler and everything it started (cc1, as) can be killed together.
 fn run_compiler(
     argv: &[String],
     env: Option<(&str, String)>,
     cfg: &JobConfig,
-) -> std::io::Result<(u32, Vec<u8>, Vec<u8>)> {
-    let lifetime = cfg.job_lifetime;
+) -> std::io::Result<Compiled> {
+    let program = match resolve_program(&argv[0], cfg) {
+        Ok(p) => p,
+        Err(why) => return Ok(exec_failed(&argv[0], &why)),
+    };
     let (out_file, err_file) = (
         tempfile::tempfile_in(&cfg.tmp_root)?,
         tempfile::tempfile_in(&cfg.tmp_root)?,
     );
-    let mut cmd = Command::new(&argv[0]);
+    let mut cmd = Command::new(&program);
     cmd.envs(env);
     if let Some(path) = &cfg.compiler_path {
-        // The child's PATH is also where the program itself is looked up.
         cmd.env("PATH", path);
     }
     let spawned = cmd
@@ -209,61 +306,21 @@ fn run_compiler(
         .spawn();
     let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => {
-            log::error!("failed to exec {}: {e}", argv[0]);
-            let msg = format!(
-                "distccd[{}] (serve) ERROR: failed to exec {}: {e}\n",
-                std::process::id(),
-                argv[0]
-            );
-            return Ok((
-                (exitcode::COMPILER_MISSING as u32) << 8,
-                Vec::new(),
-                msg.into_bytes(),
-            ));
-        }
+        Err(e) => return Ok(exec_failed(&argv[0], &e.to_string())),
     };
-    let started = Instant::now();
-    let exited = exit_notifier(child.id());
-    // The notifier wakes us the moment the compiler ends; the timeout only paces the checks
-    // of the job's lifetime and of a daemon that is stopping.
-    let mut killed_because = None;
-    let status = loop {
-        match &exited {
-            Some(fd) => {
-                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-                let _ = poll(&mut fds, PollTimeout::from(200u16));
-            }
-            None => std::thread::sleep(Duration::from_millis(5)),
-        }
-        if let Some(status) = child.try_wait()? {
-            break status.into_raw() as u32;
-        }
-        killed_because = match (lifetime, cfg.stop_by.get()) {
-            (Some(limit), _) if started.elapsed() >= limit => Some(format!(
-                "compile killed after the --job-lifetime of {}s",
-                limit.as_secs()
-            )),
-            (_, Some(stop)) if Instant::now() >= *stop => {
-                Some("compile killed: the daemon is stopping".to_string())
-            }
-            _ => None,
-        };
-        if let Some(why) = &killed_because {
-            log::warn!("{why} ({})", argv[0]);
-            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-            let _ = child.wait();
-            break TIMEOUT_STATUS;
-        }
-    };
+    let (status, killed_because) = wait_compiler(&mut child, &argv[0], cfg)?;
     let mut stderr = crate::read_whole(&err_file)?;
-    if let Some(why) = killed_because {
+    if let Some(why) = &killed_because {
         stderr.extend_from_slice(
             format!("distccd[{}] (serve) ERROR: {why}\n", std::process::id()).as_bytes(),
         );
     }
-    Ok((status, crate::read_whole(&out_file)?, stderr))
+    Ok(Compiled {
+        status,
+        stdout: crate::read_whole(&out_file)?,
+        stderr,
+        killed: killed_because.is_some(),
+    })
 }
 
 /// A file for a job, `distccd_XXXXXX.ext` directly in the temporary directory, removed
@@ -292,8 +349,7 @@ fn producer_fix(compile: &cmdline::Compile, compiler: &str, cfg: &JobConfig) -> 
             &asm.path().to_string_lossy(),
         );
         cmd[0] = compiler.to_string();
-        let (status, _, _) = run_compiler(&cmd, None, cfg)?;
-        match status {
+        match run_compiler(&cmd, None, cfg)?.status {
             0 => std::fs::read_to_string(asm.path()),
             _ => Err(std::io::Error::other("the probe compile failed")),
         }
@@ -306,18 +362,28 @@ fn producer_fix(compile: &cmdline::Compile, compiler: &str, cfg: &JobConfig) -> 
     fix
 }
 
-fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, JobError> {
+/// A request read in full.
+struct Request {
+    version: wire::Version,
+    argv: Vec<String>,
+    compile: cmdline::Compile,
+    /// The source, already in its file unless `doti` holds it for checking.
+    input: NamedTempFile,
+    /// A directives-only source, to be checked before it goes into `input`.
+    doti: Option<Vec<u8>>,
+}
+
+/// Reads the whole request, before any refusal, so that the client sees a clean close
+/// rather than a reset in the middle of sending.
+fn read_request(stream: &mut impl Read, cfg: &JobConfig) -> Result<Request, JobError> {
     // Buffered: a request's many small packets then take one read, not one each. Nothing
     // follows the request, so dropping the buffer after it loses nothing.
-    let mut request = BufReader::with_capacity(16 << 10, &mut *stream);
+    let mut request = BufReader::with_capacity(16 << 10, stream);
     let (version, argv) = wire::read_request_header(&mut request, &cfg.limits)?;
     log::debug!("got request: {}", argv_to_string(&argv));
     let compile = cmdline::parse_received(&argv).map_err(JobError::NotDistributable)?;
-    // Read the whole request before any refusal, so that the client sees a clean close
-    // rather than a reset in the middle of sending.
-    let directives_only = debuginfo::requested(&argv);
     let mut input = job_file(cfg, compile.lang.preprocessed_ext()).map_err(JobError::TempFiles)?;
-    let doti = if directives_only {
+    let doti = if debuginfo::requested(&argv) {
         // Checked in memory before gcc sees it.
         Some(wire::read_file(&mut request, DOTI, version, &cfg.limits)?)
     } else {
@@ -327,55 +393,86 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         file.flush().map_err(JobError::TempFiles)?;
         None
     };
-    drop(request);
-    let compiler_path = policy::check(&argv, &cfg.compilers).map_err(JobError::Refused)?;
-    if let Some(mut text) = doti {
+    Ok(Request {
+        version,
+        argv,
+        compile,
+        input,
+        doti,
+    })
+}
+
+/// Checks the request against the daemon's policy and builds the command to run, with its
+/// output file and the environment of the `-g` producer fix, if any.
+#[allow(clippy::type_complexity)]
+fn prepare(
+    req: &mut Request,
+    cfg: &JobConfig,
+) -> Result<(Vec<String>, NamedTempFile, Option<(&'static str, String)>), JobError> {
+    let compiler_path = policy::check(&req.argv, &cfg.compilers).map_err(JobError::Refused)?;
+    if let Some(mut text) = req.doti.take() {
         debuginfo::check_directives(&mut text)
             .map_err(|line| JobError::Refused(Refusal::Directive(line)))?;
-        input.write_all(&text).map_err(JobError::TempFiles)?;
+        req.input.write_all(&text).map_err(JobError::TempFiles)?;
     }
-    let output =
-        job_file(cfg, if compile.assembly { "s" } else { "o" }).map_err(JobError::TempFiles)?;
-
-    let mut cmd = compile.with_files(
-        &input.path().to_string_lossy(),
+    let ext = if req.compile.assembly { "s" } else { "o" };
+    let output = job_file(cfg, ext).map_err(JobError::TempFiles)?;
+    let mut cmd = req.compile.with_files(
+        &req.input.path().to_string_lossy(),
         &output.path().to_string_lossy(),
     );
     if let Some(path) = compiler_path {
         cmd[0] = path;
     }
     let mut env = None;
-    if let (true, Some(hook)) = (directives_only, &cfg.hook) {
-        env = producer_fix(&compile, &cmd[0], cfg).apply(&mut cmd, hook);
+    if let (true, Some(hook)) = (debuginfo::requested(&req.argv), &cfg.hook) {
+        env = producer_fix(&req.compile, &cmd[0], cfg).apply(&mut cmd, hook);
     }
+    Ok((cmd, output, env))
+}
+
+/// Removes the job's files (or keeps them, with `DISTCC_SAVE_TEMPS=1`). Done before
+/// answering: once the client has its answer, the job is over, and a daemon counting
+/// running jobs sees no overlap with the client's next one.
+fn clean_up(files: [NamedTempFile; 2], cfg: &JobConfig) {
+    if !cfg.save_temps {
+        return;
+    }
+    for file in files {
+        if let Ok((_, path)) = file.keep() {
+            log::info!("kept {}", path.display());
+        }
+    }
+}
+
+fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, JobError> {
+    let mut req = read_request(&mut *stream, cfg)?;
+    let (cmd, output, env) = prepare(&mut req, cfg)?;
     log::debug!("compiling: {}", argv_to_string(&cmd));
-    let (status, stdout, stderr) = run_compiler(&cmd, env, cfg).map_err(JobError::TempFiles)?;
-    log::debug!("compiled: status {status}");
+    let compiled = run_compiler(&cmd, env, cfg).map_err(JobError::TempFiles)?;
+    log::debug!("compiled: status {}", compiled.status);
     // A compiler that succeeds without writing its output (a wrapper script, say) gives
-    // an empty result, as distcc 3.4 sends it. The object is sent from its file.
-    let object = if status == 0 {
+    // an empty result, as distcc 3.4 sends it. The object is sent from its file, which
+    // stays readable once removed.
+    let object = if compiled.status == 0 {
         File::open(output.path()).ok()
     } else {
         None
     };
+    let Request {
+        version,
+        mut argv,
+        compile,
+        input,
+        ..
+    } = req;
+    clean_up([input, output], cfg);
     let reply = Reply {
-        status,
-        stderr,
-        stdout,
+        status: compiled.status,
+        stderr: compiled.stderr,
+        stdout: compiled.stdout,
         output: Vec::new(),
     };
-    // Cleaned up before answering: once the client has its answer, the job is over, and
-    // a daemon counting running jobs sees no overlap with the client's next one. (The
-    // object stays readable through its open file.)
-    if crate::env_flag("DISTCC_SAVE_TEMPS", false) {
-        for file in [input, output] {
-            if let Ok((_, path)) = file.keep() {
-                log::info!("kept {}", path.display());
-            }
-        }
-    } else {
-        drop((input, output));
-    }
     match object {
         Some(mut file) => {
             let len = file.metadata().map_err(JobError::TempFiles)?.len();
@@ -384,8 +481,9 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         None => reply.write(stream, version)?,
     }
     Ok(Done {
-        status,
-        compiler: argv[0].clone(),
+        status: compiled.status,
+        killed: compiled.killed,
+        compiler: std::mem::take(&mut argv[0]),
         input: compile.input().to_string(),
     })
 }
@@ -399,8 +497,8 @@ pub fn serve(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Outcome {
     match result {
         Ok(done) => Outcome {
             result: match done.status {
+                _ if done.killed => JobResult::CompileTimeout,
                 0 => JobResult::CompileOk,
-                TIMEOUT_STATUS => JobResult::CompileTimeout,
                 _ => JobResult::CompileError,
             },
             job: Some((done.compiler, done.input)),

@@ -4,6 +4,7 @@
 //! Which host compiles, and what the command line means, are other modules' business.
 
 pub mod debuginfo;
+pub mod lookup;
 pub mod masquerade;
 pub mod pragmas;
 pub mod rename;

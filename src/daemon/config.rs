@@ -1,0 +1,443 @@
+//! The daemon's whole configuration, built once at start-up from its command line (`Args`,
+//! parsed by clap) and its environment (`Environment`, the only place in `daemon` that reads
+//! environment variables). The rest of the daemon takes the resulting `Config` as a
+//! parameter and never looks at the process environment again.
+//!
+//! This module also decides where log lines go and which compilers may run (a whitelist
+//! directory, `DISTCC_CMDLIST`, the compilers found on the daemon's PATH, or any). It does
+//! not listen, give up root or run jobs.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use log::LevelFilter;
+
+use super::access::{self, Allow};
+use super::job::JobConfig;
+use super::DaemonError;
+use crate::cmdline::policy::Compilers;
+use crate::logging;
+use crate::toolchain::lookup;
+use crate::wire::Limits;
+
+/// The whitelist directory distcc 3.3 and later use, and ours by default.
+pub const DEFAULT_WHITELIST_DIR: &str = "/usr/lib/distcc";
+
+/// distccd's command line.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "distccd",
+    // `--version` is ours: distcc 3.4's banner, whose second line tools parse.
+    disable_version_flag = true,
+    about = "distccd: the distcc volunteer daemon (distcc-rs, wire-compatible with distcc 3.4)"
+)]
+pub struct Args {
+    /// Print the version banner and exit.
+    #[arg(long)]
+    pub version: bool,
+    /// Run as a standalone TCP server (the default unless stdin is a socket).
+    #[arg(long)]
+    pub daemon: bool,
+    /// Serve one job on stdin/stdout (from inetd or over SSH).
+    #[arg(long)]
+    pub inetd: bool,
+    /// Stay in the foreground.
+    #[arg(long)]
+    pub no_detach: bool,
+    /// TCP port to listen on.
+    #[arg(short = 'p', long, default_value_t = 3632, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// Address to listen on (default: all IPv4 addresses).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Allow clients from ADDR[/BITS]; repeatable. Required unless --allow-private.
+    #[arg(short = 'a', long, value_name = "ADDR[/BITS]")]
+    pub allow: Vec<Allow>,
+    /// Allow clients from the private and loopback ranges.
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Most jobs to run at once (default: number of CPUs + 2).
+    #[arg(short = 'j', long, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub jobs: Option<u32>,
+    /// Write the daemon's process id to this file.
+    #[arg(short = 'P', long)]
+    pub pid_file: Option<PathBuf>,
+    /// Append log lines to this file (default: syslog).
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
+    /// Log to stderr.
+    #[arg(long)]
+    pub log_stderr: bool,
+    /// Log debug messages (same as --log-level debug).
+    #[arg(long)]
+    pub verbose: bool,
+    /// Least severe messages logged: emerg, alert, crit, err, warning, notice, info, debug.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// When started as root, run as this user (default: distcc, else nobody). A user that
+    /// does not exist is an error.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Niceness increment for the daemon and its compilers.
+    #[arg(short = 'N', long, default_value_t = 5, allow_negative_numbers = true)]
+    pub nice: i32,
+    /// Directory whose entries name the compilers that may run (default: /usr/lib/distcc;
+    /// when that is missing, the compilers on the daemon's PATH).
+    #[arg(long, value_name = "DIR")]
+    pub whitelist_dir: Option<PathBuf>,
+    /// Serve a plain-text statistics page over HTTP.
+    #[arg(long)]
+    pub stats: bool,
+    /// Port of the statistics page.
+    #[arg(long, default_value_t = 3633, value_parser = clap::value_parser!(u16).range(1..))]
+    pub stats_port: u16,
+    /// Kill a compile that runs longer than this many seconds (0: no limit).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub job_lifetime: u64,
+    /// Stop the daemon (as SIGTERM does) after this many seconds (0: never).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub lifetime: u64,
+    /// Accept clients from anywhere and run any compiler path they name. Dangerous.
+    #[arg(long, alias = "make-me-a-botnet")]
+    pub enable_tcp_insecure: bool,
+}
+
+/// The version banner. Its first two lines have distcc 3.4's shape, because tools (monitors,
+/// cluster scripts) parse them: `distccd VERSION PLATFORM`, then the protocols line. That
+/// line stays 3.4's word for word, "and 3" included, although this daemon speaks protocols 1
+/// and 2 only so far (a protocol 3 client gets a refusal and compiles locally).
+pub fn version_banner() -> String {
+    let platform = match std::env::consts::OS {
+        "linux" => format!("{}-pc-linux-gnu", std::env::consts::ARCH),
+        os => format!("{}-unknown-{os}", std::env::consts::ARCH),
+    };
+    format!(
+        "distccd {version} {platform}\n  (protocols 1, 2 and 3) (default port 3632)\n  \
+         distcc-rs {version}, wire-compatible with distcc 3.4 (protocols 1 and 2 served)\n\n\
+         distcc-rs is free software, under the GNU General Public License version 2 or\n\
+         later. It comes with ABSOLUTELY NO WARRANTY.\n",
+        version = env!("CARGO_PKG_VERSION"),
+    )
+}
+
+/// Every environment variable the daemon reads, read once.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// `DISTCC_CMDLIST`: a file naming exactly the compilers that may run.
+    pub cmdlist: Option<PathBuf>,
+    /// `DISTCC_CMDLIST_NUMWORDS`: how many trailing path components must match (default 1).
+    pub cmdlist_words: usize,
+    /// `TMPDIR`: where job files go (default `/tmp`).
+    pub tmp_dir: PathBuf,
+    /// `DISTCCD_STOP_GRACE`: how long a stopping daemon lets jobs run (seconds, default 30).
+    pub stop_grace: Duration,
+    /// `DISTCCD_PATH`: replaces `PATH` for compilers.
+    pub distccd_path: Option<OsString>,
+    /// `PATH`.
+    pub path: OsString,
+    /// `DISTCC_IO_TIMEOUT`: how long a request may take to arrive (seconds, default 300),
+    /// and the timeout of each write.
+    pub io_timeout: Duration,
+    /// `DISTCC_TCP_DEFER_ACCEPT`: 0 turns TCP_DEFER_ACCEPT off.
+    pub tcp_defer_accept: bool,
+    /// `DISTCC_SAVE_TEMPS`: 1 keeps each job's files.
+    pub save_temps: bool,
+    /// `_DISTCCD_TEST_DEFAULT_WHITELIST`: for the test suite only, where the default
+    /// whitelist directory is looked for (this machine's /usr/lib/distcc may well exist).
+    pub default_whitelist: Option<PathBuf>,
+}
+
+impl Environment {
+    /// Reads the process environment; a malformed value is an error, not a silent default.
+    pub fn from_process() -> Result<Environment, DaemonError> {
+        Environment::from_lookup(|name| std::env::var_os(name))
+    }
+
+    /// Reads the variables through `get`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<OsString>) -> Result<Environment, DaemonError> {
+        let text = |name: &str| get(name).map(|v| v.to_string_lossy().into_owned());
+        let number = |name: &'static str, default: u64, min: u64| -> Result<u64, DaemonError> {
+            match text(name) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if n >= min => Ok(n),
+                    _ => Err(DaemonError::BadEnvironment {
+                        name,
+                        value: v,
+                        expected: if min > 0 {
+                            "a whole number of at least 1"
+                        } else {
+                            "a whole number"
+                        },
+                    }),
+                },
+            }
+        };
+        // distcc's booleans: exactly 1 or 0, anything else the default.
+        let flag = |name: &str, default: bool| match text(name).as_deref() {
+            Some("1") => true,
+            Some("0") => false,
+            _ => default,
+        };
+        Ok(Environment {
+            cmdlist: get("DISTCC_CMDLIST").map(PathBuf::from),
+            cmdlist_words: number("DISTCC_CMDLIST_NUMWORDS", 1, 1)? as usize,
+            tmp_dir: get("TMPDIR")
+                .filter(|t| !t.is_empty())
+                .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from),
+            stop_grace: Duration::from_secs(number("DISTCCD_STOP_GRACE", 30, 0)?),
+            distccd_path: get("DISTCCD_PATH"),
+            path: get("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+            io_timeout: Duration::from_secs(number("DISTCC_IO_TIMEOUT", 300, 1)?),
+            tcp_defer_accept: flag("DISTCC_TCP_DEFER_ACCEPT", true),
+            save_temps: flag("DISTCC_SAVE_TEMPS", false),
+            default_whitelist: get("_DISTCCD_TEST_DEFAULT_WHITELIST").map(PathBuf::from),
+        })
+    }
+
+    /// Where compilers are looked up: `DISTCCD_PATH`, else `PATH`.
+    pub fn compiler_search_path(&self) -> &std::ffi::OsStr {
+        self.distccd_path.as_deref().unwrap_or(&self.path)
+    }
+}
+
+/// How the daemon runs, everything decided.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: u16,
+    /// `--listen`: the address to bind, all IPv4 addresses when absent.
+    pub listen: Option<String>,
+    pub allow: Vec<Allow>,
+    pub jobs: usize,
+    /// `--inetd` (or stdin is a socket): serve one job on stdin/stdout.
+    pub inetd: bool,
+    /// Stay in the foreground (`--no-detach`).
+    pub no_detach: bool,
+    pub pid_file: Option<PathBuf>,
+    /// `--log-file`, when log lines go to a file.
+    pub log_file: Option<PathBuf>,
+    /// `--user`: whom to run as when started as root.
+    pub user: Option<String>,
+    /// `--nice`: the niceness increment applied at start.
+    pub nice: i32,
+    /// `--stats`: serve the statistics page on this port.
+    pub stats_port: Option<u16>,
+    /// How long a stopping daemon lets running jobs go on.
+    pub stop_grace: Duration,
+    /// How long a whole request may take to arrive; also each write's timeout.
+    pub io_timeout: Duration,
+    /// `--lifetime`: stop by itself after this long.
+    pub lifetime: Option<Duration>,
+    /// Set TCP_DEFER_ACCEPT on the listening socket.
+    pub tcp_defer_accept: bool,
+    pub job: JobConfig,
+}
+
+/// An I/O error's text as C's `strerror` gives it ("No such file or directory", without
+/// Rust's "(os error 2)"), for messages that must read as distcc 3.4's.
+fn strerror(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// Sets up logging as `args` ask: stderr, a file (syslog when it cannot be opened, as distcc
+/// 3.4 does, with 3.4's message), or syslog; at the level asked.
+pub fn init_logging(args: &Args) {
+    let mut open_failed = None;
+    let sink = if args.log_stderr {
+        logging::Sink::Stderr
+    } else if let Some(path) = &args.log_file {
+        logging::open_file(path).unwrap_or_else(|e| {
+            // distcc 3.4's words, which scripts look for.
+            let msg = format!(
+                "failed to open {}: {}; logging to syslog instead",
+                path.display(),
+                strerror(&e)
+            );
+            eprintln!("distccd: ERROR: {msg}");
+            open_failed = Some(msg);
+            logging::Sink::Syslog
+        })
+    } else {
+        logging::Sink::Syslog
+    };
+    let parsed = args.log_level.as_deref().map(logging::parse_level);
+    let level = match parsed {
+        _ if args.verbose => LevelFilter::Debug,
+        Some(Some(level)) => level,
+        _ => LevelFilter::Info,
+    };
+    logging::init("distccd", sink, level);
+    if let Some(msg) = open_failed {
+        log::error!("{msg}");
+    }
+    if let (Some(None), Some(name)) = (parsed, &args.log_level) {
+        log::warn!("unknown --log-level {name:?} ignored");
+    }
+}
+
+fn allow_list(args: &Args, inetd: bool) -> Result<Vec<Allow>, DaemonError> {
+    let mut allow = args.allow.clone();
+    if args.allow_private {
+        allow.extend(
+            access::PRIVATE
+                .iter()
+                .filter_map(|a| a.parse::<Allow>().ok()),
+        );
+    }
+    if allow.is_empty() {
+        if args.enable_tcp_insecure {
+            allow.push("0.0.0.0/0".parse().expect("valid literal"));
+            allow.push("::/0".parse().expect("valid literal"));
+        } else if !inetd {
+            return Err(DaemonError::NoAllow);
+        }
+    }
+    Ok(allow)
+}
+
+/// Which compilers may run: any (`--enable-tcp-insecure`), those of `DISTCC_CMDLIST`, those
+/// linked in the whitelist directory, or, when the default directory is missing, those
+/// found on the daemon's PATH (what a masquerade directory made here would list).
+fn compilers(args: &Args, env: &Environment) -> Result<Compilers, DaemonError> {
+    if args.enable_tcp_insecure {
+        return Ok(Compilers::Any);
+    }
+    if let Some(file) = &env.cmdlist {
+        let list = Compilers::from_cmdlist(file, env.cmdlist_words);
+        if let Compilers::Unreadable { file, error } = &list {
+            log::error!(
+                "DISTCC_CMDLIST file {} cannot be read ({error}): every job will be refused",
+                file.display()
+            );
+        }
+        return Ok(list);
+    }
+    let (dir, explicit) = match &args.whitelist_dir {
+        Some(dir) => (dir.clone(), true),
+        None => (
+            env.default_whitelist
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_WHITELIST_DIR)),
+            false,
+        ),
+    };
+    if dir.is_dir() {
+        return Ok(Compilers::Whitelist(dir));
+    }
+    if explicit {
+        return Err(DaemonError::WhitelistMissing(dir));
+    }
+    Ok(compilers_on_path(&dir, env.compiler_search_path()))
+}
+
+fn compilers_on_path(dir: &Path, search_path: &std::ffi::OsStr) -> Compilers {
+    let paths: Vec<String> = lookup::compilers_on(search_path)
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    if paths.is_empty() {
+        log::warn!(
+            "{} not found, and no compiler found on PATH {}: every job will be refused",
+            dir.display(),
+            search_path.to_string_lossy()
+        );
+    } else {
+        log::info!(
+            "{} not found: allowing the compilers on PATH instead: {}",
+            dir.display(),
+            paths.join(" ")
+        );
+    }
+    Compilers::List { paths, words: 1 }
+}
+
+impl Config {
+    /// Builds the configuration from the command line and the environment. `stdin_is_socket`
+    /// chooses inetd mode when neither `--daemon` nor `--inetd` was given.
+    pub fn build(
+        args: &Args,
+        env: &Environment,
+        stdin_is_socket: bool,
+    ) -> Result<Config, DaemonError> {
+        let inetd = args.inetd || (!args.daemon && stdin_is_socket);
+        let allow = allow_list(args, inetd)?;
+        let compilers = compilers(args, env)?;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        Ok(Config {
+            port: args.port,
+            listen: args.listen.clone(),
+            allow,
+            jobs: args.jobs.map_or(cpus + 2, |j| j as usize),
+            inetd,
+            no_detach: args.no_detach,
+            pid_file: args.pid_file.clone(),
+            log_file: args.log_file.clone().filter(|_| !args.log_stderr),
+            user: args.user.clone(),
+            nice: args.nice,
+            stats_port: args.stats.then_some(args.stats_port),
+            stop_grace: env.stop_grace,
+            io_timeout: env.io_timeout,
+            lifetime: secs(args.lifetime),
+            tcp_defer_accept: env.tcp_defer_accept,
+            job: JobConfig {
+                limits: Limits::default(),
+                tmp_root: env.tmp_dir.clone(),
+                compilers,
+                compiler_path: env.distccd_path.clone(),
+                search_path: env.compiler_search_path().to_os_string(),
+                save_temps: env.save_temps,
+                stop_by: Default::default(),
+                job_lifetime: secs(args.job_lifetime),
+                hook: std::env::current_exe()
+                    .ok()
+                    .and_then(|p| p.to_str().map(String::from)),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Result<Environment, DaemonError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Environment::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    #[test]
+    fn environment_defaults_and_bad_values() {
+        let e = env(&[]).unwrap();
+        assert_eq!(e.cmdlist_words, 1);
+        assert_eq!(e.stop_grace, Duration::from_secs(30));
+        assert_eq!(e.io_timeout, Duration::from_secs(300));
+        assert_eq!(e.tmp_dir, PathBuf::from("/tmp"));
+        assert!(e.tcp_defer_accept && !e.save_temps);
+        let e = env(&[("DISTCC_TCP_DEFER_ACCEPT", "0"), ("TMPDIR", "/var/tmp")]).unwrap();
+        assert!(!e.tcp_defer_accept);
+        assert_eq!(e.tmp_dir, PathBuf::from("/var/tmp"));
+        for (name, bad) in [
+            ("DISTCC_CMDLIST_NUMWORDS", "two"),
+            ("DISTCC_CMDLIST_NUMWORDS", "0"),
+            ("DISTCCD_STOP_GRACE", "-1"),
+            ("DISTCC_IO_TIMEOUT", "0"),
+            ("DISTCC_IO_TIMEOUT", "soon"),
+        ] {
+            let err = env(&[(name, bad)]).unwrap_err();
+            assert_eq!(err.exit_code(), crate::exitcode::BAD_ARGUMENTS);
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+}

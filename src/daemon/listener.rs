@@ -1,0 +1,339 @@
+//! The standalone daemon's process: the listening socket, detaching into the background,
+//! the pid file, the bounded pool of workers, the statistics page, and the signals (SIGHUP
+//! reopens the log; SIGTERM, SIGINT and the `--lifetime` alarm stop the daemon cleanly).
+//!
+//! `--jobs N` workers each accept and serve one connection at a time, so at most N jobs run
+//! at once and further clients wait in the kernel's listen backlog, as with distcc 3.4's
+//! preforked children. What a job does is `job`'s business; who may connect is `access`'s;
+//! giving up root is `privileges`'s.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigSet, Signal};
+use socket2::{Domain, Socket, Type};
+
+use super::privileges::{self, Keeper};
+use super::stats::Stats;
+use super::{access, job, Config, DaemonError, Deadline};
+use crate::cmdline::policy::Compilers;
+use crate::logging;
+
+fn bind_address(cfg: &Config, port: u16) -> Result<SocketAddr, DaemonError> {
+    let host = cfg.listen.as_deref().unwrap_or("0.0.0.0");
+    let resolve_err = |error: String| DaemonError::Resolve {
+        listen: host.to_string(),
+        error,
+    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| resolve_err(e.to_string()))?
+        .next()
+        .ok_or_else(|| resolve_err("no addresses".into()))
+}
+
+/// Binds and listens on `port` with a backlog deep enough for a whole `make -j` of clients.
+pub fn listen(cfg: &Config, port: u16) -> Result<TcpListener, DaemonError> {
+    let addr = bind_address(cfg, port)?;
+    let bind_err = |error| DaemonError::Bind { addr, error };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_err)?;
+    socket.set_reuse_address(true).map_err(bind_err)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true).map_err(bind_err)?;
+    }
+    socket.bind(&addr.into()).map_err(bind_err)?;
+    socket.listen(1024).map_err(bind_err)?;
+    // As distcc 3.4: accept() returns only once the client has sent something, so that a
+    // connection that says nothing never takes a worker. DISTCC_TCP_DEFER_ACCEPT=0 turns
+    // it off.
+    if cfg.tcp_defer_accept {
+        let secs: libc::c_int = 1;
+        // SAFETY: a plain integer option on a socket we own.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_DEFER_ACCEPT,
+                (&secs as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            log::warn!("TCP_DEFER_ACCEPT: {}", io::Error::last_os_error());
+        }
+    }
+    Ok(socket.into())
+}
+
+/// Forks into the background: the parent exits, the child leads a new session with its
+/// standard streams on /dev/null. Must run before any thread is started.
+fn detach() -> Result<(), DaemonError> {
+    use nix::unistd::{fork, setsid, ForkResult};
+    // SAFETY: no other thread exists yet, so the child may run arbitrary code.
+    match unsafe { fork() }.map_err(DaemonError::Detach)? {
+        ForkResult::Parent { .. } => std::process::exit(0),
+        ForkResult::Child => {}
+    }
+    setsid().map_err(DaemonError::Detach)?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| DaemonError::Detach(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
+    for fd in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors, which this process owns.
+        unsafe { libc::dup2(null.as_raw_fd(), fd) };
+    }
+    Ok(())
+}
+
+fn write_pid_file(path: &Path) -> Result<(), DaemonError> {
+    std::fs::write(path, format!("{}\n", std::process::id())).map_err(|error| {
+        DaemonError::PidFile {
+            path: path.to_path_buf(),
+            error,
+        }
+    })
+}
+
+/// Checks that the whitelist can still be read once root is given up: otherwise every job
+/// would be refused while the daemon looked healthy.
+pub(crate) fn check_whitelist(cfg: &Config) -> Result<(), DaemonError> {
+    if let Compilers::Whitelist(dir) = &cfg.job.compilers {
+        std::fs::read_dir(dir).map_err(|error| DaemonError::Whitelist {
+            dir: dir.clone(),
+            error,
+        })?;
+    }
+    Ok(())
+}
+
+/// Serves one accepted connection, if its address is allowed.
+fn handle(stream: TcpStream, peer: SocketAddr, cfg: &Config, stats: &Stats) {
+    let client = peer.to_string();
+    if !access::allowed(&cfg.allow, peer.ip()) {
+        log::error!("connection from client '{client}' denied by access list");
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    if let Err(e) = stream.set_write_timeout(Some(cfg.io_timeout)) {
+        log::error!("failed to set timeouts for {client}: {e}");
+        return;
+    }
+    // A client that connects and closes without a word (a port check) is no job.
+    let mut first = [0u8; 1];
+    let _ = stream.set_read_timeout(Some(cfg.io_timeout));
+    if matches!(stream.peek(&mut first), Ok(0)) {
+        log::debug!("client {client} closed the connection without sending anything");
+        stats.silent_connection();
+        return;
+    }
+    let mut conn = Deadline {
+        input: &stream,
+        output: &stream,
+        deadline: Instant::now() + cfg.io_timeout,
+        stop_by: &cfg.job.stop_by,
+    };
+    stats.job_started();
+    let outcome = job::serve(&mut conn, &cfg.job);
+    stats.job_ended(&outcome);
+    outcome.log(&client);
+}
+
+/// One worker: accepts and serves connections, one at a time, until the daemon stops.
+fn worker(listener: &TcpListener, cfg: &Config, stats: &Stats, stopping: &AtomicBool) {
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                // A bug in one job must not take the worker, and with it a job slot, away.
+                let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    handle(stream, peer, cfg, stats)
+                }));
+                if served.is_err() {
+                    log::error!("internal error while serving {peer}; job abandoned");
+                }
+            }
+            Err(_) if stopping.load(Ordering::SeqCst) => return,
+            Err(e) => {
+                log::error!("accept failed: {e}");
+                // EMFILE and the like: give the system a moment rather than spin.
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Serves the statistics page to allowed clients until the daemon stops: reads what the
+/// client sends (at most 1 KiB, as distcc 3.4 does), answers, closes.
+fn stats_server(listener: &TcpListener, cfg: &Config, stats: &Stats, stopping: &AtomicBool) {
+    loop {
+        let (mut stream, peer) = match listener.accept() {
+            Ok(c) => c,
+            Err(_) if stopping.load(Ordering::SeqCst) => return,
+            Err(e) => {
+                log::error!("stats accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        if !access::allowed(&cfg.allow, peer.ip()) {
+            log::error!("stats connection from client '{peer}' denied by access list");
+            continue;
+        }
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+        let mut request = [0u8; 1024];
+        let _ = stream.read(&mut request);
+        let _ = stream.write_all(stats.page().as_bytes());
+    }
+}
+
+/// Reopens the log file at its path (after `logrotate` moved it away), through the keeper
+/// when the daemon's user cannot create it there.
+fn reopen_log(keeper: Option<&mut Keeper>) {
+    if let Some(keeper) = keeper {
+        if let Err(e) = keeper.recreate_log() {
+            log::error!("failed to create the log file again: {e}");
+            return;
+        }
+    }
+    match logging::reopen() {
+        Ok(()) => log::info!("log file reopened on SIGHUP"),
+        Err(e) => eprintln!("distccd: ERROR: failed to reopen the log file: {e}"),
+    }
+}
+
+/// Waits for signals: SIGHUP reopens the log file; SIGTERM, SIGINT or SIGALRM (the
+/// `--lifetime` alarm) stops the daemon. Returns the stopping signal.
+fn wait_for_stop(signals: &SigSet, mut keeper: Option<&mut Keeper>) -> Signal {
+    loop {
+        match signals.wait() {
+            Ok(Signal::SIGHUP) => reopen_log(keeper.as_deref_mut()),
+            Ok(sig) => return sig,
+            Err(e) => log::error!("sigwait failed: {e}"),
+        }
+    }
+}
+
+/// Keeps a long-running daemon's memory at what its jobs use now. Each job holds a source
+/// and an object of up to megabytes for a moment; glibc's default raises its mmap
+/// threshold to the largest block freed, after which such buffers come from the heap of
+/// each worker thread and stay resident. A fixed threshold gives them back at once.
+fn bound_heap() {
+    // SAFETY: mallopt only sets allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 10);
+    }
+}
+
+/// Everything from listening to giving up root, in the order that works: bind (maybe a
+/// low port), detach, write the pid file where root may, start the keeper if the daemon's
+/// user will need one, then give up root. Returns the keeper.
+fn start_up(cfg: &Config) -> Result<Option<Keeper>, DaemonError> {
+    if !cfg.no_detach {
+        detach()?;
+    }
+    // Written while still root, so that it lands where it was asked for (3.4 writes it
+    // after giving up root and fails in /run).
+    if let Some(path) = &cfg.pid_file {
+        write_pid_file(path)?;
+    }
+    privileges::apply_nice(cfg.nice);
+    let mut keeper = None;
+    if let Some(persona) = privileges::persona(cfg.user.as_deref())? {
+        if let Some(log) = &cfg.log_file {
+            privileges::hand_over_log(log, &persona);
+        }
+        keeper =
+            Keeper::start_if_needed(&persona, cfg.pid_file.as_deref(), cfg.log_file.as_deref())?;
+        privileges::become_user(&persona)?;
+    }
+    check_whitelist(cfg)?;
+    Ok(keeper)
+}
+
+/// Removes the pid file, through the keeper when there is one.
+fn remove_pid_file(path: &Path, keeper: Option<&mut Keeper>) {
+    let removed = match keeper {
+        Some(keeper) => keeper.remove_pid_file(),
+        None => std::fs::remove_file(path),
+    };
+    if let Err(e) = removed {
+        log::warn!("failed to remove pid file {}: {e}", path.display());
+    }
+}
+
+/// Runs the standalone daemon: listens, detaches unless told not to, and serves until
+/// SIGTERM, SIGINT or the end of `--lifetime`. Then it stops accepting, lets running jobs
+/// finish, removes its pid file and returns.
+pub fn run(cfg: Config) -> Result<(), DaemonError> {
+    let listener = listen(&cfg, cfg.port)?;
+    let stats_listener = match cfg.stats_port {
+        Some(port) => Some(listen(&cfg, port)?),
+        None => None,
+    };
+    let stats = Stats::new(cfg.job.tmp_root.clone());
+    let mut keeper = start_up(&cfg)?;
+    bound_heap();
+    log::debug!("allowing up to {} active jobs", cfg.jobs);
+    if let Ok(addr) = listener.local_addr() {
+        log::info!("listening on {addr}");
+    }
+    // Every thread inherits this mask, so the signals reach only the sigwait below.
+    // (Compilers start with a clean mask: std resets it in children.)
+    let mut signals = SigSet::empty();
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGALRM,
+    ] {
+        signals.add(sig);
+    }
+    if let Err(e) = signals.thread_block() {
+        log::warn!("failed to block signals: {e}; SIGTERM will stop the daemon at once");
+    }
+    if let Some(lifetime) = cfg.lifetime {
+        // As distcc 3.4's alarm(), set here because an alarm does not survive detaching.
+        let secs = u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX);
+        // SAFETY: alarm() only schedules a SIGALRM for this process.
+        unsafe { libc::alarm(secs) };
+        log::info!("will stop after the --lifetime of {secs}s");
+    }
+    let stopping = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..cfg.jobs {
+            scope.spawn(|| worker(&listener, &cfg, &stats, &stopping));
+        }
+        if let Some(l) = &stats_listener {
+            scope.spawn(|| stats_server(l, &cfg, &stats, &stopping));
+        }
+        let sig = wait_for_stop(&signals, keeper.as_mut());
+        match sig {
+            Signal::SIGALRM => log::info!(
+                "stopping at the end of the --lifetime: no new jobs; waiting for running \
+                 jobs to finish"
+            ),
+            _ => log::info!("stopping on {sig}: no new jobs; waiting for running jobs to finish"),
+        }
+        stopping.store(true, Ordering::SeqCst);
+        let _ = cfg.job.stop_by.set(Instant::now() + cfg.stop_grace);
+        // Wakes every worker blocked in accept().
+        for l in std::iter::once(&listener).chain(&stats_listener) {
+            let _ = nix::sys::socket::shutdown(l.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        }
+    });
+    if let Some(path) = &cfg.pid_file {
+        remove_pid_file(path, keeper.as_mut());
+    }
+    log::info!("stopped");
+    Ok(())
+}
