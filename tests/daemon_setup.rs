@@ -264,7 +264,7 @@ fn without_a_whitelist_directory_the_compilers_on_path_are_allowed() {
     assert!(log.contains(&format!(" {} ", gcc.display())), "{log}");
     assert_eq!(exchange(d.port, &job("gcc")).map(|r| r.status), Some(0));
     assert!(marker.exists(), "the gcc found on PATH did not run");
-    // Not on PATH: refused (no answer).
+    // Not on PATH: refused.
     assert!(exchange(d.port, &job("x86_64-nothere-gcc")).is_none());
     // DISTCCD_PATH, when set, is the PATH that counts.
     let d = start_without_whitelist(&[("DISTCCD_PATH", tools.path().to_str().unwrap())]);

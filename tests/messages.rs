@@ -154,3 +154,42 @@ fn verbose_mode_says_which_option_and_which_host_file() {
     assert!(said.contains("(-fstack-usage)"), "{said}");
     assert!(said.contains(&hosts_file.display().to_string()), "{said}");
 }
+
+/// A compiler our daemon does not allow: the daemon says why instead of closing, and our
+/// client tells the user once per build, compiles here, and keeps using the host; with
+/// fallbacks disabled it fails with distcc's "access denied" (113) and the reason.
+#[test]
+fn a_refusal_is_told_once_and_not_held_against_the_host() {
+    let whitelist = whitelist_dir(&["gcc", "x86_64-linux-gnu-gcc"]);
+    let wl = whitelist.path().to_str().unwrap();
+    let daemon = Daemon::start(
+        OUR_DISTCCD,
+        &["--allow", "127.0.0.1", "--whitelist-dir", wl],
+    );
+    let dir = sources();
+    let compile = |compiler: &str, env: &[(&str, &str)]| {
+        let out = run(
+            OUR_DISTCC,
+            dir.path(),
+            &daemon.host(),
+            &[compiler, "-c", "a.c", "-o", "a.o"],
+            env,
+        );
+        (out.status.code(), stderr(&out))
+    };
+    // gcc-12 is sent as x86_64-linux-gnu-gcc-12, which the whitelist does not name.
+    let wanted = "x86_64-linux-gnu-gcc-12 not in";
+    let (code, said) = compile("gcc-12", &[]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains(wanted), "{said}");
+    let (_, again) = compile("gcc-12", &[]);
+    assert!(!again.contains(wanted), "said twice: {again}");
+    // Not backed off: the next job goes there and compiles.
+    let before = daemon.compiled_ok();
+    let (code, said) = compile("gcc", &[]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(daemon.wait_compiled(before + 1), before + 1);
+    let (code, said) = compile("gcc-12", &[("DISTCC_FALLBACK", "0")]);
+    assert_eq!(code, Some(113), "{said}");
+    assert!(said.contains(wanted), "{said}");
+}

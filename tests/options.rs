@@ -239,11 +239,13 @@ fn job_with(compiler: &str) -> Vec<u8> {
     )
 }
 
+/// Whether the daemon ran the compile (a refusal is answered too, with status 113).
 fn answered(port: u16, compiler: &str) -> bool {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(&job_with(compiler)).unwrap();
     let _ = s.shutdown(Shutdown::Write);
-    !read_all(&mut s).is_empty()
+    let answer = read_all(&mut s);
+    !answer.is_empty() && refusal(&answer, Version::Plain).is_none()
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! turn what comes back into what a local compile would have left. Each host is tried at
 //! most once. A host that fails (no connection, no answer) is backed off for every client
 //! and the next is tried; a host that says it cannot run the compile (the compiler is
-//! missing there, or not allowed) is told to the user once per build and skipped without a
-//! backoff; when no host is left the job is compiled here, unless `DISTCC_FALLBACK=0`.
+//! missing there: status 110; or not allowed: our daemon's `EMSG`) is told to the user once
+//! per build and skipped without a backoff; when no host is left the job is compiled here,
+//! unless `DISTCC_FALLBACK=0`.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -21,14 +22,15 @@ use crate::farm::hosts::{HostSpec, Transport};
 use crate::farm::lock::Slot;
 use crate::farm::pick::Farm;
 use crate::farm::state::Phase;
-use crate::wire::Reply;
+use crate::wire::{ProtocolError, Reply};
 
 /// What the last host tried came to, for the end of the journey.
 enum LastTry {
     Nothing,
     /// The host could not be used (connection, protocol): it is backed off.
     Broken(String),
-    /// The host answered that it cannot run the compile: its status and messages.
+    /// The host answered that it cannot run the compile: the exit code that stands for
+    /// it (110 compiler missing, 113 refused) and what the host said.
     Cannot(i32, Vec<u8>),
 }
 
@@ -149,12 +151,17 @@ impl<'a> Journey<'a> {
             Ok(reply) if reply.status == 0 => Attempt::Done(self.succeeded(host, reply)),
             Ok(reply) => {
                 let code = exitcode::from_wait_status(reply.status);
-                if matches!(code, exitcode::COMPILER_MISSING | exitcode::ACCESS_DENIED) {
-                    self.host_cannot(host, &reply.stderr);
+                if code == exitcode::COMPILER_MISSING {
+                    self.host_cannot(host, &String::from_utf8_lossy(&reply.stderr));
                     Attempt::Next(LastTry::Cannot(code, reply.stderr))
                 } else {
                     Attempt::Done(self.failed_there(host, code, reply))
                 }
+            }
+            Err(RemoteError::Protocol(ProtocolError::Refused(why))) => {
+                self.host_cannot(host, &why);
+                let said = format!("{}: {why}\n", host.spec).into_bytes();
+                Attempt::Next(LastTry::Cannot(exitcode::ACCESS_DENIED, said))
             }
             Err(e) if e.is_local() => Attempt::Done(self.after_cpp_failure(e)),
             Err(e) => {
@@ -220,8 +227,7 @@ impl<'a> Journey<'a> {
     /// Tells the user, once per build, what a host said when it could not run the compile
     /// (the compiler is missing there, or not allowed). That is no fault of the host's
     /// network or daemon, so it is not backed off: other jobs may use it.
-    fn host_cannot(&self, host: &HostSpec, stderr: &[u8]) {
-        let said = String::from_utf8_lossy(stderr);
+    fn host_cannot(&self, host: &HostSpec, said: &str) {
         let said = said
             .lines()
             .find(|l| !l.trim().is_empty())

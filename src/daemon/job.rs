@@ -4,8 +4,12 @@
 //!
 //! A client that half-closes its side after sending still gets its result: we never read
 //! after the request (distcc 3.4 takes that EOF for a vanished client and kills the job).
-//! Refusals close the connection without a reply, as distcc 3.4 does, so that 3.4 clients
-//! fall back to a local compile as usual. The compiler named without a path is looked up on
+//! A request the daemon will not run (a compiler or an option it does not allow) is answered
+//! with the reason in an `EMSG` packet instead of a reply (see `wire`). distcc 3.4 closes
+//! the connection without a word, which a client cannot tell from a broken host; a 3.4
+//! client reading `EMSG` prints it and falls back exactly as after that close, and ours
+//! tells the user why, once per build, without backing the host off. A request that is not
+//! a compile at all, or breaks the protocol, is closed without a word. The compiler named without a path is looked up on
 //! the configured search path, past masquerade links (`toolchain::lookup`). Listening,
 //! access control and process management belong to `listener`, `inetd`, `access` and
 //! `privileges`; the settings come from `config`, read once.
@@ -445,9 +449,22 @@ fn clean_up(files: [NamedTempFile; 2], cfg: &JobConfig) {
     }
 }
 
+/// Tells the client why its job will not run here (see the module's comment).
+fn answer_refusal(stream: &mut impl Write, why: &Refusal) {
+    if let Err(e) = wire::write_refusal(stream, &why.to_string()) {
+        log::debug!("failed to tell the client of the refusal: {e}");
+    }
+}
+
 fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, JobError> {
     let mut req = read_request(&mut *stream, cfg)?;
-    let (cmd, output, env) = prepare(&mut req, cfg)?;
+    let (cmd, output, env) = match prepare(&mut req, cfg) {
+        Err(JobError::Refused(why)) => {
+            answer_refusal(stream, &why);
+            return Err(JobError::Refused(why));
+        }
+        prepared => prepared?,
+    };
     log::debug!("compiling: {}", argv_to_string(&cmd));
     let compiled = run_compiler(&cmd, env, cfg).map_err(JobError::TempFiles)?;
     log::debug!("compiled: status {}", compiled.status);

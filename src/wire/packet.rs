@@ -18,6 +18,14 @@ pub const STAT: Token = *b"STAT";
 pub const SERR: Token = *b"SERR";
 pub const SOUT: Token = *b"SOUT";
 pub const DOTO: Token = *b"DOTO";
+/// Our daemon's answer to a request it will not run, in place of `DONE`: the reason, one
+/// line of text. Not in distcc 3.4's protocol, which has no error packet: a 3.4 client
+/// takes it for a derailed reply, prints it as the "error context", and falls back as
+/// after a closed connection.
+pub const EMSG: Token = *b"EMSG";
+
+/// The longest `EMSG` text read.
+const MAX_EMSG: usize = 4096;
 
 /// The protocol versions this implementation speaks. Version 3 (pump mode) is not yet
 /// supported; version 0, which distcc 3.4 quietly treats as 1, is refused on purpose.
@@ -99,6 +107,8 @@ pub enum ProtocolError {
     BadArgument { index: u32 },
     /// A compressed body could not be decoded.
     Lzo { token: Token, error: LzoError },
+    /// The host will not run the request, and says why (`EMSG`).
+    Refused(String),
 }
 
 fn show(t: &[u8]) -> String {
@@ -155,6 +165,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Lzo { token, error } => {
                 write!(f, "corrupt compressed {} body: {error}", show(token))
             }
+            ProtocolError::Refused(why) => write!(f, "the host refused the job: {why}"),
         }
     }
 }
@@ -212,6 +223,38 @@ fn token_name(t: &Token) -> &'static str {
 pub fn read_header(r: &mut impl Read, expected: Token) -> Result<u32, ProtocolError> {
     let mut h = [0u8; 12];
     read_full(r, &mut h, token_name(&expected))?;
+    parse_header(&h, expected)
+}
+
+/// Reads one header that should be `expected`; an `EMSG` in its place is the host's
+/// refusal, read and returned as [`ProtocolError::Refused`].
+pub(super) fn read_header_or_refusal(
+    r: &mut impl Read,
+    expected: Token,
+) -> Result<u32, ProtocolError> {
+    let mut h = [0u8; 12];
+    read_full(r, &mut h, token_name(&expected))?;
+    if h[..4] == EMSG {
+        let text = read_body(r, EMSG, parse_header(&h, EMSG)?, MAX_EMSG)?;
+        return Err(ProtocolError::Refused(
+            String::from_utf8_lossy(&text).into_owned(),
+        ));
+    }
+    parse_header(&h, expected)
+}
+
+/// Sends the refusal `why` (see [`EMSG`]), on one line.
+pub fn write_refusal(w: &mut impl Write, why: &str) -> Result<(), ProtocolError> {
+    let text = why.replace(['\n', '\r'], " ");
+    let mut packet = header(EMSG, header_len(EMSG, text.len() as u64)?).to_vec();
+    packet.extend_from_slice(text.as_bytes());
+    w.write_all(&packet)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// The value of header `h`, which must name the `expected` packet.
+fn parse_header(h: &[u8; 12], expected: Token) -> Result<u32, ProtocolError> {
     if h[..4] != expected {
         let mut found = [0u8; 4];
         found.copy_from_slice(&h[..4]);

@@ -1,5 +1,6 @@
 //! Replies: `DONE`, the status in `STAT`, the compiler's stderr and stdout (`SERR`, `SOUT`)
-//! and the object (`DOTO`), which a failed compile never carries.
+//! and the object (`DOTO`), which a failed compile never carries; or, from our daemon, the
+//! reason it will not run the request (`EMSG`).
 
 use std::io::{self, Read, Write};
 
@@ -48,7 +49,7 @@ impl Reply {
         version: Version,
         limits: &Limits,
     ) -> Result<Reply, ProtocolError> {
-        let done = read_header(r, DONE)?;
+        let done = read_header_or_refusal(r, DONE)?;
         if done != version.number() {
             return Err(ProtocolError::VersionMismatch {
                 sent: version.number(),

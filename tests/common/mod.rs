@@ -436,3 +436,12 @@ pub fn read_all(stream: &mut TcpStream) -> Vec<u8> {
     let _ = stream.read_to_end(&mut v);
     v
 }
+
+/// What a daemon said when it refused a job: the text of our daemon's `EMSG` answer;
+/// `None` for any other answer, or none.
+pub fn refusal(answer: &[u8], version: distcc_rs::wire::Version) -> Option<String> {
+    match distcc_rs::wire::Reply::read(&mut &answer[..], version, &Default::default()) {
+        Err(distcc_rs::wire::ProtocolError::Refused(why)) => Some(why),
+        _ => None,
+    }
+}
