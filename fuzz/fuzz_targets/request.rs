@@ -14,8 +14,13 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(req) = Request::read(&mut &data[..], &limits) {
         assert!(req.doti.len() <= limits.max_file);
-        if let cmdline::Decision::Remote(job) = cmdline::classify(&req.argv) {
+        // What the daemon does with it, then what a client would.
+        let _ = cmdline::policy::check_options(&req.argv);
+        if let Ok(job) = cmdline::parse_received(&req.argv) {
             let _ = job.with_files("in.i", "out.o");
+        }
+        let directives = cmdline::DirectivesOnly::WithDebugInfo;
+        if let cmdline::Decision::Remote(job) = cmdline::classify(&req.argv, directives) {
             let _ = job.server_argv();
             let _ = job.cpp_argv();
         }
