@@ -25,9 +25,22 @@ pub trait Fatal: std::fmt::Display {
     fn exit_code(&self) -> i32;
 }
 
-impl Fatal for crate::client::config::BadValue {
+impl Fatal for crate::envvars::BadValue {
     fn exit_code(&self) -> i32 {
         BAD_ARGUMENTS
+    }
+}
+
+impl Fatal for crate::daemon::DaemonError {
+    fn exit_code(&self) -> i32 {
+        use crate::daemon::DaemonError as E;
+        match self {
+            E::BadEnvironment(_) | E::NoAllow => BAD_ARGUMENTS,
+            E::Resolve { .. } | E::Bind { .. } => BIND_FAILED,
+            E::Detach(_) | E::PidFile { .. } | E::Keeper(_) => DISTCC_FAILED,
+            E::NoSuchUser(_) | E::SetUid(_) => SETUID_FAILED,
+            E::WhitelistMissing(_) | E::Whitelist { .. } => COMPILER_MISSING,
+        }
     }
 }
 
@@ -54,13 +67,34 @@ pub fn from_status(status: std::process::ExitStatus) -> i32 {
     }
 }
 
+/// A POSIX wait status as carried in a `STAT` packet, read apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitStatus {
+    /// The exit code, when no signal ended the process.
+    pub exit: u32,
+    /// The signal that ended it, or 0.
+    pub signal: u32,
+    /// Whether it dumped core.
+    pub core: bool,
+}
+
+impl WaitStatus {
+    pub fn decode(status: u32) -> WaitStatus {
+        WaitStatus {
+            exit: (status >> 8) & 0xff,
+            signal: status & 0x7f,
+            core: status & 0x80 != 0,
+        }
+    }
+}
+
 /// The exit code for a POSIX wait status as carried in a `STAT` packet.
 pub fn from_wait_status(status: u32) -> i32 {
-    let sig = status & 0x7f;
-    if sig == 0 {
-        ((status >> 8) & 0xff) as i32
+    let w = WaitStatus::decode(status);
+    if w.signal == 0 {
+        w.exit as i32
     } else {
-        128 + sig as i32
+        128 + w.signal as i32
     }
 }
 

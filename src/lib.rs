@@ -15,6 +15,7 @@
 pub mod client;
 pub mod cmdline;
 pub mod daemon;
+pub mod envvars;
 pub mod exitcode;
 pub mod farm;
 pub mod logging;

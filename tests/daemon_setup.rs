@@ -494,7 +494,7 @@ fn a_bad_environment_value_is_an_error() {
         );
         assert_eq!(out.status.code(), Some(101), "{name}: {}", show(&out));
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains(&format!("{name}=\"{value}\"")),
+            String::from_utf8_lossy(&out.stderr).contains(&format!("Bad {name} value \"{value}\"")),
             "{}",
             show(&out)
         );

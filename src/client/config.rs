@@ -7,39 +7,19 @@
 //! `farm::hosts`'s business; this module only keeps where it comes from.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cmdline::DirectivesOnly;
+pub use crate::envvars::BadValue;
+use crate::envvars::Vars;
 use crate::farm::hosts;
 
 /// The environment variable that marks a process as started by distcc, with the nesting
 /// level, so that a compiler which is itself distcc runs locally instead of looping.
 pub const SAFEGUARD: &str = "_DISTCC_SAFEGUARD";
 
-const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_BACKOFF: Duration = Duration::from_secs(60);
-
-/// A variable whose value cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadValue {
-    pub name: &'static str,
-    pub value: String,
-    pub expected: &'static str,
-}
-
-impl fmt::Display for BadValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Bad {} value {:?}: expected {}",
-            self.name, self.value, self.expected
-        )
-    }
-}
-
-impl std::error::Error for BadValue {}
 
 /// What the environment asks of the client.
 #[derive(Debug, Clone)]
@@ -74,15 +54,6 @@ pub struct Config {
     pub log: Option<PathBuf>,
 }
 
-/// A boolean as distcc reads it: exactly `1` or `0`, else the default.
-fn flag(value: Option<&str>, default: bool) -> bool {
-    match value {
-        Some("1") => true,
-        Some("0") => false,
-        _ => default,
-    }
-}
-
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Config {
@@ -91,41 +62,38 @@ impl Config {
 
     /// Reads the variables `get` gives (the environment, or a test's own).
     pub fn from_vars(get: impl Fn(&str) -> Option<OsString>) -> Config {
-        let text = |name: &str| get(name).map(|v| v.to_string_lossy().into_owned());
-        let io_timeout = match text("DISTCC_IO_TIMEOUT") {
-            None => Ok(DEFAULT_IO_TIMEOUT),
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(s) if s > 0 => Ok(Duration::from_secs(s)),
-                _ => Err(BadValue {
-                    name: "DISTCC_IO_TIMEOUT",
-                    value: v,
-                    expected: "a positive number of seconds",
-                }),
-            },
-        };
+        let vars = Vars(get);
         Config {
-            nesting: text(SAFEGUARD).map_or(0, |v| v.trim().parse().unwrap_or(1)),
-            hosts: text("DISTCC_HOSTS"),
-            top: hosts::distcc_dir_from(get("DISTCC_DIR"), get("HOME")),
-            io_timeout,
-            backoff: backoff_period(text("DISTCC_BACKOFF_PERIOD")),
-            save_temps: flag(text("DISTCC_SAVE_TEMPS").as_deref(), false),
-            skip_local_retry: text("DISTCC_SKIP_LOCAL_RETRY").is_some_and(|v| v != "0"),
-            fallback: flag(text("DISTCC_FALLBACK").as_deref(), true),
-            directives_only: match text("DISTCC_DIRECTIVES_ONLY").as_deref() {
+            nesting: vars
+                .text(SAFEGUARD)
+                .map_or(0, |v| v.trim().parse().unwrap_or(1)),
+            hosts: vars.text("DISTCC_HOSTS"),
+            top: hosts::distcc_dir_from(vars.os("DISTCC_DIR"), vars.os("HOME")),
+            io_timeout: vars
+                .number("DISTCC_IO_TIMEOUT", 300, 1)
+                .map(Duration::from_secs),
+            backoff: backoff_period(vars.text("DISTCC_BACKOFF_PERIOD")),
+            save_temps: vars.flag("DISTCC_SAVE_TEMPS", false),
+            skip_local_retry: vars
+                .text("DISTCC_SKIP_LOCAL_RETRY")
+                .is_some_and(|v| v != "0"),
+            fallback: vars.flag("DISTCC_FALLBACK", true),
+            directives_only: match vars.text("DISTCC_DIRECTIVES_ONLY").as_deref() {
                 Some("1") => DirectivesOnly::Always,
                 Some("0") => DirectivesOnly::Never,
                 _ => DirectivesOnly::WithDebugInfo,
             },
-            rewrite_cross: get("DISTCC_NO_REWRITE_CROSS").is_none(),
-            ssh: text("DISTCC_SSH")
+            rewrite_cross: vars.os("DISTCC_NO_REWRITE_CROSS").is_none(),
+            ssh: vars
+                .text("DISTCC_SSH")
                 .unwrap_or_default()
                 .split(' ')
                 .filter(|w| !w.is_empty())
                 .map(String::from)
                 .collect(),
-            verbose: text("DISTCC_VERBOSE").as_deref() == Some("1"),
-            log: get("DISTCC_LOG")
+            verbose: vars.flag("DISTCC_VERBOSE", false),
+            log: vars
+                .os("DISTCC_LOG")
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
         }
@@ -164,7 +132,7 @@ mod tests {
     fn defaults() {
         let c = config(&[]);
         assert_eq!(c.nesting, 0);
-        assert_eq!(c.io_timeout, Ok(DEFAULT_IO_TIMEOUT));
+        assert_eq!(c.io_timeout, Ok(Duration::from_secs(300)));
         assert_eq!(c.backoff, Some(DEFAULT_BACKOFF));
         assert!(c.fallback && c.rewrite_cross && !c.save_temps && !c.skip_local_retry);
         assert_eq!(c.directives_only, DirectivesOnly::WithDebugInfo);

@@ -433,7 +433,7 @@ fn keeps_columns(argv: &[String], directives: DirectivesOnly) -> bool {
         DirectivesOnly::Never => false,
         DirectivesOnly::WithDebugInfo => debug_info(argv),
     };
-    !basename(&argv[0]).contains("clang")
+    !crate::toolchain::names::is_clang(&argv[0])
         && wanted
         && !argv
             .iter()

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::classify::scan;
 use super::table::{self, Danger, OnServer, Role};
+use crate::toolchain::names::is_compiler_name;
 
 /// Why a job is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,34 +66,6 @@ impl fmt::Display for Refusal {
 }
 
 impl std::error::Error for Refusal {}
-
-/// Compiler driver names, before an optional `-VERSION` suffix and after an optional
-/// `TARGET-` prefix.
-const DRIVERS: &[&str] = &["cc", "c++", "c89", "c99", "gcc", "g++", "clang", "clang++"];
-
-/// True for the names of C and C++ compiler drivers (`gcc`, `x86_64-linux-gnu-g++-12`,
-/// `clang`, `cc`, ...).
-pub fn is_compiler_name(name: &str) -> bool {
-    let ok_char = |c: char| c.is_ascii_alphanumeric() || "._+-".contains(c);
-    if name.is_empty() || !name.chars().all(ok_char) {
-        return false;
-    }
-    // Drop a version suffix such as `-12` or `-14.0`.
-    let unversioned = match name.rsplit_once('-') {
-        Some((head, ver))
-            if !ver.is_empty() && ver.chars().all(|c| c.is_ascii_digit() || c == '.') =>
-        {
-            head
-        }
-        _ => name,
-    };
-    DRIVERS.iter().any(|d| {
-        unversioned == *d
-            || unversioned
-                .strip_suffix(d)
-                .is_some_and(|prefix| prefix.ends_with('-') && prefix.len() > 1)
-    })
-}
 
 /// Which compilers the daemon runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

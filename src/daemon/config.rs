@@ -17,6 +17,7 @@ use super::access::{self, Allow};
 use super::job::JobConfig;
 use super::DaemonError;
 use crate::cmdline::policy::Compilers;
+use crate::envvars::Vars;
 use crate::logging;
 use crate::toolchain::lookup;
 use crate::wire::Limits;
@@ -156,43 +157,29 @@ impl Environment {
 
     /// Reads the variables through `get`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<OsString>) -> Result<Environment, DaemonError> {
-        let text = |name: &str| get(name).map(|v| v.to_string_lossy().into_owned());
-        let number = |name: &'static str, default: u64, min: u64| -> Result<u64, DaemonError> {
-            match text(name) {
-                None => Ok(default),
-                Some(v) => match v.trim().parse::<u64>() {
-                    Ok(n) if n >= min => Ok(n),
-                    _ => Err(DaemonError::BadEnvironment {
-                        name,
-                        value: v,
-                        expected: if min > 0 {
-                            "a whole number of at least 1"
-                        } else {
-                            "a whole number"
-                        },
-                    }),
-                },
-            }
-        };
-        // distcc's booleans: exactly 1 or 0, anything else the default.
-        let flag = |name: &str, default: bool| match text(name).as_deref() {
-            Some("1") => true,
-            Some("0") => false,
-            _ => default,
+        let vars = Vars(get);
+        let number = |name, default, min| {
+            vars.number(name, default, min)
+                .map_err(DaemonError::BadEnvironment)
         };
         Ok(Environment {
-            cmdlist: get("DISTCC_CMDLIST").map(PathBuf::from),
+            cmdlist: vars.os("DISTCC_CMDLIST").map(PathBuf::from),
             cmdlist_words: number("DISTCC_CMDLIST_NUMWORDS", 1, 1)? as usize,
-            tmp_dir: get("TMPDIR")
+            tmp_dir: vars
+                .os("TMPDIR")
                 .filter(|t| !t.is_empty())
                 .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from),
             stop_grace: Duration::from_secs(number("DISTCCD_STOP_GRACE", 30, 0)?),
-            distccd_path: get("DISTCCD_PATH"),
-            path: get("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+            distccd_path: vars.os("DISTCCD_PATH"),
+            path: vars
+                .os("PATH")
+                .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
             io_timeout: Duration::from_secs(number("DISTCC_IO_TIMEOUT", 300, 1)?),
-            tcp_defer_accept: flag("DISTCC_TCP_DEFER_ACCEPT", true),
-            save_temps: flag("DISTCC_SAVE_TEMPS", false),
-            default_whitelist: get("_DISTCCD_TEST_DEFAULT_WHITELIST").map(PathBuf::from),
+            tcp_defer_accept: vars.flag("DISTCC_TCP_DEFER_ACCEPT", true),
+            save_temps: vars.flag("DISTCC_SAVE_TEMPS", false),
+            default_whitelist: vars
+                .os("_DISTCCD_TEST_DEFAULT_WHITELIST")
+                .map(PathBuf::from),
         })
     }
 
@@ -436,7 +423,10 @@ mod tests {
             ("DISTCC_IO_TIMEOUT", "soon"),
         ] {
             let err = env(&[(name, bad)]).unwrap_err();
-            assert_eq!(err.exit_code(), crate::exitcode::BAD_ARGUMENTS);
+            assert_eq!(
+                crate::exitcode::Fatal::exit_code(&err),
+                crate::exitcode::BAD_ARGUMENTS
+            );
             assert!(err.to_string().contains(name), "{err}");
         }
     }

@@ -154,13 +154,16 @@ impl Outcome {
             None => {}
         }
         match &self.job {
-            Some((compiler, input)) => log::info!(
-                "client: {client} {} exit:{} sig:{} core:{} ret:0 time:{ms}ms {compiler} {input}",
-                self.result.word(),
-                (self.status >> 8) & 0xff,
-                self.status & 0x7f,
-                u32::from(self.status & 0x80 != 0),
-            ),
+            Some((compiler, input)) => {
+                let w = exitcode::WaitStatus::decode(self.status);
+                log::info!(
+                    "client: {client} {} exit:{} sig:{} core:{} ret:0 time:{ms}ms {compiler} {input}",
+                    self.result.word(),
+                    w.exit,
+                    w.signal,
+                    u32::from(w.core),
+                )
+            }
             None => log::info!(
                 "client: {client} {} exit:0 sig:0 core:0 ret:{} time:{ms}ms",
                 self.result.word(),

@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use crate::envvars::BadValue;
 use crate::exitcode;
 pub use config::{Args, Config, Environment};
 use job::StopBy;
@@ -32,11 +33,7 @@ use job::StopBy;
 #[derive(Debug)]
 pub enum DaemonError {
     /// An environment variable with a value the daemon cannot use.
-    BadEnvironment {
-        name: &'static str,
-        value: String,
-        expected: &'static str,
-    },
+    BadEnvironment(BadValue),
     /// Neither `--allow`, `--allow-private` nor `--enable-tcp-insecure` was given.
     NoAllow,
     Resolve {
@@ -70,11 +67,7 @@ pub enum DaemonError {
 impl fmt::Display for DaemonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DaemonError::BadEnvironment {
-                name,
-                value,
-                expected,
-            } => write!(f, "{name}={value:?}: expected {expected}"),
+            DaemonError::BadEnvironment(bad) => write!(f, "{bad}"),
             DaemonError::NoAllow => write!(
                 f,
                 "no --allow option given: refusing to accept compile jobs from everyone. \
@@ -125,23 +118,6 @@ impl fmt::Display for DaemonError {
 }
 
 impl std::error::Error for DaemonError {}
-
-impl DaemonError {
-    /// distcc's exit code for this error: the only place that maps them.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            DaemonError::BadEnvironment { .. } | DaemonError::NoAllow => exitcode::BAD_ARGUMENTS,
-            DaemonError::Resolve { .. } | DaemonError::Bind { .. } => exitcode::BIND_FAILED,
-            DaemonError::Detach(_) | DaemonError::PidFile { .. } | DaemonError::Keeper(_) => {
-                exitcode::DISTCC_FAILED
-            }
-            DaemonError::NoSuchUser(_) | DaemonError::SetUid(_) => exitcode::SETUID_FAILED,
-            DaemonError::WhitelistMissing(_) | DaemonError::Whitelist { .. } => {
-                exitcode::COMPILER_MISSING
-            }
-        }
-    }
-}
 
 /// A client connection (a socket, or inetd's stdin) whose reads must all be done by one
 /// deadline, so that a client that sends a byte now and then cannot hold a worker longer
@@ -214,7 +190,7 @@ pub fn main(args: Args) -> i32 {
         Err(e) => {
             log::error!("{e}");
             eprintln!("distccd: ERROR: {e}");
-            e.exit_code()
+            exitcode::Fatal::exit_code(&e)
         }
     }
 }

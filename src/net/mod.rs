@@ -1,5 +1,6 @@
 //! Reaching a host: a TCP connection with distcc's timeouts (4 s to connect, tried on each
-//! address the name resolves to; `DISTCC_IO_TIMEOUT`, default 300 s, for every later wait).
+//! address the name resolves to; `DISTCC_IO_TIMEOUT`, default 300 s and read by the
+//! configuration, for every later wait), or the pipes of an SSH process.
 //!
 //! This module knows nothing of the protocol spoken over the connection.
 
@@ -11,7 +12,6 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
-const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Why a host could not be reached.
 #[derive(Debug)]
@@ -37,33 +37,6 @@ impl fmt::Display for ConnectError {
 }
 
 impl std::error::Error for ConnectError {}
-
-/// A `DISTCC_IO_TIMEOUT` that is not a positive number of seconds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadTimeout(pub String);
-
-impl fmt::Display for BadTimeout {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Bad DISTCC_IO_TIMEOUT value {:?}: expected a positive number of seconds",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for BadTimeout {}
-
-/// The per-wait network timeout: `DISTCC_IO_TIMEOUT` seconds, default 300.
-pub fn io_timeout() -> Result<Duration, BadTimeout> {
-    match std::env::var("DISTCC_IO_TIMEOUT") {
-        Err(_) => Ok(DEFAULT_IO_TIMEOUT),
-        Ok(v) => match v.trim().parse::<u64>() {
-            Ok(s) if s > 0 => Ok(Duration::from_secs(s)),
-            _ => Err(BadTimeout(v)),
-        },
-    }
-}
 
 /// Connects to `host:port`, trying each address in turn.
 pub fn connect(host: &str, port: u16, io_timeout: Duration) -> Result<TcpStream, ConnectError> {

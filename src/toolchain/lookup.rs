@@ -10,7 +10,7 @@ use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::cmdline::policy::is_compiler_name;
+use super::names::is_compiler_name;
 
 /// True when `file` is distcc standing in for a compiler: a link whose target is named
 /// `distcc`, or anything that resolves to a program named `distcc`.
@@ -22,7 +22,7 @@ pub fn is_masquerade_link(file: &Path) -> bool {
     std::fs::canonicalize(file).is_ok_and(|real| named_distcc(&real))
 }
 
-fn executable_file(file: &Path) -> bool {
+pub(crate) fn executable_file(file: &Path) -> bool {
     std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 

@@ -10,7 +10,7 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use crate::cmdline::policy::is_compiler_name;
+use super::lookup;
 use crate::exitcode;
 
 fn this_program() -> Option<PathBuf> {
@@ -34,29 +34,12 @@ pub fn trim_path(name: &OsStr) {
 
 /// The compilers on PATH that are not this program: their names, first occurrence only.
 fn compilers_on_path(me: &Path) -> Vec<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut names = std::collections::BTreeSet::new();
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.filter_map(|e| e.ok()) {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !is_compiler_name(&name) {
-                continue;
-            }
-            let Ok(real) = std::fs::canonicalize(entry.path()) else {
-                continue;
-            };
-            let executable = std::fs::metadata(&real)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
-            if executable && real != me {
-                names.insert(name);
-            }
-        }
-    }
-    names.into_iter().collect()
+    lookup::compilers_on(&path)
+        .into_iter()
+        .filter(|file| std::fs::canonicalize(file).map_or(true, |real| real != me))
+        .filter_map(|file| Some(file.file_name()?.to_string_lossy().into_owned()))
+        .collect()
 }
 
 /// Fills `dir` with links named after the compilers on PATH, pointing to this program.

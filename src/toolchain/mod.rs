@@ -6,5 +6,6 @@
 pub mod debuginfo;
 pub mod lookup;
 pub mod masquerade;
+pub mod names;
 pub mod pragmas;
 pub mod rename;

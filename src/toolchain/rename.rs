@@ -9,21 +9,17 @@
 
 use std::path::{Path, PathBuf};
 
+use super::{lookup, names};
+
 /// The GNU triple of this machine as Debian and most distributions name their compilers
 /// (`x86_64-linux-gnu`); a name that does not exist is simply not used.
 fn gnu_triple() -> String {
     format!("{}-linux-gnu", std::env::consts::ARCH)
 }
 
-/// The first executable called `name` on PATH.
+/// The compiler called `name` on PATH, masquerade links passed over.
 fn find_on_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    lookup::find_compiler(name, &std::env::var_os("PATH")?).ok()
 }
 
 fn file_name(p: &Path) -> Option<String> {
@@ -46,21 +42,14 @@ fn resolve_generic(name: &str) -> Option<String> {
     wanted.contains(&real.as_str()).then_some(real)
 }
 
+/// gcc or g++ without a target prefix: the names that get this machine's.
 fn is_gcc_name(name: &str) -> bool {
-    ["gcc", "g++"].iter().any(|base| {
-        name == *base
-            || name
-                .strip_prefix(base)
-                .and_then(|v| v.strip_prefix('-'))
-                .is_some_and(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.'))
-    })
+    names::driver(name).is_some_and(|d| d.is_gcc() && d.target.is_empty())
 }
 
+/// clang or clang++ without a target prefix, which are told their target instead.
 fn is_clang_name(name: &str) -> bool {
-    name == "clang"
-        || name == "clang++"
-        || name.starts_with("clang-")
-        || name.starts_with("clang++-")
+    names::driver(name).is_some_and(|d| d.is_clang() && d.target.is_empty())
 }
 
 /// Renames the compiler of a command line about to be sent, in place (unless the user
