@@ -44,6 +44,8 @@ pub struct JobConfig {
     pub job_lifetime: Option<Duration>,
     /// The daemon's own executable, run by gcc as its `-wrapper` to edit the producer of
     /// directives-only compiles (see `debuginfo`); without it they keep that producer.
+    /// Only whether it is set counts: gcc is given the running executable through a
+    /// descriptor (`toolchain::producer::wrapper`), which survives an upgrade of the file.
     pub hook: Option<String>,
 }
 
@@ -276,34 +278,22 @@ fn job_file(cfg: &JobConfig, ext: &str) -> std::io::Result<NamedTempFile> {
         .tempfile_in(&cfg.tmp_root)
 }
 
-/// How to make the producer of a directives-only compile a local compile's: learnt by
-/// compiling a one-line file the first time this command line is seen.
+/// How to make the producer of a directives-only compile a local compile's: learnt and
+/// checked on a probe the first time this compiler and command line are seen (see
+/// `toolchain::producer`).
 fn producer_fix(compile: &cmdline::Compile, compiler: &str, cfg: &JobConfig) -> ProducerFix {
-    let ext = compile.lang.preprocessed_ext();
-    let mut key = compile.with_files_to_assembler(&format!("probe.{ext}"), "probe.s");
-    key[0] = compiler.to_string();
-    if let Some(fix) = ProducerFix::known(&key) {
-        return fix;
-    }
-    let probe = |input: &mut NamedTempFile, asm: &NamedTempFile| {
-        input.write_all(b"int distccd_probe;\n")?;
-        let mut cmd = compile.with_files_to_assembler(
-            &input.path().to_string_lossy(),
-            &asm.path().to_string_lossy(),
-        );
-        cmd[0] = compiler.to_string();
-        let (status, _, _) = run_compiler(&cmd, None, cfg)?;
-        match status {
-            0 => std::fs::read_to_string(asm.path()),
-            _ => Err(std::io::Error::other("the probe compile failed")),
-        }
+    let Some(hook) = crate::toolchain::producer::wrapper() else {
+        return ProducerFix::Impossible;
     };
-    let asm = job_file(cfg, ext)
-        .and_then(|mut input| probe(&mut input, &job_file(cfg, "s")?))
-        .ok();
-    let fix = ProducerFix::learn(key, asm.as_deref());
-    log::debug!("producer fix for directives-only compiles: {fix:?}");
-    fix
+    let run = |argv: &[String], env| run_compiler(argv, env, cfg).map(|(status, _, _)| status);
+    crate::toolchain::producer::fix_for(&crate::toolchain::producer::Job {
+        compile,
+        compiler,
+        hook,
+        tmp_root: &cfg.tmp_root,
+        search_path: cfg.compiler_path.as_deref(),
+        run: &run,
+    })
 }
 
 fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, JobError> {
@@ -348,8 +338,10 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         cmd[0] = path;
     }
     let mut env = None;
-    if let (true, Some(hook)) = (directives_only, &cfg.hook) {
-        env = producer_fix(&compile, &cmd[0], cfg).apply(&mut cmd, hook);
+    if let (true, Some(_)) = (directives_only, &cfg.hook) {
+        if let Some(hook) = crate::toolchain::producer::wrapper() {
+            env = producer_fix(&compile, &cmd[0], cfg).apply(&mut cmd, hook);
+        }
     }
     log::debug!("compiling: {}", argv_to_string(&cmd));
     let (status, stdout, stderr) = run_compiler(&cmd, env, cfg).map_err(JobError::TempFiles)?;

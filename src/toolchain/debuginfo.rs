@@ -17,7 +17,8 @@
 //! will. gcc runs `cc1` through a `-wrapper`, the daemon's own executable called with
 //! [`HOOK_ARG`], which edits both options out of the producer in the assembler text before
 //! `as` reads it. The part of the producer that the hash must match is learnt once per
-//! command line by compiling an empty file ([`ProducerFix`]).
+//! compiler and command line by compiling a probe file ([`ProducerFix`]); `producer` checks
+//! on that probe that the fix gives a direct compile's object, and keeps the verdict.
 //!
 //! Because gcc obeys every directive in such text, `#include` included, the daemon also
 //! checks it ([`check_directives`], in `directives`): only what `gcc -E -fdirectives-only`
@@ -25,11 +26,9 @@
 //!
 //! Running the compiler belongs to `serve`; deciding what the client sends, to `args`.
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::process::Command;
-use std::sync::Mutex;
 
 /// What the client adds to its preprocessor and server command lines.
 pub const DIRECTIVES_ONLY: &str = "-fdirectives-only";
@@ -232,7 +231,8 @@ fn edit_producer(asm: &str, remove: &str) -> Option<String> {
 }
 
 /// How a job's command line is changed so that its producer comes out as a local
-/// compile's: learnt once per command line and compiler, kept for the daemon's life.
+/// compile's: learnt and checked by a probe once per compiler and command line (see
+/// `producer`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProducerFix {
     /// The producer does not name `-fdirectives-only` (no `-g`, or switches not recorded).
@@ -242,36 +242,25 @@ pub enum ProducerFix {
     /// No fix is possible (`-finstrument-functions`, or no value found); the object keeps
     /// `-fdirectives-only` in its producer.
     Impossible,
+    /// The fix was tried on a probe and did not give the object a direct compile gives (or
+    /// could not be checked): it is off for this compiler and command line, and objects
+    /// keep `-fdirectives-only` in their producer.
+    Off,
 }
 
-static FIXES: Mutex<Option<HashMap<Vec<String>, ProducerFix>>> = Mutex::new(None);
-
 impl ProducerFix {
-    /// The fix for `key` (the command line with fixed file names), if already learnt.
-    pub fn known(key: &[String]) -> Option<ProducerFix> {
-        let fixes = FIXES.lock().unwrap_or_else(|e| e.into_inner());
-        fixes.as_ref()?.get(key).cloned()
-    }
-
-    /// Learns the fix for `key` from the assembler text gcc wrote for an empty file with
-    /// that command line (`None` when that compile failed).
-    pub fn learn(key: Vec<String>, probe_asm: Option<&str>) -> ProducerFix {
+    /// The fix for the command line `key`, from the assembler text gcc wrote for a probe
+    /// with it (`None` when that compile failed). Not yet checked.
+    pub fn learn(key: &[String], probe_asm: Option<&str>) -> ProducerFix {
         let instrumented = key.iter().any(|a| a.starts_with("-finstrument-functions"));
-        let fix = match probe_asm.map(producer_prefix) {
+        match probe_asm.map(producer_prefix) {
             Some(None) => ProducerFix::NotNeeded,
             Some(Some(_)) if instrumented => ProducerFix::Impossible,
             Some(Some(prefix)) => {
                 marker_value(&prefix).map_or(ProducerFix::Impossible, ProducerFix::Marker)
             }
             None => ProducerFix::Impossible,
-        };
-        let mut fixes = FIXES.lock().unwrap_or_else(|e| e.into_inner());
-        let map = fixes.get_or_insert_with(HashMap::new);
-        if map.len() >= 1024 {
-            map.clear();
         }
-        map.insert(key, fix.clone());
-        fix
     }
 
     /// Changes a compile command accordingly: the marker after `-fdirectives-only`, and
