@@ -123,7 +123,7 @@ fn a_fix_that_the_probe_finds_wrong_is_turned_off_and_jobs_still_compile() {
     let log = d.log_text();
     let warnings: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("producer fix does not give"))
+        .filter(|l| l.contains("producer fix does not give the objects"))
         .collect();
     assert_eq!(warnings.len(), 1, "{log}");
     assert!(warnings[0].contains("x86_64-odd-gcc"), "{log}");

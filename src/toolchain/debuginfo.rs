@@ -24,7 +24,8 @@
 //! checks it ([`check_directives`], in `directives`): only what `gcc -E -fdirectives-only`
 //! itself writes may stand where a directive would be obeyed.
 //!
-//! Running the compiler belongs to `serve`; deciding what the client sends, to `args`.
+//! Running the compiler belongs to the daemon (`daemon::job`), choosing and checking a job's
+//! fix to `producer`, and deciding what the client sends to `cmdline`.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;

@@ -349,18 +349,19 @@ fn probe(job: &Job, key: &[String]) -> (ProducerFix, bool) {
     };
     let mut local = reading_source(compiler(job.compile.with_files(&source, &direct)));
     local.retain(|a| a != DIRECTIVES_ONLY);
-    let same = runs(&with_fix, Some(env))
-        && runs(&local, None)
-        && matches!(
-            (std::fs::read(&fixed), std::fs::read(&direct)),
-            (Ok(a), Ok(b)) if a == b
-        );
-    if same {
+    let verdict = if !(runs(&with_fix, Some(env)) && runs(&local, None)) {
+        "cannot be checked on a probe with"
+    } else if matches!(
+        (std::fs::read(&fixed), std::fs::read(&direct)),
+        (Ok(a), Ok(b)) if a == b
+    ) {
         return (fix, true);
-    }
+    } else {
+        "does not give the objects of a direct compile on a probe with"
+    };
     warn_once(format!(
-        "the -g producer fix does not give {}'s own objects on a probe: it is off for this \
-         compiler, whose -g objects will name -fdirectives-only in DW_AT_producer",
+        "the -g producer fix {verdict} {}: it is off for this compiler, whose -g objects \
+         will name -fdirectives-only in DW_AT_producer",
         job.compiler
     ));
     (ProducerFix::Off, true)
