@@ -380,9 +380,6 @@ impl Config {
                 save_temps: env.save_temps,
                 stop_by: Default::default(),
                 job_lifetime: secs(args.job_lifetime),
-                hook: std::env::current_exe()
-                    .ok()
-                    .and_then(|p| p.to_str().map(String::from)),
             },
         })
     }

@@ -54,9 +54,6 @@ pub struct JobConfig {
     pub stop_by: StopBy,
     /// `--job-lifetime`: the longest a compile may run.
     pub job_lifetime: Option<Duration>,
-    /// The daemon's own executable, run by gcc as its `-wrapper` to edit the producer of
-    /// directives-only compiles (see `debuginfo`); without it they keep that producer.
-    pub hook: Option<String>,
 }
 
 /// Why a job ended without a reply.
@@ -340,33 +337,24 @@ fn job_file(cfg: &JobConfig, ext: &str) -> std::io::Result<NamedTempFile> {
         .tempfile_in(&cfg.tmp_root)
 }
 
-/// How to make the producer of a directives-only compile a local compile's: learnt by
-/// compiling a one-line file the first time this command line is seen.
-fn producer_fix(compile: &cmdline::Compile, compiler: &str, cfg: &JobConfig) -> ProducerFix {
-    let ext = compile.lang.preprocessed_ext();
-    let mut key = compile.with_files_to_assembler(&format!("probe.{ext}"), "probe.s");
-    key[0] = compiler.to_string();
-    if let Some(fix) = ProducerFix::known(&key) {
-        return fix;
-    }
-    let probe = |input: &mut NamedTempFile, asm: &NamedTempFile| {
-        input.write_all(b"int distccd_probe;\n")?;
-        let mut cmd = compile.with_files_to_assembler(
-            &input.path().to_string_lossy(),
-            &asm.path().to_string_lossy(),
-        );
-        cmd[0] = compiler.to_string();
-        match run_compiler(&cmd, None, cfg)?.status {
-            0 => std::fs::read_to_string(asm.path()),
-            _ => Err(std::io::Error::other("the probe compile failed")),
-        }
-    };
-    let asm = job_file(cfg, ext)
-        .and_then(|mut input| probe(&mut input, &job_file(cfg, "s")?))
-        .ok();
-    let fix = ProducerFix::learn(key, asm.as_deref());
-    log::debug!("producer fix for directives-only compiles: {fix:?}");
-    fix
+/// How to make the producer of a directives-only compile a local compile's: learnt and
+/// checked on a probe the first time this compiler and command line are seen (see
+/// `toolchain::producer`).
+fn producer_fix(
+    compile: &cmdline::Compile,
+    compiler: &str,
+    hook: &str,
+    cfg: &JobConfig,
+) -> ProducerFix {
+    let run = |argv: &[String], env| run_compiler(argv, env, cfg).map(|done| done.status);
+    crate::toolchain::producer::fix_for(&crate::toolchain::producer::Job {
+        compile,
+        compiler,
+        hook,
+        tmp_root: &cfg.tmp_root,
+        search_path: cfg.compiler_path.as_deref(),
+        run: &run,
+    })
 }
 
 /// A request read in full.
@@ -432,8 +420,11 @@ fn prepare(
         cmd[0] = path;
     }
     let mut env = None;
-    if let (true, Some(hook)) = (debuginfo::requested(&req.argv), &cfg.hook) {
-        env = producer_fix(&req.compile, &cmd[0], cfg).apply(&mut cmd, hook);
+    // gcc runs this daemon's own executable as its `-wrapper` to edit the producer of a
+    // directives-only compile; without one (no /proc), the object keeps that producer.
+    let wrapper = crate::toolchain::producer::wrapper();
+    if let (true, Some(hook)) = (debuginfo::requested(&req.argv), wrapper) {
+        env = producer_fix(&req.compile, &cmd[0], hook, cfg).apply(&mut cmd, hook);
     }
     Ok((cmd, output, env))
 }

@@ -255,8 +255,13 @@ seconds.  Otherwise, runs just once.
 pub fn monitor_main(args: &[String]) -> i32 {
     let delay = match args {
         [] => None,
+        // A delay of 0 prints once, as no delay does: distcc 3.4 loops only while its delay
+        // is non-zero (`distccmon-text 0` prints one listing and exits), and a loop without
+        // a pause would print tens of thousands of empty listings a second. Small positive
+        // delays are kept as given, as 3.4 keeps them.
         [d] => match d.parse::<f64>() {
-            Ok(secs) if secs.is_finite() && secs >= 0.0 => Some(Duration::from_secs_f64(secs)),
+            Ok(0.0) => None,
+            Ok(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
             _ => {
                 eprint!("{MONITOR_USAGE}");
                 return 1;

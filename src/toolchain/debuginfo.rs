@@ -17,19 +17,19 @@
 //! will. gcc runs `cc1` through a `-wrapper`, the daemon's own executable called with
 //! [`HOOK_ARG`], which edits both options out of the producer in the assembler text before
 //! `as` reads it. The part of the producer that the hash must match is learnt once per
-//! command line by compiling an empty file ([`ProducerFix`]).
+//! compiler and command line by compiling a probe file ([`ProducerFix`]); `producer` checks
+//! on that probe that the fix gives a direct compile's object, and keeps the verdict.
 //!
 //! Because gcc obeys every directive in such text, `#include` included, the daemon also
-//! checks it ([`check_directives`]): only what `gcc -E -fdirectives-only` itself writes
-//! may stand where a directive would be obeyed.
+//! checks it ([`check_directives`], in `directives`): only what `gcc -E -fdirectives-only`
+//! itself writes may stand where a directive would be obeyed.
 //!
-//! Running the compiler belongs to `serve`; deciding what the client sends, to `args`.
+//! Running the compiler belongs to the daemon (`daemon::job`), choosing and checking a job's
+//! fix to `producer`, and deciding what the client sends to `cmdline`.
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::process::Command;
-use std::sync::Mutex;
 
 /// What the client adds to its preprocessor and server command lines.
 pub const DIRECTIVES_ONLY: &str = "-fdirectives-only";
@@ -49,193 +49,7 @@ pub fn requested(argv: &[String]) -> bool {
     argv.iter().any(|a| a == DIRECTIVES_ONLY)
 }
 
-/// The directives that `gcc -E -fdirectives-only` writes (line markers aside).
-const WRITTEN_DIRECTIVES: &[&str] = &[
-    "define", "undef", "pragma", "ident", "sccs", "line", "assert", "unassert",
-];
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Lex {
-    Code,
-    LineComment,
-    BlockComment,
-    Quoted(u8),
-}
-
-/// Checks directives-only text before gcc obeys its directives. Where our scan says a
-/// directive stands, it must be one that gcc writes in such text; `#include` and the like
-/// are refused (the offending line is returned). Where a line starts with `#` but our scan
-/// says it is inside a comment, a string or a continued line, the `#` is blanked out: that
-/// changes nothing if the scan is right, and defeats a text crafted to make it wrong.
-pub fn check_directives(text: &mut [u8]) -> Result<(), String> {
-    let mut state = Lex::Code;
-    // No token yet on this logical line: a `#` here starts a directive.
-    let mut fresh = true;
-    let mut line_start = true;
-    let mut i = 0;
-    while i < text.len() {
-        if line_start {
-            line_start = false;
-            let first = text[i..].iter().position(|&c| !is_blank(c)).map(|n| i + n);
-            if let Some(at) = first {
-                if directive_sign(&text[at..]) > 0 && !(state == Lex::Code && fresh) {
-                    text[at] = b' ';
-                }
-            }
-        }
-        // Most of the text is runs of bytes that change nothing but `fresh`: skip them in
-        // a tight loop (a kernel source's 4 MB of directives-only text took 15 ms byte by
-        // byte through the match below).
-        let plain = match state {
-            Lex::Code => &CODE_PLAIN,
-            Lex::LineComment => &LINE_COMMENT_PLAIN,
-            Lex::BlockComment => &BLOCK_COMMENT_PLAIN,
-            Lex::Quoted(_) => &QUOTED_PLAIN,
-        };
-        let run = text[i..].iter().take_while(|&&c| plain[c as usize]).count();
-        if run > 0 {
-            if state == Lex::Code && text[i..i + run].iter().any(|&c| !is_blank(c)) {
-                fresh = false;
-            }
-            i += run;
-            continue;
-        }
-        let c = text[i];
-        // A backslash, blanks and a newline join two lines, as gcc splices them.
-        if c == b'\\' {
-            let blanks = text[i + 1..]
-                .iter()
-                .take_while(|&&c| matches!(c, b' ' | b'\t' | b'\r'))
-                .count();
-            if text.get(i + 1 + blanks) == Some(&b'\n') {
-                i += blanks + 2;
-                line_start = true;
-                continue;
-            }
-        }
-        match state {
-            Lex::Code => {
-                let sign = directive_sign(&text[i..]);
-                if sign > 0 && fresh {
-                    check_directive(text, i + sign)?;
-                    fresh = false;
-                    i += sign;
-                    continue;
-                }
-                match c {
-                    b'\n' => fresh = true,
-                    _ if is_blank(c) => {}
-                    b'/' if text.get(i + 1) == Some(&b'/') => {
-                        state = Lex::LineComment;
-                        i += 1;
-                    }
-                    b'/' if text.get(i + 1) == Some(&b'*') => {
-                        state = Lex::BlockComment;
-                        i += 1;
-                    }
-                    b'"' | b'\'' => {
-                        state = Lex::Quoted(c);
-                        fresh = false;
-                    }
-                    _ => fresh = false,
-                }
-            }
-            Lex::LineComment => {
-                if c == b'\n' {
-                    state = Lex::Code;
-                    fresh = true;
-                }
-            }
-            Lex::BlockComment => {
-                if c == b'*' && text.get(i + 1) == Some(&b'/') {
-                    state = Lex::Code;
-                    i += 1;
-                } else if c == b'\n' {
-                    // Where a comment ends, a directive may follow: count it as a new line.
-                    fresh = true;
-                }
-            }
-            Lex::Quoted(q) => {
-                if c == b'\\' {
-                    i += 1;
-                } else if c == q {
-                    state = Lex::Code;
-                } else if c == b'\n' {
-                    state = Lex::Code;
-                    fresh = true;
-                }
-            }
-        }
-        if text.get(i) == Some(&b'\n') {
-            line_start = true;
-        }
-        i += 1;
-    }
-    Ok(())
-}
-
-/// Bytes that never end a run in each state of [`check_directives`]: not a line break, a
-/// backslash, nor what can open or close a comment, a quote or a directive.
-const CODE_PLAIN: [bool; 256] = plain_except(b"\n\\/\"'#%?");
-const LINE_COMMENT_PLAIN: [bool; 256] = plain_except(b"\n\\");
-const BLOCK_COMMENT_PLAIN: [bool; 256] = plain_except(b"\n\\*");
-const QUOTED_PLAIN: [bool; 256] = plain_except(b"\n\\\"'");
-
-const fn plain_except(stops: &[u8]) -> [bool; 256] {
-    let mut table = [true; 256];
-    let mut i = 0;
-    while i < stops.len() {
-        table[stops[i] as usize] = false;
-        i += 1;
-    }
-    table
-}
-
-fn is_blank(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r')
-}
-
-/// The length of a directive's introducer at the start of `s`: `#`, `%:` or `??=`.
-fn directive_sign(s: &[u8]) -> usize {
-    if s.starts_with(b"#") {
-        1
-    } else if s.starts_with(b"%:") {
-        2
-    } else if s.starts_with(b"??=") {
-        3
-    } else {
-        0
-    }
-}
-
-/// Checks the directive whose name starts after blanks at `text[at..]`.
-fn check_directive(text: &[u8], at: usize) -> Result<(), String> {
-    let rest = &text[at..];
-    let line = &rest[..rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len())];
-    let body = &line[line
-        .iter()
-        .position(|c| !matches!(c, b' ' | b'\t'))
-        .unwrap_or(line.len())..];
-    let name_len = body
-        .iter()
-        .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
-        .unwrap_or(body.len());
-    let (name, after) = body.split_at(name_len);
-    let ok = if name.is_empty() {
-        // The null directive.
-        after.iter().all(|c| c.is_ascii_whitespace())
-    } else if name[0].is_ascii_digit() {
-        true
-    } else {
-        // A name continued on the next line is not one we know.
-        !after.starts_with(b"\\") && WRITTEN_DIRECTIVES.iter().any(|d| d.as_bytes() == name)
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned())
-    }
-}
+pub use super::directives::check_directives;
 
 /// gcc's string hash (libiberty's `htab_hash_string`), continued from `r`.
 fn gcc_hash(s: &[u8], r: u32) -> u32 {
@@ -418,7 +232,8 @@ fn edit_producer(asm: &str, remove: &str) -> Option<String> {
 }
 
 /// How a job's command line is changed so that its producer comes out as a local
-/// compile's: learnt once per command line and compiler, kept for the daemon's life.
+/// compile's: learnt and checked by a probe once per compiler and command line (see
+/// `producer`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProducerFix {
     /// The producer does not name `-fdirectives-only` (no `-g`, or switches not recorded).
@@ -428,36 +243,25 @@ pub enum ProducerFix {
     /// No fix is possible (`-finstrument-functions`, or no value found); the object keeps
     /// `-fdirectives-only` in its producer.
     Impossible,
+    /// The fix was tried on a probe and did not give the object a direct compile gives (or
+    /// could not be checked): it is off for this compiler and command line, and objects
+    /// keep `-fdirectives-only` in their producer.
+    Off,
 }
 
-static FIXES: Mutex<Option<HashMap<Vec<String>, ProducerFix>>> = Mutex::new(None);
-
 impl ProducerFix {
-    /// The fix for `key` (the command line with fixed file names), if already learnt.
-    pub fn known(key: &[String]) -> Option<ProducerFix> {
-        let fixes = FIXES.lock().unwrap_or_else(|e| e.into_inner());
-        fixes.as_ref()?.get(key).cloned()
-    }
-
-    /// Learns the fix for `key` from the assembler text gcc wrote for an empty file with
-    /// that command line (`None` when that compile failed).
-    pub fn learn(key: Vec<String>, probe_asm: Option<&str>) -> ProducerFix {
+    /// The fix for the command line `key`, from the assembler text gcc wrote for a probe
+    /// with it (`None` when that compile failed). Not yet checked.
+    pub fn learn(key: &[String], probe_asm: Option<&str>) -> ProducerFix {
         let instrumented = key.iter().any(|a| a.starts_with("-finstrument-functions"));
-        let fix = match probe_asm.map(producer_prefix) {
+        match probe_asm.map(producer_prefix) {
             Some(None) => ProducerFix::NotNeeded,
             Some(Some(_)) if instrumented => ProducerFix::Impossible,
             Some(Some(prefix)) => {
                 marker_value(&prefix).map_or(ProducerFix::Impossible, ProducerFix::Marker)
             }
             None => ProducerFix::Impossible,
-        };
-        let mut fixes = FIXES.lock().unwrap_or_else(|e| e.into_inner());
-        let map = fixes.get_or_insert_with(HashMap::new);
-        if map.len() >= 1024 {
-            map.clear();
         }
-        map.insert(key, fix.clone());
-        fix
     }
 
     /// Changes a compile command accordingly: the marker after `-fdirectives-only`, and
@@ -524,54 +328,6 @@ pub fn hook(args: &[OsString]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn checked(text: &str) -> Result<String, String> {
-        let mut bytes = text.as_bytes().to_vec();
-        check_directives(&mut bytes).map(|()| String::from_utf8(bytes).unwrap())
-    }
-
-    #[test]
-    fn directives_gcc_writes_pass_unchanged() {
-        let text = "# 0 \"t.c\"\n# 1 \"/tmp//\"\n#define X(a,b) ((a)+(b))\n#undef X\n\
-                    #pragma GCC diagnostic push\n  #ident \"x\"\n#\nint x = X(1,2);\n\
-                    /*\n#include \"old.h\"\n*/\n";
-        let out = checked(text).unwrap();
-        // The commented-out include is blanked, nothing else.
-        assert_eq!(
-            out,
-            text.replace("\n#include \"old.h\"", "\n include \"old.h\"")
-        );
-    }
-
-    #[test]
-    fn obeyed_includes_are_refused() {
-        for bad in [
-            "#include \"/etc/passwd\"\n",
-            "int a;\n  #  include_next <x>\n",
-            "%:include \"x\"\n",
-            "??=include \"x\"\n",
-            "/* c */ #include \"x\"\n",
-            "/* a\n b */ #include \"x\"\n",
-            "#inc\\\nlude \"x\"\n",
-            "#if 1\n#endif\n",
-            "x;\n#embed \"x\"\n",
-            "#import \"x\"\n",
-            "# /**/ include \"x\"\n",
-        ] {
-            assert!(checked(bad).is_err(), "{bad:?} passed");
-        }
-    }
-
-    #[test]
-    fn hidden_directives_are_blanked() {
-        // A raw string makes our scan think a comment opens; gcc would obey the include.
-        let text = "auto s = R\"x( \" /* )x\";\n#include \"/etc/passwd\"\n// */\n";
-        let out = checked(text).unwrap();
-        assert!(out.contains("\n include"));
-        // Continued lines and strings.
-        let out = checked("// note \\\n#include \"x\"\nchar *s = \"a\\\n#b\";\n").unwrap();
-        assert!(!out.contains("#include") && out.contains(" b\""));
-    }
 
     #[test]
     fn marker_value_matches_the_hash() {

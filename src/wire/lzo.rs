@@ -7,8 +7,8 @@
 //! its output as it goes, up to a caller-given limit, so a hostile stream cannot make us
 //! allocate more than the limit (distcc 3.4 doubles its buffer without bound).
 //!
-//! This module knows nothing of tokens or sockets; `protocol` decides which bodies are
-//! compressed.
+//! This module knows nothing of tokens or sockets; `packet` decides which bodies are
+//! compressed, and how far each may expand (`packet::source_bound`).
 
 use std::fmt;
 

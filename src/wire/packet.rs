@@ -109,6 +109,12 @@ pub enum ProtocolError {
     Lzo { token: Token, error: LzoError },
     /// The host will not run the request, and says why (`EMSG`).
     Refused(String),
+    /// A compressed source expands beyond [`source_bound`] of its size.
+    Expands {
+        token: Token,
+        compressed: u64,
+        bound: u64,
+    },
 }
 
 fn show(t: &[u8]) -> String {
@@ -166,6 +172,19 @@ impl fmt::Display for ProtocolError {
                 write!(f, "corrupt compressed {} body: {error}", show(token))
             }
             ProtocolError::Refused(why) => write!(f, "the host refused the job: {why}"),
+            ProtocolError::Expands {
+                token,
+                compressed,
+                bound,
+            } => write!(
+                f,
+                "compressed {} body of {compressed} bytes expands beyond {bound} bytes \
+                 ({MAX_SOURCE_EXPANSION} times its size plus {} KiB, more than any real \
+                 source): refused, so that a worker's memory stays proportional to what it \
+                 receives",
+                show(token),
+                SOURCE_EXPANSION_SLACK >> 10
+            ),
         }
     }
 }
@@ -356,7 +375,37 @@ pub fn write_file(
 /// Up to this size a file is copied behind its header and sent with it.
 pub const SMALL_FILE: usize = 64 << 10;
 
+/// How many times its compressed size a source (`DOTI`) may expand to. Preprocessed C and
+/// C++ compress about 4:1 with LZO1X-1 (3.98 for 1.9 MiB of `g++ -E` of a file including
+/// `<iostream>`, `<vector>`, `<map>`, `<regex>` and more; 3.42 for its `-fdirectives-only`
+/// text; 4.23 for `<stdio.h>` and friends in C). Only long runs of one byte or a short
+/// pattern go further, up to LZO's ceiling of about 255: 2 MB of zeros give 225, and the
+/// same bytes through `xxd -i` 212. 64 leaves real text a margin of 16, and bounds what a
+/// 4 MiB request can make a worker hold to 256 MiB instead of [`Limits::max_file`]. A text
+/// beyond it (an embedded table of zeros, say) is refused like any bad request, and the
+/// client compiles it locally.
+pub const MAX_SOURCE_EXPANSION: usize = 64;
+
+/// What any compressed source may expand to besides [`MAX_SOURCE_EXPANSION`] times its
+/// size, so that small bodies are never refused for their ratio.
+pub const SOURCE_EXPANSION_SLACK: usize = 1 << 20;
+
+/// The most a `compressed`-byte source may expand to: [`MAX_SOURCE_EXPANSION`] times its
+/// size plus [`SOURCE_EXPANSION_SLACK`], capped by `limit`.
+pub fn source_bound(compressed: usize, limit: usize) -> usize {
+    compressed
+        .saturating_mul(MAX_SOURCE_EXPANSION)
+        .saturating_add(SOURCE_EXPANSION_SLACK)
+        .min(limit)
+}
+
 /// Reads one file packet and returns its bytes, decompressed when the version says so.
+///
+/// A source (`DOTI`, what a daemon's worker receives) may expand only to [`source_bound`]
+/// of its compressed size. Other bodies are bounded by `limits.max_file` alone: objects
+/// legitimately compress far better than text (a zero-filled `.data` section compresses
+/// about 250:1), and a client reads them only from servers it chose. The decoder grows its
+/// buffer as it decodes, never to the bound up front.
 pub fn read_file(
     r: &mut impl Read,
     token: Token,
@@ -365,11 +414,22 @@ pub fn read_file(
 ) -> Result<Vec<u8>, ProtocolError> {
     let len = read_header(r, token)?;
     let body = read_body(r, token, len, limits.max_file)?;
-    if version.compressed() && !body.is_empty() {
-        lzo::decompress(&body, limits.max_file).map_err(|error| ProtocolError::Lzo { token, error })
-    } else {
-        Ok(body)
+    if !version.compressed() || body.is_empty() {
+        return Ok(body);
     }
+    let bound = if token == DOTI {
+        source_bound(body.len(), limits.max_file)
+    } else {
+        limits.max_file
+    };
+    lzo::decompress(&body, bound).map_err(|error| match error {
+        LzoError::TooLarge { .. } if bound < limits.max_file => ProtocolError::Expands {
+            token,
+            compressed: body.len() as u64,
+            bound: bound as u64,
+        },
+        error => ProtocolError::Lzo { token, error },
+    })
 }
 
 /// Reads one file packet into `out`, decompressed when the version says so, and returns

@@ -303,3 +303,56 @@ fn corrupt_lzo_body_is_an_error() {
         Err(ProtocolError::Lzo { token: DOTI, .. })
     ));
 }
+
+#[test]
+fn a_source_expands_only_within_its_bound() {
+    // 4 MiB of zeros compress to some 18 KiB: far beyond 64 times plus 1 MiB.
+    let zeros = vec![0u8; 4 << 20];
+    let mut req = Vec::new();
+    Request {
+        version: Version::Lzo,
+        argv: argv(&["gcc", "-c", "x.c", "-o", "x.o"]),
+        doti: zeros.clone(),
+    }
+    .write(&mut req)
+    .unwrap();
+    let err = Request::read(&mut &req[..], &Limits::default()).unwrap_err();
+    let ProtocolError::Expands {
+        token: DOTI,
+        compressed,
+        bound,
+    } = err
+    else {
+        panic!("{err}");
+    };
+    assert_eq!(
+        bound as usize,
+        compressed as usize * MAX_SOURCE_EXPANSION + SOURCE_EXPANSION_SLACK
+    );
+    assert!(err.to_string().contains("expands beyond"), "{err}");
+    // The same body as an object is fine: objects may hold zero-filled data.
+    let mut wire = Vec::new();
+    write_file(&mut wire, DOTO, Version::Lzo, &zeros).unwrap();
+    let got = read_file(&mut &wire[..], DOTO, Version::Lzo, &Limits::default()).unwrap();
+    assert!(got == zeros);
+    // Just within the bound decodes; the cap of `max_file` still applies below it.
+    let small = vec![0u8; SOURCE_EXPANSION_SLACK];
+    let mut wire = Vec::new();
+    write_file(&mut wire, DOTI, Version::Lzo, &small).unwrap();
+    assert_eq!(
+        read_file(&mut &wire[..], DOTI, Version::Lzo, &Limits::default())
+            .unwrap()
+            .len(),
+        small.len()
+    );
+    let tight = Limits {
+        max_file: 100_000,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        read_file(&mut &wire[..], DOTI, Version::Lzo, &tight),
+        Err(ProtocolError::Lzo { .. })
+    ));
+    assert_eq!(source_bound(10, usize::MAX), 640 + SOURCE_EXPANSION_SLACK);
+    assert_eq!(source_bound(usize::MAX, 5), 5);
+}
