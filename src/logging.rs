@@ -155,6 +155,15 @@ pub fn parse_level(name: &str) -> Option<LevelFilter> {
 
 /// Renders an argv the way distcc's logs do: words joined by spaces, a word quoted when it
 /// is empty or holds blanks or quotes.
+/// An I/O error as `strerror` says it (`Connection refused`), without Rust's
+/// ` (os error 111)`: the words of distcc 3.4's messages, which scripts look for.
+pub fn strerror(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
 pub fn argv_to_string<S: AsRef<str>>(argv: &[S]) -> String {
     argv.iter()
         .map(|a| {

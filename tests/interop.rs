@@ -180,6 +180,31 @@ fn distcc_34_client_sees_the_same_refusals_from_both_daemons() {
     }
 }
 
+/// What 3.4's client sends and our daemon will not run (an option that names another
+/// compiler's directory, a command that is no compile for a host) is read whole and
+/// answered with the reason, never cut off: the client prints the reason and compiles here.
+#[test]
+fn distcc_34_client_is_told_why_our_daemon_will_not_run_its_job() {
+    require_distcc_34();
+    let ours = Daemon::start(OUR_DISTCCD, &["--allow", "127.0.0.1"]);
+    for (args, reason) in [
+        (
+            &["gcc", "-B/usr/bin/", "-c", "fib.c", "-o", "fib.o"][..],
+            "-B/usr/bin/",
+        ),
+        (
+            &["gcc", "-mcpu=native", "-c", "fib.c", "-o", "fib.o"][..],
+            "-mcpu=native",
+        ),
+    ] {
+        let (code, text) = client_34_sees(&ours, args);
+        assert_eq!(code, Some(0), "{args:?}: {text}");
+        assert!(text.contains("error context: \"EMSG"), "{args:?}: {text}");
+        assert!(text.contains(reason), "{args:?}: {text}");
+        assert!(!text.contains("Broken pipe"), "{args:?}: {text}");
+    }
+}
+
 #[test]
 fn malformed_requests_get_the_same_answer_from_both_daemons() {
     use std::io::Write;

@@ -193,3 +193,77 @@ fn a_refusal_is_told_once_and_not_held_against_the_host() {
     assert_eq!(code, Some(113), "{said}");
     assert!(said.contains(wanted), "{said}");
 }
+
+/// Where a compile failed, in 3.4's words, which build-log readers look for: "compile a.c
+/// on HOST failed" for the remote compile, and "on localhost failed" for the retry here.
+#[test]
+fn a_failed_compile_is_named_with_its_host_as_distcc_34_names_it() {
+    require_distcc_34();
+    let daemon = Daemon::ours(&[]);
+    for client in [OUR_DISTCC, DISTCC_34] {
+        let dir = sources();
+        std::fs::write(dir.path().join("bad.c"), "int f(void) { return }\n").unwrap();
+        let out = run(
+            client,
+            dir.path(),
+            &daemon.host(),
+            &["gcc", "-c", "bad.c"],
+            &[],
+        );
+        let said = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{client}: {said}");
+        let remote = format!("ERROR: compile bad.c on {} failed", daemon.host());
+        assert!(said.contains(&remote), "{client}: {said}");
+        assert!(
+            said.contains("ERROR: compile bad.c on localhost failed"),
+            "{client}: {said}"
+        );
+    }
+}
+
+/// A host that is not there: the address once, and the system's words without Rust's
+/// "(os error N)".
+#[test]
+fn a_refused_connection_reads_as_the_system_says_it() {
+    let dir = sources();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("127.0.0.1:{port}");
+    let out = run(OUR_DISTCC, dir.path(), &host, &["gcc", "-c", "a.c"], &[]);
+    let said = stderr(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "failed to connect to {host}: Connection refused\n"
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("os error"), "{said}");
+}
+
+/// `--scan-includes` belongs to pump mode: without a `,cpp` host, 3.4 says so and exits 100.
+#[test]
+fn scan_includes_without_pump_hosts_is_refused_as_distcc_34_refuses_it() {
+    require_distcc_34();
+    for client in [OUR_DISTCC, DISTCC_34] {
+        let dir = sources();
+        let out = run(
+            client,
+            dir.path(),
+            "127.0.0.1:1",
+            &["--scan-includes", "gcc", "-c", "a.c"],
+            &[],
+        );
+        let said = stderr(&out);
+        assert_eq!(out.status.code(), Some(100), "{client}: {said}");
+        assert!(
+            said.contains(
+                "'--scan_includes' specified, but distcc wouldn't have used include server"
+            ),
+            "{client}: {said}"
+        );
+    }
+}

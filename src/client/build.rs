@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::config::Config;
-use super::local::{compile_here, run_local};
+use super::local::{compile_here, critique, run_local};
 use super::outputs::write_output;
 use super::preprocess::{self, Prepared};
 use super::remote::{self, RemoteError};
@@ -101,7 +101,8 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
 impl<'a> Journey<'a> {
     /// Compiles the job here.
     fn here(&mut self) -> i32 {
-        compile_here(self.job.argv(), &self.farm, &mut self.progress)
+        let input = Some(self.job.input());
+        compile_here(self.job.argv(), input, &self.farm, &mut self.progress)
     }
 
     /// A slot on one of `hosts`, waiting for one. With `early`, and every slot busy, the
@@ -165,7 +166,11 @@ impl<'a> Journey<'a> {
             }
             Err(e) if e.is_local() => Attempt::Done(self.after_cpp_failure(e)),
             Err(e) => {
-                log::error!("{} on {}", e, host.spec);
+                match &e {
+                    // It names the address already.
+                    RemoteError::Connect(_) => log::error!("{e}"),
+                    _ => log::error!("{e} on {}", host.spec),
+                }
                 self.farm.mark_failed(host);
                 Attempt::Next(LastTry::Broken(host.spec.clone()))
             }
@@ -193,18 +198,14 @@ impl<'a> Journey<'a> {
             return self.here();
         }
         show(&reply);
-        log::info!("compile {input} on {} completed ok", host.spec);
-        0
+        critique(0, input, &host.spec)
     }
 
     /// A compile that failed on the host: the local compile has the last word, unless the
     /// user asked for the host's (`DISTCC_SKIP_LOCAL_RETRY`, `DISTCC_FALLBACK=0`).
     fn failed_there(&mut self, host: &HostSpec, code: i32, reply: Reply) -> i32 {
         let input = self.job.input();
-        log::info!(
-            "compile {input} on {} failed with exit code {code}",
-            host.spec
-        );
+        critique(reply.status, input, &host.spec);
         if !self.cfg.fallback {
             // As distcc 3.4: no local retry, and the host's messages are the answer.
             log::error!("failed to distribute and fallbacks are disabled");

@@ -3,22 +3,32 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::process::Command;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus};
 
 use super::Progress;
 use crate::exitcode;
 use crate::farm::lock;
 use crate::farm::pick::Farm;
 use crate::farm::state::Phase;
-use crate::logging::argv_to_string;
+use crate::logging::{argv_to_string, strerror};
 
 /// Runs `argv` here with inherited stdio and returns its exit code.
 pub fn run_local<S: AsRef<OsStr>>(argv: &[S]) -> i32 {
+    match run(argv) {
+        Ok(status) => exitcode::from_status(status),
+        Err(code) => code,
+    }
+}
+
+/// Runs `argv` here with inherited stdio: how it ended, or distcc's exit code when it could
+/// not start.
+fn run<S: AsRef<OsStr>>(argv: &[S]) -> Result<ExitStatus, i32> {
     let shown: Vec<_> = argv.iter().map(|a| a.as_ref().to_string_lossy()).collect();
     log::debug!("exec on localhost: {}", argv_to_string(&shown));
     let status = Command::new(&argv[0]).args(&argv[1..]).status();
-    match status {
-        Ok(s) => exitcode::from_status(s),
+    Err(match status {
+        Ok(s) => return Ok(s),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // distcc 3.4 crashes when `cc` is missing.
             log::error!(
@@ -29,15 +39,41 @@ pub fn run_local<S: AsRef<OsStr>>(argv: &[S]) -> i32 {
             exitcode::COMPILER_MISSING
         }
         Err(e) => {
-            log::error!("failed to exec {}: {e}", shown[0]);
+            log::error!("failed to exec {}: {}", shown[0], strerror(&e));
             exitcode::COMPILER_MISSING
         }
-    }
+    })
 }
 
-/// Runs `argv` here, holding one of this machine's compile slots.
+/// Says how the compile of `input` on `host` ended, in distcc 3.4's words, which build-log
+/// readers look for ("compile x.c on host failed"): an error when it failed, a note when
+/// it succeeded. Returns the exit code: the compiler's, or 128 + the signal that ended it.
+pub(super) fn critique(wait_status: u32, input: &str, host: &str) -> i32 {
+    let w = exitcode::WaitStatus::decode(wait_status);
+    if w.signal != 0 {
+        // SAFETY: strsignal returns a pointer to a static or thread-local description,
+        // read at once.
+        let name = unsafe { std::ffi::CStr::from_ptr(libc::strsignal(w.signal as i32)) };
+        let core = if w.core { " (core dumped)" } else { "" };
+        log::error!(
+            "compile {input} on {host}: {}{core}",
+            name.to_string_lossy()
+        );
+    } else if w.exit == 1 {
+        log::error!("compile {input} on {host} failed");
+    } else if w.exit != 0 {
+        log::error!("compile {input} on {host} failed with exit code {}", w.exit);
+    } else {
+        log::info!("compile {input} on {host} completed ok");
+    }
+    exitcode::from_wait_status(wait_status)
+}
+
+/// Runs `argv` here, holding one of this machine's compile slots. The outcome of a compile
+/// of `input` is said as a remote one's is.
 pub(super) fn compile_here<S: AsRef<OsStr>>(
     argv: &[S],
+    input: Option<&str>,
     farm: &Farm,
     progress: &mut Progress,
 ) -> i32 {
@@ -45,5 +81,9 @@ pub(super) fn compile_here<S: AsRef<OsStr>>(
     let slot = farm.machine_slot(lock::LOCAL, farm.local_slots);
     progress.host("localhost", slot.as_ref().map_or(0, |s| s.slot));
     progress.note(Phase::Compile);
-    run_local(argv)
+    match (run(argv), input) {
+        (Ok(status), Some(input)) => critique(status.into_raw() as u32, input, "localhost"),
+        (Ok(status), None) => exitcode::from_status(status),
+        (Err(code), _) => code,
+    }
 }

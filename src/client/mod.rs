@@ -60,37 +60,11 @@ fn compile(argv: &[String], cfg: &Config) -> i32 {
         Decision::Local(why) => {
             log::debug!("{why}; running locally");
             let farm = Farm::load(cfg.hosts.as_deref(), cfg.top.as_deref(), cfg.backoff);
-            local::compile_here(argv, &farm, &mut Progress(None))
+            local::compile_here(argv, None, &farm, &mut Progress(None))
         }
         Decision::Remote(job) => build::build_somewhere(&job, cfg),
     }
 }
-
-/// `--version`, in distcc 3.4's shape: name, version and target; protocols and port;
-/// then copyright and licence.
-fn version_text() -> String {
-    let vendor = if cfg!(target_arch = "x86_64") {
-        "pc"
-    } else {
-        "unknown"
-    };
-    format!(
-        "distcc {} {}-{vendor}-linux-gnu\n{VERSION_REST}",
-        env!("CARGO_PKG_VERSION"),
-        std::env::consts::ARCH
-    )
-}
-
-const VERSION_REST: &str = "  (protocols 1 and 2) (default port 3632)
-  distcc-rs, wire-compatible with distcc 3.4
-Copyright (C) 2002, 2003, 2004 by Martin Pool.
-Portions Copyright (C) 2007-2008 Google.
-Copyright (C) 2026 the distcc-rs authors.
-
-distcc comes with ABSOLUTELY NO WARRANTY.  distcc is free software, and
-you may use, modify and redistribute it under the terms of the GNU
-General Public License version 2 or later.
-";
 
 /// `--help` after the version, in distcc 3.4's order and columns, less what we do not
 /// have (pump mode, GSS-API) and plus what we add.
@@ -142,12 +116,21 @@ several machines.
 fn own_option(first: &str, rest: &[OsString], cfg: &Config) -> Option<i32> {
     match first {
         "--help" => {
-            print!("{}\n{USAGE}", version_text());
+            print!("{}\n{USAGE}", crate::version_banner("distcc"));
             Some(0)
         }
         "--version" => {
-            print!("{}", version_text());
+            print!("{}", crate::version_banner("distcc"));
             Some(0)
+        }
+        "--scan-includes" => {
+            // distcc 3.4's answer when no host takes pump mode, which is every host here
+            // until pump mode comes.
+            log::error!(
+                "'--scan_includes' specified, but distcc wouldn't have used include server \
+                 (make sure hosts list includes ',cpp' option?)"
+            );
+            Some(exitcode::DISTCC_FAILED)
         }
         "--make-symlinks" => Some(masquerade::make_symlinks_main(rest)),
         "--show-hosts" | "-j" => {

@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::classify::scan;
-use super::table::{self, Danger, OnServer, Role};
+use super::table::{self, Danger, LocalReason, OnServer, Role};
 use crate::toolchain::names::is_compiler_name;
 
 /// Why a job is refused.
@@ -176,7 +176,12 @@ pub fn check_options(argv: &[String]) -> Result<(), Refusal> {
     };
     let items = match scan(argv) {
         Ok(items) => items,
-        Err(local) => return refuse(local.arg.as_deref().unwrap_or(""), Danger::NamesFiles),
+        // `@file`: more arguments, read from a file the client names.
+        Err(local) if local.reason == LocalReason::ResponseFile => {
+            return refuse(local.arg.as_deref().unwrap_or("@"), Danger::NamesFiles)
+        }
+        // A value missing at the end: no compile to check, which the caller finds out.
+        Err(_) => return Ok(()),
     };
     for item in items.iter().filter(|i| i.is_option()) {
         let arg = &argv[item.at];

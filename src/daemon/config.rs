@@ -104,24 +104,6 @@ pub struct Args {
     pub enable_tcp_insecure: bool,
 }
 
-/// The version banner. Its first two lines have distcc 3.4's shape, because tools (monitors,
-/// cluster scripts) parse them: `distccd VERSION PLATFORM`, then the protocols line. That
-/// line stays 3.4's word for word, "and 3" included, although this daemon speaks protocols 1
-/// and 2 only so far (a protocol 3 client gets a refusal and compiles locally).
-pub fn version_banner() -> String {
-    let platform = match std::env::consts::OS {
-        "linux" => format!("{}-pc-linux-gnu", std::env::consts::ARCH),
-        os => format!("{}-unknown-{os}", std::env::consts::ARCH),
-    };
-    format!(
-        "distccd {version} {platform}\n  (protocols 1, 2 and 3) (default port 3632)\n  \
-         distcc-rs {version}, wire-compatible with distcc 3.4 (protocols 1 and 2 served)\n\n\
-         distcc-rs is free software, under the GNU General Public License version 2 or\n\
-         later. It comes with ABSOLUTELY NO WARRANTY.\n",
-        version = env!("CARGO_PKG_VERSION"),
-    )
-}
-
 /// Every environment variable the daemon reads, read once.
 #[derive(Debug, Clone, Default)]
 pub struct Environment {

@@ -8,8 +8,10 @@
 //! with the reason in an `EMSG` packet instead of a reply (see `wire`). distcc 3.4 closes
 //! the connection without a word, which a client cannot tell from a broken host; a 3.4
 //! client reading `EMSG` prints it and falls back exactly as after that close, and ours
-//! tells the user why, once per build, without backing the host off. A request that is not
-//! a compile at all, or breaks the protocol, is closed without a word. The compiler named without a path is looked up on
+//! tells the user why, once per build, without backing the host off. A command that is no
+//! compile a host can do (linking, say) is answered the same way. Every request is read
+//! whole first, so that the client meets an answer, not a reset in the middle of sending;
+//! one that breaks the protocol is closed without a word. The compiler named without a path is looked up on
 //! the configured search path, past masquerade links (`toolchain::lookup`). Listening,
 //! access control and process management belong to `listener`, `inetd`, `access` and
 //! `privileges`; the settings come from `config`, read once.
@@ -352,7 +354,7 @@ fn producer_fix(
         compiler,
         hook,
         tmp_root: &cfg.tmp_root,
-        search_path: cfg.compiler_path.as_deref(),
+        search_path: &cfg.search_path,
         run: &run,
     })
 }
@@ -361,7 +363,8 @@ fn producer_fix(
 struct Request {
     version: wire::Version,
     argv: Vec<String>,
-    compile: cmdline::Compile,
+    /// The compile asked for, or why the command is none.
+    compile: Result<cmdline::Compile, cmdline::Local>,
     /// The source, already in its file unless `doti` holds it for checking.
     input: NamedTempFile,
     /// A directives-only source, to be checked before it goes into `input`.
@@ -376,8 +379,9 @@ fn read_request(stream: &mut impl Read, cfg: &JobConfig) -> Result<Request, JobE
     let mut request = BufReader::with_capacity(16 << 10, stream);
     let (version, argv) = wire::read_request_header(&mut request, &cfg.limits)?;
     log::debug!("got request: {}", argv_to_string(&argv));
-    let compile = cmdline::parse_received(&argv).map_err(JobError::NotDistributable)?;
-    let mut input = job_file(cfg, compile.lang.preprocessed_ext()).map_err(JobError::TempFiles)?;
+    let compile = cmdline::parse_received(&argv);
+    let ext = compile.as_ref().map_or("i", |c| c.lang.preprocessed_ext());
+    let mut input = job_file(cfg, ext).map_err(JobError::TempFiles)?;
     let doti = if debuginfo::requested(&argv) {
         // Checked in memory before gcc sees it.
         Some(wire::read_file(&mut request, DOTI, version, &cfg.limits)?)
@@ -405,14 +409,18 @@ fn prepare(
     cfg: &JobConfig,
 ) -> Result<(Vec<String>, NamedTempFile, Option<(&'static str, String)>), JobError> {
     let compiler_path = policy::check(&req.argv, &cfg.compilers).map_err(JobError::Refused)?;
+    let compile = req
+        .compile
+        .as_ref()
+        .map_err(|local| JobError::NotDistributable(local.clone()))?;
     if let Some(mut text) = req.doti.take() {
         debuginfo::check_directives(&mut text)
             .map_err(|line| JobError::Refused(Refusal::Directive(line)))?;
         req.input.write_all(&text).map_err(JobError::TempFiles)?;
     }
-    let ext = if req.compile.assembly { "s" } else { "o" };
+    let ext = if compile.assembly { "s" } else { "o" };
     let output = job_file(cfg, ext).map_err(JobError::TempFiles)?;
-    let mut cmd = req.compile.with_files(
+    let mut cmd = compile.with_files(
         &req.input.path().to_string_lossy(),
         &output.path().to_string_lossy(),
     );
@@ -422,9 +430,10 @@ fn prepare(
     let mut env = None;
     // gcc runs this daemon's own executable as its `-wrapper` to edit the producer of a
     // directives-only compile; without one (no /proc), the object keeps that producer.
-    let wrapper = crate::toolchain::producer::wrapper();
-    if let (true, Some(hook)) = (debuginfo::requested(&req.argv), wrapper) {
-        env = producer_fix(&req.compile, &cmd[0], hook, cfg).apply(&mut cmd, hook);
+    if debuginfo::requested(&req.argv) {
+        if let Some(hook) = crate::toolchain::producer::wrapper() {
+            env = producer_fix(compile, &cmd[0], hook, cfg).apply(&mut cmd, hook);
+        }
     }
     Ok((cmd, output, env))
 }
@@ -444,7 +453,7 @@ fn clean_up(files: [NamedTempFile; 2], cfg: &JobConfig) {
 }
 
 /// Tells the client why its job will not run here (see the module's comment).
-fn answer_refusal(stream: &mut impl Write, why: &Refusal) {
+fn answer_refusal(stream: &mut impl Write, why: &JobError) {
     if let Err(e) = wire::write_refusal(stream, &why.to_string()) {
         log::debug!("failed to tell the client of the refusal: {e}");
     }
@@ -453,9 +462,9 @@ fn answer_refusal(stream: &mut impl Write, why: &Refusal) {
 fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, JobError> {
     let mut req = read_request(&mut *stream, cfg)?;
     let (cmd, output, env) = match prepare(&mut req, cfg) {
-        Err(JobError::Refused(why)) => {
+        Err(why @ (JobError::Refused(_) | JobError::NotDistributable(_))) => {
             answer_refusal(stream, &why);
-            return Err(JobError::Refused(why));
+            return Err(why);
         }
         prepared => prepared?,
     };
@@ -495,7 +504,8 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         status: compiled.status,
         killed: compiled.killed,
         compiler: std::mem::take(&mut argv[0]),
-        input: compile.input().to_string(),
+        // The compile prepare() accepted.
+        input: compile.map(|c| c.input().to_string()).unwrap_or_default(),
     })
 }
 

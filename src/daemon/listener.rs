@@ -283,6 +283,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let stats = Stats::new(cfg.job.tmp_root.clone());
     let mut keeper = start_up(&cfg)?;
     bound_heap();
+    // The descriptor gcc's `-wrapper` runs, open from the start rather than at the first
+    // `-g` job, so that an idle daemon's descriptors are the same before and after jobs.
+    crate::toolchain::producer::wrapper();
     log::debug!("allowing up to {} active jobs", cfg.jobs);
     if let Ok(addr) = listener.local_addr() {
         log::info!("listening on {addr}");

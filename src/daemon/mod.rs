@@ -170,7 +170,7 @@ impl<R, W: Write> Write for Deadline<'_, R, W> {
 /// logging, builds the configuration and serves, standalone or inetd. Returns the exit code.
 pub fn main(args: Args) -> i32 {
     if args.version {
-        print!("{}", config::version_banner());
+        print!("{}", crate::version_banner("distccd"));
         return 0;
     }
     config::init_logging(&args);

@@ -11,6 +11,8 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
+use crate::logging::strerror;
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Why a host could not be reached.
@@ -24,13 +26,13 @@ impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConnectError::Resolve { host, error } => {
-                write!(f, "failed to look up host \"{host}\": {error}")
+                write!(f, "failed to look up host \"{host}\": {}", strerror(error))
             }
             ConnectError::Connect { addr, error } if error.kind() == io::ErrorKind::TimedOut => {
                 write!(f, "timeout while connecting to {addr}")
             }
             ConnectError::Connect { addr, error } => {
-                write!(f, "failed to connect to {addr}: {error}")
+                write!(f, "failed to connect to {addr}: {}", strerror(error))
             }
         }
     }

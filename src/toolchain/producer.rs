@@ -39,8 +39,8 @@ pub struct Job<'a> {
     pub hook: &'a str,
     /// The daemon's temporary directory, where the probe and the cache directory go.
     pub tmp_root: &'a Path,
-    /// `DISTCCD_PATH`, where compilers are looked up instead of `PATH`.
-    pub search_path: Option<&'a OsStr>,
+    /// Where compilers named without a `/` are found (`DISTCCD_PATH`, else `PATH`).
+    pub search_path: &'a OsStr,
     pub run: &'a RunCompiler<'a>,
 }
 
@@ -149,17 +149,12 @@ fn own_identity() -> Option<&'static str> {
 }
 
 /// The file `compiler` names, as the job's `Command` finds it, with links resolved.
-fn resolve(compiler: &str, search_path: Option<&OsStr>, cwd: &Path) -> Option<PathBuf> {
+fn resolve(compiler: &str, search_path: &OsStr, cwd: &Path) -> Option<PathBuf> {
     if compiler.contains('/') {
         return cwd.join(compiler).canonicalize().ok();
     }
-    let path = search_path
-        .map(OsStr::to_os_string)
-        .or_else(|| std::env::var_os("PATH"))?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(compiler))
-        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0))
-        .and_then(|p| p.canonicalize().ok())
+    let found = super::lookup::find_compiler(compiler, search_path).ok()?;
+    found.canonicalize().ok()
 }
 
 static FIXES: Mutex<Option<HashMap<String, ProducerFix>>> = Mutex::new(None);
