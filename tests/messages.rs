@@ -37,6 +37,19 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Runs `client` on `args` in fresh sources against `hosts`, and checks that it exits with
+/// `code` and says each of `words` on stderr.
+fn says(client: &str, hosts: &str, args: &[&str], env: &[(&str, &str)], code: i32, words: &[&str]) {
+    let dir = sources();
+    std::fs::write(dir.path().join("bad.c"), "int f(void) { return }\n").unwrap();
+    let out = run(client, dir.path(), hosts, args, env);
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(code), "{client}: {said}");
+    for w in words {
+        assert!(said.contains(w), "{client} does not say {w:?}: {said}");
+    }
+}
+
 /// A compiler the host cannot find: with fallbacks disabled, the user reads the host's
 /// "failed to exec" and gets its status (110), as from distcc 3.4; before, ours exited 110
 /// without a word.
@@ -48,20 +61,18 @@ fn fallback_disabled_shows_why_the_host_could_not_compile() {
         (OUR_DISTCC, Daemon::start(OUR_DISTCCD, &insecure)),
         (DISTCC_34, Daemon::start(DISTCCD_34, &insecure)),
     ] {
-        let dir = sources();
-        let out = run(
+        let words = [
+            "failed to exec nosuchcc",
+            "failed to distribute and fallbacks are disabled",
+        ];
+        let fallback = [("DISTCC_FALLBACK", "0")];
+        says(
             client,
-            dir.path(),
             &daemon.host(),
             &["nosuchcc", "-c", "a.i"],
-            &[("DISTCC_FALLBACK", "0")],
-        );
-        let said = stderr(&out);
-        assert_eq!(out.status.code(), Some(110), "{client}: {said}");
-        assert!(said.contains("failed to exec nosuchcc"), "{client}: {said}");
-        assert!(
-            said.contains("failed to distribute and fallbacks are disabled"),
-            "{client}: {said}"
+            &fallback,
+            110,
+            &words,
         );
     }
 }
@@ -117,20 +128,9 @@ fn a_host_without_the_compiler_is_told_once_per_build_and_not_backed_off() {
 fn an_unusable_log_file_is_named_in_distcc_34_words() {
     require_distcc_34();
     for client in [OUR_DISTCC, DISTCC_34] {
-        let dir = sources();
-        let out = run(
-            client,
-            dir.path(),
-            "localhost",
-            &["gcc", "-c", "a.c"],
-            &[("DISTCC_LOG", "/nonexistent/dir/distcc.log")],
-        );
-        let said = stderr(&out);
-        assert!(out.status.success(), "{client}: {said}");
-        assert!(
-            said.contains("failed to open logfile /nonexistent/dir/distcc.log"),
-            "{client}: {said}"
-        );
+        let log = [("DISTCC_LOG", "/nonexistent/dir/distcc.log")];
+        let words = ["failed to open logfile /nonexistent/dir/distcc.log"];
+        says(client, "localhost", &["gcc", "-c", "a.c"], &log, 0, &words);
     }
 }
 
@@ -200,23 +200,16 @@ fn a_refusal_is_told_once_and_not_held_against_the_host() {
 fn a_failed_compile_is_named_with_its_host_as_distcc_34_names_it() {
     require_distcc_34();
     let daemon = Daemon::ours(&[]);
+    let remote = format!("ERROR: compile bad.c on {} failed", daemon.host());
     for client in [OUR_DISTCC, DISTCC_34] {
-        let dir = sources();
-        std::fs::write(dir.path().join("bad.c"), "int f(void) { return }\n").unwrap();
-        let out = run(
+        let words = [remote.as_str(), "ERROR: compile bad.c on localhost failed"];
+        says(
             client,
-            dir.path(),
             &daemon.host(),
             &["gcc", "-c", "bad.c"],
             &[],
-        );
-        let said = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{client}: {said}");
-        let remote = format!("ERROR: compile bad.c on {} failed", daemon.host());
-        assert!(said.contains(&remote), "{client}: {said}");
-        assert!(
-            said.contains("ERROR: compile bad.c on localhost failed"),
-            "{client}: {said}"
+            1,
+            &words,
         );
     }
 }
@@ -249,21 +242,8 @@ fn a_refused_connection_reads_as_the_system_says_it() {
 fn scan_includes_without_pump_hosts_is_refused_as_distcc_34_refuses_it() {
     require_distcc_34();
     for client in [OUR_DISTCC, DISTCC_34] {
-        let dir = sources();
-        let out = run(
-            client,
-            dir.path(),
-            "127.0.0.1:1",
-            &["--scan-includes", "gcc", "-c", "a.c"],
-            &[],
-        );
-        let said = stderr(&out);
-        assert_eq!(out.status.code(), Some(100), "{client}: {said}");
-        assert!(
-            said.contains(
-                "'--scan_includes' specified, but distcc wouldn't have used include server"
-            ),
-            "{client}: {said}"
-        );
+        let args = ["--scan-includes", "gcc", "-c", "a.c"];
+        let words = ["'--scan_includes' specified, but distcc wouldn't have used include server"];
+        says(client, "127.0.0.1:1", &args, &[], 100, &words);
     }
 }
