@@ -224,9 +224,23 @@ fn help_and_version() {
         "--job-lifetime",
         "--whitelist-dir",
         "--enable-tcp-insecure",
+        "--wizard",
+        "--no-fork",
+        "--no-fifo",
+        "--zeroconf",
+        "--auth",
+        "--blacklist",
+        "--whitelist",
+        "--show-principal",
     ] {
         assert!(help.contains(opt), "--help does not mention {opt}");
     }
+    // The users tried when --user is not given, in the order privileges.rs tries them.
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("default: distcc, else distccd, else nobody"),
+        "{help}"
+    );
     let out = output_within(Command::new(OUR_DISTCCD).arg("--version"), 10);
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
@@ -443,4 +457,136 @@ fn client_help_version_and_host_listing_have_distcc_34s_shape() {
             );
         }
     }
+}
+
+/// A daemon started with `extra`, our whitelist and `--allow` given by the caller.
+fn ours_with(extra: &[&str]) -> (Daemon, tempfile::TempDir) {
+    let whitelist = whitelist_dir(&["gcc"]);
+    let dir = whitelist.path().to_str().unwrap().to_string();
+    let mut args = vec!["--whitelist-dir", dir.as_str()];
+    args.extend_from_slice(extra);
+    (Daemon::start(OUR_DISTCCD, &args), whitelist)
+}
+
+#[test]
+fn options_of_distcc_34s_init_scripts_start_the_daemon() {
+    // Accepted and run, as by distcc 3.4 (--zeroconf with a warning: nothing is advertised).
+    for opt in ["--no-fork", "--no-fifo", "--zeroconf"] {
+        let (d, _w) = ours_with(&["--allow", "127.0.0.1", opt]);
+        assert!(compiles(d.port), "{opt}");
+        if opt == "--zeroconf" {
+            assert!(d.log_text().contains("--zeroconf is not supported yet"));
+        }
+    }
+    require_distcc_34();
+    for opt in ["--no-fork", "--no-fifo", "--wizard"] {
+        let d = Daemon::start(DISTCCD_34, &["--allow", "127.0.0.1", opt]);
+        assert!(compiles_from(d.port, "127.0.0.1"), "distcc 3.4 with {opt}");
+    }
+}
+
+/// Runs a daemon that stops by itself after a second, and returns its output.
+fn run_briefly(program: &str, extra: &[&str]) -> std::process::Output {
+    let whitelist = whitelist_dir(&["gcc"]);
+    let port = free_port().to_string();
+    let mut cmd = Command::new(program);
+    cmd.args(["--listen", "127.0.0.1", "--port", &port, "--lifetime", "1"])
+        .args(["--whitelist-dir", whitelist.path().to_str().unwrap()])
+        .args(extra);
+    output_within(&mut cmd, 20)
+}
+
+#[test]
+fn wizard_runs_in_the_foreground_logging_debug_to_stderr() {
+    // distcc 3.4's --wizard: --daemon --no-detach --log-stderr at the debug level. The
+    // daemon stays in the foreground (the process run is the one that serves, until its
+    // --lifetime), and its debug lines reach stderr.
+    let out = run_briefly(OUR_DISTCCD, &["--allow", "127.0.0.1", "--wizard"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("allowing up to"), "{err}");
+    assert!(err.contains("listening on 127.0.0.1"), "{err}");
+}
+
+#[test]
+fn gss_api_options_refuse_to_start() {
+    for opt in [
+        "--auth",
+        "--blacklist=/etc/hosts",
+        "--whitelist=/etc/hosts",
+        "--show-principal",
+    ] {
+        let out = run_briefly(OUR_DISTCCD, &["--allow", "127.0.0.1", opt]);
+        assert_eq!(out.status.code(), Some(101), "{opt}: {}", show(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let name = opt.split('=').next().unwrap();
+        assert!(
+            err.contains(&format!(
+                "{name} (GSS-API authentication) is not supported yet"
+            )),
+            "{opt}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_fatal_error_is_said_once_on_stderr() {
+    // Logging to stderr: the log line is the message. Logging elsewhere: stderr gets it too.
+    for extra in [&["--log-stderr"][..], &["--log-file", "/dev/null"][..]] {
+        let out = run_briefly(OUR_DISTCCD, extra);
+        assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.matches("no --allow option given").count(),
+            1,
+            "{extra:?}: {err}"
+        );
+    }
+}
+
+/// Whether a job sent from `from` (a loopback address) to `port` is compiled. The request
+/// is not followed by a half-close, which distcc 3.4's daemon takes for a disconnection.
+fn compiles_from(port: u16, from: &str) -> bool {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let local: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    sock.bind(&local.into()).unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    if sock.connect(&addr.into()).is_err() {
+        return false;
+    }
+    let mut s: TcpStream = sock.into();
+    if s.write_all(&job()).is_err() {
+        return false;
+    }
+    let answer = read_all(&mut s);
+    Reply::read(&mut &answer[..], Version::Plain, &Limits::default()).is_ok_and(|r| r.status == 0)
+}
+
+#[test]
+fn allow_takes_a_host_name() {
+    // localhost is 127.0.0.1 (and maybe ::1): 127.0.0.2 is not allowed, but is with /8.
+    let (d, _w) = ours_with(&["--allow", "localhost"]);
+    assert!(compiles_from(d.port, "127.0.0.1"));
+    assert!(!compiles_from(d.port, "127.0.0.2"));
+    assert!(d
+        .log_text()
+        .contains("--allow localhost: allowing 127.0.0.1/32"));
+    let (d, _w) = ours_with(&["--allow", "localhost/8"]);
+    assert!(compiles_from(d.port, "127.0.0.2"));
+    // A name that does not resolve stops the daemon at start, with the name.
+    let out = run_briefly(OUR_DISTCCD, &["--allow", "no-such-host.invalid"]);
+    assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-host.invalid"));
+
+    // distcc 3.4 alike.
+    require_distcc_34();
+    let d = Daemon::start(DISTCCD_34, &["--allow", "localhost"]);
+    assert!(compiles_from(d.port, "127.0.0.1"));
+    assert!(!compiles_from(d.port, "127.0.0.2"));
+    let out = run_briefly(
+        DISTCCD_34,
+        &["--allow", "no-such-host.invalid", "--no-detach"],
+    );
+    assert_eq!(out.status.code(), Some(101), "{}", show(&out));
 }
