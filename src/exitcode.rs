@@ -44,6 +44,19 @@ impl Fatal for crate::daemon::DaemonError {
     }
 }
 
+/// The exit status of `distccd --inetd` for the one job it served, as distcc 3.4's: 0 for
+/// a job answered (a failed or timed-out compile included: the client has its status),
+/// 108 for a request cut short, 109 for a bad request, 100 for any other failure.
+pub fn for_job(result: crate::daemon::job::JobResult) -> i32 {
+    use crate::daemon::job::JobResult as R;
+    match result {
+        R::CompileOk | R::CompileError | R::CompileTimeout => 0,
+        R::ClientDisconnected => TRUNCATED,
+        R::BadRequest => PROTOCOL_ERROR,
+        R::Other => DISTCC_FAILED,
+    }
+}
+
 impl Fatal for crate::farm::hosts::HostsError {
     fn exit_code(&self) -> i32 {
         BAD_HOSTSPEC

@@ -90,7 +90,8 @@ fn distccd_path_is_where_compilers_are_found() {
 }
 
 /// Plays inetd: accepts one connection and hands it to `distccd --inetd` as stdin/stdout.
-fn inetd_job(args: &[&str]) -> Option<Reply> {
+/// A job served by `distccd --inetd` on a TCP socket: the reply, and the exit status.
+fn inetd_job(args: &[&str]) -> (Option<Reply>, Option<i32>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let client = std::thread::spawn(move || exchange_with(("127.0.0.1", port)));
@@ -111,17 +112,22 @@ fn inetd_job(args: &[&str]) -> Option<Reply> {
     if !done {
         let _ = daemon.kill();
     }
-    assert!(daemon.wait().unwrap().success(), "distccd --inetd failed");
-    client.join().unwrap()
+    let code = daemon.wait().unwrap().code();
+    (client.join().unwrap(), code)
 }
 
 #[test]
 fn inetd_on_a_socket_checks_the_access_list() {
-    assert!(inetd_job(&["--allow", "127.0.0.1"]).is_some_and(|r| r.status == 0));
-    assert!(inetd_job(&["--allow", "127.0.0.2"]).is_none());
+    let (reply, code) = inetd_job(&["--allow", "127.0.0.1"]);
+    assert!(reply.is_some_and(|r| r.status == 0));
+    assert_eq!(code, Some(0));
+    // Denied: no answer, and distcc 3.4's exit status 113.
+    assert_eq!(inetd_job(&["--allow", "127.0.0.2"]), (None, Some(113)));
     // distcc 3.4 serves anyone here when no --allow is given; we do not.
-    assert!(inetd_job(&[]).is_none());
-    assert!(inetd_job(&["--enable-tcp-insecure"]).is_some_and(|r| r.status == 0));
+    assert_eq!(inetd_job(&[]), (None, Some(113)));
+    let (reply, code) = inetd_job(&["--enable-tcp-insecure"]);
+    assert!(reply.is_some_and(|r| r.status == 0));
+    assert_eq!(code, Some(0));
 }
 
 fn nice_of(pid: u32) -> i64 {

@@ -195,11 +195,11 @@ pub fn main(args: Args) -> i32 {
             if cfg.inetd {
                 inetd::run(&cfg)
             } else {
-                listener::run(cfg)
+                listener::run(cfg).map(|()| 0)
             }
         });
     match result {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
             log::error!("{e}");
             // Said on stderr too, unless the log already goes there.
