@@ -596,3 +596,69 @@ fn allow_takes_a_host_name() {
     );
     assert_eq!(out.status.code(), Some(101), "{}", show(&out));
 }
+
+/// The processes the kernel counts in `/proc/loadavg` (its `R/TOTAL` field's TOTAL).
+fn total_processes() -> u64 {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap();
+    let field = text.split_whitespace().nth(3).unwrap();
+    field.split_once('/').unwrap().1.parse().unwrap()
+}
+
+#[test]
+fn stats_keys_mean_what_distcc_34s_mean() {
+    // distcc 3.4: dcc_max_kids is the job limit (--jobs), dcc_current_load the machine's
+    // running processes (the R of /proc/loadavg's R/TOTAL), whatever the daemon is doing.
+    require_distcc_34();
+    let port = free_port();
+    let d = Daemon::ours(&["--stats", "--stats-port", &port.to_string()]);
+    assert!(compiles(d.port));
+    let port34 = free_port();
+    let d34 = Daemon::start(
+        DISTCCD_34,
+        &[
+            "--allow",
+            "127.0.0.1",
+            "--jobs",
+            "4",
+            "--stats",
+            "--stats-port",
+            &port34.to_string(),
+        ],
+    );
+    assert!(compiles_from(d34.port, "127.0.0.1"));
+    assert!(wait_for(Duration::from_secs(10), || {
+        keys_values(&fetch_page(port34, "127.0.0.1"), "dcc_compile_ok") == 1
+    }));
+    for (who, page) in [
+        ("ours", fetch_page(port, "127.0.0.1")),
+        ("3.4", fetch_page(port34, "127.0.0.1")),
+    ] {
+        assert_eq!(keys_values(&page, "dcc_compile_ok"), 1, "{who}:\n{page}");
+        assert_eq!(keys_values(&page, "dcc_max_kids"), 4, "{who}:\n{page}");
+        // At least the process that read /proc/loadavg was running; at most all of them.
+        let load = keys_values(&page, "dcc_current_load");
+        assert!(
+            (1..=total_processes() + 50).contains(&load),
+            "{who}:\n{page}"
+        );
+    }
+    // Without --jobs, the limit is the default one: CPUs + 2.
+    let port = free_port();
+    let whitelist = whitelist_dir(&["gcc"]);
+    let d = Daemon::start(
+        OUR_DISTCCD,
+        &[
+            "--allow",
+            "127.0.0.1",
+            "--whitelist-dir",
+            whitelist.path().to_str().unwrap(),
+            "--stats",
+            "--stats-port",
+            &port.to_string(),
+        ],
+    );
+    let cpus = std::thread::available_parallelism().unwrap().get() as u64;
+    let page = fetch_page(port, "127.0.0.1");
+    assert_eq!(keys_values(&page, "dcc_max_kids"), cpus + 2, "{page}");
+    drop(d);
+}
