@@ -35,12 +35,25 @@ impl Fatal for crate::daemon::DaemonError {
     fn exit_code(&self) -> i32 {
         use crate::daemon::DaemonError as E;
         match self {
-            E::BadEnvironment(_) | E::NoAllow => BAD_ARGUMENTS,
+            E::BadEnvironment(_) | E::NoAllow | E::BadAllow(_) | E::Unsupported(_) => BAD_ARGUMENTS,
             E::Resolve { .. } | E::Bind { .. } => BIND_FAILED,
             E::Detach(_) | E::PidFile { .. } | E::Keeper(_) => DISTCC_FAILED,
             E::NoSuchUser(_) | E::SetUid(_) => SETUID_FAILED,
             E::WhitelistMissing(_) | E::Whitelist { .. } => COMPILER_MISSING,
         }
+    }
+}
+
+/// The exit status of `distccd --inetd` for the one job it served, as distcc 3.4's: 0 for
+/// a job answered (a failed or timed-out compile included: the client has its status),
+/// 108 for a request cut short, 109 for a bad request, 100 for any other failure.
+pub fn for_job(result: crate::daemon::job::JobResult) -> i32 {
+    use crate::daemon::job::JobResult as R;
+    match result {
+        R::CompileOk | R::CompileError | R::CompileTimeout => 0,
+        R::ClientDisconnected => TRUNCATED,
+        R::BadRequest => PROTOCOL_ERROR,
+        R::Other => DISTCC_FAILED,
     }
 }
 

@@ -1,5 +1,6 @@
 //! `distccmon-text` with a delay of 0 prints once, as distcc 3.4's does, instead of looping
-//! without a pause; a positive delay paces the listings.
+//! without a pause; a positive delay paces the listings; a state directory not made yet is
+//! an empty farm, as with 3.4.
 
 mod common;
 
@@ -73,4 +74,41 @@ fn a_positive_delay_paces_the_listings() {
     let _ = child.kill();
     let _ = child.wait();
     assert!((3..=15).contains(&lines), "{lines} listings in a second");
+}
+
+/// `monitor` once, with `DISTCC_DIR` set to `dir`.
+fn once_in(monitor: &str, dir: &std::path::Path) -> std::process::Output {
+    let mut cmd = Command::new(monitor);
+    cmd.arg("0").env("DISTCC_DIR", dir);
+    output_within(&mut cmd, 10)
+}
+
+#[test]
+fn a_missing_state_directory_is_an_empty_farm() {
+    let mut monitors = vec![OUR_MONITOR];
+    if std::path::Path::new(DISTCCMON_34).exists() {
+        monitors.push(DISTCCMON_34);
+    }
+    for monitor in monitors {
+        // A DISTCC_DIR no distcc has used yet: the state directory is made, nothing runs.
+        let dir = tempfile::tempdir().unwrap();
+        let out = once_in(monitor, dir.path());
+        assert_eq!(out.status.code(), Some(0), "{monitor}: {}", show(&out));
+        assert_eq!(out.stdout, b"\n", "{monitor}: {}", show(&out));
+        assert!(out.stderr.is_empty(), "{monitor}: {}", show(&out));
+        assert!(dir.path().join("state").is_dir(), "{monitor}");
+        // A DISTCC_DIR that is a file is an error, 107, for both.
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let out = once_in(monitor, &file);
+        assert_eq!(out.status.code(), Some(107), "{monitor}: {}", show(&out));
+    }
+    // A DISTCC_DIR that does not exist at all: distcc 3.4 fails (its mkdir is not -p);
+    // ours makes it, as our client does.
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path().join("new").join(".distcc");
+    let out = once_in(OUR_MONITOR, &top);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.stdout, b"\n", "{}", show(&out));
+    assert!(top.join("state").is_dir());
 }

@@ -90,7 +90,8 @@ fn distccd_path_is_where_compilers_are_found() {
 }
 
 /// Plays inetd: accepts one connection and hands it to `distccd --inetd` as stdin/stdout.
-fn inetd_job(args: &[&str]) -> Option<Reply> {
+/// A job served by `distccd --inetd` on a TCP socket: the reply, and the exit status.
+fn inetd_job(args: &[&str]) -> (Option<Reply>, Option<i32>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let client = std::thread::spawn(move || exchange_with(("127.0.0.1", port)));
@@ -111,17 +112,22 @@ fn inetd_job(args: &[&str]) -> Option<Reply> {
     if !done {
         let _ = daemon.kill();
     }
-    assert!(daemon.wait().unwrap().success(), "distccd --inetd failed");
-    client.join().unwrap()
+    let code = daemon.wait().unwrap().code();
+    (client.join().unwrap(), code)
 }
 
 #[test]
 fn inetd_on_a_socket_checks_the_access_list() {
-    assert!(inetd_job(&["--allow", "127.0.0.1"]).is_some_and(|r| r.status == 0));
-    assert!(inetd_job(&["--allow", "127.0.0.2"]).is_none());
+    let (reply, code) = inetd_job(&["--allow", "127.0.0.1"]);
+    assert!(reply.is_some_and(|r| r.status == 0));
+    assert_eq!(code, Some(0));
+    // Denied: no answer, and distcc 3.4's exit status 113.
+    assert_eq!(inetd_job(&["--allow", "127.0.0.2"]), (None, Some(113)));
     // distcc 3.4 serves anyone here when no --allow is given; we do not.
-    assert!(inetd_job(&[]).is_none());
-    assert!(inetd_job(&["--enable-tcp-insecure"]).is_some_and(|r| r.status == 0));
+    assert_eq!(inetd_job(&[]), (None, Some(113)));
+    let (reply, code) = inetd_job(&["--enable-tcp-insecure"]);
+    assert!(reply.is_some_and(|r| r.status == 0));
+    assert_eq!(code, Some(0));
 }
 
 fn nice_of(pid: u32) -> i64 {
@@ -224,9 +230,23 @@ fn help_and_version() {
         "--job-lifetime",
         "--whitelist-dir",
         "--enable-tcp-insecure",
+        "--wizard",
+        "--no-fork",
+        "--no-fifo",
+        "--zeroconf",
+        "--auth",
+        "--blacklist",
+        "--whitelist",
+        "--show-principal",
     ] {
         assert!(help.contains(opt), "--help does not mention {opt}");
     }
+    // The users tried when --user is not given, in the order privileges.rs tries them.
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("default: distcc, else distccd, else nobody"),
+        "{help}"
+    );
     let out = output_within(Command::new(OUR_DISTCCD).arg("--version"), 10);
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
@@ -441,4 +461,202 @@ fn client_help_version_and_host_listing_have_distcc_34s_shape() {
             );
         }
     }
+}
+
+/// A daemon started with `extra`, our whitelist and `--allow` given by the caller.
+fn ours_with(extra: &[&str]) -> (Daemon, tempfile::TempDir) {
+    let whitelist = whitelist_dir(&["gcc"]);
+    let dir = whitelist.path().to_str().unwrap().to_string();
+    let mut args = vec!["--whitelist-dir", dir.as_str()];
+    args.extend_from_slice(extra);
+    (Daemon::start(OUR_DISTCCD, &args), whitelist)
+}
+
+#[test]
+fn options_of_distcc_34s_init_scripts_start_the_daemon() {
+    // Accepted and run, as by distcc 3.4 (--zeroconf with a warning: nothing is advertised).
+    for opt in ["--no-fork", "--no-fifo", "--zeroconf"] {
+        let (d, _w) = ours_with(&["--allow", "127.0.0.1", opt]);
+        assert!(compiles(d.port), "{opt}");
+        if opt == "--zeroconf" {
+            assert!(d.log_text().contains("--zeroconf is not supported yet"));
+        }
+    }
+    require_distcc_34();
+    for opt in ["--no-fork", "--no-fifo", "--wizard"] {
+        let d = Daemon::start(DISTCCD_34, &["--allow", "127.0.0.1", opt]);
+        assert!(compiles_from(d.port, "127.0.0.1"), "distcc 3.4 with {opt}");
+    }
+}
+
+/// Runs a daemon that stops by itself after a second, and returns its output.
+fn run_briefly(program: &str, extra: &[&str]) -> std::process::Output {
+    let whitelist = whitelist_dir(&["gcc"]);
+    let port = free_port().to_string();
+    let mut cmd = Command::new(program);
+    cmd.args(["--listen", "127.0.0.1", "--port", &port, "--lifetime", "1"])
+        .args(["--whitelist-dir", whitelist.path().to_str().unwrap()])
+        .args(extra);
+    output_within(&mut cmd, 20)
+}
+
+#[test]
+fn wizard_runs_in_the_foreground_logging_debug_to_stderr() {
+    // distcc 3.4's --wizard: --daemon --no-detach --log-stderr at the debug level. The
+    // daemon stays in the foreground (the process run is the one that serves, until its
+    // --lifetime), and its debug lines reach stderr.
+    let out = run_briefly(OUR_DISTCCD, &["--allow", "127.0.0.1", "--wizard"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("allowing up to"), "{err}");
+    assert!(err.contains("listening on 127.0.0.1"), "{err}");
+}
+
+#[test]
+fn gss_api_options_refuse_to_start() {
+    for opt in [
+        "--auth",
+        "--blacklist=/etc/hosts",
+        "--whitelist=/etc/hosts",
+        "--show-principal",
+    ] {
+        let out = run_briefly(OUR_DISTCCD, &["--allow", "127.0.0.1", opt]);
+        assert_eq!(out.status.code(), Some(101), "{opt}: {}", show(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let name = opt.split('=').next().unwrap();
+        assert!(
+            err.contains(&format!(
+                "{name} (GSS-API authentication) is not supported yet"
+            )),
+            "{opt}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_fatal_error_is_said_once_on_stderr() {
+    // Logging to stderr: the log line is the message. Logging elsewhere: stderr gets it too.
+    for extra in [&["--log-stderr"][..], &["--log-file", "/dev/null"][..]] {
+        let out = run_briefly(OUR_DISTCCD, extra);
+        assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.matches("no --allow option given").count(),
+            1,
+            "{extra:?}: {err}"
+        );
+    }
+}
+
+/// Whether a job sent from `from` (a loopback address) to `port` is compiled. The request
+/// is not followed by a half-close, which distcc 3.4's daemon takes for a disconnection.
+fn compiles_from(port: u16, from: &str) -> bool {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let local: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    sock.bind(&local.into()).unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    if sock.connect(&addr.into()).is_err() {
+        return false;
+    }
+    let mut s: TcpStream = sock.into();
+    if s.write_all(&job()).is_err() {
+        return false;
+    }
+    let answer = read_all(&mut s);
+    Reply::read(&mut &answer[..], Version::Plain, &Limits::default()).is_ok_and(|r| r.status == 0)
+}
+
+#[test]
+fn allow_takes_a_host_name() {
+    // localhost is 127.0.0.1 (and maybe ::1): 127.0.0.2 is not allowed, but is with /8.
+    let (d, _w) = ours_with(&["--allow", "localhost"]);
+    assert!(compiles_from(d.port, "127.0.0.1"));
+    assert!(!compiles_from(d.port, "127.0.0.2"));
+    assert!(d
+        .log_text()
+        .contains("--allow localhost: allowing 127.0.0.1/32"));
+    let (d, _w) = ours_with(&["--allow", "localhost/8"]);
+    assert!(compiles_from(d.port, "127.0.0.2"));
+    // A name that does not resolve stops the daemon at start, with the name.
+    let out = run_briefly(OUR_DISTCCD, &["--allow", "no-such-host.invalid"]);
+    assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-host.invalid"));
+
+    // distcc 3.4 alike.
+    require_distcc_34();
+    let d = Daemon::start(DISTCCD_34, &["--allow", "localhost"]);
+    assert!(compiles_from(d.port, "127.0.0.1"));
+    assert!(!compiles_from(d.port, "127.0.0.2"));
+    let out = run_briefly(
+        DISTCCD_34,
+        &["--allow", "no-such-host.invalid", "--no-detach"],
+    );
+    assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+}
+
+/// The processes the kernel counts in `/proc/loadavg` (its `R/TOTAL` field's TOTAL).
+fn total_processes() -> u64 {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap();
+    let field = text.split_whitespace().nth(3).unwrap();
+    field.split_once('/').unwrap().1.parse().unwrap()
+}
+
+#[test]
+fn stats_keys_mean_what_distcc_34s_mean() {
+    // distcc 3.4: dcc_max_kids is the job limit (--jobs), dcc_current_load the machine's
+    // running processes (the R of /proc/loadavg's R/TOTAL), whatever the daemon is doing.
+    require_distcc_34();
+    let port = free_port();
+    let d = Daemon::ours(&["--stats", "--stats-port", &port.to_string()]);
+    assert!(compiles(d.port));
+    let port34 = free_port();
+    let d34 = Daemon::start(
+        DISTCCD_34,
+        &[
+            "--allow",
+            "127.0.0.1",
+            "--jobs",
+            "4",
+            "--stats",
+            "--stats-port",
+            &port34.to_string(),
+        ],
+    );
+    assert!(compiles_from(d34.port, "127.0.0.1"));
+    assert!(wait_for(Duration::from_secs(10), || {
+        keys_values(&fetch_page(port34, "127.0.0.1"), "dcc_compile_ok") == 1
+    }));
+    for (who, page) in [
+        ("ours", fetch_page(port, "127.0.0.1")),
+        ("3.4", fetch_page(port34, "127.0.0.1")),
+    ] {
+        assert_eq!(keys_values(&page, "dcc_compile_ok"), 1, "{who}:\n{page}");
+        assert_eq!(keys_values(&page, "dcc_max_kids"), 4, "{who}:\n{page}");
+        // At least the process that read /proc/loadavg was running; at most all of them.
+        let load = keys_values(&page, "dcc_current_load");
+        assert!(
+            (1..=total_processes() + 50).contains(&load),
+            "{who}:\n{page}"
+        );
+    }
+    // Without --jobs, the limit is the default one: CPUs + 2.
+    let port = free_port();
+    let whitelist = whitelist_dir(&["gcc"]);
+    let d = Daemon::start(
+        OUR_DISTCCD,
+        &[
+            "--allow",
+            "127.0.0.1",
+            "--whitelist-dir",
+            whitelist.path().to_str().unwrap(),
+            "--stats",
+            "--stats-port",
+            &port.to_string(),
+        ],
+    );
+    let cpus = std::thread::available_parallelism().unwrap().get() as u64;
+    let page = fetch_page(port, "127.0.0.1");
+    assert_eq!(keys_values(&page, "dcc_max_kids"), cpus + 2, "{page}");
+    drop(d);
 }

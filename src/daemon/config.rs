@@ -52,9 +52,10 @@ pub struct Args {
     /// Address to listen on (default: all IPv4 addresses).
     #[arg(long)]
     pub listen: Option<String>,
-    /// Allow clients from ADDR[/BITS]; repeatable. Required unless --allow-private.
+    /// Allow clients from ADDR[/BITS]; repeatable. ADDR may be a host name, resolved at
+    /// start-up (all its addresses). Required unless --allow-private.
     #[arg(short = 'a', long, value_name = "ADDR[/BITS]")]
-    pub allow: Vec<Allow>,
+    pub allow: Vec<String>,
     /// Allow clients from the private and loopback ranges.
     #[arg(long)]
     pub allow_private: bool,
@@ -76,8 +77,8 @@ pub struct Args {
     /// Least severe messages logged: emerg, alert, crit, err, warning, notice, info, debug.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
-    /// When started as root, run as this user (default: distcc, else nobody). A user that
-    /// does not exist is an error.
+    /// When started as root, run as this user (default: distcc, else distccd, else nobody).
+    /// A user that does not exist is an error.
     #[arg(long)]
     pub user: Option<String>,
     /// Niceness increment for the daemon and its compilers.
@@ -102,6 +103,58 @@ pub struct Args {
     /// Accept clients from anywhere and run any compiler path they name. Dangerous.
     #[arg(long, alias = "make-me-a-botnet")]
     pub enable_tcp_insecure: bool,
+    /// For running under a debugger: --daemon --no-detach --log-stderr --verbose.
+    #[arg(short = 'W', long)]
+    pub wizard: bool,
+    /// Accepted for distcc 3.4's scripts; does nothing (jobs already run inside the
+    /// daemon's process, as threads).
+    #[arg(long)]
+    pub no_fork: bool,
+    /// Accepted for distcc 3.4's scripts; does nothing (as in 3.4).
+    #[arg(long)]
+    pub no_fifo: bool,
+    /// Advertise the daemon over mDNS/DNS-SD: not supported yet; a warning is logged and
+    /// the daemon runs without advertising.
+    #[arg(long)]
+    pub zeroconf: bool,
+    /// GSS-API authentication: not supported yet; the daemon refuses to start.
+    #[arg(long)]
+    pub auth: bool,
+    /// GSS-API principal blacklist: not supported yet; the daemon refuses to start.
+    #[arg(long, value_name = "FILE")]
+    pub blacklist: Option<PathBuf>,
+    /// GSS-API principal whitelist: not supported yet; the daemon refuses to start.
+    #[arg(long, value_name = "FILE")]
+    pub whitelist: Option<PathBuf>,
+    /// Show the GSS-API principal: not supported yet; the daemon refuses to start.
+    #[arg(long)]
+    pub show_principal: bool,
+}
+
+impl Args {
+    /// The options that stand for others, expanded: `--wizard` is distcc 3.4's
+    /// `--daemon --no-detach --log-stderr --verbose`.
+    pub fn expanded(mut self) -> Args {
+        if self.wizard {
+            self.daemon = true;
+            self.no_detach = true;
+            self.log_stderr = true;
+            self.verbose = true;
+        }
+        self
+    }
+
+    /// The first GSS-API option given, which this daemon cannot honour yet.
+    pub fn unsupported_option(&self) -> Option<&'static str> {
+        [
+            (self.auth, "--auth"),
+            (self.blacklist.is_some(), "--blacklist"),
+            (self.whitelist.is_some(), "--whitelist"),
+            (self.show_principal, "--show-principal"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
+    }
 }
 
 /// Every environment variable the daemon reads, read once.
@@ -249,7 +302,15 @@ pub fn init_logging(args: &Args) {
 }
 
 fn allow_list(args: &Args, inetd: bool) -> Result<Vec<Allow>, DaemonError> {
-    let mut allow = args.allow.clone();
+    let mut allow = Vec::new();
+    for spec in &args.allow {
+        let entries = access::resolve(spec).map_err(DaemonError::BadAllow)?;
+        if spec.parse::<Allow>().is_err() {
+            let list: Vec<String> = entries.iter().map(|a| a.to_string()).collect();
+            log::info!("--allow {spec}: allowing {}", list.join(" "));
+        }
+        allow.extend(entries);
+    }
     if args.allow_private {
         allow.extend(
             access::PRIVATE
@@ -332,6 +393,15 @@ impl Config {
         env: &Environment,
         stdin_is_socket: bool,
     ) -> Result<Config, DaemonError> {
+        if let Some(option) = args.unsupported_option() {
+            return Err(DaemonError::Unsupported(option));
+        }
+        if args.zeroconf {
+            log::warn!(
+                "--zeroconf is not supported yet: running without advertising this daemon \
+                 over mDNS/DNS-SD (clients must list it in their hosts)"
+            );
+        }
         let inetd = args.inetd || (!args.daemon && stdin_is_socket);
         let allow = allow_list(args, inetd)?;
         let compilers = compilers(args, env)?;

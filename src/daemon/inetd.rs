@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use super::privileges;
 use super::{access, job, Config, DaemonError, Deadline};
+use crate::exitcode;
 
 /// A private duplicate of a standard descriptor, read and written unbuffered (std's stdin
 /// buffers, and a buffer the deadline's poll cannot see would stall it).
@@ -21,8 +22,9 @@ fn dup_std(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<File> {
 
 /// Serves one job on stdin/stdout. A network peer must pass the access list (distcc 3.4
 /// accepts anyone when none was given); a pipe or a Unix socket is always accepted, its
-/// other end having logged in already.
-pub fn run(cfg: &Config) -> Result<(), DaemonError> {
+/// other end having logged in already. Returns the process's exit status, distcc 3.4's:
+/// that of the job (`exitcode::for_job`), 113 for a client the access list denies.
+pub fn run(cfg: &Config) -> Result<i32, DaemonError> {
     use nix::sys::socket::{getpeername, SockaddrStorage};
     privileges::apply_nice(cfg.nice);
     if let Some(persona) = privileges::persona(cfg.user.as_deref())? {
@@ -45,7 +47,7 @@ pub fn run(cfg: &Config) -> Result<(), DaemonError> {
         (Some(ip), Some(addr)) => {
             if !access::allowed(&cfg.allow, ip) {
                 log::error!("connection from client '{addr}' denied by access list");
-                return Ok(());
+                return Ok(exitcode::ACCESS_DENIED);
             }
             addr.to_string()
         }
@@ -60,7 +62,7 @@ pub fn run(cfg: &Config) -> Result<(), DaemonError> {
         (Ok(i), Ok(o)) => (i, o),
         (Err(e), _) | (_, Err(e)) => {
             log::error!("cannot use stdin/stdout: {e}");
-            return Ok(());
+            return Ok(exitcode::DISTCC_FAILED);
         }
     };
     let mut stream = Deadline {
@@ -69,6 +71,7 @@ pub fn run(cfg: &Config) -> Result<(), DaemonError> {
         deadline: Instant::now() + cfg.io_timeout,
         stop_by: &cfg.job.stop_by,
     };
-    job::serve(&mut stream, &cfg.job).log(&client);
-    Ok(())
+    let outcome = job::serve(&mut stream, &cfg.job);
+    outcome.log(&client);
+    Ok(exitcode::for_job(outcome.result))
 }

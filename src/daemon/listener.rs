@@ -280,7 +280,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         Some(port) => Some(listen(&cfg, port)?),
         None => None,
     };
-    let stats = Stats::new(cfg.job.tmp_root.clone());
+    let stats = Stats::new(cfg.job.tmp_root.clone(), cfg.jobs);
     let mut keeper = start_up(&cfg)?;
     bound_heap();
     // The descriptor gcc's `-wrapper` runs, open from the start rather than at the first

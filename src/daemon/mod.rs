@@ -36,6 +36,11 @@ pub enum DaemonError {
     BadEnvironment(BadValue),
     /// Neither `--allow`, `--allow-private` nor `--enable-tcp-insecure` was given.
     NoAllow,
+    /// An `--allow` value that is neither an address nor a name that resolves.
+    BadAllow(access::BadAllow),
+    /// An option distcc 3.4 has that this daemon cannot honour yet, and must not ignore
+    /// (GSS-API authentication).
+    Unsupported(&'static str),
     Resolve {
         listen: String,
         error: String,
@@ -73,6 +78,13 @@ impl fmt::Display for DaemonError {
                 "no --allow option given: refusing to accept compile jobs from everyone. \
                  Add --allow ADDR[/BITS] (or --allow-private), or --enable-tcp-insecure to \
                  accept any client; see distccd --help"
+            ),
+            DaemonError::BadAllow(bad) => write!(f, "{bad}"),
+            DaemonError::Unsupported(option) => write!(
+                f,
+                "{option} (GSS-API authentication) is not supported yet: refusing to start \
+                 without the authentication asked for; remove {option} and restrict clients \
+                 with --allow instead"
             ),
             DaemonError::Resolve { listen, error } => {
                 write!(f, "cannot resolve --listen address \"{listen}\": {error}")
@@ -173,6 +185,7 @@ pub fn main(args: Args) -> i32 {
         print!("{}", crate::version_banner("distccd"));
         return 0;
     }
+    let args = args.expanded();
     config::init_logging(&args);
     let stdin_is_socket =
         nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(0).is_ok();
@@ -182,14 +195,17 @@ pub fn main(args: Args) -> i32 {
             if cfg.inetd {
                 inetd::run(&cfg)
             } else {
-                listener::run(cfg)
+                listener::run(cfg).map(|()| 0)
             }
         });
     match result {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
             log::error!("{e}");
-            eprintln!("distccd: ERROR: {e}");
+            // Said on stderr too, unless the log already goes there.
+            if !args.log_stderr {
+                eprintln!("distccd: ERROR: {e}");
+            }
             exitcode::Fatal::exit_code(&e)
         }
     }

@@ -1,6 +1,8 @@
 //! The daemon's statistics, and distcc 3.4's plain-text HTTP page of them (`--stats`, port
-//! 3633): counters of jobs by outcome, the longest job, how many jobs ran at once, the
-//! machine's load, memory and free space.
+//! 3633): counters of jobs by outcome, the longest job, the job limit and the average jobs
+//! running, the machine's load, memory and free space. Each key means what it means on
+//! distcc 3.4's page: `dcc_max_kids` is the job limit (`--jobs`), `dcc_current_load` the
+//! machine's running processes (the fourth field of `/proc/loadavg`).
 //!
 //! This module counts and renders. The daemon records each job's outcome and serves the
 //! page to allowed clients; it owns no socket here.
@@ -31,7 +33,6 @@ struct Counters {
     /// (input, compiler, milliseconds) of the longest successful job.
     longest: Option<(String, String, u128)>,
     running: u64,
-    max_running: u64,
     /// Decaying averages of `running` over the three windows, and when they were updated.
     avg_running: [f64; 3],
     avg_at: Option<Instant>,
@@ -61,6 +62,8 @@ pub struct Stats {
     counters: Mutex<Counters>,
     /// Where jobs run, for the free-space figure.
     tmp_root: PathBuf,
+    /// The job limit (`--jobs`), 3.4's `dcc_max_kids`.
+    max_jobs: usize,
 }
 
 /// The peak resident size of all the compilers this process has waited for, in KiB.
@@ -99,6 +102,18 @@ fn load_averages() -> [String; 3] {
     })
 }
 
+/// The processes running on the machine now (the `R` of `/proc/loadavg`'s `R/TOTAL`), as
+/// distcc 3.4's `dcc_current_load`; -1 when it cannot be read, as 3.4.
+fn running_processes() -> i64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| {
+            let field = text.split_whitespace().nth(3)?;
+            field.split_once('/')?.0.parse().ok()
+        })
+        .unwrap_or(-1)
+}
+
 fn free_megabytes(path: &Path) -> u64 {
     nix::sys::statvfs::statvfs(path)
         .map(|s| s.blocks_available() * s.fragment_size() / (1024 * 1024))
@@ -106,10 +121,12 @@ fn free_megabytes(path: &Path) -> u64 {
 }
 
 impl Stats {
-    pub fn new(tmp_root: PathBuf) -> Stats {
+    /// The statistics of a daemon running at most `max_jobs` jobs at once, in `tmp_root`.
+    pub fn new(tmp_root: PathBuf, max_jobs: usize) -> Stats {
         Stats {
             counters: Mutex::new(Counters::default()),
             tmp_root,
+            max_jobs,
         }
     }
 
@@ -133,7 +150,6 @@ impl Stats {
         c.decay(Instant::now());
         c.tcp_accept += 1;
         c.running += 1;
-        c.max_running = c.max_running.max(c.running);
     }
 
     /// The job started by `job_started` ended.
@@ -203,11 +219,11 @@ impl Stats {
             ("dcc_longest_job", longest),
             ("dcc_longest_job_compiler", longest_compiler),
             ("dcc_longest_job_time_msecs", longest_ms.to_string()),
-            ("dcc_max_kids", c.max_running.to_string()),
+            ("dcc_max_kids", self.max_jobs.to_string()),
             ("dcc_avg_kids1", format!("{}", c.avg_running[0].round())),
             ("dcc_avg_kids2", format!("{}", c.avg_running[1].round())),
             ("dcc_avg_kids3", format!("{}", c.avg_running[2].round())),
-            ("dcc_current_load", c.running.to_string()),
+            ("dcc_current_load", running_processes().to_string()),
             ("dcc_load1", load[0].clone()),
             ("dcc_load2", load[1].clone()),
             ("dcc_load3", load[2].clone()),
@@ -254,7 +270,7 @@ mod tests {
 
     #[test]
     fn counts_and_page_shape() {
-        let stats = Stats::new(std::env::temp_dir());
+        let stats = Stats::new(std::env::temp_dir(), 7);
         for (r, ms) in [
             (JobResult::CompileOk, 10),
             (JobResult::CompileOk, 30),
@@ -281,8 +297,7 @@ mod tests {
             "dcc_compile_error 1\n",
             "dcc_longest_job f30.c\n",
             "dcc_longest_job_time_msecs 30\n",
-            "dcc_max_kids 1\n",
-            "dcc_current_load 0\n",
+            "dcc_max_kids 7\n",
             "dcc_num_compiles1 3\n",
             "dcc_io_rate -1\n",
         ] {
@@ -295,6 +310,12 @@ mod tests {
             .take_while(|l| *l != "</distccstats>")
             .map(|l| l.split(' ').next().unwrap_or(""))
             .collect();
+        // This test runs, so at least one process is running.
+        let load = page
+            .lines()
+            .find_map(|l| l.strip_prefix("dcc_current_load "))
+            .and_then(|v| v.parse::<i64>().ok());
+        assert!(load.is_some_and(|n| n >= 1), "{page}");
         assert_eq!(keys.len(), 27);
         assert_eq!(keys[0], "dcc_tcp_accept");
         assert_eq!(keys[26], "dcc_free_space");

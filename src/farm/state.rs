@@ -277,7 +277,10 @@ pub fn monitor_main(args: &[String]) -> i32 {
         return crate::exitcode::IO_ERROR;
     };
     loop {
-        let jobs = match running_jobs(&top) {
+        // As distcc 3.4's monitor: a state directory not made yet is made, and lists no
+        // jobs. (3.4 fails when DISTCC_DIR itself is missing; our client creates it, and so
+        // does the monitor.)
+        let jobs = match fs::create_dir_all(state_dir(&top)).and_then(|()| running_jobs(&top)) {
             Ok(jobs) => jobs,
             Err(e) => {
                 eprintln!(
