@@ -18,7 +18,7 @@ use super::job::JobConfig;
 use super::DaemonError;
 use crate::cmdline::policy::Compilers;
 use crate::envvars::Vars;
-use crate::logging;
+use crate::logging::{self, strerror};
 use crate::toolchain::lookup;
 use crate::wire::Limits;
 
@@ -254,15 +254,6 @@ pub struct Config {
     /// Set TCP_DEFER_ACCEPT on the listening socket.
     pub tcp_defer_accept: bool,
     pub job: JobConfig,
-}
-
-/// An I/O error's text as C's `strerror` gives it ("No such file or directory", without
-/// Rust's "(os error 2)"), for messages that must read as distcc 3.4's.
-fn strerror(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
-        None => e.to_string(),
-    }
 }
 
 /// Sets up logging as `args` ask: stderr, a file (syslog when it cannot be opened, as distcc
