@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::config::Config;
-use super::local::{compile_here, critique, run_local};
+use super::local::{compile_here, compile_now, critique};
 use super::outputs::write_output;
 use super::preprocess::{self, Prepared};
 use super::remote::{self, RemoteError};
@@ -85,7 +85,7 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
         if host.transport == Transport::Local {
             // The slot just taken is this machine's.
             journey.progress.note(Phase::Compile);
-            return run_local(job.argv());
+            return compile_now(job.argv(), Some(job.input()));
         }
         match journey.attempt(&host, io_timeout, ready) {
             Attempt::Done(code) => return code,

@@ -81,6 +81,12 @@ pub(super) fn compile_here<S: AsRef<OsStr>>(
     let slot = farm.machine_slot(lock::LOCAL, farm.local_slots);
     progress.host("localhost", slot.as_ref().map_or(0, |s| s.slot));
     progress.note(Phase::Compile);
+    compile_now(argv, input)
+}
+
+/// Runs `argv` here in a slot already taken; the outcome of a compile of `input` is said
+/// as a remote one's is.
+pub(super) fn compile_now<S: AsRef<OsStr>>(argv: &[S], input: Option<&str>) -> i32 {
     match (run(argv), input) {
         (Ok(status), Some(input)) => critique(status.into_raw() as u32, input, "localhost"),
         (Ok(status), None) => exitcode::from_status(status),
