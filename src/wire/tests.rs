@@ -1,3 +1,6 @@
+//! Unit tests of the wire format: every packet read back, the bytes distcc 3.4 writes, and
+//! every malformed or oversized input refused before it costs memory.
+
 use super::*;
 use std::io;
 
