@@ -18,6 +18,15 @@ pub const STAT: Token = *b"STAT";
 pub const SERR: Token = *b"SERR";
 pub const SOUT: Token = *b"SOUT";
 pub const DOTO: Token = *b"DOTO";
+// Protocol 3 (pump mode): the client's working directory, the files it sends (a count, then
+// each file's absolute client path with its LZO-compressed content or symlink target), and
+// the dependency file in the reply.
+pub const CDIR: Token = *b"CDIR";
+pub const NFIL: Token = *b"NFIL";
+pub const NAME: Token = *b"NAME";
+pub const FILE: Token = *b"FILE";
+pub const LINK: Token = *b"LINK";
+pub const DOTD: Token = *b"DOTD";
 /// Our daemon's answer to a request it will not run, in place of `DONE`: the reason, one
 /// line of text. Not in distcc 3.4's protocol, which has no error packet: a 3.4 client
 /// takes it for a derailed reply, prints it as the "error context", and falls back as
@@ -27,14 +36,17 @@ pub const EMSG: Token = *b"EMSG";
 /// The longest `EMSG` text read.
 const MAX_EMSG: usize = 4096;
 
-/// The protocol versions this implementation speaks. Version 3 (pump mode) is not yet
-/// supported; version 0, which distcc 3.4 quietly treats as 1, is refused on purpose.
+/// The protocol versions. Version 3 (pump mode) is not yet served, so [`Version::from_wire`]
+/// refuses it; version 0, which distcc 3.4 quietly treats as 1, is refused on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     /// Protocol 1: bodies sent as they are.
     Plain = 1,
     /// Protocol 2: bodies compressed with LZO1X.
     Lzo = 2,
+    /// Protocol 3: pump mode, where the host preprocesses from the sources and headers sent
+    /// (`CDIR`, `NFIL`, `NAME`, `FILE`, `LINK`); bodies compressed; a `DOTD` reply.
+    Pump = 3,
 }
 
 impl Version {
@@ -50,9 +62,9 @@ impl Version {
         self as u32
     }
 
-    /// Whether file bodies are LZO-compressed (protocol 2).
+    /// Whether file bodies are LZO-compressed (protocols 2 and 3).
     pub fn compressed(self) -> bool {
-        self == Version::Lzo
+        self != Version::Plain
     }
 }
 
@@ -234,6 +246,12 @@ fn token_name(t: &Token) -> &'static str {
         b"SERR" => "SERR",
         b"SOUT" => "SOUT",
         b"DOTO" => "DOTO",
+        b"CDIR" => "CDIR",
+        b"NFIL" => "NFIL",
+        b"NAME" => "NAME",
+        b"FILE" => "FILE",
+        b"LINK" => "LINK",
+        b"DOTD" => "DOTD",
         _ => "a packet",
     }
 }
