@@ -492,6 +492,7 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         stderr: compiled.stderr,
         stdout: compiled.stdout,
         output: Vec::new(),
+        deps: None,
     };
     match object {
         Some(mut file) => {

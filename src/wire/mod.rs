@@ -1,4 +1,5 @@
-//! distcc's wire protocol, versions 1 (plain) and 2 (LZO-compressed bodies).
+//! distcc's wire protocol, versions 1 (plain), 2 (LZO-compressed bodies) and 3 (pump mode,
+//! see `pump`).
 //!
 //! Every packet starts with a 12-byte header: four ASCII letters naming it and eight hex digits
 //! carrying a 32-bit value (a version, a count, a status, or the length of the body that
@@ -12,10 +13,12 @@
 
 pub mod lzo;
 mod packet;
+mod pump;
 mod reply;
 mod request;
 
 pub use packet::*;
+pub use pump::*;
 pub use reply::*;
 pub use request::*;
 

@@ -77,8 +77,16 @@ pub struct Limits {
     pub max_arg_len: u32,
     /// Most bytes of all arguments together.
     pub max_argv_bytes: usize,
-    /// Largest file body (`DOTI`, `DOTO`, `SERR`, `SOUT`) after decompression, in bytes.
+    /// Largest file body (`DOTI`, `DOTO`, `SERR`, `SOUT`, each `FILE`) after decompression,
+    /// in bytes.
     pub max_file: usize,
+    /// Most files (`NFIL`) in a protocol 3 request.
+    pub max_files: u32,
+    /// Longest path (`CDIR`, `NAME`, `LINK`), in bytes.
+    pub max_name_len: u32,
+    /// Most bytes of all the files of a protocol 3 request together, decompressed, with
+    /// their names and link targets.
+    pub max_files_bytes: u64,
 }
 
 impl Default for Limits {
@@ -90,6 +98,10 @@ impl Default for Limits {
             max_argv_bytes: 4 * 1024 * 1024,
             // Preprocessed C++ translation units of real projects reach tens of MiB.
             max_file: 1024 * 1024 * 1024,
+            // A large C++ translation unit reads a few thousand headers, tens of MiB.
+            max_files: 100_000,
+            max_name_len: 4096,
+            max_files_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -121,6 +133,8 @@ pub enum ProtocolError {
     Lzo { token: Token, error: LzoError },
     /// The host will not run the request, and says why (`EMSG`).
     Refused(String),
+    /// A `CDIR`, `NAME` or `LINK` path is not valid UTF-8.
+    BadPath { token: Token },
     /// A compressed source expands beyond [`source_bound`] of its size.
     Expands {
         token: Token,
@@ -182,6 +196,9 @@ impl fmt::Display for ProtocolError {
             }
             ProtocolError::Lzo { token, error } => {
                 write!(f, "corrupt compressed {} body: {error}", show(token))
+            }
+            ProtocolError::BadPath { token } => {
+                write!(f, "{} path is not valid UTF-8", show(token))
             }
             ProtocolError::Refused(why) => write!(f, "the host refused the job: {why}"),
             ProtocolError::Expands {
@@ -291,7 +308,7 @@ pub fn write_refusal(w: &mut impl Write, why: &str) -> Result<(), ProtocolError>
 }
 
 /// The value of header `h`, which must name the `expected` packet.
-fn parse_header(h: &[u8; 12], expected: Token) -> Result<u32, ProtocolError> {
+pub(super) fn parse_header(h: &[u8; 12], expected: Token) -> Result<u32, ProtocolError> {
     if h[..4] != expected {
         let mut found = [0u8; 4];
         found.copy_from_slice(&h[..4]);

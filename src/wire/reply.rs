@@ -1,6 +1,7 @@
 //! Replies: `DONE`, the status in `STAT`, the compiler's stderr and stdout (`SERR`, `SOUT`)
 //! and the object (`DOTO`), which a failed compile never carries; or, from our daemon, the
-//! reason it will not run the request (`EMSG`).
+//! reason it will not run the request (`EMSG`). In protocol 3 a successful reply ends with
+//! the dependency file (`DOTD`).
 
 use std::io::{self, Read, Write};
 
@@ -15,6 +16,9 @@ pub struct Reply {
     pub stdout: Vec<u8>,
     /// The object (or assembler) file; always empty when `status` is not 0.
     pub output: Vec<u8>,
+    /// Protocol 3: the dependency file, its paths the client's; read and written only when
+    /// `status` is 0 (an absent one is sent empty).
+    pub deps: Option<Vec<u8>>,
 }
 
 impl Reply {
@@ -39,6 +43,9 @@ impl Reply {
         write_file(&mut buf, SERR, version, &self.stderr)?;
         write_file(&mut buf, SOUT, version, &self.stdout)?;
         write_file_from(&mut buf, DOTO, version, output, len)?;
+        if version == Version::Pump && self.status == 0 {
+            write_file(&mut buf, DOTD, version, self.deps.as_deref().unwrap_or(&[]))?;
+        }
         buf.flush()?;
         Ok(())
     }
@@ -60,11 +67,17 @@ impl Reply {
         let stderr = read_file(r, SERR, version, limits)?;
         let stdout = read_file(r, SOUT, version, limits)?;
         let output = read_file(r, DOTO, version, limits)?;
+        let deps = if version == Version::Pump && status == 0 {
+            Some(read_file(r, DOTD, version, limits)?)
+        } else {
+            None
+        };
         Ok(Reply {
             status,
             stderr,
             stdout,
             output,
+            deps,
         })
     }
 }

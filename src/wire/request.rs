@@ -23,12 +23,25 @@ pub fn write_request_header(
     Ok(())
 }
 
-/// Reads `DIST`, `ARGC` and the `ARGV`s of a request.
+/// Reads `DIST`, `ARGC` and the `ARGV`s of a protocol 1 or 2 request (protocol 3 has
+/// [`read_request_head`](super::read_request_head)).
 pub fn read_request_header(
     r: &mut impl Read,
     limits: &Limits,
 ) -> Result<(Version, Vec<String>), ProtocolError> {
     let version = Version::from_wire(read_header(r, DIST)?)?;
+    if version == Version::Pump {
+        // `CDIR` comes first: see `read_request_head`.
+        return Err(ProtocolError::WrongToken {
+            expected: ARGC,
+            found: CDIR,
+        });
+    }
+    Ok((version, read_argv(r, limits)?))
+}
+
+/// Reads `ARGC` and the `ARGV`s.
+pub(super) fn read_argv(r: &mut impl Read, limits: &Limits) -> Result<Vec<String>, ProtocolError> {
     let argc = read_header(r, ARGC)?;
     if argc > limits.max_args || argc == 0 {
         return Err(ProtocolError::TooLarge {
@@ -52,7 +65,7 @@ pub fn read_request_header(
         let body = read_body(r, ARGV, len, limits.max_arg_len as usize)?;
         argv.push(String::from_utf8(body).map_err(|_| ProtocolError::BadArgument { index })?);
     }
-    Ok((version, argv))
+    Ok(argv)
 }
 
 /// A whole request as the daemon receives it.

@@ -133,6 +133,7 @@ fn replies_round_trip() {
             stderr: b"warning: x\n".to_vec(),
             stdout: Vec::new(),
             output: vec![0x7f, b'E', b'L', b'F', 0, 0, 0, 1],
+            deps: None,
         };
         let mut bytes = Vec::new();
         reply.write(&mut bytes, v).unwrap();
@@ -150,6 +151,7 @@ fn failed_reply_never_carries_output() {
         stderr: b"error\n".to_vec(),
         stdout: Vec::new(),
         output: b"junk".to_vec(),
+        deps: None,
     };
     let mut bytes = Vec::new();
     reply.write(&mut bytes, Version::Plain).unwrap();
@@ -358,4 +360,145 @@ fn a_source_expands_only_within_its_bound() {
     ));
     assert_eq!(source_bound(10, usize::MAX), 640 + SOURCE_EXPANSION_SLACK);
     assert_eq!(source_bound(usize::MAX, 5), 5);
+}
+
+/// The files part of a protocol 3 request (after `NFIL`), as `write_pump_request` sends it.
+fn pump_files_bytes(files: &[PumpFile]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    write_pump_request(&mut bytes, "/w", &["gcc".to_string()], files).unwrap();
+    let at = bytes.windows(4).position(|w| w == NFIL).unwrap();
+    bytes[at..].to_vec()
+}
+
+fn read_all_files(bytes: &[u8], limits: &Limits) -> Result<Vec<ReceivedFile>, ProtocolError> {
+    let mut r = bytes;
+    let mut files = PumpFiles::start(&mut r, limits)?;
+    let mut out = Vec::new();
+    while let Some(f) = files.next(&mut r, limits)? {
+        out.push(f);
+    }
+    assert!(r.is_empty());
+    Ok(out)
+}
+
+#[test]
+fn pump_request_matches_the_spec_example() {
+    let argv: Vec<String> = ["gcc", "-c", "a.c", "-o", "a.o"].map(String::from).to_vec();
+    let files = [
+        PumpFile {
+            name: "/w/a.c".into(),
+            content: Content::File(lzo::compress(b"int a;\n")),
+        },
+        PumpFile {
+            name: "/w/b.h".into(),
+            content: Content::Link("a.h".into()),
+        },
+    ];
+    let mut bytes = Vec::new();
+    write_pump_request(&mut bytes, "/w", &argv, &files).unwrap();
+    let mut want = b"DIST00000003CDIR00000002/wARGC00000005ARGV00000003gccARGV00000002-c\
+ARGV00000003a.cARGV00000002-oARGV00000003a.oNFIL00000002NAME00000006/w/a.cFILE0000000b"
+        .to_vec();
+    want.extend_from_slice(&[0x18, 0x69, 0x6e, 0x74, 0x20, 0x61, 0x3b, 0x0a, 0x11, 0, 0]);
+    want.extend_from_slice(b"NAME00000006/w/b.hLINK00000003a.h");
+    assert_eq!(bytes, want);
+    let got = read_all_files(&pump_files_bytes(&files), &Limits::default()).unwrap();
+    assert_eq!(
+        got,
+        [
+            ReceivedFile {
+                name: "/w/a.c".into(),
+                content: Received::File(b"int a;\n".to_vec()),
+            },
+            ReceivedFile {
+                name: "/w/b.h".into(),
+                content: Received::Link("a.h".into()),
+            },
+        ]
+    );
+}
+
+#[test]
+fn pump_files_are_bounded() {
+    let file = |name: &str, data: &[u8]| PumpFile {
+        name: name.into(),
+        content: Content::File(if data.is_empty() {
+            Vec::new()
+        } else {
+            lzo::compress(data)
+        }),
+    };
+    let tight = Limits {
+        max_files: 2,
+        max_name_len: 16,
+        max_files_bytes: 4096,
+        ..Limits::default()
+    };
+    // An empty file is an empty body.
+    let ok = pump_files_bytes(&[file("/a/forcing", b""), file("/a/b.h", b"x")]);
+    assert!(ok.windows(16).any(|w| w == b"FILE00000000NAME"));
+    assert_eq!(read_all_files(&ok, &tight).unwrap().len(), 2);
+    // Too many files: refused at NFIL, before any is read.
+    let mut many = header(NFIL, 3).to_vec();
+    many.extend_from_slice(b"NAME");
+    assert!(matches!(
+        read_all_files(&many, &tight),
+        Err(ProtocolError::TooLarge { token: NFIL, .. })
+    ));
+    // A name too long.
+    let long = pump_files_bytes(&[file(&format!("/{}", "x".repeat(16)), b"x")]);
+    assert!(matches!(
+        read_all_files(&long, &tight),
+        Err(ProtocolError::TooLarge { token: NAME, .. })
+    ));
+    // All bodies together too large, though each is small.
+    let big = vec![b'x'; 3000];
+    let two = pump_files_bytes(&[file("/a", &big), file("/b", &big)]);
+    assert!(matches!(
+        read_all_files(&two, &tight),
+        Err(ProtocolError::Expands { token: FILE, .. }
+            | ProtocolError::TooLarge { token: FILE, .. })
+    ));
+    // Something else than FILE or LINK after NAME.
+    let mut derailed = header(NFIL, 1).to_vec();
+    derailed.extend_from_slice(b"NAME00000002/aDOTI00000000");
+    assert!(matches!(
+        read_all_files(&derailed, &tight),
+        Err(ProtocolError::WrongToken { expected: FILE, .. })
+    ));
+    // A path that is not UTF-8.
+    let mut bad = header(NFIL, 1).to_vec();
+    bad.extend_from_slice(b"NAME00000002/\xffFILE00000000");
+    assert!(matches!(
+        read_all_files(&bad, &tight),
+        Err(ProtocolError::BadPath { token: NAME })
+    ));
+}
+
+#[test]
+fn pump_reply_carries_deps_on_success_only() {
+    let ok = Reply {
+        status: 0,
+        output: b"obj".to_vec(),
+        deps: Some(b"a.o: a.c\n".to_vec()),
+        ..Reply::default()
+    };
+    let mut bytes = Vec::new();
+    ok.write(&mut bytes, Version::Pump).unwrap();
+    let back = Reply::read(&mut &bytes[..], Version::Pump, &Limits::default()).unwrap();
+    assert_eq!(back, ok);
+    let failed = Reply {
+        status: 1 << 8,
+        deps: Some(b"x".to_vec()),
+        ..Reply::default()
+    };
+    let mut bytes = Vec::new();
+    failed.write(&mut bytes, Version::Pump).unwrap();
+    assert!(bytes.ends_with(b"DOTO00000000"));
+    let back = Reply::read(&mut &bytes[..], Version::Pump, &Limits::default()).unwrap();
+    assert_eq!(back.deps, None);
+    // Protocol 2 never carries one.
+    let mut bytes = Vec::new();
+    ok.write(&mut bytes, Version::Lzo).unwrap();
+    assert!(!bytes.windows(4).any(|w| w == DOTD));
 }

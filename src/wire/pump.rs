@@ -1,0 +1,211 @@
+//! Protocol 3 (pump mode): the request carries the client's working directory (`CDIR`), its
+//! full command line, and the files the host needs to preprocess the source itself (`NFIL`,
+//! then per file `NAME` with `FILE` or `LINK`); the reply of a successful compile ends with
+//! the dependency file (`DOTD`, see `reply`).
+//!
+//! `FILE` bodies travel as the client holds them, already LZO-compressed (distcc 3.4's
+//! include server compresses them once for the whole build), so [`write_pump_request`] sends
+//! them as given. Reading is one file at a time ([`PumpFiles::next`]), bounded by
+//! [`Limits`]: how many files, how long a name or link, how large each body and all of them
+//! together, and how far each may expand ([`source_bound`]). What a name means on the host
+//! (where it is written, which names are allowed) is the daemon's.
+
+use std::io::{BufWriter, Read, Write};
+
+use super::lzo::{self, LzoError};
+use super::packet::*;
+
+/// The content of one file of a protocol 3 request, as a client sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// The LZO-compressed bytes, as sent on the wire; empty for an empty file.
+    File(Vec<u8>),
+    /// A symbolic link: its target.
+    Link(String),
+}
+
+/// One file of a protocol 3 request: its absolute path on the client and its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PumpFile {
+    pub name: String,
+    pub content: Content,
+}
+
+/// Sends a whole protocol 3 request: `DIST(3)`, `CDIR`, `ARGC`, the `ARGV`s (the client's
+/// full command line), `NFIL` and the files, whose `FILE` bodies go as given (already
+/// compressed).
+pub fn write_pump_request(
+    w: &mut impl Write,
+    cwd: &str,
+    argv: &[String],
+    files: &[PumpFile],
+) -> Result<(), ProtocolError> {
+    let mut w = BufWriter::with_capacity(64 << 10, w);
+    w.write_all(&header(DIST, Version::Pump.number()))?;
+    write_string(&mut w, CDIR, cwd)?;
+    w.write_all(&header(ARGC, header_len(ARGC, argv.len() as u64)?))?;
+    for a in argv {
+        write_string(&mut w, ARGV, a)?;
+    }
+    w.write_all(&header(NFIL, header_len(NFIL, files.len() as u64)?))?;
+    for f in files {
+        write_string(&mut w, NAME, &f.name)?;
+        match &f.content {
+            Content::File(body) => {
+                w.write_all(&header(FILE, header_len(FILE, body.len() as u64)?))?;
+                w.write_all(body)?;
+            }
+            Content::Link(target) => write_string(&mut w, LINK, target)?,
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn write_string(w: &mut impl Write, token: Token, s: &str) -> Result<(), ProtocolError> {
+    w.write_all(&header(token, header_len(token, s.len() as u64)?))?;
+    w.write_all(s.as_bytes())?;
+    Ok(())
+}
+
+/// The start of any request: its version, the client's working directory (protocol 3
+/// only) and its command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub version: Version,
+    pub cwd: Option<String>,
+    pub argv: Vec<String>,
+}
+
+/// Reads `DIST`, then `CDIR` for protocol 3, then `ARGC` and the `ARGV`s.
+pub fn read_request_head(r: &mut impl Read, limits: &Limits) -> Result<RequestHead, ProtocolError> {
+    let version = Version::from_wire(read_header(r, DIST)?)?;
+    let cwd = match version {
+        Version::Pump => Some(read_string(r, CDIR, limits)?),
+        _ => None,
+    };
+    let argv = super::request::read_argv(r, limits)?;
+    Ok(RequestHead { version, cwd, argv })
+}
+
+/// Reads a `CDIR`, `NAME` or `LINK` string, at most `limits.max_name_len` bytes of UTF-8.
+fn read_string(r: &mut impl Read, token: Token, limits: &Limits) -> Result<String, ProtocolError> {
+    let len = read_header(r, token)?;
+    read_string_body(r, token, len, limits)
+}
+
+fn read_string_body(
+    r: &mut impl Read,
+    token: Token,
+    len: u32,
+    limits: &Limits,
+) -> Result<String, ProtocolError> {
+    let body = read_body(r, token, len, limits.max_name_len as usize)?;
+    String::from_utf8(body).map_err(|_| ProtocolError::BadPath { token })
+}
+
+/// A file as the daemon receives it: its client path and its content, decompressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedFile {
+    pub name: String,
+    pub content: Received,
+}
+
+/// The content of a received file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// The file's bytes, decompressed.
+    File(Vec<u8>),
+    /// A symbolic link's target, as sent.
+    Link(String),
+}
+
+/// The files of a protocol 3 request, read one at a time after [`read_request_head`].
+#[derive(Debug)]
+pub struct PumpFiles {
+    remaining: u32,
+    /// Bytes of names, links and decompressed bodies so far.
+    total: u64,
+}
+
+impl PumpFiles {
+    /// Reads `NFIL`, bounded by `limits.max_files`.
+    pub fn start(r: &mut impl Read, limits: &Limits) -> Result<PumpFiles, ProtocolError> {
+        let count = read_header(r, NFIL)?;
+        if count > limits.max_files {
+            return Err(ProtocolError::TooLarge {
+                token: NFIL,
+                value: u64::from(count),
+                limit: u64::from(limits.max_files),
+            });
+        }
+        Ok(PumpFiles {
+            remaining: count,
+            total: 0,
+        })
+    }
+
+    /// How many files are still to come.
+    pub fn remaining(&self) -> u32 {
+        self.remaining
+    }
+
+    /// Reads the next file, or `None` after the last. Each body may expand to
+    /// [`source_bound`] of its compressed size, and all files together to
+    /// `limits.max_files_bytes`.
+    pub fn next(
+        &mut self,
+        r: &mut impl Read,
+        limits: &Limits,
+    ) -> Result<Option<ReceivedFile>, ProtocolError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        let name = read_string(r, NAME, limits)?;
+        self.count(NAME, name.len() as u64, limits)?;
+        let mut h = [0u8; 12];
+        read_full(r, &mut h, "FILE")?;
+        let content = if h[..4] == LINK {
+            let target = read_string_body(r, LINK, parse_header(&h, LINK)?, limits)?;
+            self.count(LINK, target.len() as u64, limits)?;
+            Received::Link(target)
+        } else {
+            let len = parse_header(&h, FILE)?;
+            let body = read_body(r, FILE, len, limits.max_file)?;
+            self.count(FILE, body.len() as u64, limits)?;
+            if body.is_empty() {
+                Received::File(body)
+            } else {
+                let left = limits.max_files_bytes.saturating_sub(self.total);
+                let bound = source_bound(body.len(), limits.max_file)
+                    .min(usize::try_from(left).unwrap_or(usize::MAX));
+                let data = lzo::decompress(&body, bound).map_err(|error| match error {
+                    LzoError::TooLarge { .. } => ProtocolError::Expands {
+                        token: FILE,
+                        compressed: body.len() as u64,
+                        bound: bound as u64,
+                    },
+                    error => ProtocolError::Lzo { token: FILE, error },
+                })?;
+                // The compressed size was counted; the decompressed one replaces it.
+                self.total -= body.len() as u64;
+                self.count(FILE, data.len() as u64, limits)?;
+                Received::File(data)
+            }
+        };
+        Ok(Some(ReceivedFile { name, content }))
+    }
+
+    fn count(&mut self, token: Token, len: u64, limits: &Limits) -> Result<(), ProtocolError> {
+        self.total += len;
+        if self.total > limits.max_files_bytes {
+            return Err(ProtocolError::TooLarge {
+                token,
+                value: self.total,
+                limit: limits.max_files_bytes,
+            });
+        }
+        Ok(())
+    }
+}
