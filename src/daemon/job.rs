@@ -15,6 +15,11 @@
 //! the configured search path, past masquerade links (`toolchain::lookup`). Listening,
 //! access control and process management belong to `listener`, `inetd`, `access` and
 //! `privileges`; the settings come from `config`, read once.
+//!
+//! Protocol 3 (pump mode) jobs get a private root for the files sent (`jobroot`), compile
+//! the source there with the client's full command line, its paths moved into the root, and
+//! send the dependency file back with the client's paths. A name that would leave the root,
+//! and a request over the limits, are refused with `EMSG` too.
 
 use std::fmt;
 use std::fs::File;
@@ -36,6 +41,8 @@ use crate::logging::argv_to_string;
 use crate::toolchain::debuginfo::{self, ProducerFix};
 use crate::toolchain::lookup;
 use crate::wire::{self, Limits, ProtocolError, Reply, DOTI};
+
+use super::jobroot::{self, JobRoot, Unsafe};
 
 /// What the daemon needs to know to run a job.
 #[derive(Debug, Clone)]
@@ -65,6 +72,10 @@ enum JobError {
     NotDistributable(cmdline::Local),
     Refused(Refusal),
     TempFiles(std::io::Error),
+    /// A protocol 3 name or link that would leave the job's root.
+    Unsafe(Unsafe),
+    /// A protocol 3 request over the limits, or with a path that is not UTF-8.
+    TooLarge(ProtocolError),
 }
 
 impl fmt::Display for JobError {
@@ -79,6 +90,8 @@ impl fmt::Display for JobError {
             }
             JobError::Refused(r) => write!(f, "{r}"),
             JobError::TempFiles(e) => write!(f, "failed to set up the job's temporary files: {e}"),
+            JobError::Unsafe(u) => write!(f, "{u}"),
+            JobError::TooLarge(e) => write!(f, "{e}"),
         }
     }
 }
@@ -95,7 +108,10 @@ impl JobError {
             JobError::Protocol(ProtocolError::Io(_) | ProtocolError::Truncated { .. }) => {
                 JobResult::ClientDisconnected
             }
-            JobError::Protocol(_) | JobError::NotDistributable(_) => JobResult::BadRequest,
+            JobError::Protocol(_)
+            | JobError::NotDistributable(_)
+            | JobError::Unsafe(_)
+            | JobError::TooLarge(_) => JobResult::BadRequest,
             JobError::Refused(_) | JobError::TempFiles(_) => JobResult::Other,
         }
     }
@@ -287,6 +303,7 @@ fn wait_compiler(
 fn run_compiler(
     argv: &[String],
     env: Option<(&str, String)>,
+    cwd: Option<&str>,
     cfg: &JobConfig,
 ) -> std::io::Result<Compiled> {
     let program = match resolve_program(&argv[0], cfg) {
@@ -302,9 +319,14 @@ fn run_compiler(
     if let Some(path) = &cfg.compiler_path {
         cmd.env("PATH", path);
     }
+    // A pump job runs in its root; `PWD` says so to a compiler that trusts it (gcc's
+    // `getpwd`, for `DW_AT_comp_dir`), instead of the daemon's own.
+    match cwd {
+        Some(dir) => cmd.current_dir(dir).env("PWD", dir),
+        None => cmd.current_dir(&cfg.tmp_root),
+    };
     let spawned = cmd
         .args(&argv[1..])
-        .current_dir(&cfg.tmp_root)
         .stdin(Stdio::null())
         .stdout(out_file.try_clone()?)
         .stderr(err_file.try_clone()?)
@@ -348,7 +370,7 @@ fn producer_fix(
     hook: &str,
     cfg: &JobConfig,
 ) -> ProducerFix {
-    let run = |argv: &[String], env| run_compiler(argv, env, cfg).map(|done| done.status);
+    let run = |argv: &[String], env| run_compiler(argv, env, None, cfg).map(|done| done.status);
     crate::toolchain::producer::fix_for(&crate::toolchain::producer::Job {
         compile,
         compiler,
@@ -371,14 +393,32 @@ struct Request {
     doti: Option<Vec<u8>>,
 }
 
+/// A protocol 3 request read in full: its files are in `root`.
+struct PumpRequest {
+    argv: Vec<String>,
+    cwd: String,
+    root: JobRoot,
+    /// The first name or link refused, if any: the request was read to its end all the same.
+    refused: Option<Unsafe>,
+}
+
+enum Received {
+    Plain(Request),
+    Pump(PumpRequest),
+}
+
 /// Reads the whole request, before any refusal, so that the client sees a clean close
 /// rather than a reset in the middle of sending.
-fn read_request(stream: &mut impl Read, cfg: &JobConfig) -> Result<Request, JobError> {
+fn read_request(stream: &mut impl Read, cfg: &JobConfig) -> Result<Received, JobError> {
     // Buffered: a request's many small packets then take one read, not one each. Nothing
     // follows the request, so dropping the buffer after it loses nothing.
     let mut request = BufReader::with_capacity(16 << 10, stream);
-    let (version, argv) = wire::read_request_header(&mut request, &cfg.limits)?;
+    let head = wire::read_request_head(&mut request, &cfg.limits)?;
+    let (version, argv) = (head.version, head.argv);
     log::debug!("got request: {}", argv_to_string(&argv));
+    if let Some(cwd) = head.cwd {
+        return read_pump(&mut request, argv, cwd, cfg).map(Received::Pump);
+    }
     let compile = cmdline::parse_received(&argv);
     let ext = compile.as_ref().map_or("i", |c| c.lang.preprocessed_ext());
     let mut input = job_file(cfg, ext).map_err(JobError::TempFiles)?;
@@ -392,12 +432,42 @@ fn read_request(stream: &mut impl Read, cfg: &JobConfig) -> Result<Request, JobE
         file.flush().map_err(JobError::TempFiles)?;
         None
     };
-    Ok(Request {
+    Ok(Received::Plain(Request {
         version,
         argv,
         compile,
         input,
         doti,
+    }))
+}
+
+/// Reads the files of a protocol 3 request into a new job root, one at a time. After a
+/// refused name the rest is read and dropped, so that the refusal reaches the client.
+fn read_pump(
+    r: &mut impl Read,
+    argv: Vec<String>,
+    cwd: String,
+    cfg: &JobConfig,
+) -> Result<PumpRequest, JobError> {
+    let over = |e: ProtocolError| match e {
+        ProtocolError::TooLarge { .. }
+        | ProtocolError::Expands { .. }
+        | ProtocolError::BadPath { .. } => JobError::TooLarge(e),
+        e => JobError::Protocol(e),
+    };
+    let root = JobRoot::create(&cfg.tmp_root).map_err(JobError::TempFiles)?;
+    let mut files = wire::PumpFiles::start(r, &cfg.limits).map_err(over)?;
+    let mut refused = None;
+    while let Some(file) = files.next(r, &cfg.limits).map_err(over)? {
+        if refused.is_none() {
+            refused = root.add(&file).err();
+        }
+    }
+    Ok(PumpRequest {
+        argv,
+        cwd,
+        root,
+        refused,
     })
 }
 
@@ -441,7 +511,7 @@ fn prepare(
 /// Removes the job's files (or keeps them, with `DISTCC_SAVE_TEMPS=1`). Done before
 /// answering: once the client has its answer, the job is over, and a daemon counting
 /// running jobs sees no overlap with the client's next one.
-fn clean_up(files: [NamedTempFile; 2], cfg: &JobConfig) {
+fn clean_up<const N: usize>(files: [NamedTempFile; N], cfg: &JobConfig) {
     if !cfg.save_temps {
         return;
     }
@@ -459,8 +529,116 @@ fn answer_refusal(stream: &mut impl Write, why: &JobError) {
     }
 }
 
+/// What a pump job runs: the command, where it runs, its object and dependency files.
+struct PumpPrepared {
+    cmd: Vec<String>,
+    dir: String,
+    output: NamedTempFile,
+    deps: NamedTempFile,
+    input: String,
+}
+
+/// Checks a pump request: its names, then the daemon's policy on the command line, where
+/// the options naming files that a pump job ships or produces are allowed
+/// (`jobroot::for_policy`).
+fn prepare_pump(req: &PumpRequest, cfg: &JobConfig) -> Result<PumpPrepared, JobError> {
+    if let Some(u) = &req.refused {
+        return Err(JobError::Unsafe(u.clone()));
+    }
+    let compiler_path = policy::check(&jobroot::for_policy(&req.argv), &cfg.compilers)
+        .map_err(JobError::Refused)?;
+    let compile = cmdline::parse_received(&req.argv).map_err(JobError::NotDistributable)?;
+    let dir = req.root.dir(&req.cwd).map_err(JobError::Unsafe)?;
+    let output =
+        job_file(cfg, if compile.assembly { "s" } else { "o" }).map_err(JobError::TempFiles)?;
+    let deps = job_file(cfg, "d").map_err(JobError::TempFiles)?;
+    let mut cmd = jobroot::pump_argv(
+        compile.argv(),
+        req.root.path(),
+        &output.path().to_string_lossy(),
+        &deps.path().to_string_lossy(),
+    );
+    if let Some(path) = compiler_path {
+        cmd[0] = path;
+    }
+    Ok(PumpPrepared {
+        cmd,
+        dir,
+        output,
+        deps,
+        input: compile.input().to_string(),
+    })
+}
+
+fn run_pump_job(
+    stream: &mut (impl Read + Write),
+    req: PumpRequest,
+    cfg: &JobConfig,
+) -> Result<Done, JobError> {
+    let job = match prepare_pump(&req, cfg) {
+        Err(why) => {
+            drop(req.root);
+            answer_refusal(stream, &why);
+            return Err(why);
+        }
+        Ok(job) => job,
+    };
+    log::debug!("compiling in {}: {}", job.dir, argv_to_string(&job.cmd));
+    let compiled = run_compiler(&job.cmd, None, Some(&job.dir), cfg);
+    let compiled = compiled.map_err(JobError::TempFiles)?;
+    log::debug!("compiled: status {}", compiled.status);
+    let (object, deps) = if compiled.status == 0 {
+        let deps = std::fs::read(job.deps.path()).unwrap_or_default();
+        (
+            File::open(job.output.path()).ok(),
+            Some(jobroot::client_deps(&deps, req.root.path())),
+        )
+    } else {
+        (None, None)
+    };
+    // The root goes before the answer, as the plain job's files do.
+    if cfg.save_temps {
+        if let Some(path) = req.root.keep() {
+            log::info!("kept {}", path.display());
+        }
+    } else {
+        drop(req.root);
+    }
+    clean_up([job.output, job.deps], cfg);
+    let reply = Reply {
+        status: compiled.status,
+        stderr: compiled.stderr,
+        stdout: compiled.stdout,
+        output: Vec::new(),
+        deps,
+    };
+    let version = wire::Version::Pump;
+    match object {
+        Some(mut file) => {
+            let len = file.metadata().map_err(JobError::TempFiles)?.len();
+            reply.write_with_output(stream, version, &mut file, len)?;
+        }
+        None => reply.write(stream, version)?,
+    }
+    let mut argv = req.argv;
+    Ok(Done {
+        status: compiled.status,
+        killed: compiled.killed,
+        compiler: std::mem::take(&mut argv[0]),
+        input: job.input,
+    })
+}
+
 fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, JobError> {
-    let mut req = read_request(&mut *stream, cfg)?;
+    let mut req = match read_request(&mut *stream, cfg) {
+        Ok(Received::Plain(req)) => req,
+        Ok(Received::Pump(req)) => return run_pump_job(stream, req, cfg),
+        Err(why @ JobError::TooLarge(_)) => {
+            answer_refusal(stream, &why);
+            return Err(why);
+        }
+        Err(e) => return Err(e),
+    };
     let (cmd, output, env) = match prepare(&mut req, cfg) {
         Err(why @ (JobError::Refused(_) | JobError::NotDistributable(_))) => {
             answer_refusal(stream, &why);
@@ -469,7 +647,7 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         prepared => prepared?,
     };
     log::debug!("compiling: {}", argv_to_string(&cmd));
-    let compiled = run_compiler(&cmd, env, cfg).map_err(JobError::TempFiles)?;
+    let compiled = run_compiler(&cmd, env, None, cfg).map_err(JobError::TempFiles)?;
     log::debug!("compiled: status {}", compiled.status);
     // A compiler that succeeds without writing its output (a wrapper script, say) gives
     // an empty result, as distcc 3.4 sends it. The object is sent from its file, which
@@ -533,7 +711,10 @@ pub fn serve(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Outcome {
             job: None,
             time,
             status: 0,
-            problem: Some((e.to_string(), matches!(e, JobError::Refused(_)))),
+            problem: Some((
+                e.to_string(),
+                matches!(e, JobError::Refused(_) | JobError::Unsafe(_)),
+            )),
         },
     }
 }

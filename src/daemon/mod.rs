@@ -11,6 +11,7 @@ pub mod access;
 pub mod config;
 pub mod inetd;
 pub mod job;
+pub mod jobroot;
 pub mod listener;
 pub mod privileges;
 pub mod stats;

@@ -36,8 +36,7 @@ pub const EMSG: Token = *b"EMSG";
 /// The longest `EMSG` text read.
 const MAX_EMSG: usize = 4096;
 
-/// The protocol versions. Version 3 (pump mode) is not yet served, so [`Version::from_wire`]
-/// refuses it; version 0, which distcc 3.4 quietly treats as 1, is refused on purpose.
+/// The protocol versions. Version 0, which distcc 3.4 quietly treats as 1, is refused on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     /// Protocol 1: bodies sent as they are.
@@ -54,6 +53,7 @@ impl Version {
         match v {
             1 => Ok(Version::Plain),
             2 => Ok(Version::Lzo),
+            3 => Ok(Version::Pump),
             other => Err(ProtocolError::UnsupportedVersion(other)),
         }
     }
@@ -176,7 +176,7 @@ impl fmt::Display for ProtocolError {
             ),
             ProtocolError::UnsupportedVersion(v) => write!(
                 f,
-                "can't handle requested protocol version {v} (this distccd speaks 1 and 2)"
+                "can't handle requested protocol version {v} (this distccd speaks 1, 2 and 3)"
             ),
             ProtocolError::VersionMismatch { sent, received } => write!(
                 f,

@@ -218,7 +218,7 @@ fn bad_hex_is_an_error() {
 
 #[test]
 fn unsupported_versions_are_refused() {
-    for v in [0, 3, 4, 0xffff_ffff] {
+    for v in [0, 4, 0xffff_ffff] {
         let bytes = header(DIST, v);
         assert!(matches!(
             read_request_header(&mut &bytes[..], &Limits::default()),
@@ -501,4 +501,34 @@ fn pump_reply_carries_deps_on_success_only() {
     let mut bytes = Vec::new();
     ok.write(&mut bytes, Version::Lzo).unwrap();
     assert!(!bytes.windows(4).any(|w| w == DOTD));
+}
+
+#[test]
+fn pump_request_head_reads_cdir_first() {
+    let argv = argv(&["gcc", "-c", "a.c"]);
+    let mut bytes = Vec::new();
+    write_pump_request(&mut bytes, "/w", &argv, &[]).unwrap();
+    let mut r = &bytes[..];
+    let head = read_request_head(&mut r, &Limits::default()).unwrap();
+    assert_eq!(
+        head,
+        RequestHead {
+            version: Version::Pump,
+            cwd: Some("/w".into()),
+            argv: argv.clone(),
+        }
+    );
+    assert_eq!(r, b"NFIL00000000");
+    // The protocol 1 and 2 reader does not take it for one of its own.
+    assert!(matches!(
+        read_request_header(&mut &bytes[..], &Limits::default()),
+        Err(ProtocolError::WrongToken { .. })
+    ));
+    let mut plain = Vec::new();
+    write_request_header(&mut plain, Version::Lzo, &argv).unwrap();
+    let head = read_request_head(&mut &plain[..], &Limits::default()).unwrap();
+    assert_eq!(
+        (head.version, head.cwd, head.argv),
+        (Version::Lzo, None, argv)
+    );
 }

@@ -1,0 +1,687 @@
+//! A protocol 3 (pump) job's private root: a fresh `0700` directory under the daemon's
+//! `TMPDIR` where every file the client sent is written at ROOT + its client path, and the
+//! compile runs in ROOT + the client's working directory; removed when dropped, whatever
+//! became of the job. Also the command line and dependency file of such a job: the client's
+//! absolute paths moved into the root, and back.
+//!
+//! Confinement. distcc 3.4 writes whatever names it is sent, `..` and all. Here:
+//! - A name is an absolute path of plain components: no `.` or `..` (the include server
+//!   sends realpaths, so none of its names has them), no NUL.
+//! - Every directory on the way is opened with `O_NOFOLLOW` from the root's descriptor, and
+//!   created if missing; a symbolic link or a file in the way refuses the name, so nothing
+//!   is ever written through a link sent earlier, and a file and a directory of one name
+//!   are refused. The last component is created with `O_EXCL | O_NOFOLLOW`: a name sent
+//!   twice is refused too.
+//! - A link's target must resolve inside the root, by construction of the target alone: an
+//!   absolute target (the include server's mirror links point at absolute realpaths) has
+//!   plain components and becomes ROOT + target; a relative one is some `..`s then plain
+//!   components, with no more `..`s than the link has directories above it in the root. The
+//!   `..`s then climb real directories of the root (none of them can be a link), and the
+//!   plain components descend from there, through links that obey the same rule.
+//!   A `..` after a plain component is refused: that component could be a link, and `..`
+//!   from where it leads could climb out.
+//! - One escape is allowed, because 3.4's include server relies on it: a system directory
+//!   `D` (`/usr/include`, gcc's own) is not sent but linked, `ROOT/D -> ../../..(20 + depth
+//!   of D)/D`, so that `-I ROOT/usr/include/foo` reaches the host's headers. A relative link
+//!   whose `..`s reach the file system's root (at least as many as the root's own depth plus
+//!   the link's depth in it) and whose plain components then spell its own name `D` is
+//!   allowed: it leads to exactly the host path the client meant, which the compiler could
+//!   read anyway (a source may `#include` any absolute path). It can be written through
+//!   never, like any link.
+//!
+//! The compiler reads what the daemon's user may read, as in 3.4: pump mode preprocesses on
+//! the host. What it writes is ours: the object and dependency file go to job files outside
+//! the root.
+
+use std::ffi::CString;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use crate::cmdline::table::{self, Role, Takes};
+use crate::wire::{Received, ReceivedFile};
+
+/// The name of the empty files 3.4's include server sends so that a directory exists on
+/// the host (for `#include "dir/../x.h"`).
+pub const FORCING_FILE: &str = "forcing_technique_271828";
+
+/// Why a name or link of the request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsafe {
+    pub name: String,
+    pub why: &'static str,
+}
+
+impl fmt::Display for Unsafe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "file \"{}\" {}; refused",
+            self.name.escape_debug(),
+            self.why
+        )
+    }
+}
+
+/// A job's root directory, removed when dropped (or kept with [`JobRoot::keep`]).
+pub struct JobRoot {
+    dir: Option<tempfile::TempDir>,
+    /// The root's canonical path: what the compiler's `getcwd` and paths start with.
+    path: String,
+    fd: OwnedFd,
+}
+
+/// `name`'s components, if it is an absolute path of plain ones.
+fn components(name: &str) -> Result<Vec<&str>, &'static str> {
+    if !name.starts_with('/') {
+        return Err("is not an absolute path");
+    }
+    if name.contains('\0') {
+        return Err("holds a NUL byte");
+    }
+    let parts: Vec<&str> = name.split('/').filter(|c| !c.is_empty()).collect();
+    if parts.iter().any(|c| *c == "." || *c == "..") {
+        return Err("has a . or .. component");
+    }
+    Ok(parts)
+}
+
+fn cstr(s: &str) -> CString {
+    // Callers have refused NUL bytes.
+    CString::new(s).unwrap_or_default()
+}
+
+/// Why walking to a directory failed.
+enum Walk {
+    /// A link or a file is in the way.
+    Blocked(&'static str),
+    Io,
+}
+
+impl JobRoot {
+    /// Creates a fresh root in `tmp_root`.
+    pub fn create(tmp_root: &Path) -> io::Result<JobRoot> {
+        // tempfile creates directories with mode 0700.
+        let dir = tempfile::Builder::new()
+            .prefix("distccd_")
+            .tempdir_in(tmp_root)?;
+        let path = dir.path().canonicalize()?;
+        let path = path
+            .to_str()
+            .ok_or_else(|| io::Error::other("TMPDIR is not valid UTF-8"))?
+            .to_string();
+        let fd = open_dir(libc::AT_FDCWD, &path)?;
+        Ok(JobRoot {
+            dir: Some(dir),
+            path,
+            fd,
+        })
+    }
+
+    /// The root's canonical path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// `client_path` (absolute) inside the root.
+    pub fn inside(&self, client_path: &str) -> String {
+        format!("{}{client_path}", self.path)
+    }
+
+    /// Keeps the root (`DISTCC_SAVE_TEMPS`) and returns its path.
+    pub fn keep(mut self) -> Option<PathBuf> {
+        self.dir.take().map(tempfile::TempDir::keep)
+    }
+
+    /// Opens directory `parts` below the root, creating what is missing, never following a
+    /// link.
+    fn walk(&self, parts: &[&str]) -> Result<OwnedFd, Walk> {
+        let mut fd = dup(&self.fd).map_err(|_| Walk::Io)?;
+        for part in parts {
+            let c = cstr(part);
+            let next = match open_dir(fd.as_raw_fd(), part) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    // SAFETY: mkdirat with a valid descriptor and a NUL-terminated name.
+                    if unsafe { libc::mkdirat(fd.as_raw_fd(), c.as_ptr(), 0o700) } != 0 {
+                        let e = io::Error::last_os_error();
+                        if e.raw_os_error() != Some(libc::EEXIST) {
+                            return Err(Walk::Io);
+                        }
+                    }
+                    open_dir(fd.as_raw_fd(), part)
+                }
+                other => other,
+            };
+            fd = next.map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => Walk::Blocked("goes through a symbolic link"),
+                Some(libc::ENOTDIR) => Walk::Blocked("goes through a file or a symbolic link"),
+                _ => Walk::Io,
+            })?;
+        }
+        Ok(fd)
+    }
+
+    fn refuse(name: &str, why: &'static str) -> Unsafe {
+        Unsafe {
+            name: name.to_string(),
+            why,
+        }
+    }
+
+    /// Creates directory `client_dir` (absolute) in the root if it is missing, and returns
+    /// its path: where a job whose client worked in `client_dir` compiles.
+    pub fn dir(&self, client_dir: &str) -> Result<String, Unsafe> {
+        let parts = components(client_dir).map_err(|why| Self::refuse(client_dir, why))?;
+        match self.walk(&parts) {
+            Ok(_) => Ok(format!("{}/{}", self.path, parts.join("/"))),
+            Err(Walk::Blocked(why)) => Err(Self::refuse(client_dir, why)),
+            Err(Walk::Io) => Err(Self::refuse(client_dir, "cannot be created")),
+        }
+    }
+
+    /// Writes one received file or link at ROOT + its name.
+    pub fn add(&self, file: &ReceivedFile) -> Result<(), Unsafe> {
+        let name = &file.name;
+        let parts = components(name).map_err(|why| Self::refuse(name, why))?;
+        let Some((last, parents)) = parts.split_last() else {
+            return Err(Self::refuse(name, "names the root itself"));
+        };
+        let dir = match self.walk(parents) {
+            Ok(dir) => dir,
+            // A forcing file only asks for its directory, which a link sent earlier
+            // already stands for: nothing to write.
+            Err(Walk::Blocked(_))
+                if *last == FORCING_FILE
+                    && matches!(&file.content, Received::File(d) if d.is_empty()) =>
+            {
+                return Ok(())
+            }
+            Err(Walk::Blocked(why)) => return Err(Self::refuse(name, why)),
+            Err(Walk::Io) => return Err(Self::refuse(name, "cannot be written")),
+        };
+        let c = cstr(last);
+        match &file.content {
+            Received::File(data) => {
+                // SAFETY: openat with a valid descriptor and a NUL-terminated name.
+                let fd = unsafe {
+                    libc::openat(
+                        dir.as_raw_fd(),
+                        c.as_ptr(),
+                        libc::O_WRONLY
+                            | libc::O_CREAT
+                            | libc::O_EXCL
+                            | libc::O_NOFOLLOW
+                            | libc::O_CLOEXEC,
+                        0o600,
+                    )
+                };
+                if fd < 0 {
+                    return Err(Self::refuse(name, exists_or("cannot be written")));
+                }
+                // SAFETY: a new descriptor that nothing else owns.
+                let mut out = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+                out.write_all(data)
+                    .map_err(|_| Self::refuse(name, "cannot be written"))
+            }
+            Received::Link(target) => {
+                let target = self
+                    .link_target(parents, last, target)
+                    .map_err(|why| Self::refuse(name, why))?;
+                let t = cstr(&target);
+                // SAFETY: symlinkat with NUL-terminated strings and a valid descriptor.
+                if unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), c.as_ptr()) } != 0 {
+                    return Err(Self::refuse(name, exists_or("cannot be created")));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The target to give a link named `parents/last` (see the module's comment), or why
+    /// it is refused.
+    fn link_target(
+        &self,
+        parents: &[&str],
+        last: &str,
+        target: &str,
+    ) -> Result<String, &'static str> {
+        if target.is_empty() || target.contains('\0') {
+            return Err("is a link with an empty or NUL-holding target");
+        }
+        if target.starts_with('/') {
+            components(target).map_err(|_| "is a link whose absolute target has . or ..")?;
+            return Ok(self.inside(target));
+        }
+        let words: Vec<&str> = target
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        let ups = words.iter().take_while(|c| **c == "..").count();
+        let rest = &words[ups..];
+        if rest.contains(&"..") {
+            return Err("is a link whose target has .. after a name");
+        }
+        if ups <= parents.len() {
+            return Ok(target.to_string());
+        }
+        let own: Vec<&str> = parents.iter().copied().chain([last]).collect();
+        let root_depth = self.path.split('/').filter(|c| !c.is_empty()).count();
+        if rest == own.as_slice() && ups >= root_depth + parents.len() {
+            return Ok(target.to_string());
+        }
+        Err("is a link whose target climbs out of the job's root")
+    }
+}
+
+/// The reason for a failed exclusive create: the name exists already, or `other`.
+fn exists_or(other: &'static str) -> &'static str {
+    if io::Error::last_os_error().raw_os_error() == Some(libc::EEXIST) {
+        "is sent twice, or is both a file and a directory"
+    } else {
+        other
+    }
+}
+
+fn dup(fd: &OwnedFd) -> io::Result<OwnedFd> {
+    fd.try_clone()
+}
+
+/// Opens directory `name` relative to `dir`, not following a link.
+fn open_dir(dir: i32, name: &str) -> io::Result<OwnedFd> {
+    let c = cstr(name);
+    // SAFETY: openat with a NUL-terminated name; the result is checked.
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// One option or input of a command line, as `cmdline` scans it.
+struct Word {
+    at: usize,
+    row: Option<&'static table::Row>,
+    joined: usize,
+    words: usize,
+}
+
+/// Splits `argv` (compiler first) as the option table does; `None` when an option's value
+/// is missing.
+fn scan(argv: &[String]) -> Option<Vec<Word>> {
+    let mut out = Vec::new();
+    let mut i = 1;
+    while i < argv.len() {
+        let arg = &argv[i];
+        if !arg.starts_with('-') || arg == "-" {
+            out.push(Word {
+                at: i,
+                row: None,
+                joined: 0,
+                words: 1,
+            });
+            i += 1;
+            continue;
+        }
+        let (row, joined) = table::lookup(arg);
+        let words = match row.takes {
+            Takes::Separate => 2,
+            Takes::Either if joined == 0 => 2,
+            _ => 1,
+        };
+        if i + words > argv.len() {
+            return None;
+        }
+        out.push(Word {
+            at: i,
+            row: Some(row),
+            joined,
+            words,
+        });
+        i += words;
+    }
+    Some(out)
+}
+
+/// Options that a plain compile refuses because they read or write files the client
+/// names on this machine, and that a pump compile runs: their files are the ones sent, in
+/// the root, or the job's own dependency file.
+const PUMP_ALLOWED: &[&str] = &["-include", "-imacros", "-MD", "-MMD", "-MF", "-MT", "-MQ"];
+
+/// `argv` without the options of [`PUMP_ALLOWED`], for the daemon's policy check: the rest
+/// is checked as for any job.
+pub fn for_policy(argv: &[String]) -> Vec<String> {
+    let Some(words) = scan(argv) else {
+        return argv.to_vec();
+    };
+    let mut out = vec![argv[0].clone()];
+    for w in words {
+        if w.row.is_some_and(|r| PUMP_ALLOWED.contains(&r.name)) {
+            continue;
+        }
+        out.extend_from_slice(&argv[w.at..w.at + w.words]);
+    }
+    out
+}
+
+/// Options whose absolute path argument distcc 3.4 moves into the root.
+const PATH_OPTIONS: &[&str] = &[
+    "-I",
+    "-include",
+    "-imacros",
+    "-idirafter",
+    "-iprefix",
+    "-iwithprefix",
+    "-iwithprefixbefore",
+    "-isystem",
+    "-iquote",
+];
+
+/// Options that map paths in what gcc writes, whose absolute old prefix is moved into the
+/// root so that they still apply.
+const PREFIX_MAPS: &[&str] = &[
+    "-fdebug-prefix-map=",
+    "-ffile-prefix-map=",
+    "-fmacro-prefix-map=",
+];
+
+/// The command a pump job runs, from the client's `argv` (with `-o` made explicit):
+/// - the input and the absolute paths of [`PATH_OPTIONS`] moved into the root, as distcc
+///   3.4 does;
+/// - `-o` to `output`; `-MF` to `deps`, with `-MMD` added when neither `-MD` nor `-MMD` is
+///   given, and `-MQ <the client's output>` when no target is, which is the target gcc
+///   gives by itself;
+/// - `-fdebug-prefix-map=ROOT=` and `-fmacro-prefix-map=ROOT=` first, so that debug
+///   information and `__FILE__` name the client's paths (gcc tries the maps given last
+///   first, so the client's own maps, moved into the root, still win). gcc records neither
+///   option in `DW_AT_producer`.
+pub fn pump_argv(argv: &[String], root: &str, output: &str, deps: &str) -> Vec<String> {
+    let Some(words) = scan(argv) else {
+        return argv.to_vec();
+    };
+    let into_root = |value: &str| {
+        if value.starts_with('/') {
+            format!("{root}{value}")
+        } else {
+            value.to_string()
+        }
+    };
+    let mut out = vec![
+        argv[0].clone(),
+        format!("-fdebug-prefix-map={root}="),
+        format!("-fmacro-prefix-map={root}="),
+    ];
+    let (mut has_md, mut has_target, mut client_output) = (false, false, None);
+    for w in &words {
+        let arg = &argv[w.at];
+        let Some(row) = w.row else {
+            out.push(into_root(arg));
+            continue;
+        };
+        if let Some(map) = PREFIX_MAPS.iter().find(|m| arg.starts_with(**m)) {
+            if arg[map.len()..].starts_with('/') {
+                out.push(format!("{map}{root}{}", &arg[map.len()..]));
+                continue;
+            }
+        }
+        let value = || {
+            if w.words == 2 {
+                argv[w.at + 1].as_str()
+            } else {
+                &arg[w.joined..]
+            }
+        };
+        let set = |out: &mut Vec<String>, value: String| {
+            if w.words == 2 {
+                out.push(arg.clone());
+                out.push(value);
+            } else {
+                out.push(format!("{}{value}", &arg[..w.joined]));
+            }
+        };
+        match row.role {
+            Role::Output => {
+                client_output = Some(value().to_string());
+                out.push("-o".into());
+                out.push(output.into());
+            }
+            Role::DepsFile => {}
+            Role::DepsBesideOutput => {
+                has_md = true;
+                out.push(arg.clone());
+            }
+            Role::DepsTarget => {
+                has_target = true;
+                out.extend_from_slice(&argv[w.at..w.at + w.words]);
+            }
+            _ if PATH_OPTIONS.contains(&row.name) => set(&mut out, into_root(value())),
+            _ => out.extend_from_slice(&argv[w.at..w.at + w.words]),
+        }
+    }
+    if !has_md {
+        out.push("-MMD".into());
+    }
+    out.push("-MF".into());
+    out.push(deps.into());
+    if let (false, Some(target)) = (has_target, client_output) {
+        out.push("-MQ".into());
+        out.push(target);
+    }
+    out
+}
+
+/// The widest line gcc writes in a dependency file (`deps_write` in libcpp).
+const DEPS_COLUMNS: usize = 72;
+
+/// The dependency file gcc wrote in the root, as the client's own gcc would have written
+/// it: the root removed from every path (as distcc 3.4 does), then the first rule wrapped
+/// again at gcc's width, since the paths are now shorter. A file not shaped as expected
+/// keeps its lines.
+pub fn client_deps(text: &[u8], root: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(text).replace(root, "");
+    let Some((first, rest)) = split_first_rule(&text) else {
+        return text.into_bytes();
+    };
+    let words = rule_words(first);
+    let Some(colon) = words
+        .iter()
+        .position(|w| w.ends_with(':') && !w.ends_with("\\:"))
+    else {
+        return text.into_bytes();
+    };
+    // libcpp's make_write_name: a blank before every word but the first, and a
+    // continuation instead when the word would pass the width.
+    let mut out = String::with_capacity(text.len());
+    let mut col = 0;
+    for (i, w) in words.iter().enumerate() {
+        let w = if i == colon { &w[..w.len() - 1] } else { w };
+        if col > 0 {
+            if col + w.len() > DEPS_COLUMNS {
+                out.push_str(" \\\n");
+                col = 0;
+            }
+            col += 1;
+            out.push(' ');
+        }
+        col += w.len();
+        out.push_str(w);
+        if i == colon {
+            out.push(':');
+            col += 1;
+        }
+    }
+    out.push('\n');
+    out.push_str(rest);
+    out.into_bytes()
+}
+
+/// The first rule (its lines joined by their continuations) and what follows it.
+fn split_first_rule(text: &str) -> Option<(&str, &str)> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\n' && (i == 0 || bytes[i - 1] != b'\\') {
+            return Some((&text[..i], &text[i + 1..]));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The words of a rule: split at blanks and continuations, an escaped blank kept.
+fn rule_words(rule: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = rule.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'\n') => {
+                chars.next();
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            '\\' if chars.peek().is_some_and(|n| *n == ' ' || *n == '\t') => {
+                word.push(c);
+                word.extend(chars.next());
+            }
+            ' ' | '\t' | '\n' => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn argv_moves_paths_into_the_root() {
+        let got = pump_argv(
+            &v(
+                "gcc -c /w/a.c -I/abs/inc -I rel -isystem /s -include /w/f.h -MD -MF x.d \
+                -o a.o -fdebug-prefix-map=/w=. -DX=/y",
+            ),
+            "/R",
+            "/t/out.o",
+            "/t/out.d",
+        );
+        assert_eq!(
+            got,
+            v(
+                "gcc -fdebug-prefix-map=/R= -fmacro-prefix-map=/R= -c /R/w/a.c -I/R/abs/inc \
+               -I rel -isystem /R/s -include /R/w/f.h -MD -o /t/out.o \
+               -fdebug-prefix-map=/R/w=. -DX=/y -MF /t/out.d -MQ a.o"
+            )
+        );
+        let got = pump_argv(&v("gcc -c a.c -o a.o -MT t"), "/R", "/o", "/d");
+        assert_eq!(
+            got,
+            v("gcc -fdebug-prefix-map=/R= -fmacro-prefix-map=/R= -c a.c -o /o -MT t -MMD -MF /d")
+        );
+    }
+
+    #[test]
+    fn policy_sees_all_but_the_pump_options() {
+        assert_eq!(
+            for_policy(&v(
+                "gcc -include x.h -c a.c -MD -MF d -MTt -o -include -fplugin=p"
+            )),
+            v("gcc -c a.c -o -include -fplugin=p")
+        );
+    }
+
+    #[test]
+    fn deps_are_wrapped_again() {
+        let h = "/tmp/pd/a_rather_long_directory_name/include_dir/header_number_";
+        let local = format!(
+            "t.o: t.c /usr/include/stdc-predef.h \\\n {h}1.h \\\n {h}2.h \\\n \
+             /usr/include/features.h /usr/include/features-time64.h\n{h}1.h:\n"
+        );
+        let root = "/tmp/distccd_XXXXXX";
+        let remote = format!(
+            "t.o: t.c /usr/include/stdc-predef.h \\\n {root}{h}1.h \\\n {root}{h}2.h \\\n \
+             /usr/include/features.h \\\n /usr/include/features-time64.h\n{root}{h}1.h:\n"
+        );
+        assert_eq!(
+            String::from_utf8(client_deps(remote.as_bytes(), root)).unwrap(),
+            local
+        );
+        assert_eq!(
+            String::from_utf8(client_deps(local.as_bytes(), root)).unwrap(),
+            local
+        );
+    }
+
+    #[test]
+    fn names_are_confined() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = JobRoot::create(tmp.path()).unwrap();
+        let file = |name: &str, data: &[u8]| ReceivedFile {
+            name: name.into(),
+            content: Received::File(data.to_vec()),
+        };
+        let link = |name: &str, target: &str| ReceivedFile {
+            name: name.into(),
+            content: Received::Link(target.into()),
+        };
+        let depth = root.path().split('/').filter(|c| !c.is_empty()).count();
+        assert_eq!(root.add(&file("/w/a.c", b"int a;\n")), Ok(()));
+        assert_eq!(root.add(&link("/w/b.h", "a.h")), Ok(()));
+        assert_eq!(root.add(&link("/w/abs", "/w")), Ok(()));
+        assert_eq!(root.add(&link("/w/up", "../w/a.c")), Ok(()));
+        let sys = format!("{}usr/include", "../".repeat(20 + 2));
+        assert_eq!(root.add(&link("/usr/include", &sys)), Ok(()));
+        assert_eq!(root.add(&file("/w/forcing_technique_271828", b"")), Ok(()));
+        assert_eq!(
+            root.add(&file("/w/abs/forcing_technique_271828", b"")),
+            Ok(())
+        );
+        for bad in [
+            file("/w/../x", b""),
+            file("w/x", b""),
+            file("/", b""),
+            file("/w/a.c", b"again"),
+            file("/w/a.c/x", b""),
+            file("/w", b""),
+            file("/w/abs/x", b"through a link"),
+            file("/usr/include/x.h", b"through the system link"),
+            link("/w/esc", "../../etc"),
+            link("/w/esc2", "/w/../../etc"),
+            link("/w/esc3", "abs/../../../etc"),
+            link("/w/esc4", &format!("{}etc", "../".repeat(depth + 1))),
+            link(
+                "/usr/lib",
+                &format!("{}usr/include", "../".repeat(depth + 1)),
+            ),
+            link("/usr/short", &format!("{}usr/short", "../".repeat(depth))),
+        ] {
+            assert!(root.add(&bad).is_err(), "{bad:?}");
+        }
+        let p = root.path().to_string();
+        assert_eq!(root.dir("/w/sub").unwrap(), format!("{p}/w/sub"));
+        assert!(root.dir("/w/abs/sub").is_err());
+        drop(root);
+        assert!(!Path::new(&p).exists());
+    }
+}
