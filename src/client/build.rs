@@ -14,6 +14,7 @@ use super::config::Config;
 use super::local::{compile_here, compile_now, critique};
 use super::outputs::write_output;
 use super::preprocess::{self, Prepared};
+use super::pump::{self, Plan};
 use super::remote::{self, RemoteError};
 use super::Progress;
 use crate::cmdline::Compile;
@@ -56,6 +57,9 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
         Ok(t) => *t,
         Err(e) => return exitcode::report(e),
     };
+    if let (Some(_), Err(e)) = (&cfg.pump.socket, &cfg.pump.max_discrepancy) {
+        return exitcode::report(e);
+    }
     let mut farm = Farm::load(cfg.hosts.as_deref(), cfg.top.as_deref(), cfg.backoff);
     let progress = Progress::new(farm.top.as_deref(), job.input());
     let mut hosts = std::mem::take(&mut farm.hosts);
@@ -72,7 +76,10 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
     let mut last = LastTry::Nothing;
     // Only before the first host tried, and not when the list names this machine (a job
     // compiled here needs no separate preprocessing): preprocess while every slot is busy.
-    let mut early = !job.preprocessed && hosts.iter().all(|h| h.transport != Transport::Local);
+    // Never in pump mode, where the host preprocesses.
+    let mut early = !job.preprocessed
+        && cfg.pump.socket.is_none()
+        && hosts.iter().all(|h| h.transport != Transport::Local);
     while !hosts.is_empty() {
         let (i, slot, ready) = match journey.take_slot(&hosts, std::mem::take(&mut early)) {
             Ok(taken) => taken,
@@ -139,24 +146,26 @@ impl<'a> Journey<'a> {
         io_timeout: Duration,
         ready: Option<Prepared<'a>>,
     ) -> Attempt {
+        let plan = match self.pump_plan(host) {
+            Ok(plan) => plan,
+            Err(code) => return Attempt::Done(code),
+        };
         let (job, cfg) = (self.job, self.cfg);
-        match remote::compile_remote(
-            job,
-            host,
-            &self.farm,
-            cfg,
-            io_timeout,
-            &mut self.progress,
-            ready,
-        ) {
-            Ok(reply) if reply.status == 0 => Attempt::Done(self.succeeded(host, reply)),
+        let progress = &mut self.progress;
+        let result = match &plan {
+            Some(plan) => remote::compile_pump(host, cfg, io_timeout, progress, plan),
+            None => remote::compile_remote(job, host, &self.farm, cfg, io_timeout, progress, ready),
+        };
+        let deps = plan.as_ref().and_then(|p| p.deps.as_deref());
+        match result {
+            Ok(reply) if reply.status == 0 => Attempt::Done(self.succeeded(host, reply, deps)),
             Ok(reply) => {
                 let code = exitcode::from_wait_status(reply.status);
                 if code == exitcode::COMPILER_MISSING {
                     self.host_cannot(host, &String::from_utf8_lossy(&reply.stderr));
                     Attempt::Next(LastTry::Cannot(code, reply.stderr))
                 } else {
-                    Attempt::Done(self.failed_there(host, code, reply))
+                    Attempt::Done(self.failed_there(host, code, reply, plan.is_some()))
                 }
             }
             Err(RemoteError::Protocol(ProtocolError::Refused(why))) => {
@@ -177,8 +186,35 @@ impl<'a> Journey<'a> {
         }
     }
 
-    /// Writes a successful remote result as a local compile would have left it.
-    fn succeeded(&mut self, host: &HostSpec, reply: Reply) -> i32 {
+    /// In pump mode, what to send `host`: `None` for plain mode (not a pump host, or the
+    /// include server could not answer and plain mode may stand in); an exit code when the
+    /// job must end here (`DISTCC_TESTING_INCLUDE_SERVER=1`, or fallbacks disabled, which
+    /// distcc 3.4 ignores there).
+    fn pump_plan(&self, host: &HostSpec) -> Result<Option<Plan>, i32> {
+        let Some(socket) = pump::wanted(self.job, host, self.cfg) else {
+            return Ok(None);
+        };
+        match pump::plan(self.job, socket, &self.cfg.pump) {
+            Ok(plan) => Ok(Some(plan)),
+            Err(why) => {
+                log::warn!("{why}");
+                if self.cfg.pump.testing {
+                    log::error!("failed to get includes from include server");
+                    return Err(exitcode::DISTCC_FAILED);
+                }
+                if !self.cfg.fallback {
+                    log::error!("failed to distribute and fallbacks are disabled");
+                    return Err(exitcode::NO_HOSTS);
+                }
+                log::warn!("failed to get includes from include server, preprocessing locally");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Writes a successful remote result as a local compile would have left it: the object,
+    /// and in pump mode the dependency file the host wrote, to `deps`.
+    fn succeeded(&mut self, host: &HostSpec, reply: Reply, deps: Option<&str>) -> i32 {
         let input = self.job.input();
         // A compiler that succeeds always writes something; an empty result means the
         // command did not do what a local one would.
@@ -190,7 +226,13 @@ impl<'a> Journey<'a> {
             return self.here();
         }
         self.farm.mark_good(host);
-        if let Err(e) = write_output(Path::new(self.job.output()), &reply.output) {
+        let written = write_output(Path::new(self.job.output()), &reply.output).and_then(|()| {
+            match (deps, &reply.deps) {
+                (Some(file), Some(text)) => write_output(Path::new(file), text),
+                _ => Ok(()),
+            }
+        });
+        if let Err(e) = written {
             log::warn!(
                 "failed to write {}: {e}; compiling locally instead",
                 self.job.output()
@@ -203,7 +245,7 @@ impl<'a> Journey<'a> {
 
     /// A compile that failed on the host: the local compile has the last word, unless the
     /// user asked for the host's (`DISTCC_SKIP_LOCAL_RETRY`, `DISTCC_FALLBACK=0`).
-    fn failed_there(&mut self, host: &HostSpec, code: i32, reply: Reply) -> i32 {
+    fn failed_there(&mut self, host: &HostSpec, code: i32, reply: Reply, pumped: bool) -> i32 {
         let input = self.job.input();
         critique(reply.status, input, &host.spec);
         if !self.cfg.fallback {
@@ -221,6 +263,18 @@ impl<'a> Journey<'a> {
         if local == 0 {
             // The same command works here: the host is at fault, not the code.
             self.farm.mark_failed(host);
+        }
+        if local != code {
+            log::warn!(
+                "remote compilation of '{input}' failed, retried locally and got a different \
+                 result."
+            );
+            if let (true, Some(socket)) = (pumped, &self.cfg.pump.socket) {
+                // Once too many, the rest of the build goes in plain mode.
+                if let Ok(max) = self.cfg.pump.max_discrepancy {
+                    pump::Discrepancies::of(socket).note(max);
+                }
+            }
         }
         local
     }

@@ -52,6 +52,30 @@ pub struct Config {
     pub verbose: bool,
     /// `DISTCC_LOG`: where messages go instead of stderr.
     pub log: Option<PathBuf>,
+    /// Pump mode's settings, which `pump` sets.
+    pub pump: PumpConfig,
+}
+
+/// What pump mode reads: where the include server listens, and when to give up on it.
+#[derive(Debug, Clone)]
+pub struct PumpConfig {
+    /// `INCLUDE_SERVER_PORT`: the include server's socket; pump mode only when set.
+    pub socket: Option<PathBuf>,
+    /// `INCLUDE_SERVER_STUB`: the include server's answer, given (distcc 3.4's test hook).
+    pub stub: Option<String>,
+    /// `DISTCC_MAX_DISCREPANCY` (default 1): after this many jobs failed remotely and
+    /// compiled here, the rest of the build uses plain mode. Reported when a job would use
+    /// it, as distcc 3.4 does, when it is not a positive number.
+    pub max_discrepancy: Result<u64, BadValue>,
+    /// `DISTCC_TESTING_INCLUDE_SERVER=1`: an include-server failure is an error, not a
+    /// quiet fallback to plain mode (as in distcc 3.4's tests).
+    pub testing: bool,
+    /// `CPATH`, `C_INCLUDE_PATH` or `CPLUS_INCLUDE_PATH` set: include directories the
+    /// include server cannot see, so plain mode (as distcc 3.4).
+    pub hidden_include_path: bool,
+    /// `DISTCC_EXCLUDE_FRESH_FILES`: files that may change during the build without
+    /// counting as a discrepancy.
+    pub exclude_fresh: Option<String>,
 }
 
 impl Config {
@@ -96,6 +120,16 @@ impl Config {
                 .os("DISTCC_LOG")
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
+            pump: PumpConfig {
+                socket: vars.os("INCLUDE_SERVER_PORT").map(PathBuf::from),
+                stub: vars.text("INCLUDE_SERVER_STUB"),
+                max_discrepancy: vars.number("DISTCC_MAX_DISCREPANCY", 1, 1),
+                testing: vars.flag("DISTCC_TESTING_INCLUDE_SERVER", false),
+                hidden_include_path: ["CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH"]
+                    .iter()
+                    .any(|name| vars.os(name).is_some()),
+                exclude_fresh: vars.text("DISTCC_EXCLUDE_FRESH_FILES"),
+            },
         }
     }
 }

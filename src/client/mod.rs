@@ -13,6 +13,7 @@ mod build;
 mod local;
 mod outputs;
 mod preprocess;
+pub mod pump;
 mod remote;
 
 use std::ffi::{OsStr, OsString};

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::config::Config;
 use super::outputs::save_temp;
 use super::preprocess::{self, Pending, Prepared, Text};
+use super::pump::Plan;
 use super::Progress;
 use crate::cmdline::Compile;
 use crate::farm::hosts::{HostSpec, Transport};
@@ -18,7 +19,7 @@ use crate::farm::state::Phase;
 use crate::logging::argv_to_string;
 use crate::net::{self, ConnectError, Connection};
 use crate::toolchain::rename;
-use crate::wire::{self, Limits, ProtocolError, Reply, DOTI};
+use crate::wire::{self, Limits, ProtocolError, Reply, Version, DOTI};
 
 /// Why a remote compile did not produce a result.
 #[derive(Debug)]
@@ -143,6 +144,36 @@ pub(super) fn compile_remote<'a>(
     // Buffered: the reply's headers then take one read, not one each.
     let mut reply = io::BufReader::with_capacity(16 << 10, &mut stream);
     Ok(Reply::read(&mut reply, host.version, &Limits::default())?)
+}
+
+/// Sends a pump-mode job to `host` (protocol 3): the command line and the files the include
+/// server named; the host preprocesses. Returns its reply, with the dependency file.
+pub(super) fn compile_pump(
+    host: &HostSpec,
+    cfg: &Config,
+    io_timeout: Duration,
+    progress: &mut Progress,
+    plan: &Plan,
+) -> Result<Reply, RemoteError> {
+    progress.note(Phase::Connect);
+    let mut stream = connect(host, cfg, io_timeout).map_err(RemoteError::Connect)?;
+    progress.note(Phase::Send);
+    let mut argv = plan.argv.clone();
+    if cfg.rewrite_cross {
+        rename::rewrite_for_server(&mut argv);
+    }
+    log::debug!(
+        "sending to {} in pump mode, with {} files: {}",
+        host.spec,
+        plan.files.len(),
+        argv_to_string(&argv)
+    );
+    let mut request = Vec::new();
+    wire::write_pump_request(&mut request, &plan.cwd, &argv, &plan.files)?;
+    stream.write_all(&request).map_err(ProtocolError::Io)?;
+    progress.note(Phase::Compile);
+    let mut reply = io::BufReader::with_capacity(16 << 10, &mut stream);
+    Ok(Reply::read(&mut reply, Version::Pump, &Limits::default())?)
 }
 
 /// Sends the request: its header, then the text. The request goes once the text is ready,

@@ -490,6 +490,49 @@ impl Compile {
         out
     }
 
+    /// The command line sent to a host in pump mode, where the host preprocesses: the whole
+    /// line, with the dependency file made explicit (`-MF`, and `-MQ` naming the object as
+    /// gcc would), so that the file the host sends back is the one gcc writes here, and
+    /// Kbuild's `-Wp,-MD,file` as the equivalent `-MD -MF file -MQ target`. Returns the line and the
+    /// dependency file the client writes, if any; `None` when a raw preprocessor option
+    /// other than those stands in the way.
+    pub fn pump_argv(&self) -> Option<(Vec<String>, Option<String>)> {
+        let mut out = vec![self.argv[0].clone()];
+        let mut deps = None;
+        let mut target = self.output().to_string();
+        for item in &self.items {
+            let word = &self.argv[item.at];
+            match (item.role, word.strip_prefix("-Wp,")) {
+                (ItemRole::Option(Cpp), Some(raw)) => {
+                    let (flag, file) = raw.split_once(',')?;
+                    if !matches!(flag, "-MD" | "-MMD") || file.contains(',') {
+                        return None;
+                    }
+                    out.extend([flag.to_string(), "-MF".into(), file.to_string()]);
+                    deps = Some(file.to_string());
+                    // Given to cc1 this way, gcc names the target after the input, not
+                    // the output: `x.o` for `-o out/x.o dir/x.c`.
+                    target = with_extension(basename(self.input()), "o");
+                }
+                (ItemRole::Option(Cpp), None) if word == "-Xpreprocessor" => return None,
+                (ItemRole::Option(DepsFile), _) => {
+                    deps = Some(item.value(&self.argv).to_string());
+                    out.extend_from_slice(self.words(item));
+                }
+                _ => out.extend_from_slice(self.words(item)),
+            }
+        }
+        if self.has(DepsBesideOutput) && deps.is_none() {
+            let file = with_extension(self.output(), "d");
+            out.extend(["-MF".to_string(), file.clone()]);
+            deps = Some(file);
+        }
+        if deps.is_some() && !self.has(DepsTarget) {
+            out.extend(["-MQ".to_string(), target]);
+        }
+        Some((out, deps))
+    }
+
     /// The command line sent to the server: preprocessor and linker options dropped, `-x`
     /// naming the preprocessed language (the server gets a `.i`, not the source).
     pub fn server_argv(&self) -> Vec<String> {
@@ -704,6 +747,35 @@ mod tests {
             c.with_files("in.i", "out.o"),
             v("gcc -x cpp-output -c in.i -xcpp-output -o out.o")
         );
+    }
+
+    #[test]
+    fn pump_sends_the_whole_line_with_the_dependency_file_made_explicit() {
+        let c = remote("gcc -Iinc -DX -c a.c -o out/a.o");
+        assert_eq!(
+            c.pump_argv(),
+            Some((v("gcc -Iinc -DX -c a.c -o out/a.o"), None))
+        );
+        let c = remote("gcc -MD -c src/a.c -o out/a.o");
+        assert_eq!(
+            c.pump_argv(),
+            Some((
+                v("gcc -MD -c src/a.c -o out/a.o -MF out/a.d -MQ out/a.o"),
+                Some("out/a.d".into())
+            ))
+        );
+        let c = remote("gcc -Wp,-MMD,out/.a.o.d -c -o out/a.o a.c");
+        assert_eq!(
+            c.pump_argv(),
+            Some((
+                v("gcc -MMD -MF out/.a.o.d -c -o out/a.o a.c -MQ a.o"),
+                Some("out/.a.o.d".into())
+            ))
+        );
+        let c = remote("gcc -MMD -MF x.d -MT t -c a.c");
+        assert_eq!(c.pump_argv().unwrap().1, Some("x.d".into()));
+        assert_eq!(remote("gcc -Wp,-P -c a.c").pump_argv(), None);
+        assert_eq!(remote("gcc -Xpreprocessor -P -c a.c").pump_argv(), None);
     }
 
     #[test]

@@ -365,8 +365,9 @@ pub(super) fn copy_exact(
     Ok(())
 }
 
-/// Reads exactly `len` body bytes, growing the buffer only as bytes arrive.
-pub(super) fn read_body(
+/// Reads exactly `len` body bytes (at most `limit`), growing the buffer only as bytes
+/// arrive.
+pub fn read_body(
     r: &mut impl Read,
     token: Token,
     len: u32,

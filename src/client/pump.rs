@@ -1,0 +1,275 @@
+//! Pump mode on the client (protocol 3): instead of preprocessing here, the client asks the
+//! include server (started by `pump`, found through `INCLUDE_SERVER_PORT`) which files the
+//! compile reads, and sends them with the whole command line to a `,cpp,lzo` host, which
+//! preprocesses and compiles. As in distcc 3.4, a job goes in plain mode instead when the
+//! include server gives up, when the input is already preprocessed, when `CPATH` and
+//! friends hide include directories, and, for the rest of the build, once
+//! `DISTCC_MAX_DISCREPANCY` jobs have failed remotely and then compiled here.
+//!
+//! The include server's protocol: the client sends `CDIR` (its working directory), `ARGC`
+//! and the `ARGV`s of the command; the server answers `ARGC` and as many `ARGV`s, each an
+//! absolute path in its mirror tree whose first 3 components are the tree's root, and
+//! whose rest, less a trailing `.abs` and then `.lzo`, is the file's name here. A file is
+//! already LZO-compressed; a symlink is sent as its target. An empty answer means the
+//! server could not be sure of the list.
+//!
+//! Sending the job is `remote`'s business; what the host does with it, the daemon's.
+
+use std::fs;
+use std::io::{BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::config::{Config, PumpConfig};
+use crate::cmdline::Compile;
+use crate::farm::hosts::HostSpec;
+use crate::wire::{self, Content, Limits, PumpFile, ARGC, ARGV, CDIR};
+
+/// How many leading components of a mirror path are the mirror tree's root.
+const ROOT_DEPTH: usize = 3;
+
+/// A job that goes in pump mode: the command line the host runs, the dependency file the
+/// client writes from the host's answer, and the files to send.
+pub(super) struct Plan {
+    pub argv: Vec<String>,
+    pub deps: Option<String>,
+    pub cwd: String,
+    pub files: Vec<PumpFile>,
+}
+
+/// Why a job that could go in pump mode does not.
+#[derive(Debug)]
+pub(super) enum NotPumped {
+    /// The include server could not be asked, or gave up.
+    IncludeServer(String),
+    /// A file it named could not be read.
+    Mirror(std::io::Error),
+}
+
+impl std::fmt::Display for NotPumped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotPumped::IncludeServer(why) => write!(f, "{why}"),
+            NotPumped::Mirror(e) => write!(f, "failed to read the include server's files: {e}"),
+        }
+    }
+}
+
+/// Whether `job` goes to `host` in pump mode, as distcc 3.4 decides: a `,cpp` host under
+/// `pump`, for a source not yet preprocessed, without `CPATH` and friends, before the
+/// build has been demoted. `None` means plain mode, with the reason logged.
+pub(super) fn wanted<'a>(job: &Compile, host: &HostSpec, cfg: &'a Config) -> Option<&'a Path> {
+    let pump = &cfg.pump;
+    let socket = pump.socket.as_deref().filter(|_| host.cpp)?;
+    if job.preprocessed {
+        log::warn!(
+            "cannot use distcc_pump on already preprocessed file (such as emitted by ccache)"
+        );
+        return None;
+    }
+    if pump.hidden_include_path {
+        log::warn!(
+            "cannot use distcc_pump with any of environment variables CPATH, C_INCLUDE_PATH \
+             or CPLUS_INCLUDE_PATH set, preprocessing locally"
+        );
+        return None;
+    }
+    let max = *pump.max_discrepancy.as_ref().ok()?;
+    if Discrepancies::of(socket).count() >= max {
+        log::debug!("pump mode was demoted to plain mode for this build");
+        return None;
+    }
+    Some(socket)
+}
+
+/// Asks the include server about `job` and reads the files it names.
+pub(super) fn plan(job: &Compile, socket: &Path, pump: &PumpConfig) -> Result<Plan, NotPumped> {
+    let Some((argv, deps)) = job.pump_argv() else {
+        return Err(NotPumped::IncludeServer(
+            "a raw preprocessor option is not for pump mode".into(),
+        ));
+    };
+    let cwd = std::env::current_dir()
+        .map_err(|e| NotPumped::IncludeServer(format!("no working directory: {e}")))?
+        .to_string_lossy()
+        .into_owned();
+    let paths = match &pump.stub {
+        Some(stub) => {
+            log::warn!("INCLUDE_SERVER_STUB is set to '{stub}'; ignoring include server");
+            stub.split_whitespace().map(String::from).collect()
+        }
+        None => ask(socket, &cwd, job.argv()).map_err(NotPumped::IncludeServer)?,
+    };
+    if paths.is_empty() {
+        return Err(NotPumped::IncludeServer(
+            "include server gave up analyzing".into(),
+        ));
+    }
+    let files = files(&paths).map_err(NotPumped::Mirror)?;
+    Ok(Plan {
+        argv,
+        deps,
+        cwd,
+        files,
+    })
+}
+
+/// The longest wait for the include server's answer: its own limit per request is a few
+/// seconds; past this it is gone.
+const ASK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The include server's answer for the command `argv` run in `cwd`.
+fn ask(socket: &Path, cwd: &str, argv: &[String]) -> Result<Vec<String>, String> {
+    let failed = |e: &dyn std::fmt::Display| {
+        format!(
+            "failed to talk to include server '{}': {e}",
+            socket.display()
+        )
+    };
+    let mut stream = UnixStream::connect(socket).map_err(|e| failed(&e))?;
+    stream
+        .set_read_timeout(Some(ASK_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(ASK_TIMEOUT)))
+        .map_err(|e| failed(&e))?;
+    let mut request = wire::header(CDIR, cwd.len() as u32).to_vec();
+    request.extend_from_slice(cwd.as_bytes());
+    request.extend_from_slice(&wire::header(ARGC, argv.len() as u32));
+    for arg in argv {
+        request.extend_from_slice(&wire::header(ARGV, arg.len() as u32));
+        request.extend_from_slice(arg.as_bytes());
+    }
+    stream.write_all(&request).map_err(|e| failed(&e))?;
+    let mut answer = BufReader::new(stream);
+    let limits = Limits::default();
+    let count = wire::read_header(&mut answer, ARGC).map_err(|e| failed(&e))?;
+    if count > limits.max_args {
+        return Err(failed(&format!("{count} files is more than {}", limits.max_args)));
+    }
+    (0..count)
+        .map(|_| {
+            let len = wire::read_header(&mut answer, ARGV).map_err(|e| failed(&e))?;
+            let body = wire::read_body(&mut answer, ARGV, len, limits.max_arg_len as usize)
+                .map_err(|e| failed(&e))?;
+            String::from_utf8(body).map_err(|_| failed(&"a path that is not UTF-8"))
+        })
+        .collect()
+}
+
+/// The name here of a file in the include server's mirror tree: the path less the tree's
+/// root (its first 3 components), then less a trailing `.abs`, then a trailing `.lzo`.
+pub fn original_name(mirror_path: &str) -> Option<&str> {
+    let mut rest = mirror_path.strip_prefix('/')?;
+    for _ in 0..ROOT_DEPTH {
+        rest = &rest[rest.find('/')? + 1..];
+    }
+    let name = &mirror_path[mirror_path.len() - rest.len() - 1..];
+    let name = name.strip_suffix(".abs").unwrap_or(name);
+    Some(name.strip_suffix(".lzo").unwrap_or(name))
+}
+
+/// The files to send: each mirror file's compressed bytes as they are, or a symlink's
+/// target, under its name here.
+fn files(paths: &[String]) -> std::io::Result<Vec<PumpFile>> {
+    paths
+        .iter()
+        .map(|path| {
+            let name = original_name(path).ok_or_else(|| {
+                std::io::Error::other(format!("{path} is not in the include server's tree"))
+            })?;
+            let content = match fs::symlink_metadata(path)?.file_type().is_symlink() {
+                true => Content::Link(fs::read_link(path)?.to_string_lossy().into_owned()),
+                false => Content::File(fs::read(path)?),
+            };
+            Ok(PumpFile {
+                name: name.to_string(),
+                content,
+            })
+        })
+        .collect()
+}
+
+/// The build's count of discrepancies: jobs that failed remotely in pump mode and then
+/// compiled here, one byte each in `discrepancy_counter` beside the include server's
+/// socket (distcc 3.4's file, which `pump` reports at the end).
+pub(super) struct Discrepancies(Option<PathBuf>);
+
+impl Discrepancies {
+    pub(super) fn of(socket: &Path) -> Discrepancies {
+        Discrepancies(
+            (socket.file_name() == Some("socket".as_ref()))
+                .then(|| socket.with_file_name("discrepancy_counter")),
+        )
+    }
+
+    fn count(&self) -> u64 {
+        self.0
+            .as_ref()
+            .and_then(|p| fs::metadata(p).ok())
+            .map_or(0, |m| m.len())
+    }
+
+    /// Counts one more; says so when this one demotes the build to plain mode.
+    pub(super) fn note(&self, max: u64) {
+        let Some(path) = &self.0 else {
+            return;
+        };
+        let counted = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .and_then(|mut f| {
+                f.write_all(b"@")?;
+                f.metadata()
+            });
+        match counted {
+            // One appender sees each length, so exactly one says it.
+            Ok(m) if m.len() == max => log::warn!(
+                "now using plain distcc, possibly due to inconsistent file system changes \
+                 during build"
+            ),
+            Ok(_) => {}
+            Err(e) => log::error!(
+                "failed to count a discrepancy in {}: {}",
+                path.display(),
+                crate::logging::strerror(&e)
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_paths_name_the_files_here() {
+        let root = "/dev/shm/tmp1.include_server-1-0";
+        assert_eq!(
+            original_name(&format!("{root}/home/u/src/a.h.lzo")),
+            Some("/home/u/src/a.h")
+        );
+        assert_eq!(
+            original_name(&format!("{root}/opt/inc/b.h.lzo.abs")),
+            Some("/opt/inc/b.h")
+        );
+        assert_eq!(original_name(&format!("{root}/usr/include")), Some("/usr/include"));
+        assert_eq!(
+            original_name(&format!("{root}/src/d/forcing_technique_271828")),
+            Some("/src/d/forcing_technique_271828")
+        );
+        assert_eq!(original_name("/a/b/c"), None);
+        assert_eq!(original_name("relative/a/b/c/d"), None);
+    }
+
+    #[test]
+    fn discrepancies_count_beside_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Discrepancies::of(&dir.path().join("socket"));
+        assert_eq!(d.count(), 0);
+        d.note(2);
+        d.note(2);
+        assert_eq!(d.count(), 2);
+        assert!(Discrepancies::of(&dir.path().join("elsewhere")).0.is_none());
+    }
+}

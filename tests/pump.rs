@@ -1,0 +1,105 @@
+//! Pump mode end to end: `pump make` with our include server, our client and our daemon
+//! (and distcc 3.4 in each role it can take), objects and dependency files byte-identical
+//! to a local build's, every translation unit compiled remotely. An include-server failure
+//! is an error here (`DISTCC_TESTING_INCLUDE_SERVER=1`, as 3.4's own tests set it), so a
+//! silent fallback to plain mode cannot pass.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+const OUR_PUMP: &str = env!("CARGO_BIN_EXE_pump");
+
+/// Runs `make ARGS` under our `pump` in `project`, against `hosts`.
+fn pump_make(project: &Project, hosts: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(OUR_PUMP);
+    cmd.current_dir(project.path())
+        .arg("make")
+        .args(args)
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_HOSTS", hosts)
+        .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
+        .env("DISTCC_FALLBACK", "0")
+        .env_remove("DISTCC_VERBOSE")
+        .env_remove("DISTCC_LOG")
+        .envs(env.iter().copied());
+    output_within(&mut cmd, 300)
+}
+
+fn cc(client: &str) -> String {
+    format!("CC={client} gcc")
+}
+
+#[test]
+fn pump_build_of_the_example_project_is_identical_and_remote() {
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    let d = Daemon::ours(&[]);
+    let hosts = format!("{},cpp,lzo", d.host());
+    let out = pump_make(&project, &hosts, &["-j4", &cc(OUR_DISTCC)], &[]);
+    assert!(out.status.success(), "{}\ndaemon:\n{}", show(&out), d.log_text());
+    assert_same_outputs(&expected, &project.outputs());
+    assert_eq!(d.wait_compiled(5), 5, "{}", d.log_text());
+}
+
+#[test]
+fn pump_build_with_debug_information_is_identical() {
+    let project = Project::example();
+    let flags = "CFLAGS=-O2 -g -Wall";
+    let expected = project.reference_build(&["-j4", flags]);
+    let d = Daemon::ours(&[]);
+    let hosts = format!("{},cpp,lzo", d.host());
+    let out = pump_make(&project, &hosts, &["-j4", flags, &cc(OUR_DISTCC)], &[]);
+    assert!(out.status.success(), "{}\ndaemon:\n{}", show(&out), d.log_text());
+    assert_same_outputs(&expected, &project.outputs());
+    assert_eq!(d.wait_compiled(5), 5, "{}", d.log_text());
+}
+
+/// Headers rewritten and created between two compiles of one `pump` session are shipped
+/// as they are then, never as an earlier snapshot.
+#[test]
+fn headers_changed_during_a_pump_session_are_never_stale() {
+    let project = Project::example();
+    let dir = project.path();
+    std::fs::write(dir.join("extra.h"), "#define EXTRA 1\n").unwrap();
+    std::fs::write(
+        dir.join("uses.c"),
+        "#include \"extra.h\"\n#if __has_include(\"late.h\")\n#include \"late.h\"\n#endif\nint uses(void) { return EXTRA; }\n",
+    )
+    .unwrap();
+    let d = Daemon::ours(&[]);
+    let hosts = format!("{},cpp,lzo", d.host());
+    let script = format!(
+        "set -e; {client} gcc -c uses.c -o a.o; \
+         printf '#define EXTRA 2\\n' > extra.h; {client} gcc -c uses.c -o b.o; \
+         printf '#define LATE 3\\n' > late.h; {client} gcc -c uses.c -o c.o",
+        client = OUR_DISTCC
+    );
+    let mut cmd = Command::new(OUR_PUMP);
+    cmd.current_dir(dir)
+        .args(["sh", "-c", &script])
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_HOSTS", &hosts)
+        .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
+        .env("DISTCC_FALLBACK", "0");
+    let out = output_within(&mut cmd, 120);
+    assert!(out.status.success(), "{}\ndaemon:\n{}", show(&out), d.log_text());
+    // The same three states, compiled here.
+    std::fs::remove_file(dir.join("late.h")).unwrap();
+    std::fs::write(dir.join("extra.h"), "#define EXTRA 1\n").unwrap();
+    project.gcc(&["-c", "uses.c", "-o", "ref_a.o"]);
+    std::fs::write(dir.join("extra.h"), "#define EXTRA 2\n").unwrap();
+    project.gcc(&["-c", "uses.c", "-o", "ref_b.o"]);
+    std::fs::write(dir.join("late.h"), "#define LATE 3\n").unwrap();
+    project.gcc(&["-c", "uses.c", "-o", "ref_c.o"]);
+    for (ours, local) in [("a.o", "ref_a.o"), ("b.o", "ref_b.o"), ("c.o", "ref_c.o")] {
+        assert_eq!(
+            std::fs::read(dir.join(ours)).unwrap(),
+            std::fs::read(dir.join(local)).unwrap(),
+            "{ours} differs from a local compile of the same state"
+        );
+    }
+    assert_eq!(d.wait_compiled(3), 3, "{}", d.log_text());
+}
