@@ -47,6 +47,7 @@ pub mod closure;
 pub mod cmdline;
 pub mod lexer;
 pub mod mirror;
+pub mod pump;
 pub mod server;
 pub mod sysdirs;
 
