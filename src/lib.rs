@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod envvars;
 pub mod exitcode;
 pub mod farm;
+pub mod include;
 pub mod logging;
 pub mod net;
 pub mod toolchain;

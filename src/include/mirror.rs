@@ -1,0 +1,377 @@
+//! The mirror tree ("client root") that distcc's client reads files from, written exactly
+//! as distcc 3.4's include server writes it (`basics.py`, `mirror_path.py`,
+//! `compress_files.py`, `compiler_defaults.py`):
+//!
+//! - the root is `TMP/tmpXXXXXXXX.include_server-<pid>-<generation>`, padded with
+//!   `/padding` to exactly 3 components; TMP is `$DISTCC_CLIENT_TMP`, else `/dev/shm`,
+//!   else `/tmp`;
+//! - a file of the closure is `ROOT/<realpath>.lzo`, its content LZO1X-compressed; found
+//!   through an absolute search directory, `ROOT/<realpath>.lzo.abs` with
+//!   `#line 1 "<dir>/<name>"` before the content;
+//! - every path component met that is a symlink is recreated at `ROOT/<realpath of its
+//!   parent>/<name>`, pointing at its absolute realpath;
+//! - every directory the mirror had to create outside system dirs gets an empty
+//!   `forcing_technique_271828`, so that `dir/../x.h` works on the host;
+//! - each system dir `D` is a link `ROOT/D -> ../`×(20+slashes(D)) + `D` (without its
+//!   first `/`), so that the host finds its own copy; a longer system dir under a linked
+//!   one gets no link of its own.
+//!
+//! Links and forced directories accumulate over a generation and go with every reply, as
+//! in 3.4. Unlike 3.4, a file is never shipped stale: each shipped file is stat'ed at every
+//! request, and when its (dev, inode, size, mtime, ctime) differs from the compressed
+//! copy's, a new generation starts (a new root, every mirror record dropped). Old roots
+//! stay until shutdown, because a client may still be reading them.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::symlink;
+use std::sync::Mutex;
+
+use super::closure::{dirname, Closure, FileKey};
+use super::sysdirs::under;
+use super::FORCING_FILE;
+use crate::wire::lzo;
+
+/// distcc 3.4's bound on the components of a host's temporary root
+/// (`MAX_COMPONENTS_IN_SERVER_ROOT`).
+const MAX_COMPONENTS_IN_SERVER_ROOT: usize = 20;
+
+/// The client roots of one server process.
+pub struct Mirror {
+    tmp: String,
+    padding: usize,
+    state: Mutex<Generation>,
+    made: Mutex<Vec<String>>,
+}
+
+/// One generation's root and what has been written in it.
+struct Generation {
+    number: u32,
+    root: String,
+    shipped: HashMap<String, FileKey>,
+    link_stat: HashSet<String>,
+    dirs_known: HashSet<String>,
+    links: Vec<String>,
+    must_exist: Vec<String>,
+    system_links: Vec<String>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn components(p: &str) -> usize {
+    p.split('/').filter(|c| !c.is_empty()).count()
+}
+
+/// The directory that holds the roots: `$DISTCC_CLIENT_TMP`, else `/dev/shm` when
+/// writable, else `/tmp`.
+fn client_tmp() -> Result<String, String> {
+    if let Ok(t) = std::env::var("DISTCC_CLIENT_TMP") {
+        let t = t.trim_end_matches('/').to_string();
+        if !t.starts_with('/') || components(&t) > 2 {
+            return Err(format!(
+                "DISTCC_CLIENT_TMP must be an absolute path of at most 2 components: '{t}'"
+            ));
+        }
+        return Ok(t);
+    }
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() && nix::unistd::access(shm, nix::unistd::AccessFlags::W_OK).is_ok() {
+        return Ok("/dev/shm".into());
+    }
+    Ok("/tmp".into())
+}
+
+fn realpath(p: &str) -> Option<String> {
+    fs::canonicalize(p)
+        .ok()
+        .and_then(|r| r.into_os_string().into_string().ok())
+}
+
+fn is_dir(p: &str) -> bool {
+    fs::metadata(p).is_ok_and(|m| m.is_dir())
+}
+
+fn is_link(p: &str) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Python's `os.path.split`.
+fn split(p: &str) -> (String, String) {
+    let tail = &p[p.rfind('/').map_or(0, |i| i + 1)..];
+    (dirname(p), tail.to_string())
+}
+
+impl Mirror {
+    /// Makes the first generation's root.
+    pub fn new() -> Result<Mirror, String> {
+        let tmp = client_tmp()?;
+        let padding = 2 - components(&tmp);
+        let mirror = Mirror {
+            tmp,
+            padding,
+            state: Mutex::new(Generation::empty(0, String::new())),
+            made: Mutex::new(Vec::new()),
+        };
+        let first = mirror.make_root(1)?;
+        *lock(&mirror.state) = Generation::empty(1, first);
+        Ok(mirror)
+    }
+
+    /// The current generation's root.
+    pub fn root(&self) -> String {
+        lock(&self.state).root.clone()
+    }
+
+    fn make_root(&self, generation: u32) -> Result<String, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("tmp")
+            .suffix(&format!(
+                ".include_server-{}-{generation}",
+                std::process::id()
+            ))
+            .rand_bytes(8)
+            .tempdir_in(&self.tmp)
+            .map_err(|e| {
+                format!(
+                    "Could not create client root directory in {}: {e}",
+                    self.tmp
+                )
+            })?
+            .keep();
+        let before = dir
+            .into_os_string()
+            .into_string()
+            .map_err(|_| "client root is not UTF-8".to_string())?;
+        lock(&self.made).push(before.clone());
+        let root = format!("{before}{}", "/padding".repeat(self.padding));
+        fs::create_dir_all(&root)
+            .map_err(|e| format!("Could not create client root directory {root}: {e}"))?;
+        Ok(root)
+    }
+
+    /// Removes every root this mirror made.
+    pub fn clean_up(&self) {
+        for d in lock(&self.made).drain(..) {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+
+    /// Writes what `closure` needs into the root and returns the reply's paths: files,
+    /// system links, other links, forcing files. `system_dirs` are all the system dirs
+    /// known (each gets its link), `is_system` says whether a realpath is under one.
+    pub fn ship(
+        &self,
+        closure: &Closure,
+        system_dirs: &[String],
+        is_system: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<String>, String> {
+        let mut g = lock(&self.state);
+        let mut keys = Vec::with_capacity(closure.files.len());
+        for f in &closure.files {
+            let key = FileKey::stat(&f.realpath)
+                .map_err(|e| format!("cannot stat {}: {e}", f.realpath))?;
+            keys.push(key);
+        }
+        let stale = closure.files.iter().zip(&keys).any(|(f, key)| {
+            let suffix = if f.abs_name.is_some() {
+                ".lzo.abs"
+            } else {
+                ".lzo"
+            };
+            let path = format!("{}{}{suffix}", g.root, f.realpath);
+            g.shipped.get(&path).is_some_and(|k| k != key)
+        });
+        if stale {
+            let number = g.number + 1;
+            let root = self.make_root(number)?;
+            *g = Generation::empty(number, root);
+        }
+        for d in system_dirs {
+            g.system_link(d)?;
+        }
+        for p in &closure.paths {
+            g.do_path(p, is_system)?;
+        }
+        let mut reply = Vec::new();
+        for (f, key) in closure.files.iter().zip(keys) {
+            let suffix = if f.abs_name.is_some() {
+                ".lzo.abs"
+            } else {
+                ".lzo"
+            };
+            let path = format!("{}{}{suffix}", g.root, f.realpath);
+            if g.shipped.get(&path) != Some(&key) {
+                if !is_dir(&dirname(&path)) {
+                    g.do_path(&f.realpath, is_system)?;
+                }
+                let prefix = f
+                    .abs_name
+                    .as_ref()
+                    .map(|n| format!("#line 1 \"{n}\"\n"))
+                    .unwrap_or_default();
+                let fresh = write_compressed(&f.realpath, &path, prefix.as_bytes(), key)?;
+                g.shipped.insert(path.clone(), fresh);
+            }
+            reply.push(path);
+        }
+        reply.extend(g.system_links.iter().cloned());
+        reply.extend(g.links.iter().cloned());
+        for d in &g.must_exist {
+            let forcing = format!("{d}/{FORCING_FILE}");
+            fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&forcing)
+                .map_err(|e| format!("Could not create {forcing}: {e}"))?;
+            reply.push(forcing);
+        }
+        Ok(reply)
+    }
+}
+
+/// Compresses `prefix` + the content of `real` into `dest` (through a temporary name and a
+/// rename, so that a reader never sees half a file). The content must still have `key`
+/// after it is read; returns it.
+fn write_compressed(
+    real: &str,
+    dest: &str,
+    prefix: &[u8],
+    key: FileKey,
+) -> Result<FileKey, String> {
+    let data = fs::read(real).map_err(|e| format!("Could not open '{real}' for reading: {e}"))?;
+    if FileKey::stat(real).ok() != Some(key) {
+        return Err(format!("'{real}' changed while it was read"));
+    }
+    let mut all = Vec::with_capacity(prefix.len() + data.len());
+    all.extend_from_slice(prefix);
+    all.extend_from_slice(&data);
+    let compressed = lzo::compress(&all);
+    let tmp = format!("{dest}.tmp{:?}", std::thread::current().id())
+        .replace(['(', ')'], "")
+        .replace("ThreadId", "");
+    let mut out =
+        fs::File::create(&tmp).map_err(|e| format!("Could not open '{tmp}' for writing: {e}"))?;
+    out.write_all(&compressed)
+        .map_err(|e| format!("Could not write to '{tmp}': {e}"))?;
+    drop(out);
+    fs::rename(&tmp, dest).map_err(|e| format!("Could not rename '{tmp}' to '{dest}': {e}"))?;
+    Ok(key)
+}
+
+impl Generation {
+    fn empty(number: u32, root: String) -> Generation {
+        Generation {
+            number,
+            root,
+            shipped: HashMap::new(),
+            link_stat: HashSet::new(),
+            dirs_known: HashSet::new(),
+            links: Vec::new(),
+            must_exist: Vec::new(),
+            system_links: Vec::new(),
+        }
+    }
+
+    /// Mirrors the directories and symlinks of `filepath` (absolute, as spelled), from its
+    /// end, as 3.4's `MirrorPath.DoPath`.
+    fn do_path(&mut self, filepath: &str, is_system: &dyn Fn(&str) -> bool) -> Result<(), String> {
+        let mut fp = filepath.to_string();
+        while !fp.is_empty() && fp != "/" {
+            if !self.link_stat.insert(fp.clone()) {
+                return Ok(());
+            }
+            let (prefix, suffix) = split(&fp);
+            let Some(mut prefix_real) = realpath(&prefix) else {
+                return Ok(());
+            };
+            if prefix_real == "/" {
+                prefix_real.clear();
+            }
+            let root_prefix_real = format!("{}{prefix_real}", self.root);
+            if !self.dirs_known.contains(&root_prefix_real) {
+                if !is_dir(&root_prefix_real) {
+                    if is_system(&prefix_real) {
+                        break;
+                    }
+                    self.must_exist.push(root_prefix_real.clone());
+                    fs::create_dir_all(&root_prefix_real).map_err(|e| {
+                        format!("Could not make directory '{root_prefix_real}': {e}")
+                    })?;
+                }
+                self.dirs_known.insert(root_prefix_real.clone());
+            }
+            if is_link(&fp) {
+                let link_name = format!("{root_prefix_real}/{suffix}");
+                if fs::symlink_metadata(&link_name).is_err() {
+                    if let Some(target) = realpath(&fp) {
+                        symlink(&target, &link_name)
+                            .map_err(|e| format!("Could not make link '{link_name}': {e}"))?;
+                        self.links.push(link_name);
+                    }
+                }
+            }
+            fp = prefix;
+        }
+        Ok(())
+    }
+
+    /// Makes the link `ROOT/D -> ../…/D` for system dir `d`, unless a link above it
+    /// exists; replaces the mirror's real directories at `D` (made for a longer system
+    /// dir) by the link, as 3.4's `_MakeLinkFromMirrorToRealLocation`.
+    fn system_link(&mut self, d: &str) -> Result<(), String> {
+        if !d.starts_with('/') || d == "/" {
+            return Ok(());
+        }
+        let rooted = format!("{}{d}", self.root);
+        let parent = dirname(d);
+        let (real_prefix, through_link) = self.real_prefix(d);
+        if real_prefix == d {
+            let _ = fs::remove_dir_all(&rooted);
+            self.system_links.retain(|l| !under(l, &rooted));
+        } else if real_prefix == parent {
+            if fs::symlink_metadata(&rooted).is_ok() {
+                return Ok(());
+            }
+        } else if !through_link {
+            let rooted_parent = format!("{}{parent}", self.root);
+            fs::create_dir_all(&rooted_parent)
+                .map_err(|e| format!("Could not make directory '{rooted_parent}': {e}"))?;
+        } else {
+            return Ok(());
+        }
+        let depth = d.matches('/').count();
+        let target = format!(
+            "{}{}",
+            "../".repeat(MAX_COMPONENTS_IN_SERVER_ROOT + depth),
+            &d[1..]
+        );
+        symlink(&target, &rooted).map_err(|e| format!("Could not make link '{rooted}': {e}"))?;
+        self.system_links.push(rooted);
+        Ok(())
+    }
+
+    /// The longest prefix of `path` whose components are real directories under the root
+    /// (not links), and whether the next component is a link.
+    fn real_prefix(&self, path: &str) -> (String, bool) {
+        let mut prefix = String::from("/");
+        for part in path.split('/').filter(|c| !c.is_empty()) {
+            let next = if prefix == "/" {
+                format!("/{part}")
+            } else {
+                format!("{prefix}/{part}")
+            };
+            let rooted = format!("{}{next}", self.root);
+            if is_link(&rooted) {
+                return (prefix, true);
+            }
+            if !is_dir(&rooted) {
+                return (prefix, false);
+            }
+            prefix = next;
+        }
+        (path.to_string(), false)
+    }
+}

@@ -1,0 +1,103 @@
+//! Pump mode's include analysis and include server: for one compiler command line, the
+//! files the preprocessor may read outside the compiler's system directories, written as
+//! a mirror tree (the "client root") that distcc's client sends to a `,cpp` host.
+//!
+//! The parts, one concern a file:
+//! - [`cmdline`]: what a compiler command line says about include search (the search
+//!   chains, the source, `-include` files, the language), or why it is not covered;
+//! - [`sysdirs`]: the compiler's built-in search list, learned once per (compiler, flags,
+//!   language) by running `CC -x LANG -v -E /dev/null`;
+//! - [`lexer`]: the `#include`/`#include_next`/`#import` directives of one file, in every
+//!   branch, with splices, comments and strings understood;
+//! - [`closure`]: resolution with GCC's chains and the depth-first closure;
+//! - [`mirror`]: the client root, exactly as distcc 3.4's include server writes it;
+//! - [`server`]: the Unix-socket server and its protocol.
+//!
+//! The analysis over-approximates like distcc 3.4 (no `#if` evaluation yet): every
+//! directive counts, `#include_next` stands for every later match. A computed include
+//! (`#include MACRO`) or an absolute `#include "/x.h"` makes the command "not covered",
+//! and the client then preprocesses locally (plain mode).
+//!
+//! # The socket protocol (distcc 3.4's, unchanged)
+//!
+//! The client connects to the Unix stream socket named by `INCLUDE_SERVER_PORT` and sends,
+//! in distcc's 12-byte header framing (four letters, eight hex digits):
+//!
+//! ```text
+//! CDIR<len> <cwd, len bytes, no NUL>
+//! ARGC<n>
+//! ARGV<len> <arg>        (n times: the whole compiler command line, argv[0] included)
+//! ```
+//!
+//! The server answers `ARGC<k>` and `ARGV<len> <path>` k times, then closes. Each path is
+//! absolute and inside the client root, which has exactly three components: the original
+//! name is the path without those three components and without a final `.abs`, then a
+//! final `.lzo` ([`client_root_name_to_real`]). An entry is one of:
+//! - `ROOT/real/path.lzo`: the file's content, LZO1X-compressed (sent as `FILE` as it is);
+//! - `ROOT/real/path.lzo.abs`: the same with `#line 1 "<searchdir>/<name>"` in front, for a
+//!   file found through an absolute search directory;
+//! - a symbolic link (sent as `LINK`): a system directory `ROOT/D -> ../`×(20+depth(D)) `D`,
+//!   or a symlinked path component pointing at its absolute realpath;
+//! - `ROOT/dir/forcing_technique_271828`, an empty file making `dir` exist on the host.
+//!
+//! In that order: files, system links, other links, forcing files. `k = 0` means "not
+//! covered": the client logs "include server gave up analyzing" and compiles in plain mode.
+
+pub mod closure;
+pub mod cmdline;
+pub mod lexer;
+pub mod mirror;
+pub mod pump;
+pub mod server;
+pub mod sysdirs;
+
+/// The number of leading path components of the client root in every name the server
+/// returns (distcc 3.4's `INCLUDE_SERVER_DIR_DEPTH`).
+pub const CLIENT_ROOT_DEPTH: usize = 3;
+
+/// The name in the mirror of an empty file that makes its directory exist on the host.
+pub const FORCING_FILE: &str = "forcing_technique_271828";
+
+/// The original name of `path`, an entry of the include server's reply: drops the first
+/// three components, then a `.abs` suffix, then a `.lzo` suffix (as distcc 3.4's
+/// `dcc_get_original_fname`). `None` when `path` has fewer than four components.
+pub fn client_root_name_to_real(path: &str) -> Option<String> {
+    let mut rest = path;
+    for _ in 0..CLIENT_ROOT_DEPTH {
+        let slash = rest.get(1..)?.find('/')? + 1;
+        rest = &rest[slash..];
+    }
+    let rest = strip_extension(rest, ".abs");
+    Some(strip_extension(rest, ".lzo").to_string())
+}
+
+/// `name` without `ext` when `ext` is its extension: the text from its last `.`, as
+/// distcc's `dcc_find_extension` (which looks at the whole string).
+fn strip_extension<'a>(name: &'a str, ext: &str) -> &'a str {
+    match name.rfind('.') {
+        Some(dot) if &name[dot..] == ext => &name[..dot],
+        _ => name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_names() {
+        let r = |p| client_root_name_to_real(p);
+        assert_eq!(
+            r("/dev/shm/tmpX.include_server-1-1/home/a/x.h.lzo").as_deref(),
+            Some("/home/a/x.h")
+        );
+        assert_eq!(
+            r("/tmp/tmpX.include_server-1-1/padding/usr/x.h.lzo.abs").as_deref(),
+            Some("/usr/x.h")
+        );
+        assert_eq!(r("/a/b/c/d.abs.lzo").as_deref(), Some("/d.abs"));
+        assert_eq!(r("/a/b/c/usr/include").as_deref(), Some("/usr/include"));
+        assert_eq!(r("/a/b/c"), None);
+        assert_eq!(r("/a/b/c/.lzo").as_deref(), Some("/"));
+    }
+}

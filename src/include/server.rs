@@ -1,0 +1,202 @@
+//! The include server: a Unix stream socket answering distcc 3.4's include-server
+//! requests (see the [module](super) comment for the protocol), one thread per connection,
+//! with the directive lists, the system-dir probes and the mirror shared by all requests
+//! of a build. An analysis that takes more than [`TIME_LIMIT`] of CPU is "not covered".
+//!
+//! A request that is not covered gets `ARGC00000000`, and a line `WARNING include server:
+//! <why>` on the server's standard error, as distcc 3.4's server writes it with `-d1`.
+
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::closure::{analyze, LexCache};
+use super::cmdline;
+use super::mirror::Mirror;
+use super::sysdirs::SystemDirs;
+use crate::wire::{header, read_header, ProtocolError, ARGC, ARGV, CDIR};
+
+/// The CPU time one analysis may take (distcc 3.4's `USER_TIME_QUOTA`).
+pub const TIME_LIMIT: Duration = Duration::from_millis(3800);
+
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest request accepted: arguments, and bytes of all arguments with the cwd.
+const MAX_ARGS: u32 = 65_536;
+const MAX_BYTES: usize = 8 * 1024 * 1024;
+
+/// What the server keeps across the requests of a build.
+pub struct IncludeServer {
+    lex: LexCache,
+    sys: SystemDirs,
+    mirror: Mirror,
+    limit: Duration,
+}
+
+impl IncludeServer {
+    /// A server with a fresh client root.
+    pub fn new() -> Result<IncludeServer, String> {
+        Ok(IncludeServer {
+            lex: LexCache::default(),
+            sys: SystemDirs::default(),
+            mirror: Mirror::new()?,
+            limit: TIME_LIMIT,
+        })
+    }
+
+    /// The reply to one request: the paths in the client root, or the reason it is not
+    /// covered.
+    pub fn answer(&self, cwd: &str, argv: &[String]) -> Result<Vec<String>, String> {
+        if !cwd.starts_with('/') {
+            return Err(format!("the working directory '{cwd}' is not absolute"));
+        }
+        let cmd = cmdline::parse(argv)?;
+        let closure = analyze(&cmd, cwd, &self.lex, &self.sys, self.limit)?;
+        let all = self.sys.all();
+        self.mirror
+            .ship(&closure, &all, &|p: &str| self.sys.contains(p))
+    }
+
+    /// The current client root (for tests and logs).
+    pub fn client_root(&self) -> String {
+        self.mirror.root()
+    }
+
+    /// Removes the client roots.
+    pub fn clean_up(&self) {
+        self.mirror.clean_up();
+    }
+
+    /// Reads one request from `stream`, answers it, and closes.
+    pub fn handle(&self, mut stream: UnixStream) -> Result<(), ProtocolError> {
+        stream.set_read_timeout(Some(READ_TIMEOUT))?;
+        let (cwd, argv) = read_request(&mut stream)?;
+        let files = match self.answer(&cwd, &argv) {
+            Ok(files) => files,
+            Err(why) => {
+                eprintln!("WARNING include server: {why}");
+                Vec::new()
+            }
+        };
+        write_reply(&mut stream, &files)
+    }
+}
+
+/// Reads `CDIR`, `ARGC` and the `ARGV`s.
+pub fn read_request(r: &mut impl Read) -> Result<(String, Vec<String>), ProtocolError> {
+    let mut total = 0usize;
+    let mut string = |r: &mut dyn Read, len: u32, token| -> Result<String, ProtocolError> {
+        total += len as usize;
+        if total > MAX_BYTES {
+            return Err(ProtocolError::TooLarge {
+                token,
+                value: u64::from(len),
+                limit: MAX_BYTES as u64,
+            });
+        }
+        let mut buf = vec![0; len as usize];
+        r.read_exact(&mut buf)?;
+        String::from_utf8(buf).map_err(|_| ProtocolError::BadArgument { index: 0 })
+    };
+    let len = read_header(r, CDIR)?;
+    let cwd = string(r, len, CDIR)?;
+    let argc = read_header(r, ARGC)?;
+    if argc > MAX_ARGS {
+        return Err(ProtocolError::TooLarge {
+            token: ARGC,
+            value: u64::from(argc),
+            limit: u64::from(MAX_ARGS),
+        });
+    }
+    let mut argv = Vec::with_capacity(argc.min(1024) as usize);
+    for _ in 0..argc {
+        let len = read_header(r, ARGV)?;
+        argv.push(string(r, len, ARGV)?);
+    }
+    Ok((cwd, argv))
+}
+
+/// Writes `ARGC` and one `ARGV` per path.
+pub fn write_reply(w: &mut impl Write, files: &[String]) -> Result<(), ProtocolError> {
+    let mut out = BufWriter::new(w);
+    out.write_all(&header(ARGC, files.len() as u32))?;
+    for f in files {
+        out.write_all(&header(ARGV, f.len() as u32))?;
+        out.write_all(f.as_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Writes one request (the client's side, for tests and tools).
+pub fn write_request(w: &mut impl Write, cwd: &str, argv: &[String]) -> std::io::Result<()> {
+    let mut buf = header(CDIR, cwd.len() as u32).to_vec();
+    buf.extend_from_slice(cwd.as_bytes());
+    buf.extend_from_slice(&header(ARGC, argv.len() as u32));
+    for a in argv {
+        buf.extend_from_slice(&header(ARGV, a.len() as u32));
+        buf.extend_from_slice(a.as_bytes());
+    }
+    w.write_all(&buf)
+}
+
+/// Reads a reply (the client's side).
+pub fn read_reply(r: &mut impl Read) -> Result<Vec<String>, ProtocolError> {
+    let k = read_header(r, ARGC)?;
+    let mut out = Vec::new();
+    for _ in 0..k.min(1 << 20) {
+        let len = read_header(r, ARGV)?;
+        let mut buf = vec![0; len as usize];
+        r.read_exact(&mut buf)?;
+        out.push(String::from_utf8_lossy(&buf).into_owned());
+    }
+    Ok(out)
+}
+
+/// Serves on a new socket at `path` until SIGTERM, SIGINT or SIGHUP, then removes the
+/// client roots and the socket and exits the process. `ready` runs once the socket
+/// accepts connections.
+pub fn serve(path: &Path, ready: impl FnOnce()) -> Result<(), String> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    // Blocked here, before any thread starts, so that only the waiting thread takes them.
+    signals
+        .thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))?;
+    let server = Arc::new(IncludeServer::new()?);
+    let listener = UnixListener::bind(path)
+        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    {
+        let server = server.clone();
+        let path = path.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = signals.wait();
+            server.clean_up();
+            let _ = std::fs::remove_file(&path);
+            std::process::exit(0);
+        });
+    }
+    ready();
+    for stream in listener.incoming() {
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("WARNING include server: accept failed: {e}");
+                continue;
+            }
+        };
+        let server = server.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = server.handle(stream) {
+                eprintln!("WARNING include server: bad request: {e}");
+            }
+        });
+    }
+    Ok(())
+}

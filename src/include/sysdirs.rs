@@ -1,0 +1,159 @@
+//! The compiler's built-in include directories ("system dirs"), learned by running
+//! `CC [flags] -x LANG -v -E /dev/null` with only `PATH` in its environment (so that `CPATH`
+//! and friends do not leak in) and reading the lines between `#include <...> search starts
+//! here:` and `End of search list.`, as distcc 3.4's `compiler_defaults.py`. Each directory
+//! is made a realpath. The answers are kept for the server's life, per (compiler, flags
+//! that change the list, language); every directory ever learned is also remembered, in
+//! order, for the mirror's system links.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+/// The probes made so far.
+#[derive(Default)]
+pub struct SystemDirs {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_key: HashMap<(String, Vec<String>, String), Vec<String>>,
+    all: Vec<String>,
+}
+
+impl SystemDirs {
+    /// The built-in directories of `compiler` (as the client named it; a relative name
+    /// with a `/` is taken from `cwd`) for `language` with `flags`; an error text when the
+    /// compiler cannot be run or its output not read (the request is then not covered).
+    pub fn get(
+        &self,
+        compiler: &str,
+        flags: &[String],
+        language: &str,
+        cwd: &str,
+    ) -> Result<Vec<String>, String> {
+        let key = (compiler.to_string(), flags.to_vec(), language.to_string());
+        if let Some(dirs) = lock(&self.inner).by_key.get(&key) {
+            return Ok(dirs.clone());
+        }
+        let dirs = probe(compiler, flags, language, cwd)?;
+        let mut inner = lock(&self.inner);
+        for d in &dirs {
+            if !inner.all.contains(d) {
+                inner.all.push(d.clone());
+            }
+        }
+        inner.by_key.insert(key, dirs.clone());
+        Ok(dirs)
+    }
+
+    /// Every system directory learned so far, in the order learned.
+    pub fn all(&self) -> Vec<String> {
+        lock(&self.inner).all.clone()
+    }
+
+    /// Whether `realpath` is a system directory or under one (of any compiler seen).
+    pub fn contains(&self, realpath: &str) -> bool {
+        lock(&self.inner).all.iter().any(|d| under(realpath, d))
+    }
+}
+
+/// Whether `path` is `dir` or inside it.
+pub fn under(path: &str, dir: &str) -> bool {
+    dir == "/"
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn probe(
+    compiler: &str,
+    flags: &[String],
+    language: &str,
+    cwd: &str,
+) -> Result<Vec<String>, String> {
+    let program = if compiler.contains('/') && !compiler.starts_with('/') {
+        format!("{cwd}/{compiler}")
+    } else {
+        compiler.to_string()
+    };
+    let mut cmd = Command::new(&program);
+    cmd.args(flags)
+        .args(["-x", language, "-v", "-E", "/dev/null"])
+        .env_clear()
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    let cant = |why: String| {
+        format!(
+            "Couldn't determine default system include directories for compiler '{compiler}', \
+             language '{language}': {why}"
+        )
+    };
+    let out = cmd
+        .output()
+        .map_err(|e| cant(format!("cannot run it: {e}")))?;
+    if !out.status.success() {
+        return Err(cant(format!("it exited with {}", out.status)));
+    }
+    let text = String::from_utf8_lossy(&out.stderr);
+    parse_search_list(&text)
+        .ok_or_else(|| cant("no search list in its output".into()))
+        .map(|dirs| {
+            dirs.iter()
+                .map(|d| {
+                    std::fs::canonicalize(d)
+                        .ok()
+                        .and_then(|p| p.to_str().map(str::to_string))
+                        .unwrap_or_else(|| d.to_string())
+                })
+                .collect()
+        })
+}
+
+/// The directories of GCC's (or clang's) `-v` search list.
+pub fn parse_search_list(text: &str) -> Option<Vec<&str>> {
+    let start = text.find("#include <...> search starts here:\n")?;
+    let body = &text[start..];
+    let body = &body[body.find('\n')? + 1..];
+    let end = body.find("End of search list")?;
+    Some(
+        body[..end]
+            .lines()
+            .filter(|l| !l.ends_with(" (framework directory)"))
+            .flat_map(str::split_whitespace)
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_gcc_output() {
+        let text =
+            "blah\n#include \"...\" search starts here:\n#include <...> search starts here:\n \
+                    /usr/lib/gcc/x86_64-linux-gnu/12/include\n /usr/local/include\n /usr/include\n\
+                    End of search list.\n";
+        assert_eq!(
+            parse_search_list(text).unwrap(),
+            [
+                "/usr/lib/gcc/x86_64-linux-gnu/12/include",
+                "/usr/local/include",
+                "/usr/include"
+            ]
+        );
+        assert!(under("/usr/include/stdio.h", "/usr/include"));
+        assert!(!under("/usr/include2/x.h", "/usr/include"));
+    }
+}

@@ -1,0 +1,194 @@
+//! The include analysis against GCC: on the example project and on fixtures with
+//! subdirectories, `..` paths, symlinked headers and directories, `#include_next` and an
+//! absolute `-I`, every header `gcc -M` names outside the system dirs must be in the
+//! closure. Also the mirror those closures produce (`.lzo.abs`, links, forcing files).
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use distcc_rs::include::closure::{analyze, LexCache};
+use distcc_rs::include::cmdline;
+use distcc_rs::include::server::IncludeServer;
+use distcc_rs::include::sysdirs::{under, SystemDirs};
+use distcc_rs::wire::lzo;
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(String::from).collect()
+}
+
+/// The realpaths `gcc -M` names for `argv` run in `cwd`, without those under `system`.
+fn gcc_deps(cwd: &Path, argv: &[String], system: &[String]) -> HashSet<String> {
+    let d = cwd.join("deps.d.tmp");
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .args(["-M", "-MF"])
+        .arg(&d)
+        .current_dir(cwd)
+        .output()
+        .expect("run gcc -M");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = fs::read_to_string(&d).unwrap().replace("\\\n", " ");
+    fs::remove_file(&d).unwrap();
+    let deps = text.split_once(':').unwrap().1;
+    deps.split_whitespace()
+        .map(|p| fs::canonicalize(cwd.join(p)).unwrap())
+        .map(|p| p.to_str().unwrap().to_string())
+        .filter(|p| !system.iter().any(|s| under(p, s)))
+        .collect()
+}
+
+/// Checks that the closure of `argv` in `cwd` holds every file gcc reads outside system
+/// dirs; returns the closure's realpaths.
+fn check(cwd: &Path, argv: &[String]) -> Vec<String> {
+    let cmd = cmdline::parse(argv).unwrap();
+    let (lex, sys) = (LexCache::default(), SystemDirs::default());
+    let cwd_s = cwd.to_str().unwrap();
+    let closure = analyze(&cmd, cwd_s, &lex, &sys, Duration::from_secs(30)).unwrap();
+    let got: Vec<String> = closure.files.iter().map(|f| f.realpath.clone()).collect();
+    let want = gcc_deps(cwd, argv, &closure.system_dirs);
+    for w in &want {
+        assert!(
+            got.contains(w),
+            "{w} missing from the closure of {argv:?}: {got:?}"
+        );
+    }
+    got
+}
+
+#[test]
+fn example_project_matches_gcc() {
+    let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("example");
+    for src in ["main.c", "greet.c", "stats.c", "fib.c", "table.c"] {
+        let argv = words(&format!("gcc -O2 -Wall -MD -c {src} -o /dev/null"));
+        let got = check(&ex, &argv);
+        assert!(got[0].ends_with(src));
+    }
+}
+
+/// A tree with the awkward cases.
+fn fixture(root: &Path) {
+    let w = |p: &str, s: &str| {
+        let p = root.join(p);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, s).unwrap();
+    };
+    w(
+        "src/main.c",
+        "#include \"a.h\"\n#include <lib/b.h>\n#include \"sub/../c.h\"\n#include \"link.h\"\n\
+         #include <nexttest.h>\n#include <s.h>\n#include <absonly.h>\nint main(void){return 0;}\n",
+    );
+    w("src/a.h", "#pragma once\n#include \"sub/d.h\"\n");
+    w("src/sub/d.h", "#include \"../e.h\"\n");
+    w("src/e.h", "/* #include \"never.h\" */\n");
+    w("src/c.h", "#if 0\n#include \"maybe.h\"\n#endif\n");
+    w("src/maybe.h", "");
+    w("inc/lib/b.h", "#include \"b2.h\"\n");
+    w("inc/lib/b2.h", "#include <stdio.h>\n");
+    w("real/r.h", "#include \"r2.h\"\n");
+    w("src/r2.h", "");
+    std::os::unix::fs::symlink("../real/r.h", root.join("src/link.h")).unwrap();
+    w("inc1/nexttest.h", "#include_next <nexttest.h>\n");
+    w("inc2/nexttest.h", "int next2;\n");
+    w("inc3/s.h", "int s;\n");
+    std::os::unix::fs::symlink("inc3", root.join("linkdir")).unwrap();
+    w("abs/absonly.h", "#include \"absrel.h\"\n");
+    w("abs/absrel.h", "");
+}
+
+fn fixture_argv(root: &Path) -> Vec<String> {
+    let abs = root.join("abs");
+    words(&format!(
+        "gcc -I../inc -I../inc1 -I ../inc2 -I../linkdir -I{} -c main.c -o main.o",
+        abs.display()
+    ))
+}
+
+#[test]
+fn fixtures_match_gcc_and_mirror_like_3_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    fixture(&root);
+    let src = root.join("src");
+    let argv = fixture_argv(&root);
+    let got = check(&src, &argv);
+    let r = |p: &str| root.join(p).to_str().unwrap().to_string();
+    for f in [
+        "src/maybe.h",
+        "inc2/nexttest.h",
+        "real/r.h",
+        "src/r2.h",
+        "abs/absrel.h",
+    ] {
+        assert!(got.contains(&r(f)), "{f} not in {got:?}");
+    }
+    assert!(!got.iter().any(|g| g.ends_with("never.h")));
+
+    let server = IncludeServer::new().unwrap();
+    let cwd = src.to_str().unwrap();
+    let reply = server.answer(cwd, &argv).unwrap();
+    let root_dir = server.client_root();
+    assert_eq!(root_dir.split('/').filter(|c| !c.is_empty()).count(), 3);
+    for p in &reply {
+        assert!(p.starts_with(&format!("{root_dir}/")), "{p}");
+        assert!(fs::symlink_metadata(p).is_ok(), "{p} is not in the root");
+    }
+    // Files found through the absolute -I dir carry a #line with the client's name.
+    let abs = format!("{root_dir}{}.lzo.abs", r("abs/absonly.h"));
+    assert!(reply.contains(&abs), "{abs} not in {reply:?}");
+    let text = lzo::decompress(&fs::read(&abs).unwrap(), 1 << 20).unwrap();
+    assert_eq!(
+        String::from_utf8(text).unwrap(),
+        format!(
+            "#line 1 \"{}\"\n#include \"absrel.h\"\n",
+            r("abs/absonly.h")
+        )
+    );
+    // The symlinked header and directory are links to their absolute realpaths.
+    let link = format!("{root_dir}{}", r("src/link.h"));
+    assert!(reply.contains(&link));
+    assert_eq!(fs::read_link(&link).unwrap(), root.join("real/r.h"));
+    let linkdir = format!("{root_dir}{}", r("linkdir"));
+    assert!(reply.contains(&linkdir));
+    assert_eq!(fs::read_link(&linkdir).unwrap(), root.join("inc3"));
+    // The directory `sub/..` passes through must exist on the host.
+    let forced = format!("{root_dir}{}/forcing_technique_271828", r("src/sub"));
+    assert!(reply.contains(&forced), "{forced} not in {reply:?}");
+    // The order: files, then links, then forcing files.
+    let kind = |p: &String| {
+        if p.ends_with("forcing_technique_271828") {
+            2
+        } else if fs::symlink_metadata(p).unwrap().file_type().is_symlink() {
+            1
+        } else {
+            0
+        }
+    };
+    let kinds: Vec<_> = reply.iter().map(kind).collect();
+    let mut sorted = kinds.clone();
+    sorted.sort();
+    assert_eq!(kinds, sorted);
+    server.clean_up();
+    assert!(!Path::new(&root_dir).exists());
+}
+
+#[test]
+fn computed_and_absolute_includes_are_not_covered() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    fs::write(root.join("m.c"), "#define H \"x.h\"\n#include H\n").unwrap();
+    fs::write(root.join("a.c"), "#if 0\n#include \"/etc/x.h\"\n#endif\n").unwrap();
+    fs::write(root.join("x.h"), "").unwrap();
+    let server = IncludeServer::new().unwrap();
+    let cwd = root.to_str().unwrap();
+    assert!(server.answer(cwd, &words("gcc -c m.c")).is_err());
+    assert!(server.answer(cwd, &words("gcc -c a.c")).is_err());
+    assert!(server.answer(cwd, &words("gcc -c missing.c")).is_err());
+    server.clean_up();
+}
