@@ -13,7 +13,12 @@ use common::*;
 const OUR_PUMP: &str = env!("CARGO_BIN_EXE_pump");
 
 /// Runs `make ARGS` under our `pump` in `project`, against `hosts`.
-fn pump_make(project: &Project, hosts: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+fn pump_make(
+    project: &Project,
+    hosts: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
     let mut cmd = Command::new(OUR_PUMP);
     cmd.current_dir(project.path())
         .arg("make")
@@ -32,16 +37,28 @@ fn cc(client: &str) -> String {
     format!("CC={client} gcc")
 }
 
+/// How many jobs the daemon (started with `--verbose`) compiled in pump mode, in a job root
+/// from the files sent, rather than from preprocessed text.
+fn pumped(d: &Daemon) -> usize {
+    d.log_text().matches(") compiling in ").count()
+}
+
 #[test]
 fn pump_build_of_the_example_project_is_identical_and_remote() {
     let project = Project::example();
     let expected = project.reference_build(&["-j4"]);
-    let d = Daemon::ours(&[]);
+    let d = Daemon::ours(&["--verbose"]);
     let hosts = format!("{},cpp,lzo", d.host());
     let out = pump_make(&project, &hosts, &["-j4", &cc(OUR_DISTCC)], &[]);
-    assert!(out.status.success(), "{}\ndaemon:\n{}", show(&out), d.log_text());
+    assert!(
+        out.status.success(),
+        "{}\ndaemon:\n{}",
+        show(&out),
+        d.log_text()
+    );
     assert_same_outputs(&expected, &project.outputs());
     assert_eq!(d.wait_compiled(5), 5, "{}", d.log_text());
+    assert_eq!(pumped(&d), 5, "{}", d.log_text());
 }
 
 #[test]
@@ -49,12 +66,18 @@ fn pump_build_with_debug_information_is_identical() {
     let project = Project::example();
     let flags = "CFLAGS=-O2 -g -Wall";
     let expected = project.reference_build(&["-j4", flags]);
-    let d = Daemon::ours(&[]);
+    let d = Daemon::ours(&["--verbose"]);
     let hosts = format!("{},cpp,lzo", d.host());
     let out = pump_make(&project, &hosts, &["-j4", flags, &cc(OUR_DISTCC)], &[]);
-    assert!(out.status.success(), "{}\ndaemon:\n{}", show(&out), d.log_text());
+    assert!(
+        out.status.success(),
+        "{}\ndaemon:\n{}",
+        show(&out),
+        d.log_text()
+    );
     assert_same_outputs(&expected, &project.outputs());
     assert_eq!(d.wait_compiled(5), 5, "{}", d.log_text());
+    assert_eq!(pumped(&d), 5, "{}", d.log_text());
 }
 
 /// Headers rewritten and created between two compiles of one `pump` session are shipped
@@ -69,7 +92,7 @@ fn headers_changed_during_a_pump_session_are_never_stale() {
         "#include \"extra.h\"\n#if __has_include(\"late.h\")\n#include \"late.h\"\n#endif\nint uses(void) { return EXTRA; }\n",
     )
     .unwrap();
-    let d = Daemon::ours(&[]);
+    let d = Daemon::ours(&["--verbose"]);
     let hosts = format!("{},cpp,lzo", d.host());
     let script = format!(
         "set -e; {client} gcc -c uses.c -o a.o; \
@@ -85,7 +108,12 @@ fn headers_changed_during_a_pump_session_are_never_stale() {
         .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
         .env("DISTCC_FALLBACK", "0");
     let out = output_within(&mut cmd, 120);
-    assert!(out.status.success(), "{}\ndaemon:\n{}", show(&out), d.log_text());
+    assert!(
+        out.status.success(),
+        "{}\ndaemon:\n{}",
+        show(&out),
+        d.log_text()
+    );
     // The same three states, compiled here.
     std::fs::remove_file(dir.join("late.h")).unwrap();
     std::fs::write(dir.join("extra.h"), "#define EXTRA 1\n").unwrap();
@@ -102,4 +130,5 @@ fn headers_changed_during_a_pump_session_are_never_stale() {
         );
     }
     assert_eq!(d.wait_compiled(3), 3, "{}", d.log_text());
+    assert_eq!(pumped(&d), 3, "{}", d.log_text());
 }

@@ -226,12 +226,13 @@ impl<'a> Journey<'a> {
             return self.here();
         }
         self.farm.mark_good(host);
-        let written = write_output(Path::new(self.job.output()), &reply.output).and_then(|()| {
-            match (deps, &reply.deps) {
-                (Some(file), Some(text)) => write_output(Path::new(file), text),
-                _ => Ok(()),
-            }
-        });
+        let written =
+            write_output(Path::new(self.job.output()), &reply.output).and_then(|()| {
+                match (deps, &reply.deps) {
+                    (Some(file), Some(text)) => write_output(Path::new(file), text),
+                    _ => Ok(()),
+                }
+            });
         if let Err(e) = written {
             log::warn!(
                 "failed to write {}: {e}; compiling locally instead",

@@ -144,7 +144,10 @@ fn ask(socket: &Path, cwd: &str, argv: &[String]) -> Result<Vec<String>, String>
     let limits = Limits::default();
     let count = wire::read_header(&mut answer, ARGC).map_err(|e| failed(&e))?;
     if count > limits.max_args {
-        return Err(failed(&format!("{count} files is more than {}", limits.max_args)));
+        return Err(failed(&format!(
+            "{count} files is more than {}",
+            limits.max_args
+        )));
     }
     (0..count)
         .map(|_| {
@@ -253,7 +256,10 @@ mod tests {
             original_name(&format!("{root}/opt/inc/b.h.lzo.abs")),
             Some("/opt/inc/b.h")
         );
-        assert_eq!(original_name(&format!("{root}/usr/include")), Some("/usr/include"));
+        assert_eq!(
+            original_name(&format!("{root}/usr/include")),
+            Some("/usr/include")
+        );
         assert_eq!(
             original_name(&format!("{root}/src/d/forcing_technique_271828")),
             Some("/src/d/forcing_technique_271828")
