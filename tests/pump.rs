@@ -132,3 +132,37 @@ fn headers_changed_during_a_pump_session_are_never_stale() {
     assert_eq!(d.wait_compiled(3), 3, "{}", d.log_text());
     assert_eq!(pumped(&d), 3, "{}", d.log_text());
 }
+
+/// Interop: distcc 3.4's client with our include server and our daemon, our client with
+/// 3.4's daemon, and 3.4 at both ends with our include server in the middle (3.4's own is
+/// Python and fails on current Pythons). Each builds the example project as a local build
+/// does, every job remote.
+#[test]
+fn pump_interop_with_distcc_34_each_way() {
+    require_distcc_34();
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    for (client, daemon) in [
+        (DISTCC_34, Daemon::ours(&["--verbose"])),
+        (OUR_DISTCC, Daemon::distcc_34()),
+        (DISTCC_34, Daemon::distcc_34()),
+    ] {
+        let hosts = format!("{},cpp,lzo", daemon.host());
+        let out = pump_make(&project, &hosts, &["-j4", &cc(client)], &[]);
+        assert!(
+            out.status.success(),
+            "{client}: {}\ndaemon:\n{}",
+            show(&out),
+            daemon.log_text()
+        );
+        assert_same_outputs(&expected, &project.outputs());
+        assert_eq!(
+            daemon.wait_compiled(5),
+            5,
+            "{client}: {}",
+            daemon.log_text()
+        );
+        let clean = project.make(&["clean"], &[]);
+        assert!(clean.status.success());
+    }
+}
