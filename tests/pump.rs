@@ -142,10 +142,13 @@ fn pump_interop_with_distcc_34_each_way() {
     require_distcc_34();
     let project = Project::example();
     let expected = project.reference_build(&["-j4"]);
-    for (client, daemon) in [
-        (DISTCC_34, Daemon::ours(&["--verbose"])),
-        (OUR_DISTCC, Daemon::distcc_34()),
-        (DISTCC_34, Daemon::distcc_34()),
+    // (client, daemon, whether the dependency files are compared too)
+    for (client, daemon, deps) in [
+        (DISTCC_34, Daemon::ours(&["--verbose"]), true),
+        (OUR_DISTCC, Daemon::distcc_34(), true),
+        // 3.4's daemon shortens the paths of the .d file it sends back without wrapping
+        // its lines again where gcc would, and 3.4's client writes it as it is.
+        (DISTCC_34, Daemon::distcc_34(), false),
     ] {
         let hosts = format!("{},cpp,lzo", daemon.host());
         let out = pump_make(&project, &hosts, &["-j4", &cc(client)], &[]);
@@ -155,7 +158,11 @@ fn pump_interop_with_distcc_34_each_way() {
             show(&out),
             daemon.log_text()
         );
-        assert_same_outputs(&expected, &project.outputs());
+        let compared = |v: &[(String, Vec<u8>)]| -> Vec<(String, Vec<u8>)> {
+            let kept = v.iter().filter(|(n, _)| deps || n.ends_with(".o"));
+            kept.cloned().collect()
+        };
+        assert_same_outputs(&compared(&expected), &compared(&project.outputs()));
         assert_eq!(
             daemon.wait_compiled(5),
             5,

@@ -6,12 +6,10 @@
 //! friends hide include directories, and, for the rest of the build, once
 //! `DISTCC_MAX_DISCREPANCY` jobs have failed remotely and then compiled here.
 //!
-//! The include server's protocol: the client sends `CDIR` (its working directory), `ARGC`
-//! and the `ARGV`s of the command; the server answers `ARGC` and as many `ARGV`s, each an
-//! absolute path in its mirror tree whose first 3 components are the tree's root, and
-//! whose rest, less a trailing `.abs` and then `.lzo`, is the file's name here. A file is
-//! already LZO-compressed; a symlink is sent as its target. An empty answer means the
-//! server could not be sure of the list.
+//! The include server's protocol and mirror tree are `include`'s (see its module comment):
+//! each path in the answer names a file here (`include::client_root_name_to_real`); a file
+//! is already LZO-compressed and sent as it is, a symlink as its target. An empty answer
+//! means the server could not be sure of the list.
 //!
 //! Sending the job is `remote`'s business; what the host does with it, the daemon's.
 
@@ -24,10 +22,8 @@ use std::time::Duration;
 use super::config::{Config, PumpConfig};
 use crate::cmdline::Compile;
 use crate::farm::hosts::HostSpec;
-use crate::wire::{self, Content, Limits, PumpFile, ARGC, ARGV, CDIR};
-
-/// How many leading components of a mirror path are the mirror tree's root.
-const ROOT_DEPTH: usize = 3;
+use crate::include::{client_root_name_to_real, server};
+use crate::wire::{Content, Limits, PumpFile};
 
 /// A job that goes in pump mode: the command line the host runs, the dependency file the
 /// client writes from the host's answer, and the files to send.
@@ -131,44 +127,9 @@ fn ask(socket: &Path, cwd: &str, argv: &[String]) -> Result<Vec<String>, String>
     stream
         .set_read_timeout(Some(ASK_TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(ASK_TIMEOUT)))
+        .and_then(|()| server::write_request(&mut stream, cwd, argv))
         .map_err(|e| failed(&e))?;
-    let mut request = wire::header(CDIR, cwd.len() as u32).to_vec();
-    request.extend_from_slice(cwd.as_bytes());
-    request.extend_from_slice(&wire::header(ARGC, argv.len() as u32));
-    for arg in argv {
-        request.extend_from_slice(&wire::header(ARGV, arg.len() as u32));
-        request.extend_from_slice(arg.as_bytes());
-    }
-    stream.write_all(&request).map_err(|e| failed(&e))?;
-    let mut answer = BufReader::new(stream);
-    let limits = Limits::default();
-    let count = wire::read_header(&mut answer, ARGC).map_err(|e| failed(&e))?;
-    if count > limits.max_args {
-        return Err(failed(&format!(
-            "{count} files is more than {}",
-            limits.max_args
-        )));
-    }
-    (0..count)
-        .map(|_| {
-            let len = wire::read_header(&mut answer, ARGV).map_err(|e| failed(&e))?;
-            let body = wire::read_body(&mut answer, ARGV, len, limits.max_arg_len as usize)
-                .map_err(|e| failed(&e))?;
-            String::from_utf8(body).map_err(|_| failed(&"a path that is not UTF-8"))
-        })
-        .collect()
-}
-
-/// The name here of a file in the include server's mirror tree: the path less the tree's
-/// root (its first 3 components), then less a trailing `.abs`, then a trailing `.lzo`.
-pub fn original_name(mirror_path: &str) -> Option<&str> {
-    let mut rest = mirror_path.strip_prefix('/')?;
-    for _ in 0..ROOT_DEPTH {
-        rest = &rest[rest.find('/')? + 1..];
-    }
-    let name = &mirror_path[mirror_path.len() - rest.len() - 1..];
-    let name = name.strip_suffix(".abs").unwrap_or(name);
-    Some(name.strip_suffix(".lzo").unwrap_or(name))
+    server::read_reply(&mut BufReader::new(stream), &Limits::default()).map_err(|e| failed(&e))
 }
 
 /// The files to send: each mirror file's compressed bytes as they are, or a symlink's
@@ -177,17 +138,14 @@ fn files(paths: &[String]) -> std::io::Result<Vec<PumpFile>> {
     paths
         .iter()
         .map(|path| {
-            let name = original_name(path).ok_or_else(|| {
+            let name = client_root_name_to_real(path).ok_or_else(|| {
                 std::io::Error::other(format!("{path} is not in the include server's tree"))
             })?;
             let content = match fs::symlink_metadata(path)?.file_type().is_symlink() {
                 true => Content::Link(fs::read_link(path)?.to_string_lossy().into_owned()),
                 false => Content::File(fs::read(path)?),
             };
-            Ok(PumpFile {
-                name: name.to_string(),
-                content,
-            })
+            Ok(PumpFile { name, content })
         })
         .collect()
 }
@@ -244,29 +202,6 @@ impl Discrepancies {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mirror_paths_name_the_files_here() {
-        let root = "/dev/shm/tmp1.include_server-1-0";
-        assert_eq!(
-            original_name(&format!("{root}/home/u/src/a.h.lzo")),
-            Some("/home/u/src/a.h")
-        );
-        assert_eq!(
-            original_name(&format!("{root}/opt/inc/b.h.lzo.abs")),
-            Some("/opt/inc/b.h")
-        );
-        assert_eq!(
-            original_name(&format!("{root}/usr/include")),
-            Some("/usr/include")
-        );
-        assert_eq!(
-            original_name(&format!("{root}/src/d/forcing_technique_271828")),
-            Some("/src/d/forcing_technique_271828")
-        );
-        assert_eq!(original_name("/a/b/c"), None);
-        assert_eq!(original_name("relative/a/b/c/d"), None);
-    }
 
     #[test]
     fn discrepancies_count_beside_the_socket() {

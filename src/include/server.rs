@@ -16,7 +16,7 @@ use super::closure::{analyze, LexCache};
 use super::cmdline;
 use super::mirror::Mirror;
 use super::sysdirs::SystemDirs;
-use crate::wire::{header, read_header, ProtocolError, ARGC, ARGV, CDIR};
+use crate::wire::{header, read_body, read_header, Limits, ProtocolError, ARGC, ARGV, CDIR};
 
 /// The CPU time one analysis may take (distcc 3.4's `USER_TIME_QUOTA`).
 pub const TIME_LIMIT: Duration = Duration::from_millis(3800);
@@ -131,7 +131,7 @@ pub fn write_reply(w: &mut impl Write, files: &[String]) -> Result<(), ProtocolE
     Ok(())
 }
 
-/// Writes one request (the client's side, for tests and tools).
+/// Writes one request (the client's side: `distcc`, tests and tools).
 pub fn write_request(w: &mut impl Write, cwd: &str, argv: &[String]) -> std::io::Result<()> {
     let mut buf = header(CDIR, cwd.len() as u32).to_vec();
     buf.extend_from_slice(cwd.as_bytes());
@@ -143,17 +143,23 @@ pub fn write_request(w: &mut impl Write, cwd: &str, argv: &[String]) -> std::io:
     w.write_all(&buf)
 }
 
-/// Reads a reply (the client's side).
-pub fn read_reply(r: &mut impl Read) -> Result<Vec<String>, ProtocolError> {
+/// Reads a reply (the client's side), within `limits`' bounds on counts and lengths.
+pub fn read_reply(r: &mut impl Read, limits: &Limits) -> Result<Vec<String>, ProtocolError> {
     let k = read_header(r, ARGC)?;
-    let mut out = Vec::new();
-    for _ in 0..k.min(1 << 20) {
-        let len = read_header(r, ARGV)?;
-        let mut buf = vec![0; len as usize];
-        r.read_exact(&mut buf)?;
-        out.push(String::from_utf8_lossy(&buf).into_owned());
+    if k > limits.max_files {
+        return Err(ProtocolError::TooLarge {
+            token: ARGC,
+            value: u64::from(k),
+            limit: u64::from(limits.max_files),
+        });
     }
-    Ok(out)
+    (0..k)
+        .map(|index| {
+            let len = read_header(r, ARGV)?;
+            let body = read_body(r, ARGV, len, limits.max_name_len as usize)?;
+            String::from_utf8(body).map_err(|_| ProtocolError::BadArgument { index })
+        })
+        .collect()
 }
 
 /// Serves on a new socket at `path` until SIGTERM, SIGINT or SIGHUP, then removes the
