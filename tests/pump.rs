@@ -173,3 +173,176 @@ fn pump_interop_with_distcc_34_each_way() {
         assert!(clean.status.success());
     }
 }
+
+/// `distcc --scan-includes` lists what the include server would have the job send, in
+/// distcc 3.4's words: 3.4's client and ours print the same lines from our include server.
+#[test]
+fn scan_includes_prints_what_distcc_34_prints() {
+    require_distcc_34();
+    let project = Project::example();
+    let scan = |client: &str| {
+        let mut cmd = Command::new(OUR_PUMP);
+        cmd.current_dir(project.path())
+            .args([
+                client,
+                "--scan-includes",
+                "gcc",
+                "-c",
+                "main.c",
+                "-o",
+                "main.o",
+            ])
+            .env("DISTCC_DIR", project.distcc_dir())
+            .env("DISTCC_HOSTS", "127.0.0.1:1,cpp,lzo");
+        let out = output_within(&mut cmd, 60);
+        assert!(out.status.success(), "{client}: {}", show(&out));
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("__________"))
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let ours = scan(OUR_DISTCC);
+    assert!(ours.iter().any(|l| l.starts_with("FILE ")), "{ours:?}");
+    assert!(ours.iter().any(|l| l.starts_with("SYSTEMDIR ")), "{ours:?}");
+    assert_eq!(ours, scan(DISTCC_34));
+}
+
+/// A first host that cannot be reached: the job goes to the next one, still in pump mode
+/// (distcc 3.4 crashes on such a list).
+#[test]
+fn an_unreachable_pump_host_gives_way_to_the_next() {
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    let d = Daemon::ours(&["--verbose"]);
+    let hosts = format!("127.0.0.1:1,cpp,lzo {},cpp,lzo", d.host());
+    let out = pump_make(&project, &hosts, &["-j4", &cc(OUR_DISTCC)], &[]);
+    assert!(
+        out.status.success(),
+        "{}\ndaemon:\n{}",
+        show(&out),
+        d.log_text()
+    );
+    assert_same_outputs(&expected, &project.outputs());
+    assert_eq!(d.wait_compiled(5), 5, "{}", d.log_text());
+    assert_eq!(pumped(&d), 5, "{}", d.log_text());
+}
+
+/// A header that does not exist: gcc's own error, once, and no discrepancy (the compile
+/// fails here the same way).
+#[test]
+fn a_missing_header_gives_gccs_error_once() {
+    let project = Project::example();
+    std::fs::write(
+        project.path().join("broken.c"),
+        "#include \"missing.h\"\nint x;\n",
+    )
+    .unwrap();
+    let d = Daemon::ours(&["--verbose"]);
+    let hosts = format!("{},cpp,lzo", d.host());
+    let mut cmd = Command::new(OUR_PUMP);
+    cmd.current_dir(project.path())
+        .args([OUR_DISTCC, "gcc", "-c", "broken.c"])
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_HOSTS", &hosts)
+        .env("DISTCC_TESTING_INCLUDE_SERVER", "1");
+    let out = output_within(&mut cmd, 60);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(
+        said.matches("missing.h: No such file or directory").count(),
+        1,
+        "{said}"
+    );
+    assert!(!said.contains("discrepanc"), "{said}");
+    assert_eq!(pumped(&d), 1, "{}", d.log_text());
+}
+
+/// `-g` objects stay a local build's where plain mode cannot keep them so: headers whose
+/// pragmas gcc drops from `-fdirectives-only` text (`#pragma GCC diagnostic`, `#pragma omp`
+/// with `-fopenmp`, `#pragma pack`), which plain mode must preprocess in full, moving the
+/// DWARF columns. In pump mode the host compiles the source itself.
+#[test]
+fn debug_objects_with_pragmas_are_identical_in_pump_mode() {
+    let project = Project::example();
+    let dir = project.path();
+    std::fs::write(
+        dir.join("pragmas.h"),
+        "#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wunused-variable\"\n\
+         #pragma pack(push, 1)\nstruct packed { char c; int i; };\n#pragma pack(pop)\n\
+         #define SQUARE(x) ((x) * (x))\n#pragma GCC diagnostic pop\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("omp.c"),
+        "#include \"pragmas.h\"\nint sum(int n) {\n  int s = 0;\n#pragma omp parallel for reduction(+:s)\n  \
+         for (int i = 0; i < n; i++) s += SQUARE(i);\n  return s + (int)sizeof(struct packed);\n}\n",
+    )
+    .unwrap();
+    let args = ["gcc", "-g", "-O2", "-fopenmp", "-c", "omp.c"];
+    project.gcc(&args[1..]);
+    let local = std::fs::read(dir.join("omp.o")).unwrap();
+    std::fs::remove_file(dir.join("omp.o")).unwrap();
+    let d = Daemon::ours(&["--verbose"]);
+    let mut cmd = Command::new(OUR_PUMP);
+    cmd.current_dir(dir)
+        .arg(OUR_DISTCC)
+        .args(args)
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_HOSTS", format!("{},cpp,lzo", d.host()))
+        .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
+        .env("DISTCC_FALLBACK", "0");
+    let out = output_within(&mut cmd, 60);
+    assert!(
+        out.status.success(),
+        "{}\ndaemon:\n{}",
+        show(&out),
+        d.log_text()
+    );
+    assert_eq!(pumped(&d), 1, "{}", d.log_text());
+    assert!(
+        std::fs::read(dir.join("omp.o")).unwrap() == local,
+        "omp.o differs from a local compile's"
+    );
+}
+
+/// An include server that does not answer: plain mode on the same host, as in distcc 3.4;
+/// an error with `DISTCC_TESTING_INCLUDE_SERVER=1`; and, unlike 3.4, no fallback with
+/// `DISTCC_FALLBACK=0`.
+#[test]
+fn an_include_server_failure_falls_back_to_plain_mode_unless_told_not_to() {
+    let project = Project::example();
+    let d = Daemon::ours(&["--verbose"]);
+    let gone = project.path().join("no-such-socket");
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new(OUR_DISTCC);
+        cmd.current_dir(project.path())
+            .args(["gcc", "-c", "fib.c"])
+            .env("DISTCC_DIR", project.distcc_dir())
+            .env("DISTCC_HOSTS", format!("{},cpp,lzo", d.host()))
+            .env("INCLUDE_SERVER_PORT", &gone)
+            .envs(env.iter().copied());
+        output_within(&mut cmd, 60)
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("preprocessing locally"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(d.wait_compiled(1), 1, "{}", d.log_text());
+    assert_eq!(pumped(&d), 0, "{}", d.log_text());
+    let out = run(&[("DISTCC_TESTING_INCLUDE_SERVER", "1")]);
+    assert_eq!(out.status.code(), Some(100), "{}", show(&out));
+    let out = run(&[("DISTCC_FALLBACK", "0")]);
+    assert_eq!(out.status.code(), Some(116), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("fallbacks are disabled"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(d.compiled_ok(), 1, "{}", d.log_text());
+}

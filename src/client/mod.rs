@@ -124,15 +124,7 @@ fn own_option(first: &str, rest: &[OsString], cfg: &Config) -> Option<i32> {
             print!("{}", crate::version_banner("distcc"));
             Some(0)
         }
-        "--scan-includes" => {
-            // distcc 3.4's answer when no host takes pump mode, which is every host here
-            // until pump mode comes.
-            log::error!(
-                "'--scan_includes' specified, but distcc wouldn't have used include server \
-                 (make sure hosts list includes ',cpp' option?)"
-            );
-            Some(exitcode::DISTCC_FAILED)
-        }
+        "--scan-includes" => Some(pump::scan_includes(rest, cfg)),
         "--make-symlinks" => Some(masquerade::make_symlinks_main(rest)),
         "--show-hosts" | "-j" => {
             let mut list = match hosts::load(cfg.hosts.as_deref(), cfg.top.as_deref()) {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use super::config::{Config, PumpConfig};
 use crate::cmdline::Compile;
 use crate::farm::hosts::HostSpec;
-use crate::include::{client_root_name_to_real, server};
+use crate::include::{client_root_name_to_real, server, FORCING_FILE};
 use crate::wire::{Content, Limits, PumpFile};
 
 /// A job that goes in pump mode: the command line the host runs, the dependency file the
@@ -132,6 +132,66 @@ fn ask(socket: &Path, cwd: &str, argv: &[String]) -> Result<Vec<String>, String>
     server::read_reply(&mut BufReader::new(stream), &Limits::default()).map_err(|e| failed(&e))
 }
 
+/// `distcc --scan-includes COMPILER ARGS...`: what the include server would have the job
+/// send, one line per file as distcc 3.4 prints it: `FILE`, `SYMLINK`, `DIRECTORY` (a
+/// directory that must exist) or `SYSTEMDIR` (a system directory, reached on the host as
+/// its own), then the name here. Needs a `,cpp` host and `pump`, as 3.4 does.
+pub(super) fn scan_includes(args: &[std::ffi::OsString], cfg: &Config) -> i32 {
+    use crate::exitcode;
+    let argv: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let pump_hosts = crate::farm::hosts::load(cfg.hosts.as_deref(), cfg.top.as_deref())
+        .is_ok_and(|list| list.hosts.iter().any(|h| h.cpp && !h.down));
+    let (true, Some(socket)) = (pump_hosts, &cfg.pump.socket) else {
+        log::error!(
+            "'--scan_includes' specified, but distcc wouldn't have used include server \
+             (make sure hosts list includes ',cpp' option?)"
+        );
+        return exitcode::DISTCC_FAILED;
+    };
+    let cwd = std::env::current_dir().map_or_else(|_| ".".into(), |d| d.display().to_string());
+    let paths = match ask(socket, &cwd, &argv) {
+        Ok(paths) if !paths.is_empty() => paths,
+        Ok(_) | Err(_) => {
+            log::error!("failed to get includes from include server");
+            return exitcode::DISTCC_FAILED;
+        }
+    };
+    for path in paths {
+        let Some(name) = client_root_name_to_real(&path) else {
+            continue;
+        };
+        let link = fs::read_link(&path).ok();
+        let forced = name
+            .strip_suffix(FORCING_FILE)
+            .and_then(|d| d.strip_suffix('/'));
+        let (kind, name) = match (&link, forced) {
+            (Some(target), _) if is_system_link(&target.to_string_lossy(), &name) => {
+                ("SYSTEMDIR", name.as_str())
+            }
+            (_, Some(dir)) => ("DIRECTORY", dir),
+            (Some(_), None) => ("SYMLINK", name.as_str()),
+            (None, None) => ("FILE", name.as_str()),
+        };
+        println!("{kind:<9} {name}");
+    }
+    0
+}
+
+/// Whether a mirror link to `target` at `name` is a system directory's: `../` repeated more
+/// times than `name` has components, then `name` itself.
+fn is_system_link(target: &str, name: &str) -> bool {
+    let mut rest = target;
+    let mut ups = 0;
+    while let Some(r) = rest.strip_prefix("../") {
+        rest = r;
+        ups += 1;
+    }
+    ups > name.matches('/').count() && format!("/{rest}") == name
+}
+
 /// The files to send: each mirror file's compressed bytes as they are, or a symlink's
 /// target, under its name here.
 fn files(paths: &[String]) -> std::io::Result<Vec<PumpFile>> {
@@ -202,6 +262,15 @@ impl Discrepancies {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn system_links_are_told_from_other_links() {
+        let up = "../".repeat(22);
+        assert!(is_system_link(&format!("{up}usr/include"), "/usr/include"));
+        assert!(!is_system_link("../usr/include", "/usr/include"));
+        assert!(!is_system_link(&format!("{up}usr/lib"), "/usr/include"));
+        assert!(!is_system_link("/home/u/real.h", "/home/u/link.h"));
+    }
 
     #[test]
     fn discrepancies_count_beside_the_socket() {
