@@ -83,17 +83,18 @@ fn lang_of_x(name: &str) -> Option<(Lang, bool)> {
     })
 }
 
-/// One scanned argument: where it is, how many words it spans, and its role.
+/// One scanned argument, an option (with its value) or an input: where it is, how many
+/// words it spans, and its row in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Item {
-    pub(super) at: usize,
+pub struct Item {
+    at: usize,
     /// The option word's own length when its value is joined to it; 0 otherwise.
     joined: usize,
     /// 1, or 2 when the value is the next word.
     words: usize,
     role: ItemRole,
     /// The option's row in the table ([`table::UNKNOWN`] for an input).
-    pub(super) row: &'static Row,
+    row: &'static Row,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,8 +104,33 @@ enum ItemRole {
 }
 
 impl Item {
+    /// Where the item starts in the command line.
+    pub fn at(&self) -> usize {
+        self.at
+    }
+
+    /// The option's row in the table; `None` for an input.
+    pub fn row(&self) -> Option<&'static Row> {
+        self.is_option().then_some(self.row)
+    }
+
+    /// The words the item spans: one, or the option and its separate value.
+    pub fn span<'a>(&self, argv: &'a [String]) -> &'a [String] {
+        &argv[self.at..self.at + self.words]
+    }
+
+    /// The option's words with its value replaced by `value`, in the same form (`-Ix`
+    /// stays joined, `-I x` separate).
+    pub fn with_value(&self, argv: &[String], value: &str) -> Vec<String> {
+        if self.words == 2 {
+            vec![argv[self.at].clone(), value.to_string()]
+        } else {
+            vec![format!("{}{value}", &argv[self.at][..self.joined])]
+        }
+    }
+
     /// The option's value (joined or separate).
-    pub(super) fn value<'a>(&self, argv: &'a [String]) -> &'a str {
+    pub fn value<'a>(&self, argv: &'a [String]) -> &'a str {
         if self.words == 2 {
             &argv[self.at + 1]
         } else {
@@ -112,7 +138,7 @@ impl Item {
         }
     }
 
-    pub(super) fn is_option(&self) -> bool {
+    fn is_option(&self) -> bool {
         self.role != ItemRole::Input
     }
 }
@@ -182,8 +208,9 @@ pub enum DirectivesOnly {
     WithDebugInfo,
 }
 
-/// Splits `argv` (compiler first) into items.
-pub(super) fn scan(argv: &[String]) -> Result<Vec<Item>, Local> {
+/// Splits `argv` (compiler first) into items, with the option table: an option's separate
+/// value is never taken for an input.
+pub fn scan(argv: &[String]) -> Result<Vec<Item>, Local> {
     let mut items = Vec::with_capacity(argv.len());
     let mut i = 1;
     while i < argv.len() {
@@ -565,11 +592,8 @@ impl Compile {
         let mut out = self.argv.clone();
         out[self.items[self.input].at] = input.to_string();
         let replace = |out: &mut Vec<String>, item: &Item, value: &str| {
-            if item.words == 2 {
-                out[item.at + 1] = value.to_string();
-            } else {
-                out[item.at] = format!("{}{value}", &self.argv[item.at][..item.joined]);
-            }
+            let words = item.with_value(&self.argv, value);
+            out[item.at..item.at + words.len()].clone_from_slice(&words);
         };
         replace(&mut out, &self.items[self.output], output);
         for item in &self.items {

@@ -183,12 +183,12 @@ pub fn check_options(argv: &[String]) -> Result<(), Refusal> {
         // A value missing at the end: no compile to check, which the caller finds out.
         Err(_) => return Ok(()),
     };
-    for item in items.iter().filter(|i| i.is_option()) {
-        let arg = &argv[item.at];
-        match item.row.server {
+    for (item, row) in items.iter().filter_map(|i| Some((i, i.row()?))) {
+        let arg = &argv[item.at()];
+        match row.server {
             OnServer::Refused(why) => return refuse(arg, why),
             OnServer::Runs
-                if item.row.role == Role::Assembler
+                if row.role == Role::Assembler
                     && table::assembler_names_files(item.value(argv)) =>
             {
                 return refuse(arg, Danger::NamesFiles)

@@ -40,7 +40,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use crate::cmdline::table::{self, Role, Takes};
+use crate::cmdline::{self, table::Role};
 use crate::wire::{Received, ReceivedFile};
 
 /// The name of the empty files 3.4's include server sends so that a directory exists on
@@ -306,51 +306,6 @@ fn open_dir(dir: i32, name: &str) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// One option or input of a command line, as `cmdline` scans it.
-struct Word {
-    at: usize,
-    row: Option<&'static table::Row>,
-    joined: usize,
-    words: usize,
-}
-
-/// Splits `argv` (compiler first) as the option table does; `None` when an option's value
-/// is missing.
-fn scan(argv: &[String]) -> Option<Vec<Word>> {
-    let mut out = Vec::new();
-    let mut i = 1;
-    while i < argv.len() {
-        let arg = &argv[i];
-        if !arg.starts_with('-') || arg == "-" {
-            out.push(Word {
-                at: i,
-                row: None,
-                joined: 0,
-                words: 1,
-            });
-            i += 1;
-            continue;
-        }
-        let (row, joined) = table::lookup(arg);
-        let words = match row.takes {
-            Takes::Separate => 2,
-            Takes::Either if joined == 0 => 2,
-            _ => 1,
-        };
-        if i + words > argv.len() {
-            return None;
-        }
-        out.push(Word {
-            at: i,
-            row: Some(row),
-            joined,
-            words,
-        });
-        i += words;
-    }
-    Some(out)
-}
-
 /// Options that a plain compile refuses because they read or write files the client
 /// names on this machine, and that a pump compile runs: their files are the ones sent, in
 /// the root, or the job's own dependency file.
@@ -359,15 +314,15 @@ const PUMP_ALLOWED: &[&str] = &["-include", "-imacros", "-MD", "-MMD", "-MF", "-
 /// `argv` without the options of [`PUMP_ALLOWED`], for the daemon's policy check: the rest
 /// is checked as for any job.
 pub fn for_policy(argv: &[String]) -> Vec<String> {
-    let Some(words) = scan(argv) else {
+    let Ok(items) = cmdline::scan(argv) else {
         return argv.to_vec();
     };
     let mut out = vec![argv[0].clone()];
-    for w in words {
-        if w.row.is_some_and(|r| PUMP_ALLOWED.contains(&r.name)) {
+    for item in items {
+        if item.row().is_some_and(|r| PUMP_ALLOWED.contains(&r.name)) {
             continue;
         }
-        out.extend_from_slice(&argv[w.at..w.at + w.words]);
+        out.extend_from_slice(item.span(argv));
     }
     out
 }
@@ -404,7 +359,7 @@ const PREFIX_MAPS: &[&str] = &[
 ///   first, so the client's own maps, moved into the root, still win). gcc records neither
 ///   option in `DW_AT_producer`.
 pub fn pump_argv(argv: &[String], root: &str, output: &str, deps: &str) -> Vec<String> {
-    let Some(words) = scan(argv) else {
+    let Ok(items) = cmdline::scan(argv) else {
         return argv.to_vec();
     };
     let into_root = |value: &str| {
@@ -420,9 +375,9 @@ pub fn pump_argv(argv: &[String], root: &str, output: &str, deps: &str) -> Vec<S
         format!("-fmacro-prefix-map={root}="),
     ];
     let (mut has_md, mut has_target, mut client_output) = (false, false, None);
-    for w in &words {
-        let arg = &argv[w.at];
-        let Some(row) = w.row else {
+    for item in &items {
+        let arg = &argv[item.at()];
+        let Some(row) = item.row() else {
             out.push(into_root(arg));
             continue;
         };
@@ -432,24 +387,9 @@ pub fn pump_argv(argv: &[String], root: &str, output: &str, deps: &str) -> Vec<S
                 continue;
             }
         }
-        let value = || {
-            if w.words == 2 {
-                argv[w.at + 1].as_str()
-            } else {
-                &arg[w.joined..]
-            }
-        };
-        let set = |out: &mut Vec<String>, value: String| {
-            if w.words == 2 {
-                out.push(arg.clone());
-                out.push(value);
-            } else {
-                out.push(format!("{}{value}", &arg[..w.joined]));
-            }
-        };
         match row.role {
             Role::Output => {
-                client_output = Some(value().to_string());
+                client_output = Some(item.value(argv).to_string());
                 out.push("-o".into());
                 out.push(output.into());
             }
@@ -460,10 +400,12 @@ pub fn pump_argv(argv: &[String], root: &str, output: &str, deps: &str) -> Vec<S
             }
             Role::DepsTarget => {
                 has_target = true;
-                out.extend_from_slice(&argv[w.at..w.at + w.words]);
+                out.extend_from_slice(item.span(argv));
             }
-            _ if PATH_OPTIONS.contains(&row.name) => set(&mut out, into_root(value())),
-            _ => out.extend_from_slice(&argv[w.at..w.at + w.words]),
+            _ if PATH_OPTIONS.contains(&row.name) => {
+                out.extend(item.with_value(argv, &into_root(item.value(argv))))
+            }
+            _ => out.extend_from_slice(item.span(argv)),
         }
     }
     if !has_md {
