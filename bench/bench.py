@@ -17,11 +17,14 @@ build) so that drift of the machine hits both:
   * lua, leveldb, kernel: whole builds of real trees: Lua 5.4 (the lua-src crate) with
     make, LevelDB 1.22 (the leveldb-sys crate) with its own CMakeLists.txt and Ninja, and
     Linux 6.1 `tinyconfig` (Debian's linux-source-6.1) with Kbuild: wall time, CPU of the
-    client side and of the daemons, and how many objects equal a local build's;
+    client side and of the daemons, and how many objects equal a local build's; each also
+    built by ours in pump mode (the build under our `pump`, hosts `,cpp,lzo`), whose
+    client side counts the include server, against distcc 3.4's plain mode and our own;
   * farm: LevelDB again, as on a small farm: the build and its client on CPU 0, one
     daemon with one slot on CPU 1 (a remote host's CPU), against the build alone on CPU 0;
   * wire: one Lua build per implementation with and without `,lzo` while tcpdump captures
-    the daemon ports on lo: bytes each way and packets;
+    the daemon ports on lo, and one of ours in pump mode (`,cpp,lzo`): bytes each way and
+    packets;
   * the daemons' peak memory (all their processes), after the workloads.
 
 Prints a Markdown table and writes bench/results.tsv. Needs cargo; run as root, installs
