@@ -17,11 +17,14 @@ build) so that drift of the machine hits both:
   * lua, leveldb, kernel: whole builds of real trees: Lua 5.4 (the lua-src crate) with
     make, LevelDB 1.22 (the leveldb-sys crate) with its own CMakeLists.txt and Ninja, and
     Linux 6.1 `tinyconfig` (Debian's linux-source-6.1) with Kbuild: wall time, CPU of the
-    client side and of the daemons, and how many objects equal a local build's;
+    client side and of the daemons, and how many objects equal a local build's; each also
+    built by ours in pump mode (the build under our `pump`, hosts `,cpp,lzo`), whose
+    client side counts the include server, against distcc 3.4's plain mode and our own;
   * farm: LevelDB again, as on a small farm: the build and its client on CPU 0, one
     daemon with one slot on CPU 1 (a remote host's CPU), against the build alone on CPU 0;
   * wire: one Lua build per implementation with and without `,lzo` while tcpdump captures
-    the daemon ports on lo: bytes each way and packets;
+    the daemon ports on lo, and one of ours in pump mode (`,cpp,lzo`): bytes each way and
+    packets;
   * the daemons' peak memory (all their processes), after the workloads.
 
 Prints a Markdown table and writes bench/results.tsv. Needs cargo; run as root, installs
@@ -50,6 +53,8 @@ OURS = {
     "name": "distcc-rs",
     "client": os.path.join(ROOT, "target/release/distcc"),
     "daemon": os.path.join(ROOT, "target/release/distccd"),
+    # Pump mode: `pump COMMAND` starts our include server, runs the build, stops it.
+    "pump": os.path.join(ROOT, "target/release/pump"),
 }
 THEIRS = {"name": "distcc 3.4", "client": "/usr/bin/distcc", "daemon": "/usr/bin/distccd"}
 WORKLOADS = ["tiny", "cxx", "lua", "leveldb", "kernel", "farm", "wire"]
@@ -159,17 +164,20 @@ def free_port():
     return port
 
 
-def run_timed(argv, log=None, own=False, **kw):
+def run_timed(argv, log=None, own=False, started=None, **kw):
     """Runs argv; returns (wall seconds, CPU seconds of it and everything it waited for),
     and with `own` also the CPU seconds of its process alone (read from /proc/PID/schedstat
     while it is a zombie, to the nanosecond).
 
-    With `log`, its output goes to that file, whose end is shown if it fails."""
+    With `log`, its output goes to that file, whose end is shown if it fails. With
+    `started`, that is called with the process id once it runs."""
     out = open(log, "w") if log else None
     if out:
         kw.update(stdout=out, stderr=subprocess.STDOUT)
     start = time.perf_counter()
     proc = subprocess.Popen(argv, **kw)
+    if started:
+        started(proc.pid)
     if own:
         os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
         own_cpu = int(open(f"/proc/{proc.pid}/schedstat").read().split()[0]) / 1e9
@@ -210,6 +218,71 @@ def group_pids(leader):
         if int(fields[1]) == leader:
             pids.append(int(os.path.basename(d)))
     return pids
+
+
+class IncludeServerWatch:
+    """The CPU time of the include server a `pump` process starts (`pump --serve`, its
+    child), sampled from /proc every 20 ms until it is gone: the last sample. The server is
+    idle from the end of the build to its stop, so the last sample is its whole CPU time
+    to a sample or so. This is a part of the build's client-side CPU, which counts it
+    already: `pump` reaps the server, so its time is in what waiting for `pump` reports."""
+
+    def __init__(self):
+        self.cpu = 0.0
+        self.found = False
+        self.thread = None
+
+    def start(self, pump_pid):
+        self.thread = threading.Thread(target=self.watch, args=(pump_pid,), daemon=True)
+        self.thread.start()
+
+    def watch(self, pump_pid):
+        server = None
+        while server is None:
+            if not os.path.exists(f"/proc/{pump_pid}"):
+                return
+            for pid in group_pids(pump_pid)[1:]:
+                try:
+                    argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+                except OSError:
+                    continue
+                if b"--serve" in argv:
+                    server = pid
+            time.sleep(0.005)
+        self.found = True
+        while True:
+            try:
+                stat = open(f"/proc/{server}/stat").read()
+            except OSError:
+                return
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[0] == "Z":
+                return
+            self.cpu = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+            time.sleep(0.02)
+
+    def stop(self):
+        if self.thread:
+            self.thread.join()
+        if not self.found:
+            raise RuntimeError("pump: no include server seen")
+        return self.cpu
+
+
+def pump_log_counts(log):
+    """From a pump build's output: the jobs the include server could not analyse, which
+    the client then preprocessed itself (plain mode), the jobs that failed on a host in
+    pump mode and were compiled again here (pump's own count), and the reasons the
+    server gave, by how often it gave each."""
+    text = open(log, errors="replace").read()
+    plain = text.count("failed to get includes from include server, preprocessing locally")
+    failed = re.search(r"Warning: (\d+) pump-mode compilation\(s\) failed on server", text)
+    reasons = {}
+    for line in text.splitlines():
+        m = re.match(r"WARNING include server: (?:File: '[^']*': )?(.*)", line)
+        if m:
+            reasons[m.group(1)] = reasons.get(m.group(1), 0) + 1
+    return plain, int(failed.group(1)) if failed else 0, reasons
 
 
 def peak_memory_kib(pids):
@@ -494,16 +567,30 @@ class FarmLevelDB(LevelDB):
         return ["taskset", "-c", "0"] + super().prepare(client)[:1] + ["-j3"]
 
 
-def build(tree, farm, work, options=""):
-    """One build of `tree`, locally without a farm; returns wall, client CPU, daemon CPU."""
+def build(tree, farm, work, options="", pump=False):
+    """One build of `tree`, locally without a farm; returns wall, client CPU, daemon CPU.
+
+    With `pump`, the build runs under our `pump` (the hosts should then be `,cpp`), and
+    the returned tuple goes on with the include server's CPU (already in the client CPU),
+    the jobs preprocessed here because the include server gave up on them, and the jobs
+    that failed on a host and were compiled here."""
     argv = tree.prepare(farm.impl["client"] if farm else None)
+    if pump:
+        argv = [farm.impl["pump"]] + argv
     env = farm.env(options) if farm else dict(os.environ)
     env.update(KBUILD_ENV)  # read by Kbuild alone
     before = process_cpu(farm.pids()) if farm else 0.0
-    wall, cpu = run_timed(argv, log=os.path.join(work, f"{tree.name}.log"), cwd=tree.tree,
-                          env=env)
+    log = os.path.join(work, f"{tree.name}{'-pump' if pump else ''}.log")
+    watch = IncludeServerWatch() if pump else None
+    wall, cpu = run_timed(argv, log=log, cwd=tree.tree, env=env,
+                          started=watch.start if watch else None)
     daemon_cpu = (process_cpu(farm.pids()) - before) if farm else 0.0
-    return wall, cpu, daemon_cpu
+    if not pump:
+        return wall, cpu, daemon_cpu
+    plain, failed, reasons = pump_log_counts(log)
+    for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:5]:
+        print(f"bench: {tree.name} pump: {n} x include server: {reason}", file=sys.stderr)
+    return wall, cpu, daemon_cpu, watch.stop(), plain, failed
 
 
 def same_objects(reference, tree):
@@ -632,57 +719,98 @@ def job_rows(farms, work, workload, rounds, per_round):
     return rows, floor_rows
 
 
-def build_rows(farms, work, kind, builds):
-    """The table's rows for one tree, built `builds` times locally and by each farm."""
+def build_rows(farms, work, kind, builds, pump=True):
+    """The table's rows for one tree, built `builds` times locally and by each farm, and
+    with `pump` by our farm in pump mode too (its hosts `,cpp,lzo`)."""
     tree = kind(work)
-    results = {n: [] for n in [None, *farms]}  # None: the local build
+    ours, theirs = farms
+    pumped = f"{ours} pump"
+    # None: the local build. Each round builds once locally, once with our client in plain
+    # mode, once in pump mode, once with distcc 3.4's, in that order.
+    names = [None, ours, pumped, theirs] if pump else [None, ours, theirs]
+    results = {n: [] for n in names}
     reference = None
     for _ in range(builds):
         for name in results:
-            timing = build(tree, farms.get(name), work)
+            if name == pumped:
+                timing = build(tree, farms[ours], work, ",cpp,lzo", pump=True)
+            else:
+                timing = build(tree, farms.get(name), work)
             if reference is None:
                 reference = objects(tree.tree)
-            results[name].append((*timing, same_objects(reference, tree)))
+            results[name].append((same_objects(reference, tree), *timing))
 
     def median(name, i):
         return statistics.median(r[i] for r in results[name])
 
     def identical(name):
-        same, total = min(r[3] for r in results[name])
+        same, total = min(r[0] for r in results[name])
         return f"{same} of {total}" if kind is Kernel else same == total
 
-    ours, theirs = farms
     w = kind.name
-    return [
-        (f"{w}: build s (median)", median(ours, 0), median(theirs, 0), median(None, 0)),
-        (f"{w}: client-side CPU s (with cpp)", median(ours, 1), median(theirs, 1), None),
-        (f"{w}: daemon CPU s", median(ours, 2), median(theirs, 2), None),
+    rows = [
+        (f"{w}: build s (median)", median(ours, 1), median(theirs, 1), median(None, 1)),
+        (f"{w}: client-side CPU s (with cpp)", median(ours, 2), median(theirs, 2), None),
+        (f"{w}: daemon CPU s", median(ours, 3), median(theirs, 3), None),
         (f"{w}: objects identical", identical(ours), identical(theirs), identical(None)),
     ]
+    if pump:
+        # Against distcc 3.4 in plain mode (its pump mode needs its Python include server,
+        # which fails on current Pythons), and in the last column against our plain mode.
+        def against(i):
+            return median(pumped, i), median(theirs, i)
+
+        rows += [
+            (f"{w} pump: build s (median)", *against(1), median(None, 1), median(ours, 1)),
+            (f"{w} pump: client-side CPU s (with cpp, include server)", *against(2), None,
+             median(ours, 2)),
+            (f"{w} pump: include server CPU s", median(pumped, 4), None, None),
+            (f"{w} pump: daemon CPU s", *against(3), None, median(ours, 3)),
+            (f"{w} pump: objects identical", identical(pumped), identical(theirs),
+             identical(None)),
+            (f"{w} pump: jobs preprocessed here (worst build)",
+             max(r[5] for r in results[pumped]), None, None),
+            (f"{w} pump: jobs failed on a host, compiled here (worst build)",
+             max(r[6] for r in results[pumped]), None, None),
+        ]
+    return rows
 
 
 def wire_rows(farms, work):
-    """The table's rows for bytes and packets of a Lua build, without and with lzo."""
+    """The table's rows for bytes and packets of a Lua build, without and with lzo, and
+    ours in pump mode (`,cpp,lzo`) against distcc 3.4's plain `,lzo` and our own."""
     lua = Lua(work)
     pcap = os.path.join(work, "wire.pcap")
     ours, theirs = farms
     rows = []
-    for options in ["", ",lzo"]:
+    lzo = {}
+    for options in ["", ",lzo", ",cpp,lzo"]:
+        pump = options == ",cpp,lzo"
         counts = {}
         for name, farm in farms.items():
+            if pump and name == theirs:
+                continue
             capture = Capture(pcap, farm.ports)
             try:
-                build(lua, farm, work, options)
+                build(lua, farm, work, options, pump=pump)
             finally:
                 capture.stop()
             counts[name] = wire_counts(pcap, farm.ports)
+        if options == ",lzo":
+            lzo = counts
         label = f"wire: lua build{options}"
+        if pump:
+            label = "wire: lua pump build,cpp,lzo"
+            counts[theirs] = lzo[theirs]
         rows += [
             (f"{label} KiB client->daemon", counts[ours]["up"] / 1024,
-             counts[theirs]["up"] / 1024, None),
+             counts[theirs]["up"] / 1024, None,
+             lzo[ours]["up"] / 1024 if pump else None),
             (f"{label} KiB daemon->client", counts[ours]["down"] / 1024,
-             counts[theirs]["down"] / 1024, None),
-            (f"{label} packets", counts[ours]["packets"], counts[theirs]["packets"], None),
+             counts[theirs]["down"] / 1024, None,
+             lzo[ours]["down"] / 1024 if pump else None),
+            (f"{label} packets", counts[ours]["packets"], counts[theirs]["packets"], None,
+             lzo[ours]["packets"] if pump else None),
         ]
     return rows
 
@@ -724,7 +852,7 @@ def main():
         if "farm" in workloads:
             pinned = {impl["name"]: Farm(impl, work, daemons=1, cpu=1) for impl in (OURS, THEIRS)}
             try:
-                rows += build_rows(pinned, work, FarmLevelDB, args.builds)
+                rows += build_rows(pinned, work, FarmLevelDB, args.builds, pump=False)
             finally:
                 for f in pinned.values():
                     f.stop()
@@ -737,15 +865,18 @@ def main():
             f.stop()
         shutil.rmtree(work, ignore_errors=True)
 
+    # Pump rows put our pump-mode figure in the first column and distcc 3.4's plain mode
+    # in the second; their last column is pump against our plain mode.
     header = ["figure", ours, theirs, "ratio", "floor", f"{ours} / floor",
-              f"{theirs} / floor"]
+              f"{theirs} / floor", "pump / plain"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     with open(args.tsv, "w") as tsv:
         tsv.write("\t".join(header) + "\n")
-        for figure, a, t, floor in rows + floor_rows:
+        for figure, a, t, floor, *plain in rows + floor_rows:
+            plain = plain[0] if plain else None
             cells = [figure, fmt(a), fmt(t), ratio(a, t), fmt(floor), ratio(a, floor),
-                     ratio(t, floor)]
+                     ratio(t, floor), ratio(a, plain)]
             print("| " + " | ".join(cells) + " |")
             tsv.write("\t".join(cells) + "\n")
 
