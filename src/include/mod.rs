@@ -46,6 +46,7 @@
 pub mod closure;
 pub mod cmdline;
 pub mod lexer;
+pub mod macros;
 pub mod mirror;
 pub mod pump;
 pub mod server;
