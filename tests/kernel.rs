@@ -34,11 +34,15 @@ fn objects(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Every Kbuild `.cmd` file below `dir` without its `cmd_` line (the command, which
-/// names distcc): the dependency lists fixdep made of the compiler's `.d` files.
+/// names distcc): the dependency lists fixdep made of the compiler's `.d` files. tools/
+/// (objtool, built with the host compiler by its own build system, which records other
+/// things there) is left out.
 fn dependencies(dir: &Path) -> BTreeMap<String, String> {
     let out = Command::new("find")
         .arg(".")
-        .args(["-name", ".*.cmd"])
+        .args([
+            "-path", "./tools", "-prune", "-o", "-name", ".*.cmd", "-print",
+        ])
         .current_dir(dir)
         .output()
         .unwrap();
