@@ -1,8 +1,12 @@
 //! A Linux kernel `make ARCH=x86_64 tinyconfig` build (Debian's linux-source-6.1) through
-//! `CC="distcc gcc"` and our daemon: every object identical to a local build's. Kbuild
-//! passes `-g` to the real-mode setup code and `-Wp,-MMD,...` everywhere, checks the
-//! compiler with `gcc -v` and many test compiles, and embeds nothing else that varies once
-//! the `KBUILD_BUILD_*` stamps are fixed. distcc 3.4 gets 511 of its 534 objects right.
+//! `CC="distcc gcc"` and our daemon, then again in pump mode (`pump make`, our include
+//! server, `,cpp,lzo`): every object identical to a local build's, and the dependency
+//! lists Kbuild's fixdep makes of the compiler's `.d` files (`.*.cmd`) too. Kbuild passes
+//! `-g` to the real-mode setup code, `-Wp,-MMD,...`, `-nostdinc`, `-isystem` and
+//! `-include` everywhere, checks the compiler with `gcc -v` and many test compiles, and
+//! embeds nothing else that varies once the `KBUILD_BUILD_*` stamps are fixed. distcc 3.4
+//! gets 511 of its 534 objects right. The one tree and the one local build serve both
+//! distributed builds: a kernel build takes minutes.
 
 mod common;
 
@@ -13,6 +17,7 @@ use std::process::Command;
 use common::*;
 
 const SOURCE: &str = "/usr/src/linux-source-6.1.tar.xz";
+const OUR_PUMP: &str = env!("CARGO_BIN_EXE_pump");
 
 /// Every object below `dir`, by path.
 fn objects(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -28,8 +33,71 @@ fn objects(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// Configures the tree afresh and builds it, with `cc` as `CC` when given.
-fn build(tree: &Path, cc: Option<&str>, env: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
+/// Every Kbuild `.cmd` file below `dir` without its `cmd_` line (the command, which
+/// names distcc): the dependency lists fixdep made of the compiler's `.d` files. tools/
+/// (objtool, built with the host compiler by its own build system, which records other
+/// things there) is left out.
+fn dependencies(dir: &Path) -> BTreeMap<String, String> {
+    let out = Command::new("find")
+        .arg(".")
+        .args([
+            "-path", "./tools", "-prune", "-o", "-name", ".*.cmd", "-print",
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|p| {
+            let text = std::fs::read_to_string(dir.join(p)).unwrap_or_default();
+            let kept: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.starts_with("cmd_") && !l.starts_with("savedcmd_"))
+                .collect();
+            (p.to_string(), kept.join("\n"))
+        })
+        .collect()
+}
+
+/// What a build leaves: its objects and its dependency lists.
+struct Built {
+    objects: BTreeMap<String, Vec<u8>>,
+    deps: BTreeMap<String, String>,
+}
+
+impl Built {
+    /// Asserts that `self` (a distributed build) left what the local build did.
+    fn assert_same_as(&self, local: &Built, what: &str) {
+        let differ: Vec<&String> = local
+            .objects
+            .iter()
+            .filter(|(path, data)| self.objects.get(*path) != Some(data))
+            .map(|(path, _)| path)
+            .collect();
+        assert!(
+            differ.is_empty() && local.objects.len() == self.objects.len(),
+            "{what}: {} of {} objects differ: {differ:?}",
+            differ.len(),
+            local.objects.len()
+        );
+        let differ: Vec<&String> = local
+            .deps
+            .iter()
+            .filter(|(path, text)| self.deps.get(*path) != Some(text))
+            .map(|(path, _)| path)
+            .collect();
+        assert!(
+            differ.is_empty() && local.deps.len() == self.deps.len(),
+            "{what}: {} of {} dependency lists differ: {differ:?}",
+            differ.len(),
+            local.deps.len()
+        );
+    }
+}
+
+/// Configures the tree afresh and builds it, with `cc` as `CC` when given, under our
+/// `pump` when `pump`.
+fn build(tree: &Path, cc: Option<&str>, pump: bool, env: &[(&str, &str)]) -> Built {
     for target in ["mrproper", "tinyconfig"] {
         let out = output_within(
             Command::new("make")
@@ -39,7 +107,10 @@ fn build(tree: &Path, cc: Option<&str>, env: &[(&str, &str)]) -> BTreeMap<String
         );
         assert!(out.status.success(), "make {target}: {}", show(&out));
     }
-    let mut make = Command::new("make");
+    let mut make = Command::new(if pump { OUR_PUMP } else { "make" });
+    if pump {
+        make.arg("make");
+    }
     make.args(["ARCH=x86_64", "-j3"]).current_dir(tree);
     if let Some(cc) = cc {
         make.arg(format!("CC={cc}"));
@@ -58,7 +129,10 @@ fn build(tree: &Path, cc: Option<&str>, env: &[(&str, &str)]) -> BTreeMap<String
     let out = output_within(&mut make, 1800);
     assert!(out.status.success(), "kernel build: {}", show(&out));
     assert!(tree.join("arch/x86/boot/bzImage").exists());
-    objects(tree)
+    Built {
+        objects: objects(tree),
+        deps: dependencies(tree),
+    }
 }
 
 #[test]
@@ -77,35 +151,48 @@ fn kernel_tinyconfig_objects_identical_to_local_build() {
     );
     assert!(out.status.success(), "{}", show(&out));
     let tree = dir.path().join("linux-source-6.1");
-    let local = build(&tree, None, &[]);
-    assert!(local.len() > 500, "{} objects", local.len());
+    let local = build(&tree, None, false, &[]);
+    assert!(local.objects.len() > 500, "{} objects", local.objects.len());
+    assert!(local.deps.len() > 500, "{} .cmd files", local.deps.len());
 
-    let d = Daemon::ours(&[]);
-    let hosts = format!("{}/3", d.host());
+    let d = Daemon::ours(&["--verbose"]);
     let distcc_dir = dir.path().join(".distcc");
     let distcc_dir = distcc_dir.to_str().unwrap();
     let cc = format!("{OUR_DISTCC} gcc");
+    let hosts = format!("{}/3", d.host());
     let remote = build(
         &tree,
         Some(&cc),
+        false,
         &[("DISTCC_HOSTS", &hosts), ("DISTCC_DIR", distcc_dir)],
     );
-    let differ: Vec<&String> = local
-        .iter()
-        .filter(|(path, data)| remote.get(*path) != Some(data))
-        .map(|(path, _)| path)
-        .collect();
-    assert!(
-        differ.is_empty() && local.len() == remote.len(),
-        "{} of {} objects differ: {differ:?}",
-        differ.len(),
-        local.len()
-    );
+    remote.assert_same_as(&local, "plain");
     // The kernel's C files went to the daemon: about 460 of the objects (its assembler
     // files, host programs and Kbuild's option checks are built here, as with 3.4).
-    assert!(
-        d.compiled_ok() > 440,
-        "{} compiled remotely",
-        d.compiled_ok()
+    let plain = d.compiled_ok();
+    assert!(plain > 440, "{plain} compiled remotely");
+    assert_eq!(pumped(&d), 0);
+
+    // Pump mode: an include-server failure is an error, and so is a local compile.
+    let hosts = format!("{}/3,cpp,lzo", d.host());
+    let pump = build(
+        &tree,
+        Some(&cc),
+        true,
+        &[
+            ("DISTCC_HOSTS", &hosts),
+            ("DISTCC_DIR", distcc_dir),
+            ("DISTCC_TESTING_INCLUDE_SERVER", "1"),
+            ("DISTCC_FALLBACK", "0"),
+        ],
     );
+    pump.assert_same_as(&local, "pump");
+    // Every job that plain mode sent was compiled from the files the include server named.
+    assert_eq!(d.wait_compiled(2 * plain), 2 * plain);
+    assert_eq!(pumped(&d), plain, "compiled in pump mode");
+}
+
+/// How many jobs the daemon (started with `--verbose`) compiled in pump mode.
+fn pumped(d: &Daemon) -> usize {
+    d.log_text().matches(") compiling in ").count()
 }

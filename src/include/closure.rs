@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use super::cmdline::Command;
 use super::lexer::{self, Include};
+use super::macros::{self, Table};
 use super::sysdirs::SystemDirs;
 
 /// What identifies one version of a file's content.
@@ -71,7 +72,7 @@ impl LexCache {
             if FileKey::stat(path).ok() != Some(key) {
                 continue;
             }
-            let incs = Arc::new(lexer::includes(&data));
+            let incs = Arc::new(lexer::directives(&data));
             lock(&self.map).insert(key, incs.clone());
             return Ok(incs);
         }
@@ -164,6 +165,11 @@ struct Walk<'a> {
     seen_nodes: HashSet<(String, String)>,
     dir_real: HashMap<String, Option<String>>,
     stack: Vec<(String, String)>,
+    /// Every definition seen in the files walked, and the command line's.
+    table: Table,
+    /// The computed includes met: (includer's realpath, its directory as spelled, text,
+    /// whether `#include_next`).
+    computed: Vec<(String, String, String, bool)>,
     start_cpu: Duration,
     limit: Duration,
 }
@@ -198,15 +204,37 @@ pub fn analyze(
         seen_nodes: HashSet::new(),
         dir_real: HashMap::new(),
         stack: Vec::new(),
+        table: Table::default(),
+        computed: Vec::new(),
         start_cpu: thread_cpu(),
         limit,
     };
     w.start_cpu = start_cpu;
+    for d in &cmd.defines {
+        w.table.add(d);
+    }
     for f in &cmd.include_files {
         let quote = w.quote.clone();
         w.walk_command_line_file(f, &quote, "include file")?;
     }
     w.walk_command_line_file(&cmd.source, &[], "translation unit")?;
+    // Computed includes: evaluated with every definition met, until the files they add
+    // bring no new definition or computed include.
+    loop {
+        let before = (w.table.len(), w.computed.len(), w.seen_nodes.len());
+        for (real, file_dir, text, next) in w.computed.clone() {
+            let found = macros::evaluate(&text, &w.table, next)
+                .map_err(|e| format!("File: '{real}': computed include '{text}': {e}"))?;
+            for inc in &found {
+                let children = w.resolve_include(inc, &file_dir)?;
+                w.stack.extend(children.into_iter().rev());
+            }
+        }
+        w.run()?;
+        if (w.table.len(), w.computed.len(), w.seen_nodes.len()) == before {
+            break;
+        }
+    }
     Ok(w.closure)
 }
 
@@ -308,38 +336,53 @@ impl Walk<'_> {
             let includes = self.lex.includes(&real)?;
             let mut children = Vec::new();
             for inc in includes.iter() {
-                let found = match inc {
-                    Include::Quote(n) => {
-                        let quote = std::mem::take(&mut self.quote);
-                        let r = self.resolve(n, std::iter::once(&file_dir).chain(&quote));
-                        self.quote = quote;
-                        r?.into_iter().collect()
+                match inc {
+                    Include::Define(d) => {
+                        self.table.add(d);
                     }
-                    Include::Angle(n) => {
-                        let angle = std::mem::take(&mut self.angle);
-                        let r = self.resolve(n, angle.iter());
-                        self.angle = angle;
-                        r?.into_iter().collect()
+                    Include::Computed(text) | Include::ComputedNext(text) => {
+                        let next = matches!(inc, Include::ComputedNext(_));
+                        let c = (real.clone(), file_dir.clone(), text.clone(), next);
+                        if !self.computed.contains(&c) {
+                            self.computed.push(c);
+                        }
                     }
-                    Include::Next(n) => {
-                        let quote = std::mem::take(&mut self.quote);
-                        let r =
-                            self.resolve_all(n, std::iter::once(&file_dir).chain(&quote), false);
-                        self.quote = quote;
-                        r?
-                    }
-                    Include::Computed(text) => {
-                        return Err(format!(
-                            "File: '{real}': computed include '{text}' is not covered yet"
-                        ))
-                    }
-                };
-                children.extend(found);
+                    _ => children.extend(self.resolve_include(inc, &file_dir)?),
+                }
             }
             // Depth first, in the order the file names them.
             self.stack.extend(children.into_iter().rev());
         }
         Ok(())
+    }
+
+    /// Where `inc`, met in a file of directory `file_dir` (as spelled), is found.
+    fn resolve_include(
+        &mut self,
+        inc: &Include,
+        file_dir: &String,
+    ) -> Result<Vec<(String, String)>, String> {
+        Ok(match inc {
+            Include::Quote(n) => {
+                let quote = std::mem::take(&mut self.quote);
+                let r = self.resolve(n, std::iter::once(file_dir).chain(&quote));
+                self.quote = quote;
+                r?.into_iter().collect()
+            }
+            Include::Angle(n) => {
+                let angle = std::mem::take(&mut self.angle);
+                let r = self.resolve(n, angle.iter());
+                self.angle = angle;
+                r?.into_iter().collect()
+            }
+            Include::Next(n) => {
+                let quote = std::mem::take(&mut self.quote);
+                let r = self.resolve_all(n, std::iter::once(file_dir).chain(&quote), false);
+                self.quote = quote;
+                r?
+            }
+            _ => Vec::new(),
+        })
     }
 
     /// The realpath of directory `d` (as spelled, relative to the working directory).

@@ -29,6 +29,8 @@ pub struct Command {
     pub include_files: Vec<String>,
     /// The source file.
     pub source: String,
+    /// `-D` definitions, for computed includes.
+    pub defines: Vec<super::macros::Define>,
 }
 
 /// Options whose value is the next argument (when not joined), and which matter to nobody
@@ -107,6 +109,7 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
         after: Vec::new(),
         include_files: Vec::new(),
         source: String::new(),
+        defines: Vec::new(),
     };
     let mut isystem = Vec::new();
     let mut sources = Vec::new();
@@ -186,6 +189,8 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
             cmd.probe_flags.push(s);
         } else if let Some(s) = value_of("--sysroot", true)? {
             cmd.probe_flags.push(format!("--sysroot={s}"));
+        } else if let Some(d) = value_of("-D", false)? {
+            cmd.defines.extend(super::macros::Define::from_option(&d));
         } else if let Some(d) = value_of("-I", false)? {
             cmd.before.push(dir(&d)?);
         } else if let Some(x) = value_of("-x", false)? {
@@ -263,6 +268,11 @@ mod tests {
         assert_eq!(c.quote, ["q"]);
         assert_eq!(c.after, ["/late"]);
         assert_eq!(c.include_files, ["pre.h"]);
+        assert_eq!(c.defines.len(), 1);
+        assert_eq!(
+            (c.defines[0].name.as_str(), c.defines[0].body.as_str()),
+            ("X", "1")
+        );
         assert_eq!(c.source, "src/a.c");
         assert_eq!(c.language, "c");
         let c = p("g++ -nostdinc --sysroot=/sr -I. -x c++ -c a.inl -Wp,-MMD,a.d").unwrap();

@@ -17,12 +17,23 @@ pub enum Include {
     Angle(String),
     /// `#include_next "name"` or `#include_next <name>`.
     Next(String),
-    /// `#include TOKENS` (or `_next`, `#import`): a computed include, its text.
+    /// `#include TOKENS` (or `#import`): a computed include, its text.
     Computed(String),
+    /// `#include_next TOKENS`: a computed include_next, its text.
+    ComputedNext(String),
+    /// `#define NAME BODY` or `#define NAME(PARAMS) BODY`, for computed includes.
+    Define(super::macros::Define),
 }
 
 /// The include directives of `src`, in order.
 pub fn includes(src: &[u8]) -> Vec<Include> {
+    let mut v = directives(src);
+    v.retain(|d| !matches!(d, Include::Define(_)));
+    v
+}
+
+/// The include and define directives of `src`, in order.
+pub fn directives(src: &[u8]) -> Vec<Include> {
     let spliced = splice(src);
     let s: &[u8] = &spliced;
     let mut out = Vec::new();
@@ -210,6 +221,14 @@ fn directive(s: &[u8], i: usize) -> (Option<Include>, usize) {
     }
     let name = &s[j..k];
     let next = name == b"include_next";
+    if name == b"define" {
+        let end = rest_of_directive(s, k);
+        let text = String::from_utf8_lossy(&s[k..end]);
+        return (
+            super::macros::Define::parse(&text).map(Include::Define),
+            end,
+        );
+    }
     if !(next || name == b"include" || name == b"import") {
         return (None, rest_of_directive(s, k));
     }
@@ -239,7 +258,13 @@ fn directive(s: &[u8], i: usize) -> (Option<Include>, usize) {
         None => {
             let body = text(a, end);
             let body = body.trim();
-            (!body.is_empty()).then(|| Include::Computed(body.to_string()))
+            (!body.is_empty()).then(|| {
+                if next {
+                    Include::ComputedNext(body.to_string())
+                } else {
+                    Include::Computed(body.to_string())
+                }
+            })
         }
     };
     (inc, end)
@@ -283,6 +308,13 @@ mod tests {
         assert_eq!(
             inc("#include_next <stdlib.h>\n#include FOO(x)\n#include\n"),
             vec![Next("stdlib.h".into()), Computed("FOO(x)".into())]
+        );
+        assert_eq!(
+            directives(b"#define A(x) <x.h>\n#include_next A(b)\n"),
+            vec![
+                Define(crate::include::macros::Define::parse(" A(x) <x.h>").unwrap()),
+                ComputedNext("A(b)".into())
+            ]
         );
     }
 

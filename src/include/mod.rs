@@ -8,15 +8,18 @@
 //! - [`sysdirs`]: the compiler's built-in search list, learned once per (compiler, flags,
 //!   language) by running `CC -x LANG -v -E /dev/null`;
 //! - [`lexer`]: the `#include`/`#include_next`/`#import` directives of one file, in every
-//!   branch, with splices, comments and strings understood;
+//!   branch, with splices, comments and strings understood, and its `#define`s;
+//! - [`macros`]: computed includes (`#include MACRO`), evaluated as 3.4 does;
 //! - [`closure`]: resolution with GCC's chains and the depth-first closure;
 //! - [`mirror`]: the client root, exactly as distcc 3.4's include server writes it;
 //! - [`server`]: the Unix-socket server and its protocol.
 //!
 //! The analysis over-approximates like distcc 3.4 (no `#if` evaluation yet): every
-//! directive counts, `#include_next` stands for every later match. A computed include
-//! (`#include MACRO`) or an absolute `#include "/x.h"` makes the command "not covered",
-//! and the client then preprocesses locally (plain mode).
+//! directive counts, `#include_next` stands for every later match, and a computed include
+//! stands for every name its macros can make with any definition seen in the unit or on
+//! the command line. An absolute `#include "/x.h"` (or a computed include that can name
+//! one, or whose expansion grows too large) makes the command "not covered", and the
+//! client then preprocesses locally (plain mode).
 //!
 //! # The socket protocol (distcc 3.4's, unchanged)
 //!
@@ -46,6 +49,7 @@
 pub mod closure;
 pub mod cmdline;
 pub mod lexer;
+pub mod macros;
 pub mod mirror;
 pub mod pump;
 pub mod server;
