@@ -65,32 +65,29 @@ struct Built {
     deps: BTreeMap<String, String>,
 }
 
+/// Asserts that `theirs` holds what `ours` (the local build's) does, entry for entry.
+fn assert_same<V: PartialEq>(ours: &BTreeMap<String, V>, theirs: &BTreeMap<String, V>, what: &str) {
+    let differ: Vec<&String> = ours
+        .iter()
+        .filter(|(path, v)| theirs.get(*path) != Some(v))
+        .map(|(path, _)| path)
+        .collect();
+    assert!(
+        differ.is_empty() && ours.len() == theirs.len(),
+        "{what}: {} of {} differ: {differ:?}",
+        differ.len(),
+        ours.len()
+    );
+}
+
 impl Built {
     /// Asserts that `self` (a distributed build) left what the local build did.
     fn assert_same_as(&self, local: &Built, what: &str) {
-        let differ: Vec<&String> = local
-            .objects
-            .iter()
-            .filter(|(path, data)| self.objects.get(*path) != Some(data))
-            .map(|(path, _)| path)
-            .collect();
-        assert!(
-            differ.is_empty() && local.objects.len() == self.objects.len(),
-            "{what}: {} of {} objects differ: {differ:?}",
-            differ.len(),
-            local.objects.len()
-        );
-        let differ: Vec<&String> = local
-            .deps
-            .iter()
-            .filter(|(path, text)| self.deps.get(*path) != Some(text))
-            .map(|(path, _)| path)
-            .collect();
-        assert!(
-            differ.is_empty() && local.deps.len() == self.deps.len(),
-            "{what}: {} of {} dependency lists differ: {differ:?}",
-            differ.len(),
-            local.deps.len()
+        assert_same(&local.objects, &self.objects, &format!("{what}: objects"));
+        assert_same(
+            &local.deps,
+            &self.deps,
+            &format!("{what}: dependency lists"),
         );
     }
 }
