@@ -609,15 +609,8 @@ fn free_port() -> String {
 fn a_stopping_daemon_waits_for_jobs_only_so_long() {
     let (tools, whitelist) = misbehaving_compilers();
     let path = format!("{}:/usr/bin:/bin", tools.path().display());
-    let mut d = Daemon::start_with_env(
-        OUR_DISTCCD,
-        &[
-            "--allow",
-            "127.0.0.1",
-            "--verbose",
-            "--whitelist-dir",
-            whitelist.path().to_str().unwrap(),
-        ],
+    let mut d = Daemon::verbose_with(
+        whitelist.path(),
         &[("DISTCCD_PATH", &path), ("DISTCCD_STOP_GRACE", "1")],
     );
     let job = request_bytes(

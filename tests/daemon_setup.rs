@@ -297,15 +297,8 @@ fn a_masquerade_directory_on_the_daemons_path_is_passed_over() {
     let client_log = dir.path().join("client.log");
     let path = format!("{}:/usr/bin:/bin", masq.display());
     let whitelist = whitelist_dir(&["gcc"]);
-    let d = Daemon::start_with_env(
-        OUR_DISTCCD,
-        &[
-            "--allow",
-            "127.0.0.1",
-            "--verbose",
-            "--whitelist-dir",
-            whitelist.path().to_str().unwrap(),
-        ],
+    let d = Daemon::verbose_with(
+        whitelist.path(),
         &[
             ("PATH", &path),
             ("DISTCC_LOG", client_log.to_str().unwrap()),

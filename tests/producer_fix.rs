@@ -82,15 +82,8 @@ fn a_fix_that_the_probe_finds_wrong_is_turned_off_and_jobs_still_compile() {
     std::os::unix::fs::symlink(&odd, whitelist.path().join("x86_64-odd-gcc")).unwrap();
     let tmp = open_dir();
     let path = format!("{}:/usr/bin:/bin", tools.path().display());
-    let d = Daemon::start_with_env(
-        OUR_DISTCCD,
-        &[
-            "--allow",
-            "127.0.0.1",
-            "--verbose",
-            "--whitelist-dir",
-            whitelist.path().to_str().unwrap(),
-        ],
+    let d = Daemon::verbose_with(
+        whitelist.path(),
         &[
             ("DISTCCD_PATH", &path),
             ("TMPDIR", tmp.path().to_str().unwrap()),

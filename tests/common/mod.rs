@@ -145,6 +145,14 @@ impl Daemon {
         d
     }
 
+    /// Our daemon logging at debug level, running the compilers `whitelist` names, with
+    /// `env` on top of this environment.
+    pub fn verbose_with(whitelist: &Path, env: &[(&str, &str)]) -> Daemon {
+        let dir = whitelist.to_str().expect("a UTF-8 whitelist path");
+        let args = ["--allow", "127.0.0.1", "--verbose", "--whitelist-dir", dir];
+        Daemon::start_with_env(OUR_DISTCCD, &args, env)
+    }
+
     pub fn distcc_34() -> Daemon {
         require_distcc_34();
         Daemon::start(DISTCCD_34, &["--allow", "127.0.0.1", "--jobs", "4"])
