@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::closure::{analyze, LexCache};
+use super::closure::{analyze, Closure, LexCache};
 use super::cmdline;
 use super::mirror::Mirror;
 use super::sysdirs::SystemDirs;
@@ -47,14 +47,20 @@ impl IncludeServer {
         })
     }
 
-    /// The reply to one request: the paths in the client root, or the reason it is not
-    /// covered.
-    pub fn answer(&self, cwd: &str, argv: &[String]) -> Result<Vec<String>, String> {
+    /// The files one request would ship (realpaths, the source first), or the reason it
+    /// is not covered: the analysis without the mirror, for tests and tools.
+    pub fn closure(&self, cwd: &str, argv: &[String]) -> Result<Closure, String> {
         if !cwd.starts_with('/') {
             return Err(format!("the working directory '{cwd}' is not absolute"));
         }
         let cmd = cmdline::parse(argv)?;
-        let closure = analyze(&cmd, cwd, &self.lex, &self.sys, self.limit)?;
+        analyze(&cmd, cwd, &self.lex, &self.sys, self.limit)
+    }
+
+    /// The reply to one request: the paths in the client root, or the reason it is not
+    /// covered.
+    pub fn answer(&self, cwd: &str, argv: &[String]) -> Result<Vec<String>, String> {
+        let closure = self.closure(cwd, argv)?;
         let all = self.sys.all();
         self.mirror
             .ship(&closure, &all, &|p: &str| self.sys.contains(p))
