@@ -1,30 +1,43 @@
-//! The include closure of one command: resolution with GCC's chains and a depth-first walk
-//! over the files reached, as distcc 3.4's memoizing analyzer does it without `#if`.
+//! The include closure of one command: a walk over the directives of the source and of
+//! every file it includes, in order, as the preprocessor goes, with the macro table of
+//! that point (the compiler's predefined macros, then `-D`/`-U` in order, then the
+//! `-include`/`-imacros` files, then the source), conditionals evaluated, guards and
+//! `#pragma once` honoured, `#include_next` resuming after the directory where the current
+//! file was found, computed includes expanded, and `__has_include` answered (a file it
+//! finds is shipped: the host's preprocessor will look for it too).
 //!
-//! Chains: quoted names are looked up in the includer's directory (as spelled: the
-//! directory part of the search directory joined with the name), then `-iquote`, then the
-//! angle chain; angled names in `-I`, `-isystem`, the system dirs, `-idirafter`.
-//! `#include_next` stands for every match in the includer's directory and the quote chain.
-//! A file counts when it is a regular file (through symlinks), as GCC opens it.
+//! Where a condition cannot be decided ([`Truth::Unknown`]), every branch is walked and
+//! the definitions made there become alternatives ([`Table`]); a computed include whose
+//! macros have alternatives stands for each combination, up to [`MAX_COMBINATIONS`]. The
+//! closure is then a superset: never a file short.
 //!
-//! A file is identified by (realpath, realpath of its directory as spelled), which ends
-//! cycles like `D/../D/x.h`. Files under a system dir are read (they can include user
-//! headers through `-I` dirs) but not put in the closure. Each path opened is recorded, as
-//! spelled, for the mirror's symlinks and forced directories.
+//! Files under the compiler's built-in directories are walked (their macros matter, and
+//! they may include project headers through `-I` dirs) but not shipped. An absolute
+//! `#include` outside them, a computed include that cannot be expanded, or more than the
+//! CPU limit, make the command "not covered": the client then preprocesses locally.
 //!
-//! Parsed directive lists are cached across requests, keyed by the file's (dev, inode,
-//! size, mtime, ctime), so a rewritten file is read again. Lookups, found or not, are not
-//! cached: a header generated during the build is seen by the next request.
+//! Directive lists are cached across requests by the file's (device, inode, size, mtime,
+//! ctime), and not at all while the file is younger than [`TOO_NEW`](super::search::TOO_NEW); each request stats
+//! each file it reads once. Lookups go through [`search::Lookups`].
 
-use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::cmdline::Command;
-use super::lexer::{self, Include};
-use super::macros::{self, Table};
+use super::cmdline::{Command, MacroOption};
+use super::expr::{self, Truth};
+use super::lexer::{self, Directive, Mode, Operand};
+use super::macros::{self, Lookup, Macro, Table};
+use super::search::{Chain, FsCache, Lookups};
 use super::sysdirs::SystemDirs;
+use super::token::{known, FxMap, FxSet, Kind, Sym, Tok};
+
+/// How many combinations of alternatives a computed include may stand for before the
+/// command is not covered.
+pub const MAX_COMBINATIONS: usize = 256;
+
+/// GCC's limit on nested includes.
+const MAX_INCLUDE_DEPTH: u32 = 200;
 
 /// What identifies one version of a file's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,25 +69,33 @@ impl FileKey {
 /// Parsed directive lists, shared by all requests.
 #[derive(Default)]
 pub struct LexCache {
-    map: Mutex<HashMap<FileKey, Arc<Vec<Include>>>>,
+    map: Mutex<FxMap<(FileKey, Mode), Arc<Vec<Directive>>>>,
 }
 
 impl LexCache {
-    /// The includes of `path` (a realpath), read again when its key changed. An error when
-    /// it cannot be read or keeps changing while it is read.
-    pub fn includes(&self, path: &str) -> Result<Arc<Vec<Include>>, String> {
+    /// The directives of `path` (a realpath), read again when its key changed; a file
+    /// younger than `TOO_NEW` is read every time. An error when it cannot be read or keeps
+    /// changing while it is read.
+    fn directives(
+        &self,
+        path: &str,
+        mode: Mode,
+        look: &Lookups,
+    ) -> Result<Arc<Vec<Directive>>, String> {
         for _ in 0..3 {
             let key = FileKey::stat(path).map_err(|e| format!("cannot stat {path}: {e}"))?;
-            if let Some(found) = lock(&self.map).get(&key) {
+            if let Some(found) = lock(&self.map).get(&(key, mode)) {
                 return Ok(found.clone());
             }
             let data = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
             if FileKey::stat(path).ok() != Some(key) {
                 continue;
             }
-            let incs = Arc::new(lexer::directives(&data));
-            lock(&self.map).insert(key, incs.clone());
-            return Ok(incs);
+            let ds = Arc::new(lexer::directives(&data, mode));
+            if !look.too_new(key.mtime_ns.max(key.ctime_ns)) {
+                lock(&self.map).insert((key, mode), ds.clone());
+            }
+            return Ok(ds);
         }
         Err(format!("{path} keeps changing while it is read"))
     }
@@ -82,6 +103,14 @@ impl LexCache {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the include server keeps across the requests of a build.
+#[derive(Default)]
+pub struct Caches {
+    pub lex: LexCache,
+    pub fs: FsCache,
+    pub compilers: SystemDirs,
 }
 
 /// One file of the closure.
@@ -146,30 +175,56 @@ fn thread_cpu() -> Duration {
     )
 }
 
-fn realpath(p: &str) -> Option<String> {
-    std::fs::canonicalize(p)
-        .ok()
-        .and_then(|r| r.into_os_string().into_string().ok())
+/// How a file was found, for `#include_next`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The source file: `#include_next` there is an `#include`.
+    Source,
+    /// In its includer's directory (or, for `-include`, the working directory):
+    /// `#include_next` searches the whole chain.
+    Includer,
+    /// In the chain's directory of this index.
+    Chain(usize),
+}
+
+/// A file found.
+#[derive(Debug, Clone)]
+struct Found {
+    /// Its path as the preprocessor spells it (search dir joined with the name).
+    spelled: String,
+    real: String,
+    origin: Origin,
+}
+
+/// One `#if` group being walked.
+#[derive(Default)]
+struct Group {
+    /// An earlier branch may have been taken.
+    maybe: bool,
+    /// The current branch is walked without knowing that it is taken.
+    uncertain: bool,
+    /// The current branch's condition is true: no later branch can be taken.
+    decided: bool,
 }
 
 /// One walk's state.
 struct Walk<'a> {
     cwd: &'a str,
-    quote: Vec<String>,
-    angle: Vec<String>,
-    lex: &'a LexCache,
-    sys: &'a SystemDirs,
-    closure: Closure,
-    in_closure: HashMap<String, usize>,
-    seen_paths: HashSet<String>,
-    seen_nodes: HashSet<(String, String)>,
-    dir_real: HashMap<String, Option<String>>,
-    stack: Vec<(String, String)>,
-    /// Every definition seen in the files walked, and the command line's.
+    chain: Chain,
     table: Table,
-    /// The computed includes met: (includer's realpath, its directory as spelled, text,
-    /// whether `#include_next`).
-    computed: Vec<(String, String, String, bool)>,
+    cplusplus: bool,
+    mode: Mode,
+    caches: &'a Caches,
+    look: Lookups<'a>,
+    closure: Closure,
+    in_closure: FxMap<String, usize>,
+    seen_paths: FxSet<String>,
+    /// Files that cannot be entered again (`#pragma once`, `#import`).
+    once: FxSet<String>,
+    /// How many enclosing branches are walked without knowing they are taken.
+    uncertain: u32,
+    depth: u32,
+    lexed: FxMap<String, Arc<Vec<Directive>>>,
     start_cpu: Duration,
     limit: Duration,
 }
@@ -178,222 +233,446 @@ struct Walk<'a> {
 pub fn analyze(
     cmd: &Command,
     cwd: &str,
-    lex: &LexCache,
-    sys: &SystemDirs,
+    caches: &Caches,
     limit: Duration,
 ) -> Result<Closure, String> {
     let start_cpu = thread_cpu();
-    let system = sys.get(&cmd.compiler, &cmd.probe_flags, &cmd.language, cwd)?;
-    let mut angle = cmd.before.clone();
-    angle.extend(system.iter().cloned());
-    angle.extend(cmd.after.iter().cloned());
-    let mut quote = cmd.quote.clone();
-    quote.extend(angle.iter().cloned());
+    let compiler = caches
+        .compilers
+        .get(&cmd.compiler, &cmd.probe_flags, &cmd.language, cwd)?;
+    let chain = Chain::new(
+        cwd,
+        &cmd.quote,
+        &cmd.bracket,
+        &cmd.isystem,
+        &compiler.dirs,
+        &cmd.after,
+    );
+    let mut table = compiler.predefined.clone();
+    for m in &cmd.macros {
+        match m {
+            MacroOption::Define(d) => {
+                if let Some(m) = Macro::from_option(d) {
+                    table.define(Arc::new(m), false);
+                }
+            }
+            MacroOption::Undef(u) => table.undef(super::token::sym(u), false),
+        }
+    }
     let mut w = Walk {
         cwd,
-        quote,
-        angle,
-        lex,
-        sys,
+        chain,
+        table,
+        cplusplus: cmd.cplusplus(),
+        mode: cmd.lex_mode(),
+        caches,
+        look: Lookups::new(&caches.fs),
         closure: Closure {
-            system_dirs: system,
+            system_dirs: compiler.dirs.clone(),
             ..Closure::default()
         },
-        in_closure: HashMap::new(),
-        seen_paths: HashSet::new(),
-        seen_nodes: HashSet::new(),
-        dir_real: HashMap::new(),
-        stack: Vec::new(),
-        table: Table::default(),
-        computed: Vec::new(),
-        start_cpu: thread_cpu(),
+        in_closure: FxMap::default(),
+        seen_paths: FxSet::default(),
+        once: FxSet::default(),
+        uncertain: 0,
+        depth: 0,
+        lexed: FxMap::default(),
+        start_cpu,
         limit,
     };
-    w.start_cpu = start_cpu;
-    for d in &cmd.defines {
-        w.table.add(d);
-    }
     for f in &cmd.include_files {
-        let quote = w.quote.clone();
-        w.walk_command_line_file(f, &quote, "include file")?;
+        let found = w
+            .command_line_file(f)
+            .ok_or_else(|| format!("Could not find include file '{f}'."))?;
+        w.walk(found)?;
     }
-    w.walk_command_line_file(&cmd.source, &[], "translation unit")?;
-    // Computed includes: evaluated with every definition met, until the files they add
-    // bring no new definition or computed include.
-    loop {
-        let before = (w.table.len(), w.computed.len(), w.seen_nodes.len());
-        for (real, file_dir, text, next) in w.computed.clone() {
-            let found = macros::evaluate(&text, &w.table, next)
-                .map_err(|e| format!("File: '{real}': computed include '{text}': {e}"))?;
-            for inc in &found {
-                let children = w.resolve_include(inc, &file_dir)?;
-                w.stack.extend(children.into_iter().rev());
-            }
-        }
-        w.run()?;
-        if (w.table.len(), w.computed.len(), w.seen_nodes.len()) == before {
-            break;
-        }
-    }
+    let source = w
+        .find("", &cmd.source, Origin::Source)
+        .ok_or_else(|| format!("Could not find translation unit '{}'.", cmd.source))?;
+    w.walk(source)?;
     Ok(w.closure)
 }
 
 impl Walk<'_> {
-    /// Walks from a file named on the command line: `-include` files are looked up in the
-    /// working directory, then in `chain`.
-    fn walk_command_line_file(
-        &mut self,
-        path: &str,
-        chain: &[String],
-        kind: &str,
-    ) -> Result<(), String> {
-        let (dir, name) = if path.starts_with('/') {
-            let d = dirname(path);
-            let n = path[path.rfind('/').map_or(0, |i| i + 1)..].to_string();
-            (d, n)
-        } else {
-            (String::new(), path.to_string())
-        };
-        let first = [dir];
-        let found = self.resolve(&name, first.iter().chain(chain))?;
-        let pair = found.ok_or_else(|| format!("Could not find {kind} '{path}'."))?;
-        self.stack.push(pair);
-        self.run()
-    }
-
-    /// The first (search dir, name) of `dirs` where `name` is a regular file.
-    fn resolve<'d>(
-        &mut self,
-        name: &str,
-        dirs: impl Iterator<Item = &'d String>,
-    ) -> Result<Option<(String, String)>, String> {
-        Ok(self.resolve_all(name, dirs, true)?.into_iter().next())
-    }
-
-    fn resolve_all<'d>(
-        &mut self,
-        name: &str,
-        dirs: impl Iterator<Item = &'d String>,
-        first_only: bool,
-    ) -> Result<Vec<(String, String)>, String> {
-        if name.starts_with('/') {
-            return Err(format!("Filepath must be relative but isn't: '{name}'."));
+    /// An `-include` file: in the working directory, then the quote chain.
+    fn command_line_file(&mut self, name: &str) -> Option<Found> {
+        if let Some(f) = self.find("", name, Origin::Includer) {
+            return Some(f);
         }
+        if name.starts_with('/') {
+            return None;
+        }
+        self.search(name, 0)
+    }
+
+    /// `name` in directory `dir` (as spelled), if it is a file there.
+    fn find(&mut self, dir: &str, name: &str, origin: Origin) -> Option<Found> {
+        let spelled = join(dir, name);
+        let abs = join(self.cwd, &spelled);
+        let real = self.look.realpath(&abs)?;
+        Some(Found {
+            spelled,
+            real,
+            origin,
+        })
+    }
+
+    /// `name` in the chain from index `from`.
+    fn search(&mut self, name: &str, from: usize) -> Option<Found> {
+        for k in from..self.chain.dirs.len() {
+            let dir = self.chain.dirs[k].clone();
+            if let Some(f) = self.find(&dir, name, Origin::Chain(k)) {
+                return Some(f);
+            }
+        }
+        None
+    }
+
+    /// Where `#include` (`next`: `#include_next`) of `name` in file `f` finds it. `Err`
+    /// for an absolute name outside the system dirs (not covered).
+    fn resolve(
+        &mut self,
+        angle: bool,
+        name: &str,
+        next: bool,
+        f: &Found,
+    ) -> Result<Option<Found>, String> {
+        if name.starts_with('/') {
+            let found = self.find("", name, Origin::Source);
+            return match found {
+                Some(found) if !self.caches.compilers.contains(&found.real) => Err(format!(
+                    "Filepath must be relative but isn't: '{name}'."
+                )),
+                found => Ok(found),
+            };
+        }
+        Ok(match (next, f.origin) {
+            (true, Origin::Chain(k)) => self.search(name, k + 1),
+            (true, Origin::Includer) => self.search(name, 0),
+            _ if angle => self.search(name, self.chain.bracket),
+            _ => {
+                let dir = dirname(&f.spelled);
+                match self.find(&dir, name, Origin::Includer) {
+                    Some(found) => Some(found),
+                    None => self.search(name, 0),
+                }
+            }
+        })
+    }
+
+    /// Notes that the preprocessor opens `f`.
+    fn record(&mut self, f: &Found) {
+        let abs = join(self.cwd, &f.spelled);
+        if self.seen_paths.insert(abs.clone()) {
+            self.closure.paths.push(abs);
+        }
+        if self.caches.compilers.contains(&f.real) {
+            return;
+        }
+        let abs_name = f.spelled.starts_with('/').then(|| f.spelled.clone());
+        match self.in_closure.get(&f.real) {
+            Some(&i) => {
+                if self.closure.files[i].abs_name.is_none() {
+                    self.closure.files[i].abs_name = abs_name;
+                }
+            }
+            None => {
+                self.in_closure
+                    .insert(f.real.clone(), self.closure.files.len());
+                self.closure.files.push(ClosureFile {
+                    realpath: f.real.clone(),
+                    abs_name,
+                });
+            }
+        }
+    }
+
+    fn directives(&mut self, real: &str) -> Result<Arc<Vec<Directive>>, String> {
+        if let Some(ds) = self.lexed.get(real) {
+            return Ok(ds.clone());
+        }
+        let ds = self.caches.lex.directives(real, self.mode, &self.look)?;
+        self.lexed.insert(real.to_string(), ds.clone());
+        Ok(ds)
+    }
+
+    /// Walks file `f`.
+    fn walk(&mut self, f: Found) -> Result<(), String> {
+        if self.once.contains(&f.real) {
+            return Ok(());
+        }
+        self.record(&f);
+        if self.depth >= MAX_INCLUDE_DEPTH {
+            // GCC stops with an error here; so will the host.
+            return Ok(());
+        }
+        if thread_cpu().saturating_sub(self.start_cpu) > self.limit {
+            return Err(format!(
+                "Bailing out because include server spent more than {:.1}s user time \
+                 handling request",
+                self.limit.as_secs_f64()
+            ));
+        }
+        let ds = self.directives(&f.real)?;
+        self.depth += 1;
+        let r = self.run(&f, &ds);
+        self.depth -= 1;
+        r
+    }
+
+    fn run(&mut self, f: &Found, ds: &[Directive]) -> Result<(), String> {
+        let uncertain_before = self.uncertain;
+        let mut groups: Vec<Group> = Vec::new();
+        let n = ds.len();
+        let mut i = 0;
+        while i < n {
+            match &ds[i] {
+                Directive::If { elif: false, .. } | Directive::Ifdef { elif: false, .. } => {
+                    groups.push(Group::default());
+                    i = self.choose(f, ds, i, &mut groups);
+                }
+                Directive::If { .. } | Directive::Ifdef { .. } | Directive::Else { .. } => {
+                    // The end of a branch that was walked.
+                    let Some(g) = groups.last_mut() else {
+                        i += 1;
+                        continue;
+                    };
+                    if g.uncertain {
+                        g.uncertain = false;
+                        self.uncertain -= 1;
+                    }
+                    if g.decided {
+                        i = to_endif(ds, i) + 1;
+                        groups.pop();
+                    } else {
+                        i = self.choose(f, ds, i, &mut groups);
+                    }
+                }
+                Directive::Endif => {
+                    if groups.pop().is_some_and(|g| g.uncertain) {
+                        self.uncertain -= 1;
+                    }
+                    i += 1;
+                }
+                Directive::Include {
+                    next,
+                    import,
+                    operand,
+                } => {
+                    self.include(f, *next, *import, operand)?;
+                    i += 1;
+                }
+                Directive::Define(m) => {
+                    self.table.define(m.clone(), self.uncertain > 0);
+                    i += 1;
+                }
+                Directive::Undef(name) => {
+                    self.table.undef(*name, self.uncertain > 0);
+                    i += 1;
+                }
+                Directive::Once => {
+                    if self.uncertain == 0 {
+                        self.once.insert(f.real.clone());
+                    }
+                    i += 1;
+                }
+                Directive::PushMacro(name) => {
+                    self.table.push(*name);
+                    i += 1;
+                }
+                Directive::PopMacro(name) => {
+                    self.table.pop(*name, self.uncertain > 0);
+                    i += 1;
+                }
+            }
+        }
+        // Conditionals the file left open (a GCC error).
+        self.uncertain = uncertain_before;
+        Ok(())
+    }
+
+    /// Picks the branch of the top group to walk, starting from the conditional at `i`
+    /// (`#if`, `#elif`, `#else` or `#endif`); returns where the walk goes on.
+    fn choose(&mut self, f: &Found, ds: &[Directive], mut i: usize, groups: &mut [Group]) -> usize {
+        loop {
+            let Some(d) = ds.get(i) else {
+                return ds.len();
+            };
+            let (truth, skip) = match d {
+                Directive::Endif => {
+                    // No branch taken: the caller's loop pops the group at `#endif`.
+                    return i;
+                }
+                Directive::Else { .. } => (Truth::True, 0),
+                Directive::If { expr, skip, .. } => (self.evaluate(expr, f), *skip),
+                Directive::Ifdef {
+                    name, negate, skip, ..
+                } => (self.is_defined(*name, *negate), *skip),
+                _ => unreachable!("choose starts at a conditional"),
+            };
+            let g = groups.last_mut().expect("a group is open");
+            match truth {
+                Truth::False => {
+                    i = skip as usize;
+                    continue;
+                }
+                Truth::True => g.decided = true,
+                Truth::Unknown => {}
+            }
+            if g.maybe || truth == Truth::Unknown {
+                g.uncertain = true;
+                self.uncertain += 1;
+            }
+            g.maybe = true;
+            return i + 1;
+        }
+    }
+
+    fn is_defined(&self, name: Option<Sym>, negate: bool) -> Truth {
+        let Some(name) = name else {
+            return Truth::Unknown;
+        };
+        let k = known();
+        let defined = match self.table.get(name) {
+            Lookup::Defined(_) => true,
+            Lookup::Ambiguous => return Truth::Unknown,
+            Lookup::Undefined => {
+                name == k.has_include
+                    || name == k.has_include_next
+                    || k.feature_tests.contains(&name)
+                    || k.dynamic.contains(&name)
+            }
+        };
+        if defined != negate {
+            Truth::True
+        } else {
+            Truth::False
+        }
+    }
+
+    /// The truth of an `#if` condition in file `f`; the files `__has_include` finds are
+    /// shipped.
+    fn evaluate(&mut self, expr: &[Tok], f: &Found) -> Truth {
+        let table = std::mem::take(&mut self.table);
+        let cplusplus = self.cplusplus;
+        let mut probed = Vec::new();
+        let truth = {
+            let mut has = |angle: bool, name: &str, next: bool| match self.resolve(angle, name, next, f) {
+                Ok(Some(found)) => {
+                    probed.push(found);
+                    Some(true)
+                }
+                Ok(None) => Some(false),
+                Err(_) => None,
+            };
+            expr::evaluate(expr, &table, cplusplus, &mut has)
+        };
+        self.table = table;
+        for p in probed {
+            self.record(&p);
+        }
+        truth
+    }
+
+    fn include(
+        &mut self,
+        f: &Found,
+        next: bool,
+        import: bool,
+        operand: &Operand,
+    ) -> Result<(), String> {
+        let names = match operand {
+            Operand::Quote(n) => vec![(false, n.clone())],
+            Operand::Angle(n) => vec![(true, n.clone())],
+            Operand::Tokens(t) => self
+                .computed(t)
+                .map_err(|e| format!("File: '{}': computed include: {e}", f.real))?,
+        };
+        for (angle, name) in names {
+            // Not found: GCC stops with an error, and so will the host.
+            if let Some(found) = self.resolve(angle, &name, next, f)? {
+                let real = found.real.clone();
+                self.walk(found)?;
+                if import && self.uncertain == 0 {
+                    self.once.insert(real);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The headers a computed include can name: one, or one per combination of the
+    /// alternatives of the macros it uses.
+    fn computed(&self, toks: &[Tok]) -> Result<Vec<(bool, String)>, String> {
+        let e = macros::expand(&self.table, toks);
+        if e.failed {
+            return Err(format!("cannot expand '{}'", super::token::spell(toks)));
+        }
+        if !e.ambiguous {
+            return Ok(macros::header_name(&e.toks).into_iter().collect());
+        }
+        // The names with alternatives that the expansion can reach.
+        let mut queue: Vec<Sym> = idents(toks).collect();
+        let mut seen: FxSet<Sym> = queue.iter().copied().collect();
+        let mut choices: Vec<(Sym, Vec<Option<Arc<Macro>>>)> = Vec::new();
+        while let Some(name) = queue.pop() {
+            let alts = self.table.alternatives(name);
+            for m in alts.iter().flatten() {
+                for id in idents(&m.body) {
+                    if seen.insert(id) {
+                        queue.push(id);
+                    }
+                }
+            }
+            if alts.len() > 1 {
+                choices.push((name, alts));
+            }
+        }
+        let combinations = choices
+            .iter()
+            .try_fold(1usize, |n, (_, a)| n.checked_mul(a.len()))
+            .filter(|&n| n <= MAX_COMBINATIONS)
+            .ok_or_else(|| {
+                format!(
+                    "'{}' has more than {MAX_COMBINATIONS} possible values",
+                    super::token::spell(toks)
+                )
+            })?;
         let mut out = Vec::new();
-        for d in dirs {
-            let full = join(self.cwd, &join(d, name));
-            if std::fs::metadata(&full).is_ok_and(|m| m.is_file()) {
-                out.push((d.clone(), name.to_string()));
-                if first_only {
-                    break;
+        for mut c in 0..combinations {
+            let mut table = self.table.clone();
+            for (name, alts) in &choices {
+                table.choose(*name, alts[c % alts.len()].clone());
+                c /= alts.len();
+            }
+            let e = macros::expand(&table, toks);
+            if let Some(h) = macros::header_name(&e.toks).filter(|_| !e.failed) {
+                if !out.contains(&h) {
+                    out.push(h);
                 }
             }
         }
         Ok(out)
     }
+}
 
-    fn run(&mut self) -> Result<(), String> {
-        while let Some((dir, name)) = self.stack.pop() {
-            if thread_cpu().saturating_sub(self.start_cpu) > self.limit {
-                return Err(format!(
-                    "Bailing out because include server spent more than {:.1}s user time \
-                     handling request",
-                    self.limit.as_secs_f64()
-                ));
-            }
-            let spelled = join(&dir, &name);
-            let full = join(self.cwd, &spelled);
-            if self.seen_paths.insert(full.clone()) {
-                self.closure.paths.push(full.clone());
-            }
-            let Some(real) = realpath(&full) else {
-                continue;
-            };
-            let file_dir = dirname(&spelled);
-            let real_dir = self.real_dir(&file_dir);
-            if !self.seen_nodes.insert((real.clone(), real_dir)) {
-                continue;
-            }
-            let system = self.sys.contains(&real);
-            if !system {
-                let abs = dir.starts_with('/').then(|| join(&dir, &name));
-                match self.in_closure.get(&real) {
-                    Some(&i) => {
-                        if self.closure.files[i].abs_name.is_none() {
-                            self.closure.files[i].abs_name = abs;
-                        }
-                    }
-                    None => {
-                        self.in_closure
-                            .insert(real.clone(), self.closure.files.len());
-                        self.closure.files.push(ClosureFile {
-                            realpath: real.clone(),
-                            abs_name: abs,
-                        });
-                    }
-                }
-            }
-            let includes = self.lex.includes(&real)?;
-            let mut children = Vec::new();
-            for inc in includes.iter() {
-                match inc {
-                    Include::Define(d) => {
-                        self.table.add(d);
-                    }
-                    Include::Computed(text) | Include::ComputedNext(text) => {
-                        let next = matches!(inc, Include::ComputedNext(_));
-                        let c = (real.clone(), file_dir.clone(), text.clone(), next);
-                        if !self.computed.contains(&c) {
-                            self.computed.push(c);
-                        }
-                    }
-                    _ => children.extend(self.resolve_include(inc, &file_dir)?),
-                }
-            }
-            // Depth first, in the order the file names them.
-            self.stack.extend(children.into_iter().rev());
-        }
-        Ok(())
-    }
+fn idents(toks: &[Tok]) -> impl Iterator<Item = Sym> + '_ {
+    toks.iter()
+        .filter(|t| t.kind == Kind::Ident)
+        .map(|t| t.sym)
+}
 
-    /// Where `inc`, met in a file of directory `file_dir` (as spelled), is found.
-    fn resolve_include(
-        &mut self,
-        inc: &Include,
-        file_dir: &String,
-    ) -> Result<Vec<(String, String)>, String> {
-        Ok(match inc {
-            Include::Quote(n) => {
-                let quote = std::mem::take(&mut self.quote);
-                let r = self.resolve(n, std::iter::once(file_dir).chain(&quote));
-                self.quote = quote;
-                r?.into_iter().collect()
+/// The `#endif` of the group whose `#elif` or `#else` is at `i`.
+fn to_endif(ds: &[Directive], mut i: usize) -> usize {
+    while let Some(d) = ds.get(i) {
+        i = match d {
+            Directive::If { skip, .. } | Directive::Ifdef { skip, .. } | Directive::Else { skip } => {
+                *skip as usize
             }
-            Include::Angle(n) => {
-                let angle = std::mem::take(&mut self.angle);
-                let r = self.resolve(n, angle.iter());
-                self.angle = angle;
-                r?.into_iter().collect()
-            }
-            Include::Next(n) => {
-                let quote = std::mem::take(&mut self.quote);
-                let r = self.resolve_all(n, std::iter::once(file_dir).chain(&quote), false);
-                self.quote = quote;
-                r?
-            }
-            _ => Vec::new(),
-        })
+            _ => return i,
+        };
     }
-
-    /// The realpath of directory `d` (as spelled, relative to the working directory).
-    fn real_dir(&mut self, d: &str) -> String {
-        let cwd = self.cwd;
-        self.dir_real
-            .entry(d.to_string())
-            .or_insert_with(|| realpath(&join(cwd, d)))
-            .clone()
-            .unwrap_or_else(|| join(cwd, d))
-    }
+    ds.len()
 }
 
 #[cfg(test)]

@@ -1,71 +1,124 @@
-//! What a compiler command line says about include search: the quote and angle chains
-//! (`-iquote`, `-I`, `-isystem`, the built-in directories, `-idirafter`), the source file,
-//! the `-include`/`-imacros` files, the language and the flags that change the compiler's
-//! built-in list (`-nostdinc`, `--sysroot`, `-isysroot`, ...); or why the command is "not
-//! covered" (`-I-`, `-imultilib`, `-Xpreprocessor`, `-Wp,` other than `-MD`/`-MMD`, not
-//! exactly one source, an unknown source extension), as distcc 3.4's `parse_command.py`.
+//! What a compiler command line says about preprocessing: the search lists (`-iquote`,
+//! `-I`, `-isystem`, `-idirafter`, `-iprefix`/`-iwithprefix`, `=` and `$SYSROOT` prefixes),
+//! the source file and its language, the `-D`/`-U` options in order, the `-include` and
+//! `-imacros` files, and the flags to give the compiler when asking for its built-in
+//! directories and predefined macros (every flag that may change them: `-std`, `-O`,
+//! `-m*`, `-f*`, `--sysroot`, `-nostdinc`, ...). Or why the command is "not covered"
+//! (`-I-`, `-imultilib`, `-Xpreprocessor`, `-Wp,` other than `-MD`/`-MMD`, not exactly one
+//! source, an unknown language), which sends the client to plain mode.
 //!
 //! Directories stay as written (made relative to the client's working directory later),
 //! after 3.4's `SafeNormPath`: leading `./` and trailing `/` removed, `.` as "".
 //! Environment variables such as `CPATH` are the client's business: distcc 3.4's client
 //! does not ask the include server when they are set.
 
-/// A command line's include model.
+use super::lexer::Mode;
+
+/// A command line's preprocessing model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
     /// The compiler, `argv[0]`.
     pub compiler: String,
-    /// The flags passed to the compiler when asking for its built-in directories.
+    /// The flags to pass when asking the compiler for its built-in directories and
+    /// predefined macros.
     pub probe_flags: Vec<String>,
-    /// `c`, `c++`, `objective-c` or `objective-c++`.
+    /// `c`, `c++`, `objective-c`, `objective-c++` or `assembler-with-cpp`.
     pub language: String,
     /// `-iquote` directories.
     pub quote: Vec<String>,
-    /// `-I` directories, then `-isystem` ones (GCC's order: all `-I` before `-isystem`).
-    pub before: Vec<String>,
-    /// `-idirafter` directories, searched after the built-in ones.
+    /// `-I` (and `-iwithprefixbefore`) directories.
+    pub bracket: Vec<String>,
+    /// `-isystem` directories, searched before the built-in ones.
+    pub isystem: Vec<String>,
+    /// `-idirafter` (and `-iwithprefix`) directories, searched after the built-in ones.
     pub after: Vec<String>,
     /// `-include` and `-imacros` files, in order.
     pub include_files: Vec<String>,
     /// The source file.
     pub source: String,
-    /// `-D` definitions, for computed includes.
-    pub defines: Vec<super::macros::Define>,
+    /// `-D` and `-U`, in order.
+    pub macros: Vec<MacroOption>,
+    /// The last `-std=` (`-ansi` as the oldest ISO standard).
+    pub std: Option<String>,
+    /// `-trigraphs`.
+    pub trigraphs: bool,
 }
 
-/// Options whose value is the next argument (when not joined), and which matter to nobody
-/// here except that their value is not a source file.
-const SEPARATE_ARG: &[&str] = &[
+/// A `-D` or `-U` option's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MacroOption {
+    Define(String),
+    Undef(String),
+}
+
+impl Command {
+    /// Whether `true` and `false` are keywords in `#if`.
+    pub fn cplusplus(&self) -> bool {
+        self.language.ends_with("c++")
+    }
+
+    /// How the language mode changes the lexing (GCC's `lang_defaults`): raw strings in
+    /// C++11 and later and in GNU C99 and later; trigraphs in the strict ISO modes before
+    /// C++17, or with `-trigraphs`.
+    pub fn lex_mode(&self) -> Mode {
+        let cxx = self.cplusplus();
+        let std = self.std.as_deref();
+        let old_cxx = |s: &str| matches!(s, "c++98" | "c++03" | "gnu++98" | "gnu++03");
+        let raw_strings = match std {
+            _ if self.language == "assembler-with-cpp" => false,
+            None => true,
+            Some(s) if cxx => !old_cxx(s),
+            Some(s) => s.starts_with("gnu") && !matches!(s, "gnu89" | "gnu90"),
+        };
+        let strict = std.is_some_and(|s| !s.starts_with("gnu"));
+        let trigraphs_removed = |s: &str| {
+            cxx && !matches!(s, "c++98" | "c++03" | "c++0x" | "c++11" | "c++1y" | "c++14")
+        };
+        Mode {
+            raw_strings,
+            trigraphs: self.trigraphs || (strict && !std.is_some_and(trigraphs_removed)),
+        }
+    }
+}
+
+/// Options whose value is the next argument (when not joined) and that do not change the
+/// compiler's built-in directories or macros: left out of the probe, with their value.
+const UNPROBED_WITH_VALUE: &[&str] = &[
     "-o",
-    "-D",
-    "-U",
     "-MF",
     "-MT",
     "-MQ",
-    "-A",
+    "-MJ",
     "-aux-info",
-    "--param",
     "-Xlinker",
     "-Xassembler",
-    "-Xclang",
     "-u",
     "-L",
     "-l",
     "-T",
-    "-B",
-    "-G",
     "-z",
-    "-target",
-    "-arch",
-    "-imultiarch",
-    "-MJ",
     "-dumpbase",
     "-dumpdir",
     "-dumpbase-ext",
 ];
 
+/// Options kept for the probe whose value is the next argument when not joined.
+const PROBED_WITH_VALUE: &[&str] = &[
+    "--param",
+    "-Xclang",
+    "-target",
+    "-arch",
+    "-imultiarch",
+    "-B",
+    "-G",
+    "-A",
+];
+
+/// Options without a value that do not change the built-in directories or macros.
+const UNPROBED: &[&str] = &["-c", "-S", "-MD", "-MMD", "-MP", "-MG", "-pipe", "-v"];
+
 /// Source extensions and their languages (3.4's `TRANSLATION_UNIT_MAP` with GCC's other
-/// C++ spellings).
+/// C++ spellings and preprocessed assembler).
 fn language_of(path: &str) -> Option<&'static str> {
     let ext = path.rsplit_once('.')?.1;
     if ext.contains('/') {
@@ -76,6 +129,7 @@ fn language_of(path: &str) -> Option<&'static str> {
         "cc" | "cpp" | "cxx" | "C" | "CXX" | "CPP" | "c++" | "cp" | "ii" => "c++",
         "m" | "mi" => "objective-c",
         "mm" | "M" | "mii" => "objective-c++",
+        "S" | "sx" => "assembler-with-cpp",
         _ => return None,
     })
 }
@@ -97,6 +151,15 @@ pub fn safe_norm(path: &str) -> String {
     }
 }
 
+/// Which list a search directory goes to.
+#[derive(Clone, Copy)]
+enum List {
+    Quote,
+    Bracket,
+    System,
+    After,
+}
+
 /// Parses `argv` (the whole compiler command), or says why it is not covered.
 pub fn parse(argv: &[String]) -> Result<Command, String> {
     let compiler = argv.first().ok_or("empty command line")?.clone();
@@ -105,21 +168,26 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
         probe_flags: Vec::new(),
         language: String::new(),
         quote: Vec::new(),
-        before: Vec::new(),
+        bracket: Vec::new(),
+        isystem: Vec::new(),
         after: Vec::new(),
         include_files: Vec::new(),
         source: String::new(),
-        defines: Vec::new(),
+        macros: Vec::new(),
+        std: None,
+        trigraphs: false,
     };
-    let mut isystem = Vec::new();
+    let mut dirs: Vec<(List, String)> = Vec::new();
     let mut sources = Vec::new();
     let mut forced_language: Option<String> = None;
     let mut iprefix = String::new();
+    let mut sysroot = String::new();
+    let mut isysroot: Option<String> = None;
     let mut i = 1;
-    // The value of option `name` at argv[i]: joined (`-Ifoo`, or `--sysroot=foo` when
-    // `eq`) or the next argument.
     while i < argv.len() {
         let arg = argv[i].as_str();
+        // The value of option `name` at argv[i]: joined (`-Ifoo`, or `--sysroot=foo` when
+        // `eq`) or the next argument.
         let mut value_of = |name: &str, eq: bool| -> Result<Option<String>, String> {
             if arg == name {
                 i += 1;
@@ -153,9 +221,10 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
             || arg.starts_with("-Xpreprocessor")
             || arg.starts_with("-fmodule")
             || arg.starts_with("-ivfsoverlay")
-            || arg == "-trigraphs"
             || arg.starts_with("-iframework")
             || arg.starts_with("-F")
+            || arg == "-traditional"
+            || arg == "-traditional-cpp"
         {
             return Err(format!("{arg} is not covered"));
         }
@@ -169,49 +238,76 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
             continue;
         }
         if let Some(d) = value_of("-iquote", false)? {
-            cmd.quote.push(dir(&d)?);
+            dirs.push((List::Quote, d));
         } else if let Some(d) = value_of("-isystem", false)? {
-            isystem.push(dir(&d)?);
+            dirs.push((List::System, d));
         } else if let Some(d) = value_of("-idirafter", false)? {
-            cmd.after.push(dir(&d)?);
+            dirs.push((List::After, d));
         } else if let Some(d) = value_of("-iprefix", false)? {
             iprefix = d;
         } else if let Some(d) = value_of("-iwithprefixbefore", false)? {
-            cmd.before.push(dir(&format!("{iprefix}{d}"))?);
+            dirs.push((List::Bracket, format!("{iprefix}{d}")));
         } else if let Some(d) = value_of("-iwithprefix", false)? {
-            cmd.after.push(dir(&format!("{iprefix}{d}"))?);
+            dirs.push((List::After, format!("{iprefix}{d}")));
         } else if let Some(f) = value_of("-include", false)? {
             cmd.include_files.push(f);
         } else if let Some(f) = value_of("-imacros", false)? {
             cmd.include_files.push(f);
         } else if let Some(s) = value_of("-isysroot", false)? {
             cmd.probe_flags.push("-isysroot".into());
-            cmd.probe_flags.push(s);
+            cmd.probe_flags.push(s.clone());
+            isysroot = Some(s);
         } else if let Some(s) = value_of("--sysroot", true)? {
             cmd.probe_flags.push(format!("--sysroot={s}"));
+            sysroot = s;
         } else if let Some(d) = value_of("-D", false)? {
-            cmd.defines.extend(super::macros::Define::from_option(&d));
+            cmd.macros.push(MacroOption::Define(d));
+        } else if let Some(u) = value_of("-U", false)? {
+            cmd.macros.push(MacroOption::Undef(u));
         } else if let Some(d) = value_of("-I", false)? {
-            cmd.before.push(dir(&d)?);
+            dirs.push((List::Bracket, d));
         } else if let Some(x) = value_of("-x", false)? {
             forced_language = (x != "none").then_some(x);
-        } else if arg == "-nostdinc"
-            || arg == "-nostdinc++"
-            || arg == "-undef"
-            || arg.starts_with("-stdlib=")
-            || arg.starts_with("--target=")
-            || arg == "-m32"
-            || arg == "-m64"
-            || arg == "-mx32"
-            || arg.starts_with("-specs=")
-        {
-            cmd.probe_flags.push(arg.to_string());
-        } else if SEPARATE_ARG.contains(&arg) {
+        } else if UNPROBED_WITH_VALUE.contains(&arg) {
             i += 1;
+        } else if let Some(std) = arg.strip_prefix("-std=") {
+            cmd.std = Some(std.to_string());
+            cmd.probe_flags.push(arg.to_string());
+        } else if arg == "-ansi" {
+            let cxx = forced_language.as_deref().is_some_and(|l| l.ends_with("c++"))
+                || argv.iter().any(|a| language_of(a) == Some("c++"));
+            cmd.std = Some(if cxx { "c++98" } else { "c90" }.to_string());
+            cmd.probe_flags.push(arg.to_string());
+        } else if arg == "-trigraphs" {
+            cmd.trigraphs = true;
+            cmd.probe_flags.push(arg.to_string());
+        } else if UNPROBED.contains(&arg)
+            || arg.starts_with("-M")
+            || arg.starts_with("-W")
+            || arg.starts_with("-g")
+        {
+            // Dependency output, warnings and debugging change no macro or directory.
+        } else if PROBED_WITH_VALUE.contains(&arg) {
+            cmd.probe_flags.push(arg.to_string());
+            if let Some(v) = argv.get(i + 1) {
+                cmd.probe_flags.push(v.clone());
+            }
+            i += 1;
+        } else {
+            cmd.probe_flags.push(arg.to_string());
         }
         i += 1;
     }
-    cmd.before.extend(isystem);
+    let header_root = isysroot.unwrap_or(sysroot);
+    for (list, d) in dirs {
+        let d = dir(&d, &header_root);
+        match list {
+            List::Quote => cmd.quote.push(d),
+            List::Bracket => cmd.bracket.push(d),
+            List::System => cmd.isystem.push(d),
+            List::After => cmd.after.push(d),
+        }
+    }
     if sources.len() != 1 {
         return Err(format!(
             "expected exactly one source file, found {}",
@@ -221,7 +317,7 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
     let (source, forced) = sources.remove(0);
     let language = match forced {
         Some(x) => match x.as_str() {
-            "c" | "c++" | "objective-c" | "objective-c++" => x,
+            "c" | "c++" | "objective-c" | "objective-c++" | "assembler-with-cpp" => x,
             "c-header" => "c".into(),
             "c++-header" => "c++".into(),
             other => return Err(format!("language {other} is not covered")),
@@ -235,12 +331,17 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
     Ok(cmd)
 }
 
-/// A search directory as 3.4 keeps it, or not covered for GCC's sysroot-relative forms.
-fn dir(d: &str) -> Result<String, String> {
-    if d.starts_with('=') || d.starts_with("$SYSROOT") {
-        return Err(format!("sysroot-relative directory {d} is not covered"));
-    }
-    Ok(safe_norm(d))
+/// A search directory as 3.4 keeps it, with GCC's `=` and `$SYSROOT` prefixes replaced by
+/// the sysroot.
+fn dir(d: &str, sysroot: &str) -> String {
+    let d = if let Some(rest) = d.strip_prefix('=') {
+        format!("{sysroot}{rest}")
+    } else if let Some(rest) = d.strip_prefix("$SYSROOT") {
+        format!("{sysroot}{rest}")
+    } else {
+        d.to_string()
+    };
+    safe_norm(&d)
 }
 
 #[cfg(test)]
@@ -260,25 +361,44 @@ mod tests {
     fn chains_and_files() {
         let c = p(
             "gcc -O2 -Iinc -I ./b/ -isystem sys -iquote q -idirafter /late \
-                   -include pre.h -DX=1 -MD -MF x.d -o out.o -c src/a.c",
+                   -include pre.h -DX=1 -UY -MD -MF x.d -Wall -g -o out.o -c src/a.c",
         )
         .unwrap();
         assert_eq!(c.compiler, "gcc");
-        assert_eq!(c.before, ["inc", "b", "sys"]);
+        assert_eq!(c.bracket, ["inc", "b"]);
+        assert_eq!(c.isystem, ["sys"]);
         assert_eq!(c.quote, ["q"]);
         assert_eq!(c.after, ["/late"]);
         assert_eq!(c.include_files, ["pre.h"]);
-        assert_eq!(c.defines.len(), 1);
         assert_eq!(
-            (c.defines[0].name.as_str(), c.defines[0].body.as_str()),
-            ("X", "1")
+            c.macros,
+            [
+                MacroOption::Define("X=1".into()),
+                MacroOption::Undef("Y".into())
+            ]
         );
+        assert_eq!(c.probe_flags, ["-O2"]);
         assert_eq!(c.source, "src/a.c");
         assert_eq!(c.language, "c");
-        let c = p("g++ -nostdinc --sysroot=/sr -I. -x c++ -c a.inl -Wp,-MMD,a.d").unwrap();
+        let c = p("g++ -nostdinc --sysroot=/sr -I. -I=/inc -x c++ -c a.inl -Wp,-MMD,a.d").unwrap();
         assert_eq!(c.language, "c++");
-        assert_eq!(c.before, [""]);
+        assert!(c.cplusplus());
+        assert_eq!(c.bracket, ["", "/sr/inc"]);
         assert_eq!(c.probe_flags, ["-nostdinc", "--sysroot=/sr"]);
+        let c = p("gcc -m32 -std=c99 -fPIC --param x=1 -c a.S").unwrap();
+        assert_eq!(c.language, "assembler-with-cpp");
+        assert_eq!(c.probe_flags, ["-m32", "-std=c99", "-fPIC", "--param", "x=1"]);
+        let mode = |line: &str| {
+            let m = p(line).unwrap().lex_mode();
+            (m.raw_strings, m.trigraphs)
+        };
+        assert_eq!(mode("gcc -c a.c"), (true, false));
+        assert_eq!(mode("gcc -std=c11 -c a.c"), (false, true));
+        assert_eq!(mode("gcc -ansi -c a.c"), (false, true));
+        assert_eq!(mode("gcc -std=gnu89 -trigraphs -c a.c"), (false, true));
+        assert_eq!(mode("g++ -std=c++14 -c a.cc"), (true, true));
+        assert_eq!(mode("g++ -std=c++17 -c a.cc"), (true, false));
+        assert_eq!(mode("g++ -std=gnu++98 -c a.cc"), (false, false));
     }
 
     #[test]
@@ -289,9 +409,10 @@ mod tests {
             "gcc -Xpreprocessor -foo -c a.c",
             "gcc -Wp,-DX -c a.c",
             "gcc -c a.c b.c",
-            "gcc -c a.S",
+            "gcc -c a.s",
             "gcc -c",
-            "gcc -I=inc -c a.c",
+            "gcc -traditional-cpp -c a.c",
+            "gcc -c a.s",
         ] {
             assert!(p(line).is_err(), "{line}");
         }

@@ -1,39 +1,98 @@
-//! The include directives of one file: every `#include`, `#include_next` and `#import`,
-//! in every branch (no `#if` evaluation: the caller over-approximates), as the
-//! preprocessor would see them after line splicing and comment removal.
+//! The directives of one file, as the preprocessor sees them after line splicing and
+//! comment removal: includes, definitions, conditionals (with, for each, where its group
+//! ends, so that a skipped group costs one jump) and the pragmas that matter to include
+//! search. Everything that is not a directive is skipped without being tokenized; the
+//! walk in [`super::closure`] evaluates the conditionals.
 //!
 //! It understands backslash-newline splices (also with spaces before the newline, which
 //! GCC accepts), `/* */` comments across lines, `//` comments, string and character
-//! literals (which end at the end of their line, as in a skipped `#if 0` block), C++ raw
-//! strings `R"d(...)d"` across lines, and the digraph `%:` for `#`. It does not tokenize
-//! anything else; trigraphs are not replaced (GCC's default in its GNU modes).
+//! literals (which end at the end of their line, as in a skipped `#if 0` block or an
+//! assembler file), C++ raw strings `R"d(...)d"` across lines, digit separators, and the
+//! digraph `%:` for `#`, a UTF-8 byte order mark, and the two things that depend on the
+//! language mode ([`Mode`]): raw strings (C++11 and GNU C99 or later, not strict ISO C)
+//! and trigraphs (strict ISO modes before C++17, or `-trigraphs`).
 
-/// One include directive.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Include {
-    /// `#include "name"` or `#import "name"`.
+use std::sync::Arc;
+
+use super::macros::Macro;
+use super::token::{self, sym, Sym, Tok};
+
+/// What an `#include` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operand {
+    /// `"name"`.
     Quote(String),
-    /// `#include <name>` or `#import <name>`.
+    /// `<name>`.
     Angle(String),
-    /// `#include_next "name"` or `#include_next <name>`.
-    Next(String),
-    /// `#include TOKENS` (or `#import`): a computed include, its text.
-    Computed(String),
-    /// `#include_next TOKENS`: a computed include_next, its text.
-    ComputedNext(String),
-    /// `#define NAME BODY` or `#define NAME(PARAMS) BODY`, for computed includes.
-    Define(super::macros::Define),
+    /// Anything else: a computed include, to expand.
+    Tokens(Vec<Tok>),
 }
 
-/// The include directives of `src`, in order.
-pub fn includes(src: &[u8]) -> Vec<Include> {
-    let mut v = directives(src);
-    v.retain(|d| !matches!(d, Include::Define(_)));
-    v
+/// One directive. `skip` is the index of the next `#elif`/`#else`/`#endif` of the same
+/// conditional (the directive count when the file ends first).
+#[derive(Debug, Clone)]
+pub enum Directive {
+    /// `#include`, `#include_next` (`next`) or `#import` (`import`).
+    Include {
+        next: bool,
+        import: bool,
+        operand: Operand,
+    },
+    Define(Arc<Macro>),
+    Undef(Sym),
+    /// `#if EXPR`, or `#elif EXPR` when `elif`.
+    If {
+        expr: Vec<Tok>,
+        elif: bool,
+        skip: u32,
+    },
+    /// `#ifdef NAME` (`#ifndef` when `negate`), or `#elifdef`/`#elifndef` when `elif`.
+    /// `None` for a missing name (a GCC error: the group is then not entered).
+    Ifdef {
+        name: Option<Sym>,
+        negate: bool,
+        elif: bool,
+        skip: u32,
+    },
+    Else {
+        skip: u32,
+    },
+    Endif,
+    /// `#pragma once`.
+    Once,
+    /// `#pragma push_macro("NAME")`.
+    PushMacro(Sym),
+    /// `#pragma pop_macro("NAME")`.
+    PopMacro(Sym),
 }
 
-/// The include and define directives of `src`, in order.
-pub fn directives(src: &[u8]) -> Vec<Include> {
+/// What the language mode changes in the lexing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Mode {
+    pub raw_strings: bool,
+    pub trigraphs: bool,
+}
+
+impl Default for Mode {
+    /// GCC's default modes (gnu17, gnu++17).
+    fn default() -> Mode {
+        Mode {
+            raw_strings: true,
+            trigraphs: false,
+        }
+    }
+}
+
+/// The directives of `src`, in order, with their conditionals linked.
+pub fn directives(src: &[u8], mode: Mode) -> Vec<Directive> {
+    let src = src.strip_prefix(b"\xef\xbb\xbf").unwrap_or(src);
+    let replaced;
+    let src = if mode.trigraphs && src.windows(2).any(|w| w == b"??") {
+        replaced = trigraphs(src);
+        &replaced[..]
+    } else {
+        src
+    };
     let spliced = splice(src);
     let s: &[u8] = &spliced;
     let mut out = Vec::new();
@@ -51,10 +110,8 @@ pub fn directives(src: &[u8]) -> Vec<Include> {
                 None
             };
             if let Some(after) = hash {
-                let (inc, next) = directive(s, after);
-                if let Some(inc) = inc {
-                    out.push(inc);
-                }
+                let (d, next) = directive(s, after);
+                out.extend(d);
                 i = next;
                 continue;
             }
@@ -69,7 +126,7 @@ pub fn directives(src: &[u8]) -> Vec<Include> {
             b'/' if s.get(i + 1) == Some(&b'*') => i = block_comment_end(s, i + 2),
             b'/' if s.get(i + 1) == Some(&b'/') => i = line_end(s, i),
             b'"' => {
-                i = if is_raw_prefix(s, i) {
+                i = if mode.raw_strings && is_raw_prefix(s, i) {
                     raw_string_end(s, i).unwrap_or_else(|| literal_end(s, i))
                 } else {
                     literal_end(s, i)
@@ -79,7 +136,69 @@ pub fn directives(src: &[u8]) -> Vec<Include> {
             _ => i += 1,
         }
     }
+    link(&mut out);
     out
+}
+
+/// `src` with its trigraphs (`??=` and the eight others) replaced.
+fn trigraphs(src: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(src.len());
+    let mut i = 0;
+    while i < src.len() {
+        if src[i] == b'?' && src.get(i + 1) == Some(&b'?') {
+            let r = match src.get(i + 2) {
+                Some(b'=') => Some(b'#'),
+                Some(b'/') => Some(b'\\'),
+                Some(b'\'') => Some(b'^'),
+                Some(b'(') => Some(b'['),
+                Some(b')') => Some(b']'),
+                Some(b'!') => Some(b'|'),
+                Some(b'<') => Some(b'{'),
+                Some(b'>') => Some(b'}'),
+                Some(b'-') => Some(b'~'),
+                _ => None,
+            };
+            if let Some(r) = r {
+                out.push(r);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(src[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Sets every conditional's `skip`.
+fn link(ds: &mut [Directive]) {
+    let end = ds.len() as u32;
+    let mut open: Vec<usize> = Vec::new();
+    let set = |d: &mut Directive, to: u32| match d {
+        Directive::If { skip, .. } | Directive::Ifdef { skip, .. } | Directive::Else { skip } => {
+            *skip = to
+        }
+        _ => {}
+    };
+    for k in 0..ds.len() {
+        let (opens, closes) = match &ds[k] {
+            Directive::If { elif, .. } | Directive::Ifdef { elif, .. } => (true, *elif),
+            Directive::Else { .. } => (true, true),
+            Directive::Endif => (false, true),
+            _ => (false, false),
+        };
+        if closes {
+            if let Some(prev) = open.pop() {
+                set(&mut ds[prev], k as u32);
+            }
+        }
+        if opens {
+            open.push(k);
+        }
+    }
+    for k in open {
+        set(&mut ds[k], end);
+    }
 }
 
 /// `src` with every backslash-newline splice removed (a backslash followed by spaces or
@@ -211,128 +330,225 @@ fn is_ident(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80
 }
 
-/// Reads the directive whose name starts after the `#` at `i`: the include it is, if
-/// any, and the position of the newline ending it.
-fn directive(s: &[u8], i: usize) -> (Option<Include>, usize) {
+/// Reads the directive whose name starts after the `#` at `i`: the directive, if it is
+/// one that matters, and the position of the newline ending it.
+fn directive(s: &[u8], i: usize) -> (Option<Directive>, usize) {
     let j = skip_blank(s, i);
     let mut k = j;
     while k < s.len() && is_ident(s[k]) {
         k += 1;
     }
     let name = &s[j..k];
-    let next = name == b"include_next";
-    if name == b"define" {
-        let end = rest_of_directive(s, k);
-        let text = String::from_utf8_lossy(&s[k..end]);
-        return (
-            super::macros::Define::parse(&text).map(Include::Define),
-            end,
-        );
-    }
-    if !(next || name == b"include" || name == b"import") {
-        return (None, rest_of_directive(s, k));
-    }
-    let a = skip_blank(s, k);
-    let end = rest_of_directive(s, a);
-    let text = |from: usize, to: usize| String::from_utf8_lossy(&s[from..to]).into_owned();
-    let close = match s.get(a) {
-        Some(b'"') => Some(b'"'),
-        Some(b'<') => Some(b'>'),
-        _ => None,
+    let (line, end) = rest_of_directive(s, k);
+    let toks = |include: bool| token::tokenize(&line, include);
+    let first_name = || {
+        toks(false)
+            .first()
+            .filter(|t| t.kind == token::Kind::Ident)
+            .map(|t| t.sym)
     };
-    let inc = match close {
-        Some(c) => match s[a + 1..end].iter().position(|&x| x == c) {
-            Some(p) => {
-                let name = text(a + 1, a + 1 + p);
-                Some(if next {
-                    Include::Next(name)
-                } else if c == b'"' {
-                    Include::Quote(name)
-                } else {
-                    Include::Angle(name)
-                })
-            }
-            // An unterminated name: GCC reports an error; nothing to read.
-            None => None,
-        },
-        None => {
-            let body = text(a, end);
-            let body = body.trim();
-            (!body.is_empty()).then(|| {
-                if next {
-                    Include::ComputedNext(body.to_string())
-                } else {
-                    Include::Computed(body.to_string())
+    let d = match name {
+        b"include" | b"include_next" | b"import" => {
+            let t = toks(true);
+            let operand = match t.as_slice() {
+                [] => None,
+                [one, ..] if one.kind == token::Kind::Header => {
+                    let n = one.text();
+                    Some(Operand::Angle(n[1..n.len() - 1].to_string()))
                 }
+                [one, ..] if one.kind == token::Kind::Str && one.text().starts_with('"') => {
+                    let n = one.text();
+                    Some(Operand::Quote(n[1..n.len().max(2) - 1].to_string()))
+                }
+                _ => Some(Operand::Tokens(t)),
+            };
+            operand.map(|operand| Directive::Include {
+                next: name == b"include_next",
+                import: name == b"import",
+                operand,
             })
         }
+        b"define" => Macro::parse(&toks(false)).map(|m| Directive::Define(Arc::new(m))),
+        b"undef" => first_name().map(Directive::Undef),
+        b"if" | b"elif" => Some(Directive::If {
+            expr: toks(false),
+            elif: name == b"elif",
+            skip: 0,
+        }),
+        b"ifdef" | b"ifndef" | b"elifdef" | b"elifndef" => Some(Directive::Ifdef {
+            name: first_name(),
+            negate: name.ends_with(b"ndef"),
+            elif: name.starts_with(b"elif"),
+            skip: 0,
+        }),
+        b"else" => Some(Directive::Else { skip: 0 }),
+        b"endif" => Some(Directive::Endif),
+        b"pragma" => pragma(&toks(false)),
+        _ => None,
     };
-    (inc, end)
+    (d, end)
 }
 
-/// The end of a directive's line from `i`: the newline not inside a comment (a block
-/// comment opened on the line may run over several lines) or the end of the file.
-fn rest_of_directive(s: &[u8], mut i: usize) -> usize {
+/// The pragmas that matter: `once`, `push_macro("X")`, `pop_macro("X")`.
+fn pragma(t: &[Tok]) -> Option<Directive> {
+    let k = token::known();
+    let first = t.first()?;
+    if first.is(k.once) && t.len() == 1 {
+        return Some(Directive::Once);
+    }
+    let push = first.is(k.push_macro);
+    if !(push || first.is(k.pop_macro)) {
+        return None;
+    }
+    match t {
+        [_, open, name, close, ..]
+            if open.is(k.lparen) && close.is(k.rparen) && name.kind == token::Kind::Str =>
+        {
+            let n = name.text();
+            let n = sym(n.strip_prefix('"')?.strip_suffix('"')?);
+            Some(if push {
+                Directive::PushMacro(n)
+            } else {
+                Directive::PopMacro(n)
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The rest of a directive's line from `i`, comments replaced by a space, and the
+/// position of the newline ending it (a block comment opened on the line may run over
+/// several lines) or of the end of the file.
+fn rest_of_directive(s: &[u8], mut i: usize) -> (Vec<u8>, usize) {
+    let mut line = Vec::new();
     while i < s.len() {
         match s[i] {
-            b'\n' => return i,
-            b'/' if s.get(i + 1) == Some(&b'*') => i = block_comment_end(s, i + 2),
-            b'/' if s.get(i + 1) == Some(&b'/') => return line_end(s, i),
-            b'"' | b'\'' => i = literal_end(s, i),
-            _ => i += 1,
+            b'\n' => break,
+            b'/' if s.get(i + 1) == Some(&b'*') => {
+                i = block_comment_end(s, i + 2);
+                line.push(b' ');
+            }
+            b'/' if s.get(i + 1) == Some(&b'/') => {
+                i = line_end(s, i);
+                break;
+            }
+            b'"' | b'\'' => {
+                let end = if s[i] == b'"' && is_raw_prefix(s, i) {
+                    raw_string_end(s, i).unwrap_or_else(|| literal_end(s, i))
+                } else {
+                    literal_end(s, i)
+                };
+                line.extend_from_slice(&s[i..end]);
+                i = end;
+            }
+            c => {
+                line.push(c);
+                i += 1;
+            }
         }
     }
-    s.len()
+    (line, i)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Include::*;
     use super::*;
 
-    fn inc(src: &str) -> Vec<Include> {
-        includes(src.as_bytes())
+    /// A compact picture of the directives: one word each.
+    fn shape(src: &str) -> Vec<String> {
+        directives(src.as_bytes(), Mode::default())
+            .iter()
+            .map(|d| match d {
+                Directive::Include {
+                    next,
+                    import,
+                    operand,
+                } => {
+                    let kind = if *next {
+                        "next"
+                    } else if *import {
+                        "import"
+                    } else {
+                        "inc"
+                    };
+                    match operand {
+                        Operand::Quote(n) => format!("{kind}\"{n}\""),
+                        Operand::Angle(n) => format!("{kind}<{n}>"),
+                        Operand::Tokens(t) => format!("{kind}({})", token::spell(t)),
+                    }
+                }
+                Directive::Define(m) => format!("def {}", m.name.as_str()),
+                Directive::Undef(n) => format!("undef {}", n.as_str()),
+                Directive::If { expr, elif, skip } => {
+                    format!("{}({})->{skip}", if *elif { "elif" } else { "if" }, token::spell(expr))
+                }
+                Directive::Ifdef {
+                    name,
+                    negate,
+                    elif,
+                    skip,
+                } => format!(
+                    "{}{}def {}->{skip}",
+                    if *elif { "el" } else { "" },
+                    if *negate { "n" } else { "" },
+                    name.map_or("?", |n| n.as_str())
+                ),
+                Directive::Else { skip } => format!("else->{skip}"),
+                Directive::Endif => "endif".into(),
+                Directive::Once => "once".into(),
+                Directive::PushMacro(n) => format!("push {}", n.as_str()),
+                Directive::PopMacro(n) => format!("pop {}", n.as_str()),
+            })
+            .collect()
     }
 
     #[test]
-    fn plain_forms() {
+    fn forms() {
         assert_eq!(
-            inc("#include \"a.h\"\n  #  include <b/c.h> // x\n#import \"d.h\"\n%:include <e.h>\n"),
-            vec![
-                Quote("a.h".into()),
-                Angle("b/c.h".into()),
-                Quote("d.h".into()),
-                Angle("e.h".into())
+            shape("#include \"a.h\"\n  #  include <b/c.h> // x\n#import \"d.h\"\n%:include <e.h>\n\
+                   #include_next <stdlib.h>\n#include FOO(x)\n#include\n"),
+            [
+                "inc\"a.h\"",
+                "inc<b/c.h>",
+                "import\"d.h\"",
+                "inc<e.h>",
+                "next<stdlib.h>",
+                "inc(FOO(x))"
             ]
         );
         assert_eq!(
-            inc("#include_next <stdlib.h>\n#include FOO(x)\n#include\n"),
-            vec![Next("stdlib.h".into()), Computed("FOO(x)".into())]
-        );
-        assert_eq!(
-            directives(b"#define A(x) <x.h>\n#include_next A(b)\n"),
-            vec![
-                Define(crate::include::macros::Define::parse(" A(x) <x.h>").unwrap()),
-                ComputedNext("A(b)".into())
-            ]
+            shape("#pragma once\n#pragma push_macro(\"X\")\n#pragma pop_macro(\"X\")\n\
+                   #pragma GCC system_header\n#define A(x) x\n#undef A\n#error no\n#line 3\n"),
+            ["once", "push X", "pop X", "def A", "undef A"]
         );
     }
 
     #[test]
-    fn every_branch_counts() {
+    fn conditionals_are_linked() {
         assert_eq!(
-            inc("#if 0\n#include \"x.h\"\n#else\n#include \"y.h\"\n#endif\n"),
-            vec![Quote("x.h".into()), Quote("y.h".into())]
+            shape("#if A\n#ifdef B\n#endif\n#elif C > 1\n#elifndef D\n#else\n#include \"x.h\"\n#endif\n#ifndef G\n"),
+            [
+                "if(A)->3",
+                "def B->2",
+                "endif",
+                "elif(C > 1)->4",
+                "elndef D->5",
+                "else->7",
+                "inc\"x.h\"",
+                "endif",
+                "ndef G->9"
+            ]
         );
     }
 
     #[test]
     fn splices() {
         assert_eq!(
-            inc("#inc\\\nlude \"a.h\"\n#\\\ninclude \\  \n<b.h>\n# define X \\\n#include \"no.h\"\n"),
-            vec![Quote("a.h".into()), Angle("b.h".into())]
+            shape("#inc\\\nlude \"a.h\"\n#\\\ninclude \\  \n<b.h>\n# define X \\\n#include \"no.h\"\n\
+                   #if A \\\n > 1\n#endif\n"),
+            ["inc\"a.h\"", "inc<b.h>", "def X", "if(A > 1)->4", "endif"]
         );
-        assert_eq!(inc("#include \"a\\\r\n.h\"\r\n"), vec![Quote("a.h".into())]);
+        assert_eq!(shape("#include \"a\\\r\n.h\"\r\n"), ["inc\"a.h\""]);
     }
 
     #[test]
@@ -340,38 +556,49 @@ mod tests {
         let src = "/* #include \"c1.h\"\n#include \"c2.h\" */ #include \"yes1.h\"\n\
                    // #include \"c3.h\"\nchar *s = \"/*\";\n#include \"yes2.h\"\n\
                    char c = '\"';\n#include \"yes3.h\"\n/* a */ # /* b */ include /* c */ <yes4.h>\n\
-                   #error don't\n#include \"yes5.h\"\n";
+                   #error don't\n#include \"yes5.h\"\n#if 1 /* multi\n#include \"no.h\" */ + 1\n#endif\n";
         assert_eq!(
-            inc(src),
-            vec![
-                Quote("yes1.h".into()),
-                Quote("yes2.h".into()),
-                Quote("yes3.h".into()),
-                Angle("yes4.h".into()),
-                Quote("yes5.h".into())
+            shape(src),
+            [
+                "inc\"yes1.h\"",
+                "inc\"yes2.h\"",
+                "inc\"yes3.h\"",
+                "inc<yes4.h>",
+                "inc\"yes5.h\"",
+                "if(1 + 1)->6",
+                "endif"
             ]
         );
+    }
+
+    #[test]
+    fn modes() {
+        let strict = Mode {
+            raw_strings: false,
+            trigraphs: true,
+        };
+        let src = "\u{feff}#include \"bom.h\"\n#define R \"x\"\nconst char *s = R\"(\";\n#include \"a.h\"\n)\";\n\
+                   ??=include \"tri.h\"\n";
+        let names = |m: Mode| {
+            directives(src.as_bytes(), m)
+                .iter()
+                .filter_map(|d| match d {
+                    Directive::Include {
+                        operand: Operand::Quote(n),
+                        ..
+                    } => Some(n.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(Mode::default()), ["bom.h"]);
+        assert_eq!(names(strict), ["bom.h", "a.h", "tri.h"]);
     }
 
     #[test]
     fn raw_strings_and_separators() {
         let src = "auto s = R\"d(\n#include \"no.h\"\n/* )d\";\n#include \"yes.h\"\n\
                    int n = 1'000; /* x */\n#include \"yes2.h\"\nint m = u8R\"(a)\";\n#include <y3.h>\n";
-        assert_eq!(
-            inc(src),
-            vec![
-                Quote("yes.h".into()),
-                Quote("yes2.h".into()),
-                Angle("y3.h".into())
-            ]
-        );
-    }
-
-    #[test]
-    fn directive_comment_spanning_lines() {
-        assert_eq!(
-            inc("#include \"a.h\" /* multi\n#include \"no.h\" */\n#include \"b.h\"\n"),
-            vec![Quote("a.h".into()), Quote("b.h".into())]
-        );
+        assert_eq!(shape(src), ["inc\"yes.h\"", "inc\"yes2.h\"", "inc<y3.h>"]);
     }
 }

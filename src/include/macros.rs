@@ -1,571 +1,785 @@
-//! Computed includes (`#include MACRO`, `#include F(x)`), evaluated as distcc 3.4's
-//! `macro_eval.py` does: under "multi-valued" semantics, where each macro may stay
-//! unexpanded or take any of the definitions seen (every `#define` of every file of the
-//! translation unit, in every branch, and the command line's `-D`; `#undef` is ignored).
-//! Function-like macros substitute their arguments (pre-expanded, or raw next to `#` and
-//! `##`), `#` stringifies and `##` pastes, and a macro is not expanded inside itself. The
-//! result is every string of the form `"name"` or `<name>` the directive can become: a
-//! superset of what the preprocessor includes. The other results (an identifier no macro
-//! defines, as `LUA_USER_H` in Lua's `lua.h` when it is not defined) include nothing.
+//! Macros: definitions, the table of what is defined at a point of the walk, and the
+//! expander, which follows GCC's algorithm (cpplib's context stack): an object-like macro's
+//! body is pushed as a context in which the macro is disabled; a function-like macro's
+//! arguments are collected raw (across the end of enclosing contexts, which re-enables
+//! their macros), each is fully expanded on its own before substitution except next to
+//! `#` and `##`, and the result is rescanned with the rest of the input. A macro name met
+//! while disabled is "painted" and never expands again. `__VA_ARGS__`, `__VA_OPT__`, GNU
+//! named variadics and the GNU `, ## __VA_ARGS__` comma are supported.
+//!
+//! The table is exact until the walk goes down a branch whose condition it cannot decide;
+//! there a definition or `#undef` adds an alternative instead of replacing ("may be
+//! defined as ..."), and any use of a name with alternatives makes the expansion
+//! [`Expanded::ambiguous`], which the caller answers by following every possibility.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::lexer::Include;
+use super::token::{self, known, spell, sym, FxMap, Kind, Sym, Tok};
 
-/// How many alternatives one expansion may have before the command is not covered.
-const MAX_ALTERNATIVES: usize = 2000;
-/// How deep macros may nest.
-const MAX_DEPTH: usize = 64;
+/// Expansions one evaluation may make before it gives up (GCC has no such bound; a
+/// directive that needs more is treated as undecidable).
+const MAX_STEPS: usize = 200_000;
+/// How deep contexts may nest.
+const MAX_DEPTH: usize = 1_000;
 
 /// One macro definition.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Define {
-    pub name: String,
-    /// The parameters of a function-like macro (`__VA_ARGS__` for `...`, the name for GNU
-    /// `x...`), with whether the last one is variadic.
-    pub params: Option<(Vec<String>, bool)>,
-    pub body: String,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Macro {
+    pub name: Sym,
+    /// The parameters of a function-like macro (`__VA_ARGS__` for `...`).
+    pub params: Option<Vec<Sym>>,
+    /// Whether the last parameter takes the remaining arguments.
+    pub variadic: bool,
+    /// The replacement list; its `##` operators are [`Kind::Paste`].
+    pub body: Vec<Tok>,
 }
 
-impl Define {
-    /// The definition in the text of a `#define` after the word `define`.
-    pub fn parse(text: &str) -> Option<Define> {
-        let t = text.trim_start_matches([' ', '\t']);
-        let end = t
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || !c.is_ascii()))
-            .unwrap_or(t.len());
-        let name = &t[..end];
-        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-            return None;
-        }
-        let rest = &t[end..];
-        let (params, body) = match rest.strip_prefix('(') {
-            Some(r) => {
-                let close = r.find(')')?;
-                let mut variadic = false;
-                let mut ps = Vec::new();
-                for p in r[..close].split(',').map(str::trim) {
-                    if p.is_empty() {
-                        continue;
-                    }
-                    if p == "..." {
-                        variadic = true;
-                        ps.push("__VA_ARGS__".to_string());
-                    } else if let Some(n) = p.strip_suffix("...") {
-                        variadic = true;
-                        ps.push(n.trim().to_string());
-                    } else {
-                        ps.push(p.to_string());
-                    }
+impl Macro {
+    /// The definition in a `#define` line's tokens (after the word `define`).
+    pub fn parse(toks: &[Tok]) -> Option<Macro> {
+        let k = known();
+        let name = toks.first().filter(|t| t.kind == Kind::Ident)?.sym;
+        let mut rest = &toks[1..];
+        let mut params = None;
+        let mut variadic = false;
+        if rest.first().is_some_and(|t| t.is(k.lparen) && !t.space) {
+            let mut ps = Vec::new();
+            let mut i = 1;
+            loop {
+                let t = rest.get(i)?;
+                if t.is(k.rparen) && (ps.is_empty() || variadic) {
+                    break;
                 }
-                (Some((ps, variadic)), &r[close + 1..])
+                if t.text() == "..." {
+                    ps.push(k.va_args);
+                    variadic = true;
+                } else if t.kind == Kind::Ident && !variadic {
+                    ps.push(t.sym);
+                    if rest.get(i + 1).is_some_and(|n| n.text() == "...") {
+                        variadic = true;
+                        i += 1;
+                    }
+                } else {
+                    return None;
+                }
+                let sep = rest.get(i + 1)?;
+                if sep.is(k.rparen) {
+                    i += 1;
+                    break;
+                }
+                if !sep.is(k.comma) || variadic {
+                    return None;
+                }
+                i += 2;
             }
-            None => (None, rest),
-        };
-        Some(Define {
-            name: name.to_string(),
+            rest = &rest[i + 1..];
+            params = Some(ps);
+        }
+        let mut body = rest.to_vec();
+        if let Some(first) = body.first_mut() {
+            first.space = false;
+        }
+        for t in &mut body {
+            if t.is(k.hashhash) {
+                t.kind = Kind::Paste;
+            }
+        }
+        Some(Macro {
+            name,
             params,
-            body: strip_comments(body).trim().to_string(),
+            variadic,
+            body,
         })
     }
 
-    /// A `-D` option's value: `NAME`, `NAME=BODY` or `F(x)=BODY`.
-    pub fn from_option(value: &str) -> Option<Define> {
-        let (head, body) = value.split_once('=').unwrap_or((value, "1"));
-        Define::parse(&format!("{head} {body}"))
+    /// A `-D` option's value: `NAME` (defined as 1), `NAME=BODY` or `F(x)=BODY`.
+    pub fn from_option(value: &str) -> Option<Macro> {
+        let line = match value.split_once('=') {
+            Some((head, body)) => format!("{head} {body}"),
+            None => format!("{value} 1"),
+        };
+        Macro::parse(&token::tokenize(line.as_bytes(), false))
     }
-}
 
-/// `text` with its comments replaced by a space.
-fn strip_comments(text: &str) -> String {
-    let b = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i..].starts_with(b"/*") {
-            i = text[i + 2..].find("*/").map_or(b.len(), |p| i + 2 + p + 2);
-            out.push(' ');
-        } else if b[i..].starts_with(b"//") {
-            break;
-        } else if b[i] == b'"' || b[i] == b'\'' {
-            let start = i;
-            i += 1;
-            while i < b.len() && b[i] != b[start] {
-                i += if b[i] == b'\\' { 2 } else { 1 };
-            }
-            i = (i + 1).min(b.len());
-            out.push_str(&text[start..i]);
-        } else {
-            let c = text[i..].chars().next().unwrap();
-            out.push(c);
-            i += c.len_utf8();
+    fn param(&self, t: &Tok) -> Option<usize> {
+        if t.kind != Kind::Ident {
+            return None;
         }
+        self.params.as_ref()?.iter().position(|p| *p == t.sym)
     }
-    out
 }
 
-/// The definitions seen, by name.
-#[derive(Debug, Default, Clone)]
+/// What a name is bound to.
+#[derive(Debug, Clone)]
+enum Entry {
+    One(Arc<Macro>),
+    /// Possibly undefined (`None`) or any of the definitions.
+    May(Vec<Option<Arc<Macro>>>),
+}
+
+/// The answer to "what is NAME".
+pub enum Lookup<'a> {
+    Undefined,
+    Defined(&'a Arc<Macro>),
+    /// Defined or not, or defined in more than one way.
+    Ambiguous,
+}
+
+/// The macros defined at a point of the walk.
+#[derive(Debug, Clone, Default)]
 pub struct Table {
-    map: HashMap<String, Vec<Define>>,
-    count: usize,
+    map: FxMap<Sym, Entry>,
+    /// Saved by `#pragma push_macro`.
+    pushed: FxMap<Sym, Vec<Option<Entry>>>,
 }
 
 impl Table {
-    /// Adds `d` unless the same definition is known. Whether it was new.
-    pub fn add(&mut self, d: &Define) -> bool {
-        let v = self.map.entry(d.name.clone()).or_default();
-        if v.contains(d) {
-            return false;
+    /// `#define`; `uncertain` when the walk may not really be here.
+    pub fn define(&mut self, m: Arc<Macro>, uncertain: bool) {
+        if !uncertain {
+            self.map.insert(m.name, Entry::One(m));
+            return;
         }
-        v.push(d.clone());
-        self.count += 1;
-        true
+        let alts = match self.map.remove(&m.name) {
+            None => vec![None],
+            Some(Entry::One(old)) => vec![Some(old)],
+            Some(Entry::May(v)) => v,
+        };
+        self.map.insert(m.name, add(alts, Some(m.clone())));
     }
 
-    /// How many distinct definitions it holds.
+    /// `#undef`; `uncertain` as for [`Table::define`].
+    pub fn undef(&mut self, name: Sym, uncertain: bool) {
+        match (self.map.remove(&name), uncertain) {
+            (None, _) | (Some(_), false) => {}
+            (Some(Entry::One(old)), true) => {
+                self.map.insert(name, Entry::May(vec![Some(old), None]));
+            }
+            (Some(Entry::May(v)), true) => {
+                self.map.insert(name, add(v, None));
+            }
+        }
+    }
+
+    pub fn get(&self, name: Sym) -> Lookup<'_> {
+        match self.map.get(&name) {
+            None => Lookup::Undefined,
+            Some(Entry::One(m)) => Lookup::Defined(m),
+            Some(Entry::May(_)) => Lookup::Ambiguous,
+        }
+    }
+
+    /// Every possibility for `name`: `None` for "not defined".
+    pub fn alternatives(&self, name: Sym) -> Vec<Option<Arc<Macro>>> {
+        match self.map.get(&name) {
+            None => vec![None],
+            Some(Entry::One(m)) => vec![Some(m.clone())],
+            Some(Entry::May(v)) => v.clone(),
+        }
+    }
+
+    /// Makes `name` exactly `m` (or undefined): one choice among its alternatives.
+    pub fn choose(&mut self, name: Sym, m: Option<Arc<Macro>>) {
+        match m {
+            Some(m) => self.map.insert(name, Entry::One(m)),
+            None => self.map.remove(&name),
+        };
+    }
+
+    /// `#pragma push_macro("name")`.
+    pub fn push(&mut self, name: Sym) {
+        let saved = self.map.get(&name).cloned();
+        self.pushed.entry(name).or_default().push(saved);
+    }
+
+    /// `#pragma pop_macro("name")`; `uncertain` as for [`Table::define`].
+    pub fn pop(&mut self, name: Sym, uncertain: bool) {
+        let Some(saved) = self.pushed.get_mut(&name).and_then(Vec::pop) else {
+            return;
+        };
+        match (saved, uncertain) {
+            (Some(e), false) => {
+                self.map.insert(name, e);
+            }
+            (None, false) => {
+                self.map.remove(&name);
+            }
+            (saved, true) => {
+                let alts = self.alternatives(name);
+                let restored = match saved {
+                    None => vec![None],
+                    Some(Entry::One(m)) => vec![Some(m)],
+                    Some(Entry::May(v)) => v,
+                };
+                let mut entry = Entry::May(alts);
+                for a in restored {
+                    if let Entry::May(v) = entry {
+                        entry = add(v, a);
+                    }
+                }
+                self.map.insert(name, entry);
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.count
+        self.map.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.map.is_empty()
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Tok {
-    text: String,
-    /// Whitespace before it.
-    space: bool,
-    /// A `##` of a macro body (not one that came from an argument).
-    paste: bool,
-}
-
-impl Tok {
-    fn is_ident(&self) -> bool {
-        self.text
-            .starts_with(|c: char| c.is_ascii_alphabetic() || c == '_' || !c.is_ascii())
+fn add(mut alts: Vec<Option<Arc<Macro>>>, a: Option<Arc<Macro>>) -> Entry {
+    let same = |x: &Option<Arc<Macro>>| match (x, &a) {
+        (None, None) => true,
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y) || **x == **y,
+        _ => false,
+    };
+    if !alts.iter().any(same) {
+        alts.push(a);
     }
+    Entry::May(alts)
 }
 
-fn tokenize(text: &str) -> Vec<Tok> {
-    let text = strip_comments(text);
-    let b = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let mut space = false;
-    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80;
-    while i < b.len() {
-        let c = b[i];
-        let start = i;
-        if c.is_ascii_whitespace() {
-            space = true;
-            i += 1;
-            continue;
+/// The result of expanding a token list.
+#[derive(Debug, Default)]
+pub struct Expanded {
+    pub toks: Vec<Tok>,
+    /// A name with alternatives took part: the result is one possibility of several.
+    pub ambiguous: bool,
+    /// The expansion went wrong (unterminated call, wrong argument count, too long).
+    pub failed: bool,
+}
+
+struct Context {
+    toks: Vec<Tok>,
+    pos: usize,
+    /// The macro whose expansion this is (disabled while it is on the stack).
+    mac: Option<Sym>,
+}
+
+/// An expansion in progress over one token list.
+pub struct Expander<'t> {
+    table: &'t Table,
+    stack: Vec<Context>,
+    /// Macros disabled by the expansion this one serves (an argument's pre-expansion).
+    outer: Vec<Sym>,
+    /// When false, names come back unexpanded (the operand of `defined`).
+    pub expanding: bool,
+    pub ambiguous: bool,
+    pub failed: bool,
+    steps: usize,
+}
+
+impl<'t> Expander<'t> {
+    pub fn new(table: &'t Table, toks: Vec<Tok>) -> Expander<'t> {
+        Expander {
+            table,
+            stack: vec![Context {
+                toks,
+                pos: 0,
+                mac: None,
+            }],
+            outer: Vec::new(),
+            expanding: true,
+            ambiguous: false,
+            failed: false,
+            steps: 0,
         }
-        if word(c) {
-            while i < b.len() && word(b[i]) {
-                i += 1;
-            }
-        } else if c == b'"' || c == b'\'' {
-            i += 1;
-            while i < b.len() && b[i] != c {
-                i += if b[i] == b'\\' { 2 } else { 1 };
-            }
-            i = (i + 1).min(b.len());
-        } else if b[i..].starts_with(b"##") {
-            i += 2;
-        } else {
-            i += text[i..].chars().next().map_or(1, char::len_utf8);
-        }
-        let t = &text[start..i];
-        out.push(Tok {
-            text: t.to_string(),
-            space,
-            paste: false,
-        });
-        space = false;
     }
-    out
-}
 
-/// The tokens of a macro's body, its `##` marked as pasting.
-fn body_tokens(d: &Define) -> Vec<Tok> {
-    let mut body = tokenize(&d.body);
-    for t in &mut body {
-        t.paste = t.text == "##";
+    fn disabled(&self, name: Sym) -> bool {
+        self.outer.contains(&name) || self.stack.iter().any(|c| c.mac == Some(name))
     }
-    body
-}
 
-/// Tokens as the preprocessor spells them: a space where whitespace was.
-fn render(toks: &[Tok]) -> String {
-    let mut s = String::new();
-    for (i, t) in toks.iter().enumerate() {
-        if i > 0 && t.space {
-            s.push(' ');
-        }
-        s.push_str(&t.text);
-    }
-    s
-}
-
-fn stringify(toks: &[Tok]) -> String {
-    let mut s = String::from("\"");
-    for (i, t) in toks.iter().enumerate() {
-        if i > 0 && t.space {
-            s.push(' ');
-        }
-        if t.text.starts_with(['"', '\'']) {
-            for c in t.text.chars() {
-                if c == '"' || c == '\\' {
-                    s.push('\\');
+    /// The next token without expanding it, across the end of contexts (which are
+    /// popped); `None` at the end of the input. A name of a disabled macro is painted.
+    pub fn next_raw(&mut self) -> Option<Tok> {
+        loop {
+            let top = self.stack.last_mut()?;
+            if top.pos < top.toks.len() {
+                let mut t = top.toks[top.pos];
+                top.pos += 1;
+                if t.kind == Kind::Ident && !t.no_expand && self.disabled(t.sym) {
+                    t.no_expand = true;
                 }
-                s.push(c);
+                return Some(t);
             }
-        } else {
-            s.push_str(&t.text);
+            if self.stack.len() == 1 {
+                return None;
+            }
+            self.stack.pop();
         }
     }
-    s.push('"');
-    s
-}
 
-/// The includes the computed include `text` can stand for, given `table`. An error when
-/// its expansion grows too large.
-pub fn evaluate(text: &str, table: &Table, next: bool) -> Result<Vec<Include>, String> {
-    let toks = tokenize(text);
-    let mut out = Vec::new();
-    for alt in expand(&toks, table, &[], 0)? {
-        let s = render(&alt);
-        let s = s.trim();
-        let name = if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
-            (true, &s[1..s.len() - 1])
-        } else if s.len() >= 2 && s.starts_with('<') && s.ends_with('>') {
-            (false, &s[1..s.len() - 1])
-        } else {
-            continue;
-        };
-        let inc = match name {
-            (_, n) if next => Include::Next(n.to_string()),
-            (true, n) => Include::Quote(n.to_string()),
-            (false, n) => Include::Angle(n.to_string()),
-        };
-        if !out.contains(&inc) {
-            out.push(inc);
-        }
+    /// The next token, left in place.
+    fn peek_raw(&self) -> Option<Tok> {
+        self.stack
+            .iter()
+            .rev()
+            .find_map(|c| c.toks.get(c.pos).copied())
     }
-    Ok(out)
-}
 
-fn too_many() -> String {
-    format!("more than {MAX_ALTERNATIVES} expansions")
-}
-
-/// Every sequence `toks` can become.
-fn expand(
-    toks: &[Tok],
-    table: &Table,
-    disabled: &[String],
-    depth: usize,
-) -> Result<Vec<Vec<Tok>>, String> {
-    if depth > MAX_DEPTH {
-        return Err("macros nest too deep".into());
-    }
-    let mut results: Vec<Vec<Tok>> = vec![Vec::new()];
-    let mut i = 0;
-    while i < toks.len() {
-        let t = &toks[i];
-        let mut alts: Vec<Vec<Tok>> = vec![vec![t.clone()]];
-        let mut consumed = 1;
-        let defs = match t.is_ident() && !disabled.contains(&t.text) {
-            true => table.map.get(&t.text),
-            false => None,
-        };
-        if let Some(defs) = defs {
-            let mut inner: Vec<String> = disabled.to_vec();
-            inner.push(t.text.clone());
-            for d in defs.iter().filter(|d| d.params.is_none()) {
-                for mut e in expand(&paste(body_tokens(d)), table, &inner, depth + 1)? {
-                    if let Some(f) = e.first_mut() {
-                        f.space = t.space;
-                    }
-                    alts.push(e);
+    /// The next token of the expansion; `None` at the end of the input.
+    pub fn next(&mut self) -> Option<Tok> {
+        loop {
+            let t = self.next_raw()?;
+            if t.kind != Kind::Ident || t.no_expand || !self.expanding {
+                return Some(t);
+            }
+            let m = match self.table.get(t.sym) {
+                Lookup::Undefined => return Some(t),
+                Lookup::Ambiguous => {
+                    self.ambiguous = true;
+                    return Some(t);
                 }
-            }
-            let call = match toks.get(i + 1) {
-                Some(p) if p.text == "(" => arguments(toks, i + 1),
-                _ => None,
+                Lookup::Defined(m) => m.clone(),
             };
-            if let Some((args, end)) = call.filter(|_| defs.iter().any(|d| d.params.is_some())) {
-                consumed = end - i;
-                alts[0] = toks[i..end].to_vec();
-                for d in defs.iter().filter(|d| d.params.is_some()) {
-                    for body in substitute(d, &args, table, disabled, depth)? {
-                        for mut e in expand(&body, table, &inner, depth + 1)? {
-                            if let Some(f) = e.first_mut() {
-                                f.space = t.space;
-                            }
-                            alts.push(e);
-                        }
-                    }
-                }
+            self.steps += 1;
+            if self.steps > MAX_STEPS || self.stack.len() > MAX_DEPTH {
+                self.failed = true;
+                return None;
             }
-        }
-        let mut next = Vec::with_capacity(results.len() * alts.len());
-        for r in &results {
-            for a in &alts {
-                let mut v = r.clone();
-                v.extend(a.iter().cloned());
-                if !next.contains(&v) {
-                    next.push(v);
+            let body = if m.params.is_some() {
+                if !self.peek_raw().is_some_and(|p| p.is(known().lparen)) {
+                    return Some(t);
                 }
+                self.next_raw();
+                let Some(args) = self.collect_args(&m) else {
+                    self.failed = true;
+                    return Some(t);
+                };
+                self.substitute(&m, &args)
+            } else {
+                m.body.clone()
+            };
+            let mut body = paste(body);
+            if let Some(first) = body.first_mut() {
+                first.space = t.space;
             }
+            self.stack.push(Context {
+                toks: body,
+                pos: 0,
+                mac: Some(m.name),
+            });
         }
-        if next.len() > MAX_ALTERNATIVES {
-            return Err(too_many());
-        }
-        results = next;
-        i += consumed;
     }
-    Ok(results)
+
+    /// The arguments of a call of `m` whose `(` was read; `None` when the call is not
+    /// closed or has the wrong number of arguments.
+    fn collect_args(&mut self, m: &Macro) -> Option<Vec<Vec<Tok>>> {
+        let k = known();
+        let nparams = m.params.as_ref().map_or(0, Vec::len);
+        let mut args: Vec<Vec<Tok>> = vec![Vec::new()];
+        let mut depth = 0usize;
+        loop {
+            let t = self.next_raw()?;
+            if t.is(k.lparen) {
+                depth += 1;
+            } else if t.is(k.rparen) {
+                if depth == 0 {
+                    break;
+                }
+                depth -= 1;
+            } else if t.is(k.comma)
+                && depth == 0
+                && !(m.variadic && args.len() == nparams)
+            {
+                args.push(Vec::new());
+                continue;
+            }
+            args.last_mut().unwrap().push(t);
+        }
+        let given = args.len();
+        let ok = given == nparams
+            || (nparams == 0 && given == 1 && args[0].is_empty())
+            || (m.variadic && given + 1 == nparams);
+        if !ok {
+            return None;
+        }
+        args.resize(nparams, Vec::new());
+        Some(args)
+    }
+
+    /// The fully expanded `arg`, in the context of this expansion.
+    fn expand_arg(&mut self, arg: &[Tok]) -> Vec<Tok> {
+        let mut outer = self.outer.clone();
+        outer.extend(self.stack.iter().filter_map(|c| c.mac));
+        let mut sub = Expander::new(self.table, arg.to_vec());
+        sub.outer = outer;
+        sub.steps = self.steps;
+        let mut out = Vec::new();
+        while let Some(t) = sub.next() {
+            out.push(t);
+        }
+        self.steps = sub.steps;
+        self.ambiguous |= sub.ambiguous;
+        self.failed |= sub.failed;
+        out
+    }
+
+    /// The body of function-like `m` with `args` substituted, before pasting.
+    fn substitute(&mut self, m: &Macro, args: &[Vec<Tok>]) -> Vec<Tok> {
+        let mut expanded: Vec<Option<Vec<Tok>>> = vec![None; args.len()];
+        self.substitute_in(m, &m.body, args, &mut expanded)
+    }
+
+    fn substitute_in(
+        &mut self,
+        m: &Macro,
+        body: &[Tok],
+        args: &[Vec<Tok>],
+        expanded: &mut Vec<Option<Vec<Tok>>>,
+    ) -> Vec<Tok> {
+        let k = known();
+        let va = m.variadic.then(|| args.len() - 1);
+        let mut out: Vec<Tok> = Vec::with_capacity(body.len());
+        let mut i = 0;
+        while i < body.len() {
+            let t = body[i];
+            // `#param`: the argument's spelling as a string.
+            if t.is(k.hash) {
+                if let Some(p) = body.get(i + 1).and_then(|n| m.param(n)) {
+                    let s = stringify(&args[p]);
+                    out.push(Tok::new(sym(&s), Kind::Str, t.space));
+                    i += 2;
+                    continue;
+                }
+            }
+            // `__VA_OPT__(tokens)`: the tokens when the variable argument has any.
+            if t.kind == Kind::Ident && t.sym == k.va_opt && va.is_some() {
+                if let Some(close) = matching_paren(body, i + 1) {
+                    let inner = &body[i + 2..close];
+                    if args[va.unwrap()].is_empty() {
+                        out.push(Tok::new(t.sym, Kind::Placemarker, t.space));
+                    } else {
+                        let mut sub = self.substitute_in(m, inner, args, expanded);
+                        if let Some(first) = sub.first_mut() {
+                            first.space = t.space;
+                        }
+                        out.extend(sub);
+                    }
+                    i = close + 1;
+                    continue;
+                }
+            }
+            // GNU `, ## __VA_ARGS__`: the comma goes when the variable argument is empty.
+            if t.is(k.comma)
+                && body.get(i + 1).is_some_and(|n| n.kind == Kind::Paste)
+                && body.get(i + 2).and_then(|n| m.param(n)) == va
+                && va.is_some()
+            {
+                let a = &args[va.unwrap()];
+                if !a.is_empty() {
+                    out.push(t);
+                    out.extend(a.iter().copied());
+                }
+                i += 3;
+                continue;
+            }
+            match m.param(&t) {
+                Some(p) => {
+                    let by_paste = (i > 0 && body[i - 1].kind == Kind::Paste)
+                        || body.get(i + 1).is_some_and(|n| n.kind == Kind::Paste);
+                    let mut toks = if by_paste {
+                        args[p].clone()
+                    } else {
+                        if expanded[p].is_none() {
+                            expanded[p] = Some(self.expand_arg(&args[p]));
+                        }
+                        expanded[p].clone().unwrap()
+                    };
+                    if toks.is_empty() {
+                        toks.push(Tok::new(t.sym, Kind::Placemarker, t.space));
+                    } else {
+                        toks[0].space = t.space;
+                    }
+                    out.extend(toks);
+                }
+                None => out.push(t),
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// Everything left, expanded.
+    pub fn finish(mut self) -> Expanded {
+        let mut toks = Vec::new();
+        while let Some(t) = self.next() {
+            toks.push(t);
+        }
+        Expanded {
+            toks,
+            ambiguous: self.ambiguous,
+            failed: self.failed,
+        }
+    }
 }
 
-/// The arguments of the call whose `(` is at `open`, and the position after its `)`.
-fn arguments(toks: &[Tok], open: usize) -> Option<(Vec<Vec<Tok>>, usize)> {
-    let mut args = vec![Vec::new()];
-    let mut level = 0;
-    for (k, t) in toks.iter().enumerate().skip(open + 1) {
-        match t.text.as_str() {
-            ")" if level == 0 => return Some((args, k + 1)),
-            "," if level == 0 => args.push(Vec::new()),
-            s => {
-                if s == "(" {
-                    level += 1;
-                } else if s == ")" {
-                    level -= 1;
-                }
-                args.last_mut().unwrap().push(t.clone());
+/// The index of the `)` closing the `(` at `open` in `toks`.
+fn matching_paren(toks: &[Tok], open: usize) -> Option<usize> {
+    let k = known();
+    if !toks.get(open)?.is(k.lparen) {
+        return None;
+    }
+    let mut depth = 0;
+    for (i, t) in toks.iter().enumerate().skip(open) {
+        if t.is(k.lparen) {
+            depth += 1;
+        } else if t.is(k.rparen) {
+            depth -= 1;
+            if depth == 0 {
+                return Some(i);
             }
         }
     }
     None
 }
 
-/// The bodies of function-like `d` called with `args`, before rescanning.
-fn substitute(
-    d: &Define,
-    args: &[Vec<Tok>],
-    table: &Table,
-    disabled: &[String],
-    depth: usize,
-) -> Result<Vec<Vec<Tok>>, String> {
-    let (params, variadic) = d.params.as_ref().unwrap();
-    // The argument of each parameter; the variadic one takes the rest, commas included.
-    let mut bound: Vec<Vec<Tok>> = Vec::new();
-    for (k, _) in params.iter().enumerate() {
-        if *variadic && k + 1 == params.len() {
-            let mut rest = Vec::new();
-            for (n, a) in args.iter().enumerate().skip(k) {
-                if n > k {
-                    rest.push(Tok {
-                        text: ",".into(),
-                        space: false,
-                        paste: false,
-                    });
-                }
-                rest.extend(a.iter().cloned());
-            }
-            bound.push(rest);
-        } else {
-            bound.push(args.get(k).cloned().unwrap_or_default());
-        }
-    }
-    let body = body_tokens(d);
-    let param = |t: &Tok| params.iter().position(|p| *p == t.text);
-    // One list of alternatives for each piece of the body.
-    let mut pieces: Vec<Vec<Vec<Tok>>> = Vec::new();
-    let mut k = 0;
-    while k < body.len() {
-        let t = &body[k];
-        if t.text == "#" {
-            if let Some(p) = body.get(k + 1).and_then(param) {
-                pieces.push(vec![vec![Tok {
-                    text: stringify(&bound[p]),
-                    space: t.space,
-                    paste: false,
-                }]]);
-                k += 2;
-                continue;
-            }
-        }
-        match param(t) {
-            Some(p) => {
-                let raw = (k > 0 && body[k - 1].paste) || body.get(k + 1).is_some_and(|n| n.paste);
-                let mut alts = if raw {
-                    vec![bound[p].clone()]
-                } else {
-                    expand(&bound[p], table, disabled, depth + 1)?
-                };
-                for a in &mut alts {
-                    if let Some(f) = a.first_mut() {
-                        f.space = t.space;
-                    }
-                }
-                pieces.push(alts);
-            }
-            None => pieces.push(vec![vec![t.clone()]]),
-        }
-        k += 1;
-    }
-    let mut results: Vec<Vec<Tok>> = vec![Vec::new()];
-    for alts in pieces {
-        let mut next = Vec::new();
-        for r in &results {
-            for a in &alts {
-                let mut v = r.clone();
-                v.extend(a.iter().cloned());
-                next.push(v);
-            }
-        }
-        if next.len() > MAX_ALTERNATIVES {
-            return Err(too_many());
-        }
-        results = next;
-    }
-    Ok(results.into_iter().map(paste).collect())
-}
-
-/// `toks` with each body `##` pasting its neighbours into one token.
+/// `toks` with every paste operator applied and the placemarkers removed.
 fn paste(toks: Vec<Tok>) -> Vec<Tok> {
+    if !toks.iter().any(|t| matches!(t.kind, Kind::Paste | Kind::Placemarker)) {
+        return toks;
+    }
     let mut out: Vec<Tok> = Vec::with_capacity(toks.len());
-    let mut glue = false;
-    for t in toks {
-        if t.paste {
-            glue = true;
+    let mut it = toks.into_iter();
+    while let Some(t) = it.next() {
+        if t.kind != Kind::Paste {
+            out.push(t);
             continue;
         }
-        match out.last_mut() {
-            Some(last) if glue => last.text.push_str(&t.text),
-            _ => out.push(t),
-        }
-        glue = false;
+        let Some(right) = it.next() else { break };
+        let Some(left) = out.pop() else {
+            out.push(right);
+            continue;
+        };
+        let glued = match (left.kind, right.kind) {
+            (Kind::Placemarker, _) => vec![Tok { space: left.space, ..right }],
+            (_, Kind::Placemarker) => vec![left],
+            _ => {
+                let text = format!("{}{}", left.text(), right.text());
+                let mut r = token::tokenize(text.as_bytes(), false);
+                if let Some(f) = r.first_mut() {
+                    f.space = left.space;
+                }
+                if r.len() == 1 {
+                    r
+                } else {
+                    // Not one token: GCC reports an error and keeps both.
+                    vec![left, right]
+                }
+            }
+        };
+        out.extend(glued);
     }
+    out.retain(|t| t.kind != Kind::Placemarker);
     out
+}
+
+/// `#arg`: the argument's spelling in quotes, `"` and `\` escaped inside literals.
+fn stringify(arg: &[Tok]) -> String {
+    let mut s = String::from("\"");
+    for (i, t) in arg.iter().enumerate() {
+        if i > 0 && t.space {
+            s.push(' ');
+        }
+        if matches!(t.kind, Kind::Str | Kind::Char) {
+            for c in t.text().chars() {
+                if c == '"' || c == '\\' {
+                    s.push('\\');
+                }
+                s.push(c);
+            }
+        } else {
+            s.push_str(t.text());
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// The fully expanded `toks` under `table`.
+pub fn expand(table: &Table, toks: &[Tok]) -> Expanded {
+    Expander::new(table, toks.to_vec()).finish()
+}
+
+/// The header an expanded `#include` operand names: `(angle, name)`.
+pub fn header_name(toks: &[Tok]) -> Option<(bool, String)> {
+    let first = toks.first()?;
+    match first.kind {
+        Kind::Str if first.text().starts_with('"') && toks.len() == 1 => {
+            let t = first.text();
+            Some((false, t[1..t.len().max(2) - 1].to_string()))
+        }
+        Kind::Header => {
+            let t = first.text();
+            Some((true, t[1..t.len() - 1].to_string()))
+        }
+        _ if first.is(known().lt) => {
+            let close = toks.iter().position(|t| t.is(known().gt))?;
+            let mut name = String::new();
+            for t in &toks[1..close] {
+                if t.space {
+                    name.push(' ');
+                }
+                name.push_str(t.text());
+            }
+            Some((true, name))
+        }
+        _ => None,
+    }
+}
+
+/// For tests and logs: the spelling of `toks` expanded under `table`.
+pub fn expand_text(table: &Table, text: &str) -> String {
+    spell(&expand(table, &token::tokenize(text.as_bytes(), false)).toks)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Include::{Angle, Next, Quote};
 
     fn table(defs: &[&str]) -> Table {
         let mut t = Table::default();
         for d in defs {
-            t.add(&Define::parse(d).unwrap());
+            let m = Macro::parse(&token::tokenize(d.as_bytes(), false)).unwrap();
+            t.define(Arc::new(m), false);
         }
         t
     }
 
-    fn eval(text: &str, defs: &[&str]) -> Vec<Include> {
-        evaluate(text, &table(defs), false).unwrap()
+    fn x(defs: &[&str], text: &str) -> String {
+        expand_text(&table(defs), text)
     }
 
     #[test]
-    fn undefined_macro_includes_nothing() {
-        assert_eq!(eval("LUA_USER_H", &[]), vec![]);
-        assert_eq!(
-            eval("LUA_USER_H", &[" LUA_USER_H \"luauser.h\""]),
-            vec![Quote("luauser.h".into())]
-        );
+    fn object_and_function_like() {
+        assert_eq!(x(&["A 1 + B", "B 2"], "A * A"), "1 + 2 * 1 + 2");
+        assert_eq!(x(&["F(a, b) a - b"], "F(1, (2, 3))"), "1 - (2, 3)");
+        assert_eq!(x(&["F(a) [a]"], "F"), "F");
+        assert_eq!(x(&["F() x"], "F()"), "x");
+        assert_eq!(x(&["F (a) a"], "F(1)"), "(a) a(1)");
+        assert!(expand(&table(&["F(a) a"]), &token::tokenize(b"F(1", false)).failed);
+        assert!(expand(&table(&["F(a,b) a"]), &token::tokenize(b"F(1)", false)).failed);
     }
 
     #[test]
-    fn every_definition_counts() {
-        assert_eq!(
-            eval(
-                "H",
-                &[" H <a.h>", " H \"b.h\" /* c */", " H OTHER", " OTHER <o.h>"]
-            ),
-            vec![
-                Angle("a.h".into()),
-                Quote("b.h".into()),
-                Angle("o.h".into())
-            ]
-        );
+    fn recursion_is_blocked() {
+        assert_eq!(x(&["A A"], "A"), "A");
+        assert_eq!(x(&["A B", "B A"], "A"), "A");
+        // As GCC: the exhausted body of `f` is still in force when `g` expands.
+        assert_eq!(x(&["f(a) a*g", "g f"], "f(2)(9)"), "2*f(9)");
+        assert_eq!(x(&["h(a) a*k", "k(a) h(a)"], "h(2)(9)"), "2*9*k");
+        // The C standard's example: f(f(z)) expands the inner call first.
+        assert_eq!(x(&["f(a) a + 1"], "f(f(z))"), "z + 1 + 1");
     }
 
     #[test]
-    fn linux_define_trace() {
-        // include/trace/define_trace.h and a trace event header.
+    fn stringify_and_paste() {
         let defs = [
-            " TRACE_SYSTEM sched",
-            " TRACE_SYSTEM irq",
-            " TRACE_INCLUDE_FILE TRACE_SYSTEM",
-            " __TRACE_INCLUDE(system) <trace/events/system.h>",
-            " __TRACE_INCLUDE(system) __stringify(TRACE_INCLUDE_PATH/system.h)",
-            " TRACE_INCLUDE_PATH ../../drivers/x",
-            " TRACE_INCLUDE(system) __TRACE_INCLUDE(system)",
-            " __stringify_1(x...) #x",
-            " __stringify(x...) __stringify_1(x)",
+            "CAT(a, b) a##b",
+            "STR(x) #x",
+            "XSTR(x) STR(x)",
+            "N name",
         ];
-        let got = eval("TRACE_INCLUDE(TRACE_INCLUDE_FILE)", &defs);
-        for want in [
-            Angle("trace/events/sched.h".into()),
-            Angle("trace/events/irq.h".into()),
-            Quote("../../drivers/x/sched.h".into()),
-            Quote("../../drivers/x/irq.h".into()),
-        ] {
-            assert!(got.contains(&want), "{want:?} not in {got:?}");
-        }
+        assert_eq!(x(&defs, "XSTR(CAT(N, 1))"), "\"N1\"");
+        assert_eq!(x(&defs, "STR(N.h)"), "\"N.h\"");
+        assert_eq!(x(&defs, "XSTR(N.h)"), "\"name.h\"");
+        assert_eq!(x(&defs, "CAT(N, 1)"), "N1");
+        assert_eq!(x(&defs, "CAT(, N)"), "name");
+        assert_eq!(x(&defs, "STR(\"a\\n\")"), "\"\\\"a\\\\n\\\"\"");
     }
 
     #[test]
-    fn pasting_and_stringifying() {
+    fn variadics() {
         let defs = [
-            " CAT(a, b) a##b",
-            " STR(x) #x",
-            " XSTR(x) STR(x)",
-            " N name",
+            "E(fmt, ...) f(fmt, ## __VA_ARGS__)",
+            "V(...) [__VA_ARGS__]",
+            "G(x, args...) g(x, args)",
+            "O(a, ...) a __VA_OPT__(+ __VA_ARGS__)",
         ];
-        // Arguments next to `##` are not expanded first.
-        assert_eq!(
-            eval("XSTR(CAT(N, .h))", &defs),
-            vec![Quote("CAT(N, .h)".into()), Quote("N.h".into())]
-        );
-        assert_eq!(
-            eval("XSTR(N.h)", &defs),
-            vec![Quote("N.h".into()), Quote("name.h".into())]
-        );
-        assert_eq!(
-            eval("<CAT(x, y).h>", &defs),
-            vec![Angle("CAT(x, y).h".into()), Angle("xy.h".into())]
-        );
+        assert_eq!(x(&defs, "E(1)"), "f(1)");
+        assert_eq!(x(&defs, "E(1, 2, 3)"), "f(1, 2, 3)");
+        assert_eq!(x(&defs, "V(1, 2)"), "[1, 2]");
+        assert_eq!(x(&defs, "G(1, 2, 3)"), "g(1, 2, 3)");
+        assert_eq!(x(&defs, "O(1)"), "1");
+        assert_eq!(x(&defs, "O(1, 2)"), "1 + 2");
     }
 
     #[test]
-    fn recursion_and_command_line_definitions() {
-        assert_eq!(eval("A", &[" A A"]), vec![]);
-        assert_eq!(eval("A", &[" A B", " B A"]), vec![]);
-        let d = Define::from_option("CONF=\"conf.h\"").unwrap();
+    fn kernel_is_enabled() {
+        // include/linux/kconfig.h
+        let defs = [
+            "__ARG_PLACEHOLDER_1 0,",
+            "__take_second_arg(__ignored, val, ...) val",
+            "__is_defined(x) ___is_defined(x)",
+            "___is_defined(val) ____is_defined(__ARG_PLACEHOLDER_##val)",
+            "____is_defined(arg1_or_junk) __take_second_arg(arg1_or_junk 1, 0)",
+            "__or(x, y) ___or(x, y)",
+            "___or(x, y) ____or(__ARG_PLACEHOLDER_##x, y)",
+            "____or(arg1_or_junk, y) __take_second_arg(arg1_or_junk 1, y)",
+            "IS_BUILTIN(option) __is_defined(option)",
+            "IS_MODULE(option) __is_defined(option##_MODULE)",
+            "IS_ENABLED(option) __or(IS_BUILTIN(option), IS_MODULE(option))",
+            "CONFIG_A 1",
+            "CONFIG_B_MODULE 1",
+        ];
+        assert_eq!(x(&defs, "IS_ENABLED(CONFIG_A)"), "1");
+        assert_eq!(x(&defs, "IS_ENABLED(CONFIG_B)"), "1");
+        assert_eq!(x(&defs, "IS_ENABLED(CONFIG_C)"), "0");
+        assert_eq!(x(&defs, "IS_BUILTIN(CONFIG_B)"), "0");
+    }
+
+    #[test]
+    fn computed_includes() {
+        // include/trace/define_trace.h
+        let defs = [
+            "TRACE_SYSTEM sched",
+            "TRACE_INCLUDE_FILE TRACE_SYSTEM",
+            "__stringify_1(x...) #x",
+            "__stringify(x...) __stringify_1(x)",
+            "TRACE_INCLUDE_PATH ../../drivers/x",
+            "__TRACE_INCLUDE(system) __stringify(TRACE_INCLUDE_PATH/system.h)",
+            "TRACE_INCLUDE(system) __TRACE_INCLUDE(system)",
+            "H(x) <trace/events/x.h>",
+        ];
+        let t = table(&defs);
+        let name = |text: &str| {
+            header_name(&expand(&t, &token::tokenize(text.as_bytes(), true)).toks)
+        };
         assert_eq!(
-            evaluate(
-                "CONF",
-                &{
-                    let mut t = Table::default();
-                    t.add(&d);
-                    t
-                },
-                true
-            )
-            .unwrap(),
-            vec![Next("conf.h".into())]
+            name("TRACE_INCLUDE(TRACE_INCLUDE_FILE)"),
+            Some((false, "../../drivers/x/sched.h".into()))
         );
-        assert_eq!(Define::from_option("X").unwrap().body, "1");
         assert_eq!(
-            Define::from_option("F(a,...)=a").unwrap().params,
-            Some((vec!["a".into(), "__VA_ARGS__".into()], true))
+            name("H(TRACE_SYSTEM)"),
+            Some((true, "trace/events/sched.h".into()))
         );
+        assert_eq!(name("\"a.h\""), Some((false, "a.h".into())));
+        assert_eq!(name("NOPE"), None);
+    }
+
+    #[test]
+    fn uncertain_definitions() {
+        let mut t = table(&["A 1"]);
+        let b = Arc::new(Macro::from_option("B=2").unwrap());
+        t.define(b.clone(), true);
+        assert!(matches!(t.get(sym("B")), Lookup::Ambiguous));
+        assert_eq!(t.alternatives(sym("B")).len(), 2);
+        t.undef(sym("A"), true);
+        assert!(matches!(t.get(sym("A")), Lookup::Ambiguous));
+        t.define(b, false);
+        assert!(matches!(t.get(sym("B")), Lookup::Defined(_)));
+        t.push(sym("B"));
+        t.undef(sym("B"), false);
+        assert!(matches!(t.get(sym("B")), Lookup::Undefined));
+        t.pop(sym("B"), false);
+        assert!(matches!(t.get(sym("B")), Lookup::Defined(_)));
+        assert!(expand(&t, &token::tokenize(b"A + B", false)).ambiguous);
+        assert_eq!(Macro::from_option("X").unwrap().body[0].text(), "1");
+        assert_eq!(Macro::from_option("F(a,...)=a").unwrap().params.unwrap().len(), 2);
     }
 }

@@ -48,12 +48,15 @@
 
 pub mod closure;
 pub mod cmdline;
+pub mod expr;
 pub mod lexer;
 pub mod macros;
 pub mod mirror;
 pub mod pump;
+pub mod search;
 pub mod server;
 pub mod sysdirs;
+pub mod token;
 
 /// The number of leading path components of the client root in every name the server
 /// returns (distcc 3.4's `INCLUDE_SERVER_DIR_DEPTH`).

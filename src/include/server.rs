@@ -12,10 +12,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::closure::{analyze, Closure, LexCache};
+use super::closure::{analyze, Caches, Closure};
 use super::cmdline;
 use super::mirror::Mirror;
-use super::sysdirs::SystemDirs;
 use crate::wire::{header, read_body, read_header, Limits, ProtocolError, ARGC, ARGV, CDIR};
 
 /// The CPU time one analysis may take (distcc 3.4's `USER_TIME_QUOTA`).
@@ -30,8 +29,7 @@ const MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// What the server keeps across the requests of a build.
 pub struct IncludeServer {
-    lex: LexCache,
-    sys: SystemDirs,
+    caches: Caches,
     mirror: Mirror,
     limit: Duration,
 }
@@ -40,8 +38,7 @@ impl IncludeServer {
     /// A server with a fresh client root.
     pub fn new() -> Result<IncludeServer, String> {
         Ok(IncludeServer {
-            lex: LexCache::default(),
-            sys: SystemDirs::default(),
+            caches: Caches::default(),
             mirror: Mirror::new()?,
             limit: TIME_LIMIT,
         })
@@ -54,16 +51,15 @@ impl IncludeServer {
             return Err(format!("the working directory '{cwd}' is not absolute"));
         }
         let cmd = cmdline::parse(argv)?;
-        analyze(&cmd, cwd, &self.lex, &self.sys, self.limit)
+        analyze(&cmd, cwd, &self.caches, self.limit)
     }
 
     /// The reply to one request: the paths in the client root, or the reason it is not
     /// covered.
     pub fn answer(&self, cwd: &str, argv: &[String]) -> Result<Vec<String>, String> {
         let closure = self.closure(cwd, argv)?;
-        let all = self.sys.all();
-        self.mirror
-            .ship(&closure, &all, &|p: &str| self.sys.contains(p))
+        let sys = &self.caches.compilers;
+        self.mirror.ship(&closure, &sys.all(), &|p: &str| sys.contains(p))
     }
 
     /// The current client root (for tests and logs).

@@ -1,14 +1,28 @@
-//! The compiler's built-in include directories ("system dirs"), learned by running
-//! `CC [flags] -x LANG -v -E /dev/null` with only `PATH` in its environment (so that `CPATH`
-//! and friends do not leak in) and reading the lines between `#include <...> search starts
-//! here:` and `End of search list.`, as distcc 3.4's `compiler_defaults.py`. Each directory
-//! is made a realpath. The answers are kept for the server's life, per (compiler, flags
-//! that change the list, language); every directory ever learned is also remembered, in
-//! order, for the mirror's system links.
+//! What the compiler says about itself: its built-in include directories ("system dirs")
+//! and its predefined macros, learned by running `CC [flags] -x LANG -v -dM -E /dev/null`
+//! with only `PATH` in its environment (so that `CPATH` and friends do not leak in). The
+//! directories are the lines between `#include <...> search starts here:` and `End of
+//! search list.` on its standard error, as distcc 3.4's `compiler_defaults.py` reads them,
+//! each made a realpath; the macros are the `#define` lines on its standard output. The
+//! answers are kept for the server's life, per (compiler, flags that may change them,
+//! language); every directory ever learned is also remembered, in order, for the mirror's
+//! system links.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use super::macros::{Macro, Table};
+use super::token::tokenize;
+
+/// One compiler's answers for one set of flags and language.
+#[derive(Debug)]
+pub struct Compiler {
+    /// The built-in search directories, realpaths.
+    pub dirs: Vec<String>,
+    /// The predefined macros.
+    pub predefined: Table,
+}
 
 /// The probes made so far.
 #[derive(Default)]
@@ -18,34 +32,34 @@ pub struct SystemDirs {
 
 #[derive(Default)]
 struct Inner {
-    by_key: HashMap<(String, Vec<String>, String), Vec<String>>,
+    by_key: HashMap<(String, Vec<String>, String), Arc<Compiler>>,
     all: Vec<String>,
 }
 
 impl SystemDirs {
-    /// The built-in directories of `compiler` (as the client named it; a relative name
-    /// with a `/` is taken from `cwd`) for `language` with `flags`; an error text when the
-    /// compiler cannot be run or its output not read (the request is then not covered).
+    /// What `compiler` (as the client named it; a relative name with a `/` is taken from
+    /// `cwd`) says for `language` with `flags`; an error text when the compiler cannot be
+    /// run or its output not read (the request is then not covered).
     pub fn get(
         &self,
         compiler: &str,
         flags: &[String],
         language: &str,
         cwd: &str,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Arc<Compiler>, String> {
         let key = (compiler.to_string(), flags.to_vec(), language.to_string());
-        if let Some(dirs) = lock(&self.inner).by_key.get(&key) {
-            return Ok(dirs.clone());
+        if let Some(c) = lock(&self.inner).by_key.get(&key) {
+            return Ok(c.clone());
         }
-        let dirs = probe(compiler, flags, language, cwd)?;
+        let c = Arc::new(probe(compiler, flags, language, cwd)?);
         let mut inner = lock(&self.inner);
-        for d in &dirs {
+        for d in &c.dirs {
             if !inner.all.contains(d) {
                 inner.all.push(d.clone());
             }
         }
-        inner.by_key.insert(key, dirs.clone());
-        Ok(dirs)
+        inner.by_key.insert(key, c.clone());
+        Ok(c)
     }
 
     /// Every system directory learned so far, in the order learned.
@@ -71,12 +85,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn probe(
-    compiler: &str,
-    flags: &[String],
-    language: &str,
-    cwd: &str,
-) -> Result<Vec<String>, String> {
+fn probe(compiler: &str, flags: &[String], language: &str, cwd: &str) -> Result<Compiler, String> {
     let program = if compiler.contains('/') && !compiler.starts_with('/') {
         format!("{cwd}/{compiler}")
     } else {
@@ -84,11 +93,11 @@ fn probe(
     };
     let mut cmd = Command::new(&program);
     cmd.args(flags)
-        .args(["-x", language, "-v", "-E", "/dev/null"])
+        .args(["-x", language, "-v", "-dM", "-E", "/dev/null"])
         .env_clear()
         .current_dir(cwd)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(path) = std::env::var_os("PATH") {
         cmd.env("PATH", path);
@@ -106,18 +115,25 @@ fn probe(
         return Err(cant(format!("it exited with {}", out.status)));
     }
     let text = String::from_utf8_lossy(&out.stderr);
-    parse_search_list(&text)
-        .ok_or_else(|| cant("no search list in its output".into()))
-        .map(|dirs| {
-            dirs.iter()
-                .map(|d| {
-                    std::fs::canonicalize(d)
-                        .ok()
-                        .and_then(|p| p.to_str().map(str::to_string))
-                        .unwrap_or_else(|| d.to_string())
-                })
-                .collect()
+    let dirs = parse_search_list(&text)
+        .ok_or_else(|| cant("no search list in its output".into()))?
+        .iter()
+        .map(|d| {
+            std::fs::canonicalize(d)
+                .ok()
+                .and_then(|p| p.to_str().map(str::to_string))
+                .unwrap_or_else(|| d.to_string())
         })
+        .collect();
+    let mut predefined = Table::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(def) = line.strip_prefix("#define ") {
+            if let Some(m) = Macro::parse(&tokenize(def.as_bytes(), false)) {
+                predefined.define(Arc::new(m), false);
+            }
+        }
+    }
+    Ok(Compiler { dirs, predefined })
 }
 
 /// The directories of GCC's (or clang's) `-v` search list.

@@ -1,0 +1,312 @@
+//! GCC's include search: the chain of directories of one command with GCC's duplicate
+//! removal (`incpath.c`), and the file-system lookups behind it, cached for the whole
+//! build and revalidated so that a header created, removed or renamed during the build is
+//! seen by the next request.
+//!
+//! The chain is `-iquote` dirs, then the bracket chain: `-I` dirs, then `-isystem` dirs,
+//! the compiler's built-in dirs and `-idirafter` dirs. A quoted name is looked up first in
+//! its includer's directory, then from the start of the chain; an angled one from the
+//! start of the bracket chain; `#include_next` from the directory after the one where the
+//! current file was found. Nonexistent dirs are dropped, so are later duplicates (by
+//! device and inode), an `-I` or `-iquote` dir that is also a system-chain dir, and the
+//! last dir of a chain when it repeats the first of the next, as GCC does.
+//!
+//! What a directory holds is cached per directory with its (inode, mtime, ctime): creating,
+//! removing or renaming a name in it changes its mtime, and each request stats each
+//! directory it uses once before trusting the cache. A directory changed within the last
+//! [`TOO_NEW`] is not trusted (timestamps are coarser than the time between two writes),
+//! and names that are symlinks are not cached (their target may change without the
+//! directory changing). Content is the lexer cache's business.
+
+use std::os::unix::fs::MetadataExt;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::closure::{dirname, join};
+use super::token::{FxMap, FxSet};
+
+/// How recent a change must be for a cached answer not to be trusted.
+pub const TOO_NEW: Duration = Duration::from_secs(2);
+
+/// The search directories of one command, as spelled (relative to its working
+/// directory, or absolute), after duplicate removal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub dirs: Vec<String>,
+    /// Where the bracket chain starts (after the `-iquote` dirs).
+    pub bracket: usize,
+}
+
+impl Chain {
+    /// GCC's chain from the four lists of the command line and the built-in dirs.
+    pub fn new(
+        cwd: &str,
+        quote: &[String],
+        bracket: &[String],
+        isystem: &[String],
+        builtin: &[String],
+        after: &[String],
+    ) -> Chain {
+        let id = |d: &String| -> Option<(u64, u64)> {
+            std::fs::metadata(join(cwd, d))
+                .ok()
+                .filter(|m| m.is_dir())
+                .map(|m| (m.dev(), m.ino()))
+        };
+        let with_ids = |dirs: Vec<&String>| -> Vec<(String, (u64, u64))> {
+            dirs.into_iter()
+                .filter_map(|d| id(d).map(|i| (d.clone(), i)))
+                .collect()
+        };
+        let system_all: Vec<&String> = isystem.iter().chain(builtin).chain(after).collect();
+        let system = dedup(with_ids(system_all), &[], None);
+        let bracket = dedup(
+            with_ids(bracket.iter().collect()),
+            &system,
+            system.first().map(|s| s.1),
+        );
+        let join_quote = bracket.first().or(system.first()).map(|s| s.1);
+        let quote = dedup(with_ids(quote.iter().collect()), &system, join_quote);
+        let n = quote.len();
+        Chain {
+            dirs: quote
+                .into_iter()
+                .chain(bracket)
+                .chain(system)
+                .map(|(d, _)| d)
+                .collect(),
+            bracket: n,
+        }
+    }
+}
+
+/// GCC's `remove_duplicates`: drops the dirs of `head` that are in `system`, that repeat
+/// an earlier one, or that are last and repeat `join`.
+fn dedup(
+    head: Vec<(String, (u64, u64))>,
+    system: &[(String, (u64, u64))],
+    join: Option<(u64, u64)>,
+) -> Vec<(String, (u64, u64))> {
+    let mut out: Vec<(String, (u64, u64))> = Vec::with_capacity(head.len());
+    let last = head.len().saturating_sub(1);
+    for (k, (d, id)) in head.into_iter().enumerate() {
+        let drop = system.iter().any(|s| s.1 == id)
+            || out.iter().any(|o| o.1 == id)
+            || (k == last && join == Some(id));
+        if !drop {
+            out.push((d, id));
+        }
+    }
+    out
+}
+
+/// What identifies one state of a directory's list of names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+/// What a directory was found to hold (`None` stamp: it did not exist).
+#[derive(Default)]
+struct DirFacts {
+    stamp: Option<Stamp>,
+    /// Name → whether it is a regular file.
+    names: FxMap<String, bool>,
+}
+
+/// The lookups of a build, shared by all its requests.
+#[derive(Default)]
+pub struct FsCache {
+    dirs: Mutex<FxMap<String, DirFacts>>,
+}
+
+/// The lookups of one request: what was checked during it, over the shared cache.
+pub struct Lookups<'a> {
+    shared: &'a FsCache,
+    now: SystemTime,
+    /// Directories checked in this request: whether the shared facts hold for them.
+    checked: FxMap<String, bool>,
+    /// Absolute path → (is a regular file, is a symlink), this request.
+    memo: FxMap<String, (bool, bool)>,
+    /// Directory realpaths, this request.
+    real_dirs: FxMap<String, Option<String>>,
+    /// Every directory whose cached facts this request used (for tests and logs).
+    pub dirs_used: FxSet<String>,
+}
+
+fn ns(secs: i64, nsec: i64) -> i128 {
+    i128::from(secs) * 1_000_000_000 + i128::from(nsec)
+}
+
+impl<'a> Lookups<'a> {
+    pub fn new(shared: &'a FsCache) -> Lookups<'a> {
+        Lookups {
+            shared,
+            now: SystemTime::now(),
+            checked: FxMap::default(),
+            memo: FxMap::default(),
+            real_dirs: FxMap::default(),
+            dirs_used: FxSet::default(),
+        }
+    }
+
+    /// Whether `mtime_ns` is too close to now to trust.
+    pub fn too_new(&self, mtime_ns: i128) -> bool {
+        let now = self.now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now_ns = now.as_nanos() as i128;
+        now_ns - mtime_ns < TOO_NEW.as_nanos() as i128
+    }
+
+    /// Whether the shared facts about `dir` (absolute) can be used in this request.
+    fn check(&mut self, dir: &str) -> bool {
+        if let Some(&ok) = self.checked.get(dir) {
+            return ok;
+        }
+        let stamp = std::fs::metadata(dir).ok().map(|m| Stamp {
+            ino: m.ino(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+        });
+        let trusted = stamp.is_none_or(|s| !self.too_new(s.mtime_ns.max(s.ctime_ns)));
+        if trusted {
+            let mut dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
+            let facts = dirs.entry(dir.to_string()).or_default();
+            if facts.stamp != stamp {
+                *facts = DirFacts {
+                    stamp,
+                    names: FxMap::default(),
+                };
+            }
+        }
+        self.checked.insert(dir.to_string(), trusted);
+        trusted
+    }
+
+    /// Whether `path` (absolute) is a regular file, through symlinks, as GCC opens it;
+    /// and whether its last component is a symlink.
+    pub fn is_file(&mut self, path: &str) -> (bool, bool) {
+        if let Some(&r) = self.memo.get(path) {
+            return r;
+        }
+        let (dir, name) = match path.rfind('/') {
+            Some(i) => (dirname(path), &path[i + 1..]),
+            None => (String::new(), path),
+        };
+        let trusted = self.check(&dir);
+        if trusted {
+            self.dirs_used.insert(dir.clone());
+            let dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
+            let known = dirs.get(&dir).and_then(|f| {
+                if f.stamp.is_none() {
+                    Some(false)
+                } else {
+                    f.names.get(name).copied()
+                }
+            });
+            if let Some(file) = known {
+                drop(dirs);
+                self.memo.insert(path.to_string(), (file, false));
+                return (file, false);
+            }
+        }
+        let link = std::fs::symlink_metadata(path);
+        let is_link = link.as_ref().is_ok_and(|m| m.file_type().is_symlink());
+        let file = match &link {
+            Ok(m) if !is_link => m.is_file(),
+            Ok(_) => std::fs::metadata(path).is_ok_and(|m| m.is_file()),
+            Err(_) => false,
+        };
+        if trusted && !is_link {
+            let mut dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(f) = dirs.get_mut(&dir) {
+                f.names.insert(name.to_string(), file);
+            }
+        }
+        self.memo.insert(path.to_string(), (file, is_link));
+        (file, is_link)
+    }
+
+    /// The realpath of `path` (absolute), a file this request found.
+    pub fn realpath(&mut self, path: &str) -> Option<String> {
+        let (file, link) = self.is_file(path);
+        if !file {
+            return None;
+        }
+        if link {
+            return canonical(path);
+        }
+        let i = path.rfind('/')?;
+        let dir = &path[..i.max(1)];
+        let real_dir = match self.real_dirs.get(dir) {
+            Some(r) => r.clone(),
+            None => {
+                let r = canonical(dir);
+                self.real_dirs.insert(dir.to_string(), r.clone());
+                r
+            }
+        }?;
+        let name = &path[i + 1..];
+        Some(if real_dir == "/" {
+            format!("/{name}")
+        } else {
+            format!("{real_dir}/{name}")
+        })
+    }
+}
+
+fn canonical(p: &str) -> Option<String> {
+    std::fs::canonicalize(p)
+        .ok()
+        .and_then(|r| r.into_os_string().into_string().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn gcc_duplicate_removal() {
+        let t = tempfile::tempdir().unwrap();
+        let cwd = t.path().to_str().unwrap();
+        for d in ["a", "b", "s", "q"] {
+            fs::create_dir(t.path().join(d)).unwrap();
+        }
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let c = Chain::new(
+            cwd,
+            &v(&["q", "a", "missing"]),
+            &v(&["a", "b", "./b/../a", "s", "b"]),
+            &v(&["s"]),
+            &v(&[]),
+            &v(&["a"]),
+        );
+        // The system chain is s, then a (-idirafter): "a" goes from -iquote and -I, and
+        // so do "./b/../a" (the same directory) and "s"; the second "b" repeats the first.
+        assert_eq!(c.dirs, v(&["q", "b", "s", "a"]));
+        assert_eq!(c.bracket, 1);
+        let c = Chain::new(cwd, &v(&["q"]), &v(&["a", "b", "s"]), &v(&["s"]), &v(&[]), &v(&[]));
+        assert_eq!(c.dirs, v(&["q", "a", "b", "s"]));
+    }
+
+    #[test]
+    fn lookups_see_new_files() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().to_str().unwrap();
+        let f = format!("{dir}/x.h");
+        let shared = FsCache::default();
+        assert_eq!(Lookups::new(&shared).is_file(&f), (false, false));
+        fs::write(&f, "").unwrap();
+        assert_eq!(Lookups::new(&shared).is_file(&f), (true, false));
+        std::os::unix::fs::symlink(&f, format!("{dir}/l.h")).unwrap();
+        let mut l = Lookups::new(&shared);
+        assert_eq!(l.is_file(&format!("{dir}/l.h")), (true, true));
+        assert_eq!(
+            l.realpath(&format!("{dir}/l.h")),
+            canonical(&f)
+        );
+        assert_eq!(l.is_file(&format!("{dir}/nodir/x.h")), (false, false));
+    }
+}

@@ -1,0 +1,422 @@
+//! Preprocessing tokens of directive lines: interned spellings ([`Sym`]) and the tokenizer
+//! of one logical line (splices and comments already gone). It knows the C and C++ token
+//! shapes that matter to `#if` and `#include`: identifiers, pp-numbers, character and
+//! string literals with their prefixes, header names where one may stand, and the
+//! punctuators; a stray character is a token of its own, as in GCC.
+//!
+//! Spellings are interned once for the life of the process and compared by address: the
+//! include server lives for one build, and the distinct spellings of a build's directive
+//! lines are a few megabytes at most.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::{Mutex, OnceLock};
+
+/// A small fast hasher for interned addresses and short strings (FxHash's mixing).
+#[derive(Default, Clone, Copy)]
+pub struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+pub type FxBuild = BuildHasherDefault<Fx>;
+pub type FxMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
+pub type FxSet<K> = HashSet<K, FxBuild>;
+
+/// An interned spelling; equal spellings are the same address.
+#[derive(Clone, Copy)]
+pub struct Sym(&'static str);
+
+impl Sym {
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl PartialEq for Sym {
+    fn eq(&self, other: &Sym) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+impl Eq for Sym {}
+impl Hash for Sym {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_usize(self.0.as_ptr() as usize);
+    }
+}
+impl std::fmt::Debug for Sym {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+fn table() -> &'static Mutex<FxSet<&'static str>> {
+    static TABLE: OnceLock<Mutex<FxSet<&'static str>>> = OnceLock::new();
+    TABLE.get_or_init(Default::default)
+}
+
+/// The interned `s`.
+pub fn sym(s: &str) -> Sym {
+    let mut t = table().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&found) = t.get(s) {
+        return Sym(found);
+    }
+    let leaked: &'static str = Box::leak(s.to_string().into_boxed_str());
+    t.insert(leaked);
+    Sym(leaked)
+}
+
+/// The spellings the analysis looks for, interned once.
+pub struct Known {
+    pub defined: Sym,
+    pub has_include: Sym,
+    pub has_include_next: Sym,
+    pub va_args: Sym,
+    pub va_opt: Sym,
+    pub lparen: Sym,
+    pub rparen: Sym,
+    pub comma: Sym,
+    pub hash: Sym,
+    pub hashhash: Sym,
+    pub lt: Sym,
+    pub gt: Sym,
+    pub true_: Sym,
+    pub false_: Sym,
+    pub once: Sym,
+    pub push_macro: Sym,
+    pub pop_macro: Sym,
+    /// `__has_builtin` and the other feature tests whose answer only the compiler knows.
+    pub feature_tests: Vec<Sym>,
+    /// `__LINE__`, `__FILE__` and the other macros the preprocessor computes.
+    pub dynamic: Vec<Sym>,
+}
+
+pub fn known() -> &'static Known {
+    static KNOWN: OnceLock<Known> = OnceLock::new();
+    KNOWN.get_or_init(|| Known {
+        defined: sym("defined"),
+        has_include: sym("__has_include"),
+        has_include_next: sym("__has_include_next"),
+        va_args: sym("__VA_ARGS__"),
+        va_opt: sym("__VA_OPT__"),
+        lparen: sym("("),
+        rparen: sym(")"),
+        comma: sym(","),
+        hash: sym("#"),
+        hashhash: sym("##"),
+        lt: sym("<"),
+        gt: sym(">"),
+        true_: sym("true"),
+        false_: sym("false"),
+        once: sym("once"),
+        push_macro: sym("push_macro"),
+        pop_macro: sym("pop_macro"),
+        feature_tests: [
+            "__has_builtin",
+            "__has_attribute",
+            "__has_cpp_attribute",
+            "__has_c_attribute",
+            "__has_feature",
+            "__has_extension",
+            "__has_warning",
+            "__has_declspec_attribute",
+            "__is_identifier",
+            "__is_target_arch",
+            "__is_target_os",
+        ]
+        .iter()
+        .map(|s| sym(s))
+        .collect(),
+        dynamic: [
+            "__LINE__",
+            "__FILE__",
+            "__FILE_NAME__",
+            "__BASE_FILE__",
+            "__COUNTER__",
+            "__INCLUDE_LEVEL__",
+            "__DATE__",
+            "__TIME__",
+            "__TIMESTAMP__",
+            "_Pragma",
+        ]
+        .iter()
+        .map(|s| sym(s))
+        .collect(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Ident,
+    Number,
+    /// A character literal, prefix included.
+    Char,
+    /// A string literal, prefix included.
+    Str,
+    /// `<name>` where a header name may stand (after `#include` and `__has_include(`).
+    Header,
+    Punct,
+    /// A `##` of a macro body: the paste operator (one coming from an argument is not).
+    Paste,
+    /// An empty argument next to `##` (removed after pasting).
+    Placemarker,
+}
+
+/// One token: its spelling, its kind, whether whitespace came before it, and whether it
+/// names a macro that must not be expanded any more (it was met inside its own
+/// expansion: "painted blue").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tok {
+    pub sym: Sym,
+    pub kind: Kind,
+    pub space: bool,
+    pub no_expand: bool,
+}
+
+impl Tok {
+    pub fn new(sym: Sym, kind: Kind, space: bool) -> Tok {
+        Tok {
+            sym,
+            kind,
+            space,
+            no_expand: false,
+        }
+    }
+
+    pub fn is(&self, s: Sym) -> bool {
+        self.sym == s && self.kind != Kind::Str
+    }
+
+    pub fn text(&self) -> &'static str {
+        self.sym.as_str()
+    }
+}
+
+pub fn is_ident_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80
+}
+
+pub fn is_ident_char(c: u8) -> bool {
+    is_ident_start(c) || c.is_ascii_digit()
+}
+
+/// Punctuators, longest first within each first character.
+const PUNCTS: &[&str] = &[
+    "%:%:", "...", "<<=", ">>=", "<=>", "->*", "##", "<<", ">>", "<=", ">=", "==", "!=", "&&",
+    "||", "++", "--", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "->", "::", ".*", "<:",
+    ":>", "<%", "%>", "%:",
+];
+
+/// The tokens of `line`, a logical line without comments. `header_after` says where a
+/// `<...>` is one header-name token: after `#include` (the whole operand) or after
+/// `__has_include(`.
+pub fn tokenize(line: &[u8], include_operand: bool) -> Vec<Tok> {
+    let k = known();
+    let mut out: Vec<Tok> = Vec::new();
+    let mut i = 0;
+    let mut space = false;
+    while i < line.len() {
+        let c = line[i];
+        if matches!(c, b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r' | b'\n') {
+            space = true;
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let wants_header = c == b'<'
+            && ((include_operand && out.is_empty())
+                || (out.len() >= 2
+                    && out[out.len() - 1].is(k.lparen)
+                    && (out[out.len() - 2].is(k.has_include)
+                        || out[out.len() - 2].is(k.has_include_next))));
+        let kind = if wants_header && line[i + 1..].contains(&b'>') {
+            i += 1 + line[i + 1..].iter().position(|&x| x == b'>').unwrap() + 1;
+            Kind::Header
+        } else if is_ident_start(c) {
+            while i < line.len() && is_ident_char(line[i]) {
+                i += 1;
+            }
+            // A literal's prefix: u8"..", L'..', R"(..)" and friends.
+            match line.get(i) {
+                Some(b'"') | Some(b'\'') if is_literal_prefix(&line[start..i]) => {
+                    let quote = line[i];
+                    i = literal_end(line, i, line[start..i].ends_with(b"R"));
+                    if quote == b'"' {
+                        Kind::Str
+                    } else {
+                        Kind::Char
+                    }
+                }
+                _ => Kind::Ident,
+            }
+        } else if c.is_ascii_digit() || (c == b'.' && line.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+            i += 1;
+            while i < line.len() {
+                let d = line[i];
+                if matches!(d, b'e' | b'E' | b'p' | b'P')
+                    && matches!(line.get(i + 1), Some(b'+' | b'-'))
+                {
+                    i += 2;
+                } else if is_ident_char(d) || d == b'.' {
+                    i += 1;
+                } else if d == b'\'' && line.get(i + 1).is_some_and(|&n| is_ident_char(n)) {
+                    i += 2;
+                } else {
+                    break;
+                }
+            }
+            Kind::Number
+        } else if c == b'"' || c == b'\'' {
+            i = literal_end(line, i, false);
+            if c == b'"' {
+                Kind::Str
+            } else {
+                Kind::Char
+            }
+        } else {
+            let rest = &line[i..];
+            let p = PUNCTS.iter().find(|p| rest.starts_with(p.as_bytes()));
+            i += p.map_or_else(|| utf8_len(c), |p| p.len());
+            Kind::Punct
+        };
+        let text = String::from_utf8_lossy(&line[start..i]);
+        let text = match text.as_ref() {
+            // Digraphs are their punctuators.
+            "%:" => "#",
+            "%:%:" => "##",
+            "<:" => "[",
+            ":>" => "]",
+            "<%" => "{",
+            "%>" => "}",
+            t => t,
+        };
+        out.push(Tok::new(sym(text), kind, space));
+        space = false;
+    }
+    out
+}
+
+fn utf8_len(c: u8) -> usize {
+    match c {
+        0xf0..=0xff => 4,
+        0xe0..=0xef => 3,
+        0xc0..=0xdf => 2,
+        _ => 1,
+    }
+}
+
+fn is_literal_prefix(p: &[u8]) -> bool {
+    matches!(
+        p,
+        b"L" | b"u" | b"U" | b"u8" | b"R" | b"LR" | b"uR" | b"UR" | b"u8R"
+    )
+}
+
+/// The end of the literal whose quote is at `i` (raw when `raw`); an unterminated one
+/// ends with the line.
+fn literal_end(s: &[u8], i: usize, raw: bool) -> usize {
+    let quote = s[i];
+    if raw && quote == b'"' {
+        if let Some(open) = s[i + 1..].iter().take(17).position(|&c| c == b'(') {
+            let delim = &s[i + 1..i + 1 + open];
+            let mut close = vec![b')'];
+            close.extend_from_slice(delim);
+            close.push(b'"');
+            let body = i + 2 + open;
+            if let Some(p) = s[body..].windows(close.len()).position(|w| w == close) {
+                return body + p + close.len();
+            }
+        }
+        return s.len();
+    }
+    let mut j = i + 1;
+    while j < s.len() {
+        match s[j] {
+            b'\\' => j += 2,
+            c if c == quote => return j + 1,
+            _ => j += 1,
+        }
+    }
+    s.len()
+}
+
+/// The spelling of `toks` as the preprocessor writes them: one space where whitespace
+/// was, none at the start.
+pub fn spell(toks: &[Tok]) -> String {
+    let mut s = String::new();
+    for t in toks {
+        if t.kind == Kind::Placemarker {
+            continue;
+        }
+        if t.space && !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(t.text());
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(line: &str, inc: bool) -> Vec<(&'static str, Kind)> {
+        tokenize(line.as_bytes(), inc)
+            .iter()
+            .map(|t| (t.text(), t.kind))
+            .collect()
+    }
+
+    #[test]
+    fn shapes() {
+        use Kind::*;
+        assert_eq!(
+            texts("a1 >= 0x1fUL && L'x' || u8\"s\\\"\" %: ## ...", false),
+            vec![
+                ("a1", Ident),
+                (">=", Punct),
+                ("0x1fUL", Number),
+                ("&&", Punct),
+                ("L'x'", Char),
+                ("||", Punct),
+                ("u8\"s\\\"\"", Str),
+                ("#", Punct),
+                ("##", Punct),
+                ("...", Punct),
+            ]
+        );
+        assert_eq!(texts("<a/b.h> x", true)[0], ("<a/b.h>", Header));
+        assert_eq!(texts("<a/b.h>", false)[0], ("<", Punct));
+        assert_eq!(
+            texts("__has_include(<x y.h>) && 1.5e+3", false),
+            vec![
+                ("__has_include", Ident),
+                ("(", Punct),
+                ("<x y.h>", Header),
+                (")", Punct),
+                ("&&", Punct),
+                ("1.5e+3", Number)
+            ]
+        );
+        assert!(sym("abc") == sym(&String::from("abc")));
+        let t = tokenize(b"a  b", false);
+        assert!(!t[0].space && t[1].space);
+        assert_eq!(spell(&t), "a b");
+    }
+}
