@@ -466,6 +466,17 @@ fn guards(mode: Mode) {
         ),
         ("preguard.c", "#define G_H\n#include \"g.h\"\n"),
         ("plain.c", "#include \"g.h\"\n"),
+        // #import reads a file once.
+        (
+            "imp.h",
+            "#ifdef SECOND\n#include \"imp_second.h\"\n#else\n#include \"imp_first.h\"\n#endif\n",
+        ),
+        ("imp_first.h", ""),
+        ("imp_second.h", ""),
+        (
+            "import.c",
+            "#import \"imp.h\"\n#define SECOND\n#import \"imp.h\"\n#include \"imp.h\"\n",
+        ),
     ]);
     let mut r = Run::new("guards", &t, mode);
     r.exact(
@@ -479,6 +490,11 @@ fn guards(mode: Mode) {
         &["reguard.c", "g.h", "g_first.h", "g_second.h"],
     );
     r.exact(".", "gcc -c preguard.c", &["preguard.c", "g.h"]);
+    r.exact(
+        ".",
+        "gcc -c import.c",
+        &["import.c", "imp.h", "imp_first.h"],
+    );
     r.exact(".", "gcc -DG_H -c plain.c", &["plain.c", "g.h"]);
     r.exact(
         ".",
@@ -897,6 +913,17 @@ fn lexer(mode: Mode) {
              #ifdef __STRICT_ANSI__\n??=include \"strict_trigraph.h\"\n#endif\n\
              // a trigraph splice ??/\n#include \"gnu_only.h\"\n",
         ),
+        // A UTF-8 byte order mark, `//` inside an angled name, CRLF line ends, no final
+        // newline.
+        (
+            "bytes.c",
+            "\u{feff}#include \"bom.h\"\n#include <d//slashes.h>\r\n\
+             #inc\\\r\nlude \"crlf.h\"\r\n#include \"last.h\"",
+        ),
+        ("bom.h", ""),
+        ("d/slashes.h", ""),
+        ("crlf.h", ""),
+        ("last.h", ""),
         ("strict_raw.h", ""),
         ("strict_trigraph.h", ""),
         ("gnu_only.h", ""),
@@ -907,6 +934,11 @@ fn lexer(mode: Mode) {
         "yes9.h",
     ];
     r.exact(".", "g++ -c lex.cc", &yes);
+    r.exact(
+        ".",
+        "gcc -I. -c bytes.c",
+        &["bytes.c", "bom.h", "d/slashes.h", "crlf.h", "last.h"],
+    );
     r.exact(".", "gcc -c modes.c", &["modes.c", "gnu_only.h"]);
     r.exact(
         ".",
