@@ -3,45 +3,22 @@
 //! absolute `-I`, every header `gcc -M` names outside the system dirs must be in the
 //! closure. Also the mirror those closures produce (`.lzo.abs`, links, forcing files).
 
-use std::collections::HashSet;
+mod common;
+
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
+
+use common::oracle::gcc_deps;
 
 use distcc_rs::include::closure::{analyze, LexCache};
 use distcc_rs::include::cmdline;
 use distcc_rs::include::server::IncludeServer;
-use distcc_rs::include::sysdirs::{under, SystemDirs};
+use distcc_rs::include::sysdirs::SystemDirs;
 use distcc_rs::wire::lzo;
 
 fn words(s: &str) -> Vec<String> {
     s.split_whitespace().map(String::from).collect()
-}
-
-/// The realpaths `gcc -M` names for `argv` run in `cwd`, without those under `system`.
-fn gcc_deps(cwd: &Path, argv: &[String], system: &[String]) -> HashSet<String> {
-    let d = cwd.join("deps.d.tmp");
-    let out = Command::new(&argv[0])
-        .args(&argv[1..])
-        .args(["-M", "-MF"])
-        .arg(&d)
-        .current_dir(cwd)
-        .output()
-        .expect("run gcc -M");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = fs::read_to_string(&d).unwrap().replace("\\\n", " ");
-    fs::remove_file(&d).unwrap();
-    let deps = text.split_once(':').unwrap().1;
-    deps.split_whitespace()
-        .map(|p| fs::canonicalize(cwd.join(p)).unwrap())
-        .map(|p| p.to_str().unwrap().to_string())
-        .filter(|p| !system.iter().any(|s| under(p, s)))
-        .collect()
 }
 
 /// Checks that the closure of `argv` in `cwd` holds every file gcc reads outside system
