@@ -6,6 +6,10 @@
 //! include-server failure an error, `DISTCC_FALLBACK=0` forbids local compiles, and the
 //! daemon's log counts the jobs it compiled from the files sent.
 //!
+//! The same trees, and the example project, also check the include server against gcc -M
+//! on every unit, with the commands of their builds (`make -n`, CMake's
+//! `compile_commands.json`): see tests/common/oracle.rs.
+//!
 //! The sources come from crates.io as bench/bench.py gets them (cargo fetches the crate
 //! when it is not in cargo's cache); the directory used is copied once below the target
 //! directory, so that later runs need neither the network nor cargo.
@@ -159,11 +163,10 @@ clean:
 \trm -f *.o *.d
 ";
 
-#[test]
-fn lua_pump_build_is_identical_and_every_unit_pumped() {
+/// Lua's sources with [`LUA_MAKEFILE`] in `work/lua`, and how many C files it has.
+fn lua_tree(work: &Path) -> (PathBuf, usize) {
     let src = crate_source("lua-src", "547.1.0", "lua-5.4.7", "lua-5.4.7");
-    let work = tempfile::tempdir().unwrap();
-    let tree = work.path().join("lua");
+    let tree = work.join("lua");
     std::fs::create_dir(&tree).unwrap();
     let mut units = 0;
     for e in std::fs::read_dir(&src).unwrap().filter_map(|e| e.ok()) {
@@ -175,6 +178,13 @@ fn lua_pump_build_is_identical_and_every_unit_pumped() {
     }
     assert!(units >= 30, "{units} C files in {}", src.display());
     std::fs::write(tree.join("Makefile"), LUA_MAKEFILE).unwrap();
+    (tree, units)
+}
+
+#[test]
+fn lua_pump_build_is_identical_and_every_unit_pumped() {
+    let work = tempfile::tempdir().unwrap();
+    let (tree, units) = lua_tree(work.path());
     let distcc_dir = work.path().join(".distcc");
 
     run(Command::new("make").args(["-j2"]).current_dir(&tree), 600);
@@ -190,9 +200,36 @@ fn lua_pump_build_is_identical_and_every_unit_pumped() {
     assert_eq!(pumped(&d), units, "{}", d.log_text());
 }
 
+fn leveldb_source() -> PathBuf {
+    crate_source("leveldb-sys", "2.0.9", "deps/leveldb-1.22", "leveldb-1.22")
+}
+
+/// LevelDB's build configured in `build` (made afresh) from `src`, for Ninja with
+/// RelWithDebInfo (-O2 -g), without tests, benchmarks or install rules; `launcher` as
+/// the compiler launcher when given; `extra` CMake options.
+fn leveldb_configure(build: &Path, src: &Path, launcher: Option<&str>, extra: &[&str]) {
+    let _ = std::fs::remove_dir_all(build);
+    std::fs::create_dir(build).unwrap();
+    let mut configure = Command::new("cmake");
+    configure.current_dir(build).args([
+        "-G",
+        "Ninja",
+        "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+        "-DLEVELDB_BUILD_TESTS=OFF",
+        "-DLEVELDB_BUILD_BENCHMARKS=OFF",
+        "-DLEVELDB_INSTALL=OFF",
+    ]);
+    if let Some(l) = launcher {
+        configure.arg(format!("-DCMAKE_C_COMPILER_LAUNCHER={l}"));
+        configure.arg(format!("-DCMAKE_CXX_COMPILER_LAUNCHER={l}"));
+    }
+    configure.args(extra).arg(src);
+    run(&mut configure, 300);
+}
+
 #[test]
 fn leveldb_cmake_ninja_pump_build_is_identical_and_every_unit_pumped() {
-    let src = crate_source("leveldb-sys", "2.0.9", "deps/leveldb-1.22", "leveldb-1.22");
+    let src = leveldb_source();
     let work = tempfile::tempdir().unwrap();
     let build = work.path().join("build");
     let distcc_dir = work.path().join(".distcc");
@@ -200,23 +237,7 @@ fn leveldb_cmake_ninja_pump_build_is_identical_and_every_unit_pumped() {
     let mut results = Vec::new();
     // RelWithDebInfo: -O2 -g. Both builds use the same directory, which -g records.
     for launcher in [None, Some(OUR_DISTCC)] {
-        let _ = std::fs::remove_dir_all(&build);
-        std::fs::create_dir(&build).unwrap();
-        let mut configure = Command::new("cmake");
-        configure.current_dir(&build).args([
-            "-G",
-            "Ninja",
-            "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
-            "-DLEVELDB_BUILD_TESTS=OFF",
-            "-DLEVELDB_BUILD_BENCHMARKS=OFF",
-            "-DLEVELDB_INSTALL=OFF",
-        ]);
-        if let Some(l) = launcher {
-            configure.arg(format!("-DCMAKE_C_COMPILER_LAUNCHER={l}"));
-            configure.arg(format!("-DCMAKE_CXX_COMPILER_LAUNCHER={l}"));
-        }
-        configure.arg(&src);
-        run(&mut configure, 300);
+        leveldb_configure(&build, &src, launcher, &[]);
         match launcher {
             None => run(Command::new("ninja").arg("-j2").current_dir(&build), 1200),
             Some(_) => pump(&build, &d, &["ninja", "-j4"], &distcc_dir, 1200),
@@ -228,4 +249,144 @@ fn leveldb_cmake_ninja_pump_build_is_identical_and_every_unit_pumped() {
     assert_same("leveldb", &results[0], &results[1]);
     assert_eq!(d.wait_compiled(units), units, "{}", d.log_text());
     assert_eq!(pumped(&d), units, "{}", d.log_text());
+}
+
+// The include server against gcc -M (tests/common/oracle.rs) on every unit of each tree,
+// with the commands its build runs: missing nothing, and shipping at most 10% more bytes
+// than gcc reads outside the system directories (issue 15). Two threads: this machine's
+// cores.
+
+/// The surplus allowed, as a fraction of the bytes gcc lists.
+const MAX_SURPLUS: f64 = 0.10;
+
+/// Prints `report` and asserts that every unit was covered, nothing missing and the
+/// surplus at most [`MAX_SURPLUS`].
+fn assert_oracle(tree: &str, report: &oracle::Report, units: usize) {
+    println!("{}", report.summary(tree));
+    assert_eq!(report.tally.units + report.not_covered.len(), units);
+    // The pump builds above compile every unit of these trees in pump mode.
+    assert!(
+        report.not_covered.is_empty(),
+        "{tree}: not covered: {:#?}",
+        report.not_covered
+    );
+    report.tally.check(tree, MAX_SURPLUS);
+}
+
+#[test]
+fn example_project_closures_match_gcc_on_every_unit() {
+    let project = Project::example();
+    // The commands the build runs with `CC=gcc` (the client sends `gcc ...` when the build
+    // says `CC="distcc gcc"`).
+    let units = oracle::make_units(project.path(), &["CC=gcc"]);
+    assert_eq!(units.len(), 5, "{units:?}");
+    let report = oracle::compare_units(&units, 2);
+    assert_oracle("example", &report, units.len());
+}
+
+#[test]
+fn lua_closures_match_gcc_on_every_unit() {
+    let work = tempfile::tempdir().unwrap();
+    let (tree, count) = lua_tree(work.path());
+    let units = oracle::make_units(&tree, &["CC=gcc"]);
+    assert_eq!(units.len(), count, "{units:?}");
+    let report = oracle::compare_units(&units, 2);
+    assert_oracle("lua", &report, units.len());
+}
+
+#[test]
+fn leveldb_closures_match_gcc_on_every_unit() {
+    let work = tempfile::tempdir().unwrap();
+    let build = work.path().join("build");
+    // Configuring is enough: CMake writes the one generated header (port_config.h) then,
+    // and the commands are those the Ninja build of the pump test runs.
+    leveldb_configure(
+        &build,
+        &leveldb_source(),
+        None,
+        &["-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"],
+    );
+    let units = oracle::compile_commands(&build.join("compile_commands.json"));
+    assert!(units.len() >= 39, "{} units", units.len());
+    assert!(
+        units.iter().all(|u| oracle::is_compile(&u.argv)),
+        "{units:?}"
+    );
+    let report = oracle::compare_units(&units, 2);
+    assert_oracle("leveldb", &report, units.len());
+}
+
+/// The shell-word splitter the oracle reads build commands with splits as `sh` does, on
+/// the quoting Kbuild and CMake write (`-DKBUILD_MODNAME='"core"'`, `\"`, `''`, a `;`
+/// before objtool), and refuses what needs expansion.
+#[test]
+fn oracle_shell_commands_split_as_sh_does() {
+    let lines = [
+        r#"gcc -DKBUILD_MODNAME='"core"' -D__KBUILD_MODNAME=kmod_core -c -o a.o a.c"#,
+        r#"c++ -DX=\"a\ b\" "-DY=\"q\"\\" '' -I"dir with space"/x -c x.cc"#,
+        "gcc -fmacro-prefix-map=./= -Wp,-MMD,init/.main.o.d -c init/main.c   ",
+        "gcc a\\\nb 'it'\\''s' \"tab\there\" -c",
+    ];
+    for line in lines {
+        let ours = oracle::shell_commands(line).unwrap();
+        assert_eq!(ours.len(), 1, "{line}: {ours:?}");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf '%s\\0' {line}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{line}: {}", show(&out));
+        let sh: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .split_terminator('\0')
+            .map(str::to_string)
+            .collect();
+        assert_eq!(ours[0], sh, "{line}");
+    }
+    let two = oracle::shell_commands("gcc -c a.c ; ./tools/objtool/objtool x a.o && true").unwrap();
+    assert_eq!(two.len(), 3);
+    assert_eq!(two[0], ["gcc", "-c", "a.c"]);
+    for needs_shell in [
+        "gcc $(CFLAGS) -c a.c",
+        "gcc \"$X\"",
+        "gcc `x`",
+        "gcc *.c",
+        "a > b",
+    ] {
+        assert!(
+            oracle::shell_commands(needs_shell).is_err(),
+            "{needs_shell}"
+        );
+    }
+}
+
+/// The JSON reader takes compile_commands.json's shape with every escape JSON has.
+#[test]
+fn oracle_json_reader_reads_compile_commands() {
+    let text = r#" [ {"directory": "/t/b", "command": "/usr/bin/c++ -DA=\"x\\\\y\" -o o.o -c /t/a.cc",
+        "file": "/t/a.cc", "n": -1.5e3, "ok": true, "none": null},
+      {"directory":"/t","arguments":["gcc","-c","\u00e9\ud83d\ude00\/\t.c"],"file":"x"} ] "#;
+    let json = oracle::Json::parse(text).unwrap();
+    let oracle::Json::Array(entries) = &json else {
+        panic!("{json:?}")
+    };
+    assert_eq!(
+        entries[0].get("n"),
+        Some(&oracle::Json::Number("-1.5e3".into()))
+    );
+    assert_eq!(entries[0].get("none"), Some(&oracle::Json::Null));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("compile_commands.json");
+    std::fs::write(&path, text).unwrap();
+    let units = oracle::compile_commands(&path);
+    assert_eq!(
+        units[0].argv,
+        ["/usr/bin/c++", "-DA=x\\y", "-o", "o.o", "-c", "/t/a.cc"]
+    );
+    assert_eq!(units[0].name, "o.o");
+    assert_eq!(units[0].cwd, Path::new("/t/b"));
+    assert_eq!(units[1].argv, ["gcc", "-c", "é😀/\t.c"]);
+    for bad in ["[", "{\"a\" 1}", "[1,]", "\"\\x\"", "[] x"] {
+        assert!(oracle::Json::parse(bad).is_err(), "{bad}");
+    }
 }
