@@ -340,9 +340,9 @@ impl Walk<'_> {
         if name.starts_with('/') {
             let found = self.find("", name, Origin::Source);
             return match found {
-                Some(found) if !self.caches.compilers.contains(&found.real) => Err(format!(
-                    "Filepath must be relative but isn't: '{name}'."
-                )),
+                Some(found) if !self.caches.compilers.contains(&found.real) => {
+                    Err(format!("Filepath must be relative but isn't: '{name}'."))
+                }
                 found => Ok(found),
             };
         }
@@ -557,14 +557,15 @@ impl Walk<'_> {
         let cplusplus = self.cplusplus;
         let mut probed = Vec::new();
         let truth = {
-            let mut has = |angle: bool, name: &str, next: bool| match self.resolve(angle, name, next, f) {
-                Ok(Some(found)) => {
-                    probed.push(found);
-                    Some(true)
-                }
-                Ok(None) => Some(false),
-                Err(_) => None,
-            };
+            let mut has =
+                |angle: bool, name: &str, next: bool| match self.resolve(angle, name, next, f) {
+                    Ok(Some(found)) => {
+                        probed.push(found);
+                        Some(true)
+                    }
+                    Ok(None) => Some(false),
+                    Err(_) => None,
+                };
             expr::evaluate(expr, &table, cplusplus, &mut has)
         };
         self.table = table;
@@ -657,18 +658,16 @@ impl Walk<'_> {
 }
 
 fn idents(toks: &[Tok]) -> impl Iterator<Item = Sym> + '_ {
-    toks.iter()
-        .filter(|t| t.kind == Kind::Ident)
-        .map(|t| t.sym)
+    toks.iter().filter(|t| t.kind == Kind::Ident).map(|t| t.sym)
 }
 
 /// The `#endif` of the group whose `#elif` or `#else` is at `i`.
 fn to_endif(ds: &[Directive], mut i: usize) -> usize {
     while let Some(d) = ds.get(i) {
         i = match d {
-            Directive::If { skip, .. } | Directive::Ifdef { skip, .. } | Directive::Else { skip } => {
-                *skip as usize
-            }
+            Directive::If { skip, .. }
+            | Directive::Ifdef { skip, .. }
+            | Directive::Else { skip } => *skip as usize,
             _ => return i,
         };
     }

@@ -32,7 +32,8 @@ pub struct Command {
     pub isystem: Vec<String>,
     /// `-idirafter` (and `-iwithprefix`) directories, searched after the built-in ones.
     pub after: Vec<String>,
-    /// `-include` and `-imacros` files, in order.
+    /// `-imacros` files, then `-include` files, each in order (GCC reads every
+    /// `-imacros` file first).
     pub include_files: Vec<String>,
     /// The source file.
     pub source: String,
@@ -74,9 +75,16 @@ impl Command {
         let trigraphs_removed = |s: &str| {
             cxx && !matches!(s, "c++98" | "c++03" | "c++0x" | "c++11" | "c++1y" | "c++14")
         };
+        let new_enough = |s: &str| {
+            matches!(
+                s,
+                "c2x" | "c23" | "iso9899:2024" | "c++2b" | "c++23" | "c++2c" | "c++26"
+            )
+        };
         Mode {
             raw_strings,
             trigraphs: self.trigraphs || (strict && !std.is_some_and(trigraphs_removed)),
+            elifdef: !strict || std.is_some_and(new_enough),
         }
     }
 }
@@ -178,6 +186,7 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
         trigraphs: false,
     };
     let mut dirs: Vec<(List, String)> = Vec::new();
+    let mut imacros = Vec::new();
     let mut sources = Vec::new();
     let mut forced_language: Option<String> = None;
     let mut iprefix = String::new();
@@ -252,7 +261,7 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
         } else if let Some(f) = value_of("-include", false)? {
             cmd.include_files.push(f);
         } else if let Some(f) = value_of("-imacros", false)? {
-            cmd.include_files.push(f);
+            imacros.push(f);
         } else if let Some(s) = value_of("-isysroot", false)? {
             cmd.probe_flags.push("-isysroot".into());
             cmd.probe_flags.push(s.clone());
@@ -274,7 +283,9 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
             cmd.std = Some(std.to_string());
             cmd.probe_flags.push(arg.to_string());
         } else if arg == "-ansi" {
-            let cxx = forced_language.as_deref().is_some_and(|l| l.ends_with("c++"))
+            let cxx = forced_language
+                .as_deref()
+                .is_some_and(|l| l.ends_with("c++"))
                 || argv.iter().any(|a| language_of(a) == Some("c++"));
             cmd.std = Some(if cxx { "c++98" } else { "c90" }.to_string());
             cmd.probe_flags.push(arg.to_string());
@@ -298,6 +309,8 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
         }
         i += 1;
     }
+    imacros.append(&mut cmd.include_files);
+    cmd.include_files = imacros;
     let header_root = isysroot.unwrap_or(sysroot);
     for (list, d) in dirs {
         let d = dir(&d, &header_root);
@@ -361,7 +374,7 @@ mod tests {
     fn chains_and_files() {
         let c = p(
             "gcc -O2 -Iinc -I ./b/ -isystem sys -iquote q -idirafter /late \
-                   -include pre.h -DX=1 -UY -MD -MF x.d -Wall -g -o out.o -c src/a.c",
+                   -include pre.h -imacros m.h -DX=1 -UY -MD -MF x.d -Wall -g -o out.o -c src/a.c",
         )
         .unwrap();
         assert_eq!(c.compiler, "gcc");
@@ -369,7 +382,7 @@ mod tests {
         assert_eq!(c.isystem, ["sys"]);
         assert_eq!(c.quote, ["q"]);
         assert_eq!(c.after, ["/late"]);
-        assert_eq!(c.include_files, ["pre.h"]);
+        assert_eq!(c.include_files, ["m.h", "pre.h"]);
         assert_eq!(
             c.macros,
             [
@@ -387,7 +400,10 @@ mod tests {
         assert_eq!(c.probe_flags, ["-nostdinc", "--sysroot=/sr"]);
         let c = p("gcc -m32 -std=c99 -fPIC --param x=1 -c a.S").unwrap();
         assert_eq!(c.language, "assembler-with-cpp");
-        assert_eq!(c.probe_flags, ["-m32", "-std=c99", "-fPIC", "--param", "x=1"]);
+        assert_eq!(
+            c.probe_flags,
+            ["-m32", "-std=c99", "-fPIC", "--param", "x=1"]
+        );
         let mode = |line: &str| {
             let m = p(line).unwrap().lex_mode();
             (m.raw_strings, m.trigraphs)

@@ -345,7 +345,11 @@ impl Parser<'_> {
         use std::cmp::Ordering::*;
         let ord = if u { a.cmp(&b) } else { sa.cmp(&sb) };
         Ok(match op {
-            "*" => num(if u { a.wrapping_mul(b) } else { sa.wrapping_mul(sb) as u64 }),
+            "*" => num(if u {
+                a.wrapping_mul(b)
+            } else {
+                sa.wrapping_mul(sb) as u64
+            }),
             "/" | "%" => {
                 if b == 0 {
                     return if self.skipping > 0 {
@@ -367,7 +371,11 @@ impl Parser<'_> {
                 // The left operand keeps its own signedness.
                 let shift = |left: bool, n: i64| -> u64 {
                     if n < 0 {
-                        return if left { shr(l, n.unsigned_abs()) } else { shl(l, n.unsigned_abs()) };
+                        return if left {
+                            shr(l, n.unsigned_abs())
+                        } else {
+                            shl(l, n.unsigned_abs())
+                        };
                     }
                     if left {
                         shl(l, n as u64)
@@ -375,7 +383,11 @@ impl Parser<'_> {
                         shr(l, n as u64)
                     }
                 };
-                let n = if r.unsigned { b.min(i64::MAX as u64) as i64 } else { sb };
+                let n = if r.unsigned {
+                    b.min(i64::MAX as u64) as i64
+                } else {
+                    sb
+                };
                 num(shift(op == "<<", n))
             }
             "<" => cmp(ord, &[Less]),
@@ -441,10 +453,7 @@ fn shr(l: Value, n: u64) -> u64 {
 /// The usual arithmetic conversions: both unsigned when either is.
 fn promote(l: Value, r: Value) -> (Value, Value) {
     let u = l.unsigned || r.unsigned;
-    (
-        Value { unsigned: u, ..l },
-        Value { unsigned: u, ..r },
-    )
+    (Value { unsigned: u, ..l }, Value { unsigned: u, ..r })
 }
 
 #[cfg(test)]
@@ -483,7 +492,10 @@ mod tests {
         assert_eq!(eval("7 / 2 == 3 && 7 % 2 == 1 && -7 / 2 == -3"), True);
         assert_eq!(eval("1 ? 2 : 0"), True);
         assert_eq!(eval("0 ? 2 : 0"), False);
-        assert_eq!(eval("!0 && ~0 == -1 && (5 ^ 1) == 4 && (4 | 1) == 5 && (6 & 3) == 2"), True);
+        assert_eq!(
+            eval("!0 && ~0 == -1 && (5 ^ 1) == 4 && (4 | 1) == 5 && (6 & 3) == 2"),
+            True
+        );
         assert_eq!(eval("'a' == 97 && '\\n' == 10 && '\\377' < 0"), True);
         assert_eq!(eval("201112L >= 199901L && 1'000 == 1000"), True);
         assert_eq!(eval("0 && 1 / 0"), False);
@@ -496,26 +508,38 @@ mod tests {
     #[test]
     fn names() {
         use Truth::*;
-        assert_eq!(eval_with(&["A=2", "B"], "A > 1 && B && defined A && defined(B)"), True);
+        assert_eq!(
+            eval_with(&["A=2", "B"], "A > 1 && B && defined A && defined(B)"),
+            True
+        );
         assert_eq!(eval_with(&["A=2"], "C || defined C"), False);
         assert_eq!(eval_with(&["F(x)=x+1"], "F(1) == 2"), True);
         assert_eq!(eval("UNKNOWN(1)"), Unknown);
         assert_eq!(eval("__has_builtin(__builtin_expect) || 0"), Unknown);
         assert_eq!(eval("__has_builtin(__builtin_expect) || 1"), True);
         assert_eq!(eval("0 && __has_attribute(x)"), False);
-        assert_eq!(eval("defined __has_include && defined(__has_builtin)"), True);
+        assert_eq!(
+            eval("defined __has_include && defined(__has_builtin)"),
+            True
+        );
         assert_eq!(eval("__LINE__ > 0"), Unknown);
         assert_eq!(eval("true"), False);
         let t = Table::default();
         let mut none = |_: bool, _: &str, _: bool| None;
-        assert_eq!(evaluate(&tokenize(b"true", false), &t, true, &mut none), True);
+        assert_eq!(
+            evaluate(&tokenize(b"true", false), &t, true, &mut none),
+            True
+        );
     }
 
     #[test]
     fn has_include() {
         use Truth::*;
         assert_eq!(eval("__has_include(\"yes.h\")"), True);
-        assert_eq!(eval("__has_include(<sys/yes.h>) && !__has_include(\"no.h\")"), True);
+        assert_eq!(
+            eval("__has_include(<sys/yes.h>) && !__has_include(\"no.h\")"),
+            True
+        );
         assert_eq!(eval("__has_include(\"maybe.h\")"), Unknown);
         assert_eq!(eval_with(&["H=\"yes.h\""], "__has_include(H)"), True);
         assert_eq!(eval_with(&["H=<sys/yes.h>"], "__has_include(H)"), True);

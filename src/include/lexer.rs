@@ -71,6 +71,9 @@ pub enum Directive {
 pub struct Mode {
     pub raw_strings: bool,
     pub trigraphs: bool,
+    /// `#elifdef` and `#elifndef` are directives (GNU modes, C2X, C++23); elsewhere GCC 12
+    /// ignores them.
+    pub elifdef: bool,
 }
 
 impl Default for Mode {
@@ -79,6 +82,7 @@ impl Default for Mode {
         Mode {
             raw_strings: true,
             trigraphs: false,
+            elifdef: true,
         }
     }
 }
@@ -110,7 +114,7 @@ pub fn directives(src: &[u8], mode: Mode) -> Vec<Directive> {
                 None
             };
             if let Some(after) = hash {
-                let (d, next) = directive(s, after);
+                let (d, next) = directive(s, after, mode);
                 out.extend(d);
                 i = next;
                 continue;
@@ -332,14 +336,22 @@ fn is_ident(c: u8) -> bool {
 
 /// Reads the directive whose name starts after the `#` at `i`: the directive, if it is
 /// one that matters, and the position of the newline ending it.
-fn directive(s: &[u8], i: usize) -> (Option<Directive>, usize) {
+fn directive(s: &[u8], i: usize, mode: Mode) -> (Option<Directive>, usize) {
     let j = skip_blank(s, i);
     let mut k = j;
     while k < s.len() && is_ident(s[k]) {
         k += 1;
     }
     let name = &s[j..k];
-    let (line, end) = rest_of_directive(s, k);
+    let name = match name {
+        b"elifdef" | b"elifndef" if !mode.elifdef => b"",
+        n => n,
+    };
+    let (line, end) = if matches!(name, b"include" | b"include_next" | b"import") {
+        include_operand(s, k)
+    } else {
+        rest_of_directive(s, k)
+    };
     let toks = |include: bool| token::tokenize(&line, include);
     let first_name = || {
         toks(false)
@@ -416,6 +428,23 @@ fn pragma(t: &[Tok]) -> Option<Directive> {
     }
 }
 
+/// The operand of an include from `i`: as [`rest_of_directive`], except that a `<name>`
+/// is taken as it is (`//` or `/*` inside it are part of the name, as in GCC).
+fn include_operand(s: &[u8], i: usize) -> (Vec<u8>, usize) {
+    let a = skip_blank(s, i);
+    if s.get(a) == Some(&b'<') {
+        let eol = line_end(s, a);
+        if let Some(p) = s[a..eol].iter().position(|&c| c == b'>') {
+            let close = a + p + 1;
+            let (rest, end) = rest_of_directive(s, close);
+            let mut line = s[a..close].to_vec();
+            line.extend_from_slice(&rest);
+            return (line, end);
+        }
+    }
+    rest_of_directive(s, i)
+}
+
 /// The rest of a directive's line from `i`, comments replaced by a space, and the
 /// position of the newline ending it (a block comment opened on the line may run over
 /// several lines) or of the end of the file.
@@ -480,7 +509,11 @@ mod tests {
                 Directive::Define(m) => format!("def {}", m.name.as_str()),
                 Directive::Undef(n) => format!("undef {}", n.as_str()),
                 Directive::If { expr, elif, skip } => {
-                    format!("{}({})->{skip}", if *elif { "elif" } else { "if" }, token::spell(expr))
+                    format!(
+                        "{}({})->{skip}",
+                        if *elif { "elif" } else { "if" },
+                        token::spell(expr)
+                    )
                 }
                 Directive::Ifdef {
                     name,
@@ -505,8 +538,10 @@ mod tests {
     #[test]
     fn forms() {
         assert_eq!(
-            shape("#include \"a.h\"\n  #  include <b/c.h> // x\n#import \"d.h\"\n%:include <e.h>\n\
-                   #include_next <stdlib.h>\n#include FOO(x)\n#include\n"),
+            shape(
+                "#include \"a.h\"\n  #  include <b/c.h> // x\n#import \"d.h\"\n%:include <e.h>\n\
+                   #include_next <stdlib.h>\n#include FOO(x)\n#include\n"
+            ),
             [
                 "inc\"a.h\"",
                 "inc<b/c.h>",
@@ -517,8 +552,10 @@ mod tests {
             ]
         );
         assert_eq!(
-            shape("#pragma once\n#pragma push_macro(\"X\")\n#pragma pop_macro(\"X\")\n\
-                   #pragma GCC system_header\n#define A(x) x\n#undef A\n#error no\n#line 3\n"),
+            shape(
+                "#pragma once\n#pragma push_macro(\"X\")\n#pragma pop_macro(\"X\")\n\
+                   #pragma GCC system_header\n#define A(x) x\n#undef A\n#error no\n#line 3\n"
+            ),
             ["once", "push X", "pop X", "def A", "undef A"]
         );
     }
@@ -549,6 +586,10 @@ mod tests {
             ["inc\"a.h\"", "inc<b.h>", "def X", "if(A > 1)->4", "endif"]
         );
         assert_eq!(shape("#include \"a\\\r\n.h\"\r\n"), ["inc\"a.h\""]);
+        assert_eq!(
+            shape("#include <d//x.h> // c\n#include <d/*y.h> /* c */\n"),
+            ["inc<d//x.h>", "inc<d/*y.h>"]
+        );
     }
 
     #[test]
@@ -576,6 +617,7 @@ mod tests {
         let strict = Mode {
             raw_strings: false,
             trigraphs: true,
+            elifdef: false,
         };
         let src = "\u{feff}#include \"bom.h\"\n#define R \"x\"\nconst char *s = R\"(\";\n#include \"a.h\"\n)\";\n\
                    ??=include \"tri.h\"\n";

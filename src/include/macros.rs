@@ -383,10 +383,7 @@ impl<'t> Expander<'t> {
                     break;
                 }
                 depth -= 1;
-            } else if t.is(k.comma)
-                && depth == 0
-                && !(m.variadic && args.len() == nparams)
-            {
+            } else if t.is(k.comma) && depth == 0 && !(m.variadic && args.len() == nparams) {
                 args.push(Vec::new());
                 continue;
             }
@@ -541,7 +538,10 @@ fn matching_paren(toks: &[Tok], open: usize) -> Option<usize> {
 
 /// `toks` with every paste operator applied and the placemarkers removed.
 fn paste(toks: Vec<Tok>) -> Vec<Tok> {
-    if !toks.iter().any(|t| matches!(t.kind, Kind::Paste | Kind::Placemarker)) {
+    if !toks
+        .iter()
+        .any(|t| matches!(t.kind, Kind::Paste | Kind::Placemarker))
+    {
         return toks;
     }
     let mut out: Vec<Tok> = Vec::with_capacity(toks.len());
@@ -557,7 +557,10 @@ fn paste(toks: Vec<Tok>) -> Vec<Tok> {
             continue;
         };
         let glued = match (left.kind, right.kind) {
-            (Kind::Placemarker, _) => vec![Tok { space: left.space, ..right }],
+            (Kind::Placemarker, _) => vec![Tok {
+                space: left.space,
+                ..right
+            }],
             (_, Kind::Placemarker) => vec![left],
             _ => {
                 let text = format!("{}{}", left.text(), right.text());
@@ -679,12 +682,7 @@ mod tests {
 
     #[test]
     fn stringify_and_paste() {
-        let defs = [
-            "CAT(a, b) a##b",
-            "STR(x) #x",
-            "XSTR(x) STR(x)",
-            "N name",
-        ];
+        let defs = ["CAT(a, b) a##b", "STR(x) #x", "XSTR(x) STR(x)", "N name"];
         assert_eq!(x(&defs, "XSTR(CAT(N, 1))"), "\"N1\"");
         assert_eq!(x(&defs, "STR(N.h)"), "\"N.h\"");
         assert_eq!(x(&defs, "XSTR(N.h)"), "\"name.h\"");
@@ -747,9 +745,8 @@ mod tests {
             "H(x) <trace/events/x.h>",
         ];
         let t = table(&defs);
-        let name = |text: &str| {
-            header_name(&expand(&t, &token::tokenize(text.as_bytes(), true)).toks)
-        };
+        let name =
+            |text: &str| header_name(&expand(&t, &token::tokenize(text.as_bytes(), true)).toks);
         assert_eq!(
             name("TRACE_INCLUDE(TRACE_INCLUDE_FILE)"),
             Some((false, "../../drivers/x/sched.h".into()))
@@ -780,6 +777,13 @@ mod tests {
         assert!(matches!(t.get(sym("B")), Lookup::Defined(_)));
         assert!(expand(&t, &token::tokenize(b"A + B", false)).ambiguous);
         assert_eq!(Macro::from_option("X").unwrap().body[0].text(), "1");
-        assert_eq!(Macro::from_option("F(a,...)=a").unwrap().params.unwrap().len(), 2);
+        assert_eq!(
+            Macro::from_option("F(a,...)=a")
+                .unwrap()
+                .params
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

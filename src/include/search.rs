@@ -287,7 +287,14 @@ mod tests {
         // so do "./b/../a" (the same directory) and "s"; the second "b" repeats the first.
         assert_eq!(c.dirs, v(&["q", "b", "s", "a"]));
         assert_eq!(c.bracket, 1);
-        let c = Chain::new(cwd, &v(&["q"]), &v(&["a", "b", "s"]), &v(&["s"]), &v(&[]), &v(&[]));
+        let c = Chain::new(
+            cwd,
+            &v(&["q"]),
+            &v(&["a", "b", "s"]),
+            &v(&["s"]),
+            &v(&[]),
+            &v(&[]),
+        );
         assert_eq!(c.dirs, v(&["q", "a", "b", "s"]));
     }
 
@@ -303,10 +310,7 @@ mod tests {
         std::os::unix::fs::symlink(&f, format!("{dir}/l.h")).unwrap();
         let mut l = Lookups::new(&shared);
         assert_eq!(l.is_file(&format!("{dir}/l.h")), (true, true));
-        assert_eq!(
-            l.realpath(&format!("{dir}/l.h")),
-            canonical(&f)
-        );
+        assert_eq!(l.realpath(&format!("{dir}/l.h")), canonical(&f));
         assert_eq!(l.is_file(&format!("{dir}/nodir/x.h")), (false, false));
     }
 }

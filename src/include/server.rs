@@ -59,7 +59,8 @@ impl IncludeServer {
     pub fn answer(&self, cwd: &str, argv: &[String]) -> Result<Vec<String>, String> {
         let closure = self.closure(cwd, argv)?;
         let sys = &self.caches.compilers;
-        self.mirror.ship(&closure, &sys.all(), &|p: &str| sys.contains(p))
+        self.mirror
+            .ship(&closure, &sys.all(), &|p: &str| sys.contains(p))
     }
 
     /// The current client root (for tests and logs).

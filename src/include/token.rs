@@ -219,8 +219,8 @@ pub fn is_ident_char(c: u8) -> bool {
 /// Punctuators, longest first within each first character.
 const PUNCTS: &[&str] = &[
     "%:%:", "...", "<<=", ">>=", "<=>", "->*", "##", "<<", ">>", "<=", ">=", "==", "!=", "&&",
-    "||", "++", "--", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "->", "::", ".*", "<:",
-    ":>", "<%", "%>", "%:",
+    "||", "++", "--", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "->", "::", ".*", "<:", ":>",
+    "<%", "%>", "%:",
 ];
 
 /// The tokens of `line`, a logical line without comments. `header_after` says where a
@@ -265,7 +265,9 @@ pub fn tokenize(line: &[u8], include_operand: bool) -> Vec<Tok> {
                 }
                 _ => Kind::Ident,
             }
-        } else if c.is_ascii_digit() || (c == b'.' && line.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+        } else if c.is_ascii_digit()
+            || (c == b'.' && line.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
             i += 1;
             while i < line.len() {
                 let d = line[i];
