@@ -28,7 +28,7 @@ use super::cmdline::{Command, MacroOption};
 use super::expr::{self, Truth};
 use super::lexer::{self, Directive, Mode, Operand};
 use super::macros::{self, Lookup, Macro, Table};
-use super::search::{Chain, FsCache, Lookups};
+use super::search::{recent, Chain, FsCache, Lookups};
 use super::sysdirs::SystemDirs;
 use super::token::{known, FxMap, FxSet, Kind, Sym, Tok};
 
@@ -66,22 +66,20 @@ impl FileKey {
     }
 }
 
+/// One file's directives.
+type Lexed = Arc<Vec<Directive>>;
+
 /// Parsed directive lists, shared by all requests.
 #[derive(Default)]
 pub struct LexCache {
-    map: Mutex<FxMap<(FileKey, Mode), Arc<Vec<Directive>>>>,
+    map: Mutex<FxMap<(FileKey, Mode), Lexed>>,
 }
 
 impl LexCache {
     /// The directives of `path` (a realpath), read again when its key changed; a file
     /// younger than `TOO_NEW` is read every time. An error when it cannot be read or keeps
     /// changing while it is read.
-    fn directives(
-        &self,
-        path: &str,
-        mode: Mode,
-        look: &Lookups,
-    ) -> Result<Arc<Vec<Directive>>, String> {
+    fn directives(&self, path: &str, mode: Mode) -> Result<Arc<Vec<Directive>>, String> {
         for _ in 0..3 {
             let key = FileKey::stat(path).map_err(|e| format!("cannot stat {path}: {e}"))?;
             if let Some(found) = lock(&self.map).get(&(key, mode)) {
@@ -92,7 +90,7 @@ impl LexCache {
                 continue;
             }
             let ds = Arc::new(lexer::directives(&data, mode));
-            if !look.too_new(key.mtime_ns.max(key.ctime_ns)) {
+            if !recent(key.mtime_ns.max(key.ctime_ns)) {
                 lock(&self.map).insert((key, mode), ds.clone());
             }
             return Ok(ds);
@@ -391,7 +389,7 @@ impl Walk<'_> {
         if let Some(ds) = self.lexed.get(real) {
             return Ok(ds.clone());
         }
-        let ds = self.caches.lex.directives(real, self.mode, &self.look)?;
+        let ds = self.caches.lex.directives(real, self.mode)?;
         self.lexed.insert(real.to_string(), ds.clone());
         Ok(ds)
     }

@@ -322,51 +322,6 @@ impl<'t> Expander<'t> {
             .find_map(|c| c.toks.get(c.pos).copied())
     }
 
-    /// The next token of the expansion; `None` at the end of the input.
-    pub fn next(&mut self) -> Option<Tok> {
-        loop {
-            let t = self.next_raw()?;
-            if t.kind != Kind::Ident || t.no_expand || !self.expanding {
-                return Some(t);
-            }
-            let m = match self.table.get(t.sym) {
-                Lookup::Undefined => return Some(t),
-                Lookup::Ambiguous => {
-                    self.ambiguous = true;
-                    return Some(t);
-                }
-                Lookup::Defined(m) => m.clone(),
-            };
-            self.steps += 1;
-            if self.steps > MAX_STEPS || self.stack.len() > MAX_DEPTH {
-                self.failed = true;
-                return None;
-            }
-            let body = if m.params.is_some() {
-                if !self.peek_raw().is_some_and(|p| p.is(known().lparen)) {
-                    return Some(t);
-                }
-                self.next_raw();
-                let Some(args) = self.collect_args(&m) else {
-                    self.failed = true;
-                    return Some(t);
-                };
-                self.substitute(&m, &args)
-            } else {
-                m.body.clone()
-            };
-            let mut body = paste(body);
-            if let Some(first) = body.first_mut() {
-                first.space = t.space;
-            }
-            self.stack.push(Context {
-                toks: body,
-                pos: 0,
-                mac: Some(m.name),
-            });
-        }
-    }
-
     /// The arguments of a call of `m` whose `(` was read; `None` when the call is not
     /// closed or has the wrong number of arguments.
     fn collect_args(&mut self, m: &Macro) -> Option<Vec<Vec<Tok>>> {
@@ -407,10 +362,7 @@ impl<'t> Expander<'t> {
         let mut sub = Expander::new(self.table, arg.to_vec());
         sub.outer = outer;
         sub.steps = self.steps;
-        let mut out = Vec::new();
-        while let Some(t) = sub.next() {
-            out.push(t);
-        }
+        let out: Vec<Tok> = sub.by_ref().collect();
         self.steps = sub.steps;
         self.ambiguous |= sub.ambiguous;
         self.failed |= sub.failed;
@@ -446,10 +398,11 @@ impl<'t> Expander<'t> {
                 }
             }
             // `__VA_OPT__(tokens)`: the tokens when the variable argument has any.
-            if t.kind == Kind::Ident && t.sym == k.va_opt && va.is_some() {
+            let va_opt = va.filter(|_| t.kind == Kind::Ident && t.sym == k.va_opt);
+            if let Some(v) = va_opt {
                 if let Some(close) = matching_paren(body, i + 1) {
                     let inner = &body[i + 2..close];
-                    if args[va.unwrap()].is_empty() {
+                    if args[v].is_empty() {
                         out.push(Tok::new(t.sym, Kind::Placemarker, t.space));
                     } else {
                         let mut sub = self.substitute_in(m, inner, args, expanded);
@@ -463,12 +416,13 @@ impl<'t> Expander<'t> {
                 }
             }
             // GNU `, ## __VA_ARGS__`: the comma goes when the variable argument is empty.
-            if t.is(k.comma)
-                && body.get(i + 1).is_some_and(|n| n.kind == Kind::Paste)
-                && body.get(i + 2).and_then(|n| m.param(n)) == va
-                && va.is_some()
-            {
-                let a = &args[va.unwrap()];
+            let gnu_comma = va.filter(|&v| {
+                t.is(k.comma)
+                    && body.get(i + 1).is_some_and(|n| n.kind == Kind::Paste)
+                    && body.get(i + 2).and_then(|n| m.param(n)) == Some(v)
+            });
+            if let Some(v) = gnu_comma {
+                let a = &args[v];
                 if !a.is_empty() {
                     out.push(t);
                     out.extend(a.iter().copied());
@@ -504,14 +458,60 @@ impl<'t> Expander<'t> {
 
     /// Everything left, expanded.
     pub fn finish(mut self) -> Expanded {
-        let mut toks = Vec::new();
-        while let Some(t) = self.next() {
-            toks.push(t);
-        }
+        let toks: Vec<Tok> = self.by_ref().collect();
         Expanded {
             toks,
             ambiguous: self.ambiguous,
             failed: self.failed,
+        }
+    }
+}
+
+impl Iterator for Expander<'_> {
+    type Item = Tok;
+
+    /// The next token of the expansion; `None` at the end of the input.
+    fn next(&mut self) -> Option<Tok> {
+        loop {
+            let t = self.next_raw()?;
+            if t.kind != Kind::Ident || t.no_expand || !self.expanding {
+                return Some(t);
+            }
+            let m = match self.table.get(t.sym) {
+                Lookup::Undefined => return Some(t),
+                Lookup::Ambiguous => {
+                    self.ambiguous = true;
+                    return Some(t);
+                }
+                Lookup::Defined(m) => m.clone(),
+            };
+            self.steps += 1;
+            if self.steps > MAX_STEPS || self.stack.len() > MAX_DEPTH {
+                self.failed = true;
+                return None;
+            }
+            let body = if m.params.is_some() {
+                if !self.peek_raw().is_some_and(|p| p.is(known().lparen)) {
+                    return Some(t);
+                }
+                self.next_raw();
+                let Some(args) = self.collect_args(&m) else {
+                    self.failed = true;
+                    return Some(t);
+                };
+                self.substitute(&m, &args)
+            } else {
+                m.body.clone()
+            };
+            let mut body = paste(body);
+            if let Some(first) = body.first_mut() {
+                first.space = t.space;
+            }
+            self.stack.push(Context {
+                toks: body,
+                pos: 0,
+                mac: Some(m.name),
+            });
         }
     }
 }

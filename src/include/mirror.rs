@@ -19,7 +19,9 @@
 //! Links and forced directories accumulate over a generation and go with every reply, as
 //! in 3.4. Unlike 3.4, a file is never shipped stale: each shipped file is stat'ed at every
 //! request, and when its (dev, inode, size, mtime, ctime) differs from the compressed
-//! copy's, a new generation starts (a new root, every mirror record dropped). Old roots
+//! copy's, a new generation starts (a new root, every mirror record dropped). A file
+//! changed within the last two seconds is also read again and compared by content, since
+//! two writes within one timestamp tick can leave the same key. Old roots
 //! stay until shutdown, because a client may still be reading them.
 
 use std::collections::{HashMap, HashSet};
@@ -28,7 +30,8 @@ use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::sync::Mutex;
 
-use super::closure::{dirname, Closure, FileKey};
+use super::closure::{dirname, Closure, ClosureFile, FileKey};
+use super::search::recent;
 use super::sysdirs::under;
 use super::FORCING_FILE;
 use crate::wire::lzo;
@@ -49,7 +52,8 @@ pub struct Mirror {
 struct Generation {
     number: u32,
     root: String,
-    shipped: HashMap<String, FileKey>,
+    /// Each file written: the key and a hash of the content it was written from.
+    shipped: HashMap<String, (FileKey, u64)>,
     link_stat: HashSet<String>,
     dirs_known: HashSet<String>,
     links: Vec<String>,
@@ -176,13 +180,15 @@ impl Mirror {
             keys.push(key);
         }
         let stale = closure.files.iter().zip(&keys).any(|(f, key)| {
-            let suffix = if f.abs_name.is_some() {
-                ".lzo.abs"
-            } else {
-                ".lzo"
-            };
-            let path = format!("{}{}{suffix}", g.root, f.realpath);
-            g.shipped.get(&path).is_some_and(|k| k != key)
+            let path = format!("{}{}{}", g.root, f.realpath, suffix(f));
+            match g.shipped.get(&path) {
+                None => false,
+                Some((k, _)) if k != key => true,
+                Some((_, hash)) => {
+                    recent(key.mtime_ns.max(key.ctime_ns))
+                        && fs::read(&f.realpath).map_or(true, |d| content_hash(&d) != *hash)
+                }
+            }
         });
         if stale {
             let number = g.number + 1;
@@ -197,13 +203,8 @@ impl Mirror {
         }
         let mut reply = Vec::new();
         for (f, key) in closure.files.iter().zip(keys) {
-            let suffix = if f.abs_name.is_some() {
-                ".lzo.abs"
-            } else {
-                ".lzo"
-            };
-            let path = format!("{}{}{suffix}", g.root, f.realpath);
-            if g.shipped.get(&path) != Some(&key) {
+            let path = format!("{}{}{}", g.root, f.realpath, suffix(f));
+            if g.shipped.get(&path).map(|s| s.0) != Some(key) {
                 if !is_dir(&dirname(&path)) {
                     g.do_path(&f.realpath, is_system)?;
                 }
@@ -232,15 +233,31 @@ impl Mirror {
     }
 }
 
+/// The mirror name's ending for `f`.
+fn suffix(f: &ClosureFile) -> &'static str {
+    if f.abs_name.is_some() {
+        ".lzo.abs"
+    } else {
+        ".lzo"
+    }
+}
+
+fn content_hash(data: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut h);
+    h.finish()
+}
+
 /// Compresses `prefix` + the content of `real` into `dest` (through a temporary name and a
 /// rename, so that a reader never sees half a file). The content must still have `key`
-/// after it is read; returns it.
+/// after it is read; returns it with the content's hash.
 fn write_compressed(
     real: &str,
     dest: &str,
     prefix: &[u8],
     key: FileKey,
-) -> Result<FileKey, String> {
+) -> Result<(FileKey, u64), String> {
     let data = fs::read(real).map_err(|e| format!("Could not open '{real}' for reading: {e}"))?;
     if FileKey::stat(real).ok() != Some(key) {
         return Err(format!("'{real}' changed while it was read"));
@@ -258,7 +275,7 @@ fn write_compressed(
         .map_err(|e| format!("Could not write to '{tmp}': {e}"))?;
     drop(out);
     fs::rename(&tmp, dest).map_err(|e| format!("Could not rename '{tmp}' to '{dest}': {e}"))?;
-    Ok(key)
+    Ok((key, content_hash(&data)))
 }
 
 impl Generation {

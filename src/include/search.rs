@@ -28,6 +28,15 @@ use super::token::{FxMap, FxSet};
 /// How recent a change must be for a cached answer not to be trusted.
 pub const TOO_NEW: Duration = Duration::from_secs(2);
 
+/// Whether a change at `time_ns` (since the epoch) is too recent for a cached answer to
+/// be trusted.
+pub fn recent(time_ns: i128) -> bool {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    now.as_nanos() as i128 - time_ns < TOO_NEW.as_nanos() as i128
+}
+
 /// The search directories of one command, as spelled (relative to its working
 /// directory, or absolute), after duplicate removal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +134,6 @@ pub struct FsCache {
 /// The lookups of one request: what was checked during it, over the shared cache.
 pub struct Lookups<'a> {
     shared: &'a FsCache,
-    now: SystemTime,
     /// Directories checked in this request: whether the shared facts hold for them.
     checked: FxMap<String, bool>,
     /// Absolute path → (is a regular file, is a symlink), this request.
@@ -144,19 +152,11 @@ impl<'a> Lookups<'a> {
     pub fn new(shared: &'a FsCache) -> Lookups<'a> {
         Lookups {
             shared,
-            now: SystemTime::now(),
             checked: FxMap::default(),
             memo: FxMap::default(),
             real_dirs: FxMap::default(),
             dirs_used: FxSet::default(),
         }
-    }
-
-    /// Whether `mtime_ns` is too close to now to trust.
-    pub fn too_new(&self, mtime_ns: i128) -> bool {
-        let now = self.now.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let now_ns = now.as_nanos() as i128;
-        now_ns - mtime_ns < TOO_NEW.as_nanos() as i128
     }
 
     /// Whether the shared facts about `dir` (absolute) can be used in this request.
@@ -169,7 +169,7 @@ impl<'a> Lookups<'a> {
             mtime_ns: ns(m.mtime(), m.mtime_nsec()),
             ctime_ns: ns(m.ctime(), m.ctime_nsec()),
         });
-        let trusted = stamp.is_none_or(|s| !self.too_new(s.mtime_ns.max(s.ctime_ns)));
+        let trusted = stamp.is_none_or(|s| !recent(s.mtime_ns.max(s.ctime_ns)));
         if trusted {
             let mut dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
             let facts = dirs.entry(dir.to_string()).or_default();
