@@ -17,8 +17,12 @@
 //! CPU limit, make the command "not covered": the client then preprocesses locally.
 //!
 //! Directive lists are cached across requests by the file's (device, inode, size, mtime,
-//! ctime), and not at all while the file is younger than [`TOO_NEW`](super::search::TOO_NEW); each request stats
-//! each file it reads once. Lookups go through [`search::Lookups`].
+//! ctime), and not at all while the file is younger than
+//! [`TOO_NEW`](super::search::TOO_NEW); each request stats each file it reads once.
+//! Lookups go through [`Lookups`], and a search of the chain is remembered across requests
+//! with the directories it looked into, and reused while none of them changed. The value
+//! of an `#if` is remembered with the macros it read ([`Conditions`]), and reused while
+//! they have the same definitions.
 
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
@@ -28,8 +32,8 @@ use super::cmdline::{Command, MacroOption};
 use super::expr::{self, Truth};
 use super::lexer::{self, Directive, Mode, Operand};
 use super::macros::{self, Lookup, Macro, Table};
-use super::search::{recent, Chain, FsCache, Lookups};
-use super::sysdirs::SystemDirs;
+use super::search::{recent, Chain, FsCache, Lookups, Stamp};
+use super::sysdirs::{Compiler, SystemDirs};
 use super::token::{known, FxMap, FxSet, Kind, Sym, Tok};
 
 /// How many combinations of alternatives a computed include may stand for before the
@@ -79,11 +83,11 @@ impl LexCache {
     /// The directives of `path` (a realpath), read again when its key changed; a file
     /// younger than `TOO_NEW` is read every time. An error when it cannot be read or keeps
     /// changing while it is read.
-    fn directives(&self, path: &str, mode: Mode) -> Result<Arc<Vec<Directive>>, String> {
+    fn directives(&self, path: &str, mode: Mode) -> Result<(FileKey, Lexed), String> {
         for _ in 0..3 {
             let key = FileKey::stat(path).map_err(|e| format!("cannot stat {path}: {e}"))?;
             if let Some(found) = lock(&self.map).get(&(key, mode)) {
-                return Ok(found.clone());
+                return Ok((key, found.clone()));
             }
             let data = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
             if FileKey::stat(path).ok() != Some(key) {
@@ -93,7 +97,7 @@ impl LexCache {
             if !recent(key.mtime_ns.max(key.ctime_ns)) {
                 lock(&self.map).insert((key, mode), ds.clone());
             }
-            return Ok(ds);
+            return Ok((key, ds));
         }
         Err(format!("{path} keeps changing while it is read"))
     }
@@ -109,6 +113,66 @@ pub struct Caches {
     pub lex: LexCache,
     pub fs: FsCache,
     pub compilers: SystemDirs,
+    pub conditions: Conditions,
+    searches: Mutex<FxMap<(u64, usize, String), Search>>,
+}
+
+/// A search of a chain: what it found (spelled path, realpath, chain index), and the
+/// directories it looked into with their stamps.
+#[derive(Clone)]
+struct Search {
+    found: Option<(String, String, usize)>,
+    dirs: Vec<(String, Option<Stamp>)>,
+}
+
+/// How many remembered values one `#if` may have (one per different set of definitions
+/// of the macros it reads).
+const CONDITION_VARIANTS: usize = 4;
+
+/// Remembered `#if` values: per (file version, directive, context), the macros read with
+/// their definitions, and the value.
+#[derive(Default)]
+pub struct Conditions {
+    map: Mutex<FxMap<ConditionKey, Vec<Arc<Condition>>>>,
+}
+
+/// A directive: its file's version and lexing mode, its index, and the context.
+type ConditionKey = (FileKey, Mode, u32, u64);
+
+struct Condition {
+    reads: Vec<(Sym, Option<Arc<Macro>>)>,
+    truth: Truth,
+}
+
+fn same(a: &Option<Arc<Macro>>, b: &Option<Arc<Macro>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || **a == **b,
+        _ => false,
+    }
+}
+
+impl Conditions {
+    fn find(&self, key: &ConditionKey, table: &Table) -> Option<Truth> {
+        let variants = lock(&self.map).get(key)?.clone();
+        variants
+            .iter()
+            .find(|c| {
+                c.reads
+                    .iter()
+                    .all(|(n, v)| table.exact(*n).is_some_and(|now| same(&now, v)))
+            })
+            .map(|c| c.truth)
+    }
+
+    fn keep(&self, key: ConditionKey, c: Condition) {
+        let mut map = lock(&self.map);
+        let v = map.entry(key).or_default();
+        if v.len() >= CONDITION_VARIANTS {
+            v.remove(0);
+        }
+        v.push(Arc::new(c));
+    }
 }
 
 /// One file of the closure.
@@ -160,7 +224,7 @@ pub fn dirname(p: &str) -> String {
 }
 
 /// The CPU time this thread has used.
-fn thread_cpu() -> Duration {
+pub fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -209,6 +273,7 @@ struct Group {
 struct Walk<'a> {
     cwd: &'a str,
     chain: Chain,
+    compiler: Arc<Compiler>,
     table: Table,
     cplusplus: bool,
     mode: Mode,
@@ -218,13 +283,20 @@ struct Walk<'a> {
     in_closure: FxMap<String, usize>,
     seen_paths: FxSet<String>,
     /// Files that cannot be entered again (`#pragma once`, `#import`).
-    once: FxSet<String>,
+    once: FxSet<Arc<str>>,
     /// How many enclosing branches are walked without knowing they are taken.
     uncertain: u32,
     depth: u32,
-    lexed: FxMap<String, Arc<Vec<Directive>>>,
+    /// Each file read in this request: its key and directives.
+    lexed: FxMap<String, (FileKey, Lexed)>,
+    /// The chain searches of this request: (from, name) → what was found.
+    searched: FxMap<(usize, String), Option<Found>>,
+    /// The working directory, chain and compiler, as one value (part of the keys of
+    /// what is remembered across requests).
+    context: u64,
     start_cpu: Duration,
     limit: Duration,
+    walks: u32,
 }
 
 /// The closure of `cmd` run in `cwd` (absolute). `Err` is a "not covered" reason.
@@ -246,7 +318,10 @@ pub fn analyze(
         &compiler.dirs,
         &cmd.after,
     );
-    let mut table = compiler.predefined.clone();
+    let mut table = Table::with_capacity(8192);
+    for m in &compiler.predefined {
+        table.define(m.clone(), false);
+    }
     for m in &cmd.macros {
         match m {
             MacroOption::Define(d) => {
@@ -257,9 +332,17 @@ pub fn analyze(
             MacroOption::Undef(u) => table.undef(super::token::sym(u), false),
         }
     }
+    let context = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let probe = (&cmd.compiler, &cmd.probe_flags, &cmd.language);
+        (cwd, &chain.dirs, chain.bracket, probe).hash(&mut h);
+        h.finish()
+    };
     let mut w = Walk {
         cwd,
         chain,
+        compiler: compiler.clone(),
         table,
         cplusplus: cmd.cplusplus(),
         mode: cmd.lex_mode(),
@@ -275,8 +358,11 @@ pub fn analyze(
         uncertain: 0,
         depth: 0,
         lexed: FxMap::default(),
+        searched: FxMap::default(),
+        context,
         start_cpu,
         limit,
+        walks: 0,
     };
     for f in &cmd.include_files {
         let found = w
@@ -315,15 +401,57 @@ impl Walk<'_> {
         })
     }
 
-    /// `name` in the chain from index `from`.
+    /// `name` in the chain from index `from`: remembered for this request, and across
+    /// requests while the directories it looked into are unchanged.
     fn search(&mut self, name: &str, from: usize) -> Option<Found> {
-        for k in from..self.chain.dirs.len() {
-            let dir = self.chain.dirs[k].clone();
-            if let Some(f) = self.find(&dir, name, Origin::Chain(k)) {
-                return Some(f);
-            }
+        let key = (from, name.to_string());
+        if let Some(found) = self.searched.get(&key) {
+            return found.clone();
         }
-        None
+        let shared_key = (self.context, from, name.to_string());
+        let remembered = lock(&self.caches.searches).get(&shared_key).cloned();
+        let found = match remembered {
+            Some(s)
+                if s.dirs
+                    .iter()
+                    .all(|(d, st)| self.look.dir_stamp(d) == Some(*st)) =>
+            {
+                s.found.map(|(spelled, real, k)| Found {
+                    spelled,
+                    real,
+                    origin: Origin::Chain(k),
+                })
+            }
+            _ => {
+                self.look.start_touching();
+                let mut found = None;
+                for k in from..self.chain.dirs.len() {
+                    let dir = self.chain.dirs[k].clone();
+                    if let Some(f) = self.find(&dir, name, Origin::Chain(k)) {
+                        found = Some(f);
+                        break;
+                    }
+                }
+                let (touched, untrusted) = self.look.touched_since_start();
+                let dirs: Option<Vec<_>> = touched
+                    .into_iter()
+                    .map(|d| self.look.dir_stamp(&d).map(|st| (d, st)))
+                    .collect();
+                if let (Some(dirs), false) = (dirs, untrusted) {
+                    let found = found.as_ref().map(|f: &Found| {
+                        let k = match f.origin {
+                            Origin::Chain(k) => k,
+                            _ => unreachable!("found in the chain"),
+                        };
+                        (f.spelled.clone(), f.real.clone(), k)
+                    });
+                    lock(&self.caches.searches).insert(shared_key, Search { found, dirs });
+                }
+                found
+            }
+        };
+        self.searched.insert(key, found.clone());
+        found
     }
 
     /// Where `#include` (`next`: `#include_next`) of `name` in file `f` finds it. `Err`
@@ -385,18 +513,18 @@ impl Walk<'_> {
         }
     }
 
-    fn directives(&mut self, real: &str) -> Result<Arc<Vec<Directive>>, String> {
-        if let Some(ds) = self.lexed.get(real) {
-            return Ok(ds.clone());
+    fn directives(&mut self, real: &str) -> Result<(FileKey, Lexed), String> {
+        if let Some(found) = self.lexed.get(real) {
+            return Ok(found.clone());
         }
-        let ds = self.caches.lex.directives(real, self.mode)?;
-        self.lexed.insert(real.to_string(), ds.clone());
-        Ok(ds)
+        let found = self.caches.lex.directives(real, self.mode)?;
+        self.lexed.insert(real.to_string(), found.clone());
+        Ok(found)
     }
 
     /// Walks file `f`.
     fn walk(&mut self, f: Found) -> Result<(), String> {
-        if self.once.contains(&f.real) {
+        if self.once.contains(f.real.as_str()) {
             return Ok(());
         }
         self.record(&f);
@@ -404,21 +532,23 @@ impl Walk<'_> {
             // GCC stops with an error here; so will the host.
             return Ok(());
         }
-        if thread_cpu().saturating_sub(self.start_cpu) > self.limit {
+        self.walks += 1;
+        // The clock costs a system call: looked at every few files.
+        if self.walks % 32 == 0 && thread_cpu().saturating_sub(self.start_cpu) > self.limit {
             return Err(format!(
                 "Bailing out because include server spent more than {:.1}s user time \
                  handling request",
                 self.limit.as_secs_f64()
             ));
         }
-        let ds = self.directives(&f.real)?;
+        let (key, ds) = self.directives(&f.real)?;
         self.depth += 1;
-        let r = self.run(&f, &ds);
+        let r = self.run(&f, key, &ds);
         self.depth -= 1;
         r
     }
 
-    fn run(&mut self, f: &Found, ds: &[Directive]) -> Result<(), String> {
+    fn run(&mut self, f: &Found, key: FileKey, ds: &[Directive]) -> Result<(), String> {
         let uncertain_before = self.uncertain;
         let mut groups: Vec<Group> = Vec::new();
         let n = ds.len();
@@ -427,7 +557,7 @@ impl Walk<'_> {
             match &ds[i] {
                 Directive::If { elif: false, .. } | Directive::Ifdef { elif: false, .. } => {
                     groups.push(Group::default());
-                    i = self.choose(f, ds, i, &mut groups);
+                    i = self.choose(f, key, ds, i, &mut groups);
                 }
                 Directive::If { .. } | Directive::Ifdef { .. } | Directive::Else { .. } => {
                     // The end of a branch that was walked.
@@ -443,7 +573,7 @@ impl Walk<'_> {
                         i = to_endif(ds, i) + 1;
                         groups.pop();
                     } else {
-                        i = self.choose(f, ds, i, &mut groups);
+                        i = self.choose(f, key, ds, i, &mut groups);
                     }
                 }
                 Directive::Endif => {
@@ -469,9 +599,7 @@ impl Walk<'_> {
                     i += 1;
                 }
                 Directive::Once => {
-                    if self.uncertain == 0 {
-                        self.once.insert(f.real.clone());
-                    }
+                    self.close(&f.real);
                     i += 1;
                 }
                 Directive::PushMacro(name) => {
@@ -489,9 +617,23 @@ impl Walk<'_> {
         Ok(())
     }
 
+    /// Makes `real` once-only (unless the walk may not really be here).
+    fn close(&mut self, real: &str) {
+        if self.uncertain == 0 {
+            self.once.insert(real.into());
+        }
+    }
+
     /// Picks the branch of the top group to walk, starting from the conditional at `i`
     /// (`#if`, `#elif`, `#else` or `#endif`); returns where the walk goes on.
-    fn choose(&mut self, f: &Found, ds: &[Directive], mut i: usize, groups: &mut [Group]) -> usize {
+    fn choose(
+        &mut self,
+        f: &Found,
+        key: FileKey,
+        ds: &[Directive],
+        mut i: usize,
+        groups: &mut [Group],
+    ) -> usize {
         loop {
             let Some(d) = ds.get(i) else {
                 return ds.len();
@@ -502,7 +644,7 @@ impl Walk<'_> {
                     return i;
                 }
                 Directive::Else { .. } => (Truth::True, 0),
-                Directive::If { expr, skip, .. } => (self.evaluate(expr, f), *skip),
+                Directive::If { expr, skip, .. } => (self.condition(expr, f, key, ds, i), *skip),
                 Directive::Ifdef {
                     name, negate, skip, ..
                 } => (self.is_defined(*name, *negate), *skip),
@@ -548,24 +690,59 @@ impl Walk<'_> {
         }
     }
 
+    /// The truth of the `#if` condition `expr`, directive `i` of file `f` (whose version
+    /// is `key`): remembered, unless it asks `__has_include` or the file is too new.
+    fn condition(
+        &mut self,
+        expr: &[Tok],
+        f: &Found,
+        key: FileKey,
+        ds: &[Directive],
+        i: usize,
+    ) -> Truth {
+        let k = known();
+        let asks_files = expr
+            .iter()
+            .any(|t| t.sym == k.has_include || t.sym == k.has_include_next);
+        if asks_files || recent(key.mtime_ns.max(key.ctime_ns)) {
+            return self.evaluate(expr, f, ds);
+        }
+        let ckey = (key, self.mode, i as u32, self.context);
+        if let Some(truth) = self.caches.conditions.find(&ckey, &self.table) {
+            return truth;
+        }
+        self.table.note_reads(true);
+        let truth = self.evaluate(expr, f, ds);
+        let mut seen = FxSet::default();
+        let reads: Option<Vec<_>> = self
+            .table
+            .take_reads()
+            .into_iter()
+            .filter(|n| seen.insert(*n))
+            .map(|n| self.table.exact(n).map(|v| (n, v)))
+            .collect();
+        self.table.note_reads(false);
+        if let Some(reads) = reads {
+            self.caches
+                .conditions
+                .keep(ckey, Condition { reads, truth });
+        }
+        truth
+    }
+
     /// The truth of an `#if` condition in file `f`; the files `__has_include` finds are
     /// shipped.
-    fn evaluate(&mut self, expr: &[Tok], f: &Found) -> Truth {
+    fn evaluate(&mut self, expr: &[Tok], f: &Found, ds: &[Directive]) -> Truth {
         let table = std::mem::take(&mut self.table);
         let cplusplus = self.cplusplus;
-        let mut probed = Vec::new();
-        let truth = {
-            let mut has =
-                |angle: bool, name: &str, next: bool| match self.resolve(angle, name, next, f) {
-                    Ok(Some(found)) => {
-                        probed.push(found);
-                        Some(true)
-                    }
-                    Ok(None) => Some(false),
-                    Err(_) => None,
-                };
-            expr::evaluate(expr, &table, cplusplus, &mut has)
+        let mut ask = Ask {
+            walk: self,
+            file: f,
+            directives: ds,
+            probed: Vec::new(),
         };
+        let truth = expr::evaluate(expr, &table, cplusplus, &mut ask);
+        let probed = ask.probed;
         self.table = table;
         for p in probed {
             self.record(&p);
@@ -592,8 +769,8 @@ impl Walk<'_> {
             if let Some(found) = self.resolve(angle, &name, next, f)? {
                 let real = found.real.clone();
                 self.walk(found)?;
-                if import && self.uncertain == 0 {
-                    self.once.insert(real);
+                if import {
+                    self.close(&real);
                 }
             }
         }
@@ -652,6 +829,41 @@ impl Walk<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+/// What a condition in file `file` asks the walk and the compiler.
+struct Ask<'w, 'a> {
+    walk: &'w mut Walk<'a>,
+    file: &'w Found,
+    /// The file's directives: its other feature tests are asked at the same time.
+    directives: &'w [Directive],
+    /// The files `__has_include` found.
+    probed: Vec<Found>,
+}
+
+impl expr::Oracle for Ask<'_, '_> {
+    fn has_include(&mut self, angle: bool, name: &str, next: bool) -> Option<bool> {
+        match self.walk.resolve(angle, name, next, self.file) {
+            Ok(Some(found)) => {
+                self.probed.push(found);
+                Some(true)
+            }
+            Ok(None) => Some(false),
+            Err(_) => None,
+        }
+    }
+
+    fn feature(&mut self, test: &str) -> Option<i64> {
+        let ds = self.directives;
+        self.walk.compiler.feature(test, || {
+            ds.iter()
+                .flat_map(|d| match d {
+                    Directive::If { expr, .. } => expr::feature_tests(expr),
+                    _ => Vec::new(),
+                })
+                .collect()
+        })
     }
 }
 

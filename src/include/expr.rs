@@ -1,12 +1,13 @@
 //! `#if` and `#elif` conditions, evaluated as GCC does (intmax_t and uintmax_t arithmetic,
-//! `defined`, `__has_include`, `__has_include_next`, `true`/`false` in C++), with a third
-//! answer, [`Truth::Unknown`], when the value depends on something only the compiler
-//! knows (`__has_builtin`, `__has_attribute`, `__LINE__`, ...), on a macro the walk knows
+//! `defined`, `__has_include`, `__has_include_next`, `true`/`false` in C++, and the feature
+//! tests such as `__has_builtin`, which the caller asks the compiler about), with a third
+//! answer, [`Truth::Unknown`], when the value depends on something the walk cannot know
+//! (`__LINE__`, a feature test the compiler would not answer), on a macro the walk knows
 //! only as "maybe", or when the expression is not one GCC would accept. The caller then
 //! follows both branches.
 
 use super::macros::{Expander, Lookup, Table};
-use super::token::{known, Kind, Tok};
+use super::token::{known, spell, Kind, Tok};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Truth {
@@ -15,13 +16,18 @@ pub enum Truth {
     Unknown,
 }
 
-/// Answers `__has_include` (`next` for `__has_include_next`) for `name` (`angle` for
-/// `<name>`): whether the file exists, or `None` when it cannot tell.
-pub type HasInclude<'a> = dyn FnMut(bool, &str, bool) -> Option<bool> + 'a;
+/// What only the surroundings of a condition know; `None` when they cannot tell.
+pub trait Oracle {
+    /// `__has_include` (`next` for `__has_include_next`) of `name` (`angle` for `<name>`):
+    /// whether the file exists.
+    fn has_include(&mut self, angle: bool, name: &str, next: bool) -> Option<bool>;
+    /// The value of a feature test, spelled as written: `__has_builtin(__builtin_expect)`.
+    fn feature(&mut self, test: &str) -> Option<i64>;
+}
 
 /// The truth of `expr` under `table`. `cplusplus` makes `true` and `false` keywords.
-pub fn evaluate(expr: &[Tok], table: &Table, cplusplus: bool, has: &mut HasInclude) -> Truth {
-    let Some(items) = items(expr, table, cplusplus, has) else {
+pub fn evaluate(expr: &[Tok], table: &Table, cplusplus: bool, oracle: &mut dyn Oracle) -> Truth {
+    let Some(items) = items(expr, table, cplusplus, oracle) else {
         return Truth::Unknown;
     };
     let mut p = Parser {
@@ -66,7 +72,12 @@ enum Item {
 
 /// The expanded condition as numbers (unknown ones as `None`) and operators; `None`
 /// when the whole condition is undecidable.
-fn items(expr: &[Tok], table: &Table, cplusplus: bool, has: &mut HasInclude) -> Option<Vec<Item>> {
+fn items(
+    expr: &[Tok],
+    table: &Table,
+    cplusplus: bool,
+    oracle: &mut dyn Oracle,
+) -> Option<Vec<Item>> {
     let k = known();
     let mut ex = Expander::new(table, expr.to_vec());
     let mut out = Vec::new();
@@ -116,17 +127,21 @@ fn items(expr: &[Tok], table: &Table, cplusplus: bool, has: &mut HasInclude) -> 
                     operand.push(o);
                 }
                 let (angle, name) = super::macros::header_name(&operand)?;
-                Item::Num(has(angle, &name, next).map(Value::truth))
+                Item::Num(oracle.has_include(angle, &name, next).map(Value::truth))
             }
             Kind::Ident if k.feature_tests.contains(&t.sym) => {
-                // `__has_builtin(x)` and friends: skip the operand; only GCC knows.
+                // `__has_builtin(x)` and friends: the compiler knows, with the operand as
+                // written.
                 ex.expanding = false;
-                if !ex.next()?.is(k.lparen) {
+                let open = ex.next()?;
+                if !open.is(k.lparen) {
                     return None;
                 }
+                let mut operand = vec![t, open];
                 let mut depth = 0;
                 loop {
                     let o = ex.next()?;
+                    operand.push(o);
                     if o.is(k.lparen) {
                         depth += 1;
                     } else if o.is(k.rparen) {
@@ -137,7 +152,7 @@ fn items(expr: &[Tok], table: &Table, cplusplus: bool, has: &mut HasInclude) -> 
                     }
                 }
                 ex.expanding = true;
-                Item::Num(None)
+                Item::Num(oracle.feature(&feature_spelling(&operand)).map(Value::int))
             }
             Kind::Ident if k.dynamic.contains(&t.sym) => Item::Num(None),
             Kind::Ident if cplusplus && t.sym == k.true_ => Item::Num(Some(Value::truth(true))),
@@ -160,6 +175,41 @@ fn items(expr: &[Tok], table: &Table, cplusplus: bool, has: &mut HasInclude) -> 
         }
     }
     Some(out)
+}
+
+/// How a feature test is written for the compiler: its tokens without spaces.
+fn feature_spelling(toks: &[Tok]) -> String {
+    let mut s = spell(toks);
+    s.retain(|c| c != ' ');
+    s
+}
+
+/// The feature tests (`__has_builtin(x)`, ...) written in `expr`, as the compiler is
+/// asked them: for asking a file's tests at once.
+pub fn feature_tests(expr: &[Tok]) -> Vec<String> {
+    let k = known();
+    let mut out = Vec::new();
+    for (i, t) in expr.iter().enumerate() {
+        if t.kind != Kind::Ident || !k.feature_tests.contains(&t.sym) {
+            continue;
+        }
+        if !expr.get(i + 1).is_some_and(|o| o.is(k.lparen)) {
+            continue;
+        }
+        let mut depth = 0;
+        for (j, o) in expr.iter().enumerate().skip(i + 1) {
+            if o.is(k.lparen) {
+                depth += 1;
+            } else if o.is(k.rparen) {
+                depth -= 1;
+                if depth == 0 {
+                    out.push(feature_spelling(&expr[i..=j]));
+                    break;
+                }
+            }
+        }
+    }
+    out
 }
 
 /// An integer literal: decimal, octal, hex or binary, with `u`/`l`/`ll` suffixes (and
@@ -463,17 +513,33 @@ mod tests {
     use crate::include::token::tokenize;
     use std::sync::Arc;
 
+    /// Knows `yes.h` and `<sys/yes.h>`, not `maybe.h`, and that only
+    /// `__builtin_expect` is a builtin.
+    struct Test;
+
+    impl Oracle for Test {
+        fn has_include(&mut self, angle: bool, name: &str, _next: bool) -> Option<bool> {
+            match name {
+                "yes.h" => Some(true),
+                "maybe.h" => None,
+                _ => Some(angle && name == "sys/yes.h"),
+            }
+        }
+        fn feature(&mut self, test: &str) -> Option<i64> {
+            match test {
+                "__has_builtin(__builtin_expect)" => Some(1),
+                t if t.starts_with("__has_builtin(") => Some(0),
+                _ => None,
+            }
+        }
+    }
+
     fn eval_with(defs: &[&str], expr: &str) -> Truth {
         let mut t = Table::default();
         for d in defs {
             t.define(Arc::new(Macro::from_option(d).unwrap()), false);
         }
-        let mut has = |angle: bool, name: &str, _next: bool| match name {
-            "yes.h" => Some(true),
-            "maybe.h" => None,
-            _ => Some(angle && name == "sys/yes.h"),
-        };
-        evaluate(&tokenize(expr.as_bytes(), false), &t, false, &mut has)
+        evaluate(&tokenize(expr.as_bytes(), false), &t, false, &mut Test)
     }
 
     fn eval(expr: &str) -> Truth {
@@ -515,8 +581,12 @@ mod tests {
         assert_eq!(eval_with(&["A=2"], "C || defined C"), False);
         assert_eq!(eval_with(&["F(x)=x+1"], "F(1) == 2"), True);
         assert_eq!(eval("UNKNOWN(1)"), Unknown);
-        assert_eq!(eval("__has_builtin(__builtin_expect) || 0"), Unknown);
-        assert_eq!(eval("__has_builtin(__builtin_expect) || 1"), True);
+        assert_eq!(
+            eval("__has_builtin( __builtin_expect ) && !__has_builtin(x)"),
+            True
+        );
+        assert_eq!(eval("__has_attribute(x) || 0"), Unknown);
+        assert_eq!(eval("__has_attribute(x) || 1"), True);
         assert_eq!(eval("0 && __has_attribute(x)"), False);
         assert_eq!(
             eval("defined __has_include && defined(__has_builtin)"),
@@ -525,10 +595,21 @@ mod tests {
         assert_eq!(eval("__LINE__ > 0"), Unknown);
         assert_eq!(eval("true"), False);
         let t = Table::default();
-        let mut none = |_: bool, _: &str, _: bool| None;
         assert_eq!(
-            evaluate(&tokenize(b"true", false), &t, true, &mut none),
+            evaluate(&tokenize(b"true", false), &t, true, &mut Test),
             True
+        );
+    }
+
+    #[test]
+    fn feature_tests_of_a_condition() {
+        let t = tokenize(
+            b"__has_builtin( a ) && defined(X) || __has_cpp_attribute(gnu::b)",
+            false,
+        );
+        assert_eq!(
+            feature_tests(&t),
+            ["__has_builtin(a)", "__has_cpp_attribute(gnu::b)"]
         );
     }
 
@@ -549,12 +630,9 @@ mod tests {
     fn ambiguity() {
         let mut t = Table::default();
         t.define(Arc::new(Macro::from_option("A=1").unwrap()), true);
-        let mut none = |_: bool, _: &str, _: bool| None;
-        let e = |s: &str, t: &Table, none: &mut HasInclude| {
-            evaluate(&tokenize(s.as_bytes(), false), t, false, none)
-        };
-        assert_eq!(e("A", &t, &mut none), Truth::Unknown);
-        assert_eq!(e("defined A", &t, &mut none), Truth::Unknown);
-        assert_eq!(e("defined B", &t, &mut none), Truth::False);
+        let e = |s: &str, t: &Table| evaluate(&tokenize(s.as_bytes(), false), t, false, &mut Test);
+        assert_eq!(e("A", &t), Truth::Unknown);
+        assert_eq!(e("defined A", &t), Truth::Unknown);
+        assert_eq!(e("defined B", &t), Truth::False);
     }
 }

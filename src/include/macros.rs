@@ -12,6 +12,7 @@
 //! defined as ..."), and any use of a name with alternatives makes the expansion
 //! [`Expanded::ambiguous`], which the caller answers by following every possibility.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::token::{self, known, spell, sym, FxMap, Kind, Sym, Tok};
@@ -131,9 +132,19 @@ pub struct Table {
     map: FxMap<Sym, Entry>,
     /// Saved by `#pragma push_macro`.
     pushed: FxMap<Sym, Vec<Option<Entry>>>,
+    /// When on, every name looked up, in order (for [`super::memo`]).
+    reads: Option<RefCell<Vec<Sym>>>,
 }
 
 impl Table {
+    /// An empty table with room for `n` macros.
+    pub fn with_capacity(n: usize) -> Table {
+        Table {
+            map: FxMap::with_capacity_and_hasher(n, Default::default()),
+            ..Table::default()
+        }
+    }
+
     /// `#define`; `uncertain` when the walk may not really be here.
     pub fn define(&mut self, m: Arc<Macro>, uncertain: bool) {
         if !uncertain {
@@ -162,6 +173,7 @@ impl Table {
     }
 
     pub fn get(&self, name: Sym) -> Lookup<'_> {
+        self.note(name);
         match self.map.get(&name) {
             None => Lookup::Undefined,
             Some(Entry::One(m)) => Lookup::Defined(m),
@@ -171,10 +183,39 @@ impl Table {
 
     /// Every possibility for `name`: `None` for "not defined".
     pub fn alternatives(&self, name: Sym) -> Vec<Option<Arc<Macro>>> {
+        self.note(name);
         match self.map.get(&name) {
             None => vec![None],
             Some(Entry::One(m)) => vec![Some(m.clone())],
             Some(Entry::May(v)) => v.clone(),
+        }
+    }
+
+    fn note(&self, name: Sym) {
+        if let Some(r) = &self.reads {
+            r.borrow_mut().push(name);
+        }
+    }
+
+    /// Starts (or stops) noting the names looked up.
+    pub fn note_reads(&mut self, on: bool) {
+        self.reads = on.then(RefCell::default);
+    }
+
+    /// The names looked up since the last call.
+    pub fn take_reads(&self) -> Vec<Sym> {
+        self.reads
+            .as_ref()
+            .map(|r| std::mem::take(&mut *r.borrow_mut()))
+            .unwrap_or_default()
+    }
+
+    /// The exact value of `name` without noting it; `None` when it has alternatives.
+    pub fn exact(&self, name: Sym) -> Option<Option<Arc<Macro>>> {
+        match self.map.get(&name) {
+            None => Some(None),
+            Some(Entry::One(m)) => Some(Some(m.clone())),
+            Some(Entry::May(_)) => None,
         }
     }
 

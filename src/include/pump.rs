@@ -545,7 +545,8 @@ fn serve_main(socket: Option<&OsString>) -> i32 {
         .ok()
         .and_then(|f| f.parse::<i32>().ok());
     std::env::remove_var("DISTCC_RS_PUMP_READY_FD");
-    let result = super::server::serve(Path::new(socket), || {
+    let stats = std::env::var_os("DISTCC_INCLUDE_SERVER_STATS").filter(|v| !v.is_empty());
+    let result = super::server::serve(Path::new(socket), stats.as_deref(), || {
         if let Some(fd) = ready_fd {
             // SAFETY: the descriptor was inherited from the starting pump for this use
             // only, and nothing else in this process owns it.

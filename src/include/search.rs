@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::closure::{dirname, join};
-use super::token::{FxMap, FxSet};
+use super::token::FxMap;
 
 /// How recent a change must be for a cached answer not to be trusted.
 pub const TOO_NEW: Duration = Duration::from_secs(2);
@@ -111,7 +111,7 @@ fn dedup(
 
 /// What identifies one state of a directory's list of names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
+pub struct Stamp {
     ino: u64,
     mtime_ns: i128,
     ctime_ns: i128,
@@ -134,15 +134,24 @@ pub struct FsCache {
 /// The lookups of one request: what was checked during it, over the shared cache.
 pub struct Lookups<'a> {
     shared: &'a FsCache,
-    /// Directories checked in this request: whether the shared facts hold for them.
-    checked: FxMap<String, bool>,
+    /// Directories checked in this request: whether the shared facts can be trusted for
+    /// them, and their stamp.
+    checked: FxMap<String, (bool, Option<Stamp>)>,
     /// Absolute path → (is a regular file, is a symlink), this request.
     memo: FxMap<String, (bool, bool)>,
     /// Directory realpaths, this request.
     real_dirs: FxMap<String, Option<String>>,
-    /// Every directory whose cached facts this request used (for tests and logs).
-    pub dirs_used: FxSet<String>,
+    /// The directories looked into since the caller last took them, and whether a lookup
+    /// could not be cached (a recent directory, a symlinked name).
+    touched: Vec<String>,
+    untrusted: bool,
+    /// Where the current [`Lookups::start_touching`] began in `touched`, and whether it
+    /// met a lookup that could not be cached.
+    mark: (usize, bool),
 }
+
+/// The directories some lookups looked into, and whether one could not be cached.
+pub type Touched = (Vec<String>, bool);
 
 fn ns(secs: i64, nsec: i64) -> i128 {
     i128::from(secs) * 1_000_000_000 + i128::from(nsec)
@@ -155,14 +164,17 @@ impl<'a> Lookups<'a> {
             checked: FxMap::default(),
             memo: FxMap::default(),
             real_dirs: FxMap::default(),
-            dirs_used: FxSet::default(),
+            touched: Vec::new(),
+            untrusted: false,
+            mark: (0, false),
         }
     }
 
-    /// Whether the shared facts about `dir` (absolute) can be used in this request.
-    fn check(&mut self, dir: &str) -> bool {
-        if let Some(&ok) = self.checked.get(dir) {
-            return ok;
+    /// Whether the shared facts about `dir` (absolute) can be used in this request, and
+    /// its stamp.
+    fn check(&mut self, dir: &str) -> (bool, Option<Stamp>) {
+        if let Some(&c) = self.checked.get(dir) {
+            return c;
         }
         let stamp = std::fs::metadata(dir).ok().map(|m| Stamp {
             ino: m.ino(),
@@ -180,23 +192,48 @@ impl<'a> Lookups<'a> {
                 };
             }
         }
-        self.checked.insert(dir.to_string(), trusted);
-        trusted
+        self.checked.insert(dir.to_string(), (trusted, stamp));
+        (trusted, stamp)
+    }
+
+    /// The stamp of `dir` now, when it is old enough to be trusted.
+    pub fn dir_stamp(&mut self, dir: &str) -> Option<Option<Stamp>> {
+        let (trusted, stamp) = self.check(dir);
+        trusted.then_some(stamp)
+    }
+
+    /// Starts a group of lookups whose directories [`Lookups::touched_since_start`] gives.
+    pub fn start_touching(&mut self) {
+        self.mark = (self.touched.len(), self.untrusted);
+        self.untrusted = false;
+    }
+
+    /// The directories looked into since [`Lookups::start_touching`].
+    pub fn touched_since_start(&mut self) -> Touched {
+        let (at, before) = self.mark;
+        let dirs = self.touched[at.min(self.touched.len())..].to_vec();
+        let untrusted = self.untrusted;
+        self.untrusted |= before;
+        (dirs, untrusted)
     }
 
     /// Whether `path` (absolute) is a regular file, through symlinks, as GCC opens it;
     /// and whether its last component is a symlink.
     pub fn is_file(&mut self, path: &str) -> (bool, bool) {
-        if let Some(&r) = self.memo.get(path) {
-            return r;
-        }
         let (dir, name) = match path.rfind('/') {
             Some(i) => (dirname(path), &path[i + 1..]),
             None => (String::new(), path),
         };
-        let trusted = self.check(&dir);
+        if self.touched.len() <= self.mark.0 || self.touched.last() != Some(&dir) {
+            self.touched.push(dir.clone());
+        }
+        let (trusted, _) = self.check(&dir);
+        self.untrusted |= !trusted;
+        if let Some(&r) = self.memo.get(path) {
+            self.untrusted |= r.1;
+            return r;
+        }
         if trusted {
-            self.dirs_used.insert(dir.clone());
             let dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
             let known = dirs.get(&dir).and_then(|f| {
                 if f.stamp.is_none() {
@@ -218,6 +255,7 @@ impl<'a> Lookups<'a> {
             Ok(_) => std::fs::metadata(path).is_ok_and(|m| m.is_file()),
             Err(_) => false,
         };
+        self.untrusted |= is_link;
         if trusted && !is_link {
             let mut dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(f) = dirs.get_mut(&dir) {

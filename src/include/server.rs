@@ -5,14 +5,21 @@
 //!
 //! A request that is not covered gets `ARGC00000000`, and a line `WARNING include server:
 //! <why>` on the server's standard error, as distcc 3.4's server writes it with `-d1`.
+//!
+//! With `DISTCC_INCLUDE_SERVER_STATS=FILE`, the server appends to FILE one line per request,
+//! `request WALL_US CPU_US FILES COVERED` (the time the answer took, on the clock and in
+//! the thread's CPU, and how many paths it named), and at shutdown one line
+//! `server USER_US SYSTEM_US CHILDREN_USER_US CHILDREN_SYSTEM_US` with the CPU the whole
+//! server and the compilers it ran used: what the benchmark reports.
 
 use std::io::{BufWriter, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use super::closure::{analyze, Caches, Closure};
+use super::closure::{analyze, thread_cpu, Caches, Closure};
 use super::cmdline;
 use super::mirror::Mirror;
 use crate::wire::{header, read_body, read_header, Limits, ProtocolError, ARGC, ARGV, CDIR};
@@ -73,18 +80,68 @@ impl IncludeServer {
         self.mirror.clean_up();
     }
 
-    /// Reads one request from `stream`, answers it, and closes.
-    pub fn handle(&self, mut stream: UnixStream) -> Result<(), ProtocolError> {
+    /// Reads one request from `stream`, answers it, and closes; notes its times in
+    /// `stats`.
+    pub fn handle(
+        &self,
+        mut stream: UnixStream,
+        stats: Option<&Stats>,
+    ) -> Result<(), ProtocolError> {
         stream.set_read_timeout(Some(READ_TIMEOUT))?;
         let (cwd, argv) = read_request(&mut stream)?;
-        let files = match self.answer(&cwd, &argv) {
+        let (start, start_cpu) = (std::time::Instant::now(), thread_cpu());
+        let answer = self.answer(&cwd, &argv);
+        let (wall, cpu) = (start.elapsed(), thread_cpu().saturating_sub(start_cpu));
+        let files = match answer {
             Ok(files) => files,
             Err(why) => {
                 eprintln!("WARNING include server: {why}");
                 Vec::new()
             }
         };
+        if let Some(stats) = stats {
+            stats.line(&format!(
+                "request {} {} {} {}",
+                wall.as_micros(),
+                cpu.as_micros(),
+                files.len(),
+                u8::from(!files.is_empty())
+            ));
+        }
         write_reply(&mut stream, &files)
+    }
+}
+
+/// The statistics file ([module](self) comment).
+pub struct Stats(Mutex<std::fs::File>);
+
+impl Stats {
+    fn open(path: &std::ffi::OsStr) -> Result<Stats, String> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map(|f| Stats(Mutex::new(f)))
+            .map_err(|e| format!("cannot open {}: {e}", Path::new(path).display()))
+    }
+
+    fn line(&self, text: &str) {
+        let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(f, "{text}");
+    }
+
+    /// The CPU of the whole server and of the compilers it ran.
+    fn finish(&self) {
+        let usage = |who| {
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: getrusage writes one rusage through a valid pointer.
+            unsafe { libc::getrusage(who, &mut ru) };
+            let us = |t: libc::timeval| t.tv_sec * 1_000_000 + t.tv_usec;
+            (us(ru.ru_utime), us(ru.ru_stime))
+        };
+        let (u, s) = usage(libc::RUSAGE_SELF);
+        let (cu, cs) = usage(libc::RUSAGE_CHILDREN);
+        self.line(&format!("server {u} {s} {cu} {cs}"));
     }
 }
 
@@ -166,9 +223,14 @@ pub fn read_reply(r: &mut impl Read, limits: &Limits) -> Result<Vec<String>, Pro
 }
 
 /// Serves on a new socket at `path` until SIGTERM, SIGINT or SIGHUP, then removes the
-/// client roots and the socket and exits the process. `ready` runs once the socket
-/// accepts connections.
-pub fn serve(path: &Path, ready: impl FnOnce()) -> Result<(), String> {
+/// client roots and the socket and exits the process; with `stats`, writes the statistics
+/// there. `ready` runs once the socket accepts connections.
+pub fn serve(
+    path: &Path,
+    stats: Option<&std::ffi::OsStr>,
+    ready: impl FnOnce(),
+) -> Result<(), String> {
+    let stats = stats.map(Stats::open).transpose()?.map(Arc::new);
     use nix::sys::signal::{SigSet, Signal};
     let mut signals = SigSet::empty();
     for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
@@ -184,8 +246,12 @@ pub fn serve(path: &Path, ready: impl FnOnce()) -> Result<(), String> {
     {
         let server = server.clone();
         let path = path.to_path_buf();
+        let stats = stats.clone();
         std::thread::spawn(move || {
             let _ = signals.wait();
+            if let Some(stats) = &stats {
+                stats.finish();
+            }
             server.clean_up();
             let _ = std::fs::remove_file(&path);
             std::process::exit(0);
@@ -201,8 +267,9 @@ pub fn serve(path: &Path, ready: impl FnOnce()) -> Result<(), String> {
             }
         };
         let server = server.clone();
+        let stats = stats.clone();
         std::thread::spawn(move || {
-            if let Err(e) = server.handle(stream) {
+            if let Err(e) = server.handle(stream, stats.as_deref()) {
                 eprintln!("WARNING include server: bad request: {e}");
             }
         });

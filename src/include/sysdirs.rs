@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use super::macros::{Macro, Table};
+use super::macros::Macro;
 use super::token::tokenize;
 
 /// One compiler's answers for one set of flags and language.
@@ -21,7 +21,97 @@ pub struct Compiler {
     /// The built-in search directories, realpaths.
     pub dirs: Vec<String>,
     /// The predefined macros.
-    pub predefined: Table,
+    pub predefined: Vec<Arc<Macro>>,
+    /// How to run it again, for [`Compiler::feature`].
+    program: String,
+    flags: Vec<String>,
+    language: String,
+    cwd: String,
+    /// `__has_builtin(x)` and the like, asked so far: their values.
+    features: Mutex<HashMap<String, Option<i64>>>,
+}
+
+impl Compiler {
+    /// The value of a feature test such as `__has_attribute(packed)`, which only the
+    /// compiler knows: asked by preprocessing it, together with the tests `also` names
+    /// that were not asked yet (one compiler run for a file's tests), and remembered.
+    /// `None` when the compiler does not give a number.
+    pub fn feature(&self, test: &str, also: impl FnOnce() -> Vec<String>) -> Option<i64> {
+        if let Some(v) = lock(&self.features).get(test) {
+            return *v;
+        }
+        let mut batch = vec![test.to_string()];
+        {
+            let known = lock(&self.features);
+            for t in also() {
+                if !known.contains_key(&t) && !batch.contains(&t) {
+                    batch.push(t);
+                }
+            }
+        }
+        let values = self.ask(&batch);
+        let mut known = lock(&self.features);
+        for (t, v) in batch.into_iter().zip(values) {
+            known.insert(t, v);
+        }
+        known[test]
+    }
+
+    /// The values of `tests`, in order, from one run of the compiler.
+    fn ask(&self, tests: &[String]) -> Vec<Option<i64>> {
+        // Each on one line, with nothing that could end it or start a directive.
+        let safe = |t: &String| !t.contains(['\n', '\r', '#', '\\', '"', '\'']);
+        let mut input = String::new();
+        for (i, t) in tests.iter().enumerate() {
+            if safe(t) {
+                input.push_str(&format!("distcc_feature_{i} {t}\n"));
+            }
+        }
+        let mut values = vec![None; tests.len()];
+        let Some(text) = self.preprocess(&input) else {
+            return values;
+        };
+        for line in text.lines() {
+            let Some(rest) = line.trim().strip_prefix("distcc_feature_") else {
+                continue;
+            };
+            let Some((i, v)) = rest.split_once(' ') else {
+                continue;
+            };
+            let v = v.trim().trim_end_matches(['L', 'l', 'U', 'u']);
+            if let (Ok(i), Ok(v)) = (i.parse::<usize>(), v.parse::<i64>()) {
+                if i < values.len() {
+                    values[i] = Some(v);
+                }
+            }
+        }
+        values
+    }
+
+    /// The output of the compiler's preprocessor on `input`, with this probe's flags.
+    fn preprocess(&self, input: &str) -> Option<String> {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.flags)
+            .args(["-x", &self.language, "-E", "-P", "-"])
+            .env_clear()
+            .current_dir(&self.cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+        let mut child = cmd.spawn().ok()?;
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take()?;
+            stdin.write_all(input.as_bytes()).ok()?;
+        }
+        let out = child.wait_with_output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
 }
 
 /// The probes made so far.
@@ -125,15 +215,21 @@ fn probe(compiler: &str, flags: &[String], language: &str, cwd: &str) -> Result<
                 .unwrap_or_else(|| d.to_string())
         })
         .collect();
-    let mut predefined = Table::default();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if let Some(def) = line.strip_prefix("#define ") {
-            if let Some(m) = Macro::parse(&tokenize(def.as_bytes(), false)) {
-                predefined.define(Arc::new(m), false);
-            }
-        }
-    }
-    Ok(Compiler { dirs, predefined })
+    let predefined = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.strip_prefix("#define "))
+        .filter_map(|def| Macro::parse(&tokenize(def.as_bytes(), false)))
+        .map(Arc::new)
+        .collect();
+    Ok(Compiler {
+        dirs,
+        predefined,
+        program,
+        flags: flags.to_vec(),
+        language: language.to_string(),
+        cwd: cwd.to_string(),
+        features: Mutex::default(),
+    })
 }
 
 /// The directories of GCC's (or clang's) `-v` search list.
