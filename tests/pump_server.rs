@@ -1,7 +1,8 @@
 //! `pump` and its include server as real processes: `pump --startup`, requests over the
 //! socket built with `wire::header`, a header rewritten between two requests, a computed
 //! include, `pump make` on a copy of the example with an unreachable `,cpp` host,
-//! `--shutdown` leaving nothing behind, and the refusal without a `,cpp` host.
+//! `--shutdown` leaving nothing behind, the refusal without a `,cpp` host, and what a
+//! compiler says about itself kept for the next server.
 
 use std::fs;
 use std::os::unix::net::UnixStream;
@@ -34,7 +35,16 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
-        let out = pump().arg("--startup").output().unwrap();
+        Server::start_with(&[])
+    }
+
+    /// A server started with `env` on top of [`pump`]'s.
+    fn start_with(env: &[(&str, &str)]) -> Server {
+        let out = pump()
+            .arg("--startup")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -288,4 +298,72 @@ fn pump_refuses_without_a_cpp_host() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Bad DISTCC_MAX_DISCREPANCY"));
+}
+
+/// The second server of a build directory does not run the compiler to learn its
+/// directories and macros again: they were kept in `$DISTCC_DIR/pump-compilers`. Both
+/// servers write their statistics (DISTCC_INCLUDE_SERVER_STATS).
+#[test]
+fn compiler_facts_are_kept_for_the_next_server() {
+    let (_t, ex) = copy_example();
+    let work = tempfile::tempdir().unwrap();
+    let bin = work.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let log = work.path().join("gcc.log");
+    let gcc = bin.join("gcc");
+    fs::write(
+        &gcc,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\nexec /usr/bin/gcc \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&gcc, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let distcc_dir = work.path().join("distcc");
+    let stats = work.path().join("stats");
+    let env = [
+        ("PATH", path.as_str()),
+        ("DISTCC_DIR", distcc_dir.to_str().unwrap()),
+        ("DISTCC_INCLUDE_SERVER_STATS", stats.to_str().unwrap()),
+    ];
+    for _ in 0..2 {
+        let mut server = Server::start_with(&env);
+        let reply = server.ask(&ex, "gcc -O2 -Wall -c main.c -o main.o");
+        assert!(
+            reply.iter().any(|p| p.ends_with("/greet.h.lzo")),
+            "{reply:?}"
+        );
+        server.shutdown();
+    }
+    let runs = fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        runs.lines().filter(|l| l.contains("-dM")).count(),
+        1,
+        "the compiler was asked twice: {runs}"
+    );
+    assert!(
+        fs::read_dir(distcc_dir.join("pump-compilers"))
+            .unwrap()
+            .count()
+            > 0
+    );
+    let stats = fs::read_to_string(&stats).unwrap();
+    let requests: Vec<&str> = stats
+        .lines()
+        .filter(|l| l.starts_with("request "))
+        .collect();
+    assert_eq!(requests.len(), 2, "{stats}");
+    for r in requests {
+        let fields: Vec<u64> = r.split(' ').skip(1).map(|f| f.parse().unwrap()).collect();
+        assert_eq!(fields.len(), 4, "{r}");
+        assert!(fields[2] > 0 && fields[3] == 1, "{r}");
+    }
+    assert_eq!(
+        stats.lines().filter(|l| l.starts_with("server ")).count(),
+        2,
+        "{stats}"
+    );
 }

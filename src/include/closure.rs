@@ -117,6 +117,16 @@ pub struct Caches {
     searches: Mutex<FxMap<(u64, usize, String), Search>>,
 }
 
+impl Caches {
+    /// Caches around what `compilers` knows.
+    pub fn with_compilers(compilers: SystemDirs) -> Caches {
+        Caches {
+            compilers,
+            ..Caches::default()
+        }
+    }
+}
+
 /// A search of a chain: what it found (spelled path, realpath, chain index), and the
 /// directories it looked into with their stamps.
 #[derive(Clone)]

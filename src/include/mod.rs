@@ -49,6 +49,7 @@
 pub mod closure;
 pub mod cmdline;
 pub mod expr;
+pub mod facts;
 pub mod lexer;
 pub mod macros;
 pub mod mirror;

@@ -546,15 +546,26 @@ fn serve_main(socket: Option<&OsString>) -> i32 {
         .and_then(|f| f.parse::<i32>().ok());
     std::env::remove_var("DISTCC_RS_PUMP_READY_FD");
     let stats = std::env::var_os("DISTCC_INCLUDE_SERVER_STATS").filter(|v| !v.is_empty());
-    let result = super::server::serve(Path::new(socket), stats.as_deref(), || {
-        if let Some(fd) = ready_fd {
-            // SAFETY: the descriptor was inherited from the starting pump for this use
-            // only, and nothing else in this process owns it.
-            let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
-            use std::io::Write;
-            let _ = f.write_all(b"\n");
-        }
-    });
+    // What compilers say about themselves is kept in the distcc directory between builds.
+    let facts = crate::farm::hosts::distcc_dir_from(
+        std::env::var_os("DISTCC_DIR"),
+        std::env::var_os("HOME"),
+    )
+    .map(|d| d.join("pump-compilers"));
+    let result = super::server::serve(
+        Path::new(socket),
+        stats.as_deref(),
+        facts.as_deref(),
+        || {
+            if let Some(fd) = ready_fd {
+                // SAFETY: the descriptor was inherited from the starting pump for this use
+                // only, and nothing else in this process owns it.
+                let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+                use std::io::Write;
+                let _ = f.write_all(b"\n");
+            }
+        },
+    );
     match result {
         Ok(()) => 0,
         Err(e) => {

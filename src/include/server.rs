@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use super::closure::{analyze, thread_cpu, Caches, Closure};
 use super::cmdline;
+use super::facts::Store;
 use super::mirror::Mirror;
+use super::sysdirs::SystemDirs;
 use crate::wire::{header, read_body, read_header, Limits, ProtocolError, ARGC, ARGV, CDIR};
 
 /// The CPU time one analysis may take (distcc 3.4's `USER_TIME_QUOTA`).
@@ -44,8 +46,14 @@ pub struct IncludeServer {
 impl IncludeServer {
     /// A server with a fresh client root.
     pub fn new() -> Result<IncludeServer, String> {
+        IncludeServer::with_facts(None)
+    }
+
+    /// A server that keeps what compilers say about themselves in `facts` between
+    /// builds.
+    pub fn with_facts(facts: Option<Store>) -> Result<IncludeServer, String> {
         Ok(IncludeServer {
-            caches: Caches::default(),
+            caches: Caches::with_compilers(SystemDirs::with_store(facts)),
             mirror: Mirror::new()?,
             limit: TIME_LIMIT,
         })
@@ -224,10 +232,12 @@ pub fn read_reply(r: &mut impl Read, limits: &Limits) -> Result<Vec<String>, Pro
 
 /// Serves on a new socket at `path` until SIGTERM, SIGINT or SIGHUP, then removes the
 /// client roots and the socket and exits the process; with `stats`, writes the statistics
-/// there. `ready` runs once the socket accepts connections.
+/// there; with `facts`, keeps compilers' answers there between builds. `ready` runs once
+/// the socket accepts connections.
 pub fn serve(
     path: &Path,
     stats: Option<&std::ffi::OsStr>,
+    facts: Option<&Path>,
     ready: impl FnOnce(),
 ) -> Result<(), String> {
     let stats = stats.map(Stats::open).transpose()?.map(Arc::new);
@@ -240,7 +250,7 @@ pub fn serve(
     signals
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
-    let server = Arc::new(IncludeServer::new()?);
+    let server = Arc::new(IncludeServer::with_facts(facts.and_then(Store::open))?);
     let listener = UnixListener::bind(path)
         .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
     {

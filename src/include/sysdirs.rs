@@ -5,13 +5,14 @@
 //! search list.` on its standard error, as distcc 3.4's `compiler_defaults.py` reads them,
 //! each made a realpath; the macros are the `#define` lines on its standard output. The
 //! answers are kept for the server's life, per (compiler, flags that may change them,
-//! language); every directory ever learned is also remembered, in order, for the mirror's
-//! system links.
+//! language), and on disk between builds when the server has a [`Store`]; every
+//! directory ever learned is also remembered, in order, for the mirror's system links.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use super::facts::{Saved, Store};
 use super::macros::Macro;
 use super::token::tokenize;
 
@@ -29,6 +30,9 @@ pub struct Compiler {
     cwd: String,
     /// `__has_builtin(x)` and the like, asked so far: their values.
     features: Mutex<HashMap<String, Option<i64>>>,
+    /// The `#define` lines, and where the facts are kept between builds.
+    defines: Vec<String>,
+    kept: Option<(Arc<Store>, String)>,
 }
 
 impl Compiler {
@@ -53,6 +57,18 @@ impl Compiler {
         let mut known = lock(&self.features);
         for (t, v) in batch.into_iter().zip(values) {
             known.insert(t, v);
+        }
+        if let Some((store, key)) = &self.kept {
+            let mut features: Vec<_> = known.iter().map(|(t, v)| (t.clone(), *v)).collect();
+            features.sort();
+            store.save(
+                key,
+                &Saved {
+                    dirs: self.dirs.clone(),
+                    defines: self.defines.clone(),
+                    features,
+                },
+            );
         }
         known[test]
     }
@@ -122,6 +138,7 @@ pub struct SystemDirs {
 
 #[derive(Default)]
 struct Inner {
+    store: Option<Arc<Store>>,
     by_key: HashMap<(String, Vec<String>, String), Arc<Compiler>>,
     all: Vec<String>,
 }
@@ -138,10 +155,48 @@ impl SystemDirs {
         cwd: &str,
     ) -> Result<Arc<Compiler>, String> {
         let key = (compiler.to_string(), flags.to_vec(), language.to_string());
-        if let Some(c) = lock(&self.inner).by_key.get(&key) {
-            return Ok(c.clone());
-        }
-        let c = Arc::new(probe(compiler, flags, language, cwd)?);
+        let store = {
+            let inner = lock(&self.inner);
+            if let Some(c) = inner.by_key.get(&key) {
+                return Ok(c.clone());
+            }
+            inner.store.clone()
+        };
+        let path = std::env::var("PATH").ok();
+        let kept = store.and_then(|s| {
+            Store::key(compiler, flags, language, cwd, path.as_deref()).map(|k| (s, k))
+        });
+        let program = if compiler.contains('/') && !compiler.starts_with('/') {
+            format!("{cwd}/{compiler}")
+        } else {
+            compiler.to_string()
+        };
+        let saved = match kept.as_ref().and_then(|(s, k)| s.load(k)) {
+            Some(saved) => saved,
+            None => {
+                let saved = probe(&program, compiler, flags, language, cwd)?;
+                if let Some((s, k)) = &kept {
+                    s.save(k, &saved);
+                }
+                saved
+            }
+        };
+        let c = Arc::new(Compiler {
+            predefined: saved
+                .defines
+                .iter()
+                .filter_map(|d| Macro::parse(&tokenize(d.as_bytes(), false)))
+                .map(Arc::new)
+                .collect(),
+            dirs: saved.dirs,
+            program,
+            flags: flags.to_vec(),
+            language: language.to_string(),
+            cwd: cwd.to_string(),
+            features: Mutex::new(saved.features.into_iter().collect()),
+            defines: saved.defines,
+            kept,
+        });
         let mut inner = lock(&self.inner);
         for d in &c.dirs {
             if !inner.all.contains(d) {
@@ -150,6 +205,13 @@ impl SystemDirs {
         }
         inner.by_key.insert(key, c.clone());
         Ok(c)
+    }
+
+    /// Keeps what compilers say in `store`, and reads it back from there.
+    pub fn with_store(store: Option<Store>) -> SystemDirs {
+        let dirs = SystemDirs::default();
+        lock(&dirs.inner).store = store.map(Arc::new);
+        dirs
     }
 
     /// Every system directory learned so far, in the order learned.
@@ -175,13 +237,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn probe(compiler: &str, flags: &[String], language: &str, cwd: &str) -> Result<Compiler, String> {
-    let program = if compiler.contains('/') && !compiler.starts_with('/') {
-        format!("{cwd}/{compiler}")
-    } else {
-        compiler.to_string()
-    };
-    let mut cmd = Command::new(&program);
+/// Runs `program` (the compiler the client named `compiler`) to learn its directories and
+/// macros.
+fn probe(
+    program: &str,
+    compiler: &str,
+    flags: &[String],
+    language: &str,
+    cwd: &str,
+) -> Result<Saved, String> {
+    let mut cmd = Command::new(program);
     cmd.args(flags)
         .args(["-x", language, "-v", "-dM", "-E", "/dev/null"])
         .env_clear()
@@ -215,20 +280,15 @@ fn probe(compiler: &str, flags: &[String], language: &str, cwd: &str) -> Result<
                 .unwrap_or_else(|| d.to_string())
         })
         .collect();
-    let predefined = String::from_utf8_lossy(&out.stdout)
+    let defines = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|line| line.strip_prefix("#define "))
-        .filter_map(|def| Macro::parse(&tokenize(def.as_bytes(), false)))
-        .map(Arc::new)
+        .map(str::to_string)
         .collect();
-    Ok(Compiler {
+    Ok(Saved {
         dirs,
-        predefined,
-        program,
-        flags: flags.to_vec(),
-        language: language.to_string(),
-        cwd: cwd.to_string(),
-        features: Mutex::default(),
+        defines,
+        features: Vec::new(),
     })
 }
 
