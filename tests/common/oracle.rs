@@ -259,8 +259,12 @@ impl Report {
     /// A few lines for the test's output: the tally, what was not covered, the times.
     pub fn summary(&self, tree: &str) -> String {
         let mut s = self.tally.summary(tree);
-        for (unit, files) in self.tally.missing.iter().take(20) {
-            s.push_str(&format!("\n{tree}: {unit} misses {files:?}"));
+        for (unit, files) in self.tally.missing.iter().take(10) {
+            let some = &files[..files.len().min(5)];
+            s.push_str(&format!(
+                "\n{tree}: {unit} misses {} files: {some:?}",
+                files.len()
+            ));
         }
         for (f, units, bytes) in self.tally.heaviest_surplus(5) {
             s.push_str(&format!(
