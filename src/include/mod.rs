@@ -3,23 +3,27 @@
 //! a mirror tree (the "client root") that distcc's client sends to a `,cpp` host.
 //!
 //! The parts, one concern a file:
-//! - [`cmdline`]: what a compiler command line says about include search (the search
-//!   chains, the source, `-include` files, the language), or why it is not covered;
-//! - [`sysdirs`]: the compiler's built-in search list, learned once per (compiler, flags,
-//!   language) by running `CC -x LANG -v -E /dev/null`;
-//! - [`lexer`]: the `#include`/`#include_next`/`#import` directives of one file, in every
-//!   branch, with splices, comments and strings understood, and its `#define`s;
-//! - [`macros`]: computed includes (`#include MACRO`), evaluated as 3.4 does;
-//! - [`closure`]: resolution with GCC's chains and the depth-first closure;
+//! - [`cmdline`]: what a compiler command line says about preprocessing (the search lists,
+//!   the source, `-D`/`-U`, `-include`/`-imacros`, the language and its lexing mode), or
+//!   why it is not covered;
+//! - [`sysdirs`]: what the compiler says about itself (built-in directories, predefined
+//!   macros, answers to `__has_builtin`-style tests), asked once per (compiler, flags,
+//!   language), and [`facts`], which keeps that on disk between builds;
+//! - [`token`] and [`lexer`]: the directives of one file, with splices, comments,
+//!   strings, raw strings and trigraphs understood, and conditionals linked;
+//! - [`macros`]: the macro table and GCC's expansion algorithm; [`expr`]: `#if`;
+//! - [`search`]: GCC's search chains and the file-system lookups, cached and revalidated;
+//! - [`closure`]: the walk, as the preprocessor goes, with its caches;
 //! - [`mirror`]: the client root, exactly as distcc 3.4's include server writes it;
-//! - [`server`]: the Unix-socket server and its protocol.
+//! - [`server`]: the Unix-socket server and its protocol; [`pump`]: the `pump` program.
 //!
-//! The analysis over-approximates like distcc 3.4 (no `#if` evaluation yet): every
-//! directive counts, `#include_next` stands for every later match, and a computed include
-//! stands for every name its macros can make with any definition seen in the unit or on
-//! the command line. An absolute `#include "/x.h"` (or a computed include that can name
-//! one, or whose expansion grows too large) makes the command "not covered", and the
-//! client then preprocesses locally (plain mode).
+//! The analysis is exact where the preprocessor's behaviour can be known: it evaluates
+//! `#if` with the compiler's own macros and follows the includes it takes. Where a value
+//! cannot be known (`__LINE__`, a feature test the compiler will not answer, a macro
+//! defined only on one side of such a branch), it follows every branch, so the closure is
+//! then a superset, never short. An absolute `#include "/x.h"` outside the system dirs, a
+//! computed include that cannot be expanded, or an analysis longer than the CPU limit make
+//! the command "not covered", and the client then preprocesses locally (plain mode).
 //!
 //! # The socket protocol (distcc 3.4's, unchanged)
 //!
