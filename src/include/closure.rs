@@ -33,7 +33,7 @@ use super::expr::{self, Truth};
 use super::lexer::{self, Directive, Mode, Operand};
 use super::macros::{self, Lookup, Macro, Table};
 use super::search::{recent, Chain, FsCache, Lookups, Stamp};
-use super::sysdirs::{Compiler, SystemDirs};
+use super::sysdirs::{under, Compiler, SystemDirs};
 use super::token::{known, FxMap, FxSet, Kind, Sym, Tok};
 
 /// How many combinations of alternatives a computed include may stand for before the
@@ -291,7 +291,10 @@ struct Walk<'a> {
     look: Lookups<'a>,
     closure: Closure,
     in_closure: FxMap<String, usize>,
+    /// The paths opened, as spelled.
     seen_paths: FxSet<String>,
+    /// Every system directory known (files under them are not shipped).
+    system: Vec<String>,
     /// Files that cannot be entered again (`#pragma once`, `#import`).
     once: FxSet<Arc<str>>,
     /// How many enclosing branches are walked without knowing they are taken.
@@ -364,6 +367,7 @@ pub fn analyze(
         },
         in_closure: FxMap::default(),
         seen_paths: FxSet::default(),
+        system: caches.compilers.all(),
         once: FxSet::default(),
         uncertain: 0,
         depth: 0,
@@ -498,11 +502,11 @@ impl Walk<'_> {
 
     /// Notes that the preprocessor opens `f`.
     fn record(&mut self, f: &Found) {
-        let abs = join(self.cwd, &f.spelled);
-        if self.seen_paths.insert(abs.clone()) {
-            self.closure.paths.push(abs);
+        if !self.seen_paths.contains(f.spelled.as_str()) {
+            self.seen_paths.insert(f.spelled.clone());
+            self.closure.paths.push(join(self.cwd, &f.spelled));
         }
-        if self.caches.compilers.contains(&f.real) {
+        if self.system.iter().any(|d| under(&f.real, d)) {
             return;
         }
         let abs_name = f.spelled.starts_with('/').then(|| f.spelled.clone());

@@ -172,13 +172,15 @@ impl Mirror {
         system_dirs: &[String],
         is_system: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<String>, String> {
-        let mut g = lock(&self.state);
+        // The files are looked at before the mirror is locked: concurrent requests wait
+        // only for the writing.
         let mut keys = Vec::with_capacity(closure.files.len());
         for f in &closure.files {
             let key = FileKey::stat(&f.realpath)
                 .map_err(|e| format!("cannot stat {}: {e}", f.realpath))?;
             keys.push(key);
         }
+        let mut g = lock(&self.state);
         let stale = closure.files.iter().zip(&keys).any(|(f, key)| {
             let path = format!("{}{}{}", g.root, f.realpath, suffix(f));
             match g.shipped.get(&path) {
