@@ -154,24 +154,12 @@ struct Condition {
     truth: Truth,
 }
 
-fn same(a: &Option<Arc<Macro>>, b: &Option<Arc<Macro>>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || **a == **b,
-        _ => false,
-    }
-}
-
 impl Conditions {
     fn find(&self, key: &ConditionKey, table: &Table) -> Option<Truth> {
-        let variants = lock(&self.map).get(key)?.clone();
-        variants
+        lock(&self.map)
+            .get(key)?
             .iter()
-            .find(|c| {
-                c.reads
-                    .iter()
-                    .all(|(n, v)| table.exact(*n).is_some_and(|now| same(&now, v)))
-            })
+            .find(|c| c.reads.iter().all(|(n, v)| table.is(*n, v)))
             .map(|c| c.truth)
     }
 

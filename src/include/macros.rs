@@ -219,6 +219,15 @@ impl Table {
         }
     }
 
+    /// Whether `name` is exactly `value` (`None`: undefined), without noting it.
+    pub fn is(&self, name: Sym, value: &Option<Arc<Macro>>) -> bool {
+        match (self.map.get(&name), value) {
+            (None, None) => true,
+            (Some(Entry::One(m)), Some(v)) => Arc::ptr_eq(m, v) || **m == **v,
+            _ => false,
+        }
+    }
+
     /// Makes `name` exactly `m` (or undefined): one choice among its alternatives.
     pub fn choose(&mut self, name: Sym, m: Option<Arc<Macro>>) {
         match m {
