@@ -678,12 +678,7 @@ impl Walk<'_> {
         let defined = match self.table.get(name) {
             Lookup::Defined(_) => true,
             Lookup::Ambiguous => return Truth::Unknown,
-            Lookup::Undefined => {
-                name == k.has_include
-                    || name == k.has_include_next
-                    || k.feature_tests.contains(&name)
-                    || k.dynamic.contains(&name)
-            }
+            Lookup::Undefined => k.built_in(name),
         };
         if defined != negate {
             Truth::True

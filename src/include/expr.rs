@@ -99,33 +99,12 @@ fn items(
                 Item::Num(match table.get(name.sym) {
                     Lookup::Defined(_) => Some(Value::truth(true)),
                     Lookup::Ambiguous => None,
-                    Lookup::Undefined => Some(Value::truth(
-                        name.sym == k.has_include
-                            || name.sym == k.has_include_next
-                            || k.feature_tests.contains(&name.sym)
-                            || k.dynamic.contains(&name.sym),
-                    )),
+                    Lookup::Undefined => Some(Value::truth(k.built_in(name.sym))),
                 })
             }
             Kind::Ident if t.sym == k.has_include || t.sym == k.has_include_next => {
                 let next = t.sym == k.has_include_next;
-                if !ex.next()?.is(k.lparen) {
-                    return None;
-                }
-                let mut operand = Vec::new();
-                let mut depth = 0;
-                loop {
-                    let o = ex.next()?;
-                    if o.is(k.lparen) {
-                        depth += 1;
-                    } else if o.is(k.rparen) {
-                        if depth == 0 {
-                            break;
-                        }
-                        depth -= 1;
-                    }
-                    operand.push(o);
-                }
+                let operand = parenthesized(&mut ex)?;
                 let (angle, name) = super::macros::header_name(&operand)?;
                 Item::Num(oracle.has_include(angle, &name, next).map(Value::truth))
             }
@@ -133,26 +112,10 @@ fn items(
                 // `__has_builtin(x)` and friends: the compiler knows, with the operand as
                 // written.
                 ex.expanding = false;
-                let open = ex.next()?;
-                if !open.is(k.lparen) {
-                    return None;
-                }
-                let mut operand = vec![t, open];
-                let mut depth = 0;
-                loop {
-                    let o = ex.next()?;
-                    operand.push(o);
-                    if o.is(k.lparen) {
-                        depth += 1;
-                    } else if o.is(k.rparen) {
-                        if depth == 0 {
-                            break;
-                        }
-                        depth -= 1;
-                    }
-                }
+                let operand = parenthesized(&mut ex)?;
                 ex.expanding = true;
-                Item::Num(oracle.feature(&feature_spelling(&operand)).map(Value::int))
+                let test = format!("{}({})", t.text(), feature_spelling(&operand));
+                Item::Num(oracle.feature(&test).map(Value::int))
             }
             Kind::Ident if k.dynamic.contains(&t.sym) => Item::Num(None),
             Kind::Ident if cplusplus && t.sym == k.true_ => Item::Num(Some(Value::truth(true))),
@@ -175,6 +138,28 @@ fn items(
         }
     }
     Some(out)
+}
+
+/// After a `__has_...` operator: the tokens between its parentheses.
+fn parenthesized(ex: &mut Expander) -> Option<Vec<Tok>> {
+    let k = known();
+    if !ex.next()?.is(k.lparen) {
+        return None;
+    }
+    let mut inside = Vec::new();
+    let mut depth = 0;
+    loop {
+        let o = ex.next()?;
+        if o.is(k.lparen) {
+            depth += 1;
+        } else if o.is(k.rparen) {
+            if depth == 0 {
+                return Some(inside);
+            }
+            depth -= 1;
+        }
+        inside.push(o);
+    }
 }
 
 /// How a feature test is written for the compiler: its tokens without spaces.

@@ -107,6 +107,17 @@ pub struct Known {
     pub dynamic: Vec<Sym>,
 }
 
+impl Known {
+    /// Whether `name` counts as defined without a `#define`: the operators and macros
+    /// the preprocessor provides itself (`#ifdef __has_include` is true).
+    pub fn built_in(&self, name: Sym) -> bool {
+        name == self.has_include
+            || name == self.has_include_next
+            || self.feature_tests.contains(&name)
+            || self.dynamic.contains(&name)
+    }
+}
+
 pub fn known() -> &'static Known {
     static KNOWN: OnceLock<Known> = OnceLock::new();
     KNOWN.get_or_init(|| Known {
