@@ -114,8 +114,12 @@ pub struct Caches {
     pub fs: FsCache,
     pub compilers: SystemDirs,
     pub conditions: Conditions,
-    searches: Mutex<FxMap<(u64, usize, String), Search>>,
+    /// Chain searches: name → (context, from) → what was found.
+    searches: Mutex<FxMap<String, Searches>>,
 }
+
+/// The searches of one name: per (context, first chain index).
+type Searches = FxMap<(u64, usize), Arc<Search>>;
 
 impl Caches {
     /// Caches around what `compilers` knows.
@@ -127,11 +131,10 @@ impl Caches {
     }
 }
 
-/// A search of a chain: what it found (spelled path, realpath, chain index), and the
-/// directories it looked into with their stamps.
-#[derive(Clone)]
+/// A search of a chain: what it found, and the directories it looked into with their
+/// stamps.
 struct Search {
-    found: Option<(String, String, usize)>,
+    found: Option<Found>,
     dirs: Vec<(String, Option<Stamp>)>,
 }
 
@@ -251,8 +254,8 @@ enum Origin {
 #[derive(Debug, Clone)]
 struct Found {
     /// Its path as the preprocessor spells it (search dir joined with the name).
-    spelled: String,
-    real: String,
+    spelled: Arc<str>,
+    real: Arc<str>,
     origin: Origin,
 }
 
@@ -290,8 +293,8 @@ struct Walk<'a> {
     depth: u32,
     /// Each file read in this request: its key and directives.
     lexed: FxMap<String, (FileKey, Lexed)>,
-    /// The chain searches of this request: (from, name) → what was found.
-    searched: FxMap<(usize, String), Option<Found>>,
+    /// The chain searches of this request: name → (from, what was found).
+    searched: FxMap<String, Vec<(usize, Option<Found>)>>,
     /// The working directory, chain and compiler, as one value (part of the keys of
     /// what is remembered across requests).
     context: u64,
@@ -397,8 +400,8 @@ impl Walk<'_> {
         let abs = join(self.cwd, &spelled);
         let real = self.look.realpath(&abs)?;
         Some(Found {
-            spelled,
-            real,
+            spelled: spelled.into(),
+            real: real.into(),
             origin,
         })
     }
@@ -406,23 +409,22 @@ impl Walk<'_> {
     /// `name` in the chain from index `from`: remembered for this request, and across
     /// requests while the directories it looked into are unchanged.
     fn search(&mut self, name: &str, from: usize) -> Option<Found> {
-        let key = (from, name.to_string());
-        if let Some(found) = self.searched.get(&key) {
-            return found.clone();
+        if let Some(done) = self.searched.get(name) {
+            if let Some((_, found)) = done.iter().find(|(k, _)| *k == from) {
+                return found.clone();
+            }
         }
-        let shared_key = (self.context, from, name.to_string());
-        let remembered = lock(&self.caches.searches).get(&shared_key).cloned();
+        let remembered = lock(&self.caches.searches)
+            .get(name)
+            .and_then(|m| m.get(&(self.context, from)))
+            .cloned();
         let found = match remembered {
             Some(s)
                 if s.dirs
                     .iter()
                     .all(|(d, st)| self.look.dir_stamp(d) == Some(*st)) =>
             {
-                s.found.map(|(spelled, real, k)| Found {
-                    spelled,
-                    real,
-                    origin: Origin::Chain(k),
-                })
+                s.found.clone()
             }
             _ => {
                 self.look.start_touching();
@@ -440,19 +442,22 @@ impl Walk<'_> {
                     .map(|d| self.look.dir_stamp(&d).map(|st| (d, st)))
                     .collect();
                 if let (Some(dirs), false) = (dirs, untrusted) {
-                    let found = found.as_ref().map(|f: &Found| {
-                        let k = match f.origin {
-                            Origin::Chain(k) => k,
-                            _ => unreachable!("found in the chain"),
-                        };
-                        (f.spelled.clone(), f.real.clone(), k)
+                    let search = Arc::new(Search {
+                        found: found.clone(),
+                        dirs,
                     });
-                    lock(&self.caches.searches).insert(shared_key, Search { found, dirs });
+                    lock(&self.caches.searches)
+                        .entry(name.to_string())
+                        .or_default()
+                        .insert((self.context, from), search);
                 }
                 found
             }
         };
-        self.searched.insert(key, found.clone());
+        self.searched
+            .entry(name.to_string())
+            .or_default()
+            .push((from, found.clone()));
         found
     }
 
@@ -490,15 +495,15 @@ impl Walk<'_> {
 
     /// Notes that the preprocessor opens `f`.
     fn record(&mut self, f: &Found) {
-        if !self.seen_paths.contains(f.spelled.as_str()) {
-            self.seen_paths.insert(f.spelled.clone());
+        if !self.seen_paths.contains(&*f.spelled) {
+            self.seen_paths.insert(f.spelled.to_string());
             self.closure.paths.push(join(self.cwd, &f.spelled));
         }
         if self.system.iter().any(|d| under(&f.real, d)) {
             return;
         }
-        let abs_name = f.spelled.starts_with('/').then(|| f.spelled.clone());
-        match self.in_closure.get(&f.real) {
+        let abs_name = f.spelled.starts_with('/').then(|| f.spelled.to_string());
+        match self.in_closure.get(&*f.real) {
             Some(&i) => {
                 if self.closure.files[i].abs_name.is_none() {
                     self.closure.files[i].abs_name = abs_name;
@@ -506,9 +511,9 @@ impl Walk<'_> {
             }
             None => {
                 self.in_closure
-                    .insert(f.real.clone(), self.closure.files.len());
+                    .insert(f.real.to_string(), self.closure.files.len());
                 self.closure.files.push(ClosureFile {
-                    realpath: f.real.clone(),
+                    realpath: f.real.to_string(),
                     abs_name,
                 });
             }
@@ -526,7 +531,7 @@ impl Walk<'_> {
 
     /// Walks file `f`.
     fn walk(&mut self, f: Found) -> Result<(), String> {
-        if self.once.contains(f.real.as_str()) {
+        if self.once.contains(&*f.real) {
             return Ok(());
         }
         self.record(&f);
