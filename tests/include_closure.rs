@@ -174,3 +174,68 @@ fn absolute_includes_are_not_covered() {
     assert!(server.answer(cwd, &words("gcc -c missing.c")).is_err());
     server.clean_up();
 }
+
+/// Waits until what was just written is old enough for the server to remember what it
+/// read (it does not trust a file or directory changed within `TOO_NEW`: timestamps are
+/// coarser than the time between two writes).
+fn settle() {
+    std::thread::sleep(distcc_rs::include::search::TOO_NEW + Duration::from_millis(100));
+}
+
+#[test]
+fn a_remembered_analysis_serves_only_while_what_it_read_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let w = |p: &str, s: &str| {
+        let p = root.join(p);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, s).unwrap();
+    };
+    w("src/main.c", "#include \"a.h\"\n#include <b.h>\n");
+    w("src/a.h", "#include \"c.h\"\n");
+    w("src/c.h", "/* none     */\n");
+    w("src/d.h", "");
+    w("inc2/b.h", "");
+    fs::create_dir(root.join("inc1")).unwrap();
+    settle();
+    let src = root.join("src");
+    let cwd = src.to_str().unwrap();
+    let argv = words("gcc -I../inc1 -I../inc2 -c main.c");
+    let server = IncludeServer::new().unwrap();
+    let files = |c: &distcc_rs::include::closure::Closure| -> Vec<String> {
+        c.files
+            .iter()
+            .map(|f| f.realpath[root.to_str().unwrap().len() + 1..].to_string())
+            .collect()
+    };
+    let first = server.closure(cwd, &argv).unwrap();
+    assert_eq!(
+        files(&first),
+        ["src/main.c", "src/a.h", "src/c.h", "inc2/b.h"]
+    );
+    let again = server.closure(cwd, &argv).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "not remembered");
+
+    // A header created in an earlier directory of the chain shadows the one found.
+    w("inc1/b.h", "");
+    let shadowed = server.closure(cwd, &argv).unwrap();
+    assert_eq!(
+        files(&shadowed),
+        ["src/main.c", "src/a.h", "src/c.h", "inc1/b.h"]
+    );
+    settle();
+    let kept = server.closure(cwd, &argv).unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &kept,
+        &server.closure(cwd, &argv).unwrap()
+    ));
+
+    // A header rewritten in place, same size: read again, with what it now includes.
+    w("src/c.h", "#include \"d.h\"\n");
+    let rewritten = server.closure(cwd, &argv).unwrap();
+    assert_eq!(
+        files(&rewritten),
+        ["src/main.c", "src/a.h", "src/c.h", "src/d.h", "inc1/b.h"]
+    );
+    server.clean_up();
+}

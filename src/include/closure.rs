@@ -184,6 +184,8 @@ pub struct ClosureFile {
     /// When it was found through an absolute search directory: that directory joined with
     /// the name, for the `#line` of its `.lzo.abs`.
     pub abs_name: Option<String>,
+    /// The version of it the analysis read (`None` for a file only `__has_include` met).
+    pub key: Option<FileKey>,
 }
 
 /// The analysis of one command.
@@ -195,6 +197,32 @@ pub struct Closure {
     pub paths: Vec<String>,
     /// The system dirs of this command.
     pub system_dirs: Vec<String>,
+    /// What the analysis depended on: every file it read (system headers too) in the
+    /// version it read, and every directory it looked into, in the state it saw; `None`
+    /// when something it used cannot be checked later (a file or directory changed too
+    /// recently, a symlinked name).
+    pub facts: Option<Facts>,
+}
+
+/// The files and directories an analysis depended on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub files: Vec<(String, FileKey)>,
+    pub dirs: Vec<(String, Option<Stamp>)>,
+}
+
+impl Facts {
+    /// Whether every file and directory is as it was.
+    pub fn hold(&self, fs: &FsCache) -> bool {
+        let mut look = Lookups::new(fs);
+        self.files
+            .iter()
+            .all(|(f, k)| FileKey::stat(f).is_ok_and(|now| now == *k))
+            && self
+                .dirs
+                .iter()
+                .all(|(d, st)| look.dir_stamp(d) == Some(*st))
+    }
 }
 
 /// Python's `os.path.join` for two parts.
@@ -293,6 +321,8 @@ struct Walk<'a> {
     depth: u32,
     /// Each file read in this request: its key and directives.
     lexed: FxMap<String, (FileKey, Lexed)>,
+    /// The directories remembered searches looked into (for [`Facts`]).
+    dirs_remembered: Vec<(String, Option<Stamp>)>,
     /// The chain searches of this request: name → (from, what was found).
     searched: FxMap<String, Vec<(usize, Option<Found>)>>,
     /// The working directory, chain and compiler, as one value (part of the keys of
@@ -364,6 +394,7 @@ pub fn analyze(
         depth: 0,
         lexed: FxMap::default(),
         searched: FxMap::default(),
+        dirs_remembered: Vec::new(),
         context,
         start_cpu,
         limit,
@@ -379,10 +410,38 @@ pub fn analyze(
         .find("", &cmd.source, Origin::Source)
         .ok_or_else(|| format!("Could not find translation unit '{}'.", cmd.source))?;
     w.walk(source)?;
+    w.closure.facts = w.facts();
     Ok(w.closure)
 }
 
 impl Walk<'_> {
+    /// What this walk depended on, when all of it can be checked later.
+    fn facts(&mut self) -> Option<Facts> {
+        let mut files = Vec::with_capacity(self.lexed.len());
+        for (real, (key, _)) in &self.lexed {
+            if recent(key.mtime_ns.max(key.ctime_ns)) {
+                return None;
+            }
+            files.push((real.clone(), *key));
+        }
+        let (touched, untrusted) = self.look.all_touched();
+        if untrusted {
+            return None;
+        }
+        let mut seen = FxSet::default();
+        let mut dirs = Vec::new();
+        for d in touched
+            .into_iter()
+            .chain(self.dirs_remembered.drain(..).map(|(d, _)| d))
+        {
+            if seen.insert(d.clone()) {
+                let stamp = self.look.dir_stamp(&d)?;
+                dirs.push((d, stamp));
+            }
+        }
+        Some(Facts { files, dirs })
+    }
+
     /// An `-include` file: in the working directory, then the quote chain.
     fn command_line_file(&mut self, name: &str) -> Option<Found> {
         if let Some(f) = self.find("", name, Origin::Includer) {
@@ -424,6 +483,7 @@ impl Walk<'_> {
                     .iter()
                     .all(|(d, st)| self.look.dir_stamp(d) == Some(*st)) =>
             {
+                self.dirs_remembered.extend(s.dirs.iter().cloned());
                 s.found.clone()
             }
             _ => {
@@ -505,16 +565,22 @@ impl Walk<'_> {
         let abs_name = f.spelled.starts_with('/').then(|| f.spelled.to_string());
         match self.in_closure.get(&*f.real) {
             Some(&i) => {
-                if self.closure.files[i].abs_name.is_none() {
-                    self.closure.files[i].abs_name = abs_name;
+                let file = &mut self.closure.files[i];
+                if file.abs_name.is_none() {
+                    file.abs_name = abs_name;
+                }
+                if file.key.is_none() {
+                    file.key = self.lexed.get(&*f.real).map(|(k, _)| *k);
                 }
             }
             None => {
                 self.in_closure
                     .insert(f.real.to_string(), self.closure.files.len());
+                let key = self.lexed.get(&*f.real).map(|(k, _)| *k);
                 self.closure.files.push(ClosureFile {
                     realpath: f.real.to_string(),
                     abs_name,
+                    key,
                 });
             }
         }
@@ -534,11 +600,13 @@ impl Walk<'_> {
         if self.once.contains(&*f.real) {
             return Ok(());
         }
-        self.record(&f);
         if self.depth >= MAX_INCLUDE_DEPTH {
             // GCC stops with an error here; so will the host.
+            self.record(&f);
             return Ok(());
         }
+        let (key, ds) = self.directives(&f.real)?;
+        self.record(&f);
         self.walks += 1;
         // The clock costs a system call: looked at every few files.
         if self.walks % 32 == 0 && thread_cpu().saturating_sub(self.start_cpu) > self.limit {
@@ -548,7 +616,6 @@ impl Walk<'_> {
                 self.limit.as_secs_f64()
             ));
         }
-        let (key, ds) = self.directives(&f.real)?;
         self.depth += 1;
         let r = self.run(&f, key, &ds);
         self.depth -= 1;

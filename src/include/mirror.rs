@@ -172,12 +172,15 @@ impl Mirror {
         system_dirs: &[String],
         is_system: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<String>, String> {
-        // The files are looked at before the mirror is locked: concurrent requests wait
-        // only for the writing.
+        // The versions the analysis read (it has just checked them); the others are looked
+        // at before the mirror is locked: concurrent requests wait only for the writing.
         let mut keys = Vec::with_capacity(closure.files.len());
         for f in &closure.files {
-            let key = FileKey::stat(&f.realpath)
-                .map_err(|e| format!("cannot stat {}: {e}", f.realpath))?;
+            let key = match f.key {
+                Some(k) => k,
+                None => FileKey::stat(&f.realpath)
+                    .map_err(|e| format!("cannot stat {}: {e}", f.realpath))?,
+            };
             keys.push(key);
         }
         let mut g = lock(&self.state);

@@ -148,6 +148,8 @@ pub struct Lookups<'a> {
     /// Where the current [`Lookups::start_touching`] began in `touched`, and whether it
     /// met a lookup that could not be cached.
     mark: (usize, bool),
+    /// Whether any lookup of this request could not be cached.
+    tainted: bool,
 }
 
 /// The directories some lookups looked into, and whether one could not be cached.
@@ -167,6 +169,7 @@ impl<'a> Lookups<'a> {
             touched: Vec::new(),
             untrusted: false,
             mark: (0, false),
+            tainted: false,
         }
     }
 
@@ -202,6 +205,12 @@ impl<'a> Lookups<'a> {
         trusted.then_some(stamp)
     }
 
+    /// Every directory this request looked into, and whether a lookup could not be
+    /// cached.
+    pub fn all_touched(&self) -> (Vec<String>, bool) {
+        (self.touched.clone(), self.tainted)
+    }
+
     /// Starts a group of lookups whose directories [`Lookups::touched_since_start`] gives.
     pub fn start_touching(&mut self) {
         self.mark = (self.touched.len(), self.untrusted);
@@ -229,8 +238,10 @@ impl<'a> Lookups<'a> {
         }
         let (trusted, _) = self.check(&dir);
         self.untrusted |= !trusted;
+        self.tainted |= !trusted;
         if let Some(&r) = self.memo.get(path) {
             self.untrusted |= r.1;
+            self.tainted |= r.1;
             return r;
         }
         if trusted {
@@ -256,6 +267,7 @@ impl<'a> Lookups<'a> {
             Err(_) => false,
         };
         self.untrusted |= is_link;
+        self.tainted |= is_link;
         if trusted && !is_link {
             let mut dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(f) = dirs.get_mut(&dir) {

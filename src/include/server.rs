@@ -12,6 +12,7 @@
 //! `server USER_US SYSTEM_US CHILDREN_USER_US CHILDREN_SYSTEM_US` with the CPU the whole
 //! server and the compilers it ran used: what the benchmark reports.
 
+use std::collections::HashMap;
 use std::io::{BufWriter, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -39,6 +40,10 @@ const MAX_BYTES: usize = 8 * 1024 * 1024;
 /// What the server keeps across the requests of a build.
 pub struct IncludeServer {
     caches: Caches,
+    /// The analyses made, by (working directory, command): a command asked again (a
+    /// rebuild in the same session) is answered from here while every file and directory
+    /// it depended on is unchanged.
+    results: Mutex<HashMap<(String, Vec<String>), Arc<Closure>>>,
     mirror: Mirror,
     limit: Duration,
 }
@@ -54,6 +59,7 @@ impl IncludeServer {
     pub fn with_facts(facts: Option<Store>) -> Result<IncludeServer, String> {
         Ok(IncludeServer {
             caches: Caches::with_compilers(SystemDirs::with_store(facts)),
+            results: Mutex::default(),
             mirror: Mirror::new()?,
             limit: TIME_LIMIT,
         })
@@ -61,12 +67,23 @@ impl IncludeServer {
 
     /// The files one request would ship (realpaths, the source first), or the reason it
     /// is not covered: the analysis without the mirror, for tests and tools.
-    pub fn closure(&self, cwd: &str, argv: &[String]) -> Result<Closure, String> {
+    pub fn closure(&self, cwd: &str, argv: &[String]) -> Result<Arc<Closure>, String> {
         if !cwd.starts_with('/') {
             return Err(format!("the working directory '{cwd}' is not absolute"));
         }
+        let key = (cwd.to_string(), argv.to_vec());
+        let kept = lock(&self.results).get(&key).cloned();
+        if let Some(c) = kept {
+            if c.facts.as_ref().is_some_and(|f| f.hold(&self.caches.fs)) {
+                return Ok(c);
+            }
+        }
         let cmd = cmdline::parse(argv)?;
-        analyze(&cmd, cwd, &self.caches, self.limit)
+        let c = Arc::new(analyze(&cmd, cwd, &self.caches, self.limit)?);
+        if c.facts.is_some() {
+            lock(&self.results).insert(key, c.clone());
+        }
+        Ok(c)
     }
 
     /// The reply to one request: the paths in the client root, or the reason it is not
@@ -151,6 +168,10 @@ impl Stats {
         let (cu, cs) = usage(libc::RUSAGE_CHILDREN);
         self.line(&format!("server {u} {s} {cu} {cs}"));
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Reads `CDIR`, `ARGC` and the `ARGV`s.
