@@ -43,7 +43,7 @@ pub struct IncludeServer {
     /// The analyses made, by (working directory, command): a command asked again (a
     /// rebuild in the same session) is answered from here while every file and directory
     /// it depended on is unchanged.
-    results: Mutex<HashMap<(String, Vec<String>), Arc<Closure>>>,
+    results: Mutex<HashMap<Request, Arc<Closure>>>,
     mirror: Mirror,
     limit: Duration,
 }
@@ -169,6 +169,9 @@ impl Stats {
         self.line(&format!("server {u} {s} {cu} {cs}"));
     }
 }
+
+/// A request: its working directory and command.
+type Request = (String, Vec<String>);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
