@@ -59,6 +59,9 @@ struct Generation {
     links: Vec<String>,
     must_exist: Vec<String>,
     system_links: Vec<String>,
+    /// The system dirs linked, and the forcing files made, in this generation.
+    system_dirs_done: HashSet<String>,
+    forced: HashSet<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -201,7 +204,9 @@ impl Mirror {
             *g = Generation::empty(number, root);
         }
         for d in system_dirs {
-            g.system_link(d)?;
+            if g.system_dirs_done.insert(d.clone()) {
+                g.system_link(d)?;
+            }
         }
         for p in &closure.paths {
             g.do_path(p, is_system)?;
@@ -225,13 +230,15 @@ impl Mirror {
         }
         reply.extend(g.system_links.iter().cloned());
         reply.extend(g.links.iter().cloned());
-        for d in &g.must_exist {
-            let forcing = format!("{d}/{FORCING_FILE}");
-            fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(&forcing)
-                .map_err(|e| format!("Could not create {forcing}: {e}"))?;
+        for i in 0..g.must_exist.len() {
+            let forcing = format!("{}/{FORCING_FILE}", g.must_exist[i]);
+            if g.forced.insert(forcing.clone()) {
+                fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(&forcing)
+                    .map_err(|e| format!("Could not create {forcing}: {e}"))?;
+            }
             reply.push(forcing);
         }
         Ok(reply)
@@ -294,6 +301,8 @@ impl Generation {
             links: Vec::new(),
             must_exist: Vec::new(),
             system_links: Vec::new(),
+            system_dirs_done: HashSet::new(),
+            forced: HashSet::new(),
         }
     }
 
