@@ -769,19 +769,15 @@ impl Walk<'_> {
         ds: &[Directive],
         i: usize,
     ) -> Truth {
-        let k = known();
-        let asks_files = expr
-            .iter()
-            .any(|t| t.sym == k.has_include || t.sym == k.has_include_next);
-        if asks_files || recent(key.mtime_ns.max(key.ctime_ns)) {
-            return self.evaluate(expr, f, ds);
+        if recent(key.mtime_ns.max(key.ctime_ns)) {
+            return self.evaluate(expr, f, ds).0;
         }
         let ckey = (key, self.mode, i as u32, self.context);
         if let Some(truth) = self.caches.conditions.find(&ckey, &self.table) {
             return truth;
         }
         self.table.note_reads(true);
-        let truth = self.evaluate(expr, f, ds);
+        let (truth, asked_files) = self.evaluate(expr, f, ds);
         let mut seen = FxSet::default();
         let reads: Option<Vec<_>> = self
             .table
@@ -791,7 +787,9 @@ impl Walk<'_> {
             .map(|n| self.table.exact(n).map(|v| (n, v)))
             .collect();
         self.table.note_reads(false);
-        if let Some(reads) = reads {
+        // What `__has_include` found depends on the files, not on the macros: not kept,
+        // however it was reached (directly or through a macro).
+        if let (Some(reads), false) = (reads, asked_files) {
             self.caches
                 .conditions
                 .keep(ckey, Condition { reads, truth });
@@ -799,9 +797,9 @@ impl Walk<'_> {
         truth
     }
 
-    /// The truth of an `#if` condition in file `f`; the files `__has_include` finds are
-    /// shipped.
-    fn evaluate(&mut self, expr: &[Tok], f: &Found, ds: &[Directive]) -> Truth {
+    /// The truth of an `#if` condition in file `f`, and whether it asked `__has_include`;
+    /// the files `__has_include` finds are shipped.
+    fn evaluate(&mut self, expr: &[Tok], f: &Found, ds: &[Directive]) -> (Truth, bool) {
         let table = std::mem::take(&mut self.table);
         let cplusplus = self.cplusplus;
         let mut ask = Ask {
@@ -809,14 +807,15 @@ impl Walk<'_> {
             file: f,
             directives: ds,
             probed: Vec::new(),
+            asked: false,
         };
         let truth = expr::evaluate(expr, &table, cplusplus, &mut ask);
-        let probed = ask.probed;
+        let (probed, asked) = (ask.probed, ask.asked);
         self.table = table;
         for p in probed {
             self.record(&p);
         }
-        truth
+        (truth, asked)
     }
 
     fn include(
@@ -909,10 +908,13 @@ struct Ask<'w, 'a> {
     directives: &'w [Directive],
     /// The files `__has_include` found.
     probed: Vec<Found>,
+    /// Whether `__has_include` was asked.
+    asked: bool,
 }
 
 impl expr::Oracle for Ask<'_, '_> {
     fn has_include(&mut self, angle: bool, name: &str, next: bool) -> Option<bool> {
+        self.asked = true;
         match self.walk.resolve(angle, name, next, self.file) {
             Ok(Some(found)) => {
                 self.probed.push(found);

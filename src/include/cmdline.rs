@@ -277,11 +277,21 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
             dirs.push((List::Bracket, d));
         } else if let Some(x) = value_of("-x", false)? {
             forced_language = (x != "none").then_some(x);
-        } else if UNPROBED_WITH_VALUE.contains(&arg) {
+        } else if UNPROBED_WITH_VALUE.contains(&arg) || arg == "--output" {
             i += 1;
-        } else if let Some(std) = arg.strip_prefix("-std=") {
+        } else if arg.starts_with("-o") || arg.starts_with("--output=") {
+            // The output, joined (`-o$@`): the probe must not write there.
+        } else if let Some(std) = arg
+            .strip_prefix("-std=")
+            .or_else(|| arg.strip_prefix("--std="))
+        {
             cmd.std = Some(std.to_string());
-            cmd.probe_flags.push(arg.to_string());
+            cmd.probe_flags.push(format!("-std={std}"));
+        } else if arg == "--std" {
+            i += 1;
+            let std = argv.get(i).ok_or("--std without a value")?;
+            cmd.std = Some(std.clone());
+            cmd.probe_flags.push(format!("-std={std}"));
         } else if arg == "-ansi" {
             let cxx = forced_language
                 .as_deref()
@@ -404,6 +414,9 @@ mod tests {
             c.probe_flags,
             ["-m32", "-std=c99", "-fPIC", "--param", "x=1"]
         );
+        let c = p("gcc -O2 -c a.c -oa.o --output=b.o --std c11").unwrap();
+        assert_eq!(c.probe_flags, ["-O2", "-std=c11"]);
+        assert!(c.lex_mode().trigraphs);
         let mode = |line: &str| {
             let m = p(line).unwrap().lex_mode();
             (m.raw_strings, m.trigraphs)

@@ -38,41 +38,33 @@ impl Store {
             .recursive(true)
             .mode(0o700)
             .create(dir);
+        let me = nix::unistd::geteuid().as_raw();
         let meta = std::fs::symlink_metadata(dir).ok()?;
-        let private = meta.is_dir()
-            && meta.uid() == nix::unistd::geteuid().as_raw()
-            && meta.permissions().mode() & 0o077 == 0;
-        private.then(|| Store {
+        let private = meta.is_dir() && meta.uid() == me && meta.permissions().mode() & 0o077 == 0;
+        // Nobody else may rename it away either: its parent is ours, or not writable by
+        // others, or sticky.
+        let parent = std::fs::metadata(dir.parent()?).ok()?;
+        let mode = parent.permissions().mode();
+        let parent_safe = parent.uid() == me || mode & 0o022 == 0 || mode & 0o1000 != 0;
+        (private && parent_safe).then(|| Store {
             dir: dir.to_path_buf(),
         })
     }
 
-    /// What names `compiler` (as a command names it, run in `cwd` with `path` as its
-    /// `PATH`) with `flags` and `language`; `None` when the compiler cannot be found.
-    pub fn key(
-        compiler: &str,
-        flags: &[String],
-        language: &str,
-        cwd: &str,
-        path: Option<&str>,
-    ) -> Option<String> {
-        let program = if compiler.contains('/') {
-            Path::new(cwd).join(compiler)
-        } else {
-            path?
-                .split(':')
-                .map(|d| Path::new(d).join(compiler))
-                .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))?
-        };
-        let real = std::fs::canonicalize(&program).ok()?;
+    /// What names `program` (the absolute path of the compiler that runs, as found on the
+    /// `PATH` past masquerade links) with `flags` and `language`, run in `place` when the
+    /// answers depend on the directory (else empty); `None` when it cannot be found.
+    pub fn key(program: &str, flags: &[String], language: &str, place: &str) -> Option<String> {
+        let real = std::fs::canonicalize(program).ok()?;
         let m = std::fs::metadata(&real).ok()?;
         let mtime = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
         let mut key = format!(
-            "{} {} {} {} {language}",
+            "{} {} {} {} {language} {}",
             real.display(),
             m.size(),
             mtime,
-            m.ino()
+            m.ino(),
+            place.replace('\\', "\\\\").replace(' ', "\\s")
         );
         for f in flags {
             key.push(' ');
@@ -151,15 +143,7 @@ mod tests {
     fn saved_facts_come_back_for_the_same_key_only() {
         let t = tempfile::tempdir().unwrap();
         let store = Store::open(&t.path().join("facts")).unwrap();
-        let path = std::env::var("PATH").ok();
-        let key = Store::key(
-            "sh",
-            &["-O2".into(), "a b".into()],
-            "c",
-            "/",
-            path.as_deref(),
-        )
-        .unwrap();
+        let key = Store::key("/bin/sh", &["-O2".into(), "a b".into()], "c", "").unwrap();
         assert!(store.load(&key).is_none());
         let saved = Saved {
             dirs: vec!["/usr/include".into()],
@@ -171,7 +155,7 @@ mod tests {
         };
         store.save(&key, &saved);
         assert_eq!(store.load(&key), Some(saved));
-        let other = Store::key("sh", &[], "c", "/", path.as_deref()).unwrap();
+        let other = Store::key("/bin/sh", &[], "c", "").unwrap();
         assert!(store.load(&other).is_none());
         // A truncated file is not used.
         let file = store.file(&key);

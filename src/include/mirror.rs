@@ -17,7 +17,7 @@
 //!   one gets no link of its own.
 //!
 //! Links and forced directories accumulate over a generation and go with every reply, as
-//! in 3.4. Unlike 3.4, a file is never shipped stale: each shipped file is stat'ed at every
+//! in 3.4; a link whose target changed starts a new generation. Unlike 3.4, a file is never shipped stale: each shipped file is stat'ed at every
 //! request, and when its (dev, inode, size, mtime, ctime) differs from the compressed
 //! copy's, a new generation starts (a new root, every mirror record dropped). A file
 //! changed within the last two seconds is also read again and compared by content, since
@@ -59,6 +59,8 @@ struct Generation {
     links: Vec<String>,
     must_exist: Vec<String>,
     system_links: Vec<String>,
+    /// Each symlink mirrored: its path, and the realpath it had.
+    link_targets: Vec<(String, String)>,
     /// The system dirs linked, and the forcing files made, in this generation.
     system_dirs_done: HashSet<String>,
     forced: HashSet<String>,
@@ -198,6 +200,12 @@ impl Mirror {
                 }
             }
         });
+        // A symlink pointed elsewhere since it was mirrored (as in `ln -sfn v2 inc`): the
+        // host must not follow the old link.
+        let stale = stale
+            || g.link_targets
+                .iter()
+                .any(|(link, target)| realpath(link).as_ref() != Some(target));
         if stale {
             let number = g.number + 1;
             let root = self.make_root(number)?;
@@ -301,6 +309,7 @@ impl Generation {
             links: Vec::new(),
             must_exist: Vec::new(),
             system_links: Vec::new(),
+            link_targets: Vec::new(),
             system_dirs_done: HashSet::new(),
             forced: HashSet::new(),
         }
@@ -341,6 +350,7 @@ impl Generation {
                         symlink(&target, &link_name)
                             .map_err(|e| format!("Could not make link '{link_name}': {e}"))?;
                         self.links.push(link_name);
+                        self.link_targets.push((fp.clone(), target));
                     }
                 }
             }

@@ -139,7 +139,7 @@ pub struct SystemDirs {
 #[derive(Default)]
 struct Inner {
     store: Option<Arc<Store>>,
-    by_key: HashMap<(String, Vec<String>, String), Arc<Compiler>>,
+    by_key: HashMap<(String, Vec<String>, String, String), Arc<Compiler>>,
     all: Vec<String>,
 }
 
@@ -154,7 +154,18 @@ impl SystemDirs {
         language: &str,
         cwd: &str,
     ) -> Result<Arc<Compiler>, String> {
-        let key = (compiler.to_string(), flags.to_vec(), language.to_string());
+        // A relative compiler or path in the flags means another compiler elsewhere.
+        let place = if depends_on_cwd(compiler, flags) {
+            cwd.to_string()
+        } else {
+            String::new()
+        };
+        let key = (
+            compiler.to_string(),
+            flags.to_vec(),
+            language.to_string(),
+            place.clone(),
+        );
         let store = {
             let inner = lock(&self.inner);
             if let Some(c) = inner.by_key.get(&key) {
@@ -162,15 +173,18 @@ impl SystemDirs {
             }
             inner.store.clone()
         };
-        let path = std::env::var("PATH").ok();
-        let kept = store.and_then(|s| {
-            Store::key(compiler, flags, language, cwd, path.as_deref()).map(|k| (s, k))
-        });
-        let program = if compiler.contains('/') && !compiler.starts_with('/') {
-            format!("{cwd}/{compiler}")
+        // The compiler that runs: past masquerade links (a directory of links to distcc
+        // or ccache on the PATH), which would otherwise run instead and be asked.
+        let program = if compiler.contains('/') {
+            super::closure::join(cwd, compiler)
         } else {
-            compiler.to_string()
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            crate::toolchain::lookup::find_compiler(compiler, &path)
+                .map(|p| super::closure::join(cwd, &p.to_string_lossy()))
+                .unwrap_or_else(|_| compiler.to_string())
         };
+        let kept =
+            store.and_then(|s| Store::key(&program, flags, language, &place).map(|k| (s, k)));
         let saved = match kept.as_ref().and_then(|(s, k)| s.load(k)) {
             Some(saved) => saved,
             None => {
@@ -223,6 +237,19 @@ impl SystemDirs {
     pub fn contains(&self, realpath: &str) -> bool {
         lock(&self.inner).all.iter().any(|d| under(realpath, d))
     }
+}
+
+/// Whether what `compiler` with `flags` says depends on the working directory: a relative
+/// compiler path, or a relative path among the flags (`-B dir`, `--sysroot=dir`, ...).
+fn depends_on_cwd(compiler: &str, flags: &[String]) -> bool {
+    let relative = |p: &str| !p.is_empty() && !p.starts_with('/');
+    (compiler.contains('/') && relative(compiler))
+        || flags.iter().any(|f| {
+            !f.starts_with('-')
+                || f.split_once('=')
+                    .is_some_and(|(_, v)| relative(v) && v.contains('/'))
+                || f.strip_prefix("-B").is_some_and(relative)
+        })
 }
 
 /// Whether `path` is `dir` or inside it.
