@@ -1060,6 +1060,95 @@ fn languages(mode: Mode) {
     r.finish();
 }
 
+// 12. Found in review: cases where an earlier analysis shipped less than gcc reads.
+torture!(review: review_superset, review_exact);
+
+fn review(mode: Mode) {
+    let t = Tree::new(&[
+        // A feature test's operand is macro-expanded.
+        (
+            "op.c",
+            "#define B __builtin_expect\n#if __has_builtin(B)\n#include \"op_yes.h\"\n#endif\n",
+        ),
+        ("op_yes.h", ""),
+        // GCC 12 has no __has_feature.
+        (
+            "feat.c",
+            "#ifndef __has_feature\n#include \"no_feature.h\"\n#endif\n",
+        ),
+        ("no_feature.h", ""),
+        // A shift has its left operand's type; char signedness follows the compiler.
+        (
+            "shift.c",
+            "#if -1 >> 1u == -1\n#include \"shift_yes.h\"\n#endif\n\
+             #if '\\377' < 0\n#include \"char_signed.h\"\n#else\n#include \"char_unsigned.h\"\n#endif\n",
+        ),
+        ("shift_yes.h", ""),
+        ("char_signed.h", ""),
+        ("char_unsigned.h", ""),
+        // __VA_OPT__ looks at the expanded variable argument.
+        (
+            "vaopt.c",
+            "#define EMPTY\n#define O(a, ...) a __VA_OPT__(+1)\n#if O(1, EMPTY) == 1\n\
+             #include \"vaopt_yes.h\"\n#endif\n",
+        ),
+        ("vaopt_yes.h", ""),
+        // An angled name made of tokens: no space where a macro was replaced.
+        (
+            "glue.c",
+            "#define N glued\n#define H < N.h>\n#include H\n",
+        ),
+        ("glued.h", ""),
+        // __FILE__ in a computed include, and a name with tokens after it.
+        (
+            "self.c",
+            "#ifndef PASS2\n#define PASS2\n#include __FILE__\n#else\n#include \"items.def\"\n#endif\n",
+        ),
+        ("items.def", ""),
+        // #import of a file already included does not enter it again.
+        (
+            "imp.c",
+            "#include \"tog.h\"\n#define ON\n#import \"tog.h\"\n",
+        ),
+        (
+            "tog.h",
+            "#ifdef ON\n#include \"tog_on.h\"\n#else\n#include \"tog_off.h\"\n#endif\n",
+        ),
+        ("tog_on.h", ""),
+        ("tog_off.h", ""),
+        // -o joined to its value, and --std.
+        (
+            "opt.c",
+            "#ifdef __OPTIMIZE__\n#include \"optimized.h\"\n#endif\n??=include \"tri.h\"\n",
+        ),
+        ("optimized.h", ""),
+        ("tri.h", ""),
+    ]);
+    let mut r = Run::new("review", &t, mode);
+    r.exact(".", "gcc -c op.c", &["op.c", "op_yes.h"]);
+    r.exact(".", "gcc -c feat.c", &["feat.c", "no_feature.h"]);
+    r.exact(
+        ".",
+        "gcc -c shift.c",
+        &["shift.c", "shift_yes.h", "char_signed.h"],
+    );
+    r.exact(
+        ".",
+        "gcc -funsigned-char -c shift.c",
+        &["shift.c", "shift_yes.h", "char_unsigned.h"],
+    );
+    r.exact(".", "gcc -c vaopt.c", &["vaopt.c", "vaopt_yes.h"]);
+    r.exact(".", "gcc -I. -c glue.c", &["glue.c", "glued.h"]);
+    r.exact(".", "gcc -c self.c", &["self.c", "items.def"]);
+    r.exact(".", "gcc -c imp.c", &["imp.c", "tog.h", "tog_off.h"]);
+    r.exact(
+        ".",
+        "gcc -O2 --std c11 -c opt.c -oopt.o",
+        &["opt.c", "optimized.h", "tri.h"],
+    );
+    r.finish();
+}
+
 // 10. During a build: one server for every request, headers created, changed and deleted
 // between requests, each within the same second as the request before.
 

@@ -31,10 +31,10 @@ use std::time::Duration;
 use super::cmdline::{Command, MacroOption};
 use super::expr::{self, Truth};
 use super::lexer::{self, Directive, Mode, Operand};
-use super::macros::{self, Lookup, Macro, Table};
+use super::macros::{self, Macro, Table};
 use super::search::{recent, Chain, FsCache, Lookups, Stamp};
 use super::sysdirs::{under, Compiler, SystemDirs};
-use super::token::{known, FxMap, FxSet, Kind, Sym, Tok};
+use super::token::{FxMap, FxSet, Kind, Sym, Tok};
 
 /// How many combinations of alternatives a computed include may stand for before the
 /// command is not covered.
@@ -316,6 +316,8 @@ struct Walk<'a> {
     system: Vec<String>,
     /// Files that cannot be entered again (`#pragma once`, `#import`).
     once: FxSet<Arc<str>>,
+    /// Files certainly entered (for `#import`).
+    entered: FxSet<Arc<str>>,
     /// How many enclosing branches are walked without knowing they are taken.
     uncertain: u32,
     depth: u32,
@@ -390,6 +392,7 @@ pub fn analyze(
         seen_paths: FxSet::default(),
         system: caches.compilers.all(),
         once: FxSet::default(),
+        entered: FxSet::default(),
         uncertain: 0,
         depth: 0,
         lexed: FxMap::default(),
@@ -607,6 +610,9 @@ impl Walk<'_> {
         }
         let (key, ds) = self.directives(&f.real)?;
         self.record(&f);
+        if self.uncertain == 0 {
+            self.entered.insert(f.real.clone());
+        }
         self.walks += 1;
         // The clock costs a system call: looked at every few files.
         if self.walks % 32 == 0 && thread_cpu().saturating_sub(self.start_cpu) > self.limit {
@@ -746,11 +752,8 @@ impl Walk<'_> {
         let Some(name) = name else {
             return Truth::Unknown;
         };
-        let k = known();
-        let defined = match self.table.get(name) {
-            Lookup::Defined(_) => true,
-            Lookup::Ambiguous => return Truth::Unknown,
-            Lookup::Undefined => k.built_in(name),
+        let Some(defined) = self.table.is_defined(name) else {
+            return Truth::Unknown;
         };
         if defined != negate {
             Truth::True
@@ -829,13 +832,17 @@ impl Walk<'_> {
             Operand::Quote(n) => vec![(false, n.clone())],
             Operand::Angle(n) => vec![(true, n.clone())],
             Operand::Tokens(t) => self
-                .computed(t)
+                .computed(t, &f.spelled)
                 .map_err(|e| format!("File: '{}': computed include: {e}", f.real))?,
         };
         for (angle, name) in names {
             // Not found: GCC stops with an error, and so will the host.
             if let Some(found) = self.resolve(angle, &name, next, f)? {
                 let real = found.real.clone();
+                // `#import` of a file already entered does not enter it again.
+                if import && self.entered.contains(&real) {
+                    continue;
+                }
                 self.walk(found)?;
                 if import {
                     self.close(&real);
@@ -847,13 +854,17 @@ impl Walk<'_> {
 
     /// The headers a computed include can name: one, or one per combination of the
     /// alternatives of the macros it uses.
-    fn computed(&self, toks: &[Tok]) -> Result<Vec<(bool, String)>, String> {
-        let e = macros::expand(&self.table, toks);
+    fn computed(&self, toks: &[Tok], file: &str) -> Result<Vec<(bool, String)>, String> {
+        let e = macros::expand_in(&self.table, toks, file);
         if e.failed {
             return Err(format!("cannot expand '{}'", super::token::spell(toks)));
         }
         if !e.ambiguous {
-            return Ok(macros::header_name(&e.toks).into_iter().collect());
+            // Not a header name (`#include __FILE__`, a macro left undefined): the
+            // preprocessor's answer is not known here.
+            return macros::header_name(&e.toks)
+                .map(|h| vec![h])
+                .ok_or_else(|| format!("'{}' does not name a header", super::token::spell(toks)));
         }
         // The names with alternatives that the expansion can reach.
         let mut queue: Vec<Sym> = idents(toks).collect();
@@ -889,7 +900,7 @@ impl Walk<'_> {
                 table.choose(*name, alts[c % alts.len()].clone());
                 c /= alts.len();
             }
-            let e = macros::expand(&table, toks);
+            let e = macros::expand_in(&table, toks, file);
             if let Some(h) = macros::header_name(&e.toks).filter(|_| !e.failed) {
                 if !out.contains(&h) {
                     out.push(h);

@@ -84,7 +84,10 @@ fn items(
     while let Some(t) = ex.next() {
         let item = match t.kind {
             Kind::Number => Item::Num(Some(number(t.text())?)),
-            Kind::Char => Item::Num(Some(character(t.text())?)),
+            Kind::Char => {
+                let unsigned = matches!(table.get(k.char_unsigned), Lookup::Defined(_));
+                Item::Num(Some(character(t.text(), unsigned)?))
+            }
             Kind::Ident if t.sym == k.defined => {
                 ex.expanding = false;
                 let mut name = ex.next()?;
@@ -96,11 +99,7 @@ fn items(
                     return None;
                 }
                 ex.expanding = true;
-                Item::Num(match table.get(name.sym) {
-                    Lookup::Defined(_) => Some(Value::truth(true)),
-                    Lookup::Ambiguous => None,
-                    Lookup::Undefined => Some(Value::truth(k.built_in(name.sym))),
-                })
+                Item::Num(table.is_defined(name.sym).map(Value::truth))
             }
             Kind::Ident if t.sym == k.has_include || t.sym == k.has_include_next => {
                 let next = t.sym == k.has_include_next;
@@ -111,9 +110,8 @@ fn items(
             Kind::Ident if k.feature_tests.contains(&t.sym) => {
                 // `__has_builtin(x)` and friends: the compiler knows, with the operand as
                 // written.
-                ex.expanding = false;
+                // The operand is macro-expanded, as GCC does.
                 let operand = parenthesized(&mut ex)?;
-                ex.expanding = true;
                 let test = format!("{}({})", t.text(), feature_spelling(&operand));
                 Item::Num(oracle.feature(&test).map(Value::int))
             }
@@ -223,9 +221,9 @@ fn number(text: &str) -> Option<Value> {
     Some(Value { bits, unsigned })
 }
 
-/// A character literal's value: plain ones as `char` (signed on the targets GCC runs on
-/// here); anything else is left to the compiler.
-fn character(text: &str) -> Option<Value> {
+/// A character literal's value: plain ones as `char`, signed unless the compiler defines
+/// `__CHAR_UNSIGNED__`; anything else is left to the compiler.
+fn character(text: &str, unsigned_char: bool) -> Option<Value> {
     let body = text.strip_prefix('\'')?.strip_suffix('\'')?;
     let b = body.as_bytes();
     let c: u32 = match b {
@@ -252,7 +250,11 @@ fn character(text: &str) -> Option<Value> {
     if c > 0xff {
         return None;
     }
-    Some(Value::int(i64::from(c as u8 as i8)))
+    Some(Value::int(if unsigned_char {
+        i64::from(c as u8)
+    } else {
+        i64::from(c as u8 as i8)
+    }))
 }
 
 struct Parser<'a> {
@@ -369,6 +371,9 @@ impl Parser<'_> {
     }
 
     fn apply(&self, op: &str, l: Value, r: Value) -> R {
+        if op == "<<" || op == ">>" {
+            return Ok(Some(shift(op == "<<", l, r)));
+        }
         let (l, r) = promote(l, r);
         let u = l.unsigned;
         let (a, b) = (l.bits, r.bits);
@@ -402,29 +407,6 @@ impl Parser<'_> {
             }
             "+" => num(a.wrapping_add(b)),
             "-" => num(a.wrapping_sub(b)),
-            "<<" | ">>" => {
-                // The left operand keeps its own signedness.
-                let shift = |left: bool, n: i64| -> u64 {
-                    if n < 0 {
-                        return if left {
-                            shr(l, n.unsigned_abs())
-                        } else {
-                            shl(l, n.unsigned_abs())
-                        };
-                    }
-                    if left {
-                        shl(l, n as u64)
-                    } else {
-                        shr(l, n as u64)
-                    }
-                };
-                let n = if r.unsigned {
-                    b.min(i64::MAX as u64) as i64
-                } else {
-                    sb
-                };
-                num(shift(op == "<<", n))
-            }
             "<" => cmp(ord, &[Less]),
             ">" => cmp(ord, &[Greater]),
             "<=" => cmp(ord, &[Less, Equal]),
@@ -465,6 +447,22 @@ impl Parser<'_> {
             }
             _ => Err(Bad),
         }
+    }
+}
+
+/// `l << r` (`left`) or `l >> r`: the result has the left operand's type alone (no
+/// usual arithmetic conversions); a negative count shifts the other way.
+fn shift(left: bool, l: Value, r: Value) -> Value {
+    let n = if r.unsigned {
+        r.bits.min(i64::MAX as u64) as i64
+    } else {
+        r.bits as i64
+    };
+    let left = left == (n >= 0);
+    let n = n.unsigned_abs();
+    Value {
+        bits: if left { shl(l, n) } else { shr(l, n) },
+        unsigned: l.unsigned,
     }
 }
 
@@ -554,6 +552,11 @@ mod tests {
         assert_eq!(eval("1 +"), Unknown);
         assert_eq!(eval("1.5"), Unknown);
         assert_eq!(eval("(1, 0)"), False);
+        assert_eq!(
+            eval("-1 >> 1u == -1 && (1u << 2) == 4 && (-8 >> -1) == -16"),
+            True
+        );
+        assert_eq!(eval_with(&["__CHAR_UNSIGNED__"], "'\\377' > 0"), True);
     }
 
     #[test]
@@ -573,11 +576,14 @@ mod tests {
         assert_eq!(eval("__has_attribute(x) || 0"), Unknown);
         assert_eq!(eval("__has_attribute(x) || 1"), True);
         assert_eq!(eval("0 && __has_attribute(x)"), False);
+        assert_eq!(eval_with(&["B=__builtin_expect"], "__has_builtin(B)"), True);
         assert_eq!(
             eval("defined __has_include && defined(__has_builtin)"),
             True
         );
         assert_eq!(eval("__LINE__ > 0"), Unknown);
+        assert_eq!(eval("defined __has_feature"), False);
+        assert_eq!(eval_with(&["__clang__"], "defined __has_feature"), True);
         assert_eq!(eval("true"), False);
         let t = Table::default();
         assert_eq!(

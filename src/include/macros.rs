@@ -219,6 +219,20 @@ impl Table {
         }
     }
 
+    /// Whether `name` is defined, or is one of the preprocessor's own names for this
+    /// compiler (clang when `__clang__` is defined, else GCC); `None` when it has
+    /// alternatives.
+    pub fn is_defined(&self, name: Sym) -> Option<bool> {
+        match self.get(name) {
+            Lookup::Defined(_) => Some(true),
+            Lookup::Ambiguous => None,
+            Lookup::Undefined => {
+                let k = known();
+                Some(k.built_in(name, matches!(self.get(k.clang), Lookup::Defined(_))))
+            }
+        }
+    }
+
     /// Whether `name` is exactly `value` (`None`: undefined), without noting it.
     pub fn is(&self, name: Sym, value: &Option<Arc<Macro>>) -> bool {
         match (self.map.get(&name), value) {
@@ -318,6 +332,8 @@ pub struct Expander<'t> {
     outer: Vec<Sym>,
     /// When false, names come back unexpanded (the operand of `defined`).
     pub expanding: bool,
+    /// What `__FILE__` stands for, when known (a string literal token).
+    pub file: Option<Tok>,
     pub ambiguous: bool,
     pub failed: bool,
     steps: usize,
@@ -334,6 +350,7 @@ impl<'t> Expander<'t> {
             }],
             outer: Vec::new(),
             expanding: true,
+            file: None,
             ambiguous: false,
             failed: false,
             steps: 0,
@@ -411,6 +428,7 @@ impl<'t> Expander<'t> {
         outer.extend(self.stack.iter().filter_map(|c| c.mac));
         let mut sub = Expander::new(self.table, arg.to_vec());
         sub.outer = outer;
+        sub.file = self.file;
         sub.steps = self.steps;
         let out: Vec<Tok> = sub.by_ref().collect();
         self.steps = sub.steps;
@@ -452,12 +470,16 @@ impl<'t> Expander<'t> {
             if let Some(v) = va_opt {
                 if let Some(close) = matching_paren(body, i + 1) {
                     let inner = &body[i + 2..close];
-                    if args[v].is_empty() {
+                    // Whether the variable argument has tokens once expanded (GCC 12).
+                    if expanded[v].is_none() {
+                        expanded[v] = Some(self.expand_arg(&args[v]));
+                    }
+                    if expanded[v].as_ref().is_some_and(Vec::is_empty) {
                         out.push(Tok::new(t.sym, Kind::Placemarker, t.space));
                     } else {
                         let mut sub = self.substitute_in(m, inner, args, expanded);
                         if let Some(first) = sub.first_mut() {
-                            first.space = t.space;
+                            first.pad = t.space || t.pad;
                         }
                         out.extend(sub);
                     }
@@ -495,7 +517,7 @@ impl<'t> Expander<'t> {
                     if toks.is_empty() {
                         toks.push(Tok::new(t.sym, Kind::Placemarker, t.space));
                     } else {
-                        toks[0].space = t.space;
+                        toks[0].pad = t.space || t.pad;
                     }
                     out.extend(toks);
                 }
@@ -528,6 +550,12 @@ impl Iterator for Expander<'_> {
                 return Some(t);
             }
             let m = match self.table.get(t.sym) {
+                Lookup::Undefined if t.sym == known().file => {
+                    return Some(self.file.map_or(t, |f| Tok {
+                        space: t.space,
+                        ..f
+                    }));
+                }
                 Lookup::Undefined => return Some(t),
                 Lookup::Ambiguous => {
                     self.ambiguous = true;
@@ -555,7 +583,7 @@ impl Iterator for Expander<'_> {
             };
             let mut body = paste(body);
             if let Some(first) = body.first_mut() {
-                first.space = t.space;
+                first.pad = t.space || t.pad;
             }
             self.stack.push(Context {
                 toks: body,
@@ -609,6 +637,7 @@ fn paste(toks: Vec<Tok>) -> Vec<Tok> {
         let glued = match (left.kind, right.kind) {
             (Kind::Placemarker, _) => vec![Tok {
                 space: left.space,
+                pad: left.pad,
                 ..right
             }],
             (_, Kind::Placemarker) => vec![left],
@@ -617,6 +646,7 @@ fn paste(toks: Vec<Tok>) -> Vec<Tok> {
                 let mut r = token::tokenize(text.as_bytes(), false);
                 if let Some(f) = r.first_mut() {
                     f.space = left.space;
+                    f.pad = left.pad;
                 }
                 if r.len() == 1 {
                     r
@@ -636,7 +666,7 @@ fn paste(toks: Vec<Tok>) -> Vec<Tok> {
 fn stringify(arg: &[Tok]) -> String {
     let mut s = String::from("\"");
     for (i, t) in arg.iter().enumerate() {
-        if i > 0 && t.space {
+        if i > 0 && (t.space || t.pad) {
             s.push(' ');
         }
         if matches!(t.kind, Kind::Str | Kind::Char) {
@@ -659,11 +689,22 @@ pub fn expand(table: &Table, toks: &[Tok]) -> Expanded {
     Expander::new(table, toks.to_vec()).finish()
 }
 
-/// The header an expanded `#include` operand names: `(angle, name)`.
+/// The fully expanded `toks` under `table` in the file spelled `file` (for `__FILE__`).
+pub fn expand_in(table: &Table, toks: &[Tok], file: &str) -> Expanded {
+    let mut ex = Expander::new(table, toks.to_vec());
+    let quoted = format!("\"{}\"", file.replace('\\', "\\\\").replace('"', "\\\""));
+    ex.file = Some(Tok::new(sym(&quoted), Kind::Str, false));
+    ex.finish()
+}
+
+/// The header an expanded `#include` operand names: `(angle, name)`. In `<...>` formed of
+/// tokens, a space stands where the source had whitespace (not where a macro name or
+/// parameter was replaced), as GCC glues them.
 pub fn header_name(toks: &[Tok]) -> Option<(bool, String)> {
     let first = toks.first()?;
     match first.kind {
-        Kind::Str if first.text().starts_with('"') && toks.len() == 1 => {
+        // Tokens after the name: GCC warns and includes the file.
+        Kind::Str if first.text().starts_with('"') => {
             let t = first.text();
             Some((false, t[1..t.len().max(2) - 1].to_string()))
         }
@@ -755,6 +796,7 @@ mod tests {
         assert_eq!(x(&defs, "G(1, 2, 3)"), "g(1, 2, 3)");
         assert_eq!(x(&defs, "O(1)"), "1");
         assert_eq!(x(&defs, "O(1, 2)"), "1 + 2");
+        assert_eq!(x(&["E", defs[3]], "O(1, E)"), "1");
     }
 
     #[test]
@@ -806,6 +848,10 @@ mod tests {
             Some((true, "trace/events/sched.h".into()))
         );
         assert_eq!(name("\"a.h\""), Some((false, "a.h".into())));
+        assert_eq!(name("\"a.h\" extra"), Some((false, "a.h".into())));
+        let t = table(&["N x", "H < N.h>"]);
+        let h = header_name(&expand(&t, &token::tokenize(b"H", true)).toks);
+        assert_eq!(h, Some((true, "x.h".into())));
         assert_eq!(name("NOPE"), None);
     }
 

@@ -99,6 +99,11 @@ pub struct Known {
     pub true_: Sym,
     pub false_: Sym,
     pub once: Sym,
+    pub clang: Sym,
+    /// The feature tests GCC has too.
+    pub gcc_feature_tests: Vec<Sym>,
+    pub char_unsigned: Sym,
+    pub file: Sym,
     pub push_macro: Sym,
     pub pop_macro: Sym,
     /// `__has_builtin` and the other feature tests whose answer only the compiler knows.
@@ -109,12 +114,14 @@ pub struct Known {
 
 impl Known {
     /// Whether `name` counts as defined without a `#define`: the operators and macros
-    /// the preprocessor provides itself (`#ifdef __has_include` is true).
-    pub fn built_in(&self, name: Sym) -> bool {
+    /// the preprocessor provides itself (`#ifdef __has_include` is true). GCC has only
+    /// some of clang's feature tests (`defined __has_feature` is false in GCC 12).
+    pub fn built_in(&self, name: Sym, clang: bool) -> bool {
         name == self.has_include
             || name == self.has_include_next
-            || self.feature_tests.contains(&name)
             || self.dynamic.contains(&name)
+            || (self.feature_tests.contains(&name)
+                && (clang || self.gcc_feature_tests.contains(&name)))
     }
 }
 
@@ -136,6 +143,18 @@ pub fn known() -> &'static Known {
         true_: sym("true"),
         false_: sym("false"),
         once: sym("once"),
+        clang: sym("__clang__"),
+        gcc_feature_tests: [
+            "__has_builtin",
+            "__has_attribute",
+            "__has_cpp_attribute",
+            "__has_c_attribute",
+        ]
+        .iter()
+        .map(|s| sym(s))
+        .collect(),
+        char_unsigned: sym("__CHAR_UNSIGNED__"),
+        file: sym("__FILE__"),
         push_macro: sym("push_macro"),
         pop_macro: sym("pop_macro"),
         feature_tests: [
@@ -189,14 +208,17 @@ pub enum Kind {
     Placemarker,
 }
 
-/// One token: its spelling, its kind, whether whitespace came before it, and whether it
-/// names a macro that must not be expanded any more (it was met inside its own
+/// One token: its spelling, its kind, whether whitespace came before it in its source
+/// (`space`), whether whitespace stood before the macro name or parameter it replaces
+/// (`pad`: GCC's padding, which counts when stringifying but not in a header name), and
+/// whether it names a macro that must not be expanded any more (it was met inside its own
 /// expansion: "painted blue").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tok {
     pub sym: Sym,
     pub kind: Kind,
     pub space: bool,
+    pub pad: bool,
     pub no_expand: bool,
 }
 
@@ -206,6 +228,7 @@ impl Tok {
             sym,
             kind,
             space,
+            pad: false,
             no_expand: false,
         }
     }
@@ -377,7 +400,7 @@ pub fn spell(toks: &[Tok]) -> String {
         if t.kind == Kind::Placemarker {
             continue;
         }
-        if t.space && !s.is_empty() {
+        if (t.space || t.pad) && !s.is_empty() {
             s.push(' ');
         }
         s.push_str(t.text());
