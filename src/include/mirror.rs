@@ -269,6 +269,13 @@ fn content_hash(data: &[u8]) -> u64 {
     h.finish()
 }
 
+impl Drop for Mirror {
+    /// A server that goes away takes its client roots with it.
+    fn drop(&mut self) {
+        self.clean_up();
+    }
+}
+
 /// Compresses `prefix` + the content of `real` into `dest` (through a temporary name and a
 /// rename, so that a reader never sees half a file). The content must still have `key`
 /// after it is read; returns it with the content's hash.
