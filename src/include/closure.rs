@@ -809,6 +809,7 @@ impl Walk<'_> {
             walk: self,
             file: f,
             directives: ds,
+            table: &table,
             probed: Vec::new(),
             asked: false,
         };
@@ -917,6 +918,8 @@ struct Ask<'w, 'a> {
     file: &'w Found,
     /// The file's directives: its other feature tests are asked at the same time.
     directives: &'w [Directive],
+    /// The macros of this point.
+    table: &'w Table,
     /// The files `__has_include` found.
     probed: Vec<Found>,
     /// Whether `__has_include` was asked.
@@ -937,11 +940,15 @@ impl expr::Oracle for Ask<'_, '_> {
     }
 
     fn feature(&mut self, test: &str) -> Option<i64> {
-        let ds = self.directives;
+        let (ds, table) = (self.directives, self.table);
+        // With the file's other tests, as its conditions expand now (glibc's tests come
+        // through macros such as `__glibc_has_attribute`).
         self.walk.compiler.feature(test, || {
             ds.iter()
                 .flat_map(|d| match d {
-                    Directive::If { expr, .. } => expr::feature_tests(expr),
+                    Directive::If { expr, .. } => {
+                        expr::feature_tests(&macros::expand(table, expr).toks)
+                    }
                     _ => Vec::new(),
                 })
                 .collect()

@@ -30,6 +30,7 @@ pub struct Compiler {
     cwd: String,
     /// `__has_builtin(x)` and the like, asked so far: their values.
     features: Mutex<HashMap<String, Option<i64>>>,
+    asking: Mutex<()>,
     /// The `#define` lines, and where the facts are kept between builds.
     defines: Vec<String>,
     kept: Option<(Arc<Store>, String)>,
@@ -41,6 +42,12 @@ impl Compiler {
     /// that were not asked yet (one compiler run for a file's tests), and remembered.
     /// `None` when the compiler does not give a number.
     pub fn feature(&self, test: &str, also: impl FnOnce() -> Vec<String>) -> Option<i64> {
+        if let Some(v) = lock(&self.features).get(test) {
+            return *v;
+        }
+        // One run at a time: requests arriving together wait for the answers of the
+        // run under way instead of asking again.
+        let _asking = lock(&self.asking);
         if let Some(v) = lock(&self.features).get(test) {
             return *v;
         }
@@ -134,6 +141,7 @@ impl Compiler {
 #[derive(Default)]
 pub struct SystemDirs {
     inner: Mutex<Inner>,
+    probing: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -166,6 +174,11 @@ impl SystemDirs {
             language.to_string(),
             place.clone(),
         );
+        if let Some(c) = lock(&self.inner).by_key.get(&key) {
+            return Ok(c.clone());
+        }
+        // One probe at a time: requests arriving together wait for the one under way.
+        let _probing = lock(&self.probing);
         let store = {
             let inner = lock(&self.inner);
             if let Some(c) = inner.by_key.get(&key) {
@@ -208,6 +221,7 @@ impl SystemDirs {
             language: language.to_string(),
             cwd: cwd.to_string(),
             features: Mutex::new(saved.features.into_iter().collect()),
+            asking: Mutex::new(()),
             defines: saved.defines,
             kept,
         });
