@@ -49,12 +49,14 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where `cargo build --release` (run in ROOT) puts the binaries.
+RELEASE = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target", "release")
 OURS = {
     "name": "distcc-rs",
-    "client": os.path.join(ROOT, "target/release/distcc"),
-    "daemon": os.path.join(ROOT, "target/release/distccd"),
+    "client": os.path.join(RELEASE, "distcc"),
+    "daemon": os.path.join(RELEASE, "distccd"),
     # Pump mode: `pump COMMAND` starts our include server, runs the build, stops it.
-    "pump": os.path.join(ROOT, "target/release/pump"),
+    "pump": os.path.join(RELEASE, "pump"),
 }
 THEIRS = {"name": "distcc 3.4", "client": "/usr/bin/distcc", "daemon": "/usr/bin/distccd"}
 WORKLOADS = ["tiny", "cxx", "lua", "leveldb", "kernel", "farm", "wire"]
