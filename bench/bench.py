@@ -3,6 +3,7 @@
 
     python3 bench/bench.py [--workloads tiny,cxx,lua,leveldb,kernel,farm,wire] [--rounds 10]
                            [--jobs-per-round 20] [--cxx-jobs-per-round 2] [--builds 3]
+                           [--include-server on|off|only]
 
 Starts three daemons of each implementation (--jobs 1 each) on loopback ports, then runs
 each selected workload, alternating the two implementations (and, for builds, a local
@@ -20,6 +21,10 @@ build) so that drift of the machine hits both:
     client side and of the daemons, and how many objects equal a local build's; each also
     built by ours in pump mode (the build under our `pump`, hosts `,cpp,lzo`), whose
     client side counts the include server, against distcc 3.4's plain mode and our own;
+    and (`--include-server`, on unless told) the include server against the local
+    preprocessor runs that pump mode takes off the client: the CPU of those runs made
+    again one at a time, the server's CPU and request times in the pump builds, and
+    request times in a rebuild served by the same, warm, server, in a second table;
   * farm: LevelDB again, as on a small farm: the build and its client on CPU 0, one
     daemon with one slot on CPU 1 (a remote host's CPU), against the build alone on CPU 0;
   * wire: one Lua build per implementation with and without `,lzo` while tcpdump captures
@@ -27,9 +32,9 @@ build) so that drift of the machine hits both:
     packets;
   * the daemons' peak memory (all their processes), after the workloads.
 
-Prints a Markdown table and writes bench/results.tsv. Needs cargo; run as root, installs
-the Debian packages the selected workloads need (distcc 3.4 among them) when they are
-missing. Only loopback addresses are used.
+Prints Markdown tables and writes them to bench/results.tsv and bench/results-include.tsv.
+Needs cargo; run as root, installs the Debian packages the selected workloads need (distcc
+3.4 among them) when they are missing. Only loopback addresses are used.
 """
 
 import argparse
