@@ -318,23 +318,23 @@ C_SOURCES = (".c", ".cc", ".cp", ".cxx", ".cpp", ".CPP", ".c++", ".C", ".m", ".m
 
 def distcc_jobs(commands):
     """Of a tree's compile commands (working directory, argv), those a distcc client ran
-    (its argv[0] is `distcc`) with `-c` and a C or C++ source: the jobs a plain build
-    preprocesses on the client. Each comes back as the compiler's argv, without the
+    (its argv[0] is `distcc`) with `-c` (or `-S`) and a C or C++ source: the jobs a plain
+    build preprocesses on the client. Each comes back as the compiler's argv, without the
     client."""
     jobs = []
     for cwd, argv in commands:
         if not argv or os.path.basename(argv[0]) != "distcc":
             continue
         argv = argv[1:]
-        if "-c" in argv and any(a.endswith(C_SOURCES) and not a.startswith("-")
-                                for a in argv[1:]):
+        if ("-c" in argv or "-S" in argv) and any(a.endswith(C_SOURCES) and not a.startswith("-")
+                                                  for a in argv[1:]):
             jobs.append((cwd, argv))
     return jobs
 
 
 def cpp_argv(argv, text, deps):
     """The preprocessor run distcc's client makes for the compile `argv`
-    (`Compile::cpp_argv`): the same arguments with `-c` as `-E` and without `-o`; the
+    (`Compile::cpp_argv`): the same arguments with `-c` (or `-S`) as `-E`, without `-o`; the
     text goes to the file `text`, and the dependency file that `-MD`, `-MMD`, `-MF` or
     Kbuild's `-Wp,-MMD,FILE` ask for to the file `deps`, so that the tree is left alone.
     The client writes the text into a memory file and the dependency file where the build
@@ -351,7 +351,7 @@ def cpp_argv(argv, text, deps):
             i += 1
         elif a.startswith("-o"):
             output = a[2:]
-        elif a == "-c":
+        elif a in ("-c", "-S"):
             out.append("-E")
         elif a == "-MF":
             out += ["-MF", deps]
@@ -774,13 +774,15 @@ class Kernel:
         return argv
 
     def compile_commands(self, client):
-        """The build's commands, from the first line of Kbuild's `.*.o.cmd` files
-        (`cmd_OBJ := COMMAND`, `savedcmd_` in later kernels), written in make's syntax
-        (`$$` for `$`, `$(pound)` for `#`); a compile's command goes on with `; objtool
-        ...`, which is cut off."""
+        """The build's commands, from the first line of Kbuild's `.*.o.cmd` files (and
+        `.*.s.cmd`: `kernel/bounds.s` and the like are compiled with `-S`), `cmd_OBJ :=
+        COMMAND` (`savedcmd_` in later kernels), written in make's syntax (`$$` for `$`,
+        `$(pound)` for `#`); a compile's command goes on with `; objtool ...`, which is
+        cut off."""
         found = []
-        pattern = os.path.join(self.tree, "**", ".*.o.cmd")
-        for path in sorted(glob.glob(pattern, recursive=True)):
+        paths = [p for ext in ["o", "s"] for p in glob.glob(
+            os.path.join(self.tree, "**", f".*.{ext}.cmd"), recursive=True)]
+        for path in sorted(paths):
             with open(path, errors="replace") as f:
                 m = re.match(r"(?:saved)?cmd_\S+ := (.*)", f.readline())
             if not m:
