@@ -3,6 +3,7 @@
 
     python3 bench/bench.py [--workloads tiny,cxx,lua,leveldb,kernel,farm,wire] [--rounds 10]
                            [--jobs-per-round 20] [--cxx-jobs-per-round 2] [--builds 3]
+                           [--include-server on|off|only]
 
 Starts three daemons of each implementation (--jobs 1 each) on loopback ports, then runs
 each selected workload, alternating the two implementations (and, for builds, a local
@@ -20,6 +21,10 @@ build) so that drift of the machine hits both:
     client side and of the daemons, and how many objects equal a local build's; each also
     built by ours in pump mode (the build under our `pump`, hosts `,cpp,lzo`), whose
     client side counts the include server, against distcc 3.4's plain mode and our own;
+    and (`--include-server`, on unless told) the include server against the local
+    preprocessor runs that pump mode takes off the client: the CPU of those runs made
+    again one at a time, the server's CPU and request times in the pump builds, and
+    request times in a rebuild served by the same, warm, server, in a second table;
   * farm: LevelDB again, as on a small farm: the build and its client on CPU 0, one
     daemon with one slot on CPU 1 (a remote host's CPU), against the build alone on CPU 0;
   * wire: one Lua build per implementation with and without `,lzo` while tcpdump captures
@@ -27,16 +32,18 @@ build) so that drift of the machine hits both:
     packets;
   * the daemons' peak memory (all their processes), after the workloads.
 
-Prints a Markdown table and writes bench/results.tsv. Needs cargo; run as root, installs
-the Debian packages the selected workloads need (distcc 3.4 among them) when they are
-missing. Only loopback addresses are used.
+Prints Markdown tables and writes them to bench/results.tsv and bench/results-include.tsv.
+Needs cargo; run as root, installs the Debian packages the selected workloads need (distcc
+3.4 among them) when they are missing. Only loopback addresses are used.
 """
 
 import argparse
 import contextlib
 import glob
+import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -49,12 +56,14 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where `cargo build --release` (run in ROOT) puts the binaries.
+RELEASE = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target", "release")
 OURS = {
     "name": "distcc-rs",
-    "client": os.path.join(ROOT, "target/release/distcc"),
-    "daemon": os.path.join(ROOT, "target/release/distccd"),
+    "client": os.path.join(RELEASE, "distcc"),
+    "daemon": os.path.join(RELEASE, "distccd"),
     # Pump mode: `pump COMMAND` starts our include server, runs the build, stops it.
-    "pump": os.path.join(ROOT, "target/release/pump"),
+    "pump": os.path.join(RELEASE, "pump"),
 }
 THEIRS = {"name": "distcc 3.4", "client": "/usr/bin/distcc", "daemon": "/usr/bin/distccd"}
 WORKLOADS = ["tiny", "cxx", "lua", "leveldb", "kernel", "farm", "wire"]
@@ -285,6 +294,190 @@ def pump_log_counts(log):
     return plain, int(failed.group(1)) if failed else 0, reasons
 
 
+def read_stats(path):
+    """The include server's statistics file (`DISTCC_INCLUDE_SERVER_STATS`): its request
+    lines in order, each (wall s, CPU s of the answering thread, files named, covered),
+    and its `server` line (user, system, children's user, children's system seconds; the
+    children are the compilers it asked for their built-in directories and macros), None
+    if the server did not write one."""
+    requests, server = [], None
+    with contextlib.suppress(FileNotFoundError):
+        for line in open(path):
+            f = line.split()
+            if f[:1] == ["request"]:
+                requests.append((int(f[1]) / 1e6, int(f[2]) / 1e6, int(f[3]), f[4] == "1"))
+            elif f[:1] == ["server"]:
+                server = tuple(int(x) / 1e6 for x in f[1:5])
+    return requests, server
+
+
+# What the client compiles remotely, by the input's extension (`cmdline::classify`); an
+# assembler `.S` it compiles here, with no separate preprocessor.
+C_SOURCES = (".c", ".cc", ".cp", ".cxx", ".cpp", ".CPP", ".c++", ".C", ".m", ".mm", ".M")
+
+
+def distcc_jobs(commands):
+    """Of a tree's compile commands (working directory, argv), those a distcc client ran
+    (its argv[0] is `distcc`) with `-c` (or `-S`) and a C or C++ source: the jobs a plain
+    build preprocesses on the client. Each comes back as the compiler's argv, without the
+    client."""
+    jobs = []
+    for cwd, argv in commands:
+        if not argv or os.path.basename(argv[0]) != "distcc":
+            continue
+        argv = argv[1:]
+        if ("-c" in argv or "-S" in argv) and any(a.endswith(C_SOURCES) and not a.startswith("-")
+                                                  for a in argv[1:]):
+            jobs.append((cwd, argv))
+    return jobs
+
+
+def cpp_argv(argv, text, deps):
+    """The preprocessor run distcc's client makes for the compile `argv`
+    (`Compile::cpp_argv`): the same arguments with `-c` (or `-S`) as `-E`, without `-o`; the
+    text goes to the file `text`, and the dependency file that `-MD`, `-MMD`, `-MF` or
+    Kbuild's `-Wp,-MMD,FILE` ask for to the file `deps`, so that the tree is left alone.
+    The client writes the text into a memory file and the dependency file where the build
+    wants it: both cost the same here, a file in /dev/shm."""
+    out = [argv[0]]
+    output = None
+    has_mf = has_target = wants_deps = False
+    i = 1
+    while i < len(argv):
+        a = argv[i]
+        i += 1
+        if a == "-o":
+            output = argv[i]
+            i += 1
+        elif a.startswith("-o"):
+            output = a[2:]
+        elif a in ("-c", "-S"):
+            out.append("-E")
+        elif a == "-MF":
+            out += ["-MF", deps]
+            has_mf = True
+            i += 1
+        elif a.startswith("-MF"):
+            out += ["-MF", deps]
+            has_mf = True
+        elif re.match(r"-Wp,-MM?D,", a):
+            out.append(f"-Wp,{a.split(',')[1]},{deps}")
+        else:
+            wants_deps |= a in ("-MD", "-MMD")
+            has_target |= a in ("-MT", "-MQ") or re.match(r"-M[TQ].", a) is not None
+            out.append(a)
+    if wants_deps and not has_mf:
+        # The client names the file after the object and the target after the object.
+        out += ["-MF", deps]
+        if not has_target and output:
+            out += ["-MQ", output]
+    return out + ["-o", text]
+
+
+def debug_info(argv):
+    """Whether the compile asks for debug information, the last `-g` option deciding
+    (`cmdline::classify::debug_info`)."""
+    on = False
+    for a in argv[1:]:
+        if not a.startswith("-g"):
+            continue
+        g = a[2:]
+        level = next(g[len(f):] for f in ["gdb", "stabs+", "stabs", "xcoff+", "xcoff",
+                                          "vms", "ctf", ""] if g.startswith(f))
+        if level.isdigit() or level == "":
+            on = level != "0"
+        elif g.startswith("dwarf") or g == "btf":
+            on = True
+    return on
+
+
+# Options under which our client does not preprocess with `-fdirectives-only`
+# (`cmdline::classify::DIRECTIVES_ONLY_CONFLICTS`).
+DIRECTIVES_ONLY_CONFLICTS = {
+    "-fopenmp", "-fopenmp-simd", "-fopenacc", "-pedantic", "-pedantic-errors", "-Wpedantic",
+    "-traditional-cpp", "-traditional", "-C", "-CC", "-P", "-Wunused-macros",
+    "-fdirectives-only", "-fno-directives-only", "-fpreprocessed", "-fno-working-directory",
+    "-imacros",
+}
+
+
+def directives_only(argv):
+    """Whether our client preprocesses the compile `argv` with `-fdirectives-only`, as it
+    does by default (no `DISTCC_DIRECTIVES_ONLY`): gcc, debug information asked for, and
+    nothing in the way (`cmdline::classify::keeps_columns`). The kernel's boot code is
+    built with `-g`."""
+    def unknown_to_cpp(a):
+        if a.startswith("-Wp,"):
+            parts = a[4:].split(",")
+            return parts[0] not in ("-MD", "-MMD") or len(parts) != 2
+        return a == "-Xpreprocessor"
+
+    return ("clang" not in os.path.basename(argv[0]) and debug_info(argv)
+            and not any(a in DIRECTIVES_ONLY_CONFLICTS or unknown_to_cpp(a)
+                        for a in argv[1:]))
+
+
+def preprocessor_cpu(tree, client, work):
+    """The CPU seconds of the local preprocessor runs of a plain build of `tree`, just
+    built: every compile job the client ran (from the tree's own record of its commands),
+    preprocessed as the client does, one at a time; and how many jobs there were."""
+    jobs = distcc_jobs(tree.compile_commands(client))
+    if not jobs:
+        raise RuntimeError(f"{tree.name}: no compile commands found for the preprocessor")
+    scratch = tempfile.mkdtemp(dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else work)
+    text, deps = os.path.join(scratch, "cpp.i"), os.path.join(scratch, "cpp.d")
+    total = 0.0
+    try:
+        for cwd, argv in jobs:
+            cpp = cpp_argv(argv, text, deps)
+            if directives_only(argv):
+                cpp[-2:-2] = ["-fdirectives-only"]
+            total += run_timed(cpp, cwd=cwd, stdin=subprocess.DEVNULL)[1]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return total, len(jobs)
+
+
+def warm_pump_builds(tree, farm, work):
+    """Two pump builds of `tree` served by one include server, as `eval "$(pump
+    --startup)"`, the build, its objects removed, the build again, `pump --shutdown`:
+    the second build's requests find the server's caches warm. Returns the second build's
+    request lines, the server's CPU seconds during each build (from /proc: itself and the
+    compilers it reaped) and its `server` line for both."""
+    stats = os.path.join(work, f"{tree.name}-warm.stats")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(stats)
+    pump = farm.impl["pump"]
+    argv = tree.prepare(farm.impl["client"])
+    env = farm.env(",cpp,lzo")
+    env.update(KBUILD_ENV)
+    env["DISTCC_INCLUDE_SERVER_STATS"] = stats
+    started = subprocess.run([pump, "--startup"], env=env, stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True)
+    if started.returncode != 0:
+        raise RuntimeError(f"pump --startup failed: {started.stderr}")
+    for line in started.stdout.splitlines():
+        m = re.fullmatch(r"export (\w+)='(.*)'", line)
+        if m:
+            env[m.group(1)] = m.group(2)
+    server = int(env["INCLUDE_SERVER_PID"])
+    cpu, counts = [process_cpu([server])], []
+    try:
+        for i in range(2):
+            if i:
+                tree.clean()
+            log = os.path.join(work, f"{tree.name}-warm{i + 1}.log")
+            run_timed(argv, log=log, cwd=tree.tree, env=env)
+            cpu.append(process_cpu([server]))
+            counts.append(len(read_stats(stats)[0]))
+    finally:
+        with open(os.path.join(work, f"{tree.name}-warm-shutdown.log"), "w") as out:
+            subprocess.run([pump, "--shutdown"], env=env, stdin=subprocess.DEVNULL,
+                           stdout=out, stderr=subprocess.STDOUT)
+    requests, server_line = read_stats(stats)
+    return requests[counts[0]:], [b - a for a, b in zip(cpu, cpu[1:])], server_line
+
+
 def peak_memory_kib(pids):
     total = 0
     for pid in pids:
@@ -507,6 +700,17 @@ class Lua:
         cc = f"{client} gcc" if client else "gcc"
         return ["make", "-s", MAKE_JOBS, f"CC={cc}"]
 
+    def compile_commands(self, client):
+        """The build's commands (working directory, argv), as `make` prints them."""
+        out = subprocess.check_output(["make", "-n", "-B", f"CC={client} gcc"],
+                                      cwd=self.tree, text=True)
+        return [(self.tree, shlex.split(line)) for line in out.splitlines() if line.strip()]
+
+    def clean(self):
+        """Removes the objects, as `make clean` would."""
+        for f in glob.glob(os.path.join(self.tree, "*.o")):
+            os.unlink(f)
+
 
 class LevelDB:
     """LevelDB 1.22's library with its own CMakeLists.txt (Release) and Ninja.
@@ -526,12 +730,26 @@ class LevelDB:
         os.mkdir(self.tree)
         argv = ["cmake", "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
                 "-DLEVELDB_BUILD_TESTS=OFF", "-DLEVELDB_BUILD_BENCHMARKS=OFF",
-                "-DLEVELDB_INSTALL=OFF", self.src]
+                "-DLEVELDB_INSTALL=OFF", "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON", self.src]
         if client:
             argv += [f"-DCMAKE_C_COMPILER_LAUNCHER={client}",
                      f"-DCMAKE_CXX_COMPILER_LAUNCHER={client}"]
         run_timed(argv, log=self.log, cwd=self.tree)
         return ["ninja", MAKE_JOBS]
+
+    def compile_commands(self, client):
+        """The build's commands, from CMake's compile_commands.json, which leaves out the
+        launcher that every compile of the build goes through: it is put back."""
+        found = []
+        for entry in json.load(open(os.path.join(self.tree, "compile_commands.json"))):
+            argv = entry.get("arguments") or shlex.split(entry["command"])
+            if os.path.basename(argv[0]) != "distcc":
+                argv = [client] + argv
+            found.append((entry["directory"], argv))
+        return found
+
+    def clean(self):
+        run_timed(["ninja", "-t", "clean"], log=self.log, cwd=self.tree)
 
 
 class Kernel:
@@ -555,6 +773,34 @@ class Kernel:
             argv.append(f"CC={client} gcc")
         return argv
 
+    def compile_commands(self, client):
+        """The build's commands, from the first line of Kbuild's `.*.o.cmd` files (and
+        `.*.s.cmd`: `kernel/bounds.s` and the like are compiled with `-S`), `cmd_OBJ :=
+        COMMAND` (`savedcmd_` in later kernels), written in make's syntax (`$$` for `$`,
+        `$(pound)` for `#`); a compile's command goes on with `; objtool ...`, which is
+        cut off."""
+        found = []
+        paths = [p for ext in ["o", "s"] for p in glob.glob(
+            os.path.join(self.tree, "**", f".*.{ext}.cmd"), recursive=True)]
+        for path in sorted(paths):
+            with open(path, errors="replace") as f:
+                m = re.match(r"(?:saved)?cmd_\S+ := (.*)", f.readline())
+            if not m:
+                continue
+            text = m.group(1).replace("$(pound)", "#").replace("$$", "$")
+            lexer = shlex.shlex(text, posix=True, punctuation_chars=";&|")
+            lexer.whitespace_split = True
+            argv = []
+            for word in lexer:
+                if word in (";", "&&", "||", "|", "&"):
+                    break
+                argv.append(word)
+            found.append((self.tree, argv))
+        return found
+
+    def clean(self):
+        run_timed(["make", "ARCH=x86_64", "clean"], log=self.log, cwd=self.tree)
+
 
 class FarmLevelDB(LevelDB):
     """LevelDB as on a small farm: the build (and so the client and its preprocessor) on
@@ -567,18 +813,23 @@ class FarmLevelDB(LevelDB):
         return ["taskset", "-c", "0"] + super().prepare(client)[:1] + ["-j3"]
 
 
-def build(tree, farm, work, options="", pump=False):
+def build(tree, farm, work, options="", pump=False, stats=None):
     """One build of `tree`, locally without a farm; returns wall, client CPU, daemon CPU.
 
     With `pump`, the build runs under our `pump` (the hosts should then be `,cpp`), and
     the returned tuple goes on with the include server's CPU (already in the client CPU),
-    the jobs preprocessed here because the include server gave up on them, and the jobs
-    that failed on a host and were compiled here."""
+    the jobs preprocessed here because the include server gave up on them, the jobs
+    that failed on a host and were compiled here, and with `stats` (a file name) what the
+    include server wrote there (`read_stats`)."""
     argv = tree.prepare(farm.impl["client"] if farm else None)
     if pump:
         argv = [farm.impl["pump"]] + argv
     env = farm.env(options) if farm else dict(os.environ)
     env.update(KBUILD_ENV)  # read by Kbuild alone
+    if stats:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(stats)
+        env["DISTCC_INCLUDE_SERVER_STATS"] = stats
     before = process_cpu(farm.pids()) if farm else 0.0
     log = os.path.join(work, f"{tree.name}{'-pump' if pump else ''}.log")
     watch = IncludeServerWatch() if pump else None
@@ -590,7 +841,8 @@ def build(tree, farm, work, options="", pump=False):
     plain, failed, reasons = pump_log_counts(log)
     for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:5]:
         print(f"bench: {tree.name} pump: {n} x include server: {reason}", file=sys.stderr)
-    return wall, cpu, daemon_cpu, watch.stop(), plain, failed
+    server_stats = read_stats(stats) if stats else None
+    return wall, cpu, daemon_cpu, watch.stop(), plain, failed, server_stats
 
 
 def same_objects(reference, tree):
@@ -719,29 +971,52 @@ def job_rows(farms, work, workload, rounds, per_round):
     return rows, floor_rows
 
 
-def build_rows(farms, work, kind, builds, pump=True):
+def build_rows(farms, work, kind, builds, pump=True, include="off"):
     """The table's rows for one tree, built `builds` times locally and by each farm, and
-    with `pump` by our farm in pump mode too (its hosts `,cpp,lzo`)."""
+    with `pump` by our farm in pump mode too (its hosts `,cpp,lzo`); returns them and the
+    include server's figures (`include_figures`), or None.
+
+    With `include` "on" (and `pump`), the include server's figures come too: after the
+    first plain build of ours, the preprocessor runs of its jobs are made again one at a
+    time (`preprocessor_cpu`); the pump builds write the server's statistics; and after the
+    rounds, two more pump builds share one server (`warm_pump_builds`). With "only", the
+    rounds build with our client alone, plainly and in pump mode, for those figures alone,
+    and no rows come back."""
     tree = kind(work)
     ours, theirs = farms
     pumped = f"{ours} pump"
+    include = include if pump else "off"
     # None: the local build. Each round builds once locally, once with our client in plain
     # mode, once in pump mode, once with distcc 3.4's, in that order.
     names = [None, ours, pumped, theirs] if pump else [None, ours, theirs]
+    if include == "only":
+        names = [ours, pumped]
+    stats = os.path.join(work, f"{kind.name}-pump.stats") if include != "off" else None
     results = {n: [] for n in names}
     reference = None
+    cpp = None
     for _ in range(builds):
         for name in results:
             if name == pumped:
-                timing = build(tree, farms[ours], work, ",cpp,lzo", pump=True)
+                timing = build(tree, farms[ours], work, ",cpp,lzo", pump=True, stats=stats)
             else:
                 timing = build(tree, farms.get(name), work)
             if reference is None:
                 reference = objects(tree.tree)
             results[name].append((same_objects(reference, tree), *timing))
+            if name == ours and include != "off" and cpp is None:
+                cpp = preprocessor_cpu(tree, farms[ours].impl["client"], work)
 
     def median(name, i):
         return statistics.median(r[i] for r in results[name])
+
+    figures = None
+    if include != "off":
+        warm = warm_pump_builds(tree, farms[ours], work)
+        figures = include_figures(kind.name, cpp, [r[7] for r in results[pumped]], warm,
+                                  median(ours, 2), median(pumped, 2))
+    if include == "only":
+        return [], figures
 
     def identical(name):
         same, total = min(r[0] for r in results[name])
@@ -773,7 +1048,74 @@ def build_rows(farms, work, kind, builds, pump=True):
             (f"{w} pump: jobs failed on a host, compiled here (worst build)",
              max(r[6] for r in results[pumped]), None, None),
         ]
-    return rows
+    return rows, figures
+
+
+def include_figures(tree, cpp, pump_stats, warm, plain_client, pump_client):
+    """The include server's figures for one tree (issue 15), for the second table:
+    `cpp` from `preprocessor_cpu`, `pump_stats` the statistics of each pump build
+    (`read_stats`), `warm` from `warm_pump_builds`, and the median client-side CPU of our
+    plain and pump builds (the latter with the include server). Where the server's CPU
+    goes is printed to stderr."""
+    cpp_cpu, jobs = cpp
+    if any(server is None for _, server in pump_stats):
+        raise RuntimeError(f"{tree} pump: the include server wrote no server line")
+    cold = [q for requests, _ in pump_stats for q in requests]
+    warm_requests, warm_cpu, warm_server = warm
+
+    def spread(requests):
+        walls = [q[0] * 1000 for q in requests]
+        if len(walls) < 2:
+            return (walls or [None]) * 2
+        return statistics.median(walls), statistics.quantiles(walls, n=10)[-1]
+
+    def per_build(f):
+        return statistics.median(f(requests, server) for requests, server in pump_stats)
+
+    figures = {
+        "tree": tree,
+        "jobs": jobs,
+        "cpp": cpp_cpu,
+        "server": per_build(lambda _, server: sum(server)),
+        "compilers": per_build(lambda _, server: server[2] + server[3]),
+        "answers": per_build(lambda requests, _: sum(q[1] for q in requests)),
+        "cold": spread(cold),
+        "warm": spread(warm_requests),
+        "warm server": warm_cpu[1],
+        "plain client": plain_client,
+        "pump client": pump_client,
+    }
+    for requests, server in pump_stats:
+        print(f"bench: {tree} pump: {len(requests)} requests "
+              f"({sum(q[3] for q in requests)} covered, {sum(q[2] for q in requests)} "
+              f"files named), answers {sum(q[0] for q in requests):.2f} s wall, "
+              f"{sum(q[1] for q in requests):.2f} s CPU; server user {server[0]:.2f} s, "
+              f"system {server[1]:.2f} s, compilers {server[2] + server[3]:.2f} s",
+              file=sys.stderr)
+    print(f"bench: {tree} warm: {len(warm_requests)} requests in the rebuild, answers "
+          f"{sum(q[1] for q in warm_requests):.2f} s CPU; server CPU {warm_cpu[0]:.2f} s "
+          f"in the first build, {warm_cpu[1]:.2f} s in the rebuild; server line "
+          f"{' '.join(f'{x:.2f}' for x in warm_server or ())}", file=sys.stderr)
+    return figures
+
+
+INCLUDE_HEADER = [
+    "tree", "jobs", "cpp CPU s (plain build)", "include server CPU s (pump build)",
+    "server / cpp", "of which compilers s", "of which answers s",
+    "request ms median (pump build)", "request ms p90 (pump build)",
+    "request ms median (warm rebuild)", "request ms p90 (warm rebuild)",
+    "server CPU s (warm rebuild)", "client-side CPU s plain", "client-side CPU s pump",
+    "pump / plain",
+]
+
+
+def include_cells(f):
+    """The second table's cells for one tree's `include_figures`."""
+    return [f["tree"], fmt(f["jobs"]), fmt(f["cpp"]), fmt(f["server"]),
+            ratio(f["server"], f["cpp"]), fmt(f["compilers"]), fmt(f["answers"]),
+            *(fmt(v) for v in f["cold"]), *(fmt(v) for v in f["warm"]),
+            fmt(f["warm server"]), fmt(f["plain client"]), fmt(f["pump client"]),
+            ratio(f["pump client"], f["plain client"])]
 
 
 def wire_rows(farms, work):
@@ -824,7 +1166,12 @@ def main():
     ap.add_argument("--cxx-jobs-per-round", type=int, default=2, help="C++ jobs per round")
     ap.add_argument("--builds", type=int, default=3,
                     help="builds of each tree per implementation (and locally)")
+    ap.add_argument("--include-server", choices=["on", "off", "only"], default="on",
+                    help="the include server's figures for lua, leveldb and kernel (issue "
+                    "15): on, off, or only them (builds with our client alone)")
     ap.add_argument("--tsv", default=os.path.join(ROOT, "bench", "results.tsv"))
+    ap.add_argument("--include-tsv", default=os.path.join(ROOT, "bench", "results-include.tsv"),
+                    help="where the include server's table goes as TSV")
     args = ap.parse_args()
     workloads = [w for w in args.workloads.split(",") if w]
     unknown = set(workloads) - set(WORKLOADS)
@@ -840,6 +1187,7 @@ def main():
     ours, theirs = farms
     rows = []  # (figure, distcc-rs, distcc 3.4, floor)
     floor_rows = []
+    include = []  # include_figures, one per tree
     try:
         for w, per_round in [("tiny", args.jobs_per_round), ("cxx", args.cxx_jobs_per_round)]:
             if w in workloads:
@@ -848,18 +1196,23 @@ def main():
                 floor_rows += floor
         for kind in (Lua, LevelDB, Kernel):
             if kind.name in workloads:
-                rows += build_rows(farms, work, kind, args.builds)
+                measured, figures = build_rows(farms, work, kind, args.builds,
+                                               include=args.include_server)
+                rows += measured
+                if figures:
+                    include.append(figures)
         if "farm" in workloads:
             pinned = {impl["name"]: Farm(impl, work, daemons=1, cpu=1) for impl in (OURS, THEIRS)}
             try:
-                rows += build_rows(pinned, work, FarmLevelDB, args.builds, pump=False)
+                rows += build_rows(pinned, work, FarmLevelDB, args.builds, pump=False)[0]
             finally:
                 for f in pinned.values():
                     f.stop()
         if "wire" in workloads:
             rows += wire_rows(farms, work)
-        rows.append(("daemon peak memory MiB", *(peak_memory_kib(f.pids()) / 1024
-                                                  for f in farms.values()), None))
+        if rows or not include:
+            rows.append(("daemon peak memory MiB", *(peak_memory_kib(f.pids()) / 1024
+                                                      for f in farms.values()), None))
     finally:
         for f in farms.values():
             f.stop()
@@ -869,14 +1222,24 @@ def main():
     # in the second; their last column is pump against our plain mode.
     header = ["figure", ours, theirs, "ratio", "floor", f"{ours} / floor",
               f"{theirs} / floor", "pump / plain"]
+    if rows:
+        print_table(header, [[figure, fmt(a), fmt(t), ratio(a, t), fmt(floor), ratio(a, floor),
+                              ratio(t, floor), ratio(a, plain[0] if plain else None)]
+                             for figure, a, t, floor, *plain in rows + floor_rows], args.tsv)
+    if include:
+        # The include server against the preprocessors it takes off the client (issue 15).
+        if rows:
+            print()
+        print_table(INCLUDE_HEADER, [include_cells(f) for f in include], args.include_tsv)
+
+
+def print_table(header, lines, tsv_path):
+    """Prints a Markdown table and writes it as TSV to `tsv_path`."""
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    with open(args.tsv, "w") as tsv:
+    with open(tsv_path, "w") as tsv:
         tsv.write("\t".join(header) + "\n")
-        for figure, a, t, floor, *plain in rows + floor_rows:
-            plain = plain[0] if plain else None
-            cells = [figure, fmt(a), fmt(t), ratio(a, t), fmt(floor), ratio(a, floor),
-                     ratio(t, floor), ratio(a, plain)]
+        for cells in lines:
             print("| " + " | ".join(cells) + " |")
             tsv.write("\t".join(cells) + "\n")
 
