@@ -13,8 +13,9 @@
 //!
 //! Files under the compiler's built-in directories are walked (their macros matter, and
 //! they may include project headers through `-I` dirs) but not shipped. An absolute
-//! `#include` outside them, a computed include that cannot be expanded, or more than the
-//! CPU limit, make the command "not covered": the client then preprocesses locally.
+//! `#include` outside them, a computed include that cannot be expanded or names no header,
+//! or more than the CPU limit, make the command "not covered": the client then
+//! preprocesses locally.
 //!
 //! Directive lists are cached across requests by the file's (device, inode, size, mtime,
 //! ctime), and not at all while the file is younger than
@@ -22,7 +23,9 @@
 //! Lookups go through [`Lookups`], and a search of the chain is remembered across requests
 //! with the directories it looked into, and reused while none of them changed. The value
 //! of an `#if` is remembered with the macros it read ([`Conditions`]), and reused while
-//! they have the same definitions.
+//! they have the same definitions. A closure records what it depended on ([`Facts`]: the
+//! version of every file read and the state of every directory looked into), so that the
+//! server can answer the same command again from it while all of that holds.
 
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
