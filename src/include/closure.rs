@@ -539,7 +539,7 @@ impl Walk<'_> {
         if name.starts_with('/') {
             let found = self.find("", name, Origin::Source);
             return match found {
-                Some(found) if !self.caches.compilers.contains(&found.real) => {
+                Some(found) if !self.is_system(&found.real) => {
                     Err(format!("Filepath must be relative but isn't: '{name}'."))
                 }
                 found => Ok(found),
@@ -559,13 +559,18 @@ impl Walk<'_> {
         })
     }
 
+    /// Whether `real` is under one of the compiler's system directories (not shipped).
+    fn is_system(&self, real: &str) -> bool {
+        self.system.iter().any(|d| under(real, d))
+    }
+
     /// Notes that the preprocessor opens `f`.
     fn record(&mut self, f: &Found) {
         if !self.seen_paths.contains(&*f.spelled) {
             self.seen_paths.insert(f.spelled.to_string());
             self.closure.paths.push(join(self.cwd, &f.spelled));
         }
-        if self.system.iter().any(|d| under(&f.real, d)) {
+        if self.is_system(&f.real) {
             return;
         }
         let abs_name = f.spelled.starts_with('/').then(|| f.spelled.to_string());
