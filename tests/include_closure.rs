@@ -177,9 +177,9 @@ fn absolute_includes_are_not_covered() {
 
 /// Waits until what was just written is old enough for the server to remember what it
 /// read (it does not trust a file or directory changed within `TOO_NEW`: timestamps are
-/// coarser than the time between two writes).
+/// coarser than the time between two writes; on a filesystem with whole-second stamps, `TOO_NEW_COARSE`).
 fn settle() {
-    std::thread::sleep(distcc_rs::include::search::TOO_NEW + Duration::from_millis(100));
+    std::thread::sleep(distcc_rs::include::search::TOO_NEW_COARSE + Duration::from_millis(100));
 }
 
 #[test]
@@ -237,5 +237,61 @@ fn a_remembered_analysis_serves_only_while_what_it_read_is_unchanged() {
         files(&rewritten),
         ["src/main.c", "src/a.h", "src/c.h", "src/d.h", "inc1/b.h"]
     );
+    server.clean_up();
+}
+
+/// A build that writes its objects beside the sources (Kbuild) changes the stamps of the
+/// directories an analysis looked into: the analysis is still reused while every name it
+/// looked up there is found (or not) as before, even while the directory is too recent
+/// for its stamp to be trusted; a header removed or created among those names is not.
+#[test]
+fn a_remembered_analysis_survives_objects_written_beside_its_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let w = |p: &str, s: &str| {
+        let p = root.join(p);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, s).unwrap();
+    };
+    w("src/main.c", "#include \"a.h\"\n#include <b.h>\n");
+    w("src/a.h", "");
+    w("inc1/b.h", "");
+    w("inc2/b.h", "");
+    settle();
+    let src = root.join("src");
+    let cwd = src.to_str().unwrap();
+    let argv = words("gcc -I../inc1 -I../inc2 -c main.c");
+    let server = IncludeServer::new().unwrap();
+    let first = server.closure(cwd, &argv).unwrap();
+    let has = |c: &distcc_rs::include::closure::Closure, f: &str| {
+        c.files
+            .iter()
+            .any(|x| x.realpath == root.join(f).to_str().unwrap())
+    };
+    assert!(has(&first, "inc1/b.h"));
+
+    // Objects and their command files appear next to the sources and the headers.
+    w("src/main.o", "object");
+    w("src/.main.o.cmd", "cmd");
+    w("inc1/x.o", "object");
+    let kept = server.closure(cwd, &argv).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &kept), "not reused");
+
+    // The header found goes: the next one in the chain is, at once.
+    fs::remove_file(root.join("inc1/b.h")).unwrap();
+    let moved = server.closure(cwd, &argv).unwrap();
+    assert!(has(&moved, "inc2/b.h") && !has(&moved, "inc1/b.h"));
+
+    // And one created where the first search found nothing shadows it, at once.
+    w("inc1/b.h", "");
+    let back = server.closure(cwd, &argv).unwrap();
+    assert!(has(&back, "inc1/b.h") && !has(&back, "inc2/b.h"));
+
+    // A directory looked into, replaced by another: not the same directory any more.
+    fs::rename(root.join("inc2"), root.join("old2")).unwrap();
+    w("inc2/b.h", "");
+    fs::remove_file(root.join("inc1/b.h")).unwrap();
+    let replaced = server.closure(cwd, &argv).unwrap();
+    assert!(has(&replaced, "inc2/b.h"));
     server.clean_up();
 }

@@ -97,7 +97,7 @@ impl LexCache {
                 continue;
             }
             let ds = Arc::new(lexer::directives(&data, mode));
-            if !recent(key.mtime_ns.max(key.ctime_ns)) {
+            if !recent(key.mtime_ns, key.ctime_ns) {
                 lock(&self.map).insert((key, mode), ds.clone());
             }
             return Ok((key, ds));
@@ -211,20 +211,52 @@ pub struct Closure {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
     pub files: Vec<(String, FileKey)>,
+    /// Directories that searches remembered from earlier requests looked into: they must
+    /// keep their stamp.
     pub dirs: Vec<(String, Option<Stamp>)>,
+    /// Directories this analysis looked into itself, with their stamp then and whether
+    /// it could be trusted.
+    pub looked_into: Vec<(String, Option<Stamp>, bool)>,
+    /// The paths it looked up, and whether each was a regular file.
+    pub lookups: Vec<(String, bool)>,
 }
 
 impl Facts {
-    /// Whether every file and directory is as it was.
+    /// Whether every file and directory is as it was. A directory the analysis looked
+    /// into whose stamp changed (a build writes its objects next to the sources) or was
+    /// too recent to be trusted still holds when it is the same directory and every name
+    /// looked up in it is found, or not, as it was.
     pub fn hold(&self, fs: &FsCache) -> bool {
         let mut look = Lookups::new(fs);
-        self.files
-            .iter()
-            .all(|(f, k)| FileKey::stat(f).is_ok_and(|now| now == *k))
-            && self
+        let files = || {
+            self.files
+                .iter()
+                .all(|(f, k)| FileKey::stat(f).is_ok_and(|now| now == *k))
+        };
+        if !files()
+            || !self
                 .dirs
                 .iter()
                 .all(|(d, st)| look.dir_stamp(d) == Some(*st))
+        {
+            return false;
+        }
+        let mut changed = FxSet::default();
+        for (d, then, trusted_then) in &self.looked_into {
+            let (trusted, now) = look.dir_state(d);
+            if *trusted_then && trusted && now == *then {
+                continue;
+            }
+            match (then, now) {
+                (Some(a), Some(b)) if a.same_dir(&b) => {}
+                _ => return false,
+            }
+            changed.insert(d.as_str());
+        }
+        changed.is_empty()
+            || self.lookups.iter().all(|(p, file)| {
+                !changed.contains(dirname(p).as_str()) || look.is_file(p) == (*file, false)
+            })
     }
 }
 
@@ -425,27 +457,31 @@ impl Walk<'_> {
     fn facts(&mut self) -> Option<Facts> {
         let mut files = Vec::with_capacity(self.lexed.len());
         for (real, (key, _)) in &self.lexed {
-            if recent(key.mtime_ns.max(key.ctime_ns)) {
+            if recent(key.mtime_ns, key.ctime_ns) {
                 return None;
             }
             files.push((real.clone(), *key));
         }
-        let (touched, untrusted) = self.look.all_touched();
-        if untrusted {
-            return None;
-        }
+        let (touched, lookups) = self.look.all_looked()?;
         let mut seen = FxSet::default();
-        let mut dirs = Vec::new();
-        for d in touched
-            .into_iter()
-            .chain(self.dirs_remembered.drain(..).map(|(d, _)| d))
-        {
+        let mut looked_into = Vec::new();
+        for d in touched {
             if seen.insert(d.clone()) {
-                let stamp = self.look.dir_stamp(&d)?;
-                dirs.push((d, stamp));
+                let (trusted, stamp) = self.look.dir_state(&d);
+                looked_into.push((d, stamp, trusted));
             }
         }
-        Some(Facts { files, dirs })
+        let mut seen = FxSet::default();
+        let dirs = std::mem::take(&mut self.dirs_remembered)
+            .into_iter()
+            .filter(|(d, _)| seen.insert(d.clone()))
+            .collect();
+        Some(Facts {
+            files,
+            dirs,
+            looked_into,
+            lookups,
+        })
     }
 
     /// An `-include` file: in the working directory, then the quote chain.
@@ -780,7 +816,7 @@ impl Walk<'_> {
         ds: &[Directive],
         i: usize,
     ) -> Truth {
-        if recent(key.mtime_ns.max(key.ctime_ns)) {
+        if recent(key.mtime_ns, key.ctime_ns) {
             return self.evaluate(expr, f, ds).0;
         }
         let ckey = (key, self.mode, i as u32, self.context);

@@ -17,11 +17,12 @@
 //!   one gets no link of its own.
 //!
 //! Links and forced directories accumulate over a generation and go with every reply, as
-//! in 3.4; a link whose target changed starts a new generation. Unlike 3.4, a file is never shipped stale: each shipped file is stat'ed at every
-//! request, and when its (dev, inode, size, mtime, ctime) differs from the compressed
-//! copy's, a new generation starts (a new root, every mirror record dropped). A file
-//! changed within the last two seconds is also read again and compared by content, since
-//! two writes within one timestamp tick can leave the same key. Old roots
+//! in 3.4; a link whose target changed starts a new generation. Unlike 3.4, a file is
+//! never shipped stale: each shipped file is stat'ed at every request, and when its (dev,
+//! inode, size, mtime, ctime) differs from the compressed copy's, a new generation starts
+//! (a new root, every mirror record dropped). A file changed too recently
+//! ([`recent`]) is also read again and compared by content, since two writes within one
+//! timestamp tick can leave the same key. Old roots
 //! stay until shutdown, because a client may still be reading them.
 
 use std::collections::{HashMap, HashSet};
@@ -195,7 +196,7 @@ impl Mirror {
                 None => false,
                 Some((k, _)) if k != key => true,
                 Some((_, hash)) => {
-                    recent(key.mtime_ns.max(key.ctime_ns))
+                    recent(key.mtime_ns, key.ctime_ns)
                         && fs::read(&f.realpath).map_or(true, |d| content_hash(&d) != *hash)
                 }
             }

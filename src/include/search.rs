@@ -25,16 +25,31 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::closure::{dirname, join};
 use super::token::FxMap;
 
-/// How recent a change must be for a cached answer not to be trusted.
-pub const TOO_NEW: Duration = Duration::from_secs(2);
+/// How recent a change must be for a cached answer not to be trusted, on a filesystem
+/// with sub-second timestamps. Linux stamps a change with a clock that moves once per
+/// tick (1 to 10 ms), so a second write within the tick of the first can leave the same
+/// stamp; after ten slow ticks, any further write gets a later one.
+pub const TOO_NEW: Duration = Duration::from_millis(100);
 
-/// Whether a change at `time_ns` (since the epoch) is too recent for a cached answer to
-/// be trusted.
-pub fn recent(time_ns: i128) -> bool {
+/// The same where timestamps are whole seconds (FAT's are 2 s): seen as both the
+/// modification and the change time having no fraction of a second, which a fine
+/// filesystem gives one stamp in a billion (that file is then trusted later than it
+/// could be, never earlier).
+pub const TOO_NEW_COARSE: Duration = Duration::from_secs(2);
+
+/// Whether a file or directory last modified at `mtime_ns` and changed at `ctime_ns`
+/// (since the epoch) changed too recently for a cached answer to be trusted.
+pub fn recent(mtime_ns: i128, ctime_ns: i128) -> bool {
+    const NS: i128 = 1_000_000_000;
+    let margin = if mtime_ns % NS == 0 && ctime_ns % NS == 0 {
+        TOO_NEW_COARSE
+    } else {
+        TOO_NEW
+    };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    now.as_nanos() as i128 - time_ns < TOO_NEW.as_nanos() as i128
+    now.as_nanos() as i128 - mtime_ns.max(ctime_ns) < margin.as_nanos() as i128
 }
 
 /// The search directories of one command, as spelled (relative to its working
@@ -117,6 +132,14 @@ pub struct Stamp {
     ctime_ns: i128,
 }
 
+impl Stamp {
+    /// Whether `other` is a state of the same directory (not one put in its place, or
+    /// reached through a link that now points elsewhere).
+    pub fn same_dir(&self, other: &Stamp) -> bool {
+        self.ino == other.ino
+    }
+}
+
 /// What a directory was found to hold (`None` stamp: it did not exist).
 #[derive(Default)]
 struct DirFacts {
@@ -148,12 +171,17 @@ pub struct Lookups<'a> {
     /// Where the current [`Lookups::start_touching`] began in `touched`, and whether it
     /// met a lookup that could not be cached.
     mark: (usize, bool),
-    /// Whether any lookup of this request could not be cached.
+    /// Whether a lookup of this request met a symlinked name: its target may change
+    /// without any stamp showing it, so nothing that depends on it can be checked later.
     tainted: bool,
 }
 
 /// The directories some lookups looked into, and whether one could not be cached.
 pub type Touched = (Vec<String>, bool);
+
+/// The directories a request looked into, and the paths it looked up with whether each
+/// was a regular file.
+pub type Looked = (Vec<String>, Vec<(String, bool)>);
 
 fn ns(secs: i64, nsec: i64) -> i128 {
     i128::from(secs) * 1_000_000_000 + i128::from(nsec)
@@ -184,7 +212,7 @@ impl<'a> Lookups<'a> {
             mtime_ns: ns(m.mtime(), m.mtime_nsec()),
             ctime_ns: ns(m.ctime(), m.ctime_nsec()),
         });
-        let trusted = stamp.is_none_or(|s| !recent(s.mtime_ns.max(s.ctime_ns)));
+        let trusted = stamp.is_none_or(|s| !recent(s.mtime_ns, s.ctime_ns));
         if trusted {
             let mut dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
             let facts = dirs.entry(dir.to_string()).or_default();
@@ -205,10 +233,20 @@ impl<'a> Lookups<'a> {
         trusted.then_some(stamp)
     }
 
-    /// Every directory this request looked into, and whether a lookup could not be
-    /// cached.
-    pub fn all_touched(&self) -> (Vec<String>, bool) {
-        (self.touched.clone(), self.tainted)
+    /// The stamp of `dir` now (`None`: it does not exist), and whether it is old enough
+    /// to be trusted.
+    pub fn dir_state(&mut self, dir: &str) -> (bool, Option<Stamp>) {
+        self.check(dir)
+    }
+
+    /// Every directory this request looked into, every path it looked up with whether it
+    /// was a regular file; `None` when a lookup met a symlinked name.
+    pub fn all_looked(&self) -> Option<Looked> {
+        if self.tainted {
+            return None;
+        }
+        let paths = self.memo.iter().map(|(p, &(file, _))| (p.clone(), file));
+        Some((self.touched.clone(), paths.collect()))
     }
 
     /// Starts a group of lookups whose directories [`Lookups::touched_since_start`] gives.
@@ -238,7 +276,6 @@ impl<'a> Lookups<'a> {
         }
         let (trusted, _) = self.check(&dir);
         self.untrusted |= !trusted;
-        self.tainted |= !trusted;
         if let Some(&r) = self.memo.get(path) {
             self.untrusted |= r.1;
             self.tainted |= r.1;
