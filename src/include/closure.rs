@@ -22,10 +22,11 @@
 //! [`TOO_NEW`](super::search::TOO_NEW); each request stats each file it reads once.
 //! Lookups go through [`Lookups`], and a search of the chain is remembered across requests
 //! with the directories it looked into, and reused while none of them changed. The value
-//! of an `#if` is remembered with the macros it read ([`Conditions`]), and reused while
-//! they have the same definitions. A closure records what it depended on ([`Facts`]: the
-//! version of every file read and the state of every directory looked into), so that the
-//! server can answer the same command again from it while all of that holds.
+//! of an `#if` is remembered with the directives of the file version it is in, with the
+//! macros it read ([`Conditions`]), and reused while they have the same definitions. A
+//! closure records what it depended on ([`Facts`]: the version of every file read, and
+//! every directory looked into with the names looked up there), so that the server can
+//! answer the same command again from it while all of that holds.
 
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
@@ -73,14 +74,31 @@ impl FileKey {
     }
 }
 
-/// One file's directives.
-type Lexed = Arc<Vec<Directive>>;
+/// One file's directives, and the values of its `#if`s remembered.
+type Lexed = Arc<LexedFile>;
+
+pub struct LexedFile {
+    ds: Vec<Directive>,
+    conditions: Conditions,
+}
+
+impl std::ops::Deref for LexedFile {
+    type Target = [Directive];
+    fn deref(&self) -> &[Directive] {
+        &self.ds
+    }
+}
 
 /// Parsed directive lists, shared by all requests.
 #[derive(Default)]
 pub struct LexCache {
-    map: Mutex<FxMap<(FileKey, Mode), Lexed>>,
+    map: Mutex<FxMap<(FileKey, Mode), Arc<Slot>>>,
 }
+
+/// One file version's directives, once read: the requests of a build that start
+/// together (`make -j`) need the same headers at once, and one of them reads each while
+/// the others wait for it.
+type Slot = Mutex<Option<Lexed>>;
 
 impl LexCache {
     /// The directives of `path` (a realpath), read again when its key changed; a file
@@ -89,16 +107,22 @@ impl LexCache {
     fn directives(&self, path: &str, mode: Mode) -> Result<(FileKey, Lexed), String> {
         for _ in 0..3 {
             let key = FileKey::stat(path).map_err(|e| format!("cannot stat {path}: {e}"))?;
-            if let Some(found) = lock(&self.map).get(&(key, mode)) {
+            let slot = (!recent(key.mtime_ns, key.ctime_ns))
+                .then(|| lock(&self.map).entry((key, mode)).or_default().clone());
+            let mut kept = slot.as_deref().map(lock);
+            if let Some(found) = kept.as_deref().and_then(Option::as_ref) {
                 return Ok((key, found.clone()));
             }
             let data = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
             if FileKey::stat(path).ok() != Some(key) {
                 continue;
             }
-            let ds = Arc::new(lexer::directives(&data, mode));
-            if !recent(key.mtime_ns, key.ctime_ns) {
-                lock(&self.map).insert((key, mode), ds.clone());
+            let ds = Arc::new(LexedFile {
+                ds: lexer::directives(&data, mode),
+                conditions: Conditions::default(),
+            });
+            if let Some(kept) = kept.as_deref_mut() {
+                *kept = Some(ds.clone());
             }
             return Ok((key, ds));
         }
@@ -116,7 +140,6 @@ pub struct Caches {
     pub lex: LexCache,
     pub fs: FsCache,
     pub compilers: SystemDirs,
-    pub conditions: Conditions,
     /// Chain searches: name → (context, from) → what was found.
     searches: Mutex<FxMap<String, Searches>>,
 }
@@ -145,15 +168,15 @@ struct Search {
 /// of the macros it reads).
 const CONDITION_VARIANTS: usize = 4;
 
-/// Remembered `#if` values: per (file version, directive, context), the macros read with
-/// their definitions, and the value.
+/// A file version's remembered `#if` values: per (directive, context), the macros read
+/// with their definitions, and the value.
 #[derive(Default)]
-pub struct Conditions {
+struct Conditions {
     map: Mutex<FxMap<ConditionKey, Vec<Arc<Condition>>>>,
 }
 
-/// A directive: its file's version and lexing mode, its index, and the context.
-type ConditionKey = (FileKey, Mode, u32, u64);
+/// A directive's index in its file, and the walk's context.
+type ConditionKey = (u32, u64);
 
 struct Condition {
     reads: Vec<(Sym, Option<Arc<Macro>>)>,
@@ -633,13 +656,14 @@ impl Walk<'_> {
         }
     }
 
-    fn directives(&mut self, real: &str) -> Result<(FileKey, Lexed), String> {
-        if let Some(found) = self.lexed.get(real) {
+    /// The directives of `real` in the version this request reads (the first it read).
+    fn directives(&mut self, real: &str) -> Result<Lexed, String> {
+        if let Some((_, found)) = self.lexed.get(real) {
             return Ok(found.clone());
         }
         let found = self.caches.lex.directives(real, self.mode)?;
         self.lexed.insert(real.to_string(), found.clone());
-        Ok(found)
+        Ok(found.1)
     }
 
     /// Walks file `f`.
@@ -652,7 +676,7 @@ impl Walk<'_> {
             self.record(&f);
             return Ok(());
         }
-        let (key, ds) = self.directives(&f.real)?;
+        let ds = self.directives(&f.real)?;
         self.record(&f);
         if self.uncertain == 0 {
             self.entered.insert(f.real.clone());
@@ -667,12 +691,12 @@ impl Walk<'_> {
             ));
         }
         self.depth += 1;
-        let r = self.run(&f, key, &ds);
+        let r = self.run(&f, &ds);
         self.depth -= 1;
         r
     }
 
-    fn run(&mut self, f: &Found, key: FileKey, ds: &[Directive]) -> Result<(), String> {
+    fn run(&mut self, f: &Found, ds: &LexedFile) -> Result<(), String> {
         let uncertain_before = self.uncertain;
         let mut groups: Vec<Group> = Vec::new();
         let n = ds.len();
@@ -681,7 +705,7 @@ impl Walk<'_> {
             match &ds[i] {
                 Directive::If { elif: false, .. } | Directive::Ifdef { elif: false, .. } => {
                     groups.push(Group::default());
-                    i = self.choose(f, key, ds, i, &mut groups);
+                    i = self.choose(f, ds, i, &mut groups);
                 }
                 Directive::If { .. } | Directive::Ifdef { .. } | Directive::Else { .. } => {
                     // The end of a branch that was walked.
@@ -697,7 +721,7 @@ impl Walk<'_> {
                         i = to_endif(ds, i) + 1;
                         groups.pop();
                     } else {
-                        i = self.choose(f, key, ds, i, &mut groups);
+                        i = self.choose(f, ds, i, &mut groups);
                     }
                 }
                 Directive::Endif => {
@@ -750,14 +774,7 @@ impl Walk<'_> {
 
     /// Picks the branch of the top group to walk, starting from the conditional at `i`
     /// (`#if`, `#elif`, `#else` or `#endif`); returns where the walk goes on.
-    fn choose(
-        &mut self,
-        f: &Found,
-        key: FileKey,
-        ds: &[Directive],
-        mut i: usize,
-        groups: &mut [Group],
-    ) -> usize {
+    fn choose(&mut self, f: &Found, ds: &LexedFile, mut i: usize, groups: &mut [Group]) -> usize {
         loop {
             let Some(d) = ds.get(i) else {
                 return ds.len();
@@ -768,7 +785,7 @@ impl Walk<'_> {
                     return i;
                 }
                 Directive::Else { .. } => (Truth::True, 0),
-                Directive::If { expr, skip, .. } => (self.condition(expr, f, key, ds, i), *skip),
+                Directive::If { expr, skip, .. } => (self.condition(expr, f, ds, i), *skip),
                 Directive::Ifdef {
                     name, negate, skip, ..
                 } => (self.is_defined(*name, *negate), *skip),
@@ -806,21 +823,12 @@ impl Walk<'_> {
         }
     }
 
-    /// The truth of the `#if` condition `expr`, directive `i` of file `f` (whose version
-    /// is `key`): remembered, unless it asks `__has_include` or the file is too new.
-    fn condition(
-        &mut self,
-        expr: &[Tok],
-        f: &Found,
-        key: FileKey,
-        ds: &[Directive],
-        i: usize,
-    ) -> Truth {
-        if recent(key.mtime_ns, key.ctime_ns) {
-            return self.evaluate(expr, f, ds).0;
-        }
-        let ckey = (key, self.mode, i as u32, self.context);
-        if let Some(truth) = self.caches.conditions.find(&ckey, &self.table) {
+    /// The truth of the `#if` condition `expr`, directive `i` of file `f` (whose
+    /// directives are `ds`, of the version read): remembered with that version, unless
+    /// it asks `__has_include`.
+    fn condition(&mut self, expr: &[Tok], f: &Found, ds: &LexedFile, i: usize) -> Truth {
+        let ckey = (i as u32, self.context);
+        if let Some(truth) = ds.conditions.find(&ckey, &self.table) {
             return truth;
         }
         self.table.note_reads(true);
@@ -837,9 +845,7 @@ impl Walk<'_> {
         // What `__has_include` found depends on the files, not on the macros: not kept,
         // however it was reached (directly or through a macro).
         if let (Some(reads), false) = (reads, asked_files) {
-            self.caches
-                .conditions
-                .keep(ckey, Condition { reads, truth });
+            ds.conditions.keep(ckey, Condition { reads, truth });
         }
         truth
     }

@@ -240,13 +240,15 @@ impl<'a> Lookups<'a> {
     }
 
     /// Every directory this request looked into, every path it looked up with whether it
-    /// was a regular file; `None` when a lookup met a symlinked name.
-    pub fn all_looked(&self) -> Option<Looked> {
+    /// was a regular file; `None` when a lookup met a symlinked name. The request's
+    /// lookups end here.
+    pub fn all_looked(&mut self) -> Option<Looked> {
         if self.tainted {
             return None;
         }
-        let paths = self.memo.iter().map(|(p, &(file, _))| (p.clone(), file));
-        Some((self.touched.clone(), paths.collect()))
+        let paths = std::mem::take(&mut self.memo).into_iter();
+        let paths = paths.map(|(p, (file, _))| (p, file)).collect();
+        Some((std::mem::take(&mut self.touched), paths))
     }
 
     /// Starts a group of lookups whose directories [`Lookups::touched_since_start`] gives.
