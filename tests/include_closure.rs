@@ -295,3 +295,98 @@ fn a_remembered_analysis_survives_objects_written_beside_its_sources() {
     assert!(has(&replaced, "inc2/b.h"));
     server.clean_up();
 }
+
+/// The server learns that a file or directory is unchanged from inotify instead of a stat
+/// per request: every way of changing what a command includes is seen at the next
+/// request, without waiting, however the change is made (in place, by a rename over the
+/// file, through a hard link elsewhere, a directory renamed away and made again, a
+/// symlinked search directory pointed elsewhere, a header appearing where its directory
+/// did not exist, or in a search directory spelled with `..`).
+#[test]
+fn every_kind_of_change_is_seen_at_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let r = |p: &str| root.join(p);
+    let w = |p: &str, s: &str| {
+        fs::create_dir_all(r(p).parent().unwrap()).unwrap();
+        fs::write(r(p), s).unwrap();
+    };
+    w(
+        "src/main.c",
+        "#include \"a.h\"\n#include <sub/s.h>\n#include <l.h>\n#include <u.h>\n",
+    );
+    w("src/a.h", "#include \"x.h\"\n");
+    w("src/x.h", "");
+    w("src/y.h", "");
+    w("src/z.h", "");
+    w("b/sub/s.h", "");
+    w("d1/l.h", "");
+    w("d2/l.h", "");
+    w("up/u.h", "");
+    w("up2/u.h", "");
+    fs::create_dir(r("a")).unwrap();
+    fs::create_dir(r("links")).unwrap();
+    std::os::unix::fs::symlink(r("d1"), r("links/l")).unwrap();
+    settle();
+    let src = r("src");
+    let cwd = src.to_str().unwrap();
+    // `a` has no `sub`; `missing/deeper` does not exist at all; `../src/../up2` winds.
+    let argv = words(
+        "gcc -I../missing/deeper -I../a -I../b -I../links/l -I../src/../up2 -I../up -c main.c",
+    );
+    let server = IncludeServer::new().unwrap();
+    let has = |f: &str| -> bool {
+        let c = server.closure(cwd, &argv).unwrap();
+        let want = r(f);
+        c.files.iter().any(|x| Path::new(&x.realpath) == want)
+    };
+    assert!(has("src/x.h") && has("b/sub/s.h") && has("d1/l.h") && has("up2/u.h"));
+
+    // In place, the same size.
+    fs::write(r("src/a.h"), "#include \"y.h\"\n").unwrap();
+    assert!(has("src/y.h") && !has("src/x.h"), "in place");
+
+    // A new version renamed over the old one.
+    fs::write(r("src/a.h.new"), "#include \"z.h\"\n").unwrap();
+    fs::rename(r("src/a.h.new"), r("src/a.h")).unwrap();
+    assert!(has("src/z.h") && !has("src/y.h"), "renamed over");
+
+    // Through a hard link in another directory.
+    fs::create_dir(r("elsewhere")).unwrap();
+    fs::hard_link(r("src/a.h"), r("elsewhere/a.h")).unwrap();
+    settle();
+    assert!(has("src/z.h"));
+    fs::write(r("elsewhere/a.h"), "#include \"x.h\"\n").unwrap();
+    assert!(has("src/x.h") && !has("src/z.h"), "through a hard link");
+
+    // A directory renamed away and made again, its header now including another.
+    fs::rename(r("b"), r("b.old")).unwrap();
+    w("b/sub/s.h", "#include \"t.h\"\n");
+    w("b/sub/t.h", "");
+    assert!(has("b/sub/t.h"), "directory replaced");
+
+    // A header where its directory did not exist shadows the one found later.
+    w("a/sub/s.h", "");
+    assert!(has("a/sub/s.h") && !has("b/sub/s.h"), "directory created");
+    w("missing/deeper/sub/s.h", "");
+    assert!(has("missing/deeper/sub/s.h"), "two directories created");
+
+    // And the same where the directory was found empty.
+    fs::rename(r("missing"), r("gone")).unwrap();
+    fs::rename(r("a"), r("a.old")).unwrap();
+    fs::create_dir(r("a")).unwrap();
+    assert!(
+        has("b/sub/s.h") && !has("a/sub/s.h"),
+        "empty directory replaced"
+    );
+
+    // A symlinked search directory pointed elsewhere.
+    fs::remove_file(r("links/l")).unwrap();
+    std::os::unix::fs::symlink(r("d2"), r("links/l")).unwrap();
+    assert!(has("d2/l.h") && !has("d1/l.h"), "link retargeted");
+
+    // A search directory spelled with `..`: its header goes, the next one is found.
+    fs::remove_file(r("up2/u.h")).unwrap();
+    assert!(has("up/u.h") && !has("up2/u.h"), "winding directory");
+    server.clean_up();
+}

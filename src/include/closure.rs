@@ -39,6 +39,7 @@ use super::macros::{self, Macro, Table};
 use super::search::{recent, Chain, FsCache, Lookups, Stamp};
 use super::sysdirs::{under, Compiler, SystemDirs};
 use super::token::{FxMap, FxSet, Kind, Sym, Tok};
+use super::watch::{Mark, Watcher};
 
 /// How many combinations of alternatives a computed include may stand for before the
 /// command is not covered.
@@ -93,6 +94,8 @@ impl std::ops::Deref for LexedFile {
 #[derive(Default)]
 pub struct LexCache {
     map: Mutex<FxMap<(FileKey, Mode), Arc<Slot>>>,
+    /// The version of each file last stat'ed, while its watch shows no change.
+    current: Mutex<FxMap<String, (FileKey, Mark)>>,
 }
 
 /// One file version's directives, once read: the requests of a build that start
@@ -101,12 +104,36 @@ pub struct LexCache {
 type Slot = Mutex<Option<Lexed>>;
 
 impl LexCache {
+    /// The key of `path` (a realpath) now: the one kept while the file's watch shows no
+    /// change, else from a stat.
+    pub fn key(&self, path: &str, watcher: &Watcher) -> std::io::Result<FileKey> {
+        if let Some(&(key, mark)) = lock(&self.current).get(path) {
+            if watcher.unchanged(path, mark) {
+                return Ok(key);
+            }
+        }
+        // Watched before the stat: a change after the stat is then seen.
+        let mark = watcher.watch(path);
+        let key = FileKey::stat(path)?;
+        if let (Some(mark), false) = (mark, recent(key.mtime_ns, key.ctime_ns)) {
+            lock(&self.current).insert(path.to_string(), (key, mark));
+        }
+        Ok(key)
+    }
+
     /// The directives of `path` (a realpath), read again when its key changed; a file
     /// younger than `TOO_NEW` is read every time. An error when it cannot be read or keeps
     /// changing while it is read.
-    fn directives(&self, path: &str, mode: Mode) -> Result<(FileKey, Lexed), String> {
+    fn directives(
+        &self,
+        path: &str,
+        mode: Mode,
+        watcher: &Watcher,
+    ) -> Result<(FileKey, Lexed), String> {
         for _ in 0..3 {
-            let key = FileKey::stat(path).map_err(|e| format!("cannot stat {path}: {e}"))?;
+            let key = self
+                .key(path, watcher)
+                .map_err(|e| format!("cannot stat {path}: {e}"))?;
             let slot = (!recent(key.mtime_ns, key.ctime_ns))
                 .then(|| lock(&self.map).entry((key, mode)).or_default().clone());
             let mut kept = slot.as_deref().map(lock);
@@ -115,6 +142,7 @@ impl LexCache {
             }
             let data = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
             if FileKey::stat(path).ok() != Some(key) {
+                lock(&self.current).remove(path);
                 continue;
             }
             let ds = Arc::new(LexedFile {
@@ -130,7 +158,7 @@ impl LexCache {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -142,6 +170,9 @@ pub struct Caches {
     pub compilers: SystemDirs,
     /// Chain searches: name → (context, from) → what was found.
     searches: Mutex<FxMap<String, Searches>>,
+    /// Macro tables of finished walks, emptied: a table of the size a walk needs is
+    /// large enough that allocating it afresh for each request showed (page faults).
+    tables: Mutex<Vec<Table>>,
 }
 
 /// The searches of one name: per (context, first chain index).
@@ -240,8 +271,8 @@ pub struct Facts {
     /// Directories this analysis looked into itself, with their stamp then and whether
     /// it could be trusted.
     pub looked_into: Vec<(String, Option<Stamp>, bool)>,
-    /// The paths it looked up, and whether each was a regular file.
-    pub lookups: Vec<(String, bool)>,
+    /// The paths it looked up, and whether each was a regular file (and a symlink).
+    pub lookups: FxMap<String, (bool, bool)>,
 }
 
 impl Facts {
@@ -249,12 +280,16 @@ impl Facts {
     /// into whose stamp changed (a build writes its objects next to the sources) or was
     /// too recent to be trusted still holds when it is the same directory and every name
     /// looked up in it is found, or not, as it was.
-    pub fn hold(&self, fs: &FsCache) -> bool {
-        let mut look = Lookups::new(fs);
+    pub fn hold(&self, caches: &Caches) -> bool {
+        caches.fs.watcher.drain();
+        let mut look = Lookups::new(&caches.fs);
         let files = || {
-            self.files
-                .iter()
-                .all(|(f, k)| FileKey::stat(f).is_ok_and(|now| now == *k))
+            self.files.iter().all(|(f, k)| {
+                caches
+                    .lex
+                    .key(f, &caches.fs.watcher)
+                    .is_ok_and(|now| now == *k)
+            })
         };
         if !files()
             || !self
@@ -277,9 +312,10 @@ impl Facts {
             changed.insert(d.as_str());
         }
         changed.is_empty()
-            || self.lookups.iter().all(|(p, file)| {
-                !changed.contains(dirname(p).as_str()) || look.is_file(p) == (*file, false)
-            })
+            || self
+                .lookups
+                .iter()
+                .all(|(p, &was)| !changed.contains(dirname(p).as_str()) || look.is_file(p) == was)
     }
 }
 
@@ -401,6 +437,7 @@ pub fn analyze(
     limit: Duration,
 ) -> Result<Closure, String> {
     let start_cpu = thread_cpu();
+    caches.fs.watcher.drain();
     let compiler = caches
         .compilers
         .get(&cmd.compiler, &cmd.probe_flags, &cmd.language, cwd)?;
@@ -412,7 +449,8 @@ pub fn analyze(
         &compiler.dirs,
         &cmd.after,
     );
-    let mut table = Table::with_capacity(8192);
+    let recycled = lock(&caches.tables).pop();
+    let mut table = recycled.unwrap_or_else(|| Table::with_capacity(8192));
     for m in &compiler.predefined {
         table.define(m.clone(), false);
     }
@@ -472,6 +510,9 @@ pub fn analyze(
         .ok_or_else(|| format!("Could not find translation unit '{}'.", cmd.source))?;
     w.walk(source)?;
     w.closure.facts = w.facts();
+    let mut table = std::mem::take(&mut w.table);
+    table.clear();
+    lock(&caches.tables).push(table);
     Ok(w.closure)
 }
 
@@ -661,7 +702,10 @@ impl Walk<'_> {
         if let Some((_, found)) = self.lexed.get(real) {
             return Ok(found.clone());
         }
-        let found = self.caches.lex.directives(real, self.mode)?;
+        let found = self
+            .caches
+            .lex
+            .directives(real, self.mode, &self.caches.fs.watcher)?;
         self.lexed.insert(real.to_string(), found.clone());
         Ok(found.1)
     }

@@ -132,7 +132,7 @@ pub struct Table {
     map: FxMap<Sym, Entry>,
     /// Saved by `#pragma push_macro`.
     pushed: FxMap<Sym, Vec<Option<Entry>>>,
-    /// When on, every name looked up, in order (for [`super::memo`]).
+    /// When on, every name looked up, in order (for the remembered `#if` values).
     reads: Option<RefCell<Vec<Sym>>>,
 }
 
@@ -143,6 +143,13 @@ impl Table {
             map: FxMap::with_capacity_and_hasher(n, Default::default()),
             ..Table::default()
         }
+    }
+
+    /// Empties the table, keeping its memory for the next walk.
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.pushed.clear();
+        self.reads = None;
     }
 
     /// `#define`; `uncertain` when the walk may not really be here.

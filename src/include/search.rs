@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::closure::{dirname, join};
 use super::token::FxMap;
+use super::watch::{Mark, Watcher};
 
 /// How recent a change must be for a cached answer not to be trusted, on a filesystem
 /// with sub-second timestamps. Linux stamps a change with a clock that moves once per
@@ -144,6 +145,10 @@ impl Stamp {
 #[derive(Default)]
 struct DirFacts {
     stamp: Option<Stamp>,
+    /// While the directory's watch shows no change, its stamp is still `stamp`, and its
+    /// realpath `real` (once asked).
+    mark: Option<Mark>,
+    real: Option<String>,
     /// Name → whether it is a regular file.
     names: FxMap<String, bool>,
 }
@@ -152,6 +157,8 @@ struct DirFacts {
 #[derive(Default)]
 pub struct FsCache {
     dirs: Mutex<FxMap<String, DirFacts>>,
+    /// What tells the build's caches that a file or directory is unchanged.
+    pub watcher: Watcher,
 }
 
 /// The lookups of one request: what was checked during it, over the shared cache.
@@ -180,8 +187,8 @@ pub struct Lookups<'a> {
 pub type Touched = (Vec<String>, bool);
 
 /// The directories a request looked into, and the paths it looked up with whether each
-/// was a regular file.
-pub type Looked = (Vec<String>, Vec<(String, bool)>);
+/// was a regular file (and a symlink: never, in a [`Looked`]).
+pub type Looked = (Vec<String>, FxMap<String, (bool, bool)>);
 
 fn ns(secs: i64, nsec: i64) -> i128 {
     i128::from(secs) * 1_000_000_000 + i128::from(nsec)
@@ -207,6 +214,25 @@ impl<'a> Lookups<'a> {
         if let Some(&c) = self.checked.get(dir) {
             return c;
         }
+        let watcher = &self.shared.watcher;
+        let kept = {
+            let dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
+            dirs.get(dir).and_then(|f| Some((f.stamp, f.mark?)))
+        };
+        if let Some((stamp, mark)) = kept {
+            if watcher.unchanged(dir, mark) {
+                self.checked.insert(dir.to_string(), (true, stamp));
+                return (true, stamp);
+            }
+        }
+        // Watched before the stat: a change after the stat is then seen. A directory
+        // that does not exist (`bits/` under each directory of the chain) is watched for
+        // in the directory above it.
+        let (mark, absent) = if dir.starts_with('/') {
+            (watcher.watch_dir(dir), watcher.watch_absent(dir))
+        } else {
+            (None, None)
+        };
         let stamp = std::fs::metadata(dir).ok().map(|m| Stamp {
             ino: m.ino(),
             mtime_ns: ns(m.mtime(), m.mtime_nsec()),
@@ -219,9 +245,13 @@ impl<'a> Lookups<'a> {
             if facts.stamp != stamp {
                 *facts = DirFacts {
                     stamp,
+                    mark: None,
+                    real: None,
                     names: FxMap::default(),
                 };
             }
+            facts.mark = if stamp.is_some() { mark } else { absent };
+            facts.real = None;
         }
         self.checked.insert(dir.to_string(), (trusted, stamp));
         (trusted, stamp)
@@ -246,8 +276,7 @@ impl<'a> Lookups<'a> {
         if self.tainted {
             return None;
         }
-        let paths = std::mem::take(&mut self.memo).into_iter();
-        let paths = paths.map(|(p, (file, _))| (p, file)).collect();
+        let paths = std::mem::take(&mut self.memo);
         Some((std::mem::take(&mut self.touched), paths))
     }
 
@@ -331,7 +360,7 @@ impl<'a> Lookups<'a> {
         let real_dir = match self.real_dirs.get(dir) {
             Some(r) => r.clone(),
             None => {
-                let r = canonical(dir);
+                let r = self.real_dir(dir);
                 self.real_dirs.insert(dir.to_string(), r.clone());
                 r
             }
@@ -345,7 +374,31 @@ impl<'a> Lookups<'a> {
     }
 }
 
-fn canonical(p: &str) -> Option<String> {
+impl Lookups<'_> {
+    /// The realpath of directory `dir` (checked in this request): kept while its watch
+    /// shows no change.
+    fn real_dir(&mut self, dir: &str) -> Option<String> {
+        let watcher = &self.shared.watcher;
+        let mut dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
+        let facts = dirs
+            .get_mut(dir)
+            .filter(|f| f.stamp.is_some() && f.mark.is_some_and(|m| watcher.unchanged(dir, m)));
+        match facts {
+            Some(DirFacts { real: Some(r), .. }) => Some(r.clone()),
+            Some(f) => {
+                f.real = canonical(dir);
+                f.real.clone()
+            }
+            None => {
+                drop(dirs);
+                canonical(dir)
+            }
+        }
+    }
+}
+
+/// The realpath of `p`, when it has one in UTF-8.
+pub(super) fn canonical(p: &str) -> Option<String> {
     std::fs::canonicalize(p)
         .ok()
         .and_then(|r| r.into_os_string().into_string().ok())
