@@ -388,5 +388,74 @@ fn every_kind_of_change_is_seen_at_the_next_request() {
     // A search directory spelled with `..`: its header goes, the next one is found.
     fs::remove_file(r("up2/u.h")).unwrap();
     assert!(has("up/u.h") && !has("up2/u.h"), "winding directory");
+
+    // Renamed over while the old version lives on through a hard link, then, once the
+    // change is old, written again in place.
+    fs::write(r("src/a.h.new"), "#include \"y.h\"\n").unwrap();
+    fs::rename(r("src/a.h.new"), r("src/a.h")).unwrap();
+    settle();
+    assert!(
+        has("src/y.h") && !has("src/x.h"),
+        "renamed over a linked file"
+    );
+    fs::write(r("src/a.h"), "#include \"z.h\"\n").unwrap();
+    assert!(has("src/z.h") && !has("src/y.h"), "then written in place");
+
+    // A header made where an empty directory was put in place.
+    settle();
+    assert!(has("b/sub/s.h"));
+    w("a/sub/s.h", "");
+    assert!(has("a/sub/s.h"), "made in the replaced directory");
+    server.clean_up();
+}
+
+/// A search directory that does not exist is not in GCC's chain, nor is one that is the
+/// same directory as an earlier one: a kept analysis holds only while the chain would be
+/// made the same.
+#[test]
+fn a_remembered_analysis_holds_only_while_its_search_chain_is_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let r = |p: &str| root.join(p);
+    let w = |p: &str, s: &str| {
+        fs::create_dir_all(r(p).parent().unwrap()).unwrap();
+        fs::write(r(p), s).unwrap();
+    };
+    w("src/main.c", "#include <s.h>\n#include <t.h>\n");
+    w("b/s.h", "");
+    w("c/t.h", "");
+    w("d/t.h", "");
+    std::os::unix::fs::symlink(r("c"), r("l")).unwrap();
+    settle();
+    let cwd = r("src");
+    let cwd = cwd.to_str().unwrap();
+    // `gen` does not exist yet; `l` is `c` until it points to `d`, which is then
+    // dropped from the chain as a duplicate.
+    let argv = words("gcc -I../gen -I../b -I../d -I../l -c main.c");
+    let server = IncludeServer::new().unwrap();
+    let has = |f: &str| -> bool {
+        let c = server.closure(cwd, &argv).unwrap();
+        c.files.iter().any(|x| Path::new(&x.realpath) == r(f))
+    };
+    assert!(has("b/s.h") && has("d/t.h"));
+    assert!(has("b/s.h"), "kept");
+
+    // The directory is made by the build, long enough before the request that nothing
+    // about it is too recent to trust.
+    w("gen/s.h", "");
+    settle();
+    assert!(
+        has("gen/s.h") && !has("b/s.h"),
+        "a search directory appeared"
+    );
+
+    // `l` first stands for `c`, then for `d` (a duplicate dropped, `d` kept in its place).
+    fs::remove_file(r("d/t.h")).unwrap();
+    assert!(has("c/t.h"));
+    fs::remove_file(r("l")).unwrap();
+    std::os::unix::fs::symlink(r("d"), r("l")).unwrap();
+    w("d/t.h", "");
+    settle();
+    assert!(has("d/t.h") && !has("c/t.h"), "a duplicate");
     server.clean_up();
 }

@@ -36,10 +36,9 @@ use super::cmdline::{Command, MacroOption};
 use super::expr::{self, Truth};
 use super::lexer::{self, Directive, Mode, Operand};
 use super::macros::{self, Macro, Table};
-use super::search::{recent, Chain, FsCache, Lookups, Stamp};
+use super::search::{chain_holds, recent, Chain, DirId, FsCache, Lookups, Stamp};
 use super::sysdirs::{under, Compiler, SystemDirs};
 use super::token::{FxMap, FxSet, Kind, Sym, Tok};
-use super::watch::{Mark, Watcher};
 
 /// How many combinations of alternatives a computed include may stand for before the
 /// command is not covered.
@@ -94,8 +93,6 @@ impl std::ops::Deref for LexedFile {
 #[derive(Default)]
 pub struct LexCache {
     map: Mutex<FxMap<(FileKey, Mode), Arc<Slot>>>,
-    /// The version of each file last stat'ed, while its watch shows no change.
-    current: Mutex<FxMap<String, (FileKey, Mark)>>,
 }
 
 /// One file version's directives, once read: the requests of a build that start
@@ -104,36 +101,12 @@ pub struct LexCache {
 type Slot = Mutex<Option<Lexed>>;
 
 impl LexCache {
-    /// The key of `path` (a realpath) now: the one kept while the file's watch shows no
-    /// change, else from a stat.
-    pub fn key(&self, path: &str, watcher: &Watcher) -> std::io::Result<FileKey> {
-        if let Some(&(key, mark)) = lock(&self.current).get(path) {
-            if watcher.unchanged(path, mark) {
-                return Ok(key);
-            }
-        }
-        // Watched before the stat: a change after the stat is then seen.
-        let mark = watcher.watch(path);
-        let key = FileKey::stat(path)?;
-        if let (Some(mark), false) = (mark, recent(key.mtime_ns, key.ctime_ns)) {
-            lock(&self.current).insert(path.to_string(), (key, mark));
-        }
-        Ok(key)
-    }
-
     /// The directives of `path` (a realpath), read again when its key changed; a file
     /// younger than `TOO_NEW` is read every time. An error when it cannot be read or keeps
     /// changing while it is read.
-    fn directives(
-        &self,
-        path: &str,
-        mode: Mode,
-        watcher: &Watcher,
-    ) -> Result<(FileKey, Lexed), String> {
+    fn directives(&self, path: &str, mode: Mode) -> Result<(FileKey, Lexed), String> {
         for _ in 0..3 {
-            let key = self
-                .key(path, watcher)
-                .map_err(|e| format!("cannot stat {path}: {e}"))?;
+            let key = FileKey::stat(path).map_err(|e| format!("cannot stat {path}: {e}"))?;
             let slot = (!recent(key.mtime_ns, key.ctime_ns))
                 .then(|| lock(&self.map).entry((key, mode)).or_default().clone());
             let mut kept = slot.as_deref().map(lock);
@@ -142,7 +115,6 @@ impl LexCache {
             }
             let data = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
             if FileKey::stat(path).ok() != Some(key) {
-                lock(&self.current).remove(path);
                 continue;
             }
             let ds = Arc::new(LexedFile {
@@ -158,7 +130,7 @@ impl LexCache {
     }
 }
 
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -264,6 +236,8 @@ pub struct Closure {
 /// The files and directories an analysis depended on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
+    /// The directories that made the search chain.
+    pub chain: Vec<(String, Option<DirId>)>,
     pub files: Vec<(String, FileKey)>,
     /// Directories that searches remembered from earlier requests looked into: they must
     /// keep their stamp.
@@ -271,8 +245,8 @@ pub struct Facts {
     /// Directories this analysis looked into itself, with their stamp then and whether
     /// it could be trusted.
     pub looked_into: Vec<(String, Option<Stamp>, bool)>,
-    /// The paths it looked up, and whether each was a regular file (and a symlink).
-    pub lookups: FxMap<String, (bool, bool)>,
+    /// The paths it looked up, and whether each was a regular file.
+    pub lookups: Vec<(String, bool)>,
 }
 
 impl Facts {
@@ -280,18 +254,15 @@ impl Facts {
     /// into whose stamp changed (a build writes its objects next to the sources) or was
     /// too recent to be trusted still holds when it is the same directory and every name
     /// looked up in it is found, or not, as it was.
-    pub fn hold(&self, caches: &Caches) -> bool {
-        caches.fs.watcher.drain();
-        let mut look = Lookups::new(&caches.fs);
+    pub fn hold(&self, fs: &FsCache) -> bool {
+        let mut look = Lookups::new(fs);
         let files = || {
-            self.files.iter().all(|(f, k)| {
-                caches
-                    .lex
-                    .key(f, &caches.fs.watcher)
-                    .is_ok_and(|now| now == *k)
-            })
+            self.files
+                .iter()
+                .all(|(f, k)| FileKey::stat(f).is_ok_and(|now| now == *k))
         };
-        if !files()
+        if !chain_holds(&self.chain)
+            || !files()
             || !self
                 .dirs
                 .iter()
@@ -312,10 +283,9 @@ impl Facts {
             changed.insert(d.as_str());
         }
         changed.is_empty()
-            || self
-                .lookups
-                .iter()
-                .all(|(p, &was)| !changed.contains(dirname(p).as_str()) || look.is_file(p) == was)
+            || self.lookups.iter().all(|(p, file)| {
+                !changed.contains(dirname(p).as_str()) || look.is_file(p) == (*file, false)
+            })
     }
 }
 
@@ -437,7 +407,6 @@ pub fn analyze(
     limit: Duration,
 ) -> Result<Closure, String> {
     let start_cpu = thread_cpu();
-    caches.fs.watcher.drain();
     let compiler = caches
         .compilers
         .get(&cmd.compiler, &cmd.probe_flags, &cmd.language, cwd)?;
@@ -541,6 +510,7 @@ impl Walk<'_> {
             .filter(|(d, _)| seen.insert(d.clone()))
             .collect();
         Some(Facts {
+            chain: self.chain.made_of.clone(),
             files,
             dirs,
             looked_into,
@@ -702,10 +672,7 @@ impl Walk<'_> {
         if let Some((_, found)) = self.lexed.get(real) {
             return Ok(found.clone());
         }
-        let found = self
-            .caches
-            .lex
-            .directives(real, self.mode, &self.caches.fs.watcher)?;
+        let found = self.caches.lex.directives(real, self.mode)?;
         self.lexed.insert(real.to_string(), found.clone());
         Ok(found.1)
     }

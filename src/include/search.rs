@@ -24,7 +24,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::closure::{dirname, join};
 use super::token::FxMap;
-use super::watch::{Mark, Watcher};
 
 /// How recent a change must be for a cached answer not to be trusted, on a filesystem
 /// with sub-second timestamps. Linux stamps a change with a clock that moves once per
@@ -60,6 +59,25 @@ pub struct Chain {
     pub dirs: Vec<String>,
     /// Where the bracket chain starts (after the `-iquote` dirs).
     pub bracket: usize,
+    /// Every directory the command names, as found when the chain was made: which of
+    /// them exist, and which are the same directory, decide what the chain is.
+    pub made_of: Vec<(String, Option<DirId>)>,
+}
+
+/// A directory's device and inode: what GCC's duplicate removal compares.
+pub type DirId = (u64, u64);
+
+/// The id of directory `path`; `None` when it is not one.
+pub fn dir_id(path: &str) -> Option<DirId> {
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Whether the chain made of `made_of` would be made the same now.
+pub fn chain_holds(made_of: &[(String, Option<DirId>)]) -> bool {
+    made_of.iter().all(|(d, id)| dir_id(d) == *id)
 }
 
 impl Chain {
@@ -72,15 +90,15 @@ impl Chain {
         builtin: &[String],
         after: &[String],
     ) -> Chain {
-        let id = |d: &String| -> Option<(u64, u64)> {
-            std::fs::metadata(join(cwd, d))
-                .ok()
-                .filter(|m| m.is_dir())
-                .map(|m| (m.dev(), m.ino()))
-        };
-        let with_ids = |dirs: Vec<&String>| -> Vec<(String, (u64, u64))> {
+        let mut made_of = Vec::new();
+        let mut with_ids = |dirs: Vec<&String>| -> Vec<(String, DirId)> {
             dirs.into_iter()
-                .filter_map(|d| id(d).map(|i| (d.clone(), i)))
+                .filter_map(|d| {
+                    let path = join(cwd, d);
+                    let id = dir_id(&path);
+                    made_of.push((path, id));
+                    id.map(|i| (d.clone(), i))
+                })
                 .collect()
         };
         let system_all: Vec<&String> = isystem.iter().chain(builtin).chain(after).collect();
@@ -101,6 +119,7 @@ impl Chain {
                 .map(|(d, _)| d)
                 .collect(),
             bracket: n,
+            made_of,
         }
     }
 }
@@ -108,11 +127,11 @@ impl Chain {
 /// GCC's `remove_duplicates`: drops the dirs of `head` that are in `system`, that repeat
 /// an earlier one, or that are last and repeat `join`.
 fn dedup(
-    head: Vec<(String, (u64, u64))>,
-    system: &[(String, (u64, u64))],
-    join: Option<(u64, u64)>,
-) -> Vec<(String, (u64, u64))> {
-    let mut out: Vec<(String, (u64, u64))> = Vec::with_capacity(head.len());
+    head: Vec<(String, DirId)>,
+    system: &[(String, DirId)],
+    join: Option<DirId>,
+) -> Vec<(String, DirId)> {
+    let mut out: Vec<(String, DirId)> = Vec::with_capacity(head.len());
     let last = head.len().saturating_sub(1);
     for (k, (d, id)) in head.into_iter().enumerate() {
         let drop = system.iter().any(|s| s.1 == id)
@@ -128,16 +147,16 @@ fn dedup(
 /// What identifies one state of a directory's list of names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
-    ino: u64,
+    id: DirId,
     mtime_ns: i128,
     ctime_ns: i128,
 }
 
 impl Stamp {
     /// Whether `other` is a state of the same directory (not one put in its place, or
-    /// reached through a link that now points elsewhere).
+    /// reached through a link that now points elsewhere, or mounted over).
     pub fn same_dir(&self, other: &Stamp) -> bool {
-        self.ino == other.ino
+        self.id == other.id
     }
 }
 
@@ -145,10 +164,6 @@ impl Stamp {
 #[derive(Default)]
 struct DirFacts {
     stamp: Option<Stamp>,
-    /// While the directory's watch shows no change, its stamp is still `stamp`, and its
-    /// realpath `real` (once asked).
-    mark: Option<Mark>,
-    real: Option<String>,
     /// Name → whether it is a regular file.
     names: FxMap<String, bool>,
 }
@@ -157,8 +172,6 @@ struct DirFacts {
 #[derive(Default)]
 pub struct FsCache {
     dirs: Mutex<FxMap<String, DirFacts>>,
-    /// What tells the build's caches that a file or directory is unchanged.
-    pub watcher: Watcher,
 }
 
 /// The lookups of one request: what was checked during it, over the shared cache.
@@ -187,8 +200,8 @@ pub struct Lookups<'a> {
 pub type Touched = (Vec<String>, bool);
 
 /// The directories a request looked into, and the paths it looked up with whether each
-/// was a regular file (and a symlink: never, in a [`Looked`]).
-pub type Looked = (Vec<String>, FxMap<String, (bool, bool)>);
+/// was a regular file.
+pub type Looked = (Vec<String>, Vec<(String, bool)>);
 
 fn ns(secs: i64, nsec: i64) -> i128 {
     i128::from(secs) * 1_000_000_000 + i128::from(nsec)
@@ -214,27 +227,8 @@ impl<'a> Lookups<'a> {
         if let Some(&c) = self.checked.get(dir) {
             return c;
         }
-        let watcher = &self.shared.watcher;
-        let kept = {
-            let dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
-            dirs.get(dir).and_then(|f| Some((f.stamp, f.mark?)))
-        };
-        if let Some((stamp, mark)) = kept {
-            if watcher.unchanged(dir, mark) {
-                self.checked.insert(dir.to_string(), (true, stamp));
-                return (true, stamp);
-            }
-        }
-        // Watched before the stat: a change after the stat is then seen. A directory
-        // that does not exist (`bits/` under each directory of the chain) is watched for
-        // in the directory above it.
-        let (mark, absent) = if dir.starts_with('/') {
-            (watcher.watch_dir(dir), watcher.watch_absent(dir))
-        } else {
-            (None, None)
-        };
         let stamp = std::fs::metadata(dir).ok().map(|m| Stamp {
-            ino: m.ino(),
+            id: (m.dev(), m.ino()),
             mtime_ns: ns(m.mtime(), m.mtime_nsec()),
             ctime_ns: ns(m.ctime(), m.ctime_nsec()),
         });
@@ -245,13 +239,9 @@ impl<'a> Lookups<'a> {
             if facts.stamp != stamp {
                 *facts = DirFacts {
                     stamp,
-                    mark: None,
-                    real: None,
                     names: FxMap::default(),
                 };
             }
-            facts.mark = if stamp.is_some() { mark } else { absent };
-            facts.real = None;
         }
         self.checked.insert(dir.to_string(), (trusted, stamp));
         (trusted, stamp)
@@ -276,7 +266,8 @@ impl<'a> Lookups<'a> {
         if self.tainted {
             return None;
         }
-        let paths = std::mem::take(&mut self.memo);
+        let paths = std::mem::take(&mut self.memo).into_iter();
+        let paths = paths.map(|(p, (file, _))| (p, file)).collect();
         Some((std::mem::take(&mut self.touched), paths))
     }
 
@@ -305,7 +296,7 @@ impl<'a> Lookups<'a> {
         if self.touched.len() <= self.mark.0 || self.touched.last() != Some(&dir) {
             self.touched.push(dir.clone());
         }
-        let (trusted, _) = self.check(&dir);
+        let (trusted, stamp) = self.check(&dir);
         self.untrusted |= !trusted;
         if let Some(&r) = self.memo.get(path) {
             self.untrusted |= r.1;
@@ -338,7 +329,9 @@ impl<'a> Lookups<'a> {
         self.tainted |= is_link;
         if trusted && !is_link {
             let mut dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(f) = dirs.get_mut(&dir) {
+            // Not into facts another request put in place since this one's stat: they
+            // may be of a later state than the one this lookup saw.
+            if let Some(f) = dirs.get_mut(&dir).filter(|f| f.stamp == stamp) {
                 f.names.insert(name.to_string(), file);
             }
         }
@@ -360,7 +353,7 @@ impl<'a> Lookups<'a> {
         let real_dir = match self.real_dirs.get(dir) {
             Some(r) => r.clone(),
             None => {
-                let r = self.real_dir(dir);
+                let r = canonical(dir);
                 self.real_dirs.insert(dir.to_string(), r.clone());
                 r
             }
@@ -374,31 +367,7 @@ impl<'a> Lookups<'a> {
     }
 }
 
-impl Lookups<'_> {
-    /// The realpath of directory `dir` (checked in this request): kept while its watch
-    /// shows no change.
-    fn real_dir(&mut self, dir: &str) -> Option<String> {
-        let watcher = &self.shared.watcher;
-        let mut dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
-        let facts = dirs
-            .get_mut(dir)
-            .filter(|f| f.stamp.is_some() && f.mark.is_some_and(|m| watcher.unchanged(dir, m)));
-        match facts {
-            Some(DirFacts { real: Some(r), .. }) => Some(r.clone()),
-            Some(f) => {
-                f.real = canonical(dir);
-                f.real.clone()
-            }
-            None => {
-                drop(dirs);
-                canonical(dir)
-            }
-        }
-    }
-}
-
-/// The realpath of `p`, when it has one in UTF-8.
-pub(super) fn canonical(p: &str) -> Option<String> {
+fn canonical(p: &str) -> Option<String> {
     std::fs::canonicalize(p)
         .ok()
         .and_then(|r| r.into_os_string().into_string().ok())

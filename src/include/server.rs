@@ -74,7 +74,7 @@ impl IncludeServer {
         let key = (cwd.to_string(), argv.to_vec());
         let kept = lock(&self.results).get(&key).cloned();
         if let Some(c) = kept {
-            if c.facts.as_ref().is_some_and(|f| f.hold(&self.caches)) {
+            if c.facts.as_ref().is_some_and(|f| f.hold(&self.caches.fs)) {
                 return Ok(c);
             }
         }
