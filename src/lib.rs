@@ -8,10 +8,12 @@
 //! - `toolchain`: compiler names, masquerade links, and `-g` objects equal to a local build's;
 //! - `farm`: the host list, slot locks, backoff and the monitor's state files;
 //! - `client`: one `distcc` invocation, from the command line to the written object;
+//! - `cache`: the compile cache's keys, entries and counters;
 //! - `daemon`: `distccd`, from the listening socket to one compiled job.
 //!
 //! Both programs log in distcc's shape (`logging`) and exit with its codes (`exitcode`).
 
+pub mod cache;
 pub mod client;
 pub mod cmdline;
 pub mod daemon;

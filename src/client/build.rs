@@ -10,6 +10,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
+use super::cache::{self, Cached, Looked};
 use super::config::Config;
 use super::local::{compile_here, compile_now, critique};
 use super::outputs::write_output;
@@ -20,7 +21,7 @@ use super::Progress;
 use crate::cmdline::Compile;
 use crate::exitcode;
 use crate::farm::hosts::{HostSpec, Transport};
-use crate::farm::lock::Slot;
+use crate::farm::lock::{self, Slot};
 use crate::farm::pick::Farm;
 use crate::farm::state::Phase;
 use crate::wire::{ProtocolError, Reply};
@@ -49,6 +50,8 @@ struct Journey<'a> {
     cfg: &'a Config,
     farm: Farm,
     progress: Progress,
+    /// Where the result goes in the cache, when it is to be stored.
+    cached: Option<Cached>,
 }
 
 /// Compiles a distributable job somewhere and returns the exit code.
@@ -68,16 +71,38 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
         cfg,
         farm,
         progress,
+        cached: None,
     };
     if let Some(e) = &journey.farm.list_error {
         log::warn!("{e}");
         return journey.here();
+    }
+    // With the cache, the text is made first: it is the key. Not in pump mode, where the
+    // host preprocesses.
+    let mut prepared = None;
+    if let (Some(cc), None) = (&cfg.cache, &cfg.pump.socket) {
+        let limit = match &cc.size {
+            Ok(limit) => *limit,
+            Err(e) => return exitcode::report(e),
+        };
+        let text = match journey.preprocess_now() {
+            Ok(text) => text,
+            Err(e) => return journey.after_cpp_failure(e),
+        };
+        match cache::look_up(text, cfg, limit) {
+            Looked::Hit => return 0,
+            Looked::Miss(text, cached) => {
+                prepared = Some(text);
+                journey.cached = cached;
+            }
+        }
     }
     let mut last = LastTry::Nothing;
     // Only before the first host tried, and not when the list names this machine (a job
     // compiled here needs no separate preprocessing): preprocess while every slot is busy.
     // Never in pump mode, where the host preprocesses.
     let mut early = !job.preprocessed
+        && prepared.is_none()
         && cfg.pump.socket.is_none()
         && hosts.iter().all(|h| h.transport != Transport::Local);
     while !hosts.is_empty() {
@@ -85,6 +110,7 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
             Ok(taken) => taken,
             Err(code) => return code,
         };
+        let ready = ready.or_else(|| prepared.take());
         let host = hosts[i].clone();
         journey
             .progress
@@ -110,6 +136,18 @@ impl<'a> Journey<'a> {
     fn here(&mut self) -> i32 {
         let input = Some(self.job.input());
         compile_here(self.job.argv(), input, &self.farm, &mut self.progress)
+    }
+
+    /// The job's text, made now (one of this machine's preprocessor slots held meanwhile).
+    fn preprocess_now(&mut self) -> Result<Prepared<'a>, RemoteError> {
+        let _slot = if self.job.preprocessed {
+            None
+        } else {
+            self.farm.machine_slot(lock::LOCAL_CPP, self.farm.cpp_slots)
+        };
+        self.progress.note(Phase::Preprocess);
+        let source = preprocess::start_source(self.job)?;
+        preprocess::preprocessed(self.job, source)
     }
 
     /// A slot on one of `hosts`, waiting for one. With `early`, and every slot busy, the
@@ -240,7 +278,10 @@ impl<'a> Journey<'a> {
             );
             return self.here();
         }
-        show(&reply);
+        show(&reply.stderr, &reply.stdout);
+        if let Some(cached) = self.cached.take() {
+            cached.store(reply);
+        }
         critique(0, input, &host.spec)
     }
 
@@ -252,11 +293,11 @@ impl<'a> Journey<'a> {
         if !self.cfg.fallback {
             // As distcc 3.4: no local retry, and the host's messages are the answer.
             log::error!("failed to distribute and fallbacks are disabled");
-            show(&reply);
+            show(&reply.stderr, &reply.stdout);
             return code;
         }
         if self.cfg.skip_local_retry && code < 128 {
-            show(&reply);
+            show(&reply.stderr, &reply.stdout);
             return code;
         }
         log::warn!("remote compilation of '{input}' failed, retrying locally");
@@ -337,9 +378,10 @@ impl<'a> Journey<'a> {
     }
 }
 
-/// Passes a remote compile's messages on, as the compiler would have printed them here.
-fn show(reply: &Reply) {
-    let _ = io::stderr().write_all(&reply.stderr);
-    let _ = io::stdout().write_all(&reply.stdout);
+/// Passes a remote (or cached) compile's messages on, as the compiler would have printed
+/// them here.
+pub(super) fn show(stderr: &[u8], stdout: &[u8]) {
+    let _ = io::stderr().write_all(stderr);
+    let _ = io::stdout().write_all(stdout);
     let _ = io::stdout().flush();
 }

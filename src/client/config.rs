@@ -54,7 +54,35 @@ pub struct Config {
     pub log: Option<PathBuf>,
     /// Pump mode's settings, which `pump` sets.
     pub pump: PumpConfig,
+    /// The compile cache, when it is on.
+    pub cache: Option<CacheConfig>,
 }
+
+/// Where the compile cache is and how large it may grow.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// `DISTCC_CACHE_DIR`; with `DISTCC_CACHE=1` alone, `$XDG_CACHE_HOME/distcc` or
+    /// `~/.cache/distcc`.
+    pub dir: PathBuf,
+    /// `DISTCC_CACHE_SIZE` (default 5 GiB); an error when it is no size, reported when a
+    /// job would use it.
+    pub size: Result<u64, BadValue>,
+    /// The variables that change a compile's result or messages, as set (see
+    /// [`CACHE_ENV`]).
+    pub env: Vec<(&'static str, Option<OsString>)>,
+    /// `SOURCE_DATE_EPOCH`: what `__DATE__` and `__TIME__` stand for, when set.
+    pub source_date_epoch: Option<OsString>,
+}
+
+/// Variables that change what a compiler writes: the language of its messages, and
+/// gcc's self-check.
+pub const CACHE_ENV: [&str; 5] = [
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "GCC_COMPARE_DEBUG",
+];
 
 /// What pump mode reads: where the include server listens, and when to give up on it.
 #[derive(Debug, Clone)]
@@ -130,8 +158,44 @@ impl Config {
                     .any(|name| vars.os(name).is_some()),
                 exclude_fresh: vars.text("DISTCC_EXCLUDE_FRESH_FILES"),
             },
+            cache: cache_config(&vars),
         }
     }
+}
+
+/// The cache's settings: on with `DISTCC_CACHE_DIR` or `DISTCC_CACHE=1`, off with
+/// `DISTCC_CACHE=0` whatever else is set.
+fn cache_config<F: Fn(&str) -> Option<OsString>>(vars: &Vars<F>) -> Option<CacheConfig> {
+    let dir = match (
+        vars.text("DISTCC_CACHE").as_deref(),
+        vars.os("DISTCC_CACHE_DIR"),
+    ) {
+        (Some("0"), _) => return None,
+        (_, Some(dir)) if !dir.is_empty() => PathBuf::from(dir),
+        (Some("1"), _) => match (vars.os("XDG_CACHE_HOME"), vars.os("HOME")) {
+            (Some(x), _) if !x.is_empty() => PathBuf::from(x).join("distcc"),
+            (_, Some(home)) if !home.is_empty() => PathBuf::from(home).join(".cache/distcc"),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let size = match vars.text("DISTCC_CACHE_SIZE") {
+        None => Ok(crate::cache::DEFAULT_SIZE),
+        Some(v) => crate::cache::parse_size(&v).ok_or(BadValue {
+            name: "DISTCC_CACHE_SIZE",
+            value: v,
+            expected: "a size such as 5G, 500M or 1000000",
+        }),
+    };
+    Some(CacheConfig {
+        dir,
+        size,
+        env: CACHE_ENV
+            .iter()
+            .map(|&name| (name, vars.os(name)))
+            .collect(),
+        source_date_epoch: vars.os("SOURCE_DATE_EPOCH"),
+    })
 }
 
 /// The backoff period, or `None` when `0` turns backoff off. A value that is not a number
@@ -199,6 +263,34 @@ mod tests {
             config(&[("DISTCC_BACKOFF_PERIOD", "abc")]).backoff,
             Some(DEFAULT_BACKOFF)
         );
+    }
+
+    #[test]
+    fn the_cache_is_on_when_asked_for() {
+        assert!(config(&[("HOME", "/h")]).cache.is_none());
+        let c = config(&[("DISTCC_CACHE", "1"), ("HOME", "/h")])
+            .cache
+            .unwrap();
+        assert_eq!(c.dir, PathBuf::from("/h/.cache/distcc"));
+        assert_eq!(c.size, Ok(crate::cache::DEFAULT_SIZE));
+        let c = config(&[
+            ("DISTCC_CACHE", "1"),
+            ("XDG_CACHE_HOME", "/x"),
+            ("DISTCC_CACHE_SIZE", "1M"),
+        ]);
+        let c = c.cache.unwrap();
+        assert_eq!((c.dir, c.size), (PathBuf::from("/x/distcc"), Ok(1 << 20)));
+        let c = config(&[("DISTCC_CACHE_DIR", "/c"), ("DISTCC_CACHE_SIZE", "big")]);
+        let c = c.cache.unwrap();
+        assert_eq!(c.dir, PathBuf::from("/c"));
+        assert!(c
+            .size
+            .unwrap_err()
+            .to_string()
+            .contains("DISTCC_CACHE_SIZE"));
+        assert!(config(&[("DISTCC_CACHE_DIR", "/c"), ("DISTCC_CACHE", "0")])
+            .cache
+            .is_none());
     }
 
     #[test]

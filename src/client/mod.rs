@@ -10,6 +10,7 @@
 pub mod config;
 
 mod build;
+mod cache;
 mod local;
 mod outputs;
 mod preprocess;
@@ -72,6 +73,7 @@ fn compile(argv: &[String], cfg: &Config) -> i32 {
 const USAGE: &str = "Usage:
    distcc [COMPILER] [compile options] -o OBJECT -c SOURCE
    distcc [--help|--version|--show-hosts|-j]
+   distcc [--cache-stats|--cache-clear]
    distcc --make-symlinks DIR
 
 Options:
@@ -83,6 +85,8 @@ Options:
                               the host list, and exit.
    --make-symlinks DIR        Link the compilers found on PATH to distcc in
                               DIR (a masquerade directory), and exit.
+   --cache-stats              Show the compile cache's counters, and exit.
+   --cache-clear              Empty the compile cache, and exit.
 
 Environment variables:
    See the manual page for a complete list.
@@ -91,6 +95,9 @@ Environment variables:
    DISTCC_SSH                 Command to run to open SSH connections.
    DISTCC_DIR                 Directory for host list and locks.
    DISTCC_FALLBACK=0          Fail instead of compiling locally.
+   DISTCC_CACHE_DIR           Keep results in this compile cache.
+   DISTCC_CACHE=1             Keep results in ~/.cache/distcc.
+   DISTCC_CACHE_SIZE          The cache's size limit (default 5G).
 
 Server specification:
 A list of servers is taken from the environment variable $DISTCC_HOSTS, or
@@ -125,6 +132,8 @@ fn own_option(first: &str, rest: &[OsString], cfg: &Config) -> Option<i32> {
             Some(0)
         }
         "--scan-includes" => Some(pump::scan_includes(rest, cfg)),
+        "--cache-stats" => Some(cache::stats_main(cfg)),
+        "--cache-clear" => Some(cache::clear_main(cfg)),
         "--make-symlinks" => Some(masquerade::make_symlinks_main(rest)),
         "--show-hosts" | "-j" => {
             let mut list = match hosts::load(cfg.hosts.as_deref(), cfg.top.as_deref()) {

@@ -173,7 +173,7 @@ pub(super) fn preprocessed(job: &Compile, source: Source) -> Result<Prepared<'_>
 }
 
 /// Runs `f` on the first `len` bytes of `file`, mapped into memory rather than copied.
-fn with_mapped<T>(file: &File, len: u64, f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
+pub(super) fn with_mapped<T>(file: &File, len: u64, f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
     use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
     let Some(size) = usize::try_from(len)
         .ok()

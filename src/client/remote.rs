@@ -176,6 +176,15 @@ pub(super) fn compile_pump(
     Ok(Reply::read(&mut reply, Version::Pump, &Limits::default())?)
 }
 
+/// The command line a host compiles the job's text with.
+pub(super) fn argv_for_host(job: &Compile, cfg: &Config) -> Vec<String> {
+    let mut argv = job.server_argv();
+    if cfg.rewrite_cross {
+        rename::rewrite_for_server(&mut argv);
+    }
+    argv
+}
+
 /// Sends the request: its header, then the text. The request goes once the text is ready,
 /// since the text decides the command line (see `preprocess::preprocessed`); its header
 /// then leaves in the same packet as the text's start.
@@ -186,10 +195,7 @@ fn send(
     cfg: &Config,
     text: Text,
 ) -> Result<(), RemoteError> {
-    let mut argv = job.server_argv();
-    if cfg.rewrite_cross {
-        rename::rewrite_for_server(&mut argv);
-    }
+    let argv = argv_for_host(job, cfg);
     log::debug!("sending to {}: {}", host.spec, argv_to_string(&argv));
     let mut head = Vec::new();
     wire::write_request_header(&mut head, host.version, &argv)?;

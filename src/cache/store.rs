@@ -1,0 +1,300 @@
+//! The entries on disk: `DIR/ab/cd/<key in hex>`, one file per result, 256 × 256
+//! directories so that none grows large.
+//!
+//! An entry is written to a temporary file in its directory and renamed into place, so
+//! that a reader sees a whole entry or none, and any number of `distcc` processes can
+//! store at once without a lock. It holds a magic word, the format version, the result
+//! compressed with zstd, and a BLAKE3 sum of all that: an entry cut short, changed on
+//! disk or written by something else is found out when read, counted as damaged, removed,
+//! and treated as a miss; never returned. A hit sets the entry's mtime, and when a top
+//! directory holds more than its share of the size limit, its oldest entries go first
+//! (approximately least recently used, as ccache does).
+
+use std::fs::{self, File, FileTimes};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::key::Key;
+use super::stats::{Counter, Stats};
+
+const MAGIC: &[u8; 4] = b"DCCE";
+const FORMAT: u8 = 1;
+const SUM: usize = 32;
+/// zstd's fastest level: objects compress about 3× with it, at several hundred MB/s.
+const LEVEL: i32 = 1;
+/// What a trim leaves in a directory, of its share of the limit.
+const TRIM_TO: f64 = 0.9;
+/// A temporary file older than this was left by a process that died.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
+/// The largest result a cache entry may decompress to.
+const MAX_RESULT: usize = 1 << 30;
+
+/// What a compile left, as the cache keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entry {
+    pub object: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub stdout: Vec<u8>,
+}
+
+impl Entry {
+    fn encode(&self) -> io::Result<Vec<u8>> {
+        let mut payload = Vec::with_capacity(self.object.len() + self.stderr.len() + 32);
+        for part in [&self.object, &self.stderr, &self.stdout] {
+            payload.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            payload.extend_from_slice(part);
+        }
+        let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+        out.extend_from_slice(MAGIC);
+        out.push(FORMAT);
+        out.extend_from_slice(&zstd::bulk::compress(&payload, LEVEL)?);
+        let sum = blake3::hash(&out);
+        out.extend_from_slice(sum.as_bytes());
+        Ok(out)
+    }
+
+    /// The entry in `data`; `None` when it is not a whole, intact entry of this format.
+    fn decode(data: &[u8]) -> Option<Entry> {
+        let body_len = data.len().checked_sub(SUM)?;
+        let (body, sum) = data.split_at(body_len);
+        if body.len() < MAGIC.len() + 1
+            || &body[..4] != MAGIC
+            || body[4] != FORMAT
+            || blake3::hash(body).as_bytes() != sum
+        {
+            return None;
+        }
+        let mut payload = Vec::new();
+        zstd::stream::read::Decoder::new(&body[5..])
+            .ok()?
+            .take(MAX_RESULT as u64 + 1)
+            .read_to_end(&mut payload)
+            .ok()?;
+        let mut rest = payload.as_slice();
+        let mut part = || -> Option<Vec<u8>> {
+            let len = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
+            let len = usize::try_from(len).ok()?;
+            let bytes = rest.get(8..8usize.checked_add(len)?)?.to_vec();
+            rest = &rest[8 + len..];
+            Some(bytes)
+        };
+        let entry = Entry {
+            object: part()?,
+            stderr: part()?,
+            stdout: part()?,
+        };
+        rest.is_empty().then_some(entry)
+    }
+}
+
+/// A cache directory and its size limit.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    pub dir: PathBuf,
+    pub limit: u64,
+}
+
+impl Cache {
+    pub fn new(dir: PathBuf, limit: u64) -> Cache {
+        Cache { dir, limit }
+    }
+
+    fn top(&self, key: &Key) -> PathBuf {
+        self.dir.join(format!("{:02x}", key.0[0]))
+    }
+
+    fn path(&self, key: &Key) -> PathBuf {
+        self.top(key)
+            .join(format!("{:02x}", key.0[1]))
+            .join(key.hex())
+    }
+
+    /// Adds one to counter `c` in the statistics of `key`'s directory. A cache that
+    /// cannot be written (read-only, full) only loses the count.
+    pub fn count(&self, key: &Key, c: Counter) {
+        let top = self.top(key);
+        let counted = crate::ensure_dir(&top)
+            .and_then(|()| Stats::update(&top.join("stats"), |s| s.add(c, 1)));
+        if let Err(e) = counted {
+            log::debug!("cannot count in the cache at {}: {e}", top.display());
+        }
+    }
+
+    /// The entry under `key`, when there is an intact one; it is then the most recently
+    /// used. A damaged entry is removed.
+    pub fn get(&self, key: &Key) -> Option<Entry> {
+        let path = self.path(key);
+        let mut file = File::open(&path).ok()?;
+        let mut data = Vec::new();
+        if let Err(e) = file.read_to_end(&mut data) {
+            log::warn!("cannot read the cache entry {}: {e}", path.display());
+            return None;
+        }
+        match Entry::decode(&data) {
+            Some(entry) => {
+                // For eviction: a hit makes the entry young again.
+                let _ = file.set_times(FileTimes::new().set_modified(SystemTime::now()));
+                Some(entry)
+            }
+            None => {
+                log::warn!("the cache entry {} is damaged; removed it", path.display());
+                let removed = fs::remove_file(&path).is_ok();
+                let top = self.top(key);
+                let _ = Stats::update(&top.join("stats"), |s| {
+                    s.add(Counter::Damaged, 1);
+                    if removed {
+                        s.size = s.size.saturating_sub(data.len() as u64);
+                        s.files = s.files.saturating_sub(1);
+                    }
+                });
+                None
+            }
+        }
+    }
+
+    /// Stores `entry` under `key`, then trims its directory if the cache is over its
+    /// size.
+    pub fn put(&self, key: &Key, entry: &Entry) -> io::Result<()> {
+        let data = entry.encode()?;
+        let path = self.path(key);
+        let dir = path.parent().unwrap_or(&self.dir);
+        crate::ensure_dir(dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(".tmp").tempfile_in(dir)?;
+        tmp.write_all(&data)?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+        let top = self.top(key);
+        let share = self.limit / 256;
+        Stats::update(&top.join("stats"), |s| {
+            s.add(Counter::Stored, 1);
+            s.size += data.len() as u64;
+            s.files += 1;
+            if s.size > share {
+                trim(&top, s, share);
+            }
+        })
+    }
+
+    /// Removes every entry and counter.
+    pub fn clear(&self) -> io::Result<Stats> {
+        let before = Stats::total(&self.dir);
+        for top in tops(&self.dir) {
+            fs::remove_dir_all(&top)?;
+        }
+        Ok(before)
+    }
+}
+
+/// The top directories (`00` to `ff`) that exist under `dir`.
+pub fn tops(dir: &Path) -> Vec<PathBuf> {
+    let Ok(list) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    list.filter_map(|e| e.ok())
+        .filter(|e| is_hex(&e.file_name().to_string_lossy(), 2))
+        .map(|e| e.path())
+        .collect()
+}
+
+fn is_hex(name: &str, len: usize) -> bool {
+    name.len() == len && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Brings the entries under `top` down to `TRIM_TO` of `share` bytes, oldest first, and
+/// sets `stats` to what is left; temporary files left by dead processes go too. Called
+/// under the lock of `top`'s statistics.
+fn trim(top: &Path, stats: &mut Stats, share: u64) {
+    let mut entries = Vec::new();
+    let now = SystemTime::now();
+    for sub in fs::read_dir(top).into_iter().flatten().flatten() {
+        if !is_hex(&sub.file_name().to_string_lossy(), 2) {
+            continue;
+        }
+        for e in fs::read_dir(sub.path()).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let Ok(m) = e.metadata() else { continue };
+            let mtime = m.modified().unwrap_or(now);
+            if is_hex(&name, 64) && m.is_file() {
+                entries.push((mtime, m.len(), e.path()));
+            } else if name.starts_with(".tmp")
+                && now.duration_since(mtime).unwrap_or_default() > STALE_TEMP
+            {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    entries.sort();
+    let mut size: u64 = entries.iter().map(|e| e.1).sum();
+    let mut files = entries.len() as u64;
+    let target = (share as f64 * TRIM_TO) as u64;
+    for (_, len, path) in entries {
+        if size <= target {
+            break;
+        }
+        if fs::remove_file(&path).is_ok() {
+            size -= len;
+            files -= 1;
+            stats.add(Counter::Evicted, 1);
+        }
+    }
+    stats.size = size;
+    stats.files = files;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry {
+        Entry {
+            object: b"\x7fELF object".repeat(100),
+            stderr: b"x.c:1: warning: w\n".to_vec(),
+            stdout: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_entry_reads_back_and_any_damage_is_found() {
+        let data = entry().encode().unwrap();
+        assert_eq!(Entry::decode(&data), Some(entry()));
+        for cut in [0, 3, 5, data.len() / 2, data.len() - 1] {
+            assert_eq!(Entry::decode(&data[..cut]), None, "cut at {cut}");
+        }
+        for at in [0, 4, 10, data.len() - 1] {
+            let mut bad = data.clone();
+            bad[at] ^= 1;
+            assert_eq!(Entry::decode(&bad), None, "byte {at} flipped");
+        }
+    }
+
+    #[test]
+    fn the_oldest_entries_go_when_a_directory_is_over_its_share() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = entry().encode().unwrap().len() as u64;
+        // Room for three entries per top directory.
+        let cache = Cache::new(dir.path().to_path_buf(), one * 3 * 256 + 255);
+        let keys: Vec<Key> = (0..5u8)
+            .map(|i| {
+                let mut k = [0u8; 32];
+                k[1] = i;
+                Key(k)
+            })
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            cache.put(k, &entry()).unwrap();
+            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + i as u64);
+            File::options()
+                .write(true)
+                .open(cache.path(k))
+                .unwrap()
+                .set_times(FileTimes::new().set_modified(t))
+                .unwrap();
+        }
+        let left: Vec<bool> = keys.iter().map(|k| cache.path(k).exists()).collect();
+        assert_eq!(left, [false, false, true, true, true]);
+        let s = Stats::total(dir.path());
+        assert_eq!((s.files, s.size, s.get(Counter::Evicted)), (3, one * 3, 2));
+        assert_eq!(cache.get(&keys[4]), Some(entry()));
+    }
+}
