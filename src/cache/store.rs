@@ -162,17 +162,21 @@ impl Cache {
         crate::ensure_dir(dir)?;
         let mut tmp = tempfile::Builder::new().prefix(".tmp").tempfile_in(dir)?;
         tmp.write_all(&data)?;
-        tmp.persist(&path).map_err(|e| e.error)?;
         let top = self.top(key);
         let share = self.limit / 256;
+        // Renamed into place under the lock, so that an entry stored twice at once (two
+        // builds of one tree) is counted once.
         Stats::update(&top.join("stats"), |s| {
+            let replaced = fs::metadata(&path).ok().map(|m| m.len());
+            tmp.persist(&path).map_err(|e| e.error)?;
             s.add(Counter::Stored, 1);
-            s.size += data.len() as u64;
-            s.files += 1;
+            s.size = s.size.saturating_sub(replaced.unwrap_or(0)) + data.len() as u64;
+            s.files += u64::from(replaced.is_none());
             if s.size > share {
                 trim(&top, s, share);
             }
-        })
+            Ok(())
+        })?
     }
 
     /// Removes every entry and counter.

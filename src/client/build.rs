@@ -147,7 +147,7 @@ impl<'a> Journey<'a> {
         };
         self.progress.note(Phase::Preprocess);
         let source = preprocess::start_source(self.job)?;
-        preprocess::preprocessed(self.job, source)
+        preprocess::preprocessed(self.job, source, self.cfg.source_date_epoch.is_some())
     }
 
     /// A slot on one of `hosts`, waiting for one. With `early`, and every slot busy, the
@@ -167,7 +167,11 @@ impl<'a> Journey<'a> {
             return Ok((i, slot, None));
         }
         self.progress.note(Phase::Preprocess);
-        let ready = match preprocess::preprocess_early(self.job, &self.farm) {
+        let ready = match preprocess::preprocess_early(
+            self.job,
+            &self.farm,
+            self.cfg.source_date_epoch.is_some(),
+        ) {
             Some(Ok(prepared)) => Some(prepared),
             Some(Err(e)) => return Err(self.after_cpp_failure(e)),
             None => None,

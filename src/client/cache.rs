@@ -10,9 +10,10 @@
 //! file needs no entry: the local preprocessor writes it on every build.
 //!
 //! Text made with `-fdirectives-only` still holds `__DATE__` and `__TIME__` unexpanded:
-//! the host expands them when it compiles. Such a job is keyed with `SOURCE_DATE_EPOCH`
-//! when that fixes their value, and not cached otherwise (nor with `__TIMESTAMP__`, the
-//! source's mtime on the host). The store itself is `crate::cache`'s.
+//! the host expands them when it compiles, so such a result is never cached (with
+//! `SOURCE_DATE_EPOCH` set it is not even distributed, see `preprocess`). Fully
+//! preprocessed text has them expanded, so they are in the key. The store itself is
+//! `crate::cache`'s.
 
 use std::io;
 use std::path::Path;
@@ -89,24 +90,11 @@ impl Cached {
 /// The key of `job` whose text to send is `text`; `None` when its result may not be
 /// cached, or the compiler cannot be identified.
 fn job_key(job: &Compile, cfg: &Config, cc: &CacheConfig, text: &[u8]) -> Option<Key> {
-    let mut h = KeyHasher::new("preprocessed");
-    if job.directives_only {
-        let finder = |w: &str| memchr::memmem::find(text, w.as_bytes()).is_some();
-        if finder("__TIMESTAMP__") {
-            log::debug!("{} uses __TIMESTAMP__: not cached", job.input());
-            return None;
-        }
-        if finder("__DATE__") || finder("__TIME__") {
-            let Some(epoch) = &cc.source_date_epoch else {
-                log::debug!(
-                    "{} uses __DATE__ or __TIME__ and SOURCE_DATE_EPOCH is not set: not cached",
-                    job.input()
-                );
-                return None;
-            };
-            h.field("SOURCE_DATE_EPOCH", epoch.as_encoded_bytes());
-        }
+    if job.directives_only && preprocess::uses_time_macros(text) {
+        log::debug!("{} uses the time macros: not cached", job.input());
+        return None;
     }
+    let mut h = KeyHasher::new("preprocessed");
     let compiler = &job.argv()[0];
     let identity = key::locate(compiler)
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not on PATH"))

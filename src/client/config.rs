@@ -56,6 +56,8 @@ pub struct Config {
     pub pump: PumpConfig,
     /// The compile cache, when it is on.
     pub cache: Option<CacheConfig>,
+    /// `SOURCE_DATE_EPOCH`: what `__DATE__` and `__TIME__` stand for, when set.
+    pub source_date_epoch: Option<OsString>,
 }
 
 /// Where the compile cache is and how large it may grow.
@@ -70,8 +72,6 @@ pub struct CacheConfig {
     /// The variables that change a compile's result or messages, as set (see
     /// [`CACHE_ENV`]).
     pub env: Vec<(&'static str, Option<OsString>)>,
-    /// `SOURCE_DATE_EPOCH`: what `__DATE__` and `__TIME__` stand for, when set.
-    pub source_date_epoch: Option<OsString>,
 }
 
 /// Variables that change what a compiler writes: the language of its messages, and
@@ -159,6 +159,7 @@ impl Config {
                 exclude_fresh: vars.text("DISTCC_EXCLUDE_FRESH_FILES"),
             },
             cache: cache_config(&vars),
+            source_date_epoch: vars.os("SOURCE_DATE_EPOCH"),
         }
     }
 }
@@ -194,7 +195,6 @@ fn cache_config<F: Fn(&str) -> Option<OsString>>(vars: &Vars<F>) -> Option<Cache
             .iter()
             .map(|&name| (name, vars.os(name)))
             .collect(),
-        source_date_epoch: vars.os("SOURCE_DATE_EPOCH"),
     })
 }
 

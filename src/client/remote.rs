@@ -33,6 +33,9 @@ pub(super) enum RemoteError {
     DirectivesOnly(i32),
     CppStart(io::Error),
     ReadInput(io::Error),
+    /// Directives-only text that uses the time macros, with `SOURCE_DATE_EPOCH` set: the
+    /// host would not expand them as the local compile does.
+    TimeMacros,
 }
 
 impl RemoteError {
@@ -61,6 +64,10 @@ impl fmt::Display for RemoteError {
             ),
             RemoteError::CppStart(e) => write!(f, "failed to start the preprocessor: {e}"),
             RemoteError::ReadInput(e) => write!(f, "failed to read the input file: {e}"),
+            RemoteError::TimeMacros => write!(
+                f,
+                "__DATE__ or __TIME__ in -fdirectives-only text with SOURCE_DATE_EPOCH set"
+            ),
         }
     }
 }
@@ -133,7 +140,7 @@ pub(super) fn compile_remote<'a>(
     let (job, text) = match pending {
         Pending::Running(source) => {
             progress.note(Phase::Preprocess);
-            preprocess::preprocessed(job, source)?
+            preprocess::preprocessed(job, source, cfg.source_date_epoch.is_some())?
         }
         Pending::Ready(prepared) => prepared,
     };

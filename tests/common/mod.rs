@@ -252,7 +252,8 @@ pub fn slow_source(n: usize, prefix: &str) -> String {
         .collect()
 }
 
-/// A directory of links named after `compilers`, as update-distcc-symlinks makes them.
+/// A directory of links named after `compilers` (each in /usr/bin), as
+/// update-distcc-symlinks makes them.
 pub fn whitelist_dir(compilers: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();

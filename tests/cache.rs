@@ -1,0 +1,393 @@
+//! The compile cache (`DISTCC_CACHE_DIR`): a rebuild comes from it with the objects and
+//! dependency files of a local build; everything that changes an object makes a miss that
+//! gives the right object; builds at once share it; a full, unwritable or damaged cache
+//! costs hits, never a wrong object.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+fn cc() -> String {
+    format!("CC={OUR_DISTCC} gcc")
+}
+
+/// The cache's counters, as `distcc --cache-stats` prints them.
+fn stats(cache: &Path) -> Vec<(String, String)> {
+    let out = Command::new(OUR_DISTCC)
+        .arg("--cache-stats")
+        .env("DISTCC_CACHE_DIR", cache)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_at(l.len().min(24));
+            (!v.is_empty()).then(|| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+fn stat(cache: &Path, name: &str) -> u64 {
+    let all = stats(cache);
+    let v = &all.iter().find(|(k, _)| k == name).unwrap().1;
+    v.parse().unwrap_or_else(|_| panic!("{name} = {v}"))
+}
+
+#[test]
+fn a_rebuild_after_make_clean_comes_from_the_cache() {
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    let cache = tempfile::tempdir().unwrap();
+    let daemon = Daemon::ours(&[]);
+    let host = daemon.host();
+    let env = [
+        ("DISTCC_HOSTS", host.as_str()),
+        ("DISTCC_CACHE_DIR", cache.path().to_str().unwrap()),
+    ];
+    let out = project.make(&["-j4", &cc()], &env);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_same_outputs(&expected, &project.outputs());
+    assert_eq!(daemon.wait_compiled(5), 5);
+    assert_eq!(stat(cache.path(), "misses"), 5);
+    assert_eq!(stat(cache.path(), "entries"), 5);
+
+    let _ = project.make(&["clean"], &[]);
+    let out = project.make(&["-j4", &cc()], &env);
+    assert!(out.status.success(), "{}", show(&out));
+    // Objects and dependency files as a local build leaves them, with no host asked.
+    assert_same_outputs(&expected, &project.outputs());
+    assert!(run_program(&project.path().join("hello")).contains("fib(50) = 12586269025"));
+    assert_eq!(stat(cache.path(), "hits, preprocessed"), 5);
+    assert_eq!(daemon.compiled_ok(), 5, "{}", daemon.log_text());
+
+    // Emptied, it misses again.
+    let out = Command::new(OUR_DISTCC)
+        .arg("--cache-clear")
+        .env("DISTCC_CACHE_DIR", cache.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Removed 5 entries"));
+    assert_eq!(stat(cache.path(), "entries"), 0);
+    let _ = project.make(&["clean"], &[]);
+    let out = project.make(&["-j4", &cc()], &env);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_same_outputs(&expected, &project.outputs());
+    assert_eq!(daemon.wait_compiled(10), 10);
+}
+
+/// A place to compile single files, through a daemon that also knows the compiler
+/// `x86_64-test-gcc` (a script in `tools`).
+struct Bench {
+    dir: tempfile::TempDir,
+    cache: tempfile::TempDir,
+    tools: tempfile::TempDir,
+    daemon: Daemon,
+    _whitelist: tempfile::TempDir,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let tools = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(tools.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let whitelist = whitelist_dir(&["gcc", "x86_64-linux-gnu-gcc"]);
+        let wrapper = tools.path().join("x86_64-test-gcc");
+        std::os::unix::fs::symlink(&wrapper, whitelist.path().join("x86_64-test-gcc")).unwrap();
+        let path = format!("{}:/usr/bin:/bin", tools.path().display());
+        let daemon = Daemon::verbose_with(whitelist.path(), &[("DISTCCD_PATH", &path)]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".distcc")).unwrap();
+        Bench {
+            dir,
+            cache: tempfile::tempdir().unwrap(),
+            tools,
+            daemon,
+            _whitelist: whitelist,
+        }
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        let p = self.dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// A compiler `x86_64-test-gcc` that runs gcc with `flags` first.
+    fn wrapper(&self, flags: &str) {
+        let p = self.tools.path().join("x86_64-test-gcc");
+        let _ = std::fs::remove_file(&p);
+        std::fs::write(&p, format!("#!/bin/sh\nexec gcc {flags} \"$@\"\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn path_var(&self) -> String {
+        format!(
+            "{}:{}",
+            self.tools.path().display(),
+            std::env::var("PATH").unwrap()
+        )
+    }
+
+    /// Compiles `args` (without `-o`) in `cwd` through distcc to `out.o`, and here to
+    /// `ref.o`; returns both objects.
+    fn compile_in(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (Vec<u8>, Vec<u8>) {
+        let host = self.daemon.host();
+        let mut cmd = Command::new(OUR_DISTCC);
+        cmd.current_dir(cwd)
+            .args(args)
+            .args(["-o", "out.o"])
+            .env("PATH", self.path_var())
+            .env("DISTCC_HOSTS", &host)
+            .env("DISTCC_DIR", self.dir.path().join(".distcc"))
+            .env("DISTCC_CACHE_DIR", self.cache.path())
+            .env("DISTCC_FALLBACK", "0")
+            .env_remove("SOURCE_DATE_EPOCH")
+            .envs(env.iter().copied());
+        let out: Output = output_within(&mut cmd, 60);
+        assert!(out.status.success(), "{args:?}: {}", show(&out));
+        let mut local = Command::new(args[0]);
+        local
+            .current_dir(cwd)
+            .args(&args[1..])
+            .args(["-o", "ref.o"])
+            .env("PATH", self.path_var())
+            .env_remove("SOURCE_DATE_EPOCH")
+            .envs(env.iter().copied());
+        let out = local.output().unwrap();
+        assert!(out.status.success(), "local {args:?}: {}", show(&out));
+        let read = |n: &str| std::fs::read(cwd.join(n)).unwrap();
+        (read("out.o"), read("ref.o"))
+    }
+
+    fn compile(&self, args: &[&str], env: &[(&str, &str)]) -> (Vec<u8>, Vec<u8>) {
+        self.compile_in(self.dir.path(), args, env)
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        (
+            stat(self.cache.path(), "hits, preprocessed"),
+            stat(self.cache.path(), "misses"),
+        )
+    }
+}
+
+/// Each change is a miss, and the object is the one the changed inputs give; asked again
+/// unchanged, a hit.
+#[track_caller]
+fn expect(bench: &Bench, args: &[&str], env: &[(&str, &str)], want: (u64, u64), what: &str) {
+    let (ours, reference) = bench.compile(args, env);
+    assert!(
+        ours == reference,
+        "{what}: not the object a local compile gives"
+    );
+    assert_eq!(bench.counts(), want, "{what}: (hits, misses)");
+}
+
+#[test]
+fn every_change_that_matters_is_a_miss_with_the_right_object() {
+    let b = Bench::new();
+    b.write(
+        "a.c",
+        "#include \"h.h\"\nint f(void) { return H * 100 + VAL; }\n",
+    );
+    b.write("inc2/h.h", "#define H 1\n");
+    std::fs::create_dir(b.dir.path().join("inc1")).unwrap();
+    let args = ["gcc", "-O2", "-Iinc1", "-Iinc2", "-DVAL=1", "-c", "a.c"];
+    expect(&b, &args, &[], (0, 1), "first");
+    expect(&b, &args, &[], (1, 1), "again");
+    b.write("inc2/h.h", "#define H 2\n");
+    expect(&b, &args, &[], (1, 2), "a changed header");
+    b.write("inc1/h.h", "#define H 3\n");
+    expect(&b, &args, &[], (1, 3), "a new header earlier on the path");
+    let args2 = ["gcc", "-O2", "-Iinc1", "-Iinc2", "-DVAL=2", "-c", "a.c"];
+    expect(&b, &args2, &[], (1, 4), "a changed -D");
+    expect(&b, &args, &[], (2, 4), "back to the first -D");
+
+    // The same name, another compiler: the text is the same, the object is not.
+    let wrapped = [
+        "x86_64-test-gcc",
+        "-Iinc1",
+        "-Iinc2",
+        "-DVAL=1",
+        "-c",
+        "a.c",
+    ];
+    b.wrapper("-O0");
+    expect(&b, &wrapped, &[], (2, 5), "a wrapper");
+    b.wrapper("-O2");
+    expect(
+        &b,
+        &wrapped,
+        &[],
+        (2, 6),
+        "another compiler under the same name",
+    );
+    expect(&b, &wrapped, &[], (3, 6), "that compiler again");
+
+    // `-g` names the directory: the same files elsewhere are another object.
+    let g = [
+        "gcc", "-g", "-O2", "-Iinc1", "-Iinc2", "-DVAL=1", "-c", "a.c",
+    ];
+    expect(&b, &g, &[], (3, 7), "-g");
+    let copy = tempfile::tempdir().unwrap();
+    for f in ["a.c", "inc1/h.h", "inc2/h.h"] {
+        std::fs::create_dir_all(copy.path().join(f).parent().unwrap()).unwrap();
+        std::fs::copy(b.dir.path().join(f), copy.path().join(f)).unwrap();
+    }
+    let (ours, reference) = b.compile_in(copy.path(), &g, &[]);
+    assert!(ours == reference, "-g elsewhere: not the local object");
+    assert_eq!(b.counts(), (3, 8), "-g from another directory");
+
+    // __DATE__ with and without -g (whose text keeps it unexpanded for the host).
+    b.write("d.c", "const char *d = __DATE__;\n");
+    let day0 = [("SOURCE_DATE_EPOCH", "0")];
+    let day400 = [("SOURCE_DATE_EPOCH", "34560000")];
+    let plain = ["gcc", "-O2", "-c", "d.c"];
+    expect(&b, &plain, &day0, (3, 9), "__DATE__");
+    expect(&b, &plain, &day400, (3, 10), "another date");
+    expect(&b, &plain, &day0, (4, 10), "the first date again");
+    // With -g the text keeps __DATE__ for the host to expand: with SOURCE_DATE_EPOCH set
+    // the job is compiled here, and without it not cached.
+    let g = ["gcc", "-g", "-O2", "-c", "d.c"];
+    let stored = stat(b.cache.path(), "results stored");
+    expect(&b, &g, &day0, (4, 10), "__DATE__ with -g");
+    expect(&b, &g, &day400, (4, 10), "another date with -g");
+    expect(&b, &g, &[], (4, 10), "__DATE__ with -g, the date not fixed");
+    assert_eq!(stat(b.cache.path(), "results stored"), stored);
+}
+
+#[test]
+fn two_builds_at_once_share_one_cache() {
+    let projects = [Project::example(), Project::example()];
+    for p in &projects {
+        p.add_generated(6);
+    }
+    let targets: Vec<String> = ["hello".to_string()]
+        .into_iter()
+        .chain((0..6).map(|i| format!("gen{i}.o")))
+        .collect();
+    let mut args: Vec<&str> = vec!["-j4"];
+    args.extend(targets.iter().map(String::as_str));
+    let expected = projects[0].reference_build(&args);
+    let cache = tempfile::tempdir().unwrap();
+    let daemon = Daemon::ours(&[]);
+    let host = daemon.host();
+    let cc = cc();
+    let mut with_cc = args.clone();
+    with_cc.push(&cc);
+    let env = [
+        ("DISTCC_HOSTS", host.as_str()),
+        ("DISTCC_CACHE_DIR", cache.path().to_str().unwrap()),
+    ];
+    std::thread::scope(|s| {
+        for p in &projects {
+            let (with_cc, env) = (&with_cc, &env);
+            s.spawn(move || {
+                let out = p.make(with_cc, env);
+                assert!(out.status.success(), "{}", show(&out));
+            });
+        }
+    });
+    for p in &projects {
+        assert_same_outputs(&expected, &p.outputs());
+    }
+    // Both stored the same keys: one entry each, whichever came last.
+    assert_eq!(stat(cache.path(), "entries"), 11);
+    // Every miss was compiled by the host, and nothing else.
+    let (hits, misses) = (
+        stat(cache.path(), "hits, preprocessed"),
+        stat(cache.path(), "misses"),
+    );
+    assert_eq!(hits + misses, 22);
+    assert_eq!(daemon.wait_compiled(misses as usize), misses as usize);
+    let _ = projects[1].make(&["clean"], &[]);
+    let out = projects[1].make(&with_cc, &env);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_same_outputs(&expected, &projects[1].outputs());
+    assert_eq!(stat(cache.path(), "hits, preprocessed"), hits + 11);
+    assert_eq!(
+        daemon.compiled_ok(),
+        misses as usize,
+        "the rebuild went to the host"
+    );
+}
+
+/// Builds the example with the cache at `cache` (and `size`), cleans, builds again: both
+/// give a local build's outputs.
+fn build_twice(cache: &Path, size: &str) -> Project {
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    let daemon = Daemon::ours(&[]);
+    let host = daemon.host();
+    let env = [
+        ("DISTCC_HOSTS", host.as_str()),
+        ("DISTCC_CACHE_DIR", cache.to_str().unwrap()),
+        ("DISTCC_CACHE_SIZE", size),
+    ];
+    for round in 0..2 {
+        let out = project.make(&["-j4", &cc()], &env);
+        assert!(out.status.success(), "round {round}: {}", show(&out));
+        assert_same_outputs(&expected, &project.outputs());
+        let _ = project.make(&["clean"], &[]);
+    }
+    project
+}
+
+#[test]
+fn a_full_unwritable_or_damaged_cache_costs_hits_not_objects() {
+    // Full: a limit smaller than one entry; each is evicted as it is stored.
+    let full = tempfile::tempdir().unwrap();
+    build_twice(full.path(), "1K");
+    assert_eq!(stat(full.path(), "hits, preprocessed"), 0);
+    assert!(stat(full.path(), "evicted") >= 5);
+    assert_eq!(stat(full.path(), "entries"), 0);
+
+    // Unwritable: the cache directory is below a regular file.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    build_twice(&file.path().join("cache"), "5G");
+
+    // Damaged: every entry cut, flipped or replaced, and junk beside them.
+    let cache = tempfile::tempdir().unwrap();
+    build_twice(cache.path(), "5G");
+    assert_eq!(stat(cache.path(), "hits, preprocessed"), 5);
+    let mut entries: Vec<PathBuf> = Vec::new();
+    for top in std::fs::read_dir(cache.path()).unwrap().flatten() {
+        for sub in std::fs::read_dir(top.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if sub.path().is_dir() {
+                for e in std::fs::read_dir(sub.path()).unwrap().flatten() {
+                    entries.push(e.path());
+                }
+            }
+        }
+    }
+    entries.retain(|p| p.file_name().unwrap().len() == 64);
+    assert_eq!(entries.len(), 5);
+    for (i, e) in entries.iter().enumerate() {
+        let mut data = std::fs::read(e).unwrap();
+        match i % 3 {
+            0 => data.truncate(data.len() / 2),
+            1 => {
+                let mid = data.len() / 2;
+                data[mid] ^= 0x20;
+            }
+            _ => data = b"not an entry at all".to_vec(),
+        }
+        std::fs::write(e, data).unwrap();
+    }
+    std::fs::write(cache.path().join("junk"), "x").unwrap();
+    std::fs::create_dir_all(cache.path().join("00/zz")).unwrap();
+    std::fs::write(cache.path().join("00/stats"), "misses lots\n\0\0").unwrap();
+    let project = build_twice(cache.path(), "5G");
+    assert_eq!(stat(cache.path(), "damaged, removed"), 5);
+    // Stored again after the damaged ones went, and hit in the second round.
+    assert_eq!(stat(cache.path(), "hits, preprocessed"), 10);
+    drop(project);
+}
