@@ -35,7 +35,12 @@ impl Fatal for crate::daemon::DaemonError {
     fn exit_code(&self) -> i32 {
         use crate::daemon::DaemonError as E;
         match self {
-            E::BadEnvironment(_) | E::NoAllow | E::BadAllow(_) | E::Unsupported(_) => BAD_ARGUMENTS,
+            E::BadEnvironment(_)
+            | E::NoAllow
+            | E::BadAllow(_)
+            | E::Unsupported(_)
+            | E::BadCacheSize(_) => BAD_ARGUMENTS,
+            E::CacheDir { .. } => IO_ERROR,
             E::Resolve { .. } | E::Bind { .. } => BIND_FAILED,
             E::Detach(_) | E::PidFile { .. } | E::Keeper(_) => DISTCC_FAILED,
             E::NoSuchUser(_) | E::SetUid(_) => SETUID_FAILED,

@@ -391,3 +391,102 @@ fn a_full_unwritable_or_damaged_cache_costs_hits_not_objects() {
     assert_eq!(stat(cache.path(), "hits, preprocessed"), 10);
     drop(project);
 }
+
+fn stats_page(port: u16) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    String::from_utf8_lossy(&read_all(&mut s)).to_string()
+}
+
+fn page_value(page: &str, key: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {key} in {page}"))
+        .parse()
+        .unwrap()
+}
+
+/// `distccd --cache-dir`: the daemon keys what it received and compiled itself; any client
+/// (distcc 3.4's too) then gets a second build from it, and a failed compile is not kept.
+#[test]
+fn a_daemon_cache_serves_every_client_and_keeps_only_what_it_compiled() {
+    require_distcc_34();
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    let cache = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let daemon = Daemon::ours(&[
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+        "--stats",
+        "--stats-port",
+        &port.to_string(),
+    ]);
+    let host = daemon.host();
+    let env = [("DISTCC_HOSTS", host.as_str())];
+    let out = project.make(&["-j4", &cc()], &env);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_same_outputs(&expected, &project.outputs());
+    daemon.wait_compiled(5);
+    let page = stats_page(port);
+    assert_eq!(page_value(&page, "dcc_cache_misses"), 5, "{page}");
+    assert_eq!(page_value(&page, "dcc_cache_stored"), 5, "{page}");
+
+    // Another client, with no cache of its own: distcc 3.4's.
+    let _ = project.make(&["clean"], &[]);
+    let theirs = format!("CC={DISTCC_34} gcc");
+    let out = project.make(&["-j4", &theirs], &env);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_same_outputs(&expected, &project.outputs());
+    daemon.wait_compiled(10);
+    let page = stats_page(port);
+    assert_eq!(page_value(&page, "dcc_cache_hits"), 5, "{page}");
+    assert!(daemon
+        .log_text()
+        .contains("main.c: answered from the cache"));
+
+    // A compile that fails is answered, and not kept.
+    std::fs::write(project.path().join("bad.c"), "int f(void) { return x; }\n").unwrap();
+    let out = Command::new(OUR_DISTCC)
+        .current_dir(project.path())
+        .args(["gcc", "-c", "bad.c", "-o", "bad.o"])
+        .env("DISTCC_HOSTS", &host)
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_SKIP_LOCAL_RETRY", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("undeclared"));
+    let page = stats_page(port);
+    assert_eq!(page_value(&page, "dcc_cache_misses"), 6, "{page}");
+    assert_eq!(page_value(&page, "dcc_cache_stored"), 5, "{page}");
+    assert_eq!(page_value(&page, "dcc_cache_entries"), 5, "{page}");
+}
+
+#[test]
+fn a_daemon_whose_cache_cannot_be_written_does_not_start() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let dir = file.path().join("cache");
+    let out = Command::new(OUR_DISTCCD)
+        .args([
+            "--daemon",
+            "--no-detach",
+            "--log-stderr",
+            "--allow",
+            "127.0.0.1",
+        ])
+        .args(["--port", &free_port().to_string()])
+        .args(["--cache-dir", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot use the cache directory"), "{err}");
+    let out = Command::new(OUR_DISTCCD)
+        .args(["--daemon", "--no-detach", "--allow", "127.0.0.1"])
+        .args(["--cache-dir", "/tmp", "--cache-size", "lots"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad --cache-size"));
+}

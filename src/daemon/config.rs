@@ -129,6 +129,13 @@ pub struct Args {
     /// Show the GSS-API principal: not supported yet; the daemon refuses to start.
     #[arg(long)]
     pub show_principal: bool,
+    /// Keep the results this daemon compiles in a cache in DIR, and answer a job asked
+    /// again from it.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// The cache's size limit (default 5G).
+    #[arg(long, value_name = "SIZE", requires = "cache_dir")]
+    pub cache_size: Option<String>,
 }
 
 impl Args {
@@ -396,6 +403,17 @@ impl Config {
         let inetd = args.inetd || (!args.daemon && stdin_is_socket);
         let allow = allow_list(args, inetd)?;
         let compilers = compilers(args, env)?;
+        let cache = match &args.cache_dir {
+            None => None,
+            Some(dir) => {
+                let limit = match &args.cache_size {
+                    None => crate::cache::DEFAULT_SIZE,
+                    Some(s) => crate::cache::parse_size(s)
+                        .ok_or_else(|| DaemonError::BadCacheSize(s.clone()))?,
+                };
+                Some(crate::cache::Cache::new(dir.clone(), limit))
+            }
+        };
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
         Ok(Config {
@@ -423,6 +441,7 @@ impl Config {
                 save_temps: env.save_temps,
                 stop_by: Default::default(),
                 job_lifetime: secs(args.job_lifetime),
+                cache,
             },
         })
     }

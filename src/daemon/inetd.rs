@@ -28,9 +28,13 @@ pub fn run(cfg: &Config) -> Result<i32, DaemonError> {
     use nix::sys::socket::{getpeername, SockaddrStorage};
     privileges::apply_nice(cfg.nice);
     if let Some(persona) = privileges::persona(cfg.user.as_deref())? {
+        if let Some(cache) = &cfg.job.cache {
+            privileges::hand_over_cache(&cache.dir, &persona);
+        }
         privileges::become_user(&persona)?;
     }
     super::listener::check_whitelist(cfg)?;
+    super::listener::check_cache(cfg)?;
     if let Some(lifetime) = cfg.lifetime {
         // distcc 3.4's alarm ends an inetd job too: here the job is cut off as a stopping
         // daemon's would be, and still answered.

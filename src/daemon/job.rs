@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use tempfile::NamedTempFile;
 
+use crate::cache::{self, Cache, Counter, Entry, Key, KeyHasher};
 use crate::cmdline;
 use crate::cmdline::policy::{self, Compilers, Refusal};
 use crate::exitcode;
@@ -63,6 +64,8 @@ pub struct JobConfig {
     pub stop_by: StopBy,
     /// `--job-lifetime`: the longest a compile may run.
     pub job_lifetime: Option<Duration>,
+    /// `--cache-dir`: where results compiled here are kept.
+    pub cache: Option<Cache>,
 }
 
 /// Why a job ended without a reply.
@@ -391,6 +394,26 @@ struct Request {
     input: NamedTempFile,
     /// A directives-only source, to be checked before it goes into `input`.
     doti: Option<Vec<u8>>,
+    /// The BLAKE3 sum of the text as received, when there is a cache to key.
+    text_sum: Option<[u8; 32]>,
+}
+
+/// A writer that also hashes what goes through it.
+struct Hashing<'a, W: Write> {
+    inner: W,
+    sum: &'a mut blake3::Hasher,
+}
+
+impl<W: Write> Write for Hashing<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sum.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// A protocol 3 request read in full: its files are in `root`.
@@ -422,13 +445,28 @@ fn read_request(stream: &mut impl Read, cfg: &JobConfig) -> Result<Received, Job
     let compile = cmdline::parse_received(&argv);
     let ext = compile.as_ref().map_or("i", |c| c.lang.preprocessed_ext());
     let mut input = job_file(cfg, ext).map_err(JobError::TempFiles)?;
+    let mut text_sum = None;
     let doti = if debuginfo::requested(&argv) {
         // Checked in memory before gcc sees it.
-        Some(wire::read_file(&mut request, DOTI, version, &cfg.limits)?)
+        let text = wire::read_file(&mut request, DOTI, version, &cfg.limits)?;
+        if cfg.cache.is_some() {
+            text_sum = Some(*blake3::hash(&text).as_bytes());
+        }
+        Some(text)
     } else {
         // Straight into its file: the daemon never holds a whole source.
         let mut file = io::BufWriter::with_capacity(64 << 10, input.as_file_mut());
-        wire::read_file_into(&mut request, DOTI, version, &cfg.limits, &mut file)?;
+        if cfg.cache.is_some() {
+            let mut sum = blake3::Hasher::new();
+            let mut hashing = Hashing {
+                inner: &mut file,
+                sum: &mut sum,
+            };
+            wire::read_file_into(&mut request, DOTI, version, &cfg.limits, &mut hashing)?;
+            text_sum = Some(*sum.finalize().as_bytes());
+        } else {
+            wire::read_file_into(&mut request, DOTI, version, &cfg.limits, &mut file)?;
+        }
         file.flush().map_err(JobError::TempFiles)?;
         None
     };
@@ -438,6 +476,7 @@ fn read_request(stream: &mut impl Read, cfg: &JobConfig) -> Result<Received, Job
         compile,
         input,
         doti,
+        text_sum,
     }))
 }
 
@@ -646,6 +685,13 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         }
         prepared => prepared?,
     };
+    let cached = cached_key(&req, &cmd[0], cfg);
+    if let Some((cache, key)) = &cached {
+        if let Some(entry) = cache.get(key) {
+            return answer_from_cache(stream, req, cache, key, entry);
+        }
+        cache.count(key, Counter::Miss);
+    }
     log::debug!("compiling: {}", argv_to_string(&cmd));
     let compiled = run_compiler(&cmd, env, None, cfg).map_err(JobError::TempFiles)?;
     log::debug!("compiled: status {}", compiled.status);
@@ -656,6 +702,11 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         File::open(output.path()).ok()
     } else {
         None
+    };
+    // What is stored: a success with an object, read before the file goes.
+    let to_store = match (&cached, &object) {
+        (Some(_), Some(_)) => std::fs::read(output.path()).ok().filter(|o| !o.is_empty()),
+        _ => None,
     };
     let Request {
         version,
@@ -679,12 +730,80 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         }
         None => reply.write(stream, version)?,
     }
+    // Stored once the client has its answer.
+    if let (Some((cache, key)), Some(object)) = (cached, to_store) {
+        let entry = Entry {
+            object,
+            stderr: reply.stderr,
+            stdout: reply.stdout,
+        };
+        if let Err(e) = cache.put(&key, &entry) {
+            log::warn!("cannot store in the cache at {}: {e}", cache.dir.display());
+        }
+    }
     Ok(Done {
         status: compiled.status,
         killed: compiled.killed,
         compiler: std::mem::take(&mut argv[0]),
         // The compile prepare() accepted.
         input: compile.map(|c| c.input().to_string()).unwrap_or_default(),
+    })
+}
+
+/// The cache and the key of a plain job, when the daemon has a cache: made from what
+/// this daemon received and would run (the identity of its own compiler, the command
+/// line, the text), never from anything a client says about the result.
+fn cached_key<'a>(req: &Request, program: &str, cfg: &'a JobConfig) -> Option<(&'a Cache, Key)> {
+    let cache = cfg.cache.as_ref()?;
+    let sum = req.text_sum?;
+    let identity = resolve_program(program, cfg)
+        .map_err(std::io::Error::other)
+        .and_then(|path| cache::key::compiler_identity(&cache.dir, &path));
+    let identity = match identity {
+        Ok(id) => id,
+        Err(e) => {
+            log::debug!("cannot identify the compiler {program} for the cache: {e}");
+            return None;
+        }
+    };
+    let key = KeyHasher::new("daemon")
+        .field("compiler", &identity)
+        .words("argv", &req.argv)
+        .field("text", &sum)
+        .finish();
+    Some((cache, key))
+}
+
+/// Answers a job with what the cache kept for it.
+fn answer_from_cache(
+    stream: &mut impl Write,
+    req: Request,
+    cache: &Cache,
+    key: &Key,
+    entry: Entry,
+) -> Result<Done, JobError> {
+    cache.count(key, Counter::HitDaemon);
+    let Request {
+        version,
+        mut argv,
+        compile,
+        ..
+    } = req;
+    let input = compile.map(|c| c.input().to_string()).unwrap_or_default();
+    log::info!("{input}: answered from the cache");
+    let reply = Reply {
+        status: 0,
+        stderr: entry.stderr,
+        stdout: entry.stdout,
+        output: entry.object,
+        deps: None,
+    };
+    reply.write(stream, version)?;
+    Ok(Done {
+        status: 0,
+        killed: false,
+        compiler: std::mem::take(&mut argv[0]),
+        input,
     })
 }
 

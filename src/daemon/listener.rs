@@ -115,6 +115,21 @@ pub(crate) fn check_whitelist(cfg: &Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// Checks that the cache directory, if any, can be written once root is given up; makes
+/// it when it does not exist.
+pub(crate) fn check_cache(cfg: &Config) -> Result<(), DaemonError> {
+    let Some(cache) = &cfg.job.cache else {
+        return Ok(());
+    };
+    let error = |error| DaemonError::CacheDir {
+        dir: cache.dir.clone(),
+        error,
+    };
+    crate::ensure_dir(&cache.dir).map_err(error)?;
+    tempfile::tempfile_in(&cache.dir).map_err(error)?;
+    Ok(())
+}
+
 /// Serves one accepted connection, if its address is allowed.
 fn handle(stream: TcpStream, peer: SocketAddr, cfg: &Config, stats: &Stats) {
     let client = peer.to_string();
@@ -252,11 +267,15 @@ fn start_up(cfg: &Config) -> Result<Option<Keeper>, DaemonError> {
         if let Some(log) = &cfg.log_file {
             privileges::hand_over_log(log, &persona);
         }
+        if let Some(cache) = &cfg.job.cache {
+            privileges::hand_over_cache(&cache.dir, &persona);
+        }
         keeper =
             Keeper::start_if_needed(&persona, cfg.pid_file.as_deref(), cfg.log_file.as_deref())?;
         privileges::become_user(&persona)?;
     }
     check_whitelist(cfg)?;
+    check_cache(cfg)?;
     Ok(keeper)
 }
 
@@ -280,7 +299,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         Some(port) => Some(listen(&cfg, port)?),
         None => None,
     };
-    let stats = Stats::new(cfg.job.tmp_root.clone(), cfg.jobs);
+    let mut stats = Stats::new(cfg.job.tmp_root.clone(), cfg.jobs);
+    stats.cache_dir = cfg.job.cache.as_ref().map(|c| c.dir.clone());
     let mut keeper = start_up(&cfg)?;
     bound_heap();
     // The descriptor gcc's `-wrapper` runs, open from the start rather than at the first

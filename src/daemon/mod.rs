@@ -68,6 +68,13 @@ pub enum DaemonError {
         dir: PathBuf,
         error: io::Error,
     },
+    /// `--cache-size` is no size.
+    BadCacheSize(String),
+    /// The cache directory cannot be made, or written by the user the daemon runs as.
+    CacheDir {
+        dir: PathBuf,
+        error: io::Error,
+    },
 }
 
 impl fmt::Display for DaemonError {
@@ -124,6 +131,15 @@ impl fmt::Display for DaemonError {
                 f,
                 "cannot read the compiler whitelist {} as the user distccd runs as: {error}; \
                  every job would be refused",
+                dir.display()
+            ),
+            DaemonError::BadCacheSize(s) => write!(
+                f,
+                "bad --cache-size {s:?}: expected a size such as 5G, 500M or 1000000"
+            ),
+            DaemonError::CacheDir { dir, error } => write!(
+                f,
+                "cannot use the cache directory {} as the user distccd runs as: {error}",
                 dir.display()
             ),
         }

@@ -142,6 +142,27 @@ pub fn hand_over_log(log_file: &Path, persona: &Persona) {
     }
 }
 
+/// Makes the cache directory (made here if need be) the daemon's user's when root owns
+/// it, so that the daemon can write it once it has given root up. Only the directory
+/// itself: what is in it was written by the daemon, as that user.
+pub fn hand_over_cache(dir: &Path, persona: &Persona) {
+    if let Err(e) = crate::ensure_dir(dir) {
+        // Reported by the check made as the daemon's user.
+        log::debug!("cannot make {}: {e}", dir.display());
+        return;
+    }
+    let root_owned = std::fs::metadata(dir).is_ok_and(|m| m.uid() == 0);
+    if root_owned && !dir_writable_by(dir, persona, false) {
+        if let Err(e) = nix::unistd::chown(dir, Some(persona.uid), Some(persona.gid)) {
+            log::warn!(
+                "cannot give the cache directory {} to user {}: {e}",
+                dir.display(),
+                persona.name
+            );
+        }
+    }
+}
+
 /// The root-owned helper process described above, seen from the daemon.
 pub struct Keeper {
     conn: UnixStream,

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::cache::Counter;
 use crate::daemon::job::{JobResult, Outcome};
 
 /// Time constants of the 1, 5 and 15 minute averages.
@@ -64,6 +65,8 @@ pub struct Stats {
     tmp_root: PathBuf,
     /// The job limit (`--jobs`), 3.4's `dcc_max_kids`.
     max_jobs: usize,
+    /// `--cache-dir`, whose counters the page adds after 3.4's lines.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// The peak resident size of all the compilers this process has waited for, in KiB.
@@ -127,6 +130,7 @@ impl Stats {
             counters: Mutex::new(Counters::default()),
             tmp_root,
             max_jobs,
+            cache_dir: None,
         }
     }
 
@@ -240,6 +244,18 @@ impl Stats {
                 format!("{} MB", free_megabytes(&self.tmp_root)),
             ),
         ];
+        let mut lines = lines.to_vec();
+        if let Some(dir) = &self.cache_dir {
+            let s = crate::cache::Stats::total(dir);
+            lines.extend([
+                ("dcc_cache_hits", s.get(Counter::HitDaemon).to_string()),
+                ("dcc_cache_misses", s.get(Counter::Miss).to_string()),
+                ("dcc_cache_stored", s.get(Counter::Stored).to_string()),
+                ("dcc_cache_entries", s.files.to_string()),
+                ("dcc_cache_bytes", s.size.to_string()),
+                ("dcc_cache_evicted", s.get(Counter::Evicted).to_string()),
+            ]);
+        }
         let mut page = String::from(
             "HTTP/1.0 200 OK\nContent-Type: text/plain\nConnection: close\n\nargv /distccd\n<distccstats>\n",
         );
