@@ -38,6 +38,14 @@ fn stat(cache: &Path, name: &str) -> u64 {
     v.parse().unwrap_or_else(|_| panic!("{name} = {v}"))
 }
 
+/// Hits of every kind.
+fn hits(cache: &Path) -> u64 {
+    ["hits, direct", "hits, preprocessed", "hits, on a daemon"]
+        .iter()
+        .map(|k| stat(cache, k))
+        .sum()
+}
+
 #[test]
 fn a_rebuild_after_make_clean_comes_from_the_cache() {
     let project = Project::example();
@@ -54,7 +62,8 @@ fn a_rebuild_after_make_clean_comes_from_the_cache() {
     assert_same_outputs(&expected, &project.outputs());
     assert_eq!(daemon.wait_compiled(5), 5);
     assert_eq!(stat(cache.path(), "misses"), 5);
-    assert_eq!(stat(cache.path(), "entries"), 5);
+    // A result and a manifest (direct mode) each.
+    assert_eq!(stat(cache.path(), "entries"), 10);
 
     let _ = project.make(&["clean"], &[]);
     let out = project.make(&["-j4", &cc()], &env);
@@ -62,7 +71,7 @@ fn a_rebuild_after_make_clean_comes_from_the_cache() {
     // Objects and dependency files as a local build leaves them, with no host asked.
     assert_same_outputs(&expected, &project.outputs());
     assert!(run_program(&project.path().join("hello")).contains("fib(50) = 12586269025"));
-    assert_eq!(stat(cache.path(), "hits, preprocessed"), 5);
+    assert_eq!(stat(cache.path(), "hits, direct"), 5);
     assert_eq!(daemon.compiled_ok(), 5, "{}", daemon.log_text());
 
     // Emptied, it misses again.
@@ -71,7 +80,7 @@ fn a_rebuild_after_make_clean_comes_from_the_cache() {
         .env("DISTCC_CACHE_DIR", cache.path())
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Removed 5 entries"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Removed 10 entries"));
     assert_eq!(stat(cache.path(), "entries"), 0);
     let _ = project.make(&["clean"], &[]);
     let out = project.make(&["-j4", &cc()], &env);
@@ -167,8 +176,9 @@ impl Bench {
         self.compile_in(self.dir.path(), args, env)
     }
 
-    fn counts(&self) -> (u64, u64) {
+    fn counts(&self) -> (u64, u64, u64) {
         (
+            stat(self.cache.path(), "hits, direct"),
             stat(self.cache.path(), "hits, preprocessed"),
             stat(self.cache.path(), "misses"),
         )
@@ -176,15 +186,26 @@ impl Bench {
 }
 
 /// Each change is a miss, and the object is the one the changed inputs give; asked again
-/// unchanged, a hit.
+/// unchanged, a hit. `want` is (direct hits, preprocessed hits, misses) so far.
 #[track_caller]
-fn expect(bench: &Bench, args: &[&str], env: &[(&str, &str)], want: (u64, u64), what: &str) {
+fn expect(bench: &Bench, args: &[&str], env: &[(&str, &str)], want: (u64, u64, u64), what: &str) {
     let (ours, reference) = bench.compile(args, env);
     assert!(
         ours == reference,
         "{what}: not the object a local compile gives"
     );
-    assert_eq!(bench.counts(), want, "{what}: (hits, misses)");
+    assert_eq!(
+        bench.counts(),
+        want,
+        "{what}: (direct, preprocessed, misses)"
+    );
+}
+
+/// Direct mode records a compile's headers only when none changed within a timestamp
+/// tick before its preprocessor started (its race guard, see `cache::manifest`): the
+/// files a test has just written are let age past it.
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(150));
 }
 
 #[test]
@@ -196,16 +217,25 @@ fn every_change_that_matters_is_a_miss_with_the_right_object() {
     );
     b.write("inc2/h.h", "#define H 1\n");
     std::fs::create_dir(b.dir.path().join("inc1")).unwrap();
+    settle();
     let args = ["gcc", "-O2", "-Iinc1", "-Iinc2", "-DVAL=1", "-c", "a.c"];
-    expect(&b, &args, &[], (0, 1), "first");
-    expect(&b, &args, &[], (1, 1), "again");
+    expect(&b, &args, &[], (0, 0, 1), "first");
+    expect(&b, &args, &[], (1, 0, 1), "again");
     b.write("inc2/h.h", "#define H 2\n");
-    expect(&b, &args, &[], (1, 2), "a changed header");
+    settle();
+    expect(&b, &args, &[], (1, 0, 2), "a changed header");
     b.write("inc1/h.h", "#define H 3\n");
-    expect(&b, &args, &[], (1, 3), "a new header earlier on the path");
+    settle();
+    expect(
+        &b,
+        &args,
+        &[],
+        (1, 0, 3),
+        "a new header earlier on the path",
+    );
     let args2 = ["gcc", "-O2", "-Iinc1", "-Iinc2", "-DVAL=2", "-c", "a.c"];
-    expect(&b, &args2, &[], (1, 4), "a changed -D");
-    expect(&b, &args, &[], (2, 4), "back to the first -D");
+    expect(&b, &args2, &[], (1, 0, 4), "a changed -D");
+    expect(&b, &args, &[], (2, 0, 4), "back to the first -D");
 
     // The same name, another compiler: the text is the same, the object is not.
     let wrapped = [
@@ -217,22 +247,17 @@ fn every_change_that_matters_is_a_miss_with_the_right_object() {
         "a.c",
     ];
     b.wrapper("-O0");
-    expect(&b, &wrapped, &[], (2, 5), "a wrapper");
+    expect(&b, &wrapped, &[], (2, 0, 5), "a wrapper");
     b.wrapper("-O2");
-    expect(
-        &b,
-        &wrapped,
-        &[],
-        (2, 6),
-        "another compiler under the same name",
-    );
-    expect(&b, &wrapped, &[], (3, 6), "that compiler again");
+    let other = "another compiler under the same name";
+    expect(&b, &wrapped, &[], (2, 0, 6), other);
+    expect(&b, &wrapped, &[], (3, 0, 6), "that compiler again");
 
     // `-g` names the directory: the same files elsewhere are another object.
     let g = [
         "gcc", "-g", "-O2", "-Iinc1", "-Iinc2", "-DVAL=1", "-c", "a.c",
     ];
-    expect(&b, &g, &[], (3, 7), "-g");
+    expect(&b, &g, &[], (3, 0, 7), "-g");
     let copy = tempfile::tempdir().unwrap();
     for f in ["a.c", "inc1/h.h", "inc2/h.h"] {
         std::fs::create_dir_all(copy.path().join(f).parent().unwrap()).unwrap();
@@ -240,24 +265,65 @@ fn every_change_that_matters_is_a_miss_with_the_right_object() {
     }
     let (ours, reference) = b.compile_in(copy.path(), &g, &[]);
     assert!(ours == reference, "-g elsewhere: not the local object");
-    assert_eq!(b.counts(), (3, 8), "-g from another directory");
+    assert_eq!(b.counts(), (3, 0, 8), "-g from another directory");
 
-    // __DATE__ with and without -g (whose text keeps it unexpanded for the host).
+    // __DATE__ with and without -g (whose text keeps it unexpanded for the host); never
+    // in direct mode.
     b.write("d.c", "const char *d = __DATE__;\n");
+    settle();
     let day0 = [("SOURCE_DATE_EPOCH", "0")];
     let day400 = [("SOURCE_DATE_EPOCH", "34560000")];
     let plain = ["gcc", "-O2", "-c", "d.c"];
-    expect(&b, &plain, &day0, (3, 9), "__DATE__");
-    expect(&b, &plain, &day400, (3, 10), "another date");
-    expect(&b, &plain, &day0, (4, 10), "the first date again");
+    expect(&b, &plain, &day0, (3, 0, 9), "__DATE__");
+    expect(&b, &plain, &day400, (3, 0, 10), "another date");
+    expect(&b, &plain, &day0, (3, 1, 10), "the first date again");
     // With -g the text keeps __DATE__ for the host to expand: with SOURCE_DATE_EPOCH set
     // the job is compiled here, and without it not cached.
     let g = ["gcc", "-g", "-O2", "-c", "d.c"];
     let stored = stat(b.cache.path(), "results stored");
-    expect(&b, &g, &day0, (4, 10), "__DATE__ with -g");
-    expect(&b, &g, &day400, (4, 10), "another date with -g");
-    expect(&b, &g, &[], (4, 10), "__DATE__ with -g, the date not fixed");
+    expect(&b, &g, &day0, (3, 1, 10), "__DATE__ with -g");
+    expect(&b, &g, &day400, (3, 1, 10), "another date with -g");
+    expect(
+        &b,
+        &g,
+        &[],
+        (3, 1, 10),
+        "__DATE__ with -g, the date not fixed",
+    );
     assert_eq!(stat(b.cache.path(), "results stored"), stored);
+
+    // What `__has_include` probes, and a search directory that does not exist yet.
+    b.write(
+        "p.c",
+        "#if __has_include(\"opt.h\")\n#include \"opt.h\"\n#else\n#define OPT 0\n#endif\n\
+         int o(void) { return OPT; }\n",
+    );
+    settle();
+    let p = ["gcc", "-O2", "-c", "p.c"];
+    expect(&b, &p, &[], (3, 1, 11), "__has_include");
+    expect(&b, &p, &[], (4, 1, 11), "__has_include again");
+    b.write("opt.h", "#define OPT 7\n");
+    settle();
+    expect(
+        &b,
+        &p,
+        &[],
+        (4, 1, 12),
+        "what __has_include looks for, created",
+    );
+    let gen = ["gcc", "-O2", "-Igen", "-Iinc2", "-DVAL=1", "-c", "a.c"];
+    // The text is that of "a changed header".
+    expect(&b, &gen, &[], (4, 2, 12), "a search directory missing");
+    expect(&b, &gen, &[], (5, 2, 12), "still missing");
+    b.write("gen/h.h", "#define H 9\n");
+    settle();
+    expect(
+        &b,
+        &gen,
+        &[],
+        (5, 2, 13),
+        "the directory made, with a header",
+    );
 }
 
 #[test]
@@ -296,19 +362,18 @@ fn two_builds_at_once_share_one_cache() {
         assert_same_outputs(&expected, &p.outputs());
     }
     // Both stored the same keys: one entry each, whichever came last.
-    assert_eq!(stat(cache.path(), "entries"), 11);
+    // One result each, whichever came last; a manifest each per tree (the working
+    // directory is in direct mode's key).
+    assert_eq!(stat(cache.path(), "entries"), 11 + 22);
     // Every miss was compiled by the host, and nothing else.
-    let (hits, misses) = (
-        stat(cache.path(), "hits, preprocessed"),
-        stat(cache.path(), "misses"),
-    );
-    assert_eq!(hits + misses, 22);
+    let (hit, misses) = (hits(cache.path()), stat(cache.path(), "misses"));
+    assert_eq!(hit + misses, 22);
     assert_eq!(daemon.wait_compiled(misses as usize), misses as usize);
     let _ = projects[1].make(&["clean"], &[]);
     let out = projects[1].make(&with_cc, &env);
     assert!(out.status.success(), "{}", show(&out));
     assert_same_outputs(&expected, &projects[1].outputs());
-    assert_eq!(stat(cache.path(), "hits, preprocessed"), hits + 11);
+    assert_eq!(hits(cache.path()), hit + 11);
     assert_eq!(
         daemon.compiled_ok(),
         misses as usize,
@@ -342,7 +407,7 @@ fn a_full_unwritable_or_damaged_cache_costs_hits_not_objects() {
     // Full: a limit smaller than one entry; each is evicted as it is stored.
     let full = tempfile::tempdir().unwrap();
     build_twice(full.path(), "1K");
-    assert_eq!(stat(full.path(), "hits, preprocessed"), 0);
+    assert_eq!(hits(full.path()), 0);
     assert!(stat(full.path(), "evicted") >= 5);
     assert_eq!(stat(full.path(), "entries"), 0);
 
@@ -353,7 +418,7 @@ fn a_full_unwritable_or_damaged_cache_costs_hits_not_objects() {
     // Damaged: every entry cut, flipped or replaced, and junk beside them.
     let cache = tempfile::tempdir().unwrap();
     build_twice(cache.path(), "5G");
-    assert_eq!(stat(cache.path(), "hits, preprocessed"), 5);
+    assert_eq!(hits(cache.path()), 5);
     let mut entries: Vec<PathBuf> = Vec::new();
     for top in std::fs::read_dir(cache.path()).unwrap().flatten() {
         for sub in std::fs::read_dir(top.path())
@@ -369,7 +434,7 @@ fn a_full_unwritable_or_damaged_cache_costs_hits_not_objects() {
         }
     }
     entries.retain(|p| p.file_name().unwrap().len() == 64);
-    assert_eq!(entries.len(), 5);
+    assert_eq!(entries.len(), 10);
     for (i, e) in entries.iter().enumerate() {
         let mut data = std::fs::read(e).unwrap();
         match i % 3 {
@@ -386,9 +451,10 @@ fn a_full_unwritable_or_damaged_cache_costs_hits_not_objects() {
     std::fs::create_dir_all(cache.path().join("00/zz")).unwrap();
     std::fs::write(cache.path().join("00/stats"), "misses lots\n\0\0").unwrap();
     let project = build_twice(cache.path(), "5G");
+    // The results (the manifests are of the first tree's directory, not looked up).
     assert_eq!(stat(cache.path(), "damaged, removed"), 5);
     // Stored again after the damaged ones went, and hit in the second round.
-    assert_eq!(stat(cache.path(), "hits, preprocessed"), 10);
+    assert_eq!(hits(cache.path()), 10);
     drop(project);
 }
 

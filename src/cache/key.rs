@@ -145,6 +145,50 @@ fn identify(path: &Path) -> io::Result<[u8; 32]> {
     Ok(*h.finalize().as_bytes())
 }
 
+/// The include directories built into the compiler at `path` (identity `identity`) for
+/// `flags` (those that may change them) and `language`, as it spells them: its `-v`
+/// search list. Asked with only `PATH` in its environment (no `CPATH`, and messages in
+/// English), and kept beside the compiler's identity.
+pub fn builtin_dirs(
+    dir: &Path,
+    path: &Path,
+    identity: &[u8; 32],
+    flags: &[String],
+    language: &str,
+) -> io::Result<Vec<String>> {
+    let mut memo = blake3::Hasher::new();
+    memo.update(identity);
+    for f in flags.iter().map(String::as_str).chain([language]) {
+        memo.update(&(f.len() as u64).to_le_bytes());
+        memo.update(f.as_bytes());
+    }
+    let memo = dir
+        .join("compilers")
+        .join(format!("{}.dirs", memo.finalize().to_hex()));
+    if let Ok(kept) = std::fs::read_to_string(&memo) {
+        return Ok(kept.lines().map(String::from).collect());
+    }
+    let out = Command::new(path)
+        .args(flags)
+        .args(["-x", language, "-E", "-v", "/dev/null"])
+        .env_clear()
+        .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let dirs = crate::include::sysdirs::parse_search_list(&text)
+        .ok_or_else(|| io::Error::other("no search list in its -v output"))?;
+    let mut kept = String::new();
+    for d in &dirs {
+        kept.push_str(d);
+        kept.push('\n');
+    }
+    let _ = keep(&memo, kept.as_bytes());
+    Ok(dirs.into_iter().map(String::from).collect())
+}
+
 /// Writes `data` to `path` whole, through a temporary file renamed into place.
 pub(super) fn keep(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

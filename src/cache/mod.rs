@@ -12,6 +12,7 @@
 //! under the key it is given.
 
 pub mod key;
+pub mod manifest;
 pub mod stats;
 pub mod store;
 

@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::key::Key;
+use super::manifest::Manifest;
 use super::stats::{Counter, Stats};
 
 const MAGIC: &[u8; 4] = b"DCCE";
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 const SUM: usize = 32;
 /// zstd's fastest level: objects compress about 3× with it, at several hundred MB/s.
 const LEVEL: i32 = 1;
@@ -39,53 +40,76 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn encode(&self) -> io::Result<Vec<u8>> {
-        let mut payload = Vec::with_capacity(self.object.len() + self.stderr.len() + 32);
-        for part in [&self.object, &self.stderr, &self.stdout] {
-            payload.extend_from_slice(&(part.len() as u64).to_le_bytes());
-            payload.extend_from_slice(part);
-        }
-        let mut out = Vec::with_capacity(payload.len() / 2 + 64);
-        out.extend_from_slice(MAGIC);
-        out.push(FORMAT);
-        out.extend_from_slice(&zstd::bulk::compress(&payload, LEVEL)?);
-        let sum = blake3::hash(&out);
-        out.extend_from_slice(sum.as_bytes());
-        Ok(out)
+    const KIND: &'static [u8] = b"result";
+
+    fn parts(&self) -> [&[u8]; 4] {
+        [Self::KIND, &self.object, &self.stderr, &self.stdout]
     }
 
-    /// The entry in `data`; `None` when it is not a whole, intact entry of this format.
-    fn decode(data: &[u8]) -> Option<Entry> {
-        let body_len = data.len().checked_sub(SUM)?;
-        let (body, sum) = data.split_at(body_len);
-        if body.len() < MAGIC.len() + 1
-            || &body[..4] != MAGIC
-            || body[4] != FORMAT
-            || blake3::hash(body).as_bytes() != sum
-        {
-            return None;
-        }
-        let mut payload = Vec::new();
-        zstd::stream::read::Decoder::new(&body[5..])
-            .ok()?
-            .take(MAX_RESULT as u64 + 1)
-            .read_to_end(&mut payload)
-            .ok()?;
-        let mut rest = payload.as_slice();
-        let mut part = || -> Option<Vec<u8>> {
-            let len = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
-            let len = usize::try_from(len).ok()?;
-            let bytes = rest.get(8..8usize.checked_add(len)?)?.to_vec();
-            rest = &rest[8 + len..];
-            Some(bytes)
-        };
-        let entry = Entry {
-            object: part()?,
-            stderr: part()?,
-            stdout: part()?,
-        };
-        rest.is_empty().then_some(entry)
+    fn from_parts(parts: Vec<Vec<u8>>) -> Option<Entry> {
+        let [kind, object, stderr, stdout]: [Vec<u8>; 4] = parts.try_into().ok()?;
+        (kind == Self::KIND).then_some(Entry {
+            object,
+            stderr,
+            stdout,
+        })
     }
+}
+
+const MANIFEST: &[u8] = b"manifest";
+
+/// A file of the cache: its parts, compressed, with the magic word, the format version
+/// and a sum over everything.
+fn encode(parts: &[&[u8]]) -> io::Result<Vec<u8>> {
+    let size = parts.iter().map(|p| p.len() + 8).sum::<usize>() + 8;
+    let mut payload = Vec::with_capacity(size);
+    payload.extend_from_slice(&(parts.len() as u64).to_le_bytes());
+    for part in parts {
+        payload.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        payload.extend_from_slice(part);
+    }
+    let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+    out.extend_from_slice(MAGIC);
+    out.push(FORMAT);
+    out.extend_from_slice(&zstd::bulk::compress(&payload, LEVEL)?);
+    let sum = blake3::hash(&out);
+    out.extend_from_slice(sum.as_bytes());
+    Ok(out)
+}
+
+/// The parts in `data`; `None` when it is not a whole, intact file of this format.
+fn decode(data: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let body_len = data.len().checked_sub(SUM)?;
+    let (body, sum) = data.split_at(body_len);
+    if body.len() < MAGIC.len() + 1
+        || &body[..4] != MAGIC
+        || body[4] != FORMAT
+        || blake3::hash(body).as_bytes() != sum
+    {
+        return None;
+    }
+    let mut payload = Vec::new();
+    zstd::stream::read::Decoder::new(&body[5..])
+        .ok()?
+        .take(MAX_RESULT as u64 + 1)
+        .read_to_end(&mut payload)
+        .ok()?;
+    fn take<'a>(rest: &mut &'a [u8], len: usize) -> Option<&'a [u8]> {
+        let (head, tail) = (rest.get(..len)?, rest.get(len..)?);
+        *rest = tail;
+        Some(head)
+    }
+    fn number(rest: &mut &[u8]) -> Option<usize> {
+        usize::try_from(u64::from_le_bytes(take(rest, 8)?.try_into().ok()?)).ok()
+    }
+    let mut rest = payload.as_slice();
+    let count = number(&mut rest)?;
+    let mut parts = Vec::with_capacity(count.min(16));
+    for _ in 0..count {
+        let len = number(&mut rest)?;
+        parts.push(take(&mut rest, len)?.to_vec());
+    }
+    rest.is_empty().then_some(parts)
 }
 
 /// A cache directory and its size limit.
@@ -124,6 +148,22 @@ impl Cache {
     /// The entry under `key`, when there is an intact one; it is then the most recently
     /// used. A damaged entry is removed.
     pub fn get(&self, key: &Key) -> Option<Entry> {
+        Entry::from_parts(self.get_parts(key)?)
+    }
+
+    /// The manifest under `key` (direct mode), when there is an intact one.
+    pub fn get_manifest(&self, key: &Key) -> Option<Manifest> {
+        let [kind, text]: [Vec<u8>; 2] = self.get_parts(key)?.try_into().ok()?;
+        (kind == MANIFEST)
+            .then(|| Manifest::decode(&text))
+            .flatten()
+    }
+
+    pub fn put_manifest(&self, key: &Key, m: &Manifest) -> io::Result<()> {
+        self.put_parts(key, &[MANIFEST, &m.encode()])
+    }
+
+    fn get_parts(&self, key: &Key) -> Option<Vec<Vec<u8>>> {
         let path = self.path(key);
         let mut file = File::open(&path).ok()?;
         let mut data = Vec::new();
@@ -131,11 +171,11 @@ impl Cache {
             log::warn!("cannot read the cache entry {}: {e}", path.display());
             return None;
         }
-        match Entry::decode(&data) {
-            Some(entry) => {
+        match decode(&data) {
+            Some(parts) => {
                 // For eviction: a hit makes the entry young again.
                 let _ = file.set_times(FileTimes::new().set_modified(SystemTime::now()));
-                Some(entry)
+                Some(parts)
             }
             None => {
                 log::warn!("the cache entry {} is damaged; removed it", path.display());
@@ -156,7 +196,11 @@ impl Cache {
     /// Stores `entry` under `key`, then trims its directory if the cache is over its
     /// size.
     pub fn put(&self, key: &Key, entry: &Entry) -> io::Result<()> {
-        let data = entry.encode()?;
+        self.put_parts(key, &entry.parts())
+    }
+
+    fn put_parts(&self, key: &Key, parts: &[&[u8]]) -> io::Result<()> {
+        let data = encode(parts)?;
         let path = self.path(key);
         let dir = path.parent().unwrap_or(&self.dir);
         crate::ensure_dir(dir)?;
@@ -260,22 +304,23 @@ mod tests {
 
     #[test]
     fn an_entry_reads_back_and_any_damage_is_found() {
-        let data = entry().encode().unwrap();
-        assert_eq!(Entry::decode(&data), Some(entry()));
+        let data = encode(&entry().parts()).unwrap();
+        let back = decode(&data).and_then(Entry::from_parts);
+        assert_eq!(back, Some(entry()));
         for cut in [0, 3, 5, data.len() / 2, data.len() - 1] {
-            assert_eq!(Entry::decode(&data[..cut]), None, "cut at {cut}");
+            assert_eq!(decode(&data[..cut]), None, "cut at {cut}");
         }
         for at in [0, 4, 10, data.len() - 1] {
             let mut bad = data.clone();
             bad[at] ^= 1;
-            assert_eq!(Entry::decode(&bad), None, "byte {at} flipped");
+            assert_eq!(decode(&bad), None, "byte {at} flipped");
         }
     }
 
     #[test]
     fn the_oldest_entries_go_when_a_directory_is_over_its_share() {
         let dir = tempfile::tempdir().unwrap();
-        let one = entry().encode().unwrap().len() as u64;
+        let one = encode(&entry().parts()).unwrap().len() as u64;
         // Room for three entries per top directory.
         let cache = Cache::new(dir.path().to_path_buf(), one * 3 * 256 + 255);
         let keys: Vec<Key> = (0..5u8)

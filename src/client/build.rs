@@ -51,7 +51,7 @@ struct Journey<'a> {
     farm: Farm,
     progress: Progress,
     /// Where the result goes in the cache, when it is to be stored.
-    cached: Option<Cached>,
+    cached: Option<Box<Cached>>,
 }
 
 /// Compiles a distributable job somewhere and returns the exit code.
@@ -85,11 +85,15 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
             Ok(limit) => *limit,
             Err(e) => return exitcode::report(e),
         };
+        let direct = match cache::look_up_direct(job, cfg, limit) {
+            Ok(()) => return 0,
+            Err(direct) => direct,
+        };
         let text = match journey.preprocess_now() {
             Ok(text) => text,
             Err(e) => return journey.after_cpp_failure(e),
         };
-        match cache::look_up(text, cfg, limit) {
+        match cache::look_up(text, cfg, limit, direct) {
             Looked::Hit => return 0,
             Looked::Miss(text, cached) => {
                 prepared = Some(text);
@@ -284,7 +288,7 @@ impl<'a> Journey<'a> {
         }
         show(&reply.stderr, &reply.stdout);
         if let Some(cached) = self.cached.take() {
-            cached.store(reply);
+            cached.store(self.job, reply);
         }
         critique(0, input, &host.spec)
     }

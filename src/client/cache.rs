@@ -22,7 +22,7 @@ use super::config::{CacheConfig, Config};
 use super::outputs::write_output;
 use super::preprocess::{self, Prepared, Text};
 use crate::cache::stats::Bytes;
-use crate::cache::{key, Cache, Counter, Entry, Key, KeyHasher, Stats};
+use crate::cache::{key, manifest, Cache, Counter, Entry, Key, KeyHasher, Stats};
 use crate::cmdline::{debug_info, Compile};
 use crate::wire::Reply;
 
@@ -30,6 +30,18 @@ use crate::wire::Reply;
 pub(super) struct Cached {
     cache: Cache,
     key: Key,
+    /// Direct mode's manifest to add this result to, with the headers the text entered.
+    direct: Option<(Direct, manifest::Entered)>,
+}
+
+/// What direct mode knows of a job before it is preprocessed.
+pub(super) struct Direct {
+    key: Key,
+    /// The search chain, every directory as written.
+    chain: Vec<String>,
+    /// The dependency file the command writes.
+    deps: Option<String>,
+    started_ns: i128,
 }
 
 /// What looking a job up came to.
@@ -37,17 +49,110 @@ pub(super) enum Looked<'a> {
     /// Answered: the object is written and the messages shown.
     Hit,
     /// To be compiled, with this text; stored under the key afterwards, when there is one.
-    Miss(Prepared<'a>, Option<Cached>),
+    Miss(Prepared<'a>, Option<Box<Cached>>),
 }
 
-/// Looks `job`, preprocessed into `prepared`, up in the cache.
-pub(super) fn look_up<'a>(prepared: Prepared<'a>, cfg: &Config, limit: u64) -> Looked<'a> {
+/// Direct mode: answers `job` from the cache without preprocessing it, when a manifest of
+/// its command holds. Otherwise what the later steps need to add to the manifest.
+pub(super) fn look_up_direct(
+    job: &Compile,
+    cfg: &Config,
+    limit: u64,
+) -> Result<(), Option<Direct>> {
+    let cc = cfg.cache.as_ref().ok_or(None)?;
+    let direct = direct_key(job, cfg, cc).ok_or(None)?;
+    let cache = Cache::new(cc.dir.clone(), limit);
+    let Some(manifest) = cache.get_manifest(&direct.key) else {
+        return Err(Some(direct));
+    };
+    let Some(candidate) = manifest.find() else {
+        return Err(Some(direct));
+    };
+    let Some(entry) = cache.get(&candidate.result) else {
+        return Err(Some(direct));
+    };
+    let written = write_output(Path::new(job.output()), &entry.object).and_then(|()| {
+        match (&direct.deps, &candidate.deps) {
+            (Some(path), Some(text)) => write_output(Path::new(path), text),
+            _ => Ok(()),
+        }
+    });
+    if let Err(e) = written {
+        log::warn!("failed to write {}: {e}", job.output());
+        return Err(Some(direct));
+    }
+    log::info!("{} answered from the cache, not preprocessed", job.input());
+    cache.count(&candidate.result, Counter::HitDirect);
+    super::build::show(&entry.stderr, &entry.stdout);
+    Ok(())
+}
+
+/// Direct mode's key for `job`: its compiler, command line, working directory and source;
+/// `None` where direct mode cannot be exact (no dependency file it can name, include
+/// directories from the environment, the time macros in the source).
+fn direct_key(job: &Compile, cfg: &Config, cc: &CacheConfig) -> Option<Direct> {
+    if job.preprocessed || cfg.pump.hidden_include_path {
+        return None;
+    }
+    let (_, deps) = job.pump_argv()?;
+    let model = crate::include::cmdline::parse(job.argv()).ok()?;
+    let (path, identity) = compiler(job, cc)?;
+    let builtin = key::builtin_dirs(
+        &cc.dir,
+        &path,
+        &identity,
+        &model.probe_flags,
+        &model.language,
+    )
+    .map_err(|e| log::info!("cannot ask {} for its directories: {e}", path.display()))
+    .ok()?;
+    let source = std::fs::read(job.input()).ok()?;
+    if crate::toolchain::pragmas::uses_time_macros(&source) {
+        return None;
+    }
+    let cwd = std::env::current_dir().ok()?;
+    let mut h = KeyHasher::new("direct");
+    h.field("compiler", &identity)
+        .words("argv", job.argv())
+        .field("cwd", cwd.as_os_str().as_encoded_bytes())
+        .field("directives-only", &[u8::from(job.directives_only)])
+        .field("rewrite-cross", &[u8::from(cfg.rewrite_cross)])
+        .field("source", blake3::hash(&source).as_bytes());
+    environment(&mut h, cc);
+    let chain = [
+        model.quote,
+        model.bracket,
+        model.isystem,
+        builtin,
+        model.after,
+    ]
+    .concat();
+    Some(Direct {
+        key: h.finish(),
+        chain,
+        deps,
+        started_ns: manifest::now_ns(),
+    })
+}
+
+/// Looks `job`, preprocessed into `prepared`, up in the cache; `direct` is what direct
+/// mode needs to learn this text's headers.
+pub(super) fn look_up<'a>(
+    prepared: Prepared<'a>,
+    cfg: &Config,
+    limit: u64,
+    direct: Option<Direct>,
+) -> Looked<'a> {
     let Some(cc) = &cfg.cache else {
         return Looked::Miss(prepared, None);
     };
     let (job, text) = &prepared;
-    let key = match text.with_bytes(|t| job_key(job, cfg, cc, t)) {
-        Ok(Some(key)) => key,
+    let made = text.with_bytes(|t| {
+        let key = job_key(job, cfg, cc, t)?;
+        Some((key, direct.map(|d| (d, manifest::entered(t)))))
+    });
+    let (key, direct) = match made {
+        Ok(Some(made)) => made,
         Ok(None) => return Looked::Miss(prepared, None),
         Err(e) => {
             log::warn!("cannot read the preprocessed text for the cache: {e}");
@@ -55,34 +160,85 @@ pub(super) fn look_up<'a>(prepared: Prepared<'a>, cfg: &Config, limit: u64) -> L
         }
     };
     let cache = Cache::new(cc.dir.clone(), limit);
-    if let Some(entry) = cache.get(&key) {
+    let cached = Cached { cache, key, direct };
+    if let Some(entry) = cached.cache.get(&key) {
         match write_output(Path::new(job.output()), &entry.object) {
             Ok(()) => {
                 log::info!("{} answered from the cache", job.input());
-                cache.count(&key, Counter::HitPreprocessed);
+                cached.cache.count(&key, Counter::HitPreprocessed);
                 super::build::show(&entry.stderr, &entry.stdout);
+                cached.learn(job);
                 return Looked::Hit;
             }
             Err(e) => log::warn!("failed to write {}: {e}", job.output()),
         }
     }
-    cache.count(&key, Counter::Miss);
-    Looked::Miss(prepared, Some(Cached { cache, key }))
+    cached.cache.count(&key, Counter::Miss);
+    Looked::Miss(prepared, Some(Box::new(cached)))
 }
 
 impl Cached {
-    /// Stores what a host sent back for the job (a success).
-    pub(super) fn store(self, reply: Reply) {
+    /// Stores what a host sent back for `job` (a success).
+    pub(super) fn store(self, job: &Compile, reply: Reply) {
         let entry = Entry {
             object: reply.output,
             stderr: reply.stderr,
             stdout: reply.stdout,
         };
-        if let Err(e) = self.cache.put(&self.key, &entry) {
-            log::info!(
+        match self.cache.put(&self.key, &entry) {
+            Ok(()) => self.learn(job),
+            Err(e) => log::info!(
                 "cannot store in the cache at {}: {e}",
                 self.cache.dir.display()
-            );
+            ),
+        }
+    }
+
+    /// Adds this result to the manifest of the command, for direct mode.
+    fn learn(&self, job: &Compile) {
+        let Some((direct, entered)) = &self.direct else {
+            return;
+        };
+        let deps = direct.deps.as_ref().and_then(|p| std::fs::read(p).ok());
+        if direct.deps.is_some() && deps.is_none() {
+            return;
+        }
+        let recorder = manifest::Recorder {
+            chain: &direct.chain,
+            started_ns: direct.started_ns,
+        };
+        let Some(candidate) = recorder.candidate(job.input(), entered, self.key, deps) else {
+            return;
+        };
+        let mut m = self.cache.get_manifest(&direct.key).unwrap_or_default();
+        m.add(candidate);
+        if let Err(e) = self.cache.put_manifest(&direct.key, &m) {
+            log::info!("cannot store a manifest in the cache: {e}");
+        }
+    }
+}
+
+/// Adds the variables that change what a compiler writes (set or not) to a key.
+fn environment(h: &mut KeyHasher, cc: &CacheConfig) {
+    for (name, value) in &cc.env {
+        h.field(
+            name,
+            value.as_ref().map_or(b"\0unset", |v| v.as_encoded_bytes()),
+        );
+    }
+}
+
+/// Where `job`'s compiler is, and its identity.
+fn compiler(job: &Compile, cc: &CacheConfig) -> Option<(std::path::PathBuf, [u8; 32])> {
+    let name = &job.argv()[0];
+    let found = key::locate(name)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not on PATH"))
+        .and_then(|path| key::compiler_identity(&cc.dir, &path).map(|id| (path, id)));
+    match found {
+        Ok(found) => Some(found),
+        Err(e) => {
+            log::info!("cannot identify the compiler {name} for the cache: {e}");
+            None
         }
     }
 }
@@ -90,31 +246,17 @@ impl Cached {
 /// The key of `job` whose text to send is `text`; `None` when its result may not be
 /// cached, or the compiler cannot be identified.
 fn job_key(job: &Compile, cfg: &Config, cc: &CacheConfig, text: &[u8]) -> Option<Key> {
-    if job.directives_only && preprocess::uses_time_macros(text) {
+    if job.directives_only && crate::toolchain::pragmas::uses_time_macros(text) {
         log::debug!("{} uses the time macros: not cached", job.input());
         return None;
     }
     let mut h = KeyHasher::new("preprocessed");
-    let compiler = &job.argv()[0];
-    let identity = key::locate(compiler)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not on PATH"))
-        .and_then(|path| key::compiler_identity(&cc.dir, &path));
-    match identity {
-        Ok(id) => h.field("compiler", &id),
-        Err(e) => {
-            log::info!("cannot identify the compiler {compiler} for the cache: {e}");
-            return None;
-        }
-    };
+    let (_, identity) = compiler(job, cc)?;
+    h.field("compiler", &identity);
     let argv = super::remote::argv_for_host(job, cfg);
     h.words("argv", &argv);
     h.field("language", format!("{:?}", job.lang).as_bytes());
-    for (name, value) in &cc.env {
-        h.field(
-            name,
-            value.as_ref().map_or(b"\0unset", |v| v.as_encoded_bytes()),
-        );
-    }
+    environment(&mut h, cc);
     let mapped = job
         .argv()
         .iter()

@@ -148,7 +148,7 @@ pub(super) fn preprocess_early<'a>(
 /// preprocessor dropped a pragma that the compile needs (see `pragmas`) is thrown away and
 /// the source preprocessed again in full; otherwise the preprocessor's held diagnostics
 /// are shown now. With `fixed_date` (`SOURCE_DATE_EPOCH` set), directives-only text that
-/// uses the time macros is not sent (see [`uses_time_macros`]).
+/// uses the time macros is not sent (see [`pragmas::uses_time_macros`]).
 pub(super) fn preprocessed(
     job: &Compile,
     source: Source,
@@ -158,9 +158,9 @@ pub(super) fn preprocessed(
     if job.directives_only && fixed_date {
         let timed = match &text {
             Text::Memory(file, len) => {
-                with_mapped(file, *len, uses_time_macros).map_err(RemoteError::CppStart)?
+                with_mapped(file, *len, pragmas::uses_time_macros).map_err(RemoteError::CppStart)?
             }
-            Text::Bytes(data) => uses_time_macros(data),
+            Text::Bytes(data) => pragmas::uses_time_macros(data),
         };
         if timed {
             return Err(RemoteError::TimeMacros);
@@ -187,17 +187,6 @@ pub(super) fn preprocessed(
     }
     let _ = io::stderr().write_all(&diagnostics);
     Ok((Cow::Borrowed(job), text))
-}
-
-/// Whether directives-only text still holds `__DATE__`, `__TIME__` or `__TIMESTAMP__`:
-/// the host expands them when it compiles, with its own clock and without the client's
-/// `SOURCE_DATE_EPOCH` (the protocol carries no environment), so the object would not be
-/// the one a local compile gives. (Full preprocessing expands them here, but would change
-/// a `-g` object, which is why such text is directives-only.)
-pub(super) fn uses_time_macros(text: &[u8]) -> bool {
-    ["__DATE__", "__TIME__", "__TIMESTAMP__"]
-        .iter()
-        .any(|m| memchr::memmem::find(text, m.as_bytes()).is_some())
 }
 
 /// Runs `f` on the first `len` bytes of `file`, mapped into memory rather than copied.

@@ -22,6 +22,17 @@ use std::path::PathBuf;
 const LOST: &[&[u8]] = &[b"message", b"redefine_extname", b"push_macro", b"pop_macro"];
 const LOST_GCC: &[&[u8]] = &[b"poison"];
 
+/// Whether directives-only text still holds `__DATE__`, `__TIME__` or `__TIMESTAMP__`:
+/// the host expands them when it compiles, with its own clock and without the client's
+/// `SOURCE_DATE_EPOCH` (the protocol carries no environment), so the object would not be
+/// the one a local compile gives. (Full preprocessing expands them here, but would change
+/// a `-g` object, which is why such text is directives-only.)
+pub fn uses_time_macros(text: &[u8]) -> bool {
+    ["__DATE__", "__TIME__", "__TIMESTAMP__"]
+        .iter()
+        .any(|m| memchr::memmem::find(text, m.as_bytes()).is_some())
+}
+
 /// Whether a file that the preprocessor of `text` entered has a pragma that the text lost.
 /// A name that is no file (`#line 12 "parse.y"` in generated sources names files that need
 /// not exist) was not read by the preprocessor; a file that cannot be read counts as
