@@ -30,6 +30,12 @@ build) so that drift of the machine hits both:
   * wire: one Lua build per implementation with and without `,lzo` while tcpdump captures
     the daemon ports on lo, and one of ours in pump mode (`,cpp,lzo`): bytes each way and
     packets;
+  * lua-cache, leveldb-cache, kernel-cache: the compile cache (`cache_rows`): a cold
+    build with our client's cache against the same build without it, the warm rebuild
+    after the tree's clean against distcc 3.4's plain build and against ccache's warm
+    rebuild (Debian's ccache, direct mode, `CCACHE_PREFIX` distcc 3.4 for its cold
+    build), and a second client with no cache of its own against daemons whose cache is
+    warm: the daemons' CPU in that build against a cold one;
   * the daemons' peak memory (all their processes), after the workloads.
 
 Prints Markdown tables and writes them to bench/results.tsv and bench/results-include.tsv.
@@ -66,7 +72,8 @@ OURS = {
     "pump": os.path.join(RELEASE, "pump"),
 }
 THEIRS = {"name": "distcc 3.4", "client": "/usr/bin/distcc", "daemon": "/usr/bin/distccd"}
-WORKLOADS = ["tiny", "cxx", "lua", "leveldb", "kernel", "farm", "wire"]
+WORKLOADS = ["tiny", "cxx", "lua", "leveldb", "kernel", "farm", "wire",
+             "lua-cache", "leveldb-cache", "kernel-cache"]
 # Twice the three daemons' slots, so that preprocessing overlaps remote compiles.
 MAKE_JOBS = "-j6"
 
@@ -147,6 +154,8 @@ NEEDS = {
              ("taskset", "util-linux")],
     "wire": [("make", "make"), ("tcpdump", "tcpdump")],
 }
+for _tree in ["lua", "leveldb", "kernel"]:
+    NEEDS[f"{_tree}-cache"] = NEEDS[_tree] + [("ccache", "ccache")]
 
 
 def ensure_installed(workloads):
@@ -495,7 +504,7 @@ class Farm:
     """Daemons of one implementation on loopback ports (three unless told), each allowed
     one job, on the CPU `cpu` if given."""
 
-    def __init__(self, impl, work, daemons=3, cpu=None):
+    def __init__(self, impl, work, daemons=3, cpu=None, extra=()):
         self.impl = impl
         self.dir = tempfile.mkdtemp(dir=work)
         os.chmod(self.dir, 0o777)
@@ -517,7 +526,7 @@ class Farm:
                     "--port", str(port), "--allow", "127.0.0.1", "--jobs", "1",
                     "--log-file", os.path.join(self.dir, f"d{port}.log")]
             if impl is OURS:
-                argv += ["--whitelist-dir", self.whitelist]
+                argv += ["--whitelist-dir", self.whitelist, *extra]
             if cpu is not None:
                 argv = ["taskset", "-c", str(cpu)] + argv
             self.daemons.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL))
@@ -858,6 +867,97 @@ def build(tree, farm, work, options="", pump=False, stats=None):
     return wall, cpu, daemon_cpu, watch.stop(), plain, failed, server_stats
 
 
+def cache_counts(cache_dir):
+    """Our cache's counters, as `distcc --cache-stats` prints them."""
+    out = subprocess.check_output([OURS["client"], "--cache-stats"], text=True,
+                                  env=dict(os.environ, DISTCC_CACHE_DIR=cache_dir))
+    counts = {}
+    for line in out.splitlines():
+        name, value = line[:24].strip(), line[24:].strip()
+        if value.isdigit():
+            counts[name] = int(value)
+    return counts
+
+
+def cold_and_warm(tree, client, env, work, label, farm=None):
+    """A build of a fresh `tree` through `client` with `env`, then the tree's clean and
+    the build again: the wall seconds of both, and the CPU seconds `farm`'s daemons
+    spent in each."""
+    argv = tree.prepare(client)
+    env = dict(env, **KBUILD_ENV)
+    out = []
+    for i, step in enumerate(["cold", "warm"]):
+        if i:
+            tree.clean()
+        before = process_cpu(farm.pids()) if farm else 0.0
+        wall, _ = run_timed(argv, log=os.path.join(work, f"{tree.name}-{label}-{step}.log"),
+                            cwd=tree.tree, env=env)
+        out.append((wall, (process_cpu(farm.pids()) - before) if farm else 0.0))
+    return out
+
+
+def cache_rows(farms, work, kind, builds):
+    """The compile cache on `kind`'s tree, `builds` rounds of, in order: distcc 3.4's
+    plain build; ours without a cache; ours with a fresh cache, cold, then warm after the
+    tree's clean; ccache (direct mode, `CCACHE_PREFIX` distcc 3.4) the same way; and a
+    client with no cache against daemons of ours that share a fresh cache, then a second
+    client after the clean. Returns one row of medians (`CACHE_HEADER`)."""
+    tree = kind(work)
+    ours, theirs = (farms[n] for n in farms)
+    cached_farm = Farm(OURS, work, extra=["--cache-dir", os.path.join(work, "daemon-cache")])
+    runs = {k: [] for k in ["3.4", "none", "cold", "warm", "cc-cold", "cc-warm",
+                            "d-cold", "d-warm", "hits"]}
+    try:
+        for r in range(builds):
+            runs["3.4"].append(build(tree, theirs, work)[0])
+            runs["none"].append(build(tree, ours, work)[0])
+            cache = os.path.join(work, f"cache-{r}")
+            env = dict(ours.env(), DISTCC_CACHE_DIR=cache)
+            (cold, _), (warm, _) = cold_and_warm(tree, OURS["client"], env, work, "cache")
+            runs["cold"].append(cold)
+            runs["warm"].append(warm)
+            c = cache_counts(cache)
+            runs["hits"].append((c.get("hits, direct", 0), c.get("hits, preprocessed", 0),
+                                 c.get("misses", 0)))
+            env = dict(theirs.env(), CCACHE_DIR=os.path.join(work, f"ccache-{r}"),
+                       CCACHE_PREFIX=THEIRS["client"])
+            (cold, _), (warm, _) = cold_and_warm(tree, shutil.which("ccache"), env, work,
+                                                 "ccache")
+            runs["cc-cold"].append(cold)
+            runs["cc-warm"].append(warm)
+            # Emptied, not removed: the daemons (no longer root) could not make it again.
+            subprocess.run([OURS["client"], "--cache-clear"], check=True,
+                           stdout=subprocess.DEVNULL,
+                           env=dict(os.environ, DISTCC_CACHE_DIR=os.path.join(work,
+                                                                             "daemon-cache")))
+            (_, cold), (_, warm) = cold_and_warm(tree, OURS["client"], cached_farm.env(), work,
+                                                 "daemon-cache", farm=cached_farm)
+            runs["d-cold"].append(cold)
+            runs["d-warm"].append(warm)
+    finally:
+        cached_farm.stop()
+
+    def med(k):
+        return statistics.median(runs[k])
+
+    direct, pre, misses = runs["hits"][-1]
+    print(f"bench: {kind.name} cache: rounds {json.dumps(runs)}", file=sys.stderr)
+    return [kind.name, fmt(med("3.4")), fmt(med("none")), fmt(med("cold")),
+            ratio(med("cold"), med("none")), fmt(med("warm")), ratio(med("warm"), med("3.4")),
+            f"{direct} / {pre} / {misses}", fmt(med("cc-cold")), fmt(med("cc-warm")),
+            ratio(med("warm"), med("cc-warm")), fmt(med("d-cold")), fmt(med("d-warm")),
+            ratio(med("d-warm"), med("d-cold"))]
+
+
+CACHE_HEADER = [
+    "tree", "3.4 plain build s", "ours, no cache s", "ours, cold cache s",
+    "cold / no cache (target 1.03)", "ours, warm rebuild s", "warm / 3.4 (target 0.1)",
+    "warm hits direct / preprocessed / misses", "ccache cold s", "ccache warm s",
+    "ours warm / ccache warm (target 1.0)", "daemon CPU s, cold daemon cache",
+    "daemon CPU s, second client", "second / cold (target 0.1)",
+]
+
+
 def same_objects(reference, tree):
     """How many of the reference objects the tree has, byte for byte, out of how many."""
     built = objects(tree.tree)
@@ -1185,6 +1285,8 @@ def main():
     ap.add_argument("--tsv", default=os.path.join(ROOT, "bench", "results.tsv"))
     ap.add_argument("--include-tsv", default=os.path.join(ROOT, "bench", "results-include.tsv"),
                     help="where the include server's table goes as TSV")
+    ap.add_argument("--cache-tsv", default=os.path.join(ROOT, "bench", "results-cache.tsv"),
+                    help="where the compile cache's table goes as TSV")
     args = ap.parse_args()
     workloads = [w for w in args.workloads.split(",") if w]
     unknown = set(workloads) - set(WORKLOADS)
@@ -1201,6 +1303,7 @@ def main():
     rows = []  # (figure, distcc-rs, distcc 3.4, floor)
     floor_rows = []
     include = []  # include_figures, one per tree
+    cache = []  # cache_rows, one per tree
     try:
         for w, per_round in [("tiny", args.jobs_per_round), ("cxx", args.cxx_jobs_per_round)]:
             if w in workloads:
@@ -1214,6 +1317,9 @@ def main():
                 rows += measured
                 if figures:
                     include.append(figures)
+        for kind in (Lua, LevelDB, Kernel):
+            if f"{kind.name}-cache" in workloads:
+                cache.append(cache_rows(farms, work, kind, args.builds))
         if "farm" in workloads:
             pinned = {impl["name"]: Farm(impl, work, daemons=1, cpu=1) for impl in (OURS, THEIRS)}
             try:
@@ -1223,7 +1329,7 @@ def main():
                     f.stop()
         if "wire" in workloads:
             rows += wire_rows(farms, work)
-        if rows or not include:
+        if rows or not (include or cache):
             rows.append(("daemon peak memory MiB", *(peak_memory_kib(f.pids()) / 1024
                                                       for f in farms.values()), None))
     finally:
@@ -1244,6 +1350,11 @@ def main():
         if rows:
             print()
         print_table(INCLUDE_HEADER, [include_cells(f) for f in include], args.include_tsv)
+    if cache:
+        # The compile cache (issue 16).
+        if rows or include:
+            print()
+        print_table(CACHE_HEADER, cache, args.cache_tsv)
 
 
 def print_table(header, lines, tsv_path):

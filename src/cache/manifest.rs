@@ -33,14 +33,51 @@ const HEADER: &str = "distcc-rs manifest 1";
 /// One state of the files that decided a preprocessed text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
-    /// Files read, with the BLAKE3 sum of their content.
-    pub files: Vec<(String, [u8; 32])>,
-    /// Paths whose existence as a file decided a lookup, and whether one was there.
-    pub lookups: Vec<(String, bool)>,
+    /// What must still be true of each path.
+    pub facts: Vec<(String, Fact)>,
     /// The key of the result.
     pub result: Key,
     /// The dependency file the command wrote, if any.
     pub deps: Option<Vec<u8>>,
+}
+
+/// What a candidate needs of one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fact {
+    /// A file read: the BLAKE3 sum of its content.
+    Content([u8; 32]),
+    /// A file read under one of the compiler's own directories: its identity. Such a file
+    /// changes with a package, which gives it a new inode or times; reading and hashing
+    /// hundreds of them for every hit would cost more than the rest of it.
+    Stat(Ident),
+    /// A path looked up, and whether a file was there.
+    Exists(bool),
+    /// A directory of the compiler's own whose names decided lookups: its identity, which
+    /// changes when a name is created or removed in it.
+    Dir(Ident),
+}
+
+/// A file's or directory's device, inode, size, mtime and ctime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ident([i128; 5]);
+
+impl Ident {
+    fn of(m: &fs::Metadata) -> Ident {
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Ident([
+            i128::from(m.dev()),
+            i128::from(m.ino()),
+            i128::from(m.size()),
+            ns(m.mtime(), m.mtime_nsec()),
+            ns(m.ctime(), m.ctime_nsec()),
+        ])
+    }
+
+    /// The last change, and whether it is recent next to `started_ns`.
+    fn recent(&self, started_ns: i128) -> bool {
+        let [.., mtime, ctime] = self.0;
+        mtime.max(ctime) >= started_ns - margin(mtime, ctime)
+    }
 }
 
 /// The candidates of one command.
@@ -68,14 +105,18 @@ impl Manifest {
     /// As text: one line per fact, paths last (they contain no newline: see
     /// [`Recorder::candidate`]).
     pub fn encode(&self) -> Vec<u8> {
+        let ident = |i: &Ident| i.0.map(|n| n.to_string()).join(" ");
         let mut out = format!("{HEADER}\n");
         for c in &self.candidates {
             out.push_str(&format!("result {}\n", c.result.hex()));
-            for (path, sum) in &c.files {
-                out.push_str(&format!("file {} {path}\n", hex(sum)));
-            }
-            for (path, there) in &c.lookups {
-                out.push_str(&format!("lookup {} {path}\n", u8::from(*there)));
+            for (path, fact) in &c.facts {
+                let line = match fact {
+                    Fact::Content(sum) => format!("content {}", hex(sum)),
+                    Fact::Stat(i) => format!("stat {}", ident(i)),
+                    Fact::Exists(there) => format!("exists {}", u8::from(*there)),
+                    Fact::Dir(i) => format!("dir {}", ident(i)),
+                };
+                out.push_str(&format!("{line} {path}\n"));
             }
             if let Some(deps) = &c.deps {
                 out.push_str(&format!("deps {}\n", hex(deps)));
@@ -95,31 +136,39 @@ impl Manifest {
             let (what, rest) = line.split_once(' ')?;
             if what == "result" {
                 m.candidates.push(Candidate {
-                    files: Vec::new(),
-                    lookups: Vec::new(),
+                    facts: Vec::new(),
                     result: Key(unhex::<32>(rest)?),
                     deps: None,
                 });
                 continue;
             }
             let c = m.candidates.last_mut()?;
-            match what {
-                "file" => {
-                    let (sum, path) = rest.split_once(' ')?;
-                    c.files.push((path.to_string(), unhex::<32>(sum)?));
-                }
-                "lookup" => {
-                    let (there, path) = rest.split_once(' ')?;
-                    c.lookups.push((path.to_string(), there == "1"));
-                }
-                "deps" => {
-                    let bytes = (0..rest.len() / 2)
-                        .map(|i| u8::from_str_radix(rest.get(2 * i..2 * i + 2)?, 16).ok())
-                        .collect::<Option<Vec<u8>>>()?;
-                    c.deps = Some(bytes);
-                }
-                _ => return None,
+            if what == "deps" {
+                let bytes = (0..rest.len() / 2)
+                    .map(|i| u8::from_str_radix(rest.get(2 * i..2 * i + 2)?, 16).ok())
+                    .collect::<Option<Vec<u8>>>()?;
+                c.deps = Some(bytes);
+                continue;
             }
+            let words = if matches!(what, "stat" | "dir") { 5 } else { 1 };
+            let mut parts = rest.splitn(words + 1, ' ');
+            let values: Vec<&str> = parts.by_ref().take(words).collect();
+            let path = parts.next()?.to_string();
+            let ident = || -> Option<Ident> {
+                let mut n = [0i128; 5];
+                for (o, v) in n.iter_mut().zip(&values) {
+                    *o = v.parse().ok()?;
+                }
+                Some(Ident(n))
+            };
+            let fact = match what {
+                "content" => Fact::Content(unhex::<32>(values.first()?)?),
+                "stat" => Fact::Stat(ident()?),
+                "exists" => Fact::Exists(*values.first()? == "1"),
+                "dir" => Fact::Dir(ident()?),
+                _ => return None,
+            };
+            c.facts.push((path, fact));
         }
         Some(m)
     }
@@ -140,14 +189,21 @@ impl Manifest {
 }
 
 impl Candidate {
-    /// Whether every lookup finds what it found, and every file has the same content;
-    /// `sums` keeps the files' sums across candidates.
+    /// Whether every fact is still true, the cheap ones checked first; `sums` keeps the
+    /// files' sums across candidates.
     fn holds(&self, sums: &mut HashMap<String, Option<[u8; 32]>>) -> bool {
-        self.lookups.iter().all(|(p, there)| is_file(p) == *there)
-            && self.files.iter().all(|(p, sum)| {
+        let ident = |p: &str| fs::metadata(p).ok().map(|m| Ident::of(&m));
+        self.facts.iter().all(|(p, fact)| match fact {
+            Fact::Exists(there) => is_file(p) == *there,
+            Fact::Stat(i) | Fact::Dir(i) => ident(p) == Some(*i),
+            Fact::Content(_) => true,
+        }) && self.facts.iter().all(|(p, fact)| match fact {
+            Fact::Content(sum) => {
                 let now = sums.entry(p.clone()).or_insert_with(|| file_sum(p));
                 now.as_ref() == Some(sum)
-            })
+            }
+            _ => true,
+        })
     }
 }
 
@@ -168,12 +224,15 @@ pub type Entered = Vec<(String, Option<String>)>;
 pub fn entered(text: &[u8]) -> Entered {
     let mut stack: Vec<String> = Vec::new();
     let mut out = Vec::new();
-    let mut at = 0;
-    while at < text.len() {
+    // Where lines starting with `# ` start: the markers are among them.
+    let starts = text
+        .starts_with(b"# ")
+        .then_some(0)
+        .into_iter()
+        .chain(memchr::memmem::find_iter(text, b"\n# ").map(|at| at + 1));
+    for at in starts {
         let end = memchr::memchr(b'\n', &text[at..]).map_or(text.len(), |n| at + n);
-        let line = &text[at..end];
-        at = end + 1;
-        let Some((path, flags)) = marker(line) else {
+        let Some((path, flags)) = marker(&text[at..end]) else {
             continue;
         };
         if flags.contains(&1) {
@@ -283,9 +342,25 @@ fn dir_of(path: &str) -> &str {
 /// written, existing or not).
 pub struct Recorder<'a> {
     pub chain: &'a [String],
+    /// The compiler's own directories (also in `chain`): what is under them is known by
+    /// its identity (see [`Fact`]).
+    pub system: &'a [String],
     /// When the preprocessor started (ns since the epoch): a file changed since is not
     /// recorded, its content may not be what was read.
     pub started_ns: i128,
+    /// The sum of the source as the key of the manifest has it.
+    pub source_sum: [u8; 32],
+}
+
+/// The facts of a candidate being made, each path once.
+#[derive(Default)]
+struct Facts {
+    list: Vec<(String, Fact)>,
+    seen: std::collections::HashSet<String>,
+    /// Directories found missing, walking up from a lookup.
+    missing: std::collections::HashSet<String>,
+    /// Set when a fact cannot be trusted: no candidate then.
+    broken: bool,
 }
 
 impl Recorder<'_> {
@@ -299,31 +374,25 @@ impl Recorder<'_> {
         deps: Option<Vec<u8>>,
     ) -> Option<Candidate> {
         let chain: Vec<&str> = self.chain.iter().map(|d| spelled(d)).collect();
-        let mut files = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut lookups: Vec<String> = Vec::new();
-        let mut look = |p: String| {
-            if !lookups.contains(&p) {
-                lookups.push(p);
-            }
-        };
+        let mut facts = Facts::default();
         let source_content = fs::read(source).ok()?;
-        for (name, quoted) in probes(&source_content)? {
-            self.probed(&chain, dir_of(source), &name, quoted, &mut look);
+        // The source read now must be the one the manifest's key was made of, and the one
+        // the preprocessor read.
+        let source_ident = Ident::of(&fs::metadata(source).ok()?);
+        if *blake3::hash(&source_content).as_bytes() != self.source_sum
+            || source_ident.recent(self.started_ns)
+        {
+            return None;
         }
+        for (name, quoted) in probes(&source_content)? {
+            self.probed(&chain, dir_of(source), &name, quoted, &mut facts);
+        }
+        let mut entered_once = std::collections::HashSet::new();
+        // One buffer for every header: hundreds of fresh ones cost page faults.
+        let mut content = Vec::new();
         for (path, includer) in entered {
-            if path.contains('\n') || !seen.insert(path.clone()) {
+            if !entered_once.insert(path.as_str()) {
                 continue;
-            }
-            let content = fs::read(path).ok()?;
-            let m = fs::metadata(path).ok()?;
-            let changed = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
-            let ctime = i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec());
-            if changed.max(ctime) >= self.started_ns - margin(changed, ctime) {
-                return None;
-            }
-            if crate::toolchain::pragmas::uses_time_macros(&content) {
-                return None;
             }
             let includer_dir = includer.as_deref().map_or("", dir_of);
             let mut placed = !includer_dir.is_empty()
@@ -338,54 +407,110 @@ impl Recorder<'_> {
                 let Some(name) = name else { continue };
                 placed = true;
                 for before in &chain[..k] {
-                    look(join(before, name));
+                    self.look(join(before, name), &mut facts);
                 }
-                look(join(includer_dir, name));
+                self.look(join(includer_dir, name), &mut facts);
             }
             if !placed {
                 log::debug!("cannot place {path} on the search chain: no direct mode");
                 return None;
             }
-            for (name, quoted) in probes(&content)? {
-                self.probed(&chain, dir_of(path), &name, quoted, &mut look);
+            let mut file = fs::File::open(path).ok()?;
+            content.clear();
+            std::io::Read::read_to_end(&mut file, &mut content).ok()?;
+            let ident = Ident::of(&file.metadata().ok()?);
+            if ident.recent(self.started_ns)
+                || crate::toolchain::pragmas::uses_time_macros(&content)
+            {
+                return None;
             }
-            files.push((path.clone(), *blake3::hash(&content).as_bytes()));
+            for (name, quoted) in probes(&content)? {
+                self.probed(&chain, dir_of(path), &name, quoted, &mut facts);
+            }
+            let fact = if self.under_system(path) {
+                Fact::Stat(ident)
+            } else {
+                Fact::Content(*blake3::hash(&content).as_bytes())
+            };
+            facts.add(path.clone(), fact);
         }
-        if lookups
-            .iter()
-            .chain(files.iter().map(|f| &f.0))
-            .any(|p| p.contains('\n'))
-        {
+        if facts.broken || facts.list.iter().any(|(p, _)| p.contains('\n')) {
             return None;
         }
         Some(Candidate {
-            files,
-            lookups: lookups
-                .into_iter()
-                .map(|p| {
-                    let there = is_file(&p);
-                    (p, there)
-                })
-                .collect(),
+            facts: facts.list,
             result,
             deps,
         })
     }
 
+    fn under_system(&self, path: &str) -> bool {
+        self.system.iter().any(|d| {
+            let d = spelled(d);
+            !d.is_empty() && path.starts_with(d) && path[d.len()..].starts_with('/')
+        })
+    }
+
+    /// A lookup of `path`: whether a file is there, or, under the compiler's own
+    /// directories, the identity of the nearest directory that exists on its way (a name
+    /// created below changes it).
+    fn look(&self, path: String, facts: &mut Facts) {
+        if !self.under_system(&path) {
+            if !facts.seen.contains(&path) {
+                let there = is_file(&path);
+                facts.add(path, Fact::Exists(there));
+            }
+            return;
+        }
+        let mut dir = dir_of(&path).to_string();
+        loop {
+            if facts.seen.contains(&dir) {
+                return;
+            }
+            if facts.missing.contains(&dir) {
+                dir = dir_of(&dir).to_string();
+                continue;
+            }
+            match fs::metadata(&dir) {
+                Ok(m) if m.is_dir() => {
+                    let ident = Ident::of(&m);
+                    facts.broken |= ident.recent(self.started_ns);
+                    facts.add(dir, Fact::Dir(ident));
+                    return;
+                }
+                // A file where a directory would be: it stays a lookup that fails.
+                Ok(_) => {
+                    facts.add(path, Fact::Exists(false));
+                    return;
+                }
+                Err(_) if dir.contains('/') => {
+                    let up = dir_of(&dir).to_string();
+                    facts.missing.insert(dir);
+                    dir = up;
+                }
+                Err(_) => {
+                    facts.broken = true;
+                    return;
+                }
+            }
+        }
+    }
+
     /// A `__has_include` of `name` from a file in `dir`: every place it may look.
-    fn probed(
-        &self,
-        chain: &[&str],
-        dir: &str,
-        name: &str,
-        quoted: bool,
-        look: &mut impl FnMut(String),
-    ) {
+    fn probed(&self, chain: &[&str], dir: &str, name: &str, quoted: bool, facts: &mut Facts) {
         if quoted {
-            look(join(dir, name));
+            self.look(join(dir, name), facts);
         }
         for d in chain {
-            look(join(d, name));
+            self.look(join(d, name), facts);
+        }
+    }
+}
+
+impl Facts {
+    fn add(&mut self, path: String, fact: Fact) {
+        if self.seen.insert(path.clone()) {
+            self.list.push((path, fact));
         }
     }
 }
@@ -441,10 +566,22 @@ __has_include_next(\"y.h\")\n#endif\n#ifdef __has_include\n";
 
     #[test]
     fn a_manifest_survives_a_round_trip() {
+        let id = Ident([
+            1,
+            2,
+            3,
+            1_700_000_000_123_456_789,
+            1_700_000_000_123_456_789,
+        ]);
         let m = Manifest {
             candidates: vec![Candidate {
-                files: vec![("a b.h".into(), [7; 32])],
-                lookups: vec![("inc/x.h".into(), false), ("y.h".into(), true)],
+                facts: vec![
+                    ("a b.h".into(), Fact::Content([7; 32])),
+                    ("/usr/include/stdio.h".into(), Fact::Stat(id)),
+                    ("inc/x.h".into(), Fact::Exists(false)),
+                    ("y.h".into(), Fact::Exists(true)),
+                    ("/usr/local/include".into(), Fact::Dir(id)),
+                ],
                 result: Key([3; 32]),
                 deps: Some(b"m.o: m.c a\\ b.h\n".to_vec()),
             }],

@@ -52,6 +52,8 @@ struct Journey<'a> {
     progress: Progress,
     /// Where the result goes in the cache, when it is to be stored.
     cached: Option<Box<Cached>>,
+    /// A result to store, once the host's slot is let go.
+    to_store: Option<(Box<Cached>, Reply)>,
 }
 
 /// Compiles a distributable job somewhere and returns the exit code.
@@ -72,6 +74,7 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
         farm,
         progress,
         cached: None,
+        to_store: None,
     };
     if let Some(e) = &journey.farm.list_error {
         log::warn!("{e}");
@@ -125,7 +128,14 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
             return compile_now(job.argv(), Some(job.input()));
         }
         match journey.attempt(&host, io_timeout, ready) {
-            Attempt::Done(code) => return code,
+            Attempt::Done(code) => {
+                // Stored once the host's slot is free for another job.
+                drop(slot);
+                if let Some((cached, reply)) = journey.to_store.take() {
+                    cached.store(job, reply);
+                }
+                return code;
+            }
             Attempt::Next(why) => {
                 hosts.remove(i);
                 last = why;
@@ -288,7 +298,7 @@ impl<'a> Journey<'a> {
         }
         show(&reply.stderr, &reply.stdout);
         if let Some(cached) = self.cached.take() {
-            cached.store(self.job, reply);
+            self.to_store = Some((cached, reply));
         }
         critique(0, input, &host.spec)
     }

@@ -31,17 +31,19 @@ pub(super) struct Cached {
     cache: Cache,
     key: Key,
     /// Direct mode's manifest to add this result to, with the headers the text entered.
-    direct: Option<(Direct, manifest::Entered)>,
+    direct: Option<(Box<Direct>, manifest::Entered)>,
 }
 
 /// What direct mode knows of a job before it is preprocessed.
 pub(super) struct Direct {
     key: Key,
-    /// The search chain, every directory as written.
+    /// The search chain, every directory as written, and the compiler's own part of it.
     chain: Vec<String>,
+    system: Vec<String>,
     /// The dependency file the command writes.
     deps: Option<String>,
     started_ns: i128,
+    source_sum: [u8; 32],
 }
 
 /// What looking a job up came to.
@@ -58,9 +60,9 @@ pub(super) fn look_up_direct(
     job: &Compile,
     cfg: &Config,
     limit: u64,
-) -> Result<(), Option<Direct>> {
+) -> Result<(), Option<Box<Direct>>> {
     let cc = cfg.cache.as_ref().ok_or(None)?;
-    let direct = direct_key(job, cfg, cc).ok_or(None)?;
+    let direct = Box::new(direct_key(job, cfg, cc).ok_or(None)?);
     let cache = Cache::new(cc.dir.clone(), limit);
     let Some(manifest) = cache.get_manifest(&direct.key) else {
         return Err(Some(direct));
@@ -111,27 +113,30 @@ fn direct_key(job: &Compile, cfg: &Config, cc: &CacheConfig) -> Option<Direct> {
         return None;
     }
     let cwd = std::env::current_dir().ok()?;
+    let source_sum = *blake3::hash(&source).as_bytes();
     let mut h = KeyHasher::new("direct");
     h.field("compiler", &identity)
         .words("argv", job.argv())
         .field("cwd", cwd.as_os_str().as_encoded_bytes())
         .field("directives-only", &[u8::from(job.directives_only)])
         .field("rewrite-cross", &[u8::from(cfg.rewrite_cross)])
-        .field("source", blake3::hash(&source).as_bytes());
+        .field("source", &source_sum);
     environment(&mut h, cc);
     let chain = [
         model.quote,
         model.bracket,
         model.isystem,
-        builtin,
+        builtin.clone(),
         model.after,
     ]
     .concat();
     Some(Direct {
         key: h.finish(),
         chain,
+        system: builtin,
         deps,
         started_ns: manifest::now_ns(),
+        source_sum,
     })
 }
 
@@ -141,7 +146,7 @@ pub(super) fn look_up<'a>(
     prepared: Prepared<'a>,
     cfg: &Config,
     limit: u64,
-    direct: Option<Direct>,
+    direct: Option<Box<Direct>>,
 ) -> Looked<'a> {
     let Some(cc) = &cfg.cache else {
         return Looked::Miss(prepared, None);
@@ -205,7 +210,9 @@ impl Cached {
         }
         let recorder = manifest::Recorder {
             chain: &direct.chain,
+            system: &direct.system,
             started_ns: direct.started_ns,
+            source_sum: direct.source_sum,
         };
         let Some(candidate) = recorder.candidate(job.input(), entered, self.key, deps) else {
             return;

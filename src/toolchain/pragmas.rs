@@ -28,9 +28,17 @@ const LOST_GCC: &[&[u8]] = &[b"poison"];
 /// the one a local compile gives. (Full preprocessing expands them here, but would change
 /// a `-g` object, which is why such text is directives-only.)
 pub fn uses_time_macros(text: &[u8]) -> bool {
-    ["__DATE__", "__TIME__", "__TIMESTAMP__"]
-        .iter()
-        .any(|m| memchr::memmem::find(text, m.as_bytes()).is_some())
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    // Made once: a search of every header a compile reads asks this of each.
+    static MACROS: LazyLock<[Finder<'static>; 2]> =
+        LazyLock::new(|| [Finder::new("__DATE__"), Finder::new("__TIME")]);
+    MACROS.iter().any(|f| {
+        f.find_iter(text).any(|at| {
+            let rest = &text[at + f.needle().len()..];
+            f.needle() == b"__DATE__" || rest.starts_with(b"__") || rest.starts_with(b"STAMP__")
+        })
+    })
 }
 
 /// Whether a file that the preprocessor of `text` entered has a pragma that the text lost.
@@ -176,6 +184,22 @@ fn find_byte(hay: &[u8], byte: u8, from: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_time_macros_and_nothing_like_them() {
+        for yes in ["__DATE__", "x = __TIME__;", "__TIMESTAMP__"] {
+            assert!(uses_time_macros(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            "_TIME_H",
+            "__TIME_BITS64",
+            "__USE_TIME_BITS64",
+            "__DATE",
+            "",
+        ] {
+            assert!(!uses_time_macros(no.as_bytes()), "{no}");
+        }
+    }
 
     #[test]
     fn finds_the_pragmas_that_are_lost() {
