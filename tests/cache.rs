@@ -556,3 +556,82 @@ fn a_daemon_whose_cache_cannot_be_written_does_not_start() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad --cache-size"));
 }
+
+/// Direct mode where headers hide in the includer's directory, behind `./` in `-I`,
+/// behind a guard, and where the preprocessor speaks.
+#[test]
+fn direct_mode_sees_every_header_that_could_be_found() {
+    let b = Bench::new();
+    // `-I.` with the header beside the source, as autotools' config.h.
+    b.write(
+        "m.c",
+        "#include \"config.h\"\nint m(void) { return CFG; }\n",
+    );
+    b.write("config.h", "#define CFG 1\n");
+    settle();
+    let m = ["gcc", "-O2", "-I.", "-c", "m.c"];
+    expect(&b, &m, &[], (0, 0, 1), "config.h");
+    expect(&b, &m, &[], (1, 0, 1), "config.h again");
+    b.write("config.h", "#define CFG 2\n");
+    settle();
+    expect(&b, &m, &[], (1, 0, 2), "config.h changed");
+
+    // `-I./dir`: gcc writes `./dir/h.h` in its markers.
+    b.write("n.c", "#include <h.h>\nint n(void) { return H; }\n");
+    b.write("d2/h.h", "#define H 1\n");
+    std::fs::create_dir(b.dir.path().join("d1")).unwrap();
+    settle();
+    let n = ["gcc", "-O2", "-I./d1", "-I./d2", "-c", "n.c"];
+    expect(&b, &n, &[], (1, 0, 3), "-I./d2");
+    expect(&b, &n, &[], (2, 0, 3), "-I./d2 again");
+    b.write("d1/h.h", "#define H 2\n");
+    settle();
+    expect(&b, &n, &[], (2, 0, 4), "a header created in -I./d1");
+
+    // A guarded header included again from another directory: no marker says where it
+    // was looked for the second time.
+    b.write(
+        "g.c",
+        "#include \"x/a.h\"\n#include \"y/b.h\"\nint g(void) { return C; }\n",
+    );
+    b.write("x/a.h", "#include \"common.h\"\n");
+    b.write(
+        "x/common.h",
+        "#ifndef COMMON\n#define COMMON\n#define C 1\n#endif\n",
+    );
+    b.write("y/b.h", "#include \"common.h\"\n");
+    settle();
+    let g = ["gcc", "-O2", "-Ix", "-c", "g.c"];
+    expect(&b, &g, &[], (2, 0, 5), "a guarded header");
+    expect(&b, &g, &[], (3, 0, 5), "a guarded header again");
+    b.write("y/common.h", "#undef C\n#define C 2\n");
+    settle();
+    expect(
+        &b,
+        &g,
+        &[],
+        (3, 0, 6),
+        "a header beside the second includer",
+    );
+
+    // What __has_include found, changed.
+    b.write(
+        "p.c",
+        "#if __has_include(\"opt.h\")\n#include \"opt.h\"\n#endif\nint o(void) { return OPT; }\n",
+    );
+    b.write("opt.h", "#define OPT 7\n");
+    settle();
+    let p = ["gcc", "-O2", "-c", "p.c"];
+    expect(&b, &p, &[], (3, 0, 7), "__has_include");
+    expect(&b, &p, &[], (4, 0, 7), "__has_include again");
+    b.write("opt.h", "#define OPT 8\n");
+    settle();
+    expect(&b, &p, &[], (4, 0, 8), "what __has_include found, changed");
+
+    // A preprocessor that speaks is never skipped: its messages come at every build.
+    b.write("w.c", "#warning careful\nint w;\n");
+    settle();
+    let w = ["gcc", "-O2", "-c", "w.c"];
+    expect(&b, &w, &[], (4, 0, 9), "#warning");
+    expect(&b, &w, &[], (4, 1, 9), "#warning again, preprocessed");
+}

@@ -3,12 +3,12 @@
 //!
 //! Which fields a kind of key holds (the text sent, the command line, the environment
 //! that matters) is the caller's: it knows the job. This file owns how they are hashed,
-//! and what identifies a compiler: the content of its driver and of the compilers proper
-//! (`cc1`, `cc1plus`) the driver runs, so that a new compiler under the same name, or a
-//! wrapper script in front of another one, makes other keys. Hashing a compiler takes a
-//! run of it and a few MB read; the result is kept in the cache directory per (path,
-//! device, inode, size, mtime, ctime) of the driver, so a job pays one stat and one small
-//! read for it.
+//! and what identifies a compiler: the content of its driver, and the identity (device,
+//! inode, size, times) of the compilers proper (`cc1`, `cc1plus`) the driver runs, so
+//! that a new compiler under the same name, or a wrapper script in front of another one,
+//! makes other keys. Identifying a compiler takes two runs of it; the result is kept in
+//! the cache directory per (path, device, inode, size, mtime, ctime) of the driver, so a
+//! job pays one stat and one small read for it.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -80,15 +80,14 @@ impl KeyHasher {
 }
 
 /// Where a command's compiler `name` is: as given when it has a `/`, else the first
-/// executable of that name on `PATH`, as `execvp` finds it.
+/// executable of that name on `PATH` that is not a masquerade link to distcc, as the
+/// preprocessor the client runs finds it.
 pub fn locate(name: &str) -> Option<PathBuf> {
     if name.contains('/') {
         return Some(PathBuf::from(name));
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| nix::unistd::access(p.as_path(), nix::unistd::AccessFlags::X_OK).is_ok())
+    crate::toolchain::lookup::find_compiler(name, &path).ok()
 }
 
 /// The identity of the compiler at `path` (see the module's comment), kept in
@@ -97,39 +96,88 @@ pub fn compiler_identity(dir: &Path, path: &Path) -> io::Result<[u8; 32]> {
     let m = std::fs::metadata(path)?;
     let mut memo = blake3::Hasher::new();
     memo.update(path.as_os_str().as_encoded_bytes());
-    for n in [m.dev(), m.ino(), m.size()] {
-        memo.update(&n.to_le_bytes());
-    }
-    for n in [m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()] {
-        memo.update(&n.to_le_bytes());
-    }
-    let memo = dir
-        .join("compilers")
-        .join(memo.finalize().to_hex().as_str());
-    if let Ok(kept) = std::fs::read(&memo) {
-        if let Ok(id) = <[u8; 32]>::try_from(kept.as_slice()) {
-            return Ok(id);
-        }
-    }
-    let id = identify(path)?;
-    // Kept when the directory can be written; the identity holds either way.
-    let _ = keep(&memo, &id);
-    Ok(id)
+    memo.update(&file_ident(&m));
+    let name = memo.finalize().to_hex().to_string();
+    let id = memoized(dir, &name, still_same, || identify(path))?;
+    <[u8; 32]>::try_from(&id[..32]).map_err(io::Error::other)
 }
 
-/// Hashes the driver at `path` and the compilers proper it names.
-fn identify(path: &Path) -> io::Result<[u8; 32]> {
+/// Whether a kept identity still holds: the programs it lists after the 32 bytes of the
+/// identity, one `IDENT_HEX PATH` line each, are still those files (a wrapper script, or
+/// a driver, may stay as it is while the compiler proper under it changes).
+fn still_same(kept: &[u8]) -> bool {
+    kept.len() >= 32
+        && std::str::from_utf8(&kept[32..]).is_ok_and(|text| {
+            text.lines().all(|line| {
+                line.split_once(' ').is_some_and(|(ident, path)| {
+                    std::fs::metadata(path).is_ok_and(|m| hex(&file_ident(&m)) == ident)
+                })
+            })
+        })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A file's device, inode, size, mtime and ctime, as bytes.
+fn file_ident(m: &std::fs::Metadata) -> Vec<u8> {
+    let mut out = Vec::with_capacity(56);
+    for n in [m.dev(), m.ino(), m.size()] {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    for n in [m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()] {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    out
+}
+
+/// The memo `name` of `dir/compilers/`, made by `make` when it is missing (or not
+/// `valid`), by one process at a time: the jobs a build starts together would otherwise
+/// all run and read the compiler at once, the first time.
+fn memoized(
+    dir: &Path,
+    name: &str,
+    valid: impl Fn(&[u8]) -> bool,
+    make: impl FnOnce() -> io::Result<Vec<u8>>,
+) -> io::Result<Vec<u8>> {
+    let memos = dir.join("compilers");
+    let path = memos.join(name);
+    let kept = || std::fs::read(&path).ok().filter(|k| valid(k));
+    if let Some(k) = kept() {
+        return Ok(k);
+    }
+    let lock = crate::ensure_dir(&memos).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(memos.join(".lock"))
+    });
+    // Without the lock (a cache that cannot be written), each makes its own.
+    let _held = lock.ok().filter(|f| super::stats::lock(f).is_ok());
+    if let Some(k) = kept() {
+        return Ok(k);
+    }
+    let made = make()?;
+    // Kept when the directory can be written; the answer holds either way.
+    let _ = keep(&path, &made);
+    Ok(made)
+}
+
+/// Identifies the driver at `path` by its content, and the programs it runs (`cc1`,
+/// `cc1plus`, `as`), tens of MB each, by their identity, which their package sets: the
+/// 32 bytes of the identity, then a line per program found (see [`still_same`]).
+fn identify(path: &Path) -> io::Result<Vec<u8>> {
     let mut h = blake3::Hasher::new_derive_key(COMPILER_CONTEXT);
-    let add_file = |h: &mut blake3::Hasher, p: &Path| -> io::Result<()> {
-        let data = std::fs::read(p)?;
-        h.update(&(data.len() as u64).to_le_bytes());
-        h.update(&data);
-        Ok(())
-    };
-    add_file(&mut h, path)?;
-    for prog in ["cc1", "cc1plus"] {
-        // gcc answers with the full path of the one it would run; clang (whose compiler
-        // proper is itself) and gcc without it answer the bare name.
+    let data = std::fs::read(path)?;
+    h.update(&(data.len() as u64).to_le_bytes());
+    h.update(&data);
+    let mut programs = String::new();
+    for prog in ["cc1", "cc1plus", "as"] {
+        // gcc answers with the full path of the one it would run, or the bare name of
+        // one it runs from PATH (`as`); clang, whose compiler proper is itself, answers
+        // the bare name.
         let out = Command::new(path)
             .arg(format!("-print-prog-name={prog}"))
             .stdin(Stdio::null())
@@ -138,11 +186,25 @@ fn identify(path: &Path) -> io::Result<[u8; 32]> {
         let named = String::from_utf8_lossy(&out.stdout).trim().to_string();
         h.update(&(named.len() as u64).to_le_bytes());
         h.update(named.as_bytes());
-        if named.starts_with('/') {
-            let _ = add_file(&mut h, Path::new(&named));
+        let found = if named.contains('/') {
+            Some(PathBuf::from(&named))
+        } else {
+            locate(&named)
+        };
+        let Some(found) = found.filter(|p| p.is_absolute() && !p.as_os_str().is_empty()) else {
+            continue;
+        };
+        if let Ok(m) = std::fs::metadata(&found) {
+            let ident = file_ident(&m);
+            h.update(&ident);
+            if let Some(p) = found.to_str().filter(|p| !p.contains('\n')) {
+                programs.push_str(&format!("{} {p}\n", hex(&ident)));
+            }
         }
     }
-    Ok(*h.finalize().as_bytes())
+    let mut out = h.finalize().as_bytes().to_vec();
+    out.extend_from_slice(programs.as_bytes());
+    Ok(out)
 }
 
 /// The include directories built into the compiler at `path` (identity `identity`) for
@@ -162,31 +224,36 @@ pub fn builtin_dirs(
         memo.update(&(f.len() as u64).to_le_bytes());
         memo.update(f.as_bytes());
     }
-    let memo = dir
-        .join("compilers")
-        .join(format!("{}.dirs", memo.finalize().to_hex()));
-    if let Ok(kept) = std::fs::read_to_string(&memo) {
-        return Ok(kept.lines().map(String::from).collect());
-    }
-    let out = Command::new(path)
-        .args(flags)
-        .args(["-x", language, "-E", "-v", "/dev/null"])
-        .env_clear()
-        .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stderr);
-    let dirs = crate::include::sysdirs::parse_search_list(&text)
-        .ok_or_else(|| io::Error::other("no search list in its -v output"))?;
-    let mut kept = String::new();
-    for d in &dirs {
-        kept.push_str(d);
-        kept.push('\n');
-    }
-    let _ = keep(&memo, kept.as_bytes());
-    Ok(dirs.into_iter().map(String::from).collect())
+    let name = format!("{}.dirs", memo.finalize().to_hex());
+    let kept = memoized(
+        dir,
+        &name,
+        |k| !k.is_empty(),
+        || {
+            let out = Command::new(path)
+                .args(flags)
+                .args(["-x", language, "-E", "-v", "/dev/null"])
+                .env_clear()
+                .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stderr);
+            let dirs = crate::include::sysdirs::parse_search_list(&text)
+                .ok_or_else(|| io::Error::other("no search list in its -v output"))?;
+            // One per line; the list is never empty (the `-v` run names its own).
+            Ok(dirs
+                .iter()
+                .map(|d| format!("{d}\n"))
+                .collect::<String>()
+                .into_bytes())
+        },
+    )?;
+    Ok(String::from_utf8_lossy(&kept)
+        .lines()
+        .map(String::from)
+        .collect())
 }
 
 /// Writes `data` to `path` whole, through a temporary file renamed into place.

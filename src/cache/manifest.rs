@@ -5,18 +5,22 @@
 //! source. It holds a few candidates, newest first, each the state of the files that
 //! decided one preprocessed text, with the key of that text's result:
 //!
-//! - every header the preprocessor entered, with a hash of its content;
-//! - for every name it could have found elsewhere first, whether a file is there: each
-//!   directory of the search chain before the one the header was found in (all the
-//!   readings the line markers allow), the includer's own directory, and every
-//!   directory a `__has_include` may have probed. A header created earlier on the path
-//!   (which ccache and sccache do not see) changes one of these, and the candidate no
-//!   longer holds.
+//! - every file the preprocessor read (the source, and the files its line markers
+//!   entered), by the sum of its content, or by its identity under the compiler's own
+//!   directories;
+//! - every name each of those files may look for (`#include`, `#include_next`,
+//!   `#import`, `__has_include`, taken or not, and the `-include` files), in every place
+//!   it may look: beside the file when quoted, then each directory of the search chain,
+//!   existing or not. Each place is known by whether a file is there (a file there is
+//!   read and known by its content too: `#pragma once` may have skipped it as a copy);
+//!   under the compiler's own directories, by the identity of the directory. A header
+//!   created earlier on the path (which ccache and sccache do not see), in a search
+//!   directory that did not exist, or where a guarded header was found before, changes
+//!   one of these, and the candidate no longer holds.
 //!
-//! The headers are those of the line markers of the preprocessed text (`# 1 "x.h" 1`
-//! entering a file, `2` returning from it). A candidate is not made when a header cannot
-//! be placed on the chain, changed while it was being read, uses the time macros, or
-//! probes a name made by a macro (`__has_include(MACRO)`).
+//! A candidate is not made when the text has no line markers (`-P`), a name is made by a
+//! macro, a file uses `#embed` or the time macros, or one changed after the preprocessor
+//! started.
 
 use std::collections::HashMap;
 use std::fs;
@@ -216,14 +220,12 @@ fn file_sum(path: &str) -> Option<[u8; 32]> {
     fs::read(path).ok().map(|d| *blake3::hash(&d).as_bytes())
 }
 
-/// The headers a preprocessed text entered, in order, each with the file it was
-/// included from (`None`: from the command line, or the predefined header).
-pub type Entered = Vec<(String, Option<String>)>;
-
-/// The headers the preprocessed `text` entered (its line markers).
-pub fn entered(text: &[u8]) -> Entered {
-    let mut stack: Vec<String> = Vec::new();
+/// The files a preprocessed text entered (line markers with flag 1), in order; `None`
+/// when the text has no marker at all (`-P`), or one that cannot be read: then what the
+/// preprocessor read is not known.
+pub fn entered(text: &[u8]) -> Option<Vec<String>> {
     let mut out = Vec::new();
+    let mut markers = 0;
     // Where lines starting with `# ` start: the markers are among them.
     let starts = text
         .starts_with(b"# ")
@@ -232,44 +234,37 @@ pub fn entered(text: &[u8]) -> Entered {
         .chain(memchr::memmem::find_iter(text, b"\n# ").map(|at| at + 1));
     for at in starts {
         let end = memchr::memchr(b'\n', &text[at..]).map_or(text.len(), |n| at + n);
-        let Some((path, flags)) = marker(&text[at..end]) else {
+        let line = &text[at..end];
+        let digits = line[2..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
             continue;
-        };
+        }
+        let (path, flags) = marker(line)?;
+        markers += 1;
         if flags.contains(&1) {
-            let includer = stack.last().filter(|s| !s.starts_with('<')).cloned();
-            out.push((path.clone(), includer));
-            stack.push(path);
-        } else if flags.contains(&2) {
-            stack.pop();
-            if let Some(top) = stack.last_mut() {
-                *top = path;
-            }
-        } else if let Some(top) = stack.last_mut() {
-            // `# 1 "main.c"`, `# 0 "<command-line>"`: where the text now comes from.
-            *top = path;
-        } else {
-            stack.push(path);
+            out.push(path);
         }
     }
-    out
+    (markers > 0).then_some(out)
 }
 
 /// A line marker `# LINE "PATH" FLAGS...`: its path and flags.
 fn marker(line: &[u8]) -> Option<(String, Vec<u8>)> {
     let rest = line.strip_prefix(b"# ")?;
     let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
-    if digits == 0 {
-        return None;
-    }
     let rest = rest[digits..].strip_prefix(b" \"")?;
-    // The path with the preprocessor's escapes (`\\`, `\"`) undone.
+    // The path with gcc's escapes (`\\`, `\"`) undone; any other is not gcc's.
     let mut path = Vec::new();
     let mut i = 0;
     loop {
         match *rest.get(i)? {
             b'"' => break,
             b'\\' => {
-                path.push(*rest.get(i + 1)?);
+                let c = *rest.get(i + 1)?;
+                if c != b'\\' && c != b'"' {
+                    return None;
+                }
+                path.push(c);
                 i += 2;
             }
             c => {
@@ -278,51 +273,102 @@ fn marker(line: &[u8]) -> Option<(String, Vec<u8>)> {
             }
         }
     }
-    let flags = rest[i + 1..]
+    let mut flags = Vec::new();
+    for f in rest[i + 1..]
         .split(|c| *c == b' ')
-        .filter_map(|f| std::str::from_utf8(f).ok()?.parse().ok())
-        .collect();
+        .filter(|f| !f.is_empty())
+    {
+        flags.push(std::str::from_utf8(f).ok()?.parse().ok()?);
+    }
     Some((String::from_utf8(path).ok()?, flags))
 }
 
-/// The names a file probes with `__has_include`/`__has_include_next`, each with whether
-/// it is quoted (also looked for beside the file); `None` when one is made by a macro.
-pub fn probes(content: &[u8]) -> Option<Vec<(String, bool)>> {
+/// How a file names another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    /// `"x.h"`: beside the file first, then the search chain.
+    Quoted,
+    /// `<x.h>`, and any `_next`: the search chain.
+    Angled,
+}
+
+/// Every name a file may look for: its `#include`, `#include_next` and `#import`
+/// directives and its `__has_include`/`__has_include_next` probes, whether or not their
+/// `#if` is taken (more names than it looks for cost a miss at worst, never a wrong hit).
+/// `None` when one is made by a macro, or the file uses `#embed` (gcc 15), whose file no
+/// line marker names.
+pub fn names(content: &[u8]) -> Option<Vec<(String, Named)>> {
     let mut out = Vec::new();
+    let blank = |s: &[u8]| s.iter().take_while(|c| matches!(c, b' ' | b'\t')).count();
+    for at in memchr::memchr_iter(b'#', content) {
+        // A directive: the `#` first on its line.
+        let line_start = content[..at]
+            .iter()
+            .rposition(|c| *c == b'\n')
+            .map_or(0, |n| n + 1);
+        if blank(&content[line_start..]) != at - line_start {
+            continue;
+        }
+        let mut rest = &content[at + 1..];
+        rest = &rest[blank(rest)..];
+        let word_len = rest
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count();
+        let next = match &rest[..word_len] {
+            b"include" | b"import" => false,
+            b"include_next" => true,
+            b"embed" => return None,
+            _ => continue,
+        };
+        rest = &rest[word_len..];
+        rest = &rest[blank(rest)..];
+        let (name, quoted) = operand(rest)?;
+        let named = if quoted && !next {
+            Named::Quoted
+        } else {
+            Named::Angled
+        };
+        out.push((name, named));
+    }
+    if memchr::memmem::find(content, b"__has_embed").is_some() {
+        return None;
+    }
     for at in memchr::memmem::find_iter(content, b"__has_include") {
         let mut rest = &content[at + b"__has_include".len()..];
-        rest = rest.strip_prefix(b"_next").unwrap_or(rest);
-        let trim = |s: &[u8]| -> usize { s.iter().take_while(|c| c.is_ascii_whitespace()).count() };
+        let next = rest.starts_with(b"_next");
+        if next {
+            rest = &rest[5..];
+        }
+        let trim = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_whitespace()).count();
         rest = &rest[trim(rest)..];
         // `#ifdef __has_include`, `defined(__has_include)`: no probe.
         let Some(r) = rest.strip_prefix(b"(") else {
             continue;
         };
-        let r = &r[trim(r)..];
-        let (close, quoted) = match r.first() {
-            Some(b'<') => (b'>', false),
-            Some(b'"') => (b'"', true),
-            _ => return None,
+        let (name, quoted) = operand(&r[trim(r)..])?;
+        let named = if quoted && !next {
+            Named::Quoted
+        } else {
+            Named::Angled
         };
-        let len = memchr::memchr(close, &r[1..])?;
-        out.push((String::from_utf8(r[1..1 + len].to_vec()).ok()?, quoted));
+        out.push((name, named));
     }
     Some(out)
 }
 
-/// `path` as GCC spells a search directory in its line markers, for comparing: no
-/// leading `./`, no trailing `/`, `.` as "".
-fn spelled(path: &str) -> &str {
-    let mut p = path;
-    while let Some(rest) = p.strip_prefix("./") {
-        p = rest;
+/// A header name at the start of `s`: `"x.h"` or `<x.h>`, and whether it is quoted.
+fn operand(s: &[u8]) -> Option<(String, bool)> {
+    let (close, quoted) = match s.first() {
+        Some(b'<') => (b'>', false),
+        Some(b'"') => (b'"', true),
+        _ => return None,
+    };
+    let len = s[1..].iter().position(|c| *c == close || *c == b'\n')?;
+    if s[1 + len] != close {
+        return None;
     }
-    let p = p.trim_end_matches('/');
-    if p == "." {
-        ""
-    } else {
-        p
-    }
+    Some((String::from_utf8(s[1..1 + len].to_vec()).ok()?, quoted))
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -350,13 +396,17 @@ pub struct Recorder<'a> {
     pub started_ns: i128,
     /// The sum of the source as the key of the manifest has it.
     pub source_sum: [u8; 32],
+    /// The `-include` and `-imacros` names: looked for in the working directory first,
+    /// then the chain.
+    pub forced: &'a [String],
 }
 
 /// The facts of a candidate being made, each path once.
 #[derive(Default)]
 struct Facts {
     list: Vec<(String, Fact)>,
-    seen: std::collections::HashSet<String>,
+    /// Index in `list` of each path's fact.
+    at: HashMap<String, usize>,
     /// Directories found missing, walking up from a lookup.
     missing: std::collections::HashSet<String>,
     /// Set when a fact cannot be trusted: no candidate then.
@@ -364,75 +414,62 @@ struct Facts {
 }
 
 impl Recorder<'_> {
-    /// The candidate for the text whose entered headers are `entered` and whose source is
-    /// `source`; `None` when a direct hit could not be trusted (see the module comment).
+    /// The candidate for a text whose preprocessor entered `entered` from `source`;
+    /// `None` when a direct hit could not be trusted (see the module comment).
+    ///
+    /// Every file read is known by its content (or identity), and every name each of them
+    /// may look for, in every place it may look (beside it when quoted, then each
+    /// directory of the chain), by whether a file is there now: a file there is known by
+    /// its content too, since `#pragma once` may skip it as a copy of one read.
     pub fn candidate(
         &self,
         source: &str,
-        entered: &[(String, Option<String>)],
+        entered: &[String],
         result: Key,
         deps: Option<Vec<u8>>,
     ) -> Option<Candidate> {
-        let chain: Vec<&str> = self.chain.iter().map(|d| spelled(d)).collect();
         let mut facts = Facts::default();
-        let source_content = fs::read(source).ok()?;
-        // The source read now must be the one the manifest's key was made of, and the one
-        // the preprocessor read.
-        let source_ident = Ident::of(&fs::metadata(source).ok()?);
-        if *blake3::hash(&source_content).as_bytes() != self.source_sum
-            || source_ident.recent(self.started_ns)
-        {
-            return None;
-        }
-        for (name, quoted) in probes(&source_content)? {
-            self.probed(&chain, dir_of(source), &name, quoted, &mut facts);
-        }
-        let mut entered_once = std::collections::HashSet::new();
-        // One buffer for every header: hundreds of fresh ones cost page faults.
         let mut content = Vec::new();
-        for (path, includer) in entered {
-            if !entered_once.insert(path.as_str()) {
+        let mut to_read: Vec<String> = vec![source.to_string()];
+        to_read.extend(entered.iter().cloned());
+        for name in self.forced {
+            let places =
+                std::iter::once(name.clone()).chain(self.chain.iter().map(|d| join(d, name)));
+            for place in places {
+                if let Some(found) = self.look(place, &mut facts) {
+                    to_read.push(found);
+                }
+            }
+        }
+        let mut k = 0;
+        while k < to_read.len() {
+            let path = to_read[k].clone();
+            k += 1;
+            if facts
+                .at
+                .get(&path)
+                .is_some_and(|&i| !matches!(facts.list[i].1, Fact::Exists(_)))
+            {
                 continue;
             }
-            let includer_dir = includer.as_deref().map_or("", dir_of);
-            let mut placed = !includer_dir.is_empty()
-                && path.starts_with(&format!("{includer_dir}/"))
-                || includer_dir.is_empty() && !path.starts_with('/');
-            for (k, dir) in chain.iter().enumerate() {
-                let name = if dir.is_empty() {
-                    (!path.starts_with('/')).then_some(path.as_str())
-                } else {
-                    path.strip_prefix(&format!("{dir}/"))
-                };
-                let Some(name) = name else { continue };
-                placed = true;
-                for before in &chain[..k] {
-                    self.look(join(before, name), &mut facts);
+            let fact = self.read(&path, &mut content)?;
+            if k == 1 && fact != Fact::Content(self.source_sum) {
+                // Not the source the manifest's key was made of.
+                return None;
+            }
+            facts.set(path.clone(), fact);
+            for (name, named) in names(&content)? {
+                let mut places: Vec<String> = Vec::new();
+                if named == Named::Quoted {
+                    places.push(join(dir_of(&path), &name));
                 }
-                self.look(join(includer_dir, name), &mut facts);
+                places.extend(self.chain.iter().map(|d| join(d, &name)));
+                for place in places {
+                    if let Some(found) = self.look(place, &mut facts) {
+                        to_read.push(found);
+                    }
+                }
             }
-            if !placed {
-                log::debug!("cannot place {path} on the search chain: no direct mode");
-                return None;
-            }
-            let mut file = fs::File::open(path).ok()?;
-            content.clear();
-            std::io::Read::read_to_end(&mut file, &mut content).ok()?;
-            let ident = Ident::of(&file.metadata().ok()?);
-            if ident.recent(self.started_ns)
-                || crate::toolchain::pragmas::uses_time_macros(&content)
-            {
-                return None;
-            }
-            for (name, quoted) in probes(&content)? {
-                self.probed(&chain, dir_of(path), &name, quoted, &mut facts);
-            }
-            let fact = if self.under_system(path) {
-                Fact::Stat(ident)
-            } else {
-                Fact::Content(*blake3::hash(&content).as_bytes())
-            };
-            facts.add(path.clone(), fact);
         }
         if facts.broken || facts.list.iter().any(|(p, _)| p.contains('\n')) {
             return None;
@@ -444,28 +481,50 @@ impl Recorder<'_> {
         })
     }
 
+    /// The fact of a file read: its identity under the compiler's own directories, else
+    /// the sum of its content (left in `content`). `None` when it cannot be read, changed
+    /// since the preprocessor started, or uses the time macros.
+    fn read(&self, path: &str, content: &mut Vec<u8>) -> Option<Fact> {
+        let mut file = fs::File::open(path).ok()?;
+        content.clear();
+        std::io::Read::read_to_end(&mut file, content).ok()?;
+        let ident = Ident::of(&file.metadata().ok()?);
+        if ident.recent(self.started_ns) || crate::toolchain::pragmas::uses_time_macros(content) {
+            return None;
+        }
+        Some(if self.under_system(path) {
+            Fact::Stat(ident)
+        } else {
+            Fact::Content(*blake3::hash(content).as_bytes())
+        })
+    }
+
     fn under_system(&self, path: &str) -> bool {
         self.system.iter().any(|d| {
-            let d = spelled(d);
+            let d = d.trim_end_matches('/');
             !d.is_empty() && path.starts_with(d) && path[d.len()..].starts_with('/')
         })
     }
 
-    /// A lookup of `path`: whether a file is there, or, under the compiler's own
-    /// directories, the identity of the nearest directory that exists on its way (a name
-    /// created below changes it).
-    fn look(&self, path: String, facts: &mut Facts) {
+    /// A lookup of `path`: whether a file is there (a file found is returned, to be read
+    /// and known by its content), or, under the compiler's own directories, the identity
+    /// of the nearest directory that exists on its way (a name created below changes it).
+    fn look(&self, path: String, facts: &mut Facts) -> Option<String> {
         if !self.under_system(&path) {
-            if !facts.seen.contains(&path) {
-                let there = is_file(&path);
-                facts.add(path, Fact::Exists(there));
+            if facts.at.contains_key(&path) {
+                return None;
             }
-            return;
+            let there = is_file(&path);
+            facts.set(path.clone(), Fact::Exists(there));
+            return there.then_some(path);
         }
-        let mut dir = dir_of(&path).to_string();
+        let parent = dir_of(&path).to_string();
+        let mut dir = parent.clone();
         loop {
-            if facts.seen.contains(&dir) {
-                return;
+            if let Some(&i) = facts.at.get(&dir) {
+                // Known: a directory, by its identity, or a file in the way.
+                let is_dir = matches!(facts.list[i].1, Fact::Dir(_));
+                return (is_dir && dir == parent && is_file(&path)).then_some(path);
             }
             if facts.missing.contains(&dir) {
                 dir = dir_of(&dir).to_string();
@@ -475,42 +534,37 @@ impl Recorder<'_> {
                 Ok(m) if m.is_dir() => {
                     let ident = Ident::of(&m);
                     facts.broken |= ident.recent(self.started_ns);
-                    facts.add(dir, Fact::Dir(ident));
-                    return;
+                    facts.set(dir.clone(), Fact::Dir(ident));
                 }
-                // A file where a directory would be: it stays a lookup that fails.
-                Ok(_) => {
-                    facts.add(path, Fact::Exists(false));
-                    return;
-                }
-                Err(_) if dir.contains('/') => {
+                // A file where a directory would be: the lookup fails while it stays.
+                Ok(_) => facts.set(dir.clone(), Fact::Exists(true)),
+                Err(_) if dir.len() > 1 && dir.contains('/') => {
                     let up = dir_of(&dir).to_string();
                     facts.missing.insert(dir);
                     dir = up;
                 }
                 Err(_) => {
                     facts.broken = true;
-                    return;
+                    return None;
                 }
             }
-        }
-    }
-
-    /// A `__has_include` of `name` from a file in `dir`: every place it may look.
-    fn probed(&self, chain: &[&str], dir: &str, name: &str, quoted: bool, facts: &mut Facts) {
-        if quoted {
-            self.look(join(dir, name), facts);
-        }
-        for d in chain {
-            self.look(join(d, name), facts);
         }
     }
 }
 
 impl Facts {
-    fn add(&mut self, path: String, fact: Fact) {
-        if self.seen.insert(path.clone()) {
-            self.list.push((path, fact));
+    /// Sets the fact of `path`: a file read replaces a lookup's "a file is there".
+    fn set(&mut self, path: String, fact: Fact) {
+        match self.at.get(&path) {
+            Some(&i) => {
+                if matches!(self.list[i].1, Fact::Exists(_)) {
+                    self.list[i].1 = fact;
+                }
+            }
+            None => {
+                self.at.insert(path.clone(), self.list.len());
+                self.list.push((path, fact));
+            }
         }
     }
 }
@@ -538,30 +592,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn line_markers_give_the_headers_and_their_includers() {
+    fn line_markers_give_the_files_entered() {
         let text = b"# 0 \"m.c\"\n# 0 \"<built-in>\"\n# 0 \"<command-line>\"\n\
 # 1 \"/usr/include/stdc-predef.h\" 1 3 4\n# 0 \"<command-line>\" 2\n# 1 \"m.c\"\n\
 # 1 \"./inc/a.h\" 1\n# 1 \"./inc/c.h\" 1\nint c;\n# 2 \"./inc/a.h\" 2\n# 2 \"m.c\" 2\n\
 # 1 \"sub/b\\\\q.h\" 1\n# 3 \"m.c\" 2\n";
-        let e = entered(text);
-        let want: Vec<(String, Option<String>)> = vec![
-            ("/usr/include/stdc-predef.h".into(), None),
-            ("./inc/a.h".into(), Some("m.c".into())),
-            ("./inc/c.h".into(), Some("./inc/a.h".into())),
-            ("sub/b\\q.h".into(), Some("m.c".into())),
+        let want = [
+            "/usr/include/stdc-predef.h",
+            "./inc/a.h",
+            "./inc/c.h",
+            "sub/b\\q.h",
         ];
-        assert_eq!(e, want);
+        assert_eq!(entered(text), Some(want.map(String::from).to_vec()));
+        // `-P`: no markers, nothing known.
+        assert_eq!(entered(b"int x;\n"), None);
+        // An escape gcc does not write.
+        assert_eq!(entered(b"# 1 \"a\\001.h\" 1\n"), None);
     }
 
     #[test]
-    fn probes_are_read_and_a_computed_one_refuses() {
-        let text = b"#if defined __has_include\n#if __has_include (<sys/x.h>) && \
-__has_include_next(\"y.h\")\n#endif\n#ifdef __has_include\n";
-        assert_eq!(
-            probes(text),
-            Some(vec![("sys/x.h".into(), false), ("y.h".into(), true)])
-        );
-        assert_eq!(probes(b"#if __has_include(HEADER)\n"), None);
+    fn every_name_a_file_may_look_for() {
+        let text = b"#include \"a.h\"\n  #  include_next <b.h>\n#import <c.h>\n\
+/* #include \"d.h\" */\nint x; // #include \"e.h\"\n#if defined __has_include\n\
+#if __has_include (<sys/x.h>) && __has_include_next(\"y.h\")\n#endif\n#ifdef __has_include\n";
+        let got = names(text).unwrap();
+        let want = [
+            ("a.h", Named::Quoted),
+            ("b.h", Named::Angled),
+            ("c.h", Named::Angled),
+            ("sys/x.h", Named::Angled),
+            ("y.h", Named::Angled),
+        ];
+        assert_eq!(got, want.map(|(n, k)| (n.to_string(), k)).to_vec());
+        assert_eq!(names(b"#include HEADER\n"), None);
+        assert_eq!(names(b"#if __has_include(HEADER)\n"), None);
+        assert_eq!(names(b"#embed \"data.bin\"\n"), None);
     }
 
     #[test]

@@ -100,9 +100,10 @@ impl Stats {
             .open(file)?;
         // Held until `f` is closed, on return.
         lock(&f)?;
-        let mut text = String::new();
-        f.read_to_string(&mut text)?;
-        let mut s = Stats::parse(&text);
+        // Read as bytes: a damaged file is counters lost, not a cache that stops storing.
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes)?;
+        let mut s = Stats::parse(&String::from_utf8_lossy(&bytes));
         let out = change(&mut s);
         let new = s.render();
         f.rewind()?;
@@ -113,8 +114,8 @@ impl Stats {
 
     /// The counters in `file`; zero when it does not exist.
     pub fn read(file: &Path) -> Stats {
-        std::fs::read_to_string(file)
-            .map(|t| Stats::parse(&t))
+        std::fs::read(file)
+            .map(|t| Stats::parse(&String::from_utf8_lossy(&t)))
             .unwrap_or_default()
     }
 
@@ -134,7 +135,7 @@ impl Stats {
 }
 
 /// Takes an exclusive `flock` on `f`; closing `f` lets it go.
-fn lock(f: &File) -> io::Result<()> {
+pub(super) fn lock(f: &File) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: locks a descriptor that `f` holds open.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {

@@ -204,7 +204,11 @@ impl Cache {
         let path = self.path(key);
         let dir = path.parent().unwrap_or(&self.dir);
         crate::ensure_dir(dir)?;
-        let mut tmp = tempfile::Builder::new().prefix(".tmp").tempfile_in(dir)?;
+        // Readable as the umask allows, as a compiler's output: a cache shared by users.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .tempfile_in(dir)?;
         tmp.write_all(&data)?;
         let top = self.top(key);
         let share = self.limit / 256;
@@ -224,12 +228,19 @@ impl Cache {
     }
 
     /// Removes every entry and counter.
+    /// Removes every entry and counter, and the compilers' identities. Goes on past what
+    /// cannot be removed (another process writing there), and says what it was.
     pub fn clear(&self) -> io::Result<Stats> {
         let before = Stats::total(&self.dir);
-        for top in tops(&self.dir) {
-            fs::remove_dir_all(&top)?;
+        let mut failed = None;
+        let compilers = self.dir.join("compilers");
+        for dir in tops(&self.dir).into_iter().chain([compilers]) {
+            match fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => failed = Some(e),
+                _ => {}
+            }
         }
-        Ok(before)
+        failed.map_or(Ok(before), Err)
     }
 }
 

@@ -92,10 +92,13 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
             Ok(()) => return 0,
             Err(direct) => direct,
         };
-        let text = match journey.preprocess_now() {
-            Ok(text) => text,
+        let (text, quiet) = match journey.preprocess_now(direct.is_some()) {
+            Ok(made) => made,
             Err(e) => return journey.after_cpp_failure(e),
         };
+        // Direct mode learns only from a preprocessor that said nothing: a hit could not
+        // say it again.
+        let direct = direct.filter(|_| quiet);
         match cache::look_up(text, cfg, limit, direct) {
             Looked::Hit => return 0,
             Looked::Miss(text, cached) => {
@@ -132,13 +135,16 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
                 // Stored once the host's slot is free for another job.
                 drop(slot);
                 if let Some((cached, reply)) = journey.to_store.take() {
-                    cached.store(job, reply);
+                    cached.store(reply);
                 }
                 return code;
             }
             Attempt::Next(why) => {
                 hosts.remove(i);
                 last = why;
+                // The next host gets a text made again, which may differ from the one
+                // the key was made of: its result is not stored.
+                journey.cached = None;
             }
         }
     }
@@ -152,16 +158,19 @@ impl<'a> Journey<'a> {
         compile_here(self.job.argv(), input, &self.farm, &mut self.progress)
     }
 
-    /// The job's text, made now (one of this machine's preprocessor slots held meanwhile).
-    fn preprocess_now(&mut self) -> Result<Prepared<'a>, RemoteError> {
+    /// The job's text, made now (one of this machine's preprocessor slots held meanwhile),
+    /// and whether the preprocessor is known to have said nothing (with `hold`, its
+    /// messages are held to know it).
+    fn preprocess_now(&mut self, hold: bool) -> Result<(Prepared<'a>, bool), RemoteError> {
         let _slot = if self.job.preprocessed {
             None
         } else {
             self.farm.machine_slot(lock::LOCAL_CPP, self.farm.cpp_slots)
         };
         self.progress.note(Phase::Preprocess);
-        let source = preprocess::start_source(self.job)?;
-        preprocess::preprocessed(self.job, source, self.cfg.source_date_epoch.is_some())
+        let source = preprocess::start_source(self.job, hold)?;
+        let fixed_date = self.cfg.source_date_epoch.is_some();
+        preprocess::preprocessed_quietly(self.job, source, fixed_date)
     }
 
     /// A slot on one of `hosts`, waiting for one. With `early`, and every slot busy, the

@@ -31,7 +31,7 @@ pub(super) struct Cached {
     cache: Cache,
     key: Key,
     /// Direct mode's manifest to add this result to, with the headers the text entered.
-    direct: Option<(Box<Direct>, manifest::Entered)>,
+    direct: Option<(Key, manifest::Candidate)>,
 }
 
 /// What direct mode knows of a job before it is preprocessed.
@@ -44,6 +44,8 @@ pub(super) struct Direct {
     deps: Option<String>,
     started_ns: i128,
     source_sum: [u8; 32],
+    /// The `-include` and `-imacros` names.
+    forced: Vec<String>,
 }
 
 /// What looking a job up came to.
@@ -93,7 +95,11 @@ pub(super) fn look_up_direct(
 /// `None` where direct mode cannot be exact (no dependency file it can name, include
 /// directories from the environment, the time macros in the source).
 fn direct_key(job: &Compile, cfg: &Config, cc: &CacheConfig) -> Option<Direct> {
-    if job.preprocessed || cfg.pump.hidden_include_path {
+    if job.preprocessed || cc.direct_off.is_some() {
+        return None;
+    }
+    if let Some(a) = job.argv().iter().skip(1).find(|a| moves_headers(a)) {
+        log::debug!("{a} may move what the preprocessor reads: no direct mode");
         return None;
     }
     let (_, deps) = job.pump_argv()?;
@@ -112,12 +118,12 @@ fn direct_key(job: &Compile, cfg: &Config, cc: &CacheConfig) -> Option<Direct> {
     if crate::toolchain::pragmas::uses_time_macros(&source) {
         return None;
     }
-    let cwd = std::env::current_dir().ok()?;
+    let cwd = working_dir(cc)?;
     let source_sum = *blake3::hash(&source).as_bytes();
     let mut h = KeyHasher::new("direct");
     h.field("compiler", &identity)
         .words("argv", job.argv())
-        .field("cwd", cwd.as_os_str().as_encoded_bytes())
+        .field("cwd", cwd.as_encoded_bytes())
         .field("directives-only", &[u8::from(job.directives_only)])
         .field("rewrite-cross", &[u8::from(cfg.rewrite_cross)])
         .field("source", &source_sum);
@@ -137,6 +143,7 @@ fn direct_key(job: &Compile, cfg: &Config, cc: &CacheConfig) -> Option<Direct> {
         deps,
         started_ns: manifest::now_ns(),
         source_sum,
+        forced: model.include_files,
     })
 }
 
@@ -154,7 +161,7 @@ pub(super) fn look_up<'a>(
     let (job, text) = &prepared;
     let made = text.with_bytes(|t| {
         let key = job_key(job, cfg, cc, t)?;
-        Some((key, direct.map(|d| (d, manifest::entered(t)))))
+        Some((key, direct.zip(manifest::entered(t))))
     });
     let (key, direct) = match made {
         Ok(Some(made)) => made,
@@ -165,6 +172,8 @@ pub(super) fn look_up<'a>(
         }
     };
     let cache = Cache::new(cc.dir.clone(), limit);
+    // Made now, while what the preprocessor read is most likely as it was.
+    let direct = direct.and_then(|(d, entered)| Some((d.key, d.candidate(job, &entered, key)?)));
     let cached = Cached { cache, key, direct };
     if let Some(entry) = cached.cache.get(&key) {
         match write_output(Path::new(job.output()), &entry.object) {
@@ -172,7 +181,7 @@ pub(super) fn look_up<'a>(
                 log::info!("{} answered from the cache", job.input());
                 cached.cache.count(&key, Counter::HitPreprocessed);
                 super::build::show(&entry.stderr, &entry.stdout);
-                cached.learn(job);
+                cached.remember();
                 return Looked::Hit;
             }
             Err(e) => log::warn!("failed to write {}: {e}", job.output()),
@@ -184,14 +193,14 @@ pub(super) fn look_up<'a>(
 
 impl Cached {
     /// Stores what a host sent back for `job` (a success).
-    pub(super) fn store(self, job: &Compile, reply: Reply) {
+    pub(super) fn store(self, reply: Reply) {
         let entry = Entry {
             object: reply.output,
             stderr: reply.stderr,
             stdout: reply.stdout,
         };
         match self.cache.put(&self.key, &entry) {
-            Ok(()) => self.learn(job),
+            Ok(()) => self.remember(),
             Err(e) => log::info!(
                 "cannot store in the cache at {}: {e}",
                 self.cache.dir.display()
@@ -200,29 +209,89 @@ impl Cached {
     }
 
     /// Adds this result to the manifest of the command, for direct mode.
-    fn learn(&self, job: &Compile) {
-        let Some((direct, entered)) = &self.direct else {
+    fn remember(&self) {
+        let Some((key, candidate)) = &self.direct else {
             return;
         };
-        let deps = direct.deps.as_ref().and_then(|p| std::fs::read(p).ok());
-        if direct.deps.is_some() && deps.is_none() {
-            return;
-        }
-        let recorder = manifest::Recorder {
-            chain: &direct.chain,
-            system: &direct.system,
-            started_ns: direct.started_ns,
-            source_sum: direct.source_sum,
-        };
-        let Some(candidate) = recorder.candidate(job.input(), entered, self.key, deps) else {
-            return;
-        };
-        let mut m = self.cache.get_manifest(&direct.key).unwrap_or_default();
-        m.add(candidate);
-        if let Err(e) = self.cache.put_manifest(&direct.key, &m) {
+        let mut m = self.cache.get_manifest(key).unwrap_or_default();
+        m.add(candidate.clone());
+        if let Err(e) = self.cache.put_manifest(key, &m) {
             log::info!("cannot store a manifest in the cache: {e}");
         }
     }
+}
+
+impl Direct {
+    /// The candidate of `job`'s text, whose preprocessor entered `entered`, with the
+    /// result `result`.
+    fn candidate(
+        &self,
+        job: &Compile,
+        entered: &[String],
+        result: Key,
+    ) -> Option<manifest::Candidate> {
+        let deps = match &self.deps {
+            Some(p) => Some(std::fs::read(p).ok()?),
+            None => None,
+        };
+        let recorder = manifest::Recorder {
+            chain: &self.chain,
+            system: &self.system,
+            started_ns: self.started_ns,
+            source_sum: self.source_sum,
+            forced: &self.forced,
+        };
+        recorder.candidate(job.input(), entered, result, deps)
+    }
+}
+
+/// Options that add search directories, or move the compiler's own, other than those
+/// the search chain of direct mode knows (`-I`, `-iquote`, `-isystem`, `-idirafter`,
+/// `-iprefix` and `-iwithprefix*`, `--sysroot`, `-isysroot`): a file found through one
+/// would not be on the chain whose lookups a manifest records.
+fn moves_headers(arg: &str) -> bool {
+    const KNOWN: [&str; 9] = [
+        "-iquote",
+        "-isystem",
+        "-idirafter",
+        "-iprefix",
+        "-iwithprefix",
+        "-iwithprefixbefore",
+        "-include",
+        "-imacros",
+        "-isysroot",
+    ];
+    let known = |k: &&str| {
+        arg.strip_prefix(*k)
+            .is_some_and(|rest| !rest.starts_with('-'))
+    };
+    (arg.starts_with("-i") && !KNOWN.iter().any(known))
+        || [
+            "-B",
+            "-F",
+            "-cxx-isystem",
+            "--include",
+            "--prefix",
+            "-iframework",
+        ]
+        .iter()
+        .any(|p| arg.starts_with(p))
+}
+
+/// The working directory as gcc names it in `-g` output: `$PWD` when it is this
+/// directory (through links), else the physical one.
+fn working_dir(cc: &CacheConfig) -> Option<std::ffi::OsString> {
+    use std::os::unix::fs::MetadataExt;
+    let same =
+        |a: &std::fs::Metadata, b: &std::fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
+    if let Some(pwd) = &cc.pwd {
+        if let (Ok(p), Ok(here)) = (std::fs::metadata(pwd), std::fs::metadata(".")) {
+            if same(&p, &here) {
+                return Some(pwd.clone());
+            }
+        }
+    }
+    std::env::current_dir().ok().map(|d| d.into_os_string())
 }
 
 /// Adds the variables that change what a compiler writes (set or not) to a key.
@@ -269,8 +338,7 @@ fn job_key(job: &Compile, cfg: &Config, cc: &CacheConfig, text: &[u8]) -> Option
         .iter()
         .any(|a| a.starts_with("-fdebug-prefix-map=") || a.starts_with("-ffile-prefix-map="));
     if debug_info(job.argv()) && !mapped {
-        let cwd = std::env::current_dir().ok()?;
-        h.field("cwd", cwd.as_os_str().as_encoded_bytes());
+        h.field("cwd", working_dir(cc)?.as_encoded_bytes());
     }
     h.field("text", text);
     Some(h.finish())

@@ -72,7 +72,22 @@ pub struct CacheConfig {
     /// The variables that change a compile's result or messages, as set (see
     /// [`CACHE_ENV`]).
     pub env: Vec<(&'static str, Option<OsString>)>,
+    /// The first variable set that keeps direct mode off: include directories the
+    /// manifests do not see, or a dependency file a hit would not write.
+    pub direct_off: Option<&'static str>,
+    /// `PWD`: how gcc names the working directory in `-g` output.
+    pub pwd: Option<OsString>,
 }
+
+/// Variables that keep the cache's direct mode off (see [`CacheConfig::direct_off`]).
+const DIRECT_OFF: [&str; 6] = [
+    "CPATH",
+    "C_INCLUDE_PATH",
+    "CPLUS_INCLUDE_PATH",
+    "OBJC_INCLUDE_PATH",
+    "DEPENDENCIES_OUTPUT",
+    "SUNPRO_DEPENDENCIES",
+];
 
 /// Variables that change what a compiler writes: the language of its messages, and
 /// gcc's self-check.
@@ -195,6 +210,11 @@ fn cache_config<F: Fn(&str) -> Option<OsString>>(vars: &Vars<F>) -> Option<Cache
             .iter()
             .map(|&name| (name, vars.os(name)))
             .collect(),
+        direct_off: DIRECT_OFF
+            .iter()
+            .copied()
+            .find(|name| vars.os(name).is_some()),
+        pwd: vars.os("PWD"),
     })
 }
 

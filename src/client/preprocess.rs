@@ -27,6 +27,9 @@ pub(super) enum Source {
         child: Child,
         out: File,
         held: Option<File>,
+        /// Directives-only: a failure sends the source to the local compiler, which
+        /// shows its own messages (else the held messages are shown before failing).
+        retry_locally: bool,
     },
     Ready(Vec<u8>),
 }
@@ -37,7 +40,9 @@ fn memory_file(name: &std::ffi::CStr) -> io::Result<File> {
     Ok(File::from(memfd_create(name, MFdFlags::MFD_CLOEXEC)?))
 }
 
-pub(super) fn start_source(job: &Compile) -> Result<Source, RemoteError> {
+/// With `hold`, the preprocessor's messages are held too (and shown when it finishes),
+/// so that the cache knows whether there were any.
+pub(super) fn start_source(job: &Compile, hold: bool) -> Result<Source, RemoteError> {
     if job.preprocessed {
         return std::fs::read(job.input())
             .map(Source::Ready)
@@ -46,7 +51,7 @@ pub(super) fn start_source(job: &Compile) -> Result<Source, RemoteError> {
     let cpp = job.cpp_argv();
     log::debug!("running preprocessor: {}", argv_to_string(&cpp));
     let out = memory_file(c"distcc-cpp-output").map_err(RemoteError::CppStart)?;
-    let held = if job.directives_only {
+    let held = if job.directives_only || hold {
         Some(memory_file(c"distcc-cpp-stderr").map_err(RemoteError::CppStart)?)
     } else {
         None
@@ -62,7 +67,12 @@ pub(super) fn start_source(job: &Compile) -> Result<Source, RemoteError> {
         .stdout(out.try_clone().map_err(RemoteError::CppStart)?)
         .stderr(stderr)
         .spawn()
-        .map(|child| Source::Cpp { child, out, held })
+        .map(|child| Source::Cpp {
+            child,
+            out,
+            held,
+            retry_locally: job.directives_only,
+        })
         .map_err(RemoteError::CppStart)
 }
 
@@ -84,25 +94,31 @@ impl Text {
 
 impl Source {
     /// The preprocessed text, once the preprocessor has finished successfully, and the
-    /// diagnostics it held back (empty unless directives-only).
-    pub(super) fn finish(self) -> Result<(Text, Vec<u8>), RemoteError> {
+    /// messages it held back (`None`: they were not held, but shown as they came).
+    pub(super) fn finish(self) -> Result<(Text, Option<Vec<u8>>), RemoteError> {
         match self {
-            Source::Ready(data) => Ok((Text::Bytes(data), Vec::new())),
+            Source::Ready(data) => Ok((Text::Bytes(data), Some(Vec::new()))),
             Source::Cpp {
                 mut child,
                 out,
                 held,
+                retry_locally,
             } => {
                 let status = child.wait().map_err(RemoteError::CppStart)?;
                 if !status.success() {
-                    return Err(match held {
-                        Some(_) => RemoteError::DirectivesOnly(exitcode::from_status(status)),
-                        None => RemoteError::Cpp(exitcode::from_status(status)),
-                    });
+                    let code = exitcode::from_status(status);
+                    if retry_locally {
+                        return Err(RemoteError::DirectivesOnly(code));
+                    }
+                    if let Some(file) = held {
+                        let _ =
+                            io::stderr().write_all(&crate::read_whole(&file).unwrap_or_default());
+                    }
+                    return Err(RemoteError::Cpp(code));
                 }
                 let diagnostics = match held {
-                    Some(file) => crate::read_whole(&file).map_err(RemoteError::CppStart)?,
-                    None => Vec::new(),
+                    Some(file) => Some(crate::read_whole(&file).map_err(RemoteError::CppStart)?),
+                    None => None,
                 };
                 let len = out.metadata().map_err(RemoteError::CppStart)?.len();
                 Ok((Text::Memory(out, len), diagnostics))
@@ -141,7 +157,7 @@ pub(super) fn preprocess_early<'a>(
 ) -> Option<Result<Prepared<'a>, RemoteError>> {
     let _slot = farm.free_cpp_slot()?;
     log::debug!("every host slot is busy: preprocessing while waiting for one");
-    Some(start_source(job).and_then(|source| preprocessed(job, source, fixed_date)))
+    Some(start_source(job, false).and_then(|source| preprocessed(job, source, fixed_date)))
 }
 
 /// The text to send and the command line that compiles it. Directives-only text whose
@@ -154,6 +170,16 @@ pub(super) fn preprocessed(
     source: Source,
     fixed_date: bool,
 ) -> Result<Prepared<'_>, RemoteError> {
+    preprocessed_quietly(job, source, fixed_date).map(|(prepared, _)| prepared)
+}
+
+/// [`preprocessed`], and whether the preprocessor is known to have said nothing (its
+/// messages were held, and there were none).
+pub(super) fn preprocessed_quietly(
+    job: &Compile,
+    source: Source,
+    fixed_date: bool,
+) -> Result<(Prepared<'_>, bool), RemoteError> {
     let (text, diagnostics) = source.finish()?;
     if job.directives_only && fixed_date {
         let timed = match &text {
@@ -181,12 +207,13 @@ pub(super) fn preprocessed(
             );
             let mut full = job.clone();
             full.directives_only = false;
-            let (text, _) = start_source(&full)?.finish()?;
-            return Ok((Cow::Owned(full), text));
+            let (text, _) = start_source(&full, false)?.finish()?;
+            return Ok(((Cow::Owned(full), text), false));
         }
     }
-    let _ = io::stderr().write_all(&diagnostics);
-    Ok((Cow::Borrowed(job), text))
+    let quiet = diagnostics.as_ref().is_some_and(|d| d.is_empty());
+    let _ = io::stderr().write_all(&diagnostics.unwrap_or_default());
+    Ok(((Cow::Borrowed(job), text), quiet))
 }
 
 /// Runs `f` on the first `len` bytes of `file`, mapped into memory rather than copied.

@@ -124,7 +124,7 @@ pub(super) fn compile_remote<'a>(
         Some(prepared) => Pending::Ready(prepared),
         None => {
             progress.note(Phase::Preprocess);
-            Pending::Running(preprocess::start_source(job)?)
+            Pending::Running(preprocess::start_source(job, false)?)
         }
     };
     progress.note(Phase::Connect);

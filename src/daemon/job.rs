@@ -685,7 +685,7 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         }
         prepared => prepared?,
     };
-    let cached = cached_key(&req, &cmd[0], cfg);
+    let cached = cached_key(&req, &cmd[0], &env, cfg);
     if let Some((cache, key)) = &cached {
         if let Some(entry) = cache.get(key) {
             return answer_from_cache(stream, req, cache, key, entry);
@@ -753,7 +753,12 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
 /// The cache and the key of a plain job, when the daemon has a cache: made from what
 /// this daemon received and would run (the identity of its own compiler, the command
 /// line, the text), never from anything a client says about the result.
-fn cached_key<'a>(req: &Request, program: &str, cfg: &'a JobConfig) -> Option<(&'a Cache, Key)> {
+fn cached_key<'a>(
+    req: &Request,
+    program: &str,
+    env: &Option<(&str, String)>,
+    cfg: &'a JobConfig,
+) -> Option<(&'a Cache, Key)> {
     let cache = cfg.cache.as_ref()?;
     let sum = req.text_sum?;
     let identity = resolve_program(program, cfg)
@@ -766,8 +771,15 @@ fn cached_key<'a>(req: &Request, program: &str, cfg: &'a JobConfig) -> Option<(&
             return None;
         }
     };
+    // The `-g` producer fix, and this daemon's version, change an object too.
+    let fix = env
+        .as_ref()
+        .map(|(k, v)| format!("{k}={v}"))
+        .unwrap_or_default();
     let key = KeyHasher::new("daemon")
         .field("compiler", &identity)
+        .field("distccd", env!("CARGO_PKG_VERSION").as_bytes())
+        .field("producer fix", fix.as_bytes())
         .words("argv", &req.argv)
         .field("text", &sum)
         .finish();
