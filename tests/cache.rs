@@ -628,10 +628,32 @@ fn direct_mode_sees_every_header_that_could_be_found() {
     settle();
     expect(&b, &p, &[], (4, 0, 8), "what __has_include found, changed");
 
+    // An include whose name a macro makes (the kernel's trace events): every name the
+    // file found could have had is looked for everywhere.
+    b.write(
+        "t.c",
+        "#define STR(x) #x\n#define HDR(x) STR(x.h)\n#include HDR(ev)\nint t(void) { return EV; }\n",
+    );
+    b.write("tb/ev.h", "#define EV 1\n");
+    std::fs::create_dir(b.dir.path().join("ta")).unwrap();
+    settle();
+    let t = ["gcc", "-O2", "-Ita", "-Itb", "-c", "t.c"];
+    expect(&b, &t, &[], (4, 0, 9), "a computed include");
+    expect(&b, &t, &[], (5, 0, 9), "a computed include again");
+    b.write("ta/ev.h", "#define EV 2\n");
+    settle();
+    expect(
+        &b,
+        &t,
+        &[],
+        (5, 0, 10),
+        "a header created where it is looked for first",
+    );
+
     // A preprocessor that speaks is never skipped: its messages come at every build.
     b.write("w.c", "#warning careful\nint w;\n");
     settle();
     let w = ["gcc", "-O2", "-c", "w.c"];
-    expect(&b, &w, &[], (4, 0, 9), "#warning");
-    expect(&b, &w, &[], (4, 1, 9), "#warning again, preprocessed");
+    expect(&b, &w, &[], (5, 0, 11), "#warning");
+    expect(&b, &w, &[], (5, 1, 11), "#warning again, preprocessed");
 }

@@ -220,11 +220,16 @@ fn file_sum(path: &str) -> Option<[u8; 32]> {
     fs::read(path).ok().map(|d| *blake3::hash(&d).as_bytes())
 }
 
-/// The files a preprocessed text entered (line markers with flag 1), in order; `None`
-/// when the text has no marker at all (`-P`), or one that cannot be read: then what the
-/// preprocessor read is not known.
-pub fn entered(text: &[u8]) -> Option<Vec<String>> {
+/// A file a preprocessed text entered, and the index (in the same list) of the one that
+/// included it (`None`: the source, or the command line).
+pub type Entered = Vec<(String, Option<usize>)>;
+
+/// The files a preprocessed text entered (line markers with flag 1, nested by those with
+/// flag 2), in order; `None` when the text has no marker at all (`-P`), or one that
+/// cannot be read: then what the preprocessor read is not known.
+pub fn entered(text: &[u8]) -> Option<Entered> {
     let mut out = Vec::new();
+    let mut stack: Vec<usize> = Vec::new();
     let mut markers = 0;
     // Where lines starting with `# ` start: the markers are among them.
     let starts = text
@@ -242,7 +247,10 @@ pub fn entered(text: &[u8]) -> Option<Vec<String>> {
         let (path, flags) = marker(line)?;
         markers += 1;
         if flags.contains(&1) {
-            out.push(path);
+            out.push((path, stack.last().copied()));
+            stack.push(out.len() - 1);
+        } else if flags.contains(&2) {
+            stack.pop();
         }
     }
     (markers > 0).then_some(out)
@@ -294,11 +302,13 @@ pub enum Named {
 
 /// Every name a file may look for: its `#include`, `#include_next` and `#import`
 /// directives and its `__has_include`/`__has_include_next` probes, whether or not their
-/// `#if` is taken (more names than it looks for cost a miss at worst, never a wrong hit).
-/// `None` when one is made by a macro, or the file uses `#embed` (gcc 15), whose file no
-/// line marker names.
-pub fn names(content: &[u8]) -> Option<Vec<(String, Named)>> {
+/// `#if` is taken (more names than it looks for cost a miss at worst, never a wrong hit);
+/// and whether it has an `#include` whose name a macro makes (`#include
+/// TRACE_INCLUDE(x)`, in the kernel). `None` when a probe's name is made by a macro, or
+/// the file uses `#embed` (gcc 15), whose file no line marker names.
+pub fn names(content: &[u8]) -> Option<(Vec<(String, Named)>, bool)> {
     let mut out = Vec::new();
+    let mut computed = false;
     let blank = |s: &[u8]| s.iter().take_while(|c| matches!(c, b' ' | b'\t')).count();
     for at in memchr::memchr_iter(b'#', content) {
         // A directive: the `#` first on its line.
@@ -323,7 +333,10 @@ pub fn names(content: &[u8]) -> Option<Vec<(String, Named)>> {
         };
         rest = &rest[word_len..];
         rest = &rest[blank(rest)..];
-        let (name, quoted) = operand(rest)?;
+        let Some((name, quoted)) = operand(rest) else {
+            computed = true;
+            continue;
+        };
         let named = if quoted && !next {
             Named::Quoted
         } else {
@@ -354,7 +367,7 @@ pub fn names(content: &[u8]) -> Option<Vec<(String, Named)>> {
         };
         out.push((name, named));
     }
-    Some(out)
+    Some((out, computed))
 }
 
 /// A header name at the start of `s`: `"x.h"` or `<x.h>`, and whether it is quoted.
@@ -424,14 +437,21 @@ impl Recorder<'_> {
     pub fn candidate(
         &self,
         source: &str,
-        entered: &[String],
+        entered: &[(String, Option<usize>)],
         result: Key,
         deps: Option<Vec<u8>>,
     ) -> Option<Candidate> {
         let mut facts = Facts::default();
         let mut content = Vec::new();
         let mut to_read: Vec<String> = vec![source.to_string()];
-        to_read.extend(entered.iter().cloned());
+        to_read.extend(entered.iter().map(|(p, _)| p.clone()));
+        // What each file entered (the source's: from the source or the command line),
+        // for includes whose names macros make.
+        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (path, parent) in entered {
+            let parent = parent.map_or(source, |i| entered[i].0.as_str());
+            children.entry(parent).or_default().push(path);
+        }
         for name in self.forced {
             let places =
                 std::iter::once(name.clone()).chain(self.chain.iter().map(|d| join(d, name)));
@@ -458,7 +478,19 @@ impl Recorder<'_> {
                 return None;
             }
             facts.set(path.clone(), fact);
-            for (name, named) in names(&content)? {
+            let (mut named, computed) = names(&content)?;
+            if computed {
+                // The name is not known, but the file it found is among those this one
+                // entered: every name it could have been (each tail of its path), in
+                // every place, quoted.
+                for child in children.get(path.as_str()).into_iter().flatten() {
+                    let parts: Vec<&str> = child.split('/').collect();
+                    for k in 0..parts.len() {
+                        named.push((parts[k..].join("/"), Named::Quoted));
+                    }
+                }
+            }
+            for (name, named) in named {
                 let mut places: Vec<String> = Vec::new();
                 if named == Named::Quoted {
                     places.push(join(dir_of(&path), &name));
@@ -598,12 +630,13 @@ mod tests {
 # 1 \"./inc/a.h\" 1\n# 1 \"./inc/c.h\" 1\nint c;\n# 2 \"./inc/a.h\" 2\n# 2 \"m.c\" 2\n\
 # 1 \"sub/b\\\\q.h\" 1\n# 3 \"m.c\" 2\n";
         let want = [
-            "/usr/include/stdc-predef.h",
-            "./inc/a.h",
-            "./inc/c.h",
-            "sub/b\\q.h",
+            ("/usr/include/stdc-predef.h", None),
+            ("./inc/a.h", None),
+            ("./inc/c.h", Some(1)),
+            ("sub/b\\q.h", None),
         ];
-        assert_eq!(entered(text), Some(want.map(String::from).to_vec()));
+        let want = want.map(|(p, i)| (p.to_string(), i)).to_vec();
+        assert_eq!(entered(text), Some(want));
         // `-P`: no markers, nothing known.
         assert_eq!(entered(b"int x;\n"), None);
         // An escape gcc does not write.
@@ -615,7 +648,8 @@ mod tests {
         let text = b"#include \"a.h\"\n  #  include_next <b.h>\n#import <c.h>\n\
 /* #include \"d.h\" */\nint x; // #include \"e.h\"\n#if defined __has_include\n\
 #if __has_include (<sys/x.h>) && __has_include_next(\"y.h\")\n#endif\n#ifdef __has_include\n";
-        let got = names(text).unwrap();
+        let (got, computed) = names(text).unwrap();
+        assert!(!computed);
         let want = [
             ("a.h", Named::Quoted),
             ("b.h", Named::Angled),
@@ -624,7 +658,7 @@ mod tests {
             ("y.h", Named::Angled),
         ];
         assert_eq!(got, want.map(|(n, k)| (n.to_string(), k)).to_vec());
-        assert_eq!(names(b"#include HEADER\n"), None);
+        assert_eq!(names(b"#include HEADER\n"), Some((Vec::new(), true)));
         assert_eq!(names(b"#if __has_include(HEADER)\n"), None);
         assert_eq!(names(b"#embed \"data.bin\"\n"), None);
     }

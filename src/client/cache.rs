@@ -227,7 +227,7 @@ impl Direct {
     fn candidate(
         &self,
         job: &Compile,
-        entered: &[String],
+        entered: &[(String, Option<usize>)],
         result: Key,
     ) -> Option<manifest::Candidate> {
         let deps = match &self.deps {
