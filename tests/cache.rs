@@ -650,10 +650,40 @@ fn direct_mode_sees_every_header_that_could_be_found() {
         "a header created where it is looked for first",
     );
 
+    // A copy that `#pragma once` skipped (same content and mtime as one read) stays a
+    // copy, or the preprocessor reads it.
+    let same_mtime = |from: &str, to: &str| {
+        let t = std::fs::metadata(b.dir.path().join(from))
+            .unwrap()
+            .modified()
+            .unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(b.dir.path().join(to))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    };
+    b.write(
+        "o.c",
+        "#include \"ox/a.h\"\n#include \"oy/a.h\"\nint o(void) { return A; }\n",
+    );
+    b.write("ox/a.h", "#pragma once\n#define A 1\n");
+    b.write("oy/a.h", "#pragma once\n#define A 1\n");
+    same_mtime("ox/a.h", "oy/a.h");
+    settle();
+    let o = ["gcc", "-O2", "-c", "o.c"];
+    expect(&b, &o, &[], (5, 0, 11), "a #pragma once copy");
+    expect(&b, &o, &[], (6, 0, 11), "a #pragma once copy again");
+    b.write("oy/a.h", "#pragma once\n#define A 2\n");
+    same_mtime("ox/a.h", "oy/a.h");
+    settle();
+    expect(&b, &o, &[], (6, 0, 12), "the copy changed");
+
     // A preprocessor that speaks is never skipped: its messages come at every build.
     b.write("w.c", "#warning careful\nint w;\n");
     settle();
     let w = ["gcc", "-O2", "-c", "w.c"];
-    expect(&b, &w, &[], (5, 0, 11), "#warning");
-    expect(&b, &w, &[], (5, 1, 11), "#warning again, preprocessed");
+    expect(&b, &w, &[], (6, 0, 13), "#warning");
+    expect(&b, &w, &[], (6, 1, 13), "#warning again, preprocessed");
 }

@@ -11,8 +11,8 @@
 //! - every name each of those files may look for (`#include`, `#include_next`,
 //!   `#import`, `__has_include`, taken or not, and the `-include` files), in every place
 //!   it may look: beside the file when quoted, then each directory of the search chain,
-//!   existing or not. Each place is known by whether a file is there (a file there is
-//!   read and known by its content too: `#pragma once` may have skipped it as a copy);
+//!   existing or not. Each place is known by whether a file is there (a file there that
+//!   was not read, and may be a copy `#pragma once` skipped, by its content too);
 //!   under the compiler's own directories, by the identity of the directory. A header
 //!   created earlier on the path (which ccache and sccache do not see), in a search
 //!   directory that did not exist, or where a guarded header was found before, changes
@@ -432,8 +432,8 @@ impl Recorder<'_> {
     ///
     /// Every file read is known by its content (or identity), and every name each of them
     /// may look for, in every place it may look (beside it when quoted, then each
-    /// directory of the chain), by whether a file is there now: a file there is known by
-    /// its content too, since `#pragma once` may skip it as a copy of one read.
+    /// directory of the chain), by whether a file is there now; a file there that was not
+    /// read is known by its content too when it may be a copy that `#pragma once` skipped.
     pub fn candidate(
         &self,
         source: &str,
@@ -461,6 +461,8 @@ impl Recorder<'_> {
                 }
             }
         }
+        let mut found_only = Vec::new();
+        let mut once_sizes = std::collections::HashSet::new();
         let mut k = 0;
         while k < to_read.len() {
             let path = to_read[k].clone();
@@ -478,6 +480,11 @@ impl Recorder<'_> {
                 return None;
             }
             facts.set(path.clone(), fact);
+            if memchr::memmem::find(&content, b"pragma once").is_some()
+                || memchr::memmem::find(&content, b"import").is_some()
+            {
+                once_sizes.insert(content.len() as u64);
+            }
             let (mut named, computed) = names(&content)?;
             if computed {
                 // The name is not known, but the file it found is among those this one
@@ -498,9 +505,20 @@ impl Recorder<'_> {
                 places.extend(self.chain.iter().map(|d| join(d, &name)));
                 for place in places {
                     if let Some(found) = self.look(place, &mut facts) {
-                        to_read.push(found);
+                        found_only.push(found);
                     }
                 }
+            }
+        }
+        // Files found that the preprocessor did not enter (an `#if` not taken, or a copy
+        // of one read that `#pragma once` or `#import` skipped): what they include does
+        // not matter, but a possible copy must stay one. A copy has the size of a file
+        // that was read once-only.
+        for path in found_only {
+            let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(u64::MAX);
+            if once_sizes.contains(&size) {
+                let fact = self.read(&path, &mut content)?;
+                facts.set(path, fact);
             }
         }
         if facts.broken || facts.list.iter().any(|(p, _)| p.contains('\n')) {
