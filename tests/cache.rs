@@ -494,7 +494,7 @@ fn a_daemon_cache_serves_every_client_and_keeps_only_what_it_compiled() {
     let out = project.make(&["-j4", &cc()], &env);
     assert!(out.status.success(), "{}", show(&out));
     assert_same_outputs(&expected, &project.outputs());
-    daemon.wait_compiled(5);
+    assert_eq!(daemon.wait_compiled(5), 5);
     let page = stats_page(port);
     assert_eq!(page_value(&page, "dcc_cache_misses"), 5, "{page}");
     assert_eq!(page_value(&page, "dcc_cache_stored"), 5, "{page}");
@@ -505,7 +505,7 @@ fn a_daemon_cache_serves_every_client_and_keeps_only_what_it_compiled() {
     let out = project.make(&["-j4", &theirs], &env);
     assert!(out.status.success(), "{}", show(&out));
     assert_same_outputs(&expected, &project.outputs());
-    daemon.wait_compiled(10);
+    assert_eq!(daemon.wait_compiled(10), 10);
     let page = stats_page(port);
     assert_eq!(page_value(&page, "dcc_cache_hits"), 5, "{page}");
     assert!(daemon
