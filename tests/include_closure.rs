@@ -48,13 +48,16 @@ fn example_project_matches_gcc() {
     }
 }
 
+/// Writes `text` to `path` under `root`, making its directories.
+fn write(root: &Path, path: &str, text: &str) {
+    let p = root.join(path);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, text).unwrap();
+}
+
 /// A tree with the awkward cases.
 fn fixture(root: &Path) {
-    let w = |p: &str, s: &str| {
-        let p = root.join(p);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, s).unwrap();
-    };
+    let w = |p: &str, s: &str| write(root, p, s);
     w(
         "src/main.c",
         "#include \"a.h\"\n#include <lib/b.h>\n#include \"sub/../c.h\"\n#include \"link.h\"\n\
@@ -186,11 +189,7 @@ fn settle() {
 fn a_remembered_analysis_serves_only_while_what_it_read_is_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let root = fs::canonicalize(dir.path()).unwrap();
-    let w = |p: &str, s: &str| {
-        let p = root.join(p);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, s).unwrap();
-    };
+    let w = |p: &str, s: &str| write(&root, p, s);
     w("src/main.c", "#include \"a.h\"\n#include <b.h>\n");
     w("src/a.h", "#include \"c.h\"\n");
     w("src/c.h", "/* none     */\n");
@@ -248,11 +247,7 @@ fn a_remembered_analysis_serves_only_while_what_it_read_is_unchanged() {
 fn a_remembered_analysis_survives_objects_written_beside_its_sources() {
     let dir = tempfile::tempdir().unwrap();
     let root = fs::canonicalize(dir.path()).unwrap();
-    let w = |p: &str, s: &str| {
-        let p = root.join(p);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, s).unwrap();
-    };
+    let w = |p: &str, s: &str| write(&root, p, s);
     w("src/main.c", "#include \"a.h\"\n#include <b.h>\n");
     w("src/a.h", "");
     w("inc1/b.h", "");
@@ -296,9 +291,8 @@ fn a_remembered_analysis_survives_objects_written_beside_its_sources() {
     server.clean_up();
 }
 
-/// The server learns that a file or directory is unchanged from inotify instead of a stat
-/// per request: every way of changing what a command includes is seen at the next
-/// request, without waiting, however the change is made (in place, by a rename over the
+/// Every way of changing what a command includes is seen at the next request, without
+/// waiting, however the change is made (in place, by a rename over the
 /// file, through a hard link elsewhere, a directory renamed away and made again, a
 /// symlinked search directory pointed elsewhere, a header appearing where its directory
 /// did not exist, or in a search directory spelled with `..`).
@@ -307,10 +301,7 @@ fn every_kind_of_change_is_seen_at_the_next_request() {
     let dir = tempfile::tempdir().unwrap();
     let root = fs::canonicalize(dir.path()).unwrap();
     let r = |p: &str| root.join(p);
-    let w = |p: &str, s: &str| {
-        fs::create_dir_all(r(p).parent().unwrap()).unwrap();
-        fs::write(r(p), s).unwrap();
-    };
+    let w = |p: &str, s: &str| write(&root, p, s);
     w(
         "src/main.c",
         "#include \"a.h\"\n#include <sub/s.h>\n#include <l.h>\n#include <u.h>\n",
@@ -417,10 +408,7 @@ fn a_remembered_analysis_holds_only_while_its_search_chain_is_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let root = fs::canonicalize(dir.path()).unwrap();
     let r = |p: &str| root.join(p);
-    let w = |p: &str, s: &str| {
-        fs::create_dir_all(r(p).parent().unwrap()).unwrap();
-        fs::write(r(p), s).unwrap();
-    };
+    let w = |p: &str, s: &str| write(&root, p, s);
     w("src/main.c", "#include <s.h>\n#include <t.h>\n");
     w("b/s.h", "");
     w("c/t.h", "");

@@ -28,11 +28,7 @@ pub struct Key(pub [u8; 32]);
 impl Key {
     /// The key in hexadecimal, as entries are named.
     pub fn hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push_str(&format!("{b:02x}"));
-        }
-        s
+        hex(&self.0)
     }
 }
 
@@ -116,7 +112,8 @@ fn still_same(kept: &[u8]) -> bool {
         })
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` in lower-case hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

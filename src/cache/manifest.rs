@@ -27,7 +27,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::key::Key;
+use super::key::{hex, Key};
 
 /// The most candidates a manifest keeps (a header that flips between two versions, a
 /// file generated anew each build).
@@ -88,10 +88,6 @@ impl Ident {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
     pub candidates: Vec<Candidate>,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {

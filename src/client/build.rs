@@ -96,10 +96,7 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
             Ok(made) => made,
             Err(e) => return journey.after_cpp_failure(e),
         };
-        // Direct mode learns only from a preprocessor that said nothing: a hit could not
-        // say it again.
-        let direct = direct.filter(|_| quiet);
-        match cache::look_up(text, cfg, limit, direct) {
+        match cache::look_up(text, cfg, limit, direct, quiet) {
             Looked::Hit => return 0,
             Looked::Miss(text, cached) => {
                 prepared = Some(text);

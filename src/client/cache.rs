@@ -37,6 +37,8 @@ pub(super) struct Cached {
 /// What direct mode knows of a job before it is preprocessed.
 pub(super) struct Direct {
     key: Key,
+    /// The compiler's identity, which the text's key holds too.
+    identity: [u8; 32],
     /// The search chain, every directory as written, and the compiler's own part of it.
     chain: Vec<String>,
     system: Vec<String>,
@@ -138,6 +140,7 @@ fn direct_key(job: &Compile, cfg: &Config, cc: &CacheConfig) -> Option<Direct> {
     .concat();
     Some(Direct {
         key: h.finish(),
+        identity,
         chain,
         system: builtin,
         deps,
@@ -148,19 +151,29 @@ fn direct_key(job: &Compile, cfg: &Config, cc: &CacheConfig) -> Option<Direct> {
 }
 
 /// Looks `job`, preprocessed into `prepared`, up in the cache; `direct` is what direct
-/// mode needs to learn this text's headers.
+/// mode needs to learn this text's headers, which it does only from a preprocessor that
+/// was `quiet`: a direct hit could not say again what it said.
 pub(super) fn look_up<'a>(
     prepared: Prepared<'a>,
     cfg: &Config,
     limit: u64,
     direct: Option<Box<Direct>>,
+    quiet: bool,
 ) -> Looked<'a> {
     let Some(cc) = &cfg.cache else {
         return Looked::Miss(prepared, None);
     };
     let (job, text) = &prepared;
+    let identity = match &direct {
+        Some(d) => Some(d.identity),
+        None => compiler(job, cc).map(|(_, id)| id),
+    };
+    let Some(identity) = identity else {
+        return Looked::Miss(prepared, None);
+    };
+    let direct = direct.filter(|_| quiet);
     let made = text.with_bytes(|t| {
-        let key = job_key(job, cfg, cc, t)?;
+        let key = job_key(job, cfg, cc, t, &identity)?;
         Some((key, direct.zip(manifest::entered(t))))
     });
     let (key, direct) = match made {
@@ -319,16 +332,21 @@ fn compiler(job: &Compile, cc: &CacheConfig) -> Option<(std::path::PathBuf, [u8;
     }
 }
 
-/// The key of `job` whose text to send is `text`; `None` when its result may not be
-/// cached, or the compiler cannot be identified.
-fn job_key(job: &Compile, cfg: &Config, cc: &CacheConfig, text: &[u8]) -> Option<Key> {
+/// The key of `job` whose text to send is `text`, made by the compiler `identity`;
+/// `None` when its result may not be cached.
+fn job_key(
+    job: &Compile,
+    cfg: &Config,
+    cc: &CacheConfig,
+    text: &[u8],
+    identity: &[u8; 32],
+) -> Option<Key> {
     if job.directives_only && crate::toolchain::pragmas::uses_time_macros(text) {
         log::debug!("{} uses the time macros: not cached", job.input());
         return None;
     }
     let mut h = KeyHasher::new("preprocessed");
-    let (_, identity) = compiler(job, cc)?;
-    h.field("compiler", &identity);
+    h.field("compiler", identity);
     let argv = super::remote::argv_for_host(job, cfg);
     h.words("argv", &argv);
     h.field("language", format!("{:?}", job.lang).as_bytes());
