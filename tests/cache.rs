@@ -40,10 +40,15 @@ fn stat(cache: &Path, name: &str) -> u64 {
 
 /// Hits of every kind.
 fn hits(cache: &Path) -> u64 {
-    ["hits, direct", "hits, preprocessed", "hits, on a daemon"]
-        .iter()
-        .map(|k| stat(cache, k))
-        .sum()
+    [
+        "hits, direct",
+        "hits, preprocessed",
+        "hits, pump request",
+        "hits, on a daemon",
+    ]
+    .iter()
+    .map(|k| stat(cache, k))
+    .sum()
 }
 
 #[test]
@@ -87,6 +92,41 @@ fn a_rebuild_after_make_clean_comes_from_the_cache() {
     assert!(out.status.success(), "{}", show(&out));
     assert_same_outputs(&expected, &project.outputs());
     assert_eq!(daemon.wait_compiled(10), 10);
+}
+
+/// The same under `pump`: the first build fills the cache from what the include server
+/// found, the second asks neither it nor a host.
+#[test]
+fn a_pump_rebuild_after_make_clean_comes_from_the_cache() {
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    let cache = tempfile::tempdir().unwrap();
+    let daemon = Daemon::ours(&["--verbose"]);
+    let hosts = format!("{},cpp,lzo", daemon.host());
+    let pump_make = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pump"));
+        cmd.current_dir(project.path())
+            .args(["make", "-j4", &cc()])
+            .env("DISTCC_DIR", project.distcc_dir())
+            .env("DISTCC_HOSTS", &hosts)
+            .env("DISTCC_CACHE_DIR", cache.path())
+            .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
+            .env("DISTCC_FALLBACK", "0")
+            .env_remove("DISTCC_VERBOSE")
+            .env_remove("DISTCC_LOG");
+        let out = output_within(&mut cmd, 300);
+        assert!(out.status.success(), "{}", show(&out));
+    };
+    pump_make();
+    assert_same_outputs(&expected, &project.outputs());
+    assert_eq!(daemon.wait_compiled(5), 5);
+    assert_eq!(daemon.log_text().matches(") compiling in ").count(), 5);
+    assert_eq!(stat(cache.path(), "misses"), 5);
+    let _ = project.make(&["clean"], &[]);
+    pump_make();
+    assert_same_outputs(&expected, &project.outputs());
+    assert_eq!(stat(cache.path(), "hits, direct"), 5);
+    assert_eq!(daemon.compiled_ok(), 5, "{}", daemon.log_text());
 }
 
 /// A place to compile single files, through a daemon that also knows the compiler
@@ -144,13 +184,36 @@ impl Bench {
     /// Compiles `args` (without `-o`) in `cwd` through distcc to `out.o`, and here to
     /// `ref.o`; returns both objects.
     fn compile_in(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (Vec<u8>, Vec<u8>) {
-        let host = self.daemon.host();
-        let mut cmd = Command::new(OUR_DISTCC);
+        self.compile_via(cwd, args, env, false)
+    }
+
+    /// As [`Bench::compile_in`], in pump mode with `pump`; when `args` name a dependency
+    /// file (`-MF`), it must be the same both times.
+    fn compile_via(
+        &self,
+        cwd: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        pump: bool,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let mut cmd = match pump {
+            true => {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_pump"));
+                c.arg(OUR_DISTCC)
+                    .env("DISTCC_HOSTS", format!("{},cpp,lzo", self.daemon.host()))
+                    .env("DISTCC_TESTING_INCLUDE_SERVER", "1");
+                c
+            }
+            false => {
+                let mut c = Command::new(OUR_DISTCC);
+                c.env("DISTCC_HOSTS", self.daemon.host());
+                c
+            }
+        };
         cmd.current_dir(cwd)
             .args(args)
             .args(["-o", "out.o"])
             .env("PATH", self.path_var())
-            .env("DISTCC_HOSTS", &host)
             .env("DISTCC_DIR", self.dir.path().join(".distcc"))
             .env("DISTCC_CACHE_DIR", self.cache.path())
             .env("DISTCC_FALLBACK", "0")
@@ -158,6 +221,11 @@ impl Bench {
             .envs(env.iter().copied());
         let out: Output = output_within(&mut cmd, 60);
         assert!(out.status.success(), "{args:?}: {}", show(&out));
+        let deps = args
+            .iter()
+            .position(|a| *a == "-MF")
+            .map(|i| cwd.join(args[i + 1]));
+        let remote_deps = deps.as_ref().map(|d| std::fs::read(d).unwrap());
         let mut local = Command::new(args[0]);
         local
             .current_dir(cwd)
@@ -168,6 +236,9 @@ impl Bench {
             .envs(env.iter().copied());
         let out = local.output().unwrap();
         assert!(out.status.success(), "local {args:?}: {}", show(&out));
+        if let Some(d) = &deps {
+            assert_eq!(remote_deps, Some(std::fs::read(d).unwrap()), "{args:?}");
+        }
         let read = |n: &str| std::fs::read(cwd.join(n)).unwrap();
         (read("out.o"), read("ref.o"))
     }
@@ -686,4 +757,52 @@ fn direct_mode_sees_every_header_that_could_be_found() {
     let w = ["gcc", "-O2", "-c", "w.c"];
     expect(&b, &w, &[], (6, 0, 13), "#warning");
     expect(&b, &w, &[], (6, 1, 13), "#warning again, preprocessed");
+}
+
+/// Pump mode: the include server's walk makes direct mode's manifest, and what the
+/// request would send makes the key; the host is asked only on a miss.
+#[test]
+fn pump_mode_is_cached_by_what_it_would_send() {
+    let b = Bench::new();
+    b.write(
+        "m.c",
+        "#include \"a.h\"\n#if 0\n#include \"never.h\"\n#endif\nint m(void) { return A; }\n",
+    );
+    b.write("inc/a.h", "#define A 1\n");
+    settle();
+    let m = [
+        "gcc", "-O2", "-Iinc", "-MD", "-MF", "m.d", "-MT", "m.o", "-c", "m.c",
+    ];
+    let c = b.cache.path();
+    let step = |what: &str, want: (u64, u64, u64), sent: usize| {
+        let (out, reference) = b.compile_via(b.dir.path(), &m, &[], true);
+        assert!(out == reference, "{what}: not the local object");
+        let counts = (
+            stat(c, "hits, direct"),
+            stat(c, "hits, pump request"),
+            stat(c, "misses"),
+        );
+        assert_eq!(counts, want, "{what}");
+        let log = b.daemon.log_text();
+        assert_eq!(
+            log.matches(") compiling in ").count(),
+            sent,
+            "{what}: {log}"
+        );
+    };
+    step("the first compile", (0, 0, 1), 1);
+    step("the same again", (1, 0, 1), 1);
+    // Found beside the source, where it is looked for first: direct mode cannot tell
+    // that the include is never taken; the include server can.
+    b.write("never.h", "#error never\n");
+    settle();
+    step("a header the walk does not enter", (1, 1, 1), 1);
+    step("that again", (2, 1, 1), 1);
+    b.write("inc/a.h", "#define A 2\n");
+    settle();
+    step("a header changed", (2, 1, 2), 2);
+    b.write("a.h", "#define A 3\n");
+    settle();
+    step("a header earlier on the path", (2, 1, 3), 3);
+    step("that again", (3, 1, 3), 3);
 }

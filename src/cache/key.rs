@@ -118,7 +118,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// A file's device, inode, size, mtime and ctime, as bytes.
-fn file_ident(m: &std::fs::Metadata) -> Vec<u8> {
+pub fn file_ident(m: &std::fs::Metadata) -> Vec<u8> {
     let mut out = Vec::with_capacity(56);
     for n in [m.dev(), m.ino(), m.size()] {
         out.extend_from_slice(&n.to_le_bytes());

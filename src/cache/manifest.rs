@@ -392,6 +392,14 @@ fn dir_of(path: &str) -> &str {
     path.rfind('/').map_or("", |i| &path[..i])
 }
 
+/// Whether `path` is under one of `dirs`.
+pub fn under_any(dirs: &[String], path: &str) -> bool {
+    dirs.iter().any(|d| {
+        let d = d.trim_end_matches('/');
+        !d.is_empty() && path.starts_with(d) && path[d.len()..].starts_with('/')
+    })
+}
+
 /// Makes a candidate out of what the preprocessor entered and the search chain (every
 /// directory in order: `-iquote`, `-I`, `-isystem`, the compiler's, `-idirafter`, as
 /// written, existing or not).
@@ -546,10 +554,7 @@ impl Recorder<'_> {
     }
 
     fn under_system(&self, path: &str) -> bool {
-        self.system.iter().any(|d| {
-            let d = d.trim_end_matches('/');
-            !d.is_empty() && path.starts_with(d) && path[d.len()..].starts_with('/')
-        })
+        under_any(self.system, path)
     }
 
     /// A lookup of `path`: whether a file is there (a file found is returned, to be read

@@ -15,10 +15,13 @@ use std::path::Path;
 /// One counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counter {
-    /// Answered from the local cache without the preprocessor (pump mode's manifest).
+    /// Answered from the local cache through a manifest, without the preprocessor or the
+    /// include server.
     HitDirect,
     /// Answered from the local cache by the preprocessed text's key.
     HitPreprocessed,
+    /// Answered from the local cache by the key of what pump mode would send.
+    HitPump,
     /// Answered from a daemon's cache.
     HitDaemon,
     Miss,
@@ -29,9 +32,10 @@ pub enum Counter {
     Evicted,
 }
 
-const NAMES: [(Counter, &str); 7] = [
+const NAMES: [(Counter, &str); 8] = [
     (Counter::HitDirect, "hits_direct"),
     (Counter::HitPreprocessed, "hits_preprocessed"),
+    (Counter::HitPump, "hits_pump"),
     (Counter::HitDaemon, "hits_daemon"),
     (Counter::Miss, "misses"),
     (Counter::Stored, "stored"),
@@ -42,7 +46,7 @@ const NAMES: [(Counter, &str); 7] = [
 /// The counters of one directory, or of the whole cache.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
-    counts: [u64; 7],
+    counts: [u64; 8],
     /// Bytes and files of the entries.
     pub size: u64,
     pub files: u64,

@@ -37,21 +37,42 @@ pub struct Entry {
     pub object: Vec<u8>,
     pub stderr: Vec<u8>,
     pub stdout: Vec<u8>,
+    /// The dependency file, when the result of a pump-mode job carried it (in plain
+    /// mode the local preprocessor writes it).
+    pub deps: Option<Vec<u8>>,
 }
 
 impl Entry {
     const KIND: &'static [u8] = b"result";
+    const WITH_DEPS: &'static [u8] = b"result+deps";
 
-    fn parts(&self) -> [&[u8]; 4] {
-        [Self::KIND, &self.object, &self.stderr, &self.stdout]
+    fn parts(&self) -> Vec<&[u8]> {
+        match &self.deps {
+            None => vec![Self::KIND, &self.object, &self.stderr, &self.stdout],
+            Some(deps) => vec![
+                Self::WITH_DEPS,
+                &self.object,
+                &self.stderr,
+                &self.stdout,
+                deps,
+            ],
+        }
     }
 
     fn from_parts(parts: Vec<Vec<u8>>) -> Option<Entry> {
-        let [kind, object, stderr, stdout]: [Vec<u8>; 4] = parts.try_into().ok()?;
-        (kind == Self::KIND).then_some(Entry {
+        let mut parts = parts.into_iter();
+        let kind = parts.next()?;
+        let [object, stderr, stdout] = [parts.next()?, parts.next()?, parts.next()?];
+        let deps = match &kind[..] {
+            Self::KIND => None,
+            Self::WITH_DEPS => Some(parts.next()?),
+            _ => return None,
+        };
+        parts.next().is_none().then_some(Entry {
             object,
             stderr,
             stdout,
+            deps,
         })
     }
 }
@@ -310,6 +331,7 @@ mod tests {
             object: b"\x7fELF object".repeat(100),
             stderr: b"x.c:1: warning: w\n".to_vec(),
             stdout: Vec::new(),
+            deps: None,
         }
     }
 
@@ -318,6 +340,12 @@ mod tests {
         let data = encode(&entry().parts()).unwrap();
         let back = decode(&data).and_then(Entry::from_parts);
         assert_eq!(back, Some(entry()));
+        let with_deps = Entry {
+            deps: Some(b"x.o: x.c x.h\n".to_vec()),
+            ..entry()
+        };
+        let back = decode(&encode(&with_deps.parts()).unwrap()).and_then(Entry::from_parts);
+        assert_eq!(back, Some(with_deps));
         for cut in [0, 3, 5, data.len() / 2, data.len() - 1] {
             assert_eq!(decode(&data[..cut]), None, "cut at {cut}");
         }

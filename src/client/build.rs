@@ -54,6 +54,8 @@ struct Journey<'a> {
     cached: Option<Box<Cached>>,
     /// A result to store, once the host's slot is let go.
     to_store: Option<(Box<Cached>, Reply)>,
+    /// The include server's answer, asked before the first host for the cache's key.
+    planned: Option<Plan>,
 }
 
 /// Compiles a distributable job somewhere and returns the exit code.
@@ -75,15 +77,16 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
         progress,
         cached: None,
         to_store: None,
+        planned: None,
     };
     if let Some(e) = &journey.farm.list_error {
         log::warn!("{e}");
         return journey.here();
     }
-    // With the cache, the text is made first: it is the key. Not in pump mode, where the
-    // host preprocesses.
+    // With the cache, what the key is made of comes first: in plain mode the text, in
+    // pump mode the include server's answer.
     let mut prepared = None;
-    if let (Some(cc), None) = (&cfg.cache, &cfg.pump.socket) {
+    if let Some(cc) = &cfg.cache {
         let limit = match &cc.size {
             Ok(limit) => *limit,
             Err(e) => return exitcode::report(e),
@@ -92,15 +95,30 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
             Ok(()) => return 0,
             Err(direct) => direct,
         };
-        let (text, quiet) = match journey.preprocess_now(direct.is_some()) {
-            Ok(made) => made,
-            Err(e) => return journey.after_cpp_failure(e),
-        };
-        match cache::look_up(text, cfg, limit, direct, quiet) {
-            Looked::Hit => return 0,
-            Looked::Miss(text, cached) => {
-                prepared = Some(text);
-                journey.cached = cached;
+        if let Some(socket) = &cfg.pump.socket {
+            // In pump mode when the first host that would take it is a pump host.
+            let pumped = direct.zip(hosts.iter().find_map(|h| pump::wanted(job, h, cfg)));
+            if let Some((direct, _)) = pumped {
+                // A failure is the attempt's to handle: it asks again.
+                if let Ok(plan) = pump::plan(job, socket, &cfg.pump) {
+                    match cache::look_up_pump(job, cfg, limit, &plan, direct) {
+                        Looked::Hit => return 0,
+                        Looked::Miss((), cached) => journey.cached = cached,
+                    }
+                    journey.planned = Some(plan);
+                }
+            }
+        } else {
+            let (text, quiet) = match journey.preprocess_now(direct.is_some()) {
+                Ok(made) => made,
+                Err(e) => return journey.after_cpp_failure(e),
+            };
+            match cache::look_up(text, cfg, limit, direct, quiet) {
+                Looked::Hit => return 0,
+                Looked::Miss(text, cached) => {
+                    prepared = Some(text);
+                    journey.cached = cached;
+                }
             }
         }
     }
@@ -252,10 +270,18 @@ impl<'a> Journey<'a> {
     /// include server could not answer and plain mode may stand in); an exit code when the
     /// job must end here (`DISTCC_TESTING_INCLUDE_SERVER=1`, or fallbacks disabled, which
     /// distcc 3.4 ignores there).
-    fn pump_plan(&self, host: &HostSpec) -> Result<Option<Plan>, i32> {
+    fn pump_plan(&mut self, host: &HostSpec) -> Result<Option<Plan>, i32> {
+        let planned = self.planned.take();
         let Some(socket) = pump::wanted(self.job, host, self.cfg) else {
+            // The cache's key, if any, was of the request in pump mode.
+            if planned.is_some() {
+                self.cached = None;
+            }
             return Ok(None);
         };
+        if planned.is_some() {
+            return Ok(planned);
+        }
         match pump::plan(self.job, socket, &self.cfg.pump) {
             Ok(plan) => Ok(Some(plan)),
             Err(why) => {

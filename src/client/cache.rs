@@ -1,7 +1,9 @@
-//! The client's use of the compile cache in plain mode: the job is preprocessed before a
-//! host is chosen, and its text, with everything else that decides the result, makes the
-//! key. A hit writes the object and replays the messages with no host at all; a miss goes
-//! on to a host with the text already made, and what the host sends back is stored.
+//! The client's use of the compile cache. Direct mode ([`look_up_direct`]) comes first in
+//! both modes. In plain mode the job is then preprocessed before a host is chosen, and its
+//! text, with everything else that decides the result, makes the key. A hit writes the
+//! object and replays the messages with no host at all; a miss goes on to a host with the
+//! text already made, and what the host sends back is stored. In pump mode the include
+//! server's answer takes the text's place ([`look_up_pump`]).
 //!
 //! The key holds the text exactly as it would be sent (the preprocessor has already put
 //! every header, `-D` and `__FILE__` into it), the command line the host would run, the
@@ -21,10 +23,12 @@ use std::path::Path;
 use super::config::{CacheConfig, Config};
 use super::outputs::write_output;
 use super::preprocess::{self, Prepared, Text};
+use super::pump::Plan;
+use crate::cache::manifest::Entered;
 use crate::cache::stats::Bytes;
 use crate::cache::{key, manifest, Cache, Counter, Entry, Key, KeyHasher, Stats};
 use crate::cmdline::{debug_info, Compile};
-use crate::wire::Reply;
+use crate::wire::{Content, Reply};
 
 /// The cache and the key of one job.
 pub(super) struct Cached {
@@ -32,6 +36,10 @@ pub(super) struct Cached {
     key: Key,
     /// Direct mode's manifest to add this result to, with the headers the text entered.
     direct: Option<(Key, manifest::Candidate)>,
+    /// In pump mode, what direct mode needs to make that candidate once the result is
+    /// here (it holds the dependency file the host sent): the files the include server's
+    /// walk entered, and the source.
+    pumped: Option<(Box<Direct>, Entered, String)>,
 }
 
 /// What direct mode knows of a job before it is preprocessed.
@@ -51,11 +59,12 @@ pub(super) struct Direct {
 }
 
 /// What looking a job up came to.
-pub(super) enum Looked<'a> {
+pub(super) enum Looked<T> {
     /// Answered: the object is written and the messages shown.
     Hit,
-    /// To be compiled, with this text; stored under the key afterwards, when there is one.
-    Miss(Prepared<'a>, Option<Box<Cached>>),
+    /// To be compiled, with this text (plain mode); stored under the key afterwards, when
+    /// there is one.
+    Miss(T, Option<Box<Cached>>),
 }
 
 /// Direct mode: answers `job` from the cache without preprocessing it, when a manifest of
@@ -159,7 +168,7 @@ pub(super) fn look_up<'a>(
     limit: u64,
     direct: Option<Box<Direct>>,
     quiet: bool,
-) -> Looked<'a> {
+) -> Looked<Prepared<'a>> {
     let Some(cc) = &cfg.cache else {
         return Looked::Miss(prepared, None);
     };
@@ -186,8 +195,14 @@ pub(super) fn look_up<'a>(
     };
     let cache = Cache::new(cc.dir.clone(), limit);
     // Made now, while what the preprocessor read is most likely as it was.
-    let direct = direct.and_then(|(d, entered)| Some((d.key, d.candidate(job, &entered, key)?)));
-    let cached = Cached { cache, key, direct };
+    let direct =
+        direct.and_then(|(d, entered)| Some((d.key, d.candidate(job.input(), &entered, key)?)));
+    let cached = Cached {
+        cache,
+        key,
+        direct,
+        pumped: None,
+    };
     if let Some(entry) = cached.cache.get(&key) {
         match write_output(Path::new(job.output()), &entry.object) {
             Ok(()) => {
@@ -204,13 +219,117 @@ pub(super) fn look_up<'a>(
     Looked::Miss(prepared, Some(Box::new(cached)))
 }
 
+/// Pump mode: looks `job` up by what it would send, `plan`, when direct mode knows the
+/// job (`direct`) and the include server said what its walk entered. Direct mode's own
+/// look-up has missed already.
+///
+/// The key holds every file sent, by name and content, the command line and working
+/// directory the host gets, and the compiler's identity. The host compiles with its own
+/// system headers: as in direct mode, this machine's stand for them, by identity, every
+/// one the walk entered. A result is stored only when direct mode can make a candidate of
+/// the walk (see [`Cached::store`]).
+pub(super) fn look_up_pump(
+    job: &Compile,
+    cfg: &Config,
+    limit: u64,
+    plan: &Plan,
+    direct: Box<Direct>,
+) -> Looked<()> {
+    let (Some(cc), Some(entered)) = (&cfg.cache, &plan.entered) else {
+        return Looked::Miss((), None);
+    };
+    let Some(key) = pump_key(&direct, plan, cfg, cc, entered) else {
+        return Looked::Miss((), None);
+    };
+    let cache = Cache::new(cc.dir.clone(), limit);
+    if let Some(entry) = cache.get(&key) {
+        let written = match (&plan.deps, &entry.deps) {
+            (Some(path), Some(deps)) => write_output(Path::new(job.output()), &entry.object)
+                .and_then(|()| write_output(Path::new(path), deps)),
+            (None, _) => write_output(Path::new(job.output()), &entry.object),
+            // Kept without the file this command writes: not this command's result.
+            (Some(_), None) => Err(io::Error::other("no dependency file in the entry")),
+        };
+        match written {
+            Ok(()) => {
+                log::info!("{} answered from the cache, not sent", job.input());
+                cache.count(&key, Counter::HitPump);
+                super::build::show(&entry.stderr, &entry.stdout);
+                let candidate = direct.candidate(job.input(), entered, key);
+                let cached = Cached {
+                    cache,
+                    key,
+                    direct: candidate.map(|c| (direct.key, c)),
+                    pumped: None,
+                };
+                cached.remember();
+                return Looked::Hit;
+            }
+            Err(e) => log::warn!("failed to write {}: {e}", job.output()),
+        }
+    }
+    cache.count(&key, Counter::Miss);
+    let source = job.input().to_string();
+    Looked::Miss(
+        (),
+        Some(Box::new(Cached {
+            cache,
+            key,
+            direct: None,
+            pumped: Some((direct, entered.clone(), source)),
+        })),
+    )
+}
+
+/// The key of a pump-mode request (see [`look_up_pump`]); `None` when a system header
+/// the walk entered is gone.
+fn pump_key(
+    direct: &Direct,
+    plan: &Plan,
+    cfg: &Config,
+    cc: &CacheConfig,
+    entered: &Entered,
+) -> Option<Key> {
+    let mut h = KeyHasher::new("pump");
+    h.field("compiler", &direct.identity)
+        .words("argv", &plan.argv)
+        .field("cwd", plan.cwd.as_bytes())
+        .field("rewrite-cross", &[u8::from(cfg.rewrite_cross)]);
+    environment(&mut h, cc);
+    for f in &plan.files {
+        match &f.content {
+            Content::File(bytes) => h.field(&format!("file {}", f.name), bytes),
+            Content::Link(target) => h.field(&format!("link {}", f.name), target.as_bytes()),
+        };
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (path, _) in entered {
+        if manifest::under_any(&direct.system, path) && seen.insert(path) {
+            let m = std::fs::metadata(path).ok()?;
+            h.field(&format!("system {path}"), &key::file_ident(&m));
+        }
+    }
+    Some(h.finish())
+}
+
 impl Cached {
     /// Stores what a host sent back for `job` (a success).
-    pub(super) fn store(self, reply: Reply) {
+    pub(super) fn store(mut self, reply: Reply) {
+        if let Some((direct, entered, source)) = self.pumped.take() {
+            // Made only now: it holds the dependency file, written from the reply. Without
+            // it the result is not stored either: only the candidate's reading of every
+            // file shows that none uses the time macros, which the host expanded.
+            let Some(candidate) = direct.candidate(&source, &entered, self.key) else {
+                log::debug!("{source}: what the include server walked cannot be kept");
+                return;
+            };
+            self.direct = Some((direct.key, candidate));
+        }
         let entry = Entry {
             object: reply.output,
             stderr: reply.stderr,
             stdout: reply.stdout,
+            deps: reply.deps,
         };
         match self.cache.put(&self.key, &entry) {
             Ok(()) => self.remember(),
@@ -235,11 +354,11 @@ impl Cached {
 }
 
 impl Direct {
-    /// The candidate of `job`'s text, whose preprocessor entered `entered`, with the
-    /// result `result`.
+    /// The candidate of the job of `source`, whose preprocessor entered `entered`, with
+    /// the result `result`.
     fn candidate(
         &self,
-        job: &Compile,
+        source: &str,
         entered: &[(String, Option<usize>)],
         result: Key,
     ) -> Option<manifest::Candidate> {
@@ -254,7 +373,7 @@ impl Direct {
             source_sum: self.source_sum,
             forced: &self.forced,
         };
-        recorder.candidate(job.input(), entered, result, deps)
+        recorder.candidate(source, entered, result, deps)
     }
 }
 
@@ -382,6 +501,7 @@ pub(super) fn stats_main(cfg: &Config) -> i32 {
     let hits = [
         Counter::HitDirect,
         Counter::HitPreprocessed,
+        Counter::HitPump,
         Counter::HitDaemon,
     ]
     .iter()
@@ -404,6 +524,7 @@ pub(super) fn stats_main(cfg: &Config) -> i32 {
             "hits, preprocessed",
             s.get(Counter::HitPreprocessed).to_string(),
         ),
+        ("hits, pump request", s.get(Counter::HitPump).to_string()),
         ("hits, on a daemon", s.get(Counter::HitDaemon).to_string()),
         ("misses", s.get(Counter::Miss).to_string()),
         ("hit rate", format!("{rate:.1} %")),

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::config::{Config, PumpConfig};
+use crate::cache::manifest::Entered;
 use crate::cmdline::Compile;
 use crate::farm::hosts::HostSpec;
 use crate::include::{client_root_name_to_real, server, FORCING_FILE};
@@ -32,6 +33,10 @@ pub(super) struct Plan {
     pub deps: Option<String>,
     pub cwd: String,
     pub files: Vec<PumpFile>,
+    /// Every file the include server's walk entered, system headers too, with its
+    /// includer (see `include::closure::Closure::entered`); `None` from a server that
+    /// does not say (distcc 3.4's).
+    pub entered: Option<Entered>,
 }
 
 /// Why a job that could go in pump mode does not.
@@ -90,10 +95,10 @@ pub(super) fn plan(job: &Compile, socket: &Path, pump: &PumpConfig) -> Result<Pl
         .map_err(|e| NotPumped::IncludeServer(format!("no working directory: {e}")))?
         .to_string_lossy()
         .into_owned();
-    let paths = match &pump.stub {
+    let (paths, entered) = match &pump.stub {
         Some(stub) => {
             log::warn!("INCLUDE_SERVER_STUB is set to '{stub}'; ignoring include server");
-            stub.split_whitespace().map(String::from).collect()
+            (stub.split_whitespace().map(String::from).collect(), None)
         }
         None => ask(socket, &cwd, job.argv()).map_err(NotPumped::IncludeServer)?,
     };
@@ -108,6 +113,7 @@ pub(super) fn plan(job: &Compile, socket: &Path, pump: &PumpConfig) -> Result<Pl
         deps,
         cwd,
         files,
+        entered,
     })
 }
 
@@ -115,8 +121,13 @@ pub(super) fn plan(job: &Compile, socket: &Path, pump: &PumpConfig) -> Result<Pl
 /// seconds; past this it is gone.
 const ASK_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The include server's answer for the command `argv` run in `cwd`.
-fn ask(socket: &Path, cwd: &str, argv: &[String]) -> Result<Vec<String>, String> {
+/// The include server's answer for the command `argv` run in `cwd`, and what its walk
+/// entered when it says.
+fn ask(
+    socket: &Path,
+    cwd: &str,
+    argv: &[String],
+) -> Result<(Vec<String>, Option<Entered>), String> {
     let failed = |e: &dyn std::fmt::Display| {
         format!(
             "failed to talk to include server '{}': {e}",
@@ -129,7 +140,14 @@ fn ask(socket: &Path, cwd: &str, argv: &[String]) -> Result<Vec<String>, String>
         .and_then(|()| stream.set_write_timeout(Some(ASK_TIMEOUT)))
         .and_then(|()| server::write_request(&mut stream, cwd, argv))
         .map_err(|e| failed(&e))?;
-    server::read_reply(&mut BufReader::new(stream), &Limits::default()).map_err(|e| failed(&e))
+    let mut r = BufReader::new(stream);
+    let limits = Limits::default();
+    let paths = server::read_reply(&mut r, &limits).map_err(|e| failed(&e))?;
+    // Nothing more comes with an empty reply: the analysis was not made.
+    let entered = (!paths.is_empty())
+        .then(|| server::read_entered(&mut r, &limits))
+        .flatten();
+    Ok((paths, entered))
 }
 
 /// `distcc --scan-includes COMPILER ARGS...`: what the include server would have the job
@@ -153,7 +171,7 @@ pub(super) fn scan_includes(args: &[std::ffi::OsString], cfg: &Config) -> i32 {
     };
     let cwd = std::env::current_dir().map_or_else(|_| ".".into(), |d| d.display().to_string());
     let paths = match ask(socket, &cwd, &argv) {
-        Ok(paths) if !paths.is_empty() => paths,
+        Ok((paths, _)) if !paths.is_empty() => paths,
         Ok(_) | Err(_) => {
             log::error!("failed to get includes from include server");
             return exitcode::DISTCC_FAILED;

@@ -736,6 +736,7 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
             object,
             stderr: reply.stderr,
             stdout: reply.stdout,
+            deps: None,
         };
         if let Err(e) = cache.put(&key, &entry) {
             log::warn!("cannot store in the cache at {}: {e}", cache.dir.display());

@@ -231,6 +231,11 @@ pub struct Closure {
     /// when something it used cannot be checked later (a file or directory changed too
     /// recently, a symlinked name).
     pub facts: Option<Facts>,
+    /// Every file the walk entered, system headers too, each time it entered one, as the
+    /// preprocessor spells it, with the index in this list of the file that included it
+    /// (`None`: the source, or the command line); the source itself is not in it. The
+    /// manifests of the compile cache are made of it (`crate::cache::manifest`).
+    pub entered: Vec<(String, Option<usize>)>,
 }
 
 /// The files and directories an analysis depended on.
@@ -385,6 +390,8 @@ struct Walk<'a> {
     /// How many enclosing branches are walked without knowing they are taken.
     uncertain: u32,
     depth: u32,
+    /// The index in `closure.entered` of each file being walked, outermost first.
+    entering: Vec<Option<usize>>,
     /// Each file read in this request: its key and directives.
     lexed: FxMap<String, (FileKey, Lexed)>,
     /// The directories remembered searches looked into (for [`Facts`]).
@@ -460,6 +467,7 @@ pub fn analyze(
         entered: FxSet::default(),
         uncertain: 0,
         depth: 0,
+        entering: Vec::new(),
         lexed: FxMap::default(),
         searched: FxMap::default(),
         dirs_remembered: Vec::new(),
@@ -693,6 +701,16 @@ impl Walk<'_> {
             self.entered.insert(f.real.clone());
         }
         self.walks += 1;
+        // The source is walked at the top; an absolute `#include` is found as a source.
+        let index = match (&f.origin, self.depth) {
+            (Origin::Source, 0) => None,
+            _ => {
+                let parent = self.entering.last().copied().flatten();
+                let spelled = f.spelled.to_string();
+                self.closure.entered.push((spelled, parent));
+                Some(self.closure.entered.len() - 1)
+            }
+        };
         // The clock costs a system call: looked at every few files.
         if self.walks % 32 == 0 && thread_cpu().saturating_sub(self.start_cpu) > self.limit {
             return Err(format!(
@@ -702,7 +720,9 @@ impl Walk<'_> {
             ));
         }
         self.depth += 1;
+        self.entering.push(index);
         let r = self.run(&f, &ds);
+        self.entering.pop();
         self.depth -= 1;
         r
     }

@@ -49,6 +49,12 @@
 //!
 //! In that order: files, system links, other links, forcing files. `k = 0` means "not
 //! covered": the client logs "include server gave up analyzing" and compiles in plain mode.
+//!
+//! After a reply with files, our server adds a trailer that distcc 3.4's client, which
+//! closes the socket once it has read the reply, never reads: `ENTD<m>` and `m` `ARGV`s,
+//! each `PARENT PATH`, every file the walk entered as the preprocessor spells it, with
+//! the index of its includer in the same list (`-` for the source or the command line).
+//! Our client's compile cache makes its manifests of it ([`server::read_entered`]).
 
 pub mod closure;
 pub mod cmdline;

@@ -89,10 +89,17 @@ impl IncludeServer {
     /// The reply to one request: the paths in the client root, or the reason it is not
     /// covered.
     pub fn answer(&self, cwd: &str, argv: &[String]) -> Result<Vec<String>, String> {
+        self.reply(cwd, argv).map(|(files, _)| files)
+    }
+
+    /// The reply's paths, and the analysis they come from.
+    fn reply(&self, cwd: &str, argv: &[String]) -> Result<(Vec<String>, Arc<Closure>), String> {
         let closure = self.closure(cwd, argv)?;
         let sys = &self.caches.compilers;
-        self.mirror
-            .ship(&closure, &sys.all(), &|p: &str| sys.contains(p))
+        let files = self
+            .mirror
+            .ship(&closure, &sys.all(), &|p: &str| sys.contains(p))?;
+        Ok((files, closure))
     }
 
     /// The current client root (for tests and logs).
@@ -115,13 +122,13 @@ impl IncludeServer {
         stream.set_read_timeout(Some(READ_TIMEOUT))?;
         let (cwd, argv) = read_request(&mut stream)?;
         let (start, start_cpu) = (std::time::Instant::now(), thread_cpu());
-        let answer = self.answer(&cwd, &argv);
+        let answer = self.reply(&cwd, &argv);
         let (wall, cpu) = (start.elapsed(), thread_cpu().saturating_sub(start_cpu));
-        let files = match answer {
-            Ok(files) => files,
+        let (files, closure) = match answer {
+            Ok(answer) => answer,
             Err(why) => {
                 eprintln!("WARNING include server: {why}");
-                Vec::new()
+                (Vec::new(), Arc::default())
             }
         };
         if let Some(stats) = stats {
@@ -133,7 +140,11 @@ impl IncludeServer {
                 u8::from(!files.is_empty())
             ));
         }
-        write_reply(&mut stream, &files)
+        write_reply(&mut stream, &files)?;
+        // After the reply distcc 3.4's client has closed the socket: a failure to write
+        // the trailer is no failure of the request.
+        let _ = write_entered(&mut stream, &closure.entered);
+        Ok(())
     }
 }
 
@@ -223,6 +234,49 @@ pub fn write_reply(w: &mut impl Write, files: &[String]) -> Result<(), ProtocolE
     Ok(())
 }
 
+/// The token of the trailer after a reply: the files the walk entered (see
+/// [`Closure::entered`]), a count and then, as `ARGV`s, `PARENT PATH` each, `PARENT` the
+/// index of the includer in the same list or `-`. distcc 3.4's client reads no further
+/// than the reply; ours reads it for the compile cache.
+pub const ENTERED: crate::wire::Token = *b"ENTD";
+
+fn write_entered(w: &mut impl Write, entered: &[(String, Option<usize>)]) -> std::io::Result<()> {
+    let mut out = BufWriter::new(w);
+    out.write_all(&header(ENTERED, entered.len() as u32))?;
+    for (path, parent) in entered {
+        let line = match parent {
+            Some(i) => format!("{i} {path}"),
+            None => format!("- {path}"),
+        };
+        out.write_all(&header(ARGV, line.len() as u32))?;
+        out.write_all(line.as_bytes())?;
+    }
+    out.flush()
+}
+
+/// Reads the trailer after a reply, when the server sent one (ours does). `None` when it
+/// did not, or sent one that cannot be read.
+pub fn read_entered(r: &mut impl Read, limits: &Limits) -> Option<Vec<(String, Option<usize>)>> {
+    let n = read_header(r, ENTERED).ok()?;
+    // A file may be entered many times (no guard), but not without bound.
+    if n > limits.max_files.saturating_mul(16) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let len = read_header(r, ARGV).ok()?;
+        let body = read_body(r, ARGV, len, limits.max_name_len as usize + 24).ok()?;
+        let line = String::from_utf8(body).ok()?;
+        let (parent, path) = line.split_once(' ')?;
+        let parent = match parent {
+            "-" => None,
+            i => Some(i.parse::<usize>().ok().filter(|&i| i < out.len())?),
+        };
+        out.push((path.to_string(), parent));
+    }
+    Some(out)
+}
+
 /// Writes one request (the client's side: `distcc`, tests and tools).
 pub fn write_request(w: &mut impl Write, cwd: &str, argv: &[String]) -> std::io::Result<()> {
     let mut buf = header(CDIR, cwd.len() as u32).to_vec();
@@ -309,4 +363,28 @@ pub fn serve(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trailer_reads_back_and_a_bad_one_is_none() {
+        let entered = vec![
+            ("a.h".to_string(), None),
+            ("/usr/include/stdio.h".to_string(), Some(0)),
+            ("dir with space/b.h".to_string(), Some(1)),
+        ];
+        let mut out = Vec::new();
+        write_entered(&mut out, &entered).unwrap();
+        let limits = Limits::default();
+        assert_eq!(read_entered(&mut &out[..], &limits), Some(entered));
+        // None at all (distcc 3.4's server), cut short, or an includer not yet listed.
+        assert_eq!(read_entered(&mut &b""[..], &limits), None);
+        assert_eq!(read_entered(&mut &out[..out.len() - 1], &limits), None);
+        let mut out = Vec::new();
+        write_entered(&mut out, &[("a.h".to_string(), Some(0))]).unwrap();
+        assert_eq!(read_entered(&mut &out[..], &limits), None);
+    }
 }
