@@ -757,6 +757,29 @@ fn direct_mode_sees_every_header_that_could_be_found() {
     let w = ["gcc", "-O2", "-c", "w.c"];
     expect(&b, &w, &[], (6, 0, 13), "#warning");
     expect(&b, &w, &[], (6, 1, 13), "#warning again, preprocessed");
+
+    // Where nothing was found, a directory stands for its names while it is unchanged:
+    // one created on the way (`-Iqa`, `qa/sub`, missing), or beside them, is seen.
+    b.write("q.c", "#include <sub/q.h>\nint q(void) { return Q; }\n");
+    b.write("qb/sub/q.h", "#define Q 1\n");
+    settle();
+    let q = ["gcc", "-O2", "-Iqa", "-Iqb", "-c", "q.c"];
+    expect(&b, &q, &[], (6, 1, 14), "-Iqa missing");
+    expect(&b, &q, &[], (7, 1, 14), "-Iqa missing, again");
+    b.write("qa/sub/q.h", "#define Q 2\n");
+    settle();
+    expect(&b, &q, &[], (7, 1, 15), "qa/sub/q.h created");
+    expect(&b, &q, &[], (8, 1, 15), "qa/sub/q.h, again");
+    std::fs::remove_file(b.dir.path().join("qa/sub/q.h")).unwrap();
+    settle();
+    // The first state again: its candidate holds.
+    expect(&b, &q, &[], (9, 1, 15), "qa/sub/q.h removed");
+    b.write("qa/sub/other.h", "");
+    settle();
+    expect(&b, &q, &[], (10, 1, 15), "a name nobody looks for, created");
+    b.write("qa/sub/q.h", "#define Q 3\n");
+    settle();
+    expect(&b, &q, &[], (10, 1, 16), "qa/sub/q.h created again");
 }
 
 /// Pump mode: the include server's walk makes direct mode's manifest, and what the

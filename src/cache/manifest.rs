@@ -59,6 +59,14 @@ pub enum Fact {
     /// A directory of the compiler's own whose names decided lookups: its identity, which
     /// changes when a name is created or removed in it.
     Dir(Ident),
+    /// Another directory, where names looked up were not: its identity then. Not a
+    /// condition itself; while it holds, those names are still not there.
+    Listed(Ident),
+    /// A path looked up where nothing was: the name, or a directory on its way, was not
+    /// in the directory of the fact of this index (a [`Fact::Listed`]). When that
+    /// directory changed (a build writes objects beside its sources), the path is looked
+    /// up again.
+    Under(usize),
 }
 
 /// A file's or directory's device, inode, size, mtime and ctime.
@@ -115,6 +123,8 @@ impl Manifest {
                     Fact::Stat(i) => format!("stat {}", ident(i)),
                     Fact::Exists(there) => format!("exists {}", u8::from(*there)),
                     Fact::Dir(i) => format!("dir {}", ident(i)),
+                    Fact::Listed(i) => format!("listed {}", ident(i)),
+                    Fact::Under(k) => format!("under {k}"),
                 };
                 out.push_str(&format!("{line} {path}\n"));
             }
@@ -150,7 +160,11 @@ impl Manifest {
                 c.deps = Some(bytes);
                 continue;
             }
-            let words = if matches!(what, "stat" | "dir") { 5 } else { 1 };
+            let words = if matches!(what, "stat" | "dir" | "listed") {
+                5
+            } else {
+                1
+            };
             let mut parts = rest.splitn(words + 1, ' ');
             let values: Vec<&str> = parts.by_ref().take(words).collect();
             let path = parts.next()?.to_string();
@@ -166,6 +180,8 @@ impl Manifest {
                 "stat" => Fact::Stat(ident()?),
                 "exists" => Fact::Exists(*values.first()? == "1"),
                 "dir" => Fact::Dir(ident()?),
+                "listed" => Fact::Listed(ident()?),
+                "under" => Fact::Under(values.first()?.parse().ok()?),
                 _ => return None,
             };
             c.facts.push((path, fact));
@@ -193,10 +209,19 @@ impl Candidate {
     /// files' sums across candidates.
     fn holds(&self, sums: &mut HashMap<String, Option<[u8; 32]>>) -> bool {
         let ident = |p: &str| fs::metadata(p).ok().map(|m| Ident::of(&m));
+        // Whether each listed directory is as it was, once asked.
+        let mut same: HashMap<usize, bool> = HashMap::new();
+        let mut unchanged = |k: usize| {
+            *same.entry(k).or_insert_with(|| match self.facts.get(k) {
+                Some((d, Fact::Listed(i))) => ident(d) == Some(*i),
+                _ => false,
+            })
+        };
         self.facts.iter().all(|(p, fact)| match fact {
             Fact::Exists(there) => is_file(p) == *there,
             Fact::Stat(i) | Fact::Dir(i) => ident(p) == Some(*i),
-            Fact::Content(_) => true,
+            Fact::Under(k) => unchanged(*k) || !is_file(p),
+            Fact::Content(_) | Fact::Listed(_) => true,
         }) && self.facts.iter().all(|(p, fact)| match fact {
             Fact::Content(sum) => {
                 let now = sums.entry(p.clone()).or_insert_with(|| file_sum(p));
@@ -474,7 +499,7 @@ impl Recorder<'_> {
             if facts
                 .at
                 .get(&path)
-                .is_some_and(|&i| !matches!(facts.list[i].1, Fact::Exists(_)))
+                .is_some_and(|&i| !matches!(facts.list[i].1, Fact::Exists(_) | Fact::Under(_)))
             {
                 continue;
             }
@@ -565,14 +590,27 @@ impl Recorder<'_> {
             if facts.at.contains_key(&path) {
                 return None;
             }
-            let there = is_file(&path);
-            facts.set(path.clone(), Fact::Exists(there));
+            // Mostly nothing is there: `lstat` says so in one call.
+            let fact = match fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => self
+                    .absent_in(&path, facts)
+                    .map_or(Fact::Exists(false), Fact::Under),
+                Ok(m) if !m.file_type().is_symlink() => Fact::Exists(m.is_file()),
+                _ => Fact::Exists(is_file(&path)),
+            };
+            let there = fact == Fact::Exists(true);
+            facts.set(path.clone(), fact);
             return there.then_some(path);
         }
         let parent = dir_of(&path).to_string();
         let mut dir = parent.clone();
         loop {
             if let Some(&i) = facts.at.get(&dir) {
+                if matches!(facts.list[i].1, Fact::Listed(_)) {
+                    // Known as another kind of directory, whose change is no miss.
+                    facts.broken = true;
+                    return None;
+                }
                 // Known: a directory, by its identity, or a file in the way.
                 let is_dir = matches!(facts.list[i].1, Fact::Dir(_));
                 return (is_dir && dir == parent && is_file(&path)).then_some(path);
@@ -603,12 +641,54 @@ impl Recorder<'_> {
     }
 }
 
+impl Recorder<'_> {
+    /// For `path`, which has no entry: the index of the [`Fact::Listed`] of the nearest
+    /// directory on its way that exists, which has no entry for the next name on the way.
+    /// `None` when that directory changed too recently to stand for its names.
+    fn absent_in(&self, path: &str, facts: &mut Facts) -> Option<usize> {
+        let mut child = path.to_string();
+        loop {
+            let dir = match dir_of(&child) {
+                "" if child.starts_with('/') => "/".to_string(),
+                "" => ".".to_string(),
+                d => d.to_string(),
+            };
+            if let Some(&k) = facts.at.get(&dir) {
+                return matches!(facts.list[k].1, Fact::Listed(_)).then_some(k);
+            }
+            if facts.missing.contains(&dir) {
+                child = dir;
+                continue;
+            }
+            match fs::metadata(&dir) {
+                Ok(m) if m.is_dir() => {
+                    let ident = Ident::of(&m);
+                    if ident.recent(self.started_ns) {
+                        return None;
+                    }
+                    facts.set(dir, Fact::Listed(ident));
+                    return Some(facts.list.len() - 1);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir != child => {
+                    // Gone too: its own parent says so, unless it is a dangling link.
+                    if fs::symlink_metadata(&dir).is_ok() {
+                        return None;
+                    }
+                    facts.missing.insert(dir.clone());
+                    child = dir;
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
 impl Facts {
     /// Sets the fact of `path`: a file read replaces a lookup's "a file is there".
     fn set(&mut self, path: String, fact: Fact) {
         match self.at.get(&path) {
             Some(&i) => {
-                if matches!(self.list[i].1, Fact::Exists(_)) {
+                if matches!(self.list[i].1, Fact::Exists(_) | Fact::Under(_)) {
                     self.list[i].1 = fact;
                 }
             }
@@ -699,6 +779,8 @@ mod tests {
                     ("inc/x.h".into(), Fact::Exists(false)),
                     ("y.h".into(), Fact::Exists(true)),
                     ("/usr/local/include".into(), Fact::Dir(id)),
+                    ("inc".into(), Fact::Listed(id)),
+                    ("inc/z.h".into(), Fact::Under(6)),
                 ],
                 result: Key([3; 32]),
                 deps: Some(b"m.o: m.c a\\ b.h\n".to_vec()),
