@@ -28,6 +28,7 @@ use std::os::unix::fs::MetadataExt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::key::{hex, Key};
+use super::sums::Sums;
 
 /// The most candidates a manifest keeps (a header that flips between two versions, a
 /// file generated anew each build).
@@ -74,7 +75,7 @@ pub enum Fact {
 pub struct Ident([i128; 5]);
 
 impl Ident {
-    fn of(m: &fs::Metadata) -> Ident {
+    pub fn of(m: &fs::Metadata) -> Ident {
         let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
         Ident([
             i128::from(m.dev()),
@@ -85,8 +86,17 @@ impl Ident {
         ])
     }
 
+    /// As bytes, for keys.
+    pub fn bytes(&self) -> [u8; 80] {
+        let mut out = [0u8; 80];
+        for (o, n) in out.chunks_mut(16).zip(self.0) {
+            o.copy_from_slice(&n.to_le_bytes());
+        }
+        out
+    }
+
     /// The last change, and whether it is recent next to `started_ns`.
-    fn recent(&self, started_ns: i128) -> bool {
+    pub fn recent(&self, started_ns: i128) -> bool {
         let [.., mtime, ctime] = self.0;
         mtime.max(ctime) >= started_ns - margin(mtime, ctime)
     }
@@ -189,10 +199,11 @@ impl Manifest {
         Some(m)
     }
 
-    /// The first candidate that holds now.
-    pub fn find(&self) -> Option<&Candidate> {
+    /// The first candidate that holds now; `known` has the sums of files that did not
+    /// change.
+    pub fn find(&self, known: &Sums) -> Option<&Candidate> {
         let mut sums = HashMap::new();
-        self.candidates.iter().find(|c| c.holds(&mut sums))
+        self.candidates.iter().find(|c| c.holds(&mut sums, known))
     }
 
     /// Puts `c` first, dropping an older candidate with the same result and the oldest
@@ -207,7 +218,7 @@ impl Manifest {
 impl Candidate {
     /// Whether every fact is still true, the cheap ones checked first; `sums` keeps the
     /// files' sums across candidates.
-    fn holds(&self, sums: &mut HashMap<String, Option<[u8; 32]>>) -> bool {
+    fn holds(&self, sums: &mut HashMap<String, Option<[u8; 32]>>, known: &Sums) -> bool {
         let ident = |p: &str| fs::metadata(p).ok().map(|m| Ident::of(&m));
         // Whether each listed directory is as it was, once asked.
         let mut same: HashMap<usize, bool> = HashMap::new();
@@ -224,7 +235,7 @@ impl Candidate {
             Fact::Content(_) | Fact::Listed(_) => true,
         }) && self.facts.iter().all(|(p, fact)| match fact {
             Fact::Content(sum) => {
-                let now = sums.entry(p.clone()).or_insert_with(|| file_sum(p));
+                let now = sums.entry(p.clone()).or_insert_with(|| known.sum(p));
                 now.as_ref() == Some(sum)
             }
             _ => true,
@@ -235,10 +246,6 @@ impl Candidate {
 /// Whether `path` is a file the preprocessor would open (through links).
 pub fn is_file(path: &str) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file())
-}
-
-fn file_sum(path: &str) -> Option<[u8; 32]> {
-    fs::read(path).ok().map(|d| *blake3::hash(&d).as_bytes())
 }
 
 /// A file a preprocessed text entered, and the index (in the same list) of the one that
@@ -441,6 +448,8 @@ pub struct Recorder<'a> {
     /// The `-include` and `-imacros` names: looked for in the working directory first,
     /// then the chain.
     pub forced: &'a [String],
+    /// Where the sums of the files read are remembered, for the next check.
+    pub sums: &'a Sums,
 }
 
 /// The facts of a candidate being made, each path once.
@@ -574,7 +583,9 @@ impl Recorder<'_> {
         Some(if self.under_system(path) {
             Fact::Stat(ident)
         } else {
-            Fact::Content(*blake3::hash(content).as_bytes())
+            let sum = *blake3::hash(content).as_bytes();
+            self.sums.remember(path, &ident, &sum);
+            Fact::Content(sum)
         })
     }
 

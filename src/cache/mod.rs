@@ -5,7 +5,9 @@
 //! - [`key`]: the keys, and the compiler's identity that goes into every one;
 //! - [`store`]: the entries on disk, one file each, written whole or not at all, checked
 //!   when read, and evicted oldest first when the cache is over its size;
-//! - [`stats`]: the counters `distcc --cache-stats` shows, kept beside the entries.
+//! - [`stats`]: the counters `distcc --cache-stats` shows, kept beside the entries;
+//! - [`manifest`]: direct mode's record of what a compile read, and [`sums`], the sums
+//!   of the files it names, remembered by identity.
 //!
 //! What may be cached (no side files, a result that does not depend on when it is made)
 //! is decided by the client and `cmdline`, not here: this module stores what it is given
@@ -15,6 +17,7 @@ pub mod key;
 pub mod manifest;
 pub mod stats;
 pub mod store;
+pub mod sums;
 
 pub use key::{Key, KeyHasher};
 pub use stats::{Counter, Stats};

@@ -255,6 +255,12 @@ impl Cache {
         let before = Stats::total(&self.dir);
         let mut failed = None;
         let compilers = self.dir.join("compilers");
+        // Remembered sums: a process that has the table mapped keeps its copy.
+        if let Err(e) = fs::remove_file(self.dir.join("sums")) {
+            if e.kind() != io::ErrorKind::NotFound {
+                failed = Some(e);
+            }
+        }
         for dir in tops(&self.dir).into_iter().chain([compilers]) {
             match fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => failed = Some(e),

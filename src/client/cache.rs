@@ -26,6 +26,7 @@ use super::preprocess::{self, Prepared, Text};
 use super::pump::Plan;
 use crate::cache::manifest::Entered;
 use crate::cache::stats::Bytes;
+use crate::cache::sums::Sums;
 use crate::cache::{key, manifest, Cache, Counter, Entry, Key, KeyHasher, Stats};
 use crate::cmdline::{debug_info, Compile};
 use crate::wire::{Content, Reply};
@@ -56,6 +57,8 @@ pub(super) struct Direct {
     source_sum: [u8; 32],
     /// The `-include` and `-imacros` names.
     forced: Vec<String>,
+    /// The sums of the files a manifest names, remembered.
+    sums: Sums,
 }
 
 /// What looking a job up came to.
@@ -80,7 +83,7 @@ pub(super) fn look_up_direct(
     let Some(manifest) = cache.get_manifest(&direct.key) else {
         return Err(Some(direct));
     };
-    let Some(candidate) = manifest.find() else {
+    let Some(candidate) = manifest.find(&direct.sums) else {
         return Err(Some(direct));
     };
     let Some(entry) = cache.get(&candidate.result) else {
@@ -156,6 +159,7 @@ fn direct_key(job: &Compile, cfg: &Config, cc: &CacheConfig) -> Option<Direct> {
         started_ns: manifest::now_ns(),
         source_sum,
         forced: model.include_files,
+        sums: Sums::open(&cc.dir),
     })
 }
 
@@ -372,6 +376,7 @@ impl Direct {
             started_ns: self.started_ns,
             source_sum: self.source_sum,
             forced: &self.forced,
+            sums: &self.sums,
         };
         recorder.candidate(source, entered, result, deps)
     }

@@ -1,0 +1,265 @@
+//! The sums of files, remembered by path and identity (device, inode, size, mtime,
+//! ctime), so that checking a manifest costs a `stat` per header instead of reading and
+//! hashing it: ccache's "inode cache", in our own form.
+//!
+//! One file, `sums`, in the cache directory, mapped shared by every `distcc` process: a
+//! fixed table of 64-byte slots, each a 24-byte key (a hash of the path and identity),
+//! the file's 32-byte BLAKE3 sum, and 8 bytes that check the other 56. No lock: a slot
+//! written by two processes at once, or only partly, fails its check and is a miss, and a
+//! full table overwrites old slots. A file whose identity changed within the last moments
+//! is never remembered (see [`super::manifest::Ident::recent`]): a change made in the same
+//! clock tick could leave its identity as it was.
+//!
+//! What is not here: which files a manifest needs, and what their sums mean
+//! ([`super::manifest`]).
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::manifest::Ident;
+
+/// Slots in the table: 4 MiB in all, for 65,536 files (a kernel tree reads about 3,000).
+const SLOTS: usize = 1 << 16;
+const SLOT_WORDS: usize = 8;
+/// How many slots from its first a file's sum may be in.
+const PROBES: usize = 4;
+const NAME: &str = "sums";
+
+/// The table, mapped; `None` where it cannot be (then every sum is computed).
+pub struct Sums {
+    map: Option<Map>,
+}
+
+struct Map {
+    words: *const AtomicU64,
+    writable: bool,
+}
+
+// SAFETY: the mapping is only read and written through atomics, and unmapped on drop.
+unsafe impl Send for Map {}
+unsafe impl Sync for Map {}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        // SAFETY: the pointer and length are those mmap returned.
+        unsafe { libc::munmap(self.words as *mut libc::c_void, SLOTS * SLOT_WORDS * 8) };
+    }
+}
+
+impl Sums {
+    /// The table of the cache at `dir`, made there when missing.
+    pub fn open(dir: &Path) -> Sums {
+        let path = dir.join(NAME);
+        let map = open_file(&path).and_then(|(file, writable)| map(&file, writable));
+        if map.is_none() {
+            log::debug!("no table of sums at {}", path.display());
+        }
+        Sums { map }
+    }
+
+    /// No table: every sum is computed.
+    pub fn none() -> Sums {
+        Sums { map: None }
+    }
+
+    /// The sum of the file at `path` now; `None` when it cannot be read.
+    pub fn sum(&self, path: &str) -> Option<[u8; 32]> {
+        let ident = std::fs::metadata(path).ok().map(|m| Ident::of(&m))?;
+        let key = slot_key(path, &ident);
+        if let Some(sum) = self.find(&key) {
+            return Some(sum);
+        }
+        let mut file = File::open(path).ok()?;
+        let mut content = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut content).ok()?;
+        let now = Ident::of(&file.metadata().ok()?);
+        let sum = *blake3::hash(&content).as_bytes();
+        self.remember(path, &now, &sum);
+        Some(sum)
+    }
+
+    /// Keeps `sum` as the sum of `path` in the version `ident`, unless that version is
+    /// too recent to be told from the next.
+    pub fn remember(&self, path: &str, ident: &Ident, sum: &[u8; 32]) {
+        self.keep(path, ident, sum, super::manifest::now_ns());
+    }
+
+    /// [`Sums::remember`] at the time `now_ns`.
+    fn keep(&self, path: &str, ident: &Ident, sum: &[u8; 32], now_ns: i128) {
+        let Some(map) = self.map.as_ref().filter(|m| m.writable) else {
+            return;
+        };
+        if ident.recent(now_ns) {
+            return;
+        }
+        let key = slot_key(path, ident);
+        let mut words = [0u64; SLOT_WORDS];
+        for (w, chunk) in words.iter_mut().zip(key.chunks(8).chain(sum.chunks(8))) {
+            *w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        }
+        words[7] = check(&words);
+        // Where it already is, else an empty or broken slot, else the first.
+        let first = first_slot(&key);
+        let target = (0..PROBES)
+            .map(|i| (first + i) % SLOTS)
+            .find(|&s| {
+                let w = map.read(s);
+                w[..3] == words[..3] || w[7] != check(&w)
+            })
+            .unwrap_or(first);
+        map.write(target, &words);
+    }
+
+    fn find(&self, key: &[u8; 24]) -> Option<[u8; 32]> {
+        let map = self.map.as_ref()?;
+        let first = first_slot(key);
+        (0..PROBES).find_map(|i| {
+            let w = map.read((first + i) % SLOTS);
+            let same_key = w[..3]
+                .iter()
+                .zip(key.chunks(8))
+                .all(|(w, k)| w.to_le_bytes() == k);
+            if !same_key || w[7] != check(&w) {
+                return None;
+            }
+            let mut sum = [0u8; 32];
+            for (out, w) in sum.chunks_mut(8).zip(&w[3..7]) {
+                out.copy_from_slice(&w.to_le_bytes());
+            }
+            Some(sum)
+        })
+    }
+}
+
+impl Map {
+    fn read(&self, slot: usize) -> [u64; SLOT_WORDS] {
+        let mut w = [0u64; SLOT_WORDS];
+        for (i, out) in w.iter_mut().enumerate() {
+            // SAFETY: slot < SLOTS, so the word is inside the mapping.
+            *out = unsafe { &*self.words.add(slot * SLOT_WORDS + i) }.load(Ordering::Relaxed);
+        }
+        w
+    }
+
+    fn write(&self, slot: usize, words: &[u64; SLOT_WORDS]) {
+        for (i, w) in words.iter().enumerate() {
+            // SAFETY: as in `read`; the mapping is writable.
+            unsafe { &*self.words.add(slot * SLOT_WORDS + i) }.store(*w, Ordering::Relaxed);
+        }
+    }
+}
+
+fn slot_key(path: &str, ident: &Ident) -> [u8; 24] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"distcc-rs sums 1\0");
+    h.update(&ident.bytes());
+    h.update(path.as_bytes());
+    let mut key = [0u8; 24];
+    key.copy_from_slice(&h.finalize().as_bytes()[..24]);
+    key
+}
+
+fn first_slot(key: &[u8; 24]) -> usize {
+    u64::from_le_bytes(key[..8].try_into().expect("8 bytes")) as usize % SLOTS
+}
+
+/// The check word of a slot's first seven words. Never 0, so an empty slot fails it.
+fn check(words: &[u64; SLOT_WORDS]) -> u64 {
+    let mut h = blake3::Hasher::new();
+    for w in &words[..7] {
+        h.update(&w.to_le_bytes());
+    }
+    u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().expect("8 bytes")) | 1
+}
+
+/// The table's file, made at its full size when missing; and whether it can be written.
+fn open_file(path: &Path) -> Option<(File, bool)> {
+    let size = (SLOTS * SLOT_WORDS * 8) as u64;
+    let made = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o666)
+        .open(path)
+        .and_then(|f| {
+            // Two processes may both make it: both set the same size, of zeros.
+            if f.metadata()?.len() != size {
+                f.set_len(size)?;
+            }
+            Ok(f)
+        });
+    match made {
+        Ok(f) => Some((f, true)),
+        Err(_) => {
+            let f = File::open(path).ok()?;
+            (f.metadata().ok()?.len() == size).then_some((f, false))
+        }
+    }
+}
+
+fn map(file: &File, writable: bool) -> Option<Map> {
+    let prot = match writable {
+        true => libc::PROT_READ | libc::PROT_WRITE,
+        false => libc::PROT_READ,
+    };
+    // SAFETY: a fresh shared mapping of the whole file, which has exactly this size.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            SLOTS * SLOT_WORDS * 8,
+            prot,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    (p != libc::MAP_FAILED).then_some(Map {
+        words: p as *const AtomicU64,
+        writable,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sum_is_remembered_and_a_changed_file_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.h");
+        std::fs::write(&f, "one").unwrap();
+        let path = f.to_str().unwrap();
+        let sums = Sums::open(dir.path());
+        let ident = Ident::of(&std::fs::metadata(&f).unwrap());
+        // Too recent to be remembered.
+        sums.remember(path, &ident, &[9; 32]);
+        assert_eq!(sums.sum(path), Some(*blake3::hash(b"one").as_bytes()));
+        // Seen from a minute later: what is remembered is what is answered (here, on
+        // purpose, not its real sum).
+        let later = crate::cache::manifest::now_ns() + 60_000_000_000;
+        sums.keep(path, &ident, &[9; 32], later);
+        assert_eq!(Sums::open(dir.path()).sum(path), Some([9; 32]));
+        // Another version (its ctime moved): read again.
+        std::fs::write(&f, "two").unwrap();
+        assert_eq!(sums.sum(path), Some(*blake3::hash(b"two").as_bytes()));
+        // A slot written in part fails its check.
+        let map = sums.map.as_ref().unwrap();
+        let key = slot_key(path, &ident);
+        let slot = (0..PROBES)
+            .map(|i| (first_slot(&key) + i) % SLOTS)
+            .find(|&s| map.read(s)[0].to_le_bytes() == key[..8])
+            .unwrap();
+        let mut w = map.read(slot);
+        w[5] ^= 1;
+        map.write(slot, &w);
+        assert_eq!(sums.find(&key), None);
+        assert_eq!(
+            Sums::none().sum(path),
+            Some(*blake3::hash(b"two").as_bytes())
+        );
+    }
+}
