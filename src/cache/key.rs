@@ -225,7 +225,7 @@ pub fn builtin_dirs(
     let kept = memoized(
         dir,
         &name,
-        |k| !k.is_empty(),
+        |k| k.starts_with(DIRS_HEADER),
         || {
             let out = Command::new(path)
                 .args(flags)
@@ -239,25 +239,32 @@ pub fn builtin_dirs(
             let text = String::from_utf8_lossy(&out.stderr);
             let dirs = crate::include::sysdirs::parse_search_list(&text)
                 .ok_or_else(|| io::Error::other("no search list in its -v output"))?;
-            // One per line; the list is never empty (the `-v` run names its own).
-            Ok(dirs
-                .iter()
-                .map(|d| format!("{d}\n"))
-                .collect::<String>()
-                .into_bytes())
+            // One per line, after a header: with `-nostdinc` the list is empty.
+            let mut text = String::from_utf8_lossy(DIRS_HEADER).into_owned();
+            for d in dirs {
+                text.push_str(&format!("{d}\n"));
+            }
+            Ok(text.into_bytes())
         },
     )?;
-    Ok(String::from_utf8_lossy(&kept)
+    Ok(String::from_utf8_lossy(&kept[DIRS_HEADER.len()..])
         .lines()
         .map(String::from)
         .collect())
 }
 
+/// The first line of a memo of built-in directories.
+const DIRS_HEADER: &[u8] = b"search list\n";
+
 /// Writes `data` to `path` whole, through a temporary file renamed into place.
 pub(super) fn keep(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     crate::ensure_dir(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp").tempfile_in(dir)?;
+    // Readable as the umask allows, as the entries: a cache shared by users.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)?;
     tmp.write_all(data)?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
@@ -284,5 +291,23 @@ mod tests {
         let b = KeyHasher::new("t").words("argv", &["-cx".into()]).finish();
         assert_ne!(a, b);
         assert_eq!(a.hex().len(), 64);
+    }
+
+    #[test]
+    fn built_in_directories_are_asked_once_even_when_there_are_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let gcc = locate("gcc").unwrap();
+        let flags = ["-nostdinc".to_string()];
+        let ask = || builtin_dirs(dir.path(), &gcc, &[1; 32], &flags, "c").unwrap();
+        assert_eq!(ask(), Vec::<String>::new());
+        // The next answer is the memo's: changed here, it shows.
+        let memos: Vec<_> = std::fs::read_dir(dir.path().join("compilers"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".dirs"))
+            .collect();
+        assert_eq!(memos.len(), 1);
+        std::fs::write(memos[0].path(), "search list\n/kept\n").unwrap();
+        assert_eq!(ask(), ["/kept"]);
     }
 }

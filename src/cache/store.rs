@@ -248,7 +248,6 @@ impl Cache {
         })?
     }
 
-    /// Removes every entry and counter.
     /// Removes every entry and counter, and the compilers' identities. Goes on past what
     /// cannot be removed (another process writing there), and says what it was.
     pub fn clear(&self) -> io::Result<Stats> {
