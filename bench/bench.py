@@ -879,11 +879,13 @@ def cache_counts(cache_dir):
     return counts
 
 
-def cold_and_warm(tree, client, env, work, label, farm=None):
+def cold_and_warm(tree, client, env, work, label, farm=None, pump=False):
     """A build of a fresh `tree` through `client` with `env`, then the tree's clean and
     the build again: the wall seconds of both, and the CPU seconds `farm`'s daemons
-    spent in each."""
+    spent in each. With `pump`, under our `pump` (`env`'s hosts should be `,cpp`)."""
     argv = tree.prepare(client)
+    if pump:
+        argv = [OURS["pump"]] + argv
     # The tree as it stands before a build, not as it is being laid out: a cache's direct
     # mode (ours, ccache's) does not learn from a file written within a timestamp tick
     # of the compile, and a user's tree was not copied the instant before.
@@ -910,7 +912,7 @@ def cache_rows(farms, work, kind, builds):
     ours, theirs = (farms[n] for n in farms)
     cached_farm = Farm(OURS, work, extra=["--cache-dir", os.path.join(work, "daemon-cache")])
     runs = {k: [] for k in ["3.4", "none", "cold", "warm", "cc-cold", "cc-warm",
-                            "d-cold", "d-warm", "hits"]}
+                            "d-cold", "d-warm", "hits", "p-cold", "p-warm", "p-hits"]}
     try:
         for r in range(builds):
             runs["3.4"].append(build(tree, theirs, work)[0])
@@ -923,6 +925,15 @@ def cache_rows(farms, work, kind, builds):
             c = cache_counts(cache)
             runs["hits"].append((c.get("hits, direct", 0), c.get("hits, preprocessed", 0),
                                  c.get("misses", 0)))
+            cache = os.path.join(work, f"cache-pump-{r}")
+            env = dict(ours.env(",cpp,lzo"), DISTCC_CACHE_DIR=cache)
+            (cold, _), (warm, _) = cold_and_warm(tree, OURS["client"], env, work, "cache-pump",
+                                                 pump=True)
+            runs["p-cold"].append(cold)
+            runs["p-warm"].append(warm)
+            c = cache_counts(cache)
+            runs["p-hits"].append((c.get("hits, direct", 0), c.get("hits, pump request", 0),
+                                   c.get("misses", 0)))
             env = dict(theirs.env(), CCACHE_DIR=os.path.join(work, f"ccache-{r}"),
                        CCACHE_PREFIX=THEIRS["client"])
             (cold, _), (warm, _) = cold_and_warm(tree, shutil.which("ccache"), env, work,
@@ -945,12 +956,14 @@ def cache_rows(farms, work, kind, builds):
         return statistics.median(runs[k])
 
     direct, pre, misses = runs["hits"][-1]
+    p_direct, p_request, p_misses = runs["p-hits"][-1]
     print(f"bench: {kind.name} cache: rounds {json.dumps(runs)}", file=sys.stderr)
     return [kind.name, fmt(med("3.4")), fmt(med("none")), fmt(med("cold")),
             ratio(med("cold"), med("none")), fmt(med("warm")), ratio(med("warm"), med("3.4")),
             f"{direct} / {pre} / {misses}", fmt(med("cc-cold")), fmt(med("cc-warm")),
             ratio(med("warm"), med("cc-warm")), fmt(med("d-cold")), fmt(med("d-warm")),
-            ratio(med("d-warm"), med("d-cold"))]
+            ratio(med("d-warm"), med("d-cold")), fmt(med("p-cold")), fmt(med("p-warm")),
+            ratio(med("p-warm"), med("3.4")), f"{p_direct} / {p_request} / {p_misses}"]
 
 
 CACHE_HEADER = [
@@ -959,6 +972,8 @@ CACHE_HEADER = [
     "warm hits direct / preprocessed / misses", "ccache cold s", "ccache warm s",
     "ours warm / ccache warm (target 1.0)", "daemon CPU s, cold daemon cache",
     "daemon CPU s, second client", "second / cold (target 0.1)",
+    "ours pump, cold cache s", "ours pump, warm s", "pump warm / 3.4",
+    "pump warm hits direct / pump request / misses",
 ]
 
 
