@@ -291,6 +291,46 @@ fn a_remembered_analysis_survives_objects_written_beside_its_sources() {
     server.clean_up();
 }
 
+/// An analysis that used a search remembered from another request survives a build's
+/// temporary file made and removed in a directory that search looked into (Kbuild's
+/// `filechk` beside its generated headers), and sees a header created there.
+#[test]
+fn a_remembered_search_survives_temporary_files_and_sees_new_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let w = |p: &str, s: &str| write(&root, p, s);
+    w("src/one.c", "#include <g/h.h>\n");
+    w("src/two.c", "#include <g/h.h>\n");
+    w("inc/g/h.h", "");
+    fs::create_dir_all(root.join("a/g")).unwrap();
+    settle();
+    let src = root.join("src");
+    let cwd = src.to_str().unwrap();
+    let one = words("gcc -I../a -I../inc -c one.c");
+    let two = words("gcc -I../a -I../inc -c two.c");
+    let server = IncludeServer::new().unwrap();
+    server.closure(cwd, &one).unwrap();
+    // Its search for g/h.h is the one `one.c`'s request made.
+    let first = server.closure(cwd, &two).unwrap();
+    for d in ["a/g", "inc/g"] {
+        w(&format!("{d}/.tmp_h.h"), "");
+        fs::remove_file(root.join(format!("{d}/.tmp_h.h"))).unwrap();
+    }
+    let kept = server.closure(cwd, &two).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &kept), "not reused");
+    w("a/g/h.h", "");
+    let after = server.closure(cwd, &two).unwrap();
+    let a = root.join("a/g/h.h");
+    assert!(
+        after
+            .files
+            .iter()
+            .any(|f| f.realpath == a.to_str().unwrap()),
+        "{after:?}"
+    );
+    server.clean_up();
+}
+
 /// Every way of changing what a command includes is seen at the next request, without
 /// waiting, however the change is made (in place, by a rename over the
 /// file, through a hard link elsewhere, a directory renamed away and made again, a

@@ -160,11 +160,12 @@ impl Caches {
     }
 }
 
-/// A search of a chain: what it found, and the directories it looked into with their
-/// stamps.
+/// A search of a chain: what it found, the directories it looked into with their
+/// stamps, and each path it looked up (absolute) with whether a file was there.
 struct Search {
     found: Option<Found>,
     dirs: Vec<(String, Option<Stamp>)>,
+    probes: Vec<(String, bool)>,
 }
 
 /// How many remembered values one `#if` may have (one per different set of definitions
@@ -244,21 +245,20 @@ pub struct Facts {
     /// The directories that made the search chain.
     pub chain: Vec<(String, Option<DirId>)>,
     pub files: Vec<(String, FileKey)>,
-    /// Directories that searches remembered from earlier requests looked into: they must
-    /// keep their stamp.
-    pub dirs: Vec<(String, Option<Stamp>)>,
-    /// Directories this analysis looked into itself, with their stamp then and whether
-    /// it could be trusted.
+    /// Directories this analysis looked into, itself or through searches remembered
+    /// from earlier requests, with their stamp then and whether it could be trusted.
     pub looked_into: Vec<(String, Option<Stamp>, bool)>,
-    /// The paths it looked up, and whether each was a regular file.
+    /// The paths it looked up (those remembered searches looked up too), and whether
+    /// each was a regular file.
     pub lookups: Vec<(String, bool)>,
 }
 
 impl Facts {
     /// Whether every file and directory is as it was. A directory the analysis looked
-    /// into whose stamp changed (a build writes its objects next to the sources) or was
-    /// too recent to be trusted still holds when it is the same directory and every name
-    /// looked up in it is found, or not, as it was.
+    /// into whose stamp changed (a build writes its objects next to the sources, Kbuild
+    /// its generated headers' temporary files next to them) or was too recent to be
+    /// trusted still holds when it is the same directory and every name looked up in it
+    /// is found, or not, as it was.
     pub fn hold(&self, fs: &FsCache) -> bool {
         let mut look = Lookups::new(fs);
         let files = || {
@@ -266,13 +266,7 @@ impl Facts {
                 .iter()
                 .all(|(f, k)| FileKey::stat(f).is_ok_and(|now| now == *k))
         };
-        if !chain_holds(&self.chain)
-            || !files()
-            || !self
-                .dirs
-                .iter()
-                .all(|(d, st)| look.dir_stamp(d) == Some(*st))
-        {
+        if !chain_holds(&self.chain) || !files() {
             return false;
         }
         let mut changed = FxSet::default();
@@ -394,8 +388,10 @@ struct Walk<'a> {
     entering: Vec<Option<usize>>,
     /// Each file read in this request: its key and directives.
     lexed: FxMap<String, (FileKey, Lexed)>,
-    /// The directories remembered searches looked into (for [`Facts`]).
+    /// The directories remembered searches looked into, and the paths they looked up
+    /// (for [`Facts`]).
     dirs_remembered: Vec<(String, Option<Stamp>)>,
+    probes_remembered: Vec<(String, bool)>,
     /// The chain searches of this request: name → (from, what was found).
     searched: FxMap<String, Vec<(usize, Option<Found>)>>,
     /// The working directory, chain and compiler, as one value (part of the keys of
@@ -471,6 +467,7 @@ pub fn analyze(
         lexed: FxMap::default(),
         searched: FxMap::default(),
         dirs_remembered: Vec::new(),
+        probes_remembered: Vec::new(),
         context,
         start_cpu,
         limit,
@@ -503,7 +500,7 @@ impl Walk<'_> {
             }
             files.push((real.clone(), *key));
         }
-        let (touched, lookups) = self.look.all_looked()?;
+        let (touched, mut lookups) = self.look.all_looked()?;
         let mut seen = FxSet::default();
         let mut looked_into = Vec::new();
         for d in touched {
@@ -512,15 +509,22 @@ impl Walk<'_> {
                 looked_into.push((d, stamp, trusted));
             }
         }
-        let mut seen = FxSet::default();
-        let dirs = std::mem::take(&mut self.dirs_remembered)
-            .into_iter()
-            .filter(|(d, _)| seen.insert(d.clone()))
-            .collect();
+        // A remembered search was made under these stamps, which this request found
+        // again: trusted then.
+        for (d, stamp) in std::mem::take(&mut self.dirs_remembered) {
+            if seen.insert(d.clone()) {
+                looked_into.push((d, stamp, true));
+            }
+        }
+        let mut looked: FxSet<String> = lookups.iter().map(|(p, _)| p.clone()).collect();
+        for (p, file) in std::mem::take(&mut self.probes_remembered) {
+            if looked.insert(p.clone()) {
+                lookups.push((p, file));
+            }
+        }
         Some(Facts {
             chain: self.chain.made_of.clone(),
             files,
-            dirs,
             looked_into,
             lookups,
         })
@@ -568,15 +572,20 @@ impl Walk<'_> {
                     .all(|(d, st)| self.look.dir_stamp(d) == Some(*st)) =>
             {
                 self.dirs_remembered.extend(s.dirs.iter().cloned());
+                self.probes_remembered.extend(s.probes.iter().cloned());
                 s.found.clone()
             }
             _ => {
                 self.look.start_touching();
                 let mut found = None;
+                let mut probes = Vec::new();
                 for k in from..self.chain.dirs.len() {
                     let dir = self.chain.dirs[k].clone();
-                    if let Some(f) = self.find(&dir, name, Origin::Chain(k)) {
-                        found = Some(f);
+                    // The path `find` looks up.
+                    let probe = join(self.cwd, &join(&dir, name));
+                    found = self.find(&dir, name, Origin::Chain(k));
+                    probes.push((probe, found.is_some()));
+                    if found.is_some() {
                         break;
                     }
                 }
@@ -589,6 +598,7 @@ impl Walk<'_> {
                     let search = Arc::new(Search {
                         found: found.clone(),
                         dirs,
+                        probes,
                     });
                     lock(&self.caches.searches)
                         .entry(name.to_string())
