@@ -22,7 +22,8 @@ pub enum Counter {
     HitPreprocessed,
     /// Answered from the local cache by the key of what pump mode would send.
     HitPump,
-    /// Answered from a daemon's cache.
+    /// Answered from a daemon's cache: on a daemon, its hits; in a client's cache, those
+    /// of its misses that our daemon answered from its own (the note after its reply).
     HitDaemon,
     Miss,
     /// Results stored.

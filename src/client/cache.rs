@@ -329,6 +329,9 @@ impl Cached {
             };
             self.direct = Some((direct.key, candidate));
         }
+        if reply.from_cache {
+            self.cache.count(&self.key, Counter::HitDaemon);
+        }
         let entry = Entry {
             object: reply.output,
             stderr: reply.stderr,
@@ -507,7 +510,6 @@ pub(super) fn stats_main(cfg: &Config) -> i32 {
         Counter::HitDirect,
         Counter::HitPreprocessed,
         Counter::HitPump,
-        Counter::HitDaemon,
     ]
     .iter()
     .map(|&c| s.get(c))
@@ -530,8 +532,9 @@ pub(super) fn stats_main(cfg: &Config) -> i32 {
             s.get(Counter::HitPreprocessed).to_string(),
         ),
         ("hits, pump request", s.get(Counter::HitPump).to_string()),
-        ("hits, on a daemon", s.get(Counter::HitDaemon).to_string()),
         ("misses", s.get(Counter::Miss).to_string()),
+        // Of the misses, those our daemons answered from their caches.
+        ("hits, on a daemon", s.get(Counter::HitDaemon).to_string()),
         ("hit rate", format!("{rate:.1} %")),
         ("results stored", s.get(Counter::Stored).to_string()),
         ("entries", s.files.to_string()),

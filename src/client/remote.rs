@@ -150,7 +150,13 @@ pub(super) fn compile_remote<'a>(
     progress.note(Phase::Compile);
     // Buffered: the reply's headers then take one read, not one each.
     let mut reply = io::BufReader::with_capacity(16 << 10, &mut stream);
-    Ok(Reply::read(&mut reply, host.version, &Limits::default())?)
+    let mut got = Reply::read(&mut reply, host.version, &Limits::default())?;
+    // Only for the cache's counters: distcc 3.4's daemon sends no note, and closes the
+    // connection a moment later, which this waits for.
+    if cfg.cache.is_some() && got.status == 0 {
+        got.read_note(&mut reply);
+    }
+    Ok(got)
 }
 
 /// Sends a pump-mode job to `host` (protocol 3): the command line and the files the include

@@ -650,6 +650,7 @@ fn run_pump_job(
         stdout: compiled.stdout,
         output: Vec::new(),
         deps,
+        from_cache: false,
     };
     let version = wire::Version::Pump;
     match object {
@@ -659,6 +660,7 @@ fn run_pump_job(
         }
         None => reply.write(stream, version)?,
     }
+    Reply::write_note(stream, false).map_err(ProtocolError::Io)?;
     let mut argv = req.argv;
     Ok(Done {
         status: compiled.status,
@@ -722,6 +724,7 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         stdout: compiled.stdout,
         output: Vec::new(),
         deps: None,
+        from_cache: false,
     };
     match object {
         Some(mut file) => {
@@ -730,6 +733,7 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         }
         None => reply.write(stream, version)?,
     }
+    Reply::write_note(stream, false).map_err(ProtocolError::Io)?;
     // Stored once the client has its answer.
     if let (Some((cache, key)), Some(object)) = (cached, to_store) {
         let entry = Entry {
@@ -810,8 +814,10 @@ fn answer_from_cache(
         stdout: entry.stdout,
         output: entry.object,
         deps: None,
+        from_cache: true,
     };
     reply.write(stream, version)?;
+    Reply::write_note(stream, true).map_err(ProtocolError::Io)?;
     Ok(Done {
         status: 0,
         killed: false,

@@ -32,6 +32,9 @@ pub const DOTD: Token = *b"DOTD";
 /// takes it for a derailed reply, prints it as the "error context", and falls back as
 /// after a closed connection.
 pub const EMSG: Token = *b"EMSG";
+/// Our daemon's note after each reply: 1 when the result came from its cache, 0 when it
+/// compiled. distcc 3.4's client stops reading at the reply's end and never sees it.
+pub const HITC: Token = *b"HITC";
 
 /// The longest `EMSG` text read.
 const MAX_EMSG: usize = 4096;

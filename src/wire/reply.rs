@@ -1,7 +1,8 @@
 //! Replies: `DONE`, the status in `STAT`, the compiler's stderr and stdout (`SERR`, `SOUT`)
 //! and the object (`DOTO`), which a failed compile never carries; or, from our daemon, the
 //! reason it will not run the request (`EMSG`). In protocol 3 a successful reply ends with
-//! the dependency file (`DOTD`).
+//! the dependency file (`DOTD`). After the reply our daemon adds a note, `HITC`, which
+//! says whether the result came from its cache.
 
 use std::io::{self, Read, Write};
 
@@ -19,6 +20,9 @@ pub struct Reply {
     /// Protocol 3: the dependency file, its paths the client's; read and written only when
     /// `status` is 0 (an absent one is sent empty).
     pub deps: Option<Vec<u8>>,
+    /// Our daemon answered from its cache (its `HITC` note, read by [`Reply::read_note`];
+    /// not part of the reply itself).
+    pub from_cache: bool,
 }
 
 impl Reply {
@@ -78,6 +82,18 @@ impl Reply {
             stdout,
             output,
             deps,
+            from_cache: false,
         })
+    }
+
+    /// Our daemon's note after the reply ([`HITC`]), sent after every reply.
+    pub fn write_note(w: &mut impl Write, from_cache: bool) -> io::Result<()> {
+        w.write_all(&header(HITC, u32::from(from_cache)))
+    }
+
+    /// Reads the note after the reply into [`Reply::from_cache`]. distcc 3.4's daemon
+    /// sends none and closes the connection: then it stays false.
+    pub fn read_note(&mut self, r: &mut impl Read) {
+        self.from_cache = matches!(read_header(r, HITC), Ok(1));
     }
 }

@@ -134,6 +134,7 @@ fn replies_round_trip() {
             stdout: Vec::new(),
             output: vec![0x7f, b'E', b'L', b'F', 0, 0, 0, 1],
             deps: None,
+            from_cache: false,
         };
         let mut bytes = Vec::new();
         reply.write(&mut bytes, v).unwrap();
@@ -152,6 +153,7 @@ fn failed_reply_never_carries_output() {
         stdout: Vec::new(),
         output: b"junk".to_vec(),
         deps: None,
+        from_cache: false,
     };
     let mut bytes = Vec::new();
     reply.write(&mut bytes, Version::Plain).unwrap();
