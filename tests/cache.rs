@@ -791,6 +791,33 @@ fn direct_mode_sees_every_header_that_could_be_found() {
     b.write("qa/sub/q.h", "#define Q 3\n");
     settle();
     expect(&b, &q, &[], (10, 1, 16), "qa/sub/q.h created again");
+
+    // A directory that stood for the names not in it, replaced by a file that is looked
+    // up as a name itself.
+    b.write(
+        "r.c",
+        "#include <sub/x.h>\n#include <sub>\nint r(void) { return X + S; }\n",
+    );
+    b.write("rb/sub/x.h", "#define X 1\n");
+    b.write("rc/sub", "#define S 1\n");
+    std::fs::create_dir_all(b.dir.path().join("ra/sub")).unwrap();
+    settle();
+    let r = ["gcc", "-O2", "-Ira", "-Irb", "-Irc", "-c", "r.c"];
+    expect(&b, &r, &[], (10, 1, 17), "ra/sub a directory");
+    expect(&b, &r, &[], (11, 1, 17), "ra/sub a directory, again");
+    std::fs::remove_dir(b.dir.path().join("ra/sub")).unwrap();
+    b.write("ra/sub", "#define S 2\n");
+    settle();
+    expect(&b, &r, &[], (11, 1, 18), "ra/sub a file");
+
+    // A macro defined on the command line as a time macro: the compiler expands it, so
+    // nothing is kept (the objects are not compared: the date may turn meanwhile).
+    b.write("d.c", "const char *d = STAMP;\n");
+    settle();
+    for _ in 0..2 {
+        b.compile(&["gcc", "-O2", "-DSTAMP=__DATE__", "-c", "d.c"], &[]);
+        assert_eq!(b.counts(), (11, 1, 18), "-DSTAMP=__DATE__");
+    }
 }
 
 /// Pump mode: the include server's walk makes direct mode's manifest, and what the
@@ -839,4 +866,37 @@ fn pump_mode_is_cached_by_what_it_would_send() {
     settle();
     step("a header earlier on the path", (2, 1, 3), 3);
     step("that again", (3, 1, 3), 3);
+
+    // A header the compiler's own directories gain, which `__has_include` probes: the
+    // host has it too (pump mode takes its system headers to be this machine's).
+    let sysroot = b.dir.path().join("sr");
+    std::fs::create_dir_all(sysroot.join("usr/include")).unwrap();
+    b.wrapper(&format!("--sysroot={}", sysroot.display()));
+    b.write(
+        "v.c",
+        "#if __has_include(<vg.h>)\n#define V 1\n#else\n#define V 0\n#endif\nint v(void) { return V; }\n",
+    );
+    settle();
+    let v = ["x86_64-test-gcc", "-O2", "-c", "v.c"];
+    let step = |what: &str, want: (u64, u64, u64), sent: usize| {
+        let (out, reference) = b.compile_via(b.dir.path(), &v, &[], true);
+        let counts = (
+            stat(c, "hits, direct"),
+            stat(c, "hits, pump request"),
+            stat(c, "misses"),
+        );
+        assert!(out == reference, "{what}: not the local object {counts:?}");
+        assert_eq!(counts, want, "{what}");
+        let log = b.daemon.log_text();
+        assert_eq!(
+            log.matches(") compiling in ").count(),
+            sent,
+            "{what}: {log}"
+        );
+    };
+    step("no vg.h", (3, 1, 4), 4);
+    step("no vg.h, again", (4, 1, 4), 4);
+    b.write("sr/usr/include/vg.h", "");
+    settle();
+    step("vg.h installed", (4, 1, 5), 5);
 }

@@ -70,6 +70,21 @@ pub enum Fact {
     Under(usize),
 }
 
+/// As a manifest writes it, before the path.
+impl std::fmt::Display for Fact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ident = |i: &Ident| i.0.map(|n| n.to_string()).join(" ");
+        match self {
+            Fact::Content(sum) => write!(f, "content {}", hex(sum)),
+            Fact::Stat(i) => write!(f, "stat {}", ident(i)),
+            Fact::Exists(there) => write!(f, "exists {}", u8::from(*there)),
+            Fact::Dir(i) => write!(f, "dir {}", ident(i)),
+            Fact::Listed(i) => write!(f, "listed {}", ident(i)),
+            Fact::Under(k) => write!(f, "under {k}"),
+        }
+    }
+}
+
 /// A file's or directory's device, inode, size, mtime and ctime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ident([i128; 5]);
@@ -123,20 +138,11 @@ impl Manifest {
     /// As text: one line per fact, paths last (they contain no newline: see
     /// [`Recorder::candidate`]).
     pub fn encode(&self) -> Vec<u8> {
-        let ident = |i: &Ident| i.0.map(|n| n.to_string()).join(" ");
         let mut out = format!("{HEADER}\n");
         for c in &self.candidates {
             out.push_str(&format!("result {}\n", c.result.hex()));
             for (path, fact) in &c.facts {
-                let line = match fact {
-                    Fact::Content(sum) => format!("content {}", hex(sum)),
-                    Fact::Stat(i) => format!("stat {}", ident(i)),
-                    Fact::Exists(there) => format!("exists {}", u8::from(*there)),
-                    Fact::Dir(i) => format!("dir {}", ident(i)),
-                    Fact::Listed(i) => format!("listed {}", ident(i)),
-                    Fact::Under(k) => format!("under {k}"),
-                };
-                out.push_str(&format!("{line} {path}\n"));
+                out.push_str(&format!("{fact} {path}\n"));
             }
             if let Some(deps) = &c.deps {
                 out.push_str(&format!("deps {}\n", hex(deps)));
@@ -220,26 +226,37 @@ impl Candidate {
     /// files' sums across candidates.
     fn holds(&self, sums: &mut HashMap<String, Option<[u8; 32]>>, known: &Sums) -> bool {
         let ident = |p: &str| fs::metadata(p).ok().map(|m| Ident::of(&m));
-        // Whether each listed directory is as it was, once asked.
-        let mut same: HashMap<usize, bool> = HashMap::new();
-        let mut unchanged = |k: usize| {
-            *same.entry(k).or_insert_with(|| match self.facts.get(k) {
-                Some((d, Fact::Listed(i))) => ident(d) == Some(*i),
-                _ => false,
+        // Whether each listed directory is as it was, and whether it is a file now, once
+        // asked.
+        let mut seen: HashMap<usize, (bool, bool)> = HashMap::new();
+        let mut listed = |k: usize| {
+            *seen.entry(k).or_insert_with(|| match self.facts.get(k) {
+                Some((d, Fact::Listed(i))) => {
+                    let m = fs::metadata(d).ok();
+                    let now = m.as_ref().map(Ident::of);
+                    (now == Some(*i), m.is_some_and(|m| m.is_file()))
+                }
+                _ => (false, false),
             })
         };
-        self.facts.iter().all(|(p, fact)| match fact {
-            Fact::Exists(there) => is_file(p) == *there,
-            Fact::Stat(i) | Fact::Dir(i) => ident(p) == Some(*i),
-            Fact::Under(k) => unchanged(*k) || !is_file(p),
-            Fact::Content(_) | Fact::Listed(_) => true,
-        }) && self.facts.iter().all(|(p, fact)| match fact {
-            Fact::Content(sum) => {
-                let now = sums.entry(p.clone()).or_insert_with(|| known.sum(p));
-                now.as_ref() == Some(sum)
-            }
-            _ => true,
-        })
+        self.facts
+            .iter()
+            .enumerate()
+            .all(|(k, (p, fact))| match fact {
+                Fact::Exists(there) => is_file(p) == *there,
+                Fact::Stat(i) | Fact::Dir(i) => ident(p) == Some(*i),
+                Fact::Under(k) => listed(*k).0 || !is_file(p),
+                // It may have been looked up as a name too, where it was no file.
+                Fact::Listed(_) => !listed(k).1,
+                Fact::Content(_) => true,
+            })
+            && self.facts.iter().all(|(p, fact)| match fact {
+                Fact::Content(sum) => {
+                    let now = sums.entry(p.clone()).or_insert_with(|| known.sum(p));
+                    now.as_ref() == Some(sum)
+                }
+                _ => true,
+            })
     }
 }
 

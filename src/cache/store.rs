@@ -255,7 +255,7 @@ impl Cache {
         let mut failed = None;
         let compilers = self.dir.join("compilers");
         // Remembered sums: a process that has the table mapped keeps its copy.
-        if let Err(e) = fs::remove_file(self.dir.join("sums")) {
+        if let Err(e) = fs::remove_file(self.dir.join(super::sums::NAME)) {
             if e.kind() != io::ErrorKind::NotFound {
                 failed = Some(e);
             }

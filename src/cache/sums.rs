@@ -2,7 +2,7 @@
 //! ctime), so that checking a manifest costs a `stat` per header instead of reading and
 //! hashing it: ccache's "inode cache", in our own form.
 //!
-//! One file, `sums`, in the cache directory, mapped shared by every `distcc` process: a
+//! One file, `sums-1`, in the cache directory, mapped shared by every `distcc` process: a
 //! fixed table of 64-byte slots, each a 24-byte key (a hash of the path and identity),
 //! the file's 32-byte BLAKE3 sum, and 8 bytes that check the other 56. No lock: a slot
 //! written by two processes at once, or only partly, fails its check and is a miss, and a
@@ -15,7 +15,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,7 +25,8 @@ const SLOTS: usize = 1 << 16;
 const SLOT_WORDS: usize = 8;
 /// How many slots from its first a file's sum may be in.
 const PROBES: usize = 4;
-const NAME: &str = "sums";
+/// The layout's version is in the name: another layout is another file.
+pub const NAME: &str = "sums-1";
 
 /// The table, mapped; `None` where it cannot be (then every sum is computed).
 pub struct Sums {
@@ -175,30 +175,43 @@ fn check(words: &[u64; SLOT_WORDS]) -> u64 {
     u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().expect("8 bytes")) | 1
 }
 
-/// The table's file, made at its full size when missing; and whether it can be written.
+/// The table's file, and whether it can be written. A missing one, or one of another
+/// size, is made whole beside it and renamed into place: a mapped file never changes size
+/// under the processes that map it.
 fn open_file(path: &Path) -> Option<(File, bool)> {
     let size = (SLOTS * SLOT_WORDS * 8) as u64;
-    let made = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o666)
-        .open(path)
-        .and_then(|f| {
-            // Two processes may both make it: both set the same size, of zeros.
-            if f.metadata()?.len() != size {
-                f.set_len(size)?;
-            }
-            Ok(f)
-        });
-    match made {
-        Ok(f) => Some((f, true)),
+    let right_size = |f: &File| f.metadata().is_ok_and(|m| m.len() == size);
+    match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) if right_size(&f) => {
+            let writable = allocated(&f, size);
+            return Some((f, writable));
+        }
+        Ok(_) => {}
         Err(_) => {
-            let f = File::open(path).ok()?;
-            (f.metadata().ok()?.len() == size).then_some((f, false))
+            if let Ok(f) = File::open(path) {
+                return right_size(&f).then_some((f, false));
+            }
         }
     }
+    let dir = path.parent()?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
+        .ok()?;
+    tmp.as_file().set_len(size).ok()?;
+    if !allocated(tmp.as_file(), size) {
+        return None;
+    }
+    let f = tmp.persist(path).ok()?;
+    Some((f, true))
+}
+
+/// Whether the file's blocks are all allocated (made so now if need be): a store into a
+/// hole of a mapped file on a full disk would kill the process with `SIGBUS`.
+fn allocated(f: &File, size: u64) -> bool {
+    // SAFETY: a plain system call on an open descriptor.
+    unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, size as libc::off_t) == 0 }
 }
 
 fn map(file: &File, writable: bool) -> Option<Map> {

@@ -96,7 +96,8 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
             Err(direct) => direct,
         };
         if let Some(socket) = &cfg.pump.socket {
-            // In pump mode when the first host that would take it is a pump host.
+            // In pump mode when some host would take it so; if another takes it, the key
+            // and the include server's answer are dropped (`pump_plan`).
             let pumped = direct.zip(hosts.iter().find_map(|h| pump::wanted(job, h, cfg)));
             if let Some((direct, _)) = pumped {
                 // A failure is the attempt's to handle: it asks again.

@@ -24,7 +24,7 @@ use super::config::{CacheConfig, Config};
 use super::outputs::write_output;
 use super::preprocess::{self, Prepared, Text};
 use super::pump::Plan;
-use crate::cache::manifest::Entered;
+use crate::cache::manifest::Fact;
 use crate::cache::stats::Bytes;
 use crate::cache::sums::Sums;
 use crate::cache::{key, manifest, Cache, Counter, Entry, Key, KeyHasher, Stats};
@@ -37,10 +37,9 @@ pub(super) struct Cached {
     key: Key,
     /// Direct mode's manifest to add this result to, with the headers the text entered.
     direct: Option<(Key, manifest::Candidate)>,
-    /// In pump mode, what direct mode needs to make that candidate once the result is
-    /// here (it holds the dependency file the host sent): the files the include server's
-    /// walk entered, and the source.
-    pumped: Option<(Box<Direct>, Entered, String)>,
+    /// In pump mode, the manifest's key and the candidate, made with the key, to which
+    /// the dependency file the host sends is added once it is written.
+    pumped: Option<(Key, Option<String>, manifest::Candidate)>,
 }
 
 /// What direct mode knows of a job before it is preprocessed.
@@ -129,7 +128,7 @@ fn direct_key(job: &Compile, cfg: &Config, cc: &CacheConfig) -> Option<Direct> {
     .map_err(|e| log::info!("cannot ask {} for its directories: {e}", path.display()))
     .ok()?;
     let source = std::fs::read(job.input()).ok()?;
-    if crate::toolchain::pragmas::uses_time_macros(&source) {
+    if crate::toolchain::pragmas::uses_time_macros(&source) || time_macros_in_argv(job) {
         return None;
     }
     let cwd = working_dir(cc)?;
@@ -150,11 +149,24 @@ fn direct_key(job: &Compile, cfg: &Config, cc: &CacheConfig) -> Option<Direct> {
         model.after,
     ]
     .concat();
+    // As the compiler spells them, and as their real paths (the include server's
+    // spelling): what is under either is the compiler's own.
+    let mut system = builtin;
+    for d in system.clone() {
+        if let Some(real) = std::fs::canonicalize(&d)
+            .ok()
+            .and_then(|r| r.into_os_string().into_string().ok())
+        {
+            if !system.contains(&real) {
+                system.push(real);
+            }
+        }
+    }
     Some(Direct {
         key: h.finish(),
         identity,
         chain,
-        system: builtin,
+        system,
         deps,
         started_ns: manifest::now_ns(),
         source_sum,
@@ -227,11 +239,13 @@ pub(super) fn look_up<'a>(
 /// job (`direct`) and the include server said what its walk entered. Direct mode's own
 /// look-up has missed already.
 ///
-/// The key holds every file sent, by name and content, the command line and working
-/// directory the host gets, and the compiler's identity. The host compiles with its own
-/// system headers: as in direct mode, this machine's stand for them, by identity, every
-/// one the walk entered. A result is stored only when direct mode can make a candidate of
-/// the walk (see [`Cached::store`]).
+/// The candidate for direct mode's manifest is made first, from every file the walk
+/// entered: reading them all is what shows that none uses the time macros (which the
+/// host would expand), and its facts under the compiler's own directories (each system
+/// header by identity, each system directory a name was looked for in, `__has_include`
+/// included) stand for the host's system headers, which pump mode takes to be this
+/// machine's. The key holds those, every file sent by name and content, the command
+/// line and working directory the host gets, and the compiler's identity.
 pub(super) fn look_up_pump(
     job: &Compile,
     cfg: &Config,
@@ -242,9 +256,15 @@ pub(super) fn look_up_pump(
     let (Some(cc), Some(entered)) = (&cfg.cache, &plan.entered) else {
         return Looked::Miss((), None);
     };
-    let Some(key) = pump_key(&direct, plan, cfg, cc, entered) else {
+    let Some(mut candidate) = direct.facts(job.input(), entered, Key([0; 32])) else {
+        log::debug!(
+            "{}: what the include server walked cannot be kept",
+            job.input()
+        );
         return Looked::Miss((), None);
     };
+    let key = pump_key(&direct, plan, cfg, cc, &candidate);
+    candidate.result = key;
     let cache = Cache::new(cc.dir.clone(), limit);
     if let Some(entry) = cache.get(&key) {
         let written = match (&plan.deps, &entry.deps) {
@@ -259,11 +279,11 @@ pub(super) fn look_up_pump(
                 log::info!("{} answered from the cache, not sent", job.input());
                 cache.count(&key, Counter::HitPump);
                 super::build::show(&entry.stderr, &entry.stdout);
-                let candidate = direct.candidate(job.input(), entered, key);
+                candidate.deps = plan.deps.as_ref().and(entry.deps);
                 let cached = Cached {
                     cache,
                     key,
-                    direct: candidate.map(|c| (direct.key, c)),
+                    direct: Some((direct.key, candidate)),
                     pumped: None,
                 };
                 cached.remember();
@@ -273,27 +293,26 @@ pub(super) fn look_up_pump(
         }
     }
     cache.count(&key, Counter::Miss);
-    let source = job.input().to_string();
     Looked::Miss(
         (),
         Some(Box::new(Cached {
             cache,
             key,
             direct: None,
-            pumped: Some((direct, entered.clone(), source)),
+            pumped: Some((direct.key, direct.deps.clone(), candidate)),
         })),
     )
 }
 
-/// The key of a pump-mode request (see [`look_up_pump`]); `None` when a system header
-/// the walk entered is gone.
+/// The key of a pump-mode request (see [`look_up_pump`]), with `candidate` the facts of
+/// what its walk entered.
 fn pump_key(
     direct: &Direct,
     plan: &Plan,
     cfg: &Config,
     cc: &CacheConfig,
-    entered: &Entered,
-) -> Option<Key> {
+    candidate: &manifest::Candidate,
+) -> Key {
     let mut h = KeyHasher::new("pump");
     h.field("compiler", &direct.identity)
         .words("argv", &plan.argv)
@@ -306,28 +325,28 @@ fn pump_key(
             Content::Link(target) => h.field(&format!("link {}", f.name), target.as_bytes()),
         };
     }
-    let mut seen = std::collections::HashSet::new();
-    for (path, _) in entered {
-        if manifest::under_any(&direct.system, path) && seen.insert(path) {
-            let m = std::fs::metadata(path).ok()?;
-            h.field(&format!("system {path}"), &key::file_ident(&m));
+    // What the host finds in its own directories. Elsewhere, a name found or not decides
+    // only which files are sent, which the key has already: a header created where the
+    // walk shows it is never included changes nothing.
+    for (path, fact) in &candidate.facts {
+        let own = matches!(fact, Fact::Stat(_) | Fact::Dir(_))
+            || manifest::under_any(&direct.system, path);
+        if own || matches!(fact, Fact::Content(_)) {
+            h.field(path, fact.to_string().as_bytes());
         }
     }
-    Some(h.finish())
+    h.finish()
 }
 
 impl Cached {
     /// Stores what a host sent back for `job` (a success).
     pub(super) fn store(mut self, reply: Reply) {
-        if let Some((direct, entered, source)) = self.pumped.take() {
-            // Made only now: it holds the dependency file, written from the reply. Without
-            // it the result is not stored either: only the candidate's reading of every
-            // file shows that none uses the time macros, which the host expanded.
-            let Some(candidate) = direct.candidate(&source, &entered, self.key) else {
-                log::debug!("{source}: what the include server walked cannot be kept");
-                return;
-            };
-            self.direct = Some((direct.key, candidate));
+        if let Some((key, deps, mut candidate)) = self.pumped.take() {
+            match deps.map(std::fs::read).transpose() {
+                Ok(deps) => candidate.deps = deps,
+                Err(_) => return,
+            }
+            self.direct = Some((key, candidate));
         }
         if reply.from_cache {
             self.cache.count(&self.key, Counter::HitDaemon);
@@ -362,17 +381,27 @@ impl Cached {
 
 impl Direct {
     /// The candidate of the job of `source`, whose preprocessor entered `entered`, with
-    /// the result `result`.
+    /// the result `result` and the dependency file the command wrote.
     fn candidate(
         &self,
         source: &str,
         entered: &[(String, Option<usize>)],
         result: Key,
     ) -> Option<manifest::Candidate> {
-        let deps = match &self.deps {
-            Some(p) => Some(std::fs::read(p).ok()?),
-            None => None,
-        };
+        let mut c = self.facts(source, entered, result)?;
+        if let Some(p) = &self.deps {
+            c.deps = Some(std::fs::read(p).ok()?);
+        }
+        Some(c)
+    }
+
+    /// The same without the dependency file.
+    fn facts(
+        &self,
+        source: &str,
+        entered: &[(String, Option<usize>)],
+        result: Key,
+    ) -> Option<manifest::Candidate> {
         let recorder = manifest::Recorder {
             chain: &self.chain,
             system: &self.system,
@@ -381,7 +410,7 @@ impl Direct {
             forced: &self.forced,
             sums: &self.sums,
         };
-        recorder.candidate(source, entered, result, deps)
+        recorder.candidate(source, entered, result, None)
     }
 }
 
@@ -434,6 +463,14 @@ fn working_dir(cc: &CacheConfig) -> Option<std::ffi::OsString> {
     std::env::current_dir().ok().map(|d| d.into_os_string())
 }
 
+/// Whether the command line defines a macro as one of the time macros
+/// (`-DSTAMP=__TIME__`): the compiler expands it when it runs.
+fn time_macros_in_argv(job: &Compile) -> bool {
+    job.argv()
+        .iter()
+        .any(|a| crate::toolchain::pragmas::uses_time_macros(a.as_bytes()))
+}
+
 /// Adds the variables that change what a compiler writes (set or not) to a key.
 fn environment(h: &mut KeyHasher, cc: &CacheConfig) {
     for (name, value) in &cc.env {
@@ -468,7 +505,9 @@ fn job_key(
     text: &[u8],
     identity: &[u8; 32],
 ) -> Option<Key> {
-    if job.directives_only && crate::toolchain::pragmas::uses_time_macros(text) {
+    if (job.directives_only && crate::toolchain::pragmas::uses_time_macros(text))
+        || time_macros_in_argv(job)
+    {
         log::debug!("{} uses the time macros: not cached", job.input());
         return None;
     }

@@ -142,8 +142,10 @@ impl IncludeServer {
         }
         write_reply(&mut stream, &files)?;
         // After the reply distcc 3.4's client has closed the socket: a failure to write
-        // the trailer is no failure of the request.
-        let _ = write_entered(&mut stream, &closure.entered);
+        // the trailer is no failure of the request. None after an empty reply.
+        if !files.is_empty() {
+            let _ = write_entered(&mut stream, &closure.entered);
+        }
         Ok(())
     }
 }
