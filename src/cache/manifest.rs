@@ -123,15 +123,32 @@ pub struct Manifest {
     pub candidates: Vec<Candidate>,
 }
 
-fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     if s.len() != 2 * N {
         return None;
     }
     let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        *o = nibble(pair[0])? << 4 | nibble(pair[1])?;
     }
     Some(out)
+}
+
+fn unhex_vec(s: &[u8]) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    s.chunks_exact(2)
+        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
+        .collect()
+}
+
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
 }
 
 impl Manifest {
@@ -152,15 +169,20 @@ impl Manifest {
     }
 
     pub fn decode(data: &[u8]) -> Option<Manifest> {
-        let text = std::str::from_utf8(data).ok()?;
-        let mut lines = text.lines();
-        if lines.next()? != HEADER {
+        // Read at every direct look-up, thousands of lines: bytes, split with memchr.
+        let first = memchr::memchr(b'\n', data)?;
+        if &data[..first] != HEADER.as_bytes() {
             return None;
         }
         let mut m = Manifest::default();
-        for line in lines {
-            let (what, rest) = line.split_once(' ')?;
-            if what == "result" {
+        let mut at = first + 1;
+        while at < data.len() {
+            let end = memchr::memchr(b'\n', &data[at..]).map_or(data.len(), |n| at + n);
+            let line = &data[at..end];
+            at = end + 1;
+            let space = memchr::memchr(b' ', line)?;
+            let (what, rest) = (&line[..space], &line[space + 1..]);
+            if what == b"result" {
                 m.candidates.push(Candidate {
                     facts: Vec::new(),
                     result: Key(unhex::<32>(rest)?),
@@ -169,35 +191,38 @@ impl Manifest {
                 continue;
             }
             let c = m.candidates.last_mut()?;
-            if what == "deps" {
-                let bytes = (0..rest.len() / 2)
-                    .map(|i| u8::from_str_radix(rest.get(2 * i..2 * i + 2)?, 16).ok())
-                    .collect::<Option<Vec<u8>>>()?;
-                c.deps = Some(bytes);
+            if what == b"deps" {
+                c.deps = Some(unhex_vec(rest)?);
                 continue;
             }
-            let words = if matches!(what, "stat" | "dir" | "listed") {
+            let words = if matches!(what, b"stat" | b"dir" | b"listed") {
                 5
             } else {
                 1
             };
-            let mut parts = rest.splitn(words + 1, ' ');
-            let values: Vec<&str> = parts.by_ref().take(words).collect();
-            let path = parts.next()?.to_string();
+            let mut rest = rest;
+            let mut values = [&b""[..]; 5];
+            for v in values.iter_mut().take(words) {
+                let space = memchr::memchr(b' ', rest)?;
+                *v = &rest[..space];
+                rest = &rest[space + 1..];
+            }
+            let path = String::from_utf8(rest.to_vec()).ok()?;
+            let number = |v: &[u8]| std::str::from_utf8(v).ok()?.parse::<i128>().ok();
             let ident = || -> Option<Ident> {
                 let mut n = [0i128; 5];
                 for (o, v) in n.iter_mut().zip(&values) {
-                    *o = v.parse().ok()?;
+                    *o = number(v)?;
                 }
                 Some(Ident(n))
             };
             let fact = match what {
-                "content" => Fact::Content(unhex::<32>(values.first()?)?),
-                "stat" => Fact::Stat(ident()?),
-                "exists" => Fact::Exists(*values.first()? == "1"),
-                "dir" => Fact::Dir(ident()?),
-                "listed" => Fact::Listed(ident()?),
-                "under" => Fact::Under(values.first()?.parse().ok()?),
+                b"content" => Fact::Content(unhex::<32>(values[0])?),
+                b"stat" => Fact::Stat(ident()?),
+                b"exists" => Fact::Exists(values[0] == b"1"),
+                b"dir" => Fact::Dir(ident()?),
+                b"listed" => Fact::Listed(ident()?),
+                b"under" => Fact::Under(usize::try_from(number(values[0])?).ok()?),
                 _ => return None,
             };
             c.facts.push((path, fact));
@@ -224,7 +249,7 @@ impl Manifest {
 impl Candidate {
     /// Whether every fact is still true, the cheap ones checked first; `sums` keeps the
     /// files' sums across candidates.
-    fn holds(&self, sums: &mut HashMap<String, Option<[u8; 32]>>, known: &Sums) -> bool {
+    fn holds<'a>(&'a self, sums: &mut HashMap<&'a str, Option<[u8; 32]>>, known: &Sums) -> bool {
         let ident = |p: &str| fs::metadata(p).ok().map(|m| Ident::of(&m));
         // Whether each listed directory is as it was, and whether it is a file now, once
         // asked.
@@ -252,7 +277,7 @@ impl Candidate {
             })
             && self.facts.iter().all(|(p, fact)| match fact {
                 Fact::Content(sum) => {
-                    let now = sums.entry(p.clone()).or_insert_with(|| known.sum(p));
+                    let now = sums.entry(p.as_str()).or_insert_with(|| known.sum(p));
                     now.as_ref() == Some(sum)
                 }
                 _ => true,
