@@ -283,7 +283,7 @@ impl Facts {
         }
         changed.is_empty()
             || self.lookups.iter().all(|(p, file)| {
-                !changed.contains(dirname(p).as_str()) || look.is_file(p) == (*file, false)
+                !changed.contains(dirname_of(p)) || look.is_file(p) == (*file, false)
             })
     }
 }
@@ -301,15 +301,20 @@ pub fn join(a: &str, b: &str) -> String {
 
 /// Python's `os.path.dirname`.
 pub fn dirname(p: &str) -> String {
+    dirname_of(p).to_string()
+}
+
+/// [`dirname`], borrowed from `p`.
+pub fn dirname_of(p: &str) -> &str {
     match p.rfind('/') {
-        None => String::new(),
+        None => "",
         Some(i) => {
             let head = &p[..=i];
             let trimmed = head.trim_end_matches('/');
             if trimmed.is_empty() {
-                head.to_string()
+                head
             } else {
-                trimmed.to_string()
+                trimmed
             }
         }
     }

@@ -190,17 +190,27 @@ impl Mirror {
             keys.push(key);
         }
         let mut g = lock(&self.state);
-        let stale = closure.files.iter().zip(&keys).any(|(f, key)| {
-            let path = format!("{}{}{}", g.root, f.realpath, suffix(f));
-            match g.shipped.get(&path) {
+        let mirrored = |root: &str| -> Vec<String> {
+            closure
+                .files
+                .iter()
+                .map(|f| [root, &f.realpath, suffix(f)].concat())
+                .collect()
+        };
+        let mut paths = mirrored(&g.root);
+        let stale = closure
+            .files
+            .iter()
+            .zip(&keys)
+            .zip(&paths)
+            .any(|((f, key), path)| match g.shipped.get(path) {
                 None => false,
                 Some((k, _)) if k != key => true,
                 Some((_, hash)) => {
                     recent(key.mtime_ns, key.ctime_ns)
                         && fs::read(&f.realpath).map_or(true, |d| content_hash(&d) != *hash)
                 }
-            }
-        });
+            });
         // A symlink pointed elsewhere since it was mirrored (as in `ln -sfn v2 inc`): the
         // host must not follow the old link.
         let stale = stale
@@ -211,6 +221,7 @@ impl Mirror {
             let number = g.number + 1;
             let root = self.make_root(number)?;
             *g = Generation::empty(number, root);
+            paths = mirrored(&g.root);
         }
         for d in system_dirs {
             if g.system_dirs_done.insert(d.clone()) {
@@ -220,9 +231,8 @@ impl Mirror {
         for p in &closure.paths {
             g.do_path(p, is_system)?;
         }
-        let mut reply = Vec::new();
-        for (f, key) in closure.files.iter().zip(keys) {
-            let path = format!("{}{}{}", g.root, f.realpath, suffix(f));
+        let mut reply = Vec::with_capacity(paths.len() + g.system_links.len() + g.links.len());
+        for ((f, key), path) in closure.files.iter().zip(keys).zip(paths) {
             if g.shipped.get(&path).map(|s| s.0) != Some(key) {
                 if !is_dir(&dirname(&path)) {
                     g.do_path(&f.realpath, is_system)?;

@@ -12,7 +12,6 @@
 //! `server USER_US SYSTEM_US CHILDREN_USER_US CHILDREN_SYSTEM_US` with the CPU the whole
 //! server and the compilers it ran used: what the benchmark reports.
 
-use std::collections::HashMap;
 use std::io::{BufWriter, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -25,6 +24,7 @@ use super::cmdline;
 use super::facts::Store;
 use super::mirror::Mirror;
 use super::sysdirs::SystemDirs;
+use super::token::{Fx, FxMap};
 use crate::wire::{header, read_body, read_header, Limits, ProtocolError, ARGC, ARGV, CDIR};
 
 /// The CPU time one analysis may take (distcc 3.4's `USER_TIME_QUOTA`).
@@ -40,10 +40,10 @@ const MAX_BYTES: usize = 8 * 1024 * 1024;
 /// What the server keeps across the requests of a build.
 pub struct IncludeServer {
     caches: Caches,
-    /// The analyses made, by (working directory, command): a command asked again (a
-    /// rebuild in the same session) is answered from here while every file and directory
-    /// it depended on is unchanged.
-    results: Mutex<HashMap<Request, Arc<Closure>>>,
+    /// The analyses made, by the hash of (working directory, command), with the request
+    /// itself: a command asked again (a rebuild in the same session) is answered from
+    /// here while every file and directory it depended on is unchanged.
+    results: Mutex<FxMap<u64, (Request, Arc<Closure>)>>,
     mirror: Mirror,
     limit: Duration,
 }
@@ -71,8 +71,17 @@ impl IncludeServer {
         if !cwd.starts_with('/') {
             return Err(format!("the working directory '{cwd}' is not absolute"));
         }
-        let key = (cwd.to_string(), argv.to_vec());
-        let kept = lock(&self.results).get(&key).cloned();
+        // Hashed, not copied, to be looked up: a kernel command has a hundred words.
+        let hash = {
+            use std::hash::{Hash, Hasher};
+            let mut h = Fx::default();
+            (cwd, argv).hash(&mut h);
+            h.finish()
+        };
+        let kept = lock(&self.results)
+            .get(&hash)
+            .filter(|((c, a), _)| c == cwd && a == argv)
+            .map(|(_, closure)| closure.clone());
         if let Some(c) = kept {
             if c.facts.as_ref().is_some_and(|f| f.hold(&self.caches.fs)) {
                 return Ok(c);
@@ -81,7 +90,8 @@ impl IncludeServer {
         let cmd = cmdline::parse(argv)?;
         let c = Arc::new(analyze(&cmd, cwd, &self.caches, self.limit)?);
         if c.facts.is_some() {
-            lock(&self.results).insert(key, c.clone());
+            let request = (cwd.to_string(), argv.to_vec());
+            lock(&self.results).insert(hash, (request, c.clone()));
         }
         Ok(c)
     }
