@@ -160,12 +160,16 @@ impl Caches {
     }
 }
 
+/// Directories with the stamps they had.
+type StampedDirs = Arc<[(String, Option<Stamp>)]>;
+
 /// A search of a chain: what it found, the directories it looked into with their
 /// stamps, and each path it looked up (absolute) with whether a file was there.
 struct Search {
     found: Option<Found>,
-    dirs: Vec<(String, Option<Stamp>)>,
-    probes: Vec<(String, bool)>,
+    /// These two shared with the analyses that use the search, not copied into each.
+    dirs: StampedDirs,
+    probes: Arc<[(String, bool)]>,
 }
 
 /// How many remembered values one `#if` may have (one per different set of definitions
@@ -248,9 +252,10 @@ pub struct Facts {
     /// Directories this analysis looked into, itself or through searches remembered
     /// from earlier requests, with their stamp then and whether it could be trusted.
     pub looked_into: Vec<(String, Option<Stamp>, bool)>,
-    /// The paths it looked up (those remembered searches looked up too), and whether
-    /// each was a regular file.
+    /// The paths it looked up, and whether each was a regular file.
     pub lookups: Vec<(String, bool)>,
+    /// The same for the searches it took from earlier requests.
+    pub remembered: Vec<Arc<[(String, bool)]>>,
 }
 
 impl Facts {
@@ -281,8 +286,9 @@ impl Facts {
             }
             changed.insert(d.as_str());
         }
+        let remembered = self.remembered.iter().flat_map(|r| r.iter());
         changed.is_empty()
-            || self.lookups.iter().all(|(p, file)| {
+            || self.lookups.iter().chain(remembered).all(|(p, file)| {
                 !changed.contains(dirname_of(p)) || look.is_file(p) == (*file, false)
             })
     }
@@ -395,8 +401,8 @@ struct Walk<'a> {
     lexed: FxMap<String, (FileKey, Lexed)>,
     /// The directories remembered searches looked into, and the paths they looked up
     /// (for [`Facts`]).
-    dirs_remembered: Vec<(String, Option<Stamp>)>,
-    probes_remembered: Vec<(String, bool)>,
+    dirs_remembered: Vec<StampedDirs>,
+    probes_remembered: Vec<Arc<[(String, bool)]>>,
     /// The chain searches of this request: name → (from, what was found).
     searched: FxMap<String, Vec<(usize, Option<Found>)>>,
     /// The working directory, chain and compiler, as one value (part of the keys of
@@ -505,7 +511,7 @@ impl Walk<'_> {
             }
             files.push((real.clone(), *key));
         }
-        let (touched, mut lookups) = self.look.all_looked()?;
+        let (touched, lookups) = self.look.all_looked()?;
         let mut seen = FxSet::default();
         let mut looked_into = Vec::new();
         for d in touched {
@@ -516,15 +522,12 @@ impl Walk<'_> {
         }
         // A remembered search was made under these stamps, which this request found
         // again: trusted then.
-        for (d, stamp) in std::mem::take(&mut self.dirs_remembered) {
-            if seen.insert(d.clone()) {
-                looked_into.push((d, stamp, true));
-            }
-        }
-        let mut looked: FxSet<String> = lookups.iter().map(|(p, _)| p.clone()).collect();
-        for (p, file) in std::mem::take(&mut self.probes_remembered) {
-            if looked.insert(p.clone()) {
-                lookups.push((p, file));
+        for dirs in std::mem::take(&mut self.dirs_remembered) {
+            for (d, stamp) in dirs.iter() {
+                if !seen.contains(d) {
+                    seen.insert(d.clone());
+                    looked_into.push((d.clone(), *stamp, true));
+                }
             }
         }
         Some(Facts {
@@ -532,6 +535,7 @@ impl Walk<'_> {
             files,
             looked_into,
             lookups,
+            remembered: std::mem::take(&mut self.probes_remembered),
         })
     }
 
@@ -576,8 +580,8 @@ impl Walk<'_> {
                     .iter()
                     .all(|(d, st)| self.look.dir_stamp(d) == Some(*st)) =>
             {
-                self.dirs_remembered.extend(s.dirs.iter().cloned());
-                self.probes_remembered.extend(s.probes.iter().cloned());
+                self.dirs_remembered.push(s.dirs.clone());
+                self.probes_remembered.push(s.probes.clone());
                 s.found.clone()
             }
             _ => {
@@ -602,8 +606,8 @@ impl Walk<'_> {
                 if let (Some(dirs), false) = (dirs, untrusted) {
                     let search = Arc::new(Search {
                         found: found.clone(),
-                        dirs,
-                        probes,
+                        dirs: dirs.into(),
+                        probes: probes.into(),
                     });
                     lock(&self.caches.searches)
                         .entry(name.to_string())
