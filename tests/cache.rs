@@ -631,6 +631,24 @@ fn a_daemon_whose_cache_cannot_be_written_does_not_start() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot use the cache directory"), "{err}");
+    // One that others may write to: they could plant objects.
+    let open = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new(OUR_DISTCCD)
+        .args([
+            "--daemon",
+            "--no-detach",
+            "--log-stderr",
+            "--allow",
+            "127.0.0.1",
+        ])
+        .args(["--port", &free_port().to_string()])
+        .args(["--cache-dir", open.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("writable by other users"), "{err}");
     let out = Command::new(OUR_DISTCCD)
         .args(["--daemon", "--no-detach", "--allow", "127.0.0.1"])
         .args(["--cache-dir", "/tmp", "--cache-size", "lots"])

@@ -126,6 +126,20 @@ pub(crate) fn check_cache(cfg: &Config) -> Result<(), DaemonError> {
         error,
     };
     crate::ensure_dir(&cache.dir).map_err(error)?;
+    // Whoever can write there can put an object in it that the daemon would serve to
+    // every client.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&cache.dir)
+        .map_err(error)?
+        .permissions()
+        .mode();
+    if mode & 0o022 != 0 {
+        return Err(error(io::Error::other(format!(
+            "it is writable by other users (mode {:o}): anyone who can write there could \
+             plant objects for every client; make it writable by its owner only",
+            mode & 0o7777
+        ))));
+    }
     tempfile::tempfile_in(&cache.dir).map_err(error)?;
     Ok(())
 }
