@@ -853,14 +853,16 @@ fn pump_mode_is_cached_by_what_it_would_send() {
         "gcc", "-O2", "-Iinc", "-MD", "-MF", "m.d", "-MT", "m.o", "-c", "m.c",
     ];
     let c = b.cache.path();
-    let step = |what: &str, want: (u64, u64, u64), sent: usize| {
-        let (out, reference) = b.compile_via(b.dir.path(), &m, &[], true);
-        assert!(out == reference, "{what}: not the local object");
+    // Compiles `args` in pump mode: the local object; (direct hits, pump-request hits,
+    // misses) so far; jobs the daemon compiled so far.
+    let run = |args: &[&str], what: &str, want: (u64, u64, u64), sent: usize| {
+        let (out, reference) = b.compile_via(b.dir.path(), args, &[], true);
         let counts = (
             stat(c, "hits, direct"),
             stat(c, "hits, pump request"),
             stat(c, "misses"),
         );
+        assert!(out == reference, "{what}: not the local object {counts:?}");
         assert_eq!(counts, want, "{what}");
         let log = b.daemon.log_text();
         assert_eq!(
@@ -869,6 +871,7 @@ fn pump_mode_is_cached_by_what_it_would_send() {
             "{what}: {log}"
         );
     };
+    let step = |what: &str, want: (u64, u64, u64), sent: usize| run(&m, what, want, sent);
     step("the first compile", (0, 0, 1), 1);
     step("the same again", (1, 0, 1), 1);
     // Found beside the source, where it is looked for first: direct mode cannot tell
@@ -896,22 +899,7 @@ fn pump_mode_is_cached_by_what_it_would_send() {
     );
     settle();
     let v = ["x86_64-test-gcc", "-O2", "-c", "v.c"];
-    let step = |what: &str, want: (u64, u64, u64), sent: usize| {
-        let (out, reference) = b.compile_via(b.dir.path(), &v, &[], true);
-        let counts = (
-            stat(c, "hits, direct"),
-            stat(c, "hits, pump request"),
-            stat(c, "misses"),
-        );
-        assert!(out == reference, "{what}: not the local object {counts:?}");
-        assert_eq!(counts, want, "{what}");
-        let log = b.daemon.log_text();
-        assert_eq!(
-            log.matches(") compiling in ").count(),
-            sent,
-            "{what}: {log}"
-        );
-    };
+    let step = |what: &str, want: (u64, u64, u64), sent: usize| run(&v, what, want, sent);
     step("no vg.h", (3, 1, 4), 4);
     step("no vg.h, again", (4, 1, 4), 4);
     b.write("sr/usr/include/vg.h", "");
