@@ -12,7 +12,6 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -118,15 +117,8 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// A file's device, inode, size, mtime and ctime, as bytes.
-pub fn file_ident(m: &std::fs::Metadata) -> Vec<u8> {
-    let mut out = Vec::with_capacity(56);
-    for n in [m.dev(), m.ino(), m.size()] {
-        out.extend_from_slice(&n.to_le_bytes());
-    }
-    for n in [m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()] {
-        out.extend_from_slice(&n.to_le_bytes());
-    }
-    out
+fn file_ident(m: &std::fs::Metadata) -> Vec<u8> {
+    super::manifest::Ident::of(m).bytes().to_vec()
 }
 
 /// The memo `name` of `dir/compilers/`, made by `make` when it is missing (or not
@@ -205,16 +197,25 @@ fn identify(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// The include directories built into the compiler at `path` (identity `identity`) for
-/// `flags` (those that may change them) and `language`, as it spells them: its `-v`
-/// search list. Asked with only `PATH` in its environment (no `CPATH`, and messages in
-/// English), and kept beside the compiler's identity.
+/// `flags` (those that may change them) and `language`.
+pub struct BuiltinDirs {
+    /// As it spells them: its `-v` search list, the chain the preprocessor searches.
+    pub spelled: Vec<String>,
+    /// The same and, after them, the real paths of those that differ (the include
+    /// server's spelling): what is under any of them is the compiler's own.
+    pub own: Vec<String>,
+}
+
+/// The [`BuiltinDirs`] of the compiler at `path`, asked with only `PATH` in its
+/// environment (no `CPATH`, and messages in English), and kept beside the compiler's
+/// identity.
 pub fn builtin_dirs(
     dir: &Path,
     path: &Path,
     identity: &[u8; 32],
     flags: &[String],
     language: &str,
-) -> io::Result<Vec<String>> {
+) -> io::Result<BuiltinDirs> {
     let mut memo = blake3::Hasher::new();
     memo.update(identity);
     for f in flags.iter().map(String::as_str).chain([language]) {
@@ -239,22 +240,41 @@ pub fn builtin_dirs(
             let text = String::from_utf8_lossy(&out.stderr);
             let dirs = crate::include::sysdirs::parse_search_list(&text)
                 .ok_or_else(|| io::Error::other("no search list in its -v output"))?;
-            // One per line, after a header: with `-nostdinc` the list is empty.
+            // One per line after a header (with `-nostdinc` the list is empty), then a
+            // line `= REALPATH` for each that differs.
             let mut text = String::from_utf8_lossy(DIRS_HEADER).into_owned();
-            for d in dirs {
+            for d in &dirs {
                 text.push_str(&format!("{d}\n"));
+            }
+            for d in &dirs {
+                let real = std::fs::canonicalize(d)
+                    .ok()
+                    .and_then(|r| r.into_os_string().into_string().ok());
+                if let Some(real) = real.filter(|r| !dirs.contains(&r.as_str())) {
+                    text.push_str(&format!("= {real}\n"));
+                }
             }
             Ok(text.into_bytes())
         },
     )?;
-    Ok(String::from_utf8_lossy(&kept[DIRS_HEADER.len()..])
-        .lines()
-        .map(String::from)
-        .collect())
+    let mut dirs = BuiltinDirs {
+        spelled: Vec::new(),
+        own: Vec::new(),
+    };
+    for line in String::from_utf8_lossy(&kept[DIRS_HEADER.len()..]).lines() {
+        match line.strip_prefix("= ") {
+            Some(real) => dirs.own.push(real.to_string()),
+            None => {
+                dirs.spelled.push(line.to_string());
+                dirs.own.push(line.to_string());
+            }
+        }
+    }
+    Ok(dirs)
 }
 
 /// The first line of a memo of built-in directories.
-const DIRS_HEADER: &[u8] = b"search list\n";
+const DIRS_HEADER: &[u8] = b"search list 2\n";
 
 /// Writes `data` to `path` whole, through a temporary file renamed into place.
 pub(super) fn keep(path: &Path, data: &[u8]) -> io::Result<()> {
@@ -299,7 +319,7 @@ mod tests {
         let gcc = locate("gcc").unwrap();
         let flags = ["-nostdinc".to_string()];
         let ask = || builtin_dirs(dir.path(), &gcc, &[1; 32], &flags, "c").unwrap();
-        assert_eq!(ask(), Vec::<String>::new());
+        assert_eq!(ask().spelled, Vec::<String>::new());
         // The next answer is the memo's: changed here, it shows.
         let memos: Vec<_> = std::fs::read_dir(dir.path().join("compilers"))
             .unwrap()
@@ -307,7 +327,8 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".dirs"))
             .collect();
         assert_eq!(memos.len(), 1);
-        std::fs::write(memos[0].path(), "search list\n/kept\n").unwrap();
-        assert_eq!(ask(), ["/kept"]);
+        std::fs::write(memos[0].path(), "search list 2\n/kept\n= /real\n").unwrap();
+        assert_eq!(ask().spelled, ["/kept"]);
+        assert_eq!(ask().own, ["/kept", "/real"]);
     }
 }

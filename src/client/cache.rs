@@ -47,7 +47,8 @@ pub(super) struct Direct {
     key: Key,
     /// The compiler's identity, which the text's key holds too.
     identity: [u8; 32],
-    /// The search chain, every directory as written, and the compiler's own part of it.
+    /// The search chain, every directory as written; and the compiler's own, also by
+    /// their real paths.
     chain: Vec<String>,
     system: Vec<String>,
     /// The dependency file the command writes.
@@ -145,28 +146,15 @@ fn direct_key(job: &Compile, cfg: &Config, cc: &CacheConfig) -> Option<Direct> {
         model.quote,
         model.bracket,
         model.isystem,
-        builtin.clone(),
+        builtin.spelled,
         model.after,
     ]
     .concat();
-    // As the compiler spells them, and as their real paths (the include server's
-    // spelling): what is under either is the compiler's own.
-    let mut system = builtin;
-    for d in system.clone() {
-        if let Some(real) = std::fs::canonicalize(&d)
-            .ok()
-            .and_then(|r| r.into_os_string().into_string().ok())
-        {
-            if !system.contains(&real) {
-                system.push(real);
-            }
-        }
-    }
     Some(Direct {
         key: h.finish(),
         identity,
         chain,
-        system,
+        system: builtin.own,
         deps,
         started_ns: manifest::now_ns(),
         source_sum,
