@@ -89,6 +89,44 @@ fn a_rebuild_after_make_clean_comes_from_the_cache() {
     assert_eq!(daemon.wait_compiled(10), 10);
 }
 
+/// A job the host list sends to this machine (`localhost`) is kept as a host's result is,
+/// its messages included: the second build compiles nothing.
+#[test]
+fn a_job_compiled_here_is_kept_too() {
+    let project = Project::example();
+    // Two warnings in one file.
+    let cflags = "CFLAGS=-O2 -Wall -Wextra -Wconversion";
+    let expected = project.reference_build(&["-j4", cflags]);
+    let cache = tempfile::tempdir().unwrap();
+    let env = [
+        ("DISTCC_HOSTS", "localhost"),
+        ("DISTCC_CACHE_DIR", cache.path().to_str().unwrap()),
+    ];
+    let first = project.make(&["-j4", &cc(), cflags], &env);
+    assert!(first.status.success(), "{}", show(&first));
+    assert_eq!(stat(cache.path(), "misses"), 5);
+    assert_eq!(stat(cache.path(), "entries"), 10);
+
+    let _ = project.make(&["clean"], &[]);
+    let again = project.make(&["-j4", &cc(), cflags], &env);
+    assert!(again.status.success(), "{}", show(&again));
+    assert_eq!(stat(cache.path(), "hits, direct"), 5);
+    assert_eq!(stat(cache.path(), "misses"), 5);
+    // The compiler's warnings, said again by the hits.
+    let warnings = |o: &Output| {
+        let mut w: Vec<_> = String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .filter(|l| l.contains("warning:"))
+            .map(str::to_string)
+            .collect();
+        w.sort();
+        w
+    };
+    assert_eq!(warnings(&first).len(), 2, "{}", show(&first));
+    assert_eq!(warnings(&again), warnings(&first));
+    assert_same_outputs(&expected, &project.outputs());
+}
+
 /// The same under `pump`: the first build fills the cache from what the include server
 /// found, the second asks neither it nor a host.
 #[test]

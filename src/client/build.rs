@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::cache::{self, Cached, Looked};
 use super::config::Config;
-use super::local::{compile_here, compile_now, critique};
+use super::local::{compile_held, compile_here, compile_now, critique};
 use super::outputs::write_output;
 use super::preprocess::{self, Prepared};
 use super::pump::{self, Plan};
@@ -144,7 +144,16 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
         if host.transport == Transport::Local {
             // The slot just taken is this machine's.
             journey.progress.note(Phase::Compile);
-            return compile_now(job.argv(), Some(job.input()));
+            // With a key, the result is kept as a host's would be.
+            let Some(cached) = journey.cached.take() else {
+                return compile_now(job.argv(), Some(job.input()));
+            };
+            let (code, reply) = compile_held(job.argv(), job.input(), job.output());
+            drop(slot);
+            if let Some(reply) = reply {
+                cached.store(reply);
+            }
+            return code;
         }
         match journey.attempt(&host, io_timeout, ready) {
             Attempt::Done(code) => {

@@ -12,6 +12,7 @@ use crate::farm::lock;
 use crate::farm::pick::Farm;
 use crate::farm::state::Phase;
 use crate::logging::{argv_to_string, strerror};
+use crate::wire::Reply;
 
 /// Runs `argv` here with inherited stdio and returns its exit code.
 pub fn run_local<S: AsRef<OsStr>>(argv: &[S]) -> i32 {
@@ -24,10 +25,18 @@ pub fn run_local<S: AsRef<OsStr>>(argv: &[S]) -> i32 {
 /// Runs `argv` here with inherited stdio: how it ended, or distcc's exit code when it could
 /// not start.
 fn run<S: AsRef<OsStr>>(argv: &[S]) -> Result<ExitStatus, i32> {
+    started(argv, |c| c.status())
+}
+
+/// Runs `argv` here as `how` runs a command; distcc's exit code when it could not start.
+fn started<S: AsRef<OsStr>, T>(
+    argv: &[S],
+    how: impl FnOnce(&mut Command) -> io::Result<T>,
+) -> Result<T, i32> {
     let shown: Vec<_> = argv.iter().map(|a| a.as_ref().to_string_lossy()).collect();
     log::debug!("exec on localhost: {}", argv_to_string(&shown));
-    let status = Command::new(&argv[0]).args(&argv[1..]).status();
-    Err(match status {
+    let done = how(Command::new(&argv[0]).args(&argv[1..]));
+    Err(match done {
         Ok(s) => return Ok(s),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // distcc 3.4 crashes when `cc` is missing.
@@ -82,6 +91,33 @@ pub(super) fn compile_here<S: AsRef<OsStr>>(
     progress.host("localhost", slot.as_ref().map_or(0, |s| s.slot));
     progress.note(Phase::Compile);
     compile_now(argv, input)
+}
+
+/// Runs `argv`, the compile of `input`, here in a slot already taken, with what it
+/// prints held and then shown, as a remote compile's is, so that the cache can keep it.
+/// Returns the exit code, and the reply with the object read back when it succeeded.
+pub(super) fn compile_held(argv: &[String], input: &str, output: &str) -> (i32, Option<Reply>) {
+    let out = match started(argv, |c| c.output()) {
+        Ok(out) => out,
+        Err(code) => return (code, None),
+    };
+    super::build::show(&out.stderr, &out.stdout);
+    let status = out.status.into_raw() as u32;
+    let code = critique(status, input, "localhost");
+    // An object the compiler did not leave is not a result to keep.
+    let object = match std::fs::read(output) {
+        Ok(object) if status == 0 => object,
+        _ => return (code, None),
+    };
+    let reply = Reply {
+        status,
+        stderr: out.stderr,
+        stdout: out.stdout,
+        output: object,
+        deps: None,
+        from_cache: false,
+    };
+    (code, Some(reply))
 }
 
 /// Runs `argv` here in a slot already taken; the outcome of a compile of `input` is said
