@@ -181,7 +181,7 @@ impl Cache {
     }
 
     pub fn put_manifest(&self, key: &Key, m: &Manifest) -> io::Result<()> {
-        self.put_parts(key, &[MANIFEST, &m.encode()])
+        self.put_parts(key, &[MANIFEST, &m.encode()], false)
     }
 
     fn get_parts(&self, key: &Key) -> Option<Vec<Vec<u8>>> {
@@ -217,10 +217,11 @@ impl Cache {
     /// Stores `entry` under `key`, then trims its directory if the cache is over its
     /// size.
     pub fn put(&self, key: &Key, entry: &Entry) -> io::Result<()> {
-        self.put_parts(key, &entry.parts())
+        self.put_parts(key, &entry.parts(), true)
     }
 
-    fn put_parts(&self, key: &Key, parts: &[&[u8]]) -> io::Result<()> {
+    /// Stores `parts` under `key`; a `result` (not a manifest) is counted as stored.
+    fn put_parts(&self, key: &Key, parts: &[&[u8]], result: bool) -> io::Result<()> {
         let data = encode(parts)?;
         let path = self.path(key);
         let dir = path.parent().unwrap_or(&self.dir);
@@ -238,7 +239,7 @@ impl Cache {
         Stats::update(&top.join("stats"), |s| {
             let replaced = fs::metadata(&path).ok().map(|m| m.len());
             tmp.persist(&path).map_err(|e| e.error)?;
-            s.add(Counter::Stored, 1);
+            s.add(Counter::Stored, u64::from(result));
             s.size = s.size.saturating_sub(replaced.unwrap_or(0)) + data.len() as u64;
             s.files += u64::from(replaced.is_none());
             if s.size > share {
