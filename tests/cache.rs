@@ -650,6 +650,107 @@ fn a_daemon_cache_serves_every_client_and_keeps_only_what_it_compiled() {
     assert_eq!(page_value(&page, "dcc_cache_entries"), 5, "{page}");
 }
 
+/// `distccd --cache-dir` under `pump`: the daemon keys what it received, and the
+/// compiler's own headers by what its compile read of them and by the shape of their
+/// trees. A second build from another client comes from the daemon's cache; a system
+/// header changed in place, or a new one that shadows another, is a miss with the right
+/// object.
+#[test]
+fn a_daemon_cache_keeps_pump_jobs_by_the_system_headers_they_read() {
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    let cache = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let daemon = Daemon::ours(&[
+        "--verbose",
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+        "--stats",
+        "--stats-port",
+        &port.to_string(),
+    ]);
+    let hosts = format!("{},cpp,lzo", daemon.host());
+    let pump = |dir: &Path, args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pump"));
+        cmd.current_dir(dir)
+            .args(args)
+            .env("DISTCC_DIR", project.distcc_dir())
+            .env("DISTCC_HOSTS", &hosts)
+            .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
+            .env("DISTCC_FALLBACK", "0")
+            .env_remove("DISTCC_CACHE_DIR")
+            .env_remove("DISTCC_CACHE")
+            .env_remove("DISTCC_VERBOSE")
+            .env_remove("DISTCC_LOG");
+        let out = output_within(&mut cmd, 300);
+        assert!(out.status.success(), "{}", show(&out));
+    };
+    // The example's Makefile asks for -MD: every header is named.
+    pump(project.path(), &["make", "-j4", &cc()]);
+    assert_same_outputs(&expected, &project.outputs());
+    assert_eq!(daemon.wait_compiled(5), 5);
+    let page = stats_page(port);
+    assert_eq!(page_value(&page, "dcc_cache_stored"), 5, "{page}");
+    let _ = project.make(&["clean"], &[]);
+    pump(project.path(), &["make", "-j4", &cc()]);
+    assert_same_outputs(&expected, &project.outputs());
+    assert_eq!(daemon.wait_compiled(10), 10);
+    assert_eq!(page_value(&stats_page(port), "dcc_cache_hits"), 5);
+
+    // A compiler whose own directories are a test's: a --sysroot, whose headers the
+    // include server leaves to the host as it leaves the compiler's.
+    let dir = project.path();
+    let sys = dir.join("sr/usr/include");
+    std::fs::create_dir_all(&sys).unwrap();
+    std::fs::create_dir_all(dir.join("sr/usr/local/include")).unwrap();
+    std::fs::write(sys.join("sysdef.h"), "#define V 1\n").unwrap();
+    std::fs::write(
+        dir.join("t.c"),
+        "#include <sysdef.h>\nint v(void) { return V; }\n",
+    )
+    .unwrap();
+    let sysroot = format!("--sysroot={}", dir.join("sr").display());
+    let args = ["gcc", &sysroot, "-O2", "-MD", "-c", "t.c", "-o", "t.o"];
+    let local = || {
+        let out = Command::new("gcc")
+            .current_dir(dir)
+            .args([&sysroot, "-O2", "-c", "t.c", "-o", "local.o"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+        std::fs::read(dir.join("local.o")).unwrap()
+    };
+    let mut compiled = 10;
+    let mut hits = 5;
+    let mut step = |what: &str, hit: bool| {
+        settle();
+        let mut argv = vec![OUR_DISTCC];
+        argv.extend(args);
+        pump(dir, &argv);
+        if hit {
+            hits += 1;
+        }
+        compiled += 1;
+        assert_eq!(daemon.wait_compiled(compiled), compiled, "{what}");
+        let page = stats_page(port);
+        let log = daemon.log_text();
+        assert_eq!(page_value(&page, "dcc_cache_hits"), hits, "{what}: {log}");
+        assert!(
+            std::fs::read(dir.join("t.o")).unwrap() == local(),
+            "{what}: wrong object"
+        );
+    };
+    step("first", false);
+    step("again", true);
+    std::fs::write(sys.join("sysdef.h"), "#define V 2\n").unwrap();
+    step("a system header changed in place", false);
+    step("again after the change", true);
+    std::fs::write(dir.join("sr/usr/local/include/sysdef.h"), "#define V 3\n").unwrap();
+    step("a system header shadowed", false);
+    step("again after the shadow", true);
+    assert!(daemon.log_text().contains("t.c: answered from the cache"));
+}
+
 #[test]
 fn a_daemon_whose_cache_cannot_be_written_does_not_start() {
     let file = tempfile::NamedTempFile::new().unwrap();

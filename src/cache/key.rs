@@ -218,9 +218,19 @@ pub fn builtin_dirs(
 ) -> io::Result<BuiltinDirs> {
     let mut memo = blake3::Hasher::new();
     memo.update(identity);
-    for f in flags.iter().map(String::as_str).chain([language]) {
+    // A relative sysroot is the working directory's: so is the answer.
+    let cwd = relative_sysroot(flags)
+        .then(std::env::current_dir)
+        .transpose()?
+        .map(|d| d.into_os_string().into_encoded_bytes());
+    for f in flags
+        .iter()
+        .map(String::as_bytes)
+        .chain([language.as_bytes()])
+        .chain(cwd.as_deref())
+    {
         memo.update(&(f.len() as u64).to_le_bytes());
-        memo.update(f.as_bytes());
+        memo.update(f);
     }
     let name = format!("{}.dirs", memo.finalize().to_hex());
     let kept = memoized(
@@ -273,6 +283,19 @@ pub fn builtin_dirs(
     Ok(dirs)
 }
 
+/// Whether the probe flags of [`crate::include::cmdline`] (`--sysroot=DIR`, `-isysroot
+/// DIR`) name a sysroot relative to the working directory.
+pub fn relative_sysroot(flags: &[String]) -> bool {
+    flags.iter().enumerate().any(|(i, f)| {
+        let dir = match f.strip_prefix("--sysroot=") {
+            Some(d) => Some(d),
+            None if f == "-isysroot" => flags.get(i + 1).map(String::as_str),
+            None => None,
+        };
+        dir.is_some_and(|d| !d.starts_with('/'))
+    })
+}
+
 /// The first line of a memo of built-in directories.
 const DIRS_HEADER: &[u8] = b"search list 2\n";
 
@@ -311,6 +334,15 @@ mod tests {
         let b = KeyHasher::new("t").words("argv", &["-cx".into()]).finish();
         assert_ne!(a, b);
         assert_eq!(a.hex().len(), 64);
+    }
+
+    #[test]
+    fn a_relative_sysroot_is_seen() {
+        let v = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert!(relative_sysroot(&v("--sysroot=sr")));
+        assert!(relative_sysroot(&v("-std=c11 -isysroot sr")));
+        assert!(!relative_sysroot(&v("--sysroot=/sr -isysroot /x")));
+        assert!(!relative_sysroot(&v("-std=c11")));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod stats;
 pub mod store;
 pub mod sums;
+pub mod tree;
 
 pub use key::{Key, KeyHasher};
 pub use stats::{Counter, Stats};

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use tempfile::NamedTempFile;
 
+use super::pumpcache;
 use crate::cache::{self, Cache, Counter, Entry, Key, KeyHasher};
 use crate::cmdline;
 use crate::cmdline::policy::{self, Compilers, Refusal};
@@ -423,6 +424,8 @@ struct PumpRequest {
     root: JobRoot,
     /// The first name or link refused, if any: the request was read to its end all the same.
     refused: Option<Unsafe>,
+    /// What was received, summed for the cache, when there is one.
+    received: Option<pumpcache::Received>,
 }
 
 enum Received {
@@ -497,9 +500,13 @@ fn read_pump(
     let root = JobRoot::create(&cfg.tmp_root).map_err(JobError::TempFiles)?;
     let mut files = wire::PumpFiles::start(r, &cfg.limits).map_err(over)?;
     let mut refused = None;
+    let mut received = cfg.cache.as_ref().map(|_| pumpcache::Received::default());
     while let Some(file) = files.next(r, &cfg.limits).map_err(over)? {
         if refused.is_none() {
             refused = root.add(&file).err();
+        }
+        if let Some(r) = &mut received {
+            r.add(&file);
         }
     }
     Ok(PumpRequest {
@@ -507,6 +514,7 @@ fn read_pump(
         cwd,
         root,
         refused,
+        received,
     })
 }
 
@@ -611,7 +619,7 @@ fn prepare_pump(req: &PumpRequest, cfg: &JobConfig) -> Result<PumpPrepared, JobE
 
 fn run_pump_job(
     stream: &mut (impl Read + Write),
-    req: PumpRequest,
+    mut req: PumpRequest,
     cfg: &JobConfig,
 ) -> Result<Done, JobError> {
     let job = match prepare_pump(&req, cfg) {
@@ -622,18 +630,50 @@ fn run_pump_job(
         }
         Ok(job) => job,
     };
+    let compiler = match (&cfg.cache, &req.received) {
+        (Some(_), Some(_)) => resolve_program(&job.cmd[0], cfg)
+            .map_err(|e| log::debug!("cannot find {} for the cache: {e}", job.cmd[0]))
+            .ok(),
+        _ => None,
+    };
+    let keyed = compiler.as_ref().map(|compiler| pumpcache::Job {
+        argv: &req.argv,
+        cwd: &req.cwd,
+        cmd: &job.cmd,
+        root: req.root.path().to_string(),
+        compiler,
+    });
+    let pending = match (&cfg.cache, req.received.take(), &keyed) {
+        (Some(cache), Some(received), Some(keyed)) => {
+            match pumpcache::look_up(cache, keyed, received) {
+                pumpcache::Looked::Hit(entry) => {
+                    drop(req.root);
+                    let input = job.input;
+                    return answer_from_cache(stream, wire::Version::Pump, req.argv, input, entry);
+                }
+                pumpcache::Looked::Miss(pending) => pending,
+            }
+        }
+        _ => None,
+    };
     log::debug!("compiling in {}: {}", job.dir, argv_to_string(&job.cmd));
     let compiled = run_compiler(&job.cmd, None, Some(&job.dir), cfg);
     let compiled = compiled.map_err(JobError::TempFiles)?;
     log::debug!("compiled: status {}", compiled.status);
-    let (object, deps) = if compiled.status == 0 {
-        let deps = std::fs::read(job.deps.path()).unwrap_or_default();
-        (
-            File::open(job.output.path()).ok(),
-            Some(jobroot::client_deps(&deps, req.root.path())),
-        )
+    let (object, raw_deps, deps) = if compiled.status == 0 {
+        let raw = std::fs::read(job.deps.path()).unwrap_or_default();
+        let deps = jobroot::client_deps(&raw, req.root.path());
+        (File::open(job.output.path()).ok(), raw, Some(deps))
     } else {
-        (None, None)
+        (None, Vec::new(), None)
+    };
+    // What is stored: a success with an object, read before the file goes.
+    let to_store = match (pending, &object) {
+        (Some(pending), Some(_)) => std::fs::read(job.output.path())
+            .ok()
+            .filter(|o| !o.is_empty())
+            .map(|o| (pending, o)),
+        _ => None,
     };
     // The root goes before the answer, as the plain job's files do.
     if cfg.save_temps {
@@ -661,6 +701,16 @@ fn run_pump_job(
         None => reply.write(stream, version)?,
     }
     Reply::write_note(stream, false).map_err(ProtocolError::Io)?;
+    // Stored once the client has its answer.
+    if let (Some((pending, object)), Some(keyed)) = (to_store, &keyed) {
+        let entry = Entry {
+            object,
+            stderr: reply.stderr,
+            stdout: reply.stdout,
+            deps: reply.deps,
+        };
+        pending.store(keyed, &raw_deps, entry);
+    }
     let mut argv = req.argv;
     Ok(Done {
         status: compiled.status,
@@ -690,7 +740,10 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     let cached = cached_key(&req, &cmd[0], &env, cfg);
     if let Some((cache, key)) = &cached {
         if let Some(entry) = cache.get(key) {
-            return answer_from_cache(stream, req, cache, key, entry);
+            cache.count(key, Counter::HitDaemon);
+            let input = req.compile.map(|c| c.input().to_string());
+            let input = input.unwrap_or_default();
+            return answer_from_cache(stream, req.version, req.argv, input, entry);
         }
         cache.count(key, Counter::Miss);
     }
@@ -791,29 +844,21 @@ fn cached_key<'a>(
     Some((cache, key))
 }
 
-/// Answers a job with what the cache kept for it.
+/// Answers the job of `input` with what the cache kept for it.
 fn answer_from_cache(
     stream: &mut impl Write,
-    req: Request,
-    cache: &Cache,
-    key: &Key,
+    version: wire::Version,
+    mut argv: Vec<String>,
+    input: String,
     entry: Entry,
 ) -> Result<Done, JobError> {
-    cache.count(key, Counter::HitDaemon);
-    let Request {
-        version,
-        mut argv,
-        compile,
-        ..
-    } = req;
-    let input = compile.map(|c| c.input().to_string()).unwrap_or_default();
     log::info!("{input}: answered from the cache");
     let reply = Reply {
         status: 0,
         stderr: entry.stderr,
         stdout: entry.stdout,
         output: entry.object,
-        deps: None,
+        deps: entry.deps,
         from_cache: true,
     };
     reply.write(stream, version)?;

@@ -465,6 +465,29 @@ pub fn client_deps(text: &[u8], root: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The files a dependency file's first rule names after its targets, as gcc wrote them
+/// (escaped blanks, `\#` and `$$` undone); `None` when it is not shaped as gcc writes it.
+pub fn prerequisites(text: &[u8]) -> Option<Vec<String>> {
+    let text = std::str::from_utf8(text).ok()?;
+    let (first, _) = split_first_rule(text)?;
+    let words = rule_words(first);
+    let colon = words
+        .iter()
+        .position(|w| w.ends_with(':') && !w.ends_with("\\:"))?;
+    let unescape = |w: &String| {
+        let mut out = String::with_capacity(w.len());
+        let mut chars = w.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (c, chars.peek()) {
+                ('\\', Some(' ' | '\t' | '#')) | ('$', Some('$')) => out.extend(chars.next()),
+                _ => out.push(c),
+            }
+        }
+        out
+    };
+    Some(words[colon + 1..].iter().map(unescape).collect())
+}
+
 /// The first rule (its lines joined by their continuations) and what follows it.
 fn split_first_rule(text: &str) -> Option<(&str, &str)> {
     let bytes = text.as_bytes();
@@ -515,6 +538,16 @@ mod tests {
 
     fn v(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn prerequisites_are_read_as_gcc_escapes_them() {
+        let d = b"a.o b.o: a.c /usr/include/x\\ y.h \\\n  in$$c\\#.h\nx.h:\n";
+        assert_eq!(
+            prerequisites(d).unwrap(),
+            ["a.c", "/usr/include/x y.h", "in$c#.h"]
+        );
+        assert_eq!(prerequisites(b"no rule"), None);
     }
 
     #[test]

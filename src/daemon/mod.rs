@@ -14,6 +14,7 @@ pub mod job;
 pub mod jobroot;
 pub mod listener;
 pub mod privileges;
+mod pumpcache;
 pub mod stats;
 
 use std::fmt;
