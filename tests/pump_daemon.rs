@@ -120,23 +120,24 @@ impl Project {
     }
 }
 
-/// Our daemon with `TMPDIR` at `tmp`, and its whitelist (kept alive by the caller).
-fn daemon(tmp: &Path) -> (Daemon, tempfile::TempDir) {
+/// Our daemon with `TMPDIR` at `tmp`, and its whitelist (kept alive by the caller); with
+/// `cache`, its `--cache-dir`.
+fn daemon(tmp: &Path, cache: Option<&Path>) -> (Daemon, tempfile::TempDir) {
     std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o777)).unwrap();
     let wl = whitelist_dir(&["gcc"]);
     let wl_s = wl.path().to_str().unwrap().to_string();
-    let d = Daemon::start_with_env(
-        OUR_DISTCCD,
-        &[
-            "--allow",
-            "127.0.0.1",
-            "--jobs",
-            "2",
-            "--whitelist-dir",
-            &wl_s,
-        ],
-        &[("TMPDIR", tmp.to_str().unwrap())],
-    );
+    let mut args = vec![
+        "--allow",
+        "127.0.0.1",
+        "--jobs",
+        "2",
+        "--whitelist-dir",
+        &wl_s,
+    ];
+    if let Some(c) = cache {
+        args.extend(["--cache-dir", c.to_str().unwrap()]);
+    }
+    let d = Daemon::start_with_env(OUR_DISTCCD, &args, &[("TMPDIR", tmp.to_str().unwrap())]);
     (d, wl)
 }
 
@@ -155,11 +156,20 @@ fn entries(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// With a cache on the daemon too: each request is asked twice, the second answered
+/// from the cache with what a local compile gives.
 #[test]
 fn pump_objects_and_deps_equal_a_local_compile() {
     let p = Project::new();
+    let cache = tempfile::tempdir().unwrap();
+    for (cache, rounds) in [(None, 1), (Some(cache.path()), 2)] {
+        pump_requests_give_a_local_compile(&p, cache, rounds);
+    }
+}
+
+fn pump_requests_give_a_local_compile(p: &Project, cache: Option<&Path>, rounds: usize) {
     let tmp = tempfile::tempdir().unwrap();
-    let (d, _wl) = daemon(tmp.path());
+    let (d, _wl) = daemon(tmp.path(), cache);
     for extra in [
         &[][..],
         &["-g"],
@@ -168,33 +178,46 @@ fn pump_objects_and_deps_equal_a_local_compile() {
     ] {
         let argv = p.argv(extra);
         let (object, deps) = p.local(&argv);
-        let answer = exchange(&d, &format!("{}/src", p.root), &argv, &p.files());
-        let reply = Reply::read(&mut &answer[..], Version::Pump, &Default::default())
-            .unwrap_or_else(|e| panic!("{extra:?}: {e}\n{}", d.log_text()));
-        assert_eq!(
-            reply.status,
-            0,
-            "{}",
-            String::from_utf8_lossy(&reply.stderr)
-        );
-        assert!(
-            reply.output == object,
-            "{extra:?}: object differs from a local compile"
-        );
-        assert_eq!(
-            String::from_utf8_lossy(reply.deps.as_deref().unwrap()),
-            String::from_utf8_lossy(&deps),
-            "{extra:?}"
-        );
-        assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+        for _ in 0..rounds {
+            let answer = exchange(&d, &format!("{}/src", p.root), &argv, &p.files());
+            let reply = Reply::read(&mut &answer[..], Version::Pump, &Default::default())
+                .unwrap_or_else(|e| panic!("{extra:?}: {e}\n{}", d.log_text()));
+            assert_eq!(
+                reply.status,
+                0,
+                "{}",
+                String::from_utf8_lossy(&reply.stderr)
+            );
+            assert!(
+                reply.output == object,
+                "{extra:?}: object differs from a local compile"
+            );
+            assert_eq!(
+                String::from_utf8_lossy(reply.deps.as_deref().unwrap()),
+                String::from_utf8_lossy(&deps),
+                "{extra:?}"
+            );
+            assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+        }
+    }
+    if cache.is_some() {
+        assert_eq!(d.log_text().matches("answered from the cache").count(), 4);
     }
 }
 
+/// With a cache on the daemon too, whose held files are written only on a miss.
 #[test]
 fn hostile_pump_requests_are_refused_inside_the_root() {
+    let cache = tempfile::tempdir().unwrap();
+    for cache in [None, Some(cache.path())] {
+        hostile_pump_requests_are_refused(cache);
+    }
+}
+
+fn hostile_pump_requests_are_refused(cache: Option<&Path>) {
     let p = Project::new();
     let tmp = tempfile::tempdir().unwrap();
-    let (d, _wl) = daemon(tmp.path());
+    let (d, _wl) = daemon(tmp.path(), cache);
     let canary = format!("{}/canary", p.root);
     std::fs::create_dir(&canary).unwrap();
     std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o777)).unwrap();

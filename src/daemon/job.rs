@@ -424,7 +424,7 @@ struct PumpRequest {
     root: JobRoot,
     /// The first name or link refused, if any: the request was read to its end all the same.
     refused: Option<Unsafe>,
-    /// What was received, summed for the cache, when there is one.
+    /// With a cache, what was received, held and summed: not written yet.
     received: Option<pumpcache::Received>,
 }
 
@@ -500,13 +500,14 @@ fn read_pump(
     let root = JobRoot::create(&cfg.tmp_root).map_err(JobError::TempFiles)?;
     let mut files = wire::PumpFiles::start(r, &cfg.limits).map_err(over)?;
     let mut refused = None;
+    // With a cache, the files are held, and written only once the key is known and
+    // missed: on a hit, writing hundreds of headers would cost most of the job.
     let mut received = cfg.cache.as_ref().map(|_| pumpcache::Received::default());
     while let Some(file) = files.next(r, &cfg.limits).map_err(over)? {
-        if refused.is_none() {
-            refused = root.add(&file).err();
-        }
-        if let Some(r) = &mut received {
-            r.add(&file);
+        match &mut received {
+            Some(r) => r.add(file),
+            None if refused.is_none() => refused = root.add(&file).err(),
+            None => {}
         }
     }
     Ok(PumpRequest {
@@ -585,6 +586,18 @@ struct PumpPrepared {
     input: String,
 }
 
+/// The compiler a pump job would run, when there is a cache to look the job up in and the
+/// daemon's policy allows the command: the same check [`prepare_pump`] makes, before it.
+fn cache_compiler(req: &PumpRequest, cfg: &JobConfig) -> Option<PathBuf> {
+    cfg.cache.as_ref()?;
+    let allowed = policy::check(&jobroot::for_policy(&req.argv), &cfg.compilers).ok()?;
+    cmdline::parse_received(&req.argv).ok()?;
+    let name = allowed.unwrap_or_else(|| req.argv[0].clone());
+    resolve_program(&name, cfg)
+        .map_err(|e| log::debug!("cannot find {name} for the cache: {e}"))
+        .ok()
+}
+
 /// Checks a pump request: its names, then the daemon's policy on the command line, where
 /// the options naming files that a pump job ships or produces are allowed
 /// (`jobroot::for_policy`).
@@ -622,6 +635,34 @@ fn run_pump_job(
     mut req: PumpRequest,
     cfg: &JobConfig,
 ) -> Result<Done, JobError> {
+    let compiler = cache_compiler(&req, cfg);
+    let keyed = compiler.as_ref().map(|compiler| pumpcache::Job {
+        argv: &req.argv,
+        cwd: &req.cwd,
+        root: req.root.path().to_string(),
+        compiler,
+    });
+    let pending = match (&cfg.cache, &keyed, req.received.as_mut()) {
+        (Some(cache), Some(keyed), Some(received)) => {
+            match pumpcache::look_up(cache, keyed, received) {
+                pumpcache::Looked::Hit(entry) => {
+                    let input = cmdline::parse_received(&req.argv)
+                        .map(|c| c.input().to_string())
+                        .unwrap_or_default();
+                    drop(req.root);
+                    return answer_from_cache(stream, wire::Version::Pump, req.argv, input, entry);
+                }
+                pumpcache::Looked::Miss(pending) => pending,
+            }
+        }
+        _ => None,
+    };
+    // Not answered from the cache: the files held for it go into the root.
+    for file in req.received.take().map(|r| r.files).unwrap_or_default() {
+        if req.refused.is_none() {
+            req.refused = req.root.add(&file).err();
+        }
+    }
     let job = match prepare_pump(&req, cfg) {
         Err(why) => {
             drop(req.root);
@@ -629,32 +670,6 @@ fn run_pump_job(
             return Err(why);
         }
         Ok(job) => job,
-    };
-    let compiler = match (&cfg.cache, &req.received) {
-        (Some(_), Some(_)) => resolve_program(&job.cmd[0], cfg)
-            .map_err(|e| log::debug!("cannot find {} for the cache: {e}", job.cmd[0]))
-            .ok(),
-        _ => None,
-    };
-    let keyed = compiler.as_ref().map(|compiler| pumpcache::Job {
-        argv: &req.argv,
-        cwd: &req.cwd,
-        cmd: &job.cmd,
-        root: req.root.path().to_string(),
-        compiler,
-    });
-    let pending = match (&cfg.cache, req.received.take(), &keyed) {
-        (Some(cache), Some(received), Some(keyed)) => {
-            match pumpcache::look_up(cache, keyed, received) {
-                pumpcache::Looked::Hit(entry) => {
-                    drop(req.root);
-                    let input = job.input;
-                    return answer_from_cache(stream, wire::Version::Pump, req.argv, input, entry);
-                }
-                pumpcache::Looked::Miss(pending) => pending,
-            }
-        }
-        _ => None,
     };
     log::debug!("compiling in {}: {}", job.dir, argv_to_string(&job.cmd));
     let compiled = run_compiler(&job.cmd, None, Some(&job.dir), cfg);

@@ -31,18 +31,20 @@ use crate::cache::sums::Sums;
 use crate::cache::{key, tree, Cache, Counter, Entry, Key, KeyHasher};
 use crate::wire::{Received as Content, ReceivedFile};
 
-/// What a pump request brought, summed as it is received.
+/// What a pump request brought, held and summed as it is received.
 #[derive(Default)]
 pub(super) struct Received {
+    /// The files and links, to be written into the job's root on a miss.
+    pub files: Vec<ReceivedFile>,
     /// Each file or link: its name, kind and the sum of its content or target.
-    files: Vec<(String, u8, [u8; 32])>,
+    sums: Vec<(String, u8, [u8; 32])>,
     /// A file holds `#pragma GCC system_header` or a line marker, either of which makes
     /// what it includes a system header that `-MMD` leaves out.
     pub marked: bool,
 }
 
 impl Received {
-    pub(super) fn add(&mut self, file: &ReceivedFile) {
+    pub(super) fn add(&mut self, file: ReceivedFile) {
         let (kind, bytes): (u8, &[u8]) = match &file.content {
             Content::File(data) => {
                 self.marked = self.marked || makes_system_headers(data);
@@ -51,7 +53,8 @@ impl Received {
             Content::Link(target) => (b'l', target.as_bytes()),
         };
         let sum = *blake3::hash(bytes).as_bytes();
-        self.files.push((file.name.clone(), kind, sum));
+        self.sums.push((file.name.clone(), kind, sum));
+        self.files.push(file);
     }
 }
 
@@ -81,8 +84,7 @@ pub(super) struct Job<'a> {
     /// The client's command line and working directory.
     pub argv: &'a [String],
     pub cwd: &'a str,
-    /// The command the daemon runs, and the root it runs in.
-    pub cmd: &'a [String],
+    /// The root it runs in.
     pub root: String,
     /// The compiler it runs.
     pub compiler: &'a Path,
@@ -107,7 +109,7 @@ pub(super) enum Looked<'a> {
 }
 
 /// Looks `job` up in `cache`, received as `received`.
-pub(super) fn look_up<'a>(cache: &'a Cache, job: &Job, received: Received) -> Looked<'a> {
+pub(super) fn look_up<'a>(cache: &'a Cache, job: &Job, received: &mut Received) -> Looked<'a> {
     let Some(pending) = first_key(cache, job, received) else {
         return Looked::Miss(None);
     };
@@ -128,7 +130,7 @@ pub(super) fn look_up<'a>(cache: &'a Cache, job: &Job, received: Received) -> Lo
 }
 
 /// The first step of the key, or `None` for a job that cannot be kept.
-fn first_key<'a>(cache: &'a Cache, job: &Job, mut received: Received) -> Option<Pending<'a>> {
+fn first_key<'a>(cache: &'a Cache, job: &Job, received: &mut Received) -> Option<Pending<'a>> {
     let started_ns = manifest::now_ns();
     let why_not = |why: &str| log::debug!("pump job not cached: {why}");
     let identity = key::compiler_identity(&cache.dir, job.compiler)
@@ -149,7 +151,7 @@ fn first_key<'a>(cache: &'a Cache, job: &Job, mut received: Received) -> Option<
     )
     .map_err(|e| why_not(&format!("no search list: {e}")))
     .ok()?;
-    let user_only = !lists_every_header(job.cmd);
+    let user_only = !lists_every_header(job.argv);
     if user_only {
         if !builtin.spelled.is_empty() {
             why_not("-MMD leaves out the compiler's own headers");
@@ -163,7 +165,7 @@ fn first_key<'a>(cache: &'a Cache, job: &Job, mut received: Received) -> Option<
     let shape = tree::shape(&cache.dir, &builtin.own)
         .map_err(|e| why_not(&e.to_string()))
         .ok()?;
-    received.files.sort_unstable();
+    received.sums.sort_unstable();
     let mut h = KeyHasher::new("daemon pump");
     h.field("compiler", &identity)
         .field("distccd", env!("CARGO_PKG_VERSION").as_bytes())
@@ -171,7 +173,7 @@ fn first_key<'a>(cache: &'a Cache, job: &Job, mut received: Received) -> Option<
         .field("cwd", job.cwd.as_bytes())
         .words("builtin", &builtin.spelled)
         .field("shape", &shape);
-    for (name, kind, sum) in &received.files {
+    for (name, kind, sum) in &received.sums {
         h.field(name, &[*kind]).field("sum", sum);
     }
     Some(Pending {
@@ -184,7 +186,8 @@ fn first_key<'a>(cache: &'a Cache, job: &Job, mut received: Received) -> Option<
     })
 }
 
-/// Whether the dependency file `cmd` writes names every header (`-MD`, not `-MMD`).
+/// Whether the dependency file the daemon has gcc write for the client's `argv` names
+/// every header: `-MD`, not `-MMD` (which it adds when neither is given).
 fn lists_every_header(cmd: &[String]) -> bool {
     let asks = |opt: &str| {
         cmd.iter().any(|a| {
