@@ -912,7 +912,8 @@ def cache_rows(farms, work, kind, builds):
     ours, theirs = (farms[n] for n in farms)
     cached_farm = Farm(OURS, work, extra=["--cache-dir", os.path.join(work, "daemon-cache")])
     runs = {k: [] for k in ["3.4", "none", "cold", "warm", "cc-cold", "cc-warm",
-                            "d-cold", "d-warm", "hits", "p-cold", "p-warm", "p-hits"]}
+                            "d-cold", "d-warm", "hits", "p-cold", "p-warm", "p-hits",
+                            "dp-cold", "dp-warm"]}
     try:
         for r in range(builds):
             runs["3.4"].append(build(tree, theirs, work)[0])
@@ -949,6 +950,18 @@ def cache_rows(farms, work, kind, builds):
                                                  "daemon-cache", farm=cached_farm)
             runs["d-cold"].append(cold)
             runs["d-warm"].append(warm)
+            # The same under pump: the daemons key what they received and their own
+            # system headers.
+            subprocess.run([OURS["client"], "--cache-clear"], check=True,
+                           stdout=subprocess.DEVNULL,
+                           env=dict(os.environ, DISTCC_CACHE_DIR=os.path.join(work,
+                                                                             "daemon-cache")))
+            (_, cold), (_, warm) = cold_and_warm(tree, OURS["client"],
+                                                 cached_farm.env(",cpp,lzo"), work,
+                                                 "daemon-cache-pump", farm=cached_farm,
+                                                 pump=True)
+            runs["dp-cold"].append(cold)
+            runs["dp-warm"].append(warm)
     finally:
         cached_farm.stop()
 
@@ -963,7 +976,8 @@ def cache_rows(farms, work, kind, builds):
             f"{direct} / {pre} / {misses}", fmt(med("cc-cold")), fmt(med("cc-warm")),
             ratio(med("warm"), med("cc-warm")), fmt(med("d-cold")), fmt(med("d-warm")),
             ratio(med("d-warm"), med("d-cold")), fmt(med("p-cold")), fmt(med("p-warm")),
-            ratio(med("p-warm"), med("3.4")), f"{p_direct} / {p_request} / {p_misses}"]
+            ratio(med("p-warm"), med("3.4")), f"{p_direct} / {p_request} / {p_misses}",
+            fmt(med("dp-cold")), fmt(med("dp-warm")), ratio(med("dp-warm"), med("dp-cold"))]
 
 
 CACHE_HEADER = [
@@ -974,6 +988,8 @@ CACHE_HEADER = [
     "daemon CPU s, second client", "second / cold (target 0.1)",
     "ours pump, cold cache s", "ours pump, warm s", "pump warm / 3.4",
     "pump warm hits direct / pump request / misses",
+    "pump: daemon CPU s, cold daemon cache", "pump: daemon CPU s, second client",
+    "pump second / cold (target 0.1)",
 ]
 
 

@@ -102,6 +102,8 @@ fn a_job_compiled_here_is_kept_too() {
         ("DISTCC_HOSTS", "localhost"),
         ("DISTCC_CACHE_DIR", cache.path().to_str().unwrap()),
     ];
+    // Sources written just now are not trusted to be as they were read (`settle`).
+    settle();
     let first = project.make(&["-j4", &cc(), cflags], &env);
     assert!(first.status.success(), "{}", show(&first));
     assert_eq!(stat(cache.path(), "misses"), 5);
@@ -125,6 +127,45 @@ fn a_job_compiled_here_is_kept_too() {
     assert_eq!(warnings(&first).len(), 2, "{}", show(&first));
     assert_eq!(warnings(&again), warnings(&first));
     assert_same_outputs(&expected, &project.outputs());
+}
+
+/// A job compiled here reads its files again after the key was made of them: when one
+/// changed in between (here the compiler itself edits a header), the result is not kept
+/// under a key that does not describe it.
+#[test]
+fn a_job_compiled_here_is_not_kept_when_its_files_changed_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("h.h"), "#define H 1\n").unwrap();
+    std::fs::write(
+        d.join("t.c"),
+        "#include \"h.h\"\nint h(void) { return H; }\n",
+    )
+    .unwrap();
+    let cc = d.join("editing-cc");
+    std::fs::write(
+        &cc,
+        "#!/bin/sh\ncase \" $* \" in *\" -c \"*) echo '#define H 2' > h.h ;; esac\nexec gcc \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    settle();
+    let out = Command::new(OUR_DISTCC)
+        .current_dir(d)
+        .args([cc.to_str().unwrap(), "-O2", "-c", "t.c", "-o", "t.o"])
+        .env("DISTCC_HOSTS", "localhost")
+        .env("DISTCC_DIR", d)
+        .env("DISTCC_CACHE_DIR", cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        std::fs::read_to_string(d.join("h.h")).unwrap(),
+        "#define H 2\n"
+    );
+    assert_eq!(stat(cache.path(), "misses"), 1);
+    assert_eq!(stat(cache.path(), "results stored"), 0);
 }
 
 /// The same under `pump`: the first build fills the cache from what the include server
@@ -690,7 +731,12 @@ fn a_daemon_cache_keeps_pump_jobs_by_the_system_headers_they_read() {
     assert_same_outputs(&expected, &project.outputs());
     assert_eq!(daemon.wait_compiled(5), 5);
     let page = stats_page(port);
-    assert_eq!(page_value(&page, "dcc_cache_stored"), 5, "{page}");
+    assert_eq!(
+        page_value(&page, "dcc_cache_stored"),
+        5,
+        "{}",
+        daemon.log_text()
+    );
     let _ = project.make(&["clean"], &[]);
     pump(project.path(), &["make", "-j4", &cc()]);
     assert_same_outputs(&expected, &project.outputs());
@@ -710,45 +756,89 @@ fn a_daemon_cache_keeps_pump_jobs_by_the_system_headers_they_read() {
     )
     .unwrap();
     let sysroot = format!("--sysroot={}", dir.join("sr").display());
-    let args = ["gcc", &sysroot, "-O2", "-MD", "-c", "t.c", "-o", "t.o"];
-    let local = || {
-        let out = Command::new("gcc")
-            .current_dir(dir)
-            .args([&sysroot, "-O2", "-c", "t.c", "-o", "local.o"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", show(&out));
-        std::fs::read(dir.join("local.o")).unwrap()
+    // Through the client and locally: the same flags, `source` to `source.o`.
+    let compile = |flags: &[&str], source: &str, ours: bool| {
+        let object = if ours {
+            format!("{source}.o")
+        } else {
+            "local.o".into()
+        };
+        let mut argv: Vec<&str> = if ours {
+            vec![OUR_DISTCC, "gcc"]
+        } else {
+            vec!["gcc"]
+        };
+        argv.extend([sysroot.as_str(), "-O2"]);
+        argv.extend(flags);
+        argv.extend(["-c", source, "-o", &object]);
+        if ours {
+            argv.push("-MD");
+            pump(dir, &argv);
+        } else {
+            let out = Command::new("gcc")
+                .current_dir(dir)
+                .args(&argv[1..])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", show(&out));
+        }
+        std::fs::read(dir.join(&object)).unwrap()
     };
     let mut compiled = 10;
     let mut hits = 5;
-    let mut step = |what: &str, hit: bool| {
+    let mut step = |what: &str, flags: &[&str], source: &str, hit: bool| {
         settle();
-        let mut argv = vec![OUR_DISTCC];
-        argv.extend(args);
-        pump(dir, &argv);
-        if hit {
-            hits += 1;
-        }
+        let ours = compile(flags, source, true);
+        hits += u64::from(hit);
         compiled += 1;
         assert_eq!(daemon.wait_compiled(compiled), compiled, "{what}");
         let page = stats_page(port);
         let log = daemon.log_text();
         assert_eq!(page_value(&page, "dcc_cache_hits"), hits, "{what}: {log}");
         assert!(
-            std::fs::read(dir.join("t.o")).unwrap() == local(),
+            ours == compile(flags, source, false),
             "{what}: wrong object"
         );
     };
-    step("first", false);
-    step("again", true);
+    step("first", &[], "t.c", false);
+    step("again", &[], "t.c", true);
     std::fs::write(sys.join("sysdef.h"), "#define V 2\n").unwrap();
-    step("a system header changed in place", false);
-    step("again after the change", true);
+    step("a system header changed in place", &[], "t.c", false);
+    step("again after the change", &[], "t.c", true);
     std::fs::write(dir.join("sr/usr/local/include/sysdef.h"), "#define V 3\n").unwrap();
-    step("a system header shadowed", false);
-    step("again after the shadow", true);
+    step("a system header shadowed", &[], "t.c", false);
+    step("again after the shadow", &[], "t.c", true);
     assert!(daemon.log_text().contains("t.c: answered from the cache"));
+
+    // A system directory named by -I: the request's link to it is in the root, the
+    // header it leads to is the host's, and is keyed as one.
+    let foo = sys.join("foo");
+    std::fs::create_dir(&foo).unwrap();
+    std::fs::write(foo.join("x.h"), "#define X 1\n").unwrap();
+    std::fs::write(
+        dir.join("u.c"),
+        "#include <x.h>\nint x(void) { return X; }\n",
+    )
+    .unwrap();
+    let inc = format!("-I{}", foo.display());
+    step("-I into the sysroot", &[&inc], "u.c", false);
+    step("-I into the sysroot, again", &[&inc], "u.c", true);
+    std::fs::write(foo.join("x.h"), "#define X 7\n").unwrap();
+    step("a header under -I changed in place", &[&inc], "u.c", false);
+
+    // What the time macros give is of the moment: never kept.
+    std::fs::write(dir.join("w.c"), "const char *w = __TIME__;\n").unwrap();
+    for what in ["__TIME__", "__TIME__ again"] {
+        settle();
+        compile(&[], "w.c", true);
+        compiled += 1;
+        assert_eq!(daemon.wait_compiled(compiled), compiled, "{what}");
+        assert_eq!(
+            page_value(&stats_page(port), "dcc_cache_hits"),
+            hits,
+            "{what}"
+        );
+    }
 }
 
 #[test]

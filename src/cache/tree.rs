@@ -18,14 +18,16 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::key::{hex, keep};
-use super::manifest::Ident;
+use super::manifest::{now_ns, Ident};
 
 /// The first line of a memo of directories.
 const HEADER: &str = "directory tree 1\n";
 
 /// The shape of the trees under `roots`: a sum of the identity of every directory in
 /// them (a root that is missing, as missing), with the list kept in the cache at `dir`.
-pub fn shape(dir: &Path, roots: &[String]) -> io::Result<[u8; 32]> {
+/// `None` while a directory changed too recently for its identity to show a change made
+/// within the same tick of the clock (a name added just after the walk saw it).
+pub fn shape(dir: &Path, roots: &[String]) -> io::Result<Option<[u8; 32]>> {
     let mut name = blake3::Hasher::new();
     for r in roots {
         name.update(&(r.len() as u64).to_le_bytes());
@@ -35,12 +37,14 @@ pub fn shape(dir: &Path, roots: &[String]) -> io::Result<[u8; 32]> {
         .join("compilers")
         .join(format!("{}.tree", name.finalize().to_hex()));
     if let Some(kept) = fs::read_to_string(&memo).ok().filter(|k| still(k)) {
-        return Ok(*blake3::hash(kept.as_bytes()).as_bytes());
+        return Ok(Some(*blake3::hash(kept.as_bytes()).as_bytes()));
     }
-    let listed = list(roots);
+    let Some(listed) = list(roots) else {
+        return Ok(None);
+    };
     // Kept when the cache can be written; the shape holds either way.
     let _ = keep(&memo, listed.as_bytes());
-    Ok(*blake3::hash(listed.as_bytes()).as_bytes())
+    Ok(Some(*blake3::hash(listed.as_bytes()).as_bytes()))
 }
 
 /// A line of the memo: the directory's identity (or `-` for a missing root), its path.
@@ -66,7 +70,8 @@ fn still(kept: &str) -> bool {
 /// Walks the trees under `roots`, through links to directories, each directory once:
 /// the memo's text. A directory's identity is taken before it is read, so that a name
 /// added meanwhile shows as a change the next time.
-fn list(roots: &[String]) -> String {
+fn list(roots: &[String]) -> Option<String> {
+    let started_ns = now_ns();
     let mut text = HEADER.to_string();
     let mut seen = HashSet::new();
     for root in roots {
@@ -81,6 +86,9 @@ fn list(roots: &[String]) -> String {
             };
             if !seen.insert((m.dev(), m.ino())) {
                 continue;
+            }
+            if Ident::of(&m).recent(started_ns) {
+                return None;
             }
             text.push_str(&line(&path, Some(&m)));
             let Ok(entries) = fs::read_dir(&path) else {
@@ -100,18 +108,30 @@ fn list(roots: &[String]) -> String {
             todo.extend(subdirs);
         }
     }
-    text
+    Some(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The shape, once the directories are old enough to have one.
+    fn settled(cache: &Path, roots: &[String]) -> [u8; 32] {
+        for _ in 0..100 {
+            if let Some(s) = shape(cache, roots).unwrap() {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("no shape");
+    }
+
     #[test]
     fn a_name_created_anywhere_below_changes_the_shape() {
         let cache = tempfile::tempdir().unwrap();
         let top = tempfile::tempdir().unwrap();
         let t = top.path();
+        let shape = |c: &Path, r: &[String]| -> io::Result<[u8; 32]> { Ok(settled(c, r)) };
         fs::create_dir_all(t.join("a/b/c")).unwrap();
         fs::write(t.join("a/b/c/h.h"), "x").unwrap();
         let roots = [
@@ -137,5 +157,16 @@ mod tests {
         let before = shape(cache.path(), &roots).unwrap();
         fs::create_dir(t.join("missing")).unwrap();
         assert_ne!(shape(cache.path(), &roots).unwrap(), before);
+    }
+
+    #[test]
+    fn a_directory_changed_just_now_has_no_shape_yet() {
+        let cache = tempfile::tempdir().unwrap();
+        let top = tempfile::tempdir().unwrap();
+        let roots = [top.path().to_string_lossy().into_owned()];
+        fs::write(top.path().join("new.h"), "").unwrap();
+        assert_eq!(super::shape(cache.path(), &roots).unwrap(), None);
+        // Nor kept as a memo that a later name in the same tick would not change.
+        assert!(!cache.path().join("compilers").exists());
     }
 }

@@ -18,6 +18,7 @@ use super::preprocess::{self, Prepared};
 use super::pump::{self, Plan};
 use super::remote::{self, RemoteError};
 use super::Progress;
+use crate::cache::manifest;
 use crate::cmdline::Compile;
 use crate::exitcode;
 use crate::farm::hosts::{HostSpec, Transport};
@@ -86,6 +87,8 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
     // With the cache, what the key is made of comes first: in plain mode the text, in
     // pump mode the include server's answer.
     let mut prepared = None;
+    // Before any file the key is made of is read.
+    let keyed_at = manifest::now_ns();
     if let Some(cc) = &cfg.cache {
         let limit = match &cc.size {
             Ok(limit) => *limit,
@@ -144,14 +147,24 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
         if host.transport == Transport::Local {
             // The slot just taken is this machine's.
             journey.progress.note(Phase::Compile);
-            // With a key, the result is kept as a host's would be.
+            // With a key, the result is kept as a host's would be, unless a file the key
+            // was made of changed before the compile read it: the compile reads the
+            // source again, where a host compiles the text or files the key holds.
             let Some(cached) = journey.cached.take() else {
                 return compile_now(job.argv(), Some(job.input()));
             };
+            let entered = match (&ready, &journey.planned) {
+                (Some((_, text)), _) => text.with_bytes(manifest::entered).ok().flatten(),
+                (None, Some(plan)) => plan.entered.clone(),
+                (None, None) => None,
+            };
             let (code, reply) = compile_held(job.argv(), job.input(), job.output());
             drop(slot);
-            if let Some(reply) = reply {
-                cached.store(reply);
+            if let (Some(mut reply), Some(entered)) = (reply, entered) {
+                if cache::unchanged_since(keyed_at, job.input(), &entered) {
+                    reply.deps = job.pump_argv().and_then(|(_, d)| std::fs::read(d?).ok());
+                    cached.store(reply);
+                }
             }
             return code;
         }

@@ -402,6 +402,22 @@ impl Direct {
     }
 }
 
+/// Whether `source` and every file of `entered` (what a key was made of) are still as
+/// they were at `started_ns`: none changed since, none is gone.
+pub(super) fn unchanged_since(started_ns: i128, source: &str, entered: &manifest::Entered) -> bool {
+    let paths = std::iter::once(source).chain(entered.iter().map(|(p, _)| p.as_str()));
+    for path in paths {
+        let Ok(m) = std::fs::metadata(path) else {
+            return false;
+        };
+        if manifest::Ident::of(&m).recent(started_ns) {
+            log::debug!("{path} changed while {source} compiled here: not kept");
+            return false;
+        }
+    }
+    true
+}
+
 /// Options that add search directories, or move the compiler's own, other than those
 /// the search chain of direct mode knows (`-I`, `-iquote`, `-isystem`, `-idirafter`,
 /// `-iprefix` and `-iwithprefix*`, `--sysroot`, `-isysroot`): a file found through one

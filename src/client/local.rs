@@ -7,6 +7,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus};
 
 use super::Progress;
+use crate::cache::manifest::{now_ns, Ident};
 use crate::exitcode;
 use crate::farm::lock;
 use crate::farm::pick::Farm;
@@ -97,6 +98,7 @@ pub(super) fn compile_here<S: AsRef<OsStr>>(
 /// prints held and then shown, as a remote compile's is, so that the cache can keep it.
 /// Returns the exit code, and the reply with the object read back when it succeeded.
 pub(super) fn compile_held(argv: &[String], input: &str, output: &str) -> (i32, Option<Reply>) {
+    let started_ns = now_ns();
     let out = match started(argv, |c| c.output()) {
         Ok(out) => out,
         Err(code) => return (code, None),
@@ -104,9 +106,12 @@ pub(super) fn compile_held(argv: &[String], input: &str, output: &str) -> (i32, 
     super::build::show(&out.stderr, &out.stdout);
     let status = out.status.into_raw() as u32;
     let code = critique(status, input, "localhost");
-    // An object the compiler did not leave is not a result to keep.
+    // An object the compiler did not write now (a wrapper that wrote none leaves the last
+    // build's), or an empty one, is not a result to keep.
+    let written = std::fs::metadata(output)
+        .is_ok_and(|m| m.is_file() && m.len() > 0 && Ident::of(&m).recent(started_ns));
     let object = match std::fs::read(output) {
-        Ok(object) if status == 0 => object,
+        Ok(object) if status == 0 && written => object,
         _ => return (code, None),
     };
     let reply = Reply {

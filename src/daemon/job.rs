@@ -504,10 +504,15 @@ fn read_pump(
     // missed: on a hit, writing hundreds of headers would cost most of the job.
     let mut received = cfg.cache.as_ref().map(|_| pumpcache::Received::default());
     while let Some(file) = files.next(r, &cfg.limits).map_err(over)? {
-        match &mut received {
-            Some(r) => r.add(file),
-            None if refused.is_none() => refused = root.add(&file).err(),
-            None => {}
+        if let Some(r) = &mut received {
+            r.add(file);
+            if r.held <= pumpcache::HOLD_LIMIT {
+                continue;
+            }
+            // Too large to hold: written from here on, and not cached.
+            write_held(&root, &mut refused, received.take());
+        } else if refused.is_none() {
+            refused = root.add(&file).err();
         }
     }
     Ok(PumpRequest {
@@ -517,6 +522,15 @@ fn read_pump(
         refused,
         received,
     })
+}
+
+/// Writes the files `held` for the cache into `root`, keeping the first name refused.
+fn write_held(root: &JobRoot, refused: &mut Option<Unsafe>, held: Option<pumpcache::Received>) {
+    for file in held.map(|r| r.files).unwrap_or_default() {
+        if refused.is_none() {
+            *refused = root.add(&file).err();
+        }
+    }
 }
 
 /// Checks the request against the daemon's policy and builds the command to run, with its
@@ -658,11 +672,7 @@ fn run_pump_job(
         _ => None,
     };
     // Not answered from the cache: the files held for it go into the root.
-    for file in req.received.take().map(|r| r.files).unwrap_or_default() {
-        if req.refused.is_none() {
-            req.refused = req.root.add(&file).err();
-        }
-    }
+    write_held(&req.root, &mut req.refused, req.received.take());
     let job = match prepare_pump(&req, cfg) {
         Err(why) => {
             drop(req.root);
@@ -682,12 +692,13 @@ fn run_pump_job(
     } else {
         (None, Vec::new(), None)
     };
-    // What is stored: a success with an object, read before the file goes.
-    let to_store = match (pending, &object) {
-        (Some(pending), Some(_)) => std::fs::read(job.output.path())
+    // What is stored: a success with an object, read before the file goes, and the
+    // headers it read, known before the root goes.
+    let to_store = match (pending, &object, &keyed) {
+        (Some(pending), Some(_), Some(keyed)) => std::fs::read(job.output.path())
             .ok()
             .filter(|o| !o.is_empty())
-            .map(|o| (pending, o)),
+            .and_then(|o| Some((pending.facts(keyed, &raw_deps)?, pending, o))),
         _ => None,
     };
     // The root goes before the answer, as the plain job's files do.
@@ -717,14 +728,14 @@ fn run_pump_job(
     }
     Reply::write_note(stream, false).map_err(ProtocolError::Io)?;
     // Stored once the client has its answer.
-    if let (Some((pending, object)), Some(keyed)) = (to_store, &keyed) {
+    if let Some((facts, pending, object)) = to_store {
         let entry = Entry {
             object,
             stderr: reply.stderr,
             stdout: reply.stdout,
             deps: reply.deps,
         };
-        pending.store(keyed, &raw_deps, entry);
+        pending.store(facts, entry);
     }
     let mut argv = req.argv;
     Ok(Done {

@@ -19,8 +19,17 @@
 //! as the kernel builds) and nothing received makes system headers of its own
 //! (`-isystem` and the like, `#pragma GCC system_header`, line markers): then every header
 //! is named. A file read from outside the root and outside the compiler's trees would not
-//! be keyed: such a job is not kept. Nor is a result whose headers changed while it
-//! compiled.
+//! be keyed: such a job is not kept; where a file was read from is decided by its real
+//! path, since the root's links to the compiler's directories lead out of it. Nor are kept:
+//! a result whose headers changed while it compiled; a job whose files or command line use
+//! the time macros (the compile expands them, here and now); a command line that searches
+//! outside the root and the compiler's trees (`-I=DIR`, a directory climbing out of the
+//! root); a daemon whose environment adds directories (`CPATH` and the like). A request
+//! too large to hold is written as it comes and not looked up.
+//!
+//! Out of the model: a quoted include or `__has_include` with an absolute name, or with
+//! more `..` than the client's directory is deep, looks outside the root where nothing in
+//! the key stands for it (on the client such a name means something else already).
 //!
 //! The store itself is `crate::cache`'s; the plain jobs' key is `job`'s.
 
@@ -29,18 +38,27 @@ use std::path::Path;
 use crate::cache::manifest::{self, Candidate, Fact, Ident};
 use crate::cache::sums::Sums;
 use crate::cache::{key, tree, Cache, Counter, Entry, Key, KeyHasher};
+use crate::toolchain::pragmas::uses_time_macros;
 use crate::wire::{Received as Content, ReceivedFile};
+
+/// The most a request's files may hold in memory (decompressed) to be looked up before
+/// they are written; a larger request is written as it comes, and not cached.
+pub(super) const HOLD_LIMIT: u64 = 64 << 20;
 
 /// What a pump request brought, held and summed as it is received.
 #[derive(Default)]
 pub(super) struct Received {
     /// The files and links, to be written into the job's root on a miss.
     pub files: Vec<ReceivedFile>,
+    /// Their bytes, against [`HOLD_LIMIT`].
+    pub held: u64,
     /// Each file or link: its name, kind and the sum of its content or target.
     sums: Vec<(String, u8, [u8; 32])>,
     /// A file holds `#pragma GCC system_header` or a line marker, either of which makes
     /// what it includes a system header that `-MMD` leaves out.
-    pub marked: bool,
+    marked: bool,
+    /// A file names `__DATE__`, `__TIME__` or `__TIMESTAMP__`.
+    timed: bool,
 }
 
 impl Received {
@@ -48,34 +66,29 @@ impl Received {
         let (kind, bytes): (u8, &[u8]) = match &file.content {
             Content::File(data) => {
                 self.marked = self.marked || makes_system_headers(data);
+                self.timed = self.timed || uses_time_macros(data);
                 (b'f', data)
             }
             Content::Link(target) => (b'l', target.as_bytes()),
         };
         let sum = *blake3::hash(bytes).as_bytes();
+        self.held += (bytes.len() + file.name.len()) as u64;
         self.sums.push((file.name.clone(), kind, sum));
         self.files.push(file);
     }
 }
 
 /// Whether `text` holds `#pragma GCC system_header`, or a line marker (`# 12 "f.h" 3`),
-/// which may say that a system header follows.
+/// which may say that a system header follows. One pass over the lines.
 fn makes_system_headers(text: &[u8]) -> bool {
     if memchr::memmem::find(text, b"system_header").is_some() {
         return true;
     }
-    memchr::memchr_iter(b'#', text).any(|at| {
-        let before = &text[..at];
-        let line_start = before
-            .iter()
-            .rposition(|&c| c == b'\n')
-            .map_or(0, |n| n + 1);
-        let blank = |c: &u8| *c == b' ' || *c == b'\t';
-        before[line_start..].iter().all(blank)
-            && text[at + 1..]
-                .iter()
-                .find(|c| !blank(c))
-                .is_some_and(u8::is_ascii_digit)
+    let blank = |c: &u8| *c == b' ' || *c == b'\t';
+    let starts = std::iter::once(0).chain(memchr::memchr_iter(b'\n', text).map(|n| n + 1));
+    starts.into_iter().any(|start| {
+        let mut rest = text[start..].iter().skip_while(|c| blank(c));
+        rest.next() == Some(&b'#') && rest.find(|c| !blank(c)).is_some_and(u8::is_ascii_digit)
     })
 }
 
@@ -136,6 +149,13 @@ fn first_key<'a>(cache: &'a Cache, job: &Job, received: &mut Received) -> Option
     let identity = key::compiler_identity(&cache.dir, job.compiler)
         .map_err(|e| why_not(&format!("cannot identify {}: {e}", job.compiler.display())))
         .ok()?;
+    // Each new set of flags that move the compiler's directories costs a memo and a run
+    // of the compiler, which clients choose: bounded.
+    let memos = std::fs::read_dir(cache.dir.join("compilers")).map_or(0, Iterator::count);
+    if memos > MAX_MEMOS {
+        why_not("too many compiler memos; --cache-clear empties them");
+        return None;
+    }
     let model = crate::include::cmdline::parse(job.argv).ok()?;
     if key::relative_sysroot(&model.probe_flags) {
         // The compiler's directories would be those of the job's directory, per job.
@@ -151,6 +171,31 @@ fn first_key<'a>(cache: &'a Cache, job: &Job, received: &mut Received) -> Option
     )
     .map_err(|e| why_not(&format!("no search list: {e}")))
     .ok()?;
+    if received.timed || job.argv.iter().any(|a| uses_time_macros(a.as_bytes())) {
+        why_not("the time macros");
+        return None;
+    }
+    // A target or output name with a line break would hide the rule gcc writes.
+    if job
+        .argv
+        .iter()
+        .any(|a| a.bytes().any(|c| c == b'\n' || c == b'\r'))
+    {
+        why_not("a line break in the command line");
+        return None;
+    }
+    if let Some(v) = INCLUDE_VARIABLES
+        .iter()
+        .find(|v| std::env::var_os(v).is_some())
+    {
+        why_not(&format!("{v} is set"));
+        return None;
+    }
+    let root_cwd = format!("{}{}", job.root, job.cwd);
+    if let Some(d) = searched_outside(job, &model, &root_cwd, &builtin.own) {
+        why_not(&format!("it searches {d}"));
+        return None;
+    }
     let user_only = !lists_every_header(job.argv);
     if user_only {
         if !builtin.spelled.is_empty() {
@@ -162,9 +207,17 @@ fn first_key<'a>(cache: &'a Cache, job: &Job, received: &mut Received) -> Option
             return None;
         }
     }
-    let shape = tree::shape(&cache.dir, &builtin.own)
-        .map_err(|e| why_not(&e.to_string()))
-        .ok()?;
+    let shape = match tree::shape(&cache.dir, &builtin.own) {
+        Ok(Some(shape)) => shape,
+        Ok(None) => {
+            why_not("the compiler's directories are changing");
+            return None;
+        }
+        Err(e) => {
+            why_not(&e.to_string());
+            return None;
+        }
+    };
     received.sums.sort_unstable();
     let mut h = KeyHasher::new("daemon pump");
     h.field("compiler", &identity)
@@ -184,6 +237,84 @@ fn first_key<'a>(cache: &'a Cache, job: &Job, received: &mut Received) -> Option
         user_only,
         started_ns,
     })
+}
+
+/// The most memos of compilers (`compilers/` in the cache) with which pump jobs are
+/// still looked up.
+const MAX_MEMOS: usize = 4096;
+
+/// The environment variables that add directories to the compile the daemon runs.
+const INCLUDE_VARIABLES: [&str; 4] = [
+    "CPATH",
+    "C_INCLUDE_PATH",
+    "CPLUS_INCLUDE_PATH",
+    "OBJC_INCLUDE_PATH",
+];
+
+/// Options whose value is a directory to search.
+const SEARCH_OPTIONS: [&str; 7] = [
+    "-I",
+    "-iquote",
+    "-isystem",
+    "-idirafter",
+    "-iprefix",
+    "-iwithprefix",
+    "-iwithprefixbefore",
+];
+
+/// A directory the job's command line has gcc search outside the root and the
+/// compiler's own trees (`own`), if any: one the sysroot prefixes (`=DIR`, `$SYSROOT`),
+/// or one whose real path (or, missing, its spelling) leaves the root. Absolute ones are
+/// in the root, as the daemon runs them; relative ones, from its working directory there.
+fn searched_outside(
+    job: &Job,
+    model: &crate::include::cmdline::Command,
+    root_cwd: &str,
+    own: &[String],
+) -> Option<String> {
+    let argv = job.argv;
+    for (i, a) in argv.iter().enumerate() {
+        for o in SEARCH_OPTIONS {
+            let value = if a == o {
+                argv.get(i + 1).map(String::as_str)
+            } else {
+                a.strip_prefix(o).filter(|_| o == "-I")
+            };
+            if let Some(v) = value.filter(|v| v.starts_with('=') || v.contains("$SYSROOT")) {
+                return Some(v.to_string());
+            }
+        }
+    }
+    let dirs = [&model.quote, &model.bracket, &model.isystem, &model.after];
+    for d in dirs.into_iter().flatten() {
+        let there = if d.starts_with('/') {
+            format!("{}{d}", job.root)
+        } else {
+            format!("{root_cwd}/{d}")
+        };
+        // A missing directory is as the nearest one above it that exists: a name created
+        // there would make it.
+        let mut path = there.as_str();
+        let real = loop {
+            if let Ok(real) = std::fs::canonicalize(path) {
+                break real.into_os_string().into_string().ok();
+            }
+            match path.rsplit_once('/') {
+                Some((up, _)) if !up.is_empty() => path = up,
+                _ => break None,
+            }
+        };
+        if !real.is_some_and(|r| inside(&r, &job.root) || manifest::under_any(own, &r)) {
+            return Some(d.clone());
+        }
+    }
+    None
+}
+
+/// Whether `path` is `root` or under it.
+fn inside(path: &str, root: &str) -> bool {
+    path.strip_prefix(root)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Whether the dependency file the daemon has gcc write for the client's `argv` names
@@ -215,14 +346,11 @@ fn makes_system_dirs(arg: &str) -> bool {
 }
 
 impl Pending<'_> {
-    /// Keeps a successful result whose dependency file, as gcc wrote it in `root`, is
-    /// `deps`; `entry` is what was sent back.
-    pub(super) fn store(self, job: &Job, deps: &[u8], entry: Entry) {
-        let Some(facts) = self.facts(job, deps) else {
-            return;
-        };
+    /// Keeps a successful result, `entry` (what was sent back), whose compile read
+    /// `facts` ([`Pending::facts`]).
+    pub(super) fn store(self, facts: Vec<(String, Fact)>, entry: Entry) {
         // The trees may have changed while it compiled.
-        if tree::shape(&self.cache.dir, &self.own).ok() != Some(self.shape) {
+        if tree::shape(&self.cache.dir, &self.own).ok().flatten() != Some(self.shape) {
             log::debug!("pump job not cached: the compiler's directories changed");
             return;
         }
@@ -250,10 +378,11 @@ impl Pending<'_> {
         }
     }
 
-    /// The identity of each file outside the root that the dependency file names; `None`
-    /// when one is not under the compiler's own directories, or changed since the job
-    /// started, or the file is not gcc's.
-    fn facts(&self, job: &Job, deps: &[u8]) -> Option<Vec<(String, Fact)>> {
+    /// The identity of each file outside the root that the dependency file names, by its
+    /// real path; `None` when one is not under the compiler's own directories, or changed
+    /// since the job started, or uses the time macros, or the file is not gcc's.
+    /// Made while the job's root is still there.
+    pub(super) fn facts(&self, job: &Job, deps: &[u8]) -> Option<Vec<(String, Fact)>> {
         let why_not = |why: String| log::debug!("pump job not cached: {why}");
         let Some(files) = super::jobroot::prerequisites(deps) else {
             why_not("no dependency file".into());
@@ -262,46 +391,47 @@ impl Pending<'_> {
         let cwd = format!("{}{}", job.root, job.cwd);
         let mut facts = Vec::new();
         for f in files {
-            let path = normal(&if f.starts_with('/') {
+            // As gcc opened it: `..` after a link is the link target's parent.
+            let spelled = if f.starts_with('/') {
                 f
             } else {
                 format!("{cwd}/{f}")
-            });
-            if path.starts_with(&job.root) && path[job.root.len()..].starts_with('/') {
+            };
+            let real = std::fs::canonicalize(&spelled)
+                .ok()
+                .and_then(|p| p.into_os_string().into_string().ok());
+            let Some(real) = real else {
+                why_not(format!("{spelled} is gone"));
+                return None;
+            };
+            if inside(&real, &job.root) {
                 continue;
             }
-            if self.user_only || !manifest::under_any(&self.own, &path) {
+            if self.user_only || !manifest::under_any(&self.own, &real) {
                 why_not(format!(
-                    "it read {path}, outside the compiler's directories"
+                    "it read {real}, outside the compiler's directories"
                 ));
                 return None;
             }
-            let ident = std::fs::metadata(&path).ok().map(|m| Ident::of(&m));
+            let ident = std::fs::metadata(&real).ok().map(|m| Ident::of(&m));
             match ident {
-                Some(i) if !i.recent(self.started_ns) => facts.push((path, Fact::Stat(i))),
+                Some(i) if !i.recent(self.started_ns) => facts.push((real, Fact::Stat(i))),
                 _ => {
-                    why_not(format!("{path} changed while it compiled"));
+                    why_not(format!("{real} changed while it compiled"));
                     return None;
                 }
             }
         }
+        // Read once, when stored: a header that names the time macros makes an object
+        // of the moment. Its identity then stands for its content.
+        for (path, _) in &facts {
+            if std::fs::read(path).map_or(true, |text| uses_time_macros(&text)) {
+                why_not(format!("{path} uses the time macros"));
+                return None;
+            }
+        }
         Some(facts)
     }
-}
-
-/// `path` with `.` and `..` taken away by its spelling, as gcc took its lookups.
-fn normal(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for p in path.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 #[cfg(test)]
@@ -315,6 +445,15 @@ mod tests {
         assert!(makes_system_headers(b"# 1 \"x.h\"\n"));
         assert!(!makes_system_headers(b"#include <a.h>\n#define X 1 # 2\n"));
         assert!(!makes_system_headers(b"int a; # 2\n#line 4 \"y.c\"\n"));
+        // One pass: a long line of `#` (quadratic, this took minutes).
+        assert!(!makes_system_headers(&vec![b'#'; 4 << 20]));
+    }
+
+    #[test]
+    fn inside_is_by_whole_components() {
+        assert!(inside("/r/a", "/r"));
+        assert!(inside("/r", "/r"));
+        assert!(!inside("/rx/a", "/r"));
     }
 
     #[test]
@@ -325,11 +464,5 @@ mod tests {
         assert!(!lists_every_header(&v("gcc -c a.c -MMD -MF x")));
         assert!(!lists_every_header(&v("gcc -c a.c -Wp,-MMD,x.d")));
         assert!(!lists_every_header(&v("gcc -c a.c")));
-    }
-
-    #[test]
-    fn paths_are_normalised_by_spelling() {
-        assert_eq!(normal("/r/w/./a/../b.h"), "/r/w/b.h");
-        assert_eq!(normal("/r/../../x"), "/x");
     }
 }
