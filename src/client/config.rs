@@ -79,15 +79,9 @@ pub struct CacheConfig {
     pub pwd: Option<OsString>,
 }
 
-/// Variables that keep the cache's direct mode off (see [`CacheConfig::direct_off`]).
-const DIRECT_OFF: [&str; 6] = [
-    "CPATH",
-    "C_INCLUDE_PATH",
-    "CPLUS_INCLUDE_PATH",
-    "OBJC_INCLUDE_PATH",
-    "DEPENDENCIES_OUTPUT",
-    "SUNPRO_DEPENDENCIES",
-];
+/// Variables that keep the cache's direct mode off (see [`CacheConfig::direct_off`]),
+/// besides [`crate::toolchain::INCLUDE_PATH_VARIABLES`].
+const DIRECT_OFF: [&str; 2] = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
 
 /// Variables that change what a compiler writes: the language of its messages, and
 /// gcc's self-check.
@@ -210,8 +204,9 @@ fn cache_config<F: Fn(&str) -> Option<OsString>>(vars: &Vars<F>) -> Option<Cache
             .iter()
             .map(|&name| (name, vars.os(name)))
             .collect(),
-        direct_off: DIRECT_OFF
+        direct_off: crate::toolchain::INCLUDE_PATH_VARIABLES
             .iter()
+            .chain(&DIRECT_OFF)
             .copied()
             .find(|name| vars.os(name).is_some()),
         pwd: vars.os("PWD"),

@@ -328,7 +328,7 @@ pub fn for_policy(argv: &[String]) -> Vec<String> {
 }
 
 /// Options whose absolute path argument distcc 3.4 moves into the root.
-const PATH_OPTIONS: &[&str] = &[
+pub const PATH_OPTIONS: &[&str] = &[
     "-I",
     "-include",
     "-imacros",

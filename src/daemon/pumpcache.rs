@@ -184,10 +184,8 @@ fn first_key<'a>(cache: &'a Cache, job: &Job, received: &mut Received) -> Option
         why_not("a line break in the command line");
         return None;
     }
-    if let Some(v) = INCLUDE_VARIABLES
-        .iter()
-        .find(|v| std::env::var_os(v).is_some())
-    {
+    let variables = crate::toolchain::INCLUDE_PATH_VARIABLES;
+    if let Some(v) = variables.iter().find(|v| std::env::var_os(v).is_some()) {
         why_not(&format!("{v} is set"));
         return None;
     }
@@ -243,25 +241,6 @@ fn first_key<'a>(cache: &'a Cache, job: &Job, received: &mut Received) -> Option
 /// still looked up.
 const MAX_MEMOS: usize = 4096;
 
-/// The environment variables that add directories to the compile the daemon runs.
-const INCLUDE_VARIABLES: [&str; 4] = [
-    "CPATH",
-    "C_INCLUDE_PATH",
-    "CPLUS_INCLUDE_PATH",
-    "OBJC_INCLUDE_PATH",
-];
-
-/// Options whose value is a directory to search.
-const SEARCH_OPTIONS: [&str; 7] = [
-    "-I",
-    "-iquote",
-    "-isystem",
-    "-idirafter",
-    "-iprefix",
-    "-iwithprefix",
-    "-iwithprefixbefore",
-];
-
 /// A directory the job's command line has gcc search outside the root and the
 /// compiler's own trees (`own`), if any: one the sysroot prefixes (`=DIR`, `$SYSROOT`),
 /// or one whose real path (or, missing, its spelling) leaves the root. Absolute ones are
@@ -274,11 +253,15 @@ fn searched_outside(
 ) -> Option<String> {
     let argv = job.argv;
     for (i, a) in argv.iter().enumerate() {
-        for o in SEARCH_OPTIONS {
+        // The options with a directory (the others of distcc 3.4's list name files).
+        for o in super::jobroot::PATH_OPTIONS
+            .iter()
+            .filter(|o| !o.starts_with("-im") && **o != "-include")
+        {
             let value = if a == o {
                 argv.get(i + 1).map(String::as_str)
             } else {
-                a.strip_prefix(o).filter(|_| o == "-I")
+                a.strip_prefix(o).filter(|_| *o == "-I")
             };
             if let Some(v) = value.filter(|v| v.starts_with('=') || v.contains("$SYSROOT")) {
                 return Some(v.to_string());

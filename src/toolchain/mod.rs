@@ -12,3 +12,12 @@ pub mod names;
 pub mod pragmas;
 pub mod producer;
 pub mod rename;
+
+/// The environment variables with which gcc searches directories that no command line
+/// names.
+pub const INCLUDE_PATH_VARIABLES: [&str; 4] = [
+    "CPATH",
+    "C_INCLUDE_PATH",
+    "CPLUS_INCLUDE_PATH",
+    "OBJC_INCLUDE_PATH",
+];
