@@ -25,7 +25,7 @@
 //! timestamp tick can leave the same key. Old roots
 //! stay until shutdown, because a client may still be reading them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::symlink;
@@ -55,16 +55,25 @@ struct Generation {
     root: String,
     /// Each file written: the key and a hash of the content it was written from.
     shipped: HashMap<String, (FileKey, u64)>,
-    link_stat: HashSet<String>,
+    /// Each path whose components were mirrored, with what its last one needs.
+    levels: HashMap<String, Level>,
     dirs_known: HashSet<String>,
     links: Vec<String>,
-    must_exist: Vec<String>,
     system_links: Vec<String>,
     /// Each symlink mirrored: its path, and the realpath it had.
     link_targets: Vec<(String, String)>,
     /// The system dirs linked, and the forcing files made, in this generation.
     system_dirs_done: HashSet<String>,
     forced: HashSet<String>,
+}
+
+/// What one component of a mirrored path needs on the host: the directory it is in (in
+/// the root, unless a system one), and its link when it is one.
+struct Level {
+    dir: Option<String>,
+    link: Option<String>,
+    /// The path of the component above, when it was walked too.
+    up: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -233,10 +242,8 @@ impl Mirror {
         }
         let mut reply = Vec::with_capacity(paths.len() + g.system_links.len() + g.links.len());
         for ((f, key), path) in closure.files.iter().zip(keys).zip(paths) {
+            g.do_path(&f.realpath, is_system)?;
             if g.shipped.get(&path).map(|s| s.0) != Some(key) {
-                if !is_dir(&dirname(&path)) {
-                    g.do_path(&f.realpath, is_system)?;
-                }
                 let prefix = f
                     .abs_name
                     .as_ref()
@@ -247,10 +254,22 @@ impl Mirror {
             }
             reply.push(path);
         }
+        // Of the links and directories mirrored, those this closure's paths need, not
+        // every one the generation made: the same closure then gets the same reply
+        // whatever was asked before, which a cache keys. Each directory has its forcing
+        // file, whether or not a file shipped before made it.
+        let (mut links, mut dirs) = (BTreeSet::new(), BTreeSet::new());
+        for p in closure
+            .paths
+            .iter()
+            .chain(closure.files.iter().map(|f| &f.realpath))
+        {
+            g.needs(p, &mut links, &mut dirs);
+        }
         reply.extend(g.system_links.iter().cloned());
-        reply.extend(g.links.iter().cloned());
-        for i in 0..g.must_exist.len() {
-            let forcing = format!("{}/{FORCING_FILE}", g.must_exist[i]);
+        reply.extend(links);
+        for dir in dirs {
+            let forcing = format!("{dir}/{FORCING_FILE}");
             if g.forced.insert(forcing.clone()) {
                 fs::OpenOptions::new()
                     .append(true)
@@ -322,10 +341,9 @@ impl Generation {
             number,
             root,
             shipped: HashMap::new(),
-            link_stat: HashSet::new(),
+            levels: HashMap::new(),
             dirs_known: HashSet::new(),
             links: Vec::new(),
-            must_exist: Vec::new(),
             system_links: Vec::new(),
             link_targets: Vec::new(),
             system_dirs_done: HashSet::new(),
@@ -338,23 +356,30 @@ impl Generation {
     fn do_path(&mut self, filepath: &str, is_system: &dyn Fn(&str) -> bool) -> Result<(), String> {
         let mut fp = filepath.to_string();
         while !fp.is_empty() && fp != "/" {
-            if !self.link_stat.insert(fp.clone()) {
+            if self.levels.contains_key(&fp) {
                 return Ok(());
             }
             let (prefix, suffix) = split(&fp);
+            let mut level = Level {
+                dir: None,
+                link: None,
+                up: None,
+            };
             let Some(mut prefix_real) = realpath(&prefix) else {
+                self.levels.insert(fp, level);
                 return Ok(());
             };
             if prefix_real == "/" {
                 prefix_real.clear();
             }
             let root_prefix_real = format!("{}{prefix_real}", self.root);
+            let system = is_system(&prefix_real);
             if !self.dirs_known.contains(&root_prefix_real) {
                 if !is_dir(&root_prefix_real) {
-                    if is_system(&prefix_real) {
+                    if system {
+                        self.levels.insert(fp, level);
                         break;
                     }
-                    self.must_exist.push(root_prefix_real.clone());
                     fs::create_dir_all(&root_prefix_real).map_err(|e| {
                         format!("Could not make directory '{root_prefix_real}': {e}")
                     })?;
@@ -367,14 +392,35 @@ impl Generation {
                     if let Some(target) = realpath(&fp) {
                         symlink(&target, &link_name)
                             .map_err(|e| format!("Could not make link '{link_name}': {e}"))?;
-                        self.links.push(link_name);
+                        self.links.push(link_name.clone());
                         self.link_targets.push((fp.clone(), target));
                     }
                 }
+                if fs::symlink_metadata(&link_name).is_ok_and(|m| m.is_symlink()) {
+                    level.link = Some(link_name);
+                }
             }
+            // A system directory is the host's own, reached through its link: nothing is
+            // written there.
+            if !system && !prefix_real.is_empty() {
+                level.dir = Some(root_prefix_real);
+            }
+            level.up = Some(prefix.clone());
+            self.levels.insert(fp, level);
             fp = prefix;
         }
         Ok(())
+    }
+
+    /// The links and the directories (each to be kept by a forcing file) that mirroring
+    /// `path` needed, from its last component up.
+    fn needs(&self, path: &str, links: &mut BTreeSet<String>, dirs: &mut BTreeSet<String>) {
+        let mut at = Some(path);
+        while let Some(level) = at.and_then(|p| self.levels.get(p)) {
+            links.extend(level.link.iter().cloned());
+            dirs.extend(level.dir.iter().cloned());
+            at = level.up.as_deref();
+        }
     }
 
     /// Makes the link `ROOT/D -> ../…/D` for system dir `d`, unless a link above it
