@@ -826,6 +826,17 @@ fn a_daemon_cache_keeps_pump_jobs_by_the_system_headers_they_read() {
     std::fs::write(foo.join("x.h"), "#define X 7\n").unwrap();
     step("a header under -I changed in place", &[&inc], "u.c", false);
 
+    // A system header that is a link (as Debian's curses.h): the host's own, through
+    // the root's link to its directory; nothing is written there.
+    std::os::unix::fs::symlink("sysdef.h", sys.join("alias.h")).unwrap();
+    std::fs::write(
+        dir.join("v.c"),
+        "#include <alias.h>\nint v(void) { return V; }\n",
+    )
+    .unwrap();
+    step("a linked system header", &[], "v.c", false);
+    step("a linked system header, again", &[], "v.c", true);
+
     // What the time macros give is of the moment: never kept.
     std::fs::write(dir.join("w.c"), "const char *w = __TIME__;\n").unwrap();
     for what in ["__TIME__", "__TIME__ again"] {

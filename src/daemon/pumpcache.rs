@@ -57,7 +57,8 @@ pub(super) struct Received {
     /// A file holds `#pragma GCC system_header` or a line marker, either of which makes
     /// what it includes a system header that `-MMD` leaves out.
     marked: bool,
-    /// A file names `__DATE__`, `__TIME__` or `__TIMESTAMP__`.
+    /// A file names `__DATE__`, `__TIME__` or `__TIMESTAMP__`, or has a line break in
+    /// its name.
     timed: bool,
 }
 
@@ -71,6 +72,9 @@ impl Received {
             }
             Content::Link(target) => (b'l', target.as_bytes()),
         };
+        // A name with a line break would break the dependency file's rule, as the
+        // time macros break the key: either way, not kept.
+        self.timed = self.timed || file.name.contains(['\n', '\r']);
         let sum = *blake3::hash(bytes).as_bytes();
         self.held += (bytes.len() + file.name.len()) as u64;
         self.sums.push((file.name.clone(), kind, sum));
@@ -189,11 +193,6 @@ fn first_key<'a>(cache: &'a Cache, job: &Job, received: &mut Received) -> Option
         why_not(&format!("{v} is set"));
         return None;
     }
-    let root_cwd = format!("{}{}", job.root, job.cwd);
-    if let Some(d) = searched_outside(job, &model, &root_cwd, &builtin.own) {
-        why_not(&format!("it searches {d}"));
-        return None;
-    }
     let user_only = !lists_every_header(job.argv);
     if user_only {
         if !builtin.spelled.is_empty() {
@@ -261,7 +260,7 @@ fn searched_outside(
             let value = if a == o {
                 argv.get(i + 1).map(String::as_str)
             } else {
-                a.strip_prefix(o).filter(|_| *o == "-I")
+                a.strip_prefix(*o)
             };
             if let Some(v) = value.filter(|v| v.starts_with('=') || v.contains("$SYSROOT")) {
                 return Some(v.to_string());
@@ -372,6 +371,12 @@ impl Pending<'_> {
             return None;
         };
         let cwd = format!("{}{}", job.root, job.cwd);
+        // Asked now that the root holds what was received.
+        let model = crate::include::cmdline::parse(job.argv).ok()?;
+        if let Some(d) = searched_outside(job, &model, &cwd, &self.own) {
+            why_not(format!("it searches {d}"));
+            return None;
+        }
         let mut facts = Vec::new();
         for f in files {
             // As gcc opened it: `..` after a link is the link target's parent.

@@ -396,7 +396,9 @@ impl Generation {
                         self.link_targets.push((fp.clone(), target));
                     }
                 }
-                if fs::symlink_metadata(&link_name).is_ok_and(|m| m.is_symlink()) {
+                // A link under a system directory is the host's own (its `ROOT/D` is a
+                // link to the host's D): never listed, or it would be written there.
+                if !system && fs::symlink_metadata(&link_name).is_ok_and(|m| m.is_symlink()) {
                     level.link = Some(link_name);
                 }
             }
