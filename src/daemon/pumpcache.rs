@@ -24,7 +24,8 @@
 //! a result whose headers changed while it compiled; a job whose files or command line use
 //! the time macros (the compile expands them, here and now); a command line that searches
 //! outside the root and the compiler's trees (`-I=DIR`, a directory climbing out of the
-//! root); a daemon whose environment adds directories (`CPATH` and the like). A request
+//! root); a daemon whose environment adds directories (`CPATH` and the like) or moves the
+//! compiler's (`GCC_EXEC_PREFIX`, `COMPILER_PATH`). A request
 //! too large to hold is written as it comes and not looked up.
 //!
 //! Out of the model: a quoted include or `__has_include` with an absolute name, or with
@@ -188,8 +189,15 @@ fn first_key<'a>(cache: &'a Cache, job: &Job, received: &mut Received) -> Option
         why_not("a line break in the command line");
         return None;
     }
+    // Those that add directories, and those that choose the compiler's own programs and
+    // directories, which its probe (run with a clean environment) would not see.
     let variables = crate::toolchain::INCLUDE_PATH_VARIABLES;
-    if let Some(v) = variables.iter().find(|v| std::env::var_os(v).is_some()) {
+    let moving = ["GCC_EXEC_PREFIX", "COMPILER_PATH"];
+    if let Some(v) = variables
+        .iter()
+        .chain(&moving)
+        .find(|v| std::env::var_os(v).is_some())
+    {
         why_not(&format!("{v} is set"));
         return None;
     }
