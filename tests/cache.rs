@@ -854,40 +854,30 @@ fn a_daemon_cache_keeps_pump_jobs_by_the_system_headers_they_read() {
 
 #[test]
 fn a_daemon_whose_cache_cannot_be_written_does_not_start() {
+    // What the daemon says when it will not start with `dir` as its cache.
+    let refused = |dir: &Path| {
+        let out = Command::new(OUR_DISTCCD)
+            .args([
+                "--daemon",
+                "--no-detach",
+                "--log-stderr",
+                "--allow",
+                "127.0.0.1",
+            ])
+            .args(["--port", &free_port().to_string()])
+            .args(["--cache-dir", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
     let file = tempfile::NamedTempFile::new().unwrap();
-    let dir = file.path().join("cache");
-    let out = Command::new(OUR_DISTCCD)
-        .args([
-            "--daemon",
-            "--no-detach",
-            "--log-stderr",
-            "--allow",
-            "127.0.0.1",
-        ])
-        .args(["--port", &free_port().to_string()])
-        .args(["--cache-dir", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&file.path().join("cache"));
     assert!(err.contains("cannot use the cache directory"), "{err}");
     // One that others may write to: they could plant objects.
     let open = tempfile::tempdir().unwrap();
     std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let out = Command::new(OUR_DISTCCD)
-        .args([
-            "--daemon",
-            "--no-detach",
-            "--log-stderr",
-            "--allow",
-            "127.0.0.1",
-        ])
-        .args(["--port", &free_port().to_string()])
-        .args(["--cache-dir", open.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(open.path());
     assert!(err.contains("writable by other users"), "{err}");
     let out = Command::new(OUR_DISTCCD)
         .args(["--daemon", "--no-detach", "--allow", "127.0.0.1"])
