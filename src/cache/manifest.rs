@@ -22,13 +22,14 @@
 //! macro, a file uses `#embed` or the time macros, or one changed after the preprocessor
 //! started.
 
-use std::collections::HashMap;
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::key::{hex, Key};
 use super::sums::Sums;
+use crate::include::token::{FxMap, FxSet};
 
 /// The most candidates a manifest keeps (a header that flips between two versions, a
 /// file generated anew each build).
@@ -73,13 +74,16 @@ pub enum Fact {
 /// As a manifest writes it, before the path.
 impl std::fmt::Display for Fact {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ident = |i: &Ident| i.0.map(|n| n.to_string()).join(" ");
+        let ident = |f: &mut std::fmt::Formatter<'_>, name: &str, i: &Ident| {
+            let [a, b, c, d, e] = i.0;
+            write!(f, "{name} {a} {b} {c} {d} {e}")
+        };
         match self {
             Fact::Content(sum) => write!(f, "content {}", hex(sum)),
-            Fact::Stat(i) => write!(f, "stat {}", ident(i)),
+            Fact::Stat(i) => ident(f, "stat", i),
             Fact::Exists(there) => write!(f, "exists {}", u8::from(*there)),
-            Fact::Dir(i) => write!(f, "dir {}", ident(i)),
-            Fact::Listed(i) => write!(f, "listed {}", ident(i)),
+            Fact::Dir(i) => ident(f, "dir", i),
+            Fact::Listed(i) => ident(f, "listed", i),
             Fact::Under(k) => write!(f, "under {k}"),
         }
     }
@@ -155,14 +159,16 @@ impl Manifest {
     /// As text: one line per fact, paths last (they contain no newline: see
     /// [`Recorder::candidate`]).
     pub fn encode(&self) -> Vec<u8> {
+        use std::fmt::Write;
         let mut out = format!("{HEADER}\n");
+        // Writing to a `String` cannot fail.
         for c in &self.candidates {
-            out.push_str(&format!("result {}\n", c.result.hex()));
+            let _ = writeln!(out, "result {}", c.result.hex());
             for (path, fact) in &c.facts {
-                out.push_str(&format!("{fact} {path}\n"));
+                let _ = writeln!(out, "{fact} {path}");
             }
             if let Some(deps) = &c.deps {
-                out.push_str(&format!("deps {}\n", hex(deps)));
+                let _ = writeln!(out, "deps {}", hex(deps));
             }
         }
         out.into_bytes()
@@ -233,7 +239,7 @@ impl Manifest {
     /// The first candidate that holds now; `known` has the sums of files that did not
     /// change.
     pub fn find(&self, known: &Sums) -> Option<&Candidate> {
-        let mut sums = HashMap::new();
+        let mut sums = FxMap::default();
         self.candidates.iter().find(|c| c.holds(&mut sums, known))
     }
 
@@ -249,11 +255,11 @@ impl Manifest {
 impl Candidate {
     /// Whether every fact is still true, the cheap ones checked first; `sums` keeps the
     /// files' sums across candidates.
-    fn holds<'a>(&'a self, sums: &mut HashMap<&'a str, Option<[u8; 32]>>, known: &Sums) -> bool {
+    fn holds<'a>(&'a self, sums: &mut FxMap<&'a str, Option<[u8; 32]>>, known: &Sums) -> bool {
         let ident = |p: &str| fs::metadata(p).ok().map(|m| Ident::of(&m));
         // Whether each listed directory is as it was, and whether it is a file now, once
         // asked.
-        let mut seen: HashMap<usize, (bool, bool)> = HashMap::new();
+        let mut seen: FxMap<usize, (bool, bool)> = FxMap::default();
         let mut listed = |k: usize| {
             *seen.entry(k).or_insert_with(|| match self.facts.get(k) {
                 Some((d, Fact::Listed(i))) => {
@@ -414,10 +420,10 @@ pub fn names(content: &[u8]) -> Option<(Vec<(String, Named)>, bool)> {
         };
         out.push((name, named));
     }
-    if memchr::memmem::find(content, b"__has_embed").is_some() {
+    if finder(HAS_EMBED).find(content).is_some() {
         return None;
     }
-    for at in memchr::memmem::find_iter(content, b"__has_include") {
+    for at in finder(HAS_INCLUDE).find_iter(content) {
         let mut rest = &content[at + b"__has_include".len()..];
         let next = rest.starts_with(b"_next");
         if next {
@@ -452,6 +458,31 @@ fn operand(s: &[u8]) -> Option<(String, bool)> {
         return None;
     }
     Some((String::from_utf8(s[1..1 + len].to_vec()).ok()?, quoted))
+}
+
+const HAS_EMBED: usize = 0;
+const HAS_INCLUDE: usize = 1;
+const PRAGMA_ONCE: usize = 2;
+const IMPORT: usize = 3;
+
+/// The searcher for one of the words every header read is searched for, made once per
+/// process: a kernel unit reads hundreds of headers.
+fn finder(which: usize) -> &'static memchr::memmem::Finder<'static> {
+    use memchr::memmem::Finder;
+    static FINDERS: std::sync::LazyLock<[Finder<'static>; 4]> = std::sync::LazyLock::new(|| {
+        ["__has_embed", "__has_include", "pragma once", "import"].map(Finder::new)
+    });
+    &FINDERS[which]
+}
+
+/// `path` without its `.` components, which name the same file lexically.
+fn without_dots(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| *p != "." && !p.is_empty())
+        .collect();
+    format!("{}{}", if rooted { "/" } else { "" }, parts.join("/"))
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -499,9 +530,9 @@ pub struct Recorder<'a> {
 struct Facts {
     list: Vec<(String, Fact)>,
     /// Index in `list` of each path's fact.
-    at: HashMap<String, usize>,
+    at: FxMap<String, usize>,
     /// Directories found missing, walking up from a lookup.
-    missing: std::collections::HashSet<String>,
+    missing: FxSet<String>,
     /// Set when a fact cannot be trusted: no candidate then.
     broken: bool,
 }
@@ -527,7 +558,7 @@ impl Recorder<'_> {
         to_read.extend(entered.iter().map(|(p, _)| p.clone()));
         // What each file entered (the source's: from the source or the command line),
         // for includes whose names macros make.
-        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut children: FxMap<&str, Vec<&str>> = FxMap::default();
         for (path, parent) in entered {
             let parent = parent.map_or(source, |i| entered[i].0.as_str());
             children.entry(parent).or_default().push(path);
@@ -542,7 +573,10 @@ impl Recorder<'_> {
             }
         }
         let mut found_only = Vec::new();
-        let mut once_sizes = std::collections::HashSet::new();
+        // Names already looked for along the chain: those places depend on the name
+        // alone, and a kernel unit names `linux/types.h` in hundreds of headers.
+        let mut chained = FxSet::default();
+        let mut once_sizes = FxSet::default();
         let mut k = 0;
         while k < to_read.len() {
             let path = to_read[k].clone();
@@ -560,8 +594,8 @@ impl Recorder<'_> {
                 return None;
             }
             facts.set(path.clone(), fact);
-            if memchr::memmem::find(&content, b"pragma once").is_some()
-                || memchr::memmem::find(&content, b"import").is_some()
+            if finder(PRAGMA_ONCE).find(&content).is_some()
+                || finder(IMPORT).find(&content).is_some()
             {
                 once_sizes.insert(content.len() as u64);
             }
@@ -582,7 +616,9 @@ impl Recorder<'_> {
                 if named == Named::Quoted {
                     places.push(join(dir_of(&path), &name));
                 }
-                places.extend(self.chain.iter().map(|d| join(d, &name)));
+                if chained.insert(name.clone()) {
+                    places.extend(self.chain.iter().map(|d| join(d, &name)));
+                }
                 for place in places {
                     if let Some(found) = self.look(place, &mut facts) {
                         found_only.push(found);
@@ -594,7 +630,19 @@ impl Recorder<'_> {
         // of one read that `#pragma once` or `#import` skipped): what they include does
         // not matter, but a possible copy must stay one. A copy has the size of a file
         // that was read once-only.
+        // Most found files were read, often under another spelling (`./include/x.h`
+        // entered, `include/x.h` found): those are known by their content already.
+        let read: FxSet<String> = match once_sizes.is_empty() {
+            true => Default::default(),
+            false => (facts.list.iter())
+                .filter(|(_, f)| matches!(f, Fact::Content(_) | Fact::Stat(_)))
+                .map(|(p, _)| without_dots(p))
+                .collect(),
+        };
         for path in found_only {
+            if once_sizes.is_empty() || read.contains(&without_dots(&path)) {
+                continue;
+            }
             let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(u64::MAX);
             if once_sizes.contains(&size) {
                 let fact = self.read(&path, &mut content)?;
@@ -615,15 +663,21 @@ impl Recorder<'_> {
     /// the sum of its content (left in `content`). `None` when it cannot be read, changed
     /// since the preprocessor started, or uses the time macros.
     fn read(&self, path: &str, content: &mut Vec<u8>) -> Option<Fact> {
-        let mut file = fs::File::open(path).ok()?;
+        let file = fs::File::open(path).ok()?;
         content.clear();
-        std::io::Read::read_to_end(&mut file, content).ok()?;
+        // Through `take`, as `pragmas::loses_pragma` reads: a `File` would ask for its size
+        // first, two calls more per header; the identity is asked after the read, so a
+        // change made meanwhile shows as recent.
+        (&file).take(u64::MAX).read_to_end(content).ok()?;
         let ident = Ident::of(&file.metadata().ok()?);
         if ident.recent(self.started_ns) || crate::toolchain::pragmas::uses_time_macros(content) {
             return None;
         }
         Some(if self.under_system(path) {
             Fact::Stat(ident)
+        } else if let Some(sum) = self.sums.remembered(path, &ident) {
+            // Hashed by an earlier job of the build: the same version.
+            Fact::Content(sum)
         } else {
             let sum = *blake3::hash(content).as_bytes();
             self.sums.remember(path, &ident, &sum);
@@ -641,6 +695,16 @@ impl Recorder<'_> {
     fn look(&self, path: String, facts: &mut Facts) -> Option<String> {
         if !self.under_system(&path) {
             if facts.at.contains_key(&path) {
+                return None;
+            }
+            // Under a directory already found missing nothing is there, and what stands for
+            // the name is that directory's nearest existing ancestor: no call needed (most
+            // of a kernel unit's lookups are in the `-I` directories that lack `linux/`).
+            if facts.missing.contains(dir_of(&path)) {
+                let fact = self
+                    .absent_in(&path, facts)
+                    .map_or(Fact::Exists(false), Fact::Under);
+                facts.set(path, fact);
                 return None;
             }
             // Mostly nothing is there: `lstat` says so in one call.

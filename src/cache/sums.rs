@@ -63,8 +63,7 @@ impl Sums {
     /// The sum of the file at `path` now; `None` when it cannot be read.
     pub fn sum(&self, path: &str) -> Option<[u8; 32]> {
         let ident = std::fs::metadata(path).ok().map(|m| Ident::of(&m))?;
-        let key = slot_key(path, &ident);
-        if let Some(sum) = self.find(&key) {
+        if let Some(sum) = self.remembered(path, &ident) {
             return Some(sum);
         }
         let mut file = File::open(path).ok()?;
@@ -74,6 +73,11 @@ impl Sums {
         let sum = *blake3::hash(&content).as_bytes();
         self.remember(path, &now, &sum);
         Some(sum)
+    }
+
+    /// The sum remembered for `path` in the version `ident`, if any.
+    pub fn remembered(&self, path: &str, ident: &Ident) -> Option<[u8; 32]> {
+        self.find(&slot_key(path, ident))
     }
 
     /// Keeps `sum` as the sum of `path` in the version `ident`, unless that version is

@@ -355,13 +355,13 @@ impl Cached {
     }
 
     /// Adds this result to the manifest of the command, for direct mode.
-    fn remember(&self) {
-        let Some((key, candidate)) = &self.direct else {
+    fn remember(self) {
+        let Some((key, candidate)) = self.direct else {
             return;
         };
-        let mut m = self.cache.get_manifest(key).unwrap_or_default();
-        m.add(candidate.clone());
-        if let Err(e) = self.cache.put_manifest(key, &m) {
+        let mut m = self.cache.get_manifest(&key).unwrap_or_default();
+        m.add(candidate);
+        if let Err(e) = self.cache.put_manifest(&key, &m) {
             log::info!("cannot store a manifest in the cache: {e}");
         }
     }
