@@ -487,3 +487,46 @@ fn a_remembered_analysis_holds_only_while_its_search_chain_is_the_same() {
     assert!(has("d/t.h") && !has("c/t.h"), "a duplicate");
     server.clean_up();
 }
+
+/// The reply to a command depends on that command alone, not on what other compilers the
+/// build asked about before (a daemon's cache keys the reply): a job whose compiler has
+/// other system directories (here through `--sysroot`) adds no link to the replies of
+/// the jobs after it.
+#[test]
+fn a_reply_is_the_same_whatever_was_asked_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let w = |p: &str, s: &str| write(&root, p, s);
+    w("src/main.c", "#include <stdio.h>\n#include \"a.h\"\n");
+    w("src/a.h", "");
+    w("src/other.c", "#include \"a.h\"\n");
+    w("sysroot/usr/include/sr.h", "");
+    let src = root.join("src");
+    let cwd = src.to_str().unwrap();
+    let sysroot = format!("--sysroot={}", root.join("sysroot").display());
+    let plain = words("gcc -O2 -c main.c");
+    let other: Vec<String> = ["gcc", &sysroot, "-c", "other.c"]
+        .map(String::from)
+        .to_vec();
+    // The paths under the root of each server.
+    let reply = |server: &IncludeServer, argv: &[String]| -> Vec<String> {
+        let root = server.client_root();
+        let mut r: Vec<String> = (server.answer(cwd, argv).unwrap().into_iter())
+            .map(|p| p[root.len()..].to_string())
+            .collect();
+        r.sort();
+        r
+    };
+    let alone = IncludeServer::new().unwrap();
+    let want = reply(&alone, &plain);
+    alone.clean_up();
+    assert!(want.contains(&"/usr/include".to_string()), "{want:?}");
+    let after = IncludeServer::new().unwrap();
+    let theirs = reply(&after, &other);
+    assert!(
+        theirs.iter().any(|p| p.ends_with("/sysroot/usr/include")),
+        "{theirs:?}"
+    );
+    assert_eq!(reply(&after, &plain), want);
+    after.clean_up();
+}

@@ -266,7 +266,23 @@ impl Mirror {
         {
             g.needs(p, &mut links, &mut dirs);
         }
-        reply.extend(g.system_links.iter().cloned());
+        // The system links this command goes through, not every one the generation made
+        // (other compilers' own directories, another `--sysroot`): the reply must not
+        // depend on what the build asked before. In name order, which is the same
+        // whatever order they were made in.
+        let root_len = g.root.len();
+        let mut system: Vec<String> = (g.system_links.iter())
+            .filter(|l| {
+                let d = &l[root_len..];
+                (closure.system_dirs.iter())
+                    .chain(&closure.paths)
+                    .chain(closure.files.iter().map(|f| &f.realpath))
+                    .any(|p| under(p, d))
+            })
+            .cloned()
+            .collect();
+        system.sort();
+        reply.extend(system);
         reply.extend(links);
         for dir in dirs {
             let forcing = format!("{dir}/{FORCING_FILE}");
