@@ -35,6 +35,16 @@ pub(crate) fn ensure_dir(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 
+/// Takes an exclusive `flock` on `f`; closing `f` lets it go.
+pub(crate) fn lock_exclusive(f: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: locks a descriptor that `f` holds open.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Everything written to `file` (a child's output file, the child finished), whatever the
 /// file's position.
 pub(crate) fn read_whole(file: &std::fs::File) -> std::io::Result<Vec<u8>> {

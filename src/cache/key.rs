@@ -131,7 +131,7 @@ fn file_ident(m: &std::fs::Metadata) -> Vec<u8> {
 /// The memo `name` of `dir/compilers/`, made by `make` when it is missing (or not
 /// `valid`), by one process at a time: the jobs a build starts together would otherwise
 /// all run and read the compiler at once, the first time.
-fn memoized(
+pub fn memoized(
     dir: &Path,
     name: &str,
     valid: impl Fn(&[u8]) -> bool,
@@ -151,7 +151,7 @@ fn memoized(
             .open(memos.join(".lock"))
     });
     // Without the lock (a cache that cannot be written), each makes its own.
-    let _held = lock.ok().filter(|f| super::stats::lock(f).is_ok());
+    let _held = lock.ok().filter(|f| crate::lock_exclusive(f).is_ok());
     if let Some(k) = kept() {
         return Ok(k);
     }

@@ -7,7 +7,6 @@
 //! exact by each trim of a directory, which measures what is there.
 
 use std::fmt;
-use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -104,7 +103,7 @@ impl Stats {
             .mode(0o666)
             .open(file)?;
         // Held until `f` is closed, on return.
-        lock(&f)?;
+        crate::lock_exclusive(&f)?;
         // Read as bytes: a damaged file is counters lost, not a cache that stops storing.
         let mut bytes = Vec::new();
         f.read_to_end(&mut bytes)?;
@@ -137,16 +136,6 @@ impl Stats {
         }
         sum
     }
-}
-
-/// Takes an exclusive `flock` on `f`; closing `f` lets it go.
-pub(super) fn lock(f: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: locks a descriptor that `f` holds open.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Sizes as people read them: `1.2 MiB`.

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::cache::{self, Cached, Looked};
+use super::compiler::Ours;
 use super::config::Config;
 use super::local::{compile_held, compile_here, compile_now, critique};
 use super::outputs::write_output;
@@ -25,6 +26,7 @@ use crate::farm::hosts::{HostSpec, Transport};
 use crate::farm::lock::{self, Slot};
 use crate::farm::pick::Farm;
 use crate::farm::state::Phase;
+use crate::toolchain::identity::Identity;
 use crate::wire::{ProtocolError, Reply};
 
 /// What the last host tried came to, for the end of the journey.
@@ -35,6 +37,9 @@ enum LastTry {
     /// The host answered that it cannot run the compile: the exit code that stands for
     /// it (110 compiler missing, 113 refused) and what the host said.
     Cannot(i32, Vec<u8>),
+    /// The host's compiler is not the one this machine would run (or this build found so
+    /// before): what to say about it.
+    OtherCompiler(String),
 }
 
 /// Where one attempt leaves the job.
@@ -57,6 +62,8 @@ struct Journey<'a> {
     to_store: Option<(Box<Cached>, Reply)>,
     /// The include server's answer, asked before the first host for the cache's key.
     planned: Option<Plan>,
+    /// This machine's compiler for the job, for the compiler check.
+    ours: Ours,
 }
 
 /// Compiles a distributable job somewhere and returns the exit code.
@@ -79,10 +86,17 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
         cached: None,
         to_store: None,
         planned: None,
+        ours: Ours::default(),
     };
     if let Some(e) = &journey.farm.list_error {
         log::warn!("{e}");
         return journey.here();
+    }
+    let mut last = LastTry::Nothing;
+    if cfg.compiler_check {
+        if let Some(skipped) = journey.skip_other_compilers(&mut hosts) {
+            last = skipped;
+        }
     }
     // With the cache, what the key is made of comes first: in plain mode the text, in
     // pump mode the include server's answer.
@@ -126,7 +140,6 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
             }
         }
     }
-    let mut last = LastTry::Nothing;
     // Only before the first host tried, and not when the list names this machine (a job
     // compiled here needs no separate preprocessing): preprocess while every slot is busy.
     // Never in pump mode, where the host preprocesses.
@@ -260,6 +273,11 @@ impl<'a> Journey<'a> {
             None => remote::compile_remote(job, host, &self.farm, cfg, io_timeout, progress, ready),
         };
         let deps = plan.as_ref().and_then(|p| p.deps.as_deref());
+        if let Ok(reply) = &result {
+            if let Some(why) = self.other_compiler(host, reply) {
+                return Attempt::Next(why);
+            }
+        }
         match result {
             Ok(reply) if reply.status == 0 => Attempt::Done(self.succeeded(host, reply, deps)),
             Ok(reply) => {
@@ -394,6 +412,57 @@ impl<'a> Journey<'a> {
         local
     }
 
+    /// Whether `reply` comes from a compiler other than the one this machine would run
+    /// (our daemon says which it ran; distcc 3.4's says nothing and is trusted). The user
+    /// hears it once per build, and the build's other jobs skip the host.
+    fn other_compiler(&mut self, host: &HostSpec, reply: &Reply) -> Option<LastTry> {
+        if !self.cfg.compiler_check {
+            return None;
+        }
+        let theirs = Identity::from_wire(reply.compiler.clone()?);
+        let (ours, digest) = self.ours.get(self.job, self.cfg)?;
+        if *ours == theirs {
+            return None;
+        }
+        let what = format!(
+            "its compiler is not this machine's: {}",
+            theirs.against(ours)
+        );
+        self.farm.note_other_compiler(host, digest);
+        if self.farm.first_to_say(host, &what) {
+            log::warn!(
+                "{}: {what}; its results are not used (DISTCC_COMPILER_CHECK=off uses them)",
+                host.spec
+            );
+        }
+        Some(LastTry::OtherCompiler(format!("{}: {what}", host.spec)))
+    }
+
+    /// Drops from `hosts` those this build found to have another compiler than the one
+    /// this job would run here; says so when it dropped any.
+    fn skip_other_compilers(&mut self, hosts: &mut Vec<HostSpec>) -> Option<LastTry> {
+        let noted: Vec<Option<String>> =
+            hosts.iter().map(|h| self.farm.other_compiler(h)).collect();
+        if noted.iter().all(Option::is_none) {
+            return None;
+        }
+        let ours = self.ours.get(self.job, self.cfg)?.1.clone();
+        let mut skipped = None;
+        let mut noted = noted.into_iter();
+        hosts.retain(|h| {
+            let other = noted.next().flatten().as_deref() == Some(ours.as_str());
+            if other {
+                log::debug!("skipping {}: its compiler is not this machine's", h.spec);
+                skipped = Some(LastTry::OtherCompiler(format!(
+                    "{}: its compiler is not this machine's",
+                    h.spec
+                )));
+            }
+            !other
+        });
+        skipped
+    }
+
     /// Tells the user, once per build, what a host said when it could not run the compile
     /// (the compiler is missing there, or not allowed). That is no fault of the host's
     /// network or daemon, so it is not backed off: other jobs may use it.
@@ -436,6 +505,10 @@ impl<'a> Journey<'a> {
                     let _ = io::stderr().write_all(&stderr);
                     code
                 }
+                LastTry::OtherCompiler(said) => {
+                    log::error!("{said}");
+                    exitcode::COMPILER_MISSING
+                }
                 LastTry::Nothing | LastTry::Broken(_) => exitcode::NO_HOSTS,
             };
         }
@@ -446,6 +519,8 @@ impl<'a> Journey<'a> {
             LastTry::Cannot(..) | LastTry::Nothing => {
                 log::warn!("failed to distribute, running locally instead")
             }
+            // Said once per build already.
+            LastTry::OtherCompiler(said) => log::debug!("{said}; compiling {input} here"),
         }
         self.here()
     }

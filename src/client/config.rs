@@ -58,6 +58,9 @@ pub struct Config {
     pub cache: Option<CacheConfig>,
     /// `SOURCE_DATE_EPOCH`: what `__DATE__` and `__TIME__` stand for, when set.
     pub source_date_epoch: Option<OsString>,
+    /// `DISTCC_COMPILER_CHECK` not `off` (or `0`): a result from a host whose compiler
+    /// is not the one this machine would run is not used.
+    pub compiler_check: bool,
 }
 
 /// Where the compile cache is and how large it may grow.
@@ -169,6 +172,10 @@ impl Config {
             },
             cache: cache_config(&vars),
             source_date_epoch: vars.os("SOURCE_DATE_EPOCH"),
+            compiler_check: !matches!(
+                vars.text("DISTCC_COMPILER_CHECK").as_deref(),
+                Some("off" | "0")
+            ),
         }
     }
 }

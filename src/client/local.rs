@@ -121,6 +121,7 @@ pub(super) fn compile_held(argv: &[String], input: &str, output: &str) -> (i32, 
         output: object,
         deps: None,
         from_cache: false,
+        compiler: None,
     };
     (code, Some(reply))
 }

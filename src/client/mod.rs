@@ -11,6 +11,7 @@ pub mod config;
 
 mod build;
 mod cache;
+mod compiler;
 mod local;
 mod outputs;
 mod preprocess;
@@ -95,6 +96,7 @@ Environment variables:
    DISTCC_SSH                 Command to run to open SSH connections.
    DISTCC_DIR                 Directory for host list and locks.
    DISTCC_FALLBACK=0          Fail instead of compiling locally.
+   DISTCC_COMPILER_CHECK=off  Use hosts whose compiler differs from ours.
    DISTCC_CACHE_DIR           Keep results in this compile cache.
    DISTCC_CACHE=1             Keep results in ~/.cache/distcc.
    DISTCC_CACHE_SIZE          The cache's size limit (default 5G).

@@ -151,11 +151,7 @@ pub(super) fn compile_remote<'a>(
     // Buffered: the reply's headers then take one read, not one each.
     let mut reply = io::BufReader::with_capacity(16 << 10, &mut stream);
     let mut got = Reply::read(&mut reply, host.version, &Limits::default())?;
-    // Only for the cache's counters: distcc 3.4's daemon sends no note, and closes the
-    // connection a moment later, which this waits for.
-    if cfg.cache.is_some() && got.status == 0 {
-        got.read_note(&mut reply);
-    }
+    read_notes(&mut got, &mut reply, cfg);
     Ok(got)
 }
 
@@ -186,7 +182,18 @@ pub(super) fn compile_pump(
     stream.write_all(&request).map_err(ProtocolError::Io)?;
     progress.note(Phase::Compile);
     let mut reply = io::BufReader::with_capacity(16 << 10, &mut stream);
-    Ok(Reply::read(&mut reply, Version::Pump, &Limits::default())?)
+    let mut got = Reply::read(&mut reply, Version::Pump, &Limits::default())?;
+    read_notes(&mut got, &mut reply, cfg);
+    Ok(got)
+}
+
+/// Reads our daemon's notes after `got` when something needs them: the compiler check
+/// (every reply) and the cache's counters (a success). distcc 3.4's daemon sends none and
+/// closes the connection a moment later, which this waits for.
+fn read_notes(got: &mut Reply, reply: &mut impl io::Read, cfg: &Config) {
+    if cfg.compiler_check || (cfg.cache.is_some() && got.status == 0) {
+        got.read_note(reply);
+    }
 }
 
 /// The command line a host compiles the job's text with.

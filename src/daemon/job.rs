@@ -41,6 +41,7 @@ use crate::cmdline::policy::{self, Compilers, Refusal};
 use crate::exitcode;
 use crate::logging::argv_to_string;
 use crate::toolchain::debuginfo::{self, ProducerFix};
+use crate::toolchain::identity::{self, Identity};
 use crate::toolchain::lookup;
 use crate::wire::{self, Limits, ProtocolError, Reply, DOTI};
 
@@ -236,6 +237,13 @@ fn resolve_program(name: &str, cfg: &JobConfig) -> Result<PathBuf, String> {
         .map_err(|nf| format!("{}: {nf}", nix::errno::Errno::ENOENT.desc()))?;
     log::debug!("compiler {name} is {}", found.display());
     Ok(found)
+}
+
+/// What the compiler `program` says it is, for the client to compare with its own (see
+/// `toolchain::identity`); `None` when it cannot be asked. Asked only after a success: a
+/// compiler that failed or was stopped is not made to run again.
+fn identity_of(program: &str, cfg: &JobConfig) -> Option<Arc<Identity>> {
+    identity::remembered(&resolve_program(program, cfg).ok()?)
 }
 
 /// The reply for a compiler that could not be started: distcc's "compiler missing" status
@@ -664,7 +672,9 @@ fn run_pump_job(
                         .map(|c| c.input().to_string())
                         .unwrap_or_default();
                     drop(req.root);
-                    return answer_from_cache(stream, wire::Version::Pump, req.argv, input, entry);
+                    let identity = keyed.compiler.to_str().and_then(|c| identity_of(c, cfg));
+                    let (version, argv) = (wire::Version::Pump, req.argv);
+                    return answer_from_cache(stream, version, argv, input, entry, identity);
                 }
                 pumpcache::Looked::Miss(pending) => pending,
             }
@@ -717,6 +727,7 @@ fn run_pump_job(
         output: Vec::new(),
         deps,
         from_cache: false,
+        compiler: None,
     };
     let version = wire::Version::Pump;
     match object {
@@ -726,7 +737,11 @@ fn run_pump_job(
         }
         None => reply.write(stream, version)?,
     }
-    Reply::write_note(stream, false).map_err(ProtocolError::Io)?;
+    let identity = (compiled.status == 0)
+        .then(|| identity_of(&job.cmd[0], cfg))
+        .flatten();
+    let identity = identity.as_deref().map(Identity::text);
+    Reply::write_note(stream, false, identity).map_err(ProtocolError::Io)?;
     // Stored once the client has its answer.
     if let Some((facts, pending, object)) = to_store {
         let entry = Entry {
@@ -769,7 +784,8 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
             cache.count(key, Counter::HitDaemon);
             let input = req.compile.map(|c| c.input().to_string());
             let input = input.unwrap_or_default();
-            return answer_from_cache(stream, req.version, req.argv, input, entry);
+            let (argv, identity) = (req.argv, identity_of(&cmd[0], cfg));
+            return answer_from_cache(stream, req.version, argv, input, entry, identity);
         }
         cache.count(key, Counter::Miss);
     }
@@ -804,6 +820,7 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         output: Vec::new(),
         deps: None,
         from_cache: false,
+        compiler: None,
     };
     match object {
         Some(mut file) => {
@@ -812,7 +829,11 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         }
         None => reply.write(stream, version)?,
     }
-    Reply::write_note(stream, false).map_err(ProtocolError::Io)?;
+    let identity = (compiled.status == 0)
+        .then(|| identity_of(&cmd[0], cfg))
+        .flatten();
+    let identity = identity.as_deref().map(Identity::text);
+    Reply::write_note(stream, false, identity).map_err(ProtocolError::Io)?;
     // Stored once the client has its answer.
     if let (Some((cache, key)), Some(object)) = (cached, to_store) {
         let entry = Entry {
@@ -877,6 +898,7 @@ fn answer_from_cache(
     mut argv: Vec<String>,
     input: String,
     entry: Entry,
+    identity: Option<Arc<Identity>>,
 ) -> Result<Done, JobError> {
     log::info!("{input}: answered from the cache");
     let reply = Reply {
@@ -886,9 +908,11 @@ fn answer_from_cache(
         output: entry.object,
         deps: entry.deps,
         from_cache: true,
+        compiler: None,
     };
     reply.write(stream, version)?;
-    Reply::write_note(stream, true).map_err(ProtocolError::Io)?;
+    let identity = identity.as_deref().map(Identity::text);
+    Reply::write_note(stream, true, identity).map_err(ProtocolError::Io)?;
     Ok(Done {
         status: 0,
         killed: false,

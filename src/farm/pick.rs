@@ -6,6 +6,8 @@
 //! Connecting to the host chosen is `net`'s business; what to do when it fails, the client's.
 
 use std::fs;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -138,19 +140,61 @@ impl Farm {
     /// A build is the process group that runs us (`make` and its children, which a shell
     /// puts in a group of their own), so that each build hears it once, not each job.
     pub fn first_to_say(&self, host: &HostSpec, what: &str) -> bool {
+        self.note_for_build("said", host, what)
+    }
+
+    /// Records, for the rest of this build, that `host`'s compiler is not the one whose
+    /// identity digest is `ours`, so that the build's other jobs skip the host (see
+    /// [`Farm::first_to_say`] for what a build is).
+    pub fn note_other_compiler(&self, host: &HostSpec, ours: &str) {
+        self.note_for_build("compiler", host, ours);
+    }
+
+    /// The digest of the compiler this build found `host`'s compiler is not, if any.
+    pub fn other_compiler(&self, host: &HostSpec) -> Option<String> {
+        let dir = self.dir.as_ref()?;
+        let mut file = fs::File::open(note_path(dir, "compiler", host)).ok()?;
+        // Read under the lock that writers hold (`note_for_build`).
+        crate::lock_exclusive(&file).ok()?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).ok()?;
+        let (build, what) = text.split_once('\n')?;
+        (build == nix::unistd::getpgrp().to_string()).then(|| what.to_string())
+    }
+
+    /// Makes `host`'s note `kind` hold `what` for this build; whether it did not already
+    /// (true without a directory for notes). Under a lock: of the jobs of a build that
+    /// find the same thing at once, one is the first.
+    fn note_for_build(&self, kind: &str, host: &HostSpec, what: &str) -> bool {
         let Some(dir) = &self.dir else {
             return true;
         };
-        let path = dir.join(format!("said_{}", lock::host_key(host)));
         let note = format!("{}\n{what}", nix::unistd::getpgrp());
-        if fs::read_to_string(&path).is_ok_and(|said| said == note) {
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(note_path(dir, kind, host));
+        let Ok(mut file) = file else {
+            return true;
+        };
+        let _ = crate::lock_exclusive(&file);
+        let mut said = String::new();
+        let _ = file.read_to_string(&mut said);
+        if said == note {
             return false;
         }
-        // Written whole through a rename, so that a reader never sees half of it.
-        let tmp = path.with_extension(format!("{}", std::process::id()));
-        let _ = fs::write(&tmp, &note).and_then(|()| fs::rename(&tmp, &path));
+        let _ = file
+            .write_all_at(note.as_bytes(), 0)
+            .and_then(|()| file.set_len(note.len() as u64));
         true
     }
+}
+
+/// Where `host`'s note `kind` is kept.
+fn note_path(dir: &Path, kind: &str, host: &HostSpec) -> PathBuf {
+    dir.join(format!("{kind}_{}", lock::host_key(host)))
 }
 
 /// The slot owners of `hosts`: each host's lock key and its number of slots.

@@ -35,9 +35,14 @@ pub const EMSG: Token = *b"EMSG";
 /// Our daemon's note after each reply: 1 when the result came from its cache, 0 when it
 /// compiled. distcc 3.4's client stops reading at the reply's end and never sees it.
 pub const HITC: Token = *b"HITC";
+/// Our daemon's second note: the identity of the compiler it ran (or whose result its
+/// cache kept), as `toolchain::identity` makes it, for the client to compare with its own.
+pub const CCID: Token = *b"CCID";
 
 /// The longest `EMSG` text read.
 const MAX_EMSG: usize = 4096;
+/// The longest `CCID` note sent or read (gcc's configure line is about 1.5 KB).
+pub const MAX_CCID: usize = 8192;
 
 /// The protocol versions. Version 0, which distcc 3.4 quietly treats as 1, is refused on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,6 +266,7 @@ fn token_name(t: &Token) -> &'static str {
         b"ARGC" => "ARGC",
         b"ARGV" => "ARGV",
         b"DOTI" => "DOTI",
+        b"CCID" => "CCID",
         b"DONE" => "DONE",
         b"STAT" => "STAT",
         b"SERR" => "SERR",

@@ -1,8 +1,9 @@
 //! Replies: `DONE`, the status in `STAT`, the compiler's stderr and stdout (`SERR`, `SOUT`)
 //! and the object (`DOTO`), which a failed compile never carries; or, from our daemon, the
 //! reason it will not run the request (`EMSG`). In protocol 3 a successful reply ends with
-//! the dependency file (`DOTD`). After the reply our daemon adds a note, `HITC`, which
-//! says whether the result came from its cache.
+//! the dependency file (`DOTD`). After the reply our daemon adds notes: `HITC`, which
+//! says whether the result came from its cache, and `CCID`, the identity of its compiler.
+//! distcc 3.4's client stops reading at the reply's end and never sees them.
 
 use std::io::{self, Read, Write};
 
@@ -23,6 +24,8 @@ pub struct Reply {
     /// Our daemon answered from its cache (its `HITC` note, read by [`Reply::read_note`];
     /// not part of the reply itself).
     pub from_cache: bool,
+    /// What our daemon said its compiler is (its `CCID` note); `None` from distcc 3.4.
+    pub compiler: Option<String>,
 }
 
 impl Reply {
@@ -83,17 +86,36 @@ impl Reply {
             output,
             deps,
             from_cache: false,
+            compiler: None,
         })
     }
 
-    /// Our daemon's note after the reply ([`HITC`]), sent after every reply.
-    pub fn write_note(w: &mut impl Write, from_cache: bool) -> io::Result<()> {
-        w.write_all(&header(HITC, u32::from(from_cache)))
+    /// Our daemon's notes after the reply ([`HITC`], then [`CCID`] when it knows its
+    /// compiler), sent after every reply.
+    pub fn write_note(
+        w: &mut impl Write,
+        from_cache: bool,
+        compiler: Option<&str>,
+    ) -> io::Result<()> {
+        let mut notes = header(HITC, u32::from(from_cache)).to_vec();
+        if let Some(text) = compiler.filter(|t| t.len() <= MAX_CCID) {
+            notes.extend_from_slice(&header(CCID, text.len() as u32));
+            notes.extend_from_slice(text.as_bytes());
+        }
+        w.write_all(&notes)
     }
 
-    /// Reads the note after the reply into [`Reply::from_cache`]. distcc 3.4's daemon
-    /// sends none and closes the connection: then it stays false.
+    /// Reads the notes after the reply into [`Reply::from_cache`] and
+    /// [`Reply::compiler`]. distcc 3.4's daemon sends none and closes the connection:
+    /// then they stay false and `None`.
     pub fn read_note(&mut self, r: &mut impl Read) {
-        self.from_cache = matches!(read_header(r, HITC), Ok(1));
+        let Ok(hit) = read_header(r, HITC) else {
+            return;
+        };
+        self.from_cache = hit == 1;
+        self.compiler = read_header(r, CCID)
+            .and_then(|len| read_body(r, CCID, len, MAX_CCID))
+            .ok()
+            .map(|text| String::from_utf8_lossy(&text).into_owned());
     }
 }

@@ -135,6 +135,7 @@ fn replies_round_trip() {
             output: vec![0x7f, b'E', b'L', b'F', 0, 0, 0, 1],
             deps: None,
             from_cache: false,
+            compiler: None,
         };
         let mut bytes = Vec::new();
         reply.write(&mut bytes, v).unwrap();
@@ -154,6 +155,7 @@ fn failed_reply_never_carries_output() {
         output: b"junk".to_vec(),
         deps: None,
         from_cache: false,
+        compiler: None,
     };
     let mut bytes = Vec::new();
     reply.write(&mut bytes, Version::Plain).unwrap();

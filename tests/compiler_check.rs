@@ -1,0 +1,133 @@
+//! The compiler identity check: our daemon says after each reply which compiler it ran,
+//! and our client does not use a result from a compiler other than the one it would run
+//! here. It tells the user once per build, the build's other jobs skip that host, every
+//! object is still the local build's, and `DISTCC_COMPILER_CHECK=off` turns it off.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use common::*;
+
+fn cc() -> String {
+    format!("CC={OUR_DISTCC} gcc")
+}
+
+/// What a host's user sees of a mismatch.
+const TOLD: &str = "its compiler is not this machine's";
+
+/// A daemon whose `x86_64-linux-gnu-gcc` (the name our client sends for `gcc`) compiles
+/// with this machine's gcc but says, asked with `-v`, that it is gcc `version`.
+struct OtherHost {
+    daemon: Daemon,
+    _tools: tempfile::TempDir,
+    _whitelist: tempfile::TempDir,
+}
+
+impl OtherHost {
+    fn new(version: &str) -> OtherHost {
+        let tools = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(tools.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let fake = tools.path().join("x86_64-linux-gnu-gcc");
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\n\
+                 if [ \"$#\" = 1 ] && [ \"$1\" = -v ]; then\n\
+                 /usr/bin/x86_64-linux-gnu-gcc -v 2>&1 | \
+                 sed 's/^gcc version [0-9.]*/gcc version {version}/' >&2\n\
+                 exit 0\n\
+                 fi\n\
+                 exec /usr/bin/x86_64-linux-gnu-gcc \"$@\"\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let whitelist = whitelist_dir(&["gcc", "cc"]);
+        std::os::unix::fs::symlink(&fake, whitelist.path().join("x86_64-linux-gnu-gcc")).unwrap();
+        let path = format!("{}:/usr/bin:/bin", tools.path().display());
+        let daemon = Daemon::verbose_with(whitelist.path(), &[("DISTCCD_PATH", &path)]);
+        OtherHost {
+            daemon,
+            _tools: tools,
+            _whitelist: whitelist,
+        }
+    }
+}
+
+#[test]
+fn a_host_with_another_compiler_is_told_once_and_not_used() {
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    let other = OtherHost::new("99.1.0");
+    let hosts = other.daemon.host();
+    let out = project.make(&["-j4", &cc()], &[("DISTCC_HOSTS", &hosts)]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_same_outputs(&expected, &project.outputs());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches(TOLD).count(), 1, "{stderr}");
+    // Both compilers are named.
+    assert!(stderr.contains("gcc version 99.1.0"), "{stderr}");
+    assert!(stderr.contains("gcc version 12."), "{stderr}");
+    // The jobs that learnt it threw their result away; the others did not go there.
+    let there = other.daemon.compiled_ok();
+    assert!((1..=4).contains(&there), "{there} jobs compiled there");
+
+    // The next build (here the same process group) skips the host from the start.
+    let _ = project.make(&["clean"], &[]);
+    let out = project.make(&["-j4", &cc()], &[("DISTCC_HOSTS", &hosts)]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_same_outputs(&expected, &project.outputs());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(TOLD));
+    assert_eq!(other.daemon.compiled_ok(), there);
+
+    // Without a fallback, the job fails and says why.
+    let out = Command::new(OUR_DISTCC)
+        .args(["gcc", "-c", "fib.c", "-o", "fib.o"])
+        .current_dir(project.path())
+        .env("DISTCC_DIR", tempfile::tempdir().unwrap().path())
+        .env("DISTCC_HOSTS", &hosts)
+        .env("DISTCC_FALLBACK", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(110), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(TOLD),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn the_check_can_be_turned_off() {
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    let other = OtherHost::new("99.1.0");
+    let env = [
+        ("DISTCC_HOSTS", other.daemon.host()),
+        ("DISTCC_COMPILER_CHECK", "off".to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = project.make(&["-j4", &cc()], &env);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_same_outputs(&expected, &project.outputs());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(TOLD));
+    assert_eq!(other.daemon.wait_compiled(5), 5);
+}
+
+#[test]
+fn the_same_compiler_passes() {
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    let same = OtherHost::new("12.2.0");
+    let d = Daemon::ours(&[]);
+    for daemon in [&same.daemon, &d] {
+        let _ = project.make(&["clean"], &[]);
+        let out = project.make(&["-j4", &cc()], &[("DISTCC_HOSTS", &daemon.host())]);
+        assert!(out.status.success(), "{}", show(&out));
+        assert_same_outputs(&expected, &project.outputs());
+        assert!(!String::from_utf8_lossy(&out.stderr).contains(TOLD));
+        assert_eq!(daemon.wait_compiled(5), 5);
+    }
+}
