@@ -155,12 +155,9 @@ fn first_key<'a>(cache: &'a Cache, job: &Job, received: &mut Received) -> Option
         .map_err(|e| why_not(&format!("cannot identify {}: {e}", job.compiler.display())))
         .ok()?;
     // Each new set of flags that move the compiler's directories costs a memo and a run
-    // of the compiler, which clients choose: bounded.
-    let memos = std::fs::read_dir(cache.dir.join("compilers")).map_or(0, Iterator::count);
-    if memos > MAX_MEMOS {
-        why_not("too many compiler memos; --cache-clear empties them");
-        return None;
-    }
+    // of the compiler, which clients choose: bounded, the oldest going first, so that one
+    // client cannot fill the directory and leave every later job uncached.
+    prune_memos(&cache.dir.join("compilers"));
     let model = crate::include::cmdline::parse(job.argv).ok()?;
     if key::relative_sysroot(&model.probe_flags) {
         // The compiler's directories would be those of the job's directory, per job.
@@ -244,9 +241,35 @@ fn first_key<'a>(cache: &'a Cache, job: &Job, received: &mut Received) -> Option
     })
 }
 
-/// The most memos of compilers (`compilers/` in the cache) with which pump jobs are
-/// still looked up.
+/// The most memos of compilers (`compilers/` in the cache) kept: past it, the older half
+/// goes ([`prune_memos`]).
 const MAX_MEMOS: usize = 4096;
+
+/// Removes the older half of the memos in `dir` when it holds more than [`MAX_MEMOS`]
+/// (a memo removed is made again when asked for).
+fn prune_memos(dir: &std::path::Path) {
+    // Counted first: names alone, without a `stat` each.
+    if std::fs::read_dir(dir).map_or(0, Iterator::count) <= MAX_MEMOS {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut memos: Vec<(std::time::SystemTime, std::path::PathBuf)> = entries
+        .flatten()
+        .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    memos.sort();
+    let old = memos.len() / 2;
+    log::info!(
+        "removing the {old} oldest of {} compiler memos",
+        memos.len()
+    );
+    for (_, path) in &memos[..old] {
+        let _ = std::fs::remove_file(path);
+    }
+}
 
 /// A directory the job's command line has gcc search outside the root and the
 /// compiler's own trees (`own`), if any: one the sysroot prefixes (`=DIR`, `$SYSROOT`),
@@ -433,6 +456,30 @@ impl Pending<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn too_many_memos_lose_their_older_half() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for i in 0..MAX_MEMOS - 1 {
+            let path = dir.path().join(format!("m{i}"));
+            std::fs::write(&path, "").unwrap();
+            if i % 2 == 0 {
+                let f = std::fs::File::options().write(true).open(&path).unwrap();
+                f.set_modified(old).unwrap();
+            }
+        }
+        std::fs::write(dir.path().join(".lock"), "").unwrap();
+        let count = || std::fs::read_dir(dir.path()).unwrap().count();
+        prune_memos(dir.path());
+        assert_eq!(count(), MAX_MEMOS);
+        std::fs::write(dir.path().join("one more"), "").unwrap();
+        prune_memos(dir.path());
+        // The older half went: the files made an hour ago, and the lock stayed.
+        assert_eq!(count(), MAX_MEMOS / 2 + 1);
+        assert!(dir.path().join(".lock").exists());
+        assert!(dir.path().join("m1").exists() && !dir.path().join("m0").exists());
+    }
 
     #[test]
     fn what_makes_system_headers_is_seen() {
