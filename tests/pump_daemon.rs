@@ -149,10 +149,13 @@ fn exchange(d: &Daemon, cwd: &str, argv: &[String], files: &[PumpFile]) -> Vec<u
     read_all(&mut s)
 }
 
+/// What a job left in the daemon's `TMPDIR`: nothing but the daemon's memos of what its
+/// compilers are (`distccd-probe-UID`, kept across jobs on purpose).
 fn entries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("distccd-probe-"))
         .collect()
 }
 

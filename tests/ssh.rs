@@ -179,3 +179,42 @@ fn over_a_real_sshd_on_loopback() {
     assert!(!stderr.contains("locally"), "a job fell back:\n{stderr}");
     assert_same_outputs(&expected, &project.outputs());
 }
+
+/// distcc 3.4's client closes the pipe once it has read the reply: our daemon's notes
+/// after it (its cache, its compiler) go nowhere, and the job is still a success that the
+/// daemon's cache keeps.
+#[test]
+fn distcc_34_client_over_ssh_is_served_from_our_daemons_cache() {
+    require_distcc_34();
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    let (ssh, _) = fake_ssh(project.path());
+    let state = tempfile::tempdir().unwrap();
+    let (cache, log) = (state.path().join("cache"), state.path().join("distccd.log"));
+    let daemon = state.path().join("distccd-cached");
+    std::fs::write(
+        &daemon,
+        format!(
+            "#!/bin/sh\nexec {OUR_DISTCCD} \"$@\" --cache-dir {} --log-file {} --verbose\n",
+            cache.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&daemon, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let hosts = format!("bob@buildbox:{}", daemon.display());
+    let cc = format!("CC={DISTCC_34} gcc");
+    let env = [
+        ("DISTCC_HOSTS", hosts.as_str()),
+        ("DISTCC_SSH", ssh.to_str().unwrap()),
+    ];
+    for _ in 0..2 {
+        let _ = project.make(&["clean"], &[]);
+        let out = project.make(&["-j4", &cc], &env);
+        assert!(out.status.success(), "{}", show(&out));
+        assert_same_outputs(&expected, &project.outputs());
+    }
+    let log = std::fs::read_to_string(log).unwrap();
+    assert_eq!(log.matches("answered from the cache").count(), 5, "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+}

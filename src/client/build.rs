@@ -29,6 +29,9 @@ use crate::farm::state::Phase;
 use crate::toolchain::identity::Identity;
 use crate::wire::{ProtocolError, Reply};
 
+/// What a host with another compiler is told to have.
+const OTHER: &str = "its compiler is not this machine's";
+
 /// What the last host tried came to, for the end of the journey.
 enum LastTry {
     Nothing,
@@ -413,21 +416,21 @@ impl<'a> Journey<'a> {
     }
 
     /// Whether `reply` comes from a compiler other than the one this machine would run
-    /// (our daemon says which it ran; distcc 3.4's says nothing and is trusted). The user
-    /// hears it once per build, and the build's other jobs skip the host.
+    /// (our daemon says which it ran; distcc 3.4's says nothing and is trusted). With the
+    /// check on, the result is not used: the user hears it once per build, and jobs of
+    /// this compiler skip the host for a while. With it off, the result is used but not
+    /// kept in the cache, whose key names this machine's compiler.
     fn other_compiler(&mut self, host: &HostSpec, reply: &Reply) -> Option<LastTry> {
-        if !self.cfg.compiler_check {
-            return None;
-        }
         let theirs = Identity::from_wire(reply.compiler.clone()?);
         let (ours, digest) = self.ours.get(self.job, self.cfg)?;
         if *ours == theirs {
             return None;
         }
-        let what = format!(
-            "its compiler is not this machine's: {}",
-            theirs.against(ours)
-        );
+        if !self.cfg.compiler_check {
+            self.cached = None;
+            return None;
+        }
+        let what = format!("{OTHER}: {}", theirs.against(ours));
         self.farm.note_other_compiler(host, digest);
         if self.farm.first_to_say(host, &what) {
             log::warn!(
@@ -438,25 +441,19 @@ impl<'a> Journey<'a> {
         Some(LastTry::OtherCompiler(format!("{}: {what}", host.spec)))
     }
 
-    /// Drops from `hosts` those this build found to have another compiler than the one
-    /// this job would run here; says so when it dropped any.
+    /// Drops from `hosts` those found lately to have another compiler than the one this
+    /// job would run here; says so when it dropped any.
     fn skip_other_compilers(&mut self, hosts: &mut Vec<HostSpec>) -> Option<LastTry> {
-        let noted: Vec<Option<String>> =
-            hosts.iter().map(|h| self.farm.other_compiler(h)).collect();
-        if noted.iter().all(Option::is_none) {
+        if !self.farm.any_other_compiler() {
             return None;
         }
         let ours = self.ours.get(self.job, self.cfg)?.1.clone();
         let mut skipped = None;
-        let mut noted = noted.into_iter();
         hosts.retain(|h| {
-            let other = noted.next().flatten().as_deref() == Some(ours.as_str());
+            let other = self.farm.has_other_compiler(h, &ours);
             if other {
                 log::debug!("skipping {}: its compiler is not this machine's", h.spec);
-                skipped = Some(LastTry::OtherCompiler(format!(
-                    "{}: its compiler is not this machine's",
-                    h.spec
-                )));
+                skipped = Some(LastTry::OtherCompiler(format!("{}: {OTHER}", h.spec)));
             }
             !other
         });

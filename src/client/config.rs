@@ -58,8 +58,8 @@ pub struct Config {
     pub cache: Option<CacheConfig>,
     /// `SOURCE_DATE_EPOCH`: what `__DATE__` and `__TIME__` stand for, when set.
     pub source_date_epoch: Option<OsString>,
-    /// `DISTCC_COMPILER_CHECK` not `off` (or `0`): a result from a host whose compiler
-    /// is not the one this machine would run is not used.
+    /// `DISTCC_COMPILER_CHECK` not `off` (`0`, `no`, `false`, in any case): a result
+    /// from a host whose compiler is not the one this machine would run is not used.
     pub compiler_check: bool,
 }
 
@@ -172,10 +172,9 @@ impl Config {
             },
             cache: cache_config(&vars),
             source_date_epoch: vars.os("SOURCE_DATE_EPOCH"),
-            compiler_check: !matches!(
-                vars.text("DISTCC_COMPILER_CHECK").as_deref(),
-                Some("off" | "0")
-            ),
+            compiler_check: !vars.text("DISTCC_COMPILER_CHECK").is_some_and(|v| {
+                ["off", "0", "no", "false"].contains(&v.to_ascii_lowercase().as_str())
+            }),
         }
     }
 }

@@ -240,10 +240,23 @@ fn resolve_program(name: &str, cfg: &JobConfig) -> Result<PathBuf, String> {
 }
 
 /// What the compiler `program` says it is, for the client to compare with its own (see
-/// `toolchain::identity`); `None` when it cannot be asked. Asked only after a success: a
-/// compiler that failed or was stopped is not made to run again.
-fn identity_of(program: &str, cfg: &JobConfig) -> Option<Arc<Identity>> {
-    identity::remembered(&resolve_program(program, cfg).ok()?)
+/// `toolchain::identity`), asked with the `PATH` the compile had and kept beside the `-g`
+/// probe's results, which `--inetd` processes share; `None` when it cannot be asked.
+/// Asked only after a success: a compiler that failed or was stopped is not made to run
+/// again.
+fn identity_of(program: &str, cfg: &JobConfig) -> Option<Identity> {
+    let path = resolve_program(program, cfg).ok()?;
+    let dir = crate::toolchain::producer::cache_dir(cfg.tmp_root.as_ref());
+    identity::of_compiler(&path, dir.as_deref(), cfg.compiler_path.as_deref())
+}
+
+/// Our notes after a reply (see `wire::reply`). A client that stopped reading at the
+/// reply's end (distcc 3.4's, which may have closed the connection) loses nothing.
+fn write_notes(stream: &mut impl Write, from_cache: bool, identity: Option<Identity>) {
+    let identity = identity.as_ref().map(Identity::text);
+    if let Err(e) = Reply::write_note(stream, from_cache, identity) {
+        log::debug!("the notes after the reply were not sent: {e}");
+    }
 }
 
 /// The reply for a compiler that could not be started: distcc's "compiler missing" status
@@ -672,7 +685,8 @@ fn run_pump_job(
                         .map(|c| c.input().to_string())
                         .unwrap_or_default();
                     drop(req.root);
-                    let identity = keyed.compiler.to_str().and_then(|c| identity_of(c, cfg));
+                    let compiler = keyed.compiler.to_path_buf();
+                    let identity = move || compiler.to_str().and_then(|c| identity_of(c, cfg));
                     let (version, argv) = (wire::Version::Pump, req.argv);
                     return answer_from_cache(stream, version, argv, input, entry, identity);
                 }
@@ -740,8 +754,7 @@ fn run_pump_job(
     let identity = (compiled.status == 0)
         .then(|| identity_of(&job.cmd[0], cfg))
         .flatten();
-    let identity = identity.as_deref().map(Identity::text);
-    Reply::write_note(stream, false, identity).map_err(ProtocolError::Io)?;
+    write_notes(stream, false, identity);
     // Stored once the client has its answer.
     if let Some((facts, pending, object)) = to_store {
         let entry = Entry {
@@ -784,8 +797,8 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
             cache.count(key, Counter::HitDaemon);
             let input = req.compile.map(|c| c.input().to_string());
             let input = input.unwrap_or_default();
-            let (argv, identity) = (req.argv, identity_of(&cmd[0], cfg));
-            return answer_from_cache(stream, req.version, argv, input, entry, identity);
+            let identity = || identity_of(&cmd[0], cfg);
+            return answer_from_cache(stream, req.version, req.argv, input, entry, identity);
         }
         cache.count(key, Counter::Miss);
     }
@@ -832,8 +845,7 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
     let identity = (compiled.status == 0)
         .then(|| identity_of(&cmd[0], cfg))
         .flatten();
-    let identity = identity.as_deref().map(Identity::text);
-    Reply::write_note(stream, false, identity).map_err(ProtocolError::Io)?;
+    write_notes(stream, false, identity);
     // Stored once the client has its answer.
     if let (Some((cache, key)), Some(object)) = (cached, to_store) {
         let entry = Entry {
@@ -898,7 +910,7 @@ fn answer_from_cache(
     mut argv: Vec<String>,
     input: String,
     entry: Entry,
-    identity: Option<Arc<Identity>>,
+    identity: impl FnOnce() -> Option<Identity>,
 ) -> Result<Done, JobError> {
     log::info!("{input}: answered from the cache");
     let reply = Reply {
@@ -911,8 +923,8 @@ fn answer_from_cache(
         compiler: None,
     };
     reply.write(stream, version)?;
-    let identity = identity.as_deref().map(Identity::text);
-    Reply::write_note(stream, true, identity).map_err(ProtocolError::Io)?;
+    // Asked once the reply is out.
+    write_notes(stream, true, identity());
     Ok(Done {
         status: 0,
         killed: false,

@@ -143,23 +143,38 @@ impl Farm {
         self.note_for_build("said", host, what)
     }
 
-    /// Records, for the rest of this build, that `host`'s compiler is not the one whose
-    /// identity digest is `ours`, so that the build's other jobs skip the host (see
-    /// [`Farm::first_to_say`] for what a build is).
+    /// Records that `host`'s compiler is not the one whose identity digest is `ours`, so
+    /// that jobs of that compiler skip the host for a while ([`OTHER_COMPILER_FOR`]),
+    /// whatever build they belong to: ninja gives every job a process group of its own.
     pub fn note_other_compiler(&self, host: &HostSpec, ours: &str) {
-        self.note_for_build("compiler", host, ours);
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        let notes = dir.join(OTHER_COMPILERS);
+        // Written again each time: its time is when it was last found.
+        let _ = crate::ensure_dir(&notes)
+            .and_then(|()| fs::write(notes.join(format!("{}_{ours}", lock::host_key(host))), ""));
     }
 
-    /// The digest of the compiler this build found `host`'s compiler is not, if any.
-    pub fn other_compiler(&self, host: &HostSpec) -> Option<String> {
-        let dir = self.dir.as_ref()?;
-        let mut file = fs::File::open(note_path(dir, "compiler", host)).ok()?;
-        // Read under the lock that writers hold (`note_for_build`).
-        crate::lock_exclusive(&file).ok()?;
-        let mut text = String::new();
-        file.read_to_string(&mut text).ok()?;
-        let (build, what) = text.split_once('\n')?;
-        (build == nix::unistd::getpgrp().to_string()).then(|| what.to_string())
+    /// Whether any host was found lately to have another compiler than some job's: one
+    /// call, where looking for `host`'s note for each host costs one each.
+    pub fn any_other_compiler(&self) -> bool {
+        self.dir
+            .as_ref()
+            .is_some_and(|d| d.join(OTHER_COMPILERS).is_dir())
+    }
+
+    /// Whether `host` was found lately to have another compiler than `ours`.
+    pub fn has_other_compiler(&self, host: &HostSpec, ours: &str) -> bool {
+        let Some(dir) = &self.dir else {
+            return false;
+        };
+        let note = dir
+            .join(OTHER_COMPILERS)
+            .join(format!("{}_{ours}", lock::host_key(host)));
+        fs::metadata(note)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < OTHER_COMPILER_FOR))
     }
 
     /// Makes `host`'s note `kind` hold `what` for this build; whether it did not already
@@ -191,6 +206,13 @@ impl Farm {
         true
     }
 }
+
+/// How long a host found to have another compiler than a job's is skipped by the jobs of
+/// that compiler (it may be upgraded meanwhile).
+const OTHER_COMPILER_FOR: Duration = Duration::from_secs(600);
+
+/// The directory of the notes of hosts with another compiler.
+const OTHER_COMPILERS: &str = "other_compilers";
 
 /// Where `host`'s note `kind` is kept.
 fn note_path(dir: &Path, kind: &str, host: &HostSpec) -> PathBuf {

@@ -4,14 +4,18 @@
 //! checks: its FAQ answers "Shouldn't distcc check gcc versions?" with no, and a mismatch
 //! silently gives objects that a local build would not).
 //!
+//! An identity is asked once per version of the compiler and kept on disk, under the name
+//! of the compiler's own identity (`cache::key::compiler_identity`: the driver's content and
+//! the programs it runs), so that a wrapper whose compiler changes under it is asked again.
+//!
 //! What is not here: when the client checks and what it does about a mismatch
 //! (`client::build`), and how the daemon sends it (`wire::reply`).
 
-use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 
 /// How long a compiler has to answer `-v` (gcc takes a few milliseconds).
 const ASK_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -22,12 +26,23 @@ pub struct Identity(String);
 
 impl Identity {
     /// The identity in `-v` output (gcc and clang print it on stderr); `None` without a
-    /// version line, when the program did not answer as a compiler.
+    /// version line, when the program did not answer as a compiler. The configure line
+    /// loses its `--build=` and `--host=`: the machine a compiler runs on does not change
+    /// the code it makes for its target.
     pub fn parse(verbose: &str) -> Option<Identity> {
-        let kept: Vec<&str> = verbose
+        let kept: Vec<String> = verbose
             .lines()
             .map(str::trim_end)
             .filter(|l| is_version(l) || SAID.iter().any(|p| l.starts_with(p)))
+            .map(|l| match l.strip_prefix(CONFIGURED) {
+                Some(words) => {
+                    let words = words
+                        .split(' ')
+                        .filter(|w| !(w.starts_with("--build=") || w.starts_with("--host=")));
+                    format!("{CONFIGURED}{}", words.collect::<Vec<_>>().join(" "))
+                }
+                None => l.to_string(),
+            })
             .collect();
         kept.iter()
             .any(|l| is_version(l))
@@ -44,17 +59,23 @@ impl Identity {
         &self.0
     }
 
-    /// The compiler at `path`, asked now (in the C locale: a translated `-v` would differ
-    /// between two hosts that have the same compiler), for at most [`ASK_LIMIT`]: the
-    /// program is one a whitelist allows, not one known to answer.
-    pub fn ask(path: &Path) -> io::Result<Identity> {
-        let mut child = Command::new(path)
-            .arg("-v")
+    /// The compiler at `path`, asked now with `path_var` as its `PATH` (a wrapper finds
+    /// its compiler there) and in the C locale (a translated `-v` would differ between two
+    /// hosts with the same compiler), for at most [`ASK_LIMIT`]: the program is one a
+    /// whitelist allows, not one known to answer. It runs in a process group of its own,
+    /// which goes whole if it does not answer in time.
+    pub fn ask(path: &Path, path_var: Option<&OsStr>) -> io::Result<Identity> {
+        let mut cmd = Command::new(path);
+        cmd.arg("-v")
             .env("LC_ALL", "C")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .spawn()?;
+            .process_group(0);
+        if let Some(p) = path_var {
+            cmd.env("PATH", p);
+        }
+        let mut child = cmd.spawn()?;
         let mut stderr = child.stderr.take().expect("piped");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -64,7 +85,8 @@ impl Identity {
         });
         let text = rx.recv_timeout(ASK_LIMIT);
         if text.is_err() {
-            let _ = child.kill();
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         }
         let _ = child.wait();
         let text = text.map_err(|_| {
@@ -94,8 +116,10 @@ impl Identity {
     }
 }
 
+const CONFIGURED: &str = "Configured with: ";
+
 /// The line prefixes kept besides the version line.
-const SAID: [&str; 3] = ["Target: ", "Configured with: ", "Thread model: "];
+const SAID: [&str; 3] = ["Target: ", CONFIGURED, "Thread model: "];
 
 /// gcc's `gcc version 12.2.0 (Debian 12.2.0-14)`, clang's `Debian clang version 14.0.6`.
 fn is_version(line: &str) -> bool {
@@ -105,38 +129,28 @@ fn is_version(line: &str) -> bool {
             .is_some_and(|(_, rest)| rest.starts_with(|c: char| c.is_ascii_digit()))
 }
 
-/// The identity of the compiler at `path`, asked once per program version for the life of
-/// this process (the daemon's workers share it); a program that could not say is not asked
-/// again either.
-pub fn remembered(path: &Path) -> Option<Arc<Identity>> {
-    type Memo = HashMap<(PathBuf, [i128; 3]), Option<Arc<Identity>>>;
-    static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
-    let m = std::fs::metadata(path).ok()?;
-    let version = {
-        use std::os::unix::fs::MetadataExt;
-        [
-            i128::from(m.ino()),
-            i128::from(m.size()),
-            i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-        ]
+/// The identity of the compiler at `path`, kept in `dir/compilers/` (made once, by one
+/// process at a time, per version of the compiler: see the module's comment), or asked
+/// each time without a `dir`. `None`, and a warning, when it cannot be asked; that is not
+/// kept, and asked again next time.
+pub fn of_compiler(path: &Path, dir: Option<&Path>, path_var: Option<&OsStr>) -> Option<Identity> {
+    let warn = |e: io::Error| log::warn!("cannot identify the compiler {}: {e}", path.display());
+    let Some(dir) = dir else {
+        return Identity::ask(path, path_var).map_err(warn).ok();
     };
-    let key = (path.to_path_buf(), version);
-    let lock = || MEMO.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(id) = lock().get_or_insert_with(HashMap::new).get(&key) {
-        return id.clone();
-    }
-    let id = Identity::ask(path)
-        .map_err(|e| log::warn!("cannot identify the compiler: {e}"))
-        .ok()
-        .map(Arc::new);
-    let mut memo = lock();
-    let memo = memo.get_or_insert_with(HashMap::new);
-    // Only whitelisted programs are asked: a few. Kept bounded all the same.
-    if memo.len() >= 256 {
-        memo.clear();
-    }
-    memo.insert(key, id.clone());
-    id
+    let version = crate::cache::key::compiler_identity(dir, path)
+        .map_err(warn)
+        .ok()?;
+    let name = format!("{}.id", crate::cache::key::hex(&version));
+    let kept = crate::cache::key::memoized(
+        dir,
+        &name,
+        |k| std::str::from_utf8(k).is_ok_and(|t| Identity::parse(t).is_some()),
+        || Identity::ask(path, path_var).map(|id| id.0.into_bytes()),
+    )
+    .map_err(warn)
+    .ok()?;
+    Identity::parse(std::str::from_utf8(&kept).ok()?)
 }
 
 #[cfg(test)]

@@ -187,7 +187,7 @@ fn warn_once(message: String) {
 
 /// `$TMPDIR/distccd-probe-<uid>`, created 0700; `None` (and a warning) when it cannot be
 /// made, or is not a directory of ours that only we can write to.
-fn cache_dir(tmp_root: &Path) -> Option<PathBuf> {
+pub fn cache_dir(tmp_root: &Path) -> Option<PathBuf> {
     let uid = nix::unistd::geteuid().as_raw();
     let dir = tmp_root.join(format!("distccd-probe-{uid}"));
     match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
