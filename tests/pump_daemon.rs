@@ -149,16 +149,6 @@ fn exchange(d: &Daemon, cwd: &str, argv: &[String], files: &[PumpFile]) -> Vec<u
     read_all(&mut s)
 }
 
-/// What a job left in the daemon's `TMPDIR`: nothing but the daemon's memos of what its
-/// compilers are (`distccd-probe-UID`, kept across jobs on purpose).
-fn entries(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with("distccd-probe-"))
-        .collect()
-}
-
 /// With a cache on the daemon too: each request is asked twice, the second answered
 /// from the cache with what a local compile gives.
 #[test]
@@ -200,7 +190,8 @@ fn pump_requests_give_a_local_compile(p: &Project, cache: Option<&Path>, rounds:
                 String::from_utf8_lossy(&deps),
                 "{extra:?}"
             );
-            assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+            let left = job_leftovers(tmp.path());
+            assert!(left.is_empty(), "{left:?}");
         }
     }
     if cache.is_some() {
@@ -290,9 +281,9 @@ fn hostile_pump_requests_are_refused(cache: Option<&Path>) {
             "{what}: wrote outside the root"
         );
         assert!(
-            entries(tmp.path()).is_empty(),
+            job_leftovers(tmp.path()).is_empty(),
             "{what}: {:?}",
-            entries(tmp.path())
+            job_leftovers(tmp.path())
         );
     }
     // Over the limits: a count of 2^32-1 files, a body of 2 GiB announced.
@@ -315,9 +306,9 @@ fn hostile_pump_requests_are_refused(cache: Option<&Path>) {
         let answer = read_all(&mut s);
         assert!(refusal(&answer, Version::Pump).is_some(), "{what}");
         assert!(
-            entries(tmp.path()).is_empty(),
+            job_leftovers(tmp.path()).is_empty(),
             "{what}: {:?}",
-            entries(tmp.path())
+            job_leftovers(tmp.path())
         );
     }
     // Still serving.
@@ -329,5 +320,5 @@ fn hostile_pump_requests_are_refused(cache: Option<&Path>) {
         "{}",
         String::from_utf8_lossy(&reply.stderr)
     );
-    assert!(entries(tmp.path()).is_empty());
+    assert!(job_leftovers(tmp.path()).is_empty());
 }

@@ -411,6 +411,19 @@ pub fn run_program(path: &Path) -> String {
 }
 
 /// Open file descriptors of a process.
+/// What jobs left in a daemon's `TMPDIR`: every entry but the daemon's memos of what its
+/// compilers are and do (`distccd-probe-UID`, kept across jobs on purpose).
+pub fn job_leftovers(tmp: &Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with("distccd-probe-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
