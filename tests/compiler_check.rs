@@ -37,20 +37,23 @@ struct OtherHost {
 
 impl OtherHost {
     fn new(version: &str) -> OtherHost {
+        OtherHost::with_answer(&format!(
+            "if [ \"$#\" = 1 ] && [ \"$1\" = -v ]; then\n\
+             /usr/bin/x86_64-linux-gnu-gcc -v 2>&1 | \
+             sed 's/^gcc version [0-9.]*/gcc version {version}/' >&2\n\
+             exit 0\n\
+             fi\n"
+        ))
+    }
+
+    /// A host whose compiler runs `answer` (shell) before it compiles.
+    fn with_answer(answer: &str) -> OtherHost {
         let tools = tempfile::tempdir().unwrap();
         std::fs::set_permissions(tools.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let fake = tools.path().join("x86_64-linux-gnu-gcc");
         std::fs::write(
             &fake,
-            format!(
-                "#!/bin/sh\n\
-                 if [ \"$#\" = 1 ] && [ \"$1\" = -v ]; then\n\
-                 /usr/bin/x86_64-linux-gnu-gcc -v 2>&1 | \
-                 sed 's/^gcc version [0-9.]*/gcc version {version}/' >&2\n\
-                 exit 0\n\
-                 fi\n\
-                 exec /usr/bin/x86_64-linux-gnu-gcc \"$@\"\n"
-            ),
+            format!("#!/bin/sh\n{answer}exec /usr/bin/x86_64-linux-gnu-gcc \"$@\"\n"),
         )
         .unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -202,4 +205,25 @@ fn the_same_compiler_passes() {
         assert!(!String::from_utf8_lossy(&out.stderr).contains(TOLD));
         assert_eq!(daemon.wait_compiled(5), 5);
     }
+}
+
+/// A compiler that never says what it is (`-v` and `-print-prog-name` hang) is given up on
+/// after a while, said once, and not asked again for the next jobs; its results are used,
+/// unchecked, as distcc 3.4's daemon's are.
+#[test]
+fn a_compiler_that_does_not_answer_is_not_asked_at_every_job() {
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    let silent =
+        OtherHost::with_answer("case \"$1\" in -v|-print-prog-name=*) exec sleep 60;; esac\n");
+    let out = project.make(&["-j1", &cc()], &[("DISTCC_HOSTS", &silent.daemon.host())]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_same_outputs(&expected, &project.outputs());
+    assert_eq!(silent.daemon.wait_compiled(5), 5);
+    let log = silent.daemon.log_text();
+    assert_eq!(
+        log.matches("cannot identify the compiler").count(),
+        1,
+        "{log}"
+    );
 }

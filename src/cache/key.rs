@@ -10,6 +10,7 @@
 //! the cache directory per (path, device, inode, size, mtime, ctime) of the driver, so a
 //! job pays one stat and one small read for it.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -87,13 +88,22 @@ pub fn locate(name: &str) -> Option<PathBuf> {
 
 /// The identity of the compiler at `path` (see the module's comment), kept in
 /// `dir/compilers/`.
-pub fn compiler_identity(dir: &Path, path: &Path) -> io::Result<[u8; 32]> {
+pub fn compiler_identity(
+    dir: &Path,
+    path: &Path,
+    path_var: Option<&OsStr>,
+) -> io::Result<[u8; 32]> {
     let m = std::fs::metadata(path)?;
     let mut memo = blake3::Hasher::new();
     memo.update(path.as_os_str().as_encoded_bytes());
     memo.update(&file_ident(&m));
+    if let Some(p) = path_var {
+        // A wrapper may find another compiler on another `PATH`.
+        memo.update(b"\0PATH=");
+        memo.update(p.as_encoded_bytes());
+    }
     let name = memo.finalize().to_hex().to_string();
-    let id = memoized(dir, &name, still_same, || identify(path))?;
+    let id = memoized(dir, &name, still_same, || identify(path, path_var))?;
     <[u8; 32]>::try_from(&id[..32]).map_err(io::Error::other)
 }
 
@@ -164,7 +174,7 @@ pub fn memoized(
 /// Identifies the driver at `path` by its content, and the programs it runs (`cc1`,
 /// `cc1plus`, `as`), tens of MB each, by their identity, which their package sets: the
 /// 32 bytes of the identity, then a line per program found (see [`still_same`]).
-fn identify(path: &Path) -> io::Result<Vec<u8>> {
+fn identify(path: &Path, path_var: Option<&OsStr>) -> io::Result<Vec<u8>> {
     let mut h = blake3::Hasher::new_derive_key(COMPILER_CONTEXT);
     let data = std::fs::read(path)?;
     h.update(&(data.len() as u64).to_le_bytes());
@@ -174,18 +184,19 @@ fn identify(path: &Path) -> io::Result<Vec<u8>> {
         // gcc answers with the full path of the one it would run, or the bare name of
         // one it runs from PATH (`as`); clang, whose compiler proper is itself, answers
         // the bare name.
-        let out = Command::new(path)
-            .arg(format!("-print-prog-name={prog}"))
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()?;
-        let named = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let mut cmd = Command::new(path);
+        cmd.arg(format!("-print-prog-name={prog}"));
+        let (stdout, _) = crate::toolchain::identity::run_bounded(cmd, path_var)?;
+        let named = String::from_utf8_lossy(&stdout).trim().to_string();
         h.update(&(named.len() as u64).to_le_bytes());
         h.update(named.as_bytes());
         let found = if named.contains('/') {
             Some(PathBuf::from(&named))
         } else {
-            locate(&named)
+            let search = path_var
+                .map(OsStr::to_os_string)
+                .or_else(|| std::env::var_os("PATH"));
+            search.and_then(|s| crate::toolchain::lookup::find_compiler(&named, &s).ok())
         };
         let Some(found) = found.filter(|p| p.is_absolute() && !p.as_os_str().is_empty()) else {
             continue;

@@ -421,7 +421,8 @@ impl<'a> Journey<'a> {
     /// this compiler skip the host for a while. With it off, the result is used but not
     /// kept in the cache, whose key names this machine's compiler.
     fn other_compiler(&mut self, host: &HostSpec, reply: &Reply) -> Option<LastTry> {
-        let theirs = Identity::from_wire(reply.compiler.clone()?);
+        // Read as our own -v is: a daemon of another version may keep other lines.
+        let theirs = Identity::parse(reply.compiler.as_deref()?)?;
         let (ours, digest) = self.ours.get(self.job, self.cfg)?;
         if *ours == theirs {
             return None;

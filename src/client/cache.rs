@@ -490,7 +490,7 @@ fn compiler(job: &Compile, cc: &CacheConfig) -> Option<(std::path::PathBuf, [u8;
     let name = &job.argv()[0];
     let found = key::locate(name)
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not on PATH"))
-        .and_then(|path| key::compiler_identity(&cc.dir, &path).map(|id| (path, id)));
+        .and_then(|path| key::compiler_identity(&cc.dir, &path, None).map(|id| (path, id)));
     match found {
         Ok(found) => Some(found),
         Err(e) => {

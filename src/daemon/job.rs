@@ -676,6 +676,7 @@ fn run_pump_job(
         cwd: &req.cwd,
         root: req.root.path().to_string(),
         compiler,
+        path_var: cfg.compiler_path.as_deref(),
     });
     let pending = match (&cfg.cache, &keyed, req.received.as_mut()) {
         (Some(cache), Some(keyed), Some(received)) => {
@@ -880,7 +881,9 @@ fn cached_key<'a>(
     let sum = req.text_sum?;
     let identity = resolve_program(program, cfg)
         .map_err(std::io::Error::other)
-        .and_then(|path| cache::key::compiler_identity(&cache.dir, &path));
+        .and_then(|path| {
+            cache::key::compiler_identity(&cache.dir, &path, cfg.compiler_path.as_deref())
+        });
     let identity = match identity {
         Ok(id) => id,
         Err(e) => {

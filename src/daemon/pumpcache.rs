@@ -104,8 +104,9 @@ pub(super) struct Job<'a> {
     pub cwd: &'a str,
     /// The root it runs in.
     pub root: String,
-    /// The compiler it runs.
+    /// The compiler it runs, and the `PATH` it runs with (`DISTCCD_PATH`).
     pub compiler: &'a Path,
+    pub path_var: Option<&'a std::ffi::OsStr>,
 }
 
 /// A job looked up and missed: what storing its result needs.
@@ -151,7 +152,7 @@ pub(super) fn look_up<'a>(cache: &'a Cache, job: &Job, received: &mut Received) 
 fn first_key<'a>(cache: &'a Cache, job: &Job, received: &mut Received) -> Option<Pending<'a>> {
     let started_ns = manifest::now_ns();
     let why_not = |why: &str| log::debug!("pump job not cached: {why}");
-    let identity = key::compiler_identity(&cache.dir, job.compiler)
+    let identity = key::compiler_identity(&cache.dir, job.compiler, job.path_var)
         .map_err(|e| why_not(&format!("cannot identify {}: {e}", job.compiler.display())))
         .ok()?;
     // Each new set of flags that move the compiler's directories costs a memo and a run

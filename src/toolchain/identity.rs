@@ -13,6 +13,7 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -49,11 +50,6 @@ impl Identity {
             .then(|| Identity(kept.join("\n")))
     }
 
-    /// As another end sent it.
-    pub fn from_wire(text: String) -> Identity {
-        Identity(text)
-    }
-
     /// What goes on the wire.
     pub fn text(&self) -> &str {
         &self.0
@@ -61,38 +57,12 @@ impl Identity {
 
     /// The compiler at `path`, asked now with `path_var` as its `PATH` (a wrapper finds
     /// its compiler there) and in the C locale (a translated `-v` would differ between two
-    /// hosts with the same compiler), for at most [`ASK_LIMIT`]: the program is one a
-    /// whitelist allows, not one known to answer. It runs in a process group of its own,
-    /// which goes whole if it does not answer in time.
+    /// hosts with the same compiler).
     pub fn ask(path: &Path, path_var: Option<&OsStr>) -> io::Result<Identity> {
         let mut cmd = Command::new(path);
-        cmd.arg("-v")
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        if let Some(p) = path_var {
-            cmd.env("PATH", p);
-        }
-        let mut child = cmd.spawn()?;
-        let mut stderr = child.stderr.take().expect("piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut text = Vec::new();
-            let _ = io::Read::read_to_end(&mut stderr, &mut text);
-            let _ = tx.send(text);
-        });
-        let text = rx.recv_timeout(ASK_LIMIT);
-        if text.is_err() {
-            let group = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-        }
-        let _ = child.wait();
-        let text = text.map_err(|_| {
-            io::Error::other(format!("{} -v did not answer in time", path.display()))
-        })?;
-        Identity::parse(&String::from_utf8_lossy(&text))
+        cmd.arg("-v").env("LC_ALL", "C");
+        let (_, stderr) = run_bounded(cmd, path_var)?;
+        Identity::parse(&String::from_utf8_lossy(&stderr))
             .ok_or_else(|| io::Error::other(format!("{} -v printed no version", path.display())))
     }
 
@@ -121,6 +91,52 @@ const CONFIGURED: &str = "Configured with: ";
 /// The line prefixes kept besides the version line.
 const SAID: [&str; 3] = ["Target: ", CONFIGURED, "Thread model: "];
 
+/// Runs `cmd` (a compiler asked about itself) with `path_var` as its `PATH`, and returns
+/// what it printed on stdout and stderr, within [`ASK_LIMIT`]: the program is one a
+/// whitelist allows, not one known to answer. It runs in a process group of its own, which
+/// goes whole if it does not answer in time.
+pub fn run_bounded(mut cmd: Command, path_var: Option<&OsStr>) -> io::Result<(Vec<u8>, Vec<u8>)> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(p) = path_var {
+        cmd.env("PATH", p);
+    }
+    let mut child = cmd.spawn()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pipes: [Box<dyn io::Read + Send>; 2] = [
+        Box::new(child.stdout.take().expect("piped")),
+        Box::new(child.stderr.take().expect("piped")),
+    ];
+    for (k, mut pipe) in pipes.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            let _ = tx.send((k, text));
+        });
+    }
+    let deadline = std::time::Instant::now() + ASK_LIMIT;
+    let mut out = [Vec::new(), Vec::new()];
+    for _ in 0..2 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((k, text)) => out[k] = text,
+            Err(_) => {
+                let group = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                let name = cmd.get_program().to_string_lossy().into_owned();
+                return Err(io::Error::other(format!("{name} did not answer in time")));
+            }
+        }
+    }
+    child.wait()?;
+    let [stdout, stderr] = out;
+    Ok((stdout, stderr))
+}
+
 /// gcc's `gcc version 12.2.0 (Debian 12.2.0-14)`, clang's `Debian clang version 14.0.6`.
 fn is_version(line: &str) -> bool {
     !line.contains('=')
@@ -130,27 +146,105 @@ fn is_version(line: &str) -> bool {
 }
 
 /// The identity of the compiler at `path`, kept in `dir/compilers/` (made once, by one
-/// process at a time, per version of the compiler: see the module's comment), or asked
-/// each time without a `dir`. `None`, and a warning, when it cannot be asked; that is not
-/// kept, and asked again next time.
+/// process at a time, per version of the compiler and `PATH`: see the module's comment),
+/// or asked each time without a `dir`. `None` when it cannot be asked, which is said once
+/// and kept for [`FAILURE_KEPT`] too: every job waiting for a compiler that does not
+/// answer would cost more than the check.
 pub fn of_compiler(path: &Path, dir: Option<&Path>, path_var: Option<&OsStr>) -> Option<Identity> {
     let warn = |e: io::Error| log::warn!("cannot identify the compiler {}: {e}", path.display());
     let Some(dir) = dir else {
         return Identity::ask(path, path_var).map_err(warn).ok();
     };
-    let version = crate::cache::key::compiler_identity(dir, path)
-        .map_err(warn)
-        .ok()?;
+    // A compiler that could not say lately is not asked: whether it answers at all is
+    // known before its version is (which itself asks it about its programs).
+    let failed = failure_mark(dir, path, path_var);
+    if failed.as_ref().is_some_and(|f| marked_lately(f)) {
+        return None;
+    }
+    let mark = || {
+        if let Some(f) = &failed {
+            let _ = std::fs::write(f, "");
+        }
+    };
+    let version = match crate::cache::key::compiler_identity(dir, path, path_var) {
+        Ok(v) => v,
+        Err(e) => {
+            warn(e);
+            mark();
+            return None;
+        }
+    };
     let name = format!("{}.id", crate::cache::key::hex(&version));
     let kept = crate::cache::key::memoized(
         dir,
         &name,
-        |k| std::str::from_utf8(k).is_ok_and(|t| Identity::parse(t).is_some()),
-        || Identity::ask(path, path_var).map(|id| id.0.into_bytes()),
+        |k| match std::str::from_utf8(k) {
+            Ok(t) => failed_lately(t) || Identity::parse(t).is_some(),
+            Err(_) => false,
+        },
+        || match Identity::ask(path, path_var) {
+            Ok(id) => Ok(id.0.into_bytes()),
+            Err(e) => {
+                warn(e);
+                Ok(format!("{FAILED}{}", now_secs()).into_bytes())
+            }
+        },
     )
     .map_err(warn)
     .ok()?;
-    Identity::parse(std::str::from_utf8(&kept).ok()?)
+    let id = Identity::parse(std::str::from_utf8(&kept).ok()?);
+    if id.is_none() {
+        mark();
+    }
+    id
+}
+
+/// Where a failure to identify the compiler at `path` is marked (by the file's time).
+fn failure_mark(dir: &Path, path: &Path, path_var: Option<&OsStr>) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    let mut h = blake3::Hasher::new();
+    h.update(path.as_os_str().as_encoded_bytes());
+    for n in [
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime() as u64,
+        m.ctime() as u64,
+    ] {
+        h.update(&n.to_le_bytes());
+    }
+    h.update(path_var.unwrap_or_default().as_encoded_bytes());
+    Some(
+        dir.join("compilers")
+            .join(format!("{}.failed", h.finalize().to_hex())),
+    )
+}
+
+/// Whether the mark `f` was made in the last [`FAILURE_KEPT`] seconds.
+fn marked_lately(f: &Path) -> bool {
+    std::fs::metadata(f)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() < FAILURE_KEPT))
+}
+
+/// How long a compiler that could not say what it is is not asked again.
+const FAILURE_KEPT: u64 = 600;
+
+/// A kept failure: this, then when (seconds since the epoch).
+const FAILED: &str = "failed at ";
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Whether `kept` is a failure recorded in the last [`FAILURE_KEPT`] seconds.
+fn failed_lately(kept: &str) -> bool {
+    kept.strip_prefix(FAILED)
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .is_some_and(|at| now_secs().saturating_sub(at) < FAILURE_KEPT)
 }
 
 #[cfg(test)]

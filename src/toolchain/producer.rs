@@ -195,7 +195,7 @@ pub fn cache_dir(tmp_root: &Path) -> Option<PathBuf> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => {
             warn_once(format!(
-                "cannot create {}: {e}; the -g producer fix is probed by each process",
+                "cannot create {}: {e}; the -g producer fix and the compilers' identities are probed by each process",
                 dir.display()
             ));
             return None;
@@ -205,7 +205,7 @@ pub fn cache_dir(tmp_root: &Path) -> Option<PathBuf> {
     if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
         warn_once(format!(
             "not trusting {}: it is not a directory of uid {uid} that only it can use; \
-             the -g producer fix is probed by each process",
+             the -g producer fix and the compilers' identities are probed by each process",
             dir.display()
         ));
         return None;
