@@ -140,7 +140,7 @@ impl Farm {
     /// A build is the process group that runs us (`make` and its children, which a shell
     /// puts in a group of their own), so that each build hears it once, not each job.
     pub fn first_to_say(&self, host: &HostSpec, what: &str) -> bool {
-        self.note_for_build("said", host, what)
+        self.note_for_build(host, what)
     }
 
     /// Records that `host`'s compiler is not the one whose identity digest is `ours`, so
@@ -177,10 +177,10 @@ impl Farm {
             .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < OTHER_COMPILER_FOR))
     }
 
-    /// Makes `host`'s note `kind` hold `what` for this build; whether it did not already
+    /// Makes `host`'s note hold `what` for this build; whether it did not already
     /// (true without a directory for notes). Under a lock: of the jobs of a build that
     /// find the same thing at once, one is the first.
-    fn note_for_build(&self, kind: &str, host: &HostSpec, what: &str) -> bool {
+    fn note_for_build(&self, host: &HostSpec, what: &str) -> bool {
         let Some(dir) = &self.dir else {
             return true;
         };
@@ -190,7 +190,7 @@ impl Farm {
             .write(true)
             .create(true)
             .truncate(false)
-            .open(note_path(dir, kind, host));
+            .open(dir.join(format!("said_{}", lock::host_key(host))));
         let Ok(mut file) = file else {
             return true;
         };
@@ -213,11 +213,6 @@ const OTHER_COMPILER_FOR: Duration = Duration::from_secs(600);
 
 /// The directory of the notes of hosts with another compiler.
 const OTHER_COMPILERS: &str = "other_compilers";
-
-/// Where `host`'s note `kind` is kept.
-fn note_path(dir: &Path, kind: &str, host: &HostSpec) -> PathBuf {
-    dir.join(format!("{kind}_{}", lock::host_key(host)))
-}
 
 /// The slot owners of `hosts`: each host's lock key and its number of slots.
 fn host_owners(hosts: &[HostSpec]) -> Vec<(String, u32)> {
