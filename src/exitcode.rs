@@ -39,7 +39,8 @@ impl Fatal for crate::daemon::DaemonError {
             | E::NoAllow
             | E::BadAllow(_)
             | E::Unsupported(_)
-            | E::BadCacheSize(_) => BAD_ARGUMENTS,
+            | E::BadCacheSize(_)
+            | E::Tls(_) => BAD_ARGUMENTS,
             E::CacheDir { .. } => IO_ERROR,
             E::Resolve { .. } | E::Bind { .. } => BIND_FAILED,
             E::Detach(_) | E::PidFile { .. } | E::Keeper(_) => DISTCC_FAILED,

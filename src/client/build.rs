@@ -292,6 +292,11 @@ impl<'a> Journey<'a> {
                     Attempt::Done(self.failed_there(host, code, reply, plan.is_some()))
                 }
             }
+            Err(RemoteError::Untrusted(why)) => {
+                self.tell_once(host, &why, format!("not using {}: {why}", host.spec));
+                let said = format!("{}: {why}\n", host.spec).into_bytes();
+                Attempt::Next(LastTry::Cannot(exitcode::ACCESS_DENIED, said))
+            }
             Err(RemoteError::Protocol(ProtocolError::Refused(why))) => {
                 self.host_cannot(host, &why);
                 let said = format!("{}: {why}\n", host.spec).into_bytes();
@@ -473,6 +478,11 @@ impl<'a> Journey<'a> {
         // Without the daemon's "distccd[pid] (function) ERROR: ", which differs per job.
         let what = said.split_once("ERROR: ").map_or(said, |(_, rest)| rest);
         let message = format!("{} cannot compile {}: {what}", host.spec, self.job.input());
+        self.tell_once(host, what, message);
+    }
+
+    /// Warns with `message` if this is the build's first job to say `what` of `host`.
+    fn tell_once(&self, host: &HostSpec, what: &str, message: String) {
         if self.farm.first_to_say(host, what) {
             log::warn!("{message}");
         } else {

@@ -61,6 +61,42 @@ pub struct Config {
     /// `DISTCC_COMPILER_CHECK` not `off` (`0`, `no`, `false`, in any case): a result
     /// from a host whose compiler is not the one this machine would run is not used.
     pub compiler_check: bool,
+    /// `DISTCC_TLS`: which hosts are reached over TLS. A value that names no mode is
+    /// reported when a host is reached, and taken as `require`, which never sends in the
+    /// clear a text the user may have meant to protect.
+    pub tls: Result<TlsMode, BadValue>,
+}
+
+/// Which hosts are reached over TLS (`DISTCC_TLS`), the others in the clear. A host's
+/// keys are pinned in the known hosts files (`$DISTCC_DIR/known_hosts`,
+/// `/etc/distcc/known_hosts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// `off`: none.
+    Off,
+    /// `pinned`, the default: the hosts with a pinned key.
+    Pinned,
+    /// `require`: every host, and a host without a pinned key is not used.
+    Require,
+    /// `tofu`: every host; a host without a pinned key is trusted on first use, and its key
+    /// pinned.
+    Tofu,
+}
+
+impl TlsMode {
+    fn parse(value: Option<String>) -> Result<TlsMode, BadValue> {
+        match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("" | "pinned") => Ok(TlsMode::Pinned),
+            Some("off" | "0" | "no" | "false") => Ok(TlsMode::Off),
+            Some("require") => Ok(TlsMode::Require),
+            Some("tofu") => Ok(TlsMode::Tofu),
+            Some(_) => Err(BadValue {
+                name: "DISTCC_TLS",
+                value: value.unwrap_or_default(),
+                expected: "off, pinned, require or tofu",
+            }),
+        }
+    }
 }
 
 /// Where the compile cache is and how large it may grow.
@@ -175,6 +211,7 @@ impl Config {
             compiler_check: !vars.text("DISTCC_COMPILER_CHECK").is_some_and(|v| {
                 ["off", "0", "no", "false"].contains(&v.to_ascii_lowercase().as_str())
             }),
+            tls: TlsMode::parse(vars.text("DISTCC_TLS")),
         }
     }
 }

@@ -17,6 +17,7 @@ mod outputs;
 mod preprocess;
 pub mod pump;
 mod remote;
+mod secure;
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
@@ -75,6 +76,7 @@ const USAGE: &str = "Usage:
    distcc [COMPILER] [compile options] -o OBJECT -c SOURCE
    distcc [--help|--version|--show-hosts|-j]
    distcc [--cache-stats|--cache-clear]
+   distcc --gen-key [FILE]
    distcc --make-symlinks DIR
 
 Options:
@@ -88,6 +90,8 @@ Options:
                               DIR (a masquerade directory), and exit.
    --cache-stats              Show the compile cache's counters, and exit.
    --cache-clear              Empty the compile cache, and exit.
+   --gen-key [FILE]           Make your key for TLS (default
+                              ~/.distcc/id_ed25519), show it, and exit.
 
 Environment variables:
    See the manual page for a complete list.
@@ -100,6 +104,9 @@ Environment variables:
    DISTCC_CACHE_DIR           Keep results in this compile cache.
    DISTCC_CACHE=1             Keep results in ~/.cache/distcc.
    DISTCC_CACHE_SIZE          The cache's size limit (default 5G).
+   DISTCC_TLS                 Which hosts get TLS: off, pinned (the
+                              default: those in ~/.distcc/known_hosts),
+                              require, tofu.
 
 Server specification:
 A list of servers is taken from the environment variable $DISTCC_HOSTS, or
@@ -137,6 +144,17 @@ fn own_option(first: &str, rest: &[OsString], cfg: &Config) -> Option<i32> {
         "--cache-stats" => Some(cache::stats_main(cfg)),
         "--cache-clear" => Some(cache::clear_main(cfg)),
         "--make-symlinks" => Some(masquerade::make_symlinks_main(rest)),
+        "--gen-key" => {
+            let path = match (rest.first(), &cfg.top) {
+                (Some(file), _) => std::path::PathBuf::from(file),
+                (None, Some(top)) => secure::user_key_file(top),
+                (None, None) => {
+                    eprintln!("distcc: --gen-key: no FILE, and no DISTCC_DIR or HOME");
+                    return Some(exitcode::BAD_ARGUMENTS);
+                }
+            };
+            Some(crate::net::keys::gen_key_main("distcc", &path))
+        }
         "--show-hosts" | "-j" => {
             let mut list = match hosts::load(cfg.hosts.as_deref(), cfg.top.as_deref()) {
                 Ok(l) => l,

@@ -10,6 +10,7 @@ use super::config::Config;
 use super::outputs::save_temp;
 use super::preprocess::{self, Pending, Prepared, Text};
 use super::pump::Plan;
+use super::secure;
 use super::Progress;
 use crate::cmdline::Compile;
 use crate::farm::hosts::{HostSpec, Transport};
@@ -36,13 +37,18 @@ pub(super) enum RemoteError {
     /// Directives-only text that uses the time macros, with `SOURCE_DATE_EPOCH` set: the
     /// host would not expand them as the local compile does.
     TimeMacros,
+    /// The host is not used over TLS (a changed key, no pin where one is required): why.
+    Untrusted(String),
 }
 
 impl RemoteError {
     /// Whether the trouble is on this machine (preprocessing, reading the input) rather
     /// than with the host: then no other host would do better.
     pub(super) fn is_local(&self) -> bool {
-        !matches!(self, RemoteError::Connect(_) | RemoteError::Protocol(_))
+        !matches!(
+            self,
+            RemoteError::Connect(_) | RemoteError::Protocol(_) | RemoteError::Untrusted(_)
+        )
     }
 }
 
@@ -64,6 +70,7 @@ impl fmt::Display for RemoteError {
             ),
             RemoteError::CppStart(e) => write!(f, "failed to start the preprocessor: {e}"),
             RemoteError::ReadInput(e) => write!(f, "failed to read the input file: {e}"),
+            RemoteError::Untrusted(why) => write!(f, "{why}"),
             RemoteError::TimeMacros => write!(
                 f,
                 "__DATE__ or __TIME__ in -fdirectives-only text with SOURCE_DATE_EPOCH set"
@@ -78,14 +85,19 @@ impl From<ProtocolError> for RemoteError {
     }
 }
 
-/// Opens a connection to `host` (TCP or SSH; never this machine).
-fn connect(
-    host: &HostSpec,
-    cfg: &Config,
-    io_timeout: Duration,
-) -> Result<Connection, ConnectError> {
+/// Opens a connection to `host`: TCP, in TLS or in the clear as `secure` decides, or SSH;
+/// never this machine.
+fn connect(host: &HostSpec, cfg: &Config, io_timeout: Duration) -> Result<Connection, RemoteError> {
     match &host.transport {
-        Transport::Tcp { host, port } => net::connect(host, *port, io_timeout).map(Connection::Tcp),
+        Transport::Tcp { host, port } => {
+            // Decided first: a host that is not to be used is not even connected to.
+            let tls = secure::plan(cfg, host, *port)?;
+            let sock = net::connect(host, *port, io_timeout).map_err(RemoteError::Connect)?;
+            match tls {
+                Some(tls) => tls.reach(cfg, host, sock, io_timeout),
+                None => Ok(Connection::Tcp(sock)),
+            }
+        }
         Transport::Ssh {
             user,
             host,
@@ -95,11 +107,12 @@ fn connect(
             user.as_deref(),
             host,
             command.as_deref(),
-        )),
-        Transport::Local => Err(ConnectError::Connect {
+        ))
+        .map_err(RemoteError::Connect),
+        Transport::Local => Err(RemoteError::Connect(ConnectError::Connect {
             addr: "localhost".into(),
             error: io::Error::other("this machine is not reached over the network"),
-        }),
+        })),
     }
 }
 
@@ -134,7 +147,7 @@ pub(super) fn compile_remote<'a>(
             if let Pending::Running(source) = pending {
                 source.abandon();
             }
-            return Err(RemoteError::Connect(e));
+            return Err(e);
         }
     };
     let (job, text) = match pending {
@@ -165,7 +178,7 @@ pub(super) fn compile_pump(
     plan: &Plan,
 ) -> Result<Reply, RemoteError> {
     progress.note(Phase::Connect);
-    let mut stream = connect(host, cfg, io_timeout).map_err(RemoteError::Connect)?;
+    let mut stream = connect(host, cfg, io_timeout)?;
     progress.note(Phase::Send);
     let mut argv = plan.argv.clone();
     if cfg.rewrite_cross {

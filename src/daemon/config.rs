@@ -136,6 +136,20 @@ pub struct Args {
     /// The cache's size limit (default 5G).
     #[arg(long, value_name = "SIZE", requires = "cache_dir")]
     pub cache_size: Option<String>,
+    /// Make a key pair for TLS in FILE (default /etc/distcc/distccd_ed25519 as root,
+    /// else ~/.distcc/distccd_ed25519) and FILE.pub, show its fingerprint, and exit.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    pub gen_key: Option<PathBuf>,
+    /// Serve TLS connections with the private key in FILE, beside the classic protocol on
+    /// the same port.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Admit only TLS clients whose keys FILE lists (read again on SIGHUP).
+    #[arg(long, value_name = "FILE")]
+    pub authorized_keys: Option<PathBuf>,
+    /// Refuse classic (unencrypted) connections.
+    #[arg(long)]
+    pub tls_only: bool,
 }
 
 impl Args {
@@ -260,6 +274,8 @@ pub struct Config {
     pub lifetime: Option<Duration>,
     /// Set TCP_DEFER_ACCEPT on the listening socket.
     pub tcp_defer_accept: bool,
+    /// `--key` and its company: the TLS served beside the classic protocol.
+    pub tls: Option<super::tls::Tls>,
     pub job: JobConfig,
 }
 
@@ -299,6 +315,9 @@ pub fn init_logging(args: &Args) {
     }
 }
 
+/// Who may connect. Without `--allow`, only a daemon whose keys admit its clients
+/// (`--tls-only --authorized-keys`) or one started with `--enable-tcp-insecure` serves any
+/// address; under inetd, inetd decided.
 fn allow_list(args: &Args, inetd: bool) -> Result<Vec<Allow>, DaemonError> {
     let mut allow = Vec::new();
     for spec in &args.allow {
@@ -317,7 +336,8 @@ fn allow_list(args: &Args, inetd: bool) -> Result<Vec<Allow>, DaemonError> {
         );
     }
     if allow.is_empty() {
-        if args.enable_tcp_insecure {
+        let keys_admit = args.tls_only && args.authorized_keys.is_some();
+        if args.enable_tcp_insecure || keys_admit {
             allow.push("0.0.0.0/0".parse().expect("valid literal"));
             allow.push("::/0".parse().expect("valid literal"));
         } else if !inetd {
@@ -401,6 +421,16 @@ impl Config {
             );
         }
         let inetd = args.inetd || (!args.daemon && stdin_is_socket);
+        let tls = super::tls::from_args(
+            args.key.as_ref(),
+            args.authorized_keys.as_ref(),
+            args.tls_only,
+        )?;
+        if inetd && tls.is_some() {
+            return Err(DaemonError::Tls(
+                "TLS is served by the standalone daemon only, not under inetd or SSH".into(),
+            ));
+        }
         let allow = allow_list(args, inetd)?;
         let compilers = compilers(args, env)?;
         let cache = match &args.cache_dir {
@@ -432,6 +462,7 @@ impl Config {
             io_timeout: env.io_timeout,
             lifetime: secs(args.lifetime),
             tcp_defer_accept: env.tcp_defer_accept,
+            tls,
             job: JobConfig {
                 limits: Limits::default(),
                 tmp_root: env.tmp_dir.clone(),

@@ -81,6 +81,9 @@ enum JobError {
     Unsafe(Unsafe),
     /// A protocol 3 request over the limits, or with a path that is not UTF-8.
     TooLarge(ProtocolError),
+    /// The connection may not ask for jobs (a TLS key not authorised, a classic
+    /// connection to a daemon that serves only TLS): why.
+    NotAdmitted(String),
 }
 
 impl fmt::Display for JobError {
@@ -97,6 +100,7 @@ impl fmt::Display for JobError {
             JobError::TempFiles(e) => write!(f, "failed to set up the job's temporary files: {e}"),
             JobError::Unsafe(u) => write!(f, "{u}"),
             JobError::TooLarge(e) => write!(f, "{e}"),
+            JobError::NotAdmitted(why) => write!(f, "{why}"),
         }
     }
 }
@@ -117,7 +121,9 @@ impl JobError {
             | JobError::NotDistributable(_)
             | JobError::Unsafe(_)
             | JobError::TooLarge(_) => JobResult::BadRequest,
-            JobError::Refused(_) | JobError::TempFiles(_) => JobResult::Other,
+            JobError::Refused(_) | JobError::TempFiles(_) | JobError::NotAdmitted(_) => {
+                JobResult::Other
+            }
         }
     }
 }
@@ -775,8 +781,18 @@ fn run_pump_job(
     })
 }
 
-fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, JobError> {
-    let mut req = match read_request(&mut *stream, cfg) {
+fn run_job(
+    stream: &mut (impl Read + Write),
+    cfg: &JobConfig,
+    refusal: Option<String>,
+) -> Result<Done, JobError> {
+    let received = read_request(&mut *stream, cfg);
+    if let (Some(why), Ok(_)) = (refusal, &received) {
+        let why = JobError::NotAdmitted(why);
+        answer_refusal(stream, &why);
+        return Err(why);
+    }
+    let mut req = match received {
         Ok(Received::Plain(req)) => req,
         Ok(Received::Pump(req)) => return run_pump_job(stream, req, cfg),
         Err(why @ JobError::TooLarge(_)) => {
@@ -937,10 +953,15 @@ fn answer_from_cache(
 }
 
 /// Serves one job on `stream` and says how it ended; the caller logs it with
-/// [`Outcome::log`] once it has counted it.
-pub fn serve(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Outcome {
+/// [`Outcome::log`] once it has counted it. With a `refusal`, the request is read and
+/// answered with it, whatever it asks.
+pub fn serve(
+    stream: &mut (impl Read + Write),
+    cfg: &JobConfig,
+    refusal: Option<String>,
+) -> Outcome {
     let start = Instant::now();
-    let result = run_job(stream, cfg);
+    let result = run_job(stream, cfg, refusal);
     let time = start.elapsed();
     match result {
         Ok(done) => Outcome {
@@ -961,7 +982,10 @@ pub fn serve(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Outcome {
             status: 0,
             problem: Some((
                 e.to_string(),
-                matches!(e, JobError::Refused(_) | JobError::Unsafe(_)),
+                matches!(
+                    e,
+                    JobError::Refused(_) | JobError::Unsafe(_) | JobError::NotAdmitted(_)
+                ),
             )),
         },
     }

@@ -9,7 +9,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -19,9 +19,10 @@ use socket2::{Domain, Socket, Type};
 
 use super::privileges::{self, Keeper};
 use super::stats::Stats;
-use super::{access, job, Config, DaemonError, Deadline};
+use super::{access, job, tls, Config, DaemonError, Deadline};
 use crate::cmdline::policy::Compilers;
 use crate::logging;
+use crate::net;
 
 fn bind_address(cfg: &Config, port: u16) -> Result<SocketAddr, DaemonError> {
     let host = cfg.listen.as_deref().unwrap_or("0.0.0.0");
@@ -170,10 +171,70 @@ fn handle(stream: TcpStream, peer: SocketAddr, cfg: &Config, stats: &Stats) {
         deadline: Instant::now() + cfg.io_timeout,
         stop_by: &cfg.job.stop_by,
     };
-    stats.job_started();
-    let outcome = job::serve(&mut conn, &cfg.job);
+    let outcome = match (&cfg.tls, first[0] == net::tls::HANDSHAKE) {
+        (Some(settings), true) => {
+            let Some(outcome) = serve_tls(conn, settings, cfg, stats, &client) else {
+                return;
+            };
+            outcome
+        }
+        (None, true) => {
+            log::warn!(
+                "client {client} opened a TLS connection, but this daemon has no key \
+                 (--key): closed"
+            );
+            return;
+        }
+        (settings, false) => {
+            let refusal = settings.as_ref().filter(|s| s.only).map(|s| {
+                format!(
+                    "this host serves only TLS connections (distccd --tls-only); pin its key \
+                     {} in your known hosts to use it",
+                    s.fingerprint
+                )
+            });
+            stats.job_started();
+            job::serve(&mut conn, &cfg.job, refusal)
+        }
+    };
     stats.job_ended(&outcome);
     outcome.log(&client);
+}
+
+/// Serves a TLS connection: the handshake (bounded by its own timeout), then the job, or
+/// the refusal of a key the daemon does not admit. `None` when the handshake failed.
+fn serve_tls<R: Read + AsFd, W: Write>(
+    mut conn: Deadline<'_, R, W>,
+    settings: &tls::Tls,
+    cfg: &Config,
+    stats: &Stats,
+    client: &str,
+) -> Option<job::Outcome> {
+    let full = conn.deadline;
+    conn.deadline = full.min(Instant::now() + net::tls::HANDSHAKE_TIMEOUT);
+    let mut stream = match net::tls::accept(settings.config.clone(), conn) {
+        Ok(stream) => stream,
+        Err(e) => {
+            log::warn!("TLS handshake with {client} failed: {e}");
+            return None;
+        }
+    };
+    stream.sock.deadline = full;
+    let key = net::tls::peer_key(&stream.conn).map(|k| k.fingerprint());
+    let refusal = match tls::admit(settings, key) {
+        Ok(name) => {
+            if let Some(key) = key {
+                log::debug!("TLS client {client}: key {key} {name}");
+            }
+            None
+        }
+        Err(why) => Some(why),
+    };
+    stats.job_started();
+    let outcome = job::serve(&mut stream, &cfg.job, refusal);
+    stream.conn.send_close_notify();
+    let _ = stream.flush();
+    Some(outcome)
 }
 
 /// One worker: accepts and serves connections, one at a time, until the daemon stops.
@@ -239,12 +300,17 @@ fn reopen_log(keeper: Option<&mut Keeper>) {
     }
 }
 
-/// Waits for signals: SIGHUP reopens the log file; SIGTERM, SIGINT or SIGALRM (the
+/// Waits for signals: SIGHUP reopens the log file and reads the authorised keys again; SIGTERM, SIGINT or SIGALRM (the
 /// `--lifetime` alarm) stops the daemon. Returns the stopping signal.
-fn wait_for_stop(signals: &SigSet, mut keeper: Option<&mut Keeper>) -> Signal {
+fn wait_for_stop(cfg: &Config, signals: &SigSet, mut keeper: Option<&mut Keeper>) -> Signal {
     loop {
         match signals.wait() {
-            Ok(Signal::SIGHUP) => reopen_log(keeper.as_deref_mut()),
+            Ok(Signal::SIGHUP) => {
+                reopen_log(keeper.as_deref_mut());
+                if let Some(authorized) = cfg.tls.as_ref().and_then(|t| t.authorized.as_ref()) {
+                    authorized.reload();
+                }
+            }
             Ok(sig) => return sig,
             Err(e) => log::error!("sigwait failed: {e}"),
         }
@@ -353,7 +419,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         if let Some(l) = &stats_listener {
             scope.spawn(|| stats_server(l, &cfg, &stats, &stopping));
         }
-        let sig = wait_for_stop(&signals, keeper.as_mut());
+        let sig = wait_for_stop(&cfg, &signals, keeper.as_mut());
         match sig {
             Signal::SIGALRM => log::info!(
                 "stopping at the end of the --lifetime: no new jobs; waiting for running \

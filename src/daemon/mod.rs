@@ -16,6 +16,7 @@ pub mod listener;
 pub mod privileges;
 mod pumpcache;
 pub mod stats;
+pub mod tls;
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -76,6 +77,8 @@ pub enum DaemonError {
         dir: PathBuf,
         error: io::Error,
     },
+    /// The TLS options cannot be honoured: why.
+    Tls(String),
 }
 
 impl fmt::Display for DaemonError {
@@ -143,6 +146,7 @@ impl fmt::Display for DaemonError {
                 "cannot use the cache directory {} as the user distccd runs as: {error}",
                 dir.display()
             ),
+            DaemonError::Tls(why) => write!(f, "{why}"),
         }
     }
 }
@@ -196,12 +200,32 @@ impl<R, W: Write> Write for Deadline<'_, R, W> {
     }
 }
 
+/// Where `--gen-key` writes: the file named, else root's in `/etc/distcc`, another user's
+/// in their distcc directory.
+fn gen_key_path(named: &std::path::Path) -> PathBuf {
+    if !named.as_os_str().is_empty() {
+        return named.to_path_buf();
+    }
+    let dir = if nix::unistd::geteuid().is_root() {
+        Some(PathBuf::from("/etc/distcc"))
+    } else {
+        crate::farm::hosts::distcc_dir_from(
+            std::env::var_os("DISTCC_DIR"),
+            std::env::var_os("HOME"),
+        )
+    };
+    dir.unwrap_or_default().join("distccd_ed25519")
+}
+
 /// The daemon's start, after the command line was parsed: reads the environment, sets up
 /// logging, builds the configuration and serves, standalone or inetd. Returns the exit code.
 pub fn main(args: Args) -> i32 {
     if args.version {
         print!("{}", crate::version_banner("distccd"));
         return 0;
+    }
+    if let Some(path) = &args.gen_key {
+        return crate::net::keys::gen_key_main("distccd", &gen_key_path(path));
     }
     let args = args.expanded();
     config::init_logging(&args);

@@ -1,6 +1,7 @@
 //! Reaching a host: a TCP connection with distcc's timeouts (4 s to connect, tried on each
 //! address the name resolves to; `DISTCC_IO_TIMEOUT`, default 300 s and read by the
-//! configuration, for every later wait), or the pipes of an SSH process.
+//! configuration, for every later wait), TLS over it (`tls`, with the key files of `keys`),
+//! or the pipes of an SSH process.
 //!
 //! This module knows nothing of the protocol spoken over the connection.
 
@@ -13,13 +14,27 @@ use std::time::Duration;
 
 use crate::logging::strerror;
 
+pub mod keys;
+pub mod tls;
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Why a host could not be reached.
 #[derive(Debug)]
 pub enum ConnectError {
-    Resolve { host: String, error: io::Error },
-    Connect { addr: String, error: io::Error },
+    Resolve {
+        host: String,
+        error: io::Error,
+    },
+    Connect {
+        addr: String,
+        error: io::Error,
+    },
+    /// The TLS handshake failed for another reason than the host's key.
+    Tls {
+        host: String,
+        error: io::Error,
+    },
 }
 
 impl fmt::Display for ConnectError {
@@ -34,6 +49,12 @@ impl fmt::Display for ConnectError {
             ConnectError::Connect { addr, error } => {
                 write!(f, "failed to connect to {addr}: {}", strerror(error))
             }
+            ConnectError::Tls { host, error } => write!(
+                f,
+                "TLS handshake with {host} failed: {} (does its distccd serve TLS? it needs \
+                 --key)",
+                strerror(error)
+            ),
         }
     }
 }
@@ -99,9 +120,10 @@ pub fn ssh_command(
     argv
 }
 
-/// A job's connection: a TCP stream, or the pipes of an SSH process.
+/// A job's connection: a TCP stream, TLS over one, or the pipes of an SSH process.
 pub enum Connection {
     Tcp(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
     Ssh(SshPipe),
 }
 
@@ -152,6 +174,14 @@ impl Connection {
                 }
                 send_file(file, &*s, len)
             }
+            // The file goes through our memory to be encrypted, in one write with the
+            // header: records are then full.
+            Connection::Tls(s) => {
+                let mut data = head.to_vec();
+                data.extend_from_slice(&crate::read_first(file, len)?);
+                io::Write::write_all(s, &data)?;
+                io::Write::flush(s)
+            }
             Connection::Ssh(p) => {
                 let stdin = p.stdin.as_ref().ok_or(io::ErrorKind::BrokenPipe)?;
                 io::Write::write_all(&mut &*stdin, head)?;
@@ -186,6 +216,7 @@ impl io::Read for Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Connection::Tcp(s) => s.read(buf),
+            Connection::Tls(s) => s.read(buf),
             Connection::Ssh(p) => p.stdout.read(buf),
         }
     }
@@ -195,6 +226,7 @@ impl io::Write for Connection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Connection::Tcp(s) => s.write(buf),
+            Connection::Tls(s) => s.write(buf),
             Connection::Ssh(p) => match &mut p.stdin {
                 Some(stdin) => stdin.write(buf),
                 None => Err(io::Error::from(io::ErrorKind::BrokenPipe)),
@@ -205,6 +237,7 @@ impl io::Write for Connection {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Connection::Tcp(s) => s.flush(),
+            Connection::Tls(s) => s.flush(),
             Connection::Ssh(p) => p.stdin.as_mut().map_or(Ok(()), |s| s.flush()),
         }
     }
