@@ -304,6 +304,14 @@ pub struct AuthorizedKeys {
 impl AuthorizedKeys {
     pub fn load(path: &Path) -> Result<AuthorizedKeys, KeyError> {
         let text = fs::read_to_string(path).map_err(io_error(path))?;
+        AuthorizedKeys::parse(&text).map_err(|why| KeyError::Malformed {
+            path: path.to_path_buf(),
+            why,
+        })
+    }
+
+    /// The keys `text` lists, or what is wrong with it.
+    pub fn parse(text: &str) -> Result<AuthorizedKeys, String> {
         let mut names = HashMap::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
@@ -311,13 +319,12 @@ impl AuthorizedKeys {
                 continue;
             }
             let words: Vec<&str> = line.split_whitespace().collect();
-            let (key, rest) = key_in(&words).ok_or_else(|| KeyError::Malformed {
-                path: path.to_path_buf(),
-                why: format!(
+            let (key, rest) = key_in(&words).ok_or_else(|| {
+                format!(
                     "line {}: expected a fingerprint (SHA256:...) or a public key line \
                      ({PUBLIC_KEY_TYPE} ...)",
                     n + 1
-                ),
+                )
             })?;
             names.insert(key, rest.join(" "));
         }
@@ -373,7 +380,8 @@ impl KnownHosts {
         KnownHosts::parse(&text, path)
     }
 
-    fn parse(text: &str, path: &Path) -> KnownHosts {
+    /// The hosts `text` lists; `path` names it in warnings.
+    pub fn parse(text: &str, path: &Path) -> KnownHosts {
         let mut keys: HashMap<String, Vec<Fingerprint>> = HashMap::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
