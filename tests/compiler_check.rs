@@ -42,17 +42,29 @@ struct OtherHost {
 
 impl OtherHost {
     fn new(version: &str) -> OtherHost {
-        OtherHost::with_answer(&format!(
-            "if [ \"$#\" = 1 ] && [ \"$1\" = -v ]; then\n\
+        OtherHost::serving(version, &[])
+    }
+
+    /// A host whose compiler says it is gcc `version`, started with `extra` options.
+    fn serving(version: &str, extra: &[&str]) -> OtherHost {
+        OtherHost::with_answer_and_options(
+            &format!(
+                "if [ \"$#\" = 1 ] && [ \"$1\" = -v ]; then\n\
              /usr/bin/x86_64-linux-gnu-gcc -v 2>&1 | \
              sed 's/^gcc version [0-9.]*/gcc version {version}/' >&2\n\
              exit 0\n\
              fi\n"
-        ))
+            ),
+            extra,
+        )
     }
 
     /// A host whose compiler runs `answer` (shell) before it compiles.
     fn with_answer(answer: &str) -> OtherHost {
+        OtherHost::with_answer_and_options(answer, &[])
+    }
+
+    fn with_answer_and_options(answer: &str, extra: &[&str]) -> OtherHost {
         let tools = tempfile::tempdir().unwrap();
         std::fs::set_permissions(tools.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let fake = tools.path().join("x86_64-linux-gnu-gcc");
@@ -65,7 +77,10 @@ impl OtherHost {
         let whitelist = whitelist_dir(&["gcc", "cc"]);
         std::os::unix::fs::symlink(&fake, whitelist.path().join("x86_64-linux-gnu-gcc")).unwrap();
         let path = format!("{}:/usr/bin:/bin", tools.path().display());
-        let daemon = Daemon::verbose_with(whitelist.path(), &[("DISTCCD_PATH", &path)]);
+        let dir = whitelist.path().to_str().unwrap();
+        let mut args = vec!["--allow", "127.0.0.1", "--verbose", "--whitelist-dir", dir];
+        args.extend_from_slice(extra);
+        let daemon = Daemon::start_with_env(OUR_DISTCCD, &args, &[("DISTCCD_PATH", &path)]);
         OtherHost {
             daemon,
             _tools: tools,
@@ -223,4 +238,38 @@ fn a_compiler_that_does_not_answer_is_not_asked_at_every_job() {
         1,
         "{log}"
     );
+}
+
+/// The check is the same over TLS: a host reached with pinned keys and another compiler is
+/// told once and not used.
+#[test]
+fn a_host_with_another_compiler_is_not_used_over_tls_either() {
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("host");
+    let made = Command::new(OUR_DISTCCD)
+        .arg("--gen-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    let made = String::from_utf8_lossy(&made.stdout).into_owned();
+    let fingerprint = made
+        .lines()
+        .find_map(|l| l.strip_prefix("Its fingerprint is "))
+        .expect("a fingerprint");
+    let other = OtherHost::serving("99.1.0", &["--key", key.to_str().unwrap()]);
+    let hosts = other.daemon.host();
+    std::fs::write(
+        project.distcc_dir().join("known_hosts"),
+        format!("{hosts} {fingerprint}\n"),
+    )
+    .unwrap();
+    let out = project.make(&["-j4", &cc()], &[("DISTCC_HOSTS", &hosts)]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_same_outputs(&expected, &project.outputs());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches(TOLD).count(), 1, "{stderr}");
+    let log = other.daemon.log_text();
+    assert!(log.contains("TLS client"), "{log}");
 }
