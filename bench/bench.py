@@ -73,7 +73,7 @@ OURS = {
 }
 THEIRS = {"name": "distcc 3.4", "client": "/usr/bin/distcc", "daemon": "/usr/bin/distccd"}
 WORKLOADS = ["tiny", "cxx", "lua", "leveldb", "kernel", "farm", "wire",
-             "lua-cache", "leveldb-cache", "kernel-cache"]
+             "lua-cache", "leveldb-cache", "kernel-cache", "transport"]
 # Twice the three daemons' slots, so that preprocessing overlaps remote compiles.
 MAKE_JOBS = "-j6"
 
@@ -153,6 +153,8 @@ NEEDS = {
     "farm": [("g++", "g++"), ("cmake", "cmake"), ("ninja", "ninja-build"),
              ("taskset", "util-linux")],
     "wire": [("make", "make"), ("tcpdump", "tcpdump")],
+    "transport": [("make", "make"), ("/usr/sbin/sshd", "openssh-server"),
+                  ("ssh", "openssh-client")],
 }
 for _tree in ["lua", "leveldb", "kernel"]:
     NEEDS[f"{_tree}-cache"] = NEEDS[_tree] + [("ccache", "ccache")]
@@ -1305,10 +1307,193 @@ def wire_rows(farms, work):
     return rows
 
 
+class Sshd:
+    """A real sshd on a loopback port: root logs in with a key made here and runs our
+    distccd --inetd for each job, as a host reached with `@host` would."""
+
+    def __init__(self, work):
+        self.dir = tempfile.mkdtemp(dir=work)
+        for name in ("host", "user"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                            os.path.join(self.dir, name)], check=True)
+        shutil.copy(os.path.join(self.dir, "user.pub"), os.path.join(self.dir, "authorized"))
+        os.makedirs("/run/sshd", exist_ok=True)
+        self.port = free_port()
+        config = os.path.join(self.dir, "sshd_config")
+        open(config, "w").write(
+            f"Port {self.port}\nListenAddress 127.0.0.1\n"
+            f"HostKey {self.dir}/host\nAuthorizedKeysFile {self.dir}/authorized\n"
+            "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+            f"PidFile {self.dir}/sshd.pid\nMaxStartups 100\n")
+        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", config],
+                                     stdin=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.dir, "sshd.log"), "w"))
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        self.distcc_dir = os.path.join(self.dir, "distcc")
+        os.mkdir(self.distcc_dir)
+
+    def env(self, slots):
+        """Our client's environment: one SSH host with `slots` jobs, our distccd there."""
+        env = dict(os.environ)
+        env["DISTCC_HOSTS"] = f"@127.0.0.1/{slots}:{OURS['daemon']}"
+        env["DISTCC_SSH"] = (f"ssh -p {self.port} -i {self.dir}/user -o BatchMode=yes "
+                             "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                             "-o LogLevel=ERROR")
+        env["DISTCC_DIR"] = self.distcc_dir
+        for k in ["DISTCC_VERBOSE", "DISTCC_LOG", "DISTCC_FALLBACK"]:
+            env.pop(k, None)
+        return env
+
+    def cpu(self):
+        """CPU seconds of sshd and every session it served (distccd and the compilers
+        among them), once the sessions of the jobs that ended are reaped."""
+        for _ in range(250):
+            if len(group_pids(self.proc.pid)) == 1:
+                break
+            time.sleep(0.02)
+        return process_cpu([self.proc.pid])
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def threads_cpu(pids):
+    """CPU seconds of the threads of processes, to the nanosecond (/proc schedstat), their
+    children not included: a daemon's own work without its compilers'."""
+    total = 0
+    for pid in pids:
+        for stat in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+            with contextlib.suppress(OSError):
+                total += int(open(stat).read().split()[0])
+    return total / 1e9
+
+
+class Transport:
+    """One way from our client to our daemons: `env()` for the client; `cpu()` for the
+    daemon side (the daemons with their compilers, or sshd with its sessions), and
+    `own()`, the daemons' threads alone (None for SSH, whose sessions come and go)."""
+
+    def __init__(self, name, env, cpu, own):
+        self.name, self.env, self.cpu, self.own = name, env, cpu, own
+
+
+def tls_farm(work):
+    """Three daemons of ours serving TLS, with a client whose key they list and which pins
+    theirs: the whole set-up a user makes (`--gen-key` on both sides)."""
+    keys = tempfile.mkdtemp(dir=work)
+    host_key, user_key = os.path.join(keys, "host"), os.path.join(keys, "id_ed25519")
+    made = subprocess.run([OURS["daemon"], "--gen-key", host_key], check=True,
+                          capture_output=True, text=True).stdout
+    fingerprint = made.rsplit("fingerprint is ", 1)[1].strip()
+    subprocess.run([OURS["client"], "--gen-key", user_key], check=True, capture_output=True)
+    authorized = os.path.join(keys, "authorized_keys")
+    shutil.copy(user_key + ".pub", authorized)
+    farm = Farm(OURS, work, extra=["--key", host_key, "--authorized-keys", authorized])
+    for f in (user_key, user_key + ".pub"):
+        shutil.copy(f, farm.distcc_dir)
+    with open(os.path.join(farm.distcc_dir, "known_hosts"), "w") as known:
+        for port in farm.ports:
+            known.write(f"127.0.0.1:{port} {fingerprint}\n")
+    return farm
+
+
+TRANSPORT_HEADER = ["figure", "plain TCP", "TLS", "SSH", "TLS - plain", "TLS / plain",
+                    "SSH / plain"]
+
+
+def transport_rows(work, rounds, per_round, builds):
+    """Our client and daemons over plain TCP, TLS with pinned keys, and SSH (a real sshd
+    on loopback, `distccd --inetd` per job), in turn: tiny jobs, then Lua builds. Issue 17's
+    targets: TLS adds at most 1 ms of CPU per job, client and daemon together, and at most
+    5% to Lua's wall time."""
+    plain, tls = Farm(OURS, work), tls_farm(work)
+    sshd = Sshd(work)
+    slots = len(plain.ports)
+    ways = [Transport(name, farm.env, lambda f=farm: process_cpu(f.pids()),
+                      lambda f=farm: threads_cpu(f.pids()))
+            for name, farm in [("plain TCP", plain), ("TLS", tls)]]
+    ways.append(Transport("SSH", lambda options="": sshd.env(slots), sshd.cpu, lambda: None))
+    try:
+        figures = {w.name: {} for w in ways}
+        src, compiler = write_job_file(work, "tiny")
+        walls = {w.name: [] for w in ways}
+        clients = {w.name: [] for w in ways}
+        owns = {w.name: [] for w in ways}
+        daemon_cpu = {w.name: 0.0 for w in ways}
+        daemon_own = {w.name: 0.0 for w in ways}
+        for i in range(rounds * per_round):
+            for w in ways:
+                before, own_before = w.cpu(), w.own()
+                wall, cpu, own = run_timed([OURS["client"], compiler, "-O2", "-c", src, "-o",
+                                            os.path.join(work, f"t{i % 4}.o")], own=True,
+                                           env=w.env(), cwd=work)
+                daemon_cpu[w.name] += w.cpu() - before
+                if own_before is not None:
+                    daemon_own[w.name] += w.own() - own_before
+                walls[w.name].append(wall)
+                clients[w.name].append(cpu)
+                owns[w.name].append(own)
+        jobs = rounds * per_round
+        for w in ways:
+            f = figures[w.name]
+            ssh = w.name == "SSH"
+            f["tiny: job wall ms (median)"] = statistics.median(walls[w.name]) * 1000
+            f["tiny: client process CPU ms/job"] = statistics.mean(owns[w.name]) * 1000
+            f["tiny: daemon threads CPU ms/job (no compilers)"] = (
+                None if ssh else daemon_own[w.name] / jobs * 1000)
+            f["tiny: client + daemon threads CPU ms/job"] = (
+                None if ssh else (sum(owns[w.name]) + daemon_own[w.name]) / jobs * 1000)
+            f["tiny: client with children CPU ms/job (ssh too)"] = (
+                statistics.mean(clients[w.name]) * 1000)
+            f["tiny: daemon side with compilers CPU ms/job (sshd too)"] = (
+                daemon_cpu[w.name] / jobs * 1000)
+        lua = Lua(work)
+        results = {w.name: [] for w in ways}
+        reference = None
+        for _ in range(builds):
+            for w in ways:
+                argv = lua.prepare(OURS["client"])
+                before = w.cpu()
+                wall, cpu = run_timed(argv, log=os.path.join(work, "lua-transport.log"),
+                                      cwd=lua.tree, env=w.env())
+                results[w.name].append((wall, cpu, w.cpu() - before))
+                built = objects(lua.tree)
+                reference = reference or built
+                if built != reference:
+                    print(f"bench: lua over {w.name}: objects differ from plain TCP's",
+                          file=sys.stderr)
+        for w in ways:
+            runs = results[w.name]
+            f = figures[w.name]
+            f["lua: build wall s (median)"] = statistics.median(r[0] for r in runs)
+            f["lua: client CPU s"] = statistics.median(r[1] for r in runs)
+            f["lua: daemon-side CPU s"] = statistics.median(r[2] for r in runs)
+            f["lua: client + daemon CPU ms/job"] = statistics.median(
+                (r[1] + r[2]) for r in runs) / len(reference) * 1000
+    finally:
+        for farm in (plain, tls):
+            farm.stop()
+        sshd.stop()
+    rows = []
+    for figure in figures["plain TCP"]:
+        p, t, s = (figures[w.name][figure] for w in ways)
+        rows.append([figure, fmt(p), fmt(t), fmt(s), fmt(t - p), ratio(t, p),
+                     ratio(s, p) if s is not None else ""])
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # The cache workloads build each tree eight times: asked for by name only.
-    ap.add_argument("--workloads", default=",".join(w for w in WORKLOADS if "-cache" not in w),
+    ap.add_argument("--workloads", default=",".join(
+        w for w in WORKLOADS if "-cache" not in w and w != "transport"),
                     help="comma-separated, of " + ",".join(WORKLOADS))
     ap.add_argument("--rounds", type=int, default=10, help="rounds of the per-job workloads")
     ap.add_argument("--jobs-per-round", type=int, default=20, help="tiny jobs per round")
@@ -1323,6 +1508,9 @@ def main():
                     help="where the include server's table goes as TSV")
     ap.add_argument("--cache-tsv", default=os.path.join(ROOT, "bench", "results-cache.tsv"),
                     help="where the compile cache's table goes as TSV")
+    ap.add_argument("--transport-tsv",
+                    default=os.path.join(ROOT, "bench", "results-transport.tsv"),
+                    help="where the transports' table goes as TSV")
     args = ap.parse_args()
     workloads = [w for w in args.workloads.split(",") if w]
     unknown = set(workloads) - set(WORKLOADS)
@@ -1340,7 +1528,10 @@ def main():
     floor_rows = []
     include = []  # include_figures, one per tree
     cache = []  # cache_rows, one per tree
+    transport = []
     try:
+        if "transport" in workloads:
+            transport = transport_rows(work, args.rounds, args.jobs_per_round, args.builds)
         for w, per_round in [("tiny", args.jobs_per_round), ("cxx", args.cxx_jobs_per_round)]:
             if w in workloads:
                 measured, floor = job_rows(farms, work, w, args.rounds, per_round)
@@ -1365,7 +1556,7 @@ def main():
                     f.stop()
         if "wire" in workloads:
             rows += wire_rows(farms, work)
-        if rows or not (include or cache):
+        if rows or not (include or cache or transport):
             rows.append(("daemon peak memory MiB", *(peak_memory_kib(f.pids()) / 1024
                                                       for f in farms.values()), None))
     finally:
@@ -1391,6 +1582,11 @@ def main():
         if rows or include:
             print()
         print_table(CACHE_HEADER, cache, args.cache_tsv)
+    if transport:
+        # TLS and SSH against plain TCP (issue 17).
+        if rows or include or cache:
+            print()
+        print_table(TRANSPORT_HEADER, transport, args.transport_tsv)
 
 
 def print_table(header, lines, tsv_path):

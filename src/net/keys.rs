@@ -169,13 +169,19 @@ impl KeyPair {
         use rustls::pki_types::pem::PemObject;
         let der = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_slice(&text)
             .map_err(|_| malformed("no PEM \"PRIVATE KEY\" in it"))?;
-        let pair =
-            ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der())
-                .map_err(|_| malformed("not an Ed25519 private key"))?;
-        use ring::signature::KeyPair as _;
-        let public = pair.public_key().as_ref().try_into().expect("32 bytes");
+        let pkcs8 = der.secret_pkcs8_der();
+        let public = match stored_public_key(pkcs8) {
+            Some(public) => public,
+            // Without the public key beside it (a version 1 document), it is computed.
+            None => {
+                let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
+                    .map_err(|_| malformed("not an Ed25519 private key"))?;
+                use ring::signature::KeyPair as _;
+                pair.public_key().as_ref().try_into().expect("32 bytes")
+            }
+        };
         Ok(KeyPair {
-            pkcs8: der.secret_pkcs8_der().to_vec(),
+            pkcs8: pkcs8.to_vec(),
             public: PublicKey(public),
         })
     }
@@ -230,6 +236,20 @@ impl KeyPair {
             public,
         })
     }
+}
+
+/// The public key stored in an Ed25519 PKCS#8 version 2 document (RFC 8410), as `--gen-key`
+/// writes it: read rather than computed again from the private key, which costs a client
+/// a scalar multiplication at every job. A key that does not match its private half only
+/// makes the peer's signature check fail.
+fn stored_public_key(pkcs8: &[u8]) -> Option<[u8; 32]> {
+    const HEAD: [u8; 16] = [
+        0x30, 0x53, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    const PUBLIC: [u8; 5] = [0xa1, 0x23, 0x03, 0x21, 0x00];
+    let rest = pkcs8.strip_prefix(&HEAD[..])?.get(32..)?;
+    rest.strip_prefix(&PUBLIC[..])?.try_into().ok()
 }
 
 /// Where the public half of the key in `path` is written.

@@ -176,11 +176,10 @@ impl Connection {
             }
             // The file goes through our memory to be encrypted, in one write with the
             // header: records are then full.
-            Connection::Tls(s) => {
+            Connection::Tls(_) => {
                 let mut data = head.to_vec();
                 data.extend_from_slice(&crate::read_first(file, len)?);
-                io::Write::write_all(s, &data)?;
-                io::Write::flush(s)
+                io::Write::write_all(self, &data)
             }
             Connection::Ssh(p) => {
                 let stdin = p.stdin.as_ref().ok_or(io::ErrorKind::BrokenPipe)?;
@@ -226,7 +225,7 @@ impl io::Write for Connection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Connection::Tcp(s) => s.write(buf),
-            Connection::Tls(s) => s.write(buf),
+            Connection::Tls(s) => tls::send(s, buf),
             Connection::Ssh(p) => match &mut p.stdin {
                 Some(stdin) => stdin.write(buf),
                 None => Err(io::Error::from(io::ErrorKind::BrokenPipe)),

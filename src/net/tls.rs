@@ -228,8 +228,10 @@ pub fn client_config(pair: &KeyPair, check: Arc<HostKeyCheck>) -> Result<ClientC
     Ok(config)
 }
 
-/// Runs a handshake over `io` to its end, or to `timeout`.
-fn handshake<C, S, T>(conn: &mut C, io: &mut T, timeout: Duration) -> io::Result<()>
+/// Runs a handshake over `io` to its end, or to `timeout`. What it leaves to send (the
+/// client's Finished) is sent with `flush`; otherwise it leaves with the first data, in one
+/// packet, which spares the daemon a wake-up.
+fn handshake<C, S, T>(conn: &mut C, io: &mut T, timeout: Duration, flush: bool) -> io::Result<()>
 where
     C: std::ops::DerefMut<Target = rustls::ConnectionCommon<S>>,
     S: rustls::SideData,
@@ -245,8 +247,7 @@ where
         }
         conn.complete_io(io)?;
     }
-    // Whatever the handshake left to send (the client's Finished) goes now.
-    while conn.wants_write() {
+    while flush && conn.wants_write() {
         conn.write_tls(io)?;
     }
     Ok(())
@@ -263,8 +264,20 @@ pub fn connect<T: Read + Write>(
         .unwrap_or_else(|_| ServerName::try_from("distccd").expect("a valid name"));
     let mut conn =
         ClientConnection::new(Arc::new(config), server_name).map_err(io::Error::other)?;
-    handshake(&mut conn, &mut sock, timeout)?;
+    handshake(&mut conn, &mut sock, timeout, false)?;
     Ok(rustls::StreamOwned::new(conn, sock))
+}
+
+/// Sends `data` on a client's connection, with whatever the handshake left to send.
+pub fn send<T: Read + Write>(
+    stream: &mut rustls::StreamOwned<ClientConnection, T>,
+    data: &[u8],
+) -> io::Result<usize> {
+    let n = stream.conn.writer().write(data)?;
+    while stream.conn.wants_write() {
+        stream.conn.write_tls(&mut stream.sock)?;
+    }
+    Ok(n)
 }
 
 /// A daemon's TLS connection over `sock`, its handshake done.
@@ -273,7 +286,7 @@ pub fn accept<T: Read + Write>(
     mut sock: T,
 ) -> io::Result<rustls::StreamOwned<ServerConnection, T>> {
     let mut conn = ServerConnection::new(config).map_err(io::Error::other)?;
-    handshake(&mut conn, &mut sock, HANDSHAKE_TIMEOUT)?;
+    handshake(&mut conn, &mut sock, HANDSHAKE_TIMEOUT, true)?;
     Ok(rustls::StreamOwned::new(conn, sock))
 }
 
