@@ -40,6 +40,9 @@ struct Farm {
 impl Farm {
     fn new() -> Farm {
         let dir = tempfile::tempdir().unwrap();
+        // The daemon reads its authorised keys again as the user it runs as.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let key = dir.path().join("distccd_ed25519");
         let fingerprint = gen_key(OUR_DISTCCD, &key);
         let authorized = dir.path().join("authorized_keys");
@@ -107,7 +110,7 @@ fn stderr(out: &Output) -> String {
 
 /// How many TLS connections the daemon admitted.
 fn tls_clients(daemon: &Daemon) -> usize {
-    daemon.log_text().matches("TLS client").count()
+    daemon.log_text().matches(": key SHA256:").count()
 }
 
 #[test]
@@ -160,7 +163,11 @@ fn a_client_whose_key_is_not_listed_is_refused_before_any_compile() {
         "{said}"
     );
     let log = daemon.log_text();
-    assert!(!log.contains("compiling:"), "{log}");
+    // Refused before its request was even read.
+    assert!(
+        !log.contains("got request") && !log.contains("compiling:"),
+        "{log}"
+    );
     assert!(log.contains("refused job from"), "{log}");
     assert_eq!(daemon.compiled_ok(), 0);
 
@@ -200,9 +207,10 @@ fn a_host_whose_key_changed_is_refused() {
     );
     let log = daemon.log_text();
     assert!(
-        !log.contains("TLS client") && !log.contains("compiling:"),
+        !log.contains(": key SHA256:") && !log.contains("compiling:"),
         "{log}"
     );
+    assert!(log.contains("does not trust this daemon's key"), "{log}");
 }
 
 #[test]
@@ -262,7 +270,11 @@ fn a_tls_only_daemon_refuses_classic_clients_and_34_uses_a_daemon_that_also_serv
     assert_same_outputs(&expected, &project.outputs());
     let said = stderr(&out);
     assert_eq!(said.matches("serves only TLS").count(), 1, "{said}");
-    assert!(said.contains(&farm.fingerprint), "{said}");
+    assert!(
+        !only.log_text().contains("got request"),
+        "{}",
+        only.log_text()
+    );
     // distcc 3.4's client: refused too; it builds here.
     let cc34 = format!("CC={DISTCC_34} gcc");
     let _ = project.make(&["clean"], &[]);
@@ -303,6 +315,32 @@ fn a_pinned_host_that_does_not_serve_tls_is_not_used_in_the_clear() {
     );
 }
 
+/// A known hosts file that cannot be read, or a line of it, never lets a host that it may
+/// pin be used in the clear.
+#[test]
+fn a_damaged_pin_keeps_its_host_from_getting_jobs_in_the_clear() {
+    let project = Project::example();
+    let expected = project.reference_build(&["-j4"]);
+    let plain = Daemon::ours(&["--verbose"]);
+    let known = project.distcc_dir().join("known_hosts");
+    for damaged in [
+        format!("{} SHA256:cut-short\n", plain.host()),
+        format!("other SHA256:x\n{}:port SHA256:y\n", plain.host()),
+    ] {
+        std::fs::write(&known, damaged).unwrap();
+        let out = build(&project, &plain, &[]);
+        assert_same_outputs(&expected, &project.outputs());
+        assert_eq!(
+            stderr(&out).matches("not using").count(),
+            1,
+            "{}",
+            show(&out)
+        );
+        assert!(stderr(&out).contains("known_hosts:"), "{}", show(&out));
+        assert_eq!(plain.compiled_ok(), 0, "{}", plain.log_text());
+    }
+}
+
 #[test]
 fn the_daemon_refuses_options_it_cannot_honour() {
     let farm = Farm::new();
@@ -319,6 +357,32 @@ fn the_daemon_refuses_options_it_cannot_honour() {
     let exposed = farm.dir.path().join("exposed");
     std::fs::copy(&farm.key, &exposed).unwrap();
     std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Authorised keys the daemon's user could not read again on SIGHUP (as root, the
+    // daemon gives root up; a private directory keeps them from its user).
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let hidden = private.path().join("authorized_keys");
+    std::fs::write(&hidden, "").unwrap();
+    let as_root = nix::unistd::geteuid().is_root();
+    let key = farm.key.to_str().unwrap();
+    let unreadable = [
+        "--daemon",
+        "--allow",
+        "127.0.0.1",
+        "--key",
+        key,
+        "--authorized-keys",
+        hidden.to_str().unwrap(),
+    ];
+    if as_root {
+        let out = start(&unreadable);
+        assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+        assert!(
+            stderr(&out).contains("which SIGHUP needs"),
+            "{}",
+            show(&out)
+        );
+    }
     for (args, says) in [
         (
             vec!["--daemon", "--allow", "127.0.0.1", "--tls-only"],

@@ -58,7 +58,14 @@ pub fn plan(cfg: &Config, host: &str, port: u16) -> Result<Option<Tls>, RemoteEr
         .into_iter()
         .chain([PathBuf::from(SYSTEM_KNOWN_HOSTS)])
     {
-        pins.extend_from_slice(KnownHosts::load(&file).keys_of(&name));
+        let known = KnownHosts::load(&file);
+        let keys = known.keys_of(&name).map_err(|why| {
+            RemoteError::Untrusted(format!(
+                "{why}; the host is left out until the file can be read, since it may \
+                 pin the host's key"
+            ))
+        })?;
+        pins.extend_from_slice(keys);
     }
     match mode {
         _ if !pins.is_empty() => {}
@@ -122,7 +129,9 @@ impl Tls {
         let check = tls::HostKeyCheck::new(pins.clone());
         let config = tls::client_config(&pair, check.clone())
             .map_err(|e| RemoteError::Untrusted(format!("cannot set up TLS: {e}")))?;
-        match tls::connect(config, host, sock, timeout.min(tls::HANDSHAKE_TIMEOUT)) {
+        // The connection's own timeout: a host busy with other jobs leaves it in its backlog,
+        // unanswered, for as long as a classic connection would wait there.
+        match tls::connect(config, host, sock, timeout) {
             Ok(stream) => {
                 if pins.is_empty() {
                     trust_on_first_use(cfg, &name, &check);

@@ -81,9 +81,6 @@ enum JobError {
     Unsafe(Unsafe),
     /// A protocol 3 request over the limits, or with a path that is not UTF-8.
     TooLarge(ProtocolError),
-    /// The connection may not ask for jobs (a TLS key not authorised, a classic
-    /// connection to a daemon that serves only TLS): why.
-    NotAdmitted(String),
 }
 
 impl fmt::Display for JobError {
@@ -100,7 +97,6 @@ impl fmt::Display for JobError {
             JobError::TempFiles(e) => write!(f, "failed to set up the job's temporary files: {e}"),
             JobError::Unsafe(u) => write!(f, "{u}"),
             JobError::TooLarge(e) => write!(f, "{e}"),
-            JobError::NotAdmitted(why) => write!(f, "{why}"),
         }
     }
 }
@@ -121,9 +117,7 @@ impl JobError {
             | JobError::NotDistributable(_)
             | JobError::Unsafe(_)
             | JobError::TooLarge(_) => JobResult::BadRequest,
-            JobError::Refused(_) | JobError::TempFiles(_) | JobError::NotAdmitted(_) => {
-                JobResult::Other
-            }
+            JobError::Refused(_) | JobError::TempFiles(_) => JobResult::Other,
         }
     }
 }
@@ -171,6 +165,17 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// A connection refused before its request was read: a warning with `why`.
+    pub fn refused(why: String, time: Duration) -> Outcome {
+        Outcome {
+            result: JobResult::Other,
+            job: None,
+            time,
+            status: 0,
+            problem: Some((why, true)),
+        }
+    }
+
     /// Logs the reason of a failure, if any, and distcc's one-line summary of the job.
     pub fn log(&self, client: &str) {
         let ms = self.time.as_millis();
@@ -781,18 +786,8 @@ fn run_pump_job(
     })
 }
 
-fn run_job(
-    stream: &mut (impl Read + Write),
-    cfg: &JobConfig,
-    refusal: Option<String>,
-) -> Result<Done, JobError> {
-    let received = read_request(&mut *stream, cfg);
-    if let (Some(why), Ok(_)) = (refusal, &received) {
-        let why = JobError::NotAdmitted(why);
-        answer_refusal(stream, &why);
-        return Err(why);
-    }
-    let mut req = match received {
+fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, JobError> {
+    let mut req = match read_request(&mut *stream, cfg) {
         Ok(Received::Plain(req)) => req,
         Ok(Received::Pump(req)) => return run_pump_job(stream, req, cfg),
         Err(why @ JobError::TooLarge(_)) => {
@@ -953,15 +948,10 @@ fn answer_from_cache(
 }
 
 /// Serves one job on `stream` and says how it ended; the caller logs it with
-/// [`Outcome::log`] once it has counted it. With a `refusal`, the request is read and
-/// answered with it, whatever it asks.
-pub fn serve(
-    stream: &mut (impl Read + Write),
-    cfg: &JobConfig,
-    refusal: Option<String>,
-) -> Outcome {
+/// [`Outcome::log`] once it has counted it.
+pub fn serve(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Outcome {
     let start = Instant::now();
-    let result = run_job(stream, cfg, refusal);
+    let result = run_job(stream, cfg);
     let time = start.elapsed();
     match result {
         Ok(done) => Outcome {
@@ -982,10 +972,7 @@ pub fn serve(
             status: 0,
             problem: Some((
                 e.to_string(),
-                matches!(
-                    e,
-                    JobError::Refused(_) | JobError::Unsafe(_) | JobError::NotAdmitted(_)
-                ),
+                matches!(e, JobError::Refused(_) | JobError::Unsafe(_)),
             )),
         },
     }

@@ -23,6 +23,7 @@ use super::{access, job, tls, Config, DaemonError, Deadline};
 use crate::cmdline::policy::Compilers;
 use crate::logging;
 use crate::net;
+use crate::wire;
 
 fn bind_address(cfg: &Config, port: u16) -> Result<SocketAddr, DaemonError> {
     let host = cfg.listen.as_deref().unwrap_or("0.0.0.0");
@@ -116,6 +117,24 @@ pub(crate) fn check_whitelist(cfg: &Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// Checks that the authorised keys, if any, can be read again once root is given up:
+/// otherwise a SIGHUP after a key was revoked would keep it.
+fn check_authorized_keys(cfg: &Config) -> Result<(), DaemonError> {
+    let Some(authorized) = cfg.tls.as_ref().and_then(|t| t.authorized.as_ref()) else {
+        return Ok(());
+    };
+    std::fs::File::open(&authorized.path)
+        .map(drop)
+        .map_err(|e| {
+            DaemonError::Tls(format!(
+                "--authorized-keys {}: {} as the user distccd runs as, which SIGHUP needs to \
+             read it again",
+                authorized.path.display(),
+                logging::strerror(&e)
+            ))
+        })
+}
+
 /// Checks that the cache directory, if any, can be written once root is given up; makes
 /// it when it does not exist.
 pub(crate) fn check_cache(cfg: &Config) -> Result<(), DaemonError> {
@@ -185,16 +204,18 @@ fn handle(stream: TcpStream, peer: SocketAddr, cfg: &Config, stats: &Stats) {
             );
             return;
         }
-        (settings, false) => {
-            let refusal = settings.as_ref().filter(|s| s.only).map(|s| {
-                format!(
-                    "this host serves only TLS connections (distccd --tls-only); pin its key \
-                     {} in your known hosts to use it",
-                    s.fingerprint
-                )
-            });
+        (Some(settings), false) if settings.only => {
             stats.job_started();
-            job::serve(&mut conn, &cfg.job, refusal)
+            refuse(
+                &mut conn,
+                "this host serves only TLS connections (distccd --tls-only): ask its \
+                 administrator for its key's fingerprint, and pin it in your known hosts"
+                    .into(),
+            )
+        }
+        (_, false) => {
+            stats.job_started();
+            job::serve(&mut conn, &cfg.job)
         }
     };
     stats.job_ended(&outcome);
@@ -215,26 +236,72 @@ fn serve_tls<R: Read + AsFd, W: Write>(
     let mut stream = match net::tls::accept(settings.config.clone(), conn) {
         Ok(stream) => stream,
         Err(e) => {
-            log::warn!("TLS handshake with {client} failed: {e}");
+            match net::tls::tls_error(&e) {
+                Some(rustls::Error::AlertReceived(rustls::AlertDescription::AccessDenied)) => {
+                    log::warn!(
+                        "TLS client {client} does not trust this daemon's key (it pins another)"
+                    )
+                }
+                _ => log::warn!("TLS handshake with {client} failed: {e}"),
+            }
             return None;
         }
     };
     stream.sock.deadline = full;
     let key = net::tls::peer_key(&stream.conn).map(|k| k.fingerprint());
-    let refusal = match tls::admit(settings, key) {
+    stats.job_started();
+    let outcome = match tls::admit(settings, key) {
         Ok(name) => {
             if let Some(key) = key {
                 log::debug!("TLS client {client}: key {key} {name}");
             }
-            None
+            job::serve(&mut stream, &cfg.job)
         }
-        Err(why) => Some(why),
+        Err(why) => refuse(&mut stream, why),
     };
-    stats.job_started();
-    let outcome = job::serve(&mut stream, &cfg.job, refusal);
     stream.conn.send_close_notify();
     let _ = stream.flush();
     Some(outcome)
+}
+
+/// How long, and how many bytes, a refused client's request is read for: past either, the
+/// connection is closed (and the client may see a reset instead of the refusal).
+const REFUSED_READ_FOR: Duration = Duration::from_secs(10);
+const REFUSED_READ_BYTES: u64 = 64 << 20;
+
+/// Answers a connection that may not ask for anything with `why`, before reading its
+/// request: nothing it sends is parsed or stored. What it sends is then read and dropped,
+/// within bounds, so that closing does not reset the connection under the refusal before
+/// the client has read it.
+fn refuse(conn: &mut impl Deadlined, why: String) -> job::Outcome {
+    let start = Instant::now();
+    if let Err(e) = wire::write_refusal(conn, &why) {
+        log::debug!("failed to tell the client of the refusal: {e}");
+    } else {
+        conn.set_deadline(start + REFUSED_READ_FOR);
+        let _ = io::copy(&mut conn.take(REFUSED_READ_BYTES), &mut io::sink());
+    }
+    job::Outcome::refused(why, start.elapsed())
+}
+
+/// A connection whose reads end at a deadline that can be moved.
+trait Deadlined: Read + Write {
+    fn set_deadline(&mut self, at: Instant);
+}
+
+impl<R: Read + AsFd, W: Write> Deadlined for Deadline<'_, R, W> {
+    fn set_deadline(&mut self, at: Instant) {
+        self.deadline = self.deadline.min(at);
+    }
+}
+
+impl<C, R: Read + AsFd, W: Write> Deadlined for rustls::StreamOwned<C, Deadline<'_, R, W>>
+where
+    Self: Read + Write,
+{
+    fn set_deadline(&mut self, at: Instant) {
+        self.sock.set_deadline(at);
+    }
 }
 
 /// One worker: accepts and serves connections, one at a time, until the daemon stops.
@@ -356,6 +423,7 @@ fn start_up(cfg: &Config) -> Result<Option<Keeper>, DaemonError> {
     }
     check_whitelist(cfg)?;
     check_cache(cfg)?;
+    check_authorized_keys(cfg)?;
     Ok(keeper)
 }
 

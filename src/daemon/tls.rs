@@ -35,10 +35,15 @@ pub struct Authorized {
 }
 
 impl Authorized {
-    /// Reads the file again; keeps the keys it had when the file cannot be read.
+    /// Reads the file again; keeps the keys it had when the file cannot be read. A line
+    /// that lists no key is said, and the others are used: a key removed (revoked) must go
+    /// even when another line is mistyped.
     pub fn reload(&self) {
         match AuthorizedKeys::load(&self.path) {
             Ok(keys) => {
+                for problem in &keys.problems {
+                    log::error!("{problem}: line ignored");
+                }
                 log::info!(
                     "authorized keys read again from {}: {} keys",
                     self.path.display(),
@@ -67,7 +72,7 @@ pub fn admit(tls: &Tls, key: Option<Fingerprint>) -> Result<String, String> {
         Some(name) => Ok(name.to_string()),
         None => Err(format!(
             "your key {key} is not authorised on this host; ask its administrator to add \
-             your public key (~/.distcc/id_ed25519.pub) to its authorized keys"
+             your public key (id_ed25519.pub in your distcc directory) to its authorized keys"
         )),
     }
 }
@@ -89,12 +94,16 @@ pub fn from_args(
             )),
         };
     };
-    let pair = KeyPair::load(key).map_err(|e| DaemonError::Tls(e.to_string()))?;
+    let pair = KeyPair::load(key).map_err(|e| DaemonError::Tls(format!("--key: {e}")))?;
     let config = tls::server_config(&pair).map_err(|e| DaemonError::Tls(e.to_string()))?;
     let authorized = match authorized {
         None => None,
         Some(path) => {
-            let keys = AuthorizedKeys::load(path).map_err(|e| DaemonError::Tls(e.to_string()))?;
+            let keys = AuthorizedKeys::load(path)
+                .map_err(|e| DaemonError::Tls(format!("--authorized-keys: {e}")))?;
+            if let Some(problem) = keys.problems.first() {
+                return Err(DaemonError::Tls(format!("--authorized-keys: {problem}")));
+            }
             if keys.is_empty() {
                 log::warn!(
                     "{} lists no key: every TLS client will be refused",
@@ -107,6 +116,12 @@ pub fn from_args(
             }))
         }
     };
+    if authorized.is_some() && !only {
+        log::warn!(
+            "--authorized-keys admits TLS clients only: classic clients that --allow admits \
+             are not asked for a key (add --tls-only to refuse them)"
+        );
+    }
     let fingerprint = pair.public.fingerprint();
     log::info!(
         "serving TLS with key {fingerprint}{}{}",

@@ -65,22 +65,31 @@ impl fmt::Display for Fingerprint {
 impl Fingerprint {
     /// A fingerprint as [`Display`](fmt::Display) writes it.
     pub fn parse(text: &str) -> Option<Fingerprint> {
-        let b64 = text.strip_prefix("SHA256:")?;
-        let bytes = STANDARD_NO_PAD.decode(b64.trim_end_matches('=')).ok()?;
-        Some(Fingerprint(bytes.try_into().ok()?))
+        let b64 = strip_prefix_any_case(text, "SHA256:")?;
+        Some(Fingerprint(decode(b64)?.try_into().ok()?))
     }
+}
+
+/// Base64 with or without its `=` padding.
+fn decode(b64: &str) -> Option<Vec<u8>> {
+    STANDARD_NO_PAD.decode(b64.trim_end_matches('=')).ok()
+}
+
+fn strip_prefix_any_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 /// A key at the start of `words`: a fingerprint, or a public key line's type and key.
 /// Returns it and the words after it.
 fn key_in<'a>(words: &'a [&'a str]) -> Option<(Fingerprint, &'a [&'a str])> {
     match words {
-        [first, rest @ ..] if first.starts_with("SHA256:") => {
+        [first, rest @ ..] if strip_prefix_any_case(first, "SHA256:").is_some() => {
             Some((Fingerprint::parse(first)?, rest))
         }
         [kind, key, rest @ ..] if *kind == PUBLIC_KEY_TYPE => {
-            let bytes = STANDARD.decode(key).ok()?;
-            Some((PublicKey(bytes.try_into().ok()?).fingerprint(), rest))
+            Some((PublicKey(decode(key)?.try_into().ok()?).fingerprint(), rest))
         }
         _ => None,
     }
@@ -149,26 +158,32 @@ pub struct KeyPair {
 impl KeyPair {
     /// Reads the private key in PEM file `path`, which no one but its owner may read.
     pub fn load(path: &Path) -> Result<KeyPair, KeyError> {
+        let malformed = |why: &str| KeyError::Malformed {
+            path: path.to_path_buf(),
+            why: why.to_string(),
+        };
+        // Not opened before it is known to be a file: a FIFO would block the open.
+        let meta = fs::metadata(path).map_err(io_error(path))?;
+        if !meta.is_file() {
+            return Err(malformed("not a regular file"));
+        }
         let file = File::open(path).map_err(io_error(path))?;
-        let mode = file
-            .metadata()
-            .map_err(io_error(path))?
-            .permissions()
-            .mode();
+        let text = crate::read_whole(&file).map_err(io_error(path))?;
+        if text.starts_with(PUBLIC_KEY_TYPE.as_bytes()) {
+            return Err(malformed(
+                "this is a public key; give the private key's file (without .pub)",
+            ));
+        }
+        let mode = meta.permissions().mode();
         if mode & 0o077 != 0 {
             return Err(KeyError::Exposed {
                 path: path.to_path_buf(),
                 mode: mode & 0o7777,
             });
         }
-        let text = crate::read_whole(&file).map_err(io_error(path))?;
-        let malformed = |why: &str| KeyError::Malformed {
-            path: path.to_path_buf(),
-            why: why.to_string(),
-        };
         use rustls::pki_types::pem::PemObject;
         let der = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_slice(&text)
-            .map_err(|_| malformed("no PEM \"PRIVATE KEY\" in it"))?;
+            .map_err(|_| malformed("no PEM \"PRIVATE KEY\" in it (make keys with --gen-key)"))?;
         let pkcs8 = der.secret_pkcs8_der();
         let public = match stored_public_key(pkcs8) {
             Some(public) => public,
@@ -319,36 +334,42 @@ pub fn gen_key_main(program: &str, path: &Path) -> i32 {
 #[derive(Debug, Default, Clone)]
 pub struct AuthorizedKeys {
     names: HashMap<Fingerprint, String>,
+    /// The lines that list no key, said as errors: what they meant to list is not admitted.
+    pub problems: Vec<String>,
 }
 
 impl AuthorizedKeys {
+    /// Reads `path`, whose lines that list no key are in `problems`.
     pub fn load(path: &Path) -> Result<AuthorizedKeys, KeyError> {
         let text = fs::read_to_string(path).map_err(io_error(path))?;
-        AuthorizedKeys::parse(&text).map_err(|why| KeyError::Malformed {
-            path: path.to_path_buf(),
-            why,
-        })
+        let mut keys = AuthorizedKeys::parse(&text);
+        for problem in &mut keys.problems {
+            *problem = format!("{}: {problem}", path.display());
+        }
+        Ok(keys)
     }
 
-    /// The keys `text` lists, or what is wrong with it.
-    pub fn parse(text: &str) -> Result<AuthorizedKeys, String> {
-        let mut names = HashMap::new();
+    /// The keys `text` lists.
+    pub fn parse(text: &str) -> AuthorizedKeys {
+        let mut keys = AuthorizedKeys::default();
         for (n, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
                 continue;
             }
             let words: Vec<&str> = line.split_whitespace().collect();
-            let (key, rest) = key_in(&words).ok_or_else(|| {
-                format!(
+            match key_in(&words) {
+                Some((key, rest)) => {
+                    keys.names.insert(key, rest.join(" "));
+                }
+                None => keys.problems.push(format!(
                     "line {}: expected a fingerprint (SHA256:...) or a public key line \
                      ({PUBLIC_KEY_TYPE} ...)",
                     n + 1
-                )
-            })?;
-            names.insert(key, rest.join(" "));
+                )),
+            }
         }
-        Ok(AuthorizedKeys { names })
+        keys
     }
 
     /// The name the list gives `key`, if it lists it.
@@ -365,76 +386,108 @@ impl AuthorizedKeys {
     }
 }
 
-/// How a host of the host list is named in the known hosts file: `HOST:PORT`, with an IPv6
-/// address in brackets.
+/// How a host of the host list is named in the known hosts file: `HOST:PORT`, the name in
+/// lower case, an address in its usual form (an IPv6 one in brackets), so that one host
+/// is never two names, one pinned and one not.
 pub fn host_name(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{port}"),
+        Ok(ip) => format!("{ip}:{port}"),
+        Err(_) => format!("{}:{port}", host.to_ascii_lowercase()),
     }
 }
 
-/// A client's known hosts: per line, a host (`HOST`, `HOST:PORT`, `[IPV6]:PORT`; the port
-/// is 3632 when not given) and the fingerprint of its key; `#` starts a comment. A host may
-/// have several lines (a key being replaced): any of its keys is accepted.
+/// A client's known hosts: per line, a host (`HOST`, `HOST:PORT`, `[IPV6]`, `[IPV6]:PORT`;
+/// the port is 3632 when not given) and its key (a fingerprint, or a public key line);
+/// `#` starts a comment. A host may have several lines (a key being replaced): any of its
+/// keys is accepted.
+///
+/// What cannot be read makes the hosts it may have pinned unusable rather than unpinned,
+/// which would send them jobs in the clear: a line whose key cannot be read, the host it
+/// names; a line with no host either, or a file that cannot be read, every host.
 #[derive(Debug, Default)]
 pub struct KnownHosts {
     keys: HashMap<String, Vec<Fingerprint>>,
+    /// Hosts whose line could not be read, with what to say.
+    broken: HashMap<String, String>,
+    /// What to say when the whole file cannot be trusted to list its pins.
+    unreadable: Option<String>,
 }
 
 impl KnownHosts {
-    /// Reads `path`; a missing file lists no host. A line that cannot be read is skipped
-    /// with a warning: the hosts it meant to pin are then unknown, which never lets a
-    /// connection through that a pin would have stopped, since unknown hosts are only
-    /// trusted where the user asked for that.
+    /// Reads `path`; a missing file lists no host.
     pub fn load(path: &Path) -> KnownHosts {
-        let text = match fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return KnownHosts::default(),
-            Err(e) => {
-                log::warn!("cannot read {}: {}", path.display(), e);
-                return KnownHosts::default();
-            }
-        };
-        KnownHosts::parse(&text, path)
+        match fs::read_to_string(path) {
+            Ok(text) => KnownHosts::parse(&text, path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => KnownHosts::default(),
+            Err(e) => KnownHosts {
+                unreadable: Some(format!(
+                    "cannot read {}: {}",
+                    path.display(),
+                    crate::logging::strerror(&e)
+                )),
+                ..KnownHosts::default()
+            },
+        }
     }
 
-    /// The hosts `text` lists; `path` names it in warnings.
+    /// The hosts `text` lists; `path` names it in messages.
     pub fn parse(text: &str, path: &Path) -> KnownHosts {
-        let mut keys: HashMap<String, Vec<Fingerprint>> = HashMap::new();
+        let mut known = KnownHosts::default();
         for (n, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             let words: Vec<&str> = line.split_whitespace().collect();
-            let entry = match words.as_slice() {
-                [] => continue,
-                [host, rest @ ..] => key_in(rest).map(|(key, _)| (normal_host(host), key)),
+            let Some((host, rest)) = words.split_first() else {
+                continue;
             };
-            match entry {
-                Some((host, key)) => keys.entry(host).or_default().push(key),
-                None => log::warn!(
-                    "{}:{}: expected HOST[:PORT] and a fingerprint (SHA256:...); line ignored",
-                    path.display(),
-                    n + 1
-                ),
+            let what = format!(
+                "{}:{}: expected HOST[:PORT] and a fingerprint (SHA256:...)",
+                path.display(),
+                n + 1
+            );
+            match (normal_host(host), key_in(rest)) {
+                (Some(host), Some((key, _))) => known.keys.entry(host).or_default().push(key),
+                (Some(host), None) => {
+                    known.broken.insert(host, what);
+                }
+                (None, _) => known.unreadable = Some(what),
             }
         }
-        KnownHosts { keys }
+        known
     }
 
-    /// The keys recorded for `host` (as [`host_name`] writes it).
-    pub fn keys_of(&self, host: &str) -> &[Fingerprint] {
-        self.keys.get(host).map_or(&[], Vec::as_slice)
+    /// The keys pinned for `host` (as [`host_name`] writes it), or why it cannot be known.
+    pub fn keys_of(&self, host: &str) -> Result<&[Fingerprint], &str> {
+        if let Some(why) = self.unreadable.as_ref().or_else(|| self.broken.get(host)) {
+            return Err(why);
+        }
+        Ok(self.keys.get(host).map_or(&[], Vec::as_slice))
     }
 }
 
-/// `HOST` as `HOST:3632`; `HOST:PORT` and `[V6]:PORT` as they are; a bare IPv6 address in
-/// brackets with the default port.
-fn normal_host(host: &str) -> String {
-    if host.starts_with('[') || (host.contains(':') && host.matches(':').count() == 1) {
-        host.to_string()
-    } else {
-        host_name(host, crate::farm::hosts::DEFAULT_PORT)
+/// A host of the known hosts file as [`host_name`] writes it: `HOST` with the default port,
+/// `HOST:PORT`, `[V6]` and `[V6]:PORT`, and a bare IPv6 address with the default port.
+/// `None` when the port is no port.
+fn normal_host(host: &str) -> Option<String> {
+    let default = crate::farm::hosts::DEFAULT_PORT;
+    if let Some(rest) = host.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']')?;
+        let port = match after {
+            "" => default,
+            _ => after.strip_prefix(':')?.parse().ok()?,
+        };
+        return Some(host_name(ip, port));
+    }
+    match host.matches(':').count() {
+        0 => Some(host_name(host, default)),
+        1 => {
+            let (name, port) = host.split_once(':')?;
+            Some(host_name(name, port.parse().ok()?))
+        }
+        _ => host
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|ip| host_name(&ip.to_string(), default)),
     }
 }
 
@@ -455,10 +508,16 @@ pub fn remember_host(path: &Path, host: &str, key: Fingerprint) -> Result<bool, 
     crate::lock_exclusive(&file).map_err(io_error(path))?;
     let text = crate::read_whole(&file).map_err(io_error(path))?;
     let known = KnownHosts::parse(&String::from_utf8_lossy(&text), path);
-    if known.keys_of(host).contains(&key) {
+    if known.keys_of(host).is_ok_and(|keys| keys.contains(&key)) {
         return Ok(false);
     }
-    writeln!(file, "{host} {key}").map_err(io_error(path))?;
+    // A last line without its end (edited by hand) keeps its own.
+    let newline = if text.is_empty() || text.ends_with(b"\n") {
+        ""
+    } else {
+        "\n"
+    };
+    writeln!(file, "{newline}{host} {key}").map_err(io_error(path))?;
     Ok(true)
 }
 
@@ -487,6 +546,7 @@ mod tests {
         let list = dir.path().join("authorized");
         fs::write(&list, format!("# a comment\n{line}\n\n")).unwrap();
         let keys = AuthorizedKeys::load(&list).unwrap();
+        assert!(keys.problems.is_empty());
         assert_eq!(keys.name_of(&fp), Some("me@here"));
         fs::write(&list, format!("{fp} ci\n")).unwrap();
         assert_eq!(
@@ -494,7 +554,17 @@ mod tests {
             Some("ci")
         );
         fs::write(&list, "SHA256:nonsense\n").unwrap();
-        assert!(AuthorizedKeys::load(&list).is_err());
+        // A line that lists no key is said; the others stand.
+        fs::write(&list, format!("SHA256:nonsense\n{fp} ci\n")).unwrap();
+        let keys = AuthorizedKeys::load(&list).unwrap();
+        assert_eq!(keys.problems.len(), 1);
+        assert_eq!(keys.name_of(&fp), Some("ci"));
+        // A public key given for a private one is named as such.
+        let e = KeyPair::load(&public_file(&path))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("this is a public key"), "{e}");
         // Others may not read a private key.
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         assert!(matches!(
@@ -510,22 +580,48 @@ mod tests {
         let path = dir.path().join("known_hosts");
         let a = PublicKey([1; 32]).fingerprint();
         let b = PublicKey([2; 32]).fingerprint();
+        let line_b = PublicKey([2; 32]).line("b@here");
+        // Padding kept, the prefix in lower case, a public key line: all the same key.
+        let padded = format!("{b}=").replace("SHA256:", "sha256:");
         fs::write(
             &path,
-            format!("alpha {a}\nbeta:4000 {a}\n[::1]:3632 {b}\nbroken line\n"),
+            format!(
+                "Alpha {a}\nbeta:4000 {a}\n[::1] {b}\n[0:0::2]:3632 {padded}\n10.0.0.1 {line_b}"
+            ),
         )
         .unwrap();
         let known = KnownHosts::load(&path);
-        assert_eq!(known.keys_of(&host_name("alpha", 3632)), [a]);
-        assert_eq!(known.keys_of(&host_name("beta", 4000)), [a]);
-        assert!(known.keys_of(&host_name("beta", 3632)).is_empty());
-        assert_eq!(known.keys_of(&host_name("::1", 3632)), [b]);
+        let keys = |host: &str, port| known.keys_of(&host_name(host, port)).map(<[_]>::to_vec);
+        assert_eq!(keys("alpha", 3632), Ok(vec![a]));
+        assert_eq!(keys("ALPHA", 3632), Ok(vec![a]));
+        assert_eq!(keys("beta", 4000), Ok(vec![a]));
+        assert_eq!(keys("beta", 3632), Ok(vec![]));
+        assert_eq!(keys("::1", 3632), Ok(vec![b]));
+        assert_eq!(keys("::2", 3632), Ok(vec![b]));
+        assert_eq!(keys("10.0.0.1", 3632), Ok(vec![b]));
         assert!(!remember_host(&path, &host_name("beta", 4000), a).unwrap());
+        // The last line had no end: it keeps its own.
         assert!(remember_host(&path, &host_name("gamma", 1), b).unwrap());
         assert!(!remember_host(&path, &host_name("gamma", 1), b).unwrap());
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(text.matches("beta").count(), 1);
         assert_eq!(text.matches("gamma").count(), 1);
-        assert_eq!(KnownHosts::load(&path).keys_of("gamma:1"), [b]);
+        let known = KnownHosts::load(&path);
+        assert_eq!(known.keys_of("gamma:1"), Ok(&[b][..]));
+        assert_eq!(known.keys_of("10.0.0.1:3632"), Ok(&[b][..]));
+
+        // A line whose key cannot be read leaves its host unusable, not unpinned; one with
+        // no host, or a file that cannot be read, every host.
+        fs::write(&path, format!("alpha {a}\nbeta SHA256:short\n")).unwrap();
+        let known = KnownHosts::load(&path);
+        assert!(known.keys_of("alpha:3632").is_ok());
+        assert!(known.keys_of("beta:3632").is_err());
+        fs::write(&path, format!("alpha {a}\nbeta:port {a}\n")).unwrap();
+        assert!(KnownHosts::load(&path).keys_of("alpha:3632").is_err());
+        assert!(KnownHosts::load(dir.path()).keys_of("alpha:3632").is_err());
+        assert_eq!(
+            KnownHosts::load(&dir.path().join("none")).keys_of("x:1"),
+            Ok(&[][..])
+        );
     }
 }

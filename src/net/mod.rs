@@ -49,6 +49,14 @@ impl fmt::Display for ConnectError {
             ConnectError::Connect { addr, error } => {
                 write!(f, "failed to connect to {addr}: {}", strerror(error))
             }
+            ConnectError::Tls { host, error }
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                write!(f, "timeout during the TLS handshake with {host}")
+            }
             ConnectError::Tls { host, error } => write!(
                 f,
                 "TLS handshake with {host} failed: {} (does its distccd serve TLS? it needs \
@@ -177,8 +185,20 @@ impl Connection {
             // The file goes through our memory to be encrypted, in one write with the
             // header: records are then full.
             Connection::Tls(_) => {
+                // In pieces, the header with the first: a large text is not held twice.
+                use std::os::unix::fs::FileExt;
+                const PIECE: u64 = 256 << 10;
                 let mut data = head.to_vec();
-                data.extend_from_slice(&crate::read_first(file, len)?);
+                let mut offset = 0;
+                while offset < len {
+                    let n = PIECE.min(len - offset);
+                    let start = data.len();
+                    data.resize(start + n as usize, 0);
+                    file.read_exact_at(&mut data[start..], offset)?;
+                    io::Write::write_all(self, &data)?;
+                    data.clear();
+                    offset += n;
+                }
                 io::Write::write_all(self, &data)
             }
             Connection::Ssh(p) => {
@@ -303,5 +323,31 @@ mod tests {
         let (file, _) = file_of(10);
         let mut pipe = ssh(&["cat".to_string()]).unwrap();
         assert!(pipe.write_with_file(b"", &file, 11).is_err());
+    }
+
+    #[test]
+    fn header_and_file_arrive_whole_over_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = keys::KeyPair::generate(&dir.path().join("s"), "s").unwrap();
+        let client = keys::KeyPair::generate(&dir.path().join("c"), "c").unwrap();
+        // Several pieces, the last a short one.
+        let (file, data) = file_of(700_001);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = tls::server_config(&server).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut stream = tls::accept(config, listener.accept().unwrap().0).unwrap();
+            let mut got = vec![0; 4 + 700_001];
+            stream.read_exact(&mut got).unwrap();
+            got
+        });
+        let check = tls::HostKeyCheck::new(vec![server.public.fingerprint()]);
+        let config = tls::client_config(&client, check).unwrap();
+        let sock = connect("127.0.0.1", addr.port(), Duration::from_secs(5)).unwrap();
+        let stream = tls::connect(config, "127.0.0.1", sock, Duration::from_secs(5)).unwrap();
+        let mut conn = Connection::Tls(Box::new(stream));
+        conn.write_with_file(b"HEAD", &file, data.len() as u64)
+            .unwrap();
+        assert_eq!(reader.join().unwrap(), [b"HEAD".as_slice(), &data].concat());
     }
 }
