@@ -1388,6 +1388,8 @@ def tls_farm(work):
     """Three daemons of ours serving TLS, with a client whose key they list and which pins
     theirs: the whole set-up a user makes (`--gen-key` on both sides)."""
     keys = tempfile.mkdtemp(dir=work)
+    # The daemons read the authorised keys again as their own user.
+    os.chmod(keys, 0o755)
     host_key, user_key = os.path.join(keys, "host"), os.path.join(keys, "id_ed25519")
     made = subprocess.run([OURS["daemon"], "--gen-key", host_key], check=True,
                           capture_output=True, text=True).stdout
@@ -1441,6 +1443,11 @@ def transport_rows(work, rounds, per_round, builds):
                 clients[w.name].append(cpu)
                 owns[w.name].append(own)
         jobs = rounds * per_round
+        for name, farm in [("plain TCP", plain), ("TLS", tls)]:
+            done = sum(open(os.path.join(farm.dir, f"d{p}.log")).read().count("COMPILE_OK")
+                       for p in farm.ports)
+            if done < jobs:
+                raise RuntimeError(f"only {done} of {jobs} tiny jobs compiled over {name}")
         for w in ways:
             f = figures[w.name]
             ssh = w.name == "SSH"

@@ -17,6 +17,7 @@ pub const SETUID_FAILED: i32 = 112;
 pub const ACCESS_DENIED: i32 = 113;
 pub const NO_HOSTS: i32 = 116;
 pub const TIMEOUT: i32 = 118;
+pub const GSSAPI_FAILED: i32 = 119;
 
 /// An error that ends a program, and the exit code it ends with. Every error type that can
 /// end `distcc` or `distccd` is mapped here, in one place, so that the codes scripts test
@@ -38,10 +39,11 @@ impl Fatal for crate::daemon::DaemonError {
             E::BadEnvironment(_)
             | E::NoAllow
             | E::BadAllow(_)
-            | E::Unsupported(_)
             | E::BadCacheSize(_)
-            | E::Tls(_) => BAD_ARGUMENTS,
+            | E::Tls(_)
+            | E::GssOptions(_) => BAD_ARGUMENTS,
             E::CacheDir { .. } => IO_ERROR,
+            E::Gss(_) => GSSAPI_FAILED,
             E::Resolve { .. } | E::Bind { .. } => BIND_FAILED,
             E::Detach(_) | E::PidFile { .. } | E::Keeper(_) => DISTCC_FAILED,
             E::NoSuchUser(_) | E::SetUid(_) => SETUID_FAILED,

@@ -89,8 +89,9 @@ const TABLE: &[(&str, Parsed, bool)] = &[
     ("", NoHosts, true),
     ("  # nothing", NoHosts, true),
     ("--localslots=2", NoHosts, true),
-    // Not supported yet, said clearly; distcc 3.4 (built with GSS-API and Avahi) takes them.
-    ("a,auth", Unsupported, false),
+        ("a,auth", Hosts(1, 4), true),
+    ("a,lzo,auth,cpp", Hosts(1, 4), true),
+    // Not supported yet, said clearly; distcc 3.4 (built with Avahi) takes it.
     ("+zeroconf", Unsupported, false),
 ];
 

@@ -61,6 +61,9 @@ pub struct Config {
     /// `DISTCC_COMPILER_CHECK` not `off` (`0`, `no`, `false`, in any case): a result
     /// from a host whose compiler is not the one this machine would run is not used.
     pub compiler_check: bool,
+    /// `DISTCC_PRINCIPAL`: the service a `,auth` host is authenticated as
+    /// (`SERVICE@HOST`), instead of `host/HOST`.
+    pub principal: Option<String>,
     /// `DISTCC_TLS`: which hosts are reached over TLS. A value that names no mode is
     /// reported when a host is reached, and taken as `require`, which never sends in the
     /// clear a text the user may have meant to protect.
@@ -212,6 +215,7 @@ impl Config {
                 ["off", "0", "no", "false"].contains(&v.to_ascii_lowercase().as_str())
             }),
             tls: TlsMode::parse(vars.text("DISTCC_TLS")),
+            principal: vars.text("DISTCC_PRINCIPAL").filter(|p| !p.is_empty()),
         }
     }
 }

@@ -87,17 +87,21 @@ impl From<ProtocolError> for RemoteError {
 
 /// Opens a connection to `host`: TCP, in TLS or in the clear as `secure` decides, or SSH;
 /// never this machine.
-fn connect(host: &HostSpec, cfg: &Config, io_timeout: Duration) -> Result<Connection, RemoteError> {
-    match &host.transport {
+fn connect(spec: &HostSpec, cfg: &Config, io_timeout: Duration) -> Result<Connection, RemoteError> {
+    match &spec.transport {
         Transport::Tcp { host, port } => {
             // Decided first: a host that is not to be used is not even connected to.
             let tls = secure::plan(cfg, host, *port)?;
             let sock = net::connect(host, *port, io_timeout).map_err(RemoteError::Connect)?;
             match tls {
                 Some(tls) => tls.reach(cfg, host, sock, io_timeout),
+                None if spec.auth => authenticate(sock, spec, cfg),
                 None => Ok(Connection::Tcp(sock)),
             }
         }
+        Transport::Ssh { .. } if spec.auth => Err(RemoteError::Untrusted(
+            "GSS-API authentication (,auth) is for TCP hosts; SSH authenticates by itself".into(),
+        )),
         Transport::Ssh {
             user,
             host,
@@ -114,6 +118,24 @@ fn connect(host: &HostSpec, cfg: &Config, io_timeout: Duration) -> Result<Connec
             error: io::Error::other("this machine is not reached over the network"),
         })),
     }
+}
+
+/// GSS-API authentication (`,auth`) on a classic connection, as distcc 3.4 does it. A
+/// failure is the host's refusal, or a trouble here (no ticket): either way the host is
+/// not backed off.
+fn authenticate(
+    mut sock: std::net::TcpStream,
+    spec: &HostSpec,
+    cfg: &Config,
+) -> Result<Connection, RemoteError> {
+    let untrusted = |e: &dyn std::fmt::Display| {
+        RemoteError::Untrusted(format!("GSS-API authentication failed: {e}"))
+    };
+    let name = net::gssapi::peer_name(&sock).map_err(|e| untrusted(&e))?;
+    net::gssapi::authenticate(&mut sock, &name, cfg.principal.as_deref())
+        .map_err(|e| untrusted(&e))?;
+    log::debug!("authenticated to {} as host {name}", spec.spec);
+    Ok(Connection::Tcp(sock))
 }
 
 /// Sends the job to `host` and returns its reply. The preprocessor runs while we connect,

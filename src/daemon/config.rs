@@ -117,13 +117,14 @@ pub struct Args {
     /// the daemon runs without advertising.
     #[arg(long)]
     pub zeroconf: bool,
-    /// GSS-API authentication: not supported yet; the daemon refuses to start.
+    /// Require GSS-API (Kerberos) authentication of every classic client, as distcc 3.4
+    /// does; the daemon's principal is DISTCCD_PRINCIPAL.
     #[arg(long)]
     pub auth: bool,
-    /// GSS-API principal blacklist: not supported yet; the daemon refuses to start.
+    /// With --auth, refuse the principals FILE lists (one per line, without @REALM).
     #[arg(long, value_name = "FILE")]
     pub blacklist: Option<PathBuf>,
-    /// GSS-API principal whitelist: not supported yet; the daemon refuses to start.
+    /// With --auth, admit only the principals FILE lists (one per line, without @REALM).
     #[arg(long, value_name = "FILE")]
     pub whitelist: Option<PathBuf>,
     /// Show the GSS-API principal: not supported yet; the daemon refuses to start.
@@ -164,18 +165,6 @@ impl Args {
         }
         self
     }
-
-    /// The first GSS-API option given, which this daemon cannot honour yet.
-    pub fn unsupported_option(&self) -> Option<&'static str> {
-        [
-            (self.auth, "--auth"),
-            (self.blacklist.is_some(), "--blacklist"),
-            (self.whitelist.is_some(), "--whitelist"),
-            (self.show_principal, "--show-principal"),
-        ]
-        .into_iter()
-        .find_map(|(given, name)| given.then_some(name))
-    }
 }
 
 /// Every environment variable the daemon reads, read once.
@@ -200,6 +189,8 @@ pub struct Environment {
     pub tcp_defer_accept: bool,
     /// `DISTCC_SAVE_TEMPS`: 1 keeps each job's files.
     pub save_temps: bool,
+    /// `DISTCCD_PRINCIPAL`: the daemon's GSS-API principal, for `--auth`.
+    pub principal: Option<String>,
     /// `_DISTCCD_TEST_DEFAULT_WHITELIST`: for the test suite only, where the default
     /// whitelist directory is looked for (this machine's /usr/lib/distcc may well exist).
     pub default_whitelist: Option<PathBuf>,
@@ -233,6 +224,7 @@ impl Environment {
             io_timeout: Duration::from_secs(number("DISTCC_IO_TIMEOUT", 300, 1)?),
             tcp_defer_accept: vars.flag("DISTCC_TCP_DEFER_ACCEPT", true),
             save_temps: vars.flag("DISTCC_SAVE_TEMPS", false),
+            principal: vars.text("DISTCCD_PRINCIPAL"),
             default_whitelist: vars
                 .os("_DISTCCD_TEST_DEFAULT_WHITELIST")
                 .map(PathBuf::from),
@@ -276,6 +268,8 @@ pub struct Config {
     pub tcp_defer_accept: bool,
     /// `--key` and its company: the TLS served beside the classic protocol.
     pub tls: Option<super::tls::Tls>,
+    /// `--auth` and its lists: GSS-API authentication of classic clients.
+    pub gss: Option<std::sync::Arc<super::gss::Gss>>,
     pub job: JobConfig,
 }
 
@@ -411,9 +405,6 @@ impl Config {
         env: &Environment,
         stdin_is_socket: bool,
     ) -> Result<Config, DaemonError> {
-        if let Some(option) = args.unsupported_option() {
-            return Err(DaemonError::Unsupported(option));
-        }
         if args.zeroconf {
             log::warn!(
                 "--zeroconf is not supported yet: running without advertising this daemon \
@@ -429,6 +420,18 @@ impl Config {
         if inetd && tls.is_some() {
             return Err(DaemonError::Tls(
                 "TLS is served by the standalone daemon only, not under inetd or SSH".into(),
+            ));
+        }
+        let gss = super::gss::Gss::from_args(
+            args.auth,
+            args.whitelist.as_deref(),
+            args.blacklist.as_deref(),
+            env.principal.as_deref(),
+        )?
+        .map(std::sync::Arc::new);
+        if inetd && gss.is_some() {
+            return Err(DaemonError::Gss(
+                "--auth is served by the standalone daemon only, not under inetd".into(),
             ));
         }
         let allow = allow_list(args, inetd)?;
@@ -463,6 +466,7 @@ impl Config {
             lifetime: secs(args.lifetime),
             tcp_defer_accept: env.tcp_defer_accept,
             tls,
+            gss,
             job: JobConfig {
                 limits: Limits::default(),
                 tmp_root: env.tmp_dir.clone(),

@@ -204,6 +204,35 @@ fn handle(stream: TcpStream, peer: SocketAddr, cfg: &Config, stats: &Stats) {
             );
             return;
         }
+        (_, false) if first[0] == net::gssapi::HANDSHAKE => match &cfg.gss {
+            Some(gss) => match authenticate(gss, &mut conn) {
+                Ok(principal) => {
+                    log::debug!("client {client} authenticated as {principal}");
+                    stats.job_started();
+                    job::serve(&mut conn, &cfg.job)
+                }
+                Err(e) => {
+                    log::warn!("GSS-API authentication of {client} failed: {e}");
+                    return;
+                }
+            },
+            None => {
+                log::warn!(
+                    "client {client} asked for GSS-API authentication, which this daemon \
+                     does not do (--auth): closed"
+                );
+                return;
+            }
+        },
+        (_, false) if cfg.gss.is_some() => {
+            stats.job_started();
+            refuse(
+                &mut conn,
+                "this host requires GSS-API authentication: add ,auth to its entry in your \
+                 host list"
+                    .into(),
+            )
+        }
         (Some(settings), false) if settings.only => {
             stats.job_started();
             refuse(
@@ -220,6 +249,18 @@ fn handle(stream: TcpStream, peer: SocketAddr, cfg: &Config, stats: &Stats) {
     };
     stats.job_ended(&outcome);
     outcome.log(&client);
+}
+
+/// GSS-API authentication on a classic connection, bounded as a TLS handshake is.
+fn authenticate<R: Read + AsFd, W: Write>(
+    gss: &super::gss::Gss,
+    conn: &mut Deadline<'_, R, W>,
+) -> Result<String, net::gssapi::GssError> {
+    let full = conn.deadline;
+    conn.deadline = full.min(Instant::now() + net::tls::HANDSHAKE_TIMEOUT);
+    let result = gss.authenticate(conn);
+    conn.deadline = full;
+    result
 }
 
 /// Serves a TLS connection: the handshake (bounded by its own timeout), then the job, or
@@ -424,6 +465,9 @@ fn start_up(cfg: &Config) -> Result<Option<Keeper>, DaemonError> {
     check_whitelist(cfg)?;
     check_cache(cfg)?;
     check_authorized_keys(cfg)?;
+    if let Some(gss) = &cfg.gss {
+        gss.acquire()?;
+    }
     Ok(keeper)
 }
 

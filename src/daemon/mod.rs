@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod config;
+pub mod gss;
 pub mod inetd;
 pub mod job;
 pub mod jobroot;
@@ -41,9 +42,7 @@ pub enum DaemonError {
     NoAllow,
     /// An `--allow` value that is neither an address nor a name that resolves.
     BadAllow(access::BadAllow),
-    /// An option distcc 3.4 has that this daemon cannot honour yet, and must not ignore
-    /// (GSS-API authentication).
-    Unsupported(&'static str),
+
     Resolve {
         listen: String,
         error: String,
@@ -79,6 +78,10 @@ pub enum DaemonError {
     },
     /// The TLS options cannot be honoured: why.
     Tls(String),
+    /// GSS-API authentication cannot be set up: why.
+    Gss(String),
+    /// GSS-API options that go against each other: why.
+    GssOptions(String),
 }
 
 impl fmt::Display for DaemonError {
@@ -92,12 +95,6 @@ impl fmt::Display for DaemonError {
                  accept any client; see distccd --help"
             ),
             DaemonError::BadAllow(bad) => write!(f, "{bad}"),
-            DaemonError::Unsupported(option) => write!(
-                f,
-                "{option} (GSS-API authentication) is not supported yet: refusing to start \
-                 without the authentication asked for; remove {option} and restrict clients \
-                 with --allow instead"
-            ),
             DaemonError::Resolve { listen, error } => {
                 write!(f, "cannot resolve --listen address \"{listen}\": {error}")
             }
@@ -146,7 +143,9 @@ impl fmt::Display for DaemonError {
                 "cannot use the cache directory {} as the user distccd runs as: {error}",
                 dir.display()
             ),
-            DaemonError::Tls(why) => write!(f, "{why}"),
+                        DaemonError::Tls(why) | DaemonError::Gss(why) | DaemonError::GssOptions(why) => {
+                write!(f, "{why}")
+            }
         }
     }
 }
@@ -222,6 +221,14 @@ fn gen_key_path(named: &std::path::Path) -> PathBuf {
 pub fn main(args: Args) -> i32 {
     if args.version {
         print!("{}", crate::version_banner("distccd"));
+        return 0;
+    }
+    if args.show_principal {
+        // distcc 3.4's words and tab.
+        match std::env::var("DISTCCD_PRINCIPAL") {
+            Ok(p) => println!("Principal is\t: {p}"),
+            Err(_) => println!("Principal\t: Not Set"),
+        }
         return 0;
     }
     if let Some(path) = &args.gen_key {

@@ -48,6 +48,17 @@ pub struct HostSpec {
     pub cpp: bool,
     /// `,down`: listed but never used.
     pub down: bool,
+    /// `,auth`: GSS-API authentication before each job, as distcc 3.4 does it.
+    pub auth: bool,
+}
+
+/// A host entry's options after its name.
+#[derive(Debug, Clone, Copy, Default)]
+struct Options {
+    version: Version,
+    cpp: bool,
+    down: bool,
+    auth: bool,
 }
 
 impl HostSpec {
@@ -159,11 +170,11 @@ impl EntryParser<'_> {
         }
     }
 
-    /// `,lzo,cpp,down,auth`: returns (version, cpp, down).
-    fn options(&self, rest: &str) -> Result<(Version, bool, bool), HostsError> {
-        let (mut lzo, mut cpp, mut down) = (false, false, false);
+    /// `,lzo,cpp,down,auth`.
+    fn options(&self, rest: &str) -> Result<Options, HostsError> {
+        let (mut lzo, mut cpp, mut down, mut auth) = (false, false, false, false);
         if rest.is_empty() {
-            return Ok((Version::Plain, false, false));
+            return Ok(Options::default());
         }
         let Some(opts) = rest.strip_prefix(',') else {
             return Err(self.bad("unexpected text after the host name"));
@@ -173,12 +184,7 @@ impl EntryParser<'_> {
                 "lzo" => lzo = true,
                 "cpp" => cpp = true,
                 "down" => down = true,
-                _ if opt.starts_with("auth") => {
-                    return Err(HostsError::Unsupported {
-                        entry: self.entry.to_string(),
-                        what: "GSS-API authentication (,auth)",
-                    })
-                }
+                "auth" => auth = true,
                 _ => return Err(self.bad("unrecognized option in host specification")),
             }
         }
@@ -186,7 +192,12 @@ impl EntryParser<'_> {
             return Err(self.bad("pump mode (',cpp') requires compression (',lzo')"));
         }
         let version = if lzo { Version::Lzo } else { Version::Plain };
-        Ok((version, cpp, down))
+        Ok(Options {
+            version,
+            cpp,
+            down,
+            auth,
+        })
     }
 
     fn parse(&self) -> Result<HostSpec, HostsError> {
@@ -202,7 +213,7 @@ impl EntryParser<'_> {
                 }
                 _ => DEFAULT_LOCAL_LIMIT,
             };
-            return Ok(self.spec(Transport::Local, limit, (Version::Plain, false, false)));
+            return Ok(self.spec(Transport::Local, limit, Options::default()));
         }
         if let Some((user, rest)) = e.split_once('@') {
             let end = rest.find(['/', ':', ',']).unwrap_or(rest.len());
@@ -267,14 +278,15 @@ impl EntryParser<'_> {
         Ok(self.spec(transport, limit, self.options(rest)?))
     }
 
-    fn spec(&self, transport: Transport, limit: u32, opts: (Version, bool, bool)) -> HostSpec {
+    fn spec(&self, transport: Transport, limit: u32, opts: Options) -> HostSpec {
         HostSpec {
             spec: self.entry.to_string(),
             transport,
             limit,
-            version: opts.0,
-            cpp: opts.1,
-            down: opts.2,
+            version: opts.version,
+            cpp: opts.cpp,
+            down: opts.down,
+            auth: opts.auth,
         }
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::logging::strerror;
 
+pub mod gssapi;
 pub mod keys;
 pub mod tls;
 

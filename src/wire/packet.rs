@@ -45,9 +45,10 @@ const MAX_EMSG: usize = 4096;
 pub const MAX_CCID: usize = 8192;
 
 /// The protocol versions. Version 0, which distcc 3.4 quietly treats as 1, is refused on purpose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Version {
     /// Protocol 1: bodies sent as they are.
+    #[default]
     Plain = 1,
     /// Protocol 2: bodies compressed with LZO1X.
     Lzo = 2,
@@ -317,7 +318,7 @@ pub fn write_refusal(w: &mut impl Write, why: &str) -> Result<(), ProtocolError>
 }
 
 /// The value of header `h`, which must name the `expected` packet.
-pub(super) fn parse_header(h: &[u8; 12], expected: Token) -> Result<u32, ProtocolError> {
+pub fn parse_header(h: &[u8; 12], expected: Token) -> Result<u32, ProtocolError> {
     if h[..4] != expected {
         let mut found = [0u8; 4];
         found.copy_from_slice(&h[..4]);

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod kdc;
 pub mod oracle;
 
 use std::io::Read;
