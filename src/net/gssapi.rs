@@ -425,6 +425,38 @@ pub fn peer_name(sock: &std::net::TcpStream) -> io::Result<String> {
     Ok(name.to_string_lossy().into_owned())
 }
 
+/// What follows each call of a context loop, on either side: the token the call made goes
+/// to the peer (and is released), and the result says whether the context is complete,
+/// with the protections distcc 3.4 requires.
+fn step_done(
+    lib: &Library,
+    stream: &mut impl Write,
+    (major, minor): (OmUint32, OmUint32),
+    output: &mut Buffer,
+    flags: OmUint32,
+    what: impl FnOnce() -> String,
+) -> Result<bool, GssError> {
+    let token = output.bytes().to_vec();
+    // SAFETY: releases the token the call made, once.
+    unsafe { (lib.release_buffer)(&mut 0, output) };
+    if is_error(major) {
+        return Err(GssError::Failed {
+            what: what(),
+            why: lib.explain(major, minor),
+        });
+    }
+    if !token.is_empty() {
+        send_token(stream, &token)?;
+    }
+    if major & CONTINUE_NEEDED != 0 {
+        return Ok(false);
+    }
+    if flags & REQUIRED != REQUIRED {
+        return Err(GssError::Flags);
+    }
+    Ok(true)
+}
+
 /// The client's side, on a connection to the host whose canonical name is `host`: the
 /// service principal is `$DISTCC_PRINCIPAL@host` (host-based) when `principal` is given,
 /// else `host/host`, as 3.4 names it. Returns once the daemon said `y`.
@@ -474,22 +506,8 @@ pub fn authenticate(
                 std::ptr::null_mut(),
             )
         };
-        let token = output.bytes().to_vec();
-        // SAFETY: releases the token the call made.
-        unsafe { (lib.release_buffer)(&mut minor.clone(), &mut output) };
-        if is_error(major) {
-            return Err(GssError::Failed {
-                what: format!("authenticate to {}", target.text()),
-                why: lib.explain(major, minor),
-            });
-        }
-        if !token.is_empty() {
-            send_token(stream, &token)?;
-        }
-        if major & CONTINUE_NEEDED == 0 {
-            if flags & REQUIRED != REQUIRED {
-                return Err(GssError::Flags);
-            }
+        let what = || format!("authenticate to {}", target.text());
+        if step_done(lib, stream, (major, minor), &mut output, flags, what)? {
             break;
         }
         input = Some(recv_token(stream)?);
@@ -586,23 +604,9 @@ impl Acceptor {
                     std::ptr::null_mut(),
                 )
             };
-            let reply = output.bytes().to_vec();
-            // SAFETY: releases the token the call made.
-            unsafe { (lib.release_buffer)(&mut 0, &mut output) };
             let client = (!client.is_null()).then_some(OwnedName { lib, name: client });
-            if is_error(major) {
-                return Err(GssError::Failed {
-                    what: "accept the client's context".into(),
-                    why: lib.explain(major, minor),
-                });
-            }
-            if !reply.is_empty() {
-                send_token(stream, &reply)?;
-            }
-            if major & CONTINUE_NEEDED == 0 {
-                if flags & REQUIRED != REQUIRED {
-                    return Err(GssError::Flags);
-                }
+            let what = || "accept the client's context".to_string();
+            if step_done(lib, stream, (major, minor), &mut output, flags, what)? {
                 return client.map(|c| c.text()).ok_or(GssError::Failed {
                     what: "name the client".into(),
                     why: "no name".into(),
