@@ -193,3 +193,83 @@ fn the_daemon_needs_its_principal_and_shows_it() {
         );
     }
 }
+
+/// One end authenticates and the other does not: each job falls back here, fast, and
+/// ours says why; a silent daemon (distcc 3.4's without --auth, which waits for the rest of
+/// a request after the `*`) is given up on after a while and backed off, so that the next
+/// jobs do not wait too.
+#[test]
+fn an_end_that_does_not_authenticate_is_told_apart() {
+    require_distcc_34();
+    let kdc = Kdc::start();
+    let project = Project::example();
+    let alice = kdc.client_env("alice");
+    let compile = |client: &str, hosts: &str| {
+        let mut cmd = std::process::Command::new(client);
+        cmd.args(["gcc", "-c", "fib.c", "-o", "fib.o"])
+            .current_dir(project.path())
+            .env("DISTCC_DIR", project.distcc_dir())
+            .env("DISTCC_HOSTS", hosts)
+            .envs(alice.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let started = std::time::Instant::now();
+        let out = output_within(&mut cmd, 60);
+        assert!(out.status.success(), "{}", show(&out));
+        (stderr(&out), started.elapsed())
+    };
+    // Our daemon without --auth says so to our client, and 3.4's client falls back at once.
+    let plain = Daemon::ours(&["--verbose"]);
+    let (said, took) = compile(OUR_DISTCC, &format!("{},auth", plain.host()));
+    assert!(
+        said.contains("does not do GSS-API authentication"),
+        "{said}"
+    );
+    assert!(took.as_secs() < 5, "{took:?}");
+    let (_, took) = compile(DISTCC_34, &format!("{},auth", plain.host()));
+    assert!(took.as_secs() < 5, "{took:?}");
+    assert_eq!(plain.compiled_ok(), 0);
+    // 3.4's daemon without --auth says nothing: given up on, then backed off.
+    let silent = Daemon::distcc_34();
+    let hosts = format!("{},auth", silent.host());
+    let (said, took) = compile(OUR_DISTCC, &hosts);
+    assert!(said.contains("no GSS-API handshake"), "{said}");
+    assert!(took.as_secs() < 30, "{took:?}");
+    let (_, took) = compile(OUR_DISTCC, &hosts);
+    assert!(took.as_secs() < 5, "backed off: {took:?}");
+    // A daemon that serves only TLS refuses GSS-API in the clear too.
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    let made = std::process::Command::new(OUR_DISTCCD)
+        .arg("--gen-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let keys = dir.path().join("authorized");
+    std::fs::write(&keys, "").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (k, a) = (key.to_str().unwrap(), keys.to_str().unwrap());
+    let only = daemon(
+        &kdc,
+        OUR_DISTCCD,
+        &["--key", k, "--authorized-keys", a, "--tls-only"],
+    );
+    let (said, _) = compile(OUR_DISTCC, &format!("{},auth", only.host()));
+    assert!(said.contains("serves only TLS"), "{said}");
+    assert_eq!(only.compiled_ok(), 0);
+    // And --auth with a key but no list of keys would let TLS clients in unasked.
+    let env = kdc.daemon_env();
+    let out = output_within(
+        std::process::Command::new(OUR_DISTCCD)
+            .args(["--daemon", "--no-detach", "--log-stderr", "--port", "1"])
+            .args(["--allow", "127.0.0.1", "--auth", "--key", k])
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        10,
+    );
+    assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("needs --authorized-keys"),
+        "{}",
+        show(&out)
+    );
+}

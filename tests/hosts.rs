@@ -91,6 +91,7 @@ const TABLE: &[(&str, Parsed, bool)] = &[
     ("--localslots=2", NoHosts, true),
         ("a,auth", Hosts(1, 4), true),
     ("a,lzo,auth,cpp", Hosts(1, 4), true),
+    ("a:3632/2,auth=build1.example.com", Hosts(1, 2), true),
     // Not supported yet, said clearly; distcc 3.4 (built with Avahi) takes it.
     ("+zeroconf", Unsupported, false),
 ];

@@ -121,8 +121,8 @@ fn connect(spec: &HostSpec, cfg: &Config, io_timeout: Duration) -> Result<Connec
 }
 
 /// GSS-API authentication (`,auth`) on a classic connection, as distcc 3.4 does it. A
-/// failure is the host's refusal, or a trouble here (no ticket): either way the host is
-/// not backed off.
+/// host that goes silent or breaks the connection is backed off; a refusal, or a trouble
+/// here (no ticket), is said once per build and the host is not.
 fn authenticate(
     mut sock: std::net::TcpStream,
     spec: &HostSpec,
@@ -131,9 +131,20 @@ fn authenticate(
     let untrusted = |e: &dyn std::fmt::Display| {
         RemoteError::Untrusted(format!("GSS-API authentication failed: {e}"))
     };
-    let name = net::gssapi::peer_name(&sock).map_err(|e| untrusted(&e))?;
-    net::gssapi::authenticate(&mut sock, &name, cfg.principal.as_deref())
-        .map_err(|e| untrusted(&e))?;
+    let name = match &spec.auth_name {
+        Some(name) => name.clone(),
+        None => net::gssapi::peer_name(&sock).map_err(|e| untrusted(&e))?,
+    };
+    net::gssapi::authenticate(&mut sock, &name, cfg.principal.as_deref()).map_err(|e| {
+        if e.is_connection() {
+            RemoteError::Connect(ConnectError::Connect {
+                addr: spec.spec.clone(),
+                error: std::io::Error::other(format!("GSS-API authentication: {e}")),
+            })
+        } else {
+            untrusted(&e)
+        }
+    })?;
     log::debug!("authenticated to {} as host {name}", spec.spec);
     Ok(Connection::Tcp(sock))
 }

@@ -429,6 +429,13 @@ impl Config {
             env.principal.as_deref(),
         )?
         .map(std::sync::Arc::new);
+        if gss.is_some() && tls.as_ref().is_some_and(|t| t.authorized.is_none()) {
+            return Err(DaemonError::GssOptions(
+                "--auth with --key needs --authorized-keys: TLS clients, which do not \
+                 authenticate with GSS-API, would otherwise come in with any key"
+                    .into(),
+            ));
+        }
         if inetd && gss.is_some() {
             return Err(DaemonError::Gss(
                 "--auth is served by the standalone daemon only, not under inetd".into(),

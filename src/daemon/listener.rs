@@ -204,6 +204,15 @@ fn handle(stream: TcpStream, peer: SocketAddr, cfg: &Config, stats: &Stats) {
             );
             return;
         }
+        (Some(settings), false) if settings.only => {
+            stats.job_started();
+            refuse(
+                &mut conn,
+                "this host serves only TLS connections (distccd --tls-only): ask its \
+                 administrator for its key's fingerprint, and pin it in your known hosts"
+                    .into(),
+            )
+        }
         (_, false) if first[0] == net::gssapi::HANDSHAKE => match &cfg.gss {
             Some(gss) => match authenticate(gss, &mut conn) {
                 Ok(principal) => {
@@ -216,12 +225,16 @@ fn handle(stream: TcpStream, peer: SocketAddr, cfg: &Config, stats: &Stats) {
                     return;
                 }
             },
+            // distcc 3.4 takes the `*` for a bad request and closes; ours says why, which
+            // 3.4's client takes for a missing handshake.
             None => {
-                log::warn!(
-                    "client {client} asked for GSS-API authentication, which this daemon \
-                     does not do (--auth): closed"
-                );
-                return;
+                stats.job_started();
+                refuse(
+                    &mut conn,
+                    "this host does not do GSS-API authentication (distccd --auth): remove \
+                     ,auth from its entry in your host list"
+                        .into(),
+                )
             }
         },
         (_, false) if cfg.gss.is_some() => {
@@ -230,15 +243,6 @@ fn handle(stream: TcpStream, peer: SocketAddr, cfg: &Config, stats: &Stats) {
                 &mut conn,
                 "this host requires GSS-API authentication: add ,auth to its entry in your \
                  host list"
-                    .into(),
-            )
-        }
-        (Some(settings), false) if settings.only => {
-            stats.job_started();
-            refuse(
-                &mut conn,
-                "this host serves only TLS connections (distccd --tls-only): ask its \
-                 administrator for its key's fingerprint, and pin it in your known hosts"
                     .into(),
             )
         }
@@ -307,7 +311,7 @@ fn serve_tls<R: Read + AsFd, W: Write>(
 
 /// How long, and how many bytes, a refused client's request is read for: past either, the
 /// connection is closed (and the client may see a reset instead of the refusal).
-const REFUSED_READ_FOR: Duration = Duration::from_secs(10);
+const REFUSED_READ_FOR: Duration = Duration::from_secs(3);
 const REFUSED_READ_BYTES: u64 = 64 << 20;
 
 /// Answers a connection that may not ask for anything with `why`, before reading its

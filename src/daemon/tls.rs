@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use rustls::ServerConfig;
 
 use super::DaemonError;
-use crate::net::keys::{AuthorizedKeys, Fingerprint, KeyPair};
+use crate::net::keys::{AuthorizedKeys, Fingerprint, KeyError, KeyPair};
 use crate::net::tls;
 
 /// The daemon's TLS settings, decided at start-up.
@@ -39,7 +39,18 @@ impl Authorized {
     /// that lists no key is said, and the others are used: a key removed (revoked) must go
     /// even when another line is mistyped.
     pub fn reload(&self) {
-        match AuthorizedKeys::load(&self.path) {
+        let loaded = match AuthorizedKeys::load(&self.path) {
+            // Removed to revoke every key: none is admitted.
+            Err(KeyError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
+                log::error!(
+                    "{} is gone: no TLS client is admitted until it is back",
+                    self.path.display()
+                );
+                Ok(AuthorizedKeys::default())
+            }
+            loaded => loaded,
+        };
+        match loaded {
             Ok(keys) => {
                 for problem in &keys.problems {
                     log::error!("{problem}: line ignored");

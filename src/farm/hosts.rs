@@ -50,15 +50,18 @@ pub struct HostSpec {
     pub down: bool,
     /// `,auth`: GSS-API authentication before each job, as distcc 3.4 does it.
     pub auth: bool,
+    /// `,auth=NAME`: the host's name in its principal, instead of the one its address has.
+    pub auth_name: Option<String>,
 }
 
 /// A host entry's options after its name.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Options {
     version: Version,
     cpp: bool,
     down: bool,
     auth: bool,
+    auth_name: Option<String>,
 }
 
 impl HostSpec {
@@ -173,6 +176,7 @@ impl EntryParser<'_> {
     /// `,lzo,cpp,down,auth`.
     fn options(&self, rest: &str) -> Result<Options, HostsError> {
         let (mut lzo, mut cpp, mut down, mut auth) = (false, false, false, false);
+        let mut auth_name = None;
         if rest.is_empty() {
             return Ok(Options::default());
         }
@@ -185,6 +189,14 @@ impl EntryParser<'_> {
                 "cpp" => cpp = true,
                 "down" => down = true,
                 "auth" => auth = true,
+                _ if opt.starts_with("auth=") => {
+                    let name = &opt["auth=".len()..];
+                    if name.is_empty() || name.contains(['/', ':']) {
+                        return Err(self.bad("expected a host name after auth="));
+                    }
+                    auth = true;
+                    auth_name = Some(name.to_string());
+                }
                 _ => return Err(self.bad("unrecognized option in host specification")),
             }
         }
@@ -197,6 +209,7 @@ impl EntryParser<'_> {
             cpp,
             down,
             auth,
+            auth_name,
         })
     }
 
@@ -279,14 +292,22 @@ impl EntryParser<'_> {
     }
 
     fn spec(&self, transport: Transport, limit: u32, opts: Options) -> HostSpec {
+        let Options {
+            version,
+            cpp,
+            down,
+            auth,
+            auth_name,
+        } = opts;
         HostSpec {
             spec: self.entry.to_string(),
             transport,
             limit,
-            version: opts.version,
-            cpp: opts.cpp,
-            down: opts.down,
-            auth: opts.auth,
+            version,
+            cpp,
+            down,
+            auth,
+            auth_name,
         }
     }
 }

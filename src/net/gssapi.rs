@@ -73,6 +73,7 @@ type Credential = *mut c_void;
 const MUTUAL: OmUint32 = 2;
 const REPLAY: OmUint32 = 4;
 const SEQUENCE: OmUint32 = 8;
+const ANONYMOUS: OmUint32 = 0x40;
 /// What both ends of distcc 3.4 require.
 const REQUIRED: OmUint32 = MUTUAL | REPLAY | SEQUENCE;
 const COMPLETE: OmUint32 = 0;
@@ -270,14 +271,16 @@ struct OwnedName<'a> {
 }
 
 impl OwnedName<'_> {
-    fn text(&self) -> String {
+    /// The name as the library writes it (`user@REALM`); `None` when it cannot.
+    fn text(&self) -> Option<String> {
         let (mut minor, mut text) = (0, Buffer::empty());
         // SAFETY: a name we hold and a buffer the library fills and we release.
         unsafe {
-            (self.lib.display_name)(&mut minor, self.name, &mut text, std::ptr::null_mut());
+            let major =
+                (self.lib.display_name)(&mut minor, self.name, &mut text, std::ptr::null_mut());
             let shown = String::from_utf8_lossy(text.bytes()).into_owned();
             (self.lib.release_buffer)(&mut minor, &mut text);
-            shown
+            (major == COMPLETE && !shown.is_empty()).then_some(shown)
         }
     }
 }
@@ -325,6 +328,22 @@ pub enum GssError {
     BadToken(u32),
     /// The daemon does not admit this principal.
     Denied,
+    /// The daemon closed the connection before its verdict.
+    NoVerdict,
+    /// The daemon answered with a refusal instead (ours, when it does not authenticate
+    /// or serves only TLS): what it said.
+    Refused(String),
+}
+
+impl GssError {
+    /// Whether the trouble is with reaching the host (it went silent, or broke the
+    /// connection), rather than a refusal or a problem here: such a host is backed off.
+    pub fn is_connection(&self) -> bool {
+        matches!(
+            self,
+            GssError::Io(_) | GssError::NoHandshake(None) | GssError::NoVerdict
+        )
+    }
 }
 
 impl fmt::Display for GssError {
@@ -332,12 +351,11 @@ impl fmt::Display for GssError {
         match self {
             GssError::Library(e) => write!(f, "{e}"),
             GssError::Io(e) => write!(f, "{e}"),
-            GssError::NoHandshake(None) => {
-                write!(
-                    f,
-                    "no GSS-API handshake: does this host require authentication?"
-                )
-            }
+            GssError::NoHandshake(None) => write!(
+                f,
+                "no GSS-API handshake within {}s: does this host run distccd --auth?",
+                ECHO_TIMEOUT.as_secs()
+            ),
             GssError::NoHandshake(Some(b)) => write!(
                 f,
                 "no GSS-API handshake (got {:?} instead of '*'): does the other end \
@@ -355,6 +373,11 @@ impl fmt::Display for GssError {
                 "access denied by the host: your principal may be blacklisted or not \
                  whitelisted there"
             ),
+            GssError::NoVerdict => write!(
+                f,
+                "the host closed the connection before saying whether it admits you"
+            ),
+            GssError::Refused(why) => write!(f, "{why}"),
         }
     }
 }
@@ -415,9 +438,12 @@ pub fn peer_name(sock: &std::net::TcpStream) -> io::Result<String> {
         )
     };
     if rc != 0 {
+        // SAFETY: gai_strerror returns a static NUL-terminated message.
+        let why = unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(rc)) };
         return Err(io::Error::other(format!(
-            "no name for {}: error {rc} looking it up",
-            sock.peer_addr()?
+            "no name for {}: {}",
+            sock.peer_addr()?,
+            why.to_string_lossy()
         )));
     }
     // SAFETY: the call wrote a NUL-terminated string into `host`.
@@ -461,7 +487,7 @@ fn step_done(
 /// service principal is `$DISTCC_PRINCIPAL@host` (host-based) when `principal` is given,
 /// else `host/host`, as 3.4 names it. Returns once the daemon said `y`.
 pub fn authenticate(
-    stream: &mut (impl Read + Write),
+    stream: &mut std::net::TcpStream,
     host: &str,
     principal: Option<&str>,
 ) -> Result<(), GssError> {
@@ -470,10 +496,40 @@ pub fn authenticate(
         Some(service) => lib.import(&format!("{service}@{host}"), true)?,
         None => lib.import(&format!("host/{host}"), false)?,
     };
+    // A daemon that does not authenticate (distcc 3.4's without --auth) takes the `*` for
+    // the start of a request and waits for the rest: the echo is waited for a while, not
+    // for the whole I/O timeout. Long enough for a daemon whose workers are all busy.
+    let io_timeout = stream.read_timeout()?;
+    stream.set_read_timeout(Some(ECHO_TIMEOUT))?;
     stream.write_all(&[HANDSHAKE])?;
-    stream.flush()?;
-    match read_byte(stream)? {
+    let result = exchange(lib, stream, &target);
+    stream.set_read_timeout(io_timeout)?;
+    result
+}
+
+/// How long a client waits for the daemon's `*`, and for its verdict.
+pub const ECHO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What follows the client's `*`: the daemon's, the context, the verdict.
+fn exchange(
+    lib: &Library,
+    stream: &mut std::net::TcpStream,
+    target: &OwnedName<'_>,
+) -> Result<(), GssError> {
+    let timed_out = |e: GssError| match e {
+        GssError::Io(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            GssError::NoHandshake(None)
+        }
+        e => e,
+    };
+    match read_byte(stream).map_err(timed_out)? {
         Some(HANDSHAKE) => {}
+        Some(b'E') => return Err(refusal(stream)),
         other => return Err(GssError::NoHandshake(other)),
     }
     let mut context = OwnedContext {
@@ -506,7 +562,7 @@ pub fn authenticate(
                 std::ptr::null_mut(),
             )
         };
-        let what = || format!("authenticate to {}", target.text());
+        let what = || format!("authenticate to {}", target.text().unwrap_or_default());
         if step_done(lib, stream, (major, minor), &mut output, flags, what)? {
             break;
         }
@@ -514,7 +570,27 @@ pub fn authenticate(
     }
     match read_byte(stream)? {
         Some(ACCESS) => Ok(()),
-        _ => Err(GssError::Denied),
+        Some(NO_ACCESS) => Err(GssError::Denied),
+        _ => Err(GssError::NoVerdict),
+    }
+}
+
+/// Our daemon's refusal, whose first byte was read: the rest of its `EMSG` packet.
+fn refusal(stream: &mut impl Read) -> GssError {
+    let mut head = [0u8; 12];
+    head[0] = b'E';
+    let text = stream
+        .read_exact(&mut head[1..])
+        .map_err(|e| e.to_string())
+        .and_then(|()| wire::parse_header(&head, wire::EMSG).map_err(|e| e.to_string()))
+        .and_then(|len| {
+            let mut text = vec![0; (len as usize).min(4096)];
+            stream.read_exact(&mut text).map_err(|e| e.to_string())?;
+            Ok(String::from_utf8_lossy(&text).into_owned())
+        });
+    match text {
+        Ok(why) => GssError::Refused(why),
+        Err(_) => GssError::NoHandshake(Some(b'E')),
     }
 }
 
@@ -607,9 +683,16 @@ impl Acceptor {
             let client = (!client.is_null()).then_some(OwnedName { lib, name: client });
             let what = || "accept the client's context".to_string();
             if step_done(lib, stream, (major, minor), &mut output, flags, what)? {
-                return client.map(|c| c.text()).ok_or(GssError::Failed {
+                // Anonymous contexts name no one a list could admit or refuse.
+                if flags & ANONYMOUS != 0 {
+                    return Err(GssError::Failed {
+                        what: "accept the client's context".into(),
+                        why: "the client is anonymous".into(),
+                    });
+                }
+                return client.and_then(|c| c.text()).ok_or(GssError::Failed {
                     what: "name the client".into(),
-                    why: "no name".into(),
+                    why: "the library gave no name".into(),
                 });
             }
         }
@@ -628,7 +711,11 @@ impl PrincipalList {
     pub fn load(path: &std::path::Path, admit_listed: bool) -> io::Result<PrincipalList> {
         let text = std::fs::read_to_string(path)?;
         Ok(PrincipalList {
-            names: text.lines().map(str::to_string).collect(),
+            names: text
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
             admit_listed,
         })
     }

@@ -387,8 +387,9 @@ impl AuthorizedKeys {
 }
 
 /// How a host of the host list is named in the known hosts file: `HOST:PORT`, the name in
-/// lower case, an address in its usual form (an IPv6 one in brackets), so that one host
-/// is never two names, one pinned and one not.
+/// lower case, an address in its usual form (an IPv6 one in brackets), so that the usual
+/// ways of writing one name or one address meet one pin. A name and its address, or two
+/// names of one host, are still two hosts here.
 pub fn host_name(host: &str, port: u16) -> String {
     match host.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{port}"),
