@@ -240,8 +240,8 @@ fn a_compiler_that_does_not_answer_is_not_asked_at_every_job() {
     );
 }
 
-/// The check is the same over TLS: a host reached with pinned keys and another compiler is
-/// told once and not used.
+/// The check is the same over TLS, and earlier: a host reached with pinned keys and another
+/// compiler is told once and not used, and compiles nothing.
 #[test]
 fn a_host_with_another_compiler_is_not_used_over_tls_either() {
     let project = Project::example();
@@ -270,6 +270,10 @@ fn a_host_with_another_compiler_is_not_used_over_tls_either() {
     assert_same_outputs(&expected, &project.outputs());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches(TOLD).count(), 1, "{stderr}");
+    // Under TLS the client says first which compiler it would run: nothing is compiled
+    // there in vain.
     let log = other.daemon.log_text();
     assert!(log.contains("TLS client"), "{log}");
+    assert!(log.contains("not compiling with"), "{log}");
+    assert!(!log.contains("compiling:"), "{log}");
 }

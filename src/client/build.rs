@@ -271,9 +271,20 @@ impl<'a> Journey<'a> {
         };
         let (job, cfg) = (self.job, self.cfg);
         let progress = &mut self.progress;
+        let ours = &mut self.ours;
+        let mut compiler = || {
+            cfg.compiler_check
+                .then(|| ours.get(job, cfg).map(|(id, _)| id.text().to_string()))
+                .flatten()
+        };
+        let mut route = remote::Route {
+            host,
+            io_timeout,
+            compiler: &mut compiler,
+        };
         let result = match &plan {
-            Some(plan) => remote::compile_pump(host, cfg, io_timeout, progress, plan),
-            None => remote::compile_remote(job, host, &self.farm, cfg, io_timeout, progress, ready),
+            Some(plan) => remote::compile_pump(&mut route, cfg, progress, plan),
+            None => remote::compile_remote(job, &mut route, &self.farm, cfg, progress, ready),
         };
         let deps = plan.as_ref().and_then(|p| p.deps.as_deref());
         if let Ok(reply) = &result {

@@ -85,16 +85,35 @@ impl From<ProtocolError> for RemoteError {
     }
 }
 
-/// Opens a connection to `host`: TCP, in TLS or in the clear as `secure` decides, or SSH;
-/// never this machine.
-fn connect(spec: &HostSpec, cfg: &Config, io_timeout: Duration) -> Result<Connection, RemoteError> {
-    match &spec.transport {
+/// Where an attempt goes.
+pub(super) struct Route<'a> {
+    pub host: &'a HostSpec,
+    pub io_timeout: Duration,
+    /// The identity of the compiler this machine would run for the job, asked only when
+    /// the connection is TLS: our daemon, the only one there, reads it before the request
+    /// and does not compile the job with another compiler.
+    pub compiler: &'a mut dyn FnMut() -> Option<String>,
+}
+
+/// Opens a connection to `route.host`: TCP, in TLS or in the clear as `secure` decides, or
+/// SSH; never this machine. Returns it and what goes before the request on it.
+fn connect(route: &mut Route<'_>, cfg: &Config) -> Result<(Connection, Vec<u8>), RemoteError> {
+    let spec = route.host;
+    let stream = match &spec.transport {
         Transport::Tcp { host, port } => {
             // Decided first: a host that is not to be used is not even connected to.
             let tls = secure::plan(cfg, host, *port)?;
-            let sock = net::connect(host, *port, io_timeout).map_err(RemoteError::Connect)?;
+            let timeout = route.io_timeout;
+            let sock = net::connect(host, *port, timeout).map_err(RemoteError::Connect)?;
             match tls {
-                Some(tls) => tls.reach(cfg, host, sock, io_timeout),
+                Some(tls) => {
+                    let stream = tls.reach(cfg, host, sock, timeout)?;
+                    let preamble = match (route.compiler)() {
+                        Some(text) => compiler_note(&text),
+                        None => Vec::new(),
+                    };
+                    return Ok((stream, preamble));
+                }
                 None if spec.auth => authenticate(sock, spec, cfg),
                 None => Ok(Connection::Tcp(sock)),
             }
@@ -117,7 +136,18 @@ fn connect(spec: &HostSpec, cfg: &Config, io_timeout: Duration) -> Result<Connec
             addr: "localhost".into(),
             error: io::Error::other("this machine is not reached over the network"),
         })),
+    };
+    stream.map(|s| (s, Vec::new()))
+}
+
+/// The note before a request that says which compiler the client would run (`CCID`).
+fn compiler_note(text: &str) -> Vec<u8> {
+    if text.len() > wire::MAX_CCID {
+        return Vec::new();
     }
+    let mut note = wire::header(wire::CCID, text.len() as u32).to_vec();
+    note.extend_from_slice(text.as_bytes());
+    note
 }
 
 /// GSS-API authentication (`,auth`) on a classic connection, as distcc 3.4 does it. A
@@ -153,13 +183,13 @@ fn authenticate(
 /// unless `ready` already holds its text.
 pub(super) fn compile_remote<'a>(
     job: &'a Compile,
-    host: &HostSpec,
+    route: &mut Route<'_>,
     farm: &Farm,
     cfg: &Config,
-    io_timeout: Duration,
     progress: &mut Progress,
     ready: Option<Prepared<'a>>,
 ) -> Result<Reply, RemoteError> {
+    let host = route.host;
     // One of this machine's preprocessor slots, held while the preprocessor runs.
     let cpp_slot = if job.preprocessed || ready.is_some() {
         None
@@ -174,7 +204,7 @@ pub(super) fn compile_remote<'a>(
         }
     };
     progress.note(Phase::Connect);
-    let mut stream = match connect(host, cfg, io_timeout) {
+    let (mut stream, preamble) = match connect(route, cfg) {
         Ok(s) => s,
         Err(e) => {
             if let Pending::Running(source) = pending {
@@ -192,7 +222,7 @@ pub(super) fn compile_remote<'a>(
     };
     drop(cpp_slot);
     progress.note(Phase::Send);
-    send(&mut stream, &job, host, cfg, text)?;
+    send(&mut stream, preamble, &job, host, cfg, text)?;
     progress.note(Phase::Compile);
     // Buffered: the reply's headers then take one read, not one each.
     let mut reply = io::BufReader::with_capacity(16 << 10, &mut stream);
@@ -204,14 +234,14 @@ pub(super) fn compile_remote<'a>(
 /// Sends a pump-mode job to `host` (protocol 3): the command line and the files the include
 /// server named; the host preprocesses. Returns its reply, with the dependency file.
 pub(super) fn compile_pump(
-    host: &HostSpec,
+    route: &mut Route<'_>,
     cfg: &Config,
-    io_timeout: Duration,
     progress: &mut Progress,
     plan: &Plan,
 ) -> Result<Reply, RemoteError> {
+    let host = route.host;
     progress.note(Phase::Connect);
-    let mut stream = connect(host, cfg, io_timeout)?;
+    let (mut stream, mut request) = connect(route, cfg)?;
     progress.note(Phase::Send);
     let mut argv = plan.argv.clone();
     if cfg.rewrite_cross {
@@ -223,7 +253,6 @@ pub(super) fn compile_pump(
         plan.files.len(),
         argv_to_string(&argv)
     );
-    let mut request = Vec::new();
     wire::write_pump_request(&mut request, &plan.cwd, &argv, &plan.files)?;
     stream.write_all(&request).map_err(ProtocolError::Io)?;
     progress.note(Phase::Compile);
@@ -256,6 +285,7 @@ pub(super) fn argv_for_host(job: &Compile, cfg: &Config) -> Vec<String> {
 /// then leaves in the same packet as the text's start.
 fn send(
     stream: &mut Connection,
+    mut head: Vec<u8>,
     job: &Compile,
     host: &HostSpec,
     cfg: &Config,
@@ -263,7 +293,6 @@ fn send(
 ) -> Result<(), RemoteError> {
     let argv = argv_for_host(job, cfg);
     log::debug!("sending to {}: {}", host.spec, argv_to_string(&argv));
-    let mut head = Vec::new();
     wire::write_request_header(&mut head, host.version, &argv)?;
     match text {
         // A large text goes from the preprocessor's memory file to the socket without

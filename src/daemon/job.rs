@@ -680,6 +680,7 @@ fn run_pump_job(
     stream: &mut (impl Read + Write),
     mut req: PumpRequest,
     cfg: &JobConfig,
+    client_compiler: Option<&Identity>,
 ) -> Result<Done, JobError> {
     let compiler = cache_compiler(&req, cfg);
     let keyed = compiler.as_ref().map(|compiler| pumpcache::Job {
@@ -717,6 +718,15 @@ fn run_pump_job(
         }
         Ok(job) => job,
     };
+    let version = wire::Version::Pump;
+    if let Some(done) = other_compiler(stream, version, &job.cmd[0], client_compiler, cfg) {
+        return done.map(|status| Done {
+            status,
+            killed: false,
+            compiler: job.cmd[0].clone(),
+            input: job.input.clone(),
+        });
+    }
     log::debug!("compiling in {}: {}", job.dir, argv_to_string(&job.cmd));
     let compiled = run_compiler(&job.cmd, None, Some(&job.dir), cfg);
     let compiled = compiled.map_err(JobError::TempFiles)?;
@@ -755,7 +765,6 @@ fn run_pump_job(
         from_cache: false,
         compiler: None,
     };
-    let version = wire::Version::Pump;
     match object {
         Some(mut file) => {
             let len = file.metadata().map_err(JobError::TempFiles)?.len();
@@ -786,10 +795,14 @@ fn run_pump_job(
     })
 }
 
-fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, JobError> {
+fn run_job(
+    stream: &mut (impl Read + Write),
+    cfg: &JobConfig,
+    client_compiler: Option<&Identity>,
+) -> Result<Done, JobError> {
     let mut req = match read_request(&mut *stream, cfg) {
         Ok(Received::Plain(req)) => req,
-        Ok(Received::Pump(req)) => return run_pump_job(stream, req, cfg),
+        Ok(Received::Pump(req)) => return run_pump_job(stream, req, cfg, client_compiler),
         Err(why @ JobError::TooLarge(_)) => {
             answer_refusal(stream, &why);
             return Err(why);
@@ -803,6 +816,15 @@ fn run_job(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Result<Done, Jo
         }
         prepared => prepared?,
     };
+    let input = || req.compile.as_ref().map(|c| c.input().to_string());
+    if let Some(done) = other_compiler(stream, req.version, &cmd[0], client_compiler, cfg) {
+        return done.map(|status| Done {
+            status,
+            killed: false,
+            compiler: cmd[0].clone(),
+            input: input().unwrap_or_default(),
+        });
+    }
     let cached = cached_key(&req, &cmd[0], &env, cfg);
     if let Some((cache, key)) = &cached {
         if let Some(entry) = cache.get(key) {
@@ -947,11 +969,63 @@ fn answer_from_cache(
     })
 }
 
+/// Answers, without compiling, a job whose client said it would run another compiler than
+/// `program` (our client says so under TLS, before its request): the status of a compiler
+/// missing here, with this host's identity in the notes, which the client takes as it
+/// takes them after a compile (it tells its user once and skips the host). `None` when
+/// the client said nothing, or the same, or this compiler cannot say what it is; else
+/// the status answered.
+fn other_compiler(
+    stream: &mut impl Write,
+    version: wire::Version,
+    program: &str,
+    client: Option<&Identity>,
+    cfg: &JobConfig,
+) -> Option<Result<u32, JobError>> {
+    let client = client?;
+    let ours = identity_of(program, cfg)?;
+    if &ours == client {
+        return None;
+    }
+    log::warn!(
+        "not compiling with {program}: {}",
+        client.against(&ours).replace('\n', " ")
+    );
+    let status = (exitcode::COMPILER_MISSING as u32) << 8;
+    let reply = Reply {
+        status,
+        stderr: format!(
+            "distccd[{}] (serve) ERROR: this host's compiler is not the client's\n",
+            std::process::id()
+        )
+        .into_bytes(),
+        stdout: Vec::new(),
+        output: Vec::new(),
+        deps: None,
+        from_cache: false,
+        compiler: None,
+    };
+    Some(
+        reply
+            .write(stream, version)
+            .map_err(JobError::from)
+            .map(|()| {
+                write_notes(stream, false, Some(ours));
+                status
+            }),
+    )
+}
+
 /// Serves one job on `stream` and says how it ended; the caller logs it with
-/// [`Outcome::log`] once it has counted it.
-pub fn serve(stream: &mut (impl Read + Write), cfg: &JobConfig) -> Outcome {
+/// [`Outcome::log`] once it has counted it. `client_compiler` is what our client said it
+/// would run (under TLS), which a job is not compiled against.
+pub fn serve(
+    stream: &mut (impl Read + Write),
+    cfg: &JobConfig,
+    client_compiler: Option<&Identity>,
+) -> Outcome {
     let start = Instant::now();
-    let result = run_job(stream, cfg);
+    let result = run_job(stream, cfg, client_compiler);
     let time = start.elapsed();
     match result {
         Ok(done) => Outcome {

@@ -23,6 +23,7 @@ use super::{access, job, tls, Config, DaemonError, Deadline};
 use crate::cmdline::policy::Compilers;
 use crate::logging;
 use crate::net;
+use crate::toolchain::identity::Identity;
 use crate::wire;
 
 fn bind_address(cfg: &Config, port: u16) -> Result<SocketAddr, DaemonError> {
@@ -218,7 +219,7 @@ fn handle(stream: TcpStream, peer: SocketAddr, cfg: &Config, stats: &Stats) {
                 Ok(principal) => {
                     log::debug!("client {client} authenticated as {principal}");
                     stats.job_started();
-                    job::serve(&mut conn, &cfg.job)
+                    job::serve(&mut conn, &cfg.job, None)
                 }
                 Err(e) => {
                     log::warn!("GSS-API authentication of {client} failed: {e}");
@@ -248,7 +249,7 @@ fn handle(stream: TcpStream, peer: SocketAddr, cfg: &Config, stats: &Stats) {
         }
         (_, false) => {
             stats.job_started();
-            job::serve(&mut conn, &cfg.job)
+            job::serve(&mut conn, &cfg.job, None)
         }
     };
     stats.job_ended(&outcome);
@@ -300,13 +301,66 @@ fn serve_tls<R: Read + AsFd, W: Write>(
             if let Some(key) = key {
                 log::debug!("TLS client {client}: key {key} {name}");
             }
-            job::serve(&mut stream, &cfg.job)
+            let (compiler, head) = read_client_compiler(&mut stream);
+            let mut joined = Joined {
+                head: io::Cursor::new(head),
+                stream: &mut stream,
+            };
+            job::serve(&mut joined, &cfg.job, compiler.as_ref())
         }
         Err(why) => refuse(&mut stream, why),
     };
     stream.conn.send_close_notify();
     let _ = stream.flush();
     Some(outcome)
+}
+
+/// What our client says before its request under TLS: the identity of the compiler it
+/// would run (`CCID`), so that a job is not compiled with another. Returns it, and the bytes
+/// read that were the request's start instead (from a client that said nothing).
+fn read_client_compiler(stream: &mut impl Read) -> (Option<Identity>, Vec<u8>) {
+    let mut head = [0u8; 12];
+    let mut got = 0;
+    while got < head.len() {
+        match stream.read(&mut head[got..]) {
+            Ok(0) | Err(_) => return (None, head[..got].to_vec()),
+            Ok(n) => got += n,
+        }
+    }
+    let Ok(len) = wire::parse_header(&head, wire::CCID) else {
+        return (None, head.to_vec());
+    };
+    let mut text = vec![0; (len as usize).min(wire::MAX_CCID)];
+    if len as usize > wire::MAX_CCID || stream.read_exact(&mut text).is_err() {
+        // Cut short or too long: what follows is no request either.
+        return (None, Vec::new());
+    }
+    (Identity::parse(&String::from_utf8_lossy(&text)), Vec::new())
+}
+
+/// A connection with bytes already read put back in front.
+struct Joined<'a, S> {
+    head: io::Cursor<Vec<u8>>,
+    stream: &'a mut S,
+}
+
+impl<S: Read> Read for Joined<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.head.read(buf)? {
+            0 => self.stream.read(buf),
+            n => Ok(n),
+        }
+    }
+}
+
+impl<S: Write> Write for Joined<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
 }
 
 /// How long, and how many bytes, a refused client's request is read for: past either, the
