@@ -719,7 +719,10 @@ fn run_pump_job(
         Ok(job) => job,
     };
     let version = wire::Version::Pump;
-    if let Some(done) = other_compiler(stream, version, &job.cmd[0], client_compiler, cfg) {
+    // Asked once, for the check before compiling and for the notes after.
+    let mut known = client_compiler.and_then(|_| identity_of(&job.cmd[0], cfg));
+    let theirs = (client_compiler, known.as_ref());
+    if let Some(done) = other_compiler(stream, version, &job.cmd[0], theirs) {
         return done.map(|status| Done {
             status,
             killed: false,
@@ -773,7 +776,7 @@ fn run_pump_job(
         None => reply.write(stream, version)?,
     }
     let identity = (compiled.status == 0)
-        .then(|| identity_of(&job.cmd[0], cfg))
+        .then(|| known.take().or_else(|| identity_of(&job.cmd[0], cfg)))
         .flatten();
     write_notes(stream, false, identity);
     // Stored once the client has its answer.
@@ -817,7 +820,9 @@ fn run_job(
         prepared => prepared?,
     };
     let input = || req.compile.as_ref().map(|c| c.input().to_string());
-    if let Some(done) = other_compiler(stream, req.version, &cmd[0], client_compiler, cfg) {
+    let mut known = client_compiler.and_then(|_| identity_of(&cmd[0], cfg));
+    let theirs = (client_compiler, known.as_ref());
+    if let Some(done) = other_compiler(stream, req.version, &cmd[0], theirs) {
         return done.map(|status| Done {
             status,
             killed: false,
@@ -877,7 +882,7 @@ fn run_job(
         None => reply.write(stream, version)?,
     }
     let identity = (compiled.status == 0)
-        .then(|| identity_of(&cmd[0], cfg))
+        .then(|| known.take().or_else(|| identity_of(&cmd[0], cfg)))
         .flatten();
     write_notes(stream, false, identity);
     // Stored once the client has its answer.
@@ -970,26 +975,24 @@ fn answer_from_cache(
 }
 
 /// Answers, without compiling, a job whose client said it would run another compiler than
-/// `program` (our client says so under TLS, before its request): the status of a compiler
-/// missing here, with this host's identity in the notes, which the client takes as it
-/// takes them after a compile (it tells its user once and skips the host). `None` when
-/// the client said nothing, or the same, or this compiler cannot say what it is; else
-/// the status answered.
+/// `program` here (our client says so under TLS, before its request): the status of a
+/// compiler missing here, with this host's identity in the notes, which the client takes
+/// as it takes them after a compile (it tells its user once and skips the host). `None`
+/// when the client said nothing, or the same, or this compiler cannot say what it is
+/// (the pair: the client's compiler, this one's); else the status answered.
 fn other_compiler(
     stream: &mut impl Write,
     version: wire::Version,
     program: &str,
-    client: Option<&Identity>,
-    cfg: &JobConfig,
+    (client, ours): (Option<&Identity>, Option<&Identity>),
 ) -> Option<Result<u32, JobError>> {
-    let client = client?;
-    let ours = identity_of(program, cfg)?;
-    if &ours == client {
+    let (client, ours) = (client?, ours?);
+    if ours == client {
         return None;
     }
     log::warn!(
         "not compiling with {program}: {}",
-        client.against(&ours).replace('\n', " ")
+        client.against(ours).replace('\n', " ")
     );
     let status = (exitcode::COMPILER_MISSING as u32) << 8;
     let reply = Reply {
@@ -1010,7 +1013,7 @@ fn other_compiler(
             .write(stream, version)
             .map_err(JobError::from)
             .map(|()| {
-                write_notes(stream, false, Some(ours));
+                write_notes(stream, false, Some(ours.clone()));
                 status
             }),
     )
