@@ -3,9 +3,9 @@
 //! (not with `--tls-only`).
 //!
 //! A client whose key is not listed completes its handshake all the same and is answered
-//! with a refusal that names its key (see `job`), so that its user learns what to ask the
-//! farm's administrator for, instead of meeting a closed connection. The handshake itself
-//! and the key files are `net`'s.
+//! with a refusal that names its key (see `listener::refuse`), so that its user learns
+//! what to ask the farm's administrator for, instead of meeting a closed connection. The
+//! handshake itself and the key files are `net`'s.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
