@@ -1430,18 +1430,23 @@ def transport_rows(work, rounds, per_round, builds):
         owns = {w.name: [] for w in ways}
         daemon_cpu = {w.name: 0.0 for w in ways}
         daemon_own = {w.name: 0.0 for w in ways}
-        for i in range(rounds * per_round):
+        # A round runs each way's jobs one after another, as a build's jobs all take one
+        # way: interleaved one by one, each TLS job would find the code of its handshake
+        # evicted by the SSH job before it, which no build sees.
+        for r in range(rounds):
             for w in ways:
-                before, own_before = w.cpu(), w.own()
-                wall, cpu, own = run_timed([OURS["client"], compiler, "-O2", "-c", src, "-o",
-                                            os.path.join(work, f"t{i % 4}.o")], own=True,
-                                           env=w.env(), cwd=work)
-                daemon_cpu[w.name] += w.cpu() - before
-                if own_before is not None:
-                    daemon_own[w.name] += w.own() - own_before
-                walls[w.name].append(wall)
-                clients[w.name].append(cpu)
-                owns[w.name].append(own)
+                for j in range(per_round):
+                    i = r * per_round + j
+                    before, own_before = w.cpu(), w.own()
+                    wall, cpu, own = run_timed(
+                        [OURS["client"], compiler, "-O2", "-c", src, "-o",
+                         os.path.join(work, f"t{i % 4}.o")], own=True, env=w.env(), cwd=work)
+                    daemon_cpu[w.name] += w.cpu() - before
+                    if own_before is not None:
+                        daemon_own[w.name] += w.own() - own_before
+                    walls[w.name].append(wall)
+                    clients[w.name].append(cpu)
+                    owns[w.name].append(own)
         jobs = rounds * per_round
         for name, farm in [("plain TCP", plain), ("TLS", tls)]:
             done = sum(open(os.path.join(farm.dir, f"d{p}.log")).read().count("COMPILE_OK")
