@@ -261,8 +261,7 @@ fn authenticate<R: Read + AsFd, W: Write>(
     gss: &super::gss::Gss,
     conn: &mut Deadline<'_, R, W>,
 ) -> Result<String, net::gssapi::GssError> {
-    let full = conn.deadline;
-    conn.deadline = full.min(Instant::now() + net::tls::HANDSHAKE_TIMEOUT);
+    let full = conn.shorten(net::tls::HANDSHAKE_TIMEOUT);
     let result = gss.authenticate(conn);
     conn.deadline = full;
     result
@@ -277,8 +276,7 @@ fn serve_tls<R: Read + AsFd, W: Write>(
     stats: &Stats,
     client: &str,
 ) -> Option<job::Outcome> {
-    let full = conn.deadline;
-    conn.deadline = full.min(Instant::now() + net::tls::HANDSHAKE_TIMEOUT);
+    let full = conn.shorten(net::tls::HANDSHAKE_TIMEOUT);
     let mut stream = match net::tls::accept(settings.config.clone(), conn) {
         Ok(stream) => stream,
         Err(e) => {
@@ -377,20 +375,23 @@ fn refuse(conn: &mut impl Deadlined, why: String) -> job::Outcome {
     if let Err(e) = wire::write_refusal(conn, &why) {
         log::debug!("failed to tell the client of the refusal: {e}");
     } else {
-        conn.set_deadline(start + REFUSED_READ_FOR);
+        conn.shorten(REFUSED_READ_FOR);
         let _ = io::copy(&mut conn.take(REFUSED_READ_BYTES), &mut io::sink());
     }
     job::Outcome::refused(why, start.elapsed())
 }
 
-/// A connection whose reads end at a deadline that can be moved.
+/// A connection whose reads end at a deadline that can be brought forward.
 trait Deadlined: Read + Write {
-    fn set_deadline(&mut self, at: Instant);
+    /// Ends reads within `limit` from now, if that is sooner; returns the deadline before.
+    fn shorten(&mut self, limit: Duration) -> Instant;
 }
 
 impl<R: Read + AsFd, W: Write> Deadlined for Deadline<'_, R, W> {
-    fn set_deadline(&mut self, at: Instant) {
-        self.deadline = self.deadline.min(at);
+    fn shorten(&mut self, limit: Duration) -> Instant {
+        let before = self.deadline;
+        self.deadline = before.min(Instant::now() + limit);
+        before
     }
 }
 
@@ -398,8 +399,8 @@ impl<C, R: Read + AsFd, W: Write> Deadlined for rustls::StreamOwned<C, Deadline<
 where
     Self: Read + Write,
 {
-    fn set_deadline(&mut self, at: Instant) {
-        self.sock.set_deadline(at);
+    fn shorten(&mut self, limit: Duration) -> Instant {
+        self.sock.shorten(limit)
     }
 }
 

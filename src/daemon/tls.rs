@@ -20,7 +20,6 @@ use crate::net::tls;
 #[derive(Debug, Clone)]
 pub struct Tls {
     pub config: Arc<ServerConfig>,
-    pub fingerprint: Fingerprint,
     /// Without a list, any client the address list allows is served, encrypted.
     pub authorized: Option<Arc<Authorized>>,
     /// `--tls-only`: classic connections are refused.
@@ -148,7 +147,6 @@ pub fn from_args(
     );
     Ok(Some(Tls {
         config,
-        fingerprint,
         authorized,
         only,
     }))
