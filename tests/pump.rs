@@ -331,6 +331,53 @@ fn an_include_server_failure_falls_back_to_plain_mode_unless_told_not_to() {
     assert_eq!(d.compiled_ok(), 1, "{}", d.log_text());
 }
 
+/// `DEPENDENCIES_OUTPUT` and `SUNPRO_DEPENDENCIES` have gcc append to the file they name,
+/// which no dependency file from a host can stand for: under `pump` such a job goes in
+/// plain mode, and the file is what a local compile leaves (distcc 3.4 would overwrite it
+/// with the host's file, without its system headers for `SUNPRO_DEPENDENCIES`).
+#[test]
+fn dependency_variables_keep_their_job_in_plain_mode_with_the_local_file() {
+    let project = Project::example();
+    let dir = project.path();
+    let d = Daemon::ours(&["--verbose"]);
+    let mut compiled = 0;
+    for var in ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"] {
+        let value = "all.deps fib-target";
+        let compile = |via: &[&str]| {
+            std::fs::write(dir.join("all.deps"), "kept: before\n").unwrap();
+            let mut argv: Vec<&str> = via.to_vec();
+            argv.extend(["gcc", "-O2", "-c", "fib.c", "-o", "fib.o"]);
+            let mut cmd = Command::new(argv[0]);
+            cmd.current_dir(dir)
+                .args(&argv[1..])
+                .env(var, value)
+                .env("DISTCC_DIR", project.distcc_dir())
+                .env("DISTCC_HOSTS", format!("{},cpp,lzo", d.host()))
+                .env("DISTCC_FALLBACK", "0")
+                .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
+                .env_remove("DISTCC_VERBOSE")
+                .env_remove("DISTCC_LOG");
+            let out = output_within(&mut cmd, 120);
+            assert!(out.status.success(), "{var}: {}", show(&out));
+            (
+                std::fs::read(dir.join("fib.o")).unwrap(),
+                std::fs::read_to_string(dir.join("all.deps")).unwrap(),
+            )
+        };
+        let local = compile(&[]);
+        assert!(
+            local.1.starts_with("kept: before\nfib-target:"),
+            "{}",
+            local.1
+        );
+        let ours = compile(&[OUR_PUMP, OUR_DISTCC]);
+        assert_eq!(ours, local, "{var}");
+        compiled += 1;
+        assert_eq!(d.wait_compiled(compiled), compiled, "{}", d.log_text());
+    }
+    assert_eq!(pumped(&d), 0, "{}", d.log_text());
+}
+
 /// A job that fails on the host in pump mode and then compiles here is a discrepancy,
 /// counted beside the include server's socket; after `DISTCC_MAX_DISCREPANCY` of them the
 /// rest of the build goes in plain mode, and `pump` says so at the end, as in distcc 3.4.

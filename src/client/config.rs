@@ -121,9 +121,10 @@ pub struct CacheConfig {
     pub pwd: Option<OsString>,
 }
 
-/// Variables that keep the cache's direct mode off (see [`CacheConfig::direct_off`]),
-/// besides [`crate::toolchain::INCLUDE_PATH_VARIABLES`].
-const DIRECT_OFF: [&str; 2] = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
+/// Variables that have gcc write a dependency file without an option. They keep the
+/// cache's direct mode off (see [`CacheConfig::direct_off`]), as
+/// [`crate::toolchain::INCLUDE_PATH_VARIABLES`] do, and pump mode too.
+const DEPS_VARIABLES: [&str; 2] = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
 
 /// Variables that change what a compiler writes: the language of its messages, and
 /// gcc's self-check.
@@ -152,6 +153,10 @@ pub struct PumpConfig {
     /// `CPATH`, `C_INCLUDE_PATH` or `CPLUS_INCLUDE_PATH` set: include directories the
     /// include server cannot see, so plain mode (as distcc 3.4).
     pub hidden_include_path: bool,
+    /// `DEPENDENCIES_OUTPUT` or `SUNPRO_DEPENDENCIES` set: gcc appends to the file they
+    /// name, which a host's dependency file cannot stand for, so plain mode. (distcc 3.4
+    /// writes the host's `-MMD` file there instead, losing what was in it.)
+    pub deps_variable: bool,
     /// `DISTCC_EXCLUDE_FRESH_FILES`: files that may change during the build without
     /// counting as a discrepancy.
     pub exclude_fresh: Option<String>,
@@ -207,6 +212,7 @@ impl Config {
                 hidden_include_path: ["CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH"]
                     .iter()
                     .any(|name| vars.os(name).is_some()),
+                deps_variable: DEPS_VARIABLES.iter().any(|name| vars.os(name).is_some()),
                 exclude_fresh: vars.text("DISTCC_EXCLUDE_FRESH_FILES"),
             },
             cache: cache_config(&vars),
@@ -253,7 +259,7 @@ fn cache_config<F: Fn(&str) -> Option<OsString>>(vars: &Vars<F>) -> Option<Cache
             .collect(),
         direct_off: crate::toolchain::INCLUDE_PATH_VARIABLES
             .iter()
-            .chain(&DIRECT_OFF)
+            .chain(&DEPS_VARIABLES)
             .copied()
             .find(|name| vars.os(name).is_some()),
         pwd: vars.os("PWD"),

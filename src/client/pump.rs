@@ -58,7 +58,8 @@ impl std::fmt::Display for NotPumped {
 }
 
 /// Whether `job` goes to `host` in pump mode, as distcc 3.4 decides: a `,cpp` host under
-/// `pump`, for a source not yet preprocessed, without `CPATH` and friends, before the
+/// `pump`, for a source not yet preprocessed, without `CPATH` and friends (nor, unlike
+/// 3.4, the dependency file variables), before the
 /// build has been demoted. `None` means plain mode, with the reason logged.
 pub(super) fn wanted<'a>(job: &Compile, host: &HostSpec, cfg: &'a Config) -> Option<&'a Path> {
     let pump = &cfg.pump;
@@ -73,6 +74,13 @@ pub(super) fn wanted<'a>(job: &Compile, host: &HostSpec, cfg: &'a Config) -> Opt
         log::warn!(
             "cannot use distcc_pump with any of environment variables CPATH, C_INCLUDE_PATH \
              or CPLUS_INCLUDE_PATH set, preprocessing locally"
+        );
+        return None;
+    }
+    if pump.deps_variable {
+        log::warn!(
+            "cannot use distcc_pump with DEPENDENCIES_OUTPUT or SUNPRO_DEPENDENCIES set, \
+             preprocessing locally"
         );
         return None;
     }

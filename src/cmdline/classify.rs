@@ -557,6 +557,12 @@ impl Compile {
         if deps.is_some() && !self.has(DepsTarget) {
             out.extend(["-MQ".to_string(), target]);
         }
+        // No dependency file asked: the host makes one anyway (distcc 3.4's daemon adds
+        // `-MMD`, which leaves the compiler's own headers out), and this client drops it.
+        // `-MD` has it name every header, which a daemon's cache needs to keep the job.
+        if deps.is_none() {
+            out.push("-MD".into());
+        }
         Some((out, deps))
     }
 
@@ -778,7 +784,7 @@ mod tests {
         let c = remote("gcc -Iinc -DX -c a.c -o out/a.o");
         assert_eq!(
             c.pump_argv(),
-            Some((v("gcc -Iinc -DX -c a.c -o out/a.o"), None))
+            Some((v("gcc -Iinc -DX -c a.c -o out/a.o -MD"), None))
         );
         let c = remote("gcc -MD -c src/a.c -o out/a.o");
         assert_eq!(
