@@ -299,9 +299,9 @@ pub fn join(a: &str, b: &str) -> String {
     if b.starts_with('/') || a.is_empty() {
         b.to_string()
     } else if a.ends_with('/') {
-        format!("{a}{b}")
+        [a, b].concat()
     } else {
-        format!("{a}/{b}")
+        [a, "/", b].concat()
     }
 }
 
@@ -974,7 +974,7 @@ impl Walk<'_> {
         while let Some(name) = queue.pop() {
             let alts = self.table.alternatives(name);
             for m in alts.iter().flatten() {
-                for id in idents(&m.body) {
+                for id in idents(m.body()) {
                     if seen.insert(id) {
                         queue.push(id);
                     }

@@ -137,12 +137,30 @@ pub fn directives(src: &[u8], mode: Mode) -> Vec<Directive> {
                 }
             }
             b'\'' if !is_digit_separator(s, i) => i = literal_end(s, i),
-            _ => i += 1,
+            // Most of a file is text between directives: skip to the next byte that can
+            // start a line, a comment or a literal.
+            _ => {
+                i = s[i + 1..]
+                    .iter()
+                    .position(|c| PLAIN[usize::from(*c)] == 0)
+                    .map_or(s.len(), |p| i + 1 + p)
+            }
         }
     }
     link(&mut out);
     out
 }
+
+/// The bytes that the text between directives may be skipped over: 0 for those that end
+/// a line or open a comment or a literal.
+const PLAIN: [u8; 256] = {
+    let mut t = [1u8; 256];
+    t[b'\n' as usize] = 0;
+    t[b'/' as usize] = 0;
+    t[b'"' as usize] = 0;
+    t[b'\'' as usize] = 0;
+    t
+};
 
 /// `src` with its trigraphs (`??=` and the eight others) replaced.
 fn trigraphs(src: &[u8]) -> Vec<u8> {
@@ -214,19 +232,24 @@ fn splice(src: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let mut out = Vec::with_capacity(src.len());
     let mut i = 0;
     while i < src.len() {
-        if src[i] == b'\\' {
-            let mut j = i + 1;
-            while j < src.len() && (src[j] == b' ' || src[j] == b'\t') {
-                j += 1;
-            }
-            if src[j..].starts_with(b"\r\n") {
-                i = j + 2;
-                continue;
-            }
-            if src.get(j) == Some(&b'\n') {
-                i = j + 1;
-                continue;
-            }
+        // Copied in runs up to the next backslash.
+        let run = memchr::memchr(b'\\', &src[i..]).unwrap_or(src.len() - i);
+        out.extend_from_slice(&src[i..i + run]);
+        i += run;
+        if i == src.len() {
+            break;
+        }
+        let mut j = i + 1;
+        while j < src.len() && (src[j] == b' ' || src[j] == b'\t') {
+            j += 1;
+        }
+        if src[j..].starts_with(b"\r\n") {
+            i = j + 2;
+            continue;
+        }
+        if src.get(j) == Some(&b'\n') {
+            i = j + 1;
+            continue;
         }
         out.push(src[i]);
         i += 1;
@@ -248,7 +271,7 @@ fn skip_blank(s: &[u8], mut i: usize) -> usize {
 
 /// The position after the `*/` closing the comment whose body starts at `i`.
 fn block_comment_end(s: &[u8], i: usize) -> usize {
-    match s[i.min(s.len())..].windows(2).position(|w| w == b"*/") {
+    match memchr::memmem::find(&s[i.min(s.len())..], b"*/") {
         Some(p) => i + p + 2,
         None => s.len(),
     }
@@ -256,10 +279,7 @@ fn block_comment_end(s: &[u8], i: usize) -> usize {
 
 /// The position of the newline ending the line at `i` (or the end).
 fn line_end(s: &[u8], i: usize) -> usize {
-    s[i..]
-        .iter()
-        .position(|&c| c == b'\n')
-        .map_or(s.len(), |p| i + p)
+    memchr::memchr(b'\n', &s[i..]).map_or(s.len(), |p| i + p)
 }
 
 /// The position after the string or character literal opening at `i`; an unterminated
@@ -380,7 +400,7 @@ fn directive(s: &[u8], i: usize, mode: Mode) -> (Option<Directive>, usize) {
                 operand,
             })
         }
-        b"define" => Macro::parse(&toks(false)).map(|m| Directive::Define(Arc::new(m))),
+        b"define" => Macro::parse_line(&line).map(|m| Directive::Define(Arc::new(m))),
         b"undef" => first_name().map(Directive::Undef),
         b"if" | b"elif" => Some(Directive::If {
             expr: toks(false),

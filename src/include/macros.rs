@@ -13,7 +13,7 @@
 //! [`Expanded::ambiguous`], which the caller answers by following every possibility.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::token::{self, known, spell, sym, FxMap, Kind, Sym, Tok};
 
@@ -24,18 +24,67 @@ const MAX_STEPS: usize = 200_000;
 const MAX_DEPTH: usize = 1_000;
 
 /// One macro definition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Macro {
     pub name: Sym,
     /// The parameters of a function-like macro (`__VA_ARGS__` for `...`).
     pub params: Option<Vec<Sym>>,
     /// Whether the last parameter takes the remaining arguments.
     pub variadic: bool,
-    /// The replacement list; its `##` operators are [`Kind::Paste`].
-    pub body: Vec<Tok>,
+    /// The replacement list ([`Macro::body`]), made from `text` when first needed: most
+    /// of the definitions a walk goes past (the C library's) are never expanded.
+    body: OnceLock<Vec<Tok>>,
+    /// The replacement list's text, for a definition read from a `#define` line.
+    text: Option<Box<[u8]>>,
 }
 
+impl PartialEq for Macro {
+    fn eq(&self, other: &Macro) -> bool {
+        self.name == other.name
+            && self.params == other.params
+            && self.variadic == other.variadic
+            && (matches!((&self.text, &other.text), (Some(a), Some(b)) if a == b)
+                || self.body() == other.body())
+    }
+}
+
+impl Eq for Macro {}
+
 impl Macro {
+    /// The replacement list; its `##` operators are [`Kind::Paste`].
+    pub fn body(&self) -> &[Tok] {
+        self.body.get_or_init(|| {
+            let text = self.text.as_deref().unwrap_or_default();
+            replacement(token::tokenize(text, false))
+        })
+    }
+
+    /// The definition on a `#define` line (the text after the word `define`), with its
+    /// replacement list left as text until it is needed. `None` for a line that defines
+    /// nothing (GCC's error).
+    pub fn parse_line(line: &[u8]) -> Option<Macro> {
+        let start = line.iter().position(|c| !c.is_ascii_whitespace())?;
+        if !token::is_ident_start(line[start]) {
+            return None;
+        }
+        let mut end = start + 1;
+        while end < line.len() && token::is_ident_char(line[end]) {
+            end += 1;
+        }
+        // The head: the name, and a function-like macro's parameters up to the first
+        // `)`, which is a token of its own. A name followed by a quote may be a
+        // literal's prefix (`L"x"`): such lines are tokenized whole.
+        let head_end = match line.get(end) {
+            Some(b'"' | b'\'') => return Macro::parse(&token::tokenize(line, false)),
+            Some(b'(') => end + line[end..].iter().position(|&c| c == b')')? + 1,
+            _ => end,
+        };
+        let mut m = Macro::parse(&token::tokenize(&line[..head_end], false))?;
+        m.body = OnceLock::new();
+        m.text = Some(line[head_end..].into());
+        Some(m)
+    }
+
     /// The definition in a `#define` line's tokens (after the word `define`).
     pub fn parse(toks: &[Tok]) -> Option<Macro> {
         let k = known();
@@ -76,20 +125,12 @@ impl Macro {
             rest = &rest[i + 1..];
             params = Some(ps);
         }
-        let mut body = rest.to_vec();
-        if let Some(first) = body.first_mut() {
-            first.space = false;
-        }
-        for t in &mut body {
-            if t.is(k.hashhash) {
-                t.kind = Kind::Paste;
-            }
-        }
         Some(Macro {
             name,
             params,
             variadic,
-            body,
+            body: OnceLock::from(replacement(rest.to_vec())),
+            text: None,
         })
     }
 
@@ -108,6 +149,20 @@ impl Macro {
         }
         self.params.as_ref()?.iter().position(|p| *p == t.sym)
     }
+}
+
+/// A replacement list from its tokens: no space before the first, `##` a paste.
+fn replacement(mut body: Vec<Tok>) -> Vec<Tok> {
+    let k = known();
+    if let Some(first) = body.first_mut() {
+        first.space = false;
+    }
+    for t in &mut body {
+        if t.is(k.hashhash) {
+            t.kind = Kind::Paste;
+        }
+    }
+    body
 }
 
 /// What a name is bound to.
@@ -447,7 +502,7 @@ impl<'t> Expander<'t> {
     /// The body of function-like `m` with `args` substituted, before pasting.
     fn substitute(&mut self, m: &Macro, args: &[Vec<Tok>]) -> Vec<Tok> {
         let mut expanded: Vec<Option<Vec<Tok>>> = vec![None; args.len()];
-        self.substitute_in(m, &m.body, args, &mut expanded)
+        self.substitute_in(m, m.body(), args, &mut expanded)
     }
 
     fn substitute_in(
@@ -586,7 +641,7 @@ impl Iterator for Expander<'_> {
                 };
                 self.substitute(&m, &args)
             } else {
-                m.body.clone()
+                m.body().to_vec()
             };
             let mut body = paste(body);
             if let Some(first) = body.first_mut() {
@@ -743,13 +798,58 @@ pub fn expand_text(table: &Table, text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A table of `#define` lines, read as the lexer reads them (bodies left as text).
     fn table(defs: &[&str]) -> Table {
         let mut t = Table::default();
         for d in defs {
-            let m = Macro::parse(&token::tokenize(d.as_bytes(), false)).unwrap();
+            let m = Macro::parse_line(d.as_bytes()).unwrap();
             t.define(Arc::new(m), false);
         }
         t
+    }
+
+    #[test]
+    fn a_definition_read_lazily_is_the_one_read_whole() {
+        let whole = |line: &str| Macro::parse(&token::tokenize(line.as_bytes(), false));
+        for line in [
+            " X",
+            "X 1",
+            "X+1",
+            " F(a, b)  a ## b  # c",
+            "F() (x)",
+            "F(...) f(0, ## __VA_ARGS__)",
+            "F(a, rest...) g(a, rest)",
+            "G (a) a",
+            "H(a)(a)",
+            "P __has_include(<x.h>)",
+            "A'x'",
+            "L\"s\"",
+            "u8'c' 1",
+            "F(a b) a",
+            "F(a",
+            "1X 2",
+            "",
+            "Ü 1",
+        ] {
+            let lazy = Macro::parse_line(line.as_bytes());
+            let eager = whole(line);
+            assert_eq!(lazy, eager, "{line:?}");
+            if let (Some(l), Some(e)) = (&lazy, &eager) {
+                assert_eq!(l.body(), e.body(), "{line:?}");
+                assert_eq!(
+                    format!("{:?}", l.body()),
+                    format!("{:?}", e.body()),
+                    "{line:?}"
+                );
+            }
+        }
+        // Equal text is equal without tokenizing; another text is compared by tokens.
+        let a = Macro::parse_line(b"X (1)").unwrap();
+        let b = Macro::parse_line(b"X (1)").unwrap();
+        assert_eq!(a, b);
+        assert!(a.body.get().is_none() && b.body.get().is_none());
+        assert_ne!(a, Macro::parse_line(b"X (2)").unwrap());
+        assert_eq!(a, Macro::parse_line(b"X  (1)  ").unwrap());
     }
 
     fn x(defs: &[&str], text: &str) -> String {
@@ -879,7 +979,7 @@ mod tests {
         t.pop(sym("B"), false);
         assert!(matches!(t.get(sym("B")), Lookup::Defined(_)));
         assert!(expand(&t, &token::tokenize(b"A + B", false)).ambiguous);
-        assert_eq!(Macro::from_option("X").unwrap().body[0].text(), "1");
+        assert_eq!(Macro::from_option("X").unwrap().body()[0].text(), "1");
         assert_eq!(
             Macro::from_option("F(a,...)=a")
                 .unwrap()

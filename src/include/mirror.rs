@@ -25,7 +25,7 @@
 //! timestamp tick can leave the same key. Old roots
 //! stay until shutdown, because a client may still be reading them.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::symlink;
@@ -34,6 +34,7 @@ use std::sync::Mutex;
 use super::closure::{dirname, Closure, ClosureFile, FileKey};
 use super::search::recent;
 use super::sysdirs::under;
+use super::token::{FxMap, FxSet};
 use super::FORCING_FILE;
 use crate::wire::lzo;
 
@@ -54,17 +55,17 @@ struct Generation {
     number: u32,
     root: String,
     /// Each file written: the key and a hash of the content it was written from.
-    shipped: HashMap<String, (FileKey, u64)>,
+    shipped: FxMap<String, (FileKey, u64)>,
     /// Each path whose components were mirrored, with what its last one needs.
-    levels: HashMap<String, Level>,
-    dirs_known: HashSet<String>,
+    levels: FxMap<String, Level>,
+    dirs_known: FxSet<String>,
     links: Vec<String>,
     system_links: Vec<String>,
     /// Each symlink mirrored: its path, and the realpath it had.
     link_targets: Vec<(String, String)>,
     /// The system dirs linked, and the forcing files made, in this generation.
-    system_dirs_done: HashSet<String>,
-    forced: HashSet<String>,
+    system_dirs_done: FxSet<String>,
+    forced: FxSet<String>,
 }
 
 /// What one component of a mirrored path needs on the host: the directory it is in (in
@@ -309,10 +310,8 @@ fn suffix(f: &ClosureFile) -> &'static str {
 }
 
 fn content_hash(data: &[u8]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    data.hash(&mut h);
-    h.finish()
+    let sum = blake3::hash(data);
+    u64::from_le_bytes(sum.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
 impl Drop for Mirror {
@@ -356,14 +355,14 @@ impl Generation {
         Generation {
             number,
             root,
-            shipped: HashMap::new(),
-            levels: HashMap::new(),
-            dirs_known: HashSet::new(),
+            shipped: FxMap::default(),
+            levels: FxMap::default(),
+            dirs_known: FxSet::default(),
             links: Vec::new(),
             system_links: Vec::new(),
             link_targets: Vec::new(),
-            system_dirs_done: HashSet::new(),
-            forced: HashSet::new(),
+            system_dirs_done: FxSet::default(),
+            forced: FxSet::default(),
         }
     }
 

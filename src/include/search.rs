@@ -360,9 +360,9 @@ impl<'a> Lookups<'a> {
         }?;
         let name = &path[i + 1..];
         Some(if real_dir == "/" {
-            format!("/{name}")
+            ["/", name].concat()
         } else {
-            format!("{real_dir}/{name}")
+            [real_dir.as_str(), "/", name].concat()
         })
     }
 }

@@ -327,11 +327,17 @@ pub fn tokenize(line: &[u8], include_operand: bool) -> Vec<Tok> {
             }
         } else {
             let rest = &line[i..];
-            let p = PUNCTS.iter().find(|p| rest.starts_with(p.as_bytes()));
+            let p = PUNCTS
+                .iter()
+                .find(|p| p.as_bytes()[0] == c && rest.starts_with(p.as_bytes()));
             i += p.map_or_else(|| utf8_len(c), |p| p.len());
             Kind::Punct
         };
-        let text = String::from_utf8_lossy(&line[start..i]);
+        let bytes = &line[start..i];
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         let text = match text.as_ref() {
             // Digraphs are their punctuators.
             "%:" => "#",
