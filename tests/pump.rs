@@ -130,6 +130,110 @@ fn headers_changed_during_a_pump_session_are_never_stale() {
     assert_eq!(pumped(&d), 3, "{}", d.log_text());
 }
 
+/// A directory on the search path replaced by a link to another (as `ln -sfn` makes a
+/// `current` directory point to a new version) between two compiles of one `pump`
+/// session: the second is shipped through the link, as the preprocessor reads it, not
+/// through the directory mirrored for the first.
+#[test]
+fn a_directory_replaced_by_a_link_during_a_pump_session_is_followed() {
+    let project = Project::example();
+    let dir = project.path();
+    for (sub, v) in [("inc", 1), ("v2", 2)] {
+        std::fs::create_dir(dir.join(sub)).unwrap();
+        std::fs::write(dir.join(sub).join("v.h"), format!("#define V {v}\n")).unwrap();
+    }
+    std::fs::write(
+        dir.join("w.c"),
+        "#include \"v.h\"\nint w(void) { return V; }\n",
+    )
+    .unwrap();
+    let d = Daemon::ours(&["--verbose"]);
+    let script = format!(
+        "set -e; {client} gcc -Iinc -c w.c -o a.o; rm -r inc; ln -s v2 inc; \
+         {client} gcc -Iinc -c w.c -o b.o",
+        client = OUR_DISTCC
+    );
+    let mut cmd = Command::new(OUR_PUMP);
+    cmd.current_dir(dir)
+        .args(["sh", "-c", &script])
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_HOSTS", format!("{},cpp,lzo", d.host()))
+        .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
+        .env("DISTCC_FALLBACK", "0");
+    let out = output_within(&mut cmd, 120);
+    assert!(
+        out.status.success(),
+        "{}\ndaemon:\n{}",
+        show(&out),
+        d.log_text()
+    );
+    project.gcc(&["-Iinc", "-c", "w.c", "-o", "ref_b.o"]);
+    assert_eq!(
+        std::fs::read(dir.join("b.o")).unwrap(),
+        std::fs::read(dir.join("ref_b.o")).unwrap(),
+        "the compile after the change differs from a local one"
+    );
+    assert_eq!(pumped(&d), 2, "{}", d.log_text());
+}
+
+/// One directory that is the project's for one command (`-I`) and the compiler's own for
+/// another (`--sysroot`): the root's link to the host's directory never replaces files
+/// an earlier reply named, nothing is ever written through it into the real directory,
+/// and the first command is never sent without its header (which a host of a real farm
+/// would lack: distcc 3.4 leaves out files under any compiler's directories). Once the
+/// link is made, that command goes in plain mode.
+#[test]
+fn a_directory_that_is_a_system_one_for_another_command_is_never_written_through() {
+    let project = Project::example();
+    let dir = project.path();
+    let sr = dir.join("sr");
+    std::fs::create_dir_all(sr.join("usr/include")).unwrap();
+    std::fs::create_dir_all(sr.join("usr/local/include")).unwrap();
+    std::fs::write(sr.join("usr/include/x.h"), "#define X 1\n").unwrap();
+    std::fs::write(
+        dir.join("u.c"),
+        "#include <x.h>\nint x(void) { return X; }\n",
+    )
+    .unwrap();
+    let d = Daemon::ours(&["--verbose"]);
+    let inc = format!("-I{}/usr/include", sr.display());
+    let sysroot = format!("--sysroot={}", sr.display());
+    let script = format!(
+        "set -e; {client} gcc {inc} -c u.c -o a.o; {client} gcc {sysroot} -c u.c -o b.o; \
+         {client} gcc {inc} -c u.c -o c.o",
+        client = OUR_DISTCC
+    );
+    let mut cmd = Command::new(OUR_PUMP);
+    cmd.current_dir(dir)
+        .args(["sh", "-c", &script])
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_HOSTS", format!("{},cpp,lzo", d.host()))
+        .env_remove("DISTCC_FALLBACK");
+    let out = output_within(&mut cmd, 120);
+    assert!(
+        out.status.success(),
+        "{}\ndaemon:\n{}",
+        show(&out),
+        d.log_text()
+    );
+    project.gcc(&[&inc, "-c", "u.c", "-o", "ref_a.o"]);
+    project.gcc(&[&sysroot, "-c", "u.c", "-o", "ref_b.o"]);
+    for (ours, local) in [("a.o", "ref_a.o"), ("b.o", "ref_b.o"), ("c.o", "ref_a.o")] {
+        assert_eq!(
+            std::fs::read(dir.join(ours)).unwrap(),
+            std::fs::read(dir.join(local)).unwrap(),
+            "{ours} differs from a local compile"
+        );
+    }
+    let written: Vec<_> = std::fs::read_dir(sr.join("usr/include"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(written, ["x.h"], "written into the real directory");
+    assert_eq!(d.wait_compiled(3), 3, "{}", d.log_text());
+    assert_eq!(pumped(&d), 2, "{}", d.log_text());
+}
+
 /// Interop: distcc 3.4's client with our include server and our daemon, our client with
 /// 3.4's daemon, and 3.4 at both ends with our include server in the middle (3.4's own is
 /// Python and fails on current Pythons). Each builds the example project as a local build

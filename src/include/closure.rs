@@ -227,8 +227,9 @@ pub struct ClosureFile {
 pub struct Closure {
     /// The files outside system dirs that the preprocessor may read, source included.
     pub files: Vec<ClosureFile>,
-    /// Every path found, absolute and as spelled (`/cwd/sub/../x.h`), in the order found.
-    pub paths: Vec<String>,
+    /// Every path found, absolute and as spelled (`/cwd/sub/../x.h`), in the order found,
+    /// with its realpath.
+    pub paths: Vec<(String, String)>,
     /// The system dirs of this command.
     pub system_dirs: Vec<String>,
     /// What the analysis depended on: every file it read (system headers too) in the
@@ -386,7 +387,10 @@ struct Walk<'a> {
     in_closure: FxMap<String, usize>,
     /// The paths opened, as spelled.
     seen_paths: FxSet<String>,
-    /// Every system directory known (files under them are not shipped).
+    /// The compiler's own directories (files under them are not shipped). Not every
+    /// compiler's, as distcc 3.4 has it: a project header under another compiler's
+    /// directory (`-I` into a `--sysroot` that other commands use) is this command's to
+    /// ship, or the host lacks it.
     system: Vec<String>,
     /// Files that cannot be entered again (`#pragma once`, `#import`).
     once: FxSet<Arc<str>>,
@@ -469,7 +473,7 @@ pub fn analyze(
         },
         in_closure: FxMap::default(),
         seen_paths: FxSet::default(),
-        system: caches.compilers.all(),
+        system: compiler.dirs.clone(),
         once: FxSet::default(),
         entered: FxSet::default(),
         uncertain: 0,
@@ -665,7 +669,7 @@ impl Walk<'_> {
     fn record(&mut self, f: &Found) {
         if !self.seen_paths.contains(&*f.spelled) {
             self.seen_paths.insert(f.spelled.to_string());
-            self.closure.paths.push(join(self.cwd, &f.spelled));
+            (self.closure.paths).push((join(self.cwd, &f.spelled), f.real.to_string()));
         }
         if self.is_system(&f.real) {
             return;

@@ -63,6 +63,9 @@ struct Generation {
     system_links: Vec<String>,
     /// Each symlink mirrored: its path, and the realpath it had.
     link_targets: Vec<(String, String)>,
+    /// Each path whose components were mirrored, with the realpath it had: a directory on
+    /// the way that became a link since (or a link a directory) leads elsewhere now.
+    mirrored: FxMap<String, String>,
     /// The system dirs linked, and the forcing files made, in this generation.
     system_dirs_done: FxSet<String>,
     forced: FxSet<String>,
@@ -226,7 +229,16 @@ impl Mirror {
         let stale = stale
             || g.link_targets
                 .iter()
-                .any(|(link, target)| realpath(link).as_ref() != Some(target));
+                .any(|(link, target)| realpath(link).as_ref() != Some(target))
+            || (closure.paths.iter())
+                .any(|(p, real)| g.mirrored.get(p).is_some_and(|was| was != real))
+            // A system directory new to this generation where files were mirrored (the
+            // project's for one compiler, the host's own for another): its link would
+            // replace what earlier replies named.
+            || system_dirs.iter().any(|d| {
+                let rooted = [g.root.as_str(), d].concat();
+                !g.system_dirs_done.contains(d) && g.dirs_known.iter().any(|k| under(k, &rooted))
+            });
         if stale {
             let number = g.number + 1;
             let root = self.make_root(number)?;
@@ -238,11 +250,23 @@ impl Mirror {
                 g.system_link(d)?;
             }
         }
-        for p in &closure.paths {
+        for (p, real) in &closure.paths {
             g.do_path(p, is_system)?;
+            if !g.mirrored.contains_key(p) {
+                g.mirrored.insert(p.clone(), real.clone());
+            }
         }
         let mut reply = Vec::with_capacity(paths.len() + g.system_links.len() + g.links.len());
         for ((f, key), path) in closure.files.iter().zip(keys).zip(paths) {
+            // A file of this command under another compiler's system directory: that
+            // directory is a link to the host's own in the root, and writing there would
+            // write through it.
+            if is_system(&f.realpath) {
+                return Err(format!(
+                    "{} is under another compiler's system directory",
+                    f.realpath
+                ));
+            }
             g.do_path(&f.realpath, is_system)?;
             if g.shipped.get(&path).map(|s| s.0) != Some(key) {
                 let prefix = f
@@ -260,10 +284,8 @@ impl Mirror {
         // whatever was asked before, which a cache keys. Each directory has its forcing
         // file, whether or not a file shipped before made it.
         let (mut links, mut dirs) = (BTreeSet::new(), BTreeSet::new());
-        for p in closure
-            .paths
-            .iter()
-            .chain(closure.files.iter().map(|f| &f.realpath))
+        for p in
+            (closure.paths.iter().map(|(p, _)| p)).chain(closure.files.iter().map(|f| &f.realpath))
         {
             g.needs(p, &mut links, &mut dirs);
         }
@@ -276,7 +298,7 @@ impl Mirror {
             .filter(|l| {
                 let d = &l[root_len..];
                 (closure.system_dirs.iter())
-                    .chain(&closure.paths)
+                    .chain(closure.paths.iter().map(|(p, _)| p))
                     .chain(closure.files.iter().map(|f| &f.realpath))
                     .any(|p| under(p, d))
             })
@@ -361,6 +383,7 @@ impl Generation {
             links: Vec::new(),
             system_links: Vec::new(),
             link_targets: Vec::new(),
+            mirrored: FxMap::default(),
             system_dirs_done: FxSet::default(),
             forced: FxSet::default(),
         }
