@@ -9,7 +9,8 @@
 //! - `farm`: the host list, slot locks, backoff and the monitor's state files;
 //! - `client`: one `distcc` invocation, from the command line to the written object;
 //! - `cache`: the compile cache's keys, entries and counters;
-//! - `daemon`: `distccd`, from the listening socket to one compiled job.
+//! - `daemon`: `distccd`, from the listening socket to one compiled job;
+//! - `trace`: the per-job trace of a build (`DISTCC_TRACE`), its report and Chrome export.
 //!
 //! Both programs log in distcc's shape (`logging`) and exit with its codes (`exitcode`).
 
@@ -24,6 +25,7 @@ pub mod include;
 pub mod logging;
 pub mod net;
 pub mod toolchain;
+pub mod trace;
 pub mod wire;
 
 /// Makes `dir` (and its parents) unless it exists. It nearly always does: asking first

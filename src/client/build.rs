@@ -58,7 +58,7 @@ struct Journey<'a> {
     job: &'a Compile,
     cfg: &'a Config,
     farm: Farm,
-    progress: Progress,
+    progress: &'a mut Progress,
     /// Where the result goes in the cache, when it is to be stored.
     cached: Option<Box<Cached>>,
     /// A result to store, once the host's slot is let go.
@@ -70,7 +70,7 @@ struct Journey<'a> {
 }
 
 /// Compiles a distributable job somewhere and returns the exit code.
-pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
+pub(super) fn build_somewhere(job: &Compile, cfg: &Config, progress: &mut Progress) -> i32 {
     let io_timeout = match &cfg.io_timeout {
         Ok(t) => *t,
         Err(e) => return exitcode::report(e),
@@ -79,7 +79,6 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
         return exitcode::report(e);
     }
     let mut farm = Farm::load(cfg.hosts.as_deref(), cfg.top.as_deref(), cfg.backoff);
-    let progress = Progress::new(farm.top.as_deref(), job.input());
     let mut hosts = std::mem::take(&mut farm.hosts);
     let mut journey = Journey {
         job,
@@ -93,7 +92,7 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
     };
     if let Some(e) = &journey.farm.list_error {
         log::warn!("{e}");
-        return journey.here();
+        return journey.here("the host list cannot be read");
     }
     let mut last = LastTry::Nothing;
     if cfg.compiler_check {
@@ -111,8 +110,9 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
             Ok(limit) => *limit,
             Err(e) => return exitcode::report(e),
         };
+        journey.progress.step("cache");
         let direct = match cache::look_up_direct(job, cfg, limit) {
-            Ok(()) => return 0,
+            Ok(()) => return journey.served_by_cache(),
             Err(direct) => direct,
         };
         if let Some(socket) = &cfg.pump.socket {
@@ -121,9 +121,11 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
             let pumped = direct.zip(hosts.iter().find_map(|h| pump::wanted(job, h, cfg)));
             if let Some((direct, _)) = pumped {
                 // A failure is the attempt's to handle: it asks again.
+                journey.progress.step("include");
                 if let Ok(plan) = pump::plan(job, socket, &cfg.pump) {
+                    journey.progress.step("cache");
                     match cache::look_up_pump(job, cfg, limit, &plan, direct) {
-                        Looked::Hit => return 0,
+                        Looked::Hit => return journey.served_by_cache(),
                         Looked::Miss((), cached) => journey.cached = cached,
                     }
                     journey.planned = Some(plan);
@@ -134,8 +136,9 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
                 Ok(made) => made,
                 Err(e) => return journey.after_cpp_failure(e),
             };
+            journey.progress.step("cache");
             match cache::look_up(text, cfg, limit, direct, quiet) {
-                Looked::Hit => return 0,
+                Looked::Hit => return journey.served_by_cache(),
                 Looked::Miss(text, cached) => {
                     prepared = Some(text);
                     journey.cached = cached;
@@ -162,6 +165,9 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
             .host(host.name(), slot.as_ref().map_or(0, |s| s.slot));
         if host.transport == Transport::Local {
             // The slot just taken is this machine's.
+            journey
+                .progress
+                .local("the host list sends it to localhost");
             journey.progress.note(Phase::Compile);
             // With a key, the result is kept as a host's would be, unless a file the key
             // was made of changed before the compile read it: the compile reads the
@@ -206,10 +212,17 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config) -> i32 {
 }
 
 impl<'a> Journey<'a> {
-    /// Compiles the job here.
-    fn here(&mut self) -> i32 {
+    /// The job's result came from the cache: it is over.
+    fn served_by_cache(&mut self) -> i32 {
+        self.progress.ran_on("", "cache");
+        0
+    }
+
+    /// Compiles the job here, because `why` (for the trace).
+    fn here(&mut self, why: &str) -> i32 {
+        self.progress.local(why);
         let input = Some(self.job.input());
-        compile_here(self.job.argv(), input, &self.farm, &mut self.progress)
+        compile_here(self.job.argv(), input, &self.farm, self.progress)
     }
 
     /// The job's text, made now (one of this machine's preprocessor slots held meanwhile),
@@ -292,6 +305,10 @@ impl<'a> Journey<'a> {
                 return Attempt::Next(why);
             }
         }
+        if result.is_ok() {
+            let mode = if plan.is_some() { "pump" } else { "remote" };
+            self.progress.ran_on(&host.spec, mode);
+        }
         match result {
             Ok(reply) if reply.status == 0 => Attempt::Done(self.succeeded(host, reply, deps)),
             Ok(reply) => {
@@ -342,6 +359,7 @@ impl<'a> Journey<'a> {
         if planned.is_some() {
             return Ok(planned);
         }
+        self.progress.step("include");
         match pump::plan(self.job, socket, &self.cfg.pump) {
             Ok(plan) => Ok(Some(plan)),
             Err(why) => {
@@ -371,9 +389,10 @@ impl<'a> Journey<'a> {
                 "{} returned no output for {input}; compiling locally",
                 host.spec
             );
-            return self.here();
+            return self.here("the host returned no output");
         }
         self.farm.mark_good(host);
+        self.progress.step("write");
         let written =
             write_output(Path::new(self.job.output()), &reply.output).and_then(|()| {
                 match (deps, &reply.deps) {
@@ -386,7 +405,7 @@ impl<'a> Journey<'a> {
                 "failed to write {}: {e}; compiling locally instead",
                 self.job.output()
             );
-            return self.here();
+            return self.here("the output could not be written");
         }
         show(&reply.stderr, &reply.stdout);
         if let Some(cached) = self.cached.take() {
@@ -411,7 +430,7 @@ impl<'a> Journey<'a> {
             return code;
         }
         log::warn!("remote compilation of '{input}' failed, retrying locally");
-        let local = self.here();
+        let local = self.here("the compile failed on the host: retried here");
         if local == 0 {
             // The same command works here: the host is at fault, not the code.
             self.farm.mark_failed(host);
@@ -508,7 +527,7 @@ impl<'a> Journey<'a> {
             RemoteError::Cpp(code) => code,
             e => {
                 log::debug!("{e}; compiling locally");
-                self.here()
+                self.here(&format!("{e}"))
             }
         }
     }
@@ -531,17 +550,26 @@ impl<'a> Journey<'a> {
                 LastTry::Nothing | LastTry::Broken(_) => exitcode::NO_HOSTS,
             };
         }
-        match last {
+        let why = match last {
             LastTry::Broken(spec) => {
-                log::warn!("failed to distribute {input} to {spec}, running locally instead")
+                log::warn!("failed to distribute {input} to {spec}, running locally instead");
+                "no host could be reached"
             }
-            LastTry::Cannot(..) | LastTry::Nothing => {
-                log::warn!("failed to distribute, running locally instead")
+            LastTry::Cannot(..) => {
+                log::warn!("failed to distribute, running locally instead");
+                "no host could run the compiler"
             }
-            // Said once per build already.
-            LastTry::OtherCompiler(said) => log::debug!("{said}; compiling {input} here"),
-        }
-        self.here()
+            LastTry::Nothing => {
+                log::warn!("failed to distribute, running locally instead");
+                "no host to try"
+            }
+            LastTry::OtherCompiler(said) => {
+                // Said once per build already.
+                log::debug!("{said}; compiling {input} here");
+                "the hosts' compiler is not this machine's"
+            }
+        };
+        self.here(why)
     }
 }
 

@@ -30,6 +30,8 @@ pub struct Config {
     pub hosts: Option<String>,
     /// `$DISTCC_DIR`, else `~/.distcc`: host file, locks, backoff marks, state files.
     pub top: Option<PathBuf>,
+    /// `DISTCC_TRACE`: the file each job appends its record to (`crate::trace`).
+    pub trace: Option<PathBuf>,
     /// `DISTCC_IO_TIMEOUT`: the per-wait network timeout; an error when it is no number,
     /// reported when a job would use it.
     pub io_timeout: Result<Duration, BadValue>,
@@ -177,6 +179,10 @@ impl Config {
                 .map_or(0, |v| v.trim().parse().unwrap_or(1)),
             hosts: vars.text("DISTCC_HOSTS"),
             top: hosts::distcc_dir_from(vars.os("DISTCC_DIR"), vars.os("HOME")),
+            trace: vars
+                .os("DISTCC_TRACE")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
             io_timeout: vars
                 .number("DISTCC_IO_TIMEOUT", 300, 1)
                 .map(Duration::from_secs),

@@ -28,28 +28,87 @@ use crate::farm::hosts;
 use crate::farm::pick::{self, Farm};
 use crate::farm::state::{Phase, StateFile};
 use crate::toolchain::masquerade;
+use crate::trace::recorder::Recorder;
 use config::{Config, SAFEGUARD};
 pub use local::run_local;
 
-/// The monitor's view of this job, when there is somewhere to write it.
-pub(crate) struct Progress(Option<StateFile>);
+/// What is told of this job as it goes: the monitor's state file, when there is
+/// somewhere to write it, and the build's trace (`DISTCC_TRACE`).
+pub(crate) struct Progress {
+    state: Option<StateFile>,
+    trace: Option<Recorder>,
+    /// The job compiles on this machine (the last host told is `localhost`).
+    here: bool,
+}
 
 impl Progress {
-    fn new(top: Option<&Path>, input: &str) -> Progress {
-        Progress(top.and_then(|top| StateFile::new(top, input)))
+    fn new(top: Option<&Path>, input: &str, trace: Option<Recorder>) -> Progress {
+        Progress {
+            state: top.and_then(|top| StateFile::new(top, input)),
+            trace,
+            here: false,
+        }
     }
 
-    /// Tells the monitor which phase the job is in.
+    /// Tells the monitor and the trace which phase the job is in.
     fn note(&mut self, phase: Phase) {
-        if let Some(st) = &mut self.0 {
+        if let Some(st) = &mut self.state {
             st.set(phase);
+        }
+        let name = match phase {
+            Phase::Startup => "start",
+            Phase::Blocked => "slot",
+            Phase::Connect => "connect",
+            Phase::Preprocess => "preprocess",
+            Phase::Send => "send",
+            Phase::Compile if self.here => "local",
+            Phase::Compile => "compile",
+            Phase::Receive => "receive",
+            Phase::Done => return,
+        };
+        self.step(name);
+    }
+
+    /// A phase the monitor does not show (see `trace::PHASES`).
+    fn step(&mut self, name: &'static str) {
+        if let Some(t) = &mut self.trace {
+            t.enter(name);
         }
     }
 
     /// Tells the monitor where the job runs.
     fn host(&mut self, name: &str, slot: u32) {
-        if let Some(st) = &mut self.0 {
+        self.here = name == "localhost";
+        if let Some(st) = &mut self.state {
             st.set_host(name, slot);
+        }
+    }
+
+    /// The job's result came from `host`, in `mode` (`remote`, `pump`, `cache`).
+    fn ran_on(&mut self, host: &str, mode: &str) {
+        if let Some(t) = &mut self.trace {
+            t.ran_on(host, mode);
+        }
+    }
+
+    /// The job compiles here, because `why`.
+    fn local(&mut self, why: &str) {
+        if let Some(t) = &mut self.trace {
+            t.local(why);
+        }
+    }
+
+    /// What the job's connection moved, when it can say.
+    fn traffic(&mut self, conn: &crate::net::Connection) {
+        if let (Some(t), Some((sent, received, rtt))) = (&mut self.trace, conn.traffic()) {
+            t.traffic(sent, received, rtt);
+        }
+    }
+
+    /// The job is over: the trace gets its record.
+    fn finish(&mut self, exit: i32) {
+        if let Some(t) = self.trace.take() {
+            t.finish(exit);
         }
     }
 }
@@ -60,14 +119,28 @@ fn compile(argv: &[String], cfg: &Config) -> i32 {
         // We were started by distcc itself (a compiler that is distcc): run it for real.
         return run_local(argv);
     }
-    match cmdline::classify(argv, cfg.directives_only) {
+    let recorder = |input: &str, output: &str| {
+        (cfg.trace.clone()).map(|path| Recorder::new(path, input, output))
+    };
+    let (code, mut progress) = match cmdline::classify(argv, cfg.directives_only) {
         Decision::Local(why) => {
             log::debug!("{why}; running locally");
             let farm = Farm::load(cfg.hosts.as_deref(), cfg.top.as_deref(), cfg.backoff);
-            local::compile_here(argv, None, &farm, &mut Progress(None))
+            let mut progress = Progress::new(None, "", recorder("", ""));
+            progress.local(&why.to_string());
+            (
+                local::compile_here(argv, None, &farm, &mut progress),
+                progress,
+            )
         }
-        Decision::Remote(job) => build::build_somewhere(&job, cfg),
-    }
+        Decision::Remote(job) => {
+            let trace = recorder(job.input(), job.output());
+            let mut progress = Progress::new(cfg.top.as_deref(), job.input(), trace);
+            (build::build_somewhere(&job, cfg, &mut progress), progress)
+        }
+    };
+    progress.finish(code);
+    code
 }
 
 /// `--help` after the version, in distcc 3.4's order and columns, less what we do not
@@ -76,6 +149,7 @@ const USAGE: &str = "Usage:
    distcc [COMPILER] [compile options] -o OBJECT -c SOURCE
    distcc [--help|--version|--show-hosts|-j]
    distcc [--cache-stats|--cache-clear]
+   distcc [--trace-report|--trace-chrome] FILE
    distcc --gen-key [FILE]
    distcc --make-symlinks DIR
 
@@ -90,6 +164,9 @@ Options:
                               DIR (a masquerade directory), and exit.
    --cache-stats              Show the compile cache's counters, and exit.
    --cache-clear              Empty the compile cache, and exit.
+   --trace-report FILE        Sum up a build's trace (DISTCC_TRACE), and exit.
+   --trace-chrome FILE        Print a build's trace in the Chrome trace
+                              format (Perfetto opens it), and exit.
    --gen-key [FILE]           Make your key for TLS (default
                               ~/.distcc/id_ed25519), show it, and exit.
 
@@ -104,6 +181,7 @@ Environment variables:
    DISTCC_CACHE_DIR           Keep results in this compile cache.
    DISTCC_CACHE=1             Keep results in ~/.cache/distcc.
    DISTCC_CACHE_SIZE          The cache's size limit (default 5G).
+   DISTCC_TRACE               Append each job's phases to this file.
    DISTCC_TLS                 Which hosts get TLS: off, pinned (the
                               default: those in ~/.distcc/known_hosts),
                               require, tofu.
@@ -142,6 +220,7 @@ fn own_option(first: &str, rest: &[OsString], cfg: &Config) -> Option<i32> {
         }
         "--scan-includes" => Some(pump::scan_includes(rest, cfg)),
         "--cache-stats" => Some(cache::stats_main(cfg)),
+        "--trace-report" | "--trace-chrome" => Some(trace_main(first, rest)),
         "--cache-clear" => Some(cache::clear_main(cfg)),
         "--make-symlinks" => Some(masquerade::make_symlinks_main(rest)),
         "--gen-key" => {
@@ -173,6 +252,30 @@ fn own_option(first: &str, rest: &[OsString], cfg: &Config) -> Option<i32> {
             Some(0)
         }
         _ => None,
+    }
+}
+
+/// `--trace-report FILE` and `--trace-chrome FILE`: a build's trace summed up, or in the
+/// Chrome trace format, on standard output.
+fn trace_main(option: &str, rest: &[OsString]) -> i32 {
+    let [file] = rest else {
+        eprintln!("distcc: {option} takes one argument: the trace file (DISTCC_TRACE)");
+        return exitcode::BAD_ARGUMENTS;
+    };
+    match crate::trace::read(Path::new(file)) {
+        Ok(records) => {
+            let text = if option == "--trace-report" {
+                crate::trace::report::report(&records)
+            } else {
+                crate::trace::chrome::chrome(&records)
+            };
+            print!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("distcc: {e}");
+            exitcode::BAD_ARGUMENTS
+        }
     }
 }
 

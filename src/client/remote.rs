@@ -223,12 +223,7 @@ pub(super) fn compile_remote<'a>(
     drop(cpp_slot);
     progress.note(Phase::Send);
     send(&mut stream, preamble, &job, host, cfg, text)?;
-    progress.note(Phase::Compile);
-    // Buffered: the reply's headers then take one read, not one each.
-    let mut reply = io::BufReader::with_capacity(16 << 10, &mut stream);
-    let mut got = Reply::read(&mut reply, host.version, &Limits::default())?;
-    read_notes(&mut got, &mut reply, cfg);
-    Ok(got)
+    read_reply(&mut stream, host.version, cfg, progress)
 }
 
 /// Sends a pump-mode job to `host` (protocol 3): the command line and the files the include
@@ -255,10 +250,27 @@ pub(super) fn compile_pump(
     );
     wire::write_pump_request(&mut request, &plan.cwd, &argv, &plan.files)?;
     stream.write_all(&request).map_err(ProtocolError::Io)?;
+    read_reply(&mut stream, Version::Pump, cfg, progress)
+}
+
+/// The host's reply to the job just sent on `stream`. The host compiles until the reply's
+/// first bytes come, which the monitor and the trace see apart from receiving the rest;
+/// then our daemon's notes, and what the connection moved, for the trace.
+fn read_reply(
+    stream: &mut Connection,
+    version: Version,
+    cfg: &Config,
+    progress: &mut Progress,
+) -> Result<Reply, RemoteError> {
     progress.note(Phase::Compile);
-    let mut reply = io::BufReader::with_capacity(16 << 10, &mut stream);
-    let mut got = Reply::read(&mut reply, Version::Pump, &Limits::default())?;
+    // Buffered: the reply's headers then take one read, not one each.
+    let mut reply = io::BufReader::with_capacity(16 << 10, &mut *stream);
+    io::BufRead::fill_buf(&mut reply).map_err(ProtocolError::Io)?;
+    progress.note(Phase::Receive);
+    let mut got = Reply::read(&mut reply, version, &Limits::default())?;
     read_notes(&mut got, &mut reply, cfg);
+    drop(reply);
+    progress.traffic(stream);
     Ok(got)
 }
 

@@ -232,6 +232,37 @@ fn send_file(file: &File, out: impl AsFd, len: u64) -> io::Result<()> {
     Ok(())
 }
 
+impl Connection {
+    /// What the connection has moved so far as the kernel counts it: bytes sent (and
+    /// acknowledged), bytes received, and the smoothed round-trip time in µs. `None` over
+    /// SSH, whose pipes say nothing of the network.
+    pub fn traffic(&self) -> Option<(u64, u64, u64)> {
+        use std::os::fd::AsRawFd;
+        let fd = match self {
+            Connection::Tcp(s) => s.as_raw_fd(),
+            Connection::Tls(s) => s.sock.as_raw_fd(),
+            Connection::Ssh(_) => return None,
+        };
+        // SAFETY: getsockopt writes at most `len` bytes into a zeroed plain struct.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        (rc == 0).then_some((
+            info.tcpi_bytes_acked,
+            info.tcpi_bytes_received,
+            u64::from(info.tcpi_rtt),
+        ))
+    }
+}
+
 impl io::Read for Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
