@@ -632,3 +632,49 @@ fn save_temps_keeps_the_sent_source_on_both_sides() {
     kept.sort();
     assert_eq!(kept, ["i", "i", "o", "o"]);
 }
+
+/// A client stopped and continued while the host compiles (^Z, then `fg`) keeps its job
+/// there: the read interrupted by the stop is taken up again, not taken for a failed host.
+#[test]
+fn a_client_stopped_and_continued_keeps_its_job_on_the_host() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let project = Project::example();
+    let mut text = String::new();
+    for f in 0..800 {
+        text.push_str(&format!(
+            "int f{f}(int x) {{ int s = 0; for (int i = 0; i < x; i++) s += i * {f} % {m}; \
+             return s; }}\n",
+            m = f + 7
+        ));
+    }
+    std::fs::write(project.path().join("slow.c"), text).unwrap();
+    let d = Daemon::ours(&["--verbose"]);
+    let child = Command::new(OUR_DISTCC)
+        .current_dir(project.path())
+        .args(["gcc", "-O2", "-c", "slow.c"])
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_HOSTS", d.host())
+        .env("DISTCC_FALLBACK", "0")
+        .env_remove("DISTCC_VERBOSE")
+        .env_remove("DISTCC_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = Pid::from_raw(child.id() as i32);
+    assert!(
+        wait_for(Duration::from_secs(30), || d
+            .log_text()
+            .contains("compiling: ")),
+        "{}",
+        d.log_text()
+    );
+    kill(pid, Signal::SIGSTOP).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(d.compiled_ok(), 0, "the compile was over before the stop");
+    kill(pid, Signal::SIGCONT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(out.stderr.is_empty(), "{}", show(&out));
+    assert_eq!(d.wait_compiled(1), 1, "{}", d.log_text());
+}

@@ -12,7 +12,7 @@ use std::process::Command;
 use common::*;
 
 /// The names a phase may have, in the order they may come (`trace::PHASES`).
-const PHASES: [&str; 11] = [
+const PHASES: [&str; 12] = [
     "start",
     "cache",
     "slot",
@@ -22,13 +22,13 @@ const PHASES: [&str; 11] = [
     "send",
     "compile",
     "receive",
+    "notes",
     "write",
     "local",
 ];
 
 /// The trace's lines, each read by Python's JSON parser and printed back as
-/// `input|mode|host|exit|why_local|sent|phase:start:end,...` with the record's own start
-/// and end first.
+/// `input|mode|host|exit|why_local|sent|start:end|phase:start:end,...|tried,...`.
 fn lines_of(trace: &Path) -> Vec<String> {
     let script = r#"
 import json, sys
@@ -36,8 +36,8 @@ for line in open(sys.argv[1]):
     r = json.loads(line)
     assert r["v"] == 1, r
     phases = ",".join("%s:%d:%d" % (n, a, b) for n, a, b in r["phases"])
-    print("%s|%s|%s|%d|%s|%s|%d:%d|%s" % (r["input"], r["mode"], r["host"], r["exit"],
-          r["why_local"], r["sent"], r["start"], r["end"], phases))
+    print("%s|%s|%s|%d|%s|%s|%d:%d|%s|%s" % (r["input"], r["mode"], r["host"], r["exit"],
+          r["why_local"], r["sent"], r["start"], r["end"], phases, ",".join(r["tried"])))
 "#;
     let out = Command::new("python3")
         .args(["-c", script])
@@ -117,11 +117,13 @@ fn a_build_writes_one_record_per_job_with_its_phases_and_why_it_ran_here() {
                 let order: Vec<&str> = names
                     .iter()
                     .map(String::as_str)
-                    .filter(|n| ["slot", "send", "compile", "receive", "write"].contains(n))
+                    .filter(|n| {
+                        ["slot", "send", "compile", "receive", "notes", "write"].contains(n)
+                    })
                     .collect();
                 assert_eq!(
                     order,
-                    ["slot", "send", "compile", "receive", "write"],
+                    ["slot", "send", "compile", "receive", "notes", "write"],
                     "{line}"
                 );
                 assert!(f[5].parse::<u64>().unwrap() > 0, "no bytes sent: {line}");
@@ -131,7 +133,11 @@ fn a_build_writes_one_record_per_job_with_its_phases_and_why_it_ran_here() {
                 assert_eq!(names.last().map(String::as_str), Some("local"), "{line}");
             }
             // The link, which distcc runs here.
-            "local" => assert!(f[4].contains("input file"), "{line}"),
+            // The link, which distcc runs here, named by what it makes.
+            "local" => {
+                assert_eq!(f[0], "hello", "{line}");
+                assert_eq!(f[4], "more than one input file", "{line}");
+            }
             _ => panic!("{line}"),
         }
     }
@@ -149,7 +155,9 @@ fn a_build_writes_one_record_per_job_with_its_phases_and_why_it_ran_here() {
     let text = String::from_utf8_lossy(&report.stdout);
     assert!(report.status.success(), "{}", show(&report));
     assert!(
-        text.contains("jobs: 7 (remote 5, pump 0, from the cache 0, here 2)"),
+        text.contains(
+            "jobs: 7 (remote 5, pump 0, from the cache 0, here 2, ended before compiling 0)"
+        ),
         "{text}"
     );
     assert!(text.contains("the host compiling"), "{text}");
@@ -186,7 +194,7 @@ print(len(jobs), len(phases), len(hosts), sorted(e["name"] for e in jobs if e["n
     let phase_count: usize = lines.iter().map(|l| check_phases(l).len()).sum();
     assert_eq!(
         said.trim(),
-        format!("7 {phase_count} 3 ['fib.c', 'fib.c', 'greet.c', 'main.c', 'stats.c', 'table.c']")
+        format!("7 {phase_count} 3 ['fib.c', 'fib.c', 'greet.c', 'hello', 'main.c', 'stats.c', 'table.c']")
     );
 
     let bad = Command::new(OUR_DISTCC)
@@ -224,4 +232,109 @@ fn many_clients_at_once_never_mix_their_lines() {
         check_phases(line);
         assert!(line.starts_with("table.c|remote|"), "{line}");
     }
+}
+
+/// Every other way a job ends is recorded as it happened: in pump mode, from the cache, a
+/// preprocessor failure here, a host named `localhost:PORT` (a daemon, not this machine),
+/// and a compile that fails on the host and is retried here. A damaged line is skipped by
+/// the report, which says so.
+#[test]
+fn every_way_a_job_ends_is_recorded() {
+    let project = Project::example();
+    let dir = project.path();
+    let trace = dir.join("ways.trace");
+    let d = Daemon::ours(&[]);
+    let run = |program: &str, args: &[&str], env: &[(&str, String)]| {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(dir)
+            .args(args)
+            .env("DISTCC_DIR", project.distcc_dir())
+            .env("DISTCC_TRACE", &trace)
+            .env_remove("DISTCC_VERBOSE")
+            .env_remove("DISTCC_LOG")
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        output_within(&mut cmd, 120)
+    };
+    let plain = vec![("DISTCC_HOSTS", format!("{}/2", d.host()))];
+    // Pump mode.
+    let pump = vec![("DISTCC_HOSTS", format!("{}/2,cpp,lzo", d.host()))];
+    let out = run(
+        env!("CARGO_BIN_EXE_pump"),
+        &[OUR_DISTCC, "gcc", "-c", "fib.c", "-o", "p.o"],
+        &pump,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    // The cache: a miss, then a hit.
+    let cache = dir.join("cache");
+    let mut cached = plain.clone();
+    cached.push(("DISTCC_CACHE_DIR", cache.to_string_lossy().into_owned()));
+    for _ in 0..2 {
+        let out = run(OUR_DISTCC, &["gcc", "-c", "stats.c", "-o", "c.o"], &cached);
+        assert!(out.status.success(), "{}", show(&out));
+    }
+    // The preprocessor fails here.
+    std::fs::write(dir.join("nope.c"), "#include \"nope.h\"\n").unwrap();
+    let out = run(OUR_DISTCC, &["gcc", "-c", "nope.c"], &plain);
+    assert!(!out.status.success());
+    // A daemon reached as localhost:PORT.
+    let port = d.host().rsplit_once(':').unwrap().1.to_string();
+    let named = vec![("DISTCC_HOSTS", format!("localhost:{port}/2"))];
+    let out = run(OUR_DISTCC, &["gcc", "-c", "table.c", "-o", "l.o"], &named);
+    assert!(out.status.success(), "{}", show(&out));
+    // A compile error: on the host, then here.
+    std::fs::write(dir.join("bad.c"), "int f(void) { return x; }\n").unwrap();
+    let out = run(OUR_DISTCC, &["gcc", "-c", "bad.c"], &plain);
+    assert!(!out.status.success());
+
+    let lines = lines_of(&trace);
+    let fields: Vec<Vec<&str>> = lines.iter().map(|l| l.split('|').collect()).collect();
+    let summary: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{} {} {}", f[0], f[1], f[4]))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "fib.c pump None",
+            "stats.c remote None",
+            "stats.c cache None",
+            "nope.c failed None",
+            "table.c remote None",
+            "bad.c local the compile failed on the host: retried here",
+        ],
+        "{lines:#?}"
+    );
+    let names: Vec<Vec<String>> = lines.iter().map(|l| check_phases(l)).collect();
+    let has = |i: usize, p: &str| names[i].iter().any(|n| n == p);
+    assert!(has(0, "include"), "{}", lines[0]);
+    assert!(has(2, "cache") && fields[2][2].is_empty(), "{}", lines[2]);
+    assert!(has(4, "compile") && !has(4, "local"), "{}", lines[4]);
+    assert_eq!(fields[5][8], format!("{}/2", d.host()), "{}", lines[5]);
+    assert!(has(5, "compile") && has(5, "local"), "{}", lines[5]);
+
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&trace)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"v\":1,\"pid\":12\n").unwrap();
+    let report = Command::new(OUR_DISTCC)
+        .arg("--trace-report")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{}", show(&report));
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        text.contains(
+            "jobs: 6 (remote 2, pump 1, from the cache 1, here 1, ended before compiling 1); \
+             2 failed"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("(cache)") && text.contains("(nowhere)"),
+        "{text}"
+    );
+    let said = String::from_utf8_lossy(&report.stderr);
+    assert!(said.contains("ways.trace:7: "), "{}", show(&report));
 }

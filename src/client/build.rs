@@ -160,9 +160,11 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config, progress: &mut Progre
         };
         let ready = ready.or_else(|| prepared.take());
         let host = hosts[i].clone();
-        journey
-            .progress
-            .host(host.name(), slot.as_ref().map_or(0, |s| s.slot));
+        journey.progress.host(
+            host.name(),
+            slot.as_ref().map_or(0, |s| s.slot),
+            host.transport == Transport::Local,
+        );
         if host.transport == Transport::Local {
             // The slot just taken is this machine's.
             journey
@@ -278,6 +280,7 @@ impl<'a> Journey<'a> {
         io_timeout: Duration,
         ready: Option<Prepared<'a>>,
     ) -> Attempt {
+        self.progress.try_host(&host.spec);
         let plan = match self.pump_plan(host) {
             Ok(plan) => plan,
             Err(code) => return Attempt::Done(code),

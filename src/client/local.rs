@@ -89,7 +89,7 @@ pub(super) fn compile_here<S: AsRef<OsStr>>(
 ) -> i32 {
     progress.note(Phase::Blocked);
     let slot = farm.machine_slot(lock::LOCAL, farm.local_slots);
-    progress.host("localhost", slot.as_ref().map_or(0, |s| s.slot));
+    progress.host("localhost", slot.as_ref().map_or(0, |s| s.slot), true);
     progress.note(Phase::Compile);
     compile_now(argv, input)
 }

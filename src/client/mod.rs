@@ -76,9 +76,9 @@ impl Progress {
         }
     }
 
-    /// Tells the monitor where the job runs.
-    fn host(&mut self, name: &str, slot: u32) {
-        self.here = name == "localhost";
+    /// Tells the monitor where the job runs: `here` when on this machine.
+    fn host(&mut self, name: &str, slot: u32, here: bool) {
+        self.here = here;
         if let Some(st) = &mut self.state {
             st.set_host(name, slot);
         }
@@ -88,6 +88,13 @@ impl Progress {
     fn ran_on(&mut self, host: &str, mode: &str) {
         if let Some(t) = &mut self.trace {
             t.ran_on(host, mode);
+        }
+    }
+
+    /// The job goes to `host` (before it knows whether the host's result will do).
+    fn try_host(&mut self, host: &str) {
+        if let Some(t) = &mut self.trace {
+            t.tried(host);
         }
     }
 
@@ -126,8 +133,15 @@ fn compile(argv: &[String], cfg: &Config) -> i32 {
         Decision::Local(why) => {
             log::debug!("{why}; running locally");
             let farm = Farm::load(cfg.hosts.as_deref(), cfg.top.as_deref(), cfg.backoff);
-            let mut progress = Progress::new(None, "", recorder("", ""));
-            progress.local(&why.to_string());
+            // A link or another command with no one source: named by what it makes.
+            let made = argv
+                .iter()
+                .position(|a| a == "-o")
+                .and_then(|i| argv.get(i + 1))
+                .or(argv.last())
+                .map_or("", String::as_str);
+            let mut progress = Progress::new(None, "", recorder(made, made));
+            progress.local(&why.reason.to_string());
             (
                 local::compile_here(argv, None, &farm, &mut progress),
                 progress,
@@ -263,7 +277,11 @@ fn trace_main(option: &str, rest: &[OsString]) -> i32 {
         return exitcode::BAD_ARGUMENTS;
     };
     match crate::trace::read(Path::new(file)) {
-        Ok(records) => {
+        Ok((records, bad)) => {
+            // Read past: a line cut short (a full disk) must not hide the build.
+            for why in &bad {
+                eprintln!("distcc: skipped {why}");
+            }
             let text = if option == "--trace-report" {
                 crate::trace::report::report(&records)
             } else {

@@ -265,9 +265,19 @@ fn read_reply(
     progress.note(Phase::Compile);
     // Buffered: the reply's headers then take one read, not one each.
     let mut reply = io::BufReader::with_capacity(16 << 10, &mut *stream);
-    io::BufRead::fill_buf(&mut reply).map_err(ProtocolError::Io)?;
+    loop {
+        // As `read_exact` does: a stopped and continued client (^Z, fg) gets EINTR from
+        // a socket with a receive timeout, which is no failure of the host.
+        match io::BufRead::fill_buf(&mut reply) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ProtocolError::Io(e).into()),
+        }
+    }
     progress.note(Phase::Receive);
     let mut got = Reply::read(&mut reply, version, &Limits::default())?;
+    // Our daemon's notes come after the reply, once it knows its compiler's identity.
+    progress.step("notes");
     read_notes(&mut got, &mut reply, cfg);
     drop(reply);
     progress.traffic(stream);

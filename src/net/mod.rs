@@ -255,7 +255,9 @@ impl Connection {
                 &mut len,
             )
         };
-        (rc == 0).then_some((
+        // An older kernel fills less of the struct: its counts are not known then.
+        let known = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_received) + 8;
+        (rc == 0 && len as usize >= known).then_some((
             info.tcpi_bytes_acked,
             info.tcpi_bytes_received,
             u64::from(info.tcpi_rtt),

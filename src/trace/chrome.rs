@@ -14,7 +14,7 @@ pub fn chrome(records: &[Record]) -> String {
     let mut hosts: BTreeMap<&str, usize> = BTreeMap::new();
     for r in records {
         let next = hosts.len() + 1;
-        hosts.entry(host_of(r)).or_insert(next);
+        hosts.entry(r.place()).or_insert(next);
     }
     let mut events: Vec<String> = Vec::new();
     for (host, pid) in &hosts {
@@ -24,7 +24,7 @@ pub fn chrome(records: &[Record]) -> String {
         ));
     }
     for r in records {
-        let pid = hosts[host_of(r)];
+        let pid = hosts[r.place()];
         let tid = r.pid;
         let ts = |us: u64| us.saturating_sub(origin);
         let mut args = format!(
@@ -72,15 +72,6 @@ pub fn chrome(records: &[Record]) -> String {
         "{{\"traceEvents\":[\n{}\n],\"displayTimeUnit\":\"ms\"}}\n",
         events.join(",\n")
     )
-}
-
-/// The process a job goes under: its host, or the cache.
-fn host_of(r: &Record) -> &str {
-    if r.host.is_empty() {
-        "cache"
-    } else {
-        &r.host
-    }
 }
 
 #[cfg(test)]

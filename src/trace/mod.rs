@@ -35,10 +35,15 @@ pub struct Record {
     /// Its exit code.
     pub exit: i32,
     /// How the job ended: `remote` (a host compiled the text), `pump` (a host preprocessed
-    /// and compiled), `cache` (a hit), or `local` (compiled here).
+    /// and compiled), `cache` (a hit), `local` (compiled here), or `failed` (it ended
+    /// before any compile: the preprocessor failed here, no host and no fallback).
     pub mode: String,
-    /// The host whose result was used, `localhost` for this machine, empty for a hit.
+    /// The host whose result was used, `localhost` for this machine; empty for a hit or a
+    /// job that failed before compiling.
     pub host: String,
+    /// The hosts the job was sent to, in order (a result not used, a failure retried
+    /// here, count too).
+    pub tried: Vec<String>,
     /// Why it ran here, for a local job.
     pub why_local: Option<String>,
     /// Bytes sent to and received from the host (TCP and TLS, as the kernel counted them),
@@ -55,7 +60,7 @@ pub struct Record {
 }
 
 /// The phases a job goes through, in the order they may come.
-pub const PHASES: [(&str, &str); 11] = [
+pub const PHASES: [(&str, &str); 12] = [
     ("start", "start-up and the command line"),
     ("cache", "looking in the cache"),
     ("slot", "waiting for a slot"),
@@ -65,6 +70,7 @@ pub const PHASES: [(&str, &str); 11] = [
     ("send", "sending"),
     ("compile", "the host compiling"),
     ("receive", "receiving"),
+    ("notes", "the host's notes after its reply"),
     ("write", "writing outputs"),
     ("local", "compiling here"),
 ];
@@ -76,7 +82,8 @@ impl Record {
         let mut s = format!(
             "{{\"v\":{VERSION},\"pid\":{},\"start\":{},\"end\":{},\"cwd\":{},\"input\":{},\
              \"output\":{},\"exit\":{},\"mode\":{},\"host\":{},\"why_local\":{},\"sent\":{},\
-             \"received\":{},\"rtt_us\":{},\"cpu_us\":{},\"children_cpu_us\":{},\"phases\":[",
+             \"received\":{},\"rtt_us\":{},\"cpu_us\":{},\"children_cpu_us\":{},\"tried\":[{}],\
+             \"phases\":[",
             self.pid,
             self.start_us,
             self.end_us,
@@ -94,6 +101,10 @@ impl Record {
             opt(self.rtt_us),
             self.cpu_us,
             self.children_cpu_us,
+            (self.tried.iter())
+                .map(|h| json::string(h))
+                .collect::<Vec<_>>()
+                .join(","),
         );
         for (i, (name, a, b)) in self.phases.iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };
@@ -121,6 +132,13 @@ impl Record {
         if num("v")? as u32 != VERSION {
             return Err(format!("not version {VERSION}"));
         }
+        let tried = v
+            .get("tried")
+            .and_then(json::Value::as_array)
+            .ok_or("no hosts tried")?
+            .iter()
+            .map(|h| h.as_str().map(String::from).ok_or("a bad host tried"))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut phases = Vec::new();
         for p in v
             .get("phases")
@@ -144,6 +162,7 @@ impl Record {
             exit: num("exit")? as i32,
             mode: text("mode")?,
             host: text("host")?,
+            tried,
             why_local: v
                 .get("why_local")
                 .and_then(json::Value::as_str)
@@ -161,6 +180,24 @@ impl Record {
     pub fn seconds(&self) -> f64 {
         self.end_us.saturating_sub(self.start_us) as f64 / 1e6
     }
+
+    /// Seconds spent in the phases named `name`.
+    pub fn in_phase(&self, name: &str) -> f64 {
+        (self.phases.iter())
+            .filter(|(n, ..)| n == name)
+            .map(|(_, a, b)| b.saturating_sub(*a) as f64 / 1e6)
+            .sum()
+    }
+
+    /// Where the job's result came from, for a person: its host, `(cache)`, or
+    /// `(nowhere)` for a job that failed before any compile.
+    pub fn place(&self) -> &str {
+        match self.mode.as_str() {
+            "cache" => "(cache)",
+            _ if self.host.is_empty() => "(nowhere)",
+            _ => &self.host,
+        }
+    }
 }
 
 /// Appends `record` to the trace at `path`, in one write.
@@ -172,16 +209,22 @@ pub fn append(path: &Path, record: &Record) -> std::io::Result<()> {
     f.write_all(record.to_line().as_bytes())
 }
 
-/// The records of the trace at `path`, in the order written; a line that is not one is an
-/// error naming it.
-pub fn read(path: &Path) -> Result<Vec<Record>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| Record::parse(l).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1)))
-        .collect()
+/// The records of the trace at `path`, in the order written, and what is wrong with each
+/// line that is not one (a line cut short by a full disk, say), naming it.
+pub fn read(path: &Path) -> Result<(Vec<Record>, Vec<String>), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (mut records, mut bad) = (Vec::new(), Vec::new());
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = String::from_utf8_lossy(line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        match Record::parse(&line) {
+            Ok(r) => records.push(r),
+            Err(e) => bad.push(format!("{}:{}: {e}", path.display(), i + 1)),
+        }
+    }
+    Ok((records, bad))
 }
 
 #[cfg(test)]
@@ -206,6 +249,7 @@ mod tests {
             rtt_us: Some(40),
             cpu_us: 1234,
             children_cpu_us: 99,
+            tried: vec!["h:1".into(), "h\"2".into()],
             phases: vec![
                 ("slot".into(), 1_700_000_000_000_000, 1_700_000_000_000_100),
                 ("local".into(), 1_700_000_000_000_100, 1_700_000_000_250_000),

@@ -18,7 +18,7 @@ pub struct Recorder {
 }
 
 /// Now, in µs since the epoch.
-pub fn now_us() -> u64 {
+fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
@@ -62,6 +62,11 @@ impl Recorder {
         self.record.why_local = None;
     }
 
+    /// The job goes to `host`.
+    pub fn tried(&mut self, host: &str) {
+        self.record.tried.push(host.to_string());
+    }
+
     /// The job compiles here, because `why`.
     pub fn local(&mut self, why: &str) {
         self.ran_on("localhost", "local");
@@ -83,6 +88,9 @@ impl Recorder {
         self.record.phases.push((name.to_string(), since, now));
         self.record.end_us = now;
         self.record.exit = exit;
+        if self.record.mode.is_empty() {
+            self.record.mode = "failed".into();
+        }
         let (own, children) = cpu_us();
         self.record.cpu_us = own;
         self.record.children_cpu_us = children;

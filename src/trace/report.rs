@@ -27,12 +27,14 @@ pub fn report(records: &[Record]) -> String {
     let failed = records.iter().filter(|r| r.exit != 0).count();
     let _ = writeln!(
         out,
-        "jobs: {} (remote {}, pump {}, from the cache {}, here {}); {} failed",
+        "jobs: {} (remote {}, pump {}, from the cache {}, here {}, ended before compiling \
+         {}); {} failed",
         records.len(),
         count("remote"),
         count("pump"),
         count("cache"),
         count("local"),
+        count("failed"),
         failed
     );
     let _ = writeln!(
@@ -52,15 +54,7 @@ pub fn report(records: &[Record]) -> String {
 
     out.push_str("\ntime per phase\n  phase       total s   share  ms per job  jobs\n");
     for (name, what) in PHASES {
-        let spans: Vec<f64> = records
-            .iter()
-            .map(|r| {
-                (r.phases.iter())
-                    .filter(|(n, ..)| n == name)
-                    .map(|(_, a, b)| b.saturating_sub(*a) as f64 / 1e6)
-                    .sum::<f64>()
-            })
-            .collect();
+        let spans: Vec<f64> = records.iter().map(|r| r.in_phase(name)).collect();
         let jobs = records
             .iter()
             .filter(|r| r.phases.iter().any(|(n, ..)| n == name))
@@ -81,28 +75,30 @@ pub fn report(records: &[Record]) -> String {
         );
     }
 
-    out.push_str("\nper host\n  host                          jobs  compile s  ms per job  sent KiB  received KiB\n");
+    // A job counts for the place its result came from; its time compiling, and the bytes
+    // it moved, for where that happened: a failure retried here is the host's and ours.
+    out.push_str(
+        "\nper host\n  host                          jobs  compile s  ms per job  sent KiB  \
+         received KiB\n",
+    );
     let mut hosts: BTreeMap<&str, (usize, f64, u64, u64)> = BTreeMap::new();
     for r in records {
-        let host = if r.host.is_empty() {
-            "(cache)"
-        } else {
-            &r.host
-        };
-        let e = hosts.entry(host).or_default();
-        e.0 += 1;
-        e.1 += (r.phases.iter())
-            .filter(|(n, ..)| n == "compile" || n == "local")
-            .map(|(_, a, b)| b.saturating_sub(*a) as f64 / 1e6)
-            .sum::<f64>();
-        e.2 += r.sent.unwrap_or(0);
-        e.3 += r.received.unwrap_or(0);
+        hosts.entry(r.place()).or_default().0 += 1;
+        if let Some(remote) = r.tried.last() {
+            let e = hosts.entry(remote).or_default();
+            e.1 += r.in_phase("compile");
+            e.2 += r.sent.unwrap_or(0);
+            e.3 += r.received.unwrap_or(0);
+        }
+        if r.phases.iter().any(|(n, ..)| n == "local") {
+            hosts.entry("localhost").or_default().1 += r.in_phase("local");
+        }
     }
     for (host, (jobs, secs, sent, received)) in &hosts {
         let _ = writeln!(
             out,
             "  {host:<29} {jobs:>5} {secs:>10.2} {:>11.2} {:>9.1} {:>13.1}",
-            1e3 * secs / *jobs as f64,
+            1e3 * secs / (*jobs).max(1) as f64,
             *sent as f64 / 1024.0,
             *received as f64 / 1024.0
         );
@@ -112,8 +108,8 @@ pub fn report(records: &[Record]) -> String {
     let on_path: f64 = chain.iter().map(|&i| records[i].seconds()).sum();
     let _ = writeln!(
         out,
-        "\ncritical path: {} jobs, {on_path:.2} s of the {wall:.2} s in jobs, {:.2} s between \
-         them (make, links, tools run without distcc)",
+        "\ncritical path: {} jobs, {on_path:.2} s of the {wall:.2} s of wall time, {:.2} s \
+         between them (make itself, and commands run without distcc); its longest jobs:",
         chain.len(),
         (wall - on_path).max(0.0)
     );
@@ -123,15 +119,11 @@ pub fn report(records: &[Record]) -> String {
         let r = &records[i];
         let _ = writeln!(
             out,
-            "  {:>8.3} s  {} ({}{})",
+            "  {:>8.3} s  {} ({}, {})",
             r.seconds(),
-            r.input,
+            r.input.escape_debug(),
             r.mode,
-            if r.host.is_empty() {
-                String::new()
-            } else {
-                format!(" on {}", r.host)
-            }
+            r.place()
         );
     }
 
@@ -146,7 +138,7 @@ pub fn report(records: &[Record]) -> String {
         let mut why: Vec<_> = why.into_iter().collect();
         why.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         for (w, n) in why {
-            let _ = writeln!(out, "  {n:>5}  {w}");
+            let _ = writeln!(out, "  {n:>5}  {}", w.escape_debug());
         }
     }
     out
