@@ -43,6 +43,33 @@ fn pumped(d: &Daemon) -> usize {
     d.log_text().matches(") compiling in ").count()
 }
 
+/// Runs the shell `script` under our `pump` in `project`, against daemon `d` as a pump
+/// host; `strict` makes an include-server failure or a fallback an error. Checks that it
+/// succeeded.
+fn pump_script(project: &Project, d: &Daemon, script: &str, strict: bool) {
+    let mut cmd = Command::new(OUR_PUMP);
+    cmd.current_dir(project.path())
+        .args(["sh", "-c", script])
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_HOSTS", format!("{},cpp,lzo", d.host()))
+        .env_remove("DISTCC_VERBOSE")
+        .env_remove("DISTCC_LOG");
+    if strict {
+        cmd.env("DISTCC_TESTING_INCLUDE_SERVER", "1")
+            .env("DISTCC_FALLBACK", "0");
+    } else {
+        cmd.env_remove("DISTCC_TESTING_INCLUDE_SERVER")
+            .env_remove("DISTCC_FALLBACK");
+    }
+    let out = output_within(&mut cmd, 120);
+    assert!(
+        out.status.success(),
+        "{}\ndaemon:\n{}",
+        show(&out),
+        d.log_text()
+    );
+}
+
 /// Builds the example project with `make -j4 FLAGS` locally, then under `pump` against our
 /// daemon with `hosts` (`{}` stands for the daemon), and checks that the outputs are the
 /// same and that all 5 files were compiled there in pump mode.
@@ -90,27 +117,13 @@ fn headers_changed_during_a_pump_session_are_never_stale() {
     )
     .unwrap();
     let d = Daemon::ours(&["--verbose"]);
-    let hosts = format!("{},cpp,lzo", d.host());
     let script = format!(
         "set -e; {client} gcc -c uses.c -o a.o; \
          printf '#define EXTRA 2\\n' > extra.h; {client} gcc -c uses.c -o b.o; \
          printf '#define LATE 3\\n' > late.h; {client} gcc -c uses.c -o c.o",
         client = OUR_DISTCC
     );
-    let mut cmd = Command::new(OUR_PUMP);
-    cmd.current_dir(dir)
-        .args(["sh", "-c", &script])
-        .env("DISTCC_DIR", project.distcc_dir())
-        .env("DISTCC_HOSTS", &hosts)
-        .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
-        .env("DISTCC_FALLBACK", "0");
-    let out = output_within(&mut cmd, 120);
-    assert!(
-        out.status.success(),
-        "{}\ndaemon:\n{}",
-        show(&out),
-        d.log_text()
-    );
+    pump_script(&project, &d, &script, true);
     // The same three states, compiled here.
     std::fs::remove_file(dir.join("late.h")).unwrap();
     std::fs::write(dir.join("extra.h"), "#define EXTRA 1\n").unwrap();
@@ -153,20 +166,7 @@ fn a_directory_replaced_by_a_link_during_a_pump_session_is_followed() {
          {client} gcc -Iinc -c w.c -o b.o",
         client = OUR_DISTCC
     );
-    let mut cmd = Command::new(OUR_PUMP);
-    cmd.current_dir(dir)
-        .args(["sh", "-c", &script])
-        .env("DISTCC_DIR", project.distcc_dir())
-        .env("DISTCC_HOSTS", format!("{},cpp,lzo", d.host()))
-        .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
-        .env("DISTCC_FALLBACK", "0");
-    let out = output_within(&mut cmd, 120);
-    assert!(
-        out.status.success(),
-        "{}\ndaemon:\n{}",
-        show(&out),
-        d.log_text()
-    );
+    pump_script(&project, &d, &script, true);
     project.gcc(&["-Iinc", "-c", "w.c", "-o", "ref_b.o"]);
     assert_eq!(
         std::fs::read(dir.join("b.o")).unwrap(),
@@ -203,19 +203,7 @@ fn a_directory_that_is_a_system_one_for_another_command_is_never_written_through
          {client} gcc {inc} -c u.c -o c.o",
         client = OUR_DISTCC
     );
-    let mut cmd = Command::new(OUR_PUMP);
-    cmd.current_dir(dir)
-        .args(["sh", "-c", &script])
-        .env("DISTCC_DIR", project.distcc_dir())
-        .env("DISTCC_HOSTS", format!("{},cpp,lzo", d.host()))
-        .env_remove("DISTCC_FALLBACK");
-    let out = output_within(&mut cmd, 120);
-    assert!(
-        out.status.success(),
-        "{}\ndaemon:\n{}",
-        show(&out),
-        d.log_text()
-    );
+    pump_script(&project, &d, &script, false);
     project.gcc(&[&inc, "-c", "u.c", "-o", "ref_a.o"]);
     project.gcc(&[&sysroot, "-c", "u.c", "-o", "ref_b.o"]);
     for (ours, local) in [("a.o", "ref_a.o"), ("b.o", "ref_b.o"), ("c.o", "ref_a.o")] {
