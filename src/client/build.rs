@@ -231,6 +231,9 @@ impl<'a> Journey<'a> {
     /// and whether the preprocessor is known to have said nothing (with `hold`, its
     /// messages are held to know it).
     fn preprocess_now(&mut self, hold: bool) -> Result<(Prepared<'a>, bool), RemoteError> {
+        // Waiting for the slot is waiting, not preprocessing (nor, for the trace, the
+        // cache's look-up that comes before).
+        self.progress.note(Phase::Blocked);
         let _slot = if self.job.preprocessed {
             None
         } else {
