@@ -37,7 +37,7 @@ pub use local::run_local;
 pub(crate) struct Progress {
     state: Option<StateFile>,
     trace: Option<Recorder>,
-    /// The job compiles on this machine (the last host told is `localhost`).
+    /// The job compiles on this machine (the last host told was this one).
     here: bool,
 }
 
