@@ -105,10 +105,13 @@ impl Progress {
         }
     }
 
-    /// What the job's connection moved, when it can say.
+    /// What the job's connection moved, when it can say; asked of the kernel only for
+    /// a trace.
     fn traffic(&mut self, conn: &crate::net::Connection) {
-        if let (Some(t), Some((sent, received, rtt))) = (&mut self.trace, conn.traffic()) {
-            t.traffic(sent, received, rtt);
+        if let Some(t) = &mut self.trace {
+            if let Some((sent, received, rtt)) = conn.traffic() {
+                t.traffic(sent, received, rtt);
+            }
         }
     }
 

@@ -258,17 +258,18 @@ impl Mirror {
         }
         let mut reply = Vec::with_capacity(paths.len() + g.system_links.len() + g.links.len());
         for ((f, key), path) in closure.files.iter().zip(keys).zip(paths) {
-            // A file of this command under another compiler's system directory: that
-            // directory is a link to the host's own in the root, and writing there would
-            // write through it.
-            if is_system(&f.realpath) {
-                return Err(format!(
-                    "{} is under another compiler's system directory",
-                    f.realpath
-                ));
-            }
             g.do_path(&f.realpath, is_system)?;
             if g.shipped.get(&path).map(|s| s.0) != Some(key) {
+                // A file of this command under another compiler's system directory: that
+                // directory is a link to the host's own in the root, and writing there
+                // would write through it. (A file written before such a link came is in
+                // an earlier generation: the link starts a new one.)
+                if is_system(&f.realpath) {
+                    return Err(format!(
+                        "{} is under another compiler's system directory",
+                        f.realpath
+                    ));
+                }
                 let prefix = f
                     .abs_name
                     .as_ref()
