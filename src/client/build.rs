@@ -46,12 +46,20 @@ enum LastTry {
 }
 
 /// Where one attempt leaves the job.
-enum Attempt {
+enum Attempt<'a> {
     /// The job is over with this exit code.
     Done(i32),
     /// Try the next host.
     Next(LastTry),
+    /// The host turned the job away, being full, or did not answer the load ask: choose
+    /// again (that host last among equals), with the text if it was made meanwhile.
+    Again(Option<Prepared<'a>>),
 }
+
+/// How many times a job may be turned away by full hosts: after that it asks to wait at
+/// the host that looks least busy, as every job waits with distcc 3.4, rather than go on
+/// knocking at a full farm.
+const MAX_REFUSALS: u32 = 3;
 
 /// One job and what it uses on its way.
 struct Journey<'a> {
@@ -67,6 +75,8 @@ struct Journey<'a> {
     planned: Option<Plan>,
     /// This machine's compiler for the job, for the compiler check.
     ours: Ours,
+    /// How many full hosts turned the job away.
+    refusals: u32,
 }
 
 /// Compiles a distributable job somewhere and returns the exit code.
@@ -89,6 +99,7 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config, progress: &mut Progre
         to_store: None,
         planned: None,
         ours: Ours::default(),
+        refusals: 0,
     };
     if let Some(e) = &journey.farm.list_error {
         log::warn!("{e}");
@@ -201,6 +212,12 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config, progress: &mut Progre
                 }
                 return code;
             }
+            Attempt::Again(text) => {
+                drop(slot);
+                prepared = text;
+                let host = hosts.remove(i);
+                hosts.push(host);
+            }
             Attempt::Next(why) => {
                 hosts.remove(i);
                 last = why;
@@ -281,8 +298,8 @@ impl<'a> Journey<'a> {
         &mut self,
         host: &HostSpec,
         io_timeout: Duration,
-        ready: Option<Prepared<'a>>,
-    ) -> Attempt {
+        mut ready: Option<Prepared<'a>>,
+    ) -> Attempt<'a> {
         self.progress.try_host(&host.spec);
         let plan = match self.pump_plan(host) {
             Ok(plan) => plan,
@@ -298,13 +315,41 @@ impl<'a> Journey<'a> {
         };
         let mut route = remote::Route {
             host,
+            farm: &self.farm,
             io_timeout,
+            ask: self
+                .farm
+                .is_ours(host)
+                .then_some(self.refusals < MAX_REFUSALS),
             compiler: &mut compiler,
         };
         let result = match &plan {
             Some(plan) => remote::compile_pump(&mut route, cfg, progress, plan),
-            None => remote::compile_remote(job, &mut route, &self.farm, cfg, progress, ready),
+            None => remote::compile_remote(job, &mut route, cfg, progress, &mut ready),
         };
+        match &result {
+            Err(RemoteError::Busy(load)) => {
+                log::debug!(
+                    "{} turned the job away: {} of its {} slots busy, {} waiting",
+                    host.spec,
+                    load.running,
+                    load.slots,
+                    load.queued
+                );
+                self.refusals += 1;
+                self.planned = plan;
+                return Attempt::Again(ready);
+            }
+            Err(e @ RemoteError::NoLoad(_)) => {
+                log::info!("{}: {e}; it is used as distcc 3.4's from now on", host.spec);
+                self.planned = plan;
+                return Attempt::Again(ready);
+            }
+            _ => {}
+        }
+        if let Some(load) = result.as_ref().ok().and_then(|r| r.load) {
+            self.farm.heard(host, load);
+        }
         let deps = plan.as_ref().and_then(|p| p.deps.as_deref());
         if let Ok(reply) = &result {
             if let Some(why) = self.other_compiler(host, reply) {

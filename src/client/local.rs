@@ -122,6 +122,7 @@ pub(super) fn compile_held(argv: &[String], input: &str, output: &str) -> (i32, 
         deps: None,
         from_cache: false,
         compiler: None,
+        load: None,
     };
     (code, Some(reply))
 }

@@ -20,7 +20,7 @@ use crate::farm::state::Phase;
 use crate::logging::argv_to_string;
 use crate::net::{self, ConnectError, Connection};
 use crate::toolchain::rename;
-use crate::wire::{self, Limits, ProtocolError, Reply, Version, DOTI};
+use crate::wire::{self, Answer, Limits, Load, ProtocolError, Reply, Version, DOTI};
 
 /// Why a remote compile did not produce a result.
 #[derive(Debug)]
@@ -39,6 +39,11 @@ pub(super) enum RemoteError {
     TimeMacros,
     /// The host is not used over TLS (a changed key, no pin where one is required): why.
     Untrusted(String),
+    /// Our daemon turned the job away at once: every one of its slots is busy.
+    Busy(Load),
+    /// A host on the load board did not answer the ask: it is no longer ours (distcc 3.4's
+    /// daemon closes the connection), and is taken off the board.
+    NoLoad(ProtocolError),
 }
 
 impl RemoteError {
@@ -47,7 +52,11 @@ impl RemoteError {
     pub(super) fn is_local(&self) -> bool {
         !matches!(
             self,
-            RemoteError::Connect(_) | RemoteError::Protocol(_) | RemoteError::Untrusted(_)
+            RemoteError::Connect(_)
+                | RemoteError::Protocol(_)
+                | RemoteError::Untrusted(_)
+                | RemoteError::Busy(_)
+                | RemoteError::NoLoad(_)
         )
     }
 }
@@ -71,6 +80,12 @@ impl fmt::Display for RemoteError {
             RemoteError::CppStart(e) => write!(f, "failed to start the preprocessor: {e}"),
             RemoteError::ReadInput(e) => write!(f, "failed to read the input file: {e}"),
             RemoteError::Untrusted(why) => write!(f, "{why}"),
+            RemoteError::Busy(load) => write!(
+                f,
+                "the host is busy: {} jobs running and {} waiting for its {} slots",
+                load.running, load.queued, load.slots
+            ),
+            RemoteError::NoLoad(e) => write!(f, "no answer to the load ask: {e}"),
             RemoteError::TimeMacros => write!(
                 f,
                 "__DATE__ or __TIME__ in -fdirectives-only text with SOURCE_DATE_EPOCH set"
@@ -88,7 +103,11 @@ impl From<ProtocolError> for RemoteError {
 /// Where an attempt goes.
 pub(super) struct Route<'a> {
     pub host: &'a HostSpec,
+    pub farm: &'a Farm,
     pub io_timeout: Duration,
+    /// Whether to ask the host for its load first (it is known to be our daemon), and if
+    /// so whether it may turn the job away when it is full.
+    pub ask: Option<bool>,
     /// The identity of the compiler this machine would run for the job, asked only when
     /// the connection is TLS: our daemon, the only one there, reads it before the request
     /// and does not compile the job with another compiler.
@@ -105,6 +124,9 @@ fn connect(route: &mut Route<'_>, cfg: &Config) -> Result<(Connection, Vec<u8>),
             let tls = secure::plan(cfg, host, *port)?;
             let timeout = route.io_timeout;
             let sock = net::connect(host, *port, timeout).map_err(RemoteError::Connect)?;
+            if let Some(may_refuse) = route.ask {
+                ask_load(&sock, may_refuse, route)?;
+            }
             match tls {
                 Some(tls) => {
                     let stream = tls.reach(cfg, host, sock, timeout)?;
@@ -138,6 +160,35 @@ fn connect(route: &mut Route<'_>, cfg: &Config) -> Result<(Connection, Vec<u8>),
         })),
     };
     stream.map(|s| (s, Vec::new()))
+}
+
+/// Asks our daemon for its load, before anything else on the connection (in the clear even
+/// for TLS: the figures are no secret, and a forged "busy" can do no more than a dropped
+/// connection). A job admitted counts on the board at once, for this machine's next jobs.
+fn ask_load(
+    mut sock: &std::net::TcpStream,
+    may_refuse: bool,
+    route: &Route<'_>,
+) -> Result<(), RemoteError> {
+    let answer = sock
+        .write_all(&wire::load_ask(may_refuse))
+        .map_err(ProtocolError::Io)
+        .and_then(|()| Answer::read(&mut sock));
+    let Answer { admitted, mut load } = answer.map_err(|e| {
+        route.farm.forget(route.host);
+        RemoteError::NoLoad(e)
+    })?;
+    if !admitted {
+        route.farm.heard(route.host, load);
+        return Err(RemoteError::Busy(load));
+    }
+    if load.running + load.queued < load.slots {
+        load.running += 1;
+    } else {
+        load.queued += 1;
+    }
+    route.farm.heard(route.host, load);
+    Ok(())
 }
 
 /// The note before a request that says which compiler the client would run (`CCID`).
@@ -180,23 +231,23 @@ fn authenticate(
 }
 
 /// Sends the job to `host` and returns its reply. The preprocessor runs while we connect,
-/// unless `ready` already holds its text.
+/// unless `ready` already holds its text. When the host turns the job away, the text is
+/// left in `ready` for the next.
 pub(super) fn compile_remote<'a>(
     job: &'a Compile,
     route: &mut Route<'_>,
-    farm: &Farm,
     cfg: &Config,
     progress: &mut Progress,
-    ready: Option<Prepared<'a>>,
+    ready: &mut Option<Prepared<'a>>,
 ) -> Result<Reply, RemoteError> {
-    let host = route.host;
+    let (host, farm) = (route.host, route.farm);
     // One of this machine's preprocessor slots, held while the preprocessor runs.
     let cpp_slot = if job.preprocessed || ready.is_some() {
         None
     } else {
         farm.machine_slot(lock::LOCAL_CPP, farm.cpp_slots)
     };
-    let pending = match ready {
+    let pending = match ready.take() {
         Some(prepared) => Pending::Ready(prepared),
         None => {
             progress.note(Phase::Preprocess);
@@ -204,9 +255,20 @@ pub(super) fn compile_remote<'a>(
         }
     };
     progress.note(Phase::Connect);
-    let (mut stream, preamble) = match connect(route, cfg) {
-        Ok(s) => s,
-        Err(e) => {
+    let ((mut stream, preamble), pending) = match (connect(route, cfg), pending) {
+        (Ok(opened), pending) => (opened, pending),
+        // The next host will want the text.
+        (Err(e @ (RemoteError::Busy(_) | RemoteError::NoLoad(_))), pending) => {
+            *ready = Some(match pending {
+                Pending::Running(source) => {
+                    progress.note(Phase::Preprocess);
+                    preprocess::preprocessed(job, source, cfg.source_date_epoch.is_some())?
+                }
+                Pending::Ready(prepared) => prepared,
+            });
+            return Err(e);
+        }
+        (Err(e), pending) => {
             if let Pending::Running(source) = pending {
                 source.abandon();
             }
@@ -223,7 +285,13 @@ pub(super) fn compile_remote<'a>(
     drop(cpp_slot);
     progress.note(Phase::Send);
     send(&mut stream, preamble, &job, host, cfg, text)?;
-    read_reply(&mut stream, host.version, cfg, progress)
+    read_reply(
+        &mut stream,
+        host.version,
+        cfg,
+        progress,
+        route.ask.is_some(),
+    )
 }
 
 /// Sends a pump-mode job to `host` (protocol 3): the command line and the files the include
@@ -250,17 +318,27 @@ pub(super) fn compile_pump(
     );
     wire::write_pump_request(&mut request, &plan.cwd, &argv, &plan.files)?;
     stream.write_all(&request).map_err(ProtocolError::Io)?;
-    read_reply(&mut stream, Version::Pump, cfg, progress)
+    read_reply(
+        &mut stream,
+        Version::Pump,
+        cfg,
+        progress,
+        route.ask.is_some(),
+    )
 }
 
 /// The host's reply to the job just sent on `stream`. The host compiles until the reply's
-/// first bytes come, which the monitor and the trace see apart from receiving the rest;
-/// then our daemon's notes, and what the connection moved, for the trace.
+/// first bytes come, which the monitor and the trace see apart from receiving the rest.
+/// Then our daemon's notes, when something needs them: the load board (a host known to be
+/// `ours`), the compiler check (every reply) or the cache's counters (a success); distcc
+/// 3.4's daemon sends none and closes the connection a moment later, which this waits for.
+/// Last, what the connection moved, for the trace.
 fn read_reply(
     stream: &mut Connection,
     version: Version,
     cfg: &Config,
     progress: &mut Progress,
+    ours: bool,
 ) -> Result<Reply, RemoteError> {
     progress.note(Phase::Compile);
     // Buffered: the reply's headers then take one read, not one each.
@@ -278,19 +356,12 @@ fn read_reply(
     let mut got = Reply::read(&mut reply, version, &Limits::default())?;
     // Our daemon's notes come after the reply, once it knows its compiler's identity.
     progress.step("notes");
-    read_notes(&mut got, &mut reply, cfg);
+    if ours || cfg.compiler_check || (cfg.cache.is_some() && got.status == 0) {
+        got.read_note(&mut reply);
+    }
     drop(reply);
     progress.traffic(stream);
     Ok(got)
-}
-
-/// Reads our daemon's notes after `got` when something needs them: the compiler check
-/// (every reply) and the cache's counters (a success). distcc 3.4's daemon sends none and
-/// closes the connection a moment later, which this waits for.
-fn read_notes(got: &mut Reply, reply: &mut impl io::Read, cfg: &Config) {
-    if cfg.compiler_check || (cfg.cache.is_some() && got.status == 0) {
-        got.read_note(reply);
-    }
 }
 
 /// The command line a host compiles the job's text with.

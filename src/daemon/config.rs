@@ -484,6 +484,7 @@ impl Config {
                 stop_by: Default::default(),
                 job_lifetime: secs(args.job_lifetime),
                 cache,
+                load: None,
             },
         })
     }

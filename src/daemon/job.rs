@@ -68,6 +68,9 @@ pub struct JobConfig {
     pub job_lifetime: Option<Duration>,
     /// `--cache-dir`: where results compiled here are kept.
     pub cache: Option<Cache>,
+    /// The standalone daemon's door, whose figures end each reply's notes; none under
+    /// inetd, which serves one job and knows of no other.
+    pub load: Option<std::sync::Arc<super::door::Door>>,
 }
 
 /// Why a job ended without a reply.
@@ -263,9 +266,15 @@ fn identity_of(program: &str, cfg: &JobConfig) -> Option<Identity> {
 
 /// Our notes after a reply (see `wire::reply`). A client that stopped reading at the
 /// reply's end (distcc 3.4's, which may have closed the connection) loses nothing.
-fn write_notes(stream: &mut impl Write, from_cache: bool, identity: Option<Identity>) {
+fn write_notes(
+    stream: &mut impl Write,
+    cfg: &JobConfig,
+    from_cache: bool,
+    identity: Option<Identity>,
+) {
     let identity = identity.as_ref().map(Identity::text);
-    if let Err(e) = Reply::write_note(stream, from_cache, identity) {
+    let load = cfg.load.as_ref().map(|door| door.load_after_job());
+    if let Err(e) = Reply::write_note(stream, from_cache, identity, load) {
         log::debug!("the notes after the reply were not sent: {e}");
     }
 }
@@ -701,7 +710,7 @@ fn run_pump_job(
                     let compiler = keyed.compiler.to_path_buf();
                     let identity = move || compiler.to_str().and_then(|c| identity_of(c, cfg));
                     let (version, argv) = (wire::Version::Pump, req.argv);
-                    return answer_from_cache(stream, version, argv, input, entry, identity);
+                    return answer_from_cache(stream, cfg, version, argv, input, entry, identity);
                 }
                 pumpcache::Looked::Miss(pending) => pending,
             }
@@ -722,7 +731,7 @@ fn run_pump_job(
     // Asked once, for the check before compiling and for the notes after.
     let mut known = client_compiler.and_then(|_| identity_of(&job.cmd[0], cfg));
     let theirs = (client_compiler, known.as_ref());
-    if let Some(done) = other_compiler(stream, version, &job.cmd[0], theirs) {
+    if let Some(done) = other_compiler(stream, cfg, version, &job.cmd[0], theirs) {
         return done.map(|status| Done {
             status,
             killed: false,
@@ -767,6 +776,7 @@ fn run_pump_job(
         deps,
         from_cache: false,
         compiler: None,
+        load: None,
     };
     match object {
         Some(mut file) => {
@@ -778,7 +788,7 @@ fn run_pump_job(
     let identity = (compiled.status == 0)
         .then(|| known.take().or_else(|| identity_of(&job.cmd[0], cfg)))
         .flatten();
-    write_notes(stream, false, identity);
+    write_notes(stream, cfg, false, identity);
     // Stored once the client has its answer.
     if let Some((facts, pending, object)) = to_store {
         let entry = Entry {
@@ -822,7 +832,7 @@ fn run_job(
     let input = || req.compile.as_ref().map(|c| c.input().to_string());
     let mut known = client_compiler.and_then(|_| identity_of(&cmd[0], cfg));
     let theirs = (client_compiler, known.as_ref());
-    if let Some(done) = other_compiler(stream, req.version, &cmd[0], theirs) {
+    if let Some(done) = other_compiler(stream, cfg, req.version, &cmd[0], theirs) {
         return done.map(|status| Done {
             status,
             killed: false,
@@ -837,7 +847,7 @@ fn run_job(
             let input = req.compile.map(|c| c.input().to_string());
             let input = input.unwrap_or_default();
             let identity = || identity_of(&cmd[0], cfg);
-            return answer_from_cache(stream, req.version, req.argv, input, entry, identity);
+            return answer_from_cache(stream, cfg, req.version, req.argv, input, entry, identity);
         }
         cache.count(key, Counter::Miss);
     }
@@ -873,6 +883,7 @@ fn run_job(
         deps: None,
         from_cache: false,
         compiler: None,
+        load: None,
     };
     match object {
         Some(mut file) => {
@@ -884,7 +895,7 @@ fn run_job(
     let identity = (compiled.status == 0)
         .then(|| known.take().or_else(|| identity_of(&cmd[0], cfg)))
         .flatten();
-    write_notes(stream, false, identity);
+    write_notes(stream, cfg, false, identity);
     // Stored once the client has its answer.
     if let (Some((cache, key)), Some(object)) = (cached, to_store) {
         let entry = Entry {
@@ -947,6 +958,7 @@ fn cached_key<'a>(
 /// Answers the job of `input` with what the cache kept for it.
 fn answer_from_cache(
     stream: &mut impl Write,
+    cfg: &JobConfig,
     version: wire::Version,
     mut argv: Vec<String>,
     input: String,
@@ -962,10 +974,11 @@ fn answer_from_cache(
         deps: entry.deps,
         from_cache: true,
         compiler: None,
+        load: None,
     };
     reply.write(stream, version)?;
     // Asked once the reply is out.
-    write_notes(stream, true, identity());
+    write_notes(stream, cfg, true, identity());
     Ok(Done {
         status: 0,
         killed: false,
@@ -982,6 +995,7 @@ fn answer_from_cache(
 /// (the pair: the client's compiler, this one's); else the status answered.
 fn other_compiler(
     stream: &mut impl Write,
+    cfg: &JobConfig,
     version: wire::Version,
     program: &str,
     (client, ours): (Option<&Identity>, Option<&Identity>),
@@ -1007,13 +1021,14 @@ fn other_compiler(
         deps: None,
         from_cache: false,
         compiler: None,
+        load: None,
     };
     Some(
         reply
             .write(stream, version)
             .map_err(JobError::from)
             .map(|()| {
-                write_notes(stream, false, Some(ours.clone()));
+                write_notes(stream, cfg, false, Some(ours.clone()));
                 status
             }),
     )

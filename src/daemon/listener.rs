@@ -2,13 +2,13 @@
 //! the pid file, the bounded pool of workers, the statistics page, and the signals (SIGHUP
 //! reopens the log; SIGTERM, SIGINT and the `--lifetime` alarm stop the daemon cleanly).
 //!
-//! `--jobs N` workers each accept and serve one connection at a time, so at most N jobs run
-//! at once and further clients wait in the kernel's listen backlog, as with distcc 3.4's
-//! preforked children. What a job does is `job`'s business; who may connect is `access`'s;
-//! giving up root is `privileges`'s.
+//! `--jobs N` workers each serve one connection at a time, so at most N jobs run at once;
+//! further clients wait in the door's queue, as they waited in the listen backlog of distcc
+//! 3.4's preforked children, unless they asked to be turned away (`door`). What a job does
+//! is `job`'s business; who may connect is `access`'s; giving up root is `privileges`'s.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{SigSet, Signal};
 use socket2::{Domain, Socket, Type};
 
+use super::door::{Arrival, Door};
 use super::privileges::{self, Keeper};
 use super::stats::Stats;
 use super::{access, job, tls, Config, DaemonError, Deadline};
@@ -165,13 +166,14 @@ pub(crate) fn check_cache(cfg: &Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Serves one accepted connection, if its address is allowed.
-fn handle(stream: TcpStream, peer: SocketAddr, cfg: &Config, stats: &Stats) {
+/// Serves one accepted connection (the door has checked its address).
+fn handle(arrival: Arrival, cfg: &Config, stats: &Stats, door: &Door) {
+    let Arrival {
+        mut stream,
+        peer,
+        answered,
+    } = arrival;
     let client = peer.to_string();
-    if !access::allowed(&cfg.allow, peer.ip()) {
-        log::error!("connection from client '{client}' denied by access list");
-        return;
-    }
     let _ = stream.set_nodelay(true);
     if let Err(e) = stream.set_write_timeout(Some(cfg.io_timeout)) {
         log::error!("failed to set timeouts for {client}: {e}");
@@ -184,6 +186,18 @@ fn handle(stream: TcpStream, peer: SocketAddr, cfg: &Config, stats: &Stats) {
         log::debug!("client {client} closed the connection without sending anything");
         stats.silent_connection();
         return;
+    }
+    // An ask for the load that came too late for the door: this connection is served.
+    if !answered && first == wire::LOAD[..1] {
+        let mut ask = [0u8; 12];
+        let asked = stream.read_exact(&mut ask).is_ok() && wire::parse_load_ask(&ask).is_some();
+        if !asked || door.answer_served(&mut stream).is_err() {
+            log::warn!("client {client} sent a malformed load ask: closed");
+            return;
+        }
+        if matches!(stream.peek(&mut first), Ok(0) | Err(_)) {
+            return;
+        }
     }
     let mut conn = Deadline {
         input: &stream,
@@ -404,25 +418,18 @@ where
     }
 }
 
-/// One worker: accepts and serves connections, one at a time, until the daemon stops.
-fn worker(listener: &TcpListener, cfg: &Config, stats: &Stats, stopping: &AtomicBool) {
-    loop {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                // A bug in one job must not take the worker, and with it a job slot, away.
-                let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    handle(stream, peer, cfg, stats)
-                }));
-                if served.is_err() {
-                    log::error!("internal error while serving {peer}; job abandoned");
-                }
-            }
-            Err(_) if stopping.load(Ordering::SeqCst) => return,
-            Err(e) => {
-                log::error!("accept failed: {e}");
-                // EMFILE and the like: give the system a moment rather than spin.
-                std::thread::sleep(Duration::from_millis(100));
-            }
+/// One worker: serves the connections the door queues, one at a time, until the daemon
+/// stops.
+fn worker(door: &Door, cfg: &Config, stats: &Stats) {
+    while let Some(arrival) = door.next() {
+        let peer = arrival.peer;
+        // A bug in one job must not take the worker, and with it a job slot, away.
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handle(arrival, cfg, stats, door)
+        }));
+        door.done();
+        if served.is_err() {
+            log::error!("internal error while serving {peer}; job abandoned");
         }
     }
 }
@@ -544,7 +551,7 @@ fn remove_pid_file(path: &Path, keeper: Option<&mut Keeper>) {
 /// Runs the standalone daemon: listens, detaches unless told not to, and serves until
 /// SIGTERM, SIGINT or the end of `--lifetime`. Then it stops accepting, lets running jobs
 /// finish, removes its pid file and returns.
-pub fn run(cfg: Config) -> Result<(), DaemonError> {
+pub fn run(mut cfg: Config) -> Result<(), DaemonError> {
     let listener = listen(&cfg, cfg.port)?;
     let stats_listener = match cfg.stats_port {
         Some(port) => Some(listen(&cfg, port)?),
@@ -582,11 +589,15 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         unsafe { libc::alarm(secs) };
         log::info!("will stop after the --lifetime of {secs}s");
     }
+    let door = std::sync::Arc::new(Door::new(cfg.jobs));
+    cfg.job.load = Some(door.clone());
+    let cfg = cfg;
     let stopping = AtomicBool::new(false);
     std::thread::scope(|scope| {
         for _ in 0..cfg.jobs {
-            scope.spawn(|| worker(&listener, &cfg, &stats, &stopping));
+            scope.spawn(|| worker(&door, &cfg, &stats));
         }
+        scope.spawn(|| door.keep(&listener, &cfg.allow, &stopping));
         if let Some(l) = &stats_listener {
             scope.spawn(|| stats_server(l, &cfg, &stats, &stopping));
         }
@@ -599,8 +610,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             _ => log::info!("stopping on {sig}: no new jobs; waiting for running jobs to finish"),
         }
         stopping.store(true, Ordering::SeqCst);
+        door.stop();
         let _ = cfg.job.stop_by.set(Instant::now() + cfg.stop_grace);
-        // Wakes every worker blocked in accept().
+        // Wakes the door and the stats server, blocked in accept().
         for l in std::iter::once(&listener).chain(&stats_listener) {
             let _ = nix::sys::socket::shutdown(l.as_raw_fd(), nix::sys::socket::Shutdown::Both);
         }

@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod config;
+mod door;
 pub mod gss;
 pub mod inetd;
 pub mod job;

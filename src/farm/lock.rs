@@ -42,6 +42,11 @@ pub fn host_key(host: &HostSpec) -> String {
     }
 }
 
+/// The name of the lock file of slot `slot` of the host or machine of lock key `key`.
+pub fn slot_file(key: &str, slot: u32) -> String {
+    format!("cpu_{key}_{slot}")
+}
+
 /// The key of this machine's compile slots: `localhost` hosts and local compiles share them,
 /// as in distcc 3.4.
 pub const LOCAL: &str = "localhost";
@@ -90,24 +95,31 @@ pub struct SlotSet {
 }
 
 impl SlotSet {
-    /// The slot files of `owners`, each given as (key, number of slots). Files are opened
-    /// as they are tried, so that a free first slot costs one open.
+    /// The slot files of `owners`, each given as (key, number of slots), in distcc 3.4's
+    /// breadth-first order. Files are opened as they are tried, so that a free first slot
+    /// costs one open.
     pub fn open(dir: &Path, owners: &[(String, u32)]) -> io::Result<SlotSet> {
         let max = owners.iter().map(|(_, n)| *n).max().unwrap_or(0);
         let mut slots = Vec::new();
         for slot in 0..max {
             for (i, (key, limit)) in owners.iter().enumerate() {
                 if slot < *limit {
-                    slots.push((i, slot, format!("cpu_{key}_{slot}")));
+                    slots.push((i, slot, slot_file(key, slot)));
                 }
             }
         }
+        Ok(SlotSet::ordered(dir, slots))
+    }
+
+    /// The slot files named in `slots`, (owner's index, slot number, file name), tried in
+    /// that order.
+    pub fn ordered(dir: &Path, mut slots: Vec<(usize, u32, String)>) -> SlotSet {
         slots.reverse();
-        Ok(SlotSet {
+        SlotSet {
             dir: dir.to_path_buf(),
             slots,
             files: Vec::new(),
-        })
+        }
     }
 
     fn open_slot(&self, name: &str) -> io::Result<File> {

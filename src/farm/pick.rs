@@ -1,7 +1,12 @@
 //! Choosing a host for one job: the hosts of the list that are neither `,down` nor backed
-//! off, in the list's order (or shuffled for `--randomize`), and a slot on one of them or on
-//! this machine, all counted through the lock directory that every client of the user
-//! shares. It also remembers what a host said it cannot do, so that a build hears it once.
+//! off, and a slot on one of them or on this machine, all counted through the lock
+//! directory that every client of the user shares. The slots are tried where the job would
+//! start soonest, as the load board (`load`) says: first the hosts known to have a
+//! processor free, least busy first; then the hosts not heard from lately (distcc 3.4's
+//! among them) in distcc 3.4's order, slot 0 of each in the list's order (or shuffled for
+//! `--randomize`) before slot 1 of any; then the hosts known to be full, least busy first.
+//! The list's `/N` limits bound each host's slots. It also remembers what a host said it
+//! cannot do, so that a build hears it once.
 //!
 //! Connecting to the host chosen is `net`'s business; what to do when it fails, the client's.
 
@@ -13,7 +18,9 @@ use std::time::Duration;
 
 use super::backoff;
 use super::hosts::{self, HostSpec};
-use super::lock::{self, Slot};
+use super::load::Board;
+use super::lock::{self, Slot, SlotSet};
+use crate::wire::Load;
 
 /// What one invocation may use.
 pub struct Farm {
@@ -96,7 +103,7 @@ impl Farm {
         let Some(dir) = &self.dir else {
             return Some((0, None));
         };
-        match lock::SlotSet::open(dir, &host_owners(hosts)).and_then(|mut set| set.try_take()) {
+        match self.slots(dir, hosts).try_take() {
             Ok(free) => free.map(|(i, slot)| (i, Some(slot))),
             Err(_) => Some(self.take_host(hosts)),
         }
@@ -108,7 +115,7 @@ impl Farm {
         let Some(dir) = &self.dir else {
             return (0, None);
         };
-        match lock::SlotSet::open(dir, &host_owners(hosts)).and_then(|set| set.take()) {
+        match self.slots(dir, hosts).take() {
             Ok((i, slot)) => {
                 log::debug!("picked {} slot {}", hosts[i].spec, slot.slot);
                 (i, Some(slot))
@@ -117,6 +124,58 @@ impl Farm {
                 log::warn!("failed to lock a slot in {}: {e}", dir.display());
                 (0, None)
             }
+        }
+    }
+
+    /// The slots of `hosts` in the order they are tried (see the top of this file).
+    fn slots(&self, dir: &Path, hosts: &[HostSpec]) -> SlotSet {
+        let board = self.board();
+        let mut slots = Vec::new();
+        for (i, host) in hosts.iter().enumerate() {
+            let key = lock::host_key(host);
+            let share = board.share(&key);
+            for slot in 0..host.limit {
+                // Hosts not heard from count as one processor's worth of work per
+                // processor, between those with one free and those full, and take their
+                // turns breadth-first.
+                let (major, minor) = if share.is_some() {
+                    (i, slot as usize)
+                } else {
+                    (slot as usize, i)
+                };
+                let rank = (share.unwrap_or(1.0), share.is_none(), major, minor);
+                slots.push((rank, (i, slot, lock::slot_file(&key, slot))));
+            }
+        }
+        slots.sort_by(|(a, _), (b, _)| {
+            a.0.total_cmp(&b.0)
+                .then(a.1.cmp(&b.1))
+                .then(a.2.cmp(&b.2))
+                .then(a.3.cmp(&b.3))
+        });
+        SlotSet::ordered(dir, slots.into_iter().map(|(_, slot)| slot).collect())
+    }
+
+    fn board(&self) -> Board {
+        self.top.as_deref().map(Board::read).unwrap_or_default()
+    }
+
+    /// Whether `host` is known to be our daemon, which is asked for its load before a job.
+    pub fn is_ours(&self, host: &HostSpec) -> bool {
+        self.board().knows(&lock::host_key(host))
+    }
+
+    /// Records what `host` said of its load, for the next jobs of every client here.
+    pub fn heard(&self, host: &HostSpec, load: Load) {
+        if let Some(top) = &self.top {
+            Board::record(top, &lock::host_key(host), Some(load));
+        }
+    }
+
+    /// Takes `host` off the load board: it is asked no more until it tells its load.
+    pub fn forget(&self, host: &HostSpec) {
+        if let Some(top) = &self.top {
+            Board::record(top, &lock::host_key(host), None);
         }
     }
 
@@ -213,11 +272,6 @@ const OTHER_COMPILER_FOR: Duration = Duration::from_secs(600);
 
 /// The directory of the notes of hosts with another compiler.
 const OTHER_COMPILERS: &str = "other_compilers";
-
-/// The slot owners of `hosts`: each host's lock key and its number of slots.
-fn host_owners(hosts: &[HostSpec]) -> Vec<(String, u32)> {
-    hosts.iter().map(|h| (lock::host_key(h), h.limit)).collect()
-}
 
 /// Shuffles the host list for `--randomize`, differently in each process.
 pub fn shuffle(hosts: &mut [HostSpec]) {

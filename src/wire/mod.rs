@@ -11,12 +11,14 @@
 //! so a header that announces 4 GiB and then stops costs nothing. It does not open sockets,
 //! touch files or decide what a request means.
 
+mod load;
 pub mod lzo;
 mod packet;
 mod pump;
 mod reply;
 mod request;
 
+pub use load::*;
 pub use packet::*;
 pub use pump::*;
 pub use reply::*;

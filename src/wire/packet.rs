@@ -38,6 +38,9 @@ pub const HITC: Token = *b"HITC";
 /// Our daemon's second note: the identity of the compiler it ran (or whose result its
 /// cache kept), as `toolchain::identity` makes it, for the client to compare with its own.
 pub const CCID: Token = *b"CCID";
+/// Our client's ask before a request, our daemon's answer to it, and its last note after
+/// a reply: how busy it is (see `load`).
+pub const LOAD: Token = *b"LOAD";
 
 /// The longest `EMSG` text read.
 const MAX_EMSG: usize = 4096;
@@ -279,6 +282,7 @@ fn token_name(t: &Token) -> &'static str {
         b"FILE" => "FILE",
         b"LINK" => "LINK",
         b"DOTD" => "DOTD",
+        b"LOAD" => "LOAD",
         _ => "a packet",
     }
 }

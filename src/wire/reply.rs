@@ -2,11 +2,13 @@
 //! and the object (`DOTO`), which a failed compile never carries; or, from our daemon, the
 //! reason it will not run the request (`EMSG`). In protocol 3 a successful reply ends with
 //! the dependency file (`DOTD`). After the reply our daemon adds notes: `HITC`, which
-//! says whether the result came from its cache, and `CCID`, the identity of its compiler.
-//! distcc 3.4's client stops reading at the reply's end and never sees them.
+//! says whether the result came from its cache, `CCID`, the identity of its compiler, and
+//! `LOAD`, how busy it is as the job ends (see `load`). distcc 3.4's client stops reading
+//! at the reply's end and never sees them.
 
 use std::io::{self, Read, Write};
 
+use super::load::{Answer, Load};
 use super::packet::*;
 
 /// A compile result: the wait status and what the compiler printed and produced.
@@ -26,6 +28,8 @@ pub struct Reply {
     pub from_cache: bool,
     /// What our daemon said its compiler is (its `CCID` note); `None` from distcc 3.4.
     pub compiler: Option<String>,
+    /// How busy our daemon said it is as the job ended (its `LOAD` note).
+    pub load: Option<Load>,
 }
 
 impl Reply {
@@ -87,35 +91,56 @@ impl Reply {
             deps,
             from_cache: false,
             compiler: None,
+            load: None,
         })
     }
 
-    /// Our daemon's notes after the reply ([`HITC`], then [`CCID`] when it knows its
-    /// compiler), sent after every reply.
+    /// Our daemon's notes after the reply: [`HITC`], then [`CCID`] when it knows its
+    /// compiler, then [`LOAD`] when it counts its jobs (a standalone daemon does).
     pub fn write_note(
         w: &mut impl Write,
         from_cache: bool,
         compiler: Option<&str>,
+        load: Option<Load>,
     ) -> io::Result<()> {
         let mut notes = header(HITC, u32::from(from_cache)).to_vec();
         if let Some(text) = compiler.filter(|t| t.len() <= MAX_CCID) {
             notes.extend_from_slice(&header(CCID, text.len() as u32));
             notes.extend_from_slice(text.as_bytes());
         }
+        if let Some(load) = load {
+            notes.extend_from_slice(
+                &Answer {
+                    admitted: true,
+                    load,
+                }
+                .encode(),
+            );
+        }
         w.write_all(&notes)
     }
 
-    /// Reads the notes after the reply into [`Reply::from_cache`] and
-    /// [`Reply::compiler`]. distcc 3.4's daemon sends none and closes the connection:
-    /// then they stay false and `None`.
+    /// Reads the notes after the reply into [`Reply::from_cache`], [`Reply::compiler`]
+    /// and [`Reply::load`]: until the load, the last note, or the connection's end.
+    /// distcc 3.4's daemon sends none and closes the connection: then they stay unset.
     pub fn read_note(&mut self, r: &mut impl Read) {
         let Ok(hit) = read_header(r, HITC) else {
             return;
         };
         self.from_cache = hit == 1;
-        self.compiler = read_header(r, CCID)
-            .and_then(|len| read_body(r, CCID, len, MAX_CCID))
-            .ok()
-            .map(|text| String::from_utf8_lossy(&text).into_owned());
+        let mut h = [0u8; 12];
+        while r.read_exact(&mut h).is_ok() {
+            if let Ok(len) = parse_header(&h, CCID) {
+                match read_body(r, CCID, len, MAX_CCID) {
+                    Ok(text) => self.compiler = Some(String::from_utf8_lossy(&text).into_owned()),
+                    Err(_) => return,
+                }
+            } else if let Ok(len) = parse_header(&h, LOAD) {
+                self.load = Answer::read_body(r, len).ok().map(|a| a.load);
+                return;
+            } else {
+                return;
+            }
+        }
     }
 }

@@ -136,6 +136,7 @@ fn replies_round_trip() {
             deps: None,
             from_cache: false,
             compiler: None,
+            load: None,
         };
         let mut bytes = Vec::new();
         reply.write(&mut bytes, v).unwrap();
@@ -144,6 +145,62 @@ fn replies_round_trip() {
             reply
         );
     }
+}
+
+#[test]
+fn notes_carry_the_load_after_the_compiler_or_alone() {
+    let load = Load {
+        cpus: 8,
+        slots: 10,
+        running: 3,
+        queued: 0,
+    };
+    for compiler in [Some("gcc 12"), None] {
+        let mut bytes = Vec::new();
+        Reply::write_note(&mut bytes, true, compiler, Some(load)).unwrap();
+        // What follows the last note is not read.
+        bytes.extend_from_slice(b"DONE00000001");
+        let mut r = &bytes[..];
+        let mut got = Reply::default();
+        got.read_note(&mut r);
+        assert!(got.from_cache);
+        assert_eq!(got.compiler.as_deref(), compiler);
+        assert_eq!(got.load, Some(load));
+        assert_eq!(r, b"DONE00000001");
+    }
+    // Without a load note (inetd), the notes end with the connection.
+    let mut bytes = Vec::new();
+    Reply::write_note(&mut bytes, false, Some("gcc 12"), None).unwrap();
+    let mut got = Reply::default();
+    got.read_note(&mut &bytes[..]);
+    assert_eq!((got.compiler.as_deref(), got.load), (Some("gcc 12"), None));
+}
+
+#[test]
+fn a_load_ask_and_its_answer_round_trip() {
+    assert_eq!(parse_load_ask(&load_ask(true)), Some(true));
+    assert_eq!(parse_load_ask(&load_ask(false)), Some(false));
+    assert_eq!(parse_load_ask(b"DIST00000001"), None);
+    let answer = Answer {
+        admitted: false,
+        load: Load {
+            cpus: 2,
+            slots: 4,
+            running: 4,
+            queued: 1,
+        },
+    };
+    let bytes = answer.encode();
+    assert_eq!(&bytes[..12], b"LOAD00000014");
+    assert_eq!(Answer::read(&mut &bytes[..]).unwrap(), answer);
+    // A longer body from a later daemon is read, its rest ignored; a shorter one is not.
+    let mut longer = header(LOAD, 24).to_vec();
+    longer.extend_from_slice(&bytes[12..]);
+    longer.extend_from_slice(&[0, 0, 0, 9]);
+    assert_eq!(Answer::read(&mut &longer[..]).unwrap(), answer);
+    let mut short = header(LOAD, 8).to_vec();
+    short.extend_from_slice(&bytes[12..20]);
+    assert!(Answer::read(&mut &short[..]).is_err());
 }
 
 #[test]
@@ -156,6 +213,7 @@ fn failed_reply_never_carries_output() {
         deps: None,
         from_cache: false,
         compiler: None,
+        load: None,
     };
     let mut bytes = Vec::new();
     reply.write(&mut bytes, Version::Plain).unwrap();

@@ -181,15 +181,16 @@ impl Daemon {
         self.compiled_ok()
     }
 
-    /// Waits (bounded) until the daemon runs its `workers` worker threads and its main
-    /// thread: its pid file, our sign of readiness, is written just before they start.
+    /// Waits (bounded) until the daemon runs its `workers` worker threads, its door and
+    /// its main thread: its pid file, our sign of readiness, is written just before they
+    /// start.
     pub fn wait_for_workers(&self, workers: usize) {
         let pid = self.pid();
         assert!(
-            wait_for(Duration::from_secs(10), || thread_count(pid) == workers + 1),
+            wait_for(Duration::from_secs(10), || thread_count(pid) == workers + 2),
             "the daemon has {} threads, not {}",
             thread_count(pid),
-            workers + 1
+            workers + 2
         );
     }
 

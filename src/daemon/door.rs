@@ -1,0 +1,244 @@
+//! The standalone daemon's door: the one thread that accepts connections, and the queue
+//! where they wait for a worker.
+//!
+//! Because the door always accepts, the daemon knows how many jobs it runs and how many
+//! wait, and says so to the clients that ask (`wire::load`): one that may be turned away is
+//! told at once when every worker is busy, and goes to another host instead of waiting in
+//! the listen backlog as distcc 3.4's daemon leaves it. Every other connection (distcc
+//! 3.4's clients, ours when they choose to wait) waits in the queue, first come first
+//! served, as it would have in the backlog. Clients the access list refuses are turned
+//! away here, without taking a worker.
+//!
+//! Serving a connection is `listener`'s; what the figures mean is `wire::load`'s.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::access;
+use crate::wire::{self, Answer, Load};
+
+/// The most connections kept waiting here; past it the door stops accepting and the
+/// kernel's backlog holds the rest, so that a crowd cannot take all our descriptors.
+const MAX_QUEUED: usize = 256;
+
+/// A connection accepted and waiting for a worker.
+#[derive(Debug)]
+pub struct Arrival {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    /// Whether the client asked for the load and the door answered: then the ask has been
+    /// read from the connection. Otherwise a worker answers an ask it finds first.
+    pub answered: bool,
+}
+
+#[derive(Debug)]
+struct Queue {
+    waiting: VecDeque<Arrival>,
+    /// Workers serving a connection.
+    busy: u32,
+    stopping: bool,
+}
+
+/// The queue, and what the daemon says of its load.
+#[derive(Debug)]
+pub struct Door {
+    cpus: u32,
+    slots: u32,
+    queue: Mutex<Queue>,
+    /// A connection was queued, or the daemon is stopping.
+    arrived: Condvar,
+    /// A worker took a connection from a full queue.
+    room: Condvar,
+}
+
+impl Door {
+    /// A door for a daemon of `slots` workers.
+    pub fn new(slots: usize) -> Door {
+        Door {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
+            slots: u32::try_from(slots).unwrap_or(u32::MAX),
+            queue: Mutex::new(Queue {
+                waiting: VecDeque::new(),
+                busy: 0,
+                stopping: false,
+            }),
+            arrived: Condvar::new(),
+            room: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A worker that panicked while holding the lock left the counts whole.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn figures(&self, q: &Queue) -> Load {
+        Load {
+            cpus: self.cpus,
+            slots: self.slots,
+            running: q.busy,
+            queued: q.waiting.len() as u32,
+        }
+    }
+
+    /// The figures as a job ends, for its reply's notes: that job no longer counts.
+    pub fn load_after_job(&self) -> Load {
+        let q = self.lock();
+        let mut load = self.figures(&q);
+        load.running = load.running.saturating_sub(1);
+        load
+    }
+
+    /// Answers the ask of a connection a worker serves (it reached the worker before the
+    /// door could read it): admitted, with the figures.
+    pub fn answer_served(&self, stream: &mut impl Write) -> std::io::Result<()> {
+        let load = self.figures(&self.lock());
+        stream.write_all(
+            &Answer {
+                admitted: true,
+                load,
+            }
+            .encode(),
+        )
+    }
+
+    /// Accepts connections until the daemon stops, queueing them for the workers.
+    pub fn keep(&self, listener: &TcpListener, allow: &[access::Allow], stopping: &AtomicBool) {
+        loop {
+            {
+                let mut q = self.lock();
+                while q.waiting.len() >= MAX_QUEUED && !q.stopping {
+                    q = self.room.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+            let (stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(_) if stopping.load(Ordering::SeqCst) => return,
+                Err(e) => {
+                    log::error!("accept failed: {e}");
+                    // EMFILE and the like: give the system a moment rather than spin.
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            };
+            if !access::allowed(allow, peer.ip()) {
+                log::error!("connection from client '{peer}' denied by access list");
+                continue;
+            }
+            self.admit(stream, peer);
+        }
+    }
+
+    /// Reads the client's ask if it is there already (our client sends it alone and waits,
+    /// and the listening socket's deferred accept waits for a first packet), answers it,
+    /// and queues the connection unless it is turned away.
+    fn admit(&self, mut stream: TcpStream, peer: SocketAddr) {
+        let ask = peek_ask(&stream);
+        let mut q = self.lock();
+        let Some(may_refuse) = ask else {
+            q.waiting.push_back(Arrival {
+                stream,
+                peer,
+                answered: false,
+            });
+            drop(q);
+            self.arrived.notify_one();
+            return;
+        };
+        let full = q.busy as usize + q.waiting.len() >= self.slots as usize;
+        let admitted = !(full && may_refuse);
+        let load = self.figures(&q);
+        drop(q);
+        // The ask's 12 bytes are consumed only now: it was peeked so far.
+        let mut ask = [0u8; 12];
+        let taken = std::io::Read::read_exact(&mut stream, &mut ask);
+        let answer = Answer { admitted, load }.encode();
+        // A dozen bytes on a fresh connection: the send buffer always has room.
+        let sent = taken.and_then(|()| send_now(&stream, &answer));
+        if let Err(e) = sent {
+            log::debug!("failed to answer the load ask of {peer}: {e}");
+            return;
+        }
+        if !admitted {
+            log::debug!("turned {peer} away: all {} slots are busy", self.slots);
+            return;
+        }
+        let mut q = self.lock();
+        q.waiting.push_back(Arrival {
+            stream,
+            peer,
+            answered: true,
+        });
+        drop(q);
+        self.arrived.notify_one();
+    }
+
+    /// The next connection to serve, waiting for one; `None` once the daemon stops. The
+    /// caller counts as busy until it calls [`Door::done`].
+    pub fn next(&self) -> Option<Arrival> {
+        let mut q = self.lock();
+        loop {
+            if q.stopping {
+                return None;
+            }
+            if let Some(arrival) = q.waiting.pop_front() {
+                q.busy += 1;
+                drop(q);
+                self.room.notify_one();
+                return Some(arrival);
+            }
+            q = self.arrived.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// A worker has finished serving its connection.
+    pub fn done(&self) {
+        self.lock().busy -= 1;
+    }
+
+    /// Stops handing out connections and wakes every waiting worker; the ones still
+    /// queued are closed, as the backlog's would be.
+    pub fn stop(&self) {
+        let mut q = self.lock();
+        q.stopping = true;
+        q.waiting.clear();
+        drop(q);
+        self.arrived.notify_all();
+        self.room.notify_all();
+    }
+}
+
+/// The client's ask, if its first 12 bytes have arrived and are one: whether it may be
+/// turned away.
+fn peek_ask(stream: &TcpStream) -> Option<bool> {
+    let mut head = [0u8; 12];
+    let n = nix::sys::socket::recv(
+        std::os::fd::AsRawFd::as_raw_fd(stream),
+        &mut head,
+        nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+    )
+    .ok()?;
+    (n == head.len())
+        .then(|| wire::parse_load_ask(&head))
+        .flatten()
+}
+
+/// Sends `bytes` without waiting: the door never blocks on one client.
+fn send_now(stream: &TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+    let n = nix::sys::socket::send(
+        std::os::fd::AsRawFd::as_raw_fd(stream),
+        bytes,
+        nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+    )?;
+    if n == bytes.len() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(
+            "the answer did not fit in the send buffer",
+        ))
+    }
+}

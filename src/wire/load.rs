@@ -1,0 +1,99 @@
+//! Load: how busy our daemon says it is, so that a client sends each job where it will
+//! start soonest. distcc 3.4 neither sends nor reads any of it.
+//!
+//! - Before anything else on a connection to a host it knows to be ours, our client asks
+//!   (`LOAD`, value 1: "turn me away if you are full", 0: "I will wait"), and waits for
+//!   the answer: a `LOAD` packet saying whether the job is admitted, and the figures.
+//!   A full daemon answers at once and closes, instead of leaving the connection to wait.
+//! - After each reply, our daemon's last note is the same packet, its figures as the job
+//!   ends (see `reply`).
+//!
+//! This module owns the encoding; who is asked and what is done with the answer are the
+//! client's and the daemon's business.
+
+use std::io::{Read, Write};
+
+use super::packet::*;
+
+/// The figures a daemon reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Load {
+    /// Its processors.
+    pub cpus: u32,
+    /// How many jobs it runs at once (`--jobs`).
+    pub slots: u32,
+    /// The jobs it runs now.
+    pub running: u32,
+    /// The connections waiting for one of its slots.
+    pub queued: u32,
+}
+
+/// A daemon's answer to an ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// Whether the connection will be served; if not, the daemon closes it.
+    pub admitted: bool,
+    pub load: Load,
+}
+
+/// The body: admitted, then the four figures, each a big-endian u32. A longer body is
+/// accepted and its rest ignored, so that later figures can be added.
+const BODY: usize = 20;
+const MAX_BODY: usize = 256;
+
+/// The ask our client sends first.
+pub fn load_ask(may_refuse: bool) -> [u8; 12] {
+    header(LOAD, u32::from(may_refuse))
+}
+
+/// Whether `h` is an ask, and if so whether the client may be turned away.
+pub fn parse_load_ask(h: &[u8; 12]) -> Option<bool> {
+    parse_header(h, LOAD).ok().map(|v| v == 1)
+}
+
+impl Answer {
+    /// The packet: header and body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut packet = header(LOAD, BODY as u32).to_vec();
+        let l = &self.load;
+        for n in [
+            u32::from(self.admitted),
+            l.cpus,
+            l.slots,
+            l.running,
+            l.queued,
+        ] {
+            packet.extend_from_slice(&n.to_be_bytes());
+        }
+        packet
+    }
+
+    pub fn write(&self, w: &mut impl Write) -> Result<(), ProtocolError> {
+        w.write_all(&self.encode())?;
+        Ok(())
+    }
+
+    /// Reads an answer whose header is to come.
+    pub fn read(r: &mut impl Read) -> Result<Answer, ProtocolError> {
+        let len = read_header(r, LOAD)?;
+        Answer::read_body(r, len)
+    }
+
+    /// Reads the body of an answer whose header announced `len` bytes.
+    pub fn read_body(r: &mut impl Read, len: u32) -> Result<Answer, ProtocolError> {
+        let body = read_body(r, LOAD, len, MAX_BODY)?;
+        if body.len() < BODY {
+            return Err(ProtocolError::Truncated { what: "LOAD" });
+        }
+        let n = |i: usize| u32::from_be_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]);
+        Ok(Answer {
+            admitted: n(0) != 0,
+            load: Load {
+                cpus: n(4),
+                slots: n(8),
+                running: n(12),
+                queued: n(16),
+            },
+        })
+    }
+}
