@@ -28,7 +28,7 @@ const PHASES: [&str; 12] = [
 ];
 
 /// The trace's lines, each read by Python's JSON parser and printed back as
-/// `input|mode|host|exit|why_local|sent|start:end|phase:start:end,...|tried,...`.
+/// `input|mode|host|exit|why_local|sent|start:end|phase:start:end,...|tried,...|host_cpu_us`.
 fn lines_of(trace: &Path) -> Vec<String> {
     let script = r#"
 import json, sys
@@ -36,8 +36,9 @@ for line in open(sys.argv[1]):
     r = json.loads(line)
     assert r["v"] == 1, r
     phases = ",".join("%s:%d:%d" % (n, a, b) for n, a, b in r["phases"])
-    print("%s|%s|%s|%d|%s|%s|%d:%d|%s|%s" % (r["input"], r["mode"], r["host"], r["exit"],
-          r["why_local"], r["sent"], r["start"], r["end"], phases, ",".join(r["tried"])))
+    print("%s|%s|%s|%d|%s|%s|%d:%d|%s|%s|%s" % (r["input"], r["mode"], r["host"], r["exit"],
+          r["why_local"], r["sent"], r["start"], r["end"], phases, ",".join(r["tried"]),
+          r["host_cpu_us"]))
 "#;
     let out = Command::new("python3")
         .args(["-c", script])
@@ -127,6 +128,8 @@ fn a_build_writes_one_record_per_job_with_its_phases_and_why_it_ran_here() {
                     "{line}"
                 );
                 assert!(f[5].parse::<u64>().unwrap() > 0, "no bytes sent: {line}");
+                // Our daemon says what the compile cost there.
+                assert!(f[9].parse::<u64>().unwrap() > 0, "no compile CPU: {line}");
             }
             "local" if f[0] == "fib.c" => {
                 assert_eq!(f[4], "no host could be reached", "{line}");

@@ -347,8 +347,13 @@ impl<'a> Journey<'a> {
             }
             _ => {}
         }
-        if let Some(load) = result.as_ref().ok().and_then(|r| r.load) {
-            self.farm.heard(host, load);
+        if let Ok(reply) = &result {
+            if let Some(load) = reply.load {
+                self.farm.heard(host, load);
+            }
+            if let Some(times) = reply.times {
+                self.progress.host_times(times);
+            }
         }
         let deps = plan.as_ref().and_then(|p| p.deps.as_deref());
         if let Ok(reply) = &result {

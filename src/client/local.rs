@@ -123,6 +123,7 @@ pub(super) fn compile_held(argv: &[String], input: &str, output: &str) -> (i32, 
         from_cache: false,
         compiler: None,
         load: None,
+        times: None,
     };
     (code, Some(reply))
 }

@@ -91,6 +91,13 @@ impl Progress {
         }
     }
 
+    /// What our daemon said the job cost there.
+    fn host_times(&mut self, times: crate::wire::JobTimes) {
+        if let Some(t) = &mut self.trace {
+            t.host_times(times);
+        }
+    }
+
     /// The job goes to `host` (before it knows whether the host's result will do).
     fn try_host(&mut self, host: &str) {
         if let Some(t) = &mut self.trace {

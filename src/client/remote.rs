@@ -162,18 +162,29 @@ fn connect(route: &mut Route<'_>, cfg: &Config) -> Result<(Connection, Vec<u8>),
     stream.map(|s| (s, Vec::new()))
 }
 
+/// How long our daemon's door may take to answer the load ask.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Asks our daemon for its load, before anything else on the connection (in the clear even
 /// for TLS: the figures are no secret, and a forged "busy" can do no more than a dropped
 /// connection). A job admitted counts on the board at once, for this machine's next jobs.
+/// The door answers at once; a host that does not within [`ASK_TIMEOUT`] is taken for one
+/// that is no longer ours (distcc 3.4's daemon waits for more of what it takes for a bad
+/// request, and never answers).
 fn ask_load(
     mut sock: &std::net::TcpStream,
     may_refuse: bool,
     route: &Route<'_>,
 ) -> Result<(), RemoteError> {
     let answer = sock
-        .write_all(&wire::load_ask(may_refuse))
+        .set_read_timeout(Some(ASK_TIMEOUT.min(route.io_timeout)))
+        .and_then(|()| sock.write_all(&wire::load_ask(may_refuse)))
         .map_err(ProtocolError::Io)
-        .and_then(|()| Answer::read(&mut sock));
+        .and_then(|()| Answer::read(&mut sock))
+        .and_then(|answer| {
+            sock.set_read_timeout(Some(route.io_timeout))?;
+            Ok(answer)
+        });
     let Answer { admitted, mut load } = answer.map_err(|e| {
         route.farm.forget(route.host);
         RemoteError::NoLoad(e)

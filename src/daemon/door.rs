@@ -16,7 +16,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::access;
 use crate::wire::{self, Answer, Load};
@@ -33,6 +33,8 @@ pub struct Arrival {
     /// Whether the client asked for the load and the door answered: then the ask has been
     /// read from the connection. Otherwise a worker answers an ask it finds first.
     pub answered: bool,
+    /// When the door accepted it.
+    pub accepted: Instant,
 }
 
 #[derive(Debug)]
@@ -137,6 +139,7 @@ impl Door {
     /// and the listening socket's deferred accept waits for a first packet), answers it,
     /// and queues the connection unless it is turned away.
     fn admit(&self, mut stream: TcpStream, peer: SocketAddr) {
+        let accepted = Instant::now();
         let ask = peek_ask(&stream);
         let mut q = self.lock();
         let Some(may_refuse) = ask else {
@@ -144,6 +147,7 @@ impl Door {
                 stream,
                 peer,
                 answered: false,
+                accepted,
             });
             drop(q);
             self.arrived.notify_one();
@@ -172,6 +176,7 @@ impl Door {
             stream,
             peer,
             answered: true,
+            accepted,
         });
         drop(q);
         self.arrived.notify_one();

@@ -75,7 +75,7 @@ pub fn run(cfg: &Config) -> Result<i32, DaemonError> {
         deadline: Instant::now() + cfg.io_timeout,
         stop_by: &cfg.job.stop_by,
     };
-    let outcome = job::serve(&mut stream, &cfg.job, None);
+    let outcome = job::serve(&mut stream, &cfg.job, &job::Arrived::default());
     outcome.log(&client);
     Ok(exitcode::for_job(outcome.result))
 }

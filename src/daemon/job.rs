@@ -25,7 +25,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
@@ -43,7 +43,7 @@ use crate::logging::argv_to_string;
 use crate::toolchain::debuginfo::{self, ProducerFix};
 use crate::toolchain::identity::{self, Identity};
 use crate::toolchain::lookup;
-use crate::wire::{self, Limits, ProtocolError, Reply, DOTI};
+use crate::wire::{self, JobTimes, Limits, ProtocolError, Reply, DOTI};
 
 use super::jobroot::{self, JobRoot, Unsafe};
 
@@ -227,6 +227,30 @@ struct Compiled {
     stderr: Vec<u8>,
     /// We killed it (and `status` is `TIMEOUT_STATUS`).
     killed: bool,
+    /// How long it ran, and the processor time of it and the processes it ran.
+    ran: Duration,
+    cpu: Duration,
+}
+
+/// What a connection brought besides its request.
+#[derive(Debug, Default)]
+pub struct Arrived<'a> {
+    /// What our client said it would run (under TLS), which a job is not compiled against.
+    pub compiler: Option<&'a Identity>,
+    /// How long the connection waited for a worker.
+    pub waited: Duration,
+}
+
+impl Arrived<'_> {
+    /// What the job cost here, for the notes: its wait, and `compiled`'s run.
+    fn times(&self, compiled: Option<&Compiled>) -> JobTimes {
+        let us = |d: Duration| d.as_micros() as u64;
+        JobTimes {
+            waited_us: us(self.waited),
+            compile_us: compiled.map_or(0, |c| us(c.ran)),
+            cpu_us: compiled.map_or(0, |c| us(c.cpu)),
+        }
+    }
 }
 
 /// A descriptor that becomes readable when process `pid` (our child) exits: a pidfd, so
@@ -271,10 +295,11 @@ fn write_notes(
     cfg: &JobConfig,
     from_cache: bool,
     identity: Option<Identity>,
+    times: JobTimes,
 ) {
     let identity = identity.as_ref().map(Identity::text);
     let load = cfg.load.as_ref().map(|door| door.load_after_job());
-    if let Err(e) = Reply::write_note(stream, from_cache, identity, load) {
+    if let Err(e) = Reply::write_note(stream, from_cache, identity, times, load) {
         log::debug!("the notes after the reply were not sent: {e}");
     }
 }
@@ -292,6 +317,8 @@ fn exec_failed(name: &str, why: &str) -> Compiled {
         stdout: Vec::new(),
         stderr: msg.into_bytes(),
         killed: false,
+        ran: Duration::ZERO,
+        cpu: Duration::ZERO,
     }
 }
 
@@ -310,13 +337,43 @@ fn kill_reason(started: Instant, cfg: &JobConfig) -> Option<String> {
     }
 }
 
+/// Reaps the compiler if it has ended: its wait status and the processor time of it and
+/// of the processes it waited for (cc1, as), which only `wait4` tells of one child.
+fn reap(child: &Child) -> std::io::Result<Option<(u32, Duration)>> {
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value, which wait4 fills.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child, with pointers to locals.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, libc::WNOHANG, &mut usage) };
+    match pid {
+        0 => Ok(None),
+        -1 => {
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::Interrupted => Ok(None),
+                _ => Err(e),
+            }
+        }
+        _ => {
+            let time = |t: libc::timeval| {
+                Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+            };
+            Ok(Some((
+                status as u32,
+                time(usage.ru_utime) + time(usage.ru_stime),
+            )))
+        }
+    }
+}
+
 /// Waits for the compiler to end, or kills it with everything it started (its process
-/// group) when `kill_reason` says so. Returns the wait status and why it was killed.
+/// group) when `kill_reason` says so. Returns the wait status, the processor time it took
+/// (see [`reap`]; none known for one killed) and why it was killed.
 fn wait_compiler(
     child: &mut Child,
     name: &str,
     cfg: &JobConfig,
-) -> std::io::Result<(u32, Option<String>)> {
+) -> std::io::Result<(u32, Duration, Option<String>)> {
     let started = Instant::now();
     let exited = exit_notifier(child.id());
     // The notifier wakes us the moment the compiler ends; the timeout only paces the checks
@@ -329,15 +386,15 @@ fn wait_compiler(
             }
             None => std::thread::sleep(Duration::from_millis(5)),
         }
-        if let Some(status) = child.try_wait()? {
-            return Ok((status.into_raw() as u32, None));
+        if let Some((status, cpu)) = reap(child)? {
+            return Ok((status, cpu, None));
         }
         if let Some(why) = kill_reason(started, cfg) {
             log::warn!("{why} ({name})");
             let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
             let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
-            return Ok((TIMEOUT_STATUS, Some(why)));
+            return Ok((TIMEOUT_STATUS, Duration::ZERO, Some(why)));
         }
     }
 }
@@ -381,7 +438,9 @@ fn run_compiler(
         Ok(c) => c,
         Err(e) => return Ok(exec_failed(&argv[0], &e.to_string())),
     };
-    let (status, killed_because) = wait_compiler(&mut child, &argv[0], cfg)?;
+    let started = Instant::now();
+    let (status, cpu, killed_because) = wait_compiler(&mut child, &argv[0], cfg)?;
+    let ran = started.elapsed();
     let mut stderr = crate::read_whole(&err_file)?;
     if let Some(why) = &killed_because {
         stderr.extend_from_slice(
@@ -393,6 +452,8 @@ fn run_compiler(
         stdout: crate::read_whole(&out_file)?,
         stderr,
         killed: killed_because.is_some(),
+        ran,
+        cpu,
     })
 }
 
@@ -689,7 +750,7 @@ fn run_pump_job(
     stream: &mut (impl Read + Write),
     mut req: PumpRequest,
     cfg: &JobConfig,
-    client_compiler: Option<&Identity>,
+    arrived: &Arrived<'_>,
 ) -> Result<Done, JobError> {
     let compiler = cache_compiler(&req, cfg);
     let keyed = compiler.as_ref().map(|compiler| pumpcache::Job {
@@ -710,7 +771,14 @@ fn run_pump_job(
                     let compiler = keyed.compiler.to_path_buf();
                     let identity = move || compiler.to_str().and_then(|c| identity_of(c, cfg));
                     let (version, argv) = (wire::Version::Pump, req.argv);
-                    return answer_from_cache(stream, cfg, version, argv, input, entry, identity);
+                    return answer_from_cache(
+                        stream,
+                        cfg,
+                        arrived,
+                        (version, argv, input),
+                        entry,
+                        identity,
+                    );
                 }
                 pumpcache::Looked::Miss(pending) => pending,
             }
@@ -729,9 +797,9 @@ fn run_pump_job(
     };
     let version = wire::Version::Pump;
     // Asked once, for the check before compiling and for the notes after.
-    let mut known = client_compiler.and_then(|_| identity_of(&job.cmd[0], cfg));
-    let theirs = (client_compiler, known.as_ref());
-    if let Some(done) = other_compiler(stream, cfg, version, &job.cmd[0], theirs) {
+    let mut known = arrived.compiler.and_then(|_| identity_of(&job.cmd[0], cfg));
+    let theirs = (arrived.compiler, known.as_ref());
+    if let Some(done) = other_compiler(stream, cfg, arrived, version, &job.cmd[0], theirs) {
         return done.map(|status| Done {
             status,
             killed: false,
@@ -768,6 +836,7 @@ fn run_pump_job(
         drop(req.root);
     }
     clean_up([job.output, job.deps], cfg);
+    let times = arrived.times(Some(&compiled));
     let reply = Reply {
         status: compiled.status,
         stderr: compiled.stderr,
@@ -777,6 +846,7 @@ fn run_pump_job(
         from_cache: false,
         compiler: None,
         load: None,
+        times: None,
     };
     match object {
         Some(mut file) => {
@@ -788,7 +858,7 @@ fn run_pump_job(
     let identity = (compiled.status == 0)
         .then(|| known.take().or_else(|| identity_of(&job.cmd[0], cfg)))
         .flatten();
-    write_notes(stream, cfg, false, identity);
+    write_notes(stream, cfg, false, identity, times);
     // Stored once the client has its answer.
     if let Some((facts, pending, object)) = to_store {
         let entry = Entry {
@@ -811,11 +881,11 @@ fn run_pump_job(
 fn run_job(
     stream: &mut (impl Read + Write),
     cfg: &JobConfig,
-    client_compiler: Option<&Identity>,
+    arrived: &Arrived<'_>,
 ) -> Result<Done, JobError> {
     let mut req = match read_request(&mut *stream, cfg) {
         Ok(Received::Plain(req)) => req,
-        Ok(Received::Pump(req)) => return run_pump_job(stream, req, cfg, client_compiler),
+        Ok(Received::Pump(req)) => return run_pump_job(stream, req, cfg, arrived),
         Err(why @ JobError::TooLarge(_)) => {
             answer_refusal(stream, &why);
             return Err(why);
@@ -830,9 +900,9 @@ fn run_job(
         prepared => prepared?,
     };
     let input = || req.compile.as_ref().map(|c| c.input().to_string());
-    let mut known = client_compiler.and_then(|_| identity_of(&cmd[0], cfg));
-    let theirs = (client_compiler, known.as_ref());
-    if let Some(done) = other_compiler(stream, cfg, req.version, &cmd[0], theirs) {
+    let mut known = arrived.compiler.and_then(|_| identity_of(&cmd[0], cfg));
+    let theirs = (arrived.compiler, known.as_ref());
+    if let Some(done) = other_compiler(stream, cfg, arrived, req.version, &cmd[0], theirs) {
         return done.map(|status| Done {
             status,
             killed: false,
@@ -847,7 +917,14 @@ fn run_job(
             let input = req.compile.map(|c| c.input().to_string());
             let input = input.unwrap_or_default();
             let identity = || identity_of(&cmd[0], cfg);
-            return answer_from_cache(stream, cfg, req.version, req.argv, input, entry, identity);
+            return answer_from_cache(
+                stream,
+                cfg,
+                arrived,
+                (req.version, req.argv, input),
+                entry,
+                identity,
+            );
         }
         cache.count(key, Counter::Miss);
     }
@@ -875,6 +952,7 @@ fn run_job(
         ..
     } = req;
     clean_up([input, output], cfg);
+    let times = arrived.times(Some(&compiled));
     let reply = Reply {
         status: compiled.status,
         stderr: compiled.stderr,
@@ -884,6 +962,7 @@ fn run_job(
         from_cache: false,
         compiler: None,
         load: None,
+        times: None,
     };
     match object {
         Some(mut file) => {
@@ -895,7 +974,7 @@ fn run_job(
     let identity = (compiled.status == 0)
         .then(|| known.take().or_else(|| identity_of(&cmd[0], cfg)))
         .flatten();
-    write_notes(stream, cfg, false, identity);
+    write_notes(stream, cfg, false, identity, times);
     // Stored once the client has its answer.
     if let (Some((cache, key)), Some(object)) = (cached, to_store) {
         let entry = Entry {
@@ -959,9 +1038,8 @@ fn cached_key<'a>(
 fn answer_from_cache(
     stream: &mut impl Write,
     cfg: &JobConfig,
-    version: wire::Version,
-    mut argv: Vec<String>,
-    input: String,
+    arrived: &Arrived<'_>,
+    (version, mut argv, input): (wire::Version, Vec<String>, String),
     entry: Entry,
     identity: impl FnOnce() -> Option<Identity>,
 ) -> Result<Done, JobError> {
@@ -975,10 +1053,11 @@ fn answer_from_cache(
         from_cache: true,
         compiler: None,
         load: None,
+        times: None,
     };
     reply.write(stream, version)?;
     // Asked once the reply is out.
-    write_notes(stream, cfg, true, identity());
+    write_notes(stream, cfg, true, identity(), arrived.times(None));
     Ok(Done {
         status: 0,
         killed: false,
@@ -996,6 +1075,7 @@ fn answer_from_cache(
 fn other_compiler(
     stream: &mut impl Write,
     cfg: &JobConfig,
+    arrived: &Arrived<'_>,
     version: wire::Version,
     program: &str,
     (client, ours): (Option<&Identity>, Option<&Identity>),
@@ -1022,28 +1102,24 @@ fn other_compiler(
         from_cache: false,
         compiler: None,
         load: None,
+        times: None,
     };
     Some(
         reply
             .write(stream, version)
             .map_err(JobError::from)
             .map(|()| {
-                write_notes(stream, cfg, false, Some(ours.clone()));
+                write_notes(stream, cfg, false, Some(ours.clone()), arrived.times(None));
                 status
             }),
     )
 }
 
 /// Serves one job on `stream` and says how it ended; the caller logs it with
-/// [`Outcome::log`] once it has counted it. `client_compiler` is what our client said it
-/// would run (under TLS), which a job is not compiled against.
-pub fn serve(
-    stream: &mut (impl Read + Write),
-    cfg: &JobConfig,
-    client_compiler: Option<&Identity>,
-) -> Outcome {
+/// [`Outcome::log`] once it has counted it. `arrived` is what came with the request.
+pub fn serve(stream: &mut (impl Read + Write), cfg: &JobConfig, arrived: &Arrived<'_>) -> Outcome {
     let start = Instant::now();
-    let result = run_job(stream, cfg, client_compiler);
+    let result = run_job(stream, cfg, arrived);
     let time = start.elapsed();
     match result {
         Ok(done) => Outcome {

@@ -172,7 +172,9 @@ fn handle(arrival: Arrival, cfg: &Config, stats: &Stats, door: &Door) {
         mut stream,
         peer,
         answered,
+        accepted,
     } = arrival;
+    let waited = accepted.elapsed();
     let client = peer.to_string();
     let _ = stream.set_nodelay(true);
     if let Err(e) = stream.set_write_timeout(Some(cfg.io_timeout)) {
@@ -207,7 +209,7 @@ fn handle(arrival: Arrival, cfg: &Config, stats: &Stats, door: &Door) {
     };
     let outcome = match (&cfg.tls, first[0] == net::tls::HANDSHAKE) {
         (Some(settings), true) => {
-            let Some(outcome) = serve_tls(conn, settings, cfg, stats, &client) else {
+            let Some(outcome) = serve_tls(conn, settings, cfg, stats, (&client, waited)) else {
                 return;
             };
             outcome
@@ -233,7 +235,14 @@ fn handle(arrival: Arrival, cfg: &Config, stats: &Stats, door: &Door) {
                 Ok(principal) => {
                     log::debug!("client {client} authenticated as {principal}");
                     stats.job_started();
-                    job::serve(&mut conn, &cfg.job, None)
+                    job::serve(
+                        &mut conn,
+                        &cfg.job,
+                        &job::Arrived {
+                            compiler: None,
+                            waited,
+                        },
+                    )
                 }
                 Err(e) => {
                     log::warn!("GSS-API authentication of {client} failed: {e}");
@@ -263,7 +272,14 @@ fn handle(arrival: Arrival, cfg: &Config, stats: &Stats, door: &Door) {
         }
         (_, false) => {
             stats.job_started();
-            job::serve(&mut conn, &cfg.job, None)
+            job::serve(
+                &mut conn,
+                &cfg.job,
+                &job::Arrived {
+                    compiler: None,
+                    waited,
+                },
+            )
         }
     };
     stats.job_ended(&outcome);
@@ -288,7 +304,7 @@ fn serve_tls<R: Read + AsFd, W: Write>(
     settings: &tls::Tls,
     cfg: &Config,
     stats: &Stats,
-    client: &str,
+    (client, waited): (&str, Duration),
 ) -> Option<job::Outcome> {
     let full = conn.shorten(net::tls::HANDSHAKE_TIMEOUT);
     let mut stream = match net::tls::accept(settings.config.clone(), conn) {
@@ -318,7 +334,11 @@ fn serve_tls<R: Read + AsFd, W: Write>(
                 head: io::Cursor::new(head),
                 stream: &mut stream,
             };
-            job::serve(&mut joined, &cfg.job, compiler.as_ref())
+            let arrived = job::Arrived {
+                compiler: compiler.as_ref(),
+                waited,
+            };
+            job::serve(&mut joined, &cfg.job, &arrived)
         }
         Err(why) => refuse(&mut stream, why),
     };

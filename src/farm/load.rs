@@ -102,9 +102,10 @@ impl Board {
             .is_some_and(|h| now_ms().saturating_sub(h.at_ms) < KNOWN_FOR.as_millis() as u64)
     }
 
-    /// How soon a job sent to the host of lock key `key` would start, as the share of its
-    /// processors busy or promised once the job is counted: at most 1 when one is free.
-    /// `None` when nothing fresh was heard.
+    /// How soon a job sent to the host of lock key `key` would start: its jobs, running
+    /// or waiting, once this one is counted, per job it can run on a processor of its own
+    /// (the fewer of its processors and its slots). At most 1 when one is free; `None`
+    /// when nothing fresh was heard.
     pub fn share(&self, key: &str) -> Option<f64> {
         let h = self.hosts.get(key)?;
         if now_ms().saturating_sub(h.at_ms) >= FRESH.as_millis() as u64 {
@@ -112,7 +113,7 @@ impl Board {
         }
         let l = &h.load;
         let wanted = f64::from(l.running) + f64::from(l.queued) + 1.0;
-        Some(wanted / f64::from(l.cpus.max(1)))
+        Some(wanted / f64::from(l.cpus.min(l.slots).max(1)))
     }
 
     /// Records `load` as what the host of lock key `key` says now (`None`: forgets the

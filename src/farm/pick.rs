@@ -127,33 +127,9 @@ impl Farm {
         }
     }
 
-    /// The slots of `hosts` in the order they are tried (see the top of this file).
+    /// The slots of `hosts` in the order they are tried.
     fn slots(&self, dir: &Path, hosts: &[HostSpec]) -> SlotSet {
-        let board = self.board();
-        let mut slots = Vec::new();
-        for (i, host) in hosts.iter().enumerate() {
-            let key = lock::host_key(host);
-            let share = board.share(&key);
-            for slot in 0..host.limit {
-                // Hosts not heard from count as one processor's worth of work per
-                // processor, between those with one free and those full, and take their
-                // turns breadth-first.
-                let (major, minor) = if share.is_some() {
-                    (i, slot as usize)
-                } else {
-                    (slot as usize, i)
-                };
-                let rank = (share.unwrap_or(1.0), share.is_none(), major, minor);
-                slots.push((rank, (i, slot, lock::slot_file(&key, slot))));
-            }
-        }
-        slots.sort_by(|(a, _), (b, _)| {
-            a.0.total_cmp(&b.0)
-                .then(a.1.cmp(&b.1))
-                .then(a.2.cmp(&b.2))
-                .then(a.3.cmp(&b.3))
-        });
-        SlotSet::ordered(dir, slots.into_iter().map(|(_, slot)| slot).collect())
+        SlotSet::ordered(dir, slot_order(hosts, &self.board()))
     }
 
     fn board(&self) -> Board {
@@ -273,6 +249,33 @@ const OTHER_COMPILER_FOR: Duration = Duration::from_secs(600);
 /// The directory of the notes of hosts with another compiler.
 const OTHER_COMPILERS: &str = "other_compilers";
 
+/// The slots of `hosts` in the order a job tries them, as `board` ranks the hosts (see the
+/// top of this file): (host's index, slot, lock file name).
+fn slot_order(hosts: &[HostSpec], board: &Board) -> Vec<(usize, u32, String)> {
+    let mut slots = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let key = lock::host_key(host);
+        let share = board.share(&key);
+        for slot in 0..host.limit {
+            // A host not heard from counts as one job per processor, between the hosts
+            // with one free and those full; such hosts take turns, breadth-first.
+            let (major, minor) = match share {
+                Some(_) => (i, slot as usize),
+                None => (slot as usize, i),
+            };
+            let rank = (share.unwrap_or(1.0), share.is_none(), major, minor);
+            slots.push((rank, (i, slot, lock::slot_file(&key, slot))));
+        }
+    }
+    slots.sort_by(|(a, _), (b, _)| {
+        a.0.total_cmp(&b.0)
+            .then(a.1.cmp(&b.1))
+            .then(a.2.cmp(&b.2))
+            .then(a.3.cmp(&b.3))
+    });
+    slots.into_iter().map(|(_, slot)| slot).collect()
+}
+
 /// Shuffles the host list for `--randomize`, differently in each process.
 pub fn shuffle(hosts: &mut [HostSpec]) {
     let mut x = u64::from(std::process::id())
@@ -285,5 +288,56 @@ pub fn shuffle(hosts: &mut [HostSpec]) {
         x ^= x >> 7;
         x ^= x << 17;
         hosts.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_go_first_to_hosts_with_a_free_processor_then_to_unknown_ones_then_to_full_ones() {
+        let list = hosts::parse("full/2 new/2 idle/2 busy/2 old/2", "t")
+            .unwrap()
+            .hosts;
+        let top = tempfile::tempdir().unwrap();
+        let load = |running, queued| Load {
+            cpus: 4,
+            slots: 4,
+            running,
+            queued,
+        };
+        let key = |i: usize| lock::host_key(&list[i]);
+        Board::record(top.path(), &key(0), Some(load(4, 1)));
+        Board::record(top.path(), &key(2), Some(load(0, 0)));
+        Board::record(top.path(), &key(3), Some(load(2, 0)));
+        let order: Vec<_> = slot_order(&list, &Board::read(top.path()))
+            .into_iter()
+            .map(|(i, slot, _)| (i, slot))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                // Known to have processors free, least busy first, each host's slots in turn.
+                (2, 0),
+                (2, 1),
+                (3, 0),
+                (3, 1),
+                // Not heard from: breadth-first, in the list's order, as distcc 3.4.
+                (1, 0),
+                (4, 0),
+                (1, 1),
+                (4, 1),
+                // Full.
+                (0, 0),
+                (0, 1),
+            ]
+        );
+        // Without a board, distcc 3.4's order.
+        let order: Vec<_> = slot_order(&list[..2], &Board::default())
+            .into_iter()
+            .map(|(i, slot, _)| (i, slot))
+            .collect();
+        assert_eq!(order, [(0, 0), (1, 0), (0, 1), (1, 1)]);
     }
 }

@@ -54,6 +54,11 @@ pub struct Record {
     /// CPU of this process, and of the processes it waited for (preprocessor, compiler).
     pub cpu_us: u64,
     pub children_cpu_us: u64,
+    /// What our daemon said the job cost there: how long it waited for a slot, and the
+    /// wall and processor time of its compile (0 for a result from its cache).
+    pub host_wait_us: Option<u64>,
+    pub host_compile_us: Option<u64>,
+    pub host_cpu_us: Option<u64>,
     /// The phases, in order, each `(name, start_us, end_us)`; they follow each other
     /// without gaps from the job's start to its end. See [`PHASES`].
     pub phases: Vec<(String, u64, u64)>,
@@ -82,7 +87,8 @@ impl Record {
         let mut s = format!(
             "{{\"v\":{VERSION},\"pid\":{},\"start\":{},\"end\":{},\"cwd\":{},\"input\":{},\
              \"output\":{},\"exit\":{},\"mode\":{},\"host\":{},\"why_local\":{},\"sent\":{},\
-             \"received\":{},\"rtt_us\":{},\"cpu_us\":{},\"children_cpu_us\":{},\"tried\":[{}],\
+             \"received\":{},\"rtt_us\":{},\"cpu_us\":{},\"children_cpu_us\":{},\
+             \"host_wait_us\":{},\"host_compile_us\":{},\"host_cpu_us\":{},\"tried\":[{}],\
              \"phases\":[",
             self.pid,
             self.start_us,
@@ -101,6 +107,9 @@ impl Record {
             opt(self.rtt_us),
             self.cpu_us,
             self.children_cpu_us,
+            opt(self.host_wait_us),
+            opt(self.host_compile_us),
+            opt(self.host_cpu_us),
             (self.tried.iter())
                 .map(|h| json::string(h))
                 .collect::<Vec<_>>()
@@ -172,6 +181,9 @@ impl Record {
             rtt_us: maybe("rtt_us"),
             cpu_us: num("cpu_us")? as u64,
             children_cpu_us: num("children_cpu_us")? as u64,
+            host_wait_us: maybe("host_wait_us"),
+            host_compile_us: maybe("host_compile_us"),
+            host_cpu_us: maybe("host_cpu_us"),
             phases,
         })
     }
@@ -249,6 +261,9 @@ mod tests {
             rtt_us: Some(40),
             cpu_us: 1234,
             children_cpu_us: 99,
+            host_wait_us: Some(5),
+            host_compile_us: None,
+            host_cpu_us: Some(0),
             tried: vec!["h:1".into(), "h\"2".into()],
             phases: vec![
                 ("slot".into(), 1_700_000_000_000_000, 1_700_000_000_000_100),

@@ -80,6 +80,13 @@ impl Recorder {
         self.record.rtt_us = Some(rtt_us);
     }
 
+    /// What our daemon said the job cost there.
+    pub fn host_times(&mut self, times: crate::wire::JobTimes) {
+        self.record.host_wait_us = Some(times.waited_us);
+        self.record.host_compile_us = Some(times.compile_us);
+        self.record.host_cpu_us = Some(times.cpu_us);
+    }
+
     /// Ends the record with the job's exit code and appends it. A trace that cannot be
     /// written is said, and the job's outcome stays what it was.
     pub fn finish(mut self, exit: i32) {

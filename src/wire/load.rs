@@ -6,7 +6,8 @@
 //!   the answer: a `LOAD` packet saying whether the job is admitted, and the figures.
 //!   A full daemon answers at once and closes, instead of leaving the connection to wait.
 //! - After each reply, our daemon's last note is the same packet, its figures as the job
-//!   ends (see `reply`).
+//!   ends (see `reply`). Before it comes `TIME`: how long the job waited for a slot, and
+//!   the wall and processor time of its compile, which the client's trace keeps.
 //!
 //! This module owns the encoding; who is asked and what is done with the answer are the
 //! client's and the daemon's business.
@@ -34,6 +35,42 @@ pub struct Answer {
     /// Whether the connection will be served; if not, the daemon closes it.
     pub admitted: bool,
     pub load: Load,
+}
+
+/// What one job cost on the host, in microseconds (`TIME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobTimes {
+    /// From the connection's arrival to a worker taking it.
+    pub waited_us: u64,
+    /// The compiler's run, start to end (0 when the result came from the cache).
+    pub compile_us: u64,
+    /// The processor time of the compiler and the processes it ran.
+    pub cpu_us: u64,
+}
+
+impl JobTimes {
+    /// The note: three big-endian u64 (a longer body is read, its rest ignored).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut packet = header(TIME, 24).to_vec();
+        for n in [self.waited_us, self.compile_us, self.cpu_us] {
+            packet.extend_from_slice(&n.to_be_bytes());
+        }
+        packet
+    }
+
+    /// Reads the body of a note whose header announced `len` bytes.
+    pub fn read_body(r: &mut impl Read, len: u32) -> Result<JobTimes, ProtocolError> {
+        let body = read_body(r, TIME, len, MAX_BODY)?;
+        if body.len() < 24 {
+            return Err(ProtocolError::Truncated { what: "TIME" });
+        }
+        let n = |i: usize| u64::from_be_bytes(body[i..i + 8].try_into().unwrap_or([0; 8]));
+        Ok(JobTimes {
+            waited_us: n(0),
+            compile_us: n(8),
+            cpu_us: n(16),
+        })
+    }
 }
 
 /// The body: admitted, then the four figures, each a big-endian u32. A longer body is

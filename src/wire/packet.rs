@@ -41,6 +41,8 @@ pub const CCID: Token = *b"CCID";
 /// Our client's ask before a request, our daemon's answer to it, and its last note after
 /// a reply: how busy it is (see `load`).
 pub const LOAD: Token = *b"LOAD";
+/// Our daemon's note after a reply, before `LOAD`: what the job cost there (see `load`).
+pub const TIME: Token = *b"TIME";
 
 /// The longest `EMSG` text read.
 const MAX_EMSG: usize = 4096;
@@ -283,6 +285,7 @@ fn token_name(t: &Token) -> &'static str {
         b"LINK" => "LINK",
         b"DOTD" => "DOTD",
         b"LOAD" => "LOAD",
+        b"TIME" => "TIME",
         _ => "a packet",
     }
 }

@@ -8,7 +8,7 @@
 
 use std::io::{self, Read, Write};
 
-use super::load::{Answer, Load};
+use super::load::{Answer, JobTimes, Load};
 use super::packet::*;
 
 /// A compile result: the wait status and what the compiler printed and produced.
@@ -30,6 +30,8 @@ pub struct Reply {
     pub compiler: Option<String>,
     /// How busy our daemon said it is as the job ended (its `LOAD` note).
     pub load: Option<Load>,
+    /// What our daemon said the job cost there (its `TIME` note).
+    pub times: Option<JobTimes>,
 }
 
 impl Reply {
@@ -92,15 +94,17 @@ impl Reply {
             from_cache: false,
             compiler: None,
             load: None,
+            times: None,
         })
     }
 
     /// Our daemon's notes after the reply: [`HITC`], then [`CCID`] when it knows its
-    /// compiler, then [`LOAD`] when it counts its jobs (a standalone daemon does).
+    /// compiler, [`TIME`], and [`LOAD`] when it counts its jobs (a standalone daemon does).
     pub fn write_note(
         w: &mut impl Write,
         from_cache: bool,
         compiler: Option<&str>,
+        times: JobTimes,
         load: Option<Load>,
     ) -> io::Result<()> {
         let mut notes = header(HITC, u32::from(from_cache)).to_vec();
@@ -108,6 +112,7 @@ impl Reply {
             notes.extend_from_slice(&header(CCID, text.len() as u32));
             notes.extend_from_slice(text.as_bytes());
         }
+        notes.extend_from_slice(&times.encode());
         if let Some(load) = load {
             notes.extend_from_slice(
                 &Answer {
@@ -120,8 +125,9 @@ impl Reply {
         w.write_all(&notes)
     }
 
-    /// Reads the notes after the reply into [`Reply::from_cache`], [`Reply::compiler`]
-    /// and [`Reply::load`]: until the load, the last note, or the connection's end.
+    /// Reads the notes after the reply into [`Reply::from_cache`], [`Reply::compiler`],
+    /// [`Reply::times`] and [`Reply::load`]: until the load, the last note, or the
+    /// connection's end.
     /// distcc 3.4's daemon sends none and closes the connection: then they stay unset.
     pub fn read_note(&mut self, r: &mut impl Read) {
         let Ok(hit) = read_header(r, HITC) else {
@@ -133,6 +139,11 @@ impl Reply {
             if let Ok(len) = parse_header(&h, CCID) {
                 match read_body(r, CCID, len, MAX_CCID) {
                     Ok(text) => self.compiler = Some(String::from_utf8_lossy(&text).into_owned()),
+                    Err(_) => return,
+                }
+            } else if let Ok(len) = parse_header(&h, TIME) {
+                match JobTimes::read_body(r, len) {
+                    Ok(times) => self.times = Some(times),
                     Err(_) => return,
                 }
             } else if let Ok(len) = parse_header(&h, LOAD) {

@@ -137,6 +137,7 @@ fn replies_round_trip() {
             from_cache: false,
             compiler: None,
             load: None,
+            times: None,
         };
         let mut bytes = Vec::new();
         reply.write(&mut bytes, v).unwrap();
@@ -157,7 +158,12 @@ fn notes_carry_the_load_after_the_compiler_or_alone() {
     };
     for compiler in [Some("gcc 12"), None] {
         let mut bytes = Vec::new();
-        Reply::write_note(&mut bytes, true, compiler, Some(load)).unwrap();
+        let times = JobTimes {
+            waited_us: 1,
+            compile_us: 1 << 40,
+            cpu_us: 3,
+        };
+        Reply::write_note(&mut bytes, true, compiler, times, Some(load)).unwrap();
         // What follows the last note is not read.
         bytes.extend_from_slice(b"DONE00000001");
         let mut r = &bytes[..];
@@ -166,11 +172,12 @@ fn notes_carry_the_load_after_the_compiler_or_alone() {
         assert!(got.from_cache);
         assert_eq!(got.compiler.as_deref(), compiler);
         assert_eq!(got.load, Some(load));
+        assert_eq!(got.times, Some(times));
         assert_eq!(r, b"DONE00000001");
     }
     // Without a load note (inetd), the notes end with the connection.
     let mut bytes = Vec::new();
-    Reply::write_note(&mut bytes, false, Some("gcc 12"), None).unwrap();
+    Reply::write_note(&mut bytes, false, Some("gcc 12"), JobTimes::default(), None).unwrap();
     let mut got = Reply::default();
     got.read_note(&mut &bytes[..]);
     assert_eq!((got.compiler.as_deref(), got.load), (Some("gcc 12"), None));
@@ -214,6 +221,7 @@ fn failed_reply_never_carries_output() {
         from_cache: false,
         compiler: None,
         load: None,
+        times: None,
     };
     let mut bytes = Vec::new();
     reply.write(&mut bytes, Version::Plain).unwrap();

@@ -1,0 +1,240 @@
+//! Load-aware host choice between our client and our daemons, on real daemons: a full
+//! daemon turns an asking client away at once and the job goes to another host; a job
+//! turned away everywhere waits at one; distcc 3.4's client still waits in the queue; and
+//! a host on the board that does not answer the ask (distcc 3.4's daemon) is used as
+//! before, without a backoff.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+use distcc_rs::wire::Version;
+
+/// Our daemon with one slot, whose whitelist names gcc and the compiler that never ends
+/// (`x86_64-hang-gcc`), and whose jobs last at most `lifetime` seconds.
+struct OneSlot {
+    daemon: Daemon,
+    _tools: tempfile::TempDir,
+    _whitelist: tempfile::TempDir,
+}
+
+impl OneSlot {
+    fn start(lifetime: &str) -> OneSlot {
+        let (tools, whitelist) = misbehaving_compilers();
+        let gcc = "x86_64-linux-gnu-gcc";
+        std::os::unix::fs::symlink(format!("/usr/bin/{gcc}"), whitelist.path().join(gcc)).unwrap();
+        let path = format!("{}:/usr/bin:/bin", tools.path().display());
+        let dir = whitelist.path().to_str().unwrap();
+        let daemon = Daemon::start_with_env(
+            OUR_DISTCCD,
+            &[
+                "--allow",
+                "127.0.0.1",
+                "--jobs",
+                "1",
+                "--job-lifetime",
+                lifetime,
+                "--whitelist-dir",
+                dir,
+            ],
+            &[("DISTCCD_PATH", &path)],
+        );
+        OneSlot {
+            daemon,
+            _tools: tools,
+            _whitelist: whitelist,
+        }
+    }
+
+    /// Takes the daemon's slot with a compile that runs until its lifetime ends; the
+    /// connection returned must stay open meanwhile.
+    fn occupy(&self) -> TcpStream {
+        let mut s = TcpStream::connect(("127.0.0.1", self.daemon.port)).unwrap();
+        let job = request_bytes(
+            &["x86_64-hang-gcc", "-c", "h.c", "-o", "h.o"],
+            b"int x;\n",
+            Version::Plain,
+        );
+        s.write_all(&job).unwrap();
+        assert!(
+            wait_for(Duration::from_secs(10), || child_count(self.daemon.pid())
+                == 1),
+            "the hanging compile did not start"
+        );
+        s
+    }
+
+    fn busy(&self) -> bool {
+        child_count(self.daemon.pid()) == 1
+    }
+}
+
+/// Compiles `file` of the example project with our client and `hosts`, writing the trace
+/// to `trace`.
+fn compile(project: &Project, file: &str, hosts: &str, trace: &Path) -> Output {
+    let object = file.replace(".c", ".o");
+    output_within(
+        Command::new(OUR_DISTCC)
+            .current_dir(project.path())
+            .args(["gcc", "-c", file, "-o", &object])
+            .env("DISTCC_DIR", project.distcc_dir())
+            .env("DISTCC_HOSTS", hosts)
+            .env("DISTCC_TRACE", trace)
+            .env_remove("DISTCC_VERBOSE"),
+        60,
+    )
+}
+
+/// The trace's last record's host and hosts tried.
+fn last_record(trace: &Path) -> (String, Vec<String>) {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys\n\
+             r = json.loads(open(sys.argv[1]).read().splitlines()[-1])\n\
+             print(r['host']); print(' '.join(r['tried']))",
+        ])
+        .arg(trace)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    let host = lines.next().unwrap_or_default().to_string();
+    let tried = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    (host, tried)
+}
+
+fn board(project: &Project) -> String {
+    std::fs::read_to_string(project.distcc_dir().join("load")).unwrap_or_default()
+}
+
+fn key(d: &Daemon) -> String {
+    format!("tcp_127.0.0.1_{}", d.port)
+}
+
+/// Makes the board say that `daemons` were idle a moment ago, as it may say of hosts that
+/// other clients have filled since.
+fn say_idle(project: &Project, daemons: &[&Daemon]) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let lines: String = daemons
+        .iter()
+        .map(|d| format!("{} 2 1 0 0 {now}\n", key(d)))
+        .collect();
+    std::fs::create_dir_all(project.distcc_dir()).unwrap();
+    std::fs::write(project.distcc_dir().join("load"), lines).unwrap();
+}
+
+/// Compiles once on each of `daemons`, so that the board knows them.
+fn meet(project: &Project, daemons: &[&Daemon], trace: &Path) {
+    for d in daemons {
+        let out = compile(project, "fib.c", &d.host(), trace);
+        assert!(out.status.success(), "{}", show(&out));
+        assert!(board(project).contains(&key(d)), "{}", board(project));
+    }
+}
+
+#[test]
+fn a_full_daemon_turns_our_client_away_at_once_and_distcc_34_still_waits_for_it() {
+    require_distcc_34();
+    let full = OneSlot::start("4");
+    let free = Daemon::ours(&[]);
+    let project = Project::example();
+    let trace = project.path().join("trace.jsonl");
+    meet(&project, &[&full.daemon, &free], &trace);
+    let _held = full.occupy();
+    // The full host comes first in the list and was idle when last heard from.
+    say_idle(&project, &[&full.daemon, &free]);
+    let hosts = format!("{} {}", full.daemon.host(), free.host());
+    let out = compile(&project, "greet.c", &hosts, &trace);
+    assert!(out.status.success(), "{}", show(&out));
+    let (host, tried) = last_record(&trace);
+    assert_eq!(host, free.host());
+    assert_eq!(tried, [full.daemon.host(), free.host()]);
+    // Turned away while the full host's compile still ran: it did not wait for it.
+    assert!(full.busy());
+    // The board now knows the host is full.
+    let line = board(&project)
+        .lines()
+        .find(|l| l.starts_with(&key(&full.daemon)))
+        .map(str::to_string)
+        .unwrap();
+    assert!(line.starts_with(&format!("{} ", key(&full.daemon))));
+    let figures: Vec<&str> = line.split(' ').skip(2).take(2).collect();
+    assert_eq!(figures, ["1", "1"], "slots and jobs running: {line}");
+    // distcc 3.4's client does not ask: it waits in the queue, and is served once the
+    // hanging compile's lifetime is over.
+    let before = full.daemon.compiled_ok();
+    let dir = tempfile::tempdir().unwrap();
+    let out = output_within(
+        Command::new(DISTCC_34)
+            .current_dir(project.path())
+            .args(["gcc", "-c", "stats.c", "-o", "stats.o"])
+            .env("DISTCC_DIR", dir.path())
+            .env("DISTCC_HOSTS", full.daemon.host())
+            .env_remove("DISTCC_VERBOSE"),
+        60,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(full.daemon.wait_compiled(before + 1), before + 1);
+    assert!(full.daemon.log_text().contains("COMPILE_TIMEOUT"));
+}
+
+#[test]
+fn a_job_turned_away_by_every_host_waits_at_one_of_them() {
+    let (a, b) = (OneSlot::start("3"), OneSlot::start("3"));
+    let project = Project::example();
+    let trace = project.path().join("trace.jsonl");
+    meet(&project, &[&a.daemon, &b.daemon], &trace);
+    let _held = (a.occupy(), b.occupy());
+    say_idle(&project, &[&a.daemon, &b.daemon]);
+    let hosts = format!("{} {}", a.daemon.host(), b.daemon.host());
+    let out = compile(&project, "greet.c", &hosts, &trace);
+    assert!(out.status.success(), "{}", show(&out));
+    let (host, tried) = last_record(&trace);
+    // Three refusals, alternating, then a wait at one host, which compiled the job once
+    // its hanging compile was over.
+    assert_eq!(tried.len(), 4, "{tried:?}");
+    assert_ne!(tried[0], tried[1]);
+    assert_eq!(tried.last(), Some(&host));
+    assert!(host == a.daemon.host() || host == b.daemon.host());
+    let compiled = a.daemon.compiled_ok() + b.daemon.compiled_ok();
+    assert_eq!(compiled, 3, "two meetings and the job");
+}
+
+#[test]
+fn a_host_on_the_board_that_does_not_answer_the_ask_is_used_as_distcc_34s() {
+    let d = Daemon::distcc_34();
+    let project = Project::example();
+    let trace = project.path().join("trace.jsonl");
+    // As if our daemon had run there before.
+    say_idle(&project, &[&d]);
+    let out = compile(&project, "greet.c", &d.host(), &trace);
+    assert!(out.status.success(), "{}", show(&out));
+    let (host, tried) = last_record(&trace);
+    assert_eq!(host, d.host());
+    assert_eq!(tried, [d.host(), d.host()]);
+    assert_eq!(d.wait_compiled(1), 1);
+    assert!(!board(&project).contains(&key(&d)));
+    // No backoff: the next job goes there at once.
+    let backoff = project
+        .distcc_dir()
+        .join("lock")
+        .join(format!("backoff_{}_0", key(&d)));
+    assert!(!backoff.exists());
+    let out = compile(&project, "stats.c", &d.host(), &trace);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(last_record(&trace), (d.host(), vec![d.host()]));
+}
