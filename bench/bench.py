@@ -184,6 +184,16 @@ def free_port():
     return port
 
 
+def wait_listening(port):
+    """Waits (at most about 4 s) until something listens on loopback `port`."""
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+
+
 def run_timed(argv, log=None, own=False, started=None, **kw):
     """Runs argv; returns (wall seconds, CPU seconds of it and everything it waited for),
     and with `own` also the CPU seconds of its process alone (read from /proc/PID/schedstat
@@ -534,12 +544,7 @@ class Farm:
             self.daemons.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL))
             self.ports.append(port)
         for port in self.ports:
-            for _ in range(200):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.02)
+            wait_listening(port)
         self.distcc_dir = os.path.join(self.dir, "distcc")
         os.mkdir(self.distcc_dir)
 
@@ -1329,12 +1334,7 @@ class Sshd:
         self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", config],
                                      stdin=subprocess.DEVNULL,
                                      stderr=open(os.path.join(self.dir, "sshd.log"), "w"))
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.02)
+        wait_listening(self.port)
         self.distcc_dir = os.path.join(self.dir, "distcc")
         os.mkdir(self.distcc_dir)
 
