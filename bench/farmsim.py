@@ -25,7 +25,7 @@ Policies:
     every slot is taken it waits for one; hosts queue what exceeds their slots.
   * ours: our client (src/farm/pick.rs): a board of what each host said, per client (the
     client's own jobs' admissions, refusals and replies, trusted for 2 s), slots tried
-    on hosts known to have a processor free first, least busy first, then hosts not
+    on hosts known to have a slot free first, least busy first, then hosts not
     heard from lately in distcc 3.4's order, then full ones; a host that is asked costs
     one round trip, and a full one turns the job away (three times at most, then the job
     waits at the least busy).
@@ -282,18 +282,24 @@ class Client:
                 host = self.farm.hosts[h]
                 rank = ((host.running + len(host.queue) + host.promised) / host.cores, h)
             else:
-                share = self.share(h)
-                rank = (1.0, 1, s, h) if share is None else (share, 0, h, s)
+                known = self.rank(h)
+                if known is None:
+                    rank = (1, 0.0, s, h)
+                else:
+                    rank = (2 if known[0] else 0, known[1], h, s)
             if best is None or rank < best[0]:
                 best = (rank, h, s)
         return best and best[1:]
 
-    def share(self, h):
+    def rank(self, h):
+        """As `Board::rank`: (whether the host is full, its jobs per processor) as last
+        heard, if fresh."""
         heard = self.board.get(h)
         if heard is None or self.sim.now - heard[2] >= FRESH:
             return None
         host = self.farm.hosts[h]
-        return (heard[0] + heard[1] + 1) / max(1, min(host.cores, host.slots))
+        full = heard[0] + heard[1] >= host.slots
+        return full, (heard[0] + heard[1] + 1) / max(1, min(host.cores, host.slots))
 
     def hear(self, h, running, queued):
         self.board[h] = (running, queued, self.sim.now)
@@ -632,7 +638,8 @@ def two_clients(args):
     with four slots. Side by side, round after round: our client
     and daemons (our policy), our client with distcc 3.4's daemons (which never tell
     their load: distcc 3.4's order, with our client), and distcc 3.4 on both sides.
-    Prints each set-up's median wall time for the two builds together."""
+    Prints each set-up's median wall time for the two builds together, after a first
+    round that is not counted."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench
     import subprocess
@@ -688,7 +695,9 @@ def two_clients(args):
         for i, t in enumerate(trees):
             os.makedirs(os.path.dirname(t.tree), exist_ok=True)
         walls = {name: [] for name in setups}
-        for _ in range(args.builds):
+        # A first round, not counted, warms the page cache, the daemons' probes of
+        # their compilers, and the clients' boards, as a user's earlier builds have.
+        for round in range(args.builds + 1):
             for name, (client, ports) in setups.items():
                 procs = []
                 start = time.perf_counter()
@@ -698,15 +707,21 @@ def two_clients(args):
                     env = dict(os.environ)
                     env["DISTCC_HOSTS"] = " ".join(f"127.0.0.1:{p}/4" for p in ports)
                     env["DISTCC_DIR"] = os.path.join(work, f"c{i}", "distcc")
+                    env["DISTCC_TRACE"] = os.path.join(work, f"r{round}-{client['name']}-"
+                                                             f"{ports[0]}-c{i}.trace")
                     for k in ["DISTCC_VERBOSE", "DISTCC_LOG", "DISTCC_FALLBACK"]:
                         env.pop(k, None)
                     log = open(os.path.join(work, f"c{i}.log"), "w")
                     procs.append(subprocess.Popen(argv, cwd=tree.tree, env=env, stdout=log,
                                                   stderr=subprocess.STDOUT))
                 codes = [p.wait() for p in procs]
-                walls[name].append(time.perf_counter() - start)
+                wall = time.perf_counter() - start
+                print(f"farmsim: round {round}, {name}: {wall:.2f} s", file=sys.stderr)
+                if round:
+                    walls[name].append(wall)
                 if any(codes):
                     raise SystemExit(f"farmsim: a build failed under {name}: see {work}")
+        print(f"(traces in {work})", file=sys.stderr)
         print(f"| two Lua builds at once, slow host first (+{args.delay} s a compile) "
               f"| wall s (median of {args.builds}) | against our policy |")
         print("|---|---|---|")

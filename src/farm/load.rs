@@ -102,18 +102,20 @@ impl Board {
             .is_some_and(|h| now_ms().saturating_sub(h.at_ms) < KNOWN_FOR.as_millis() as u64)
     }
 
-    /// How soon a job sent to the host of lock key `key` would start: its jobs, running
-    /// or waiting, once this one is counted, per job it can run on a processor of its own
-    /// (the fewer of its processors and its slots). At most 1 when one is free; `None`
-    /// when nothing fresh was heard.
-    pub fn share(&self, key: &str) -> Option<f64> {
+    /// How soon a job sent to the host of lock key `key` would start, as far as what was
+    /// heard in the last [`FRESH`] says (`None`: nothing fresh): whether all its slots are
+    /// taken (the job would wait), and its jobs, running or waiting, once this one is
+    /// counted, per job it can run on a processor of its own (the fewer of its processors
+    /// and its slots).
+    pub fn rank(&self, key: &str) -> Option<(bool, f64)> {
         let h = self.hosts.get(key)?;
         if now_ms().saturating_sub(h.at_ms) >= FRESH.as_millis() as u64 {
             return None;
         }
         let l = &h.load;
+        let full = u64::from(l.running) + u64::from(l.queued) >= u64::from(l.slots);
         let wanted = f64::from(l.running) + f64::from(l.queued) + 1.0;
-        Some(wanted / f64::from(l.cpus.min(l.slots).max(1)))
+        Some((full, wanted / f64::from(l.cpus.min(l.slots).max(1))))
     }
 
     /// Records `load` as what the host of lock key `key` says now (`None`: forgets the
@@ -170,9 +172,9 @@ mod tests {
         Board::record(top.path(), "tcp_b_3632", Some(load(4, 2)));
         let board = Board::read(top.path());
         assert!(board.knows("tcp_a_3632") && board.knows("tcp_b_3632"));
-        assert_eq!(board.share("tcp_a_3632"), Some(0.5));
-        assert_eq!(board.share("tcp_b_3632"), Some(7.0 / 4.0));
-        assert_eq!(board.share("tcp_c_3632"), None);
+        assert_eq!(board.rank("tcp_a_3632"), Some((false, 0.5)));
+        assert_eq!(board.rank("tcp_b_3632"), Some((true, 7.0 / 4.0)));
+        assert_eq!(board.rank("tcp_c_3632"), None);
         Board::record(top.path(), "tcp_b_3632", None);
         let board = Board::read(top.path());
         assert!(!board.knows("tcp_b_3632"));

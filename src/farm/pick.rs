@@ -1,9 +1,9 @@
 //! Choosing a host for one job: the hosts of the list that are neither `,down` nor backed
 //! off, and a slot on one of them or on this machine, all counted through the lock
 //! directory that every client of the user shares. The slots are tried where the job would
-//! start soonest, as the load board (`load`) says: first the hosts known to have a
-//! processor free, least busy first; then the hosts not heard from lately (distcc 3.4's
-//! among them) in distcc 3.4's order, slot 0 of each in the list's order (or shuffled for
+//! start soonest, as the load board (`load`) says: first the hosts known to have a slot
+//! free, least busy first; then the hosts not heard from lately (distcc 3.4's among them)
+//! in distcc 3.4's order, slot 0 of each in the list's order (or shuffled for
 //! `--randomize`) before slot 1 of any; then the hosts known to be full, least busy first.
 //! The list's `/N` limits bound each host's slots. It also remembers what a host said it
 //! cannot do, so that a build hears it once.
@@ -255,21 +255,22 @@ fn slot_order(hosts: &[HostSpec], board: &Board) -> Vec<(usize, u32, String)> {
     let mut slots = Vec::new();
     for (i, host) in hosts.iter().enumerate() {
         let key = lock::host_key(host);
-        let share = board.share(&key);
+        let rank = board.rank(&key);
         for slot in 0..host.limit {
-            // A host not heard from counts as one job per processor, between the hosts
-            // with one free and those full; such hosts take turns, breadth-first.
-            let (major, minor) = match share {
-                Some(_) => (i, slot as usize),
-                None => (slot as usize, i),
+            // A job starts at once on a host known to have a slot free; probably on one
+            // not heard from, which take their turns breadth-first as with distcc 3.4;
+            // it waits on one known to be full.
+            let (group, busy, major, minor) = match rank {
+                Some((false, busy)) => (0, busy, i, slot as usize),
+                None => (1, 0.0, slot as usize, i),
+                Some((true, busy)) => (2, busy, i, slot as usize),
             };
-            let rank = (share.unwrap_or(1.0), share.is_none(), major, minor);
-            slots.push((rank, (i, slot, lock::slot_file(&key, slot))));
+            slots.push(((group, busy, major, minor), (i, slot, lock::slot_file(&key, slot))));
         }
     }
     slots.sort_by(|(a, _), (b, _)| {
-        a.0.total_cmp(&b.0)
-            .then(a.1.cmp(&b.1))
+        a.0.cmp(&b.0)
+            .then(a.1.total_cmp(&b.1))
             .then(a.2.cmp(&b.2))
             .then(a.3.cmp(&b.3))
     });
@@ -296,13 +297,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_go_first_to_hosts_with_a_free_processor_then_to_unknown_ones_then_to_full_ones() {
+    fn slots_go_first_to_hosts_with_a_free_slot_then_to_unknown_ones_then_to_full_ones() {
         let list = hosts::parse("full/2 new/2 idle/2 busy/2 old/2", "t")
             .unwrap()
             .hosts;
         let top = tempfile::tempdir().unwrap();
+        // Two processors, four slots: "busy" runs more jobs than processors, yet a job
+        // would start there at once.
         let load = |running, queued| Load {
-            cpus: 4,
+            cpus: 2,
             slots: 4,
             running,
             queued,
@@ -318,7 +321,7 @@ mod tests {
         assert_eq!(
             order,
             [
-                // Known to have processors free, least busy first, each host's slots in turn.
+                // Known to have slots free, least busy first, each host's slots in turn.
                 (2, 0),
                 (2, 1),
                 (3, 0),
