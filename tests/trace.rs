@@ -166,6 +166,16 @@ fn a_build_writes_one_record_per_job_with_its_phases_and_why_it_ran_here() {
     assert!(text.contains("the host compiling"), "{text}");
     assert!(text.contains("critical path:"), "{text}");
     assert!(text.contains("1  no host could be reached"), "{text}");
+    // Each daemon's line has its compilers' CPU, as the daemon told it.
+    let hosts = [format!("{}/2", a.host()), format!("{}/2", b.host())];
+    let cpu: Vec<f64> = text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 8 && hosts.iter().any(|h| h == f[0])).then(|| f[5].parse().unwrap())
+        })
+        .collect();
+    assert!(cpu.len() == 2 && cpu.iter().all(|&c| c > 0.0), "{text}");
 
     let chrome = Command::new(OUR_DISTCC)
         .args(["--trace-chrome"])

@@ -265,7 +265,10 @@ fn slot_order(hosts: &[HostSpec], board: &Board) -> Vec<(usize, u32, String)> {
                 None => (1, 0.0, slot as usize, i),
                 Some((true, busy)) => (2, busy, i, slot as usize),
             };
-            slots.push(((group, busy, major, minor), (i, slot, lock::slot_file(&key, slot))));
+            slots.push((
+                (group, busy, major, minor),
+                (i, slot, lock::slot_file(&key, slot)),
+            ));
         }
     }
     slots.sort_by(|(a, _), (b, _)| {

@@ -77,11 +77,13 @@ pub fn report(records: &[Record]) -> String {
 
     // A job counts for the place its result came from; its time compiling, and the bytes
     // it moved, for where that happened: a failure retried here is the host's and ours.
+    // What our daemons said: the time jobs waited there for a slot, and their compilers'
+    // CPU.
     out.push_str(
-        "\nper host\n  host                          jobs  compile s  ms per job  sent KiB  \
-         received KiB\n",
+        "\nper host\n  host                          jobs  compile s  ms per job  waited s  \
+         CPU s  sent KiB  received KiB\n",
     );
-    let mut hosts: BTreeMap<&str, (usize, f64, u64, u64)> = BTreeMap::new();
+    let mut hosts: BTreeMap<&str, (usize, f64, u64, u64, u64, u64)> = BTreeMap::new();
     for r in records {
         hosts.entry(r.place()).or_default().0 += 1;
         if let Some(remote) = r.tried.last() {
@@ -89,16 +91,20 @@ pub fn report(records: &[Record]) -> String {
             e.1 += r.in_phase("compile");
             e.2 += r.sent.unwrap_or(0);
             e.3 += r.received.unwrap_or(0);
+            e.4 += r.host_wait_us.unwrap_or(0);
+            e.5 += r.host_cpu_us.unwrap_or(0);
         }
         if r.phases.iter().any(|(n, ..)| n == "local") {
             hosts.entry("localhost").or_default().1 += r.in_phase("local");
         }
     }
-    for (host, (jobs, secs, sent, received)) in &hosts {
+    for (host, (jobs, secs, sent, received, waited, cpu)) in &hosts {
         let _ = writeln!(
             out,
-            "  {host:<29} {jobs:>5} {secs:>10.2} {:>11.2} {:>9.1} {:>13.1}",
+            "  {host:<29} {jobs:>5} {secs:>10.2} {:>11.2} {:>9.2} {:>6.2} {:>9.1} {:>13.1}",
             1e3 * secs / (*jobs).max(1) as f64,
+            *waited as f64 / 1e6,
+            *cpu as f64 / 1e6,
             *sent as f64 / 1024.0,
             *received as f64 / 1024.0
         );
