@@ -238,3 +238,37 @@ fn a_host_on_the_board_that_does_not_answer_the_ask_is_used_as_distcc_34s() {
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(last_record(&trace), (d.host(), vec![d.host()]));
 }
+
+#[test]
+fn a_one_slot_host_does_not_turn_away_a_job_for_the_one_before_it() {
+    // Each job takes the client's one slot for the host as the job before lets it go,
+    // and asks while the daemon's worker still closes that job's connection.
+    let host = OneSlot::start("60");
+    let project = Project::example();
+    let trace = project.path().join("trace.jsonl");
+    meet(&project, &[&host.daemon], &trace);
+    for made in [&trace, &project.path().join("fib.o")] {
+        std::fs::remove_file(made).unwrap();
+    }
+    let hosts = format!("{}/1", host.daemon.host());
+    let cc = format!("CC={OUR_DISTCC} gcc");
+    let out = project.make(
+        &["-j4", &cc],
+        &[
+            ("DISTCC_HOSTS", &hosts),
+            ("DISTCC_TRACE", trace.to_str().unwrap()),
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let compiled = text
+        .lines()
+        .filter(|l| l.contains("\"mode\":\"remote\""))
+        .count();
+    assert_eq!(compiled, 5, "{text}");
+    let turned_away: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(&format!("\"tried\":[\"{hosts}\",")))
+        .collect();
+    assert!(turned_away.is_empty(), "{turned_away:#?}");
+}

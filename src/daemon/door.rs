@@ -11,6 +11,7 @@
 //!
 //! Serving a connection is `listener`'s; what the figures mean is `wire::load`'s.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -24,6 +25,12 @@ use crate::wire::{self, Answer, Load};
 /// The most connections kept waiting here; past it the door stops accepting and the
 /// kernel's backlog holds the rest, so that a crowd cannot take all our descriptors.
 const MAX_QUEUED: usize = 256;
+
+thread_local! {
+    /// Whether this worker's job has ended as far as its client knows (its last note is
+    /// out), so that it already counts as free.
+    static RELEASED: Cell<bool> = const { Cell::new(false) };
+}
 
 /// A connection accepted and waiting for a worker.
 #[derive(Debug)]
@@ -87,12 +94,16 @@ impl Door {
         }
     }
 
-    /// The figures as a job ends, for its reply's notes: that job no longer counts.
+    /// The figures as a job ends, for its reply's notes, called by the worker serving
+    /// it: from now on that worker counts as free. The client, which has its answer, lets
+    /// its slot go at once, and its next job may ask while the worker closes the
+    /// connection and logs: it is not turned away for that.
     pub fn load_after_job(&self) -> Load {
-        let q = self.lock();
-        let mut load = self.figures(&q);
-        load.running = load.running.saturating_sub(1);
-        load
+        let mut q = self.lock();
+        if !RELEASED.with(|r| r.replace(true)) {
+            q.busy = q.busy.saturating_sub(1);
+        }
+        self.figures(&q)
     }
 
     /// Answers the ask of a connection a worker serves (it reached the worker before the
@@ -202,7 +213,10 @@ impl Door {
 
     /// A worker has finished serving its connection.
     pub fn done(&self) {
-        self.lock().busy -= 1;
+        if !RELEASED.with(|r| r.replace(false)) {
+            let mut q = self.lock();
+            q.busy = q.busy.saturating_sub(1);
+        }
     }
 
     /// Stops handing out connections and wakes every waiting worker; the ones still
