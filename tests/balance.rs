@@ -10,6 +10,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
@@ -271,4 +272,83 @@ fn a_one_slot_host_does_not_turn_away_a_job_for_the_one_before_it() {
         .filter(|l| l.contains(&format!("\"tried\":[\"{hosts}\",")))
         .collect();
     assert!(turned_away.is_empty(), "{turned_away:#?}");
+}
+
+#[test]
+fn the_board_learns_a_host_without_the_compiler_check() {
+    let d = Daemon::ours(&[]);
+    let project = Project::example();
+    let out = output_within(
+        Command::new(OUR_DISTCC)
+            .current_dir(project.path())
+            .args(["gcc", "-c", "fib.c", "-o", "fib.o"])
+            .env("DISTCC_DIR", project.distcc_dir())
+            .env("DISTCC_HOSTS", d.host())
+            .env("DISTCC_COMPILER_CHECK", "off")
+            .env_remove("DISTCC_VERBOSE"),
+        60,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(d.wait_compiled(1), 1);
+    assert!(board(&project).contains(&key(&d)), "{}", board(&project));
+}
+
+#[test]
+fn a_host_that_turns_every_job_away_does_not_keep_it() {
+    // Not our daemon, which lets a job that asks to wait wait: something that turns
+    // every ask away, even that one.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let over = done.clone();
+    let asks = std::thread::spawn(move || {
+        let answer = distcc_rs::wire::Answer {
+            admitted: false,
+            load: distcc_rs::wire::Load {
+                cpus: 2,
+                slots: 2,
+                running: 2,
+                queued: 0,
+            },
+        }
+        .encode();
+        let mut asked = 0;
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < until && !over.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    let mut ask = [0u8; 12];
+                    if std::io::Read::read_exact(&mut s, &mut ask).is_ok() {
+                        asked += 1;
+                        let _ = s.write_all(&answer);
+                    }
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        asked
+    });
+    let project = Project::example();
+    let trace = project.path().join("trace.jsonl");
+    let host = format!("127.0.0.1:{port}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    std::fs::create_dir_all(project.distcc_dir()).unwrap();
+    std::fs::write(
+        project.distcc_dir().join("load"),
+        format!("tcp_127.0.0.1_{port} 2 2 0 0 {now}\n"),
+    )
+    .unwrap();
+    let out = compile(&project, "greet.c", &host, &trace);
+    // Compiled here, after three refusals and an answer no daemon of ours gives.
+    assert!(out.status.success(), "{}", show(&out));
+    let (ran, tried) = last_record(&trace);
+    assert_eq!(ran, "localhost");
+    assert_eq!(tried.len(), 4, "{tried:?}");
+    done.store(true, Ordering::SeqCst);
+    assert_eq!(asks.join().unwrap(), 4);
 }

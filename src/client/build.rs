@@ -56,9 +56,9 @@ enum Attempt<'a> {
     Again(Option<Prepared<'a>>),
 }
 
-/// How many times a job may be turned away by full hosts: after that it asks to wait at
-/// the host that looks least busy, as every job waits with distcc 3.4, rather than go on
-/// knocking at a full farm.
+/// How many times a job may be turned away by full hosts (or find a host on the board that
+/// no longer answers the ask): after that it asks to wait at the host that looks least
+/// busy, as every job waits with distcc 3.4, rather than go on knocking at a full farm.
 const MAX_REFUSALS: u32 = 3;
 
 /// One job and what it uses on its way.
@@ -340,8 +340,11 @@ impl<'a> Journey<'a> {
                 self.planned = plan;
                 return Attempt::Again(ready);
             }
-            Err(e @ RemoteError::NoLoad(_)) => {
+            // Bounded even if the host is put back on the board meanwhile and fails its
+            // ask again: past that, it has failed.
+            Err(e @ RemoteError::NoLoad(_)) if self.refusals <= MAX_REFUSALS => {
                 log::info!("{}: {e}; it is used as distcc 3.4's from now on", host.spec);
+                self.refusals += 1;
                 self.planned = plan;
                 return Attempt::Again(ready);
             }

@@ -166,7 +166,8 @@ fn connect(route: &mut Route<'_>, cfg: &Config) -> Result<(Connection, Vec<u8>),
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Asks our daemon for its load, before anything else on the connection (in the clear even
-/// for TLS: the figures are no secret, and a forged "busy" can do no more than a dropped
+/// for TLS: the figures are no secret, and forged answers can do no more than send the
+/// job to other hosts a few times (`build`'s `MAX_REFUSALS`) and then fail like a dropped
 /// connection). A job admitted counts on the board at once, for this machine's next jobs.
 /// The door answers at once; a host that does not within [`ASK_TIMEOUT`] is taken for one
 /// that is no longer ours (distcc 3.4's daemon waits for more of what it takes for a bad
@@ -189,14 +190,20 @@ fn ask_load(
         route.farm.forget(route.host);
         RemoteError::NoLoad(e)
     })?;
+    if !admitted && !may_refuse {
+        // Our daemon never does that: whoever answered is not to be trusted.
+        return Err(RemoteError::Protocol(ProtocolError::Io(io::Error::other(
+            "the host turned the job away though it was asked to let it wait",
+        ))));
+    }
     if !admitted {
         route.farm.heard(route.host, load);
         return Err(RemoteError::Busy(load));
     }
-    if load.running + load.queued < load.slots {
+    if u64::from(load.running) + u64::from(load.queued) < u64::from(load.slots) {
         load.running += 1;
     } else {
-        load.queued += 1;
+        load.queued = load.queued.saturating_add(1);
     }
     route.farm.heard(route.host, load);
     Ok(())
@@ -301,7 +308,7 @@ pub(super) fn compile_remote<'a>(
         host.version,
         cfg,
         progress,
-        route.ask.is_some(),
+        matches!(host.transport, Transport::Tcp { .. }),
     )
 }
 
@@ -334,22 +341,24 @@ pub(super) fn compile_pump(
         Version::Pump,
         cfg,
         progress,
-        route.ask.is_some(),
+        matches!(host.transport, Transport::Tcp { .. }),
     )
 }
 
 /// The host's reply to the job just sent on `stream`. The host compiles until the reply's
 /// first bytes come, which the monitor and the trace see apart from receiving the rest.
-/// Then our daemon's notes, when something needs them: the load board (a host known to be
-/// `ours`), the compiler check (every reply) or the cache's counters (a success); distcc
-/// 3.4's daemon sends none and closes the connection a moment later, which this waits for.
+/// Then our daemon's notes, when something needs them: the load board (a host over `tcp`:
+/// the load comes at once after the reply), the compiler check (every reply: the
+/// compiler's identity comes last) or the cache (a success: its counters, and whose
+/// compiler made the result); distcc 3.4's daemon sends none and closes the connection a
+/// moment later, which this waits for.
 /// Last, what the connection moved, for the trace.
 fn read_reply(
     stream: &mut Connection,
     version: Version,
     cfg: &Config,
     progress: &mut Progress,
-    ours: bool,
+    tcp: bool,
 ) -> Result<Reply, RemoteError> {
     progress.note(Phase::Compile);
     // Buffered: the reply's headers then take one read, not one each.
@@ -367,8 +376,10 @@ fn read_reply(
     let mut got = Reply::read(&mut reply, version, &Limits::default())?;
     // Our daemon's notes come after the reply, once it knows its compiler's identity.
     progress.step("notes");
-    if ours || cfg.compiler_check || (cfg.cache.is_some() && got.status == 0) {
-        got.read_note(&mut reply);
+    // The cache keeps no result from another compiler than this machine's, check or not.
+    let compiler = cfg.compiler_check || (cfg.cache.is_some() && got.status == 0);
+    if tcp || compiler {
+        got.read_note(&mut reply, compiler);
     }
     drop(reply);
     progress.traffic(stream);

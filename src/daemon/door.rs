@@ -15,6 +15,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -146,8 +147,8 @@ impl Door {
         }
     }
 
-    /// Reads the client's ask if it is there already (our client sends it alone and waits,
-    /// and the listening socket's deferred accept waits for a first packet), answers it,
+    /// Reads the client's ask (our client sends it alone and waits; the listening socket's
+    /// deferred accept waits for a first packet, else [`FIRST_BYTES_WAIT`]), answers it,
     /// and queues the connection unless it is turned away.
     fn admit(&self, mut stream: TcpStream, peer: SocketAddr) {
         let accepted = Instant::now();
@@ -231,19 +232,43 @@ impl Door {
     }
 }
 
-/// The client's ask, if its first 12 bytes have arrived and are one: whether it may be
-/// turned away.
+/// How long the door waits for a connection's first bytes when none have come: only
+/// without deferred accept (`DISTCC_TCP_DEFER_ACCEPT=0`), where the kernel hands over
+/// connections before their first packet. Our client's ask leaves right after its connect.
+const FIRST_BYTES_WAIT: Duration = Duration::from_millis(5);
+
+/// The client's ask, if its first 12 bytes are one: whether it may be turned away. They
+/// are peeked, not read.
 fn peek_ask(stream: &TcpStream) -> Option<bool> {
+    use nix::sys::socket::{recv, MsgFlags};
+    let fd = std::os::fd::AsRawFd::as_raw_fd(stream);
+    let deadline = Instant::now() + FIRST_BYTES_WAIT;
     let mut head = [0u8; 12];
-    let n = nix::sys::socket::recv(
-        std::os::fd::AsRawFd::as_raw_fd(stream),
-        &mut head,
-        nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT,
-    )
-    .ok()?;
-    (n == head.len())
-        .then(|| wire::parse_load_ask(&head))
-        .flatten()
+    loop {
+        match recv(fd, &mut head, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+            Ok(n) if n == head.len() => return wire::parse_load_ask(&head),
+            // Closed, or the start of something else.
+            Ok(0) => return None,
+            Ok(n) if head[..n.min(4)] != wire::LOAD[..n.min(4)] => return None,
+            Ok(_) | Err(nix::errno::Errno::EAGAIN) => {}
+            Err(_) => return None,
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        // Wakes when bytes come (or at once while a part of the ask is there: then the
+        // short sleep keeps this from spinning).
+        let mut fds = [nix::poll::PollFd::new(
+            stream.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(
+            &mut fds,
+            nix::poll::PollTimeout::try_from(left).unwrap_or(nix::poll::PollTimeout::ZERO),
+        );
+        std::thread::sleep(Duration::from_micros(100));
+    }
 }
 
 /// Sends `bytes` without waiting: the door never blocks on one client.

@@ -288,18 +288,23 @@ fn identity_of(program: &str, cfg: &JobConfig) -> Option<Identity> {
     identity::of_compiler(&path, dir.as_deref(), cfg.compiler_path.as_deref())
 }
 
-/// Our notes after a reply (see `wire::reply`). A client that stopped reading at the
-/// reply's end (distcc 3.4's, which may have closed the connection) loses nothing.
+/// Our notes after a reply (see `wire::reply`): first those that cost nothing, which leave
+/// at once, then the compiler's identity, which `identity` finds (a run of the compiler
+/// the first time). A client that stopped reading at the reply's end (distcc 3.4's, which
+/// may have closed the connection) loses nothing.
 fn write_notes(
     stream: &mut impl Write,
     cfg: &JobConfig,
     from_cache: bool,
-    identity: Option<Identity>,
     times: JobTimes,
+    identity: impl FnOnce() -> Option<Identity>,
 ) {
-    let identity = identity.as_ref().map(Identity::text);
     let load = cfg.load.as_ref().map(|door| door.load_after_job());
-    if let Err(e) = Reply::write_note(stream, from_cache, identity, times, load) {
+    let sent = Reply::write_note(stream, from_cache, times, load).and_then(|()| match identity() {
+        Some(identity) => Reply::write_compiler_note(stream, identity.text()),
+        None => Ok(()),
+    });
+    if let Err(e) = sent {
         log::debug!("the notes after the reply were not sent: {e}");
     }
 }
@@ -855,10 +860,12 @@ fn run_pump_job(
         }
         None => reply.write(stream, version)?,
     }
-    let identity = (compiled.status == 0)
-        .then(|| known.take().or_else(|| identity_of(&job.cmd[0], cfg)))
-        .flatten();
-    write_notes(stream, cfg, false, identity, times);
+    let identity = || {
+        (compiled.status == 0)
+            .then(|| known.take().or_else(|| identity_of(&job.cmd[0], cfg)))
+            .flatten()
+    };
+    write_notes(stream, cfg, false, times, identity);
     // Stored once the client has its answer.
     if let Some((facts, pending, object)) = to_store {
         let entry = Entry {
@@ -971,10 +978,12 @@ fn run_job(
         }
         None => reply.write(stream, version)?,
     }
-    let identity = (compiled.status == 0)
-        .then(|| known.take().or_else(|| identity_of(&cmd[0], cfg)))
-        .flatten();
-    write_notes(stream, cfg, false, identity, times);
+    let identity = || {
+        (compiled.status == 0)
+            .then(|| known.take().or_else(|| identity_of(&cmd[0], cfg)))
+            .flatten()
+    };
+    write_notes(stream, cfg, false, times, identity);
     // Stored once the client has its answer.
     if let (Some((cache, key)), Some(object)) = (cached, to_store) {
         let entry = Entry {
@@ -1057,7 +1066,7 @@ fn answer_from_cache(
     };
     reply.write(stream, version)?;
     // Asked once the reply is out.
-    write_notes(stream, cfg, true, identity(), arrived.times(None));
+    write_notes(stream, cfg, true, arrived.times(None), identity);
     Ok(Done {
         status: 0,
         killed: false,
@@ -1109,7 +1118,9 @@ fn other_compiler(
             .write(stream, version)
             .map_err(JobError::from)
             .map(|()| {
-                write_notes(stream, cfg, false, Some(ours.clone()), arrived.times(None));
+                write_notes(stream, cfg, false, arrived.times(None), || {
+                    Some(ours.clone())
+                });
                 status
             }),
     )

@@ -92,7 +92,13 @@ impl Board {
 
     /// The board of the user's clients (empty when there is none yet).
     pub fn read(top: &Path) -> Board {
-        fs::read_to_string(board_path(top)).map_or_else(|_| Board::default(), |t| Board::parse(&t))
+        fs::read(board_path(top)).map_or_else(|_| Board::default(), |t| Board::parse_bytes(&t))
+    }
+
+    /// The board in `bytes`: a line that is not text is dropped with the others that do
+    /// not parse, and the next write repairs the file.
+    fn parse_bytes(bytes: &[u8]) -> Board {
+        Board::parse(&String::from_utf8_lossy(bytes))
     }
 
     /// Whether the host of lock key `key` is known to be ours.
@@ -143,9 +149,9 @@ impl Board {
             .truncate(false)
             .open(board_path(top))?;
         crate::lock_exclusive(&file)?;
-        let mut text = String::new();
-        file.read_to_string(&mut text)?;
-        let mut board = Board::parse(&text);
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let mut board = Board::parse_bytes(&bytes);
         f(&mut board);
         let text = board.text();
         file.rewind()?;

@@ -2,9 +2,10 @@
 //! and the object (`DOTO`), which a failed compile never carries; or, from our daemon, the
 //! reason it will not run the request (`EMSG`). In protocol 3 a successful reply ends with
 //! the dependency file (`DOTD`). After the reply our daemon adds notes: `HITC`, which
-//! says whether the result came from its cache, `CCID`, the identity of its compiler, and
-//! `LOAD`, how busy it is as the job ends (see `load`). distcc 3.4's client stops reading
-//! at the reply's end and never sees them.
+//! says whether the result came from its cache, `TIME`, what the job cost there, `LOAD`,
+//! how busy it is as the job ends (see `load`), and last `CCID`, the identity of its
+//! compiler, which may take it a moment to know. distcc 3.4's client stops reading at the
+//! reply's end and never sees them.
 
 use std::io::{self, Read, Write};
 
@@ -98,20 +99,16 @@ impl Reply {
         })
     }
 
-    /// Our daemon's notes after the reply: [`HITC`], then [`CCID`] when it knows its
-    /// compiler, [`TIME`], and [`LOAD`] when it counts its jobs (a standalone daemon does).
+    /// Our daemon's first notes after the reply, which cost it nothing: [`HITC`],
+    /// [`TIME`], and [`LOAD`] when it counts its jobs (a standalone daemon does). The
+    /// compiler's identity may follow ([`Reply::write_compiler_note`]).
     pub fn write_note(
         w: &mut impl Write,
         from_cache: bool,
-        compiler: Option<&str>,
         times: JobTimes,
         load: Option<Load>,
     ) -> io::Result<()> {
         let mut notes = header(HITC, u32::from(from_cache)).to_vec();
-        if let Some(text) = compiler.filter(|t| t.len() <= MAX_CCID) {
-            notes.extend_from_slice(&header(CCID, text.len() as u32));
-            notes.extend_from_slice(text.as_bytes());
-        }
         notes.extend_from_slice(&times.encode());
         if let Some(load) = load {
             notes.extend_from_slice(
@@ -122,34 +119,46 @@ impl Reply {
                 .encode(),
             );
         }
-        w.write_all(&notes)
+        w.write_all(&notes)?;
+        w.flush()
     }
 
-    /// Reads the notes after the reply into [`Reply::from_cache`], [`Reply::compiler`],
-    /// [`Reply::times`] and [`Reply::load`]: until the load, the last note, or the
-    /// connection's end.
-    /// distcc 3.4's daemon sends none and closes the connection: then they stay unset.
-    pub fn read_note(&mut self, r: &mut impl Read) {
+    /// Our daemon's last note: the identity of its compiler ([`CCID`]), which it may take
+    /// a run of the compiler to know.
+    pub fn write_compiler_note(w: &mut impl Write, text: &str) -> io::Result<()> {
+        if text.len() > MAX_CCID {
+            return Ok(());
+        }
+        let mut note = header(CCID, text.len() as u32).to_vec();
+        note.extend_from_slice(text.as_bytes());
+        w.write_all(&note)
+    }
+
+    /// Reads our daemon's notes after the reply into [`Reply::from_cache`],
+    /// [`Reply::times`], [`Reply::load`] and, with `compiler`, [`Reply::compiler`]: until
+    /// what is wanted has come (the load, and the compiler's identity with `compiler`),
+    /// or something else comes, or the connection ends. distcc 3.4's daemon sends none
+    /// and closes the connection: then they stay unset.
+    pub fn read_note(&mut self, r: &mut impl Read, compiler: bool) {
         let Ok(hit) = read_header(r, HITC) else {
             return;
         };
         self.from_cache = hit == 1;
         let mut h = [0u8; 12];
-        while r.read_exact(&mut h).is_ok() {
-            if let Ok(len) = parse_header(&h, CCID) {
-                match read_body(r, CCID, len, MAX_CCID) {
-                    Ok(text) => self.compiler = Some(String::from_utf8_lossy(&text).into_owned()),
-                    Err(_) => return,
-                }
+        while !(self.load.is_some() && (self.compiler.is_some() || !compiler))
+            && r.read_exact(&mut h).is_ok()
+        {
+            let read = if let Ok(len) = parse_header(&h, CCID) {
+                read_body(r, CCID, len, MAX_CCID)
+                    .map(|text| self.compiler = Some(String::from_utf8_lossy(&text).into()))
             } else if let Ok(len) = parse_header(&h, TIME) {
-                match JobTimes::read_body(r, len) {
-                    Ok(times) => self.times = Some(times),
-                    Err(_) => return,
-                }
+                JobTimes::read_body(r, len).map(|times| self.times = Some(times))
             } else if let Ok(len) = parse_header(&h, LOAD) {
-                self.load = Answer::read_body(r, len).ok().map(|a| a.load);
-                return;
+                Answer::read_body(r, len).map(|answer| self.load = Some(answer.load))
             } else {
+                return;
+            };
+            if read.is_err() {
                 return;
             }
         }

@@ -149,37 +149,45 @@ fn replies_round_trip() {
 }
 
 #[test]
-fn notes_carry_the_load_after_the_compiler_or_alone() {
+fn notes_carry_the_load_first_and_the_compiler_last() {
     let load = Load {
         cpus: 8,
         slots: 10,
         running: 3,
         queued: 0,
     };
-    for compiler in [Some("gcc 12"), None] {
-        let mut bytes = Vec::new();
-        let times = JobTimes {
-            waited_us: 1,
-            compile_us: 1 << 40,
-            cpu_us: 3,
-        };
-        Reply::write_note(&mut bytes, true, compiler, times, Some(load)).unwrap();
-        // What follows the last note is not read.
-        bytes.extend_from_slice(b"DONE00000001");
-        let mut r = &bytes[..];
-        let mut got = Reply::default();
-        got.read_note(&mut r);
-        assert!(got.from_cache);
-        assert_eq!(got.compiler.as_deref(), compiler);
-        assert_eq!(got.load, Some(load));
-        assert_eq!(got.times, Some(times));
-        assert_eq!(r, b"DONE00000001");
-    }
-    // Without a load note (inetd), the notes end with the connection.
+    let times = JobTimes {
+        waited_us: 1,
+        compile_us: 1 << 40,
+        cpu_us: 3,
+    };
     let mut bytes = Vec::new();
-    Reply::write_note(&mut bytes, false, Some("gcc 12"), JobTimes::default(), None).unwrap();
+    Reply::write_note(&mut bytes, true, times, Some(load)).unwrap();
+    Reply::write_compiler_note(&mut bytes, "gcc 12").unwrap();
+    // What follows the last note is not read.
+    bytes.extend_from_slice(b"DONE00000001");
+    // Without the compiler check, reading stops at the load, before the identity.
+    let mut r = &bytes[..];
     let mut got = Reply::default();
-    got.read_note(&mut &bytes[..]);
+    got.read_note(&mut r, false);
+    assert!(got.from_cache);
+    assert_eq!(
+        (got.times, got.load, got.compiler),
+        (Some(times), Some(load), None)
+    );
+    assert!(r.starts_with(b"CCID"));
+    let mut r = &bytes[..];
+    let mut got = Reply::default();
+    got.read_note(&mut r, true);
+    assert_eq!(got.compiler.as_deref(), Some("gcc 12"));
+    assert_eq!(got.load, Some(load));
+    assert_eq!(r, b"DONE00000001");
+    // Without a load (inetd), the notes end with the connection.
+    let mut bytes = Vec::new();
+    Reply::write_note(&mut bytes, false, JobTimes::default(), None).unwrap();
+    Reply::write_compiler_note(&mut bytes, "gcc 12").unwrap();
+    let mut got = Reply::default();
+    got.read_note(&mut &bytes[..], true);
     assert_eq!((got.compiler.as_deref(), got.load), (Some("gcc 12"), None));
 }
 
