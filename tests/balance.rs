@@ -43,7 +43,7 @@ impl OneSlot {
                 "--whitelist-dir",
                 dir,
             ],
-            &[("DISTCCD_PATH", &path)],
+            &[("DISTCCD_PATH", &path), ("DISTCCD_STOP_GRACE", "0")],
         );
         OneSlot {
             daemon,
@@ -72,6 +72,18 @@ impl OneSlot {
 
     fn busy(&self) -> bool {
         child_count(self.daemon.pid()) == 1
+    }
+}
+
+impl Drop for OneSlot {
+    /// Stops the daemon as SIGTERM does, which kills a compile still running (the
+    /// hanging one, in a process group of its own, would outlive a killed daemon).
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.daemon.pid() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        wait_for(Duration::from_secs(10), || {
+            self.daemon.child.try_wait().ok().flatten().is_some()
+        });
     }
 }
 
@@ -228,7 +240,12 @@ fn a_host_on_the_board_that_does_not_answer_the_ask_is_used_as_distcc_34s() {
     assert_eq!(host, d.host());
     assert_eq!(tried, [d.host(), d.host()]);
     assert_eq!(d.wait_compiled(1), 1);
-    assert!(!board(&project).contains(&key(&d)));
+    // On the board as not ours: not asked again.
+    assert!(
+        board(&project).contains(&format!("{} 0 0 0 0 ", key(&d))),
+        "{}",
+        board(&project)
+    );
     // No backoff: the next job goes there at once.
     let backoff = project
         .distcc_dir()
@@ -351,4 +368,35 @@ fn a_host_that_turns_every_job_away_does_not_keep_it() {
     assert_eq!(tried.len(), 4, "{tried:?}");
     done.store(true, Ordering::SeqCst);
     assert_eq!(asks.join().unwrap(), 4);
+}
+
+#[test]
+fn a_host_not_heard_from_is_asked_once_whether_it_is_ours() {
+    require_distcc_34();
+    // Ours, and full: the first job ever sent there learns so, and goes elsewhere.
+    let full = OneSlot::start("60");
+    let free = Daemon::ours(&[]);
+    let theirs = Daemon::distcc_34();
+    let project = Project::example();
+    let trace = project.path().join("trace.jsonl");
+    let _held = full.occupy();
+    let hosts = format!("{} {}", full.daemon.host(), free.host());
+    let out = compile(&project, "greet.c", &hosts, &trace);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        last_record(&trace),
+        (free.host(), vec![full.daemon.host(), free.host()])
+    );
+    assert!(full.busy());
+    // distcc 3.4's daemon is asked once, answers nothing, closes at once, and is used as
+    // before; the next job does not ask it again.
+    for file in ["fib.c", "stats.c"] {
+        let out = compile(&project, file, &theirs.host(), &trace);
+        assert!(out.status.success(), "{}", show(&out));
+        assert_eq!(last_record(&trace), (theirs.host(), vec![theirs.host()]));
+    }
+    assert_eq!(theirs.wait_compiled(2), 2);
+    let asked = theirs.log_text().matches("protocol derailment").count();
+    assert_eq!(asked, 1, "{}", theirs.log_text());
+    assert!(board(&project).contains(&format!("{} 0 0 0 0 ", key(&theirs))));
 }

@@ -313,14 +313,15 @@ impl<'a> Journey<'a> {
                 .then(|| ours.get(job, cfg).map(|(id, _)| id.text().to_string()))
                 .flatten()
         };
+        let may_refuse = self.refusals < MAX_REFUSALS;
+        let ours = self.farm.is_ours(host);
+        let tcp = matches!(host.transport, Transport::Tcp { .. });
         let mut route = remote::Route {
             host,
             farm: &self.farm,
             io_timeout,
-            ask: self
-                .farm
-                .is_ours(host)
-                .then_some(self.refusals < MAX_REFUSALS),
+            ask: ours.then_some(may_refuse),
+            probe: (!ours && tcp && !self.farm.asked(host)).then_some(may_refuse),
             compiler: &mut compiler,
         };
         let result = match &plan {

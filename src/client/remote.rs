@@ -20,7 +20,7 @@ use crate::farm::state::Phase;
 use crate::logging::argv_to_string;
 use crate::net::{self, ConnectError, Connection};
 use crate::toolchain::rename;
-use crate::wire::{self, Answer, Limits, Load, ProtocolError, Reply, Version, DOTI};
+use crate::wire::{self, Answer, Ask, Limits, Load, ProtocolError, Reply, Version, DOTI};
 
 /// Why a remote compile did not produce a result.
 #[derive(Debug)]
@@ -108,6 +108,9 @@ pub(super) struct Route<'a> {
     /// Whether to ask the host for its load first (it is known to be our daemon), and if
     /// so whether it may turn the job away when it is full.
     pub ask: Option<bool>,
+    /// For a host not asked lately whether it is ours: ask it on a connection of its own
+    /// first ([`probe`]), and if it is, ask before the job as `ask` would, with this.
+    pub probe: Option<bool>,
     /// The identity of the compiler this machine would run for the job, asked only when
     /// the connection is TLS: our daemon, the only one there, reads it before the request
     /// and does not compile the job with another compiler.
@@ -124,7 +127,12 @@ fn connect(route: &mut Route<'_>, cfg: &Config) -> Result<(Connection, Vec<u8>),
             let tls = secure::plan(cfg, host, *port)?;
             let timeout = route.io_timeout;
             let sock = net::connect(host, *port, timeout).map_err(RemoteError::Connect)?;
-            if let Some(may_refuse) = route.ask {
+            let ask = match (route.ask, route.probe) {
+                (Some(may_refuse), _) => Some(may_refuse),
+                (None, Some(may_refuse)) if probe(host, *port, route)? => Some(may_refuse),
+                _ => None,
+            };
+            if let Some(may_refuse) = ask {
                 ask_load(&sock, may_refuse, route)?;
             }
             match tls {
@@ -177,9 +185,14 @@ fn ask_load(
     may_refuse: bool,
     route: &Route<'_>,
 ) -> Result<(), RemoteError> {
+    let ask = if may_refuse {
+        Ask::MayRefuse
+    } else {
+        Ask::Wait
+    };
     let answer = sock
         .set_read_timeout(Some(ASK_TIMEOUT.min(route.io_timeout)))
-        .and_then(|()| sock.write_all(&wire::load_ask(may_refuse)))
+        .and_then(|()| sock.write_all(&wire::load_ask(ask)))
         .map_err(ProtocolError::Io)
         .and_then(|()| Answer::read(&mut sock))
         .and_then(|answer| {
@@ -187,7 +200,7 @@ fn ask_load(
             Ok(answer)
         });
     let Answer { admitted, mut load } = answer.map_err(|e| {
-        route.farm.forget(route.host);
+        route.farm.not_ours(route.host);
         RemoteError::NoLoad(e)
     })?;
     if !admitted && !may_refuse {
@@ -207,6 +220,35 @@ fn ask_load(
     }
     route.farm.heard(route.host, load);
     Ok(())
+}
+
+/// Asks `host`, not asked lately, whether it is our daemon, with the ask alone on a
+/// connection of its own, whose sending side is then closed: our daemon answers with its
+/// figures, which go on the board; distcc 3.4's takes it for a bad request and, as nothing
+/// more can come, closes at once. Returns whether it answered. A connection that cannot
+/// be made fails the attempt as the job's own would.
+fn probe(host: &str, port: u16, route: &Route<'_>) -> Result<bool, RemoteError> {
+    let mut sock = net::connect(host, port, route.io_timeout).map_err(RemoteError::Connect)?;
+    let answer = sock
+        .set_read_timeout(Some(ASK_TIMEOUT.min(route.io_timeout)))
+        .and_then(|()| sock.write_all(&wire::load_ask(Ask::Probe)))
+        .and_then(|()| sock.shutdown(std::net::Shutdown::Write))
+        .map_err(ProtocolError::Io)
+        .and_then(|()| Answer::read(&mut sock));
+    match answer {
+        Ok(answer) => {
+            route.farm.heard(route.host, answer.load);
+            Ok(true)
+        }
+        Err(e) => {
+            log::debug!(
+                "{} does not tell its load ({e}): distcc 3.4's daemon",
+                route.host.spec
+            );
+            route.farm.not_ours(route.host);
+            Ok(false)
+        }
+    }
 }
 
 /// The note before a request that says which compiler the client would run (`CCID`).

@@ -21,7 +21,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::access;
-use crate::wire::{self, Answer, Load};
+use crate::wire::{self, Answer, Ask, Load};
 
 /// The most connections kept waiting here; past it the door stops accepting and the
 /// kernel's backlog holds the rest, so that a crowd cannot take all our descriptors.
@@ -154,7 +154,7 @@ impl Door {
         let accepted = Instant::now();
         let ask = peek_ask(&stream);
         let mut q = self.lock();
-        let Some(may_refuse) = ask else {
+        let Some(ask) = ask else {
             q.waiting.push_back(Arrival {
                 stream,
                 peer,
@@ -166,12 +166,12 @@ impl Door {
             return;
         };
         let full = q.busy as usize + q.waiting.len() >= self.slots as usize;
-        let admitted = !(full && may_refuse);
+        let admitted = !(full && ask == Ask::MayRefuse);
         let load = self.figures(&q);
         drop(q);
         // The ask's 12 bytes are consumed only now: it was peeked so far.
-        let mut ask = [0u8; 12];
-        let taken = std::io::Read::read_exact(&mut stream, &mut ask);
+        let mut bytes = [0u8; 12];
+        let taken = std::io::Read::read_exact(&mut stream, &mut bytes);
         let answer = Answer { admitted, load }.encode();
         // A dozen bytes on a fresh connection: the send buffer always has room.
         let sent = taken.and_then(|()| send_now(&stream, &answer));
@@ -181,6 +181,10 @@ impl Door {
         }
         if !admitted {
             log::debug!("turned {peer} away: all {} slots are busy", self.slots);
+            return;
+        }
+        // Nothing follows a probe: it is answered, and closed.
+        if ask == Ask::Probe {
             return;
         }
         let mut q = self.lock();
@@ -237,9 +241,8 @@ impl Door {
 /// connections before their first packet. Our client's ask leaves right after its connect.
 const FIRST_BYTES_WAIT: Duration = Duration::from_millis(5);
 
-/// The client's ask, if its first 12 bytes are one: whether it may be turned away. They
-/// are peeked, not read.
-fn peek_ask(stream: &TcpStream) -> Option<bool> {
+/// The client's ask, if its first 12 bytes are one. They are peeked, not read.
+fn peek_ask(stream: &TcpStream) -> Option<Ask> {
     use nix::sys::socket::{recv, MsgFlags};
     let fd = std::os::fd::AsRawFd::as_raw_fd(stream);
     let deadline = Instant::now() + FIRST_BYTES_WAIT;

@@ -101,11 +101,22 @@ impl Board {
         Board::parse(&String::from_utf8_lossy(bytes))
     }
 
-    /// Whether the host of lock key `key` is known to be ours.
-    pub fn knows(&self, key: &str) -> bool {
+    /// What was heard of the host of lock key `key` within [`KNOWN_FOR`].
+    fn lately(&self, key: &str) -> Option<&Heard> {
         self.hosts
             .get(key)
-            .is_some_and(|h| now_ms().saturating_sub(h.at_ms) < KNOWN_FOR.as_millis() as u64)
+            .filter(|h| now_ms().saturating_sub(h.at_ms) < KNOWN_FOR.as_millis() as u64)
+    }
+
+    /// Whether the host of lock key `key` is known to be ours.
+    pub fn knows(&self, key: &str) -> bool {
+        self.lately(key).is_some_and(|h| h.load.cpus > 0)
+    }
+
+    /// Whether the host of lock key `key` was asked lately whether it is ours, whatever
+    /// the answer: a host that is not is recorded with no processors.
+    pub fn asked(&self, key: &str) -> bool {
+        self.lately(key).is_some()
     }
 
     /// How soon a job sent to the host of lock key `key` would start, as far as what was
@@ -114,7 +125,7 @@ impl Board {
     /// counted, per job it can run on a processor of its own (the fewer of its processors
     /// and its slots).
     pub fn rank(&self, key: &str) -> Option<(bool, f64)> {
-        let h = self.hosts.get(key)?;
+        let h = self.hosts.get(key).filter(|h| h.load.cpus > 0)?;
         if now_ms().saturating_sub(h.at_ms) >= FRESH.as_millis() as u64 {
             return None;
         }
@@ -125,7 +136,7 @@ impl Board {
     }
 
     /// Records `load` as what the host of lock key `key` says now (`None`: forgets the
-    /// host), under the board's lock. Nothing is lost when it cannot be written: the board
+    /// host; no processors: it is not ours), under the board's lock. Nothing is lost when it cannot be written: the board
     /// only speeds the choice of hosts.
     pub fn record(top: &Path, key: &str, load: Option<Load>) {
         let _ = Board::change(top, |board| match load {

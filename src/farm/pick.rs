@@ -148,10 +148,16 @@ impl Farm {
         }
     }
 
-    /// Takes `host` off the load board: it is asked no more until it tells its load.
-    pub fn forget(&self, host: &HostSpec) {
+    /// Whether `host` was asked lately whether it is our daemon (see [`Farm::not_ours`]).
+    pub fn asked(&self, host: &HostSpec) -> bool {
+        self.board().asked(&lock::host_key(host))
+    }
+
+    /// Records that `host` is not our daemon (it did not answer the ask): it is asked no
+    /// more until it tells its load in a reply's notes.
+    pub fn not_ours(&self, host: &HostSpec) {
         if let Some(top) = &self.top {
-            Board::record(top, &lock::host_key(host), None);
+            Board::record(top, &lock::host_key(host), Some(Load::default()));
         }
     }
 

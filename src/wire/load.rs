@@ -5,6 +5,10 @@
 //!   (`LOAD`, value 1: "turn me away if you are full", 0: "I will wait"), and waits for
 //!   the answer: a `LOAD` packet saying whether the job is admitted, and the figures.
 //!   A full daemon answers at once and closes, instead of leaving the connection to wait.
+//! - To a host it has not heard from, our client first sends the ask alone on a
+//!   connection of its own (value 2: "only tell me"), and closes its side: our daemon
+//!   answers and closes; distcc 3.4's takes it for a bad request and closes without a
+//!   word, at once since nothing more can come.
 //! - After each reply, our daemon's last note is the same packet, its figures as the job
 //!   ends (see `reply`). Before it comes `TIME`: how long the job waited for a slot, and
 //!   the wall and processor time of its compile, which the client's trace keeps.
@@ -78,14 +82,29 @@ impl JobTimes {
 const BODY: usize = 20;
 const MAX_BODY: usize = 256;
 
-/// The ask our client sends first.
-pub fn load_ask(may_refuse: bool) -> [u8; 12] {
-    header(LOAD, u32::from(may_refuse))
+/// What a client asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// The figures; the job waits if the daemon is full.
+    Wait = 0,
+    /// The figures; turn the job away if the daemon is full.
+    MayRefuse = 1,
+    /// The figures alone: no job follows.
+    Probe = 2,
 }
 
-/// Whether `h` is an ask, and if so whether the client may be turned away.
-pub fn parse_load_ask(h: &[u8; 12]) -> Option<bool> {
-    parse_header(h, LOAD).ok().map(|v| v == 1)
+/// The ask our client sends first.
+pub fn load_ask(ask: Ask) -> [u8; 12] {
+    header(LOAD, ask as u32)
+}
+
+/// The ask that `h` is, if it is one (an unknown value is taken for [`Ask::Wait`]).
+pub fn parse_load_ask(h: &[u8; 12]) -> Option<Ask> {
+    parse_header(h, LOAD).ok().map(|v| match v {
+        1 => Ask::MayRefuse,
+        2 => Ask::Probe,
+        _ => Ask::Wait,
+    })
 }
 
 impl Answer {

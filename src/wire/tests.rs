@@ -193,8 +193,9 @@ fn notes_carry_the_load_first_and_the_compiler_last() {
 
 #[test]
 fn a_load_ask_and_its_answer_round_trip() {
-    assert_eq!(parse_load_ask(&load_ask(true)), Some(true));
-    assert_eq!(parse_load_ask(&load_ask(false)), Some(false));
+    for ask in [Ask::Wait, Ask::MayRefuse, Ask::Probe] {
+        assert_eq!(parse_load_ask(&load_ask(ask)), Some(ask));
+    }
     assert_eq!(parse_load_ask(b"DIST00000001"), None);
     let answer = Answer {
         admitted: false,
