@@ -313,15 +313,12 @@ impl<'a> Journey<'a> {
                 .then(|| ours.get(job, cfg).map(|(id, _)| id.text().to_string()))
                 .flatten()
         };
-        let may_refuse = self.refusals < MAX_REFUSALS;
-        let ours = self.farm.is_ours(host);
-        let tcp = matches!(host.transport, Transport::Tcp { .. });
         let mut route = remote::Route {
             host,
             farm: &self.farm,
             io_timeout,
-            ask: ours.then_some(may_refuse),
-            probe: (!ours && tcp && !self.farm.asked(host)).then_some(may_refuse),
+            standing: self.farm.standing(host),
+            may_refuse: self.refusals < MAX_REFUSALS,
             compiler: &mut compiler,
         };
         let result = match &plan {

@@ -14,6 +14,7 @@ use super::secure;
 use super::Progress;
 use crate::cmdline::Compile;
 use crate::farm::hosts::{HostSpec, Transport};
+use crate::farm::load::Standing;
 use crate::farm::lock;
 use crate::farm::pick::Farm;
 use crate::farm::state::Phase;
@@ -105,12 +106,11 @@ pub(super) struct Route<'a> {
     pub host: &'a HostSpec,
     pub farm: &'a Farm,
     pub io_timeout: Duration,
-    /// Whether to ask the host for its load first (it is known to be our daemon), and if
-    /// so whether it may turn the job away when it is full.
-    pub ask: Option<bool>,
-    /// For a host not asked lately whether it is ours: ask it on a connection of its own
-    /// first ([`probe`]), and if it is, ask before the job as `ask` would, with this.
-    pub probe: Option<bool>,
+    /// Whether the host is our daemon, asked for its load before the job (one not asked
+    /// lately is asked first on a connection of its own, [`probe`]); SSH hosts never are.
+    pub standing: Standing,
+    /// Whether the host, if asked, may turn the job away when it is full.
+    pub may_refuse: bool,
     /// The identity of the compiler this machine would run for the job, asked only when
     /// the connection is TLS: our daemon, the only one there, reads it before the request
     /// and does not compile the job with another compiler.
@@ -127,13 +127,13 @@ fn connect(route: &mut Route<'_>, cfg: &Config) -> Result<(Connection, Vec<u8>),
             let tls = secure::plan(cfg, host, *port)?;
             let timeout = route.io_timeout;
             let sock = net::connect(host, *port, timeout).map_err(RemoteError::Connect)?;
-            let ask = match (route.ask, route.probe) {
-                (Some(may_refuse), _) => Some(may_refuse),
-                (None, Some(may_refuse)) if probe(host, *port, route)? => Some(may_refuse),
-                _ => None,
+            let ours = match route.standing {
+                Standing::Ours => true,
+                Standing::Unknown => probe(host, *port, route)?,
+                Standing::NotOurs => false,
             };
-            if let Some(may_refuse) = ask {
-                ask_load(&sock, may_refuse, route)?;
+            if ours {
+                ask_load(&sock, route)?;
             }
             match tls {
                 Some(tls) => {
@@ -180,25 +180,17 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// The door answers at once; a host that does not within [`ASK_TIMEOUT`] is taken for one
 /// that is no longer ours (distcc 3.4's daemon waits for more of what it takes for a bad
 /// request, and never answers).
-fn ask_load(
-    mut sock: &std::net::TcpStream,
-    may_refuse: bool,
-    route: &Route<'_>,
-) -> Result<(), RemoteError> {
+fn ask_load(sock: &std::net::TcpStream, route: &Route<'_>) -> Result<(), RemoteError> {
+    let may_refuse = route.may_refuse;
     let ask = if may_refuse {
         Ask::MayRefuse
     } else {
         Ask::Wait
     };
-    let answer = sock
-        .set_read_timeout(Some(ASK_TIMEOUT.min(route.io_timeout)))
-        .and_then(|()| sock.write_all(&wire::load_ask(ask)))
-        .map_err(ProtocolError::Io)
-        .and_then(|()| Answer::read(&mut sock))
-        .and_then(|answer| {
-            sock.set_read_timeout(Some(route.io_timeout))?;
-            Ok(answer)
-        });
+    let answer = exchange_ask(sock, ask, route.io_timeout).and_then(|answer| {
+        sock.set_read_timeout(Some(route.io_timeout))?;
+        Ok(answer)
+    });
     let Answer { admitted, mut load } = answer.map_err(|e| {
         route.farm.not_ours(route.host);
         RemoteError::NoLoad(e)
@@ -222,20 +214,31 @@ fn ask_load(
     Ok(())
 }
 
+/// Sends `ask` on `sock` and reads the answer, within [`ASK_TIMEOUT`] (the read timeout
+/// stays so). A probe is alone on its connection: the sending side is closed after it.
+fn exchange_ask(
+    mut sock: &std::net::TcpStream,
+    ask: Ask,
+    io_timeout: Duration,
+) -> Result<Answer, ProtocolError> {
+    sock.set_read_timeout(Some(ASK_TIMEOUT.min(io_timeout)))
+        .and_then(|()| sock.write_all(&wire::load_ask(ask)))
+        .and_then(|()| match ask {
+            Ask::Probe => sock.shutdown(std::net::Shutdown::Write),
+            _ => Ok(()),
+        })
+        .map_err(ProtocolError::Io)
+        .and_then(|()| Answer::read(&mut sock))
+}
+
 /// Asks `host`, not asked lately, whether it is our daemon, with the ask alone on a
 /// connection of its own, whose sending side is then closed: our daemon answers with its
 /// figures, which go on the board; distcc 3.4's takes it for a bad request and, as nothing
 /// more can come, closes at once. Returns whether it answered. A connection that cannot
 /// be made fails the attempt as the job's own would.
 fn probe(host: &str, port: u16, route: &Route<'_>) -> Result<bool, RemoteError> {
-    let mut sock = net::connect(host, port, route.io_timeout).map_err(RemoteError::Connect)?;
-    let answer = sock
-        .set_read_timeout(Some(ASK_TIMEOUT.min(route.io_timeout)))
-        .and_then(|()| sock.write_all(&wire::load_ask(Ask::Probe)))
-        .and_then(|()| sock.shutdown(std::net::Shutdown::Write))
-        .map_err(ProtocolError::Io)
-        .and_then(|()| Answer::read(&mut sock));
-    match answer {
+    let sock = net::connect(host, port, route.io_timeout).map_err(RemoteError::Connect)?;
+    match exchange_ask(&sock, Ask::Probe, route.io_timeout) {
         Ok(answer) => {
             route.farm.heard(route.host, answer.load);
             Ok(true)

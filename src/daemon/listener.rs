@@ -174,7 +174,10 @@ fn handle(arrival: Arrival, cfg: &Config, stats: &Stats, door: &Door) {
         answered,
         accepted,
     } = arrival;
-    let waited = accepted.elapsed();
+    let arrived = job::Arrived {
+        compiler: None,
+        waited: accepted.elapsed(),
+    };
     let client = peer.to_string();
     let _ = stream.set_nodelay(true);
     if let Err(e) = stream.set_write_timeout(Some(cfg.io_timeout)) {
@@ -209,7 +212,8 @@ fn handle(arrival: Arrival, cfg: &Config, stats: &Stats, door: &Door) {
     };
     let outcome = match (&cfg.tls, first[0] == net::tls::HANDSHAKE) {
         (Some(settings), true) => {
-            let Some(outcome) = serve_tls(conn, settings, cfg, stats, (&client, waited)) else {
+            let Some(outcome) = serve_tls(conn, settings, cfg, stats, (&client, arrived.waited))
+            else {
                 return;
             };
             outcome
@@ -235,14 +239,7 @@ fn handle(arrival: Arrival, cfg: &Config, stats: &Stats, door: &Door) {
                 Ok(principal) => {
                     log::debug!("client {client} authenticated as {principal}");
                     stats.job_started();
-                    job::serve(
-                        &mut conn,
-                        &cfg.job,
-                        &job::Arrived {
-                            compiler: None,
-                            waited,
-                        },
-                    )
+                    job::serve(&mut conn, &cfg.job, &arrived)
                 }
                 Err(e) => {
                     log::warn!("GSS-API authentication of {client} failed: {e}");
@@ -272,14 +269,7 @@ fn handle(arrival: Arrival, cfg: &Config, stats: &Stats, door: &Door) {
         }
         (_, false) => {
             stats.job_started();
-            job::serve(
-                &mut conn,
-                &cfg.job,
-                &job::Arrived {
-                    compiler: None,
-                    waited,
-                },
-            )
+            job::serve(&mut conn, &cfg.job, &arrived)
         }
     };
     stats.job_ended(&outcome);

@@ -35,6 +35,17 @@ pub struct Heard {
     pub at_ms: u64,
 }
 
+/// Whether a host is our daemon, as far as the board knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// It told its load lately: it is asked before each job.
+    Ours,
+    /// It did not answer an ask lately: it is not asked.
+    NotOurs,
+    /// Not asked lately: asked once, on a connection of its own, before its next job.
+    Unknown,
+}
+
 /// The board as read at one moment; keyed by the hosts' lock keys (`lock::host_key`).
 #[derive(Debug, Default)]
 pub struct Board {
@@ -101,22 +112,18 @@ impl Board {
         Board::parse(&String::from_utf8_lossy(bytes))
     }
 
-    /// What was heard of the host of lock key `key` within [`KNOWN_FOR`].
-    fn lately(&self, key: &str) -> Option<&Heard> {
-        self.hosts
+    /// What the board says the host of lock key `key` is, from what was heard within
+    /// [`KNOWN_FOR`]: a host that is not ours is recorded with no processors.
+    pub fn standing(&self, key: &str) -> Standing {
+        let lately = self
+            .hosts
             .get(key)
-            .filter(|h| now_ms().saturating_sub(h.at_ms) < KNOWN_FOR.as_millis() as u64)
-    }
-
-    /// Whether the host of lock key `key` is known to be ours.
-    pub fn knows(&self, key: &str) -> bool {
-        self.lately(key).is_some_and(|h| h.load.cpus > 0)
-    }
-
-    /// Whether the host of lock key `key` was asked lately whether it is ours, whatever
-    /// the answer: a host that is not is recorded with no processors.
-    pub fn asked(&self, key: &str) -> bool {
-        self.lately(key).is_some()
+            .filter(|h| now_ms().saturating_sub(h.at_ms) < KNOWN_FOR.as_millis() as u64);
+        match lately {
+            Some(h) if h.load.cpus > 0 => Standing::Ours,
+            Some(_) => Standing::NotOurs,
+            None => Standing::Unknown,
+        }
     }
 
     /// How soon a job sent to the host of lock key `key` would start, as far as what was
@@ -178,7 +185,8 @@ mod tests {
     #[test]
     fn the_board_keeps_what_each_host_said_and_ranks_it() {
         let top = tempfile::tempdir().unwrap();
-        assert!(!Board::read(top.path()).knows("tcp_a_3632"));
+        let knows = |board: &Board, key| board.standing(key) == Standing::Ours;
+        assert!(!knows(&Board::read(top.path()), "tcp_a_3632"));
         let load = |running, queued| Load {
             cpus: 4,
             slots: 6,
@@ -188,13 +196,13 @@ mod tests {
         Board::record(top.path(), "tcp_a_3632", Some(load(1, 0)));
         Board::record(top.path(), "tcp_b_3632", Some(load(4, 2)));
         let board = Board::read(top.path());
-        assert!(board.knows("tcp_a_3632") && board.knows("tcp_b_3632"));
+        assert!(knows(&board, "tcp_a_3632") && knows(&board, "tcp_b_3632"));
         assert_eq!(board.rank("tcp_a_3632"), Some((false, 0.5)));
         assert_eq!(board.rank("tcp_b_3632"), Some((true, 7.0 / 4.0)));
         assert_eq!(board.rank("tcp_c_3632"), None);
         Board::record(top.path(), "tcp_b_3632", None);
         let board = Board::read(top.path());
-        assert!(!board.knows("tcp_b_3632"));
+        assert_eq!(board.standing("tcp_b_3632"), Standing::Unknown);
         // Damaged lines are dropped, the rest kept.
         let text = fs::read_to_string(board_path(top.path())).unwrap();
         fs::write(
@@ -203,6 +211,6 @@ mod tests {
         )
         .unwrap();
         let board = Board::read(top.path());
-        assert!(board.knows("tcp_a_3632") && !board.knows("tcp_x"));
+        assert!(knows(&board, "tcp_a_3632") && !knows(&board, "tcp_x"));
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::backoff;
 use super::hosts::{self, HostSpec};
-use super::load::Board;
+use super::load::{Board, Standing};
 use super::lock::{self, Slot, SlotSet};
 use crate::wire::Load;
 
@@ -136,9 +136,9 @@ impl Farm {
         self.top.as_deref().map(Board::read).unwrap_or_default()
     }
 
-    /// Whether `host` is known to be our daemon, which is asked for its load before a job.
-    pub fn is_ours(&self, host: &HostSpec) -> bool {
-        self.board().knows(&lock::host_key(host))
+    /// Whether `host` is our daemon, as far as the board knows (see [`Standing`]).
+    pub fn standing(&self, host: &HostSpec) -> Standing {
+        self.board().standing(&lock::host_key(host))
     }
 
     /// Records what `host` said of its load, for the next jobs of every client here.
@@ -146,11 +146,6 @@ impl Farm {
         if let Some(top) = &self.top {
             Board::record(top, &lock::host_key(host), Some(load));
         }
-    }
-
-    /// Whether `host` was asked lately whether it is our daemon (see [`Farm::not_ours`]).
-    pub fn asked(&self, host: &HostSpec) -> bool {
-        self.board().asked(&lock::host_key(host))
     }
 
     /// Records that `host` is not our daemon (it did not answer the ask): it is asked no
