@@ -530,3 +530,51 @@ fn a_reply_is_the_same_whatever_was_asked_before() {
     assert_eq!(reply(&after, &plain), want);
     after.clean_up();
 }
+
+/// A request asked again while its analysis holds gets the reply made before, without
+/// the mirror being walked again; once another request has started a new generation of
+/// the mirror (a header of its own changed), the reply names the new root; and a header
+/// of its own changed gives a reply with the new content.
+#[test]
+fn a_kept_request_gets_its_reply_again_until_the_mirror_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let w = |p: &str, s: &str| write(&root, p, s);
+    w("a.c", "#include \"a.h\"\n");
+    w("a.h", "int a;\n");
+    w("b.c", "#include \"b.h\"\n");
+    w("b.h", "int b;\n");
+    settle();
+    let cwd = root.to_str().unwrap();
+    let (a, b) = (words("gcc -c a.c"), words("gcc -c b.c"));
+    let server = IncludeServer::new().unwrap();
+    let content = |reply: &[String], name: &str| {
+        let path = reply.iter().find(|p| p.contains(name)).unwrap();
+        String::from_utf8(lzo::decompress(&fs::read(path).unwrap(), 1 << 20).unwrap()).unwrap()
+    };
+    let first = server.answer(cwd, &a).unwrap();
+    let root1 = server.client_root();
+    assert!(first.iter().all(|p| p.starts_with(&root1)), "{first:?}");
+    assert_eq!(server.answer(cwd, &a).unwrap(), first);
+    assert_eq!(server.answer(cwd, &b).unwrap().len(), first.len());
+
+    // b.h changes: b's next request starts a new generation; a's reply follows it.
+    w("b.h", "int b, bb;\n");
+    settle();
+    let b2 = server.answer(cwd, &b).unwrap();
+    let root2 = server.client_root();
+    assert_ne!(root1, root2);
+    assert_eq!(content(&b2, "b.h"), "int b, bb;\n");
+    let again = server.answer(cwd, &a).unwrap();
+    assert!(again.iter().all(|p| p.starts_with(&root2)), "{again:?}");
+    assert_eq!(content(&again, "a.h"), "int a;\n");
+
+    // a.h changes: not the old copy.
+    w("a.h", "int a, aa;\n");
+    settle();
+    assert_eq!(
+        content(&server.answer(cwd, &a).unwrap(), "a.h"),
+        "int a, aa;\n"
+    );
+    server.clean_up();
+}

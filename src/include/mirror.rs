@@ -148,6 +148,11 @@ impl Mirror {
         lock(&self.state).root.clone()
     }
 
+    /// The number of the current generation.
+    pub fn generation(&self) -> u32 {
+        lock(&self.state).number
+    }
+
     fn make_root(&self, generation: u32) -> Result<String, String> {
         let dir = tempfile::Builder::new()
             .prefix("tmp")
@@ -182,15 +187,16 @@ impl Mirror {
         }
     }
 
-    /// Writes what `closure` needs into the root and returns the reply's paths: files,
-    /// system links, other links, forcing files. `system_dirs` are all the system dirs
-    /// known (each gets its link), `is_system` says whether a realpath is under one.
+    /// Writes what `closure` needs into the root and returns the reply's paths (files,
+    /// system links, other links, forcing files) and the generation they are in.
+    /// `system_dirs` are all the system dirs known (each gets its link), `is_system` says
+    /// whether a realpath is under one.
     pub fn ship(
         &self,
         closure: &Closure,
         system_dirs: &[String],
         is_system: &dyn Fn(&str) -> bool,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<(Vec<String>, u32), String> {
         // The versions the analysis read (it has just checked them); the others are looked
         // at before the mirror is locked: concurrent requests wait only for the writing.
         let mut keys = Vec::with_capacity(closure.files.len());
@@ -319,7 +325,7 @@ impl Mirror {
             }
             reply.push(forcing);
         }
-        Ok(reply)
+        Ok((reply, g.number))
     }
 }
 

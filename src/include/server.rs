@@ -40,10 +40,10 @@ const MAX_BYTES: usize = 8 * 1024 * 1024;
 /// What the server keeps across the requests of a build.
 pub struct IncludeServer {
     caches: Caches,
-    /// The analyses made, by the hash of (working directory, command), with the request
-    /// itself: a command asked again (a rebuild in the same session) is answered from
-    /// here while every file and directory it depended on is unchanged.
-    results: Mutex<FxMap<u64, (Request, Arc<Closure>)>>,
+    /// The analyses made, by the hash of (working directory, command): a command asked
+    /// again (a rebuild in the same session) is answered from here while every file and
+    /// directory it depended on is unchanged.
+    results: Mutex<FxMap<u64, Kept>>,
     mirror: Mirror,
     limit: Duration,
 }
@@ -68,6 +68,12 @@ impl IncludeServer {
     /// The files one request would ship (realpaths, the source first), or the reason it
     /// is not covered: the analysis without the mirror, for tests and tools.
     pub fn closure(&self, cwd: &str, argv: &[String]) -> Result<Arc<Closure>, String> {
+        self.analysis(cwd, argv).map(|(_, closure, _)| closure)
+    }
+
+    /// The analysis of one request, the hash it is kept under, and the reply last made
+    /// of it when it was kept and still holds.
+    fn analysis(&self, cwd: &str, argv: &[String]) -> Result<(u64, Arc<Closure>, Memo), String> {
         if !cwd.starts_with('/') {
             return Err(format!("the working directory '{cwd}' is not absolute"));
         }
@@ -80,35 +86,55 @@ impl IncludeServer {
         };
         let kept = lock(&self.results)
             .get(&hash)
-            .filter(|((c, a), _)| c == cwd && a == argv)
-            .map(|(_, closure)| closure.clone());
-        if let Some(c) = kept {
+            .filter(|k| k.request.0 == cwd && k.request.1 == argv)
+            .map(|k| (k.closure.clone(), k.reply.clone()));
+        if let Some((c, reply)) = kept {
             if c.facts.as_ref().is_some_and(|f| f.hold(&self.caches.fs)) {
-                return Ok(c);
+                return Ok((hash, c, reply));
             }
         }
         let cmd = cmdline::parse(argv)?;
         let c = Arc::new(analyze(&cmd, cwd, &self.caches, self.limit)?);
         if c.facts.is_some() {
-            let request = (cwd.to_string(), argv.to_vec());
-            lock(&self.results).insert(hash, (request, c.clone()));
+            let kept = Kept {
+                request: (cwd.to_string(), argv.to_vec()),
+                closure: c.clone(),
+                reply: None,
+            };
+            lock(&self.results).insert(hash, kept);
         }
-        Ok(c)
+        Ok((hash, c, None))
     }
 
     /// The reply to one request: the paths in the client root, or the reason it is not
     /// covered.
     pub fn answer(&self, cwd: &str, argv: &[String]) -> Result<Vec<String>, String> {
-        self.reply(cwd, argv).map(|(files, _)| files)
+        self.reply(cwd, argv).map(|(files, _)| files.to_vec())
     }
 
-    /// The reply's paths, and the analysis they come from.
-    fn reply(&self, cwd: &str, argv: &[String]) -> Result<(Vec<String>, Arc<Closure>), String> {
-        let closure = self.closure(cwd, argv)?;
+    /// The reply's paths, and the analysis they come from. A kept analysis that still
+    /// holds gets the reply made of it before while the mirror is in the same generation:
+    /// the files it names are the versions it read, already in that root, and a root is
+    /// only ever added to.
+    fn reply(&self, cwd: &str, argv: &[String]) -> Result<(Arc<[String]>, Arc<Closure>), String> {
+        let (hash, closure, memo) = self.analysis(cwd, argv)?;
+        if let Some((generation, files)) = memo {
+            if generation == self.mirror.generation() {
+                return Ok((files, closure));
+            }
+        }
         let sys = &self.caches.compilers;
-        let files = self
-            .mirror
-            .ship(&closure, &sys.all(), &|p: &str| sys.contains(p))?;
+        let (files, generation) =
+            (self.mirror).ship(&closure, &sys.all(), &|p: &str| sys.contains(p))?;
+        let files: Arc<[String]> = files.into();
+        // A file only `__has_include` met is not among the analysis's facts: its copy is
+        // checked by the mirror at each request.
+        let read_all = closure.files.iter().all(|f| f.key.is_some());
+        if let Some(k) = lock(&self.results).get_mut(&hash).filter(|_| read_all) {
+            if Arc::ptr_eq(&k.closure, &closure) {
+                k.reply = Some((generation, files.clone()));
+            }
+        }
         Ok((files, closure))
     }
 
@@ -138,7 +164,7 @@ impl IncludeServer {
             Ok(answer) => answer,
             Err(why) => {
                 eprintln!("WARNING include server: {why}");
-                (Vec::new(), Arc::default())
+                (Arc::default(), Arc::default())
             }
         };
         if let Some(stats) = stats {
@@ -195,6 +221,16 @@ impl Stats {
 
 /// A request: its working directory and command.
 type Request = (String, Vec<String>);
+
+/// The reply last made of an analysis, with the mirror generation it was made in.
+type Memo = Option<(u32, Arc<[String]>)>;
+
+/// An analysis kept for the requests to come.
+struct Kept {
+    request: Request,
+    closure: Arc<Closure>,
+    reply: Memo,
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
