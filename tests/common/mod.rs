@@ -67,59 +67,70 @@ impl Daemon {
 
     /// Like `start`, with extra environment variables for the daemon.
     pub fn start_with_env(program: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        for _ in 0..5 {
-            let dir = tempfile::tempdir().expect("tempdir");
-            // distcc 3.4's daemon, started as root, drops to its own user before it opens
-            // the log file.
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
-                .expect("chmod log dir");
-            let log = dir.path().join("distccd.log");
-            let port = free_port();
-            let mut cmd = Command::new(program);
-            cmd.args(["--daemon", "--no-detach", "--listen", "127.0.0.1"])
-                .args(["--port", &port.to_string()])
-                .args(["--log-file", log.to_str().unwrap()])
-                .args(extra)
-                .envs(env.iter().copied())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            if program == DISTCCD_34 {
-                cmd.args(["--log-level", "info"]);
-            }
-            // Ours writes its pid file once it listens: readiness without a connection,
-            // which would otherwise count among the daemon's jobs and open descriptors.
-            // distcc 3.4 writes its pid file only after giving up root, so it is probed.
-            let pid_file = match extra.iter().position(|a| *a == "--pid-file") {
-                Some(i) => Some(PathBuf::from(extra[i + 1])),
-                None if program == OUR_DISTCCD => {
-                    let p = dir.path().join("distccd.pid");
-                    cmd.args(["--pid-file", p.to_str().unwrap()]);
-                    Some(p)
-                }
-                None => None,
-            };
-            let mut child = cmd.spawn().expect("start distccd");
-            let up = wait_for(Duration::from_secs(10), || {
-                let ready = match &pid_file {
-                    Some(p) => std::fs::read_to_string(p).is_ok_and(|t| t.ends_with('\n')),
-                    None => TcpStream::connect(("127.0.0.1", port)).is_ok(),
-                };
-                ready || child.try_wait().ok().flatten().is_some()
-            });
-            if up && child.try_wait().ok().flatten().is_none() {
-                return Daemon {
-                    child,
-                    port,
-                    log,
-                    _dir: dir,
-                    _whitelist: None,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        (0..5)
+            .find_map(|_| Daemon::try_start(program, "127.0.0.1", free_port(), extra, env))
+            .unwrap_or_else(|| panic!("{program} did not start listening"))
+    }
+
+    /// Starts `program` on `addr` (a loopback address) and `port`, or `None` when it does
+    /// not listen there.
+    pub fn try_start(
+        program: &str,
+        addr: &str,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Option<Daemon> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // distcc 3.4's daemon, started as root, drops to its own user before it opens
+        // the log file.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod log dir");
+        let log = dir.path().join("distccd.log");
+        let mut cmd = Command::new(program);
+        cmd.args(["--daemon", "--no-detach", "--listen", addr])
+            .args(["--port", &port.to_string()])
+            .args(["--log-file", log.to_str().unwrap()])
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if program == DISTCCD_34 {
+            cmd.args(["--log-level", "info"]);
         }
-        panic!("{program} did not start listening");
+        // Ours writes its pid file once it listens: readiness without a connection,
+        // which would otherwise count among the daemon's jobs and open descriptors.
+        // distcc 3.4 writes its pid file only after giving up root, so it is probed.
+        let pid_file = match extra.iter().position(|a| *a == "--pid-file") {
+            Some(i) => Some(PathBuf::from(extra[i + 1])),
+            None if program == OUR_DISTCCD => {
+                let p = dir.path().join("distccd.pid");
+                cmd.args(["--pid-file", p.to_str().unwrap()]);
+                Some(p)
+            }
+            None => None,
+        };
+        let mut child = cmd.spawn().expect("start distccd");
+        let up = wait_for(Duration::from_secs(10), || {
+            let ready = match &pid_file {
+                Some(p) => std::fs::read_to_string(p).is_ok_and(|t| t.ends_with('\n')),
+                None => TcpStream::connect((addr, port)).is_ok(),
+            };
+            ready || child.try_wait().ok().flatten().is_some()
+        });
+        if up && child.try_wait().ok().flatten().is_none() {
+            return Some(Daemon {
+                child,
+                port,
+                log,
+                _dir: dir,
+                _whitelist: None,
+            });
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     /// Our daemon, with a whitelist directory of its own that names the usual compilers.
