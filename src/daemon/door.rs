@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,10 @@ pub struct Door {
     arrived: Condvar,
     /// A worker took a connection from a full queue.
     room: Condvar,
+    /// Connections turned away because every slot was busy, and refused by the access
+    /// list, for the metrics.
+    turned_away: AtomicU64,
+    denied: AtomicU64,
 }
 
 impl Door {
@@ -78,7 +82,28 @@ impl Door {
             }),
             arrived: Condvar::new(),
             room: Condvar::new(),
+            turned_away: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
         }
+    }
+
+    /// The figures now.
+    pub fn load(&self) -> Load {
+        self.figures(&self.lock())
+    }
+
+    /// How many connections were turned away for want of a slot, and how many the access
+    /// list refused (here or at the statistics port, which [`Door::denied`] counts).
+    pub fn refusals(&self) -> (u64, u64) {
+        (
+            self.turned_away.load(Ordering::Relaxed),
+            self.denied.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Counts a connection the access list refused.
+    pub fn denied(&self) {
+        self.denied.fetch_add(1, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -141,6 +166,7 @@ impl Door {
             };
             if !access::allowed(allow, peer.ip()) {
                 log::error!("connection from client '{peer}' denied by access list");
+                self.denied();
                 continue;
             }
             self.admit(stream, peer);
@@ -180,6 +206,7 @@ impl Door {
             return;
         }
         if !admitted {
+            self.turned_away.fetch_add(1, Ordering::Relaxed);
             log::debug!("turned {peer} away: all {} slots are busy", self.slots);
             return;
         }

@@ -444,8 +444,10 @@ fn worker(door: &Door, cfg: &Config, stats: &Stats) {
     }
 }
 
-/// Serves the statistics page to allowed clients until the daemon stops: reads what the
-/// client sends (at most 1 KiB, as distcc 3.4 does), answers, closes.
+/// Serves the statistics to allowed clients until the daemon stops: reads what the client
+/// sends (at most 1 KiB, as distcc 3.4 does), answers, closes. A request for `/metrics`
+/// gets the Prometheus text; anything else distcc 3.4's page, which 3.4 sends whatever
+/// was asked.
 fn stats_server(listener: &TcpListener, cfg: &Config, stats: &Stats, stopping: &AtomicBool) {
     loop {
         let (mut stream, peer) = match listener.accept() {
@@ -459,14 +461,37 @@ fn stats_server(listener: &TcpListener, cfg: &Config, stats: &Stats, stopping: &
         };
         if !access::allowed(&cfg.allow, peer.ip()) {
             log::error!("stats connection from client '{peer}' denied by access list");
+            if let Some(door) = &stats.door {
+                door.denied();
+            }
             continue;
         }
         let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
         let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
         let mut request = [0u8; 1024];
-        let _ = stream.read(&mut request);
-        let _ = stream.write_all(stats.page().as_bytes());
+        let n = stream.read(&mut request).unwrap_or(0);
+        let page = match http_path(&request[..n]) {
+            Some("/metrics") => {
+                let body = super::metrics::render(stats);
+                format!(
+                    "HTTP/1.0 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    super::metrics::CONTENT_TYPE,
+                    body.len()
+                )
+            }
+            _ => stats.page(),
+        };
+        let _ = stream.write_all(page.as_bytes());
     }
+}
+
+/// The path of an HTTP `GET` request's first line, without its query.
+fn http_path(request: &[u8]) -> Option<&str> {
+    let line = request.split(|b| *b == b'\n').next()?;
+    let mut words = std::str::from_utf8(line).ok()?.split_whitespace();
+    (words.next()? == "GET").then_some(())?;
+    words.next()?.split('?').next()
 }
 
 /// Reopens the log file at its path (after `logrotate` moved it away), through the keeper
@@ -601,7 +626,8 @@ pub fn run(mut cfg: Config) -> Result<(), DaemonError> {
     }
     let door = std::sync::Arc::new(Door::new(cfg.jobs));
     cfg.job.load = Some(door.clone());
-    let cfg = cfg;
+    stats.door = Some(door.clone());
+    let (cfg, stats) = (cfg, stats);
     let stopping = AtomicBool::new(false);
     std::thread::scope(|scope| {
         for _ in 0..cfg.jobs {

@@ -4,8 +4,9 @@
 //! distcc 3.4's page: `dcc_max_kids` is the job limit (`--jobs`), `dcc_current_load` the
 //! machine's running processes (the fourth field of `/proc/loadavg`).
 //!
-//! This module counts and renders. The daemon records each job's outcome and serves the
-//! page to allowed clients; it owns no socket here.
+//! This module counts and renders 3.4's page (`metrics` renders the same figures for
+//! Prometheus). The daemon records each job's outcome and serves the page to allowed
+//! clients; it owns no socket here.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,45 @@ struct Counters {
     finished: VecDeque<Instant>,
     /// (kilobytes, compiler) of the largest compiler process so far.
     max_rss: Option<(i64, String)>,
+    /// Requests refused with a message (a compiler not allowed, TLS or GSS-API required).
+    refused: u64,
+    /// How long the jobs that ran a compiler took, by [`COMPILE_BUCKETS`].
+    compile_times: Histogram,
+}
+
+/// The upper bounds, in seconds, of the compile time histogram's buckets.
+pub const COMPILE_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+
+/// Counts of observations at most each bound of [`COMPILE_BUCKETS`] (the last: all), and
+/// their sum.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Histogram {
+    pub at_most: [u64; COMPILE_BUCKETS.len()],
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (n, bound) in self.at_most.iter_mut().zip(COMPILE_BUCKETS) {
+            if seconds <= bound {
+                *n += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+}
+
+/// The counters at one moment, for the metrics.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub connections: u64,
+    /// Jobs by result: ok, compile error, timeout, client disconnected, bad request, other.
+    pub results: [(&'static str, u64); 6],
+    pub refused: u64,
+    pub running: u64,
+    pub compile_times: Histogram,
 }
 
 impl Counters {
@@ -67,6 +107,9 @@ pub struct Stats {
     max_jobs: usize,
     /// `--cache-dir`, whose counters the page adds after 3.4's lines.
     pub cache_dir: Option<PathBuf>,
+    /// The door, which knows the running and queued jobs and the connections it turned
+    /// away (none under inetd, which serves one connection and no statistics).
+    pub(crate) door: Option<std::sync::Arc<crate::daemon::door::Door>>,
 }
 
 /// The peak resident size of all the compilers this process has waited for, in KiB.
@@ -95,7 +138,7 @@ fn processes_in_d_state() -> usize {
         .count()
 }
 
-fn load_averages() -> [String; 3] {
+pub(crate) fn load_averages() -> [String; 3] {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mut it = text.split_whitespace();
     std::array::from_fn(|_| {
@@ -117,7 +160,7 @@ fn running_processes() -> i64 {
         .unwrap_or(-1)
 }
 
-fn free_megabytes(path: &Path) -> u64 {
+pub(crate) fn free_megabytes(path: &Path) -> u64 {
     nix::sys::statvfs::statvfs(path)
         .map(|s| s.blocks_available() * s.fragment_size() / (1024 * 1024))
         .unwrap_or(0)
@@ -131,6 +174,36 @@ impl Stats {
             tmp_root,
             max_jobs,
             cache_dir: None,
+            door: None,
+        }
+    }
+
+    /// The job limit (`--jobs`).
+    pub fn max_jobs(&self) -> usize {
+        self.max_jobs
+    }
+
+    /// Where jobs run.
+    pub fn tmp_root(&self) -> &Path {
+        &self.tmp_root
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> Snapshot {
+        let c = self.lock();
+        Snapshot {
+            connections: c.tcp_accept,
+            results: [
+                ("ok", c.compile_ok),
+                ("compile_error", c.compile_error),
+                ("timeout", c.compile_timeout),
+                ("client_disconnect", c.cli_disconnect),
+                ("bad_request", c.rej_bad_req),
+                ("other", c.other),
+            ],
+            refused: c.refused,
+            running: c.running,
+            compile_times: c.compile_times.clone(),
         }
     }
 
@@ -169,6 +242,20 @@ impl Stats {
             JobResult::ClientDisconnected => c.cli_disconnect += 1,
             JobResult::BadRequest => c.rej_bad_req += 1,
             JobResult::Other => c.other += 1,
+        }
+        if outcome
+            .problem
+            .as_ref()
+            .is_some_and(|(_, refusal)| *refusal)
+        {
+            c.refused += 1;
+        }
+        let compiled = matches!(
+            outcome.result,
+            JobResult::CompileOk | JobResult::CompileError | JobResult::CompileTimeout
+        );
+        if compiled && outcome.job.is_some() {
+            c.compile_times.observe(outcome.time.as_secs_f64());
         }
         if let Some((compiler, input)) = &outcome.job {
             c.finished.push_back(now);
