@@ -19,8 +19,9 @@
 //! Links and forced directories accumulate over a generation and go with every reply, as
 //! in 3.4; a link whose target changed starts a new generation. Unlike 3.4, a file is
 //! never shipped stale: each shipped file is stat'ed at every request, and when its (dev,
-//! inode, size, mtime, ctime) differs from the compressed copy's, a new generation starts
-//! (a new root, every mirror record dropped). A file changed too recently
+//! inode, size, mtime, ctime) differs from the compressed copy's and so does its content, a
+//! new generation starts (a new root, every mirror record dropped); the same content
+//! written again (a rebuild's generated file) keeps its copy. A file changed too recently
 //! ([`recent`]) is also read again and compared by content, since two writes within one
 //! timestamp tick can leave the same key. Old roots
 //! stay until shutdown, because a client may still be reading them.
@@ -217,19 +218,28 @@ impl Mirror {
                 .collect()
         };
         let mut paths = mirrored(&g.root);
-        let stale = closure
-            .files
-            .iter()
-            .zip(&keys)
-            .zip(&paths)
-            .any(|((f, key), path)| match g.shipped.get(path) {
+        // A file written again with the same content (a build's generated source or
+        // header, made again by a rebuild) keeps its copy: only its key is new.
+        let mut stale = false;
+        let mut rekeyed = Vec::new();
+        for ((f, key), path) in closure.files.iter().zip(&keys).zip(&paths) {
+            stale = match g.shipped.get(path) {
                 None => false,
-                Some((k, _)) if k != key => true,
-                Some((_, hash)) => {
-                    recent(key.mtime_ns, key.ctime_ns)
-                        && fs::read(&f.realpath).map_or(true, |d| content_hash(&d) != *hash)
+                Some((k, hash)) if k != key => {
+                    let same = holds_content(&f.realpath, *key, *hash);
+                    if same {
+                        rekeyed.push((path, *key, *hash));
+                    }
+                    !same
                 }
-            });
+                Some((_, hash)) => {
+                    recent(key.mtime_ns, key.ctime_ns) && !holds_content(&f.realpath, *key, *hash)
+                }
+            };
+            if stale {
+                break;
+            }
+        }
         // A symlink pointed elsewhere since it was mirrored (as in `ln -sfn v2 inc`): the
         // host must not follow the old link.
         let stale = stale
@@ -250,6 +260,10 @@ impl Mirror {
             let root = self.make_root(number)?;
             *g = Generation::empty(number, root);
             paths = mirrored(&g.root);
+        } else {
+            for (path, key, hash) in rekeyed {
+                g.shipped.insert(path.clone(), (key, hash));
+            }
         }
         for d in system_dirs {
             if g.system_dirs_done.insert(d.clone()) {
@@ -336,6 +350,13 @@ fn suffix(f: &ClosureFile) -> &'static str {
     } else {
         ".lzo"
     }
+}
+
+/// Whether `real`, read now as the version `key`, has the content hashed as `hash`.
+fn holds_content(real: &str, key: FileKey, hash: u64) -> bool {
+    fs::read(real).is_ok_and(|d| {
+        FileKey::stat(real).is_ok_and(|now| now == key) && content_hash(&d) == hash
+    })
 }
 
 fn content_hash(data: &[u8]) -> u64 {
