@@ -354,9 +354,8 @@ fn suffix(f: &ClosureFile) -> &'static str {
 
 /// Whether `real`, read now as the version `key`, has the content hashed as `hash`.
 fn holds_content(real: &str, key: FileKey, hash: u64) -> bool {
-    fs::read(real).is_ok_and(|d| {
-        FileKey::stat(real).is_ok_and(|now| now == key) && content_hash(&d) == hash
-    })
+    fs::read(real)
+        .is_ok_and(|d| FileKey::stat(real).is_ok_and(|now| now == key) && content_hash(&d) == hash)
 }
 
 fn content_hash(data: &[u8]) -> u64 {
