@@ -10,7 +10,8 @@
 //! - `client`: one `distcc` invocation, from the command line to the written object;
 //! - `cache`: the compile cache's keys, entries and counters;
 //! - `daemon`: `distccd`, from the listening socket to one compiled job;
-//! - `trace`: the per-job trace of a build (`DISTCC_TRACE`), its report and Chrome export.
+//! - `trace`: the per-job trace of a build (`DISTCC_TRACE`), its report and Chrome export;
+//! - `json`: just enough JSON for the trace and the daemons' state documents.
 //!
 //! Both programs log in distcc's shape (`logging`) and exit with its codes (`exitcode`).
 
@@ -22,6 +23,7 @@ pub mod envvars;
 pub mod exitcode;
 pub mod farm;
 pub mod include;
+pub mod json;
 pub mod logging;
 pub mod net;
 pub mod toolchain;

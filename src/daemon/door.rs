@@ -21,6 +21,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::access;
+use super::live::Live;
 use crate::wire::{self, Answer, Ask, Load};
 
 /// The most connections kept waiting here; past it the door stops accepting and the
@@ -67,6 +68,8 @@ pub struct Door {
     /// list, for the metrics.
     turned_away: AtomicU64,
     denied: AtomicU64,
+    /// The jobs being served and the last ones ended.
+    pub live: Live,
 }
 
 impl Door {
@@ -84,6 +87,7 @@ impl Door {
             room: Condvar::new(),
             turned_away: AtomicU64::new(0),
             denied: AtomicU64::new(0),
+            live: Live::default(),
         }
     }
 
@@ -210,8 +214,19 @@ impl Door {
             log::debug!("turned {peer} away: all {} slots are busy", self.slots);
             return;
         }
-        // Nothing follows a probe: it is answered, and closed.
+        // Nothing follows a probe: it is answered, and closed; so is a monitor's ask for
+        // the state, once it has the jobs.
         if ask == Ask::Probe {
+            return;
+        }
+        if ask == Ask::State {
+            let doc = self.live.json(&load);
+            let mut packet = wire::header(wire::JSON, doc.len() as u32).to_vec();
+            packet.extend_from_slice(doc.as_bytes());
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            if let Err(e) = stream.write_all(&packet) {
+                log::debug!("failed to send the state to {peer}: {e}");
+            }
             return;
         }
         let mut q = self.lock();

@@ -757,6 +757,10 @@ fn run_pump_job(
     cfg: &JobConfig,
     arrived: &Arrived<'_>,
 ) -> Result<Done, JobError> {
+    if let (Some(door), Some(first)) = (&cfg.load, req.argv.first()) {
+        let input = cmdline::parse_received(&req.argv).map(|c| c.input().to_string());
+        door.live.describe(first, &input.unwrap_or_default());
+    }
     let compiler = cache_compiler(&req, cfg);
     let keyed = compiler.as_ref().map(|compiler| pumpcache::Job {
         argv: &req.argv,
@@ -907,6 +911,9 @@ fn run_job(
         prepared => prepared?,
     };
     let input = || req.compile.as_ref().map(|c| c.input().to_string());
+    if let Some(door) = &cfg.load {
+        door.live.describe(&cmd[0], &input().unwrap_or_default());
+    }
     let mut known = arrived.compiler.and_then(|_| identity_of(&cmd[0], cfg));
     let theirs = (arrived.compiler, known.as_ref());
     if let Some(done) = other_compiler(stream, cfg, arrived, req.version, &cmd[0], theirs) {

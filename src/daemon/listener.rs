@@ -210,6 +210,7 @@ fn handle(arrival: Arrival, cfg: &Config, stats: &Stats, door: &Door) {
         deadline: Instant::now() + cfg.io_timeout,
         stop_by: &cfg.job.stop_by,
     };
+    let _serving = door.live.begin(&client);
     let outcome = match (&cfg.tls, first[0] == net::tls::HANDSHAKE) {
         (Some(settings), true) => {
             let Some(outcome) = serve_tls(conn, settings, cfg, stats, (&client, arrived.waited))
@@ -273,6 +274,7 @@ fn handle(arrival: Arrival, cfg: &Config, stats: &Stats, door: &Door) {
         }
     };
     stats.job_ended(&outcome);
+    door.live.ended(&client, &outcome);
     outcome.log(&client);
 }
 
@@ -445,9 +447,9 @@ fn worker(door: &Door, cfg: &Config, stats: &Stats) {
 }
 
 /// Serves the statistics to allowed clients until the daemon stops: reads what the client
-/// sends (at most 1 KiB, as distcc 3.4 does), answers, closes. A request for `/metrics`
-/// gets the Prometheus text; anything else distcc 3.4's page, which 3.4 sends whatever
-/// was asked.
+/// sends (at most 1 KiB, as distcc 3.4 does), answers, closes. `/metrics` gets the
+/// Prometheus text, `/live` the live page and `/state.json` what it shows; anything else
+/// distcc 3.4's page, which 3.4 sends whatever was asked.
 fn stats_server(listener: &TcpListener, cfg: &Config, stats: &Stats, stopping: &AtomicBool) {
     loop {
         let (mut stream, peer) = match listener.accept() {
@@ -470,15 +472,21 @@ fn stats_server(listener: &TcpListener, cfg: &Config, stats: &Stats, stopping: &
         let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
         let mut request = [0u8; 1024];
         let n = stream.read(&mut request).unwrap_or(0);
-        let page = match http_path(&request[..n]) {
-            Some("/metrics") => {
-                let body = super::metrics::render(stats);
-                format!(
-                    "HTTP/1.0 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
-                     Connection: close\r\n\r\n{body}",
-                    super::metrics::CONTENT_TYPE,
-                    body.len()
-                )
+        let reply = |kind: &str, body: &str| {
+            format!(
+                "HTTP/1.0 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\
+                 Cache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let door = stats.door.as_ref();
+        let page = match (http_path(&request[..n]), door) {
+            (Some("/metrics"), _) => {
+                reply(super::metrics::CONTENT_TYPE, &super::metrics::render(stats))
+            }
+            (Some("/live"), Some(_)) => reply("text/html; charset=utf-8", super::live::PAGE),
+            (Some("/state.json"), Some(door)) => {
+                reply("application/json", &door.live.json(&door.load()))
             }
             _ => stats.page(),
         };

@@ -8,6 +8,8 @@
 
 use std::fmt::Write;
 
+use super::job::JobResult;
+use super::live::result_word;
 use super::stats::{free_megabytes, load_averages, Stats, COMPILE_BUCKETS};
 use crate::cache::Counter;
 
@@ -39,7 +41,7 @@ pub fn render(stats: &Stats) -> String {
         &one(s.connections),
     );
     let results: Vec<_> = (s.results.iter())
-        .map(|(r, n)| (format!("{{result=\"{r}\"}}"), n.to_string()))
+        .map(|(r, n)| (format!("{{result=\"{}\"}}", result_word(*r)), n.to_string()))
         .collect();
     family(
         &mut out,
@@ -49,7 +51,9 @@ pub fn render(stats: &Stats) -> String {
         &results,
     );
     let (busy, denied) = stats.door.as_ref().map_or((0, 0), |d| d.refusals());
-    let bad_request = s.results[4].1;
+    let bad_request = (s.results.iter())
+        .find(|(r, _)| *r == JobResult::BadRequest)
+        .map_or(0, |(_, n)| *n);
     let reasons = [
         ("busy", busy),
         ("access", denied),

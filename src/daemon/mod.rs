@@ -4,7 +4,8 @@
 //! `listener` (the standalone TCP daemon: listening socket, workers, stats page, signals),
 //! `inetd` (one job on stdin/stdout, for inetd and SSH), `privileges` (giving up root),
 //! `access` (who may connect), `job` (one compile), `stats` and `metrics` (the figures, as
-//! distcc 3.4's page and for Prometheus). This file holds what they
+//! distcc 3.4's page and for Prometheus), `live` (the jobs now, for the live page and the
+//! farm view). This file holds what they
 //! share: the daemon's errors, with the one place mapping them to distcc's exit codes, the
 //! deadline by which a request must have arrived, and `main`, the daemon's start.
 
@@ -16,6 +17,7 @@ pub mod inetd;
 pub mod job;
 pub mod jobroot;
 pub mod listener;
+mod live;
 mod metrics;
 pub mod privileges;
 mod pumpcache;

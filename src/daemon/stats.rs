@@ -76,8 +76,8 @@ impl Histogram {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub connections: u64,
-    /// Jobs by result: ok, compile error, timeout, client disconnected, bad request, other.
-    pub results: [(&'static str, u64); 6],
+    /// Jobs by result.
+    pub results: [(JobResult, u64); 6],
     pub refused: u64,
     pub running: u64,
     pub compile_times: Histogram,
@@ -194,12 +194,12 @@ impl Stats {
         Snapshot {
             connections: c.tcp_accept,
             results: [
-                ("ok", c.compile_ok),
-                ("compile_error", c.compile_error),
-                ("timeout", c.compile_timeout),
-                ("client_disconnect", c.cli_disconnect),
-                ("bad_request", c.rej_bad_req),
-                ("other", c.other),
+                (JobResult::CompileOk, c.compile_ok),
+                (JobResult::CompileError, c.compile_error),
+                (JobResult::CompileTimeout, c.compile_timeout),
+                (JobResult::ClientDisconnected, c.cli_disconnect),
+                (JobResult::BadRequest, c.rej_bad_req),
+                (JobResult::Other, c.other),
             ],
             refused: c.refused,
             running: c.running,

@@ -244,15 +244,23 @@ pub fn format_line(job: &JobState) -> String {
 }
 
 const MONITOR_USAGE: &str = "Usage: distccmon-text [DELAY]
+       distccmon-text --hosts [DELAY]
 
 Displays current compilation jobs in text form.
 
 If delay is specified, repeatedly updates after that many (fractional)
 seconds.  Otherwise, runs just once.
+
+With --hosts, shows instead every host of the host list: its slots, queue,
+the jobs it is compiling for anyone, and its recent failures.
 ";
 
-/// The `distccmon-text [DELAY]` program.
+/// The `distccmon-text [--hosts] [DELAY]` program.
 pub fn monitor_main(args: &[String]) -> i32 {
+    let (hosts, args) = match args.split_first() {
+        Some((first, rest)) if first == "--hosts" => (true, rest),
+        _ => (false, args),
+    };
     let delay = match args {
         [] => None,
         // A delay of 0 prints once, as no delay does: distcc 3.4 loops only while its delay
@@ -272,6 +280,9 @@ pub fn monitor_main(args: &[String]) -> i32 {
             return 1;
         }
     };
+    if hosts {
+        return crate::farm::view::main(delay);
+    }
     let Some(top) = crate::farm::hosts::distcc_dir() else {
         eprintln!("distccmon-text: ERROR: neither DISTCC_DIR nor HOME is set");
         return crate::exitcode::IO_ERROR;

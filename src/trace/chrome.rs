@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{json, Record};
+use super::Record;
+use crate::json;
 
 /// The Chrome trace of `records`.
 pub fn chrome(records: &[Record]) -> String {

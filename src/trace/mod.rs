@@ -9,13 +9,14 @@
 //! microseconds since the epoch, so that the lines of many processes share one clock.
 
 pub mod chrome;
-mod json;
 pub mod recorder;
 pub mod report;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
+
+use crate::json;
 
 /// The format's version, the first member of every line.
 pub const VERSION: u32 = 1;

@@ -9,6 +9,9 @@
 //!   connection of its own (value 2: "only tell me"), and closes its side: our daemon
 //!   answers and closes; distcc 3.4's takes it for a bad request and closes without a
 //!   word, at once since nothing more can come.
+//! - A monitor (`distccmon-text --hosts`) asks for the state (value 3): our daemon
+//!   answers with the `LOAD` packet, then a `JSON` packet holding the jobs it serves and
+//!   the last ones it ended (`daemon::live`), and closes.
 //! - After each reply, our daemon's last note is the same packet, its figures as the job
 //!   ends (see `reply`). Before it comes `TIME`: how long the job waited for a slot, and
 //!   the wall and processor time of its compile, which the client's trace keeps.
@@ -91,7 +94,12 @@ pub enum Ask {
     MayRefuse = 1,
     /// The figures alone: no job follows.
     Probe = 2,
+    /// The figures and the jobs, as JSON: no job follows.
+    State = 3,
 }
+
+/// The longest state document read.
+pub const MAX_STATE: u32 = 1 << 20;
 
 /// The ask our client sends first.
 pub fn load_ask(ask: Ask) -> [u8; 12] {
@@ -103,8 +111,18 @@ pub fn parse_load_ask(h: &[u8; 12]) -> Option<Ask> {
     parse_header(h, LOAD).ok().map(|v| match v {
         1 => Ask::MayRefuse,
         2 => Ask::Probe,
+        3 => Ask::State,
         _ => Ask::Wait,
     })
+}
+
+/// Reads our daemon's answer to [`Ask::State`]: the figures, then the JSON document.
+pub fn read_state(r: &mut impl Read) -> Result<(Answer, String), ProtocolError> {
+    let answer = Answer::read(r)?;
+    let len = read_header(r, JSON)?;
+    let body = read_body(r, JSON, len, MAX_STATE as usize)?;
+    let text = String::from_utf8(body).map_err(|_| ProtocolError::BadPath { token: JSON })?;
+    Ok((answer, text))
 }
 
 impl Answer {

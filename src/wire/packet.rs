@@ -43,6 +43,8 @@ pub const CCID: Token = *b"CCID";
 pub const LOAD: Token = *b"LOAD";
 /// Our daemon's note after a reply, before `LOAD`: what the job cost there (see `load`).
 pub const TIME: Token = *b"TIME";
+/// Our daemon's answer to a state ask, after `LOAD`: its jobs as JSON (see `load`).
+pub const JSON: Token = *b"JSON";
 
 /// The longest `EMSG` text read.
 const MAX_EMSG: usize = 4096;

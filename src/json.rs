@@ -1,6 +1,7 @@
-//! Just enough JSON for the trace: writing strings escaped, and reading back the values
-//! the trace's lines hold (objects, arrays, strings, numbers, `true`, `false`, `null`).
-//! Not a general JSON library: numbers are read as `f64`, and a document is one line.
+//! Just enough JSON for the trace and for the daemon's state document (`daemon::live`,
+//! read by the farm view): writing strings escaped, and reading back the values they hold
+//! (objects, arrays, strings, numbers, `true`, `false`, `null`). Not a general JSON
+//! library: numbers are read as `f64`, and a document is one line.
 
 use std::fmt::Write;
 
