@@ -589,3 +589,87 @@ fn a_kept_request_gets_its_reply_again_until_the_mirror_moves_on() {
     );
     server.clean_up();
 }
+
+/// Kept analyses are checked by change notices: each change below, made right after the
+/// analyses were kept (no time for a timestamp to tell), is seen at the next request,
+/// while the analyses it does not touch stay kept. A directory reached through a symbolic
+/// link is not trusted to notices, and is checked by `stat` instead.
+#[test]
+fn change_notices_see_every_change_an_analysis_depends_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let w = |p: &str, s: &str| write(&root, p, s);
+    // One small tree per change: a source including <b.h> from its inc/ directory.
+    let cases = [
+        "content", "hardlink", "shadow", "renamed", "linked", "overflow", "removed", "created",
+    ];
+    for c in cases {
+        w(&format!("{c}/a.c"), "#include <b.h>\n");
+        w(&format!("{c}/inc/b.h"), "int b;\n");
+        w(&format!("{c}/early/x.h"), "");
+    }
+    fs::create_dir(root.join("other")).unwrap();
+    fs::create_dir(root.join("elsewhere")).unwrap();
+    w("elsewhere/b.h", "int b;\n");
+    std::os::unix::fs::symlink(root.join("elsewhere"), root.join("linked/viainc")).unwrap();
+    settle();
+    let server = IncludeServer::new().unwrap();
+    let cwd = |c: &str| root.join(c).to_str().unwrap().to_string();
+    let argv = |c: &str| {
+        let inc = if c == "linked" { "viainc" } else { "inc" };
+        // `new` does not exist yet: GCC leaves it out of the chain.
+        words(&format!("gcc -Inew -Iearly -I{inc} -c a.c"))
+    };
+    let kept: Vec<_> = (cases.iter())
+        .map(|c| server.closure(&cwd(c), &argv(c)).unwrap())
+        .collect();
+    for (c, k) in cases.iter().zip(&kept) {
+        let again = server.closure(&cwd(c), &argv(c)).unwrap();
+        assert!(std::sync::Arc::ptr_eq(k, &again), "{c}: not kept");
+        assert_eq!(server.is_watched(&cwd(c), &argv(c)), *c != "linked", "{c}");
+    }
+    let seen = |c: &str, i: usize| {
+        let now = server.closure(&cwd(c), &argv(c)).unwrap();
+        !std::sync::Arc::ptr_eq(&kept[i], &now)
+    };
+    for (i, c) in cases.iter().enumerate() {
+        let b = root.join(c).join("inc/b.h");
+        match *c {
+            // Rewritten in place, same size.
+            "content" => w("content/inc/b.h", "int c;\n"),
+            // Written through a hard link in a directory nobody watches.
+            "hardlink" => {
+                let other = root.join("other/b.h");
+                fs::hard_link(&b, &other).unwrap();
+                fs::write(&other, "int h;\n").unwrap();
+            }
+            // A header created earlier on the chain.
+            "shadow" => w("shadow/early/b.h", ""),
+            // The directory renamed, and another put in its place.
+            "renamed" => {
+                fs::rename(root.join("renamed/inc"), root.join("renamed/old")).unwrap();
+                w("renamed/inc/b.h", "int r;\n");
+            }
+            // Behind a symbolic link: checked by stat, which sees the new size.
+            "linked" => w("elsewhere/b.h", "int bb;\n"),
+            // More notices than the kernel queues, then the change.
+            "overflow" => {
+                for n in 0..20_000 {
+                    fs::File::create(root.join(format!("overflow/early/f{n}"))).unwrap();
+                }
+                w("overflow/inc/b.h", "int o;\n");
+            }
+            "removed" => fs::remove_file(&b).unwrap(),
+            // A directory of the command line that did not exist, made with a header.
+            "created" => w("created/new/b.h", ""),
+            _ => unreachable!(),
+        }
+        assert!(seen(c, i), "{c}: the change was not seen");
+        // The others' analyses are untouched.
+        for (j, o) in cases.iter().enumerate().skip(i + 1) {
+            let again = server.closure(&cwd(o), &argv(o)).unwrap();
+            assert!(std::sync::Arc::ptr_eq(&kept[j], &again), "{o} after {c}");
+        }
+    }
+    server.clean_up();
+}

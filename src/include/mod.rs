@@ -13,6 +13,7 @@
 //!   strings, raw strings and trigraphs understood, and conditionals linked;
 //! - [`macros`]: the macro table and GCC's expansion algorithm; [`expr`]: `#if`;
 //! - [`search`]: GCC's search chains and the file-system lookups, cached and revalidated;
+//!   [`watch`]: change notices, so that an analysis asked again is checked without `stat`;
 //! - [`closure`]: the walk, as the preprocessor goes, with its caches;
 //! - [`mirror`]: the client root, exactly as distcc 3.4's include server writes it;
 //! - [`server`]: the Unix-socket server and its protocol; [`pump`]: the `pump` program.
@@ -68,6 +69,7 @@ pub mod search;
 pub mod server;
 pub mod sysdirs;
 pub mod token;
+pub mod watch;
 
 /// The number of leading path components of the client root in every name the server
 /// returns (distcc 3.4's `INCLUDE_SERVER_DIR_DEPTH`).

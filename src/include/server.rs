@@ -25,6 +25,7 @@ use super::facts::Store;
 use super::mirror::Mirror;
 use super::sysdirs::SystemDirs;
 use super::token::{Fx, FxMap};
+use super::watch::{Plan, Watcher};
 use crate::wire::{header, read_body, read_header, Limits, ProtocolError, ARGC, ARGV, CDIR};
 
 /// The CPU time one analysis may take (distcc 3.4's `USER_TIME_QUOTA`).
@@ -46,6 +47,9 @@ pub struct IncludeServer {
     results: Mutex<FxMap<u64, Kept>>,
     mirror: Mirror,
     limit: Duration,
+    /// Change notices for the kept analyses (`None` without inotify: they are checked by
+    /// `stat`).
+    watcher: Option<Watcher>,
 }
 
 impl IncludeServer {
@@ -62,7 +66,25 @@ impl IncludeServer {
             results: Mutex::default(),
             mirror: Mirror::new()?,
             limit: TIME_LIMIT,
+            watcher: Watcher::new(),
         })
+    }
+
+    /// Whether the analysis kept for this request is checked by change notices rather
+    /// than by `stat` (for tests and tools).
+    pub fn is_watched(&self, cwd: &str, argv: &[String]) -> bool {
+        lock(&self.results)
+            .values()
+            .any(|k| k.request.0 == cwd && k.request.1 == argv && k.watched.is_some())
+    }
+
+    /// Notes that the kept analysis `c` held as of `watched`'s batch.
+    fn keep_watched(&self, hash: u64, c: &Arc<Closure>, watched: Option<(Plan, u64)>) {
+        if let Some(k) = lock(&self.results).get_mut(&hash) {
+            if Arc::ptr_eq(&k.closure, c) {
+                k.watched = watched.map(|(p, b)| (Arc::new(p), b));
+            }
+        }
     }
 
     /// The files one request would ship (realpaths, the source first), or the reason it
@@ -87,19 +109,42 @@ impl IncludeServer {
         let kept = lock(&self.results)
             .get(&hash)
             .filter(|k| k.request.0 == cwd && k.request.1 == argv)
-            .map(|k| (k.closure.clone(), k.reply.clone()));
-        if let Some((c, reply)) = kept {
-            if c.facts.as_ref().is_some_and(|f| f.hold(&self.caches.fs)) {
-                return Ok((hash, c, reply));
+            .map(|k| (k.closure.clone(), k.reply.clone(), k.watched.clone()));
+        if let Some((c, reply, watched)) = kept {
+            if let (Some(facts), Some(w), Some((plan, checked))) =
+                (c.facts.as_ref(), &self.watcher, &watched)
+            {
+                if w.unchanged(plan, facts, *checked) {
+                    return Ok((hash, c, reply));
+                }
+            }
+            if let Some(facts) = c.facts.as_ref() {
+                // Watched again before it is checked, so that notices cover what follows.
+                let batch = self.watcher.as_ref().map(Watcher::now);
+                let plan = self.watcher.as_ref().map(|w| w.arm(facts).0);
+                if facts.hold(&self.caches.fs) {
+                    let watched = plan.zip(batch).filter(|(p, _)| p.usable);
+                    self.keep_watched(hash, &c, watched);
+                    return Ok((hash, c, reply));
+                }
             }
         }
         let cmd = cmdline::parse(argv)?;
+        let batch = self.watcher.as_ref().map(Watcher::now);
         let c = Arc::new(analyze(&cmd, cwd, &self.caches, self.limit)?);
-        if c.facts.is_some() {
+        if let Some(facts) = &c.facts {
+            // What was watched during the whole walk holds as of the batch before it; a
+            // path watched only now is checked once by `stat`.
+            let watched = self.watcher.as_ref().and_then(|w| {
+                let (plan, added) = w.arm(facts);
+                let holds = plan.usable && (!added || facts.hold(&self.caches.fs));
+                holds.then(|| (Arc::new(plan), batch.unwrap_or(0)))
+            });
             let kept = Kept {
                 request: (cwd.to_string(), argv.to_vec()),
                 closure: c.clone(),
                 reply: None,
+                watched,
             };
             lock(&self.results).insert(hash, kept);
         }
@@ -230,6 +275,9 @@ struct Kept {
     request: Request,
     closure: Arc<Closure>,
     reply: Memo,
+    /// Its paths as watched, and the batch of notices as of which it was last found to
+    /// hold.
+    watched: Option<(Arc<Plan>, u64)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

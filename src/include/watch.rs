@@ -1,0 +1,367 @@
+//! Change notices (inotify) for what kept analyses depend on, so that a request asked
+//! again is checked against the changes that came since it was last checked, instead of
+//! stat-ing each of its files and directories again (a kernel unit: about a thousand
+//! `statx` calls).
+//!
+//! Every directory an analysis looked into or found a file in, every directory above
+//! them, and every file it read, is watched. A notice about a name in a directory
+//! (created, removed, renamed, its attributes changed) is kept by name with the number of
+//! the batch of notices it came in; a notice about a file or directory itself (written,
+//! its attributes changed, moved, deleted) is kept for it. An analysis checked when batch
+//! `t` was the last read holds while nothing it depends on has a later notice. When the
+//! kernel's queue overflowed, everything is checked again.
+//!
+//! What notices cannot see is never trusted to them: a directory reached through a
+//! symbolic link (the link's target can change without a notice where we watch), one on a
+//! file system that does not send notices for changes made by other machines (NFS, SMB,
+//! FUSE, ...), and anything the watch limit left unwatched. An analysis that depends on
+//! such a path is checked by `stat` as before (`closure::Facts::hold`). A file written
+//! through a shared memory mapping sends no notice; neither would it change its mtime
+//! reliably for `stat`.
+//!
+//! This module keeps the notices and says whether an analysis's paths have any; which
+//! paths those are is the analysis's business.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+
+use super::closure::{dirname_of, Facts};
+
+/// What a directory's watch reports: its names coming and going or changing attributes,
+/// and itself moved or deleted.
+fn dir_mask() -> AddWatchFlags {
+    AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_DELETE
+        | AddWatchFlags::IN_MOVED_FROM
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_ATTRIB
+        | AddWatchFlags::IN_DELETE_SELF
+        | AddWatchFlags::IN_MOVE_SELF
+        | AddWatchFlags::IN_ONLYDIR
+}
+
+/// What a file's watch reports: any write, attribute change, move or deletion, through
+/// whichever of its names (a hard link elsewhere included).
+fn file_mask() -> AddWatchFlags {
+    AddWatchFlags::IN_MODIFY
+        | AddWatchFlags::IN_ATTRIB
+        | AddWatchFlags::IN_CLOSE_WRITE
+        | AddWatchFlags::IN_DELETE_SELF
+        | AddWatchFlags::IN_MOVE_SELF
+}
+
+/// File systems whose changes all pass through this machine's kernel, so that a change
+/// always sends a notice: ext2/3/4, XFS, Btrfs, tmpfs, ramfs, F2FS, ZFS, bcachefs,
+/// overlayfs (its upper layer).
+const LOCAL_FILE_SYSTEMS: [i64; 9] = [
+    0xEF53,
+    0x5846_5342,
+    0x9123_683E,
+    0x0102_1994,
+    0x8584_58f6,
+    0xF2F5_2010,
+    0x2FC1_2FC1,
+    0xca45_1a4e,
+    0x794c_7630,
+];
+
+/// One path watched.
+struct Entry {
+    path: Box<str>,
+    wd: Option<WatchDescriptor>,
+    /// It did not exist when it was to be watched: its parent's notices stand for it.
+    absent: bool,
+    /// Notices can be trusted for it (see the [module](self) comment).
+    usable: bool,
+    /// The batch of the last notice about itself, and about any of its names.
+    itself: u64,
+    any_name: u64,
+    /// The batch of the last notice about each name.
+    names: HashMap<Box<str>, u64>,
+}
+
+struct State {
+    inotify: Inotify,
+    /// The number of the last batch of notices read.
+    batch: u64,
+    /// Analyses checked before this batch are checked again (the queue overflowed).
+    floor: u64,
+    entries: Vec<Entry>,
+    by_path: HashMap<String, usize>,
+    by_wd: HashMap<WatchDescriptor, Vec<usize>>,
+}
+
+/// The notices of one include server.
+pub struct Watcher {
+    state: Mutex<State>,
+}
+
+/// What one analysis depends on, as watched paths.
+#[derive(Debug, Default)]
+pub struct Plan {
+    dirs: Vec<usize>,
+    files: Vec<usize>,
+    /// (directory, name in it) for each watched directory whose parent is watched too.
+    children: Vec<(usize, Box<str>)>,
+    /// Every path could be watched and trusted.
+    pub usable: bool,
+}
+
+/// `path` with `.` and `..` resolved by their spelling.
+fn lexical(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Whether notices can be trusted for `path` (which exists): reached without a
+/// symbolic link, on a local file system.
+fn trustworthy(path: &str) -> bool {
+    let real = std::fs::canonicalize(path).ok();
+    if real.as_ref().and_then(|r| r.to_str()) != Some(lexical(path).as_str()) {
+        return false;
+    }
+    let Ok(c) = std::ffi::CString::new(path) else {
+        return false;
+    };
+    // SAFETY: statfs fills the zeroed struct it is given, for a valid C string.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut fs) } != 0 {
+        return false;
+    }
+    LOCAL_FILE_SYSTEMS.contains(&(fs.f_type as i64))
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    /// Reads the notices queued, as one batch.
+    fn drain(&mut self) {
+        let mut first = true;
+        while let Ok(events) = self.inotify.read_events() {
+            if events.is_empty() {
+                break;
+            }
+            if first {
+                self.batch += 1;
+                first = false;
+            }
+            let batch = self.batch;
+            for e in events {
+                if e.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
+                    self.floor = batch;
+                    continue;
+                }
+                let ignored = e.mask.contains(AddWatchFlags::IN_IGNORED);
+                let ids = if ignored {
+                    self.by_wd.remove(&e.wd).unwrap_or_default()
+                } else {
+                    self.by_wd.get(&e.wd).cloned().unwrap_or_default()
+                };
+                for id in ids {
+                    let entry = &mut self.entries[id];
+                    match e.name.as_ref().and_then(|n| n.to_str()) {
+                        Some(name) if !ignored => {
+                            entry.any_name = batch;
+                            entry.names.insert(name.into(), batch);
+                        }
+                        _ => entry.itself = batch,
+                    }
+                    if ignored {
+                        entry.wd = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The entry of `path`, made if new.
+    fn entry(&mut self, path: &str) -> usize {
+        if let Some(&id) = self.by_path.get(path) {
+            return id;
+        }
+        self.entries.push(Entry {
+            path: path.into(),
+            wd: None,
+            absent: false,
+            usable: true,
+            itself: 0,
+            any_name: 0,
+            names: HashMap::new(),
+        });
+        let id = self.entries.len() - 1;
+        self.by_path.insert(path.to_string(), id);
+        id
+    }
+
+    /// Watches entry `id` at `path` unless it is watched (or known absent, or known not to
+    /// be trusted); returns whether a watch was added now.
+    fn watch(&mut self, id: usize, path: &str, dir: bool) -> bool {
+        let e = &self.entries[id];
+        if e.wd.is_some() || !e.usable {
+            return false;
+        }
+        let mask = if dir { dir_mask() } else { file_mask() };
+        match self.inotify.add_watch(path, mask) {
+            Ok(wd) => {
+                let usable = trustworthy(path);
+                let e = &mut self.entries[id];
+                e.wd = Some(wd);
+                e.absent = false;
+                e.usable = usable;
+                self.by_wd.entry(wd).or_default().push(id);
+                true
+            }
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => {
+                // Its parent's notices stand for it: it is checked again when they come.
+                let e = &mut self.entries[id];
+                e.absent = true;
+                false
+            }
+            Err(_) => {
+                // The watch limit, a permission: never trusted.
+                self.entries[id].usable = false;
+                false
+            }
+        }
+    }
+}
+
+impl Watcher {
+    /// A watcher, or `None` where inotify cannot be had.
+    pub fn new() -> Option<Watcher> {
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
+        Some(Watcher {
+            state: Mutex::new(State {
+                inotify,
+                batch: 0,
+                floor: 0,
+                entries: Vec::new(),
+                by_path: HashMap::new(),
+                by_wd: HashMap::new(),
+            }),
+        })
+    }
+
+    /// Reads the notices so far; returns the number of the last batch. What is checked
+    /// after this call, and found as an analysis says, holds as of this batch.
+    pub fn now(&self) -> u64 {
+        let mut s = lock(&self.state);
+        s.drain();
+        s.batch
+    }
+
+    /// Watches what `facts` depend on; returns the plan, and whether a watch was added
+    /// (what changed before it was watched has to be checked by `stat` once).
+    pub fn arm(&self, facts: &Facts) -> (Plan, bool) {
+        let mut dirs: Vec<&str> = Vec::new();
+        dirs.extend(facts.looked_into.iter().map(|(d, _, _)| d.as_str()));
+        dirs.extend(facts.chain.iter().map(|(d, _)| d.as_str()));
+        dirs.extend(facts.files.iter().map(|(f, _)| dirname_of(f)));
+        // And every directory above them.
+        let mut all: Vec<&str> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for d in dirs {
+            let mut at = d;
+            while seen.insert(at) {
+                all.push(at);
+                match at.rfind('/') {
+                    Some(0) if at.len() > 1 => at = "/",
+                    Some(i) if i > 0 => at = &at[..i],
+                    _ => break,
+                }
+            }
+        }
+        let mut s = lock(&self.state);
+        let mut plan = Plan {
+            usable: true,
+            ..Plan::default()
+        };
+        let mut added = false;
+        let mut ids = HashMap::new();
+        for d in &all {
+            let id = s.entry(d);
+            added |= s.watch(id, d, true);
+            plan.usable &= s.entries[id].usable;
+            ids.insert(*d, id);
+            plan.dirs.push(id);
+        }
+        for d in &all {
+            if let Some(i) = d.rfind('/').filter(|_| *d != "/") {
+                let parent = if i == 0 { "/" } else { &d[..i] };
+                if let Some(&p) = ids.get(parent) {
+                    plan.children.push((p, d[i + 1..].into()));
+                }
+            }
+        }
+        for (f, _) in &facts.files {
+            let id = s.entry(f);
+            added |= s.watch(id, f, false);
+            let e = &s.entries[id];
+            plan.usable &= e.usable && e.wd.is_some();
+            plan.files.push(id);
+        }
+        (plan, added)
+    }
+
+    /// Whether nothing `facts` (watched as `plan`) depend on had a notice after batch
+    /// `checked`. Reads the notices first.
+    pub fn unchanged(&self, plan: &Plan, facts: &Facts, checked: u64) -> bool {
+        if !plan.usable {
+            return false;
+        }
+        let mut s = lock(&self.state);
+        s.drain();
+        if s.floor > checked {
+            return false;
+        }
+        let mut changed = Vec::new();
+        for &id in &plan.dirs {
+            let e = &s.entries[id];
+            if (e.wd.is_none() && !e.absent) || e.itself > checked {
+                return false;
+            }
+            if e.any_name > checked {
+                changed.push(id);
+            }
+        }
+        for &id in &plan.files {
+            let e = &s.entries[id];
+            if e.wd.is_none() || e.itself > checked {
+                return false;
+            }
+        }
+        if changed.is_empty() {
+            return true;
+        }
+        // A directory had notices: only the names the analysis depends on matter.
+        let by_path: HashMap<&str, usize> = (changed.iter())
+            .map(|&id| (&*s.entries[id].path, id))
+            .collect();
+        let later =
+            |dir: usize, name: &str| s.entries[dir].names.get(name).is_some_and(|&b| b > checked);
+        let named = |path: &str| {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            by_path
+                .get(dirname_of(path))
+                .is_some_and(|&d| later(d, name))
+        };
+        let remembered = facts.remembered.iter().flat_map(|r| r.iter());
+        let touched = (facts.lookups.iter().chain(remembered)).any(|(p, _)| named(p))
+            || facts.files.iter().any(|(f, _)| named(f))
+            || (plan.children.iter()).any(|(p, name)| changed.contains(p) && later(*p, name));
+        !touched
+    }
+}
