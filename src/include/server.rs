@@ -133,12 +133,11 @@ impl IncludeServer {
         let batch = self.watcher.as_ref().map(Watcher::now);
         let c = Arc::new(analyze(&cmd, cwd, &self.caches, self.limit)?);
         if let Some(facts) = &c.facts {
-            // What was watched during the whole walk holds as of the batch before it; a
-            // path watched only now is checked once by `stat`.
+            // What was watched during the whole walk holds as of the batch before it; what
+            // is watched only now is checked once by `stat` (`Watcher::arm`).
             let watched = self.watcher.as_ref().and_then(|w| {
-                let (plan, added) = w.arm(facts);
-                let holds = plan.usable && (!added || facts.hold(&self.caches.fs));
-                holds.then(|| (Arc::new(plan), batch.unwrap_or(0)))
+                let (plan, holds) = w.arm(facts);
+                (plan.usable && holds).then(|| (Arc::new(plan), batch.unwrap_or(0)))
             });
             let kept = Kept {
                 request: (cwd.to_string(), argv.to_vec()),

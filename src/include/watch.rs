@@ -22,12 +22,13 @@
 //! This module keeps the notices and says whether an analysis's paths have any; which
 //! paths those are is the analysis's business.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
-use super::closure::{dirname_of, Facts};
+use super::closure::{dirname_of, Facts, FileKey};
+use super::search::dir_id;
 
 /// What a directory's watch reports: its names coming and going or changing attributes,
 /// and itself moved or deleted.
@@ -140,6 +141,11 @@ fn trustworthy(path: &str) -> bool {
         return false;
     }
     LOCAL_FILE_SYSTEMS.contains(&(fs.f_type as i64))
+}
+
+/// Whether `path` is a regular file, not through a symbolic link (kept analyses met none).
+fn regular_file(path: &str) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -263,8 +269,10 @@ impl Watcher {
         s.batch
     }
 
-    /// Watches what `facts` depend on; returns the plan, and whether a watch was added
-    /// (what changed before it was watched has to be checked by `stat` once).
+    /// Watches what `facts` depend on, and checks by `stat` what was not watched before
+    /// (it may have changed since the analysis read it, unnoticed): each such file's
+    /// version, each name looked up in such a directory, each such directory of the
+    /// search chain. Returns the plan, and whether the facts held for those.
     pub fn arm(&self, facts: &Facts) -> (Plan, bool) {
         let mut dirs: Vec<&str> = Vec::new();
         dirs.extend(facts.looked_into.iter().map(|(d, _, _)| d.as_str()));
@@ -272,7 +280,7 @@ impl Watcher {
         dirs.extend(facts.files.iter().map(|(f, _)| dirname_of(f)));
         // And every directory above them.
         let mut all: Vec<&str> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for d in dirs {
             let mut at = d;
             while seen.insert(at) {
@@ -289,11 +297,13 @@ impl Watcher {
             usable: true,
             ..Plan::default()
         };
-        let mut added = false;
         let mut ids = HashMap::new();
+        let mut new_dirs = HashSet::new();
         for d in &all {
             let id = s.entry(d);
-            added |= s.watch(id, d, true);
+            if s.watch(id, d, true) {
+                new_dirs.insert(*d);
+            }
             plan.usable &= s.entries[id].usable;
             ids.insert(*d, id);
             plan.dirs.push(id);
@@ -306,14 +316,28 @@ impl Watcher {
                 }
             }
         }
-        for (f, _) in &facts.files {
+        let mut holds = true;
+        for (f, key) in &facts.files {
             let id = s.entry(f);
-            added |= s.watch(id, f, false);
+            if s.watch(id, f, false) {
+                holds &= FileKey::stat(f).is_ok_and(|now| now == *key);
+            }
             let e = &s.entries[id];
             plan.usable &= e.usable && e.wd.is_some();
             plan.files.push(id);
         }
-        (plan, added)
+        drop(s);
+        if !new_dirs.is_empty() {
+            let in_new = |p: &str| new_dirs.contains(dirname_of(p));
+            let remembered = facts.remembered.iter().flat_map(|r| r.iter());
+            holds &= (facts.lookups.iter().chain(remembered))
+                .filter(|(p, _)| in_new(p))
+                .all(|(p, file)| regular_file(p) == *file);
+            holds &= (facts.chain.iter())
+                .filter(|(d, _)| new_dirs.contains(d.as_str()))
+                .all(|(d, id)| dir_id(d) == *id);
+        }
+        (plan, holds)
     }
 
     /// Whether nothing `facts` (watched as `plan`) depend on had a notice after batch
