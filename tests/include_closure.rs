@@ -673,3 +673,45 @@ fn change_notices_see_every_change_an_analysis_depends_on() {
     }
     server.clean_up();
 }
+
+/// A sticky, world-writable directory above a tree (as `/tmp`) is checked by identity
+/// rather than watched: one replaced, with a different tree put where the old one was,
+/// is seen.
+#[test]
+fn a_replaced_sticky_directory_above_the_tree_is_seen() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let sticky = |p: &Path| {
+        fs::create_dir_all(p).unwrap();
+        fs::set_permissions(p, fs::Permissions::from_mode(0o1777)).unwrap();
+    };
+    let (outer, inner) = (root.join("outer"), root.join("outer/inner"));
+    sticky(&outer);
+    sticky(&inner);
+    write(&inner, "p/a.c", "#include \"b.h\"\n");
+    write(&inner, "p/b.h", "int b;\n");
+    settle();
+    let cwd = inner.join("p");
+    let cwd = cwd.to_str().unwrap();
+    let argv = words("gcc -c a.c");
+    let server = IncludeServer::new().unwrap();
+    let first = server.closure(cwd, &argv).unwrap();
+    assert!(server.is_watched(cwd, &argv));
+    assert!(std::sync::Arc::ptr_eq(
+        &first,
+        &server.closure(cwd, &argv).unwrap()
+    ));
+    // The inner sticky directory moves away, and another takes its place: nothing watched
+    // was moved itself, and `outer` is not watched.
+    fs::rename(&inner, root.join("outer/old")).unwrap();
+    sticky(&inner);
+    write(&inner, "p/a.c", "#include \"b.h\"\n");
+    write(&inner, "p/b.h", "int b, c;\n");
+    let now = server.closure(cwd, &argv).unwrap();
+    assert!(
+        !std::sync::Arc::ptr_eq(&first, &now),
+        "the replacement was not seen"
+    );
+    server.clean_up();
+}

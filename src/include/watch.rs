@@ -4,7 +4,9 @@
 //! `statx` calls).
 //!
 //! Every directory an analysis looked into or found a file in, every directory above
-//! them, and every file it read, is watched. A notice about a name in a directory
+//! them, and every file it read, is watched; except a sticky, world-writable directory
+//! above them (`/tmp`), which is checked by identity instead: watching it would cost the
+//! kernel a walk of every name ever looked up in it. A notice about a name in a directory
 //! (created, removed, renamed, its attributes changed) is kept by name with the number of
 //! the batch of notices it came in; a notice about a file or directory itself (written,
 //! its attributes changed, moved, deleted) is kept for it. An analysis checked when batch
@@ -23,12 +25,13 @@
 //! paths those are is the analysis's business.
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::PermissionsExt;
 use std::sync::{Mutex, MutexGuard};
 
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 use super::closure::{dirname_of, Facts, FileKey};
-use super::search::dir_id;
+use super::search::{dir_id, DirId};
 
 /// What a directory's watch reports: its names coming and going or changing attributes,
 /// and itself moved or deleted.
@@ -92,6 +95,8 @@ struct State {
     entries: Vec<Entry>,
     by_path: HashMap<String, usize>,
     by_wd: HashMap<WatchDescriptor, Vec<usize>>,
+    /// Whether each directory met above the others is sticky and world-writable.
+    sticky: HashMap<String, bool>,
 }
 
 /// The notices of one include server.
@@ -104,6 +109,10 @@ pub struct Watcher {
 pub struct Plan {
     dirs: Vec<usize>,
     files: Vec<usize>,
+    /// Directories above the others that are not watched but checked by identity: the
+    /// sticky, world-writable ones (`/tmp`), where a watch costs the kernel a walk of
+    /// every name ever looked up there, and whose own names this analysis does not use.
+    identities: Vec<(Box<str>, Option<DirId>)>,
     /// (directory, name in it) for each watched directory whose parent is watched too.
     children: Vec<(usize, Box<str>)>,
     /// Every path could be watched and trusted.
@@ -212,6 +221,17 @@ impl State {
         id
     }
 
+    /// Whether directory `path` is sticky and writable by all (`/tmp`), remembered.
+    fn is_sticky(&mut self, path: &str) -> bool {
+        if let Some(&sticky) = self.sticky.get(path) {
+            return sticky;
+        }
+        let sticky = std::fs::metadata(path)
+            .is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o1002 == 0o1002);
+        self.sticky.insert(path.to_string(), sticky);
+        sticky
+    }
+
     /// Watches entry `id` at `path` unless it is watched (or known absent, or known not to
     /// be trusted); returns whether a watch was added now.
     fn watch(&mut self, id: usize, path: &str, dir: bool) -> bool {
@@ -257,6 +277,7 @@ impl Watcher {
                 entries: Vec::new(),
                 by_path: HashMap::new(),
                 by_wd: HashMap::new(),
+                sticky: HashMap::new(),
             }),
         })
     }
@@ -278,6 +299,7 @@ impl Watcher {
         dirs.extend(facts.looked_into.iter().map(|(d, _, _)| d.as_str()));
         dirs.extend(facts.chain.iter().map(|(d, _)| d.as_str()));
         dirs.extend(facts.files.iter().map(|(f, _)| dirname_of(f)));
+        let direct: HashSet<&str> = dirs.iter().copied().collect();
         // And every directory above them.
         let mut all: Vec<&str> = Vec::new();
         let mut seen = HashSet::new();
@@ -300,6 +322,10 @@ impl Watcher {
         let mut ids = HashMap::new();
         let mut new_dirs = HashSet::new();
         for d in &all {
+            if !direct.contains(d) && s.is_sticky(d) {
+                plan.identities.push(((*d).into(), dir_id(d)));
+                continue;
+            }
             let id = s.entry(d);
             if s.watch(id, d, true) {
                 new_dirs.insert(*d);
@@ -311,8 +337,12 @@ impl Watcher {
         for d in &all {
             if let Some(i) = d.rfind('/').filter(|_| *d != "/") {
                 let parent = if i == 0 { "/" } else { &d[..i] };
-                if let Some(&p) = ids.get(parent) {
-                    plan.children.push((p, d[i + 1..].into()));
+                match (ids.get(parent), ids.get(d)) {
+                    (Some(&p), _) => plan.children.push((p, d[i + 1..].into())),
+                    // Under a directory checked by identity, a directory that did not
+                    // exist could come without a notice.
+                    (None, Some(&c)) if s.entries[c].absent => plan.usable = false,
+                    _ => {}
                 }
             }
         }
@@ -344,6 +374,9 @@ impl Watcher {
     /// `checked`. Reads the notices first.
     pub fn unchanged(&self, plan: &Plan, facts: &Facts, checked: u64) -> bool {
         if !plan.usable {
+            return false;
+        }
+        if !(plan.identities.iter()).all(|(d, id)| dir_id(d) == *id) {
             return false;
         }
         let mut s = lock(&self.state);
