@@ -205,3 +205,32 @@ fn scopeguard(gate: &Path) -> impl Drop + '_ {
     }
     Gate(gate)
 }
+
+/// A state ask that reaches the daemon after its door stopped waiting for a first packet
+/// (no deferred accept, the ask sent late) is answered by the worker the connection went
+/// to, with the state all the same.
+#[test]
+fn a_late_state_ask_gets_the_state() {
+    use std::io::Write;
+    let d = Daemon::start_with_env(
+        OUR_DISTCCD,
+        &["--allow", "127.0.0.1"],
+        &[("DISTCC_TCP_DEFER_ACCEPT", "0")],
+    );
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    s.write_all(&state_ask()).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let (answer, text) = distcc_rs::wire::read_state(&mut s).expect("the state");
+    assert!(answer.admitted);
+    let doc = distcc_rs::json::parse(&text).unwrap();
+    assert!(
+        doc.get("jobs").and_then(|j| j.as_array()).is_some(),
+        "{text}"
+    );
+}
+
+fn state_ask() -> [u8; 12] {
+    distcc_rs::wire::load_ask(distcc_rs::wire::Ask::State)
+}

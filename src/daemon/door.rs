@@ -149,6 +149,14 @@ impl Door {
         )
     }
 
+    /// Sends the state document, after the answer to a monitor's state ask.
+    pub fn send_state(&self, stream: &mut impl Write, load: &Load) -> std::io::Result<()> {
+        let doc = self.live.json(load);
+        let mut packet = wire::header(wire::JSON, doc.len() as u32).to_vec();
+        packet.extend_from_slice(doc.as_bytes());
+        stream.write_all(&packet)
+    }
+
     /// Accepts connections until the daemon stops, queueing them for the workers.
     pub fn keep(&self, listener: &TcpListener, allow: &[access::Allow], stopping: &AtomicBool) {
         loop {
@@ -220,11 +228,8 @@ impl Door {
             return;
         }
         if ask == Ask::State {
-            let doc = self.live.json(&load);
-            let mut packet = wire::header(wire::JSON, doc.len() as u32).to_vec();
-            packet.extend_from_slice(doc.as_bytes());
             let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-            if let Err(e) = stream.write_all(&packet) {
+            if let Err(e) = self.send_state(&mut stream, &load) {
                 log::debug!("failed to send the state to {peer}: {e}");
             }
             return;

@@ -195,9 +195,14 @@ fn handle(arrival: Arrival, cfg: &Config, stats: &Stats, door: &Door) {
     // An ask for the load that came too late for the door: this connection is served.
     if !answered && first == wire::LOAD[..1] {
         let mut ask = [0u8; 12];
-        let asked = stream.read_exact(&mut ask).is_ok() && wire::parse_load_ask(&ask).is_some();
-        if !asked || door.answer_served(&mut stream).is_err() {
+        let ask = (stream.read_exact(&mut ask).ok()).and_then(|()| wire::parse_load_ask(&ask));
+        if ask.is_none() || door.answer_served(&mut stream).is_err() {
             log::warn!("client {client} sent a malformed load ask: closed");
+            return;
+        }
+        // A monitor's: its state, and nothing follows.
+        if ask == Some(wire::Ask::State) {
+            let _ = door.send_state(&mut stream, &door.load());
             return;
         }
         if matches!(stream.peek(&mut first), Ok(0) | Err(_)) {
