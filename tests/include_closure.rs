@@ -715,3 +715,70 @@ fn a_replaced_sticky_directory_above_the_tree_is_seen() {
     );
     server.clean_up();
 }
+
+/// A watch follows its inode: after a header is moved away and another written in its
+/// place, and after notices were lost to a queue overflow (a header replaced meanwhile),
+/// the new file is watched in its turn, so that a later change to it is seen too.
+#[test]
+fn a_path_whose_file_was_replaced_is_watched_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let w = |p: &str, s: &str| write(&root, p, s);
+    for c in ["moved", "overflow", "movedir"] {
+        w(&format!("{c}/a.c"), "#include <b.h>\n");
+        w(&format!("{c}/inc/b.h"), "int b;\n");
+        w(&format!("{c}/late/b.h"), "int late;\n");
+        w(&format!("{c}/inc/c.h"), "int c;\n");
+    }
+    settle();
+    let server = IncludeServer::new().unwrap();
+    let cwd = |c: &str| root.join(c).to_str().unwrap().to_string();
+    let argv = words("gcc -Iinc -Ilate -c a.c");
+    let names = |c: &str| -> Vec<String> {
+        let closure = server.closure(&cwd(c), &argv).unwrap();
+        (closure.files.iter())
+            .map(|f| f.realpath[root.to_str().unwrap().len() + 1..].to_string())
+            .collect()
+    };
+    for c in ["moved", "overflow", "movedir"] {
+        assert_eq!(names(c), [format!("{c}/a.c"), format!("{c}/inc/b.h")]);
+        assert!(server.is_watched(&cwd(c), &argv));
+        match c {
+            "moved" => {
+                fs::rename(root.join("moved/inc/b.h"), root.join("moved/inc/b.old")).unwrap()
+            }
+            "overflow" => {
+                for n in 0..20_000 {
+                    fs::File::create(root.join(format!("overflow/late/f{n}"))).unwrap();
+                }
+                fs::remove_file(root.join("overflow/inc/b.h")).unwrap();
+            }
+            _ => fs::rename(root.join("movedir/inc"), root.join("movedir/old")).unwrap(),
+        }
+        w(&format!("{c}/inc/b.h"), "int b2;\n");
+        w(&format!("{c}/inc/c.h"), "int c;\n");
+        // Old enough for the new analysis to be kept.
+        std::thread::sleep(distcc_rs::include::search::TOO_NEW * 2);
+        assert_eq!(
+            names(c),
+            [format!("{c}/a.c"), format!("{c}/inc/b.h")],
+            "{c}"
+        );
+        assert!(server.is_watched(&cwd(c), &argv), "{c}");
+        // The new header changes in place: seen.
+        let b = root.join(c).join("inc/b.h");
+        let mut f = fs::OpenOptions::new().append(true).open(&b).unwrap();
+        std::io::Write::write_all(&mut f, b"#include <c.h>\n").unwrap();
+        drop(f);
+        assert_eq!(
+            names(c),
+            [
+                format!("{c}/a.c"),
+                format!("{c}/inc/b.h"),
+                format!("{c}/inc/c.h")
+            ],
+            "{c}: the change to the new file was not seen"
+        );
+    }
+    server.clean_up();
+}

@@ -153,6 +153,11 @@ pub struct Stamp {
 }
 
 impl Stamp {
+    /// The directory's device and inode.
+    pub fn id(&self) -> DirId {
+        self.id
+    }
+
     /// Whether `other` is a state of the same directory (not one put in its place, or
     /// reached through a link that now points elsewhere, or mounted over).
     pub fn same_dir(&self, other: &Stamp) -> bool {

@@ -121,7 +121,7 @@ impl IncludeServer {
             if let Some(facts) = c.facts.as_ref() {
                 // Watched again before it is checked, so that notices cover what follows.
                 let batch = self.watcher.as_ref().map(Watcher::now);
-                let plan = self.watcher.as_ref().map(|w| w.arm(facts).0);
+                let plan = (self.watcher.as_ref()).map(|w| w.arm(facts, u64::MAX).0);
                 if facts.hold(&self.caches.fs) {
                     let watched = plan.zip(batch).filter(|(p, _)| p.usable);
                     self.keep_watched(hash, &c, watched);
@@ -136,7 +136,7 @@ impl IncludeServer {
             // What was watched during the whole walk holds as of the batch before it; what
             // is watched only now is checked once by `stat` (`Watcher::arm`).
             let watched = self.watcher.as_ref().and_then(|w| {
-                let (plan, holds) = w.arm(facts);
+                let (plan, holds) = w.arm(facts, batch.unwrap_or(0));
                 (plan.usable && holds).then(|| (Arc::new(plan), batch.unwrap_or(0)))
             });
             let kept = Kept {

@@ -16,10 +16,11 @@
 //! What notices cannot see is never trusted to them: a directory reached through a
 //! symbolic link (the link's target can change without a notice where we watch), one on a
 //! file system that does not send notices for changes made by other machines (NFS, SMB,
-//! FUSE, ...), and anything the watch limit left unwatched. An analysis that depends on
+//! FUSE, ...), and anything the watch limits ([`MAX_WATCHES`], the system's) left
+//! unwatched. An analysis that depends on
 //! such a path is checked by `stat` as before (`closure::Facts::hold`). A file written
 //! through a shared memory mapping sends no notice; neither would it change its mtime
-//! reliably for `stat`.
+//! reliably for `stat`. Nor does mounting a file system over a watched directory.
 //!
 //! This module keeps the notices and says whether an analysis's paths have any; which
 //! paths those are is the analysis's business.
@@ -56,6 +57,10 @@ fn file_mask() -> AddWatchFlags {
         | AddWatchFlags::IN_MOVE_SELF
 }
 
+/// The most watches one server adds: each keeps its inode in the kernel's memory (about a
+/// kilobyte), so a tree of a few hundred thousand headers is checked by `stat` past this.
+const MAX_WATCHES: usize = 100_000;
+
 /// File systems whose changes all pass through this machine's kernel, so that a change
 /// always sends a notice: ext2/3/4, XFS, Btrfs, tmpfs, ramfs, F2FS, ZFS, bcachefs,
 /// overlayfs (its upper layer).
@@ -84,6 +89,11 @@ struct Entry {
     any_name: u64,
     /// The batch of the last notice about each name.
     names: HashMap<Box<str>, u64>,
+    /// The batch number its watch was added under (`arm` takes a number of its own).
+    since: u64,
+    /// The device and inode the watch was added for: a watch follows its inode, so the
+    /// path is watched again when it names another.
+    ident: Option<DirId>,
 }
 
 struct State {
@@ -176,11 +186,18 @@ impl State {
             let batch = self.batch;
             for e in events {
                 if e.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
-                    self.floor = batch;
-                    continue;
+                    self.start_over();
+                    return;
                 }
-                let ignored = e.mask.contains(AddWatchFlags::IN_IGNORED);
-                let ids = if ignored {
+                // A watch follows its inode: once that inode is moved or deleted, the
+                // path is no longer watched, and is watched (and checked) afresh.
+                let gone = e.mask.intersects(
+                    AddWatchFlags::IN_IGNORED
+                        | AddWatchFlags::IN_MOVE_SELF
+                        | AddWatchFlags::IN_DELETE_SELF,
+                );
+                let ids = if gone {
+                    let _ = self.inotify.rm_watch(e.wd);
                     self.by_wd.remove(&e.wd).unwrap_or_default()
                 } else {
                     self.by_wd.get(&e.wd).cloned().unwrap_or_default()
@@ -188,18 +205,40 @@ impl State {
                 for id in ids {
                     let entry = &mut self.entries[id];
                     match e.name.as_ref().and_then(|n| n.to_str()) {
-                        Some(name) if !ignored => {
+                        Some(name) if !gone => {
                             entry.any_name = batch;
                             entry.names.insert(name.into(), batch);
                         }
                         _ => entry.itself = batch,
                     }
-                    if ignored {
+                    if gone {
                         entry.wd = None;
                     }
                 }
             }
         }
+    }
+
+    /// After notices were lost (the kernel's queue overflowed): forgets every watch, so
+    /// that each path is watched again and checked by `stat` when next needed, and checks
+    /// everything again.
+    fn start_over(&mut self) {
+        if let Ok(fresh) = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) {
+            self.inotify = fresh;
+            for e in &mut self.entries {
+                e.wd = None;
+                e.absent = false;
+            }
+        } else {
+            // No new instance: nothing is trusted to notices any more.
+            for e in &mut self.entries {
+                e.wd = None;
+                e.usable = false;
+            }
+        }
+        self.by_wd.clear();
+        self.batch += 1;
+        self.floor = self.batch;
     }
 
     /// The entry of `path`, made if new.
@@ -215,6 +254,8 @@ impl State {
             itself: 0,
             any_name: 0,
             names: HashMap::new(),
+            since: 0,
+            ident: None,
         });
         let id = self.entries.len() - 1;
         self.by_path.insert(path.to_string(), id);
@@ -234,19 +275,39 @@ impl State {
 
     /// Watches entry `id` at `path` unless it is watched (or known absent, or known not to
     /// be trusted); returns whether a watch was added now.
-    fn watch(&mut self, id: usize, path: &str, dir: bool) -> bool {
+    fn watch(&mut self, id: usize, path: &str, dir: bool, ident: Option<DirId>) -> bool {
+        let e = &self.entries[id];
+        if let (Some(wd), true) = (e.wd, e.ident != ident) {
+            // The path names another file or directory than the one watched.
+            if let Some(ids) = self.by_wd.get_mut(&wd) {
+                ids.retain(|&i| i != id);
+                if ids.is_empty() {
+                    self.by_wd.remove(&wd);
+                    let _ = self.inotify.rm_watch(wd);
+                }
+            }
+            self.entries[id].wd = None;
+        }
         let e = &self.entries[id];
         if e.wd.is_some() || !e.usable {
+            return false;
+        }
+        if self.by_wd.len() >= MAX_WATCHES {
+            self.entries[id].usable = false;
             return false;
         }
         let mask = if dir { dir_mask() } else { file_mask() };
         match self.inotify.add_watch(path, mask) {
             Ok(wd) => {
-                let usable = trustworthy(path);
+                // A file is watched by its realpath; its directory's trust stands for it.
+                let usable = !dir || trustworthy(path);
+                let since = self.batch;
                 let e = &mut self.entries[id];
                 e.wd = Some(wd);
                 e.absent = false;
                 e.usable = usable;
+                e.since = since;
+                e.ident = ident;
                 self.by_wd.entry(wd).or_default().push(id);
                 true
             }
@@ -290,11 +351,12 @@ impl Watcher {
         s.batch
     }
 
-    /// Watches what `facts` depend on, and checks by `stat` what was not watched before
-    /// (it may have changed since the analysis read it, unnoticed): each such file's
-    /// version, each name looked up in such a directory, each such directory of the
+    /// Watches what `facts` depend on, and checks by `stat` what was not watched during
+    /// the whole analysis, which began at batch `started` (by any thread: another
+    /// request's analysis may have added a watch after this one read the file): each such
+    /// file's version, each name looked up in such a directory, each such directory of the
     /// search chain. Returns the plan, and whether the facts held for those.
-    pub fn arm(&self, facts: &Facts) -> (Plan, bool) {
+    pub fn arm(&self, facts: &Facts, started: u64) -> (Plan, bool) {
         let mut dirs: Vec<&str> = Vec::new();
         dirs.extend(facts.looked_into.iter().map(|(d, _, _)| d.as_str()));
         dirs.extend(facts.chain.iter().map(|(d, _)| d.as_str()));
@@ -315,10 +377,24 @@ impl Watcher {
             }
         }
         let mut s = lock(&self.state);
+        // The watches added now are younger than any analysis begun so far.
+        s.batch += 1;
         let mut plan = Plan {
             usable: true,
             ..Plan::default()
         };
+        // What each directory is now, as the analysis found it, else as it is.
+        let mut known: HashMap<&str, DirId> = HashMap::new();
+        for (d, stamp, _) in &facts.looked_into {
+            if let Some(stamp) = stamp {
+                known.insert(d, stamp.id());
+            }
+        }
+        for (d, id) in &facts.chain {
+            if let Some(id) = id {
+                known.insert(d, *id);
+            }
+        }
         let mut ids = HashMap::new();
         let mut new_dirs = HashSet::new();
         for d in &all {
@@ -327,7 +403,9 @@ impl Watcher {
                 continue;
             }
             let id = s.entry(d);
-            if s.watch(id, d, true) {
+            let now = known.get(d).copied().or_else(|| dir_id(d));
+            s.watch(id, d, true, now);
+            if s.entries[id].wd.is_some() && s.entries[id].since > started {
                 new_dirs.insert(*d);
             }
             plan.usable &= s.entries[id].usable;
@@ -349,7 +427,8 @@ impl Watcher {
         let mut holds = true;
         for (f, key) in &facts.files {
             let id = s.entry(f);
-            if s.watch(id, f, false) {
+            s.watch(id, f, false, Some((key.dev, key.ino)));
+            if s.entries[id].since > started {
                 holds &= FileKey::stat(f).is_ok_and(|now| now == *key);
             }
             let e = &s.entries[id];
