@@ -93,6 +93,8 @@ fn lists_the_same_hosts_as_3_4() {
             set(&["127.0.0.1", "127.0.0.2", "127.0.0.3,down"]),
             0,
         ),
+        // -t0: no time limit at all (3.4's alarm(0)).
+        (case(&["-t0"], &hosts[..1]), set(&["127.0.0.1"]), 0),
         // No name resolves (an IPv6 address, where 3.4 looks for IPv4 only): exit 1.
         (case(&[], &["::1"]), set(&[]), 1),
     ];

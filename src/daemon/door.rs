@@ -16,8 +16,8 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::access;
@@ -70,6 +70,29 @@ pub struct Door {
     denied: AtomicU64,
     /// The jobs being served and the last ones ended.
     pub live: Live,
+    /// The state documents being sent.
+    monitors: Arc<AtomicUsize>,
+}
+
+/// How many state documents are sent at once, and how long one may take in all.
+const MAX_MONITORS: usize = 4;
+const STATE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Writes `data` to `stream` by `deadline`, whatever the pace at which the peer reads.
+fn send_by(stream: &mut TcpStream, mut data: &[u8], deadline: Instant) -> std::io::Result<()> {
+    while !data.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        let n = stream.write(data)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        data = &data[n..];
+    }
+    Ok(())
 }
 
 impl Door {
@@ -88,6 +111,7 @@ impl Door {
             turned_away: AtomicU64::new(0),
             denied: AtomicU64::new(0),
             live: Live::default(),
+            monitors: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -149,12 +173,12 @@ impl Door {
         )
     }
 
-    /// Sends the state document, after the answer to a monitor's state ask.
-    pub fn send_state(&self, stream: &mut impl Write, load: &Load) -> std::io::Result<()> {
+    /// The state document's packet, sent after the answer to a monitor's state ask.
+    pub fn state_packet(&self, load: &Load) -> Vec<u8> {
         let doc = self.live.json(load);
         let mut packet = wire::header(wire::JSON, doc.len() as u32).to_vec();
         packet.extend_from_slice(doc.as_bytes());
-        stream.write_all(&packet)
+        packet
     }
 
     /// Accepts connections until the daemon stops, queueing them for the workers.
@@ -228,9 +252,25 @@ impl Door {
             return;
         }
         if ask == Ask::State {
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-            if let Err(e) = self.send_state(&mut stream, &load) {
-                log::debug!("failed to send the state to {peer}: {e}");
+            // Sent from a thread of its own, so that a monitor that does not read cannot
+            // hold the door; a few at a time, the others closed.
+            if self.monitors.fetch_add(1, Ordering::SeqCst) >= MAX_MONITORS {
+                self.monitors.fetch_sub(1, Ordering::SeqCst);
+                log::debug!("too many monitors at once: {peer} closed");
+                return;
+            }
+            let doc = self.state_packet(&load);
+            let monitors = self.monitors.clone();
+            let spawned = std::thread::Builder::new().spawn(move || {
+                let deadline = Instant::now() + STATE_TIMEOUT;
+                if let Err(e) = send_by(&mut stream, &doc, deadline) {
+                    log::debug!("failed to send the state to {peer}: {e}");
+                }
+                monitors.fetch_sub(1, Ordering::SeqCst);
+            });
+            if spawned.is_err() {
+                self.monitors.fetch_sub(1, Ordering::SeqCst);
+                log::debug!("no thread to send the state to {peer}");
             }
             return;
         }

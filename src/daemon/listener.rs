@@ -202,7 +202,7 @@ fn handle(arrival: Arrival, cfg: &Config, stats: &Stats, door: &Door) {
         }
         // A monitor's: its state, and nothing follows.
         if ask == Some(wire::Ask::State) {
-            let _ = door.send_state(&mut stream, &door.load());
+            let _ = stream.write_all(&door.state_packet(&door.load()));
             return;
         }
         if matches!(stream.peek(&mut first), Ok(0) | Err(_)) {

@@ -19,6 +19,20 @@ use crate::wire::Load;
 /// How many ended jobs are remembered.
 const RECENT: usize = 50;
 
+/// The longest client, compiler or input name kept, in bytes: a client chooses its
+/// command line, and the document must stay small (at most about 60 KiB with `--jobs`
+/// of 20).
+const LONGEST: usize = 200;
+
+/// `s`, cut to at most [`LONGEST`] bytes at a character boundary.
+fn cut(s: &str) -> String {
+    let mut end = s.len().min(LONGEST);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
 /// The jobs of one daemon.
 #[derive(Debug, Default)]
 pub struct Live {
@@ -87,7 +101,7 @@ impl Live {
         lock(&self.serving).insert(
             id,
             Serving {
-                client: client.to_string(),
+                client: cut(client),
                 since: Instant::now(),
                 compiler: String::new(),
                 input: String::new(),
@@ -101,8 +115,8 @@ impl Live {
     pub fn describe(&self, compiler: &str, input: &str) {
         if let Some(id) = CURRENT.with(Cell::get) {
             if let Some(s) = lock(&self.serving).get_mut(&id) {
-                s.compiler = compiler.to_string();
-                s.input = input.to_string();
+                s.compiler = cut(compiler);
+                s.input = cut(input);
             }
         }
     }
@@ -115,9 +129,9 @@ impl Live {
             recent.pop_front();
         }
         recent.push_back(Ended {
-            client: client.to_string(),
-            compiler,
-            input,
+            client: cut(client),
+            compiler: cut(&compiler),
+            input: cut(&input),
             result: result_word(outcome.result),
             seconds: outcome.time.as_secs_f64(),
             at: Instant::now(),
@@ -266,5 +280,22 @@ mod tests {
             recent[0].get("result").and_then(|v| v.as_str()),
             Some("compile_error")
         );
+        // A client's names are cut: 50 jobs with long ones make a small document.
+        for _ in 0..RECENT {
+            let long = "é".repeat(100_000);
+            live.ended(
+                &long,
+                &Outcome {
+                    result: JobResult::CompileOk,
+                    job: Some((long.clone(), long.clone())),
+                    time: Duration::ZERO,
+                    status: 0,
+                    problem: None,
+                },
+            );
+        }
+        let text = live.json(&load);
+        assert!(text.len() < 40_000, "{}", text.len());
+        assert!(crate::json::parse(&text).is_ok());
     }
 }

@@ -65,8 +65,8 @@ pub fn render(stats: &Stats) -> String {
         "distccd_refusals_total",
         "counter",
         "Connections and requests refused: every slot busy (to clients that may go \
-         elsewhere), address not allowed, request refused with a message (compiler not \
-         allowed, TLS or GSS-API required), malformed request.",
+         elsewhere), address not allowed (here or at the statistics port), request refused \
+         with a message (compiler not allowed, TLS or GSS-API required), malformed request.",
         &(reasons.iter())
             .map(|(r, n)| (format!("{{reason=\"{r}\"}}"), n.to_string()))
             .collect::<Vec<_>>(),

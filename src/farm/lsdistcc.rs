@@ -31,7 +31,7 @@ pub struct Options {
     pub mark_down: bool,
     pub verbose: u32,
     pub domain: bool,
-    /// `-t`: the whole run's limit.
+    /// `-t`: the whole run's limit (0: none, as 3.4's `alarm(0)`).
     pub total: Duration,
     /// `-c`: 0 takes a name that resolves as up without connecting.
     pub connect_ms: u64,
@@ -170,7 +170,7 @@ pub fn usage() -> String {
      -l          print each host's latency in milliseconds (DNS not counted)\n\
      -n          print the IP address instead of the name\n\
      -x          also list hosts that did not answer, with ,down\n\
-     -tSECONDS   stop after SECONDS in all [7]\n\
+     -tSECONDS   stop after SECONDS in all; 0: no limit [7]\n\
      -hMS        milliseconds before a name lookup is retried [500]\n\
      -cMS        milliseconds to wait for a connection; 0: no connection [900]\n\
      -kMS        milliseconds to wait for the test compile; 0: none [1500]\n\
@@ -448,7 +448,7 @@ pub fn survey(
     names: impl Iterator<Item = String> + Send + 'static,
     out: &mut dyn Write,
 ) -> Survey {
-    let deadline = Instant::now() + o.total;
+    let deadline = (!o.total.is_zero()).then(|| Instant::now() + o.total);
     let request: Option<std::sync::Arc<[u8]>> =
         (o.compiler.as_deref()).map(|c| canned_request(o.protocol, c).into());
     let (tx, rx) = mpsc::channel();
@@ -482,8 +482,13 @@ pub fn survey(
     }
     let (mut resolved, mut probing, mut names_done) = (0, 0, false);
     while !(names_done && probing == 0) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(event) = rx.recv_timeout(left) else {
+        let event = match deadline {
+            Some(d) => rx
+                .recv_timeout(d.saturating_duration_since(Instant::now()))
+                .ok(),
+            None => rx.recv().ok(),
+        };
+        let Some(event) = event else {
             if o.verbose > 0 {
                 eprintln!("lsdistcc: out of time");
             }

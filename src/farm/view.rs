@@ -84,8 +84,15 @@ fn number(v: &Value, key: &str) -> f64 {
     v.get(key).and_then(Value::as_f64).unwrap_or(0.0)
 }
 
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
+/// A string of a host's document, made safe to print: control characters (which could
+/// move the cursor, set the title or write to the clipboard) become `?`, and it is cut to
+/// 60 characters.
+fn text(v: &Value, key: &str) -> String {
+    let raw = v.get(key).and_then(Value::as_str).unwrap_or("");
+    raw.chars()
+        .take(60)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
@@ -110,7 +117,7 @@ pub fn render(seen: &[(String, Seen)]) -> String {
                 slots += sl;
                 queued += q;
                 let recent = list(doc, "recent");
-                let failed: Vec<&str> = (recent.iter())
+                let failed: Vec<String> = (recent.iter())
                     .filter(|j| text(j, "result") != "ok")
                     .map(|j| text(j, "input"))
                     .collect();
@@ -121,8 +128,8 @@ pub fn render(seen: &[(String, Seen)]) -> String {
                     failed.len(),
                     recent.len()
                 );
-                if let Some(names) = (!failed.is_empty())
-                    .then(|| failed.iter().take(3).copied().collect::<Vec<_>>().join(" "))
+                if let Some(names) =
+                    (!failed.is_empty()).then(|| failed[..failed.len().min(3)].join(" "))
                 {
                     line.push_str(&format!(": {names}"));
                 }
@@ -130,7 +137,7 @@ pub fn render(seen: &[(String, Seen)]) -> String {
                 body.push('\n');
                 for j in list(doc, "jobs") {
                     let input = match text(j, "input") {
-                        "" => "(reading the request)",
+                        i if i.is_empty() => "(reading the request)".to_string(),
                         i => i,
                     };
                     body.push_str(&format!(
@@ -183,5 +190,23 @@ pub fn main(delay: Option<Duration>) -> i32 {
             Some(d) => std::thread::sleep(d),
             None => return 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hosts_strings_cannot_drive_the_terminal() {
+        let text = r#"{"cpus":2,"slots":2,"running":1,"queued":0,"jobs":[{"client":"c","compiler":"gcc","input":"\u001b]0;PWNED\u0007\u001b[2Jx.c","seconds":1}],"recent":[{"input":"\u009bbad.c","result":"compile_error","client":"c"}]}"#;
+        let doc = json::parse(text).unwrap();
+        let screen = render(&[("h:1".into(), Seen::State(doc))]);
+        assert!(
+            !screen.chars().any(|c| c.is_control() && c != '\n'),
+            "{screen:?}"
+        );
+        assert!(screen.contains("?]0;PWNED??[2Jx.c"), "{screen}");
+        assert!(screen.contains("?bad.c"), "{screen}");
     }
 }
