@@ -287,7 +287,7 @@ pub fn monitor_main(args: &[String]) -> i32 {
         eprintln!("distccmon-text: ERROR: neither DISTCC_DIR nor HOME is set");
         return crate::exitcode::IO_ERROR;
     };
-    loop {
+    repeat(delay, || {
         // As distcc 3.4's monitor: a state directory not made yet is made, and lists no
         // jobs. (3.4 fails when DISTCC_DIR itself is missing; our client creates it, and so
         // does the monitor.)
@@ -298,7 +298,7 @@ pub fn monitor_main(args: &[String]) -> i32 {
                     "distccmon-text: ERROR: failed to read {}: {e}",
                     state_dir(&top).display()
                 );
-                return crate::exitcode::IO_ERROR;
+                return Err(crate::exitcode::IO_ERROR);
             }
         };
         let mut out = String::new();
@@ -307,9 +307,24 @@ pub fn monitor_main(args: &[String]) -> i32 {
             out.push('\n');
         }
         out.push('\n');
+        Ok(out)
+    })
+}
+
+/// Prints what `screen` makes, once, or every `delay` (a monitor's loop); returns the exit
+/// code: 0 when standard output is closed, or `screen`'s error.
+pub(crate) fn repeat(
+    delay: Option<Duration>,
+    mut screen: impl FnMut() -> Result<String, i32>,
+) -> i32 {
+    loop {
+        let text = match screen() {
+            Ok(text) => text,
+            Err(code) => return code,
+        };
         let mut stdout = std::io::stdout().lock();
         if stdout
-            .write_all(out.as_bytes())
+            .write_all(text.as_bytes())
             .and_then(|_| stdout.flush())
             .is_err()
         {

@@ -174,23 +174,11 @@ pub fn main(delay: Option<Duration>) -> i32 {
             return crate::exitcode::BAD_HOSTSPEC;
         }
     };
-    loop {
-        let screen = render(&survey(&list.hosts));
-        let mut out = std::io::stdout().lock();
-        // Home and clear below, then the screen: redrawn in place.
-        let clear = if delay.is_some() { "\x1b[H\x1b[J" } else { "" };
-        if write!(out, "{clear}{screen}")
-            .and_then(|()| out.flush())
-            .is_err()
-        {
-            return 0;
-        }
-        drop(out);
-        match delay {
-            Some(d) => std::thread::sleep(d),
-            None => return 0,
-        }
-    }
+    // Home and clear below, then the screen: redrawn in place.
+    let clear = if delay.is_some() { "\x1b[H\x1b[J" } else { "" };
+    super::state::repeat(delay, || {
+        Ok(format!("{clear}{}", render(&survey(&list.hosts))))
+    })
 }
 
 #[cfg(test)]
