@@ -61,6 +61,9 @@ fn file_mask() -> AddWatchFlags {
 /// kilobyte), so a tree of a few hundred thousand headers is checked by `stat` past this.
 const MAX_WATCHES: usize = 100_000;
 
+/// The most names with notices remembered for one directory.
+const MAX_NAMES: usize = 20_000;
+
 /// File systems whose changes all pass through this machine's kernel, so that a change
 /// always sends a notice: ext2/3/4, XFS, Btrfs, tmpfs, ramfs, F2FS, ZFS, bcachefs,
 /// overlayfs (its upper layer).
@@ -208,6 +211,13 @@ impl State {
                         Some(name) if !gone => {
                             entry.any_name = batch;
                             entry.names.insert(name.into(), batch);
+                            // A directory where a long build makes ever new names (its
+                            // temporaries) is not remembered name by name for ever: the
+                            // names are forgotten, and what depends on it checked again.
+                            if entry.names.len() > MAX_NAMES {
+                                entry.names.clear();
+                                entry.itself = batch;
+                            }
                         }
                         _ => entry.itself = batch,
                     }
