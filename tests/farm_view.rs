@@ -160,6 +160,8 @@ fn the_farm_view_and_the_live_page_show_the_jobs_of_a_build() {
                     "--no-sandbox",
                     "--disable-gpu",
                     "--no-first-run",
+                    // A container's /dev/shm is often too small for it.
+                    "--disable-dev-shm-usage",
                 ])
                 .args(["--virtual-time-budget=4000", "--window-size=1000,700"])
                 .arg(format!(
