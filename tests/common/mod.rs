@@ -387,14 +387,36 @@ impl Project {
         v
     }
 
-    /// Builds locally with `make`, keeps the outputs, and cleans up for the next build.
+    /// Builds locally with `make`, keeps the outputs, and cleans up for the next build;
+    /// then waits until the sources are old enough for a compile cache to trust them
+    /// (changed more than a timestamp tick before a compile starts), so that what the
+    /// next build caches does not depend on how fast this machine is.
     pub fn reference_build(&self, make_args: &[&str]) -> Vec<(String, Vec<u8>)> {
         let out = self.make(make_args, &[]);
         assert!(out.status.success(), "local build failed: {}", show(&out));
         let outputs = self.outputs();
         let out = self.make(&["clean"], &[]);
         assert!(out.status.success());
+        self.settle();
         outputs
+    }
+
+    /// Waits until every file of the project last changed more than 150 ms ago.
+    pub fn settle(&self) {
+        use std::os::unix::fs::MetadataExt;
+        let newest = std::fs::read_dir(self.path())
+            .expect("project dir")
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| {
+                m.mtime().max(m.ctime()) as f64 + m.mtime_nsec().max(m.ctime_nsec()) as f64 * 1e-9
+            })
+            .fold(0.0, f64::max);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let wait = (newest + 0.15 - now).clamp(0.0, 1.0);
+        std::thread::sleep(Duration::from_secs_f64(wait));
     }
 }
 
