@@ -757,9 +757,11 @@ fn run_pump_job(
     cfg: &JobConfig,
     arrived: &Arrived<'_>,
 ) -> Result<Done, JobError> {
+    let input = (cmdline::parse_received(&req.argv))
+        .map(|c| c.input().to_string())
+        .unwrap_or_default();
     if let (Some(door), Some(first)) = (&cfg.load, req.argv.first()) {
-        let input = cmdline::parse_received(&req.argv).map(|c| c.input().to_string());
-        door.live.describe(first, &input.unwrap_or_default());
+        door.live.describe(first, &input);
     }
     let compiler = cache_compiler(&req, cfg);
     let keyed = compiler.as_ref().map(|compiler| pumpcache::Job {
@@ -773,9 +775,6 @@ fn run_pump_job(
         (Some(cache), Some(keyed), Some(received)) => {
             match pumpcache::look_up(cache, keyed, received) {
                 pumpcache::Looked::Hit(entry) => {
-                    let input = cmdline::parse_received(&req.argv)
-                        .map(|c| c.input().to_string())
-                        .unwrap_or_default();
                     drop(req.root);
                     let compiler = keyed.compiler.to_path_buf();
                     let identity = move || compiler.to_str().and_then(|c| identity_of(c, cfg));

@@ -283,9 +283,9 @@ impl State {
         sticky
     }
 
-    /// Watches entry `id` at `path` unless it is watched (or known absent, or known not to
-    /// be trusted); returns whether a watch was added now.
-    fn watch(&mut self, id: usize, path: &str, dir: bool, ident: Option<DirId>) -> bool {
+    /// Watches entry `id` at `path` (which the caller knows as `ident`) unless it is watched
+    /// for that identity already, or known absent, or known not to be trusted.
+    fn watch(&mut self, id: usize, path: &str, dir: bool, ident: Option<DirId>) {
         let e = &self.entries[id];
         if let (Some(wd), true) = (e.wd, e.ident != ident) {
             // The path names another file or directory than the one watched.
@@ -300,11 +300,11 @@ impl State {
         }
         let e = &self.entries[id];
         if e.wd.is_some() || !e.usable {
-            return false;
+            return;
         }
         if self.by_wd.len() >= MAX_WATCHES {
             self.entries[id].usable = false;
-            return false;
+            return;
         }
         let mask = if dir { dir_mask() } else { file_mask() };
         match self.inotify.add_watch(path, mask) {
@@ -319,18 +319,15 @@ impl State {
                 e.since = since;
                 e.ident = ident;
                 self.by_wd.entry(wd).or_default().push(id);
-                true
             }
             Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => {
                 // Its parent's notices stand for it: it is checked again when they come.
                 let e = &mut self.entries[id];
                 e.absent = true;
-                false
             }
             Err(_) => {
                 // The watch limit, a permission: never trusted.
                 self.entries[id].usable = false;
-                false
             }
         }
     }
