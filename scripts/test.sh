@@ -5,14 +5,15 @@
 # the Linux 6.1 source with flex, bison, bc and libelf for the kernel build test; MIT
 # Kerberos (a KDC on loopback with a throwaway realm) for the GSS-API tests; Prometheus's
 # promtool, which checks the daemon's metrics page; tmux and Chromium, which show the farm
-# view and the live page during a build.
+# view and the live page during a build; Avahi, D-Bus and iproute2 for the zeroconf tests,
+# which run distcc 3.4 and ours in network namespaces of their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
   for pkg in gcc g++ make distcc openssh-server openssh-client cmake ninja-build autoconf ccache \
       linux-source-6.1 flex bison bc libelf-dev krb5-kdc krb5-admin-server krb5-user \
-      prometheus tmux chromium; do
+      prometheus tmux chromium avahi-daemon avahi-utils dbus iproute2; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then

@@ -63,17 +63,23 @@ pub(crate) fn read_first(file: &std::fs::File, len: u64) -> std::io::Result<Vec<
     Ok(data)
 }
 
+/// The GNU triple of the platform these programs were built for, as distcc 3.4 names it in
+/// its banner and its zeroconf records (`x86_64-pc-linux-gnu`).
+pub fn gnu_host() -> String {
+    match std::env::consts::OS {
+        "linux" if cfg!(target_arch = "x86_64") => "x86_64-pc-linux-gnu".to_string(),
+        "linux" => format!("{}-unknown-linux-gnu", std::env::consts::ARCH),
+        os => format!("{}-unknown-{os}", std::env::consts::ARCH),
+    }
+}
+
 /// The `--version` banner of `program` (`distcc` or `distccd`). Its first two lines have
 /// distcc 3.4's shape, because tools (monitors, cluster scripts) parse them: `PROGRAM
 /// VERSION PLATFORM`, then the protocols line. That line stays 3.4's word for word, "and 3"
 /// included, although this version speaks protocols 1 and 2 only so far (a protocol 3
 /// request gets a refusal, and the client compiles locally); the third line says so.
 pub fn version_banner(program: &str) -> String {
-    let platform = match std::env::consts::OS {
-        "linux" if cfg!(target_arch = "x86_64") => "x86_64-pc-linux-gnu".to_string(),
-        "linux" => format!("{}-unknown-linux-gnu", std::env::consts::ARCH),
-        os => format!("{}-unknown-{os}", std::env::consts::ARCH),
-    };
+    let platform = gnu_host();
     format!(
         "{program} {version} {platform}\n  (protocols 1, 2 and 3) (default port 3632)\n  \
          distcc-rs {version}, wire-compatible with distcc 3.4 (protocols 1 and 2 served)\n\

@@ -36,7 +36,12 @@ fn tag(level: Level) -> &'static str {
 
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata) -> bool {
-        metadata.level() <= log::max_level()
+        // The mDNS crate's debug lines (every packet) would drown a daemon's debug log.
+        let max = match metadata.target().starts_with("mdns_sd") {
+            true => log::max_level().min(log::LevelFilter::Warn),
+            false => log::max_level(),
+        };
+        metadata.level() <= max
     }
 
     fn log(&self, record: &Record) {

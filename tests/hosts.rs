@@ -15,7 +15,6 @@ enum Parsed {
     Hosts(usize, u32),
     BadEntry(usize),
     NoHosts,
-    Unsupported,
 }
 
 use Parsed::*;
@@ -92,8 +91,6 @@ const TABLE: &[(&str, Parsed, bool)] = &[
         ("a,auth", Hosts(1, 4), true),
     ("a,lzo,auth,cpp", Hosts(1, 4), true),
     ("a:3632/2,auth=build1.example.com", Hosts(1, 2), true),
-    // Not supported yet, said clearly; distcc 3.4 (built with Avahi) takes it.
-    ("+zeroconf", Unsupported, false),
 ];
 
 fn ours(text: &str) -> Parsed {
@@ -101,7 +98,6 @@ fn ours(text: &str) -> Parsed {
         Ok(l) => Hosts(l.hosts.len(), l.hosts.iter().map(|h| h.limit).sum()),
         Err(HostsError::BadEntry { position, .. }) => BadEntry(position),
         Err(HostsError::NoHosts { .. }) => NoHosts,
-        Err(HostsError::Unsupported { .. }) => Unsupported,
         Err(e) => panic!("{text:?}: {e}"),
     }
 }

@@ -113,8 +113,8 @@ pub struct Args {
     /// Accepted for distcc 3.4's scripts; does nothing (as in 3.4).
     #[arg(long)]
     pub no_fifo: bool,
-    /// Advertise the daemon over mDNS/DNS-SD: not supported yet; a warning is logged and
-    /// the daemon runs without advertising.
+    /// Announce the daemon over mDNS/DNS-SD (`_distcc._tcp`, as distcc 3.4), so that
+    /// clients with `+zeroconf` in their host list find it.
     #[arg(long)]
     pub zeroconf: bool,
     /// Require GSS-API (Kerberos) authentication of every classic client, as distcc 3.4
@@ -270,6 +270,8 @@ pub struct Config {
     pub tls: Option<super::tls::Tls>,
     /// `--auth` and its lists: GSS-API authentication of classic clients.
     pub gss: Option<std::sync::Arc<super::gss::Gss>>,
+    /// `--zeroconf`: announce the daemon over mDNS/DNS-SD.
+    pub zeroconf: bool,
     pub job: JobConfig,
 }
 
@@ -405,12 +407,6 @@ impl Config {
         env: &Environment,
         stdin_is_socket: bool,
     ) -> Result<Config, DaemonError> {
-        if args.zeroconf {
-            log::warn!(
-                "--zeroconf is not supported yet: running without advertising this daemon \
-                 over mDNS/DNS-SD (clients must list it in their hosts)"
-            );
-        }
         let inetd = args.inetd || (!args.daemon && stdin_is_socket);
         let tls = super::tls::from_args(
             args.key.as_ref(),
@@ -474,6 +470,7 @@ impl Config {
             tcp_defer_accept: env.tcp_defer_accept,
             tls,
             gss,
+            zeroconf: args.zeroconf,
             job: JobConfig {
                 limits: Limits::default(),
                 tmp_root: env.tmp_dir.clone(),

@@ -26,6 +26,10 @@ fn dup_std(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<File> {
 /// that of the job (`exitcode::for_job`), 113 for a client the access list denies.
 pub fn run(cfg: &Config) -> Result<i32, DaemonError> {
     use nix::sys::socket::{getpeername, SockaddrStorage};
+    if cfg.zeroconf {
+        // As distcc 3.4: only a standalone daemon announces itself.
+        log::warn!("--zeroconf is for a standalone daemon: nothing is announced under inetd");
+    }
     privileges::apply_nice(cfg.nice);
     if let Some(persona) = privileges::persona(cfg.user.as_deref())? {
         if let Some(cache) = &cfg.job.cache {

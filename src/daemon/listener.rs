@@ -585,6 +585,15 @@ fn start_up(cfg: &Config) -> Result<Option<Keeper>, DaemonError> {
     Ok(keeper)
 }
 
+/// Starts announcing the daemon for `--zeroconf`. A failure is logged and the daemon serves
+/// unannounced, as distcc 3.4's does.
+fn announce(cfg: &Config, listener: &TcpListener) -> Option<super::zeroconf::Announcement> {
+    let addr = listener.local_addr().ok()?;
+    super::zeroconf::Announcement::start(addr.port(), addr.ip(), cfg.jobs)
+        .map_err(|e| log::error!("--zeroconf: cannot announce this daemon: {e}"))
+        .ok()
+}
+
 /// Removes the pid file, through the keeper when there is one.
 fn remove_pid_file(path: &Path, keeper: Option<&mut Keeper>) {
     let removed = match keeper {
@@ -641,6 +650,7 @@ pub fn run(mut cfg: Config) -> Result<(), DaemonError> {
     cfg.job.load = Some(door.clone());
     stats.door = Some(door.clone());
     let (cfg, stats) = (cfg, stats);
+    let announcement = cfg.zeroconf.then(|| announce(&cfg, &listener)).flatten();
     let stopping = AtomicBool::new(false);
     std::thread::scope(|scope| {
         for _ in 0..cfg.jobs {
@@ -660,6 +670,9 @@ pub fn run(mut cfg: Config) -> Result<(), DaemonError> {
         }
         stopping.store(true, Ordering::SeqCst);
         door.stop();
+        if let Some(a) = announcement {
+            a.stop();
+        }
         let _ = cfg.job.stop_by.set(Instant::now() + cfg.stop_grace);
         // Wakes the door and the stats server, blocked in accept().
         for l in std::iter::once(&listener).chain(&stats_listener) {

@@ -23,6 +23,7 @@ pub mod privileges;
 mod pumpcache;
 pub mod stats;
 pub mod tls;
+mod zeroconf;
 
 use std::fmt;
 use std::io::{self, Read, Write};

@@ -83,6 +83,8 @@ pub struct HostList {
     pub local_slots_cpp: u32,
     /// Where the list came from: `$DISTCC_HOSTS` or a file's path.
     pub source: String,
+    /// Where `+zeroconf` stands in `hosts`: the daemons found go there.
+    pub zeroconf: Option<usize>,
 }
 
 impl Default for HostList {
@@ -94,6 +96,7 @@ impl Default for HostList {
             local_slots: DEFAULT_LOCAL_SLOTS,
             local_slots_cpp: DEFAULT_LOCAL_SLOTS_CPP,
             source: String::new(),
+            zeroconf: None,
         }
     }
 }
@@ -107,8 +110,8 @@ pub enum HostsError {
         position: usize,
         reason: &'static str,
     },
-    /// A feature this build does not have.
-    Unsupported { entry: String, what: &'static str },
+    /// `+zeroconf` could not be served: no distcc directory, or the browser failed.
+    Zeroconf(String),
     /// The list names no host.
     NoHosts { source: String },
     /// No list anywhere.
@@ -125,9 +128,7 @@ impl fmt::Display for HostsError {
                 position,
                 reason,
             } => write!(f, "bad host entry {position} \"{entry}\": {reason}"),
-            HostsError::Unsupported { entry, what } => {
-                write!(f, "host entry \"{entry}\": {what} is not supported yet")
-            }
+            HostsError::Zeroconf(why) => write!(f, "+zeroconf: {why}"),
             HostsError::NoHosts { source } => {
                 write!(f, "{source} contained no hosts; can't distribute work")
             }
@@ -351,15 +352,12 @@ pub fn parse(text: &str, source: &str) -> Result<HostList, HostsError> {
                 list.local_slots = n;
             }
         } else if entry == "+zeroconf" {
-            return Err(HostsError::Unsupported {
-                entry: entry.into(),
-                what: "zeroconf discovery (+zeroconf)",
-            });
+            list.zeroconf.get_or_insert(list.hosts.len());
         } else {
             list.hosts.push(EntryParser { entry, position }.parse()?);
         }
     }
-    if list.hosts.is_empty() {
+    if list.hosts.is_empty() && list.zeroconf.is_none() {
         return Err(HostsError::NoHosts {
             source: source.to_string(),
         });
@@ -385,6 +383,29 @@ pub fn distcc_dir_from(dir: Option<OsString>, home: Option<OsString>) -> Option<
 /// `DISTCC_HOSTS`), else `top/hosts`, else `/etc/distcc/hosts`. The list's `source` says
 /// which.
 pub fn load(env: Option<&str>, top: Option<&Path>) -> Result<HostList, HostsError> {
+    let mut list = read(env, top)?;
+    if let Some(at) = list.zeroconf {
+        // As distcc 3.4: the daemons found stand where `+zeroconf` does, and when no daemon
+        // was found the list fails if it names no other host.
+        let top = top.ok_or_else(|| {
+            HostsError::Zeroconf("neither DISTCC_DIR nor HOME is set".to_string())
+        })?;
+        let (text, path) = super::zeroconf::host_file(top)?;
+        let source = path.display().to_string();
+        let found = match parse(&text, &source) {
+            Err(HostsError::NoHosts { .. }) => Vec::new(),
+            other => other?.hosts,
+        };
+        list.hosts.splice(at..at, found);
+        if list.hosts.is_empty() {
+            return Err(HostsError::NoHosts { source });
+        }
+    }
+    Ok(list)
+}
+
+/// The host list as written, `+zeroconf` not yet expanded.
+fn read(env: Option<&str>, top: Option<&Path>) -> Result<HostList, HostsError> {
     if let Some(text) = env {
         return parse(text, "$DISTCC_HOSTS");
     }
@@ -497,9 +518,14 @@ mod tests {
             parse("  # nothing", "t"),
             Err(HostsError::NoHosts { .. })
         ));
-        assert!(matches!(
-            parse("+zeroconf", "t"),
-            Err(HostsError::Unsupported { .. })
-        ));
+    }
+
+    #[test]
+    fn zeroconf_holds_its_place() {
+        let l = parse("a +zeroconf b +zeroconf", "t").unwrap();
+        let names: Vec<_> = l.hosts.iter().map(|h| h.spec.as_str()).collect();
+        assert_eq!((names, l.zeroconf), (vec!["a", "b"], Some(1)));
+        // Alone it is a list: the daemons found make it one, or the expansion fails.
+        assert_eq!(parse("+zeroconf", "t").unwrap().zeroconf, Some(0));
     }
 }

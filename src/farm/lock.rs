@@ -64,23 +64,47 @@ pub fn lock_dir(top: &Path) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Takes a write lock on `file` without waiting; false when another process holds it.
-fn try_fcntl_lock(file: &File) -> io::Result<bool> {
+/// What an `fcntl` lock call asks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LockKind {
+    Read,
+    Write,
+    Unlock,
+}
+
+/// Takes (or drops) an `fcntl` lock on the whole of `file`, the kind of lock distcc 3.4
+/// takes on the same files; `wait` blocks until it is free. False when another process
+/// holds it and `wait` is off.
+pub(crate) fn fcntl_lock(file: &File, kind: LockKind, wait: bool) -> io::Result<bool> {
     // SAFETY: a zeroed flock is a valid value; we set every field fcntl reads.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_type = match kind {
+        LockKind::Read => libc::F_RDLCK,
+        LockKind::Write => libc::F_WRLCK,
+        LockKind::Unlock => libc::F_UNLCK,
+    } as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     fl.l_start = 0;
     fl.l_len = 0;
-    // SAFETY: the descriptor is open for the duration of the call and `fl` is initialised.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) } == 0 {
-        return Ok(true);
+    let command = if wait { libc::F_SETLKW } else { libc::F_SETLK };
+    loop {
+        // SAFETY: the descriptor is open for the duration of the call and `fl` is
+        // initialised.
+        if unsafe { libc::fcntl(file.as_raw_fd(), command, &fl) } == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) | Some(libc::EACCES) => return Ok(false),
+            _ => return Err(err),
+        }
     }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
-        _ => Err(err),
-    }
+}
+
+/// Takes a write lock on `file` without waiting; false when another process holds it.
+fn try_fcntl_lock(file: &File) -> io::Result<bool> {
+    fcntl_lock(file, LockKind::Write, false)
 }
 
 /// The slot files offered to one job, in the order they are tried: slot 0 of every host

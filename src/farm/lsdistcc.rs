@@ -266,7 +266,7 @@ fn dns_domain() -> Option<String> {
     let full = match from_env {
         Some(h) => h,
         None => {
-            let name = host_name()?;
+            let name = nix::unistd::gethostname().ok()?.into_string().ok()?;
             if name.contains('.') {
                 name
             } else {
@@ -280,17 +280,6 @@ fn dns_domain() -> Option<String> {
     }
     let (_, domain) = full.split_once('.')?;
     (!domain.is_empty()).then(|| domain.to_string())
-}
-
-/// This machine's host name.
-fn host_name() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
-        return None;
-    }
-    let end = buf.iter().position(|b| *b == 0)?;
-    String::from_utf8(buf[..end].to_vec()).ok()
 }
 
 /// The canonical name the resolver gives `name`.
