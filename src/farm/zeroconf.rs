@@ -6,8 +6,12 @@
 //! files: it holds a lock on `$DISTCC_DIR/zeroconf/lock`, keeps `$DISTCC_DIR/zeroconf/hosts`
 //! up to date (lines `IP:PORT/JOBS`, written under an `fcntl` lock), and stops when no client
 //! has read the file for 20 seconds. So 3.4's clients use our browser's file and ours use
-//! 3.4's. It browses only for daemons whose `cc` has this machine's `cc` target and version
-//! (3.4's DNS-SD subtype), so a farm of mixed compilers is split as 3.4 splits it.
+//! 3.4's. It keeps only the daemons whose `cc` has this machine's `cc` target and version,
+//! so a farm of mixed compilers is split as 3.4 splits it. 3.4 browses for the DNS-SD
+//! subtype named after them; we browse for every `_distcc._tcp` daemon and compare the
+//! subtype its TXT records name (the same records 3.4's daemons announce), because the mDNS
+//! responder we use puts the base type's record, not the subtype's, in the answer to a
+//! subtype query, and a subtype browser would not take it.
 //!
 //! Fixed on purpose: a client tells the browser it read the file by setting the file's
 //! access time, where 3.4 counts on the read doing so (with `relatime` mounts it does not,
@@ -218,8 +222,16 @@ fn signal_ready() {
     }
 }
 
-/// A daemon found, as its host file line says it.
-fn line(service: &ResolvedService) -> Option<String> {
+/// A daemon found, as its host file line says it; `None` when it has no usable address or
+/// its `cc` is not `wanted` (a subtype, when this machine's `cc` answered).
+fn line(service: &ResolvedService, wanted: Option<&str>) -> Option<String> {
+    if let Some(wanted) = wanted {
+        let version = service.get_property_val_str("cc_version")?;
+        let machine = service.get_property_val_str("cc_machine")?;
+        if subtype(version, machine) != wanted {
+            return None;
+        }
+    }
     let v4 = service.get_addresses_v4();
     // A routable address first; a loopback one only when it is all there is.
     let addr = v4
@@ -288,18 +300,18 @@ fn browse(dir: &Path) -> Result<(), String> {
     let started = SystemTime::now();
     let mut found = BTreeMap::new();
     write_hosts(&file, &found).map_err(|e| e.to_string())?;
-    let kind = match cc_identity() {
-        Some((version, machine)) => subtype(&version, &machine),
+    let wanted = match cc_identity() {
+        Some((version, machine)) => Some(subtype(&version, &machine)),
         None => {
-            log::warn!("cannot ask cc for its version and target; browsing for every daemon");
-            SERVICE.to_string()
+            log::warn!("cannot ask cc for its version and target; keeping every daemon");
+            None
         }
     };
     let mdns = ServiceDaemon::new().map_err(|e| e.to_string())?;
     let events = mdns
-        .browse(&format!("{kind}.local."))
+        .browse(&format!("{SERVICE}.local."))
         .map_err(|e| e.to_string())?;
-    log::info!("browsing for {kind}");
+    log::info!("browsing for {}", wanted.as_deref().unwrap_or(SERVICE));
     let first_deadline = Instant::now() + FIRST_WAIT;
     let mut ready_by = Some(first_deadline);
     loop {
@@ -309,7 +321,7 @@ fn browse(dir: &Path) -> Result<(), String> {
         };
         let changed = match events.recv_timeout(wait) {
             Ok(ServiceEvent::ServiceResolved(service)) => {
-                let entry = line(&service);
+                let entry = line(&service, wanted.as_deref());
                 if entry.is_some() && ready_by == Some(first_deadline) {
                     ready_by = Some((Instant::now() + SETTLE).min(first_deadline));
                 }
