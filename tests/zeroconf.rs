@@ -628,6 +628,18 @@ fn our_client_and_daemon_need_no_avahi_and_a_stopped_daemon_is_dropped() {
     assert_eq!(lan.found(OUR_DISTCC, &dir, &line), format!("{line}\n"));
     lan.compile(OUR_DISTCC, &dir, "alone");
     assert_eq!(ours.compiled_ok(), 1);
+    // The farm view shows the daemons found.
+    let view = output_within(
+        lan.client(env!("CARGO_BIN_EXE_distccmon-text"), &dir)
+            .arg("--hosts"),
+        30,
+    );
+    let screen = String::from_utf8_lossy(&view.stdout);
+    assert!(
+        screen.contains("1 of 1 hosts answering") && screen.contains(&lan.a.address),
+        "{}",
+        show(&view)
+    );
     // A stopping daemon says goodbye: the browser drops it long before its records expire.
     let mut ours = ours;
     let pid = nix::unistd::Pid::from_raw(ours.process.id() as i32);

@@ -167,16 +167,20 @@ pub fn render(seen: &[(String, Seen)]) -> String {
 pub fn main(delay: Option<Duration>) -> i32 {
     let top = super::hosts::distcc_dir();
     let env = std::env::var("DISTCC_HOSTS").ok();
-    let list = match super::hosts::load(env.as_deref(), top.as_deref()) {
-        Ok(list) => list,
-        Err(e) => {
-            eprintln!("distccmon-text: ERROR: {e}");
-            return crate::exitcode::BAD_HOSTSPEC;
-        }
-    };
     // Home and clear below, then the screen: redrawn in place.
     let clear = if delay.is_some() { "\x1b[H\x1b[J" } else { "" };
     super::state::repeat(delay, || {
+        // Read again each time: the daemons `+zeroconf` stands for come and go (and the
+        // read keeps its browser running). A list that fails while the view runs is shown
+        // until it is right again.
+        let list = match super::hosts::load(env.as_deref(), top.as_deref()) {
+            Ok(list) => list,
+            Err(e) if delay.is_some() => return Ok(format!("{clear}distcc farm: {e}\n")),
+            Err(e) => {
+                eprintln!("distccmon-text: ERROR: {e}");
+                return Err(crate::exitcode::BAD_HOSTSPEC);
+            }
+        };
         Ok(format!("{clear}{}", render(&survey(&list.hosts))))
     })
 }
