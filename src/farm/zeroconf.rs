@@ -15,8 +15,8 @@
 //!
 //! Fixed on purpose: a client tells the browser it read the file by setting the file's
 //! access time, where 3.4 counts on the read doing so (with `relatime` mounts it does not,
-//! and 3.4's browser stops every 20 seconds during a build; the next client then waits a
-//! second for a new one); a new browser reports when it has heard the farm (the first
+//! and 3.4's browser stops about every 25 seconds during a build; the next client then
+//! waits a second for a new one); a new browser reports when it has heard the farm (the first
 //! daemons found, a quarter of a second for the rest) instead of a fixed one-second sleep.
 //!
 //! This module owns the names, the browser and its file; the file's lines are parsed by

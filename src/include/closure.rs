@@ -347,7 +347,7 @@ enum Origin {
     /// The source file: `#include_next` there is an `#include`.
     Source,
     /// In its includer's directory (or, for `-include`, the working directory):
-    /// `#include_next` searches the whole chain.
+    /// `#include_next` searches the whole chain (GCC) or is an `#include` (clang).
     Includer,
     /// In the chain's directory of this index.
     Chain(usize),
@@ -435,6 +435,7 @@ pub fn analyze(
         &cmd.isystem,
         &compiler.dirs,
         &cmd.after,
+        compiler.clang,
     );
     let recycled = lock(&caches.tables).pop();
     let mut table = recycled.unwrap_or_else(|| Table::with_capacity(8192));
@@ -464,7 +465,7 @@ pub fn analyze(
         compiler: compiler.clone(),
         table,
         cplusplus: cmd.cplusplus(),
-        mode: cmd.lex_mode(),
+        mode: cmd.lex_mode(compiler.clang),
         caches,
         look: Lookups::new(&caches.fs),
         closure: Closure {
@@ -648,7 +649,8 @@ impl Walk<'_> {
         }
         Ok(match (next, f.origin) {
             (true, Origin::Chain(k)) => self.search(name, k + 1),
-            (true, Origin::Includer) => self.search(name, 0),
+            // clang takes it as an `#include` (and warns); GCC searches the whole chain.
+            (true, Origin::Includer) if !self.compiler.clang => self.search(name, 0),
             _ if angle => self.search(name, self.chain.bracket),
             _ => {
                 let dir = dirname(&f.spelled);

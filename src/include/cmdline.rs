@@ -60,15 +60,17 @@ impl Command {
 
     /// How the language mode changes the lexing (GCC's `lang_defaults`): raw strings in
     /// C++11 and later and in GNU C99 and later; trigraphs in the strict ISO modes before
-    /// C++17, or with `-trigraphs`.
-    pub fn lex_mode(&self) -> Mode {
+    /// C++17, or with `-trigraphs`. `clang` differs: raw strings in C++11 and later only,
+    /// and `#elifdef` in every mode (clang 14 takes it everywhere, with a warning).
+    pub fn lex_mode(&self, clang: bool) -> Mode {
         let cxx = self.cplusplus();
         let std = self.std.as_deref();
         let old_cxx = |s: &str| matches!(s, "c++98" | "c++03" | "gnu++98" | "gnu++03");
         let raw_strings = match std {
             _ if self.language == "assembler-with-cpp" => false,
-            None => true,
+            None => !clang || cxx,
             Some(s) if cxx => !old_cxx(s),
+            Some(_) if clang => false,
             Some(s) => s.starts_with("gnu") && !matches!(s, "gnu89" | "gnu90"),
         };
         let strict = std.is_some_and(|s| !s.starts_with("gnu"));
@@ -84,7 +86,7 @@ impl Command {
         Mode {
             raw_strings,
             trigraphs: self.trigraphs || (strict && !std.is_some_and(trigraphs_removed)),
-            elifdef: !strict || std.is_some_and(new_enough),
+            elifdef: clang || !strict || std.is_some_and(new_enough),
         }
     }
 }
@@ -416,9 +418,9 @@ mod tests {
         );
         let c = p("gcc -O2 -c a.c -oa.o --output=b.o --std c11").unwrap();
         assert_eq!(c.probe_flags, ["-O2", "-std=c11"]);
-        assert!(c.lex_mode().trigraphs);
+        assert!(c.lex_mode(false).trigraphs);
         let mode = |line: &str| {
-            let m = p(line).unwrap().lex_mode();
+            let m = p(line).unwrap().lex_mode(false);
             (m.raw_strings, m.trigraphs)
         };
         assert_eq!(mode("gcc -c a.c"), (true, false));
@@ -428,6 +430,16 @@ mod tests {
         assert_eq!(mode("g++ -std=c++14 -c a.cc"), (true, true));
         assert_eq!(mode("g++ -std=c++17 -c a.cc"), (true, false));
         assert_eq!(mode("g++ -std=gnu++98 -c a.cc"), (false, false));
+        // clang: raw strings in C++11 and later only; `#elifdef` everywhere.
+        let clang = |line: &str| {
+            let m = p(line).unwrap().lex_mode(true);
+            (m.raw_strings, m.trigraphs, m.elifdef)
+        };
+        assert_eq!(clang("clang -c a.c"), (false, false, true));
+        assert_eq!(clang("clang -std=gnu11 -c a.c"), (false, false, true));
+        assert_eq!(clang("clang -std=c11 -c a.c"), (false, true, true));
+        assert_eq!(clang("clang++ -c a.cc"), (true, false, true));
+        assert_eq!(clang("clang++ -std=c++03 -c a.cc"), (false, true, true));
     }
 
     #[test]

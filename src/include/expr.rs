@@ -79,6 +79,7 @@ fn items(
     oracle: &mut dyn Oracle,
 ) -> Option<Vec<Item>> {
     let k = known();
+    let clang = matches!(table.get(k.clang), Lookup::Defined(_));
     let mut ex = Expander::new(table, expr.to_vec());
     let mut out = Vec::new();
     while let Some(t) = ex.next() {
@@ -109,9 +110,11 @@ fn items(
             }
             Kind::Ident if k.feature_tests.contains(&t.sym) => {
                 // `__has_builtin(x)` and friends: the compiler knows, with the operand as
-                // written.
-                // The operand is macro-expanded, as GCC does.
-                let operand = parenthesized(&mut ex)?;
+                // written. GCC expands macros in the operand; clang does not.
+                ex.expanding = !clang;
+                let operand = parenthesized(&mut ex);
+                ex.expanding = true;
+                let operand = operand?;
                 let test = format!("{}({})", t.text(), feature_spelling(&operand));
                 Item::Num(oracle.feature(&test).map(Value::int))
             }

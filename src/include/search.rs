@@ -9,7 +9,8 @@
 //! start of the bracket chain; `#include_next` from the directory after the one where the
 //! current file was found. Nonexistent dirs are dropped, so are later duplicates (by
 //! device and inode), an `-I` or `-iquote` dir that is also a system-chain dir, and the
-//! last dir of a chain when it repeats the first of the next, as GCC does.
+//! last dir of a chain when it repeats the first of the next, as GCC does. clang removes
+//! the `-iquote` dirs' duplicates among themselves only.
 //!
 //! What a directory holds is cached per directory with its (inode, mtime, ctime): creating,
 //! removing or renaming a name in it changes its mtime, and each request stats each
@@ -81,7 +82,8 @@ pub fn chain_holds(made_of: &[(String, Option<DirId>)]) -> bool {
 }
 
 impl Chain {
-    /// GCC's chain from the four lists of the command line and the built-in dirs.
+    /// GCC's chain from the four lists of the command line and the built-in dirs; or
+    /// `clang`'s, which removes duplicates from the `-iquote` dirs among themselves only.
     pub fn new(
         cwd: &str,
         quote: &[String],
@@ -89,6 +91,7 @@ impl Chain {
         isystem: &[String],
         builtin: &[String],
         after: &[String],
+        clang: bool,
     ) -> Chain {
         let mut made_of = Vec::new();
         let mut with_ids = |dirs: Vec<&String>| -> Vec<(String, DirId)> {
@@ -108,8 +111,13 @@ impl Chain {
             &system,
             system.first().map(|s| s.1),
         );
-        let join_quote = bracket.first().or(system.first()).map(|s| s.1);
-        let quote = dedup(with_ids(quote.iter().collect()), &system, join_quote);
+        let quote = match clang {
+            true => dedup(with_ids(quote.iter().collect()), &[], None),
+            false => {
+                let join_quote = bracket.first().or(system.first()).map(|s| s.1);
+                dedup(with_ids(quote.iter().collect()), &system, join_quote)
+            }
+        };
         let n = quote.len();
         Chain {
             dirs: quote
@@ -398,11 +406,24 @@ mod tests {
             &v(&["s"]),
             &v(&[]),
             &v(&["a"]),
+            false,
         );
         // The system chain is s, then a (-idirafter): "a" goes from -iquote and -I, and
         // so do "./b/../a" (the same directory) and "s"; the second "b" repeats the first.
         assert_eq!(c.dirs, v(&["q", "b", "s", "a"]));
         assert_eq!(c.bracket, 1);
+        // clang keeps the -iquote dirs that are in the system chain.
+        let c = Chain::new(
+            cwd,
+            &v(&["q", "a", "missing", "q"]),
+            &v(&["a", "b", "./b/../a", "s", "b"]),
+            &v(&["s"]),
+            &v(&[]),
+            &v(&["a"]),
+            true,
+        );
+        assert_eq!(c.dirs, v(&["q", "a", "b", "s", "a"]));
+        assert_eq!(c.bracket, 2);
         let c = Chain::new(
             cwd,
             &v(&["q"]),
@@ -410,6 +431,7 @@ mod tests {
             &v(&["s"]),
             &v(&[]),
             &v(&[]),
+            false,
         );
         assert_eq!(c.dirs, v(&["q", "a", "b", "s"]));
     }

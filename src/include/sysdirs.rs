@@ -23,6 +23,9 @@ pub struct Compiler {
     pub dirs: Vec<String>,
     /// The predefined macros.
     pub predefined: Vec<Arc<Macro>>,
+    /// Whether it is clang (it predefines `__clang__`), whose preprocessor differs from
+    /// GCC's in a few rules the walk follows.
+    pub clang: bool,
     /// How to run it again, for [`Compiler::feature`].
     program: String,
     flags: Vec<String>,
@@ -208,7 +211,9 @@ impl SystemDirs {
                 saved
             }
         };
+        let clang = saved.defines.iter().any(|d| d.starts_with("__clang__ "));
         let c = Arc::new(Compiler {
+            clang,
             predefined: saved
                 .defines
                 .iter()

@@ -54,6 +54,15 @@ fn m_command(argv: &[String], deps: &Path) -> Vec<String> {
 /// The realpaths `gcc -M` lists for `argv` run in `cwd`, without those under `system`.
 /// Panics when gcc fails: the command must be one that compiles.
 pub fn gcc_deps(cwd: &Path, argv: &[String], system: &[String]) -> BTreeSet<String> {
+    try_deps(cwd, argv, system).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`gcc_deps`], or the compiler's complaint when it cannot preprocess the command.
+pub fn try_deps(
+    cwd: &Path,
+    argv: &[String],
+    system: &[String],
+) -> Result<BTreeSet<String>, String> {
     let tmp = tempfile::NamedTempFile::new().unwrap();
     let m = m_command(argv, tmp.path());
     let out = Command::new(&m[0])
@@ -61,19 +70,21 @@ pub fn gcc_deps(cwd: &Path, argv: &[String], system: &[String]) -> BTreeSet<Stri
         .current_dir(cwd)
         .output()
         .expect("run gcc -M");
-    assert!(
-        out.status.success(),
-        "{m:?} in {}: {}",
-        cwd.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        return Err(format!(
+            "{m:?} in {}: {}",
+            cwd.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
     let text = fs::read_to_string(tmp.path()).unwrap().replace("\\\n", " ");
     let deps = text.split_once(": ").map_or("", |(_, d)| d);
-    deps.split_whitespace()
+    Ok(deps
+        .split_whitespace()
         .map(|p| fs::canonicalize(cwd.join(p.replace("\\ ", " "))).unwrap())
         .map(|p| p.to_str().unwrap().to_string())
         .filter(|p| !system.iter().any(|s| under(p, s)))
-        .collect()
+        .collect())
 }
 
 /// One unit's comparison.
