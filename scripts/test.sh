@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. As root on Debian or Ubuntu it first installs what the tests
-# need: gcc, g++ and make; distcc 3.4 for the interoperability tests; OpenSSH for a build
+# need: gcc, g++ and make; clang; distcc 3.4 for the interoperability tests; OpenSSH for a build
 # over a real sshd on loopback; CMake, Ninja, autoconf and ccache for the real-project tests;
 # the Linux 6.1 source with flex, bison, bc and libelf for the kernel build test; MIT
 # Kerberos (a KDC on loopback with a throwaway realm) for the GSS-API tests; Prometheus's
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
-  for pkg in gcc g++ make distcc openssh-server openssh-client cmake ninja-build autoconf ccache \
+  for pkg in gcc g++ make clang distcc openssh-server openssh-client cmake ninja-build autoconf ccache \
       linux-source-6.1 flex bison bc libelf-dev krb5-kdc krb5-admin-server krb5-user \
       prometheus tmux chromium avahi-daemon avahi-utils dbus iproute2; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")

@@ -181,23 +181,39 @@ fn lua_tree(work: &Path) -> (PathBuf, usize) {
     (tree, units)
 }
 
-#[test]
-fn lua_pump_build_is_identical_and_every_unit_pumped() {
+/// Lua built here with `compiler`, then under our `pump` through our client and daemon.
+fn lua_pump_build(compiler: &str) {
     let work = tempfile::tempdir().unwrap();
     let (tree, units) = lua_tree(work.path());
     let distcc_dir = work.path().join(".distcc");
 
-    run(Command::new("make").args(["-j2"]).current_dir(&tree), 600);
+    let local_cc = format!("CC={compiler}");
+    run(
+        Command::new("make")
+            .args(["-j2", &local_cc])
+            .current_dir(&tree),
+        600,
+    );
     let local = files(&tree, &[".o", ".d"]);
     assert_eq!(local.len(), 2 * units);
     run(Command::new("make").arg("clean").current_dir(&tree), 60);
 
     let d = Daemon::ours(&["--verbose"]);
-    let cc = format!("CC={OUR_DISTCC} gcc");
+    let cc = format!("CC={OUR_DISTCC} {compiler}");
     pump(&tree, &d, &["make", "-j4", &cc], &distcc_dir, 600);
     assert_same("lua", &local, &files(&tree, &[".o", ".d"]));
     assert_eq!(d.wait_compiled(units), units, "{}", d.log_text());
     assert_eq!(pumped(&d), units, "{}", d.log_text());
+}
+
+#[test]
+fn lua_pump_build_is_identical_and_every_unit_pumped() {
+    lua_pump_build("gcc");
+}
+
+#[test]
+fn lua_pump_build_with_clang_is_identical_and_every_unit_pumped() {
+    lua_pump_build("clang");
 }
 
 fn leveldb_source() -> PathBuf {
@@ -227,8 +243,12 @@ fn leveldb_configure(build: &Path, src: &Path, launcher: Option<&str>, extra: &[
     run(&mut configure, 300);
 }
 
-#[test]
-fn leveldb_cmake_ninja_pump_build_is_identical_and_every_unit_pumped() {
+/// The CMake options that make LevelDB's build use clang and clang++.
+const CLANG: &[&str] = &["-DCMAKE_C_COMPILER=clang", "-DCMAKE_CXX_COMPILER=clang++"];
+
+/// LevelDB built here (`compilers`: CMake options naming them, none for its default of
+/// gcc), then under our `pump` through our client and daemon.
+fn leveldb_pump_build(compilers: &[&str]) {
     let src = leveldb_source();
     let work = tempfile::tempdir().unwrap();
     let build = work.path().join("build");
@@ -237,7 +257,7 @@ fn leveldb_cmake_ninja_pump_build_is_identical_and_every_unit_pumped() {
     let mut results = Vec::new();
     // RelWithDebInfo: -O2 -g. Both builds use the same directory, which -g records.
     for launcher in [None, Some(OUR_DISTCC)] {
-        leveldb_configure(&build, &src, launcher, &[]);
+        leveldb_configure(&build, &src, launcher, compilers);
         match launcher {
             None => run(Command::new("ninja").arg("-j2").current_dir(&build), 1200),
             Some(_) => pump(&build, &d, &["ninja", "-j4"], &distcc_dir, 1200),
@@ -249,6 +269,16 @@ fn leveldb_cmake_ninja_pump_build_is_identical_and_every_unit_pumped() {
     assert_same("leveldb", &results[0], &results[1]);
     assert_eq!(d.wait_compiled(units), units, "{}", d.log_text());
     assert_eq!(pumped(&d), units, "{}", d.log_text());
+}
+
+#[test]
+fn leveldb_cmake_ninja_pump_build_is_identical_and_every_unit_pumped() {
+    leveldb_pump_build(&[]);
+}
+
+#[test]
+fn leveldb_clang_pump_build_is_identical_and_every_unit_pumped() {
+    leveldb_pump_build(CLANG);
 }
 
 // The include server against gcc -M (tests/common/oracle.rs) on every unit of each tree,
@@ -273,39 +303,63 @@ fn assert_oracle(tree: &str, report: &oracle::Report, units: usize) {
     report.tally.check(tree, MAX_SURPLUS);
 }
 
-#[test]
-fn example_project_closures_match_gcc_on_every_unit() {
+/// The example project's units, the commands its build runs with `CC=cc` (the client
+/// sends `gcc ...` when the build says `CC="distcc gcc"`), against `cc -M`.
+fn example_closures(cc: &str) {
     let project = Project::example();
-    // The commands the build runs with `CC=gcc` (the client sends `gcc ...` when the build
-    // says `CC="distcc gcc"`).
-    let units = oracle::make_units(project.path(), &["CC=gcc"]);
+    let units = oracle::make_units(project.path(), &[&format!("CC={cc}")]);
     assert_eq!(units.len(), 5, "{units:?}");
     let report = oracle::compare_units(&units, 2);
-    assert_oracle("example", &report, units.len());
+    assert_oracle(&format!("example ({cc})"), &report, units.len());
+}
+
+#[test]
+fn example_project_closures_match_gcc_on_every_unit() {
+    example_closures("gcc");
+}
+
+#[test]
+fn example_project_closures_match_clang_on_every_unit() {
+    example_closures("clang");
+}
+
+fn lua_closures(cc: &str) {
+    let work = tempfile::tempdir().unwrap();
+    let (tree, count) = lua_tree(work.path());
+    let units = oracle::make_units(&tree, &[&format!("CC={cc}")]);
+    assert_eq!(units.len(), count, "{units:?}");
+    let report = oracle::compare_units(&units, 2);
+    assert_oracle(&format!("lua ({cc})"), &report, units.len());
 }
 
 #[test]
 fn lua_closures_match_gcc_on_every_unit() {
-    let work = tempfile::tempdir().unwrap();
-    let (tree, count) = lua_tree(work.path());
-    let units = oracle::make_units(&tree, &["CC=gcc"]);
-    assert_eq!(units.len(), count, "{units:?}");
-    let report = oracle::compare_units(&units, 2);
-    assert_oracle("lua", &report, units.len());
+    lua_closures("gcc");
+}
+
+#[test]
+fn lua_closures_match_clang_on_every_unit() {
+    lua_closures("clang");
 }
 
 #[test]
 fn leveldb_closures_match_gcc_on_every_unit() {
+    leveldb_closures(&[]);
+}
+
+#[test]
+fn leveldb_closures_match_clang_on_every_unit() {
+    leveldb_closures(CLANG);
+}
+
+fn leveldb_closures(compilers: &[&str]) {
     let work = tempfile::tempdir().unwrap();
     let build = work.path().join("build");
     // Configuring is enough: CMake writes the one generated header (port_config.h) then,
     // and the commands are those the Ninja build of the pump test runs.
-    leveldb_configure(
-        &build,
-        &leveldb_source(),
-        None,
-        &["-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"],
-    );
+    let mut options = vec!["-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"];
+    options.extend_from_slice(compilers);
+    leveldb_configure(&build, &leveldb_source(), None, &options);
     let units = oracle::compile_commands(&build.join("compile_commands.json"));
     assert!(units.len() >= 39, "{} units", units.len());
     assert!(
@@ -313,7 +367,12 @@ fn leveldb_closures_match_gcc_on_every_unit() {
         "{units:?}"
     );
     let report = oracle::compare_units(&units, 2);
-    assert_oracle("leveldb", &report, units.len());
+    let tree = if compilers.is_empty() {
+        "leveldb"
+    } else {
+        "leveldb (clang)"
+    };
+    assert_oracle(tree, &report, units.len());
 }
 
 /// The shell-word splitter the oracle reads build commands with splits as `sh` does, on

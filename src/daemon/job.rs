@@ -821,7 +821,8 @@ fn run_pump_job(
     log::debug!("compiled: status {}", compiled.status);
     let (object, raw_deps, deps) = if compiled.status == 0 {
         let raw = std::fs::read(job.deps.path()).unwrap_or_default();
-        let deps = jobroot::client_deps(&raw, req.root.path());
+        let clang = crate::toolchain::names::is_clang(&job.cmd[0]);
+        let deps = jobroot::client_deps(&raw, req.root.path(), clang);
         (File::open(job.output.path()).ok(), raw, Some(deps))
     } else {
         (None, Vec::new(), None)

@@ -222,7 +222,7 @@ impl JobRoot {
                 }
                 // SAFETY: a new descriptor that nothing else owns.
                 let mut out = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-                out.write_all(data)
+                out.write_all(without_own_line_marker(data, name))
                     .map_err(|_| Self::refuse(name, "cannot be written"))
             }
             Received::Link(target) => {
@@ -420,14 +420,29 @@ pub fn pump_argv(argv: &[String], root: &str, output: &str, deps: &str) -> Vec<S
     out
 }
 
+/// `data` without the `#line 1 "NAME"` that an include server puts before a file found
+/// through an absolute directory, when NAME is the file's own name (the common case): so
+/// that `__FILE__` names the client's path on a daemon that does not map the root away, as
+/// distcc 3.4's does not. Ours maps it (`-fmacro-prefix-map`), and the line marker would
+/// make clang describe the file differently in its debug information (a directory and a
+/// base name instead of the path) than a local compile does. Without the marker, the next
+/// line is line 1 either way.
+fn without_own_line_marker<'d>(data: &'d [u8], name: &str) -> &'d [u8] {
+    let marker = format!("#line 1 \"{name}\"\n");
+    data.strip_prefix(marker.as_bytes()).unwrap_or(data)
+}
+
 /// The widest line gcc writes in a dependency file (`deps_write` in libcpp).
 const DEPS_COLUMNS: usize = 72;
 
-/// The dependency file gcc wrote in the root, as the client's own gcc would have written
-/// it: the root removed from every path (as distcc 3.4 does), then the first rule wrapped
-/// again at gcc's width, since the paths are now shorter. A file not shaped as expected
-/// keeps its lines.
-pub fn client_deps(text: &[u8], root: &str) -> Vec<u8> {
+/// The widest line clang writes (`DependencyFileGenerator::outputDependencyFile`).
+const CLANG_DEPS_COLUMNS: usize = 75;
+
+/// The dependency file the compiler wrote in the root, as the client's own compiler would
+/// have written it: the root removed from every path (as distcc 3.4 does), then the first
+/// rule wrapped again at the compiler's width, since the paths are now shorter (`clang`
+/// wraps its own way). A file not shaped as expected keeps its lines.
+pub fn client_deps(text: &[u8], root: &str, clang: bool) -> Vec<u8> {
     let text = String::from_utf8_lossy(text).replace(root, "");
     let Some((first, rest)) = split_first_rule(&text) else {
         return text.into_bytes();
@@ -439,12 +454,33 @@ pub fn client_deps(text: &[u8], root: &str) -> Vec<u8> {
     else {
         return text.into_bytes();
     };
-    // libcpp's make_write_name: a blank before every word but the first, and a
-    // continuation instead when the word would pass the width.
-    let mut out = String::with_capacity(text.len());
+    let targets: Vec<&str> = (0..=colon)
+        .map(|i| match i == colon {
+            true => &words[i][..words[i].len() - 1],
+            false => &words[i][..],
+        })
+        .collect();
+    let files = &words[colon + 1..];
+    let mut out = match clang {
+        true => clang_rule(&targets, files),
+        false => gcc_rule(&targets, files),
+    };
+    out.push('\n');
+    out.push_str(rest);
+    out.into_bytes()
+}
+
+/// libcpp's `make_write_name`: a blank before every word but the first, and a
+/// continuation instead when the word would pass the width.
+fn gcc_rule(targets: &[&str], files: &[String]) -> String {
+    let mut out = String::new();
     let mut col = 0;
-    for (i, w) in words.iter().enumerate() {
-        let w = if i == colon { &w[..w.len() - 1] } else { w };
+    let last = targets.len() - 1;
+    let words = targets
+        .iter()
+        .copied()
+        .chain(files.iter().map(String::as_str));
+    for (i, w) in words.enumerate() {
         if col > 0 {
             if col + w.len() > DEPS_COLUMNS {
                 out.push_str(" \\\n");
@@ -455,14 +491,59 @@ pub fn client_deps(text: &[u8], root: &str) -> Vec<u8> {
         }
         col += w.len();
         out.push_str(w);
-        if i == colon {
+        if i == last {
             out.push(':');
             col += 1;
         }
     }
-    out.push('\n');
-    out.push_str(rest);
-    out.into_bytes()
+    out
+}
+
+/// clang's: targets continued on lines indented by two, files by one, each break made
+/// where the next word and a `" \\"` would pass the width (counting a file's name
+/// unescaped, as clang does).
+fn clang_rule(targets: &[&str], files: &[String]) -> String {
+    let mut out = String::new();
+    let mut col = 0;
+    for t in targets {
+        if col == 0 {
+            col = t.len();
+        } else if col + t.len() + 2 > CLANG_DEPS_COLUMNS {
+            col = t.len() + 2;
+            out.push_str(" \\\n  ");
+        } else {
+            col += t.len() + 1;
+            out.push(' ');
+        }
+        out.push_str(t);
+    }
+    out.push(':');
+    col += 1;
+    for f in files {
+        let n = unescape(f).len();
+        if col + n + 1 + 2 > CLANG_DEPS_COLUMNS {
+            out.push_str(" \\\n ");
+            col = 2;
+        }
+        out.push(' ');
+        out.push_str(f);
+        col += n + 1;
+    }
+    out
+}
+
+/// A word of a dependency file as the name it stands for: escaped blanks, `\#` and `$$`
+/// undone.
+fn unescape(w: &str) -> String {
+    let mut out = String::with_capacity(w.len());
+    let mut chars = w.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('\\', Some(' ' | '\t' | '#')) | ('$', Some('$')) => out.extend(chars.next()),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// The files a dependency file's first rule names after its targets, as gcc wrote them
@@ -474,18 +555,7 @@ pub fn prerequisites(text: &[u8]) -> Option<Vec<String>> {
     let colon = words
         .iter()
         .position(|w| w.ends_with(':') && !w.ends_with("\\:"))?;
-    let unescape = |w: &String| {
-        let mut out = String::with_capacity(w.len());
-        let mut chars = w.chars().peekable();
-        while let Some(c) = chars.next() {
-            match (c, chars.peek()) {
-                ('\\', Some(' ' | '\t' | '#')) | ('$', Some('$')) => out.extend(chars.next()),
-                _ => out.push(c),
-            }
-        }
-        out
-    };
-    Some(words[colon + 1..].iter().map(unescape).collect())
+    Some(words[colon + 1..].iter().map(|w| unescape(w)).collect())
 }
 
 /// The first rule (its lines joined by their continuations) and what follows it.
@@ -599,11 +669,50 @@ mod tests {
              /usr/include/features.h \\\n /usr/include/features-time64.h\n{root}{h}1.h:\n"
         );
         assert_eq!(
-            String::from_utf8(client_deps(remote.as_bytes(), root)).unwrap(),
+            String::from_utf8(client_deps(remote.as_bytes(), root, false)).unwrap(),
             local
         );
         assert_eq!(
-            String::from_utf8(client_deps(local.as_bytes(), root)).unwrap(),
+            String::from_utf8(client_deps(local.as_bytes(), root, false)).unwrap(),
+            local
+        );
+    }
+
+    #[test]
+    fn only_a_files_own_line_marker_is_dropped() {
+        let own = b"#line 1 \"/w/inc/a.h\"\nint a;\n";
+        assert_eq!(without_own_line_marker(own, "/w/inc/a.h"), b"int a;\n");
+        // Another name (a file reached through a symlinked directory), or a generated
+        // source's own marker: kept.
+        assert_eq!(without_own_line_marker(own, "/real/inc/a.h"), own);
+        let generated = b"#line 1 \"parse.y\"\nint y;\n";
+        assert_eq!(without_own_line_marker(generated, "/w/parse.c"), generated);
+    }
+
+    #[test]
+    fn clang_deps_are_wrapped_as_clang_wraps_them() {
+        // What clang 14 writes for Lua's lapi.c.
+        let local = "lapi.o: lapi.c lprefix.h lua.h luaconf.h lapi.h llimits.h lstate.h \\\n  \
+                     lobject.h ltm.h lzio.h lmem.h ldebug.h ldo.h lfunc.h lgc.h lstring.h \\\n  \
+                     ltable.h lundump.h lvm.h\n";
+        assert_eq!(
+            String::from_utf8(client_deps(local.as_bytes(), "/R", true)).unwrap(),
+            local
+        );
+        // What it writes with three -MT, -MP and a long absolute name (the test's root
+        // prepended to it in the daemon's copy).
+        let h = "/tmp/pd/a_rather_long_directory_name/include_dir/header_number_";
+        let local = format!(
+            "a_long_object_name_for_the_first_target.o second_target.o \\\n  \
+             third_target_with_a_longer_name.o: t.c \\\n  \
+             a_rather_long_directory_name/include_dir/header_number_1.h \\\n  \
+             {h}2.h\n\na_rather_long_directory_name/include_dir/header_number_1.h:\n\n{h}2.h:\n"
+        );
+        let root = "/tmp/distccd_XXXXXX";
+        let remote = local.replace(h, &format!("{root}{h}"));
+        assert_ne!(remote, local);
+        assert_eq!(
+            String::from_utf8(client_deps(remote.as_bytes(), root, true)).unwrap(),
             local
         );
     }

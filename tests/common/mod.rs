@@ -143,6 +143,8 @@ impl Daemon {
             "x86_64-linux-gnu-gcc",
             "x86_64-linux-gnu-g++",
             "x86_64-linux-gnu-gcc-12",
+            "clang",
+            "clang++",
         ]);
         let dir = whitelist.path().to_str().unwrap().to_string();
         let mut args = vec![
