@@ -245,6 +245,8 @@ const TABLE: &[(&str, Want, Vs34)] = &[
     ("clang -c a.c", Remote, Same),
     ("clang -target aarch64-linux-gnu -c a.c", Remote, Same),
     ("clang --target=x86_64-linux-gnu -c a.c", Remote, Same),
+    ("clang --target=aarch64-linux-gnu -O2 -c a.c", Remote, Same),
+    ("clang++ --target=aarch64-linux-gnu -g -c a.cc -o a.o", Remote, Same),
     ("clang++ -std=c++20 -c x.cc", Remote, Same),
     // clang has no -fdirectives-only: its -g compiles are sent as 3.4 sends them.
     ("clang -g -O2 -c a.c", Remote, Same),

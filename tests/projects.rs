@@ -156,3 +156,54 @@ fn ccache_with_distcc_as_prefix() {
     assert_same_outputs(&expected, &project.outputs());
     assert_eq!(d.compiled_ok(), 5);
 }
+
+/// The example project built with clang through our daemon, every object and dependency
+/// file compared with a local clang build's: in plain mode at -O2, and in pump mode with
+/// `-g` too. (In plain mode clang's `-g` objects differ from a local build's, as distcc
+/// 3.4's do; the client says so in its verbose log, which is checked here.)
+#[test]
+fn example_project_with_clang_in_plain_and_pump_mode() {
+    let d = Daemon::ours(&["--verbose"]);
+    let project = Project::example();
+    let cc = format!("CC={OUR_DISTCC} clang");
+    for (cflags, pump) in [("CFLAGS=-O2 -Wall", false), ("CFLAGS=-O2 -g -Wall", true)] {
+        let reference = project.reference_build(&["CC=clang", cflags]);
+        let out = if pump {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_pump"));
+            cmd.current_dir(project.path())
+                .args(["make", "-j4", &cc, cflags])
+                .env("DISTCC_DIR", project.distcc_dir())
+                .env("DISTCC_HOSTS", format!("{}/4,cpp,lzo", d.host()))
+                .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
+                .env("DISTCC_FALLBACK", "0");
+            output_within(&mut cmd, 300)
+        } else {
+            let host = d.host();
+            project.make(
+                &["-j4", &cc, cflags],
+                &[("DISTCC_HOSTS", host.as_str()), ("DISTCC_FALLBACK", "0")],
+            )
+        };
+        assert!(out.status.success(), "{cflags}: {}", show(&out));
+        assert_same_outputs(&reference, &project.outputs());
+        assert!(project.make(&["clean"], &[]).status.success());
+    }
+    assert_eq!(d.wait_compiled(10), 10, "{}", d.log_text());
+    assert_eq!(d.log_text().matches(") compiling in ").count(), 5);
+    // A plain-mode clang -g job is sent (as -E text), with a word in the verbose log.
+    let out = Command::new(OUR_DISTCC)
+        .current_dir(project.path())
+        .args(["clang", "-g", "-c", "fib.c", "-o", "fib.o"])
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_HOSTS", d.host())
+        .env("DISTCC_VERBOSE", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pump mode keeps it identical"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(d.wait_compiled(11), 11);
+}

@@ -15,6 +15,7 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
     use log::LevelFilter;
 
     client::bare_start();
+    distcc_rs::farm::zeroconf::serve_if_asked();
     let cfg = Config::from_env();
     let (sink, level, failed) = match &cfg.log {
         Some(path) => match logging::open_file(path) {

@@ -50,6 +50,14 @@ pub(super) fn start_source(job: &Compile, hold: bool) -> Result<Source, RemoteEr
     }
     let cpp = job.cpp_argv();
     log::debug!("running preprocessor: {}", argv_to_string(&cpp));
+    if crate::toolchain::names::is_clang(&job.argv()[0]) && crate::cmdline::debug_info(job.argv()) {
+        // clang has no directives-only mode, and text from `-frewrite-includes` cannot
+        // carry the files' checksums that its DWARF 5 line table records.
+        log::debug!(
+            "clang -g in plain mode: the object's debug information will differ from a \
+             local compile's (macro columns, file checksums); pump mode keeps it identical"
+        );
+    }
     let out = memory_file(c"distcc-cpp-output").map_err(RemoteError::CppStart)?;
     let held = if job.directives_only || hold {
         Some(memory_file(c"distcc-cpp-stderr").map_err(RemoteError::CppStart)?)

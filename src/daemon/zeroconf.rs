@@ -6,8 +6,9 @@
 //!
 //! As 3.4, only over IPv4: a browser given an IPv6 link-local address would write it
 //! without its scope, which no host list can use. Unlike 3.4, a daemon that `--listen`s on
-//! one address announces that address only, and a stopping daemon says goodbye, so that
-//! browsers drop it at once instead of when its records expire.
+//! one address announces that address only (and nothing for a loopback address, which
+//! would send other machines' jobs to themselves), and a stopping daemon says goodbye, so
+//! that browsers drop it at once instead of when its records expire.
 //!
 //! The mDNS protocol (probing, answering, announcing) is the `mdns-sd` crate's; it shares
 //! UDP port 5353 with an Avahi daemon on the same host.
@@ -28,6 +29,11 @@ impl Announcement {
     /// Announces a daemon on `port`, reachable at `listen` (every IPv4 address when it is
     /// the unspecified address), that runs up to `jobs` jobs.
     pub fn start(port: u16, listen: IpAddr, jobs: usize) -> Result<Announcement, String> {
+        if listen.is_loopback() {
+            return Err(format!(
+                "it listens on {listen}, which no other machine can reach (nothing announced)"
+            ));
+        }
         let host = nix::unistd::gethostname()
             .map_err(|e| format!("cannot get the host name: {e}"))?
             .to_string_lossy()

@@ -385,8 +385,9 @@ pub fn distcc_dir_from(dir: Option<OsString>, home: Option<OsString>) -> Option<
 pub fn load(env: Option<&str>, top: Option<&Path>) -> Result<HostList, HostsError> {
     let mut list = read(env, top)?;
     if let Some(at) = list.zeroconf {
-        // As distcc 3.4: the daemons found stand where `+zeroconf` does, and when no daemon
-        // was found the list fails if it names no other host.
+        // The daemons found stand where `+zeroconf` does, as in distcc 3.4. When none was
+        // found, the list fails only if it names no other host; 3.4 also fails it when
+        // `+zeroconf` comes before every other host.
         let top = top.ok_or_else(|| {
             HostsError::Zeroconf("neither DISTCC_DIR nor HOME is set".to_string())
         })?;

@@ -102,11 +102,6 @@ pub(crate) fn fcntl_lock(file: &File, kind: LockKind, wait: bool) -> io::Result<
     }
 }
 
-/// Takes a write lock on `file` without waiting; false when another process holds it.
-fn try_fcntl_lock(file: &File) -> io::Result<bool> {
-    fcntl_lock(file, LockKind::Write, false)
-}
-
 /// The slot files offered to one job, in the order they are tried: slot 0 of every host
 /// before slot 1 of any (distcc 3.4's breadth-first order), hosts in list order.
 pub struct SlotSet {
@@ -159,14 +154,14 @@ impl SlotSet {
     /// others, opening them one by one.
     pub fn try_take(&mut self) -> io::Result<Option<(usize, Slot)>> {
         for n in 0..self.files.len() {
-            if try_fcntl_lock(&self.files[n].2)? {
+            if fcntl_lock(&self.files[n].2, LockKind::Write, false)? {
                 let (owner, slot, file) = self.files.swap_remove(n);
                 return Ok(Some((owner, Slot { _file: file, slot })));
             }
         }
         while let Some((owner, slot, name)) = self.slots.pop() {
             let file = self.open_slot(&name)?;
-            if try_fcntl_lock(&file)? {
+            if fcntl_lock(&file, LockKind::Write, false)? {
                 return Ok(Some((owner, Slot { _file: file, slot })));
             }
             self.files.push((owner, slot, file));

@@ -2,8 +2,8 @@
 //! (`daemon::zeroconf`), and a `+zeroconf` entry in a host list stands for the daemons that
 //! a background browser found.
 //!
-//! The browser is a process of its own, shared by every client of the user through 3.4's
-//! files: it holds a lock on `$DISTCC_DIR/zeroconf/lock`, keeps `$DISTCC_DIR/zeroconf/hosts`
+//! The browser is a process of its own (the client's program run again, detached), shared
+//! by every client of the user through 3.4's files: it holds a lock on `$DISTCC_DIR/zeroconf/lock`, keeps `$DISTCC_DIR/zeroconf/hosts`
 //! up to date (lines `IP:PORT/JOBS`, written under an `fcntl` lock), and stops when no client
 //! has read the file for 20 seconds. So 3.4's clients use our browser's file and ours use
 //! 3.4's. It keeps only the daemons whose `cc` has this machine's `cc` target and version,
@@ -16,8 +16,10 @@
 //! Fixed on purpose: a client tells the browser it read the file by setting the file's
 //! access time, where 3.4 counts on the read doing so (with `relatime` mounts it does not,
 //! and 3.4's browser stops about every 25 seconds during a build; the next client then
-//! waits a second for a new one); a new browser reports when it has heard the farm (the first
-//! daemons found, a quarter of a second for the rest) instead of a fixed one-second sleep.
+//! waits a second for a new one); a new browser reports when it has heard the farm (the
+//! first daemons found, a quarter of a second for the rest) instead of a fixed one-second
+//! sleep, and the clients that come meanwhile wait for it on the file's lock instead of
+//! reading an empty list.
 //!
 //! This module owns the names, the browser and its file; the file's lines are parsed by
 //! `hosts`, and the announcement is the daemon's.
@@ -26,7 +28,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -49,20 +51,18 @@ const FIRST_WAIT: Duration = Duration::from_secs(1);
 const SETTLE: Duration = Duration::from_millis(250);
 
 /// The first word of `cc -dumpversion` and of `cc -dumpmachine`, which distcc 3.4 announces
-/// and browses by (always `cc`, whatever compiler a build uses).
+/// and browses by (always `cc`, whatever compiler a build uses). Asked within a time limit:
+/// a `cc` that hangs must not hold a daemon or a browser.
 pub fn cc_identity() -> Option<(String, String)> {
     let ask = |flag: &str| {
-        let out = Command::new("cc")
-            .arg(flag)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
+        let mut cmd = Command::new("cc");
+        cmd.arg(flag);
+        let (stdout, _) = crate::toolchain::identity::run_bounded(cmd, None).ok()?;
+        let text = String::from_utf8_lossy(&stdout);
         let word = text.split([' ', '\t', '\n', '\r']).next().unwrap_or("");
         // 3.4 reads it into 64 bytes.
         let word: String = word.chars().take(63).collect();
-        (out.status.success() && !word.is_empty()).then_some(word)
+        (!word.is_empty()).then_some(word)
     };
     Some((ask("-dumpversion")?, ask("-dumpmachine")?))
 }
@@ -115,7 +115,12 @@ pub fn host_file(top: &Path) -> Result<(String, PathBuf), HostsError> {
 
 /// Reads the host file under a read lock, as distcc 3.4 does, and marks it read.
 fn read_host_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        // No browser could make it: no daemon known.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(e),
+    };
     fcntl_lock(&file, LockKind::Read, true)?;
     let size = file.metadata()?.len();
     let mut text = String::new();
@@ -145,77 +150,89 @@ fn open_rw(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Starts the browser as a detached grandchild and waits until it has heard the farm (or
-/// gave up, or failed). The caller is single-threaded: the child goes on in Rust after
-/// `fork`, and only one thread survives a fork.
-fn start_browser(dir: &Path) -> io::Result<()> {
-    use nix::unistd::{fork, ForkResult};
-    let (ready_rx, ready_tx) = nix::unistd::pipe()?;
-    // SAFETY: the client is single-threaded when it reads its host list; the child runs
-    // nothing that a lock held by another thread could block.
-    match unsafe { fork() }.map_err(io::Error::from)? {
-        ForkResult::Child => {
-            drop(ready_rx);
-            // SAFETY: as above, for the grandchild.
-            if let Ok(ForkResult::Child) = unsafe { fork() } {
-                detach(ready_tx);
-                let code = match browse(dir) {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        log::error!("zeroconf browser: {e}");
-                        1
-                    }
-                };
-                std::process::exit(code);
-            }
-            // SAFETY: ends the intermediate child without running the parent's exit work.
-            unsafe { libc::_exit(0) }
-        }
-        ForkResult::Parent { child } => {
-            drop(ready_tx);
-            let _ = nix::sys::wait::waitpid(child, None);
-            // Ends when the browser says it is ready, or closes the pipe by exiting.
-            let mut fds = [nix::poll::PollFd::new(
-                std::os::fd::AsFd::as_fd(&ready_rx),
-                nix::poll::PollFlags::POLLIN,
-            )];
-            let bound = (FIRST_WAIT + Duration::from_secs(1)).as_millis() as u16;
-            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(bound));
-            Ok(())
-        }
-    }
-}
+/// The variable that makes one of our programs the browser (see [`serve_if_asked`]); its
+/// value is the zeroconf directory.
+const BROWSER_VAR: &str = "_DISTCC_ZEROCONF_BROWSER";
 
-/// Makes the grandchild a daemon: a session of its own, `/` as its directory, no blocked
-/// signal, `/dev/null` on 0-2, the ready pipe on 3, and every other descriptor the client had closed (a make
-/// reading the client's output would otherwise wait for the browser).
-fn detach(ready: OwnedFd) {
-    let _ = nix::unistd::setsid();
-    let _ = std::env::set_current_dir("/");
-    // A client may block signals around its work; the browser stops on any of them.
-    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
-    // SAFETY: plain descriptor calls on numbers this process owns; nothing in the process
-    // uses the descriptors closed (the browser opens its own files after this).
-    unsafe {
-        libc::dup2(ready.as_raw_fd(), READY_FD);
-        libc::syscall(libc::SYS_close_range, READY_FD + 1, u32::MAX, 0);
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        for fd in 0..3 {
-            libc::dup2(null, fd);
-        }
-        if null > 2 {
-            libc::close(null);
-        }
-    }
-    std::mem::forget(ready);
-}
-
-/// Where the browser finds the pipe to its client.
+/// Where the browser finds the pipe to the client that started it.
 const READY_FD: i32 = 3;
+
+/// Starts the browser, this program run again with [`BROWSER_VAR`] set, in a session of
+/// its own with `/dev/null` on 0-2 and the ready pipe on 3 (every other descriptor of ours
+/// is close-on-exec), and waits until it has heard the farm, or gave up, or failed.
+fn start_browser(dir: &Path) -> io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let (ready_rx, ready_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let tx = ready_tx.as_raw_fd();
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.env(BROWSER_VAR, dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let moved = match tx == READY_FD {
+                true => libc::fcntl(tx, libc::F_SETFD, 0),
+                false => libc::dup2(tx, READY_FD),
+            };
+            if moved < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut first = cmd.spawn()?;
+    drop(ready_tx);
+    // The browser's first process forks the browser and ends at once, so that no zombie
+    // is left to a long-running caller (the farm view).
+    first.wait()?;
+    // Ends when the browser says it is ready, or closes the pipe by exiting.
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&ready_rx),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let bound = (FIRST_WAIT + Duration::from_secs(1)).as_millis() as u16;
+    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(bound));
+    Ok(())
+}
+
+/// When this process was started as the browser ([`start_browser`]), runs it and exits;
+/// else returns at once. Called first thing by every program that reads host lists.
+pub fn serve_if_asked() {
+    let Some(dir) = std::env::var_os(BROWSER_VAR) else {
+        return;
+    };
+    // Not for the compilers it asks.
+    std::env::remove_var(BROWSER_VAR);
+    // SAFETY: called before the program starts any thread, so the child is a whole copy.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {}
+        Ok(nix::unistd::ForkResult::Parent { .. }) => std::process::exit(0),
+        Err(_) => std::process::exit(1),
+    }
+    // SAFETY: marks a descriptor this process owns; `cc` must not inherit the pipe.
+    unsafe { libc::fcntl(READY_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // As distcc 3.4's browser: no terminal, so syslog.
+    crate::logging::init(
+        "distcc",
+        crate::logging::Sink::Syslog,
+        log::LevelFilter::Info,
+    );
+    let code = match browse(Path::new(&dir)) {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("zeroconf browser: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
 
 /// Tells the client that started the browser that the file is ready to read.
 fn signal_ready() {
-    // SAFETY: writes one byte to, then closes, the descriptor `detach` put there.
+    // SAFETY: writes one byte to, then closes, the descriptor the client gave us.
     unsafe {
         libc::write(READY_FD, b"r".as_ptr().cast(), 1);
         libc::close(READY_FD);
@@ -232,12 +249,14 @@ fn line(service: &ResolvedService, wanted: Option<&str>) -> Option<String> {
             return None;
         }
     }
-    let v4 = service.get_addresses_v4();
-    // A routable address first; a loopback one only when it is all there is.
-    let addr = v4
-        .iter()
-        .min_by_key(|a| (a.is_loopback(), **a))
-        .map(|a| IpAddr::V4(*a))
+    // Never a loopback address: heard from another machine, it would send the jobs to
+    // this one's own port (a daemon on this machine is heard on its other addresses too).
+    let addr = service
+        .get_addresses_v4()
+        .into_iter()
+        .filter(|a| !a.is_loopback())
+        .min()
+        .map(IpAddr::V4)
         .or_else(|| {
             // IPv6 only when it needs no scope (a link-local address is no use in a host
             // list); 3.4's daemons announce IPv4 only.
@@ -267,13 +286,17 @@ fn line(service: &ResolvedService, wanted: Option<&str>) -> Option<String> {
     })
 }
 
-/// Replaces the host file's content, under a write lock as distcc 3.4 writes it.
-fn write_hosts(file: &File, found: &BTreeMap<String, String>) -> io::Result<()> {
+/// Replaces the host file's content; the caller holds the file's write lock.
+fn write_locked(file: &File, found: &BTreeMap<String, String>) -> io::Result<()> {
     let text: String = found.values().map(String::as_str).collect();
+    file.set_len(0)?;
+    file.write_all_at(text.as_bytes(), 0)
+}
+
+/// Replaces the host file's content under a write lock, as distcc 3.4 writes it.
+fn write_hosts(file: &File, found: &BTreeMap<String, String>) -> io::Result<()> {
     fcntl_lock(file, LockKind::Write, true)?;
-    let written = file
-        .set_len(0)
-        .and_then(|()| file.write_all_at(text.as_bytes(), 0));
+    let written = write_locked(file, found);
     let _ = fcntl_lock(file, LockKind::Unlock, false);
     written
 }
@@ -288,18 +311,26 @@ fn idle(path: &Path, started: SystemTime) -> bool {
 }
 
 /// The browser: holds the lock, browses, keeps the host file, and returns when idle.
+///
+/// Until it has heard the farm, a new browser holds the host file's write lock, so that the
+/// clients that come meanwhile (a `make -j` starts many at once), 3.4's included, wait for
+/// the daemons instead of reading an empty list. It takes that lock before the browser's
+/// own: a browser started at the same moment by another client, which finds the browser's
+/// lock taken, lets the file go only once the first browser has written it.
 fn browse(dir: &Path) -> Result<(), String> {
+    let path = dir.join("hosts");
+    let file = open_rw(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    fcntl_lock(&file, LockKind::Write, true).map_err(|e| e.to_string())?;
     let lock = open_rw(&dir.join("lock")).map_err(|e| e.to_string())?;
     if !fcntl_lock(&lock, LockKind::Write, false).map_err(|e| e.to_string())? {
-        // Another client started one first.
+        // Another client started one first, which has written the file.
+        let _ = fcntl_lock(&file, LockKind::Unlock, false);
         signal_ready();
         return Ok(());
     }
-    let path = dir.join("hosts");
-    let file = open_rw(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let started = SystemTime::now();
     let mut found = BTreeMap::new();
-    write_hosts(&file, &found).map_err(|e| e.to_string())?;
+    write_locked(&file, &found).map_err(|e| e.to_string())?;
     let wanted = match cc_identity() {
         Some((version, machine)) => Some(subtype(&version, &machine)),
         None => {
@@ -337,12 +368,17 @@ fn browse(dir: &Path) -> Result<(), String> {
             Err(mdns_sd::RecvTimeoutError::Disconnected) => break,
         };
         if changed {
-            if let Err(e) = write_hosts(&file, &found) {
+            let written = match ready_by {
+                Some(_) => write_locked(&file, &found),
+                None => write_hosts(&file, &found),
+            };
+            if let Err(e) = written {
                 log::error!("cannot write {}: {e}", path.display());
             }
         }
         if ready_by.is_some_and(|t| Instant::now() >= t) {
             ready_by = None;
+            let _ = fcntl_lock(&file, LockKind::Unlock, false);
             signal_ready();
         }
         if idle(&path, started) {
