@@ -217,9 +217,11 @@ impl Bench {
     fn new() -> Bench {
         let tools = tempfile::tempdir().unwrap();
         std::fs::set_permissions(tools.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let whitelist = whitelist_dir(&["gcc", "x86_64-linux-gnu-gcc"]);
-        let wrapper = tools.path().join("x86_64-test-gcc");
-        std::os::unix::fs::symlink(&wrapper, whitelist.path().join("x86_64-test-gcc")).unwrap();
+        let whitelist = whitelist_dir(&["gcc", "x86_64-linux-gnu-gcc", "clang"]);
+        for name in ["x86_64-test-gcc", "x86_64-test-clang"] {
+            let wrapper = tools.path().join(name);
+            std::os::unix::fs::symlink(&wrapper, whitelist.path().join(name)).unwrap();
+        }
         let path = format!("{}:/usr/bin:/bin", tools.path().display());
         let daemon = Daemon::verbose_with(whitelist.path(), &[("DISTCCD_PATH", &path)]);
         let dir = tempfile::tempdir().unwrap();
@@ -241,9 +243,14 @@ impl Bench {
 
     /// A compiler `x86_64-test-gcc` that runs gcc with `flags` first.
     fn wrapper(&self, flags: &str) {
-        let p = self.tools.path().join("x86_64-test-gcc");
+        self.wrapper_of("gcc", flags);
+    }
+
+    /// A compiler `x86_64-test-COMPILER` that runs `compiler` with `flags` first.
+    fn wrapper_of(&self, compiler: &str, flags: &str) {
+        let p = self.tools.path().join(format!("x86_64-test-{compiler}"));
         let _ = std::fs::remove_file(&p);
-        std::fs::write(&p, format!("#!/bin/sh\nexec gcc {flags} \"$@\"\n")).unwrap();
+        std::fs::write(&p, format!("#!/bin/sh\nexec {compiler} {flags} \"$@\"\n")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
@@ -469,6 +476,76 @@ fn every_change_that_matters_is_a_miss_with_the_right_object() {
         (5, 2, 13),
         "the directory made, with a header",
     );
+}
+
+/// The keys know clang as they know gcc: its identity, its options, the headers it finds.
+/// (In plain mode clang's `-g` objects are not a local compile's, so `-g` goes through
+/// pump mode here.)
+#[test]
+fn clang_is_cached_as_gcc_is() {
+    let b = Bench::new();
+    b.write(
+        "a.c",
+        "#include \"h.h\"\nint f(void) { return H * 100 + VAL; }\n",
+    );
+    b.write("inc2/h.h", "#define H 1\n");
+    std::fs::create_dir(b.dir.path().join("inc1")).unwrap();
+    settle();
+    let args = ["clang", "-O2", "-Iinc1", "-Iinc2", "-DVAL=1", "-c", "a.c"];
+    expect(&b, &args, &[], (0, 0, 1), "first");
+    expect(&b, &args, &[], (1, 0, 1), "again");
+    b.write("inc1/h.h", "#define H 3\n");
+    settle();
+    expect(
+        &b,
+        &args,
+        &[],
+        (1, 0, 2),
+        "a new header earlier on the path",
+    );
+    let args2 = ["clang", "-O2", "-Iinc1", "-Iinc2", "-DVAL=2", "-c", "a.c"];
+    expect(&b, &args2, &[], (1, 0, 3), "a changed -D");
+    let gcc = ["gcc", "-O2", "-Iinc1", "-Iinc2", "-DVAL=1", "-c", "a.c"];
+    expect(&b, &gcc, &[], (1, 0, 4), "gcc with the same options");
+    // The same name, another clang.
+    let wrapped = [
+        "x86_64-test-clang",
+        "-Iinc1",
+        "-Iinc2",
+        "-DVAL=1",
+        "-c",
+        "a.c",
+    ];
+    b.wrapper_of("clang", "-O0");
+    expect(&b, &wrapped, &[], (1, 0, 5), "a wrapper");
+    b.wrapper_of("clang", "-O2");
+    expect(
+        &b,
+        &wrapped,
+        &[],
+        (1, 0, 6),
+        "another clang under the same name",
+    );
+    expect(&b, &wrapped, &[], (2, 0, 6), "that clang again");
+    // -g, in pump mode: the directory is in the object, so a copy elsewhere is a miss.
+    let g = [
+        "clang", "-g", "-O2", "-Iinc1", "-Iinc2", "-DVAL=1", "-c", "a.c",
+    ];
+    let (ours, reference) = b.compile_via(b.dir.path(), &g, &[], true);
+    assert!(ours == reference, "-g: not the local object");
+    let misses = b.counts().2;
+    let (ours, reference) = b.compile_via(b.dir.path(), &g, &[], true);
+    assert!(ours == reference, "-g again: not the local object");
+    assert_eq!(b.counts().2, misses, "-g again: a miss");
+    let copy = tempfile::tempdir().unwrap();
+    for f in ["a.c", "inc1/h.h", "inc2/h.h"] {
+        std::fs::create_dir_all(copy.path().join(f).parent().unwrap()).unwrap();
+        std::fs::copy(b.dir.path().join(f), copy.path().join(f)).unwrap();
+    }
+    settle();
+    let (ours, reference) = b.compile_via(copy.path(), &g, &[], true);
+    assert!(ours == reference, "-g elsewhere: not the local object");
+    assert_eq!(b.counts().2, misses + 1, "-g from another directory");
 }
 
 #[test]

@@ -305,7 +305,10 @@ pub type Entered = Vec<(String, Option<usize>)>;
 /// cannot be read: then what the preprocessor read is not known.
 pub fn entered(text: &[u8]) -> Option<Entered> {
     let mut out = Vec::new();
-    let mut stack: Vec<usize> = Vec::new();
+    // What is being read, innermost last: an entered file, or `None` for clang's
+    // `<built-in>` and `<command line>`, which it enters and leaves as files (what they
+    // include comes from the command line).
+    let mut stack: Vec<Option<usize>> = Vec::new();
     let mut markers = 0;
     // Where lines starting with `# ` start: the markers are among them.
     let starts = text
@@ -323,8 +326,12 @@ pub fn entered(text: &[u8]) -> Option<Entered> {
         let (path, flags) = marker(line)?;
         markers += 1;
         if flags.contains(&1) {
-            out.push((path, stack.last().copied()));
-            stack.push(out.len() - 1);
+            if path.starts_with('<') && path.ends_with('>') {
+                stack.push(None);
+            } else {
+                out.push((path, stack.last().copied().flatten()));
+                stack.push(Some(out.len() - 1));
+            }
         } else if flags.contains(&2) {
             stack.pop();
         }
@@ -853,6 +860,18 @@ mod tests {
         ];
         let want = want.map(|(p, i)| (p.to_string(), i)).to_vec();
         assert_eq!(entered(text), Some(want));
+        // clang enters and leaves `<built-in>` and `<command line>` as files.
+        let clang = b"# 1 \"m.c\"\n# 1 \"<built-in>\" 1\n# 1 \"<built-in>\" 3\n\
+# 361 \"<built-in>\" 3\n# 1 \"<command line>\" 1\n# 1 \"<built-in>\" 2\n\
+# 1 \"/w/f.h\" 1\n# 1 \"/w/g.h\" 1\n# 2 \"/w/f.h\" 2\n# 2 \"<built-in>\" 2\n\
+# 1 \"m.c\" 2\n# 1 \"/usr/include/stdio.h\" 1 3 4\n# 2 \"m.c\" 2\n";
+        let want = [
+            ("/w/f.h", None),
+            ("/w/g.h", Some(0)),
+            ("/usr/include/stdio.h", None),
+        ];
+        let want = want.map(|(p, i)| (p.to_string(), i)).to_vec();
+        assert_eq!(entered(clang), Some(want));
         // `-P`: no markers, nothing known.
         assert_eq!(entered(b"int x;\n"), None);
         // An escape gcc does not write.
