@@ -15,9 +15,9 @@ build) so that drift of the machine hits both:
     preprocessor, measured alone), against the floors no implementation can beat: starting
     a trivial process, `gcc -E` of the file, `gcc -c` of its preprocessed text, and a
     loopback exchange of the same bytes;
-  * lua, leveldb, kernel: whole builds of real trees: Lua 5.4 (the lua-src crate) with
-    make, LevelDB 1.22 (the leveldb-sys crate) with its own CMakeLists.txt and Ninja, and
-    Linux 6.1 `tinyconfig` (Debian's linux-source-6.1) with Kbuild: wall time, CPU of the
+  * lua, leveldb, leveldb-clang, kernel: whole builds of real trees: Lua 5.4 (the lua-src
+    crate) with make, LevelDB 1.22 (the leveldb-sys crate) with its own CMakeLists.txt and
+    Ninja (with gcc, and with clang and clang++), and Linux 6.1 `tinyconfig` (Debian's linux-source-6.1) with Kbuild: wall time, CPU of the
     client side and of the daemons, and how many objects equal a local build's; each also
     built by ours in pump mode (the build under our `pump`, hosts `,cpp,lzo`), whose
     client side counts the include server, against distcc 3.4's plain mode and our own;
@@ -72,7 +72,7 @@ OURS = {
     "pump": os.path.join(RELEASE, "pump"),
 }
 THEIRS = {"name": "distcc 3.4", "client": "/usr/bin/distcc", "daemon": "/usr/bin/distccd"}
-WORKLOADS = ["tiny", "cxx", "lua", "leveldb", "kernel", "farm", "wire",
+WORKLOADS = ["tiny", "cxx", "lua", "leveldb", "leveldb-clang", "kernel", "farm", "wire",
              "lua-cache", "leveldb-cache", "kernel-cache", "transport"]
 # Twice the three daemons' slots, so that preprocessing overlaps remote compiles.
 MAKE_JOBS = "-j6"
@@ -148,6 +148,7 @@ NEEDS = {
     "cxx": [("g++", "g++")],
     "lua": [("make", "make")],
     "leveldb": [("g++", "g++"), ("cmake", "cmake"), ("ninja", "ninja-build")],
+    "leveldb-clang": [("clang++", "clang"), ("cmake", "cmake"), ("ninja", "ninja-build")],
     "kernel": [("make", "make"), (KERNEL_TARBALL, "linux-source-6.1"), ("flex", "flex"),
                ("bison", "bison"), ("bc", "bc"), ("/usr/include/libelf.h", "libelf-dev")],
     "farm": [("g++", "g++"), ("cmake", "cmake"), ("ninja", "ninja-build"),
@@ -526,7 +527,8 @@ class Farm:
         # The names the workloads call the compilers by: CMake passes /usr/bin/cc and
         # /usr/bin/c++, which the daemons take by their last component.
         triplet = subprocess.check_output(["gcc", "-dumpmachine"], text=True).strip()
-        for name in ["gcc", "g++", "cc", "c++", f"{triplet}-gcc", f"{triplet}-g++"]:
+        for name in ["gcc", "g++", "cc", "c++", f"{triplet}-gcc", f"{triplet}-g++",
+                     "clang", "clang++"]:
             path = shutil.which(name)
             if path:
                 os.symlink(path, os.path.join(self.whitelist, name))
@@ -829,6 +831,30 @@ class Kernel:
             for f in files:
                 if f.endswith(".o"):
                     os.unlink(os.path.join(top, f))
+
+
+class LevelDBClang(LevelDB):
+    """LevelDB built by clang and clang++ (issue 20), beside the gcc build."""
+
+    name = "leveldb-clang"
+
+    def __init__(self, work):
+        super().__init__(work)
+        self.tree = os.path.join(work, "leveldb-clang")
+        self.log = os.path.join(work, "leveldb-clang-cmake.log")
+
+    def prepare(self, client):
+        shutil.rmtree(self.tree, ignore_errors=True)
+        os.mkdir(self.tree)
+        argv = ["cmake", "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
+                "-DLEVELDB_BUILD_TESTS=OFF", "-DLEVELDB_BUILD_BENCHMARKS=OFF",
+                "-DLEVELDB_INSTALL=OFF", "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
+                "-DCMAKE_C_COMPILER=clang", "-DCMAKE_CXX_COMPILER=clang++", self.src]
+        if client:
+            argv += [f"-DCMAKE_C_COMPILER_LAUNCHER={client}",
+                     f"-DCMAKE_CXX_COMPILER_LAUNCHER={client}"]
+        run_timed(argv, log=self.log, cwd=self.tree)
+        return ["ninja", MAKE_JOBS]
 
 
 class FarmLevelDB(LevelDB):
@@ -1549,7 +1575,7 @@ def main():
                 measured, floor = job_rows(farms, work, w, args.rounds, per_round)
                 rows += measured
                 floor_rows += floor
-        for kind in (Lua, LevelDB, Kernel):
+        for kind in (Lua, LevelDB, LevelDBClang, Kernel):
             if kind.name in workloads:
                 measured, figures = build_rows(farms, work, kind, args.builds,
                                                include=args.include_server)
