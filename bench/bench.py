@@ -738,18 +738,21 @@ class LevelDB:
     differs by where they were built."""
 
     name = "leveldb"
+    # CMake options naming the compilers: none for its default, gcc.
+    compilers = []
 
     def __init__(self, work):
         self.src = crate_dir("leveldb-sys@2.0.9", "leveldb-sys-*/deps/leveldb-1.22")
-        self.tree = os.path.join(work, "leveldb")
-        self.log = os.path.join(work, "leveldb-cmake.log")
+        self.tree = os.path.join(work, self.name)
+        self.log = os.path.join(work, f"{self.name}-cmake.log")
 
     def prepare(self, client):
         shutil.rmtree(self.tree, ignore_errors=True)
         os.mkdir(self.tree)
         argv = ["cmake", "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
                 "-DLEVELDB_BUILD_TESTS=OFF", "-DLEVELDB_BUILD_BENCHMARKS=OFF",
-                "-DLEVELDB_INSTALL=OFF", "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON", self.src]
+                "-DLEVELDB_INSTALL=OFF", "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
+                *self.compilers, self.src]
         if client:
             argv += [f"-DCMAKE_C_COMPILER_LAUNCHER={client}",
                      f"-DCMAKE_CXX_COMPILER_LAUNCHER={client}"]
@@ -837,24 +840,7 @@ class LevelDBClang(LevelDB):
     """LevelDB built by clang and clang++ (issue 20), beside the gcc build."""
 
     name = "leveldb-clang"
-
-    def __init__(self, work):
-        super().__init__(work)
-        self.tree = os.path.join(work, "leveldb-clang")
-        self.log = os.path.join(work, "leveldb-clang-cmake.log")
-
-    def prepare(self, client):
-        shutil.rmtree(self.tree, ignore_errors=True)
-        os.mkdir(self.tree)
-        argv = ["cmake", "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
-                "-DLEVELDB_BUILD_TESTS=OFF", "-DLEVELDB_BUILD_BENCHMARKS=OFF",
-                "-DLEVELDB_INSTALL=OFF", "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
-                "-DCMAKE_C_COMPILER=clang", "-DCMAKE_CXX_COMPILER=clang++", self.src]
-        if client:
-            argv += [f"-DCMAKE_C_COMPILER_LAUNCHER={client}",
-                     f"-DCMAKE_CXX_COMPILER_LAUNCHER={client}"]
-        run_timed(argv, log=self.log, cwd=self.tree)
-        return ["ninja", MAKE_JOBS]
+    compilers = ["-DCMAKE_C_COMPILER=clang", "-DCMAKE_CXX_COMPILER=clang++"]
 
 
 class FarmLevelDB(LevelDB):
