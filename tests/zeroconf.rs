@@ -656,11 +656,14 @@ fn our_client_and_daemon_need_no_avahi_and_a_stopped_daemon_is_dropped() {
     let lan = Lan::new(false);
     let ours = lan.serve(&lan.a, OUR_DISTCCD, "ours");
     let line = format!("{}:3632/3", lan.a.address);
-    let dir = lan.dir().join("client");
-    std::fs::create_dir(&dir).unwrap();
-    // Six clients at once, as a `make -j` starts them, with no browser yet: each starts
+    // Once the daemon has been heard (a browser of another user)...
+    let first = lan.dir().join("first");
+    assert_eq!(lan.found(OUR_DISTCC, &first, &line), format!("{line}\n"));
+    // ...six clients at once, as a `make -j` starts them, with no browser yet: each starts
     // one, one of them wins, and every client gets the daemon (half of them log to a
     // file, which must not become the browser's).
+    let dir = lan.dir().join("client");
+    std::fs::create_dir(&dir).unwrap();
     let log = lan.dir().join("clients.log");
     let clients: Vec<_> = (0..6)
         .map(|i| {

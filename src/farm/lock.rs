@@ -102,6 +102,20 @@ pub(crate) fn fcntl_lock(file: &File, kind: LockKind, wait: bool) -> io::Result<
     }
 }
 
+/// Whether another process holds an `fcntl` lock on `file` that a write lock would wait
+/// for; asked without taking one.
+pub(crate) fn lock_held(file: &File) -> io::Result<bool> {
+    // SAFETY: a zeroed flock is a valid value; we set every field fcntl reads.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: the descriptor is open for the duration of the call; F_GETLK writes `fl`.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut fl) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
 /// The slot files offered to one job, in the order they are tried: slot 0 of every host
 /// before slot 1 of any (distcc 3.4's breadth-first order), hosts in list order.
 pub struct SlotSet {

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime};
 use mdns_sd::{ResolvedService, ServiceDaemon, ServiceEvent};
 
 use super::hosts::HostsError;
-use super::lock::{fcntl_lock, LockKind};
+use super::lock::{fcntl_lock, lock_held, LockKind};
 
 /// The DNS-SD service type of distcc daemons.
 pub const SERVICE: &str = "_distcc._tcp";
@@ -45,8 +45,11 @@ pub const SERVICE: &str = "_distcc._tcp";
 const IDLE: Duration = Duration::from_secs(20);
 /// A host file this large is not read (3.4's limit).
 const MAX_FILE: u64 = 100 * 1024;
-/// How long a new browser may listen before the client that started it reads the file.
-const FIRST_WAIT: Duration = Duration::from_secs(1);
+/// How long a new browser may listen before the client that started it reads the file,
+/// when no daemon answers sooner: long enough for its second query (a second after the
+/// first), since a busy machine, or a responder that multicast the same records less than
+/// a second before (RFC 6762, section 6), may leave the first unanswered.
+const FIRST_WAIT: Duration = Duration::from_millis(2500);
 /// How long a new browser waits for more daemons after the first one answered.
 const SETTLE: Duration = Duration::from_millis(250);
 
@@ -94,16 +97,14 @@ pub fn host_file(top: &Path) -> Result<(String, PathBuf), HostsError> {
     crate::ensure_dir(&dir).map_err(|e| failed(&format!("cannot create {}", dir.display()), e))?;
     let lock_path = dir.join("lock");
     let lock = open_rw(&lock_path).map_err(|e| failed(&lock_path.display().to_string(), e))?;
-    let free = fcntl_lock(&lock, LockKind::Write, false)
-        .map_err(|e| failed(&lock_path.display().to_string(), e))?;
-    if free {
-        // No browser holds the lock: start one, which takes it.
-        let _ = fcntl_lock(&lock, LockKind::Unlock, false);
-        drop(lock);
+    // Asked without taking the lock (3.4's clients take and drop it): another client that
+    // held it for that moment would pass for a browser, and this one would read an empty
+    // file instead of starting one.
+    let running = lock_held(&lock).map_err(|e| failed(&lock_path.display().to_string(), e))?;
+    drop(lock);
+    if !running {
         log::debug!("starting the zeroconf browser");
         start_browser(&dir).map_err(|e| failed("cannot start the zeroconf browser", e))?;
-    } else {
-        drop(lock);
     }
     let unreadable = |e: io::Error| HostsError::Unreadable {
         path: path.clone(),
