@@ -73,17 +73,23 @@ impl Announcement {
         let info = ServiceInfo::new(
             &format!("{ty}.local."),
             &format!("distcc@{host}"),
-            &format!("{host}.local."),
+            // A host name of our own, not the machine's: Avahi publishes the machine's
+            // with its IPv6 link-local addresses too, and a 3.4 client that resolved ours
+            // through it could write one of those, which no client can connect to.
+            &format!("distcc-{host}.local."),
             addresses.as_slice(),
             port,
             txt.as_slice(),
         )
         .map_err(|e| e.to_string())?;
-        let info = if address.is_none() {
+        let mut info = if address.is_none() {
             info.enable_addr_auto()
         } else {
             info
         };
+        // Addresses of the IPv4 interfaces only: an AAAA record beside the A record would
+        // let a browser (3.4's, through Avahi) pick a link-local address it cannot use.
+        info.set_interfaces(vec![IfKind::IPv4]);
         let fullname = info.get_fullname().to_string();
         let mdns = ServiceDaemon::new().map_err(|e| e.to_string())?;
         mdns.disable_interface(IfKind::IPv6)
