@@ -92,7 +92,9 @@ fuzz_target!(|data: &[u8]| {
             if let Received::File(body) = &file.content {
                 assert!(body.len() <= limits.max_file);
                 total += body.len();
-                let _ = jobroot::client_deps(body, "/tmp");
+                // As gcc wraps a dependency file and as clang does.
+                let _ = jobroot::client_deps(body, "/tmp", false);
+                let _ = jobroot::client_deps(body, "/tmp", true);
             }
         }
         assert!(total as u64 <= limits.max_files_bytes);
