@@ -50,7 +50,11 @@ pub(super) fn start_source(job: &Compile, hold: bool) -> Result<Source, RemoteEr
     }
     let cpp = job.cpp_argv();
     log::debug!("running preprocessor: {}", argv_to_string(&cpp));
-    if crate::toolchain::names::is_clang(&job.argv()[0]) && crate::cmdline::debug_info(job.argv()) {
+    // Looked into only when the verbose log would say it: this is every job's path.
+    if log::log_enabled!(log::Level::Debug)
+        && crate::toolchain::names::is_clang(&job.argv()[0])
+        && crate::cmdline::debug_info(job.argv())
+    {
         // clang has no directives-only mode, and text from `-frewrite-includes` cannot
         // carry the files' checksums that its DWARF 5 line table records.
         log::debug!(

@@ -72,11 +72,9 @@ pub(crate) enum LockKind {
     Unlock,
 }
 
-/// Takes (or drops) an `fcntl` lock on the whole of `file`, the kind of lock distcc 3.4
-/// takes on the same files; `wait` blocks until it is free. False when another process
-/// holds it and `wait` is off.
-pub(crate) fn fcntl_lock(file: &File, kind: LockKind, wait: bool) -> io::Result<bool> {
-    // SAFETY: a zeroed flock is a valid value; we set every field fcntl reads.
+/// An `fcntl` lock of `kind` over the whole of a file.
+fn whole_file(kind: LockKind) -> libc::flock {
+    // SAFETY: a zeroed flock is a valid value: start 0 and length 0 cover the whole file.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = match kind {
         LockKind::Read => libc::F_RDLCK,
@@ -84,8 +82,14 @@ pub(crate) fn fcntl_lock(file: &File, kind: LockKind, wait: bool) -> io::Result<
         LockKind::Unlock => libc::F_UNLCK,
     } as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = 0;
-    fl.l_len = 0;
+    fl
+}
+
+/// Takes (or drops) an `fcntl` lock on the whole of `file`, the kind of lock distcc 3.4
+/// takes on the same files; `wait` blocks until it is free. False when another process
+/// holds it and `wait` is off.
+pub(crate) fn fcntl_lock(file: &File, kind: LockKind, wait: bool) -> io::Result<bool> {
+    let fl = whole_file(kind);
     let command = if wait { libc::F_SETLKW } else { libc::F_SETLK };
     loop {
         // SAFETY: the descriptor is open for the duration of the call and `fl` is
@@ -105,10 +109,7 @@ pub(crate) fn fcntl_lock(file: &File, kind: LockKind, wait: bool) -> io::Result<
 /// Whether another process holds an `fcntl` lock on `file` that a write lock would wait
 /// for; asked without taking one.
 pub(crate) fn lock_held(file: &File) -> io::Result<bool> {
-    // SAFETY: a zeroed flock is a valid value; we set every field fcntl reads.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    let mut fl = whole_file(LockKind::Write);
     // SAFETY: the descriptor is open for the duration of the call; F_GETLK writes `fl`.
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut fl) } != 0 {
         return Err(io::Error::last_os_error());
