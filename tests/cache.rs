@@ -487,8 +487,6 @@ fn every_change_that_matters_is_a_miss_with_the_right_object() {
 }
 
 /// The keys know clang as they know gcc: its identity, its options, the headers it finds.
-/// (In plain mode clang's `-g` objects are not a local compile's, so `-g` goes through
-/// pump mode here.)
 #[test]
 fn clang_is_cached_as_gcc_is() {
     let b = headers_and_defines("clang");
@@ -514,16 +512,41 @@ fn clang_is_cached_as_gcc_is() {
         "another clang under the same name",
     );
     expect(&b, &wrapped, &[], (3, 0, 7), "that clang again");
-    // -g, in pump mode: the directory is in the object, so a copy elsewhere is a miss.
+    // -g, sent as the files it reads (plain mode, our daemon): the directory is in the
+    // object, so a copy elsewhere is a miss; and so is a header changed only in a comment,
+    // whose checksum the object records (DWARF 5).
     let g = [
         "clang", "-g", "-O2", "-Iinc1", "-Iinc2", "-DVAL=1", "-c", "a.c",
     ];
-    let (ours, reference) = b.compile_via(b.dir.path(), &g, &[], true);
+    let (ours, reference) = b.compile_via(b.dir.path(), &g, &[], false);
     assert!(ours == reference, "-g: not the local object");
     let misses = b.counts().2;
-    let (ours, reference) = b.compile_via(b.dir.path(), &g, &[], true);
+    let (ours, reference) = b.compile_via(b.dir.path(), &g, &[], false);
     assert!(ours == reference, "-g again: not the local object");
     assert_eq!(b.counts().2, misses, "-g again: a miss");
+    b.write(
+        "inc1/h.h",
+        "#define H 3 /* the same text, another checksum */\n",
+    );
+    settle();
+    let (ours, reference) = b.compile_via(b.dir.path(), &g, &[], false);
+    assert!(
+        ours == reference,
+        "-g, a comment changed: not the local object"
+    );
+    assert_eq!(
+        b.counts().2,
+        misses + 1,
+        "-g, a comment changed: not a miss"
+    );
+    let misses = misses + 1;
+    // Sent as text (here because CPATH is set, which also keeps direct mode off), clang -g
+    // is not cached: one text stands for objects with other checksums.
+    let before = b.counts();
+    for _ in 0..2 {
+        b.compile_via(b.dir.path(), &g, &[("CPATH", "/nonexistent")], false);
+    }
+    assert_eq!(b.counts(), before, "-g sent as text: cached");
     let copy = tempfile::tempdir().unwrap();
     for f in ["a.c", "inc1/h.h", "inc2/h.h"] {
         std::fs::create_dir_all(copy.path().join(f).parent().unwrap()).unwrap();
@@ -531,7 +554,10 @@ fn clang_is_cached_as_gcc_is() {
     }
     settle();
     let (ours, reference) = b.compile_via(copy.path(), &g, &[], true);
-    assert!(ours == reference, "-g elsewhere: not the local object");
+    assert!(
+        ours == reference,
+        "-g elsewhere (pump): not the local object"
+    );
     assert_eq!(b.counts().2, misses + 1, "-g from another directory");
 }
 

@@ -248,7 +248,8 @@ const TABLE: &[(&str, Want, Vs34)] = &[
     ("clang --target=aarch64-linux-gnu -O2 -c a.c", Remote, Same),
     ("clang++ --target=aarch64-linux-gnu -g -c a.cc -o a.o", Remote, Same),
     ("clang++ -std=c++20 -c x.cc", Remote, Same),
-    // clang has no -fdirectives-only: its -g compiles are sent as 3.4 sends them.
+    // clang has no -fdirectives-only: its -g compiles go as the files they read to our
+    // daemon, and as 3.4 sends them to 3.4's.
     ("clang -g -O2 -c a.c", Remote, Same),
     ("clang -c a.c -Xclang -fno-pch-timestamp", Local, Differs),
     ("clang -c a.c -mllvm -x86-asm-syntax=intel", Local, Differs),

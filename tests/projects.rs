@@ -166,7 +166,12 @@ fn example_project_with_clang_in_plain_and_pump_mode() {
     let d = Daemon::ours(&["--verbose"]);
     let project = Project::example();
     let cc = format!("CC={OUR_DISTCC} clang");
-    for (cflags, pump) in [("CFLAGS=-O2 -Wall", false), ("CFLAGS=-O2 -g -Wall", true)] {
+    let builds = [
+        ("CFLAGS=-O2 -Wall", false),
+        ("CFLAGS=-O2 -g -Wall", false),
+        ("CFLAGS=-O2 -g -Wall", true),
+    ];
+    for (cflags, pump) in builds {
         let reference = project.reference_build(&["CC=clang", cflags]);
         let out = if pump {
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_pump"));
@@ -188,22 +193,43 @@ fn example_project_with_clang_in_plain_and_pump_mode() {
         assert_same_outputs(&reference, &project.outputs());
         assert!(project.make(&["clean"], &[]).status.success());
     }
-    assert_eq!(d.wait_compiled(10), 10, "{}", d.log_text());
-    assert_eq!(d.log_text().matches(") compiling in ").count(), 5);
-    // A plain-mode clang -g job is sent (as -E text), with a word in the verbose log.
+    assert_eq!(d.wait_compiled(15), 15, "{}", d.log_text());
+    // In plain mode too, the -g jobs went to our daemon as the files they read.
+    assert_eq!(d.log_text().matches(") compiling in ").count(), 10);
+
+    // To distcc 3.4's daemon, which would name its job directory in the object, a
+    // plain-mode clang -g job goes as -E text, as from 3.4's client, with a word in the
+    // verbose log.
+    let theirs = Daemon::distcc_34();
+    let out = Command::new(OUR_DISTCC)
+        .current_dir(project.path())
+        .args(["clang", "-g", "-c", "fib.c", "-o", "fib.o"])
+        .env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_HOSTS", format!("{},cpp,lzo", theirs.host()))
+        .env("DISTCC_VERBOSE", "1")
+        .env("DISTCC_FALLBACK", "0")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        said.contains("clang -g sent as preprocessed text"),
+        "{said}"
+    );
+    let sent = format!("sending to {},cpp,lzo: clang", theirs.host());
+    assert!(said.contains(&sent), "{said}");
+    assert_eq!(theirs.wait_compiled(1), 1, "{}", theirs.log_text());
+    // DISTCC_DIRECTIVES_ONLY=0 asks for the text 3.4 sends, to our daemon too.
     let out = Command::new(OUR_DISTCC)
         .current_dir(project.path())
         .args(["clang", "-g", "-c", "fib.c", "-o", "fib.o"])
         .env("DISTCC_DIR", project.distcc_dir())
         .env("DISTCC_HOSTS", d.host())
-        .env("DISTCC_VERBOSE", "1")
+        .env("DISTCC_DIRECTIVES_ONLY", "0")
+        .env("DISTCC_FALLBACK", "0")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", show(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("pump mode keeps it identical"),
-        "{}",
-        show(&out)
-    );
-    assert_eq!(d.wait_compiled(11), 11);
+    assert_eq!(d.wait_compiled(16), 16);
+    assert_eq!(d.log_text().matches(") compiling in ").count(), 10);
 }

@@ -1,10 +1,11 @@
 //! Pump mode on real trees: Lua 5.4 (the lua-src crate) with make, and LevelDB 1.22 (the
 //! leveldb-sys crate) with its own CMakeLists.txt, Ninja and the compiler launcher (C++),
-//! each built here and then under our `pump` through our client and our daemon. Every
+//! each built here and then under our `pump` through our client and our daemon (with
+//! clang, in plain mode too, where its `-g` compiles go as files all the same). Every
 //! object (and Lua's dependency files) must equal the local build's, and every translation
-//! unit must have been compiled in pump mode: `DISTCC_TESTING_INCLUDE_SERVER=1` makes an
-//! include-server failure an error, `DISTCC_FALLBACK=0` forbids local compiles, and the
-//! daemon's log counts the jobs it compiled from the files sent.
+//! unit must have been compiled from the files sent: `DISTCC_TESTING_INCLUDE_SERVER=1`
+//! makes an include-server failure an error, `DISTCC_FALLBACK=0` forbids local compiles,
+//! and the daemon's log counts the jobs it compiled from the files sent.
 //!
 //! The same trees, and the example project, also check the include server against gcc -M
 //! on every unit, with the commands of their builds (`make -n`, CMake's
@@ -125,27 +126,50 @@ fn assert_same(what: &str, local: &BTreeMap<String, Vec<u8>>, pump: &BTreeMap<St
     );
 }
 
-/// `argv` run under our `pump` in `dir`, against our daemon `d` in pump mode only.
-fn pump(dir: &Path, d: &Daemon, argv: &[&str], distcc_dir: &Path, secs: u64) {
-    let mut cmd = Command::new(OUR_PUMP);
+/// How a build goes through our client and daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Under our `pump`, to a `,cpp` host, every unit in pump mode
+    /// (`DISTCC_TESTING_INCLUDE_SERVER=1` makes an include-server failure an error).
+    Pump,
+    /// Without `pump`, to a host that does not say `,cpp`: clang's `-g` compiles go to
+    /// our daemon as the files they read all the same (`client::pump::files_wanted`).
+    Plain,
+}
+
+/// `argv` run in `dir` through our client, against our daemon `d` only, in `mode`.
+fn distributed(dir: &Path, d: &Daemon, argv: &[&str], distcc_dir: &Path, mode: Mode, secs: u64) {
+    let mut cmd = match mode {
+        Mode::Pump => {
+            let mut cmd = Command::new(OUR_PUMP);
+            cmd.args(argv)
+                .env("DISTCC_HOSTS", format!("{}/4,cpp,lzo", d.host()))
+                .env("DISTCC_TESTING_INCLUDE_SERVER", "1");
+            cmd
+        }
+        Mode::Plain => {
+            let mut cmd = Command::new(argv[0]);
+            cmd.args(&argv[1..])
+                .env("DISTCC_HOSTS", format!("{}/4,lzo", d.host()));
+            cmd
+        }
+    };
     cmd.current_dir(dir)
-        .args(argv)
         .env("DISTCC_DIR", distcc_dir)
-        .env("DISTCC_HOSTS", format!("{}/4,cpp,lzo", d.host()))
-        .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
         .env("DISTCC_FALLBACK", "0")
         .env_remove("DISTCC_VERBOSE")
         .env_remove("DISTCC_LOG");
     let out = output_within(&mut cmd, secs);
     assert!(
         out.status.success(),
-        "pump {argv:?}: {}\ndaemon:\n{}",
+        "{mode:?} {argv:?}: {}\ndaemon:\n{}",
         show(&out),
         d.log_text()
     );
 }
 
-/// How many jobs the daemon (started with `--verbose`) compiled in pump mode.
+/// How many jobs the daemon (started with `--verbose`) compiled from the files sent (pump
+/// mode, or clang's `-g` compiles in plain mode).
 fn pumped(d: &Daemon) -> usize {
     d.log_text().matches(") compiling in ").count()
 }
@@ -181,8 +205,9 @@ fn lua_tree(work: &Path) -> (PathBuf, usize) {
     (tree, units)
 }
 
-/// Lua built here with `compiler`, then under our `pump` through our client and daemon.
-fn lua_pump_build(compiler: &str) {
+/// Lua built here with `compiler`, then through our client and daemon in each of `modes`,
+/// every unit from the files sent.
+fn lua_builds(compiler: &str, modes: &[Mode]) {
     let work = tempfile::tempdir().unwrap();
     let (tree, units) = lua_tree(work.path());
     let distcc_dir = work.path().join(".distcc");
@@ -196,24 +221,30 @@ fn lua_pump_build(compiler: &str) {
     );
     let local = files(&tree, &[".o", ".d"]);
     assert_eq!(local.len(), 2 * units);
-    run(Command::new("make").arg("clean").current_dir(&tree), 60);
 
     let d = Daemon::ours(&["--verbose"]);
     let cc = format!("CC={OUR_DISTCC} {compiler}");
-    pump(&tree, &d, &["make", "-j4", &cc], &distcc_dir, 600);
-    assert_same("lua", &local, &files(&tree, &[".o", ".d"]));
-    assert_eq!(d.wait_compiled(units), units, "{}", d.log_text());
-    assert_eq!(pumped(&d), units, "{}", d.log_text());
+    for (n, &mode) in (1..).zip(modes) {
+        run(Command::new("make").arg("clean").current_dir(&tree), 60);
+        distributed(&tree, &d, &["make", "-j4", &cc], &distcc_dir, mode, 600);
+        assert_same(
+            &format!("lua {mode:?}"),
+            &local,
+            &files(&tree, &[".o", ".d"]),
+        );
+        assert_eq!(d.wait_compiled(n * units), n * units, "{}", d.log_text());
+        assert_eq!(pumped(&d), n * units, "{mode:?}: {}", d.log_text());
+    }
 }
 
 #[test]
 fn lua_pump_build_is_identical_and_every_unit_pumped() {
-    lua_pump_build("gcc");
+    lua_builds("gcc", &[Mode::Pump]);
 }
 
 #[test]
-fn lua_pump_build_with_clang_is_identical_and_every_unit_pumped() {
-    lua_pump_build("clang");
+fn lua_clang_builds_in_pump_and_plain_mode_are_identical_and_every_unit_sent_as_files() {
+    lua_builds("clang", &[Mode::Pump, Mode::Plain]);
 }
 
 fn leveldb_source() -> PathBuf {
@@ -247,38 +278,41 @@ fn leveldb_configure(build: &Path, src: &Path, launcher: Option<&str>, extra: &[
 const CLANG: &[&str] = &["-DCMAKE_C_COMPILER=clang", "-DCMAKE_CXX_COMPILER=clang++"];
 
 /// LevelDB built here (`compilers`: CMake options naming them, none for its default of
-/// gcc), then under our `pump` through our client and daemon.
-fn leveldb_pump_build(compilers: &[&str]) {
+/// gcc), then through our client and daemon in each of `modes`, every unit from the files
+/// sent.
+fn leveldb_builds(compilers: &[&str], modes: &[Mode]) {
     let src = leveldb_source();
     let work = tempfile::tempdir().unwrap();
     let build = work.path().join("build");
     let distcc_dir = work.path().join(".distcc");
     let d = Daemon::ours(&["--verbose"]);
-    let mut results = Vec::new();
-    // RelWithDebInfo: -O2 -g. Both builds use the same directory, which -g records.
-    for launcher in [None, Some(OUR_DISTCC)] {
-        leveldb_configure(&build, &src, launcher, compilers);
-        match launcher {
-            None => run(Command::new("ninja").arg("-j2").current_dir(&build), 1200),
-            Some(_) => pump(&build, &d, &["ninja", "-j4"], &distcc_dir, 1200),
-        }
-        results.push(files(&build, &[".o"]));
-    }
-    let units = results[0].len();
+    // RelWithDebInfo: -O2 -g. Every build uses the same directory, which -g records.
+    leveldb_configure(&build, &src, None, compilers);
+    run(Command::new("ninja").arg("-j2").current_dir(&build), 1200);
+    let local = files(&build, &[".o"]);
+    let units = local.len();
     assert!(units >= 39, "{units} objects");
-    assert_same("leveldb", &results[0], &results[1]);
-    assert_eq!(d.wait_compiled(units), units, "{}", d.log_text());
-    assert_eq!(pumped(&d), units, "{}", d.log_text());
+    for (n, &mode) in (1..).zip(modes) {
+        leveldb_configure(&build, &src, Some(OUR_DISTCC), compilers);
+        distributed(&build, &d, &["ninja", "-j4"], &distcc_dir, mode, 1200);
+        assert_same(
+            &format!("leveldb {mode:?}"),
+            &local,
+            &files(&build, &[".o"]),
+        );
+        assert_eq!(d.wait_compiled(n * units), n * units, "{}", d.log_text());
+        assert_eq!(pumped(&d), n * units, "{mode:?}: {}", d.log_text());
+    }
 }
 
 #[test]
 fn leveldb_cmake_ninja_pump_build_is_identical_and_every_unit_pumped() {
-    leveldb_pump_build(&[]);
+    leveldb_builds(&[], &[Mode::Pump]);
 }
 
 #[test]
-fn leveldb_clang_pump_build_is_identical_and_every_unit_pumped() {
-    leveldb_pump_build(CLANG);
+fn leveldb_clang_builds_in_pump_and_plain_mode_are_identical_and_every_unit_sent_as_files() {
+    leveldb_builds(CLANG, &[Mode::Pump, Mode::Plain]);
 }
 
 // The include server against gcc -M (tests/common/oracle.rs) on every unit of each tree,

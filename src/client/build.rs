@@ -16,13 +16,14 @@ use super::config::Config;
 use super::local::{compile_held, compile_here, compile_now, critique};
 use super::outputs::write_output;
 use super::preprocess::{self, Prepared};
-use super::pump::{self, Plan};
+use super::pump::{self, Plan, Via};
 use super::remote::{self, RemoteError};
 use super::Progress;
 use crate::cache::manifest;
 use crate::cmdline::Compile;
 use crate::exitcode;
 use crate::farm::hosts::{HostSpec, Transport};
+use crate::farm::load::Standing;
 use crate::farm::lock::{self, Slot};
 use crate::farm::pick::Farm;
 use crate::farm::state::Phase;
@@ -126,14 +127,24 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config, progress: &mut Progre
             Ok(()) => return journey.served_by_cache(),
             Err(direct) => direct,
         };
-        if let Some(socket) = &cfg.pump.socket {
-            // In pump mode when some host would take it so; if another takes it, the key
-            // and the include server's answer are dropped (`pump_plan`).
-            let pumped = direct.zip(hosts.iter().find_map(|h| pump::wanted(job, h, cfg)));
-            if let Some((direct, _)) = pumped {
+        // In protocol 3 when some host would take it so (in pump mode, or as files to a
+        // host known to be our daemon); if another takes it, the key and the files named
+        // are dropped (`pump_plan`).
+        let via = match &cfg.pump.socket {
+            Some(socket) => {
+                (hosts.iter().find_map(|h| pump::wanted(job, h, cfg))).map(|_| Via::Server(socket))
+            }
+            None => (pump::files_wanted(job, cfg)
+                && hosts
+                    .iter()
+                    .any(|h| journey.farm.standing(h) == Standing::Ours))
+            .then_some(Via::Here),
+        };
+        if cfg.pump.socket.is_some() || via.is_some() {
+            if let Some((direct, via)) = direct.zip(via) {
                 // A failure is the attempt's to handle: it asks again.
                 journey.progress.step("include");
-                if let Ok(plan) = pump::plan(job, socket, &cfg.pump) {
+                if let Ok(plan) = pump::plan(job, via, cfg) {
                     journey.progress.step("cache");
                     match cache::look_up_pump(job, cfg, limit, &plan, direct) {
                         Looked::Hit => return journey.served_by_cache(),
@@ -159,10 +170,12 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config, progress: &mut Progre
     }
     // Only before the first host tried, and not when the list names this machine (a job
     // compiled here needs no separate preprocessing): preprocess while every slot is busy.
-    // Never in pump mode, where the host preprocesses.
+    // Never in pump mode, where the host preprocesses, nor for a job that goes to our
+    // daemon as files.
     let mut early = !job.preprocessed
         && prepared.is_none()
         && cfg.pump.socket.is_none()
+        && !pump::files_wanted(job, cfg)
         && hosts.iter().all(|h| h.transport != Transport::Local);
     while !hosts.is_empty() {
         let (i, slot, ready) = match journey.take_slot(&hosts, std::mem::take(&mut early)) {
@@ -301,7 +314,7 @@ impl<'a> Journey<'a> {
         mut ready: Option<Prepared<'a>>,
     ) -> Attempt<'a> {
         self.progress.try_host(&host.spec);
-        let plan = match self.pump_plan(host) {
+        let plan = match self.pump_plan(host, io_timeout) {
             Ok(plan) => plan,
             Err(code) => return Attempt::Done(code),
         };
@@ -400,26 +413,44 @@ impl<'a> Journey<'a> {
         }
     }
 
-    /// In pump mode, what to send `host`: `None` for plain mode (not a pump host, or the
-    /// include server could not answer and plain mode may stand in); an exit code when the
+    /// The files to send `host` in protocol 3, in pump mode or for a job that goes to our
+    /// daemon as files (`pump::files_wanted`): `None` for plain mode (not such a host, or
+    /// the files could not be named and plain mode may stand in); an exit code when the
     /// job must end here (`DISTCC_TESTING_INCLUDE_SERVER=1`, or fallbacks disabled, which
     /// distcc 3.4 ignores there).
-    fn pump_plan(&mut self, host: &HostSpec) -> Result<Option<Plan>, i32> {
+    fn pump_plan(&mut self, host: &HostSpec, io_timeout: Duration) -> Result<Option<Plan>, i32> {
         let planned = self.planned.take();
-        let Some(socket) = pump::wanted(self.job, host, self.cfg) else {
-            // The cache's key, if any, was of the request in pump mode.
-            if planned.is_some() {
-                self.cached = None;
+        let via = match pump::wanted(self.job, host, self.cfg) {
+            Some(socket) => Via::Server(socket),
+            None if pump::files_wanted(self.job, self.cfg)
+                && remote::is_ours(host, &self.farm, self.cfg, io_timeout) =>
+            {
+                Via::Here
             }
-            return Ok(None);
+            None => {
+                // The cache's key, if any, was of the request in protocol 3.
+                if planned.is_some() {
+                    self.cached = None;
+                }
+                return Ok(None);
+            }
         };
         if planned.is_some() {
             return Ok(planned);
         }
+        // A key made before (of the text: the files were not named then) is not of what
+        // goes now.
+        self.cached = None;
         self.progress.step("include");
-        match pump::plan(self.job, socket, &self.cfg.pump) {
-            Ok(plan) => Ok(Some(plan)),
-            Err(why) => {
+        match (pump::plan(self.job, via, self.cfg), via) {
+            (Ok(plan), _) => Ok(Some(plan)),
+            (Err(why), Via::Here) => {
+                log::info!(
+                    "the include analysis did not cover the job ({why}): sending it preprocessed"
+                );
+                Ok(None)
+            }
+            (Err(why), Via::Server(_)) => {
                 log::warn!("{why}");
                 if self.cfg.pump.testing {
                     log::error!("failed to get includes from include server");

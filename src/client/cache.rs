@@ -515,6 +515,13 @@ fn job_key(
         log::debug!("{} uses the time macros: not cached", job.input());
         return None;
     }
+    if debug_info(job.argv()) && crate::toolchain::names::is_clang(&job.argv()[0]) {
+        // clang's DWARF 5 line table records a checksum of every file read, comments and
+        // all, which preprocessed text does not show: one text stands for objects that
+        // differ. Such jobs are cached by the files they read (`look_up_pump`) only.
+        log::debug!("{}: clang -g is not cached by its text", job.input());
+        return None;
+    }
     let mut h = KeyHasher::new("preprocessed");
     h.field("compiler", identity);
     let argv = super::remote::argv_for_host(job, cfg);

@@ -56,10 +56,12 @@ pub(super) fn start_source(job: &Compile, hold: bool) -> Result<Source, RemoteEr
         && crate::cmdline::debug_info(job.argv())
     {
         // clang has no directives-only mode, and text from `-frewrite-includes` cannot
-        // carry the files' checksums that its DWARF 5 line table records.
+        // carry the files' checksums that its DWARF 5 line table records: only the files
+        // themselves, sent to our daemon (`pump::files_wanted`), give a local object.
         log::debug!(
-            "clang -g in plain mode: the object's debug information will differ from a \
-             local compile's (macro columns, file checksums); pump mode keeps it identical"
+            "clang -g sent as preprocessed text: the object's debug information will differ \
+             from a local compile's (macro columns, file checksums); sent to distcc-rs's \
+             daemon, or in pump mode, the files themselves keep it identical"
         );
     }
     let out = memory_file(c"distcc-cpp-output").map_err(RemoteError::CppStart)?;

@@ -11,6 +11,10 @@
 //! is already LZO-compressed and sent as it is, a symlink as its target. An empty answer
 //! means the server could not be sure of the list.
 //!
+//! Outside pump mode, a clang `-g` compile goes to our daemon in protocol 3 too
+//! ([`files_wanted`]), with the files named by the same analysis run in this process
+//! ([`Via::Here`]): only the files themselves make its object a local compile's.
+//!
 //! Sending the job is `remote`'s business; what the host does with it, the daemon's.
 
 use std::fs;
@@ -19,11 +23,13 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::config::{Config, PumpConfig};
+use super::config::Config;
 use crate::cache::manifest::Entered;
-use crate::cmdline::Compile;
+use crate::cmdline::{Compile, DirectivesOnly};
 use crate::farm::hosts::HostSpec;
-use crate::include::{client_root_name_to_real, server, FORCING_FILE};
+use crate::include::facts::{Store, FACTS_DIR};
+use crate::include::server::{self, IncludeServer};
+use crate::include::{client_root_name_to_real, FORCING_FILE};
 use crate::wire::{Content, Limits, PumpFile};
 
 /// A job that goes in pump mode: the command line the host runs, the dependency file the
@@ -92,8 +98,41 @@ pub(super) fn wanted<'a>(job: &Compile, host: &HostSpec, cfg: &'a Config) -> Opt
     Some(socket)
 }
 
-/// Asks the include server about `job` and reads the files it names.
-pub(super) fn plan(job: &Compile, socket: &Path, pump: &PumpConfig) -> Result<Plan, NotPumped> {
+/// Whether `job`, outside pump mode, goes to `host` with the files it reads rather than as
+/// preprocessed text, should `host` be our daemon: a clang compile with `-g` (or any clang
+/// compile with `DISTCC_DIRECTIVES_ONLY=1`), which `toolchain::debuginfo` cannot make
+/// identical from text. clang has no directives-only mode, and under DWARF 5 (clang 14's
+/// default) a `-g` object records a checksum of every file read, which no preprocessed text
+/// carries; from the files themselves our daemon's compile is a local one's, byte for byte.
+/// distcc 3.4's daemon would name its job directory in the object instead, so it gets the
+/// text, as from 3.4's client. The same conditions as pump mode's keep it off: variables
+/// that move include directories or ask the local preprocessor for a dependency file.
+pub(super) fn files_wanted(job: &Compile, cfg: &Config) -> bool {
+    let wanted = match cfg.directives_only {
+        DirectivesOnly::Always => true,
+        DirectivesOnly::Never => false,
+        DirectivesOnly::WithDebugInfo => crate::cmdline::debug_info(job.argv()),
+    };
+    wanted
+        && crate::toolchain::names::is_clang(&job.argv()[0])
+        && !job.preprocessed
+        && !cfg.pump.hidden_include_path
+        && !cfg.pump.deps_variable
+}
+
+/// Where the files of a protocol-3 job are named.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Via<'a> {
+    /// `pump`'s include server, at this socket.
+    Server(&'a Path),
+    /// An analysis made in this process, for a job [`files_wanted`] sends as files outside
+    /// pump mode (its facts about compilers kept with the include server's).
+    Here,
+}
+
+/// Has the files `job` reads named (by the include server, or by an analysis here) and
+/// reads them.
+pub(super) fn plan(job: &Compile, via: Via<'_>, cfg: &Config) -> Result<Plan, NotPumped> {
     let Some((argv, deps)) = job.pump_argv() else {
         return Err(NotPumped::IncludeServer(
             "a raw preprocessor option is not for pump mode".into(),
@@ -103,12 +142,24 @@ pub(super) fn plan(job: &Compile, socket: &Path, pump: &PumpConfig) -> Result<Pl
         .map_err(|e| NotPumped::IncludeServer(format!("no working directory: {e}")))?
         .to_string_lossy()
         .into_owned();
-    let (paths, entered) = match &pump.stub {
-        Some(stub) => {
+    // Alive until the files are read: its client root goes with it.
+    let mut here = None;
+    let (paths, entered) = match (via, &cfg.pump.stub) {
+        (Via::Server(_), Some(stub)) => {
             log::warn!("INCLUDE_SERVER_STUB is set to '{stub}'; ignoring include server");
             (stub.split_whitespace().map(String::from).collect(), None)
         }
-        None => ask(socket, &cwd, job.argv()).map_err(NotPumped::IncludeServer)?,
+        (Via::Server(socket), None) => {
+            ask(socket, &cwd, job.argv()).map_err(NotPumped::IncludeServer)?
+        }
+        (Via::Here, _) => {
+            let facts = (cfg.top.as_deref()).and_then(|t| Store::open(&t.join(FACTS_DIR)));
+            let server = here
+                .insert(IncludeServer::for_one_request(facts).map_err(NotPumped::IncludeServer)?);
+            let (paths, closure) =
+                (server.answer_with_closure(&cwd, job.argv())).map_err(NotPumped::IncludeServer)?;
+            (paths, Some(closure.entered.clone()))
+        }
     };
     if paths.is_empty() {
         return Err(NotPumped::IncludeServer(

@@ -129,7 +129,7 @@ fn connect(route: &mut Route<'_>, cfg: &Config) -> Result<(Connection, Vec<u8>),
             let sock = net::connect(host, *port, timeout).map_err(RemoteError::Connect)?;
             let ours = match route.standing {
                 Standing::Ours => true,
-                Standing::Unknown => probe(host, *port, route)?,
+                Standing::Unknown => probe(spec, host, *port, route.farm, route.io_timeout)?,
                 Standing::NotOurs => false,
             };
             if ours {
@@ -236,20 +236,44 @@ fn exchange_ask(
 /// figures, which go on the board; distcc 3.4's takes it for a bad request and, as nothing
 /// more can come, closes at once. Returns whether it answered. A connection that cannot
 /// be made fails the attempt as the job's own would.
-fn probe(host: &str, port: u16, route: &Route<'_>) -> Result<bool, RemoteError> {
-    let sock = net::connect(host, port, route.io_timeout).map_err(RemoteError::Connect)?;
-    match exchange_ask(&sock, Ask::Probe, route.io_timeout) {
+fn probe(
+    spec: &HostSpec,
+    host: &str,
+    port: u16,
+    farm: &Farm,
+    io_timeout: Duration,
+) -> Result<bool, RemoteError> {
+    let sock = net::connect(host, port, io_timeout).map_err(RemoteError::Connect)?;
+    match exchange_ask(&sock, Ask::Probe, io_timeout) {
         Ok(answer) => {
-            route.farm.heard(route.host, answer.load);
+            farm.heard(spec, answer.load);
             Ok(true)
         }
         Err(e) => {
             log::debug!(
                 "{} does not tell its load ({e}): distcc 3.4's daemon",
-                route.host.spec
+                spec.spec
             );
-            route.farm.not_ours(route.host);
+            farm.not_ours(spec);
             Ok(false)
+        }
+    }
+}
+
+/// Whether `spec` is our daemon, as the board says or, when it was not asked lately, as a
+/// probe finds (which the board then keeps, so the job's connection does not probe again).
+/// An SSH host never says, and a host that is not to be reached at all is not probed:
+/// neither counts as ours.
+pub(super) fn is_ours(spec: &HostSpec, farm: &Farm, cfg: &Config, io_timeout: Duration) -> bool {
+    let Transport::Tcp { host, port } = &spec.transport else {
+        return false;
+    };
+    match farm.standing(spec) {
+        Standing::Ours => true,
+        Standing::NotOurs => false,
+        Standing::Unknown => {
+            secure::plan(cfg, host, *port).is_ok()
+                && probe(spec, host, *port, farm, io_timeout).unwrap_or(false)
         }
     }
 }

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 
 const HEADER: &str = "distcc-rs compiler facts 1";
 
+/// The store's directory in the distcc directory (`$DISTCC_DIR`).
+pub const FACTS_DIR: &str = "pump-compilers";
+
 /// The directory of kept facts.
 #[derive(Debug)]
 pub struct Store {

@@ -551,7 +551,7 @@ fn serve_main(socket: Option<&OsString>) -> i32 {
         std::env::var_os("DISTCC_DIR"),
         std::env::var_os("HOME"),
     )
-    .map(|d| d.join("pump-compilers"));
+    .map(|d| d.join(super::facts::FACTS_DIR));
     let result = super::server::serve(
         Path::new(socket),
         stats.as_deref(),

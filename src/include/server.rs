@@ -61,12 +61,22 @@ impl IncludeServer {
     /// A server that keeps what compilers say about themselves in `facts` between
     /// builds.
     pub fn with_facts(facts: Option<Store>) -> Result<IncludeServer, String> {
+        IncludeServer::made(facts, Watcher::new())
+    }
+
+    /// A server for one request of the process that makes it (the client's own analysis,
+    /// see `client::pump`): nothing is watched, since nothing is asked again.
+    pub fn for_one_request(facts: Option<Store>) -> Result<IncludeServer, String> {
+        IncludeServer::made(facts, None)
+    }
+
+    fn made(facts: Option<Store>, watcher: Option<Watcher>) -> Result<IncludeServer, String> {
         Ok(IncludeServer {
             caches: Caches::with_compilers(SystemDirs::with_store(facts)),
             results: Mutex::default(),
             mirror: Mirror::new()?,
             limit: TIME_LIMIT,
-            watcher: Watcher::new(),
+            watcher,
         })
     }
 
@@ -154,6 +164,17 @@ impl IncludeServer {
     /// covered.
     pub fn answer(&self, cwd: &str, argv: &[String]) -> Result<Vec<String>, String> {
         self.reply(cwd, argv).map(|(files, _)| files.to_vec())
+    }
+
+    /// The reply to one request and the analysis it was made of (whose `entered` is the
+    /// trailer after the reply), or the reason it is not covered.
+    pub fn answer_with_closure(
+        &self,
+        cwd: &str,
+        argv: &[String],
+    ) -> Result<(Vec<String>, Arc<Closure>), String> {
+        let (files, closure) = self.reply(cwd, argv)?;
+        Ok((files.to_vec(), closure))
     }
 
     /// The reply's paths, and the analysis they come from. A kept analysis that still
