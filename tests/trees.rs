@@ -78,16 +78,27 @@ fn crate_source(name: &str, version: &str, sub: &str, cache: &str) -> PathBuf {
         );
         find().unwrap_or_else(|| panic!("{name} {version} not found after cargo fetch"))
     });
-    let _ = std::fs::remove_dir_all(&cached);
-    std::fs::create_dir_all(&cached).unwrap();
+    // Tests run in parallel and several may want the same tree: each copies into a
+    // directory of its own and renames it into place, so none sees another's half copy.
+    let parent = cached.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap();
+    let staging = tempfile::tempdir_in(parent).unwrap();
     run(
         Command::new("cp")
             .arg("-R")
             .arg(format!("{}/.", src.display()))
-            .arg(&cached),
+            .arg(staging.path()),
         120,
     );
-    std::fs::write(cached.join(".complete"), "").unwrap();
+    std::fs::write(staging.path().join(".complete"), "").unwrap();
+    if !cached.join(".complete").exists() {
+        let _ = std::fs::remove_dir_all(&cached);
+        // Losing the race to another test's rename is fine: its copy is as good.
+        if std::fs::rename(staging.path(), &cached).is_ok() {
+            let _ = staging.keep();
+        }
+    }
+    assert!(cached.join(".complete").exists(), "{} not in place", cached.display());
     cached
 }
 
