@@ -517,3 +517,92 @@ fn discrepancies_demote_the_build_to_plain_mode() {
     assert_eq!(pumped(&d), 1, "{}", d.log_text());
     assert_eq!(d.wait_compiled(1), 1, "{}", d.log_text());
 }
+
+/// A host compiling in a job root never shows it: warnings about files named by absolute
+/// paths (as CMake names every source) name the client's files, in pump mode with gcc and
+/// in plain mode with clang `-g` alike; and a sanitizer, which records such names where no
+/// prefix map reaches, sends its job as text, so that its object is still a local one's
+/// (but for clang's DWARF 5 checksums, which text does not carry).
+#[test]
+fn absolute_paths_never_show_the_hosts_job_directory() {
+    let project = Project::example();
+    let dir = project.path().canonicalize().unwrap();
+    std::fs::create_dir_all(dir.join("inc")).unwrap();
+    std::fs::write(
+        dir.join("inc/noisy.h"),
+        "#warning \"a noisy header\"\nstatic inline int shl(int x, int n) { return x << n; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("noisy.c"),
+        "#include \"noisy.h\"\nint f(int a, int b) { int unused; return shl(a, b) / b; }\n",
+    )
+    .unwrap();
+    let (src, inc) = (
+        dir.join("noisy.c").display().to_string(),
+        format!("-I{}/inc", dir.display()),
+    );
+    let d = Daemon::ours(&["--verbose"]);
+    let cases: [(&str, bool, &[&str]); 4] = [
+        ("gcc", true, &["-g"]),
+        ("clang", false, &["-g"]),
+        ("gcc", true, &["-g", "-fsanitize=address,undefined"]),
+        ("clang", false, &["-g", "-fsanitize=address,undefined"]),
+    ];
+    for (n, (compiler, pump, flags)) in cases.into_iter().enumerate() {
+        let args: Vec<&str> = [compiler, "-Wall", "-c", &src, &inc, "-o", "noisy.o"]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .collect();
+        let local = output_within(Command::new(args[0]).args(&args[1..]).current_dir(&dir), 60);
+        assert!(local.status.success(), "{}", show(&local));
+        let expected = std::fs::read(dir.join("noisy.o")).unwrap();
+        std::fs::remove_file(dir.join("noisy.o")).unwrap();
+        let mut cmd = match pump {
+            true => {
+                let mut c = Command::new(OUR_PUMP);
+                c.arg(OUR_DISTCC)
+                    .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
+                    .env("DISTCC_HOSTS", format!("{},cpp,lzo", d.host()));
+                c
+            }
+            false => {
+                let mut c = Command::new(OUR_DISTCC);
+                c.env("DISTCC_HOSTS", d.host());
+                c
+            }
+        };
+        cmd.args(&args)
+            .current_dir(&dir)
+            .env("DISTCC_DIR", project.distcc_dir())
+            .env("DISTCC_FALLBACK", "0")
+            .env_remove("DISTCC_VERBOSE")
+            .env_remove("DISTCC_LOG");
+        let out = output_within(&mut cmd, 120);
+        let what = format!("{compiler} {flags:?} (pump: {pump})");
+        assert!(out.status.success(), "{what}: {}", show(&out));
+        assert_eq!(d.wait_compiled(n + 1), n + 1, "{what}: {}", d.log_text());
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("a noisy header"), "{what}: {said}");
+        assert!(!said.contains("distccd_"), "{what}: {said}");
+        let object = std::fs::read(dir.join("noisy.o")).unwrap();
+        assert!(
+            memchr::memmem::find(&object, b"distccd_").is_none(),
+            "{what}: the object names the job directory"
+        );
+        // clang's text has no DWARF 5 checksums: that one case is not identical (and says
+        // so in the verbose log).
+        if n != 3 {
+            assert!(
+                object == expected,
+                "{what}: the object differs from a local compile's"
+            );
+        }
+        // Compiled from the files themselves, the warnings are the local ones exactly.
+        if n < 2 {
+            assert_eq!(said, String::from_utf8_lossy(&local.stderr), "{what}");
+        }
+    }
+    // The sanitized jobs went as text.
+    assert_eq!(pumped(&d), 2, "{}", d.log_text());
+}

@@ -98,7 +98,11 @@ fn crate_source(name: &str, version: &str, sub: &str, cache: &str) -> PathBuf {
             let _ = staging.keep();
         }
     }
-    assert!(cached.join(".complete").exists(), "{} not in place", cached.display());
+    assert!(
+        cached.join(".complete").exists(),
+        "{} not in place",
+        cached.display()
+    );
     cached
 }
 

@@ -3,7 +3,8 @@
 //! compile reads, and sends them with the whole command line to a `,cpp,lzo` host, which
 //! preprocesses and compiles. As in distcc 3.4, a job goes in plain mode instead when the
 //! include server gives up, when the input is already preprocessed, when `CPATH` and
-//! friends hide include directories, and, for the rest of the build, once
+//! friends hide include directories, when a sanitizer would record the host's job
+//! directory (unlike 3.4, which sends it), and, for the rest of the build, once
 //! `DISTCC_MAX_DISCREPANCY` jobs have failed remotely and then compiled here.
 //!
 //! The include server's protocol and mirror tree are `include`'s (see its module comment):
@@ -90,6 +91,10 @@ pub(super) fn wanted<'a>(job: &Compile, host: &HostSpec, cfg: &'a Config) -> Opt
         );
         return None;
     }
+    if job.records_root() {
+        log::info!("{ROOT_WOULD_SHOW}, preprocessing locally");
+        return None;
+    }
     let max = *pump.max_discrepancy.as_ref().ok()?;
     if Discrepancies::of(socket).count() >= max {
         log::debug!("pump mode was demoted to plain mode for this build");
@@ -97,6 +102,10 @@ pub(super) fn wanted<'a>(job: &Compile, host: &HostSpec, cfg: &'a Config) -> Opt
     }
     Some(socket)
 }
+
+/// Why a job that [`Compile::records_root`] says of goes as preprocessed text.
+const ROOT_WOULD_SHOW: &str =
+    "a sanitizer would record the host's job directory in the object (an absolute path)";
 
 /// Whether `job`, outside pump mode, goes to `host` with the files it reads rather than as
 /// preprocessed text, should `host` be our daemon: a clang compile with `-g` (or any clang
@@ -106,18 +115,24 @@ pub(super) fn wanted<'a>(job: &Compile, host: &HostSpec, cfg: &'a Config) -> Opt
 /// carries; from the files themselves our daemon's compile is a local one's, byte for byte.
 /// distcc 3.4's daemon would name its job directory in the object instead, so it gets the
 /// text, as from 3.4's client. The same conditions as pump mode's keep it off: variables
-/// that move include directories or ask the local preprocessor for a dependency file.
+/// that move include directories or ask the local preprocessor for a dependency file, and a
+/// sanitizer that would name the host's job directory.
 pub(super) fn files_wanted(job: &Compile, cfg: &Config) -> bool {
     let wanted = match cfg.directives_only {
         DirectivesOnly::Always => true,
         DirectivesOnly::Never => false,
         DirectivesOnly::WithDebugInfo => crate::cmdline::debug_info(job.argv()),
     };
-    wanted
+    let wanted = wanted
         && crate::toolchain::names::is_clang(&job.argv()[0])
         && !job.preprocessed
         && !cfg.pump.hidden_include_path
-        && !cfg.pump.deps_variable
+        && !cfg.pump.deps_variable;
+    if wanted && job.records_root() {
+        log::info!("{ROOT_WOULD_SHOW}: sending preprocessed text");
+        return false;
+    }
+    wanted
 }
 
 /// Where the files of a protocol-3 job are named.

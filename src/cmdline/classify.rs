@@ -397,7 +397,24 @@ fn remote(argv: &[String], directives: DirectivesOnly) -> Result<Compile, Local>
     })
 }
 
+/// `-g` options beyond the levels that turn debug information on: gcc's BTF, and clang's
+/// reduced levels and debugger tunings.
+const IMPLY_DEBUG_INFO: &[&str] = &[
+    "btf",
+    "line-tables-only",
+    "mlt",
+    "line-directives-only",
+    "lldb",
+    "sce",
+    "dbx",
+    "full",
+    "used",
+    "modules",
+];
+
 /// Whether `argv` asks for debug information: the last option that sets a level decides.
+/// clang's reduced levels and debugger tunings each turn it on as `-g` does; `-gsplit-dwarf`,
+/// `-gz` and `-gcolumn-info` only shape debug information asked for otherwise.
 pub fn debug_info(argv: &[String]) -> bool {
     let mut on = false;
     for arg in argv.iter().skip(1) {
@@ -412,7 +429,7 @@ pub fn debug_info(argv: &[String]) -> bool {
         .filter(|level| level.bytes().all(|c| c.is_ascii_digit()));
         if let Some(level) = level {
             on = level != "0";
-        } else if g.starts_with("dwarf") || g == "btf" {
+        } else if g.starts_with("dwarf") || IMPLY_DEBUG_INFO.contains(&g) {
             on = true;
         }
     }
@@ -479,6 +496,23 @@ impl Compile {
 
     pub fn output(&self) -> &str {
         self.items[self.output].value(&self.argv)
+    }
+
+    /// Whether a host compiling in a job root (pump mode, or the files of a clang `-g`
+    /// job) would write that root into the object, where no prefix map reaches: a
+    /// sanitizer records the names of the files it instruments (ASan its module, UBSan
+    /// each check's location) as the compiler found them, and a file named by an absolute
+    /// path (the input, or one found through an absolute directory) is found in the root.
+    /// Preprocessed text carries the client's names instead.
+    pub fn records_root(&self) -> bool {
+        let sanitized = self.argv.iter().any(|a| a.starts_with("-fsanitize="));
+        sanitized
+            && (self.input().starts_with('/')
+                || self.items.iter().any(|i| {
+                    i.row()
+                        .is_some_and(|r| super::PATH_OPTIONS.contains(&r.name))
+                        && i.value(&self.argv).starts_with('/')
+                }))
     }
 
     fn words(&self, item: &Item) -> &[String] {
@@ -628,6 +662,34 @@ mod tests {
 
     fn v(line: &str) -> Vec<String> {
         line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn debug_info_is_on_for_every_option_that_asks_for_it() {
+        for on in [
+            "cc -g",
+            "cc -g3",
+            "cc -ggdb",
+            "cc -gdwarf-4",
+            "cc -gbtf",
+            "cc -gline-tables-only",
+            "cc -gmlt",
+            "cc -glldb",
+            "cc -gsce",
+            "cc -gmodules",
+            "cc -g0 -gfull",
+        ] {
+            assert!(debug_info(&v(on)), "{on}");
+        }
+        for off in [
+            "cc",
+            "cc -g -g0",
+            "cc -gsplit-dwarf",
+            "cc -gz",
+            "cc -gcolumn-info",
+        ] {
+            assert!(!debug_info(&v(off)), "{off}");
+        }
     }
 
     fn remote(line: &str) -> Compile {

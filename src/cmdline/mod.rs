@@ -9,4 +9,4 @@ pub mod policy;
 pub mod table;
 
 pub use classify::*;
-pub use table::LocalReason;
+pub use table::{LocalReason, PATH_OPTIONS};

@@ -58,6 +58,20 @@ pub enum Role {
     Local(LocalReason),
 }
 
+/// Options naming a file or directory the compile reads, whose absolute path a pump host
+/// (distcc 3.4's too) moves into its job root.
+pub const PATH_OPTIONS: &[&str] = &[
+    "-I",
+    "-include",
+    "-imacros",
+    "-idirafter",
+    "-iprefix",
+    "-iwithprefix",
+    "-iwithprefixbefore",
+    "-isystem",
+    "-iquote",
+];
+
 impl Role {
     /// Whether the client sends an option of this role to the host.
     pub fn is_sent(self) -> bool {

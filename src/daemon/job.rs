@@ -817,7 +817,10 @@ fn run_pump_job(
     }
     log::debug!("compiling in {}: {}", job.dir, argv_to_string(&job.cmd));
     let compiled = run_compiler(&job.cmd, None, Some(&job.dir), cfg);
-    let compiled = compiled.map_err(JobError::TempFiles)?;
+    let mut compiled = compiled.map_err(JobError::TempFiles)?;
+    for text in [&mut compiled.stderr, &mut compiled.stdout] {
+        *text = jobroot::client_text(std::mem::take(text), req.root.path());
+    }
     log::debug!("compiled: status {}", compiled.status);
     let (object, raw_deps, deps) = if compiled.status == 0 {
         let raw = std::fs::read(job.deps.path()).unwrap_or_default();

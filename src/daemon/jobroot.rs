@@ -327,19 +327,6 @@ pub fn for_policy(argv: &[String]) -> Vec<String> {
     out
 }
 
-/// Options whose absolute path argument distcc 3.4 moves into the root.
-pub const PATH_OPTIONS: &[&str] = &[
-    "-I",
-    "-include",
-    "-imacros",
-    "-idirafter",
-    "-iprefix",
-    "-iwithprefix",
-    "-iwithprefixbefore",
-    "-isystem",
-    "-iquote",
-];
-
 /// Options that map paths in what gcc writes, whose absolute old prefix is moved into the
 /// root so that they still apply.
 const PREFIX_MAPS: &[&str] = &[
@@ -349,7 +336,7 @@ const PREFIX_MAPS: &[&str] = &[
 ];
 
 /// The command a pump job runs, from the client's `argv` (with `-o` made explicit):
-/// - the input and the absolute paths of [`PATH_OPTIONS`] moved into the root, as distcc
+/// - the input and the absolute paths of [`cmdline::PATH_OPTIONS`] moved into the root, as distcc
 ///   3.4 does;
 /// - `-o` to `output`; `-MF` to `deps`, with `-MMD` added when neither `-MD` nor `-MMD` is
 ///   given, and `-MQ <the client's output>` when no target is, which is the target gcc
@@ -402,7 +389,7 @@ pub fn pump_argv(argv: &[String], root: &str, output: &str, deps: &str) -> Vec<S
                 has_target = true;
                 out.extend_from_slice(item.span(argv));
             }
-            _ if PATH_OPTIONS.contains(&row.name) => {
+            _ if cmdline::PATH_OPTIONS.contains(&row.name) => {
                 out.extend(item.with_value(argv, &into_root(item.value(argv))))
             }
             _ => out.extend_from_slice(item.span(argv)),
@@ -430,6 +417,27 @@ pub fn pump_argv(argv: &[String], root: &str, output: &str, deps: &str) -> Vec<S
 fn without_own_line_marker<'d>(data: &'d [u8], name: &str) -> &'d [u8] {
     let marker = format!("#line 1 \"{name}\"\n");
     data.strip_prefix(marker.as_bytes()).unwrap_or(data)
+}
+
+/// What the compiler printed in the root, as it would have printed it on the client: the
+/// root removed before every path that starts with it, so that a warning about a file
+/// named by an absolute path (as CMake names every source) names the client's file, not
+/// the job's directory. distcc 3.4 passes its root through; the root is a fresh random
+/// name, so nothing else can contain it.
+pub fn client_text(text: Vec<u8>, root: &str) -> Vec<u8> {
+    let needle = format!("{root}/");
+    if memchr::memmem::find(&text, needle.as_bytes()).is_none() {
+        return text;
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = &text[..];
+    while let Some(at) = memchr::memmem::find(rest, needle.as_bytes()) {
+        out.extend_from_slice(&rest[..at]);
+        // The path's own leading slash stays.
+        rest = &rest[at + needle.len() - 1..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// The widest line gcc writes in a dependency file (`deps_write` in libcpp).
@@ -604,6 +612,18 @@ fn rule_words(rule: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn compiler_text_names_the_clients_paths() {
+        let root = "/tmp/distccd_Ab12";
+        let said = b"/tmp/distccd_Ab12/src/a.c:3:1: warning: x\n  from /tmp/distccd_Ab12/i/b.h:1\n";
+        assert_eq!(
+            client_text(said.to_vec(), root),
+            b"/src/a.c:3:1: warning: x\n  from /i/b.h:1\n".to_vec()
+        );
+        let plain = b"a.c:1:1: warning: /tmp/distccd_Ab12x is not the root\n".to_vec();
+        assert_eq!(client_text(plain.clone(), root), plain);
+    }
+
     use super::*;
 
     fn v(s: &str) -> Vec<String> {

@@ -285,7 +285,7 @@ fn searched_outside(
     let argv = job.argv;
     for (i, a) in argv.iter().enumerate() {
         // The options with a directory (the others of distcc 3.4's list name files).
-        for o in super::jobroot::PATH_OPTIONS
+        for o in crate::cmdline::PATH_OPTIONS
             .iter()
             .filter(|o| !o.starts_with("-im") && **o != "-include")
         {
