@@ -606,3 +606,80 @@ fn absolute_paths_never_show_the_hosts_job_directory() {
     // The sanitized jobs went as text.
     assert_eq!(pumped(&d), 2, "{}", d.log_text());
 }
+
+/// Headers reached by names other than their real paths: through an absolute `-I` that
+/// is a symlink (whose files the include server marks with a `#line`, which our daemon
+/// drops once its links show the name leads to the file, so that clang's DWARF 5
+/// checksums stay), and a `#pragma once` header included again by a second name, which
+/// the host must find under that name too, though it does not read it again.
+#[test]
+fn headers_reached_by_other_names_compile_as_they_do_here() {
+    let project = Project::example();
+    let dir = project.path().canonicalize().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write(
+        "real/inc/once.h",
+        "#pragma once\nstatic int once_value = 1;\n",
+    );
+    write(
+        "real/inc/guarded.h",
+        "#ifndef GUARDED_H\n#define GUARDED_H\nstatic int guarded_value = 2;\n#endif\n",
+    );
+    write(
+        "names.c",
+        "#include \"once.h\"\n#include \"alias/once.h\"\n#include <guarded.h>\n\
+         #include \"real/inc/guarded.h\"\n\
+         int f(void) { return once_value + guarded_value + __LINE__; }\n\
+         const char *g(void) { return __FILE__; }\n",
+    );
+    std::os::unix::fs::symlink(dir.join("real"), dir.join("linked")).unwrap();
+    std::os::unix::fs::symlink("real/inc", dir.join("alias")).unwrap();
+    let src = dir.join("names.c").display().to_string();
+    let inc = format!("-I{}/linked/inc", dir.display());
+    let d = Daemon::ours(&["--verbose"]);
+    let cases = [("clang", false), ("clang", true), ("gcc", true)];
+    for (n, (compiler, pump)) in cases.into_iter().enumerate() {
+        let args = [compiler, "-g", "-c", &src, &inc, "-o", "names.o"];
+        let local = output_within(Command::new(args[0]).args(&args[1..]).current_dir(&dir), 60);
+        assert!(local.status.success(), "{}", show(&local));
+        let expected = std::fs::read(dir.join("names.o")).unwrap();
+        std::fs::remove_file(dir.join("names.o")).unwrap();
+        let mut cmd = match pump {
+            true => {
+                let mut c = Command::new(OUR_PUMP);
+                c.arg(OUR_DISTCC)
+                    .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
+                    .env("DISTCC_HOSTS", format!("{},cpp,lzo", d.host()));
+                c
+            }
+            false => {
+                let mut c = Command::new(OUR_DISTCC);
+                c.env("DISTCC_HOSTS", d.host());
+                c
+            }
+        };
+        cmd.args(args)
+            .current_dir(&dir)
+            .env("DISTCC_DIR", project.distcc_dir())
+            .env("DISTCC_FALLBACK", "0")
+            .env_remove("DISTCC_VERBOSE")
+            .env_remove("DISTCC_LOG");
+        let out = output_within(&mut cmd, 120);
+        let what = format!("{compiler} (pump: {pump})");
+        assert!(
+            out.status.success(),
+            "{what}: {}\n{}",
+            show(&out),
+            d.log_text()
+        );
+        assert_eq!(pumped(&d), n + 1, "{what}: {}", d.log_text());
+        assert!(
+            std::fs::read(dir.join("names.o")).unwrap() == expected,
+            "{what}: the object differs from a local compile's"
+        );
+    }
+}

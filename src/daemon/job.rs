@@ -730,6 +730,7 @@ fn prepare_pump(req: &PumpRequest, cfg: &JobConfig) -> Result<PumpPrepared, JobE
         .map_err(JobError::Refused)?;
     let compile = cmdline::parse_received(&req.argv).map_err(JobError::NotDistributable)?;
     let dir = req.root.dir(&req.cwd).map_err(JobError::Unsafe)?;
+    req.root.settle();
     let output =
         job_file(cfg, if compile.assembly { "s" } else { "o" }).map_err(JobError::TempFiles)?;
     let deps = job_file(cfg, "d").map_err(JobError::TempFiles)?;

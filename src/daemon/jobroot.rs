@@ -71,6 +71,9 @@ pub struct JobRoot {
     /// The root's canonical path: what the compiler's `getcwd` and paths start with.
     path: String,
     fd: OwnedFd,
+    /// Files sent with a line marker naming another absolute path (client name, marked
+    /// name), for [`JobRoot::settle`].
+    marked: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 /// `name`'s components, if it is an absolute path of plain ones.
@@ -117,6 +120,7 @@ impl JobRoot {
             dir: Some(dir),
             path,
             fd,
+            marked: Default::default(),
         })
     }
 
@@ -222,7 +226,16 @@ impl JobRoot {
                 }
                 // SAFETY: a new descriptor that nothing else owns.
                 let mut out = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-                out.write_all(without_own_line_marker(data, name))
+                let body = match line_marker(data) {
+                    Some((marked, len)) if marked == name => &data[len..],
+                    Some((marked, _)) if marked.starts_with('/') => {
+                        let mut later = self.marked.lock().unwrap_or_else(|e| e.into_inner());
+                        later.push((name.clone(), marked.to_string()));
+                        data
+                    }
+                    _ => data,
+                };
+                out.write_all(body)
                     .map_err(|_| Self::refuse(name, "cannot be written"))
             }
             Received::Link(target) => {
@@ -235,6 +248,24 @@ impl JobRoot {
                     return Err(Self::refuse(name, exists_or("cannot be created")));
                 }
                 Ok(())
+            }
+        }
+    }
+
+    /// Once every file and link is in: drops the line marker of each file whose marked
+    /// name leads, through the links sent, to the file itself (a header found through a
+    /// symlinked or `..`-holding absolute directory), as [`line_marker`] says why. A
+    /// marked name that leads elsewhere (a generated source's own `#line`) stays.
+    pub fn settle(&self) {
+        let marked = std::mem::take(&mut *self.marked.lock().unwrap_or_else(|e| e.into_inner()));
+        for (name, other) in marked {
+            let file = self.inside(&name);
+            let leads_here = std::fs::canonicalize(self.inside(&other))
+                .is_ok_and(|real| real.as_os_str() == file.as_str());
+            if leads_here {
+                if let Err(e) = drop_line_marker(&file) {
+                    log::warn!("cannot drop the line marker of {file}: {e}");
+                }
             }
         }
     }
@@ -407,16 +438,35 @@ pub fn pump_argv(argv: &[String], root: &str, output: &str, deps: &str) -> Vec<S
     out
 }
 
-/// `data` without the `#line 1 "NAME"` that an include server puts before a file found
-/// through an absolute directory, when NAME is the file's own name (the common case): so
-/// that `__FILE__` names the client's path on a daemon that does not map the root away, as
-/// distcc 3.4's does not. Ours maps it (`-fmacro-prefix-map`), and the line marker would
-/// make clang describe the file differently in its debug information (a directory and a
-/// base name instead of the path) than a local compile does. Without the marker, the next
-/// line is line 1 either way.
-fn without_own_line_marker<'d>(data: &'d [u8], name: &str) -> &'d [u8] {
-    let marker = format!("#line 1 \"{name}\"\n");
-    data.strip_prefix(marker.as_bytes()).unwrap_or(data)
+/// The name in the `#line 1 "NAME"` line that an include server puts before a file found
+/// through an absolute directory, and the line's length: so that `__FILE__` names the
+/// client's path on a daemon that does not map the root away, as distcc 3.4's does not.
+/// Ours maps it (`-fmacro-prefix-map`), and the marker would make clang describe the file
+/// differently in its debug information than a local compile does (a directory and a base
+/// name instead of the path, and under DWARF 5 no file checksums at all). Without the
+/// marker, the next line is line 1 either way, and the compiler names the file as the
+/// client's did, by the path it was found through.
+fn line_marker(data: &[u8]) -> Option<(&str, usize)> {
+    const START: &[u8] = b"#line 1 \"";
+    let rest = data.strip_prefix(START)?;
+    let end = memchr::memchr(b'\n', rest)?;
+    let name = rest[..end].strip_suffix(b"\"")?;
+    Some((std::str::from_utf8(name).ok()?, START.len() + end + 1))
+}
+
+/// Rewrites `file` (in the root, made by [`JobRoot::add`]) without its line marker.
+fn drop_line_marker(file: &str) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let data = std::fs::read(file)?;
+    let Some((_, len)) = line_marker(&data) else {
+        return Ok(());
+    };
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(file)?;
+    out.write_all(&data[len..])
 }
 
 /// What the compiler printed in the root, as it would have printed it on the client: the
@@ -699,14 +749,21 @@ mod tests {
     }
 
     #[test]
-    fn only_a_files_own_line_marker_is_dropped() {
+    fn line_markers_are_read_whole_or_not_at_all() {
         let own = b"#line 1 \"/w/inc/a.h\"\nint a;\n";
-        assert_eq!(without_own_line_marker(own, "/w/inc/a.h"), b"int a;\n");
-        // Another name (a file reached through a symlinked directory), or a generated
-        // source's own marker: kept.
-        assert_eq!(without_own_line_marker(own, "/real/inc/a.h"), own);
+        assert_eq!(line_marker(own), Some(("/w/inc/a.h", own.len() - 7)));
         let generated = b"#line 1 \"parse.y\"\nint y;\n";
-        assert_eq!(without_own_line_marker(generated, "/w/parse.c"), generated);
+        assert_eq!(
+            line_marker(generated),
+            Some(("parse.y", generated.len() - 7))
+        );
+        for not in [
+            &b"#line 2 \"a.h\"\n"[..],
+            b"#line 1 \"a.h\n",
+            b"#line 1 \"a.h\"",
+        ] {
+            assert_eq!(line_marker(not), None);
+        }
     }
 
     #[test]

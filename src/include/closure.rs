@@ -713,6 +713,9 @@ impl Walk<'_> {
     /// Walks file `f`.
     fn walk(&mut self, f: Found) -> Result<(), String> {
         if self.once.contains(&*f.real) {
+            // Not read again, but found again: under this name too the host must find it
+            // (a `#pragma once` header reached through a symlink, or by a name with `..`).
+            self.record(&f);
             return Ok(());
         }
         if self.depth >= MAX_INCLUDE_DEPTH {
