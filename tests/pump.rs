@@ -518,6 +518,79 @@ fn discrepancies_demote_the_build_to_plain_mode() {
     assert_eq!(d.wait_compiled(1), 1, "{}", d.log_text());
 }
 
+/// One compile through our client to `d`, without a local fallback: under `pump` (an
+/// include-server failure an error), or in plain mode. The caller adds the command.
+fn one_compile(project: &Project, d: &Daemon, pump: bool) -> Command {
+    let mut c = match pump {
+        true => {
+            let mut c = Command::new(OUR_PUMP);
+            c.arg(OUR_DISTCC)
+                .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
+                .env("DISTCC_HOSTS", format!("{},cpp,lzo", d.host()));
+            c
+        }
+        false => {
+            let mut c = Command::new(OUR_DISTCC);
+            c.env("DISTCC_HOSTS", d.host());
+            c
+        }
+    };
+    c.env("DISTCC_DIR", project.distcc_dir())
+        .env("DISTCC_FALLBACK", "0")
+        .env_remove("DISTCC_VERBOSE")
+        .env_remove("DISTCC_LOG");
+    c
+}
+
+/// One compile of `args` (whose object is `object`, in `cwd`), here and then through our
+/// client to `d` (see [`one_compile`]), both in `cwd` with `PWD` set to `pwd` when given,
+/// as a shell that went there through a link sets it. Both must succeed.
+struct HereAndThere {
+    what: String,
+    local: std::process::Output,
+    remote: std::process::Output,
+    expected: Vec<u8>,
+    got: Vec<u8>,
+}
+
+fn here_and_there(
+    project: &Project,
+    d: &Daemon,
+    pump: bool,
+    args: &[&str],
+    (cwd, pwd): (&std::path::Path, Option<&std::path::Path>),
+    object: &str,
+) -> HereAndThere {
+    let what = format!("{args:?} (pump: {pump})");
+    let mut cmd = Command::new(args[0]);
+    cmd.args(&args[1..])
+        .current_dir(cwd)
+        .envs(pwd.map(|p| ("PWD", p)));
+    let local = output_within(&mut cmd, 60);
+    assert!(local.status.success(), "{what}: {}", show(&local));
+    let expected = std::fs::read(cwd.join(object)).unwrap();
+    std::fs::remove_file(cwd.join(object)).unwrap();
+    let mut cmd = one_compile(project, d, pump);
+    cmd.args(args)
+        .current_dir(cwd)
+        .envs(pwd.map(|p| ("PWD", p)));
+    let remote = output_within(&mut cmd, 120);
+    assert!(
+        remote.status.success(),
+        "{what}: {}\n{}",
+        show(&remote),
+        d.log_text()
+    );
+    let got = std::fs::read(cwd.join(object)).unwrap();
+    HereAndThere {
+        what,
+        local,
+        remote,
+        expected,
+        got,
+    }
+}
+
 /// A host compiling in a job root never shows it: warnings about files named by absolute
 /// paths (as CMake names every source) name the client's files, in pump mode with gcc and
 /// in plain mode with clang `-g` alike; and a sanitizer, which records such names where no
@@ -554,53 +627,27 @@ fn absolute_paths_never_show_the_hosts_job_directory() {
             .into_iter()
             .chain(flags.iter().copied())
             .collect();
-        let local = output_within(Command::new(args[0]).args(&args[1..]).current_dir(&dir), 60);
-        assert!(local.status.success(), "{}", show(&local));
-        let expected = std::fs::read(dir.join("noisy.o")).unwrap();
-        std::fs::remove_file(dir.join("noisy.o")).unwrap();
-        let mut cmd = match pump {
-            true => {
-                let mut c = Command::new(OUR_PUMP);
-                c.arg(OUR_DISTCC)
-                    .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
-                    .env("DISTCC_HOSTS", format!("{},cpp,lzo", d.host()));
-                c
-            }
-            false => {
-                let mut c = Command::new(OUR_DISTCC);
-                c.env("DISTCC_HOSTS", d.host());
-                c
-            }
-        };
-        cmd.args(&args)
-            .current_dir(&dir)
-            .env("DISTCC_DIR", project.distcc_dir())
-            .env("DISTCC_FALLBACK", "0")
-            .env_remove("DISTCC_VERBOSE")
-            .env_remove("DISTCC_LOG");
-        let out = output_within(&mut cmd, 120);
-        let what = format!("{compiler} {flags:?} (pump: {pump})");
-        assert!(out.status.success(), "{what}: {}", show(&out));
+        let r = here_and_there(&project, &d, pump, &args, (&dir, None), "noisy.o");
+        let what = r.what;
         assert_eq!(d.wait_compiled(n + 1), n + 1, "{what}: {}", d.log_text());
-        let said = String::from_utf8_lossy(&out.stderr);
+        let said = String::from_utf8_lossy(&r.remote.stderr);
         assert!(said.contains("a noisy header"), "{what}: {said}");
         assert!(!said.contains("distccd_"), "{what}: {said}");
-        let object = std::fs::read(dir.join("noisy.o")).unwrap();
         assert!(
-            memchr::memmem::find(&object, b"distccd_").is_none(),
+            memchr::memmem::find(&r.got, b"distccd_").is_none(),
             "{what}: the object names the job directory"
         );
         // clang's text has no DWARF 5 checksums: that one case is not identical (and says
         // so in the verbose log).
         if n != 3 {
             assert!(
-                object == expected,
+                r.got == r.expected,
                 "{what}: the object differs from a local compile's"
             );
         }
         // Compiled from the files themselves, the warnings are the local ones exactly.
         if n < 2 {
-            assert_eq!(said, String::from_utf8_lossy(&local.stderr), "{what}");
+            assert_eq!(said, String::from_utf8_lossy(&r.local.stderr), "{what}");
         }
     }
     // The sanitized jobs went as text.
@@ -644,42 +691,59 @@ fn headers_reached_by_other_names_compile_as_they_do_here() {
     let cases = [("clang", false), ("clang", true), ("gcc", true)];
     for (n, (compiler, pump)) in cases.into_iter().enumerate() {
         let args = [compiler, "-g", "-c", &src, &inc, "-o", "names.o"];
-        let local = output_within(Command::new(args[0]).args(&args[1..]).current_dir(&dir), 60);
-        assert!(local.status.success(), "{}", show(&local));
-        let expected = std::fs::read(dir.join("names.o")).unwrap();
-        std::fs::remove_file(dir.join("names.o")).unwrap();
-        let mut cmd = match pump {
-            true => {
-                let mut c = Command::new(OUR_PUMP);
-                c.arg(OUR_DISTCC)
-                    .env("DISTCC_TESTING_INCLUDE_SERVER", "1")
-                    .env("DISTCC_HOSTS", format!("{},cpp,lzo", d.host()));
-                c
-            }
-            false => {
-                let mut c = Command::new(OUR_DISTCC);
-                c.env("DISTCC_HOSTS", d.host());
-                c
-            }
-        };
-        cmd.args(args)
-            .current_dir(&dir)
-            .env("DISTCC_DIR", project.distcc_dir())
-            .env("DISTCC_FALLBACK", "0")
-            .env_remove("DISTCC_VERBOSE")
-            .env_remove("DISTCC_LOG");
-        let out = output_within(&mut cmd, 120);
-        let what = format!("{compiler} (pump: {pump})");
-        assert!(
-            out.status.success(),
-            "{what}: {}\n{}",
-            show(&out),
-            d.log_text()
-        );
-        assert_eq!(pumped(&d), n + 1, "{what}: {}", d.log_text());
-        assert!(
-            std::fs::read(dir.join("names.o")).unwrap() == expected,
-            "{what}: the object differs from a local compile's"
-        );
+        let r = here_and_there(&project, &d, pump, &args, (&dir, None), "names.o");
+        assert_eq!(pumped(&d), n + 1, "{}: {}", r.what, d.log_text());
+        assert!(r.got == r.expected, "{}: the object differs", r.what);
     }
+}
+
+/// A working directory reached through a symlink is named as the compiler here names it
+/// (`$PWD`, in `DW_AT_comp_dir`): the client sends that name, and the host follows the
+/// mirrored link to it, even to a directory no file was sent to (a build directory).
+/// distcc 3.4's daemon is given the physical directory.
+#[test]
+fn a_working_directory_reached_through_a_symlink_keeps_its_name() {
+    let project = Project::example();
+    let dir = project.path().canonicalize().unwrap();
+    std::fs::create_dir_all(dir.join("real/build")).unwrap();
+    std::fs::create_dir_all(dir.join("real/src")).unwrap();
+    std::fs::write(dir.join("real/src/h.h"), "#define H 1\n").unwrap();
+    std::fs::write(
+        dir.join("real/src/s.c"),
+        "#include \"h.h\"\nint f(void) { return H; }\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("real", dir.join("linked")).unwrap();
+    let (physical, logical) = (dir.join("real/build"), dir.join("linked/build"));
+    let d = Daemon::ours(&["--verbose"]);
+    let cases = [("clang", false), ("clang", true), ("gcc", true)];
+    for (n, (compiler, pump)) in cases.into_iter().enumerate() {
+        let args = [compiler, "-g", "-c", "../src/s.c", "-o", "s.o"];
+        let r = here_and_there(
+            &project,
+            &d,
+            pump,
+            &args,
+            (&physical, Some(&logical)),
+            "s.o",
+        );
+        assert!(memchr::memmem::find(&r.expected, b"/linked/build").is_some());
+        assert_eq!(pumped(&d), n + 1, "{}: {}", r.what, d.log_text());
+        assert!(r.got == r.expected, "{}: the object differs", r.what);
+    }
+    // distcc 3.4's daemon makes the working directory before the links arrive: it is
+    // given the physical one, as 3.4's client gives it, and the job compiles there.
+    let theirs = Daemon::distcc_34();
+    let mut cmd = one_compile(&project, &theirs, true);
+    cmd.args(["gcc", "-g", "-c", "../src/s.c", "-o", "s.o"])
+        .current_dir(&physical)
+        .env("PWD", &logical);
+    let out = output_within(&mut cmd, 120);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        show(&out),
+        theirs.log_text()
+    );
+    assert_eq!(theirs.wait_compiled(1), 1, "{}", theirs.log_text());
 }

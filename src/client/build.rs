@@ -144,7 +144,16 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config, progress: &mut Progre
             if let Some((direct, via)) = direct.zip(via) {
                 // A failure is the attempt's to handle: it asks again.
                 journey.progress.step("include");
-                if let Ok(plan) = pump::plan(job, via, cfg) {
+                let ours = || {
+                    matches!(via, Via::Here)
+                        || hosts
+                            .iter()
+                            .any(|h| journey.farm.standing(h) == Standing::Ours)
+                };
+                let planned = pump::working_dir(cfg, ours)
+                    .ok_or(())
+                    .and_then(|cwd| pump::plan(job, via, cfg, cwd).map_err(drop));
+                if let Ok(plan) = planned {
                     journey.progress.step("cache");
                     match cache::look_up_pump(job, cfg, limit, &plan, direct) {
                         Looked::Hit => return journey.served_by_cache(),
@@ -435,14 +444,23 @@ impl<'a> Journey<'a> {
                 return Ok(None);
             }
         };
-        if planned.is_some() {
+        let ours =
+            || matches!(via, Via::Here) || remote::is_ours(host, &self.farm, self.cfg, io_timeout);
+        let cwd = pump::working_dir(self.cfg, ours);
+        if planned
+            .as_ref()
+            .is_some_and(|p| Some(&p.cwd) == cwd.as_ref())
+        {
             return Ok(planned);
         }
-        // A key made before (of the text: the files were not named then) is not of what
-        // goes now.
+        // A key made before (of the text, or of files named for another working
+        // directory) is not of what goes now.
         self.cached = None;
         self.progress.step("include");
-        match (pump::plan(self.job, via, self.cfg), via) {
+        let planned = cwd
+            .ok_or_else(|| pump::NotPumped::IncludeServer("no working directory".into()))
+            .and_then(|cwd| pump::plan(self.job, via, self.cfg, cwd));
+        match (planned, via) {
             (Ok(plan), _) => Ok(Some(plan)),
             (Err(why), Via::Here) => {
                 log::info!(

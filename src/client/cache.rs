@@ -132,7 +132,7 @@ fn direct_key(job: &Compile, cfg: &Config, cc: &CacheConfig) -> Option<Direct> {
     if crate::toolchain::pragmas::uses_time_macros(&source) || time_macros_in_argv(job) {
         return None;
     }
-    let cwd = working_dir(cc)?;
+    let cwd = cfg.working_dir()?;
     let source_sum = *blake3::hash(&source).as_bytes();
     let mut h = KeyHasher::new("direct");
     h.field("compiler", &identity)
@@ -451,22 +451,6 @@ fn moves_headers(arg: &str) -> bool {
         .any(|p| arg.starts_with(p))
 }
 
-/// The working directory as gcc names it in `-g` output: `$PWD` when it is this
-/// directory (through links), else the physical one.
-fn working_dir(cc: &CacheConfig) -> Option<std::ffi::OsString> {
-    use std::os::unix::fs::MetadataExt;
-    let same =
-        |a: &std::fs::Metadata, b: &std::fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
-    if let Some(pwd) = &cc.pwd {
-        if let (Ok(p), Ok(here)) = (std::fs::metadata(pwd), std::fs::metadata(".")) {
-            if same(&p, &here) {
-                return Some(pwd.clone());
-            }
-        }
-    }
-    std::env::current_dir().ok().map(|d| d.into_os_string())
-}
-
 /// Whether the command line defines a macro as one of the time macros
 /// (`-DSTAMP=__TIME__`): the compiler expands it when it runs.
 fn time_macros_in_argv(job: &Compile) -> bool {
@@ -533,7 +517,7 @@ fn job_key(
         .iter()
         .any(|a| a.starts_with("-fdebug-prefix-map=") || a.starts_with("-ffile-prefix-map="));
     if debug_info(job.argv()) && !mapped {
-        h.field("cwd", working_dir(cc)?.as_encoded_bytes());
+        h.field("cwd", cfg.working_dir()?.as_encoded_bytes());
     }
     h.field("text", text);
     Some(h.finish())

@@ -58,6 +58,8 @@ pub struct Config {
     pub pump: PumpConfig,
     /// The compile cache, when it is on.
     pub cache: Option<CacheConfig>,
+    /// `PWD`: how the compiler names the working directory (see [`Config::working_dir`]).
+    pub pwd: Option<OsString>,
     /// `SOURCE_DATE_EPOCH`: what `__DATE__` and `__TIME__` stand for, when set.
     pub source_date_epoch: Option<OsString>,
     /// `DISTCC_COMPILER_CHECK` not `off` (`0`, `no`, `false`, in any case): a result
@@ -119,8 +121,6 @@ pub struct CacheConfig {
     /// The first variable set that keeps direct mode off: include directories the
     /// manifests do not see, or a dependency file a hit would not write.
     pub direct_off: Option<&'static str>,
-    /// `PWD`: how gcc names the working directory in `-g` output.
-    pub pwd: Option<OsString>,
 }
 
 /// Variables that have gcc write a dependency file without an option. They keep the
@@ -165,6 +165,27 @@ pub struct PumpConfig {
 }
 
 impl Config {
+    /// The working directory as the compiler here names it (gcc's `getpwd`, clang's
+    /// `current_path`, in `DW_AT_comp_dir` and for relative names): `$PWD` when it is this
+    /// directory by a path through links, else the physical one.
+    pub fn working_dir(&self) -> Option<OsString> {
+        use std::os::unix::fs::MetadataExt;
+        let same =
+            |a: &std::fs::Metadata, b: &std::fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
+        if let Some(pwd) = self
+            .pwd
+            .as_ref()
+            .filter(|p| p.as_encoded_bytes().starts_with(b"/"))
+        {
+            if let (Ok(p), Ok(here)) = (std::fs::metadata(pwd), std::fs::metadata(".")) {
+                if same(&p, &here) {
+                    return Some(pwd.clone());
+                }
+            }
+        }
+        std::env::current_dir().ok().map(|d| d.into_os_string())
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Config {
         Config::from_vars(|name| std::env::var_os(name))
@@ -222,6 +243,7 @@ impl Config {
                 exclude_fresh: vars.text("DISTCC_EXCLUDE_FRESH_FILES"),
             },
             cache: cache_config(&vars),
+            pwd: vars.os("PWD"),
             source_date_epoch: vars.os("SOURCE_DATE_EPOCH"),
             compiler_check: !vars.text("DISTCC_COMPILER_CHECK").is_some_and(|v| {
                 ["off", "0", "no", "false"].contains(&v.to_ascii_lowercase().as_str())
@@ -268,7 +290,6 @@ fn cache_config<F: Fn(&str) -> Option<OsString>>(vars: &Vars<F>) -> Option<Cache
             .chain(&DEPS_VARIABLES)
             .copied()
             .find(|name| vars.os(name).is_some()),
-        pwd: vars.os("PWD"),
     })
 }
 

@@ -147,16 +147,17 @@ pub(super) enum Via<'a> {
 
 /// Has the files `job` reads named (by the include server, or by an analysis here) and
 /// reads them.
-pub(super) fn plan(job: &Compile, via: Via<'_>, cfg: &Config) -> Result<Plan, NotPumped> {
+pub(super) fn plan(
+    job: &Compile,
+    via: Via<'_>,
+    cfg: &Config,
+    cwd: String,
+) -> Result<Plan, NotPumped> {
     let Some((argv, deps)) = job.pump_argv() else {
         return Err(NotPumped::IncludeServer(
             "a raw preprocessor option is not for pump mode".into(),
         ));
     };
-    let cwd = std::env::current_dir()
-        .map_err(|e| NotPumped::IncludeServer(format!("no working directory: {e}")))?
-        .to_string_lossy()
-        .into_owned();
     // Alive until the files are read: its client root goes with it.
     let mut here = None;
     let (paths, entered) = match (via, &cfg.pump.stub) {
@@ -189,6 +190,19 @@ pub(super) fn plan(job: &Compile, via: Via<'_>, cfg: &Config) -> Result<Plan, No
         files,
         entered,
     })
+}
+
+/// The working directory a protocol-3 job names, `None` when there is none. To our daemon
+/// (`ours` says, asked only when it matters), as the compiler here names it: `$PWD` when
+/// that reaches this directory through a link ([`Config::working_dir`]), so that the
+/// host's compiler, run at that name in its root, where the mirror made the same link,
+/// names it so in its debug information too. To distcc 3.4's, the physical directory, as
+/// 3.4's client names it: its daemon makes the working directory before the links arrive,
+/// and then fails to make the link.
+pub(super) fn working_dir(cfg: &Config, ours: impl FnOnce() -> bool) -> Option<String> {
+    let physical = std::env::current_dir().ok()?.into_os_string();
+    let named = cfg.working_dir().filter(|n| *n != physical && ours());
+    Some(named.unwrap_or(physical).to_string_lossy().into_owned())
 }
 
 /// The longest wait for the include server's answer: its own limit per request is a few

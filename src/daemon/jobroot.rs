@@ -167,6 +167,37 @@ impl JobRoot {
         Ok(fd)
     }
 
+    /// Opens directory `parts` below the root as [`JobRoot::walk`] does, but follows the
+    /// links sent on the way, as long as they lead to directories of the root: a client
+    /// that works in a directory it reached through a symlink names it by that path
+    /// (`$PWD`, as its compiler does), and the mirror sent the link. Nothing is written
+    /// through a link; a missing directory is made where the links lead.
+    fn walk_through_links(&self, parts: &[&str]) -> Result<(), Walk> {
+        // The directories walked so far, physically, below the root.
+        let mut here: Vec<String> = Vec::with_capacity(parts.len());
+        for part in parts {
+            here.push(part.to_string());
+            let now: Vec<&str> = here.iter().map(String::as_str).collect();
+            match self.walk(&now) {
+                Err(Walk::Blocked(why)) => {
+                    let real = std::fs::canonicalize(self.inside(&format!("/{}", now.join("/"))))
+                        .map_err(|_| Walk::Blocked(why))?;
+                    let below = (real.to_str())
+                        .and_then(|r| r.strip_prefix(&self.path))
+                        .filter(|r| r.starts_with('/'))
+                        .ok_or(Walk::Blocked("goes through a link out of the job's root"))?;
+                    here = below.split('/').skip(1).map(String::from).collect();
+                    let now: Vec<&str> = here.iter().map(String::as_str).collect();
+                    self.walk(&now)?;
+                }
+                other => {
+                    other?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn refuse(name: &str, why: &'static str) -> Unsafe {
         Unsafe {
             name: name.to_string(),
@@ -178,7 +209,7 @@ impl JobRoot {
     /// its path: where a job whose client worked in `client_dir` compiles.
     pub fn dir(&self, client_dir: &str) -> Result<String, Unsafe> {
         let parts = components(client_dir).map_err(|why| Self::refuse(client_dir, why))?;
-        match self.walk(&parts) {
+        match self.walk_through_links(&parts) {
             Ok(_) => Ok(format!("{}/{}", self.path, parts.join("/"))),
             Err(Walk::Blocked(why)) => Err(Self::refuse(client_dir, why)),
             Err(Walk::Io) => Err(Self::refuse(client_dir, "cannot be created")),
@@ -841,7 +872,13 @@ mod tests {
         }
         let p = root.path().to_string();
         assert_eq!(root.dir("/w/sub").unwrap(), format!("{p}/w/sub"));
-        assert!(root.dir("/w/abs/sub").is_err());
+        // Through a link sent, where it leads in the root (a missing directory made
+        // there); never out of the root, nor into a file.
+        assert_eq!(root.dir("/w/abs/new").unwrap(), format!("{p}/w/abs/new"));
+        assert!(Path::new(&format!("{p}/w/new")).is_dir());
+        assert!(root.dir("/usr/include/sys").is_err());
+        assert!(root.dir("/w/up/x").is_err());
+        assert!(root.dir("/w/a.c").is_err());
         drop(root);
         assert!(!Path::new(&p).exists());
     }
