@@ -747,3 +747,37 @@ fn a_working_directory_reached_through_a_symlink_keeps_its_name() {
     );
     assert_eq!(theirs.wait_compiled(1), 1, "{}", theirs.log_text());
 }
+
+/// Mirror roots that processes now gone left (a client killed during its analysis, an
+/// include server killed with SIGKILL) are removed by the next mirror made; a live
+/// process's are not.
+#[test]
+fn mirror_roots_of_dead_processes_are_swept() {
+    let project = Project::example();
+    let tmp = tempfile::Builder::new()
+        .prefix("sweep")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let dead = tmp
+        .path()
+        .join(format!("tmpAbCdEfGh.include_server-{dead_pid}-1"));
+    let live = tmp.path().join(format!(
+        "tmpIjKlMnOp.include_server-{}-1",
+        std::process::id()
+    ));
+    for d in [&dead, &live] {
+        std::fs::create_dir_all(d.join("padding/x")).unwrap();
+    }
+    let d = Daemon::ours(&["--verbose"]);
+    let mut cmd = one_compile(&project, &d, true);
+    cmd.args(["gcc", "-c", "fib.c", "-o", "fib.o"])
+        .current_dir(project.path())
+        .env("DISTCC_CLIENT_TMP", tmp.path());
+    let out = output_within(&mut cmd, 60);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(!dead.exists(), "a dead process's root stayed");
+    assert!(live.exists(), "a live process's root went");
+}

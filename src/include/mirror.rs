@@ -128,10 +128,44 @@ fn split(p: &str) -> (String, String) {
     (dirname(p), tail.to_string())
 }
 
+/// Removes the roots that mirrors of processes now gone left in `tmp`: a client killed
+/// during its analysis (a build interrupted with ^C) or an include server killed with
+/// `SIGKILL` cannot remove its own, and `/dev/shm` is memory. A root names its process
+/// (`...include_server-<pid>-<generation>`); only this user's are looked at.
+fn sweep_orphans(tmp: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    let me = nix::unistd::getuid().as_raw();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.starts_with("tmp"))
+            .and_then(|n| n.split_once(".include_server-"))
+            .and_then(|(_, rest)| rest.split_once('-'))
+            .and_then(|(pid, generation)| {
+                generation.parse::<u32>().ok()?;
+                pid.parse::<i32>().ok()
+            })
+        else {
+            continue;
+        };
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH);
+        let mine = e.metadata().is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if gone && mine && pid > 0 {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 impl Mirror {
-    /// Makes the first generation's root.
+    /// Makes the first generation's root, after removing what dead processes left.
     pub fn new() -> Result<Mirror, String> {
         let tmp = client_tmp()?;
+        sweep_orphans(&tmp);
         let padding = 2 - components(&tmp);
         let mirror = Mirror {
             tmp,
