@@ -78,6 +78,8 @@ struct Journey<'a> {
     ours: Ours,
     /// How many full hosts turned the job away.
     refusals: u32,
+    /// The job goes to our daemon as the files it reads (`pump::files_wanted`, asked once).
+    files: bool,
 }
 
 /// Compiles a distributable job somewhere and returns the exit code.
@@ -101,6 +103,7 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config, progress: &mut Progre
         planned: None,
         ours: Ours::default(),
         refusals: 0,
+        files: pump::files_wanted(job, cfg),
     };
     if let Some(e) = &journey.farm.list_error {
         log::warn!("{e}");
@@ -134,7 +137,7 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config, progress: &mut Progre
             Some(socket) => {
                 (hosts.iter().find_map(|h| pump::wanted(job, h, cfg))).map(|_| Via::Server(socket))
             }
-            None => (pump::files_wanted(job, cfg)
+            None => (journey.files
                 && hosts
                     .iter()
                     .any(|h| journey.farm.standing(h) == Standing::Ours))
@@ -184,7 +187,7 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config, progress: &mut Progre
     let mut early = !job.preprocessed
         && prepared.is_none()
         && cfg.pump.socket.is_none()
-        && !pump::files_wanted(job, cfg)
+        && !journey.files
         && hosts.iter().all(|h| h.transport != Transport::Local);
     while !hosts.is_empty() {
         let (i, slot, ready) = match journey.take_slot(&hosts, std::mem::take(&mut early)) {
@@ -431,9 +434,7 @@ impl<'a> Journey<'a> {
         let planned = self.planned.take();
         let via = match pump::wanted(self.job, host, self.cfg) {
             Some(socket) => Via::Server(socket),
-            None if pump::files_wanted(self.job, self.cfg)
-                && remote::is_ours(host, &self.farm, self.cfg, io_timeout) =>
-            {
+            None if self.files && remote::is_ours(host, &self.farm, self.cfg, io_timeout) => {
                 Via::Here
             }
             None => {

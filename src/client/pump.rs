@@ -123,16 +123,20 @@ pub(super) fn files_wanted(job: &Compile, cfg: &Config) -> bool {
         DirectivesOnly::Never => false,
         DirectivesOnly::WithDebugInfo => crate::cmdline::debug_info(job.argv()),
     };
-    let wanted = wanted
-        && crate::toolchain::names::is_clang(&job.argv()[0])
-        && !job.preprocessed
-        && !cfg.pump.hidden_include_path
-        && !cfg.pump.deps_variable;
-    if wanted && job.records_root() {
-        log::info!("{ROOT_WOULD_SHOW}: sending preprocessed text");
+    if !wanted || !crate::toolchain::names::is_clang(&job.argv()[0]) || job.preprocessed {
         return false;
     }
-    wanted
+    let kept_as_text = if cfg.pump.hidden_include_path {
+        "CPATH, C_INCLUDE_PATH or CPLUS_INCLUDE_PATH is set"
+    } else if cfg.pump.deps_variable {
+        "DEPENDENCIES_OUTPUT or SUNPRO_DEPENDENCIES is set"
+    } else if job.records_root() {
+        ROOT_WOULD_SHOW
+    } else {
+        return true;
+    };
+    log::info!("not sending the files the job reads ({kept_as_text}): sending preprocessed text");
+    false
 }
 
 /// Where the files of a protocol-3 job are named.

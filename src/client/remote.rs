@@ -398,7 +398,7 @@ pub(super) fn compile_pump(
         rename::rewrite_for_server(&mut argv);
     }
     log::debug!(
-        "sending to {} in pump mode, with {} files: {}",
+        "sending to {} with the {} files it reads (protocol 3): {}",
         host.spec,
         plan.files.len(),
         argv_to_string(&argv)

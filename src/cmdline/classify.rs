@@ -305,6 +305,11 @@ fn parts(argv: &[String], items: &[Item]) -> Result<Parts, Local> {
             Assembler if table::assembler_names_files(item.value(argv)) => {
                 return Err(Local::by(LocalReason::ClientFiles, arg))
             }
+            // The dependency list on stdout: the preprocessor's text goes there too, and a
+            // host's would not come back as the compiler's output.
+            DepsFile if item.value(argv) == "-" => {
+                return Err(Local::by(LocalReason::OutputToStdout, arg))
+            }
             Assembler | Both | Cpp | Link | DepsBesideOutput | DepsFile | DepsTarget => {}
         }
     }
@@ -737,6 +742,8 @@ mod tests {
         assert_eq!(local("gcc -c a.S"), LocalReason::UnknownLanguage);
         assert_eq!(local("gcc -c conftest.c"), LocalReason::Autoconf);
         assert_eq!(local("gcc -c a.c -o -"), LocalReason::OutputToStdout);
+        assert_eq!(local("gcc -c a.c -MD -MF -"), LocalReason::OutputToStdout);
+        assert_eq!(local("clang -c a.c -MMD -MF-"), LocalReason::OutputToStdout);
         assert_eq!(local("gcc -march=native -c a.c"), LocalReason::NativeCpu);
         assert_eq!(local("gcc -mcpu=native -c a.c"), LocalReason::NativeCpu);
         assert_eq!(local("gcc -c a.c -Wa,-alh=a.lst"), LocalReason::ClientFiles);

@@ -338,9 +338,13 @@ fn probe(
     })
 }
 
-/// The directories of GCC's (or clang's) `-v` search list.
+/// The directories of GCC's (or clang's) `-v` search list. clang leaves out the angle
+/// list's heading when the list is empty (`-nostdinc`): no directories then.
 pub fn parse_search_list(text: &str) -> Option<Vec<&str>> {
-    let start = text.find("#include <...> search starts here:\n")?;
+    let Some(start) = text.find("#include <...> search starts here:\n") else {
+        let quote = text.find("#include \"...\" search starts here:\n")?;
+        return text[quote..].contains("End of search list").then(Vec::new);
+    };
     let body = &text[start..];
     let body = &body[body.find('\n')? + 1..];
     let end = body.find("End of search list")?;
@@ -371,6 +375,12 @@ mod tests {
                 "/usr/include"
             ]
         );
+        let clang_nostdinc = "#include \"...\" search starts here:\nEnd of search list.\n";
+        assert_eq!(
+            parse_search_list(clang_nostdinc).unwrap(),
+            Vec::<&str>::new()
+        );
+        assert_eq!(parse_search_list("clang: error: no such file\n"), None);
         assert!(under("/usr/include/stdio.h", "/usr/include"));
         assert!(!under("/usr/include2/x.h", "/usr/include"));
     }
