@@ -131,16 +131,15 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config, progress: &mut Progre
             Err(direct) => direct,
         };
         // In protocol 3 when some host would take it so (in pump mode, or as files to a
-        // host known to be our daemon); if another takes it, the key and the files named
-        // are dropped (`pump_plan`).
+        // host that is our daemon, asked now if not known, rather than preprocess for a
+        // text key that would not be used); if another takes it, the key and the files
+        // named are dropped (`pump_plan`).
         let via = match &cfg.pump.socket {
             Some(socket) => {
                 (hosts.iter().find_map(|h| pump::wanted(job, h, cfg))).map(|_| Via::Server(socket))
             }
             None => (journey.files
-                && hosts
-                    .iter()
-                    .any(|h| journey.farm.standing(h) == Standing::Ours))
+                && (hosts.iter()).any(|h| remote::is_ours(h, &journey.farm, cfg, io_timeout)))
             .then_some(Via::Here),
         };
         if cfg.pump.socket.is_some() || via.is_some() {
