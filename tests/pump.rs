@@ -781,3 +781,29 @@ fn mirror_roots_of_dead_processes_are_swept() {
     assert!(!dead.exists(), "a dead process's root stayed");
     assert!(live.exists(), "a live process's root went");
 }
+
+/// clang maps `__builtin_FILE()` (C++20's `std::source_location`) by `-ffile-prefix-map`
+/// only when it preprocesses: such a compile goes to our daemon as its files, without
+/// `-g` too, and its object and messages are a local compile's (from text, the path would
+/// be unmapped and clang would warn that the option went unused).
+#[test]
+fn clang_macro_path_maps_hold_in_plain_mode() {
+    let project = Project::example();
+    let dir = project.path().canonicalize().unwrap();
+    std::fs::write(
+        dir.join("where.c"),
+        "const char *here(void) { return __builtin_FILE(); }\n",
+    )
+    .unwrap();
+    let src = dir.join("where.c").display().to_string();
+    let map = format!("-ffile-prefix-map={}=.", dir.display());
+    let d = Daemon::ours(&["--verbose"]);
+    let args = ["clang", "-O2", "-c", &src, &map, "-o", "where.o"];
+    let r = here_and_there(&project, &d, false, &args, (&dir, None), "where.o");
+    assert!(r.got == r.expected, "{}: the object differs", r.what);
+    assert_eq!(
+        String::from_utf8_lossy(&r.remote.stderr),
+        String::from_utf8_lossy(&r.local.stderr)
+    );
+    assert_eq!(pumped(&d), 1, "{}", d.log_text());
+}

@@ -108,9 +108,9 @@ const ROOT_WOULD_SHOW: &str =
     "a sanitizer would record the host's job directory in the object (an absolute path)";
 
 /// Whether `job`, outside pump mode, goes to `host` with the files it reads rather than as
-/// preprocessed text, should `host` be our daemon: a clang compile with `-g` (or any clang
-/// compile with `DISTCC_DIRECTIVES_ONLY=1`), which `toolchain::debuginfo` cannot make
-/// identical from text. clang has no directives-only mode, and under DWARF 5 (clang 14's
+/// preprocessed text, should `host` be our daemon: a clang compile with `-g` or a macro
+/// path map ([`maps_macro_paths`]), or any clang compile with `DISTCC_DIRECTIVES_ONLY=1`,
+/// which `toolchain::debuginfo` cannot make identical from text. clang has no directives-only mode, and under DWARF 5 (clang 14's
 /// default) a `-g` object records a checksum of every file read, which no preprocessed text
 /// carries; from the files themselves our daemon's compile is a local one's, byte for byte.
 /// distcc 3.4's daemon would name its job directory in the object instead, so it gets the
@@ -121,7 +121,9 @@ pub(super) fn files_wanted(job: &Compile, cfg: &Config) -> bool {
     let wanted = match cfg.directives_only {
         DirectivesOnly::Always => true,
         DirectivesOnly::Never => false,
-        DirectivesOnly::WithDebugInfo => crate::cmdline::debug_info(job.argv()),
+        DirectivesOnly::WithDebugInfo => {
+            crate::cmdline::debug_info(job.argv()) || maps_macro_paths(job.argv())
+        }
     };
     if !wanted || !crate::toolchain::names::is_clang(&job.argv()[0]) || job.preprocessed {
         return false;
@@ -137,6 +139,16 @@ pub(super) fn files_wanted(job: &Compile, cfg: &Config) -> bool {
     };
     log::info!("not sending the files the job reads ({kept_as_text}): sending preprocessed text");
     false
+}
+
+/// Whether `argv` maps the paths that `__FILE__` and `__builtin_FILE()` give: clang maps
+/// `__builtin_FILE()` (C++20's `std::source_location`) only when it preprocesses, so from
+/// text its object names the unmapped path (and it warns that the option went unused),
+/// where gcc maps both either way. Debian's `-ffile-prefix-map` makes this every package's
+/// case.
+fn maps_macro_paths(argv: &[String]) -> bool {
+    (argv.iter())
+        .any(|a| a.starts_with("-fmacro-prefix-map=") || a.starts_with("-ffile-prefix-map="))
 }
 
 /// Where the files of a protocol-3 job are named.
