@@ -28,6 +28,9 @@
 //!   allowed: it leads to exactly the host path the client meant, which the compiler could
 //!   read anyway (a source may `#include` any absolute path). It can be written through
 //!   never, like any link.
+//! - The working directory is the one path that may go through links sent (a client that
+//!   reached its directory through a symlink names it so, as its compiler does): they are
+//!   followed only to directories of the root, and only to run the compiler there.
 //!
 //! The compiler reads what the daemon's user may read, as in 3.4: pump mode preprocesses on
 //! the host. What it writes is ours: the object and dependency file go to job files outside
