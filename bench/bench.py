@@ -15,9 +15,10 @@ build) so that drift of the machine hits both:
     preprocessor, measured alone), against the floors no implementation can beat: starting
     a trivial process, `gcc -E` of the file, `gcc -c` of its preprocessed text, and a
     loopback exchange of the same bytes;
-  * lua, leveldb, leveldb-clang, kernel: whole builds of real trees: Lua 5.4 (the lua-src
-    crate) with make, LevelDB 1.22 (the leveldb-sys crate) with its own CMakeLists.txt and
-    Ninja (with gcc, and with clang and clang++), and Linux 6.1 `tinyconfig` (Debian's linux-source-6.1) with Kbuild: wall time, CPU of the
+  * lua, leveldb, leveldb-clang, leveldb-clang-g, kernel: whole builds of real trees: Lua
+    5.4 (the lua-src crate) with make, LevelDB 1.22 (the leveldb-sys crate) with its own
+    CMakeLists.txt and Ninja (with gcc, and with clang and clang++, without and with `-g`),
+    and Linux 6.1 `tinyconfig` (Debian's linux-source-6.1) with Kbuild: wall time, CPU of the
     client side and of the daemons, and how many objects equal a local build's; each also
     built by ours in pump mode (the build under our `pump`, hosts `,cpp,lzo`), whose
     client side counts the include server, against distcc 3.4's plain mode and our own;
@@ -72,8 +73,8 @@ OURS = {
     "pump": os.path.join(RELEASE, "pump"),
 }
 THEIRS = {"name": "distcc 3.4", "client": "/usr/bin/distcc", "daemon": "/usr/bin/distccd"}
-WORKLOADS = ["tiny", "cxx", "lua", "leveldb", "leveldb-clang", "kernel", "farm", "wire",
-             "lua-cache", "leveldb-cache", "kernel-cache", "transport"]
+WORKLOADS = ["tiny", "cxx", "lua", "leveldb", "leveldb-clang", "leveldb-clang-g", "kernel",
+             "farm", "wire", "lua-cache", "leveldb-cache", "kernel-cache", "transport"]
 # Twice the three daemons' slots, so that preprocessing overlaps remote compiles.
 MAKE_JOBS = "-j6"
 
@@ -149,6 +150,7 @@ NEEDS = {
     "lua": [("make", "make")],
     "leveldb": [("g++", "g++"), ("cmake", "cmake"), ("ninja", "ninja-build")],
     "leveldb-clang": [("clang++", "clang"), ("cmake", "cmake"), ("ninja", "ninja-build")],
+    "leveldb-clang-g": [("clang++", "clang"), ("cmake", "cmake"), ("ninja", "ninja-build")],
     "kernel": [("make", "make"), (KERNEL_TARBALL, "linux-source-6.1"), ("flex", "flex"),
                ("bison", "bison"), ("bc", "bc"), ("/usr/include/libelf.h", "libelf-dev")],
     "farm": [("g++", "g++"), ("cmake", "cmake"), ("ninja", "ninja-build"),
@@ -740,6 +742,7 @@ class LevelDB:
     name = "leveldb"
     # CMake options naming the compilers: none for its default, gcc.
     compilers = []
+    build_type = "Release"
 
     def __init__(self, work):
         self.src = crate_dir("leveldb-sys@2.0.9", "leveldb-sys-*/deps/leveldb-1.22")
@@ -749,7 +752,7 @@ class LevelDB:
     def prepare(self, client):
         shutil.rmtree(self.tree, ignore_errors=True)
         os.mkdir(self.tree)
-        argv = ["cmake", "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
+        argv = ["cmake", "-G", "Ninja", f"-DCMAKE_BUILD_TYPE={self.build_type}",
                 "-DLEVELDB_BUILD_TESTS=OFF", "-DLEVELDB_BUILD_BENCHMARKS=OFF",
                 "-DLEVELDB_INSTALL=OFF", "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
                 *self.compilers, self.src]
@@ -841,6 +844,15 @@ class LevelDBClang(LevelDB):
 
     name = "leveldb-clang"
     compilers = ["-DCMAKE_C_COMPILER=clang", "-DCMAKE_CXX_COMPILER=clang++"]
+
+
+class LevelDBClangDebug(LevelDBClang):
+    """The clang build with `-g` (RelWithDebInfo): in plain mode our client sends these
+    compiles to our daemons as the files they read, which makes the objects a local build's
+    (distcc 3.4 sends `clang -E` text)."""
+
+    name = "leveldb-clang-g"
+    build_type = "RelWithDebInfo"
 
 
 class FarmLevelDB(LevelDB):
@@ -1561,7 +1573,7 @@ def main():
                 measured, floor = job_rows(farms, work, w, args.rounds, per_round)
                 rows += measured
                 floor_rows += floor
-        for kind in (Lua, LevelDB, LevelDBClang, Kernel):
+        for kind in (Lua, LevelDB, LevelDBClang, LevelDBClangDebug, Kernel):
             if kind.name in workloads:
                 measured, figures = build_rows(farms, work, kind, args.builds,
                                                include=args.include_server)
