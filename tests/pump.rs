@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use common::*;
@@ -806,4 +807,73 @@ fn clang_macro_path_maps_hold_in_plain_mode() {
         String::from_utf8_lossy(&r.local.stderr)
     );
     assert_eq!(pumped(&d), 1, "{}", d.log_text());
+}
+
+/// A host whose system headers differ from this machine's (here our daemon in a mount
+/// namespace of its own, where `<stdio.h>` is a copy with another time) says so before
+/// compiling, and the job goes to it as preprocessed text, which carries this machine's
+/// headers: in pump mode, and for clang `-g` in plain mode (whose object is then as the
+/// text makes it: not a local one's, but not one of other headers either).
+#[test]
+fn a_host_with_other_system_headers_gets_the_text() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test makes a mount namespace: run it as root"
+    );
+    let project = Project::example();
+    let dir = project.path().canonicalize().unwrap();
+    std::fs::write(
+        dir.join("io.c"),
+        "#include <stdio.h>\nint say(void) { return puts(\"hi\"); }\n",
+    )
+    .unwrap();
+    let aside = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(aside.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = aside.path().join("stdio.h");
+    std::fs::copy("/usr/include/stdio.h", &copy).unwrap();
+    let wrapper = aside.path().join("distccd-other-headers");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec unshare --mount --propagation private sh -c \
+             'mount --bind {} /usr/include/stdio.h && exec {OUR_DISTCCD} \"$@\"' sh \"$@\"\n",
+            copy.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let whitelist = whitelist_dir(USUAL_COMPILERS);
+    let pid = aside.path().join("distccd.pid");
+    let d = Daemon::start(
+        wrapper.to_str().unwrap(),
+        &[
+            "--allow",
+            "127.0.0.1",
+            "--whitelist-dir",
+            whitelist.path().to_str().unwrap(),
+            "--pid-file",
+            pid.to_str().unwrap(),
+            "--verbose",
+        ],
+    );
+    for (n, (compiler, pump)) in [("gcc", true), ("clang", false)].into_iter().enumerate() {
+        let args = [compiler, "-g", "-c", "io.c", "-o", "io.o"];
+        let r = here_and_there(&project, &d, pump, &args, (&dir, None), "io.o");
+        // Said once a build (the second job's word is in the verbose log only).
+        let said = String::from_utf8_lossy(&r.remote.stderr);
+        let warned = said.contains("/usr/include/stdio.h differs on this host");
+        assert_eq!(warned, n == 0, "{}: {said}", r.what);
+        // clang's -g text has no DWARF 5 checksums: its object is as distcc 3.4's would be.
+        if compiler == "gcc" {
+            assert!(r.got == r.expected, "{}: the object differs", r.what);
+        }
+        assert_eq!(d.wait_compiled(n + 1), n + 1, "{}", d.log_text());
+    }
+    let log = d.log_text();
+    assert_eq!(
+        log.matches("stdio.h differs on this host").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(pumped(&d), 0, "{log}");
 }

@@ -80,6 +80,9 @@ struct Journey<'a> {
     refusals: u32,
     /// The job goes to our daemon as the files it reads (`pump::files_wanted`, asked once).
     files: bool,
+    /// A host said its system headers differ from this machine's: the job goes as
+    /// preprocessed text from now on, in pump mode too.
+    text_only: bool,
 }
 
 /// Compiles a distributable job somewhere and returns the exit code.
@@ -104,6 +107,7 @@ pub(super) fn build_somewhere(job: &Compile, cfg: &Config, progress: &mut Progre
         ours: Ours::default(),
         refusals: 0,
         files: pump::files_wanted(job, cfg),
+        text_only: false,
     };
     if let Some(e) = &journey.farm.list_error {
         log::warn!("{e}");
@@ -406,6 +410,14 @@ impl<'a> Journey<'a> {
                 let said = format!("{}: {why}\n", host.spec).into_bytes();
                 Attempt::Next(LastTry::Cannot(exitcode::ACCESS_DENIED, said))
             }
+            Err(RemoteError::Protocol(ProtocolError::Refused(why)))
+                if plan.is_some() && why.contains(crate::wire::OTHER_SYSTEM_HEADER) =>
+            {
+                let said = format!("{}: {why}: sending preprocessed text", host.spec);
+                self.tell_once(host, crate::wire::OTHER_SYSTEM_HEADER, said);
+                self.text_only = true;
+                Attempt::Again(ready)
+            }
             Err(RemoteError::Protocol(ProtocolError::Refused(why))) => {
                 self.host_cannot(host, &why);
                 let said = format!("{}: {why}\n", host.spec).into_bytes();
@@ -432,17 +444,19 @@ impl<'a> Journey<'a> {
     fn pump_plan(&mut self, host: &HostSpec, io_timeout: Duration) -> Result<Option<Plan>, i32> {
         let planned = self.planned.take();
         let via = match pump::wanted(self.job, host, self.cfg) {
-            Some(socket) => Via::Server(socket),
+            _ if self.text_only => None,
+            Some(socket) => Some(Via::Server(socket)),
             None if self.files && remote::is_ours(host, &self.farm, self.cfg, io_timeout) => {
-                Via::Here
+                Some(Via::Here)
             }
-            None => {
-                // The cache's key, if any, was of the request in protocol 3.
-                if planned.is_some() {
-                    self.cached = None;
-                }
-                return Ok(None);
+            None => None,
+        };
+        let Some(via) = via else {
+            // The cache's key, if any, was of the request in protocol 3.
+            if planned.is_some() {
+                self.cached = None;
             }
+            return Ok(None);
         };
         let ours =
             || matches!(via, Via::Here) || remote::is_ours(host, &self.farm, self.cfg, io_timeout);

@@ -198,7 +198,10 @@ pub(super) fn plan(
             "include server gave up analyzing".into(),
         ));
     }
-    let files = files(&paths).map_err(NotPumped::Mirror)?;
+    let mut files = files(&paths).map_err(NotPumped::Mirror)?;
+    if let Some(entered) = &entered {
+        files.extend(system_headers(entered, &files));
+    }
     Ok(Plan {
         argv,
         deps,
@@ -312,6 +315,32 @@ fn is_system_link(target: &str, name: &str) -> bool {
         ups += 1;
     }
     ups > name.matches('/').count() && format!("/{rest}") == name
+}
+
+/// The list of the system headers the walk entered (those under a directory the host
+/// reaches as its own), for the host to check its own against
+/// ([`crate::wire::SYSTEM_HEADERS`]); none when the walk entered none.
+fn system_headers(entered: &Entered, files: &[PumpFile]) -> Option<PumpFile> {
+    let system_dirs: Vec<&str> = (files.iter())
+        .filter_map(|f| match &f.content {
+            Content::Link(target) if is_system_link(target, &f.name) => Some(f.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let headers = (entered.iter())
+        .map(|(path, _)| path.as_str())
+        .filter(|p| {
+            system_dirs
+                .iter()
+                .any(|d| crate::include::sysdirs::under(p, d))
+        })
+        .filter(|p| seen.insert(*p));
+    let list = crate::wire::system_headers_list(headers);
+    (!list.is_empty()).then(|| PumpFile {
+        name: crate::wire::SYSTEM_HEADERS.into(),
+        content: Content::File(crate::wire::lzo::compress(&list)),
+    })
 }
 
 /// The files to send: each mirror file's compressed bytes as they are, or a symlink's

@@ -84,6 +84,8 @@ enum JobError {
     Unsafe(Unsafe),
     /// A protocol 3 request over the limits, or with a path that is not UTF-8.
     TooLarge(ProtocolError),
+    /// A system header the client listed is not here as it is there.
+    OtherHeaders(String),
 }
 
 impl fmt::Display for JobError {
@@ -100,6 +102,9 @@ impl fmt::Display for JobError {
             JobError::TempFiles(e) => write!(f, "failed to set up the job's temporary files: {e}"),
             JobError::Unsafe(u) => write!(f, "{u}"),
             JobError::TooLarge(e) => write!(f, "{e}"),
+            JobError::OtherHeaders(h) => {
+                write!(f, "system header {h} {}", wire::OTHER_SYSTEM_HEADER)
+            }
         }
     }
 }
@@ -120,7 +125,9 @@ impl JobError {
             | JobError::NotDistributable(_)
             | JobError::Unsafe(_)
             | JobError::TooLarge(_) => JobResult::BadRequest,
-            JobError::Refused(_) | JobError::TempFiles(_) => JobResult::Other,
+            JobError::Refused(_) | JobError::TempFiles(_) | JobError::OtherHeaders(_) => {
+                JobResult::Other
+            }
         }
     }
 }
@@ -533,6 +540,10 @@ struct PumpRequest {
     refused: Option<Unsafe>,
     /// With a cache, what was received, held and summed: not written yet.
     received: Option<pumpcache::Received>,
+    /// Our client's list of the system headers the compile reads (`wire::SYSTEM_HEADERS`),
+    /// held apart from the files: it is checked, not written, and the cache keys this
+    /// host's own headers.
+    system_headers: Option<Vec<u8>>,
 }
 
 enum Received {
@@ -610,7 +621,12 @@ fn read_pump(
     // With a cache, the files are held, and written only once the key is known and
     // missed: on a hit, writing hundreds of headers would cost most of the job.
     let mut received = cfg.cache.as_ref().map(|_| pumpcache::Received::default());
+    let mut system_headers = None;
     while let Some(file) = files.next(r, &cfg.limits).map_err(over)? {
+        if let (wire::SYSTEM_HEADERS, wire::Received::File(list)) = (&*file.name, &file.content) {
+            system_headers = Some(list.clone());
+            continue;
+        }
         if let Some(r) = &mut received {
             r.add(file);
             if r.held <= pumpcache::HOLD_LIMIT {
@@ -628,6 +644,7 @@ fn read_pump(
         root,
         refused,
         received,
+        system_headers,
     })
 }
 
@@ -763,6 +780,13 @@ fn run_pump_job(
         .unwrap_or_default();
     if let (Some(door), Some(first)) = (&cfg.load, req.argv.first()) {
         door.live.describe(first, &input);
+    }
+    if let Some(header) = (req.system_headers.as_deref()).and_then(wire::first_other_system_header)
+    {
+        let why = JobError::OtherHeaders(header);
+        drop(req.root);
+        answer_refusal(stream, &why);
+        return Err(why);
     }
     let compiler = cache_compiler(&req, cfg);
     let keyed = compiler.as_ref().map(|compiler| pumpcache::Job {
@@ -1162,7 +1186,10 @@ pub fn serve(stream: &mut (impl Read + Write), cfg: &JobConfig, arrived: &Arrive
             status: 0,
             problem: Some((
                 e.to_string(),
-                matches!(e, JobError::Refused(_) | JobError::Unsafe(_)),
+                matches!(
+                    e,
+                    JobError::Refused(_) | JobError::Unsafe(_) | JobError::OtherHeaders(_)
+                ),
             )),
         },
     }

@@ -31,6 +31,53 @@ pub struct PumpFile {
     pub content: Content,
 }
 
+/// The name under which our client lists, among a request's files, the system headers the
+/// compile reads: no request carries them (the host reads its own), so a host whose differ
+/// would compile another object without a word. Each line is a header's size and
+/// modification time, which installing the same package gives every machine alike, then
+/// its path ([`system_headers_list`]). Our daemon compares them with its own before
+/// compiling ([`first_other_system_header`]); distcc 3.4's writes the list into its job
+/// root like any file, where nothing reads it.
+pub const SYSTEM_HEADERS: &str = "/.distcc-rs/system-headers";
+
+/// What our daemon's refusal says when a listed header differs on the host: the client
+/// then sends the job as preprocessed text, which carries its own headers.
+pub const OTHER_SYSTEM_HEADER: &str = "differs on this host from the client's";
+
+/// A header's identity as listed: size, and modification time in seconds and nanoseconds.
+fn header_identity(path: &str) -> Option<(u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.mtime(), m.mtime_nsec()))
+}
+
+/// The list of [`SYSTEM_HEADERS`] for `paths` as they are here; a path that cannot be
+/// read, or holds a newline, is left out.
+pub fn system_headers_list<'p>(paths: impl Iterator<Item = &'p str>) -> Vec<u8> {
+    let mut out = String::new();
+    for path in paths.filter(|p| !p.contains('\n')) {
+        if let Some((size, secs, nanos)) = header_identity(path) {
+            out.push_str(&format!("{size} {secs} {nanos} {path}\n"));
+        }
+    }
+    out.into_bytes()
+}
+
+/// The first header of a [`SYSTEM_HEADERS`] list that is not here as it is on the client
+/// (another size or time, or missing), if any; a line not shaped as a list's counts as
+/// such a header.
+pub fn first_other_system_header(list: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(list);
+    text.lines().find_map(|line| {
+        let mut words = line.splitn(4, ' ');
+        let mut number = || words.next()?.parse::<i64>().ok();
+        let listed = (number(), number(), number());
+        let path = words.next().unwrap_or(line);
+        let here = header_identity(path).map(|(size, s, n)| (Some(size as i64), Some(s), Some(n)));
+        (here != Some(listed)).then(|| path.to_string())
+    })
+}
+
 /// Sends a whole protocol 3 request: `DIST(3)`, `CDIR`, `ARGC`, the `ARGV`s (the client's
 /// full command line), `NFIL` and the files, whose `FILE` bodies go as given (already
 /// compressed).

@@ -611,3 +611,20 @@ fn pump_request_head_reads_cdir_first() {
         (Version::Lzo, None, argv)
     );
 }
+
+#[test]
+fn system_headers_are_compared_by_size_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = dir.path().join("h.h");
+    std::fs::write(&header, "int x;\n").unwrap();
+    let path = header.to_str().unwrap();
+    let list = system_headers_list([path, "/no/such/header.h"].into_iter());
+    // The missing header is left out; the one here is as listed.
+    assert_eq!(String::from_utf8_lossy(&list).lines().count(), 1);
+    assert_eq!(first_other_system_header(&list), None);
+    std::fs::write(&header, "int xy;\n").unwrap();
+    assert_eq!(first_other_system_header(&list).as_deref(), Some(path));
+    for odd in [&b"7 1 2 /no/such/header.h\n"[..], b"not a list\n"] {
+        assert!(first_other_system_header(odd).is_some());
+    }
+}

@@ -135,17 +135,7 @@ impl Daemon {
 
     /// Our daemon, with a whitelist directory of its own that names the usual compilers.
     pub fn ours(extra: &[&str]) -> Daemon {
-        let whitelist = whitelist_dir(&[
-            "cc",
-            "c++",
-            "gcc",
-            "g++",
-            "x86_64-linux-gnu-gcc",
-            "x86_64-linux-gnu-g++",
-            "x86_64-linux-gnu-gcc-12",
-            "clang",
-            "clang++",
-        ]);
+        let whitelist = whitelist_dir(USUAL_COMPILERS);
         let dir = whitelist.path().to_str().unwrap().to_string();
         let mut args = vec![
             "--allow",
@@ -269,6 +259,20 @@ pub fn slow_source(n: usize, prefix: &str) -> String {
 
 /// A directory of links named after `compilers` (each in /usr/bin), as
 /// update-distcc-symlinks makes them.
+/// The compilers [`Daemon::ours`] runs: the tests' gcc and clang by every name our client
+/// sends them under.
+pub const USUAL_COMPILERS: &[&str] = &[
+    "cc",
+    "c++",
+    "gcc",
+    "g++",
+    "x86_64-linux-gnu-gcc",
+    "x86_64-linux-gnu-g++",
+    "x86_64-linux-gnu-gcc-12",
+    "clang",
+    "clang++",
+];
+
 pub fn whitelist_dir(compilers: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
