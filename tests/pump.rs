@@ -657,9 +657,11 @@ fn absolute_paths_never_show_the_hosts_job_directory() {
 
 /// Headers reached by names other than their real paths: through an absolute `-I` that
 /// is a symlink (whose files the include server marks with a `#line`, which our daemon
-/// drops once its links show the name leads to the file, so that clang's DWARF 5
-/// checksums stay), and a `#pragma once` header included again by a second name, which
-/// the host must find under that name too, though it does not read it again.
+/// drops, so that clang's DWARF 5 checksums stay), and a `#pragma once` header included
+/// again by a second name, which the host must find under that name too, though it does
+/// not read it again. In one pump session, a header found through the symlinked directory
+/// and then through the real one is named by the second compile as it found it (the
+/// mirror's copy keeps the first name in its `#line`).
 #[test]
 fn headers_reached_by_other_names_compile_as_they_do_here() {
     let project = Project::example();
@@ -696,6 +698,31 @@ fn headers_reached_by_other_names_compile_as_they_do_here() {
         assert_eq!(pumped(&d), n + 1, "{}: {}", r.what, d.log_text());
         assert!(r.got == r.expected, "{}: the object differs", r.what);
     }
+    let real = format!("-I{}/real/inc", dir.display());
+    let local = output_within(
+        Command::new("gcc")
+            .args(["-g", "-c", &src, &real, "-o", "names.o"])
+            .current_dir(&dir),
+        60,
+    );
+    assert!(local.status.success(), "{}", show(&local));
+    let expected = std::fs::read(dir.join("names.o")).unwrap();
+    let session = format!(
+        "{OUR_DISTCC} gcc -g -c {src} {inc} -o first.o && {OUR_DISTCC} gcc -g -c {src} {real} -o names.o"
+    );
+    // One session: `pump sh -c ...`, with the settings of `one_compile`.
+    let mut cmd = Command::new(OUR_PUMP);
+    cmd.args(["sh", "-c", &session]).current_dir(&dir).envs(
+        one_compile(&project, &d, true)
+            .get_envs()
+            .filter_map(|(k, v)| Some((k, v?))),
+    );
+    let out = output_within(&mut cmd, 120);
+    assert!(out.status.success(), "{}\n{}", show(&out), d.log_text());
+    assert!(
+        std::fs::read(dir.join("names.o")).unwrap() == expected,
+        "the second compile of the session names the first one's path"
+    );
 }
 
 /// A working directory reached through a symlink is named as the compiler here names it

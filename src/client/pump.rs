@@ -345,8 +345,12 @@ fn system_headers(entered: &Entered, files: &[PumpFile]) -> Option<PumpFile> {
 
 /// The files to send: each mirror file's compressed bytes as they are, or a symlink's
 /// target, under its name here.
+///
+/// First, when any file has the include server's line marker (`.lzo.abs`), their list
+/// ([`crate::wire::LINE_MARKED`]).
 fn files(paths: &[String]) -> std::io::Result<Vec<PumpFile>> {
-    paths
+    let mut marked = String::new();
+    let mut files = paths
         .iter()
         .map(|path| {
             let name = client_root_name_to_real(path).ok_or_else(|| {
@@ -356,9 +360,21 @@ fn files(paths: &[String]) -> std::io::Result<Vec<PumpFile>> {
                 true => Content::Link(fs::read_link(path)?.to_string_lossy().into_owned()),
                 false => Content::File(fs::read(path)?),
             };
+            if path.ends_with(".abs") && !name.contains('\n') {
+                marked.push_str(&name);
+                marked.push('\n');
+            }
             Ok(PumpFile { name, content })
         })
-        .collect()
+        .collect::<std::io::Result<Vec<PumpFile>>>()?;
+    if !marked.is_empty() {
+        let list = PumpFile {
+            name: crate::wire::LINE_MARKED.into(),
+            content: Content::File(crate::wire::lzo::compress(marked.as_bytes())),
+        };
+        files.insert(0, list);
+    }
+    Ok(files)
 }
 
 /// The build's count of discrepancies: jobs that failed remotely in pump mode and then

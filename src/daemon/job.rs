@@ -615,7 +615,7 @@ fn read_pump(
         | ProtocolError::BadPath { .. } => JobError::TooLarge(e),
         e => JobError::Protocol(e),
     };
-    let root = JobRoot::create(&cfg.tmp_root).map_err(JobError::TempFiles)?;
+    let mut root = JobRoot::create(&cfg.tmp_root).map_err(JobError::TempFiles)?;
     let mut files = wire::PumpFiles::start(r, &cfg.limits).map_err(over)?;
     let mut refused = None;
     // With a cache, the files are held, and written only once the key is known and
@@ -623,9 +623,16 @@ fn read_pump(
     let mut received = cfg.cache.as_ref().map(|_| pumpcache::Received::default());
     let mut system_headers = None;
     while let Some(file) = files.next(r, &cfg.limits).map_err(over)? {
-        if let (wire::SYSTEM_HEADERS, wire::Received::File(list)) = (&*file.name, &file.content) {
-            system_headers = Some(list.clone());
-            continue;
+        match (&*file.name, &file.content) {
+            (wire::SYSTEM_HEADERS, wire::Received::File(list)) => {
+                system_headers = Some(list.clone());
+                continue;
+            }
+            (wire::LINE_MARKED, wire::Received::File(list)) => {
+                root.mark(list);
+                continue;
+            }
+            _ => {}
         }
         if let Some(r) = &mut received {
             r.add(file);
@@ -747,7 +754,6 @@ fn prepare_pump(req: &PumpRequest, cfg: &JobConfig) -> Result<PumpPrepared, JobE
         .map_err(JobError::Refused)?;
     let compile = cmdline::parse_received(&req.argv).map_err(JobError::NotDistributable)?;
     let dir = req.root.dir(&req.cwd).map_err(JobError::Unsafe)?;
-    req.root.settle();
     let output =
         job_file(cfg, if compile.assembly { "s" } else { "o" }).map_err(JobError::TempFiles)?;
     let deps = job_file(cfg, "d").map_err(JobError::TempFiles)?;

@@ -36,6 +36,7 @@
 //! the host. What it writes is ours: the object and dependency file go to job files outside
 //! the root.
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::fmt;
 use std::fs::File;
@@ -74,9 +75,9 @@ pub struct JobRoot {
     /// The root's canonical path: what the compiler's `getcwd` and paths start with.
     path: String,
     fd: OwnedFd,
-    /// Files sent with a line marker naming another absolute path (client name, marked
-    /// name), for [`JobRoot::settle`].
-    marked: std::sync::Mutex<Vec<(String, String)>>,
+    /// The files our client says carry an include server's line marker
+    /// (`wire::LINE_MARKED`), which are written without it.
+    marked: HashSet<String>,
 }
 
 /// `name`'s components, if it is an absolute path of plain ones.
@@ -123,7 +124,7 @@ impl JobRoot {
             dir: Some(dir),
             path,
             fd,
-            marked: Default::default(),
+            marked: HashSet::new(),
         })
     }
 
@@ -261,11 +262,8 @@ impl JobRoot {
                 // SAFETY: a new descriptor that nothing else owns.
                 let mut out = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
                 let body = match line_marker(data) {
-                    Some((marked, len)) if marked == name => &data[len..],
-                    Some((marked, _)) if marked.starts_with('/') => {
-                        let mut later = self.marked.lock().unwrap_or_else(|e| e.into_inner());
-                        later.push((name.clone(), marked.to_string()));
-                        data
+                    Some((marked, len)) if marked == name || self.marked.contains(name) => {
+                        &data[len..]
                     }
                     _ => data,
                 };
@@ -286,22 +284,11 @@ impl JobRoot {
         }
     }
 
-    /// Once every file and link is in: drops the line marker of each file whose marked
-    /// name leads, through the links sent, to the file itself (a header found through a
-    /// symlinked or `..`-holding absolute directory), as [`line_marker`] says why. A
-    /// marked name that leads elsewhere (a generated source's own `#line`) stays.
-    pub fn settle(&self) {
-        let marked = std::mem::take(&mut *self.marked.lock().unwrap_or_else(|e| e.into_inner()));
-        for (name, other) in marked {
-            let file = self.inside(&name);
-            let leads_here = std::fs::canonicalize(self.inside(&other))
-                .is_ok_and(|real| real.as_os_str() == file.as_str());
-            if leads_here {
-                if let Err(e) = drop_line_marker(&file) {
-                    log::warn!("cannot drop the line marker of {file}: {e}");
-                }
-            }
-        }
+    /// Takes our client's list of the files that carry an include server's line marker
+    /// (`wire::LINE_MARKED`), sent before them.
+    pub fn mark(&mut self, list: &[u8]) {
+        let list = String::from_utf8_lossy(list);
+        self.marked.extend(list.lines().map(String::from));
     }
 
     /// The target to give a link named `parents/last` (see the module's comment), or why
@@ -477,30 +464,17 @@ pub fn pump_argv(argv: &[String], root: &str, output: &str, deps: &str) -> Vec<S
 /// client's path on a daemon that does not map the root away, as distcc 3.4's does not.
 /// Ours maps it (`-fmacro-prefix-map`), and the marker would make clang describe the file
 /// differently in its debug information than a local compile does (a directory and a base
-/// name instead of the path, and under DWARF 5 no file checksums at all). Without the
-/// marker, the next line is line 1 either way, and the compiler names the file as the
-/// client's did, by the path it was found through.
+/// name instead of the path, and under DWARF 5 no file checksums at all), and may name
+/// another compile's path to the file. Without the marker, the next line is line 1 either
+/// way, and the compiler names the file as the client's did, by the path it was found
+/// through. It is dropped when it names the file itself (from any client) or when our
+/// client says the include server put it there ([`JobRoot::mark`]).
 fn line_marker(data: &[u8]) -> Option<(&str, usize)> {
     const START: &[u8] = b"#line 1 \"";
     let rest = data.strip_prefix(START)?;
     let end = memchr::memchr(b'\n', rest)?;
     let name = rest[..end].strip_suffix(b"\"")?;
     Some((std::str::from_utf8(name).ok()?, START.len() + end + 1))
-}
-
-/// Rewrites `file` (in the root, made by [`JobRoot::add`]) without its line marker.
-fn drop_line_marker(file: &str) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let data = std::fs::read(file)?;
-    let Some((_, len)) = line_marker(&data) else {
-        return Ok(());
-    };
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(file)?;
-    out.write_all(&data[len..])
 }
 
 /// What the compiler printed in the root, as it would have printed it on the client: the

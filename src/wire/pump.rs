@@ -44,6 +44,15 @@ pub const SYSTEM_HEADERS: &str = "/.distcc-rs/system-headers";
 /// then sends the job as preprocessed text, which carries its own headers.
 pub const OTHER_SYSTEM_HEADER: &str = "differs on this host from the client's";
 
+/// The name under which our client lists, first among a request's files, the files whose
+/// first line is the `#line 1 "<dir>/<name>"` an include server puts before a file it found
+/// through an absolute directory (its mirror's `.abs` files), one name a line. That line
+/// keeps `__FILE__` right on a daemon that does not map its job directory away (3.4's);
+/// ours does, and drops it: the name may be another compile's (the mirror writes each
+/// file once, with the first name it was found by), and it costs clang its DWARF 5
+/// checksums. distcc 3.4's daemon writes the list into its job root, where nothing reads it.
+pub const LINE_MARKED: &str = "/.distcc-rs/line-marked";
+
 /// A header's identity as listed: size, and modification time in seconds and nanoseconds.
 fn header_identity(path: &str) -> Option<(u64, i64, i64)> {
     use std::os::unix::fs::MetadataExt;
