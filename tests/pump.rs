@@ -759,6 +759,30 @@ fn a_working_directory_reached_through_a_symlink_keeps_its_name() {
         assert_eq!(pumped(&d), n + 1, "{}: {}", r.what, d.log_text());
         assert!(r.got == r.expected, "{}: the object differs", r.what);
     }
+    // As `PWD` spells it, final and doubled slashes too; one with `..` (which no host
+    // takes) is replaced by the physical directory, and the job still goes.
+    let spelled =
+        |pwd: &str| std::path::PathBuf::from(pwd.replace("DIR", &dir.display().to_string()));
+    for (n, pwd) in [
+        "DIR/linked/build/",
+        "DIR/linked//build",
+        "DIR/linked/../linked/build",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let pwd = spelled(pwd);
+        let args = ["clang", "-g", "-c", "../src/s.c", "-o", "s.o"];
+        let r = here_and_there(&project, &d, false, &args, (&physical, Some(&pwd)), "s.o");
+        assert_eq!(pumped(&d), cases.len() + n + 1, "{}", d.log_text());
+        assert_eq!(
+            r.got == r.expected,
+            n < 2,
+            "{} with PWD={}",
+            r.what,
+            pwd.display()
+        );
+    }
     // distcc 3.4's daemon makes the working directory before the links arrive: it is
     // given the physical one, as 3.4's client gives it, and the job compiles there.
     let theirs = Daemon::distcc_34();

@@ -182,14 +182,14 @@ pub(super) fn plan(
             (stub.split_whitespace().map(String::from).collect(), None)
         }
         (Via::Server(socket), None) => {
-            ask(socket, &cwd, job.argv()).map_err(NotPumped::IncludeServer)?
+            ask(socket, &tidy(&cwd), job.argv()).map_err(NotPumped::IncludeServer)?
         }
         (Via::Here, _) => {
             let facts = (cfg.top.as_deref()).and_then(|t| Store::open(&t.join(FACTS_DIR)));
             let server = here
                 .insert(IncludeServer::for_one_request(facts).map_err(NotPumped::IncludeServer)?);
-            let (paths, closure) =
-                (server.answer_with_closure(&cwd, job.argv())).map_err(NotPumped::IncludeServer)?;
+            let (paths, closure) = (server.answer_with_closure(&tidy(&cwd), job.argv()))
+                .map_err(NotPumped::IncludeServer)?;
             (paths, Some(closure.entered.clone()))
         }
     };
@@ -217,11 +217,23 @@ pub(super) fn plan(
 /// host's compiler, run at that name in its root, where the mirror made the same link,
 /// names it so in its debug information too. To distcc 3.4's, the physical directory, as
 /// 3.4's client names it: its daemon makes the working directory before the links arrive,
-/// and then fails to make the link.
+/// and then fails to make the link. Spelled as `$PWD` spells it (a final or doubled `/`
+/// stays in `DW_AT_comp_dir`), unless it has `.` or `..` components, which no host takes
+/// (`..` could climb out of its job's root): then the physical directory.
 pub(super) fn working_dir(cfg: &Config, ours: impl FnOnce() -> bool) -> Option<String> {
     let physical = std::env::current_dir().ok()?.into_os_string();
-    let named = cfg.working_dir().filter(|n| *n != physical && ours());
+    let plain =
+        |n: &std::ffi::OsString| !(n.to_string_lossy().split('/')).any(|c| c == "." || c == "..");
+    let named = cfg
+        .working_dir()
+        .filter(|n| *n != physical && plain(n) && ours());
     Some(named.unwrap_or(physical).to_string_lossy().into_owned())
+}
+
+/// `cwd` without doubled or final slashes, as the include analysis names paths.
+fn tidy(cwd: &str) -> String {
+    let parts: Vec<&str> = cwd.split('/').filter(|c| !c.is_empty()).collect();
+    format!("/{}", parts.join("/"))
 }
 
 /// The longest wait for the include server's answer: its own limit per request is a few

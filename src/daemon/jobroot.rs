@@ -214,7 +214,8 @@ impl JobRoot {
     pub fn dir(&self, client_dir: &str) -> Result<String, Unsafe> {
         let parts = components(client_dir).map_err(|why| Self::refuse(client_dir, why))?;
         match self.walk_through_links(&parts) {
-            Ok(_) => Ok(format!("{}/{}", self.path, parts.join("/"))),
+            // Spelled as the client spelled it: a compiler names its directory by `PWD`.
+            Ok(_) => Ok(format!("{}{client_dir}", self.path)),
             Err(Walk::Blocked(why)) => Err(Self::refuse(client_dir, why)),
             Err(Walk::Io) => Err(Self::refuse(client_dir, "cannot be created")),
         }
