@@ -60,8 +60,9 @@ pub(super) fn start_source(job: &Compile, hold: bool) -> Result<Source, RemoteEr
         // themselves, sent to our daemon (`pump::files_wanted`), give a local object.
         log::debug!(
             "clang -g sent as preprocessed text: the object's debug information will differ \
-             from a local compile's (macro columns, file checksums); sent to distcc-rs's \
-             daemon, or in pump mode, the files themselves keep it identical"
+             from a local compile's (macro columns, file checksums); only the files it reads, \
+             sent to distcc-rs's daemon, keep it identical, and they go neither to distcc \
+             3.4's daemon nor over SSH, nor when the include analysis does not cover the job"
         );
     }
     let out = memory_file(c"distcc-cpp-output").map_err(RemoteError::CppStart)?;
