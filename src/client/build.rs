@@ -416,6 +416,8 @@ impl<'a> Journey<'a> {
                 let said = format!("{}: {why}: sending preprocessed text", host.spec);
                 self.tell_once(host, crate::wire::OTHER_SYSTEM_HEADER, said);
                 self.text_only = true;
+                // The key was of the files, not of the text that goes now.
+                self.cached = None;
                 Attempt::Again(ready)
             }
             Err(RemoteError::Protocol(ProtocolError::Refused(why))) => {
