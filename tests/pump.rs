@@ -928,3 +928,34 @@ fn a_host_with_other_system_headers_gets_the_text() {
     );
     assert_eq!(pumped(&d), 0, "{log}");
 }
+
+/// A source whose first line is a `#line` naming its own absolute path (what a generator
+/// may write) keeps it: only the markers the include server put there are dropped, and
+/// our client names those.
+#[test]
+fn a_sources_own_line_directive_is_kept() {
+    let project = Project::example();
+    let dir = project.path().canonicalize().unwrap();
+    let own = dir.join("own.c");
+    std::fs::write(
+        &own,
+        format!(
+            "#line 1 \"{}\"\nconst char *here(void) {{ return __FILE__; }}\n#warning marked\n",
+            own.display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::ours(&["--verbose"]);
+    for (n, (compiler, pump)) in [("clang", false), ("gcc", true)].into_iter().enumerate() {
+        let args = [compiler, "-g", "-c", "own.c", "-o", "own.o"];
+        let r = here_and_there(&project, &d, pump, &args, (&dir, None), "own.o");
+        assert_eq!(pumped(&d), n + 1, "{}", d.log_text());
+        assert!(r.got == r.expected, "{}: the object differs", r.what);
+        assert_eq!(
+            String::from_utf8_lossy(&r.remote.stderr),
+            String::from_utf8_lossy(&r.local.stderr),
+            "{}",
+            r.what
+        );
+    }
+}

@@ -358,8 +358,8 @@ fn system_headers(entered: &Entered, files: &[PumpFile]) -> Option<PumpFile> {
 /// The files to send: each mirror file's compressed bytes as they are, or a symlink's
 /// target, under its name here.
 ///
-/// First, when any file has the include server's line marker (`.lzo.abs`), their list
-/// ([`crate::wire::LINE_MARKED`]).
+/// First, the list of those that have the include server's line marker (`.lzo.abs`),
+/// empty or not ([`crate::wire::LINE_MARKED`]).
 fn files(paths: &[String]) -> std::io::Result<Vec<PumpFile>> {
     let mut marked = String::new();
     let mut files = paths
@@ -379,13 +379,16 @@ fn files(paths: &[String]) -> std::io::Result<Vec<PumpFile>> {
             Ok(PumpFile { name, content })
         })
         .collect::<std::io::Result<Vec<PumpFile>>>()?;
-    if !marked.is_empty() {
-        let list = PumpFile {
-            name: crate::wire::LINE_MARKED.into(),
-            content: Content::File(crate::wire::lzo::compress(marked.as_bytes())),
-        };
-        files.insert(0, list);
-    }
+    // Empty too: it says the other files' markers are only those it names.
+    let list = match marked.is_empty() {
+        true => Vec::new(),
+        false => crate::wire::lzo::compress(marked.as_bytes()),
+    };
+    let list = PumpFile {
+        name: crate::wire::LINE_MARKED.into(),
+        content: Content::File(list),
+    };
+    files.insert(0, list);
     Ok(files)
 }
 

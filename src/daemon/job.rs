@@ -615,7 +615,7 @@ fn read_pump(
         | ProtocolError::BadPath { .. } => JobError::TooLarge(e),
         e => JobError::Protocol(e),
     };
-    let mut root = JobRoot::create(&cfg.tmp_root).map_err(JobError::TempFiles)?;
+    let root = JobRoot::create(&cfg.tmp_root).map_err(JobError::TempFiles)?;
     let mut files = wire::PumpFiles::start(r, &cfg.limits).map_err(over)?;
     let mut refused = None;
     // With a cache, the files are held, and written only once the key is known and
@@ -623,16 +623,9 @@ fn read_pump(
     let mut received = cfg.cache.as_ref().map(|_| pumpcache::Received::default());
     let mut system_headers = None;
     while let Some(file) = files.next(r, &cfg.limits).map_err(over)? {
-        match (&*file.name, &file.content) {
-            (wire::SYSTEM_HEADERS, wire::Received::File(list)) => {
-                system_headers = Some(list.clone());
-                continue;
-            }
-            (wire::LINE_MARKED, wire::Received::File(list)) => {
-                root.mark(list);
-                continue;
-            }
-            _ => {}
+        if let (wire::SYSTEM_HEADERS, wire::Received::File(list)) = (&*file.name, &file.content) {
+            system_headers = Some(list.clone());
+            continue;
         }
         if let Some(r) = &mut received {
             r.add(file);
@@ -787,9 +780,16 @@ fn run_pump_job(
     if let (Some(door), Some(first)) = (&cfg.load, req.argv.first()) {
         door.live.describe(first, &input);
     }
-    if let Some(header) = (req.system_headers.as_deref()).and_then(wire::first_other_system_header)
-    {
-        let why = JobError::OtherHeaders(header);
+    let headers = req.system_headers.as_deref();
+    let why = match headers.map(|list| (list.len() > wire::MAX_LIST, list)) {
+        Some((true, _)) => Some(JobError::Unsafe(Unsafe {
+            name: wire::SYSTEM_HEADERS.into(),
+            why: "is too long a list",
+        })),
+        Some((false, list)) => wire::first_other_system_header(list).map(JobError::OtherHeaders),
+        None => None,
+    };
+    if let Some(why) = why {
         drop(req.root);
         answer_refusal(stream, &why);
         return Err(why);

@@ -76,8 +76,9 @@ pub struct JobRoot {
     path: String,
     fd: OwnedFd,
     /// The files our client says carry an include server's line marker
-    /// (`wire::LINE_MARKED`), which are written without it.
-    marked: HashSet<String>,
+    /// (`wire::LINE_MARKED`, which it sends first), written without it; `None` from a
+    /// client that sends no such list (distcc 3.4's).
+    marked: std::sync::Mutex<Option<HashSet<String>>>,
 }
 
 /// `name`'s components, if it is an absolute path of plain ones.
@@ -93,6 +94,10 @@ fn components(name: &str) -> Result<Vec<&str>, &'static str> {
         return Err("has a . or .. component");
     }
     Ok(parts)
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn cstr(s: &str) -> CString {
@@ -124,7 +129,7 @@ impl JobRoot {
             dir: Some(dir),
             path,
             fd,
-            marked: HashSet::new(),
+            marked: Default::default(),
         })
     }
 
@@ -221,9 +226,13 @@ impl JobRoot {
         }
     }
 
-    /// Writes one received file or link at ROOT + its name.
+    /// Writes one received file or link at ROOT + its name; our client's list of marked
+    /// files is taken, not written.
     pub fn add(&self, file: &ReceivedFile) -> Result<(), Unsafe> {
         let name = &file.name;
+        if let (crate::wire::LINE_MARKED, Received::File(list)) = (name.as_str(), &file.content) {
+            return self.mark(list);
+        }
         let parts = components(name).map_err(|why| Self::refuse(name, why))?;
         let Some((last, parents)) = parts.split_last() else {
             return Err(Self::refuse(name, "names the root itself"));
@@ -262,10 +271,14 @@ impl JobRoot {
                 }
                 // SAFETY: a new descriptor that nothing else owns.
                 let mut out = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+                let by_server = |marked: &str| match &*lock(&self.marked) {
+                    Some(list) => list.contains(name.as_str()),
+                    // 3.4's client does not say: a marker naming the file itself is
+                    // taken for the include server's.
+                    None => marked == name,
+                };
                 let body = match line_marker(data) {
-                    Some((marked, len)) if marked == name || self.marked.contains(name) => {
-                        &data[len..]
-                    }
+                    Some((marked, len)) if by_server(marked) => &data[len..],
                     _ => data,
                 };
                 out.write_all(body)
@@ -286,10 +299,14 @@ impl JobRoot {
     }
 
     /// Takes our client's list of the files that carry an include server's line marker
-    /// (`wire::LINE_MARKED`), sent before them.
-    pub fn mark(&mut self, list: &[u8]) {
+    /// (`wire::LINE_MARKED`), sent before them; longer than any closure's, it is refused.
+    fn mark(&self, list: &[u8]) -> Result<(), Unsafe> {
+        if list.len() > crate::wire::MAX_LIST {
+            return Err(Self::refuse(crate::wire::LINE_MARKED, "is too long a list"));
+        }
         let list = String::from_utf8_lossy(list);
-        self.marked.extend(list.lines().map(String::from));
+        *lock(&self.marked) = Some(list.lines().map(String::from).collect());
+        Ok(())
     }
 
     /// The target to give a link named `parents/last` (see the module's comment), or why
@@ -755,6 +772,35 @@ mod tests {
             String::from_utf8(client_deps(local.as_bytes(), root, false)).unwrap(),
             local
         );
+    }
+
+    #[test]
+    fn only_the_markers_our_client_names_are_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = |name: &str, data: &[u8]| ReceivedFile {
+            name: name.into(),
+            content: Received::File(data.to_vec()),
+        };
+        let body = |root: &JobRoot, name: &str| std::fs::read(root.inside(name)).unwrap();
+        let own = b"#line 1 \"/w/own.c\"\nint a;\n";
+        let other = b"#line 1 \"/w/link/b.h\"\nint b;\n";
+        // From distcc 3.4's client (no list): a marker naming the file itself goes.
+        let root = JobRoot::create(tmp.path()).unwrap();
+        root.add(&file("/w/own.c", own)).unwrap();
+        root.add(&file("/w/real/b.h", other)).unwrap();
+        assert_eq!(body(&root, "/w/own.c"), b"int a;\n");
+        assert_eq!(body(&root, "/w/real/b.h"), other);
+        // From ours: those it names go, whatever they name, and no other.
+        let root = JobRoot::create(tmp.path()).unwrap();
+        root.add(&file(crate::wire::LINE_MARKED, b"/w/real/b.h\n"))
+            .unwrap();
+        root.add(&file("/w/own.c", own)).unwrap();
+        root.add(&file("/w/real/b.h", other)).unwrap();
+        assert_eq!(body(&root, "/w/own.c"), own);
+        assert_eq!(body(&root, "/w/real/b.h"), b"int b;\n");
+        assert!(!Path::new(&root.inside(crate::wire::LINE_MARKED)).exists());
+        let long = vec![b'x'; crate::wire::MAX_LIST + 1];
+        assert!(root.add(&file(crate::wire::LINE_MARKED, &long)).is_err());
     }
 
     #[test]

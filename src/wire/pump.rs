@@ -53,6 +53,10 @@ pub const OTHER_SYSTEM_HEADER: &str = "differs on this host from the client's";
 /// checksums. distcc 3.4's daemon writes the list into its job root, where nothing reads it.
 pub const LINE_MARKED: &str = "/.distcc-rs/line-marked";
 
+/// The longest [`SYSTEM_HEADERS`] or [`LINE_MARKED`] list a daemon takes: a C++ unit's
+/// lists are tens of kilobytes.
+pub const MAX_LIST: usize = 4 << 20;
+
 /// A header's identity as listed: size, and modification time in seconds and nanoseconds.
 fn header_identity(path: &str) -> Option<(u64, i64, i64)> {
     use std::os::unix::fs::MetadataExt;
