@@ -864,7 +864,8 @@ fn clang_macro_path_maps_hold_in_plain_mode() {
 /// namespace of its own, where `<stdio.h>` is a copy with another time) says so before
 /// compiling, and the job goes to it as preprocessed text, which carries this machine's
 /// headers: in pump mode, and for clang `-g` in plain mode (whose object is then as the
-/// text makes it: not a local one's, but not one of other headers either).
+/// text makes it: not a local one's, but not one of other headers either). So does a host
+/// with a header the client looked for and does not have, for plain-mode clang `-g`.
 #[test]
 fn a_host_with_other_system_headers_gets_the_text() {
     assert!(
@@ -882,13 +883,25 @@ fn a_host_with_other_system_headers_gets_the_text() {
     std::fs::set_permissions(aside.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let copy = aside.path().join("stdio.h");
     std::fs::copy("/usr/include/stdio.h", &copy).unwrap();
+    // And a header only the host has, in a directory the client looks into.
+    let local_include = aside.path().join("local-include");
+    std::fs::create_dir(&local_include).unwrap();
+    std::fs::write(local_include.join("only_on_host.h"), "#define ONLY 1\n").unwrap();
+    std::fs::write(
+        dir.join("probe.c"),
+        "#if __has_include(<only_on_host.h>)\n#error the host's header was seen\n#endif\n\
+         int probe;\n",
+    )
+    .unwrap();
     let wrapper = aside.path().join("distccd-other-headers");
     std::fs::write(
         &wrapper,
         format!(
             "#!/bin/sh\nexec unshare --mount --propagation private sh -c \
-             'mount --bind {} /usr/include/stdio.h && exec {OUR_DISTCCD} \"$@\"' sh \"$@\"\n",
-            copy.display()
+             'mount --bind {} /usr/include/stdio.h && mount --bind {} /usr/local/include \
+             && exec {OUR_DISTCCD} \"$@\"' sh \"$@\"\n",
+            copy.display(),
+            local_include.display()
         ),
     )
     .unwrap();
@@ -920,10 +933,20 @@ fn a_host_with_other_system_headers_gets_the_text() {
         }
         assert_eq!(d.wait_compiled(n + 1), n + 1, "{}", d.log_text());
     }
+    // Plain-mode clang -g, whose analysis here says where it found no header: the host
+    // that has one there gets the text (from pump's include server no such word comes).
+    let args = ["clang", "-g", "-c", "probe.c", "-o", "probe.o"];
+    here_and_there(&project, &d, false, &args, (&dir, None), "probe.o");
+    assert_eq!(d.wait_compiled(3), 3, "{}", d.log_text());
     let log = d.log_text();
     assert_eq!(
         log.matches("stdio.h differs on this host").count(),
         2,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("only_on_host.h differs on this host").count(),
+        1,
         "{log}"
     );
     assert_eq!(pumped(&d), 0, "{log}");

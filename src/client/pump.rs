@@ -176,6 +176,8 @@ pub(super) fn plan(
     };
     // Alive until the files are read: its client root goes with it.
     let mut here = None;
+    // What the host must not have in its own directories: known of an analysis here.
+    let mut absent = Vec::new();
     let (paths, entered) = match (via, &cfg.pump.stub) {
         (Via::Server(_), Some(stub)) => {
             log::warn!("INCLUDE_SERVER_STUB is set to '{stub}'; ignoring include server");
@@ -190,6 +192,7 @@ pub(super) fn plan(
                 .insert(IncludeServer::for_one_request(facts).map_err(NotPumped::IncludeServer)?);
             let (paths, closure) = (server.answer_with_closure(&tidy(&cwd), job.argv()))
                 .map_err(NotPumped::IncludeServer)?;
+            absent.clone_from(&closure.absent_system);
             (paths, Some(closure.entered.clone()))
         }
     };
@@ -200,7 +203,7 @@ pub(super) fn plan(
     }
     let mut files = files(&paths).map_err(NotPumped::Mirror)?;
     if let Some(entered) = &entered {
-        files.extend(system_headers(entered, &files));
+        files.extend(system_headers(entered, &absent, &files));
     }
     Ok(Plan {
         argv,
@@ -330,9 +333,11 @@ fn is_system_link(target: &str, name: &str) -> bool {
 }
 
 /// The list of the system headers the walk entered (those under a directory the host
-/// reaches as its own), for the host to check its own against
-/// ([`crate::wire::SYSTEM_HEADERS`]); none when the walk entered none.
-fn system_headers(entered: &Entered, files: &[PumpFile]) -> Option<PumpFile> {
+/// reaches as its own), and of the paths there it found no file at (`absent`), for the
+/// host to check its own against ([`crate::wire::SYSTEM_HEADERS`]); none when the walk
+/// entered none. The include server does not say what it found absent: in pump mode a
+/// header only the host has goes unseen, as with distcc 3.4.
+fn system_headers(entered: &Entered, absent: &[String], files: &[PumpFile]) -> Option<PumpFile> {
     let system_dirs: Vec<&str> = (files.iter())
         .filter_map(|f| match &f.content {
             Content::Link(target) if is_system_link(target, &f.name) => Some(f.name.as_str()),
@@ -348,7 +353,7 @@ fn system_headers(entered: &Entered, files: &[PumpFile]) -> Option<PumpFile> {
                 .any(|d| crate::include::sysdirs::under(p, d))
         })
         .filter(|p| seen.insert(*p));
-    let list = crate::wire::system_headers_list(headers);
+    let list = crate::wire::system_headers_list(headers, absent);
     (!list.is_empty()).then(|| PumpFile {
         name: crate::wire::SYSTEM_HEADERS.into(),
         content: Content::File(crate::wire::lzo::compress(&list)),

@@ -242,6 +242,10 @@ pub struct Closure {
     /// (`None`: the source, or the command line); the source itself is not in it. The
     /// manifests of the compile cache are made of it (`crate::cache::manifest`).
     pub entered: Vec<(String, Option<usize>)>,
+    /// The paths under the compiler's own directories that the walk looked for a file at
+    /// and found none (`__has_include` too), sorted: a host that has one of them would
+    /// read another header than this machine (see `wire::SYSTEM_HEADERS`).
+    pub absent_system: Vec<String>,
 }
 
 /// The files and directories an analysis depended on.
@@ -499,6 +503,12 @@ pub fn analyze(
         .find("", &cmd.source, Origin::Source)
         .ok_or_else(|| format!("Could not find translation unit '{}'.", cmd.source))?;
     w.walk(source)?;
+    let mut absent: Vec<String> = (w.look.missing())
+        .filter(|p| w.is_system(p))
+        .map(String::from)
+        .collect();
+    absent.sort_unstable();
+    w.closure.absent_system = absent;
     w.closure.facts = w.facts();
     let mut table = std::mem::take(&mut w.table);
     table.clear();

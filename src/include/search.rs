@@ -272,6 +272,13 @@ impl<'a> Lookups<'a> {
         self.check(dir)
     }
 
+    /// The paths this request looked up and found no regular file at.
+    pub fn missing(&self) -> impl Iterator<Item = &str> {
+        (self.memo.iter())
+            .filter(|(_, (file, _))| !file)
+            .map(|(p, _)| p.as_str())
+    }
+
     /// Every directory this request looked into, every path it looked up with whether it
     /// was a regular file; `None` when a lookup met a symlinked name. The request's
     /// lookups end here.

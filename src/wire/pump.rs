@@ -64,24 +64,35 @@ fn header_identity(path: &str) -> Option<(u64, i64, i64)> {
     Some((m.len(), m.mtime(), m.mtime_nsec()))
 }
 
-/// The list of [`SYSTEM_HEADERS`] for `paths` as they are here; a path that cannot be
-/// read, or holds a newline, is left out.
-pub fn system_headers_list<'p>(paths: impl Iterator<Item = &'p str>) -> Vec<u8> {
+/// The list of [`SYSTEM_HEADERS`] for `paths` as they are here, then `absent` (paths
+/// where no header is here), each as `absent PATH`; a path that cannot be read, or holds
+/// a newline, is left out.
+pub fn system_headers_list<'p>(paths: impl Iterator<Item = &'p str>, absent: &[String]) -> Vec<u8> {
     let mut out = String::new();
     for path in paths.filter(|p| !p.contains('\n')) {
         if let Some((size, secs, nanos)) = header_identity(path) {
             out.push_str(&format!("{size} {secs} {nanos} {path}\n"));
         }
     }
+    for path in absent.iter().filter(|p| !p.contains('\n')) {
+        out.push_str(&format!("{ABSENT}{path}\n"));
+    }
     out.into_bytes()
 }
 
+/// How a [`SYSTEM_HEADERS`] line starts for a path where the client has no header.
+const ABSENT: &str = "absent ";
+
 /// The first header of a [`SYSTEM_HEADERS`] list that is not here as it is on the client
-/// (another size or time, or missing), if any; a line not shaped as a list's counts as
-/// such a header.
+/// (another size or time, or missing; or here where the client has none), if any; a line
+/// not shaped as a list's counts as such a header.
 pub fn first_other_system_header(list: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(list);
     text.lines().find_map(|line| {
+        if let Some(path) = line.strip_prefix(ABSENT) {
+            let here = std::fs::metadata(path).is_ok_and(|m| m.is_file());
+            return here.then(|| path.to_string());
+        }
         let mut words = line.splitn(4, ' ');
         let mut number = || words.next()?.parse::<i64>().ok();
         let listed = (number(), number(), number());

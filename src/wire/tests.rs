@@ -618,7 +618,7 @@ fn system_headers_are_compared_by_size_and_time() {
     let header = dir.path().join("h.h");
     std::fs::write(&header, "int x;\n").unwrap();
     let path = header.to_str().unwrap();
-    let list = system_headers_list([path, "/no/such/header.h"].into_iter());
+    let list = system_headers_list([path, "/no/such/header.h"].into_iter(), &[]);
     // The missing header is left out; the one here is as listed.
     assert_eq!(String::from_utf8_lossy(&list).lines().count(), 1);
     assert_eq!(first_other_system_header(&list), None);
@@ -627,4 +627,13 @@ fn system_headers_are_compared_by_size_and_time() {
     for odd in [&b"7 1 2 /no/such/header.h\n"[..], b"not a list\n"] {
         assert!(first_other_system_header(odd).is_some());
     }
+    // A header the client does not have: fine when the host has none either.
+    let absent = ["/no/such/header.h".to_string()];
+    assert_eq!(
+        first_other_system_header(&system_headers_list([].into_iter(), &absent)),
+        None
+    );
+    let here = [path.to_string()];
+    let list = system_headers_list([].into_iter(), &here);
+    assert_eq!(first_other_system_header(&list).as_deref(), Some(path));
 }
