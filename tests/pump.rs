@@ -865,7 +865,7 @@ fn clang_macro_path_maps_hold_in_plain_mode() {
 /// compiling, and the job goes to it as preprocessed text, which carries this machine's
 /// headers: in pump mode, and for clang `-g` in plain mode (whose object is then as the
 /// text makes it: not a local one's, but not one of other headers either). So does a host
-/// with a header the client looked for and does not have, for plain-mode clang `-g`.
+/// with a header the client looked for and does not have.
 #[test]
 fn a_host_with_other_system_headers_gets_the_text() {
     assert!(
@@ -933,11 +933,16 @@ fn a_host_with_other_system_headers_gets_the_text() {
         }
         assert_eq!(d.wait_compiled(n + 1), n + 1, "{}", d.log_text());
     }
-    // Plain-mode clang -g, whose analysis here says where it found no header: the host
-    // that has one there gets the text (from pump's include server no such word comes).
-    let args = ["clang", "-g", "-c", "probe.c", "-o", "probe.o"];
-    here_and_there(&project, &d, false, &args, (&dir, None), "probe.o");
-    assert_eq!(d.wait_compiled(3), 3, "{}", d.log_text());
+    // The analysis says where it found no header (here, or our include server): the
+    // host that has one there gets the text too.
+    for (n, (compiler, pump)) in [("clang", false), ("gcc", true)].into_iter().enumerate() {
+        let args = [compiler, "-g", "-c", "probe.c", "-o", "probe.o"];
+        let r = here_and_there(&project, &d, pump, &args, (&dir, None), "probe.o");
+        if compiler == "gcc" {
+            assert!(r.got == r.expected, "{}: the object differs", r.what);
+        }
+        assert_eq!(d.wait_compiled(3 + n), 3 + n, "{}", d.log_text());
+    }
     let log = d.log_text();
     assert_eq!(
         log.matches("stdio.h differs on this host").count(),
@@ -946,7 +951,7 @@ fn a_host_with_other_system_headers_gets_the_text() {
     );
     assert_eq!(
         log.matches("only_on_host.h differs on this host").count(),
-        1,
+        2,
         "{log}"
     );
     assert_eq!(pumped(&d), 0, "{log}");

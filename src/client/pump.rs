@@ -176,7 +176,7 @@ pub(super) fn plan(
     };
     // Alive until the files are read: its client root goes with it.
     let mut here = None;
-    // What the host must not have in its own directories: known of an analysis here.
+    // What the host must not have in its own directories, when the analysis says.
     let mut absent = Vec::new();
     let (paths, entered) = match (via, &cfg.pump.stub) {
         (Via::Server(_), Some(stub)) => {
@@ -184,7 +184,9 @@ pub(super) fn plan(
             (stub.split_whitespace().map(String::from).collect(), None)
         }
         (Via::Server(socket), None) => {
-            ask(socket, &tidy(&cwd), job.argv()).map_err(NotPumped::IncludeServer)?
+            let answer = ask(socket, &tidy(&cwd), job.argv()).map_err(NotPumped::IncludeServer)?;
+            absent = answer.absent;
+            (answer.paths, answer.entered)
         }
         (Via::Here, _) => {
             let facts = (cfg.top.as_deref()).and_then(|t| Store::open(&t.join(FACTS_DIR)));
@@ -243,13 +245,16 @@ fn tidy(cwd: &str) -> String {
 /// seconds; past this it is gone.
 const ASK_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The include server's answer for the command `argv` run in `cwd`, and what its walk
-/// entered when it says.
-fn ask(
-    socket: &Path,
-    cwd: &str,
-    argv: &[String],
-) -> Result<(Vec<String>, Option<Entered>), String> {
+/// An include server's answer: the mirror's paths and, when it says (ours does), what its
+/// walk entered and where in the compiler's directories it found no header.
+struct Answer {
+    paths: Vec<String>,
+    entered: Option<Entered>,
+    absent: Vec<String>,
+}
+
+/// The include server's answer for the command `argv` run in `cwd`.
+fn ask(socket: &Path, cwd: &str, argv: &[String]) -> Result<Answer, String> {
     let failed = |e: &dyn std::fmt::Display| {
         format!(
             "failed to talk to include server '{}': {e}",
@@ -269,7 +274,15 @@ fn ask(
     let entered = (!paths.is_empty())
         .then(|| server::read_entered(&mut r, &limits))
         .flatten();
-    Ok((paths, entered))
+    let absent = (entered.is_some())
+        .then(|| server::read_absent(&mut r, &limits))
+        .flatten()
+        .unwrap_or_default();
+    Ok(Answer {
+        paths,
+        entered,
+        absent,
+    })
 }
 
 /// `distcc --scan-includes COMPILER ARGS...`: what the include server would have the job
@@ -293,7 +306,7 @@ pub(super) fn scan_includes(args: &[std::ffi::OsString], cfg: &Config) -> i32 {
     };
     let cwd = std::env::current_dir().map_or_else(|_| ".".into(), |d| d.display().to_string());
     let paths = match ask(socket, &cwd, &argv) {
-        Ok((paths, _)) if !paths.is_empty() => paths,
+        Ok(answer) if !answer.paths.is_empty() => answer.paths,
         Ok(_) | Err(_) => {
             log::error!("failed to get includes from include server");
             return exitcode::DISTCC_FAILED;
@@ -335,8 +348,7 @@ fn is_system_link(target: &str, name: &str) -> bool {
 /// The list of the system headers the walk entered (those under a directory the host
 /// reaches as its own), and of the paths there it found no file at (`absent`), for the
 /// host to check its own against ([`crate::wire::SYSTEM_HEADERS`]); none when the walk
-/// entered none. The include server does not say what it found absent: in pump mode a
-/// header only the host has goes unseen, as with distcc 3.4.
+/// entered none. distcc 3.4's include server says neither.
 fn system_headers(entered: &Entered, absent: &[String], files: &[PumpFile]) -> Option<PumpFile> {
     let system_dirs: Vec<&str> = (files.iter())
         .filter_map(|f| match &f.content {

@@ -503,11 +503,17 @@ pub fn analyze(
         .find("", &cmd.source, Origin::Source)
         .ok_or_else(|| format!("Could not find translation unit '{}'.", cmd.source))?;
     w.walk(source)?;
-    let mut absent: Vec<String> = (w.look.missing())
+    // This request's lookups, and those of the searches it took from earlier requests.
+    let remembered = (w.probes_remembered.iter())
+        .flat_map(|probes| probes.iter())
+        .filter(|(_, file)| !file)
+        .map(|(p, _)| p.as_str());
+    let mut absent: Vec<String> = (w.look.missing().chain(remembered))
         .filter(|p| w.is_system(p))
         .map(String::from)
         .collect();
     absent.sort_unstable();
+    absent.dedup();
     w.closure.absent_system = absent;
     w.closure.facts = w.facts();
     let mut table = std::mem::take(&mut w.table);

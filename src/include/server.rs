@@ -245,7 +245,8 @@ impl IncludeServer {
         // After the reply distcc 3.4's client has closed the socket: a failure to write
         // the trailer is no failure of the request. None after an empty reply.
         if !files.is_empty() {
-            let _ = write_entered(&mut stream, &closure.entered);
+            let _ = write_entered(&mut stream, &closure.entered)
+                .and_then(|()| write_absent(&mut stream, &closure.absent_system));
         }
         Ok(())
     }
@@ -393,6 +394,38 @@ pub fn read_entered(r: &mut impl Read, limits: &Limits) -> Option<Vec<(String, O
     Some(out)
 }
 
+/// The token of the second trailer, after [`ENTERED`]: the paths under the compiler's
+/// directories where the walk found no header ([`Closure::absent_system`]), a count and
+/// then each as an `ARGV`. Our client lists them for the host to check
+/// (`wire::SYSTEM_HEADERS`).
+pub const ABSENT: crate::wire::Token = *b"ABSN";
+
+fn write_absent(w: &mut impl Write, absent: &[String]) -> std::io::Result<()> {
+    let mut out = BufWriter::new(w);
+    out.write_all(&header(ABSENT, absent.len() as u32))?;
+    for path in absent {
+        out.write_all(&header(ARGV, path.len() as u32))?;
+        out.write_all(path.as_bytes())?;
+    }
+    out.flush()
+}
+
+/// Reads the second trailer, when the server sent one (ours does): `None` when it did
+/// not, or sent one that cannot be read.
+pub fn read_absent(r: &mut impl Read, limits: &Limits) -> Option<Vec<String>> {
+    let n = read_header(r, ABSENT).ok()?;
+    if n > limits.max_files.saturating_mul(16) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let len = read_header(r, ARGV).ok()?;
+        let body = read_body(r, ARGV, len, limits.max_name_len as usize).ok()?;
+        out.push(String::from_utf8(body).ok()?);
+    }
+    Some(out)
+}
+
 /// Writes one request (the client's side: `distcc`, tests and tools).
 pub fn write_request(w: &mut impl Write, cwd: &str, argv: &[String]) -> std::io::Result<()> {
     let mut buf = header(CDIR, cwd.len() as u32).to_vec();
@@ -502,5 +535,12 @@ mod tests {
         let mut out = Vec::new();
         write_entered(&mut out, &[("a.h".to_string(), Some(0))]).unwrap();
         assert_eq!(read_entered(&mut &out[..], &limits), None);
+        // The second: absent paths.
+        let absent = vec!["/usr/local/include/x.h".to_string(), "/a b/c.h".to_string()];
+        let mut out = Vec::new();
+        write_absent(&mut out, &absent).unwrap();
+        assert_eq!(read_absent(&mut &out[..], &limits), Some(absent));
+        assert_eq!(read_absent(&mut &out[..out.len() - 1], &limits), None);
+        assert_eq!(read_absent(&mut &b""[..], &limits), None);
     }
 }
