@@ -110,9 +110,10 @@ const ROOT_WOULD_SHOW: &str =
 /// Whether `job`, outside pump mode, goes to `host` with the files it reads rather than as
 /// preprocessed text, should `host` be our daemon: a clang compile with `-g` or a macro
 /// path map ([`maps_macro_paths`]), or any clang compile with `DISTCC_DIRECTIVES_ONLY=1`,
-/// which `toolchain::debuginfo` cannot make identical from text. clang has no directives-only mode, and under DWARF 5 (clang 14's
-/// default) a `-g` object records a checksum of every file read, which no preprocessed text
-/// carries; from the files themselves our daemon's compile is a local one's, byte for byte.
+/// which `toolchain::debuginfo` cannot make identical from text. clang has no
+/// directives-only mode, and under DWARF 5 (clang 14's default) a `-g` object records a
+/// checksum of every file read, which no preprocessed text carries; from the files
+/// themselves our daemon's compile is a local one's, byte for byte.
 /// distcc 3.4's daemon would name its job directory in the object instead, so it gets the
 /// text, as from 3.4's client. The same conditions as pump mode's keep it off: variables
 /// that move include directories or ask the local preprocessor for a dependency file, and a
