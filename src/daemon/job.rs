@@ -623,9 +623,11 @@ fn read_pump(
     let mut received = cfg.cache.as_ref().map(|_| pumpcache::Received::default());
     let mut system_headers = None;
     while let Some(file) = files.next(r, &cfg.limits).map_err(over)? {
-        if let (wire::SYSTEM_HEADERS, wire::Received::File(list)) = (&*file.name, &file.content) {
-            system_headers = Some(list.clone());
-            continue;
+        if file.name == wire::SYSTEM_HEADERS {
+            if let wire::Received::File(list) = file.content {
+                system_headers = Some(list);
+                continue;
+            }
         }
         if let Some(r) = &mut received {
             r.add(file);

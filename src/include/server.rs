@@ -374,22 +374,37 @@ fn write_entered(w: &mut impl Write, entered: &[(String, Option<usize>)]) -> std
 /// Reads the trailer after a reply, when the server sent one (ours does). `None` when it
 /// did not, or sent one that cannot be read.
 pub fn read_entered(r: &mut impl Read, limits: &Limits) -> Option<Vec<(String, Option<usize>)>> {
-    let n = read_header(r, ENTERED).ok()?;
-    // A file may be entered many times (no guard), but not without bound.
-    if n > limits.max_files.saturating_mul(16) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        let len = read_header(r, ARGV).ok()?;
-        let body = read_body(r, ARGV, len, limits.max_name_len as usize + 24).ok()?;
-        let line = String::from_utf8(body).ok()?;
+    let lines = read_trailer(r, ENTERED, limits, limits.max_name_len as usize + 24)?;
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
         let (parent, path) = line.split_once(' ')?;
         let parent = match parent {
             "-" => None,
             i => Some(i.parse::<usize>().ok().filter(|&i| i < out.len())?),
         };
         out.push((path.to_string(), parent));
+    }
+    Some(out)
+}
+
+/// A trailer's `ARGV`s after its `token` and count, each at most `max_len` bytes; `None`
+/// when there is none or it cannot be read. A file may be entered many times (no
+/// guard), but not without bound.
+fn read_trailer(
+    r: &mut impl Read,
+    token: crate::wire::Token,
+    limits: &Limits,
+    max_len: usize,
+) -> Option<Vec<String>> {
+    let n = read_header(r, token).ok()?;
+    if n > limits.max_files.saturating_mul(16) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let len = read_header(r, ARGV).ok()?;
+        let body = read_body(r, ARGV, len, max_len).ok()?;
+        out.push(String::from_utf8(body).ok()?);
     }
     Some(out)
 }
@@ -413,17 +428,7 @@ fn write_absent(w: &mut impl Write, absent: &[String]) -> std::io::Result<()> {
 /// Reads the second trailer, when the server sent one (ours does): `None` when it did
 /// not, or sent one that cannot be read.
 pub fn read_absent(r: &mut impl Read, limits: &Limits) -> Option<Vec<String>> {
-    let n = read_header(r, ABSENT).ok()?;
-    if n > limits.max_files.saturating_mul(16) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        let len = read_header(r, ARGV).ok()?;
-        let body = read_body(r, ARGV, len, limits.max_name_len as usize).ok()?;
-        out.push(String::from_utf8(body).ok()?);
-    }
-    Some(out)
+    read_trailer(r, ABSENT, limits, limits.max_name_len as usize)
 }
 
 /// Writes one request (the client's side: `distcc`, tests and tools).
