@@ -23,8 +23,9 @@ build) so that drift of the machine hits both:
     built by ours in pump mode (the build under our `pump`, hosts `,cpp,lzo`), whose
     client side counts the include server, against distcc 3.4's plain mode and our own;
     and (`--include-server`, on unless told) the include server against the local
-    preprocessor runs that pump mode takes off the client: the CPU of those runs made
-    again one at a time, the server's CPU and request times in the pump builds, and
+    preprocessor runs that pump mode takes off the client: the CPU of those runs in our
+    plain builds (from the client's trace) and made again one at a time, the server's CPU
+    and request times in the pump builds, and
     request times in a rebuild served by the same, warm, server, in a second table;
   * farm: LevelDB again, as on a small farm: the build and its client on CPU 0, one
     daemon with one slot on CPU 1 (a remote host's CPU), against the build alone on CPU 0;
@@ -866,8 +867,12 @@ class FarmLevelDB(LevelDB):
         return ["taskset", "-c", "0"] + super().prepare(client)[:1] + ["-j3"]
 
 
-def build(tree, farm, work, options="", pump=False, stats=None):
+def build(tree, farm, work, options="", pump=False, stats=None, trace=None):
     """One build of `tree`, locally without a farm; returns wall, client CPU, daemon CPU.
+
+    With `trace` (a file name, our client only), the jobs write their records there
+    (`DISTCC_TRACE`), and in plain mode the returned tuple goes on with the CPU of the
+    preprocessor runs in the build (`traced_preprocessor_cpu`).
 
     With `pump`, the build runs under our `pump` (the hosts should then be `,cpp`), and
     the returned tuple goes on with the include server's CPU (already in the client CPU),
@@ -883,6 +888,10 @@ def build(tree, farm, work, options="", pump=False, stats=None):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(stats)
         env["DISTCC_INCLUDE_SERVER_STATS"] = stats
+    if trace:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(trace)
+        env["DISTCC_TRACE"] = trace
     before = process_cpu(farm.pids()) if farm else 0.0
     log = os.path.join(work, f"{tree.name}{'-pump' if pump else ''}.log")
     watch = IncludeServerWatch() if pump else None
@@ -890,12 +899,27 @@ def build(tree, farm, work, options="", pump=False, stats=None):
                           started=watch.start if watch else None)
     daemon_cpu = (process_cpu(farm.pids()) - before) if farm else 0.0
     if not pump:
+        if trace:
+            return wall, cpu, daemon_cpu, traced_preprocessor_cpu(trace)
         return wall, cpu, daemon_cpu
     plain, failed, reasons = pump_log_counts(log)
     for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:5]:
         print(f"bench: {tree.name} pump: {n} x include server: {reason}", file=sys.stderr)
     server_stats = read_stats(stats) if stats else None
     return wall, cpu, daemon_cpu, watch.stop(), plain, failed, server_stats
+
+
+def traced_preprocessor_cpu(trace):
+    """The CPU seconds of the preprocessors our client ran in a plain build, from its
+    trace: the processes each job sent to a host waited for (its preprocessor, nothing
+    else: a job compiled here, whose compiler counts there too, is left out, and so is
+    its preprocessor)."""
+    total = 0
+    for line in open(trace):
+        record = json.loads(line)
+        if record["mode"] == "remote":
+            total += record["children_cpu_us"]
+    return total / 1e6
 
 
 def cache_counts(cache_dir):
@@ -1155,9 +1179,10 @@ def build_rows(farms, work, kind, builds, pump=True, include="off"):
     with `pump` by our farm in pump mode too (its hosts `,cpp,lzo`); returns them and the
     include server's figures (`include_figures`), or None.
 
-    With `include` "on" (and `pump`), the include server's figures come too: after the
-    first plain build of ours, the preprocessor runs of its jobs are made again one at a
-    time (`preprocessor_cpu`); the pump builds write the server's statistics; and after the
+    With `include` "on" (and `pump`), the include server's figures come too: our plain
+    builds are traced, for the CPU of their preprocessors; after the first of them, the
+    preprocessor runs of its jobs are made again one at a time (`preprocessor_cpu`); the
+    pump builds write the server's statistics; and after the
     rounds, two more pump builds share one server (`warm_pump_builds`). With "only", the
     rounds build with our client alone, plainly and in pump mode, for those figures alone,
     and no rows come back."""
@@ -1179,7 +1204,9 @@ def build_rows(farms, work, kind, builds, pump=True, include="off"):
             if name == pumped:
                 timing = build(tree, farms[ours], work, ",cpp,lzo", pump=True, stats=stats)
             else:
-                timing = build(tree, farms.get(name), work)
+                trace = (os.path.join(work, f"{kind.name}-plain.trace")
+                         if name == ours and include != "off" else None)
+                timing = build(tree, farms.get(name), work, trace=trace)
             if reference is None:
                 reference = objects(tree.tree)
             results[name].append((same_objects(reference, tree), *timing))
@@ -1192,7 +1219,8 @@ def build_rows(farms, work, kind, builds, pump=True, include="off"):
     figures = None
     if include != "off":
         warm = warm_pump_builds(tree, farms[ours], work)
-        figures = include_figures(kind.name, cpp, [r[7] for r in results[pumped]], warm,
+        figures = include_figures(kind.name, cpp, median(ours, 4),
+                                  [r[7] for r in results[pumped]], warm,
                                   median(ours, 2), median(pumped, 2))
     if include == "only":
         return [], figures
@@ -1230,9 +1258,10 @@ def build_rows(farms, work, kind, builds, pump=True, include="off"):
     return rows, figures
 
 
-def include_figures(tree, cpp, pump_stats, warm, plain_client, pump_client):
+def include_figures(tree, cpp, cpp_in_build, pump_stats, warm, plain_client, pump_client):
     """The include server's figures for one tree (issue 15), for the second table:
-    `cpp` from `preprocessor_cpu`, `pump_stats` the statistics of each pump build
+    `cpp` from `preprocessor_cpu`, `cpp_in_build` the median CPU of the preprocessors in
+    our plain builds (`traced_preprocessor_cpu`), `pump_stats` the statistics of each pump build
     (`read_stats`), `warm` from `warm_pump_builds`, and the median client-side CPU of our
     plain and pump builds (the latter with the include server). Where the server's CPU
     goes is printed to stderr."""
@@ -1255,6 +1284,7 @@ def include_figures(tree, cpp, pump_stats, warm, plain_client, pump_client):
         "tree": tree,
         "jobs": jobs,
         "cpp": cpp_cpu,
+        "cpp in build": cpp_in_build,
         "server": per_build(lambda _, server: sum(server)),
         "compilers": per_build(lambda _, server: server[2] + server[3]),
         "answers": per_build(lambda requests, _: sum(q[1] for q in requests)),
@@ -1279,8 +1309,9 @@ def include_figures(tree, cpp, pump_stats, warm, plain_client, pump_client):
 
 
 INCLUDE_HEADER = [
-    "tree", "jobs", "cpp CPU s (plain build)", "include server CPU s (pump build)",
-    "server / cpp", "of which compilers s", "of which answers s",
+    "tree", "jobs", "cpp CPU s in the plain build", "cpp CPU s (its jobs alone)",
+    "include server CPU s (pump build)", "server / cpp in the build", "server / cpp alone",
+    "of which compilers s", "of which answers s",
     "request ms median (pump build)", "request ms p90 (pump build)",
     "request ms median (warm rebuild)", "request ms p90 (warm rebuild)",
     "server CPU s (warm rebuild)", "client-side CPU s plain", "client-side CPU s pump",
@@ -1290,7 +1321,8 @@ INCLUDE_HEADER = [
 
 def include_cells(f):
     """The second table's cells for one tree's `include_figures`."""
-    return [f["tree"], fmt(f["jobs"]), fmt(f["cpp"]), fmt(f["server"]),
+    return [f["tree"], fmt(f["jobs"]), fmt(f["cpp in build"]), fmt(f["cpp"]),
+            fmt(f["server"]), ratio(f["server"], f["cpp in build"]),
             ratio(f["server"], f["cpp"]), fmt(f["compilers"]), fmt(f["answers"]),
             *(fmt(v) for v in f["cold"]), *(fmt(v) for v in f["warm"]),
             fmt(f["warm server"]), fmt(f["plain client"]), fmt(f["pump client"]),
