@@ -70,6 +70,10 @@ struct Generation {
     /// The system dirs linked, and the forcing files made, in this generation.
     system_dirs_done: FxSet<String>,
     forced: FxSet<String>,
+    /// The realpath of each directory met on the way of a mirrored path: the files of one
+    /// directory share it, and a directory whose realpath changed gives its files other
+    /// realpaths, which ends the generation (`mirrored`).
+    real_dirs: FxMap<String, Option<String>>,
 }
 
 /// What one component of a mirrored path needs on the host: the directory it is in (in
@@ -447,6 +451,7 @@ impl Generation {
             mirrored: FxMap::default(),
             system_dirs_done: FxSet::default(),
             forced: FxSet::default(),
+            real_dirs: FxMap::default(),
         }
     }
 
@@ -464,7 +469,13 @@ impl Generation {
                 link: None,
                 up: None,
             };
-            let Some(mut prefix_real) = realpath(&prefix) else {
+            let known = self.real_dirs.get(&prefix).cloned();
+            let real = known.unwrap_or_else(|| {
+                let real = realpath(&prefix);
+                self.real_dirs.insert(prefix.clone(), real.clone());
+                real
+            });
+            let Some(mut prefix_real) = real else {
                 self.levels.insert(fp, level);
                 return Ok(());
             };

@@ -8,7 +8,7 @@
 //! language), and on disk between builds when the server has a [`Store`]; every
 //! directory ever learned is also remembered, in order, for the mirror's system links.
 
-use std::collections::HashMap;
+use super::token::FxMap;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -32,7 +32,7 @@ pub struct Compiler {
     language: String,
     cwd: String,
     /// `__has_builtin(x)` and the like, asked so far: their values.
-    features: Mutex<HashMap<String, Option<i64>>>,
+    features: Mutex<FxMap<String, Option<i64>>>,
     asking: Mutex<()>,
     /// The `#define` lines, and where the facts are kept between builds.
     defines: Vec<String>,
@@ -150,7 +150,7 @@ pub struct SystemDirs {
 #[derive(Default)]
 struct Inner {
     store: Option<Arc<Store>>,
-    by_key: HashMap<(String, Vec<String>, String, String), Arc<Compiler>>,
+    by_key: FxMap<(String, Vec<String>, String, String), Arc<Compiler>>,
     all: Vec<String>,
 }
 

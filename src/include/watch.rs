@@ -25,7 +25,7 @@
 //! This module keeps the notices and says whether an analysis's paths have any; which
 //! paths those are is the analysis's business.
 
-use std::collections::{HashMap, HashSet};
+use super::token::{FxMap, FxSet};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Mutex, MutexGuard};
 
@@ -91,7 +91,7 @@ struct Entry {
     itself: u64,
     any_name: u64,
     /// The batch of the last notice about each name.
-    names: HashMap<Box<str>, u64>,
+    names: FxMap<Box<str>, u64>,
     /// The batch number its watch was added under (`arm` takes a number of its own).
     since: u64,
     /// The device and inode the watch was added for: a watch follows its inode, so the
@@ -106,10 +106,10 @@ struct State {
     /// Analyses checked before this batch are checked again (the queue overflowed).
     floor: u64,
     entries: Vec<Entry>,
-    by_path: HashMap<String, usize>,
-    by_wd: HashMap<WatchDescriptor, Vec<usize>>,
+    by_path: FxMap<String, usize>,
+    by_wd: FxMap<WatchDescriptor, Vec<usize>>,
     /// Whether each directory met above the others is sticky and world-writable.
-    sticky: HashMap<String, bool>,
+    sticky: FxMap<String, bool>,
 }
 
 /// The notices of one include server.
@@ -263,7 +263,7 @@ impl State {
             usable: true,
             itself: 0,
             any_name: 0,
-            names: HashMap::new(),
+            names: FxMap::default(),
             since: 0,
             ident: None,
         });
@@ -343,9 +343,9 @@ impl Watcher {
                 batch: 0,
                 floor: 0,
                 entries: Vec::new(),
-                by_path: HashMap::new(),
-                by_wd: HashMap::new(),
-                sticky: HashMap::new(),
+                by_path: FxMap::default(),
+                by_wd: FxMap::default(),
+                sticky: FxMap::default(),
             }),
         })
     }
@@ -368,10 +368,10 @@ impl Watcher {
         dirs.extend(facts.looked_into.iter().map(|(d, _, _)| d.as_str()));
         dirs.extend(facts.chain.iter().map(|(d, _)| d.as_str()));
         dirs.extend(facts.files.iter().map(|(f, _)| dirname_of(f)));
-        let direct: HashSet<&str> = dirs.iter().copied().collect();
+        let direct: FxSet<&str> = dirs.iter().copied().collect();
         // And every directory above them.
         let mut all: Vec<&str> = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = FxSet::default();
         for d in dirs {
             let mut at = d;
             while seen.insert(at) {
@@ -391,7 +391,7 @@ impl Watcher {
             ..Plan::default()
         };
         // What each directory is now, as the analysis found it, else as it is.
-        let mut known: HashMap<&str, DirId> = HashMap::new();
+        let mut known: FxMap<&str, DirId> = FxMap::default();
         for (d, stamp, _) in &facts.looked_into {
             if let Some(stamp) = stamp {
                 known.insert(d, stamp.id());
@@ -402,8 +402,8 @@ impl Watcher {
                 known.insert(d, *id);
             }
         }
-        let mut ids = HashMap::new();
-        let mut new_dirs = HashSet::new();
+        let mut ids = FxMap::default();
+        let mut new_dirs = FxSet::default();
         for d in &all {
             if !direct.contains(d) && s.is_sticky(d) {
                 plan.identities.push(((*d).into(), dir_id(d)));
@@ -490,7 +490,7 @@ impl Watcher {
             return true;
         }
         // A directory had notices: only the names the analysis depends on matter.
-        let by_path: HashMap<&str, usize> = (changed.iter())
+        let by_path: FxMap<&str, usize> = (changed.iter())
             .map(|&id| (&*s.entries[id].path, id))
             .collect();
         let later =
