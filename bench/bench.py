@@ -914,12 +914,9 @@ def traced_preprocessor_cpu(trace):
     trace: the processes each job sent to a host waited for (its preprocessor, nothing
     else: a job compiled here, whose compiler counts there too, is left out, and so is
     its preprocessor)."""
-    total = 0
-    for line in open(trace):
-        record = json.loads(line)
-        if record["mode"] == "remote":
-            total += record["children_cpu_us"]
-    return total / 1e6
+    with open(trace) as lines:
+        records = [json.loads(line) for line in lines]
+    return sum(r["children_cpu_us"] for r in records if r["mode"] == "remote") / 1e6
 
 
 def cache_counts(cache_dir):

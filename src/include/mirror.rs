@@ -469,13 +469,8 @@ impl Generation {
                 link: None,
                 up: None,
             };
-            let known = self.real_dirs.get(&prefix).cloned();
-            let real = known.unwrap_or_else(|| {
-                let real = realpath(&prefix);
-                self.real_dirs.insert(prefix.clone(), real.clone());
-                real
-            });
-            let Some(mut prefix_real) = real else {
+            let real = (self.real_dirs.entry(prefix.clone())).or_insert_with(|| realpath(&prefix));
+            let Some(mut prefix_real) = real.clone() else {
                 self.levels.insert(fp, level);
                 return Ok(());
             };

@@ -388,8 +388,8 @@ pub fn read_entered(r: &mut impl Read, limits: &Limits) -> Option<Vec<(String, O
 }
 
 /// A trailer's `ARGV`s after its `token` and count, each at most `max_len` bytes; `None`
-/// when there is none or it cannot be read. A file may be entered many times (no
-/// guard), but not without bound.
+/// when there is none or it cannot be read. A count may pass the files of a request (a
+/// file entered many times, having no guard), but not without bound.
 fn read_trailer(
     r: &mut impl Read,
     token: crate::wire::Token,
