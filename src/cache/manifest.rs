@@ -11,7 +11,9 @@
 //! - every name each of those files may look for (`#include`, `#include_next`,
 //!   `#import`, `__has_include`, taken or not, and the `-include` files), in every place
 //!   it may look: beside the file when quoted, then each directory of the search chain,
-//!   existing or not. Each place is known by whether a file is there (a file there that
+//!   existing or not, up to the first that has the file for an angled name (where every
+//!   search for it stops), in all of them for a quoted name and for one some file asks
+//!   for with `#include_next` (which may search from any place on). Each place is known by whether a file is there (a file there that
 //!   was not read, and may be a copy `#pragma once` skipped, by its content too);
 //!   under the compiler's own directories, by the identity of the directory. A header
 //!   created earlier on the path (which ccache and sccache do not see), in a search
@@ -379,8 +381,11 @@ fn marker(line: &[u8]) -> Option<(String, Vec<u8>)> {
 pub enum Named {
     /// `"x.h"`: beside the file first, then the search chain.
     Quoted,
-    /// `<x.h>`, and any `_next`: the search chain.
+    /// `<x.h>`: the search chain.
     Angled,
+    /// `#include_next` and `__has_include_next`: the chain after the place the file asking
+    /// was found in, which may be any place.
+    Next,
 }
 
 /// Every name a file may look for: its `#include`, `#include_next` and `#import`
@@ -420,12 +425,7 @@ pub fn names(content: &[u8]) -> Option<(Vec<(String, Named)>, bool)> {
             computed = true;
             continue;
         };
-        let named = if quoted && !next {
-            Named::Quoted
-        } else {
-            Named::Angled
-        };
-        out.push((name, named));
+        out.push((name, kind(quoted, next)));
     }
     if finder(HAS_EMBED).find(content).is_some() {
         return None;
@@ -443,14 +443,17 @@ pub fn names(content: &[u8]) -> Option<(Vec<(String, Named)>, bool)> {
             continue;
         };
         let (name, quoted) = operand(&r[trim(r)..])?;
-        let named = if quoted && !next {
-            Named::Quoted
-        } else {
-            Named::Angled
-        };
-        out.push((name, named));
+        out.push((name, kind(quoted, next)));
     }
     Some((out, computed))
+}
+
+fn kind(quoted: bool, next: bool) -> Named {
+    match (quoted, next) {
+        (_, true) => Named::Next,
+        (true, false) => Named::Quoted,
+        (false, false) => Named::Angled,
+    }
 }
 
 /// A header name at the start of `s`: `"x.h"` or `<x.h>`, and whether it is quoted.
@@ -580,9 +583,10 @@ impl Recorder<'_> {
             }
         }
         let mut found_only = Vec::new();
-        // Names already looked for along the chain: those places depend on the name
-        // alone, and a kernel unit names `linux/types.h` in hundreds of headers.
-        let mut chained = FxSet::default();
+        // Names already looked for along the chain, and whether in all of its places:
+        // those places depend on the name alone, and a kernel unit names `linux/types.h`
+        // in hundreds of headers.
+        let mut chained: FxMap<String, bool> = FxMap::default();
         let mut once_sizes = FxSet::default();
         let mut k = 0;
         while k < to_read.len() {
@@ -619,16 +623,21 @@ impl Recorder<'_> {
                 }
             }
             for (name, named) in named {
-                let mut places: Vec<String> = Vec::new();
                 if named == Named::Quoted {
-                    places.push(join(dir_of(&path), &name));
+                    self.look_for(join(dir_of(&path), &name), &mut facts, &mut found_only);
                 }
-                if chained.insert(name.clone()) {
-                    places.extend(self.chain.iter().map(|d| join(d, &name)));
-                }
-                for place in places {
-                    if let Some(found) = self.look(place, &mut facts) {
-                        found_only.push(found);
+                // A quoted name is searched for along the chain even when it is found
+                // beside the file: the chain's places then do not depend on a header
+                // created beside a source, and neither does the key of a pump job, which
+                // holds the facts of the compiler's own directories (`look_up_pump`).
+                let all = named != Named::Angled;
+                match chained.get(&name) {
+                    Some(&done_all) if done_all || !all => continue,
+                    _ => chained.insert(name.clone(), all),
+                };
+                for dir in self.chain {
+                    if self.look_for(join(dir, &name), &mut facts, &mut found_only) && !all {
+                        break;
                     }
                 }
             }
@@ -694,6 +703,24 @@ impl Recorder<'_> {
 
     fn under_system(&self, path: &str) -> bool {
         under_any(self.system, path)
+    }
+
+    /// Whether a file is at `place`, as looked up before or now ([`Recorder::look`]); one
+    /// found now is added to `found`.
+    fn look_for(&self, place: String, facts: &mut Facts, found: &mut Vec<String>) -> bool {
+        if let Some(&i) = facts.at.get(&place) {
+            return matches!(
+                facts.list[i].1,
+                Fact::Exists(true) | Fact::Content(_) | Fact::Stat(_)
+            );
+        }
+        match self.look(place, facts) {
+            Some(file) => {
+                found.push(file);
+                true
+            }
+            None => false,
+        }
     }
 
     /// A lookup of `path`: whether a file is there (a file found is returned, to be read
@@ -887,10 +914,10 @@ mod tests {
         assert!(!computed);
         let want = [
             ("a.h", Named::Quoted),
-            ("b.h", Named::Angled),
+            ("b.h", Named::Next),
             ("c.h", Named::Angled),
             ("sys/x.h", Named::Angled),
-            ("y.h", Named::Angled),
+            ("y.h", Named::Next),
         ];
         assert_eq!(got, want.map(|(n, k)| (n.to_string(), k)).to_vec());
         assert_eq!(names(b"#include HEADER\n"), Some((Vec::new(), true)));

@@ -1,5 +1,7 @@
-//! The entries on disk: `DIR/ab/cd/<key in hex>`, one file per result, 256 × 256
-//! directories so that none grows large.
+//! The entries on disk: `DIR/ab/<key in hex>`, one file per result, in 256 directories.
+//! One level, not ccache's two: a cache's first thousands of entries would otherwise each
+//! make a directory of their own, and a `mkdir` costs a miss more than storing its entry
+//! (a 5 GiB cache of 50 kB objects still has only 400 entries a directory).
 //!
 //! An entry is written to a temporary file in its directory and renamed into place, so
 //! that a reader sees a whole entry or none, and any number of `distcc` processes can
@@ -150,9 +152,7 @@ impl Cache {
     }
 
     fn path(&self, key: &Key) -> PathBuf {
-        self.top(key)
-            .join(format!("{:02x}", key.0[1]))
-            .join(key.hex())
+        self.top(key).join(key.hex())
     }
 
     /// Adds one to counter `c` in the statistics of `key`'s directory. A cache that
@@ -292,22 +292,20 @@ fn is_hex(name: &str, len: usize) -> bool {
 fn trim(top: &Path, stats: &mut Stats, share: u64) {
     let mut entries = Vec::new();
     let now = SystemTime::now();
-    for sub in fs::read_dir(top).into_iter().flatten().flatten() {
-        if !is_hex(&sub.file_name().to_string_lossy(), 2) {
-            continue;
-        }
-        for e in fs::read_dir(sub.path()).into_iter().flatten().flatten() {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            let Ok(m) = e.metadata() else { continue };
-            let mtime = m.modified().unwrap_or(now);
-            if is_hex(&name, 64) && m.is_file() {
-                entries.push((mtime, m.len(), e.path()));
-            } else if name.starts_with(".tmp")
-                && now.duration_since(mtime).unwrap_or_default() > STALE_TEMP
-            {
-                let _ = fs::remove_file(e.path());
-            }
+    for e in fs::read_dir(top).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let Ok(m) = e.metadata() else { continue };
+        let mtime = m.modified().unwrap_or(now);
+        if is_hex(&name, 64) && m.is_file() {
+            entries.push((mtime, m.len(), e.path()));
+        } else if name.starts_with(".tmp")
+            && now.duration_since(mtime).unwrap_or_default() > STALE_TEMP
+        {
+            let _ = fs::remove_file(e.path());
+        } else if is_hex(&name, 2) && m.is_dir() {
+            // The entries of the earlier layout (`DIR/ab/cd/<key>`), which nothing reads.
+            let _ = fs::remove_dir_all(e.path());
         }
     }
     entries.sort();
