@@ -30,7 +30,8 @@ use std::os::unix::fs::MetadataExt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::key::{hex, Key};
-use super::sums::Sums;
+use super::scans::{Scan, Scans};
+use super::sums::{self, Sums};
 use crate::include::token::{FxMap, FxSet};
 
 /// The most candidates a manifest keeps (a header that flips between two versions, a
@@ -533,6 +534,8 @@ pub struct Recorder<'a> {
     pub forced: &'a [String],
     /// Where the sums of the files read are remembered, for the next check.
     pub sums: &'a Sums,
+    /// Where what each file read names is remembered, for the next candidate.
+    pub scans: &'a Scans,
 }
 
 /// The facts of a candidate being made, each path once.
@@ -599,18 +602,20 @@ impl Recorder<'_> {
             {
                 continue;
             }
-            let fact = self.read(&path, &mut content)?;
+            let (fact, scan, size) = self.read(&path, &mut content)?;
             if k == 1 && fact != Fact::Content(self.source_sum) {
                 // Not the source the manifest's key was made of.
                 return None;
             }
             facts.set(path.clone(), fact);
-            if finder(PRAGMA_ONCE).find(&content).is_some()
-                || finder(IMPORT).find(&content).is_some()
-            {
-                once_sizes.insert(content.len() as u64);
+            if scan.once {
+                once_sizes.insert(size);
             }
-            let (mut named, computed) = names(&content)?;
+            let Scan {
+                names: mut named,
+                computed,
+                ..
+            } = scan;
             if computed {
                 // The name is not known, but the file it found is among those this one
                 // entered: every name it could have been (each tail of its path), in
@@ -661,7 +666,7 @@ impl Recorder<'_> {
             }
             let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(u64::MAX);
             if once_sizes.contains(&size) {
-                let fact = self.read(&path, &mut content)?;
+                let (fact, ..) = self.read(&path, &mut content)?;
                 facts.set(path, fact);
             }
         }
@@ -675,10 +680,31 @@ impl Recorder<'_> {
         })
     }
 
-    /// The fact of a file read: its identity under the compiler's own directories, else
-    /// the sum of its content (left in `content`). `None` when it cannot be read, changed
-    /// since the preprocessor started, or uses the time macros.
-    fn read(&self, path: &str, content: &mut Vec<u8>) -> Option<Fact> {
+    /// The fact of a file read (its identity under the compiler's own directories, else
+    /// the sum of its content), what it names, and its size. `None` when it cannot be
+    /// read, changed since the preprocessor started, uses the time macros, or names what
+    /// no manifest can hold ([`names`]).
+    ///
+    /// A version an earlier job read is known from the tables without reading it: the
+    /// `stat` asked first is all it costs. Otherwise the file is read (`content` holds it
+    /// then), and its sum and scan are remembered.
+    fn read(&self, path: &str, content: &mut Vec<u8>) -> Option<(Fact, Scan, u64)> {
+        if let Ok(m) = fs::metadata(path) {
+            let ident = Ident::of(&m);
+            let key = sums::file_key(path, &ident);
+            let scan = (!ident.recent(self.started_ns))
+                .then(|| self.scans.get(&key))
+                .flatten();
+            if let Some(scan) = scan {
+                let fact = match self.under_system(path) {
+                    true => Some(Fact::Stat(ident)),
+                    false => self.sums.find(&key).map(Fact::Content),
+                };
+                if let Some(fact) = fact {
+                    return Some((fact, scan, m.len()));
+                }
+            }
+        }
         let file = fs::File::open(path).ok()?;
         content.clear();
         // Through `take`, as `pragmas::loses_pragma` reads: a `File` would ask for its size
@@ -689,16 +715,29 @@ impl Recorder<'_> {
         if ident.recent(self.started_ns) || crate::toolchain::pragmas::uses_time_macros(content) {
             return None;
         }
-        Some(if self.under_system(path) {
+        let (names, computed) = names(content)?;
+        let once =
+            finder(PRAGMA_ONCE).find(content).is_some() || finder(IMPORT).find(content).is_some();
+        let scan = Scan {
+            names,
+            computed,
+            once,
+        };
+        let key = sums::file_key(path, &ident);
+        let fact = if self.under_system(path) {
             Fact::Stat(ident)
-        } else if let Some(sum) = self.sums.remembered(path, &ident) {
+        } else if let Some(sum) = self.sums.find(&key) {
             // Hashed by an earlier job of the build: the same version.
             Fact::Content(sum)
         } else {
             let sum = *blake3::hash(content).as_bytes();
             self.sums.remember(path, &ident, &sum);
             Fact::Content(sum)
-        })
+        };
+        if !ident.recent(now_ns()) {
+            self.scans.put(&key, &scan);
+        }
+        Some((fact, scan, content.len() as u64))
     }
 
     fn under_system(&self, path: &str) -> bool {

@@ -15,6 +15,8 @@
 
 pub mod key;
 pub mod manifest;
+mod mapped;
+pub mod scans;
 pub mod stats;
 pub mod store;
 pub mod sums;

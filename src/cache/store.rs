@@ -255,10 +255,12 @@ impl Cache {
         let before = Stats::total(&self.dir);
         let mut failed = None;
         let compilers = self.dir.join("compilers");
-        // Remembered sums: a process that has the table mapped keeps its copy.
-        if let Err(e) = fs::remove_file(self.dir.join(super::sums::NAME)) {
-            if e.kind() != io::ErrorKind::NotFound {
-                failed = Some(e);
+        // Remembered sums and scans: a process that has a table mapped keeps its copy.
+        for table in [super::sums::NAME, super::scans::NAME] {
+            if let Err(e) = fs::remove_file(self.dir.join(table)) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    failed = Some(e);
+                }
             }
         }
         for dir in tops(&self.dir).into_iter().chain([compilers]) {

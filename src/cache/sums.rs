@@ -13,12 +13,11 @@
 //! What is not here: which files a manifest needs, and what their sums mean
 //! ([`super::manifest`]).
 
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::manifest::Ident;
+use super::mapped::Mapped;
 
 /// Slots in the table: 4 MiB in all, for 65,536 files (a kernel tree reads about 3,000).
 const SLOTS: usize = 1 << 16;
@@ -30,30 +29,14 @@ pub const NAME: &str = "sums-1";
 
 /// The table, mapped; `None` where it cannot be (then every sum is computed).
 pub struct Sums {
-    map: Option<Map>,
-}
-
-struct Map {
-    words: *const AtomicU64,
-    writable: bool,
-}
-
-// SAFETY: the mapping is only read and written through atomics, and unmapped on drop.
-unsafe impl Send for Map {}
-unsafe impl Sync for Map {}
-
-impl Drop for Map {
-    fn drop(&mut self) {
-        // SAFETY: the pointer and length are those mmap returned.
-        unsafe { libc::munmap(self.words as *mut libc::c_void, SLOTS * SLOT_WORDS * 8) };
-    }
+    map: Option<Mapped>,
 }
 
 impl Sums {
     /// The table of the cache at `dir`, made there when missing.
     pub fn open(dir: &Path) -> Sums {
         let path = dir.join(NAME);
-        let map = open_file(&path).and_then(|(file, writable)| map(&file, writable));
+        let map = Mapped::open(&path, SLOTS * SLOT_WORDS);
         if map.is_none() {
             log::debug!("no table of sums at {}", path.display());
         }
@@ -77,7 +60,7 @@ impl Sums {
 
     /// The sum remembered for `path` in the version `ident`, if any.
     pub fn remembered(&self, path: &str, ident: &Ident) -> Option<[u8; 32]> {
-        self.find(&slot_key(path, ident))
+        self.find(&file_key(path, ident))
     }
 
     /// Keeps `sum` as the sum of `path` in the version `ident`, unless that version is
@@ -94,7 +77,7 @@ impl Sums {
         if ident.recent(now_ns) {
             return;
         }
-        let key = slot_key(path, ident);
+        let key = file_key(path, ident);
         let mut words = [0u64; SLOT_WORDS];
         for (w, chunk) in words.iter_mut().zip(key.chunks(8).chain(sum.chunks(8))) {
             *w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
@@ -105,18 +88,19 @@ impl Sums {
         let target = (0..PROBES)
             .map(|i| (first + i) % SLOTS)
             .find(|&s| {
-                let w = map.read(s);
+                let w = read(map, s);
                 w[..3] == words[..3] || w[7] != check(&w)
             })
             .unwrap_or(first);
-        map.write(target, &words);
+        map.write(target * SLOT_WORDS, &words);
     }
 
-    fn find(&self, key: &[u8; 24]) -> Option<[u8; 32]> {
+    /// The sum remembered under `key` ([`file_key`]), if any.
+    pub fn find(&self, key: &[u8; 24]) -> Option<[u8; 32]> {
         let map = self.map.as_ref()?;
         let first = first_slot(key);
         (0..PROBES).find_map(|i| {
-            let w = map.read((first + i) % SLOTS);
+            let w = read(map, (first + i) % SLOTS);
             let same_key = w[..3]
                 .iter()
                 .zip(key.chunks(8))
@@ -133,25 +117,14 @@ impl Sums {
     }
 }
 
-impl Map {
-    fn read(&self, slot: usize) -> [u64; SLOT_WORDS] {
-        let mut w = [0u64; SLOT_WORDS];
-        for (i, out) in w.iter_mut().enumerate() {
-            // SAFETY: slot < SLOTS, so the word is inside the mapping.
-            *out = unsafe { &*self.words.add(slot * SLOT_WORDS + i) }.load(Ordering::Relaxed);
-        }
-        w
-    }
-
-    fn write(&self, slot: usize, words: &[u64; SLOT_WORDS]) {
-        for (i, w) in words.iter().enumerate() {
-            // SAFETY: as in `read`; the mapping is writable.
-            unsafe { &*self.words.add(slot * SLOT_WORDS + i) }.store(*w, Ordering::Relaxed);
-        }
-    }
+fn read(map: &Mapped, slot: usize) -> [u64; SLOT_WORDS] {
+    let mut w = [0u64; SLOT_WORDS];
+    map.read(slot * SLOT_WORDS, &mut w);
+    w
 }
 
-fn slot_key(path: &str, ident: &Ident) -> [u8; 24] {
+/// The key of `path` in the version `ident`, in this table and in [`super::scans`].
+pub fn file_key(path: &str, ident: &Ident) -> [u8; 24] {
     let mut h = blake3::Hasher::new();
     h.update(b"distcc-rs sums 1\0");
     h.update(&ident.bytes());
@@ -172,67 +145,6 @@ fn check(words: &[u64; SLOT_WORDS]) -> u64 {
         h.update(&w.to_le_bytes());
     }
     u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().expect("8 bytes")) | 1
-}
-
-/// The table's file, and whether it can be written. A missing one, or one of another
-/// size, is made whole beside it and renamed into place: a mapped file never changes size
-/// under the processes that map it.
-fn open_file(path: &Path) -> Option<(File, bool)> {
-    let size = (SLOTS * SLOT_WORDS * 8) as u64;
-    let right_size = |f: &File| f.metadata().is_ok_and(|m| m.len() == size);
-    match OpenOptions::new().read(true).write(true).open(path) {
-        Ok(f) if right_size(&f) => {
-            let writable = allocated(&f, size);
-            return Some((f, writable));
-        }
-        Ok(_) => {}
-        Err(_) => {
-            if let Ok(f) = File::open(path) {
-                return right_size(&f).then_some((f, false));
-            }
-        }
-    }
-    let dir = path.parent()?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(dir)
-        .ok()?;
-    tmp.as_file().set_len(size).ok()?;
-    if !allocated(tmp.as_file(), size) {
-        return None;
-    }
-    let f = tmp.persist(path).ok()?;
-    Some((f, true))
-}
-
-/// Whether the file's blocks are all allocated (made so now if need be): a store into a
-/// hole of a mapped file on a full disk would kill the process with `SIGBUS`.
-fn allocated(f: &File, size: u64) -> bool {
-    // SAFETY: a plain system call on an open descriptor.
-    unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, size as libc::off_t) == 0 }
-}
-
-fn map(file: &File, writable: bool) -> Option<Map> {
-    let prot = match writable {
-        true => libc::PROT_READ | libc::PROT_WRITE,
-        false => libc::PROT_READ,
-    };
-    // SAFETY: a fresh shared mapping of the whole file, which has exactly this size.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            SLOTS * SLOT_WORDS * 8,
-            prot,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            0,
-        )
-    };
-    (p != libc::MAP_FAILED).then_some(Map {
-        words: p as *const AtomicU64,
-        writable,
-    })
 }
 
 #[cfg(test)]
@@ -260,14 +172,14 @@ mod tests {
         assert_eq!(sums.sum(path), Some(*blake3::hash(b"two").as_bytes()));
         // A slot written in part fails its check.
         let map = sums.map.as_ref().unwrap();
-        let key = slot_key(path, &ident);
+        let key = file_key(path, &ident);
         let slot = (0..PROBES)
             .map(|i| (first_slot(&key) + i) % SLOTS)
-            .find(|&s| map.read(s)[0].to_le_bytes() == key[..8])
+            .find(|&s| read(map, s)[0].to_le_bytes() == key[..8])
             .unwrap();
-        let mut w = map.read(slot);
+        let mut w = read(map, slot);
         w[5] ^= 1;
-        map.write(slot, &w);
+        map.write(slot * SLOT_WORDS, &w);
         assert_eq!(sums.find(&key), None);
         assert_eq!(
             Sums { map: None }.sum(path),

@@ -25,6 +25,7 @@ use super::outputs::write_output;
 use super::preprocess::{self, Prepared, Text};
 use super::pump::Plan;
 use crate::cache::manifest::Fact;
+use crate::cache::scans::Scans;
 use crate::cache::stats::Bytes;
 use crate::cache::sums::Sums;
 use crate::cache::{key, manifest, Cache, Counter, Entry, Key, KeyHasher, Stats};
@@ -59,6 +60,8 @@ pub(super) struct Direct {
     forced: Vec<String>,
     /// The sums of the files a manifest names, remembered.
     sums: Sums,
+    /// The cache's directory, where what each header names is remembered.
+    dir: std::path::PathBuf,
 }
 
 /// What looking a job up came to.
@@ -160,6 +163,7 @@ fn direct_key(job: &Compile, cfg: &Config, cc: &CacheConfig) -> Option<Direct> {
         source_sum,
         forced: model.include_files,
         sums: Sums::open(&cc.dir),
+        dir: cc.dir.clone(),
     })
 }
 
@@ -397,6 +401,7 @@ impl Direct {
             source_sum: self.source_sum,
             forced: &self.forced,
             sums: &self.sums,
+            scans: &Scans::open(&self.dir),
         };
         recorder.candidate(source, entered, result, None)
     }
