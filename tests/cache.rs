@@ -1156,6 +1156,66 @@ fn direct_mode_sees_every_header_that_could_be_found() {
 
 /// Pump mode: the include server's walk makes direct mode's manifest, and what the
 /// request would send makes the key; the host is asked only on a miss.
+/// An angled name is looked up only as far as the compiler's search goes: not stopped
+/// by an `-iquote` directory, which `<x.h>` skips, nor by an `-I` directory that is also
+/// a system one, which the compiler searches at the system one's place. A header created
+/// where the compiler would now find it first is a miss in both.
+#[test]
+fn an_angled_name_is_looked_for_as_far_as_the_compiler_searches() {
+    let b = Bench::new();
+    b.write("q.c", "#include <config.h>\nint q(void) { return CFG; }\n");
+    b.write("src/config.h", "#define CFG 1\n");
+    b.write("include/config.h", "#define CFG 2\n");
+    std::fs::create_dir(b.dir.path().join("gen")).unwrap();
+    settle();
+    let q = [
+        "gcc",
+        "-O2",
+        "-iquote",
+        "src",
+        "-Igen",
+        "-Iinclude",
+        "-c",
+        "q.c",
+    ];
+    expect(&b, &q, &[], (0, 0, 1), "<config.h> beside an -iquote copy");
+    expect(&b, &q, &[], (1, 0, 1), "that again");
+    b.write("gen/config.h", "#define CFG 3\n");
+    settle();
+    expect(
+        &b,
+        &q,
+        &[],
+        (1, 0, 2),
+        "config.h created in the -I before include",
+    );
+
+    // `-Ia` is dropped for `-isystem a`: gcc searches b first.
+    b.write("s.c", "#include <h.h>\nint s(void) { return H; }\n");
+    b.write("a/h.h", "#define H 1\n");
+    std::fs::create_dir(b.dir.path().join("b")).unwrap();
+    settle();
+    let s = ["gcc", "-O2", "-Ia", "-Ib", "-isystem", "a", "-c", "s.c"];
+    expect(
+        &b,
+        &s,
+        &[],
+        (1, 0, 3),
+        "h.h in a directory both -I and -isystem",
+    );
+    expect(&b, &s, &[], (2, 0, 3), "that again");
+    b.write("b/h.h", "#define H 2\n");
+    settle();
+    expect(
+        &b,
+        &s,
+        &[],
+        (2, 0, 4),
+        "h.h created in b, which gcc searches first",
+    );
+    expect(&b, &s, &[], (3, 0, 4), "and again");
+}
+
 #[test]
 fn pump_mode_is_cached_by_what_it_would_send() {
     let b = Bench::new();

@@ -11,9 +11,11 @@
 //! - every name each of those files may look for (`#include`, `#include_next`,
 //!   `#import`, `__has_include`, taken or not, and the `-include` files), in every place
 //!   it may look: beside the file when quoted, then each directory of the search chain,
-//!   existing or not, up to the first that has the file for an angled name (where every
-//!   search for it stops), in all of them for a quoted name and for one some file asks
-//!   for with `#include_next` (which may search from any place on). Each place is known by whether a file is there (a file there that
+//!   existing or not. An angled name stops at the first directory that has the file,
+//!   where the compiler's search stops too (not an `-iquote` one, which `<x.h>` skips, nor
+//!   one the compiler searches later in the chain, see [`Recorder::stops`]); a quoted name,
+//!   and one some file asks for with `#include_next` (which may search from any place on),
+//!   go through every directory. Each place is known by whether a file is there (a file there that
 //!   was not read, and may be a copy `#pragma once` skipped, by its content too);
 //!   under the compiler's own directories, by the identity of the directory. A header
 //!   created earlier on the path (which ccache and sccache do not see), in a search
@@ -384,8 +386,10 @@ pub enum Named {
     Quoted,
     /// `<x.h>`: the search chain.
     Angled,
-    /// `#include_next` and `__has_include_next`: the chain after the place the file asking
-    /// was found in, which may be any place.
+    /// `#include_next <x.h>` and `__has_include_next(<x.h>)`: the chain after the place
+    /// the file asking was found in, which may be any place. (A quoted one is taken as
+    /// [`Named::Quoted`], which looks in every place too: in a file not found along the
+    /// chain, GCC takes `#include_next "x.h"` as `#include "x.h"`.)
     Next,
 }
 
@@ -451,8 +455,8 @@ pub fn names(content: &[u8]) -> Option<(Vec<(String, Named)>, bool)> {
 
 fn kind(quoted: bool, next: bool) -> Named {
     match (quoted, next) {
-        (_, true) => Named::Next,
-        (true, false) => Named::Quoted,
+        (true, _) => Named::Quoted,
+        (false, true) => Named::Next,
         (false, false) => Named::Angled,
     }
 }
@@ -520,7 +524,12 @@ pub fn under_any(dirs: &[String], path: &str) -> bool {
 /// directory in order: `-iquote`, `-I`, `-isystem`, the compiler's, `-idirafter`, as
 /// written, existing or not).
 pub struct Recorder<'a> {
+    /// The search chain as the command line gives it: `-iquote`, `-I`, `-isystem`, the
+    /// compiler's own, `-idirafter` directories.
     pub chain: &'a [String],
+    /// How many of `chain`'s first directories are `-iquote` ones, which `<x.h>` does not
+    /// search.
+    pub quoted: usize,
     /// The compiler's own directories (also in `chain`): what is under them is known by
     /// its identity (see [`Fact`]).
     pub system: &'a [String],
@@ -556,7 +565,8 @@ impl Recorder<'_> {
     ///
     /// Every file read is known by its content (or identity), and every name each of them
     /// may look for, in every place it may look (beside it when quoted, then each
-    /// directory of the chain), by whether a file is there now; a file there that was not
+    /// directory of the chain, up to the compiler's choice for an angled name), by
+    /// whether a file is there now; a file there that was not
     /// read is known by its content too when it may be a copy that `#pragma once` skipped.
     pub fn candidate(
         &self,
@@ -590,6 +600,7 @@ impl Recorder<'_> {
         // those places depend on the name alone, and a kernel unit names `linux/types.h`
         // in hundreds of headers.
         let mut chained: FxMap<String, bool> = FxMap::default();
+        let stops = self.stops();
         let mut once_sizes = FxSet::default();
         let mut k = 0;
         while k < to_read.len() {
@@ -640,8 +651,9 @@ impl Recorder<'_> {
                     Some(&done_all) if done_all || !all => continue,
                     _ => chained.insert(name.clone(), all),
                 };
-                for dir in self.chain {
-                    if self.look_for(join(dir, &name), &mut facts, &mut found_only) && !all {
+                for (dir, &stop) in self.chain.iter().zip(&stops) {
+                    let there = self.look_for(join(dir, &name), &mut facts, &mut found_only);
+                    if there && stop && !all {
                         break;
                     }
                 }
@@ -744,6 +756,24 @@ impl Recorder<'_> {
         under_any(self.system, path)
     }
 
+    /// For each directory of the chain, whether an angled name found there is found
+    /// there by the compiler too, so that the places after it need not be looked at:
+    /// not in an `-iquote` directory (`<x.h>` skips those), nor in one that comes again
+    /// later in the chain (GCC searches an `-I` directory that is also a system one at
+    /// the system one's place, and tells directories apart by device and inode).
+    fn stops(&self) -> Vec<bool> {
+        let ids: Vec<Option<(u64, u64)>> = (self.chain.iter())
+            .map(|d| fs::metadata(d).ok().map(|m| (m.dev(), m.ino())))
+            .collect();
+        let same = |j: usize, k: usize| match (ids[j], ids[k]) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.chain[j] == self.chain[k],
+        };
+        (0..self.chain.len())
+            .map(|k| k >= self.quoted && !(k + 1..self.chain.len()).any(|j| same(j, k)))
+            .collect()
+    }
+
     /// Whether a file is at `place`, as looked up before or now ([`Recorder::look`]); one
     /// found now is added to `found`.
     fn look_for(&self, place: String, facts: &mut Facts, found: &mut Vec<String>) -> bool {
@@ -785,8 +815,18 @@ impl Recorder<'_> {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => self
                     .absent_in(&path, facts)
                     .map_or(Fact::Exists(false), Fact::Under),
-                Ok(m) if !m.file_type().is_symlink() => Fact::Exists(m.is_file()),
-                _ => Fact::Exists(is_file(&path)),
+                Ok(m) if !m.file_type().is_symlink() => {
+                    // One created while the preprocessor ran may not be what it saw.
+                    facts.broken |= m.is_file() && Ident::of(&m).recent(self.started_ns);
+                    Fact::Exists(m.is_file())
+                }
+                _ => match fs::metadata(&path) {
+                    Ok(m) => {
+                        facts.broken |= m.is_file() && Ident::of(&m).recent(self.started_ns);
+                        Fact::Exists(m.is_file())
+                    }
+                    Err(_) => Fact::Exists(false),
+                },
             };
             let there = fact == Fact::Exists(true);
             facts.set(path.clone(), fact);
@@ -956,7 +996,7 @@ mod tests {
             ("b.h", Named::Next),
             ("c.h", Named::Angled),
             ("sys/x.h", Named::Angled),
-            ("y.h", Named::Next),
+            ("y.h", Named::Quoted),
         ];
         assert_eq!(got, want.map(|(n, k)| (n.to_string(), k)).to_vec());
         assert_eq!(names(b"#include HEADER\n"), Some((Vec::new(), true)));

@@ -51,6 +51,8 @@ pub(super) struct Direct {
     /// The search chain, every directory as written; and the compiler's own, also by
     /// their real paths.
     chain: Vec<String>,
+    /// How many of `chain`'s first directories are `-iquote` ones.
+    quoted: usize,
     system: Vec<String>,
     /// The dependency file the command writes.
     deps: Option<String>,
@@ -145,6 +147,7 @@ fn direct_key(job: &Compile, cfg: &Config, cc: &CacheConfig) -> Option<Direct> {
         .field("rewrite-cross", &[u8::from(cfg.rewrite_cross)])
         .field("source", &source_sum);
     environment(&mut h, cc);
+    let quoted = model.quote.len();
     let chain = [
         model.quote,
         model.bracket,
@@ -157,6 +160,7 @@ fn direct_key(job: &Compile, cfg: &Config, cc: &CacheConfig) -> Option<Direct> {
         key: h.finish(),
         identity,
         chain,
+        quoted,
         system: builtin.own,
         deps,
         started_ns: manifest::now_ns(),
@@ -396,6 +400,7 @@ impl Direct {
     ) -> Option<manifest::Candidate> {
         let recorder = manifest::Recorder {
             chain: &self.chain,
+            quoted: self.quoted,
             system: &self.system,
             started_ns: self.started_ns,
             source_sum: self.source_sum,
