@@ -54,15 +54,15 @@ mkdir -p "$stash"
 cd "$tree"
 export KBUILD_BUILD_TIMESTAMP="Thu Jan  1 00:00:00 UTC 2026" KBUILD_BUILD_USER=u
 export KBUILD_BUILD_HOST=h KBUILD_BUILD_VERSION=1
-make ARCH=x86_64 mrproper >/dev/null
-make ARCH=x86_64 tinyconfig >/dev/null
+make ARCH=x86_64 mrproper >/dev/null 2>&1
+make ARCH=x86_64 tinyconfig >/dev/null 2>&1
 timed() {
   local label=$1 start end
   shift
   start=$(date +%s.%N)
   "$@" >/dev/null
   end=$(date +%s.%N)
-  echo "$label: $(echo "$end - $start" | bc) s"
+  printf "%s: %.2f s\n" "$label" "$(echo "$end - $start" | bc)"
 }
 FLOOR_MODE=record timed "build, recording" make -s ARCH=x86_64 -j6 CC="$cc"
 make ARCH=x86_64 clean >/dev/null
