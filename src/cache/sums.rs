@@ -54,7 +54,11 @@ impl Sums {
         std::io::Read::read_to_end(&mut file, &mut content).ok()?;
         let now = Ident::of(&file.metadata().ok()?);
         let sum = *blake3::hash(&content).as_bytes();
-        self.remember(path, &now, &sum);
+        // Changed since it was looked at, the content may be either version's (the change
+        // need not be recent by the time it is seen, after a stall).
+        if now == ident {
+            self.remember(path, &now, &sum);
+        }
         Some(sum)
     }
 
