@@ -815,18 +815,18 @@ impl Recorder<'_> {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => self
                     .absent_in(&path, facts)
                     .map_or(Fact::Exists(false), Fact::Under),
-                Ok(m) if !m.file_type().is_symlink() => {
+                looked => {
+                    // A symlink (or a name `lstat` could not answer for): what it leads to.
+                    let m = (looked.ok())
+                        .filter(|m| !m.file_type().is_symlink())
+                        .or_else(|| fs::metadata(&path).ok())
+                        .filter(|m| m.is_file());
                     // One created while the preprocessor ran may not be what it saw.
-                    facts.broken |= m.is_file() && Ident::of(&m).recent(self.started_ns);
-                    Fact::Exists(m.is_file())
+                    facts.broken |= m
+                        .as_ref()
+                        .is_some_and(|m| Ident::of(m).recent(self.started_ns));
+                    Fact::Exists(m.is_some())
                 }
-                _ => match fs::metadata(&path) {
-                    Ok(m) => {
-                        facts.broken |= m.is_file() && Ident::of(&m).recent(self.started_ns);
-                        Fact::Exists(m.is_file())
-                    }
-                    Err(_) => Fact::Exists(false),
-                },
             };
             let there = fact == Fact::Exists(true);
             facts.set(path.clone(), fact);
