@@ -72,6 +72,16 @@ impl FileKey {
     pub fn stat(path: &str) -> std::io::Result<FileKey> {
         std::fs::metadata(path).map(|m| FileKey::of(&m))
     }
+
+    /// The content of `path` (about `size` bytes), and the key of the file read as it was
+    /// once it had been read: the content is of version `k` when that key is `k`.
+    pub fn read(path: &str, size: u64) -> std::io::Result<(Vec<u8>, FileKey)> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path)?;
+        let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
+        f.read_to_end(&mut data)?;
+        Ok((data, FileKey::of(&f.metadata()?)))
+    }
 }
 
 /// One file's directives, and the values of its `#if`s remembered.
@@ -113,8 +123,9 @@ impl LexCache {
             if let Some(found) = kept.as_deref().and_then(Option::as_ref) {
                 return Ok((key, found.clone()));
             }
-            let data = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-            if FileKey::stat(path).ok() != Some(key) {
+            let (data, read) =
+                FileKey::read(path, key.size).map_err(|e| format!("cannot read {path}: {e}"))?;
+            if read != key {
                 continue;
             }
             let ds = Arc::new(LexedFile {

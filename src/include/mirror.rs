@@ -28,7 +28,6 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::sync::Mutex;
 
@@ -392,8 +391,7 @@ fn suffix(f: &ClosureFile) -> &'static str {
 
 /// Whether `real`, read now as the version `key`, has the content hashed as `hash`.
 fn holds_content(real: &str, key: FileKey, hash: u64) -> bool {
-    fs::read(real)
-        .is_ok_and(|d| FileKey::stat(real).is_ok_and(|now| now == key) && content_hash(&d) == hash)
+    FileKey::read(real, key.size).is_ok_and(|(d, read)| read == key && content_hash(&d) == hash)
 }
 
 fn content_hash(data: &[u8]) -> u64 {
@@ -408,32 +406,27 @@ impl Drop for Mirror {
     }
 }
 
-/// Compresses `prefix` + the content of `real` into `dest` (through a temporary name and a
-/// rename, so that a reader never sees half a file). The content must still have `key`
-/// after it is read; returns it with the content's hash.
+/// Compresses `prefix` + the content of `real` into `dest`. The content must still have
+/// `key` after it is read; returns it with the content's hash. Written in place: a path
+/// is written once in its generation, under the mirror's lock, and named in a reply only
+/// once written (a write that failed is written again before any reply names it).
 fn write_compressed(
     real: &str,
     dest: &str,
     prefix: &[u8],
     key: FileKey,
 ) -> Result<(FileKey, u64), String> {
-    let data = fs::read(real).map_err(|e| format!("Could not open '{real}' for reading: {e}"))?;
-    if FileKey::stat(real).ok() != Some(key) {
+    let (data, read) = FileKey::read(real, key.size)
+        .map_err(|e| format!("Could not open '{real}' for reading: {e}"))?;
+    if read != key {
         return Err(format!("'{real}' changed while it was read"));
     }
-    let mut all = Vec::with_capacity(prefix.len() + data.len());
-    all.extend_from_slice(prefix);
-    all.extend_from_slice(&data);
-    let compressed = lzo::compress(&all);
-    let tmp = format!("{dest}.tmp{:?}", std::thread::current().id())
-        .replace(['(', ')'], "")
-        .replace("ThreadId", "");
-    let mut out =
-        fs::File::create(&tmp).map_err(|e| format!("Could not open '{tmp}' for writing: {e}"))?;
-    out.write_all(&compressed)
-        .map_err(|e| format!("Could not write to '{tmp}': {e}"))?;
-    drop(out);
-    fs::rename(&tmp, dest).map_err(|e| format!("Could not rename '{tmp}' to '{dest}': {e}"))?;
+    let compressed = if prefix.is_empty() {
+        lzo::compress(&data)
+    } else {
+        lzo::compress(&[prefix, &data].concat())
+    };
+    fs::write(dest, &compressed).map_err(|e| format!("Could not write to '{dest}': {e}"))?;
     Ok((key, content_hash(&data)))
 }
 
