@@ -536,30 +536,29 @@ pub fn analyze(
 impl Walk<'_> {
     /// What this walk depended on, when all of it can be checked later.
     fn facts(&mut self) -> Option<Facts> {
+        // The walk is over: what it kept is moved, not copied.
         let mut files = Vec::with_capacity(self.lexed.len());
-        for (real, (key, _)) in &self.lexed {
+        for (real, (key, _)) in self.lexed.drain() {
             if recent(key.mtime_ns, key.ctime_ns) {
                 return None;
             }
-            files.push((real.clone(), *key));
+            files.push((real, key));
         }
         let (touched, lookups) = self.look.all_looked()?;
-        let mut seen = FxSet::default();
+        let remembered = std::mem::take(&mut self.dirs_remembered);
+        let mut seen: FxSet<&str> = FxSet::default();
         let mut looked_into = Vec::new();
-        for d in touched {
-            if seen.insert(d.clone()) {
-                let (trusted, stamp) = self.look.dir_state(&d);
-                looked_into.push((d, stamp, trusted));
+        for d in &touched {
+            if seen.insert(d) {
+                let (trusted, stamp) = self.look.dir_state(d);
+                looked_into.push((d.clone(), stamp, trusted));
             }
         }
         // A remembered search was made under these stamps, which this request found
         // again: trusted then.
-        for dirs in std::mem::take(&mut self.dirs_remembered) {
-            for (d, stamp) in dirs.iter() {
-                if !seen.contains(d) {
-                    seen.insert(d.clone());
-                    looked_into.push((d.clone(), *stamp, true));
-                }
+        for (d, stamp) in remembered.iter().flat_map(|dirs| dirs.iter()) {
+            if seen.insert(d) {
+                looked_into.push((d.clone(), *stamp, true));
             }
         }
         Some(Facts {
