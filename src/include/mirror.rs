@@ -342,11 +342,13 @@ impl Mirror {
         // whatever was asked before, which a cache keys. Each directory has its forcing
         // file, whether or not a file shipped before made it.
         let (mut links, mut dirs) = (BTreeSet::new(), BTreeSet::new());
+        let mut done = FxSet::default();
         for p in
             (closure.paths.iter().map(|(p, _)| p)).chain(closure.files.iter().map(|f| &f.realpath))
         {
-            g.needs(p, &mut links, &mut dirs);
+            g.needs(p, &mut done, &mut links, &mut dirs);
         }
+        drop(done);
         // The system links this command goes through, not every one the generation made
         // (other compilers' own directories, another `--sysroot`): the reply must not
         // depend on what the build asked before. In name order, which is the same
@@ -513,10 +515,20 @@ impl Generation {
     }
 
     /// The links and the directories (each to be kept by a forcing file) that mirroring
-    /// `path` needed, from its last component up.
-    fn needs(&self, path: &str, links: &mut BTreeSet<String>, dirs: &mut BTreeSet<String>) {
+    /// `path` needed, from its last component up to one already `done` for this reply
+    /// (the files of a kernel unit share a few hundred directories).
+    fn needs<'a>(
+        &'a self,
+        path: &'a str,
+        done: &mut FxSet<&'a str>,
+        links: &mut BTreeSet<String>,
+        dirs: &mut BTreeSet<String>,
+    ) {
         let mut at = Some(path);
-        while let Some(level) = at.and_then(|p| self.levels.get(p)) {
+        while let Some(p) = at.filter(|p| done.insert(p)) {
+            let Some(level) = self.levels.get(p) else {
+                return;
+            };
             links.extend(level.link.iter().cloned());
             dirs.extend(level.dir.iter().cloned());
             at = level.up.as_deref();

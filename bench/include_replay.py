@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""The include server alone: a tree's requests replayed against `pump --serve`.
+
+    python3 bench/include_replay.py [--tree lua|leveldb] [--runs N] [--threads T] [--bin DIR]
+
+Lays out the tree as `bench.py` does (Lua's 32 files, LevelDB's CMake tree), takes its
+compile commands, and for each run starts a fresh include server (our `pump --serve`),
+sends it every command as distcc's client would (`T` connections at a time, 2 unless
+told), stops it and reads the CPU it wrote to its statistics file. Prints the median and
+the least of the runs: the server's whole CPU (user and system) and the CPU of its answers.
+
+No compiler runs beside it, so its caches stay warm between requests: a request costs
+about 0.7x what it costs in a real pump build (session 21 of bench/RESULTS.md). It is for
+comparing two builds of the server in a minute, not for the targets: those are measured
+in real builds by `bench.py --include-server only`.
+"""
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+
+# What stands for the client in the commands the trees print; dropped from each.
+CLIENT = "distcc-replay-client"
+
+
+def header(token, n):
+    return token + b"%08x" % n
+
+
+def ask(sock, cwd, argv):
+    """Sends one request (distcc 3.4's include-server protocol); returns how many paths
+    the reply named."""
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sock)
+    msg = header(b"CDIR", len(cwd.encode())) + cwd.encode() + header(b"ARGC", len(argv))
+    for a in argv:
+        msg += header(b"ARGV", len(a.encode())) + a.encode()
+    s.sendall(msg)
+    out = b""
+    while chunk := s.recv(65536):
+        out += chunk
+    s.close()
+    return int(out[4:12], 16)
+
+
+def replay(pump, commands, threads, work):
+    """One server, every command once; returns (server CPU s, answers' CPU s)."""
+    sock, stats = os.path.join(work, "socket"), os.path.join(work, "stats")
+    for p in (sock, stats):
+        if os.path.exists(p):
+            os.unlink(p)
+    env = dict(os.environ, DISTCC_INCLUDE_SERVER_STATS=stats,
+               DISTCC_DIR=os.path.join(work, "distcc-dir"))
+    server = subprocess.Popen([pump, "--serve", sock], env=env)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(sock):
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the include server did not start")
+        time.sleep(0.005)
+    with ThreadPoolExecutor(threads) as pool:
+        named = list(pool.map(lambda c: ask(sock, *c), commands))
+    if not all(named):
+        print("include_replay: a request was not covered", file=sys.stderr)
+    server.send_signal(signal.SIGTERM)
+    server.wait()
+    lines = open(stats).read().splitlines()
+    answers = sum(int(line.split()[2]) for line in lines if line.startswith("request "))
+    user, system = [int(x) for x in next(
+        line for line in lines if line.startswith("server ")).split()[1:3]]
+    return (user + system) / 1e6, answers / 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tree", choices=["lua", "leveldb"], default="lua")
+    ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bin", default=bench.RELEASE, help="where `pump` is")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="include-replay-")
+    tree = {"lua": bench.Lua, "leveldb": bench.LevelDB}[args.tree](work)
+    tree.prepare(None)
+    commands = [(cwd, argv[1:] if argv[0] == CLIENT else argv)
+                for cwd, argv in tree.compile_commands(CLIENT)]
+    runs = [replay(os.path.join(args.bin, "pump"), commands, args.threads, work)
+            for _ in range(args.runs)]
+    server = [r[0] * 1000 for r in runs]
+    answers = [r[1] * 1000 for r in runs]
+    print(f"{args.tree}: {len(commands)} requests, {args.runs} runs, {args.threads} at a "
+          f"time: server CPU ms median {statistics.median(server):.1f} (least "
+          f"{min(server):.1f}), answers' CPU ms median {statistics.median(answers):.1f}")
+    subprocess.run(["rm", "-rf", work])
+
+
+if __name__ == "__main__":
+    main()
