@@ -33,6 +33,9 @@ pub struct Compiler {
     cwd: String,
     /// `__has_builtin(x)` and the like, asked so far: their values.
     features: Mutex<FxMap<String, Option<i64>>>,
+    /// The feature tests asked of any compiler of the build: each is asked of this one
+    /// too at its first run.
+    tests: Arc<Mutex<Vec<String>>>,
     asking: Mutex<()>,
     /// The `#define` lines, and where the facts are kept between builds.
     defines: Vec<String>,
@@ -42,8 +45,10 @@ pub struct Compiler {
 impl Compiler {
     /// The value of a feature test such as `__has_attribute(packed)`, which only the
     /// compiler knows: asked by preprocessing it, together with the tests `also` names
-    /// that were not asked yet (one compiler run for a file's tests), and remembered.
-    /// `None` when the compiler does not give a number.
+    /// that were not asked yet (one compiler run for a file's tests) and those asked of
+    /// other compilers of the build (a kernel's units come with several sets of flags,
+    /// and each set would otherwise run its compiler again for each file with tests), and
+    /// remembered. `None` when the compiler does not give a number.
     pub fn feature(&self, test: &str, also: impl FnOnce() -> Vec<String>) -> Option<i64> {
         if let Some(v) = lock(&self.features).get(test) {
             return *v;
@@ -55,15 +60,37 @@ impl Compiler {
             return *v;
         }
         let mut batch = vec![test.to_string()];
-        {
+        let own = {
             let known = lock(&self.features);
-            for t in also() {
-                if !known.contains_key(&t) && !batch.contains(&t) {
-                    batch.push(t);
+            let add = |batch: &mut Vec<String>, t: &String| {
+                if !known.contains_key(t) && !batch.contains(t) {
+                    batch.push(t.clone());
+                }
+            };
+            for t in &also() {
+                add(&mut batch, t);
+            }
+            let own = batch.len();
+            for t in lock(&self.tests).iter() {
+                add(&mut batch, t);
+            }
+            own
+        };
+        let mut values = self.ask(&batch);
+        if batch.len() > own && values.iter().all(Option::is_none) {
+            // A test of another file that this compiler cannot take would cost this
+            // file's tests their answers: asked again without the others'.
+            batch.truncate(own);
+            values = self.ask(&batch);
+        }
+        {
+            let mut tests = lock(&self.tests);
+            for t in &batch[..own] {
+                if !tests.contains(t) {
+                    tests.push(t.clone());
                 }
             }
         }
-        let values = self.ask(&batch);
         let mut known = lock(&self.features);
         for (t, v) in batch.into_iter().zip(values) {
             known.insert(t, v);
@@ -145,6 +172,8 @@ impl Compiler {
 pub struct SystemDirs {
     inner: Mutex<Inner>,
     probing: Mutex<()>,
+    /// The feature tests asked so far, of any compiler ([`Compiler::feature`]).
+    tests: Arc<Mutex<Vec<String>>>,
 }
 
 #[derive(Default)]
@@ -226,6 +255,7 @@ impl SystemDirs {
             language: language.to_string(),
             cwd: cwd.to_string(),
             features: Mutex::new(saved.features.into_iter().collect()),
+            tests: self.tests.clone(),
             asking: Mutex::new(()),
             defines: saved.defines,
             kept,
@@ -383,5 +413,33 @@ mod tests {
         assert_eq!(parse_search_list("clang: error: no such file\n"), None);
         assert!(under("/usr/include/stdio.h", "/usr/include"));
         assert!(!under("/usr/include2/x.h", "/usr/include"));
+    }
+
+    /// A compiler's first feature run answers the tests asked of the build's other
+    /// compilers too, each with its own flags; and a test it cannot take costs the file's
+    /// own tests nothing.
+    #[test]
+    fn feature_tests_are_asked_of_every_compiler_at_once() {
+        let dirs = SystemDirs::default();
+        let cwd = "/";
+        let c89 = dirs.get("gcc", &["-std=c89".into()], "c", cwd).unwrap();
+        let c17 = dirs.get("gcc", &["-std=gnu17".into()], "c", cwd).unwrap();
+        let builtin = "__has_builtin(__builtin_expect)";
+        let attribute = "__has_attribute(packed)";
+        assert_eq!(c89.feature(builtin, || vec![attribute.into()]), Some(1));
+        let unknown = "__has_builtin(__builtin_distcc_none)";
+        assert_eq!(c17.feature(unknown, Vec::new), Some(0));
+        let known = lock(&c17.features);
+        assert_eq!(known.get(builtin), Some(&Some(1)));
+        assert_eq!(
+            known.get(attribute).map(|v| v.is_some_and(|n| n > 0)),
+            Some(true)
+        );
+        drop(known);
+        // Asked of the first compiler at its next run, with a test gcc rejects.
+        lock(&dirs.tests).push("__has_builtin(".into());
+        let third = "__has_attribute(aligned)";
+        assert!(c89.feature(third, Vec::new).is_some_and(|n| n > 0));
+        assert_eq!(lock(&c89.features).get(unknown), None);
     }
 }
