@@ -362,13 +362,20 @@ pub const ENTERED: crate::wire::Token = *b"ENTD";
 fn write_entered(w: &mut impl Write, entered: &[(String, Option<usize>)]) -> std::io::Result<()> {
     let mut out = BufWriter::new(w);
     out.write_all(&header(ENTERED, entered.len() as u32))?;
+    // Into the buffer as it goes: a kernel unit enters some 1500 files.
+    let mut index = String::new();
     for (path, parent) in entered {
-        let line = match parent {
-            Some(i) => format!("{i} {path}"),
-            None => format!("- {path}"),
-        };
-        out.write_all(&header(ARGV, line.len() as u32))?;
-        out.write_all(line.as_bytes())?;
+        index.clear();
+        match parent {
+            Some(i) => {
+                use std::fmt::Write;
+                let _ = write!(index, "{i} ");
+            }
+            None => index.push_str("- "),
+        }
+        out.write_all(&header(ARGV, (index.len() + path.len()) as u32))?;
+        out.write_all(index.as_bytes())?;
+        out.write_all(path.as_bytes())?;
     }
     out.flush()
 }
