@@ -531,6 +531,28 @@ fn a_reply_is_the_same_whatever_was_asked_before() {
     after.clean_up();
 }
 
+/// A header whose mirror copy would have the name of a symlink the mirror made for
+/// another include (`x.h` beside a link `x.h.lzo`) never writes through that link: the
+/// file it points to keeps its content, whatever the reply.
+#[test]
+fn a_mirror_copy_never_writes_through_a_link_named_like_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let w = |p: &str, s: &str| write(&root, p, s);
+    w("src/main.c", "#include \"x.h.lzo\"\n#include \"x.h\"\n");
+    w("src/x.h", "int x;\n");
+    w("src/other.h", "int other;\n");
+    std::os::unix::fs::symlink("other.h", root.join("src/x.h.lzo")).unwrap();
+    let src = root.join("src");
+    let server = IncludeServer::new().unwrap();
+    let _ = server.answer(src.to_str().unwrap(), &words("gcc -c main.c"));
+    server.clean_up();
+    assert_eq!(
+        fs::read_to_string(src.join("other.h")).unwrap(),
+        "int other;\n"
+    );
+}
+
 /// A request asked again while its analysis holds gets the reply made before, without
 /// the mirror being walked again; once another request has started a new generation of
 /// the mirror (a header of its own changed), the reply names the new root; a header

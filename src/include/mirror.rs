@@ -428,7 +428,18 @@ fn write_compressed(
     } else {
         lzo::compress(&[prefix, &data].concat())
     };
-    fs::write(dest, &compressed).map_err(|e| format!("Could not write to '{dest}': {e}"))?;
+    // Never through a link at that name (the mirror of a symlink named like this
+    // copy): that would write over the file it points to.
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dest)
+        .and_then(|mut f| f.write_all(&compressed))
+        .map_err(|e| format!("Could not write to '{dest}': {e}"))?;
     Ok((key, content_hash(&data)))
 }
 
