@@ -8,7 +8,7 @@
 //! language), and on disk between builds when the server has a [`Store`]; every
 //! directory ever learned is also remembered, in order, for the mirror's system links.
 
-use super::token::FxMap;
+use super::token::{FxMap, FxSet};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -36,6 +36,8 @@ pub struct Compiler {
     /// The feature tests asked of any compiler of the build: each is asked of this one
     /// too at its first run.
     tests: Arc<Mutex<Vec<String>>>,
+    /// Tests of other compilers' that made this one's run fail: not asked again.
+    declined: Mutex<FxSet<String>>,
     asking: Mutex<()>,
     /// The `#define` lines, and where the facts are kept between builds.
     defines: Vec<String>,
@@ -71,16 +73,20 @@ impl Compiler {
                 add(&mut batch, t);
             }
             let own = batch.len();
+            let declined = lock(&self.declined);
             for t in lock(&self.tests).iter() {
-                add(&mut batch, t);
+                if !declined.contains(t) {
+                    add(&mut batch, t);
+                }
             }
             own
         };
         let mut values = self.ask(&batch);
         if batch.len() > own && values.iter().all(Option::is_none) {
             // A test of another file that this compiler cannot take would cost this
-            // file's tests their answers: asked again without the others'.
-            batch.truncate(own);
+            // file's tests their answers: asked again without the others', which are
+            // not asked of it again (which of them failed, the run does not say).
+            lock(&self.declined).extend(batch.drain(own..));
             values = self.ask(&batch);
         }
         {
@@ -256,6 +262,7 @@ impl SystemDirs {
             cwd: cwd.to_string(),
             features: Mutex::new(saved.features.into_iter().collect()),
             tests: self.tests.clone(),
+            declined: Mutex::default(),
             asking: Mutex::new(()),
             defines: saved.defines,
             kept,
@@ -441,5 +448,9 @@ mod tests {
         let third = "__has_attribute(aligned)";
         assert!(c89.feature(third, Vec::new).is_some_and(|n| n > 0));
         assert_eq!(lock(&c89.features).get(unknown), None);
+        // Those others are not asked of it again: the next run is one, with its own test.
+        assert!(lock(&c89.declined).contains("__has_builtin("));
+        let fourth = "__has_attribute(unused)";
+        assert!(c89.feature(fourth, Vec::new).is_some_and(|n| n > 0));
     }
 }
