@@ -348,7 +348,6 @@ impl Mirror {
         {
             g.needs(p, &mut done, &mut links, &mut dirs);
         }
-        drop(done);
         // The system links this command goes through, not every one the generation made
         // (other compilers' own directories, another `--sysroot`): the reply must not
         // depend on what the build asked before. In name order, which is the same

@@ -518,18 +518,15 @@ pub fn serve(
                 continue;
             }
         };
-        let Some(stream) = waiting.give(stream) else {
+        let Some(mut stream) = waiting.give(stream) else {
             continue;
         };
         let (server, stats, waiting) = (server.clone(), stats.clone(), waiting.clone());
-        std::thread::spawn(move || {
-            let mut stream = stream;
-            loop {
-                if let Err(e) = server.handle(stream, stats.as_deref()) {
-                    eprintln!("WARNING include server: bad request: {e}");
-                }
-                stream = waiting.take();
+        std::thread::spawn(move || loop {
+            if let Err(e) = server.handle(stream, stats.as_deref()) {
+                eprintln!("WARNING include server: bad request: {e}");
             }
+            stream = waiting.take();
         });
     }
     Ok(())
