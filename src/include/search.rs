@@ -179,12 +179,23 @@ struct DirFacts {
     stamp: Option<Stamp>,
     /// Name → whether it is a regular file.
     names: FxMap<String, bool>,
+    /// For a directory that did not exist: its parent's stamp, taken before it was found
+    /// missing. Creating it would have changed that stamp, so while the parent keeps it the
+    /// directory is still missing, and needs no `stat` to say so (a search of `sys/x.h`
+    /// along a chain of a dozen directories meets a dozen missing `sys`).
+    parent: Option<Stamp>,
 }
 
 /// The lookups of a build, shared by all its requests.
 #[derive(Default)]
 pub struct FsCache {
     dirs: Mutex<FxMap<String, DirFacts>>,
+}
+
+impl FsCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FxMap<String, DirFacts>> {
+        self.dirs.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The lookups of one request: what was checked during it, over the shared cache.
@@ -220,6 +231,15 @@ fn ns(secs: i64, nsec: i64) -> i128 {
     i128::from(secs) * 1_000_000_000 + i128::from(nsec)
 }
 
+/// The stamp of `dir` now; `None` when it cannot be `stat`ed.
+fn stamp_of(dir: &str) -> Option<Stamp> {
+    std::fs::metadata(dir).ok().map(|m| Stamp {
+        id: (m.dev(), m.ino()),
+        mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+        ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+    })
+}
+
 impl<'a> Lookups<'a> {
     pub fn new(shared: &'a FsCache) -> Lookups<'a> {
         Lookups {
@@ -240,19 +260,35 @@ impl<'a> Lookups<'a> {
         if let Some(&c) = self.checked.get(dir) {
             return c;
         }
-        let stamp = std::fs::metadata(dir).ok().map(|m| Stamp {
-            id: (m.dev(), m.ino()),
-            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
-            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
-        });
+        let parent = Some(dirname(dir)).filter(|p| p != dir && !p.is_empty());
+        let missing_under = (self.shared.lock().get(dir))
+            .filter(|f| f.stamp.is_none())
+            .and_then(|f| f.parent);
+        if let (Some(p), Some(then)) = (&parent, missing_under) {
+            if self.check(p) == (true, Some(then)) {
+                self.checked.insert(dir.to_string(), (true, None));
+                return (true, None);
+            }
+        }
+        // The parent's stamp must come from before the `stat` that finds this missing.
+        let parent_before = parent.as_ref().and_then(|p| self.checked.get(p.as_str()));
+        let mut parent_stamp = parent_before.and_then(|&(trusted, s)| s.filter(|_| trusted));
+        let mut stamp = stamp_of(dir);
+        if let (None, None, Some(p)) = (stamp, parent_before, &parent) {
+            if let (true, Some(s)) = self.check(p) {
+                parent_stamp = Some(s);
+                stamp = stamp_of(dir);
+            }
+        }
         let trusted = stamp.is_none_or(|s| !recent(s.mtime_ns, s.ctime_ns));
         if trusted {
-            let mut dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
+            let mut dirs = self.shared.lock();
             let facts = dirs.entry(dir.to_string()).or_default();
-            if facts.stamp != stamp {
+            if facts.stamp != stamp || stamp.is_none() {
                 *facts = DirFacts {
                     stamp,
                     names: FxMap::default(),
+                    parent: parent_stamp.filter(|_| stamp.is_none()),
                 };
             }
         }
@@ -324,7 +360,7 @@ impl<'a> Lookups<'a> {
             return r;
         }
         if trusted {
-            let dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
+            let dirs = self.shared.lock();
             let known = dirs.get(&dir).and_then(|f| {
                 if f.stamp.is_none() {
                     Some(false)
@@ -348,7 +384,7 @@ impl<'a> Lookups<'a> {
         self.untrusted |= is_link;
         self.tainted |= is_link;
         if trusted && !is_link {
-            let mut dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
+            let mut dirs = self.shared.lock();
             // Not into facts another request put in place since this one's stat: they
             // may be of a later state than the one this lookup saw.
             if let Some(f) = dirs.get_mut(&dir).filter(|f| f.stamp == stamp) {
@@ -457,5 +493,46 @@ mod tests {
         assert_eq!(l.is_file(&format!("{dir}/l.h")), (true, true));
         assert_eq!(l.realpath(&format!("{dir}/l.h")), canonical(&f));
         assert_eq!(l.is_file(&format!("{dir}/nodir/x.h")), (false, false));
+    }
+
+    /// Waits until `dir`'s last change is old enough for its stamp to be trusted.
+    fn settle(dir: &str) {
+        for _ in 0..300 {
+            let s = stamp_of(dir).unwrap();
+            if !recent(s.mtime_ns, s.ctime_ns) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{dir} stays too recent");
+    }
+
+    #[test]
+    fn a_missing_directory_is_seen_once_created() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().to_str().unwrap();
+        let shared = FsCache::default();
+        let f = format!("{dir}/sub/x.h");
+        let nested = format!("{dir}/a/b/y.h");
+        settle(dir);
+        // Found missing, then missing again from the parent's stamp alone.
+        for _ in 0..2 {
+            let mut l = Lookups::new(&shared);
+            assert_eq!(l.is_file(&f), (false, false));
+            assert_eq!(l.is_file(&nested), (false, false));
+            assert_eq!(l.dir_state(&format!("{dir}/sub")), (true, None));
+        }
+        fs::create_dir_all(format!("{dir}/sub")).unwrap();
+        fs::write(&f, "").unwrap();
+        fs::create_dir_all(format!("{dir}/a/b")).unwrap();
+        fs::write(&nested, "").unwrap();
+        // While the parent is too recent to be trusted, and once it is not.
+        assert_eq!(Lookups::new(&shared).is_file(&f), (true, false));
+        assert_eq!(Lookups::new(&shared).is_file(&nested), (true, false));
+        settle(dir);
+        let mut l = Lookups::new(&shared);
+        assert_eq!(l.is_file(&f), (true, false));
+        assert_eq!(l.is_file(&nested), (true, false));
+        assert!(l.dir_state(&format!("{dir}/sub")).1.is_some());
     }
 }

@@ -390,17 +390,13 @@ impl Watcher {
             usable: true,
             ..Plan::default()
         };
-        // What each directory is now, as the analysis found it, else as it is.
-        let mut known: FxMap<&str, DirId> = FxMap::default();
+        // What each directory is (`None`: missing), as the analysis found it.
+        let mut known: FxMap<&str, Option<DirId>> = FxMap::default();
         for (d, stamp, _) in &facts.looked_into {
-            if let Some(stamp) = stamp {
-                known.insert(d, stamp.id());
-            }
+            known.insert(d, stamp.map(|s| s.id()));
         }
         for (d, id) in &facts.chain {
-            if let Some(id) = id {
-                known.insert(d, *id);
-            }
+            known.insert(d, *id);
         }
         let mut ids = FxMap::default();
         let mut new_dirs = FxSet::default();
@@ -410,8 +406,16 @@ impl Watcher {
                 continue;
             }
             let id = s.entry(d);
-            let now = known.get(d).copied().or_else(|| dir_id(d));
-            s.watch(id, d, true, now);
+            let e = &s.entries[id];
+            match known.get(d) {
+                // Missing then and before: its parent's notices stand for it.
+                Some(None) if e.absent && e.wd.is_none() => {}
+                Some(&now) => s.watch(id, d, true, now),
+                // Watched: its move or deletion sends a notice, and so does a name
+                // replaced in its parent, so it is not `stat`ed again.
+                None if e.wd.is_some() => {}
+                None => s.watch(id, d, true, dir_id(d)),
+            }
             if s.entries[id].wd.is_some() && s.entries[id].since > started {
                 new_dirs.insert(*d);
             }
