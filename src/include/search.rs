@@ -179,11 +179,12 @@ struct DirFacts {
     stamp: Option<Stamp>,
     /// Name → whether it is a regular file.
     names: FxMap<String, bool>,
-    /// For a directory that did not exist: its parent's stamp, taken before it was found
-    /// missing. Creating it would have changed that stamp, so while the parent keeps it the
-    /// directory is still missing, and needs no `stat` to say so (a search of `sys/x.h`
-    /// along a chain of a dozen directories meets a dozen missing `sys`).
-    parent: Option<Stamp>,
+    /// For a directory that did not exist: its parent's stamp (`None`: the parent was
+    /// missing too), taken before it was found missing. Creating it would have changed
+    /// that stamp, so while the parent keeps it the directory is still missing, and needs
+    /// no `stat` to say so (a search of `sys/x.h` along a chain of a dozen directories
+    /// meets a dozen missing `sys`).
+    parent: Option<Option<Stamp>>,
 }
 
 /// The lookups of a build, shared by all its requests.
@@ -265,20 +266,19 @@ impl<'a> Lookups<'a> {
             .filter(|f| f.stamp.is_none())
             .and_then(|f| f.parent);
         if let (Some(p), Some(then)) = (&parent, missing_under) {
-            if self.check(p) == (true, Some(then)) {
+            if self.check(p) == (true, then) {
                 self.checked.insert(dir.to_string(), (true, None));
                 return (true, None);
             }
         }
         // The parent's stamp must come from before the `stat` that finds this missing.
+        let trusted_state = |&(trusted, s): &(bool, Option<Stamp>)| trusted.then_some(s);
         let parent_before = parent.as_ref().and_then(|p| self.checked.get(p.as_str()));
-        let mut parent_stamp = parent_before.and_then(|&(trusted, s)| s.filter(|_| trusted));
+        let mut parent_state = parent_before.and_then(trusted_state);
         let mut stamp = stamp_of(dir);
         if let (None, None, Some(p)) = (stamp, parent_before, &parent) {
-            if let (true, Some(s)) = self.check(p) {
-                parent_stamp = Some(s);
-                stamp = stamp_of(dir);
-            }
+            parent_state = trusted_state(&self.check(p));
+            stamp = stamp_of(dir);
         }
         let trusted = stamp.is_none_or(|s| !recent(s.mtime_ns, s.ctime_ns));
         if trusted {
@@ -288,7 +288,7 @@ impl<'a> Lookups<'a> {
                 *facts = DirFacts {
                     stamp,
                     names: FxMap::default(),
-                    parent: parent_stamp.filter(|_| stamp.is_none()),
+                    parent: parent_state.filter(|_| stamp.is_none()),
                 };
             }
         }
