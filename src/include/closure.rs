@@ -29,7 +29,7 @@
 //! answer the same command again from it while all of that holds.
 
 use std::os::unix::fs::MetadataExt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::cmdline::{Command, MacroOption};
@@ -90,6 +90,24 @@ type Lexed = Arc<LexedFile>;
 pub struct LexedFile {
     ds: Vec<Directive>,
     conditions: Conditions,
+    /// This version's realpath and entry among the change notices' watches, once an
+    /// analysis that read it was watched (`watch::Watcher::arm`): found by path once, not
+    /// by every analysis that reads it.
+    pub(super) watch_entry: OnceLock<(Box<str>, usize)>,
+}
+
+/// Two directive lists are the same when they are one read.
+impl PartialEq for LexedFile {
+    fn eq(&self, other: &LexedFile) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+impl Eq for LexedFile {}
+
+impl std::fmt::Debug for LexedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LexedFile({} directives)", self.ds.len())
+    }
 }
 
 impl std::ops::Deref for LexedFile {
@@ -131,6 +149,7 @@ impl LexCache {
             let ds = Arc::new(LexedFile {
                 ds: lexer::directives(&data, mode),
                 conditions: Conditions::default(),
+                watch_entry: OnceLock::new(),
             });
             if let Some(kept) = kept.as_deref_mut() {
                 *kept = Some(ds.clone());
@@ -264,7 +283,8 @@ pub struct Closure {
 pub struct Facts {
     /// The directories that made the search chain.
     pub chain: Vec<(String, Option<DirId>)>,
-    pub files: Vec<(String, FileKey)>,
+    /// Each file read: its realpath, the version read, and that version's directives.
+    pub files: Vec<(String, FileKey, Lexed)>,
     /// Directories this analysis looked into, itself or through searches remembered
     /// from earlier requests, with their stamp then and whether it could be trusted.
     pub looked_into: Vec<(String, Option<Stamp>, bool)>,
@@ -285,7 +305,7 @@ impl Facts {
         let files = || {
             self.files
                 .iter()
-                .all(|(f, k)| FileKey::stat(f).is_ok_and(|now| now == *k))
+                .all(|(f, k, _)| FileKey::stat(f).is_ok_and(|now| now == *k))
         };
         if !chain_holds(&self.chain) || !files() {
             return false;
@@ -538,11 +558,11 @@ impl Walk<'_> {
     fn facts(&mut self) -> Option<Facts> {
         // The walk is over: what it kept is moved, not copied.
         let mut files = Vec::with_capacity(self.lexed.len());
-        for (real, (key, _)) in self.lexed.drain() {
+        for (real, (key, lexed)) in self.lexed.drain() {
             if recent(key.mtime_ns, key.ctime_ns) {
                 return None;
             }
-            files.push((real, key));
+            files.push((real, key, lexed));
         }
         let (touched, lookups) = self.look.all_looked()?;
         let remembered = std::mem::take(&mut self.dirs_remembered);

@@ -97,6 +97,10 @@ struct Entry {
     /// The device and inode the watch was added for: a watch follows its inode, so the
     /// path is watched again when it names another.
     ident: Option<DirId>,
+    /// The entry of the directory it is in (`None` for `/`).
+    parent: Option<usize>,
+    /// For a directory: whether it is sticky and writable by all (`/tmp`), once asked.
+    sticky: Option<bool>,
 }
 
 struct State {
@@ -108,8 +112,6 @@ struct State {
     entries: Vec<Entry>,
     by_path: FxMap<String, usize>,
     by_wd: FxMap<WatchDescriptor, Vec<usize>>,
-    /// Whether each directory met above the others is sticky and world-writable.
-    sticky: FxMap<String, bool>,
 }
 
 /// The notices of one include server.
@@ -126,8 +128,9 @@ pub struct Plan {
     /// sticky, world-writable ones (`/tmp`), where a watch costs the kernel a walk of
     /// every name ever looked up there, and whose own names this analysis does not use.
     identities: Vec<(Box<str>, Option<DirId>)>,
-    /// (directory, name in it) for each watched directory whose parent is watched too.
-    children: Vec<(usize, Box<str>)>,
+    /// (directory, directory in it) for each watched directory whose parent is watched
+    /// too.
+    children: Vec<(usize, usize)>,
     /// Every path could be watched and trusted.
     pub usable: bool,
 }
@@ -163,6 +166,11 @@ fn trustworthy(path: &str) -> bool {
         return false;
     }
     LOCAL_FILE_SYSTEMS.contains(&(fs.f_type as i64))
+}
+
+/// The last component of `path`.
+fn last(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// Whether `path` is a regular file, not through a symbolic link (kept analyses met none).
@@ -251,11 +259,14 @@ impl State {
         self.floor = self.batch;
     }
 
-    /// The entry of `path`, made if new.
+    /// The entry of `path` (absolute), made if new, with those of the directories above.
     fn entry(&mut self, path: &str) -> usize {
         if let Some(&id) = self.by_path.get(path) {
             return id;
         }
+        let parent = Some(dirname_of(path))
+            .filter(|p| *p != path && !p.is_empty())
+            .map(|p| self.entry(p));
         self.entries.push(Entry {
             path: path.into(),
             wd: None,
@@ -266,26 +277,28 @@ impl State {
             names: FxMap::default(),
             since: 0,
             ident: None,
+            parent,
+            sticky: None,
         });
         let id = self.entries.len() - 1;
         self.by_path.insert(path.to_string(), id);
         id
     }
 
-    /// Whether directory `path` is sticky and writable by all (`/tmp`), remembered.
-    fn is_sticky(&mut self, path: &str) -> bool {
-        if let Some(&sticky) = self.sticky.get(path) {
+    /// Whether directory entry `id` is sticky and writable by all (`/tmp`), remembered.
+    fn is_sticky(&mut self, id: usize) -> bool {
+        if let Some(sticky) = self.entries[id].sticky {
             return sticky;
         }
-        let sticky = std::fs::metadata(path)
+        let sticky = std::fs::metadata(&*self.entries[id].path)
             .is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o1002 == 0o1002);
-        self.sticky.insert(path.to_string(), sticky);
+        self.entries[id].sticky = Some(sticky);
         sticky
     }
 
-    /// Watches entry `id` at `path` (which the caller knows as `ident`) unless it is watched
-    /// for that identity already, or known absent, or known not to be trusted.
-    fn watch(&mut self, id: usize, path: &str, dir: bool, ident: Option<DirId>) {
+    /// Watches entry `id` (which the caller knows as `ident`) unless it is watched for that
+    /// identity already, or known absent, or known not to be trusted.
+    fn watch(&mut self, id: usize, dir: bool, ident: Option<DirId>) {
         let e = &self.entries[id];
         if let (Some(wd), true) = (e.wd, e.ident != ident) {
             // The path names another file or directory than the one watched.
@@ -307,6 +320,7 @@ impl State {
             return;
         }
         let mask = if dir { dir_mask() } else { file_mask() };
+        let path = &*self.entries[id].path;
         match self.inotify.add_watch(path, mask) {
             Ok(wd) => {
                 // A file is watched by its realpath; its directory's trust stands for it.
@@ -345,7 +359,6 @@ impl Watcher {
                 entries: Vec::new(),
                 by_path: FxMap::default(),
                 by_wd: FxMap::default(),
-                sticky: FxMap::default(),
             }),
         })
     }
@@ -363,26 +376,12 @@ impl Watcher {
     /// request's analysis may have added a watch after this one read the file): each such
     /// file's version, each name looked up in such a directory, each such directory of the
     /// search chain. Returns the plan, and whether the facts held for those.
+    ///
+    /// A kernel unit reads some 1500 files in a few dozen directories, most of them read
+    /// by the units before it: each file's entry is found once per version through its
+    /// directives' slot ([`LexedFile::watch_entry`](super::closure::LexedFile)), and the
+    /// directories above are walked by entry, not by path.
     pub fn arm(&self, facts: &Facts, started: u64) -> (Plan, bool) {
-        let mut dirs: Vec<&str> = Vec::new();
-        dirs.extend(facts.looked_into.iter().map(|(d, _, _)| d.as_str()));
-        dirs.extend(facts.chain.iter().map(|(d, _)| d.as_str()));
-        dirs.extend(facts.files.iter().map(|(f, _)| dirname_of(f)));
-        let direct: FxSet<&str> = dirs.iter().copied().collect();
-        // And every directory above them.
-        let mut all: Vec<&str> = Vec::new();
-        let mut seen = FxSet::default();
-        for d in dirs {
-            let mut at = d;
-            while seen.insert(at) {
-                all.push(at);
-                match at.rfind('/') {
-                    Some(0) if at.len() > 1 => at = "/",
-                    Some(i) if i > 0 => at = &at[..i],
-                    _ => break,
-                }
-            }
-        }
         let mut s = lock(&self.state);
         // The watches added now are younger than any analysis begun so far.
         s.batch += 1;
@@ -390,55 +389,85 @@ impl Watcher {
             usable: true,
             ..Plan::default()
         };
-        // What each directory is (`None`: missing), as the analysis found it.
-        let mut known: FxMap<&str, Option<DirId>> = FxMap::default();
+        // The directories the analysis used itself, with what it found each to be when
+        // it looked (`None`: missing) or, for those it only found files in, nothing.
+        let mut direct: FxMap<usize, Option<Option<DirId>>> = FxMap::default();
         for (d, stamp, _) in &facts.looked_into {
-            known.insert(d, stamp.map(|s| s.id()));
+            let id = s.entry(d);
+            direct.insert(id, Some(stamp.map(|s| s.id())));
         }
-        for (d, id) in &facts.chain {
-            known.insert(d, *id);
+        for (d, dir) in &facts.chain {
+            let id = s.entry(d);
+            direct.insert(id, Some(*dir));
         }
-        let mut ids = FxMap::default();
+        let mut files = Vec::with_capacity(facts.files.len());
+        for (f, key, lexed) in &facts.files {
+            let id = match lexed.watch_entry.get() {
+                Some((path, id)) if **path == **f => *id,
+                _ => {
+                    let id = s.entry(f);
+                    let _ = lexed.watch_entry.set((f.as_str().into(), id));
+                    id
+                }
+            };
+            if let Some(dir) = s.entries[id].parent {
+                direct.entry(dir).or_insert(None);
+            }
+            files.push((id, f, key));
+        }
+        // And every directory above them.
+        let mut all: Vec<usize> = direct.keys().copied().collect();
+        let mut seen: FxSet<usize> = all.iter().copied().collect();
+        let mut i = 0;
+        while i < all.len() {
+            if let Some(p) = s.entries[all[i]].parent.filter(|p| seen.insert(*p)) {
+                all.push(p);
+            }
+            i += 1;
+        }
+        let mut in_plan = FxSet::default();
         let mut new_dirs = FxSet::default();
-        for d in &all {
-            if !direct.contains(d) && s.is_sticky(d) {
-                plan.identities.push(((*d).into(), dir_id(d)));
+        for id in all {
+            let used = direct.get(&id).copied();
+            if used.is_none() && s.is_sticky(id) {
+                let path = s.entries[id].path.clone();
+                let now = dir_id(&path);
+                plan.identities.push((path, now));
                 continue;
             }
-            let id = s.entry(d);
             let e = &s.entries[id];
-            match known.get(d) {
+            match used.flatten() {
                 // Missing then and before: its parent's notices stand for it.
                 Some(None) if e.absent && e.wd.is_none() => {}
-                Some(&now) => s.watch(id, d, true, now),
+                Some(now) => s.watch(id, true, now),
                 // Watched: its move or deletion sends a notice, and so does a name
                 // replaced in its parent, so it is not `stat`ed again.
                 None if e.wd.is_some() => {}
-                None => s.watch(id, d, true, dir_id(d)),
+                None => {
+                    let now = dir_id(&e.path);
+                    s.watch(id, true, now);
+                }
             }
-            if s.entries[id].wd.is_some() && s.entries[id].since > started {
-                new_dirs.insert(*d);
+            let e = &s.entries[id];
+            if e.wd.is_some() && e.since > started {
+                new_dirs.insert(e.path.to_string());
             }
-            plan.usable &= s.entries[id].usable;
-            ids.insert(*d, id);
+            plan.usable &= e.usable;
+            in_plan.insert(id);
             plan.dirs.push(id);
         }
-        for d in &all {
-            if let Some(i) = d.rfind('/').filter(|_| *d != "/") {
-                let parent = if i == 0 { "/" } else { &d[..i] };
-                match (ids.get(parent), ids.get(d)) {
-                    (Some(&p), _) => plan.children.push((p, d[i + 1..].into())),
-                    // Under a directory checked by identity, a directory that did not
-                    // exist could come without a notice.
-                    (None, Some(&c)) if s.entries[c].absent => plan.usable = false,
-                    _ => {}
-                }
+        for &id in &plan.dirs {
+            match s.entries[id].parent {
+                Some(p) if in_plan.contains(&p) => plan.children.push((p, id)),
+                // Under a directory checked by identity, a directory that did not exist
+                // could come without a notice.
+                Some(_) if s.entries[id].absent => plan.usable = false,
+                _ => {}
             }
         }
         let mut holds = true;
-        for (f, key) in &facts.files {
-            let id = s.entry(f);
-            s.watch(id, f, false, Some((key.dev, key.ino)));
+        for (id, f, key) in files {
+            s.watch(id, false, Some((key.dev, key.ino)));
             if s.entries[id].since > started {
                 holds &= FileKey::stat(f).is_ok_and(|now| now == *key);
             }
@@ -500,15 +529,15 @@ impl Watcher {
         let later =
             |dir: usize, name: &str| s.entries[dir].names.get(name).is_some_and(|&b| b > checked);
         let named = |path: &str| {
-            let name = path.rsplit('/').next().unwrap_or(path);
             by_path
                 .get(dirname_of(path))
-                .is_some_and(|&d| later(d, name))
+                .is_some_and(|&d| later(d, last(path)))
         };
         let remembered = facts.remembered.iter().flat_map(|r| r.iter());
         let touched = (facts.lookups.iter().chain(remembered)).any(|(p, _)| named(p))
-            || facts.files.iter().any(|(f, _)| named(f))
-            || (plan.children.iter()).any(|(p, name)| changed.contains(p) && later(*p, name));
+            || facts.files.iter().any(|(f, _, _)| named(f))
+            || (plan.children.iter())
+                .any(|&(p, c)| changed.contains(&p) && later(p, last(&s.entries[c].path)));
         !touched
     }
 }
