@@ -172,6 +172,9 @@ pub struct Caches {
     pub compilers: SystemDirs,
     /// Chain searches: name → (context, from) → what was found.
     searches: Mutex<FxMap<String, Searches>>,
+    /// The directory lists of those searches, each kept once: the searches of many
+    /// names look into the same directories (every `<bits/...>` into the same few).
+    stamped: Mutex<FxSet<StampedDirs>>,
     /// Macro tables of finished walks, emptied: a table of the size a walk needs is
     /// large enough that allocating it afresh for each request showed (page faults).
     tables: Mutex<Vec<Table>>,
@@ -438,9 +441,12 @@ struct Walk<'a> {
     entering: Vec<Option<usize>>,
     /// Each file read in this request: its key and directives.
     lexed: FxMap<String, (FileKey, Lexed)>,
-    /// The directories remembered searches looked into, and the paths they looked up
-    /// (for [`Facts`]).
+    /// The directories remembered searches looked into, each list once, and the paths
+    /// they looked up (for [`Facts`]).
     dirs_remembered: Vec<StampedDirs>,
+    /// Each such list met in this request (by address), and whether its directories
+    /// have the stamps it says.
+    stamps_found: FxMap<*const (String, Option<Stamp>), bool>,
     probes_remembered: Vec<Arc<[(String, bool)]>>,
     /// The chain searches of this request: name → (from, what was found).
     searched: FxMap<String, Vec<(usize, Option<Found>)>>,
@@ -518,6 +524,7 @@ pub fn analyze(
         lexed: FxMap::default(),
         searched: FxMap::default(),
         dirs_remembered: Vec::new(),
+        stamps_found: FxMap::default(),
         probes_remembered: Vec::new(),
         context,
         start_cpu,
@@ -626,12 +633,7 @@ impl Walk<'_> {
             .and_then(|m| m.get(&(self.context, from)))
             .cloned();
         let found = match remembered {
-            Some(s)
-                if s.dirs
-                    .iter()
-                    .all(|(d, st)| self.look.dir_stamp(d) == Some(*st)) =>
-            {
-                self.dirs_remembered.push(s.dirs.clone());
+            Some(s) if self.stamps_hold(&s.dirs) => {
                 self.probes_remembered.push(s.probes.clone());
                 s.found.clone()
             }
@@ -655,9 +657,20 @@ impl Walk<'_> {
                     .map(|d| self.look.dir_stamp(&d).map(|st| (d, st)))
                     .collect();
                 if let (Some(dirs), false) = (dirs, untrusted) {
+                    let dirs: StampedDirs = {
+                        let mut stamped = lock(&self.caches.stamped);
+                        match stamped.get(&dirs[..]) {
+                            Some(kept) => kept.clone(),
+                            None => {
+                                let dirs: StampedDirs = dirs.into();
+                                stamped.insert(dirs.clone());
+                                dirs
+                            }
+                        }
+                    };
                     let search = Arc::new(Search {
                         found: found.clone(),
-                        dirs: dirs.into(),
+                        dirs,
                         probes: probes.into(),
                     });
                     lock(&self.caches.searches)
@@ -673,6 +686,20 @@ impl Walk<'_> {
             .or_default()
             .push((from, found.clone()));
         found
+    }
+
+    /// Whether each directory of a remembered search's list has the stamp the list says,
+    /// asked once per list in a request; a list that holds is one this request depends on.
+    fn stamps_hold(&mut self, dirs: &StampedDirs) -> bool {
+        if let Some(&holds) = self.stamps_found.get(&dirs.as_ptr()) {
+            return holds;
+        }
+        let holds = (dirs.iter()).all(|(d, st)| self.look.dir_stamp(d) == Some(*st));
+        self.stamps_found.insert(dirs.as_ptr(), holds);
+        if holds {
+            self.dirs_remembered.push(dirs.clone());
+        }
+        holds
     }
 
     /// Where `#include` (`next`: `#include_next`) of `name` in file `f` finds it. `Err`

@@ -153,7 +153,7 @@ fn dedup(
 }
 
 /// What identifies one state of a directory's list of names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Stamp {
     id: DirId,
     mtime_ns: i128,
