@@ -2,6 +2,7 @@
 """The include server alone: a tree's requests replayed against `pump --serve`.
 
     python3 bench/include_replay.py [--tree lua|leveldb] [--runs N] [--threads T] [--bin DIR]
+                                    [--busy]
 
 Lays out the tree as `bench.py` does (Lua's 32 files, LevelDB's CMake tree), takes its
 compile commands, and for each run starts a fresh include server (our `pump --serve`),
@@ -10,9 +11,12 @@ told), stops it and reads the CPU it wrote to its statistics file. Prints the me
 the least of the runs: the server's whole CPU (user and system) and the CPU of its answers.
 
 No compiler runs beside it, so its caches stay warm between requests: a request costs
-about 0.7x what it costs in a real pump build (session 21 of bench/RESULTS.md). It is for
-comparing two builds of the server in a minute, not for the targets: those are measured
-in real builds by `bench.py --include-server only`.
+about 0.7x what it costs in a real pump build (session 21 of bench/RESULTS.md). With
+`--busy`, the tree's own compiles run on every CPU meanwhile and each connection waits
+10 ms before the next request, as in a build: what touches memory the compilers have
+evicted costs what it costs there. It is for comparing two builds of the server in a
+minute, not for the targets: those are measured in real builds by
+`bench.py --include-server only`.
 """
 
 import argparse
@@ -23,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -53,8 +58,17 @@ def ask(sock, cwd, argv):
     return int(out[4:12], 16)
 
 
-def replay(pump, commands, threads, work):
-    """One server, every command once; returns (server CPU s, answers' CPU s)."""
+def busy(commands, stop):
+    """Compiles a few of the tree's units over and over until `stop` is set."""
+    while not stop.is_set():
+        for cwd, argv in commands[:4]:
+            subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+
+
+def replay(pump, commands, threads, work, gap=0.0):
+    """One server, every command once, each connection waiting `gap` s before its next;
+    returns (server CPU s, answers' CPU s)."""
     sock, stats = os.path.join(work, "socket"), os.path.join(work, "stats")
     for p in (sock, stats):
         if os.path.exists(p):
@@ -67,8 +81,12 @@ def replay(pump, commands, threads, work):
         if server.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("the include server did not start")
         time.sleep(0.005)
+    def ask_then_wait(c):
+        named = ask(sock, *c)
+        time.sleep(gap)
+        return named
     with ThreadPoolExecutor(threads) as pool:
-        named = list(pool.map(lambda c: ask(sock, *c), commands))
+        named = list(pool.map(ask_then_wait, commands))
     if not all(named):
         print("include_replay: a request was not covered", file=sys.stderr)
     server.send_signal(signal.SIGTERM)
@@ -86,18 +104,31 @@ def main():
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bin", default=bench.RELEASE, help="where `pump` is")
+    ap.add_argument("--busy", action="store_true",
+                    help="compile on every CPU meanwhile, 10 ms between requests")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="include-replay-")
     tree = {"lua": bench.Lua, "leveldb": bench.LevelDB}[args.tree](work)
     tree.prepare(None)
     commands = [(cwd, argv[1:] if argv[0] == CLIENT else argv)
                 for cwd, argv in tree.compile_commands(CLIENT)]
-    runs = [replay(os.path.join(args.bin, "pump"), commands, args.threads, work)
-            for _ in range(args.runs)]
+    stop = threading.Event()
+    compilers = [threading.Thread(target=busy, args=(commands, stop))
+                 for _ in range(os.cpu_count() if args.busy else 0)]
+    for t in compilers:
+        t.start()
+    try:
+        runs = [replay(os.path.join(args.bin, "pump"), commands, args.threads, work,
+                       0.01 if args.busy else 0.0)
+                for _ in range(args.runs)]
+    finally:
+        stop.set()
+        for t in compilers:
+            t.join()
     server = [r[0] * 1000 for r in runs]
     answers = [r[1] * 1000 for r in runs]
     print(f"{args.tree}: {len(commands)} requests, {args.runs} runs, {args.threads} at a "
-          f"time: server CPU ms median {statistics.median(server):.1f} (least "
+          f"time{', compilers busy' if args.busy else ''}: server CPU ms median {statistics.median(server):.1f} (least "
           f"{min(server):.1f}), answers' CPU ms median {statistics.median(answers):.1f}")
     subprocess.run(["rm", "-rf", work])
 
