@@ -174,7 +174,8 @@ pub struct Caches {
     searches: Mutex<FxMap<String, Searches>>,
     /// The directory lists of those searches, each kept once: the searches of many
     /// names look into the same directories (every `<bits/...>` into the same few).
-    stamped: Mutex<FxSet<StampedDirs>>,
+    /// With how many there were after the last pruning.
+    stamped: Mutex<(FxSet<StampedDirs>, usize)>,
     /// Macro tables of finished walks, emptied: a table of the size a walk needs is
     /// large enough that allocating it afresh for each request showed (page faults).
     tables: Mutex<Vec<Table>>,
@@ -190,6 +191,23 @@ impl Caches {
             compilers,
             ..Caches::default()
         }
+    }
+
+    /// The one kept copy of `dirs`. Copies no search uses any more (a directory's stamp
+    /// changed, and its searches were made again) are let go whenever the set doubles.
+    fn stamped(&self, dirs: Vec<(String, Option<Stamp>)>) -> StampedDirs {
+        let mut stamped = lock(&self.stamped);
+        let (set, pruned) = &mut *stamped;
+        if let Some(kept) = set.get(&dirs[..]) {
+            return kept.clone();
+        }
+        if set.len() >= 2 * (*pruned).max(64) {
+            set.retain(|d| Arc::strong_count(d) > 1);
+            *pruned = set.len();
+        }
+        let dirs: StampedDirs = dirs.into();
+        set.insert(dirs.clone());
+        dirs
     }
 }
 
@@ -668,20 +686,9 @@ impl Walk<'_> {
                     .map(|d| self.look.dir_stamp(&d).map(|st| (d, st)))
                     .collect();
                 if let (Some(dirs), false) = (dirs, untrusted) {
-                    let dirs: StampedDirs = {
-                        let mut stamped = lock(&self.caches.stamped);
-                        match stamped.get(&dirs[..]) {
-                            Some(kept) => kept.clone(),
-                            None => {
-                                let dirs: StampedDirs = dirs.into();
-                                stamped.insert(dirs.clone());
-                                dirs
-                            }
-                        }
-                    };
                     let search = Arc::new(Search {
                         found: found.clone(),
-                        dirs,
+                        dirs: self.caches.stamped(dirs),
                         probes: probes.into(),
                     });
                     lock(&self.caches.searches)
@@ -1175,6 +1182,21 @@ fn to_endif(ds: &[Directive], mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_list_is_kept_once_and_let_go_when_unused() {
+        let caches = Caches::default();
+        let list = |n: usize| vec![(format!("/d{n}"), None)];
+        let a = caches.stamped(list(0));
+        assert!(Arc::ptr_eq(&a, &caches.stamped(list(0))));
+        // Lists nobody holds any more go when the set has doubled; held ones stay.
+        for n in 1..1000 {
+            caches.stamped(list(n));
+        }
+        let (set, _) = &*lock(&caches.stamped);
+        assert!(set.len() < 200, "{} kept", set.len());
+        assert!(set.contains(&a));
+    }
 
     #[test]
     fn python_paths() {
