@@ -1116,9 +1116,9 @@ def fmt(v):
     return f"{v:.2f}" if isinstance(v, float) else str(v)
 
 
-def ratio(a, b):
+def ratio(a, b, digits=2):
     numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
-    return f"{a / b:.2f}" if numbers and b else ""
+    return f"{a / b:.{digits}f}" if numbers and b else ""
 
 
 def job_rows(farms, work, workload, rounds, per_round):
@@ -1318,9 +1318,10 @@ INCLUDE_HEADER = [
 
 def include_cells(f):
     """The second table's cells for one tree's `include_figures`."""
+    # The server's CPU to three places: the target is 0.1 of the preprocessors'.
     return [f["tree"], fmt(f["jobs"]), fmt(f["cpp in build"]), fmt(f["cpp"]),
-            fmt(f["server"]), ratio(f["server"], f["cpp in build"]),
-            ratio(f["server"], f["cpp"]), fmt(f["compilers"]), fmt(f["answers"]),
+            f"{f['server']:.3f}", ratio(f["server"], f["cpp in build"], 3),
+            ratio(f["server"], f["cpp"], 3), fmt(f["compilers"]), fmt(f["answers"]),
             *(fmt(v) for v in f["cold"]), *(fmt(v) for v in f["warm"]),
             fmt(f["warm server"]), fmt(f["plain client"]), fmt(f["pump client"]),
             ratio(f["pump client"], f["plain client"])]
