@@ -71,15 +71,29 @@ fn table() -> &'static Mutex<FxSet<&'static str>> {
     TABLE.get_or_init(Default::default)
 }
 
+thread_local! {
+    /// The names this thread has interned: most of a header's names were met before, and
+    /// looking them up here takes no lock that the other request threads also take.
+    static SEEN: std::cell::RefCell<FxSet<&'static str>> = Default::default();
+}
+
 /// The interned `s`.
 pub fn sym(s: &str) -> Sym {
-    let mut t = table().lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(&found) = t.get(s) {
+    if let Some(found) = SEEN.with_borrow(|seen| seen.get(s).copied()) {
         return Sym(found);
     }
-    let leaked: &'static str = Box::leak(s.to_string().into_boxed_str());
-    t.insert(leaked);
-    Sym(leaked)
+    let mut t = table().lock().unwrap_or_else(|e| e.into_inner());
+    let interned = match t.get(s) {
+        Some(&found) => found,
+        None => {
+            let leaked: &'static str = Box::leak(s.to_string().into_boxed_str());
+            t.insert(leaked);
+            leaked
+        }
+    };
+    drop(t);
+    SEEN.with_borrow_mut(|seen| seen.insert(interned));
+    Sym(interned)
 }
 
 /// The spellings the analysis looks for, interned once.
