@@ -474,7 +474,9 @@ struct Walk<'a> {
     /// they looked up (for [`Facts`]).
     dirs_remembered: Vec<StampedDirs>,
     /// Each such list met in this request (by address), and whether its directories
-    /// have the stamps it says.
+    /// have the stamps it says. A list that holds is kept in `dirs_remembered`, so its
+    /// address names it for the whole request; one that does not may be freed and its
+    /// address reused, and a list met there is then taken not to hold: searched afresh.
     stamps_found: FxMap<*const (String, Option<Stamp>), bool>,
     probes_remembered: Vec<Arc<[(String, bool)]>>,
     /// The chain searches of this request: name → (from, what was found).
