@@ -394,6 +394,11 @@ pub fn dirname_of(p: &str) -> &str {
     }
 }
 
+/// The last component of `p`, borrowed from it.
+pub fn basename_of(p: &str) -> &str {
+    p.rsplit('/').next().unwrap_or(p)
+}
+
 /// The CPU time this thread has used.
 pub fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {

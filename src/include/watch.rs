@@ -31,7 +31,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
-use super::closure::{dirname_of, Facts, FileKey};
+use super::closure::{basename_of, dirname_of, Facts, FileKey};
 use super::search::{dir_id, DirId};
 
 /// What a directory's watch reports: its names coming and going or changing attributes,
@@ -166,11 +166,6 @@ fn trustworthy(path: &str) -> bool {
         return false;
     }
     LOCAL_FILE_SYSTEMS.contains(&(fs.f_type as i64))
-}
-
-/// The last component of `path`.
-fn last(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// Whether `path` is a regular file, not through a symbolic link (kept analyses met none).
@@ -531,13 +526,13 @@ impl Watcher {
         let named = |path: &str| {
             by_path
                 .get(dirname_of(path))
-                .is_some_and(|&d| later(d, last(path)))
+                .is_some_and(|&d| later(d, basename_of(path)))
         };
         let remembered = facts.remembered.iter().flat_map(|r| r.iter());
         let touched = (facts.lookups.iter().chain(remembered)).any(|(p, _)| named(p))
             || facts.files.iter().any(|(f, _, _)| named(f))
             || (plan.children.iter())
-                .any(|&(p, c)| changed.contains(&p) && later(p, last(&s.entries[c].path)));
+                .any(|&(p, c)| changed.contains(&p) && later(p, basename_of(&s.entries[c].path)));
         !touched
     }
 }
