@@ -12,6 +12,7 @@
 //! language mode ([`Mode`]): raw strings (C++11 and GNU C99 or later, not strict ISO C)
 //! and trigraphs (strict ISO modes before C++17, or `-trigraphs`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::macros::Macro;
@@ -225,9 +226,9 @@ fn link(ds: &mut [Directive]) {
 
 /// `src` with every backslash-newline splice removed (a backslash followed by spaces or
 /// tabs and then `\n` or `\r\n`). The file itself when it has none.
-fn splice(src: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+fn splice(src: &[u8]) -> Cow<'_, [u8]> {
     if !src.contains(&b'\\') {
-        return std::borrow::Cow::Borrowed(src);
+        return Cow::Borrowed(src);
     }
     let mut out = Vec::with_capacity(src.len());
     let mut i = 0;
@@ -254,7 +255,7 @@ fn splice(src: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         out.push(src[i]);
         i += 1;
     }
-    std::borrow::Cow::Owned(out)
+    Cow::Owned(out)
 }
 
 /// The position after horizontal whitespace and comments from `i` (a block comment may
@@ -450,7 +451,7 @@ fn pragma(t: &[Tok]) -> Option<Directive> {
 
 /// The operand of an include from `i`: as [`rest_of_directive`], except that a `<name>`
 /// is taken as it is (`//` or `/*` inside it are part of the name, as in GCC).
-fn include_operand(s: &[u8], i: usize) -> (Vec<u8>, usize) {
+fn include_operand(s: &[u8], i: usize) -> (Cow<'_, [u8]>, usize) {
     let a = skip_blank(s, i);
     if s.get(a) == Some(&b'<') {
         let eol = line_end(s, a);
@@ -459,7 +460,7 @@ fn include_operand(s: &[u8], i: usize) -> (Vec<u8>, usize) {
             let (rest, end) = rest_of_directive(s, close);
             let mut line = s[a..close].to_vec();
             line.extend_from_slice(&rest);
-            return (line, end);
+            return (Cow::Owned(line), end);
         }
     }
     rest_of_directive(s, i)
@@ -468,9 +469,22 @@ fn include_operand(s: &[u8], i: usize) -> (Vec<u8>, usize) {
 /// The rest of a directive's line from `i`, comments replaced by a space, and the
 /// position of the newline ending it (a block comment opened on the line may run over
 /// several lines) or of the end of the file.
-fn rest_of_directive(s: &[u8], mut i: usize) -> (Vec<u8>, usize) {
+fn rest_of_directive(s: &[u8], mut i: usize) -> (Cow<'_, [u8]>, usize) {
+    let eol = line_end(s, i);
+    // Most lines have no comment and no literal: they are the line as it is.
+    if memchr::memchr3(b'/', b'"', b'\'', &s[i..eol]).is_none() {
+        return (Cow::Borrowed(&s[i..eol]), eol);
+    }
     let mut line = Vec::new();
     while i < s.len() {
+        // Copied in runs up to the next byte that may open a comment or a literal.
+        let eol = line_end(s, i);
+        let stop = memchr::memchr3(b'/', b'"', b'\'', &s[i..eol]).map_or(eol, |p| i + p);
+        line.extend_from_slice(&s[i..stop]);
+        i = stop;
+        if i == s.len() {
+            break;
+        }
         match s[i] {
             b'\n' => break,
             b'/' if s.get(i + 1) == Some(&b'*') => {
@@ -496,7 +510,7 @@ fn rest_of_directive(s: &[u8], mut i: usize) -> (Vec<u8>, usize) {
             }
         }
     }
-    (line, i)
+    (Cow::Owned(line), i)
 }
 
 #[cfg(test)]
@@ -609,6 +623,23 @@ mod tests {
         assert_eq!(
             shape("#include <d//x.h> // c\n#include <d/*y.h> /* c */\n"),
             ["inc<d//x.h>", "inc<d/*y.h>"]
+        );
+    }
+
+    #[test]
+    fn a_directive_keeps_what_only_looks_like_a_comment() {
+        // A lone `/`, a `//` inside a literal, a comment between tokens and one at the end.
+        let src = "#if 4 / 2 == 2\n#endif\n#if 'a' /* x */ == '/' // y\n#endif\n\
+                   #include MAKE(\"a//b.h\") // z\n";
+        assert_eq!(
+            shape(src),
+            [
+                "if(4 / 2 == 2)->1",
+                "endif",
+                "if('a' == '/')->3",
+                "endif",
+                "inc(MAKE(\"a//b.h\"))"
+            ]
         );
     }
 

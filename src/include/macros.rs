@@ -79,9 +79,21 @@ impl Macro {
             Some(b'(') => end + line[end..].iter().position(|&c| c == b')')? + 1,
             _ => end,
         };
+        let text = Some(line[head_end..].into());
+        if head_end == end {
+            // An object-like macro, the most common line of a header: its head is its
+            // name, and needs no tokenizing.
+            return Some(Macro {
+                name: token::sym_bytes(&line[start..end]),
+                params: None,
+                variadic: false,
+                body: OnceLock::new(),
+                text,
+            });
+        }
         let mut m = Macro::parse(&token::tokenize(&line[..head_end], false))?;
         m.body = OnceLock::new();
-        m.text = Some(line[head_end..].into());
+        m.text = text;
         Some(m)
     }
 

@@ -21,11 +21,20 @@ impl Hasher for Fx {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(b));
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.write_u64(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
         }
+        // The tail byte by byte: a copy into a buffer is a call to `memcpy` for a name
+        // of a few letters, and most names are hashed in the lexing of every header.
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            let n = tail.iter().rev().fold(0u64, |n, &b| n << 8 | u64::from(b));
+            self.write_u64(n);
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
@@ -94,6 +103,11 @@ pub fn sym(s: &str) -> Sym {
     drop(t);
     SEEN.with_borrow_mut(|seen| seen.insert(interned));
     Sym(interned)
+}
+
+/// The interned spelling of `bytes` (an invalid UTF-8 sequence spelled U+FFFD).
+pub fn sym_bytes(bytes: &[u8]) -> Sym {
+    sym(&String::from_utf8_lossy(bytes))
 }
 
 /// The spellings the analysis looks for, interned once.
@@ -348,21 +362,17 @@ pub fn tokenize(line: &[u8], include_operand: bool) -> Vec<Tok> {
             Kind::Punct
         };
         let bytes = &line[start..i];
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => std::borrow::Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(bytes),
-        };
-        let text = match text.as_ref() {
+        let sym = match bytes {
             // Digraphs are their punctuators.
-            "%:" => "#",
-            "%:%:" => "##",
-            "<:" => "[",
-            ":>" => "]",
-            "<%" => "{",
-            "%>" => "}",
-            t => t,
+            b"%:" => sym("#"),
+            b"%:%:" => sym("##"),
+            b"<:" => sym("["),
+            b":>" => sym("]"),
+            b"<%" => sym("{"),
+            b"%>" => sym("}"),
+            b => sym_bytes(b),
         };
-        out.push(Tok::new(sym(text), kind, space));
+        out.push(Tok::new(sym, kind, space));
         space = false;
     }
     out
