@@ -107,7 +107,10 @@ pub fn sym(s: &str) -> Sym {
 
 /// The interned spelling of `bytes` (an invalid UTF-8 sequence spelled U+FFFD).
 pub fn sym_bytes(bytes: &[u8]) -> Sym {
-    sym(&String::from_utf8_lossy(bytes))
+    match std::str::from_utf8(bytes) {
+        Ok(text) => sym(text),
+        Err(_) => sym(&String::from_utf8_lossy(bytes)),
+    }
 }
 
 /// The spellings the analysis looks for, interned once.
