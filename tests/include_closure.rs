@@ -696,6 +696,100 @@ fn change_notices_see_every_change_an_analysis_depends_on() {
     server.clean_up();
 }
 
+/// A file that earlier analyses read and that change notices vouch for is not `stat`ed
+/// again by the next command that reads it; each change below, made to such a file or to
+/// its path, is seen by the next new command, which then includes `c.h`.
+#[test]
+fn a_file_vouched_for_by_notices_is_read_again_once_changed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let cases = [
+        "content", "hardlink", "renamed", "replaced", "overflow", "sticky",
+    ];
+    // The sticky case's tree is in a sticky directory (as `/tmp`), which is not watched.
+    let tree = |c: &str| match c {
+        "sticky" => root.join("s/sticky"),
+        _ => root.join(c),
+    };
+    let w = |c: &str, p: &str, s: &str| write(&tree(c), p, s);
+    fs::create_dir_all(root.join("s")).unwrap();
+    fs::set_permissions(root.join("s"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::create_dir(root.join("other")).unwrap();
+    for c in cases {
+        w(c, "a.c", "#include <b.h>\n");
+        w(c, "inc/b.h", "int b;\n");
+        w(c, "inc/c.h", "int c;\n");
+        w(c, "early/x.h", "");
+    }
+    settle();
+    let server = IncludeServer::new().unwrap();
+    let cwd = |c: &str| tree(c).to_str().unwrap().to_string();
+    // Each command new (another -D), so that none is answered from a kept analysis.
+    let mut n = 0;
+    let mut names = |c: &str| -> Vec<String> {
+        n += 1;
+        let argv = words(&format!("gcc -DV{n} -Iearly -Iinc -c a.c"));
+        let closure = server.closure(&cwd(c), &argv).unwrap();
+        (closure.files.iter())
+            .map(|f| f.realpath[tree(c).to_str().unwrap().len() + 1..].to_string())
+            .collect()
+    };
+    // The first commands have the files watched, the next record their versions, the
+    // last are answered from those versions and the notices.
+    for _ in 0..3 {
+        for c in cases {
+            assert_eq!(names(c), ["a.c", "inc/b.h"], "{c}");
+        }
+    }
+    let includes_c = "#include <c.h>\n";
+    for c in cases {
+        let b = tree(c).join("inc/b.h");
+        match c {
+            "content" => w(c, "inc/b.h", includes_c),
+            // Written through a hard link in a directory nobody watches.
+            "hardlink" => {
+                let other = root.join("other/b.h");
+                fs::hard_link(&b, &other).unwrap();
+                fs::write(&other, includes_c).unwrap();
+            }
+            // Its directory renamed, and another put in its place.
+            "renamed" => {
+                fs::rename(tree(c).join("inc"), tree(c).join("old")).unwrap();
+                w(c, "inc/b.h", includes_c);
+                w(c, "inc/c.h", "int c;\n");
+            }
+            // Another file renamed over it.
+            "replaced" => {
+                w(c, "inc/b.new", includes_c);
+                fs::rename(tree(c).join("inc/b.new"), &b).unwrap();
+            }
+            // More notices than the kernel queues, then the change.
+            "overflow" => {
+                for n in 0..20_000 {
+                    fs::File::create(tree(c).join(format!("early/f{n}"))).unwrap();
+                }
+                w(c, "inc/b.h", includes_c);
+            }
+            // The tree moved out of the sticky directory, and another put in its place.
+            "sticky" => {
+                fs::rename(tree(c), root.join("s/old")).unwrap();
+                w(c, "a.c", "#include <b.h>\n");
+                w(c, "inc/b.h", includes_c);
+                w(c, "inc/c.h", "int c;\n");
+                w(c, "early/x.h", "");
+            }
+            _ => unreachable!(),
+        }
+        assert_eq!(
+            names(c),
+            ["a.c", "inc/b.h", "inc/c.h"],
+            "{c}: the change was not seen"
+        );
+    }
+    server.clean_up();
+}
+
 /// A sticky, world-writable directory above a tree (as `/tmp`) is checked by identity
 /// rather than watched: one replaced, with a different tree put where the old one was,
 /// is seen.

@@ -39,6 +39,7 @@ use super::macros::{self, Macro, Table};
 use super::search::{chain_holds, recent, Chain, DirId, FsCache, Lookups, Stamp};
 use super::sysdirs::{under, Compiler, SystemDirs};
 use super::token::{FxMap, FxSet, Kind, Sym, Tok};
+use super::watch::{Vouched, Watcher};
 
 /// How many combinations of alternatives a computed include may stand for before the
 /// command is not covered.
@@ -121,6 +122,19 @@ impl std::ops::Deref for LexedFile {
 #[derive(Default)]
 pub struct LexCache {
     map: Mutex<FxMap<(FileKey, Mode), Arc<Slot>>>,
+    /// Each path's version as a `stat` last found it, once watched, with the batch of
+    /// change notices read before that `stat`: while no later notice came for the file
+    /// or a directory on its path, it is still that version and is not `stat`ed again
+    /// (the `statx` of each file entered was most of a request's system calls).
+    latest: Mutex<FxMap<Box<str>, Latest>>,
+}
+
+#[derive(Clone)]
+struct Latest {
+    key: FileKey,
+    mode: Mode,
+    lexed: Lexed,
+    checked: u64,
 }
 
 /// One file version's directives, once read: the requests of a build that start
@@ -132,7 +146,40 @@ impl LexCache {
     /// The directives of `path` (a realpath), read again when its key changed; a file
     /// younger than `TOO_NEW` is read every time. An error when it cannot be read or keeps
     /// changing while it is read.
-    fn directives(&self, path: &str, mode: Mode) -> Result<(FileKey, Lexed), String> {
+    fn directives(
+        &self,
+        path: &str,
+        mode: Mode,
+        watcher: Option<(&Watcher, &mut Vouched)>,
+    ) -> Result<(FileKey, Lexed), String> {
+        let Some((watcher, vouched)) = watcher else {
+            return self.read(path, mode);
+        };
+        let latest = lock(&self.latest).get(path).cloned();
+        if let Some(l) = latest.filter(|l| l.mode == mode) {
+            let entry = l.lexed.watch_entry.get();
+            if entry.is_some_and(|(p, id)| **p == *path && watcher.holds(*id, l.checked, vouched)) {
+                return Ok((l.key, l.lexed));
+            }
+        }
+        let checked = watcher.batch();
+        let (key, lexed) = self.read(path, mode)?;
+        // Only a version already watched can be vouched for by notices; a recent one is
+        // read again each time (`TOO_NEW`), notices or not.
+        if lexed.watch_entry.get().is_some() && !recent(key.mtime_ns, key.ctime_ns) {
+            let l = Latest {
+                key,
+                mode,
+                lexed: lexed.clone(),
+                checked,
+            };
+            lock(&self.latest).insert(path.into(), l);
+        }
+        Ok((key, lexed))
+    }
+
+    /// The directives of `path` as a `stat` finds it now.
+    fn read(&self, path: &str, mode: Mode) -> Result<(FileKey, Lexed), String> {
         for _ in 0..3 {
             let key = FileKey::stat(path).map_err(|e| format!("cannot stat {path}: {e}"))?;
             let slot = (!recent(key.mtime_ns, key.ctime_ns))
@@ -179,6 +226,9 @@ pub struct Caches {
     /// Macro tables of finished walks, emptied: a table of the size a walk needs is
     /// large enough that allocating it afresh for each request showed (page faults).
     tables: Mutex<Vec<Table>>,
+    /// Change notices for what analyses depend on (`None` without inotify, or where
+    /// nothing is asked again: then every file is checked by `stat`).
+    pub watcher: Option<Watcher>,
 }
 
 /// The searches of one name: per (context, first chain index).
@@ -475,6 +525,8 @@ struct Walk<'a> {
     entering: Vec<Option<usize>>,
     /// Each file read in this request: its key and directives.
     lexed: FxMap<String, (FileKey, Lexed)>,
+    /// The sticky directories found unchanged in this request.
+    vouched: Vouched,
     /// The directories remembered searches looked into, each list once, and the paths
     /// they looked up (for [`Facts`]).
     dirs_remembered: Vec<StampedDirs>,
@@ -558,6 +610,7 @@ pub fn analyze(
         depth: 0,
         entering: Vec::new(),
         lexed: FxMap::default(),
+        vouched: Vouched::default(),
         searched: FxMap::default(),
         dirs_remembered: Vec::new(),
         stamps_found: FxMap::default(),
@@ -803,7 +856,8 @@ impl Walk<'_> {
         if let Some((_, found)) = self.lexed.get(real) {
             return Ok(found.clone());
         }
-        let found = self.caches.lex.directives(real, self.mode)?;
+        let watcher = (self.caches.watcher.as_ref()).map(|w| (w, &mut self.vouched));
+        let found = self.caches.lex.directives(real, self.mode, watcher)?;
         self.lexed.insert(real.to_string(), found.clone());
         Ok(found.1)
     }

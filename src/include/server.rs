@@ -47,9 +47,6 @@ pub struct IncludeServer {
     results: Mutex<FxMap<u64, Kept>>,
     mirror: Mirror,
     limit: Duration,
-    /// Change notices for the kept analyses (`None` without inotify: they are checked by
-    /// `stat`).
-    watcher: Option<Watcher>,
 }
 
 impl IncludeServer {
@@ -71,12 +68,13 @@ impl IncludeServer {
     }
 
     fn made(facts: Option<Store>, watcher: Option<Watcher>) -> Result<IncludeServer, String> {
+        let mut caches = Caches::with_compilers(SystemDirs::with_store(facts));
+        caches.watcher = watcher;
         Ok(IncludeServer {
-            caches: Caches::with_compilers(SystemDirs::with_store(facts)),
+            caches,
             results: Mutex::default(),
             mirror: Mirror::new()?,
             limit: TIME_LIMIT,
-            watcher,
         })
     }
 
@@ -122,7 +120,7 @@ impl IncludeServer {
             .map(|k| (k.closure.clone(), k.reply.clone(), k.watched.clone()));
         if let Some((c, reply, watched)) = kept {
             if let (Some(facts), Some(w), Some((plan, checked))) =
-                (c.facts.as_ref(), &self.watcher, &watched)
+                (c.facts.as_ref(), &self.caches.watcher, &watched)
             {
                 if w.unchanged(plan, facts, *checked) {
                     return Ok((hash, c, reply));
@@ -130,8 +128,8 @@ impl IncludeServer {
             }
             if let Some(facts) = c.facts.as_ref() {
                 // Watched again before it is checked, so that notices cover what follows.
-                let batch = self.watcher.as_ref().map(Watcher::now);
-                let plan = (self.watcher.as_ref()).map(|w| w.arm(facts, u64::MAX).0);
+                let batch = self.caches.watcher.as_ref().map(Watcher::now);
+                let plan = (self.caches.watcher.as_ref()).map(|w| w.arm(facts, u64::MAX).0);
                 if facts.hold(&self.caches.fs) {
                     let watched = plan.zip(batch).filter(|(p, _)| p.usable);
                     self.keep_watched(hash, &c, watched);
@@ -140,12 +138,12 @@ impl IncludeServer {
             }
         }
         let cmd = cmdline::parse(argv)?;
-        let batch = self.watcher.as_ref().map(Watcher::now);
+        let batch = self.caches.watcher.as_ref().map(Watcher::now);
         let c = Arc::new(analyze(&cmd, cwd, &self.caches, self.limit)?);
         if let Some(facts) = &c.facts {
             // What was watched during the whole walk holds as of the batch before it; what
             // is watched only now is checked once by `stat` (`Watcher::arm`).
-            let watched = self.watcher.as_ref().and_then(|w| {
+            let watched = self.caches.watcher.as_ref().and_then(|w| {
                 let (plan, holds) = w.arm(facts, batch.unwrap_or(0));
                 (plan.usable && holds).then(|| (Arc::new(plan), batch.unwrap_or(0)))
             });

@@ -22,11 +22,16 @@
 //! through a shared memory mapping sends no notice; neither would it change its mtime
 //! reliably for `stat`. Nor does mounting a file system over a watched directory.
 //!
-//! This module keeps the notices and says whether an analysis's paths have any; which
-//! paths those are is the analysis's business.
+//! The same notices vouch for single files between analyses: a file that an earlier
+//! analysis read and had watched is not `stat`ed again by the next command that reads it
+//! while neither it nor a directory on its path had a notice since the last `stat`
+//! ([`Watcher::holds`]).
+//!
+//! This module keeps the notices and says whether an analysis's paths, or a file's, have
+//! any; which paths those are is the analysis's business.
 
 use super::token::{FxMap, FxSet};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::{Mutex, MutexGuard};
 
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
@@ -99,8 +104,9 @@ struct Entry {
     ident: Option<DirId>,
     /// The entry of the directory it is in (`None` for `/`).
     parent: Option<usize>,
-    /// For a directory: whether it is sticky and writable by all (`/tmp`), once asked.
-    sticky: Option<bool>,
+    /// For a directory: whether it is sticky and writable by all (`/tmp`), once asked,
+    /// and what it was then.
+    sticky: Option<(bool, Option<DirId>)>,
 }
 
 struct State {
@@ -134,6 +140,13 @@ pub struct Plan {
     /// Every path could be watched and trusted.
     pub usable: bool,
 }
+
+/// What one request found of the directories on the paths of the files it entered: for
+/// each by entry, the last batch with a notice on its path ([`State::path_batch`]).
+/// Notices read later by other requests came after this one began, as a change after a
+/// `stat` would.
+#[derive(Default)]
+pub struct Vouched(FxMap<usize, Option<u64>>);
 
 /// `path` with `.` and `..` resolved by their spelling.
 fn lexical(path: &str) -> String {
@@ -282,13 +295,49 @@ impl State {
 
     /// Whether directory entry `id` is sticky and writable by all (`/tmp`), remembered.
     fn is_sticky(&mut self, id: usize) -> bool {
-        if let Some(sticky) = self.entries[id].sticky {
+        if let Some((sticky, _)) = self.entries[id].sticky {
             return sticky;
         }
-        let sticky = std::fs::metadata(&*self.entries[id].path)
-            .is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o1002 == 0o1002);
-        self.entries[id].sticky = Some(sticky);
+        let meta = std::fs::metadata(&*self.entries[id].path).ok();
+        let sticky = meta
+            .as_ref()
+            .is_some_and(|m| m.is_dir() && m.permissions().mode() & 0o1002 == 0o1002);
+        let ident = meta.map(|m| (m.dev(), m.ino()));
+        self.entries[id].sticky = Some((sticky, ident));
         sticky
+    }
+
+    /// The last batch with a notice about directory entry `id` or a directory above it,
+    /// or about the names leading from one to the next, counting each watch's start as
+    /// one; `None` when one of them is not watched or not to be trusted. A sticky
+    /// directory (`/tmp`) is not watched: the directory in it reports its own move or
+    /// deletion, and the sticky one must be the directory it was when first met. Kept
+    /// for the rest of the request in `vouched`.
+    fn path_batch(&self, id: usize, vouched: &mut Vouched) -> Option<u64> {
+        if let Some(&b) = vouched.0.get(&id) {
+            return b;
+        }
+        let e = &self.entries[id];
+        let b = if e.wd.is_none() {
+            match e.sticky {
+                Some((true, then)) => (then.is_some() && dir_id(&e.path) == then).then_some(0),
+                _ => None,
+            }
+        } else if !e.usable {
+            None
+        } else {
+            let own = e.since.max(e.itself);
+            match e.parent {
+                None => Some(own),
+                Some(p) => {
+                    let name = self.entries[p].names.get(basename_of(&e.path)).copied();
+                    let above = self.path_batch(p, vouched);
+                    above.map(|a| a.max(own).max(name.unwrap_or(0)))
+                }
+            }
+        };
+        vouched.0.insert(id, b);
+        b
     }
 
     /// Watches entry `id` (which the caller knows as `ident`) unless it is watched for that
@@ -482,6 +531,30 @@ impl Watcher {
                 .all(|(d, id)| dir_id(d) == *id);
         }
         (plan, holds)
+    }
+
+    /// The number of the last batch of notices read, without reading more: a file found
+    /// by `stat` after this call, and watched then, has its changes in later batches.
+    pub fn batch(&self) -> u64 {
+        lock(&self.state).batch
+    }
+
+    /// Whether the file watched as entry `id` is still, at its path, what a `stat` found
+    /// after batch `checked` was read: it and each directory on its path were watched by
+    /// then, and since then none had a notice about itself, nor about the name that leads
+    /// to the next. Reads no notices: the request read them when it began.
+    pub fn holds(&self, id: usize, checked: u64, vouched: &mut Vouched) -> bool {
+        let s = lock(&self.state);
+        let e = &s.entries[id];
+        if s.floor > checked || e.wd.is_none() || e.since.max(e.itself) > checked {
+            return false;
+        }
+        let Some(parent) = e.parent else {
+            return false;
+        };
+        let name = s.entries[parent].names.get(basename_of(&e.path)).copied();
+        s.path_batch(parent, vouched)
+            .is_some_and(|b| b.max(name.unwrap_or(0)) <= checked)
     }
 
     /// Whether nothing `facts` (watched as `plan`) depend on had a notice after batch
