@@ -1096,26 +1096,41 @@ impl Walk<'_> {
         import: bool,
         operand: &Operand,
     ) -> Result<(), String> {
-        let names = match operand {
-            Operand::Quote(n) => vec![(false, n.clone())],
-            Operand::Angle(n) => vec![(true, n.clone())],
-            Operand::Tokens(t) => self
-                .computed(t, &f.spelled)
-                .map_err(|e| format!("File: '{}': computed include: {e}", f.real))?,
-        };
-        for (angle, name) in names {
-            // Not found: GCC stops with an error, and so will the host.
-            if let Some(found) = self.resolve(angle, &name, next, f)? {
-                let real = found.real.clone();
-                // `#import` of a file already entered does not enter it again.
-                if import && self.entered.contains(&real) {
-                    continue;
+        match operand {
+            Operand::Quote(n) => self.include_name(f, next, import, false, n),
+            Operand::Angle(n) => self.include_name(f, next, import, true, n),
+            Operand::Tokens(t) => {
+                let names = (self.computed(t, &f.spelled))
+                    .map_err(|e| format!("File: '{}': computed include: {e}", f.real))?;
+                for (angle, name) in names {
+                    self.include_name(f, next, import, angle, &name)?;
                 }
-                self.walk(found)?;
-                if import {
-                    self.close(&real);
-                }
+                Ok(())
             }
+        }
+    }
+
+    /// Walks the header `name` (`<name>` when `angle`) that `f` includes.
+    fn include_name(
+        &mut self,
+        f: &Found,
+        next: bool,
+        import: bool,
+        angle: bool,
+        name: &str,
+    ) -> Result<(), String> {
+        // Not found: GCC stops with an error, and so will the host.
+        let Some(found) = self.resolve(angle, name, next, f)? else {
+            return Ok(());
+        };
+        // `#import` of a file already entered does not enter it again.
+        if import && self.entered.contains(&found.real) {
+            return Ok(());
+        }
+        let real = import.then(|| found.real.clone());
+        self.walk(found)?;
+        if let Some(real) = real {
+            self.close(&real);
         }
         Ok(())
     }
