@@ -288,10 +288,12 @@ impl Mirror {
             // A system directory new to this generation where files were mirrored (the
             // project's for one compiler, the host's own for another): its link would
             // replace what earlier replies named.
-            || system_dirs.iter().any(|d| {
-                let rooted = [g.root.as_str(), d].concat();
-                !g.system_dirs_done.contains(d) && g.dirs_known.iter().any(|k| under(k, &rooted))
-            });
+            || (system_dirs.iter())
+                .filter(|d| !g.system_dirs_done.contains(*d))
+                .any(|d| {
+                    let rooted = [g.root.as_str(), d].concat();
+                    g.dirs_known.iter().any(|k| under(k, &rooted))
+                });
         if stale {
             let number = g.number + 1;
             let root = self.make_root(number)?;
@@ -303,7 +305,8 @@ impl Mirror {
             }
         }
         for d in system_dirs {
-            if g.system_dirs_done.insert(d.clone()) {
+            if !g.system_dirs_done.contains(d) {
+                g.system_dirs_done.insert(d.clone());
                 g.system_link(d)?;
             }
         }
@@ -463,6 +466,10 @@ impl Generation {
     /// Mirrors the directories and symlinks of `filepath` (absolute, as spelled), from its
     /// end, as 3.4's `MirrorPath.DoPath`.
     fn do_path(&mut self, filepath: &str, is_system: &dyn Fn(&str) -> bool) -> Result<(), String> {
+        // Every path of every reply comes here, and almost all were mirrored before.
+        if self.levels.contains_key(filepath) {
+            return Ok(());
+        }
         let mut fp = filepath.to_string();
         while !fp.is_empty() && fp != "/" {
             if self.levels.contains_key(&fp) {
