@@ -790,6 +790,103 @@ fn a_file_vouched_for_by_notices_is_read_again_once_changed() {
     server.clean_up();
 }
 
+/// A tree of `a.c` including `<b.h>` from `inc/`, which also holds `c.h`, and a counter
+/// of commands: each call analyses a new command (another -D) and lists its files.
+fn vouched_tree(root: &Path) -> impl FnMut(&IncludeServer) -> Vec<String> + '_ {
+    write(root, "a.c", "#include <b.h>\n");
+    write(root, "inc/b.h", "int b;\n");
+    write(root, "inc/c.h", "int c;\n");
+    let mut n = 0;
+    move |server: &IncludeServer| {
+        n += 1;
+        let argv = words(&format!("gcc -DV{n} -Iinc -c a.c"));
+        let closure = server.closure(root.to_str().unwrap(), &argv).unwrap();
+        (closure.files.iter())
+            .map(|f| f.realpath[root.to_str().unwrap().len() + 1..].to_string())
+            .collect()
+    }
+}
+
+/// A watch put on one inode is never taken for a watch on another: a kept analysis
+/// asked again re-arms with the versions it read, while its path already names another
+/// file (kept alive by a hard link); when the first file comes back at the path, the
+/// watch still on the other must not vouch for it.
+#[test]
+fn a_watch_vouches_only_for_the_inode_it_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let mut fresh = vouched_tree(&root);
+    fs::create_dir(root.join("other")).unwrap();
+    settle();
+    let server = IncludeServer::new().unwrap();
+    let cwd = root.to_str().unwrap();
+    let kept = words("gcc -DKEPT -Iinc -c a.c");
+    for _ in 0..3 {
+        assert_eq!(fresh(&server), ["a.c", "inc/b.h"]);
+    }
+    server.closure(cwd, &kept).unwrap();
+    // The header moved away, another written in its place and linked elsewhere.
+    fs::rename(root.join("inc/b.h"), root.join("other/b.old")).unwrap();
+    write(&root, "inc/b.h", "int b2;\n");
+    fs::hard_link(root.join("inc/b.h"), root.join("other/b.keep")).unwrap();
+    server.closure(cwd, &kept).unwrap();
+    settle();
+    // The first comes back; the second lives on under its other name.
+    fs::rename(root.join("other/b.old"), root.join("inc/b.h")).unwrap();
+    settle();
+    for _ in 0..2 {
+        assert_eq!(fresh(&server), ["a.c", "inc/b.h"]);
+    }
+    write(&root, "inc/b.h", "#include <c.h>\n");
+    assert_eq!(fresh(&server), ["a.c", "inc/b.h", "inc/c.h"], "stale b.h");
+    server.clean_up();
+}
+
+/// A directory on a vouched file's path mounted over (a bind mount) sends no notice, but
+/// changes what the path names: the next command reads the file the mount shows. Runs
+/// itself again in a mount namespace of its own (as root, as CI is).
+#[test]
+fn a_mount_over_a_directory_on_the_path_is_seen() {
+    const INSIDE: &str = "DISTCC_TEST_IN_MOUNT_NAMESPACE";
+    if std::env::var_os(INSIDE).is_none() {
+        let status = std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", "a_mount_over_a_directory_on_the_path_is_seen"])
+            .env(INSIDE, "1")
+            .status()
+            .unwrap();
+        assert!(status.success(), "the test in its mount namespace failed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let mut fresh = vouched_tree(&root);
+    write(&root, "alt/b.h", "#include <c.h>\n");
+    write(&root, "alt/c.h", "int c;\n");
+    settle();
+    let server = IncludeServer::new().unwrap();
+    for _ in 0..3 {
+        assert_eq!(fresh(&server), ["a.c", "inc/b.h"]);
+    }
+    let mounted = std::process::Command::new("mount")
+        .arg("--bind")
+        .args([root.join("alt"), root.join("inc")])
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let seen = fresh(&server);
+    let _ = std::process::Command::new("umount")
+        .arg(root.join("inc"))
+        .status();
+    assert_eq!(
+        seen,
+        ["a.c", "inc/b.h", "inc/c.h"],
+        "stale b.h under the mount"
+    );
+    server.clean_up();
+}
+
 /// A sticky, world-writable directory above a tree (as `/tmp`) is checked by identity
 /// rather than watched: one replaced, with a different tree put where the old one was,
 /// is seen.

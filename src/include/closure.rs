@@ -158,7 +158,9 @@ impl LexCache {
         let latest = lock(&self.latest).get(path).cloned();
         if let Some(l) = latest.filter(|l| l.mode == mode) {
             let entry = l.lexed.watch_entry.get();
-            if entry.is_some_and(|(p, id)| **p == *path && watcher.holds(*id, l.checked, vouched)) {
+            if entry.is_some_and(|(p, id)| {
+                **p == *path && watcher.holds(*id, &l.key, l.checked, vouched)
+            }) {
                 return Ok((l.key, l.lexed));
             }
         }

@@ -20,7 +20,9 @@
 //! unwatched. An analysis that depends on
 //! such a path is checked by `stat` as before (`closure::Facts::hold`). A file written
 //! through a shared memory mapping sends no notice; neither would it change its mtime
-//! reliably for `stat`. Nor does mounting a file system over a watched directory.
+//! reliably for `stat`. Nor does mounting a file system over a watched directory: a
+//! mount or unmount in the server's namespace (`/proc/self/mountinfo` is marked at each)
+//! has everything watched and checked again, as a lost notice does.
 //!
 //! The same notices vouch for single files between analyses: a file that an earlier
 //! analysis read and had watched is not `stat`ed again by the next command that reads it
@@ -31,7 +33,8 @@
 //! any; which paths those are is the analysis's business.
 
 use super::token::{FxMap, FxSet};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::sync::{Mutex, MutexGuard};
 
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
@@ -118,6 +121,8 @@ struct State {
     entries: Vec<Entry>,
     by_path: FxMap<String, usize>,
     by_wd: FxMap<WatchDescriptor, Vec<usize>>,
+    /// `/proc/self/mountinfo`, which the kernel marks at each mount or unmount.
+    mounts: Option<std::fs::File>,
 }
 
 /// The notices of one include server.
@@ -193,6 +198,10 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 impl State {
     /// Reads the notices queued, as one batch.
     fn drain(&mut self) {
+        if self.mounts_changed() {
+            self.start_over();
+            return;
+        }
         let mut first = true;
         while let Ok(events) = self.inotify.read_events() {
             if events.is_empty() {
@@ -245,9 +254,24 @@ impl State {
         }
     }
 
-    /// After notices were lost (the kernel's queue overflowed): forgets every watch, so
-    /// that each path is watched again and checked by `stat` when next needed, and checks
-    /// everything again.
+    /// Whether a file system was mounted or unmounted since last asked: a mount over a
+    /// watched directory sends no notice, and the paths below it name other files.
+    fn mounts_changed(&self) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let Some(mounts) = &self.mounts else {
+            return false;
+        };
+        let mut fds = [PollFd::new(mounts.as_fd(), PollFlags::POLLPRI)];
+        poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+            && fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLPRI | PollFlags::POLLERR))
+    }
+
+    /// After notices were lost (the kernel's queue overflowed) or a mount changed what
+    /// paths name: forgets every watch, so that each path is watched again and checked
+    /// by `stat` when next needed, and checks everything again.
     fn start_over(&mut self) {
         if let Ok(fresh) = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) {
             self.inotify = fresh;
@@ -365,7 +389,23 @@ impl State {
         }
         let mask = if dir { dir_mask() } else { file_mask() };
         let path = &*self.entries[id].path;
-        match self.inotify.add_watch(path, mask) {
+        // Watched through a descriptor of what the path names now, and recorded as that:
+        // what the caller knew may have been replaced since, and a watch recorded as one
+        // inode but put on another would vouch for the first when its path names it
+        // again ([`Watcher::holds`]).
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(path);
+        let (target, found) = match &opened {
+            Ok(f) => (
+                format!("/proc/self/fd/{}", f.as_raw_fd()),
+                f.metadata().ok().map(|m| (m.dev(), m.ino())),
+            ),
+            Err(_) => (path.to_string(), None),
+        };
+        let ident = ident.filter(|_| found == ident);
+        match self.inotify.add_watch(target.as_str(), mask) {
             Ok(wd) => {
                 // A file is watched by its realpath; its directory's trust stands for it.
                 let usable = !dir || trustworthy(path);
@@ -403,6 +443,7 @@ impl Watcher {
                 entries: Vec::new(),
                 by_path: FxMap::default(),
                 by_wd: FxMap::default(),
+                mounts: std::fs::File::open("/proc/self/mountinfo").ok(),
             }),
         })
     }
@@ -540,13 +581,18 @@ impl Watcher {
     }
 
     /// Whether the file watched as entry `id` is still, at its path, what a `stat` found
-    /// after batch `checked` was read: it and each directory on its path were watched by
+    /// (`key`) after batch `checked` was read: its watch is on that inode, it and each
+    /// directory on its path were watched by
     /// then, and since then none had a notice about itself, nor about the name that leads
     /// to the next. Reads no notices: the request read them when it began.
-    pub fn holds(&self, id: usize, checked: u64, vouched: &mut Vouched) -> bool {
+    pub fn holds(&self, id: usize, key: &FileKey, checked: u64, vouched: &mut Vouched) -> bool {
         let s = lock(&self.state);
         let e = &s.entries[id];
-        if s.floor > checked || e.wd.is_none() || e.since.max(e.itself) > checked {
+        if s.floor > checked
+            || e.wd.is_none()
+            || e.ident != Some((key.dev, key.ino))
+            || e.since.max(e.itself) > checked
+        {
             return false;
         }
         let Some(parent) = e.parent else {
