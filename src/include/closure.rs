@@ -527,7 +527,7 @@ struct Walk<'a> {
     entering: Vec<Option<usize>>,
     /// Each file read in this request: its key and directives.
     lexed: FxMap<String, (FileKey, Lexed)>,
-    /// The sticky directories found unchanged in this request.
+    /// What this request found of the paths of the files it vouched for by notices.
     vouched: Vouched,
     /// The directories remembered searches looked into, each list once, and the paths
     /// they looked up (for [`Facts`]).

@@ -146,8 +146,8 @@ pub struct Plan {
     pub usable: bool,
 }
 
-/// What one request found of the directories on the paths of the files it entered: for
-/// each by entry, the last batch with a notice on its path ([`State::path_batch`]).
+/// What one request found of the files it entered and the directories on their paths:
+/// for each by entry, the last batch with a notice on its path ([`State::path_batch`]).
 /// Notices read later by other requests came after this one began, as a change after a
 /// `stat` would.
 #[derive(Default)]
@@ -331,9 +331,9 @@ impl State {
         sticky
     }
 
-    /// The last batch with a notice about directory entry `id` or a directory above it,
-    /// or about the names leading from one to the next, counting each watch's start as
-    /// one; `None` when one of them is not watched or not to be trusted. A sticky
+    /// The last batch with a notice about entry `id` or a directory above it, or about
+    /// the names leading from one to the next, counting each watch's start as one;
+    /// `None` when one of them is not watched or not to be trusted. A sticky
     /// directory (`/tmp`) is not watched: the directory in it reports its own move or
     /// deletion, and the sticky one must be the directory it was when first met. Kept
     /// for the rest of the request in `vouched`.
@@ -581,26 +581,15 @@ impl Watcher {
     }
 
     /// Whether the file watched as entry `id` is still, at its path, what a `stat` found
-    /// (`key`) after batch `checked` was read: its watch is on that inode, it and each
-    /// directory on its path were watched by
-    /// then, and since then none had a notice about itself, nor about the name that leads
-    /// to the next. Reads no notices: the request read them when it began.
+    /// (`key`) after batch `checked` was read: its watch is on that inode, and it and each
+    /// directory on its path were watched by then and have had no notice since, about
+    /// themselves or about the name that leads to the next ([`State::path_batch`]). Reads
+    /// no notices: the request read them when it began.
     pub fn holds(&self, id: usize, key: &FileKey, checked: u64, vouched: &mut Vouched) -> bool {
         let s = lock(&self.state);
-        let e = &s.entries[id];
-        if s.floor > checked
-            || e.wd.is_none()
-            || e.ident != Some((key.dev, key.ino))
-            || e.since.max(e.itself) > checked
-        {
-            return false;
-        }
-        let Some(parent) = e.parent else {
-            return false;
-        };
-        let name = s.entries[parent].names.get(basename_of(&e.path)).copied();
-        s.path_batch(parent, vouched)
-            .is_some_and(|b| b.max(name.unwrap_or(0)) <= checked)
+        s.floor <= checked
+            && s.entries[id].ident == Some((key.dev, key.ino))
+            && s.path_batch(id, vouched).is_some_and(|b| b <= checked)
     }
 
     /// Whether nothing `facts` (watched as `plan`) depend on had a notice after batch
