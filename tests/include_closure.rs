@@ -23,10 +23,14 @@ fn words(s: &str) -> Vec<String> {
 /// Checks that the closure of `argv` in `cwd` holds every file gcc reads outside system
 /// dirs; returns the closure's realpaths.
 fn check(cwd: &Path, argv: &[String]) -> Vec<String> {
+    check_with(&Caches::default(), cwd, argv)
+}
+
+/// [`check`] with caches kept from earlier analyses.
+fn check_with(caches: &Caches, cwd: &Path, argv: &[String]) -> Vec<String> {
     let cmd = cmdline::parse(argv).unwrap();
-    let caches = Caches::default();
     let cwd_s = cwd.to_str().unwrap();
-    let closure = analyze(&cmd, cwd_s, &caches, Duration::from_secs(30)).unwrap();
+    let closure = analyze(&cmd, cwd_s, caches, Duration::from_secs(30)).unwrap();
     let got: Vec<String> = closure.files.iter().map(|f| f.realpath.clone()).collect();
     let want = gcc_deps(cwd, argv, &closure.system_dirs);
     for w in &want {
@@ -45,6 +49,51 @@ fn example_project_matches_gcc() {
         let argv = words(&format!("gcc -O2 -Wall -MD -c {src} -o /dev/null"));
         let got = check(&ex, &argv);
         assert!(got[0].ends_with(src));
+    }
+}
+
+/// An `#if`'s value remembered from one analysis serves another only with the same
+/// definitions and search chain: many values of one macro in turn (more than are kept per
+/// `#if`), and the same definitions under another chain, where the header found differs.
+#[test]
+fn a_remembered_condition_serves_only_the_same_definitions_and_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let w = |p: &str, s: &str| write(&root, p, s);
+    w("src/main.c", "#include \"cfg.h\"\n");
+    w(
+        "src/cfg.h",
+        "#if LEVEL > 3\n#include \"high.h\"\n#elif LEVEL > 1 && defined(EXTRA)\n\
+         #include \"extra.h\"\n#else\n#include <low.h>\n#endif\n",
+    );
+    for h in ["high.h", "extra.h", "a/low.h", "b/low.h"] {
+        w(&format!("src/{h}"), "");
+    }
+    let src = root.join("src");
+    let caches = Caches::default();
+    for round in 0..2 {
+        for level in 0..7 {
+            for extra in ["", "-DEXTRA"] {
+                for inc in ["a", "b"] {
+                    let argv = words(&format!(
+                        "gcc -DLEVEL={level} {extra} -I{inc} -c main.c -o /dev/null"
+                    ));
+                    let got = check_with(&caches, &src, &argv);
+                    let want = if level > 3 {
+                        "high.h".to_string()
+                    } else if level > 1 && !extra.is_empty() {
+                        "extra.h".to_string()
+                    } else {
+                        format!("{inc}/low.h")
+                    };
+                    assert_eq!(got.len(), 3, "round {round}: {argv:?}: {got:?}");
+                    assert!(
+                        got[2].ends_with(&format!("/src/{want}")),
+                        "round {round}: {argv:?}: {got:?}"
+                    );
+                }
+            }
+        }
     }
 }
 

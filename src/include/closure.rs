@@ -195,9 +195,13 @@ impl LexCache {
             if read != key {
                 continue;
             }
+            let ds = lexer::directives(&data, mode);
+            let slots = (ds.iter())
+                .filter(|d| matches!(d, Directive::If { .. }))
+                .count();
             let ds = Arc::new(LexedFile {
-                ds: lexer::directives(&data, mode),
-                conditions: Conditions::default(),
+                conditions: Conditions::new(slots),
+                ds,
                 watch_entry: OnceLock::new(),
             });
             if let Some(kept) = kept.as_deref_mut() {
@@ -275,37 +279,66 @@ struct Search {
     probes: Arc<[(String, bool)]>,
 }
 
-/// How many remembered values one `#if` may have (one per different set of definitions
-/// of the macros it reads).
+/// How many remembered values one `#if` may have beyond its first (one per different
+/// set of definitions of the macros it reads, or per context).
 const CONDITION_VARIANTS: usize = 4;
 
-/// A file version's remembered `#if` values: per (directive, context), the macros read
-/// with their definitions, and the value.
-#[derive(Default)]
+/// A file version's remembered `#if` values: per `#if` (its slot, [`Directive::If`]) and
+/// walk context, the macros read with their definitions, and the value.
 struct Conditions {
-    map: Mutex<FxMap<ConditionKey, Vec<Arc<Condition>>>>,
+    /// The first value kept for each `#if`, read without a lock: the `#if`s of a build
+    /// are mostly met in one context and with one set of definitions, and a walk between
+    /// two compilers found a locked map, its hash and its lists out of cache.
+    first: Box<[OnceLock<Condition>]>,
+    /// The values kept after the first, per (slot, context).
+    more: Mutex<FxMap<ConditionKey, Vec<Arc<Condition>>>>,
 }
 
-/// A directive's index in its file, and the walk's context.
+/// An `#if`'s slot in its file, and the walk's context.
 type ConditionKey = (u32, u64);
 
 struct Condition {
-    reads: Vec<(Sym, Option<Arc<Macro>>)>,
+    context: u64,
+    reads: Box<[(Sym, Option<Arc<Macro>>)]>,
     truth: Truth,
 }
 
+impl Condition {
+    fn holds(&self, context: u64, table: &Table) -> Option<Truth> {
+        (self.context == context && self.reads.iter().all(|(n, v)| table.is(*n, v)))
+            .then_some(self.truth)
+    }
+}
+
 impl Conditions {
-    fn find(&self, key: &ConditionKey, table: &Table) -> Option<Truth> {
-        lock(&self.map)
-            .get(key)?
-            .iter()
-            .find(|c| c.reads.iter().all(|(n, v)| table.is(*n, v)))
-            .map(|c| c.truth)
+    /// Room for the values of `slots` `#if`s.
+    fn new(slots: usize) -> Conditions {
+        Conditions {
+            first: (0..slots).map(|_| OnceLock::new()).collect(),
+            more: Mutex::default(),
+        }
     }
 
-    fn keep(&self, key: ConditionKey, c: Condition) {
-        let mut map = lock(&self.map);
-        let v = map.entry(key).or_default();
+    fn find(&self, (slot, context): ConditionKey, table: &Table) -> Option<Truth> {
+        let first = self.first.get(slot as usize)?.get()?;
+        if let Some(truth) = first.holds(context, table) {
+            return Some(truth);
+        }
+        lock(&self.more)
+            .get(&(slot, context))?
+            .iter()
+            .find_map(|c| c.holds(context, table))
+    }
+
+    fn keep(&self, (slot, context): ConditionKey, c: Condition) {
+        let Some(first) = self.first.get(slot as usize) else {
+            return;
+        };
+        let Err(c) = first.set(c) else {
+            return;
+        };
+        let mut more = lock(&self.more);
+        let v = more.entry((slot, context)).or_default();
         if v.len() >= CONDITION_VARIANTS {
             v.remove(0);
         }
@@ -1004,7 +1037,9 @@ impl Walk<'_> {
                     return i;
                 }
                 Directive::Else { .. } => (Truth::True, 0),
-                Directive::If { expr, skip, .. } => (self.condition(expr, f, ds, i), *skip),
+                Directive::If {
+                    expr, skip, slot, ..
+                } => (self.condition(expr, f, ds, *slot), *skip),
                 Directive::Ifdef {
                     name, negate, skip, ..
                 } => (self.is_defined(*name, *negate), *skip),
@@ -1042,12 +1077,12 @@ impl Walk<'_> {
         }
     }
 
-    /// The truth of the `#if` condition `expr`, directive `i` of file `f` (whose
+    /// The truth of the `#if` condition `expr`, in slot `slot` of file `f` (whose
     /// directives are `ds`, of the version read): remembered with that version, unless
     /// it asks `__has_include`.
-    fn condition(&mut self, expr: &[Tok], f: &Found, ds: &LexedFile, i: usize) -> Truth {
-        let ckey = (i as u32, self.context);
-        if let Some(truth) = ds.conditions.find(&ckey, &self.table) {
+    fn condition(&mut self, expr: &[Tok], f: &Found, ds: &LexedFile, slot: u32) -> Truth {
+        let ckey = (slot, self.context);
+        if let Some(truth) = ds.conditions.find(ckey, &self.table) {
             return truth;
         }
         self.table.note_reads(true);
@@ -1064,7 +1099,12 @@ impl Walk<'_> {
         // What `__has_include` found depends on the files, not on the macros: not kept,
         // however it was reached (directly or through a macro).
         if let (Some(reads), false) = (reads, asked_files) {
-            ds.conditions.keep(ckey, Condition { reads, truth });
+            let c = Condition {
+                context: self.context,
+                reads: reads.into(),
+                truth,
+            };
+            ds.conditions.keep(ckey, c);
         }
         truth
     }

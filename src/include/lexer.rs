@@ -41,11 +41,13 @@ pub enum Directive {
     },
     Define(Arc<Macro>),
     Undef(Sym),
-    /// `#if EXPR`, or `#elif EXPR` when `elif`.
+    /// `#if EXPR`, or `#elif EXPR` when `elif`; `slot` is its number among the file's
+    /// `#if`s and `#elif`s (where the walk remembers its values).
     If {
         expr: Vec<Tok>,
         elif: bool,
         skip: u32,
+        slot: u32,
     },
     /// `#ifdef NAME` (`#ifndef` when `negate`), or `#elifdef`/`#elifndef` when `elif`.
     /// `None` for a missing name (a GCC error: the group is then not entered).
@@ -193,10 +195,11 @@ fn trigraphs(src: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Sets every conditional's `skip`.
+/// Sets every conditional's `skip`, and numbers the `#if`s.
 fn link(ds: &mut [Directive]) {
     let end = ds.len() as u32;
     let mut open: Vec<usize> = Vec::new();
+    let mut slots = 0;
     let set = |d: &mut Directive, to: u32| match d {
         Directive::If { skip, .. } | Directive::Ifdef { skip, .. } | Directive::Else { skip } => {
             *skip = to
@@ -204,6 +207,10 @@ fn link(ds: &mut [Directive]) {
         _ => {}
     };
     for k in 0..ds.len() {
+        if let Directive::If { slot, .. } = &mut ds[k] {
+            *slot = slots;
+            slots += 1;
+        }
         let (opens, closes) = match &ds[k] {
             Directive::If { elif, .. } | Directive::Ifdef { elif, .. } => (true, *elif),
             Directive::Else { .. } => (true, true),
@@ -407,6 +414,7 @@ fn directive(s: &[u8], i: usize, mode: Mode) -> (Option<Directive>, usize) {
             expr: toks(false),
             elif: name == b"elif",
             skip: 0,
+            slot: 0,
         }),
         b"ifdef" | b"ifndef" | b"elifdef" | b"elifndef" => Some(Directive::Ifdef {
             name: first_name(),
@@ -542,7 +550,9 @@ mod tests {
                 }
                 Directive::Define(m) => format!("def {}", m.name.as_str()),
                 Directive::Undef(n) => format!("undef {}", n.as_str()),
-                Directive::If { expr, elif, skip } => {
+                Directive::If {
+                    expr, elif, skip, ..
+                } => {
                     format!(
                         "{}({})->{skip}",
                         if *elif { "elif" } else { "if" },
