@@ -602,7 +602,7 @@ pub fn analyze(
         compiler.clang,
     );
     let recycled = lock(&caches.tables).pop();
-    let mut table = recycled.unwrap_or_else(|| Table::with_capacity(8192));
+    let mut table = recycled.unwrap_or_else(|| Table::with_capacity(2048));
     for m in &compiler.predefined {
         table.define(m.clone(), false);
     }

@@ -181,8 +181,10 @@ fn replacement(mut body: Vec<Tok>) -> Vec<Tok> {
 #[derive(Debug, Clone)]
 enum Entry {
     One(Arc<Macro>),
-    /// Possibly undefined (`None`) or any of the definitions.
-    May(Vec<Option<Arc<Macro>>>),
+    /// Possibly undefined (`None`) or any of the definitions. Boxed: the table's slots
+    /// are the size of its common case, and a walk finds fewer of them out of cache.
+    #[allow(clippy::box_collection)]
+    May(Box<Vec<Option<Arc<Macro>>>>),
 }
 
 /// The answer to "what is NAME".
@@ -228,7 +230,7 @@ impl Table {
         let alts = match self.map.remove(&m.name) {
             None => vec![None],
             Some(Entry::One(old)) => vec![Some(old)],
-            Some(Entry::May(v)) => v,
+            Some(Entry::May(v)) => *v,
         };
         self.map.insert(m.name, add(alts, Some(m.clone())));
     }
@@ -238,10 +240,11 @@ impl Table {
         match (self.map.remove(&name), uncertain) {
             (None, _) | (Some(_), false) => {}
             (Some(Entry::One(old)), true) => {
-                self.map.insert(name, Entry::May(vec![Some(old), None]));
+                self.map
+                    .insert(name, Entry::May(Box::new(vec![Some(old), None])));
             }
             (Some(Entry::May(v)), true) => {
-                self.map.insert(name, add(v, None));
+                self.map.insert(name, add(*v, None));
             }
         }
     }
@@ -261,7 +264,7 @@ impl Table {
         match self.map.get(&name) {
             None => vec![None],
             Some(Entry::One(m)) => vec![Some(m.clone())],
-            Some(Entry::May(v)) => v.clone(),
+            Some(Entry::May(v)) => v.to_vec(),
         }
     }
 
@@ -347,12 +350,12 @@ impl Table {
                 let restored = match saved {
                     None => vec![None],
                     Some(Entry::One(m)) => vec![Some(m)],
-                    Some(Entry::May(v)) => v,
+                    Some(Entry::May(v)) => *v,
                 };
-                let mut entry = Entry::May(alts);
+                let mut entry = Entry::May(Box::new(alts));
                 for a in restored {
                     if let Entry::May(v) = entry {
-                        entry = add(v, a);
+                        entry = add(*v, a);
                     }
                 }
                 self.map.insert(name, entry);
@@ -378,7 +381,7 @@ fn add(mut alts: Vec<Option<Arc<Macro>>>, a: Option<Arc<Macro>>) -> Entry {
     if !alts.iter().any(same) {
         alts.push(a);
     }
-    Entry::May(alts)
+    Entry::May(Box::new(alts))
 }
 
 /// The result of expanding a token list.
