@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use super::cmdline::{Command, MacroOption};
 use super::expr::{self, Truth};
-use super::lexer::{self, Directive, Mode, Operand};
+use super::lexer::{self, Directive, Mode};
 use super::macros::{self, Macro, Table};
 use super::search::{chain_holds, recent, Chain, DirId, FsCache, Lookups, Stamp};
 use super::sysdirs::{under, Compiler, SystemDirs};
@@ -90,6 +90,8 @@ type Lexed = Arc<LexedFile>;
 
 pub struct LexedFile {
     ds: Vec<Directive>,
+    /// The tokens of its `#if`s and computed includes, by slot.
+    toks: Vec<Vec<Tok>>,
     conditions: Conditions,
     /// This version's realpath and entry among the change notices' watches, once an
     /// analysis that read it was watched (`watch::Watcher::arm`): found by path once, not
@@ -195,13 +197,11 @@ impl LexCache {
             if read != key {
                 continue;
             }
-            let ds = lexer::directives(&data, mode);
-            let slots = (ds.iter())
-                .filter(|d| matches!(d, Directive::If { .. }))
-                .count();
+            let lexer::Directives { list, toks } = lexer::directives(&data, mode);
             let ds = Arc::new(LexedFile {
-                conditions: Conditions::new(slots),
-                ds,
+                conditions: Conditions::new(toks.len()),
+                ds: list,
+                toks,
                 watch_entry: OnceLock::new(),
             });
             if let Some(kept) = kept.as_deref_mut() {
@@ -224,7 +224,7 @@ pub struct Caches {
     pub fs: FsCache,
     pub compilers: SystemDirs,
     /// Chain searches: name → (context, from) → what was found.
-    searches: Mutex<FxMap<String, Searches>>,
+    searches: Mutex<FxMap<Sym, Searches>>,
     /// The directory lists of those searches, each kept once: the searches of many
     /// names look into the same directories (every `<bits/...>` into the same few).
     /// With how many there were after the last pruning.
@@ -572,7 +572,7 @@ struct Walk<'a> {
     stamps_found: FxMap<*const (String, Option<Stamp>), bool>,
     probes_remembered: Vec<Arc<[(String, bool)]>>,
     /// The chain searches of this request: name → (from, what was found).
-    searched: FxMap<String, Vec<(usize, Option<Found>)>>,
+    searched: FxMap<Sym, Vec<(usize, Option<Found>)>>,
     /// The working directory, chain and compiler, as one value (part of the keys of
     /// what is remembered across requests).
     context: u64,
@@ -729,7 +729,7 @@ impl Walk<'_> {
         if name.starts_with('/') {
             return None;
         }
-        self.search(name, 0)
+        self.search(super::token::sym(name), 0)
     }
 
     /// `name` in directory `dir` (as spelled), if it is a file there.
@@ -746,14 +746,14 @@ impl Walk<'_> {
 
     /// `name` in the chain from index `from`: remembered for this request, and across
     /// requests while the directories it looked into are unchanged.
-    fn search(&mut self, name: &str, from: usize) -> Option<Found> {
-        if let Some(done) = self.searched.get(name) {
+    fn search(&mut self, name: Sym, from: usize) -> Option<Found> {
+        if let Some(done) = self.searched.get(&name) {
             if let Some((_, found)) = done.iter().find(|(k, _)| *k == from) {
                 return found.clone();
             }
         }
         let remembered = lock(&self.caches.searches)
-            .get(name)
+            .get(&name)
             .and_then(|m| m.get(&(self.context, from)))
             .cloned();
         let found = match remembered {
@@ -768,8 +768,8 @@ impl Walk<'_> {
                 for k in from..self.chain.dirs.len() {
                     let dir = self.chain.dirs[k].clone();
                     // The path `find` looks up.
-                    let probe = join(self.cwd, &join(&dir, name));
-                    found = self.find(&dir, name, Origin::Chain(k));
+                    let probe = join(self.cwd, &join(&dir, name.as_str()));
+                    found = self.find(&dir, name.as_str(), Origin::Chain(k));
                     probes.push((probe, found.is_some()));
                     if found.is_some() {
                         break;
@@ -787,7 +787,7 @@ impl Walk<'_> {
                         probes: probes.into(),
                     });
                     lock(&self.caches.searches)
-                        .entry(name.to_string())
+                        .entry(name)
                         .or_default()
                         .insert((self.context, from), search);
                 }
@@ -795,7 +795,7 @@ impl Walk<'_> {
             }
         };
         self.searched
-            .entry(name.to_string())
+            .entry(name)
             .or_default()
             .push((from, found.clone()));
         found
@@ -820,14 +820,15 @@ impl Walk<'_> {
     fn resolve(
         &mut self,
         angle: bool,
-        name: &str,
+        name: Sym,
         next: bool,
         f: &Found,
     ) -> Result<Option<Found>, String> {
-        if name.starts_with('/') {
-            let found = self.find("", name, Origin::Source);
+        if name.as_str().starts_with('/') {
+            let found = self.find("", name.as_str(), Origin::Source);
             return match found {
                 Some(found) if !self.is_system(&found.real) => {
+                    let name = name.as_str();
                     Err(format!("Filepath must be relative but isn't: '{name}'."))
                 }
                 found => Ok(found),
@@ -840,7 +841,7 @@ impl Walk<'_> {
             _ if angle => self.search(name, self.chain.bracket),
             _ => {
                 let dir = dirname(&f.spelled);
-                match self.find(&dir, name, Origin::Includer) {
+                match self.find(&dir, name.as_str(), Origin::Includer) {
                     Some(found) => Some(found),
                     None => self.search(name, 0),
                 }
@@ -985,9 +986,14 @@ impl Walk<'_> {
                 Directive::Include {
                     next,
                     import,
-                    operand,
+                    angle,
+                    name,
                 } => {
-                    self.include(f, *next, *import, operand)?;
+                    self.include_name(f, *next, *import, *angle, *name)?;
+                    i += 1;
+                }
+                Directive::Computed { next, import, slot } => {
+                    self.computed_include(f, *next, *import, &ds.toks[*slot as usize])?;
                     i += 1;
                 }
                 Directive::Define(m) => {
@@ -1037,9 +1043,7 @@ impl Walk<'_> {
                     return i;
                 }
                 Directive::Else { .. } => (Truth::True, 0),
-                Directive::If {
-                    expr, skip, slot, ..
-                } => (self.condition(expr, f, ds, *slot), *skip),
+                Directive::If { skip, slot, .. } => (self.condition(f, ds, *slot), *skip),
                 Directive::Ifdef {
                     name, negate, skip, ..
                 } => (self.is_defined(*name, *negate), *skip),
@@ -1077,16 +1081,16 @@ impl Walk<'_> {
         }
     }
 
-    /// The truth of the `#if` condition `expr`, in slot `slot` of file `f` (whose
-    /// directives are `ds`, of the version read): remembered with that version, unless
-    /// it asks `__has_include`.
-    fn condition(&mut self, expr: &[Tok], f: &Found, ds: &LexedFile, slot: u32) -> Truth {
+    /// The truth of the `#if` condition in slot `slot` of file `f` (whose directives are
+    /// `ds`, of the version read): remembered with that version, unless it asks
+    /// `__has_include`.
+    fn condition(&mut self, f: &Found, ds: &LexedFile, slot: u32) -> Truth {
         let ckey = (slot, self.context);
         if let Some(truth) = ds.conditions.find(ckey, &self.table) {
             return truth;
         }
         self.table.note_reads(true);
-        let (truth, asked_files) = self.evaluate(expr, f, ds);
+        let (truth, asked_files) = self.evaluate(&ds.toks[slot as usize], f, ds);
         let mut seen = FxSet::default();
         let reads: Option<Vec<_>> = self
             .table
@@ -1111,7 +1115,7 @@ impl Walk<'_> {
 
     /// The truth of an `#if` condition in file `f`, and whether it asked `__has_include`;
     /// the files `__has_include` finds are shipped.
-    fn evaluate(&mut self, expr: &[Tok], f: &Found, ds: &[Directive]) -> (Truth, bool) {
+    fn evaluate(&mut self, expr: &[Tok], f: &Found, ds: &LexedFile) -> (Truth, bool) {
         let table = std::mem::take(&mut self.table);
         let cplusplus = self.cplusplus;
         let mut ask = Ask {
@@ -1131,25 +1135,20 @@ impl Walk<'_> {
         (truth, asked)
     }
 
-    fn include(
+    /// Walks the headers the computed include `toks` in `f` can name.
+    fn computed_include(
         &mut self,
         f: &Found,
         next: bool,
         import: bool,
-        operand: &Operand,
+        toks: &[Tok],
     ) -> Result<(), String> {
-        match operand {
-            Operand::Quote(n) => self.include_name(f, next, import, false, n),
-            Operand::Angle(n) => self.include_name(f, next, import, true, n),
-            Operand::Tokens(t) => {
-                let names = (self.computed(t, &f.spelled))
-                    .map_err(|e| format!("File: '{}': computed include: {e}", f.real))?;
-                for (angle, name) in names {
-                    self.include_name(f, next, import, angle, &name)?;
-                }
-                Ok(())
-            }
+        let names = (self.computed(toks, &f.spelled))
+            .map_err(|e| format!("File: '{}': computed include: {e}", f.real))?;
+        for (angle, name) in names {
+            self.include_name(f, next, import, angle, super::token::sym(&name))?;
         }
+        Ok(())
     }
 
     /// Walks the header `name` (`<name>` when `angle`) that `f` includes.
@@ -1159,7 +1158,7 @@ impl Walk<'_> {
         next: bool,
         import: bool,
         angle: bool,
-        name: &str,
+        name: Sym,
     ) -> Result<(), String> {
         // Not found: GCC stops with an error, and so will the host.
         let Some(found) = self.resolve(angle, name, next, f)? else {
@@ -1241,7 +1240,7 @@ struct Ask<'w, 'a> {
     walk: &'w mut Walk<'a>,
     file: &'w Found,
     /// The file's directives: its other feature tests are asked at the same time.
-    directives: &'w [Directive],
+    directives: &'w LexedFile,
     /// The macros of this point.
     table: &'w Table,
     /// The files `__has_include` found.
@@ -1253,7 +1252,7 @@ struct Ask<'w, 'a> {
 impl expr::Oracle for Ask<'_, '_> {
     fn has_include(&mut self, angle: bool, name: &str, next: bool) -> Option<bool> {
         self.asked = true;
-        match self.walk.resolve(angle, name, next, self.file) {
+        match (self.walk).resolve(angle, super::token::sym(name), next, self.file) {
             Ok(Some(found)) => {
                 self.probed.push(found);
                 Some(true)
@@ -1270,7 +1269,8 @@ impl expr::Oracle for Ask<'_, '_> {
         self.walk.compiler.feature(test, || {
             ds.iter()
                 .flat_map(|d| match d {
-                    Directive::If { expr, .. } => {
+                    Directive::If { slot, .. } => {
+                        let expr = &ds.toks[*slot as usize];
                         expr::feature_tests(&macros::expand(table, expr).toks)
                     }
                     _ => Vec::new(),

@@ -18,33 +18,32 @@ use std::sync::Arc;
 use super::macros::Macro;
 use super::token::{self, sym, Sym, Tok};
 
-/// What an `#include` names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Operand {
-    /// `"name"`.
-    Quote(String),
-    /// `<name>`.
-    Angle(String),
-    /// Anything else: a computed include, to expand.
-    Tokens(Vec<Tok>),
-}
-
 /// One directive. `skip` is the index of the next `#elif`/`#else`/`#endif` of the same
-/// conditional (the directive count when the file ends first).
+/// conditional (the directive count when the file ends first); `slot` is the index of
+/// its tokens in the file's [`Directives::toks`], where a walk only looks when it must
+/// (a `#if` whose value it does not remember, a computed include). Small, so that a
+/// walk going through a header's directives reads few lines of memory.
 #[derive(Debug, Clone)]
 pub enum Directive {
-    /// `#include`, `#include_next` (`next`) or `#import` (`import`).
+    /// `#include`, `#include_next` (`next`) or `#import` (`import`) of `<name>` (`angle`)
+    /// or `"name"`.
     Include {
         next: bool,
         import: bool,
-        operand: Operand,
+        angle: bool,
+        name: Sym,
+    },
+    /// The same with anything else after it: a computed include, to expand.
+    Computed {
+        next: bool,
+        import: bool,
+        slot: u32,
     },
     Define(Arc<Macro>),
     Undef(Sym),
-    /// `#if EXPR`, or `#elif EXPR` when `elif`; `slot` is its number among the file's
-    /// `#if`s and `#elif`s (where the walk remembers its values).
+    /// `#if EXPR`, or `#elif EXPR` when `elif`; its slot is also where the walk
+    /// remembers its values.
     If {
-        expr: Vec<Tok>,
         elif: bool,
         skip: u32,
         slot: u32,
@@ -69,6 +68,15 @@ pub enum Directive {
     PopMacro(Sym),
 }
 
+const _: () = assert!(std::mem::size_of::<Directive>() <= 24);
+
+/// A file's directives, and the tokens of its `#if`s and computed includes.
+#[derive(Debug, Default)]
+pub struct Directives {
+    pub list: Vec<Directive>,
+    pub toks: Vec<Vec<Tok>>,
+}
+
 /// What the language mode changes in the lexing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Mode {
@@ -91,7 +99,7 @@ impl Default for Mode {
 }
 
 /// The directives of `src`, in order, with their conditionals linked.
-pub fn directives(src: &[u8], mode: Mode) -> Vec<Directive> {
+pub fn directives(src: &[u8], mode: Mode) -> Directives {
     let src = src.strip_prefix(b"\xef\xbb\xbf").unwrap_or(src);
     let replaced;
     let src = if mode.trigraphs && src.windows(2).any(|w| w == b"??") {
@@ -103,6 +111,7 @@ pub fn directives(src: &[u8], mode: Mode) -> Vec<Directive> {
     let spliced = splice(src);
     let s: &[u8] = &spliced;
     let mut out = Vec::new();
+    let mut toks = Vec::new();
     let mut i = 0;
     let mut at_line_start = true;
     while i < s.len() {
@@ -117,7 +126,7 @@ pub fn directives(src: &[u8], mode: Mode) -> Vec<Directive> {
                 None
             };
             if let Some(after) = hash {
-                let (d, next) = directive(s, after, mode);
+                let (d, next) = directive(s, after, mode, &mut toks);
                 out.extend(d);
                 i = next;
                 continue;
@@ -151,7 +160,7 @@ pub fn directives(src: &[u8], mode: Mode) -> Vec<Directive> {
         }
     }
     link(&mut out);
-    out
+    Directives { list: out, toks }
 }
 
 /// The bytes that the text between directives may be skipped over: 0 for those that end
@@ -195,11 +204,10 @@ fn trigraphs(src: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Sets every conditional's `skip`, and numbers the `#if`s.
+/// Sets every conditional's `skip`.
 fn link(ds: &mut [Directive]) {
     let end = ds.len() as u32;
     let mut open: Vec<usize> = Vec::new();
-    let mut slots = 0;
     let set = |d: &mut Directive, to: u32| match d {
         Directive::If { skip, .. } | Directive::Ifdef { skip, .. } | Directive::Else { skip } => {
             *skip = to
@@ -207,10 +215,6 @@ fn link(ds: &mut [Directive]) {
         _ => {}
     };
     for k in 0..ds.len() {
-        if let Directive::If { slot, .. } = &mut ds[k] {
-            *slot = slots;
-            slots += 1;
-        }
         let (opens, closes) = match &ds[k] {
             Directive::If { elif, .. } | Directive::Ifdef { elif, .. } => (true, *elif),
             Directive::Else { .. } => (true, true),
@@ -363,8 +367,14 @@ fn is_ident(c: u8) -> bool {
 }
 
 /// Reads the directive whose name starts after the `#` at `i`: the directive, if it is
-/// one that matters, and the position of the newline ending it.
-fn directive(s: &[u8], i: usize, mode: Mode) -> (Option<Directive>, usize) {
+/// one that matters (its tokens, when it keeps them, put in `slots`), and the position of
+/// the newline ending it.
+fn directive(
+    s: &[u8],
+    i: usize,
+    mode: Mode,
+    slots: &mut Vec<Vec<Tok>>,
+) -> (Option<Directive>, usize) {
     let j = skip_blank(s, i);
     let mut k = j;
     while k < s.len() && is_ident(s[k]) {
@@ -387,34 +397,43 @@ fn directive(s: &[u8], i: usize, mode: Mode) -> (Option<Directive>, usize) {
             .filter(|t| t.kind == token::Kind::Ident)
             .map(|t| t.sym)
     };
+    let mut slot = |t: Vec<Tok>| {
+        slots.push(t);
+        (slots.len() - 1) as u32
+    };
     let d = match name {
         b"include" | b"include_next" | b"import" => {
+            let (next, import) = (name == b"include_next", name == b"import");
             let t = toks(true);
-            let operand = match t.as_slice() {
+            let named = |angle: bool, n: &str| Directive::Include {
+                next,
+                import,
+                angle,
+                name: sym(n),
+            };
+            match t.as_slice() {
                 [] => None,
                 [one, ..] if one.kind == token::Kind::Header => {
                     let n = one.text();
-                    Some(Operand::Angle(n[1..n.len() - 1].to_string()))
+                    Some(named(true, &n[1..n.len() - 1]))
                 }
                 [one, ..] if one.kind == token::Kind::Str && one.text().starts_with('"') => {
                     let n = one.text();
-                    Some(Operand::Quote(n[1..n.len().max(2) - 1].to_string()))
+                    Some(named(false, &n[1..n.len().max(2) - 1]))
                 }
-                _ => Some(Operand::Tokens(t)),
-            };
-            operand.map(|operand| Directive::Include {
-                next: name == b"include_next",
-                import: name == b"import",
-                operand,
-            })
+                _ => Some(Directive::Computed {
+                    next,
+                    import,
+                    slot: slot(t),
+                }),
+            }
         }
         b"define" => Macro::parse_line(&line).map(|m| Directive::Define(Arc::new(m))),
         b"undef" => first_name().map(Directive::Undef),
         b"if" | b"elif" => Some(Directive::If {
-            expr: toks(false),
             elif: name == b"elif",
             skip: 0,
-            slot: 0,
+            slot: slot(toks(false)),
         }),
         b"ifdef" | b"ifndef" | b"elifdef" | b"elifndef" => Some(Directive::Ifdef {
             name: first_name(),
@@ -527,36 +546,39 @@ mod tests {
 
     /// A compact picture of the directives: one word each.
     fn shape(src: &str) -> Vec<String> {
-        directives(src.as_bytes(), Mode::default())
+        let ds = directives(src.as_bytes(), Mode::default());
+        let kind = |next: bool, import: bool| match (next, import) {
+            (true, _) => "next",
+            (_, true) => "import",
+            _ => "inc",
+        };
+        ds.list
             .iter()
             .map(|d| match d {
                 Directive::Include {
                     next,
                     import,
-                    operand,
+                    angle,
+                    name,
                 } => {
-                    let kind = if *next {
-                        "next"
-                    } else if *import {
-                        "import"
-                    } else {
-                        "inc"
-                    };
-                    match operand {
-                        Operand::Quote(n) => format!("{kind}\"{n}\""),
-                        Operand::Angle(n) => format!("{kind}<{n}>"),
-                        Operand::Tokens(t) => format!("{kind}({})", token::spell(t)),
+                    let kind = kind(*next, *import);
+                    match angle {
+                        false => format!("{kind}\"{}\"", name.as_str()),
+                        true => format!("{kind}<{}>", name.as_str()),
                     }
                 }
+                Directive::Computed { next, import, slot } => format!(
+                    "{}({})",
+                    kind(*next, *import),
+                    token::spell(&ds.toks[*slot as usize])
+                ),
                 Directive::Define(m) => format!("def {}", m.name.as_str()),
                 Directive::Undef(n) => format!("undef {}", n.as_str()),
-                Directive::If {
-                    expr, elif, skip, ..
-                } => {
+                Directive::If { elif, skip, slot } => {
                     format!(
                         "{}({})->{skip}",
                         if *elif { "elif" } else { "if" },
-                        token::spell(expr)
+                        token::spell(&ds.toks[*slot as usize])
                     )
                 }
                 Directive::Ifdef {
@@ -684,12 +706,12 @@ mod tests {
                    ??=include \"tri.h\"\n";
         let names = |m: Mode| {
             directives(src.as_bytes(), m)
+                .list
                 .iter()
                 .filter_map(|d| match d {
                     Directive::Include {
-                        operand: Operand::Quote(n),
-                        ..
-                    } => Some(n.clone()),
+                        angle: false, name, ..
+                    } => Some(name.as_str()),
                     _ => None,
                 })
                 .collect::<Vec<_>>()
