@@ -29,6 +29,7 @@
 //! answer the same command again from it while all of that holds.
 
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -235,6 +236,9 @@ pub struct Caches {
     /// Change notices for what analyses depend on (`None` without inotify, or where
     /// nothing is asked again: then every file is checked by `stat`).
     pub watcher: Option<Watcher>,
+    /// How many files and names the largest walk so far met: a walk's own maps start
+    /// that large, rather than growing (and rehashing) through the same sizes each time.
+    walk_size: std::sync::atomic::AtomicUsize,
 }
 
 /// The searches of one name: per (context, first chain index).
@@ -623,6 +627,7 @@ pub fn analyze(
         (cwd, &chain.dirs, chain.bracket, probe).hash(&mut h);
         h.finish()
     };
+    let size = caches.walk_size.load(Relaxed);
     let mut w = Walk {
         cwd,
         chain,
@@ -636,17 +641,17 @@ pub fn analyze(
             system_dirs: compiler.dirs.clone(),
             ..Closure::default()
         },
-        in_closure: FxMap::default(),
-        seen_paths: FxSet::default(),
+        in_closure: FxMap::with_capacity_and_hasher(size, Default::default()),
+        seen_paths: FxSet::with_capacity_and_hasher(size, Default::default()),
         system: compiler.dirs.clone(),
         once: FxSet::default(),
-        entered: FxSet::default(),
+        entered: FxSet::with_capacity_and_hasher(size, Default::default()),
         uncertain: 0,
         depth: 0,
         entering: Vec::new(),
-        lexed: FxMap::default(),
+        lexed: FxMap::with_capacity_and_hasher(size, Default::default()),
         vouched: Vouched::default(),
-        searched: FxMap::default(),
+        searched: FxMap::with_capacity_and_hasher(size, Default::default()),
         dirs_remembered: Vec::new(),
         stamps_found: FxMap::default(),
         probes_remembered: Vec::new(),
@@ -677,6 +682,10 @@ pub fn analyze(
     absent.sort_unstable();
     absent.dedup();
     w.closure.absent_system = absent;
+    let met = (w.lexed.len())
+        .max(w.seen_paths.len())
+        .max(w.searched.len());
+    caches.walk_size.fetch_max(met, Relaxed);
     w.closure.facts = w.facts();
     let mut table = std::mem::take(&mut w.table);
     table.clear();
