@@ -218,6 +218,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The directive lists a walk has read, kept until it ends: its macro table refers to
+/// their definitions without counting them.
+#[derive(Default)]
+struct Keep(std::cell::UnsafeCell<Vec<Lexed>>);
+
+impl Keep {
+    fn keep(&self, l: Lexed) -> &LexedFile {
+        // SAFETY: the list is only ever pushed to, and never lent out, so each `Arc` in it
+        // lives as long as `self`; the reference returned points into that `Arc`'s own
+        // allocation, which stays where it is when a push moves the list's buffer. Keep
+        // is not `Sync`: no other thread pushes meanwhile.
+        unsafe {
+            let list = &mut *self.0.get();
+            let file = Arc::as_ptr(&l);
+            list.push(l);
+            &*file
+        }
+    }
+}
+
 /// What the include server keeps across the requests of a build.
 #[derive(Default)]
 pub struct Caches {
@@ -230,9 +250,8 @@ pub struct Caches {
     /// names look into the same directories (every `<bits/...>` into the same few).
     /// With how many there were after the last pruning.
     stamped: Mutex<(FxSet<StampedDirs>, usize)>,
-    /// Macro tables of finished walks, emptied: a table of the size a walk needs is
-    /// large enough that allocating it afresh for each request showed (page faults).
-    tables: Mutex<Vec<Table>>,
+    /// How many macros the largest walk so far defined: a walk's table starts that large.
+    table_size: std::sync::atomic::AtomicUsize,
     /// Change notices for what analyses depend on (`None` without inotify, or where
     /// nothing is asked again: then every file is checked by `stat`).
     pub watcher: Option<Watcher>,
@@ -539,7 +558,9 @@ struct Walk<'a> {
     cwd: &'a str,
     chain: Chain,
     compiler: Arc<Compiler>,
-    table: Table,
+    table: Table<'a>,
+    /// The directive lists this walk read, whose definitions `table` refers to.
+    keep: &'a Keep,
     cplusplus: bool,
     mode: Mode,
     caches: &'a Caches,
@@ -562,8 +583,8 @@ struct Walk<'a> {
     depth: u32,
     /// The index in `closure.entered` of each file being walked, outermost first.
     entering: Vec<Option<usize>>,
-    /// Each file read in this request: its key and directives.
-    lexed: FxMap<String, (FileKey, Lexed)>,
+    /// Each file read in this request: its key and directives (also in `keep`).
+    lexed: FxMap<String, (FileKey, Lexed, &'a LexedFile)>,
     /// What this request found of the paths of the files it vouched for by notices.
     vouched: Vouched,
     /// The directories remembered searches looked into, each list once, and the paths
@@ -605,16 +626,15 @@ pub fn analyze(
         &cmd.after,
         compiler.clang,
     );
-    let recycled = lock(&caches.tables).pop();
-    let mut table = recycled.unwrap_or_else(|| Table::with_capacity(2048));
+    let mut table = Table::with_capacity(caches.table_size.load(Relaxed).max(2048));
     for m in &compiler.predefined {
-        table.define(m.clone(), false);
+        table.define(m.name, m, false);
     }
     for m in &cmd.macros {
         match m {
             MacroOption::Define(d) => {
                 if let Some(m) = Macro::from_option(d) {
-                    table.define(Arc::new(m), false);
+                    table.define_owned(Arc::new(m), false);
                 }
             }
             MacroOption::Undef(u) => table.undef(super::token::sym(u), false),
@@ -628,11 +648,13 @@ pub fn analyze(
         h.finish()
     };
     let size = caches.walk_size.load(Relaxed);
+    let keep = Keep::default();
     let mut w = Walk {
         cwd,
         chain,
         compiler: compiler.clone(),
         table,
+        keep: &keep,
         cplusplus: cmd.cplusplus(),
         mode: cmd.lex_mode(compiler.clang),
         caches,
@@ -687,18 +709,16 @@ pub fn analyze(
         .max(w.searched.len());
     caches.walk_size.fetch_max(met, Relaxed);
     w.closure.facts = w.facts();
-    let mut table = std::mem::take(&mut w.table);
-    table.clear();
-    lock(&caches.tables).push(table);
+    caches.table_size.fetch_max(w.table.len(), Relaxed);
     Ok(w.closure)
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
     /// What this walk depended on, when all of it can be checked later.
     fn facts(&mut self) -> Option<Facts> {
         // The walk is over: what it kept is moved, not copied.
         let mut files = Vec::with_capacity(self.lexed.len());
-        for (real, (key, lexed)) in self.lexed.drain() {
+        for (real, (key, lexed, _)) in self.lexed.drain() {
             if recent(key.mtime_ns, key.ctime_ns) {
                 return None;
             }
@@ -880,13 +900,13 @@ impl Walk<'_> {
                     file.abs_name = abs_name;
                 }
                 if file.key.is_none() {
-                    file.key = self.lexed.get(&*f.real).map(|(k, _)| *k);
+                    file.key = self.lexed.get(&*f.real).map(|(k, ..)| *k);
                 }
             }
             None => {
                 self.in_closure
                     .insert(f.real.to_string(), self.closure.files.len());
-                let key = self.lexed.get(&*f.real).map(|(k, _)| *k);
+                let key = self.lexed.get(&*f.real).map(|(k, ..)| *k);
                 self.closure.files.push(ClosureFile {
                     realpath: f.real.to_string(),
                     abs_name,
@@ -897,14 +917,15 @@ impl Walk<'_> {
     }
 
     /// The directives of `real` in the version this request reads (the first it read).
-    fn directives(&mut self, real: &str) -> Result<Lexed, String> {
-        if let Some((_, found)) = self.lexed.get(real) {
-            return Ok(found.clone());
+    fn directives(&mut self, real: &str) -> Result<&'a LexedFile, String> {
+        if let Some(&(.., found)) = self.lexed.get(real) {
+            return Ok(found);
         }
         let watcher = (self.caches.watcher.as_ref()).map(|w| (w, &mut self.vouched));
-        let found = self.caches.lex.directives(real, self.mode, watcher)?;
-        self.lexed.insert(real.to_string(), found.clone());
-        Ok(found.1)
+        let (key, lexed) = self.caches.lex.directives(real, self.mode, watcher)?;
+        let kept = self.keep.keep(lexed.clone());
+        self.lexed.insert(real.to_string(), (key, lexed, kept));
+        Ok(kept)
     }
 
     /// Walks file `f`.
@@ -946,13 +967,13 @@ impl Walk<'_> {
         }
         self.depth += 1;
         self.entering.push(index);
-        let r = self.run(&f, &ds);
+        let r = self.run(&f, ds);
         self.entering.pop();
         self.depth -= 1;
         r
     }
 
-    fn run(&mut self, f: &Found, ds: &LexedFile) -> Result<(), String> {
+    fn run(&mut self, f: &Found, ds: &'a LexedFile) -> Result<(), String> {
         let uncertain_before = self.uncertain;
         let mut groups: Vec<Group> = Vec::new();
         let n = ds.len();
@@ -961,7 +982,7 @@ impl Walk<'_> {
             // Each definition lives in an allocation of its own, which a walk between two
             // compilers finds out of cache: asked for a few directives ahead, it is there
             // when the table takes it (a C library header is a run of `#define`s).
-            if let Some(Directive::Define(m)) = ds.get(i + 8) {
+            if let Some(Directive::Define { m, .. }) = ds.get(i + 8) {
                 prefetch(Arc::as_ptr(m));
             }
             match &ds[i] {
@@ -1005,8 +1026,8 @@ impl Walk<'_> {
                     self.computed_include(f, *next, *import, &ds.toks[*slot as usize])?;
                     i += 1;
                 }
-                Directive::Define(m) => {
-                    self.table.define(m.clone(), self.uncertain > 0);
+                Directive::Define { name, m } => {
+                    self.table.define(*name, m, self.uncertain > 0);
                     i += 1;
                 }
                 Directive::Undef(name) => {
@@ -1251,7 +1272,7 @@ struct Ask<'w, 'a> {
     /// The file's directives: its other feature tests are asked at the same time.
     directives: &'w LexedFile,
     /// The macros of this point.
-    table: &'w Table,
+    table: &'w Table<'a>,
     /// The files `__has_include` found.
     probed: Vec<Found>,
     /// Whether `__has_include` was asked.

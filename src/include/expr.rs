@@ -523,7 +523,7 @@ mod tests {
     fn eval_with(defs: &[&str], expr: &str) -> Truth {
         let mut t = Table::default();
         for d in defs {
-            t.define(Arc::new(Macro::from_option(d).unwrap()), false);
+            t.define_owned(Arc::new(Macro::from_option(d).unwrap()), false);
         }
         evaluate(&tokenize(expr.as_bytes(), false), &t, false, &mut Test)
     }
@@ -623,7 +623,7 @@ mod tests {
     #[test]
     fn ambiguity() {
         let mut t = Table::default();
-        t.define(Arc::new(Macro::from_option("A=1").unwrap()), true);
+        t.define_owned(Arc::new(Macro::from_option("A=1").unwrap()), true);
         let e = |s: &str, t: &Table| evaluate(&tokenize(s.as_bytes(), false), t, false, &mut Test);
         assert_eq!(e("A", &t), Truth::Unknown);
         assert_eq!(e("defined A", &t), Truth::Unknown);

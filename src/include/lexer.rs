@@ -39,7 +39,11 @@ pub enum Directive {
         import: bool,
         slot: u32,
     },
-    Define(Arc<Macro>),
+    /// `#define` of `m`, named `name` (here, so that a walk defining it need not read it).
+    Define {
+        name: Sym,
+        m: Arc<Macro>,
+    },
     Undef(Sym),
     /// `#if EXPR`, or `#elif EXPR` when `elif`; its slot is also where the walk
     /// remembers its values.
@@ -428,7 +432,10 @@ fn directive(
                 }),
             }
         }
-        b"define" => Macro::parse_line(&line).map(|m| Directive::Define(Arc::new(m))),
+        b"define" => Macro::parse_line(&line).map(|m| Directive::Define {
+            name: m.name,
+            m: Arc::new(m),
+        }),
         b"undef" => first_name().map(Directive::Undef),
         b"if" | b"elif" => Some(Directive::If {
             elif: name == b"elif",
@@ -572,7 +579,7 @@ mod tests {
                     kind(*next, *import),
                     token::spell(&ds.toks[*slot as usize])
                 ),
-                Directive::Define(m) => format!("def {}", m.name.as_str()),
+                Directive::Define { name, .. } => format!("def {}", name.as_str()),
                 Directive::Undef(n) => format!("undef {}", n.as_str()),
                 Directive::If { elif, skip, slot } => {
                     format!(

@@ -179,12 +179,37 @@ fn replacement(mut body: Vec<Tok>) -> Vec<Tok> {
 
 /// What a name is bound to.
 #[derive(Debug, Clone)]
-enum Entry {
-    One(Arc<Macro>),
+enum Entry<'m> {
+    /// One definition that whoever gave it keeps alive (the walk its files, the compiler
+    /// its predefined list). Not counted here: a walk defines a C library's macros by the
+    /// thousand and reads few, and counting each touched its memory.
+    Ref(&'m Arc<Macro>),
+    /// One definition the table keeps alive itself.
+    Own(Arc<Macro>),
     /// Possibly undefined (`None`) or any of the definitions. Boxed: the table's slots
     /// are the size of its common case, and a walk finds fewer of them out of cache.
     #[allow(clippy::box_collection)]
     May(Box<Vec<Option<Arc<Macro>>>>),
+}
+
+impl Entry<'_> {
+    /// The one definition, unless there are alternatives.
+    fn one(&self) -> Option<&Arc<Macro>> {
+        match self {
+            Entry::Ref(m) => Some(m),
+            Entry::Own(m) => Some(m),
+            Entry::May(_) => None,
+        }
+    }
+
+    /// Every possibility: `None` for "not defined".
+    fn into_alternatives(self) -> Vec<Option<Arc<Macro>>> {
+        match self {
+            Entry::Ref(m) => vec![Some(m.clone())],
+            Entry::Own(m) => vec![Some(m)],
+            Entry::May(v) => *v,
+        }
+    }
 }
 
 /// The answer to "what is NAME".
@@ -195,66 +220,71 @@ pub enum Lookup<'a> {
     Ambiguous,
 }
 
-/// The macros defined at a point of the walk.
+/// The macros defined at a point of the walk; `'m` is how long the definitions it is
+/// given by reference live.
 #[derive(Debug, Clone, Default)]
-pub struct Table {
-    map: FxMap<Sym, Entry>,
+pub struct Table<'m> {
+    map: FxMap<Sym, Entry<'m>>,
     /// Saved by `#pragma push_macro`.
-    pushed: FxMap<Sym, Vec<Option<Entry>>>,
+    pushed: FxMap<Sym, Vec<Option<Entry<'m>>>>,
     /// When on, every name looked up, in order (for the remembered `#if` values).
     reads: Option<RefCell<Vec<Sym>>>,
 }
 
-impl Table {
+impl<'m> Table<'m> {
     /// An empty table with room for `n` macros.
-    pub fn with_capacity(n: usize) -> Table {
+    pub fn with_capacity(n: usize) -> Table<'m> {
         Table {
             map: FxMap::with_capacity_and_hasher(n, Default::default()),
             ..Table::default()
         }
     }
 
-    /// Empties the table, keeping its memory for the next walk.
-    pub fn clear(&mut self) {
-        self.map.clear();
-        self.pushed.clear();
-        self.reads = None;
+    /// `#define` of `m`, named `name`, which lives as long as the table; `uncertain`
+    /// when the walk may not really be here.
+    pub fn define(&mut self, name: Sym, m: &'m Arc<Macro>, uncertain: bool) {
+        if uncertain {
+            self.add(name, Some(m.clone()));
+        } else {
+            self.map.insert(name, Entry::Ref(m));
+        }
     }
 
-    /// `#define`; `uncertain` when the walk may not really be here.
-    pub fn define(&mut self, m: Arc<Macro>, uncertain: bool) {
-        if !uncertain {
-            self.map.insert(m.name, Entry::One(m));
-            return;
+    /// `#define` of `m`, kept by the table.
+    pub fn define_owned(&mut self, m: Arc<Macro>, uncertain: bool) {
+        if uncertain {
+            self.add(m.name, Some(m));
+        } else {
+            self.map.insert(m.name, Entry::Own(m));
         }
-        let alts = match self.map.remove(&m.name) {
+    }
+
+    /// `a` becomes one more possibility for `name`.
+    fn add(&mut self, name: Sym, a: Option<Arc<Macro>>) {
+        let alts = match self.map.remove(&name) {
             None => vec![None],
-            Some(Entry::One(old)) => vec![Some(old)],
-            Some(Entry::May(v)) => *v,
+            Some(e) => e.into_alternatives(),
         };
-        self.map.insert(m.name, add(alts, Some(m.clone())));
+        self.map.insert(name, Entry::May(Box::new(add(alts, a))));
     }
 
     /// `#undef`; `uncertain` as for [`Table::define`].
     pub fn undef(&mut self, name: Sym, uncertain: bool) {
-        match (self.map.remove(&name), uncertain) {
-            (None, _) | (Some(_), false) => {}
-            (Some(Entry::One(old)), true) => {
-                self.map
-                    .insert(name, Entry::May(Box::new(vec![Some(old), None])));
+        if uncertain {
+            if self.map.contains_key(&name) {
+                self.add(name, None);
             }
-            (Some(Entry::May(v)), true) => {
-                self.map.insert(name, add(*v, None));
-            }
+        } else {
+            self.map.remove(&name);
         }
     }
 
     pub fn get(&self, name: Sym) -> Lookup<'_> {
         self.note(name);
-        match self.map.get(&name) {
+        match self.map.get(&name).map(Entry::one) {
             None => Lookup::Undefined,
-            Some(Entry::One(m)) => Lookup::Defined(m),
-            Some(Entry::May(_)) => Lookup::Ambiguous,
+            Some(Some(m)) => Lookup::Defined(m),
+            Some(None) => Lookup::Ambiguous,
         }
     }
 
@@ -263,8 +293,7 @@ impl Table {
         self.note(name);
         match self.map.get(&name) {
             None => vec![None],
-            Some(Entry::One(m)) => vec![Some(m.clone())],
-            Some(Entry::May(v)) => v.to_vec(),
+            Some(e) => e.clone().into_alternatives(),
         }
     }
 
@@ -291,8 +320,7 @@ impl Table {
     pub fn exact(&self, name: Sym) -> Option<Option<Arc<Macro>>> {
         match self.map.get(&name) {
             None => Some(None),
-            Some(Entry::One(m)) => Some(Some(m.clone())),
-            Some(Entry::May(_)) => None,
+            Some(e) => e.one().map(|m| Some(m.clone())),
         }
     }
 
@@ -314,7 +342,7 @@ impl Table {
     pub fn is(&self, name: Sym, value: &Option<Arc<Macro>>) -> bool {
         match (self.map.get(&name), value) {
             (None, None) => true,
-            (Some(Entry::One(m)), Some(v)) => Arc::ptr_eq(m, v) || **m == **v,
+            (Some(e), Some(v)) => e.one().is_some_and(|m| Arc::ptr_eq(m, v) || **m == **v),
             _ => false,
         }
     }
@@ -322,7 +350,7 @@ impl Table {
     /// Makes `name` exactly `m` (or undefined): one choice among its alternatives.
     pub fn choose(&mut self, name: Sym, m: Option<Arc<Macro>>) {
         match m {
-            Some(m) => self.map.insert(name, Entry::One(m)),
+            Some(m) => self.map.insert(name, Entry::Own(m)),
             None => self.map.remove(&name),
         };
     }
@@ -346,19 +374,12 @@ impl Table {
                 self.map.remove(&name);
             }
             (saved, true) => {
-                let alts = self.alternatives(name);
-                let restored = match saved {
-                    None => vec![None],
-                    Some(Entry::One(m)) => vec![Some(m)],
-                    Some(Entry::May(v)) => *v,
-                };
-                let mut entry = Entry::May(Box::new(alts));
+                let restored = saved.map_or(vec![None], Entry::into_alternatives);
+                let mut alts = self.alternatives(name);
                 for a in restored {
-                    if let Entry::May(v) = entry {
-                        entry = add(*v, a);
-                    }
+                    alts = add(alts, a);
                 }
-                self.map.insert(name, entry);
+                self.map.insert(name, Entry::May(Box::new(alts)));
             }
         }
     }
@@ -372,7 +393,8 @@ impl Table {
     }
 }
 
-fn add(mut alts: Vec<Option<Arc<Macro>>>, a: Option<Arc<Macro>>) -> Entry {
+/// `alts` with `a` among them.
+fn add(mut alts: Vec<Option<Arc<Macro>>>, a: Option<Arc<Macro>>) -> Vec<Option<Arc<Macro>>> {
     let same = |x: &Option<Arc<Macro>>| match (x, &a) {
         (None, None) => true,
         (Some(x), Some(y)) => Arc::ptr_eq(x, y) || **x == **y,
@@ -381,7 +403,7 @@ fn add(mut alts: Vec<Option<Arc<Macro>>>, a: Option<Arc<Macro>>) -> Entry {
     if !alts.iter().any(same) {
         alts.push(a);
     }
-    Entry::May(Box::new(alts))
+    alts
 }
 
 /// The result of expanding a token list.
@@ -403,7 +425,7 @@ struct Context {
 
 /// An expansion in progress over one token list.
 pub struct Expander<'t> {
-    table: &'t Table,
+    table: &'t Table<'t>,
     stack: Vec<Context>,
     /// Macros disabled by the expansion this one serves (an argument's pre-expansion).
     outer: Vec<Sym>,
@@ -417,7 +439,7 @@ pub struct Expander<'t> {
 }
 
 impl<'t> Expander<'t> {
-    pub fn new(table: &'t Table, toks: Vec<Tok>) -> Expander<'t> {
+    pub fn new(table: &'t Table<'t>, toks: Vec<Tok>) -> Expander<'t> {
         Expander {
             table,
             stack: vec![Context {
@@ -814,11 +836,11 @@ mod tests {
     use super::*;
 
     /// A table of `#define` lines, read as the lexer reads them (bodies left as text).
-    fn table(defs: &[&str]) -> Table {
+    fn table(defs: &[&str]) -> Table<'static> {
         let mut t = Table::default();
         for d in defs {
             let m = Macro::parse_line(d.as_bytes()).unwrap();
-            t.define(Arc::new(m), false);
+            t.define_owned(Arc::new(m), false);
         }
         t
     }
@@ -981,12 +1003,12 @@ mod tests {
     fn uncertain_definitions() {
         let mut t = table(&["A 1"]);
         let b = Arc::new(Macro::from_option("B=2").unwrap());
-        t.define(b.clone(), true);
+        t.define_owned(b.clone(), true);
         assert!(matches!(t.get(sym("B")), Lookup::Ambiguous));
         assert_eq!(t.alternatives(sym("B")).len(), 2);
         t.undef(sym("A"), true);
         assert!(matches!(t.get(sym("A")), Lookup::Ambiguous));
-        t.define(b, false);
+        t.define_owned(b, false);
         assert!(matches!(t.get(sym("B")), Lookup::Defined(_)));
         t.push(sym("B"));
         t.undef(sym("B"), false);

@@ -48,9 +48,10 @@ pub type FxBuild = BuildHasherDefault<Fx>;
 pub type FxMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
 pub type FxSet<K> = HashSet<K, FxBuild>;
 
-/// An interned spelling; equal spellings are the same address.
+/// An interned spelling; equal spellings are the same address. One pointer wide (to
+/// the spelling's own pointer), so that tokens, directives and macro tables are small.
 #[derive(Clone, Copy)]
-pub struct Sym(&'static str);
+pub struct Sym(&'static &'static str);
 
 impl Sym {
     pub fn as_str(self) -> &'static str {
@@ -66,7 +67,7 @@ impl PartialEq for Sym {
 impl Eq for Sym {}
 impl Hash for Sym {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write_usize(self.0.as_ptr() as usize);
+        h.write_usize(self.0 as *const &str as usize);
     }
 }
 impl std::fmt::Debug for Sym {
@@ -75,34 +76,35 @@ impl std::fmt::Debug for Sym {
     }
 }
 
-fn table() -> &'static Mutex<FxSet<&'static str>> {
-    static TABLE: OnceLock<Mutex<FxSet<&'static str>>> = OnceLock::new();
+fn table() -> &'static Mutex<FxMap<&'static str, Sym>> {
+    static TABLE: OnceLock<Mutex<FxMap<&'static str, Sym>>> = OnceLock::new();
     TABLE.get_or_init(Default::default)
 }
 
 thread_local! {
     /// The names this thread has interned: most of a header's names were met before, and
     /// looking them up here takes no lock that the other request threads also take.
-    static SEEN: std::cell::RefCell<FxSet<&'static str>> = Default::default();
+    static SEEN: std::cell::RefCell<FxMap<&'static str, Sym>> = Default::default();
 }
 
 /// The interned `s`.
 pub fn sym(s: &str) -> Sym {
     if let Some(found) = SEEN.with_borrow(|seen| seen.get(s).copied()) {
-        return Sym(found);
+        return found;
     }
     let mut t = table().lock().unwrap_or_else(|e| e.into_inner());
     let interned = match t.get(s) {
         Some(&found) => found,
         None => {
-            let leaked: &'static str = Box::leak(s.to_string().into_boxed_str());
-            t.insert(leaked);
-            leaked
+            let text: &'static str = Box::leak(s.to_string().into_boxed_str());
+            let found = Sym(Box::leak(Box::new(text)));
+            t.insert(text, found);
+            found
         }
     };
     drop(t);
-    SEEN.with_borrow_mut(|seen| seen.insert(interned));
-    Sym(interned)
+    SEEN.with_borrow_mut(|seen| seen.insert(interned.as_str(), interned));
+    interned
 }
 
 /// The interned spelling of `bytes` (an invalid UTF-8 sequence spelled U+FFFD).
