@@ -138,6 +138,8 @@ struct Latest {
     mode: Mode,
     lexed: Lexed,
     checked: u64,
+    /// The version's entry among the watches, found for this path when it was kept.
+    entry: usize,
 }
 
 /// One file version's directives, once read: the requests of a build that start
@@ -160,23 +162,23 @@ impl LexCache {
         };
         let latest = lock(&self.latest).get(path).cloned();
         if let Some(l) = latest.filter(|l| l.mode == mode) {
-            let entry = l.lexed.watch_entry.get();
-            if entry.is_some_and(|(p, id)| {
-                **p == *path && watcher.holds(*id, &l.key, l.checked, vouched)
-            }) {
+            if watcher.holds(l.entry, &l.key, l.checked, vouched) {
                 return Ok((l.key, l.lexed));
             }
         }
         let checked = watcher.batch();
         let (key, lexed) = self.read(path, mode)?;
-        // Only a version already watched can be vouched for by notices; a recent one is
-        // read again each time (`TOO_NEW`), notices or not.
-        if lexed.watch_entry.get().is_some() && !recent(key.mtime_ns, key.ctime_ns) {
+        // Only a version already watched (under this path: a hard link shares it) can be
+        // vouched for by notices; a recent one is read again each time (`TOO_NEW`),
+        // notices or not.
+        let entry = (lexed.watch_entry.get()).and_then(|(p, id)| (**p == *path).then_some(*id));
+        if let (Some(entry), false) = (entry, recent(key.mtime_ns, key.ctime_ns)) {
             let l = Latest {
                 key,
                 mode,
                 lexed: lexed.clone(),
                 checked,
+                entry,
             };
             lock(&self.latest).insert(path.into(), l);
         }
@@ -540,6 +542,8 @@ struct Found {
     spelled: Arc<str>,
     real: Arc<str>,
     origin: Origin,
+    /// Whether it is under one of the compiler's system directories (not shipped).
+    system: bool,
 }
 
 /// One `#if` group being walked.
@@ -768,6 +772,7 @@ impl<'a> Walk<'a> {
         let real = self.look.realpath(&abs)?;
         Some(Found {
             spelled: spelled.into(),
+            system: self.is_system(&real),
             real: real.into(),
             origin,
         })
@@ -856,7 +861,7 @@ impl<'a> Walk<'a> {
         if name.as_str().starts_with('/') {
             let found = self.find("", name.as_str(), Origin::Source);
             return match found {
-                Some(found) if !self.is_system(&found.real) => {
+                Some(found) if !found.system => {
                     let name = name.as_str();
                     Err(format!("Filepath must be relative but isn't: '{name}'."))
                 }
@@ -889,7 +894,7 @@ impl<'a> Walk<'a> {
             self.seen_paths.insert(f.spelled.to_string());
             (self.closure.paths).push((join(self.cwd, &f.spelled), f.real.to_string()));
         }
-        if self.is_system(&f.real) {
+        if f.system {
             return;
         }
         let abs_name = f.spelled.starts_with('/').then(|| f.spelled.to_string());
