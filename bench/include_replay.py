@@ -2,7 +2,7 @@
 """The include server alone: a tree's requests replayed against `pump --serve`.
 
     python3 bench/include_replay.py [--tree lua|leveldb] [--runs N] [--threads T] [--bin DIR]
-                                    [--busy]
+                                    [--busy] [--gap MS]
 
 Lays out the tree as `bench.py` does (Lua's 32 files, LevelDB's CMake tree), takes its
 compile commands, and for each run starts a fresh include server (our `pump --serve`),
@@ -10,12 +10,14 @@ sends it every command as distcc's client would (`T` connections at a time, 2 un
 told), stops it and reads the CPU it wrote to its statistics file. Prints the median and
 the least of the runs: the server's whole CPU (user and system) and the CPU of its answers.
 
-No compiler runs beside it, so its caches stay warm between requests: a request costs
-about 0.7x what it costs in a real pump build (session 21 of bench/RESULTS.md). With
-`--busy`, the tree's own compiles run on every CPU meanwhile and each connection waits
-10 ms before the next request, as in a build: what touches memory the compilers have
-evicted costs what it costs there. It is for comparing two builds of the server in a
-minute, not for the targets: those are measured in real builds by
+Sent back to back, the requests find the server's memory in the processor's caches: a
+request costs about 0.6x what it costs in a real pump build. With `--gap 20`, each
+connection waits 20 ms before its next request, as in a build, and the CPU sits idle
+meanwhile; on this machine that alone empties the caches (a walk over 256 KB takes 6x as
+long after 20 ms idle; session 24 of bench/RESULTS.md), and the requests cost what they
+cost in a build. With `--busy`, the tree's own compiles run on every CPU meanwhile and
+the gap is 10 ms unless told. It is for comparing two builds of the server in a minute,
+not for the targets: those are measured in real builds by
 `bench.py --include-server only`.
 """
 
@@ -106,6 +108,8 @@ def main():
     ap.add_argument("--bin", default=bench.RELEASE, help="where `pump` is")
     ap.add_argument("--busy", action="store_true",
                     help="compile on every CPU meanwhile, 10 ms between requests")
+    ap.add_argument("--gap", type=float, default=None,
+                    help="ms each connection waits between its requests (0, or 10 with --busy)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="include-replay-")
     tree = {"lua": bench.Lua, "leveldb": bench.LevelDB}[args.tree](work)
@@ -121,8 +125,9 @@ def main():
     for t in compilers:
         t.start()
     try:
+        gap = args.gap if args.gap is not None else (10 if args.busy else 0)
         runs = [replay(os.path.join(args.bin, "pump"), commands, args.threads, work,
-                       0.01 if args.busy else 0.0)
+                       gap / 1000)
                 for _ in range(args.runs)]
     finally:
         stop.set()
@@ -131,7 +136,8 @@ def main():
     server = [r[0] * 1000 for r in runs]
     answers = [r[1] * 1000 for r in runs]
     print(f"{args.tree}: {len(commands)} requests, {args.runs} runs, {args.threads} at a "
-          f"time{', compilers busy' if args.busy else ''}: server CPU ms median {statistics.median(server):.1f} (least "
+          f"time{', compilers busy' if args.busy else ''}, {gap:g} ms between: server CPU ms "
+          f"median {statistics.median(server):.1f} (least "
           f"{min(server):.1f}), answers' CPU ms median {statistics.median(answers):.1f}")
     subprocess.run(["rm", "-rf", work])
 
