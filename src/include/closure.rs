@@ -461,17 +461,6 @@ impl Facts {
     }
 }
 
-/// Asks the processor to bring the memory at `p` into its cache.
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE is in every x86_64, and a prefetch reads nothing and cannot fault.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// Python's `os.path.join` for two parts.
 pub fn join(a: &str, b: &str) -> String {
     if b.starts_with('/') || a.is_empty() {
@@ -984,12 +973,6 @@ impl<'a> Walk<'a> {
         let n = ds.len();
         let mut i = 0;
         while i < n {
-            // Each definition lives in an allocation of its own, which a walk between two
-            // compilers finds out of cache: asked for a few directives ahead, it is there
-            // when the table takes it (a C library header is a run of `#define`s).
-            if let Some(Directive::Define { m, .. }) = ds.get(i + 8) {
-                prefetch(Arc::as_ptr(m));
-            }
             match &ds[i] {
                 Directive::If { elif: false, .. } | Directive::Ifdef { elif: false, .. } => {
                     groups.push(Group::default());
