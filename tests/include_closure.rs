@@ -30,7 +30,7 @@ fn check(cwd: &Path, argv: &[String]) -> Vec<String> {
 fn check_with(caches: &Caches, cwd: &Path, argv: &[String]) -> Vec<String> {
     let cmd = cmdline::parse(argv).unwrap();
     let cwd_s = cwd.to_str().unwrap();
-    let closure = analyze(&cmd, cwd_s, caches, Duration::from_secs(30)).unwrap();
+    let (closure, _) = analyze(&cmd, cwd_s, caches, Duration::from_secs(30)).unwrap();
     let got: Vec<String> = closure.files.iter().map(|f| f.realpath.clone()).collect();
     let want = gcc_deps(cwd, argv, &closure.system_dirs);
     for w in &want {

@@ -79,9 +79,11 @@ impl FileKey {
     /// once it had been read: the content is of version `k` when that key is `k`.
     pub fn read(path: &str, size: u64) -> std::io::Result<(Vec<u8>, FileKey)> {
         use std::io::Read;
-        let mut f = std::fs::File::open(path)?;
+        let f = std::fs::File::open(path)?;
         let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
-        f.read_to_end(&mut data)?;
+        // Through `take`: a file's own `read_to_end` first asks its size and position, two
+        // system calls more per file, when the size is known here.
+        (&f).take(u64::MAX).read_to_end(&mut data)?;
         Ok((data, FileKey::of(&f.metadata()?)))
     }
 }
@@ -156,18 +158,18 @@ impl LexCache {
         path: &str,
         mode: Mode,
         watcher: Option<(&Watcher, &mut Vouched)>,
-    ) -> Result<(FileKey, Lexed), String> {
+    ) -> Result<(FileKey, Lexed, Option<Vec<u8>>), String> {
         let Some((watcher, vouched)) = watcher else {
             return self.read(path, mode);
         };
         let latest = lock(&self.latest).get(path).cloned();
         if let Some(l) = latest.filter(|l| l.mode == mode) {
             if watcher.holds(l.entry, &l.key, l.checked, vouched) {
-                return Ok((l.key, l.lexed));
+                return Ok((l.key, l.lexed, None));
             }
         }
         let checked = watcher.batch();
-        let (key, lexed) = self.read(path, mode)?;
+        let (key, lexed, data) = self.read(path, mode)?;
         // Only a version already watched (under this path: a hard link shares it) can be
         // vouched for by notices; a recent one is read again each time (`TOO_NEW`),
         // notices or not.
@@ -182,18 +184,19 @@ impl LexCache {
             };
             lock(&self.latest).insert(path.into(), l);
         }
-        Ok((key, lexed))
+        Ok((key, lexed, data))
     }
 
-    /// The directives of `path` as a `stat` finds it now.
-    fn read(&self, path: &str, mode: Mode) -> Result<(FileKey, Lexed), String> {
+    /// The directives of `path` as a `stat` finds it now, and its content when it was
+    /// read for them.
+    fn read(&self, path: &str, mode: Mode) -> Result<(FileKey, Lexed, Option<Vec<u8>>), String> {
         for _ in 0..3 {
             let key = FileKey::stat(path).map_err(|e| format!("cannot stat {path}: {e}"))?;
             let slot = (!recent(key.mtime_ns, key.ctime_ns))
                 .then(|| lock(&self.map).entry((key, mode)).or_default().clone());
             let mut kept = slot.as_deref().map(lock);
             if let Some(found) = kept.as_deref().and_then(Option::as_ref) {
-                return Ok((key, found.clone()));
+                return Ok((key, found.clone(), None));
             }
             let (data, read) =
                 FileKey::read(path, key.size).map_err(|e| format!("cannot read {path}: {e}"))?;
@@ -210,7 +213,7 @@ impl LexCache {
             if let Some(kept) = kept.as_deref_mut() {
                 *kept = Some(ds.clone());
             }
-            return Ok((key, ds));
+            return Ok((key, ds, Some(data)));
         }
         Err(format!("{path} keeps changing while it is read"))
     }
@@ -578,6 +581,8 @@ struct Walk<'a> {
     entering: Vec<Option<usize>>,
     /// Each file read in this request: its key and directives (also in `keep`).
     lexed: FxMap<String, (FileKey, Lexed, &'a LexedFile)>,
+    /// The files outside system dirs read from disk for their directives.
+    contents: Contents,
     /// What this request found of the paths of the files it vouched for by notices.
     vouched: Vouched,
     /// The directories remembered searches looked into, each list once, and the paths
@@ -599,13 +604,19 @@ struct Walk<'a> {
     walks: u32,
 }
 
-/// The closure of `cmd` run in `cwd` (absolute). `Err` is a "not covered" reason.
+/// The content of files the walk read from disk (outside the system dirs), by realpath,
+/// with the version read: the mirror compresses them from here rather than reading them
+/// again. Not part of the [`Closure`]: kept closures would hold it for the whole build.
+pub type Contents = FxMap<String, (FileKey, Vec<u8>)>;
+
+/// The closure of `cmd` run in `cwd` (absolute), and the contents the walk read. `Err` is
+/// a "not covered" reason.
 pub fn analyze(
     cmd: &Command,
     cwd: &str,
     caches: &Caches,
     limit: Duration,
-) -> Result<Closure, String> {
+) -> Result<(Closure, Contents), String> {
     let start_cpu = thread_cpu();
     let compiler = caches
         .compilers
@@ -665,6 +676,7 @@ pub fn analyze(
         depth: 0,
         entering: Vec::new(),
         lexed: FxMap::with_capacity_and_hasher(size, Default::default()),
+        contents: Contents::default(),
         vouched: Vouched::default(),
         searched: FxMap::with_capacity_and_hasher(size, Default::default()),
         dirs_remembered: Vec::new(),
@@ -703,7 +715,7 @@ pub fn analyze(
     caches.walk_size.fetch_max(met, Relaxed);
     w.closure.facts = w.facts();
     caches.table_size.fetch_max(w.table.len(), Relaxed);
-    Ok(w.closure)
+    Ok((w.closure, w.contents))
 }
 
 impl<'a> Walk<'a> {
@@ -916,7 +928,12 @@ impl<'a> Walk<'a> {
             return Ok(found);
         }
         let watcher = (self.caches.watcher.as_ref()).map(|w| (w, &mut self.vouched));
-        let (key, lexed) = self.caches.lex.directives(real, self.mode, watcher)?;
+        let (key, lexed, data) = self.caches.lex.directives(real, self.mode, watcher)?;
+        // Kept for the mirror, which would read a file it ships again (a source file is
+        // read for the first time by its own request).
+        if let Some(data) = data.filter(|_| !self.is_system(real)) {
+            self.contents.insert(real.to_string(), (key, data));
+        }
         let kept = self.keep.keep(lexed.clone());
         self.lexed.insert(real.to_string(), (key, lexed, kept));
         Ok(kept)

@@ -31,7 +31,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::sync::Mutex;
 
-use super::closure::{dirname, Closure, ClosureFile, FileKey};
+use super::closure::{dirname, Closure, ClosureFile, Contents, FileKey};
 use super::search::recent;
 use super::sysdirs::under;
 use super::token::{FxMap, FxSet};
@@ -54,8 +54,9 @@ pub struct Mirror {
 struct Generation {
     number: u32,
     root: String,
-    /// Each file written: the key and a hash of the content it was written from.
-    shipped: FxMap<String, (FileKey, u64)>,
+    /// Each file written, with the key of the version it was written from. Its content is
+    /// the copy itself: compared with the file's only when the key changes.
+    shipped: FxMap<String, FileKey>,
     /// Each path whose components were mirrored, with what its last one needs.
     levels: FxMap<String, Level>,
     dirs_known: FxSet<String>,
@@ -226,12 +227,14 @@ impl Mirror {
     }
 
     /// Writes what `closure` needs into the root and returns the reply's paths (files,
-    /// system links, other links, forcing files) and the generation they are in.
+    /// system links, other links, forcing files) and the generation they are in. A file
+    /// in `contents` (read by the analysis) is compressed from there.
     /// `system_dirs` are all the system dirs known (each gets its link), `is_system` says
     /// whether a realpath is under one.
     pub fn ship(
         &self,
         closure: &Closure,
+        contents: &mut Contents,
         system_dirs: &[String],
         is_system: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<String>, u32), String> {
@@ -262,16 +265,14 @@ impl Mirror {
         for ((f, key), path) in closure.files.iter().zip(&keys).zip(&paths) {
             stale = match g.shipped.get(path) {
                 None => false,
-                Some((k, hash)) if k != key => {
-                    let same = holds_content(&f.realpath, *key, *hash);
+                Some(k) if k != key => {
+                    let same = holds_content(f, *key, path);
                     if same {
-                        rekeyed.push((path, *key, *hash));
+                        rekeyed.push((path, *key));
                     }
                     !same
                 }
-                Some((_, hash)) => {
-                    recent(key.mtime_ns, key.ctime_ns) && !holds_content(&f.realpath, *key, *hash)
-                }
+                Some(_) => recent(key.mtime_ns, key.ctime_ns) && !holds_content(f, *key, path),
             };
             if stale {
                 break;
@@ -300,8 +301,8 @@ impl Mirror {
             *g = Generation::empty(number, root);
             paths = mirrored(&g.root);
         } else {
-            for (path, key, hash) in rekeyed {
-                g.shipped.insert(path.clone(), (key, hash));
+            for (path, key) in rekeyed {
+                g.shipped.insert(path.clone(), key);
             }
         }
         for d in system_dirs {
@@ -319,7 +320,7 @@ impl Mirror {
         let mut reply = Vec::with_capacity(paths.len() + g.system_links.len() + g.links.len());
         for ((f, key), path) in closure.files.iter().zip(keys).zip(paths) {
             g.do_path(&f.realpath, is_system)?;
-            if g.shipped.get(&path).map(|s| s.0) != Some(key) {
+            if g.shipped.get(&path) != Some(&key) {
                 // A file of this command under another compiler's system directory: that
                 // directory is a link to the host's own in the root, and writing there
                 // would write through it. (A file written before such a link came is in
@@ -330,13 +331,9 @@ impl Mirror {
                         f.realpath
                     ));
                 }
-                let prefix = f
-                    .abs_name
-                    .as_ref()
-                    .map(|n| format!("#line 1 \"{n}\"\n"))
-                    .unwrap_or_default();
-                let fresh = write_compressed(&f.realpath, &path, prefix.as_bytes(), key)?;
-                g.shipped.insert(path.clone(), fresh);
+                let data = contents.remove(&f.realpath).filter(|(k, _)| *k == key);
+                write_compressed(&f.realpath, &path, &line_prefix(f), key, data.map(|d| d.1))?;
+                g.shipped.insert(path.clone(), key);
             }
             reply.push(path);
         }
@@ -393,14 +390,23 @@ fn suffix(f: &ClosureFile) -> &'static str {
     }
 }
 
-/// Whether `real`, read now as the version `key`, has the content hashed as `hash`.
-fn holds_content(real: &str, key: FileKey, hash: u64) -> bool {
-    FileKey::read(real, key.size).is_ok_and(|(d, read)| read == key && content_hash(&d) == hash)
+/// What goes before `f`'s content in its copy: the `#line` of a `.lzo.abs`.
+fn line_prefix(f: &ClosureFile) -> Vec<u8> {
+    (f.abs_name.as_ref())
+        .map(|n| format!("#line 1 \"{n}\"\n").into_bytes())
+        .unwrap_or_default()
 }
 
-fn content_hash(data: &[u8]) -> u64 {
-    let sum = blake3::hash(data);
-    u64::from_le_bytes(sum.as_bytes()[..8].try_into().expect("8 bytes"))
+/// Whether `f`, read now as the version `key`, has the content its copy `copy` was
+/// written from. Asked only when the key changed or is too recent to tell: the copy is
+/// read back rather than every file's content hashed as it is written.
+fn holds_content(f: &ClosureFile, key: FileKey, copy: &str) -> bool {
+    let Ok((data, read)) = FileKey::read(&f.realpath, key.size) else {
+        return false;
+    };
+    let written = [line_prefix(f), data].concat();
+    let was = (fs::read(copy).ok()).and_then(|c| lzo::decompress(&c, written.len()).ok());
+    read == key && was.as_deref() == Some(&written[..])
 }
 
 impl Drop for Mirror {
@@ -410,8 +416,8 @@ impl Drop for Mirror {
     }
 }
 
-/// Compresses `prefix` + the content of `real` into `dest`. The content must still have
-/// `key` after it is read; returns it with the content's hash. Written in place: a path
+/// Compresses `prefix` + the content of `real` into `dest`: `data` when given (read as
+/// version `key`), else what is read now, which must still have `key`. Written in place: a path
 /// is written once in its generation, under the mirror's lock, and named in a reply only
 /// once written (a write that failed is written again before any reply names it).
 fn write_compressed(
@@ -419,12 +425,19 @@ fn write_compressed(
     dest: &str,
     prefix: &[u8],
     key: FileKey,
-) -> Result<(FileKey, u64), String> {
-    let (data, read) = FileKey::read(real, key.size)
-        .map_err(|e| format!("Could not open '{real}' for reading: {e}"))?;
-    if read != key {
-        return Err(format!("'{real}' changed while it was read"));
-    }
+    data: Option<Vec<u8>>,
+) -> Result<(), String> {
+    let data = match data {
+        Some(d) => d,
+        None => {
+            let (data, read) = FileKey::read(real, key.size)
+                .map_err(|e| format!("Could not open '{real}' for reading: {e}"))?;
+            if read != key {
+                return Err(format!("'{real}' changed while it was read"));
+            }
+            data
+        }
+    };
     let compressed = if prefix.is_empty() {
         lzo::compress(&data)
     } else {
@@ -441,8 +454,7 @@ fn write_compressed(
         .custom_flags(libc::O_NOFOLLOW)
         .open(dest)
         .and_then(|mut f| f.write_all(&compressed))
-        .map_err(|e| format!("Could not write to '{dest}': {e}"))?;
-    Ok((key, content_hash(&data)))
+        .map_err(|e| format!("Could not write to '{dest}': {e}"))
 }
 
 impl Generation {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::closure::{analyze, thread_cpu, Caches, Closure};
+use super::closure::{analyze, thread_cpu, Caches, Closure, Contents};
 use super::cmdline;
 use super::facts::Store;
 use super::mirror::Mirror;
@@ -98,12 +98,16 @@ impl IncludeServer {
     /// The files one request would ship (realpaths, the source first), or the reason it
     /// is not covered: the analysis without the mirror, for tests and tools.
     pub fn closure(&self, cwd: &str, argv: &[String]) -> Result<Arc<Closure>, String> {
-        self.analysis(cwd, argv).map(|(_, closure, _)| closure)
+        self.analysis(cwd, argv).map(|(_, closure, ..)| closure)
     }
 
     /// The analysis of one request, the hash it is kept under, and the reply last made
     /// of it when it was kept and still holds.
-    fn analysis(&self, cwd: &str, argv: &[String]) -> Result<(u64, Arc<Closure>, Memo), String> {
+    fn analysis(
+        &self,
+        cwd: &str,
+        argv: &[String],
+    ) -> Result<(u64, Arc<Closure>, Memo, Contents), String> {
         if !cwd.starts_with('/') {
             return Err(format!("the working directory '{cwd}' is not absolute"));
         }
@@ -123,7 +127,7 @@ impl IncludeServer {
                 (c.facts.as_ref(), &self.caches.watcher, &watched)
             {
                 if w.unchanged(plan, facts, *checked) {
-                    return Ok((hash, c, reply));
+                    return Ok((hash, c, reply, Contents::default()));
                 }
             }
             if let Some(facts) = c.facts.as_ref() {
@@ -133,13 +137,14 @@ impl IncludeServer {
                 if facts.hold(&self.caches.fs) {
                     let watched = plan.zip(batch).filter(|(p, _)| p.usable);
                     self.keep_watched(hash, &c, watched);
-                    return Ok((hash, c, reply));
+                    return Ok((hash, c, reply, Contents::default()));
                 }
             }
         }
         let cmd = cmdline::parse(argv)?;
         let batch = self.caches.watcher.as_ref().map(Watcher::now);
-        let c = Arc::new(analyze(&cmd, cwd, &self.caches, self.limit)?);
+        let (c, contents) = analyze(&cmd, cwd, &self.caches, self.limit)?;
+        let c = Arc::new(c);
         if let Some(facts) = &c.facts {
             // What was watched during the whole walk holds as of the batch before it; what
             // is watched only now is checked once by `stat` (`Watcher::arm`).
@@ -155,7 +160,7 @@ impl IncludeServer {
             };
             lock(&self.results).insert(hash, kept);
         }
-        Ok((hash, c, None))
+        Ok((hash, c, None, contents))
     }
 
     /// The reply to one request: the paths in the client root, or the reason it is not
@@ -180,7 +185,7 @@ impl IncludeServer {
     /// the files it names are the versions it read, already in that root, and a root is
     /// only ever added to.
     fn reply(&self, cwd: &str, argv: &[String]) -> Result<(Arc<[String]>, Arc<Closure>), String> {
-        let (hash, closure, memo) = self.analysis(cwd, argv)?;
+        let (hash, closure, memo, mut contents) = self.analysis(cwd, argv)?;
         if let Some((generation, files)) = memo {
             if generation == self.mirror.generation() {
                 return Ok((files, closure));
@@ -188,7 +193,9 @@ impl IncludeServer {
         }
         let sys = &self.caches.compilers;
         let (files, generation) =
-            (self.mirror).ship(&closure, &sys.all(), &|p: &str| sys.contains(p))?;
+            (self.mirror).ship(&closure, &mut contents, &sys.all(), &|p: &str| {
+                sys.contains(p)
+            })?;
         let files: Arc<[String]> = files.into();
         // A file only `__has_include` met is not among the analysis's facts: its copy is
         // checked by the mirror at each request.
@@ -241,15 +248,36 @@ impl IncludeServer {
                 u8::from(!files.is_empty())
             ));
         }
-        write_reply(&mut stream, &files)?;
-        // After the reply distcc 3.4's client has closed the socket: a failure to write
-        // the trailer is no failure of the request. None after an empty reply.
+        // The reply and its trailers in one write, not one each. No trailers after an
+        // empty reply.
+        let mut out = Vec::new();
+        write_reply(&mut out, &files)?;
+        let reply_len = out.len();
         if !files.is_empty() {
-            let _ = write_entered(&mut stream, &closure.entered)
-                .and_then(|()| write_absent(&mut stream, &closure.absent_system));
+            write_entered(&mut out, &closure.entered)?;
+            write_absent(&mut out, &closure.absent_system)?;
         }
+        send(&mut stream, &out, reply_len)?;
         Ok(())
     }
+}
+
+/// Writes `out`, whose first `reply_len` bytes are the reply. distcc 3.4's client closes
+/// the socket once it has read the reply: failing to write the trailers after it is no
+/// failure of the request.
+fn send(stream: &mut impl Write, out: &[u8], reply_len: usize) -> std::io::Result<()> {
+    let mut sent = 0;
+    while sent < out.len() {
+        match stream.write(&out[sent..]) {
+            Ok(0) if sent < reply_len => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(0) => break,
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) if sent >= reply_len => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The statistics file ([module](self) comment).
