@@ -46,6 +46,7 @@ Needs cargo; run as root, installs the Debian packages the selected workloads ne
 """
 
 import argparse
+import collections
 import contextlib
 import glob
 import json
@@ -321,16 +322,21 @@ def pump_log_counts(log):
 
 def read_stats(path):
     """The include server's statistics file (`DISTCC_INCLUDE_SERVER_STATS`): its request
-    lines in order, each (wall s, CPU s of the answering thread, files named, covered),
-    and its `server` line (user, system, children's user, children's system seconds; the
+    lines in order, each (wall s, CPU s of the answering thread, files named, covered,
+    how it was answered, the mirror's generation, the source: `src/include/server.rs`),
+    and its
+    `server` line (user, system, children's user, children's system seconds; the
     children are the compilers it asked for their built-in directories and macros), None
     if the server did not write one."""
     requests, server = [], None
     with contextlib.suppress(FileNotFoundError):
         for line in open(path):
-            f = line.split()
+            f = line.split(maxsplit=7)
             if f[:1] == ["request"]:
-                requests.append((int(f[1]) / 1e6, int(f[2]) / 1e6, int(f[3]), f[4] == "1"))
+                how, generation = (f[5], int(f[6])) if len(f) > 6 else ("", 0)
+                source = f[7].rstrip("\n") if len(f) > 7 else ""
+                requests.append((int(f[1]) / 1e6, int(f[2]) / 1e6, int(f[3]), f[4] == "1",
+                                 how, generation, source))
             elif f[:1] == ["server"]:
                 server = tuple(int(x) / 1e6 for x in f[1:5])
     return requests, server
@@ -1298,10 +1304,20 @@ def include_figures(tree, cpp, cpp_in_build, pump_stats, warm, plain_client, pum
               f"{sum(q[1] for q in requests):.2f} s CPU; server user {server[0]:.2f} s, "
               f"system {server[1]:.2f} s, compilers {server[2] + server[3]:.2f} s",
               file=sys.stderr)
+    hows = collections.Counter(q[4] for q in warm_requests)
+    generations = sorted({q[5] for q in warm_requests})
     print(f"bench: {tree} warm: {len(warm_requests)} requests in the rebuild, answers "
           f"{sum(q[1] for q in warm_requests):.2f} s CPU; server CPU {warm_cpu[0]:.2f} s "
           f"in the first build, {warm_cpu[1]:.2f} s in the rebuild; server line "
-          f"{' '.join(f'{x:.2f}' for x in warm_server or ())}", file=sys.stderr)
+          f"{' '.join(f'{x:.2f}' for x in warm_server or ())}; answered "
+          f"{', '.join(f'{n} {h}' for h, n in hows.most_common())}; mirror generations "
+          f"{generations}", file=sys.stderr)
+    # Where the rebuild's answers were not kept ones: the first few in order, to see
+    # which change made them (a header the rebuild writes again, a new generation).
+    slow = [(i, q) for i, q in enumerate(warm_requests) if q[4] != "reply"]
+    for i, q in slow[:10]:
+        print(f"bench: {tree} warm: request {i}: {q[1] * 1e3:.1f} ms CPU, {q[4]}, "
+              f"generation {q[5]}, {q[6]}", file=sys.stderr)
     return figures
 
 

@@ -357,9 +357,13 @@ fn compiler_facts_are_kept_for_the_next_server() {
         .collect();
     assert_eq!(requests.len(), 2, "{stats}");
     for r in requests {
-        let fields: Vec<u64> = r.split(' ').skip(1).map(|f| f.parse().unwrap()).collect();
-        assert_eq!(fields.len(), 4, "{r}");
-        assert!(fields[2] > 0 && fields[3] == 1, "{r}");
+        // Each server saw the request once: a new analysis, in its first generation.
+        let fields: Vec<&str> = r.splitn(8, ' ').skip(1).collect();
+        assert_eq!(fields.len(), 7, "{r}");
+        let numbers: Vec<u64> = fields[..4].iter().map(|f| f.parse().unwrap()).collect();
+        assert!(numbers[2] > 0 && numbers[3] == 1, "{r}");
+        assert_eq!(fields[4..6], ["new", "1"], "{r}");
+        assert!(fields[6].ends_with("/main.c"), "{r}");
     }
     assert_eq!(
         stats.lines().filter(|l| l.starts_with("server ")).count(),

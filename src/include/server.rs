@@ -7,8 +7,11 @@
 //! <why>` on the server's standard error, as distcc 3.4's server writes it with `-d1`.
 //!
 //! With `DISTCC_INCLUDE_SERVER_STATS=FILE`, the server appends to FILE one line per request,
-//! `request WALL_US CPU_US FILES COVERED` (the time the answer took, on the clock and in
-//! the thread's CPU, and how many paths it named), and at shutdown one line
+//! `request WALL_US CPU_US FILES COVERED HOW GENERATION SOURCE` (the time the answer took,
+//! on the clock and in the thread's CPU, how many paths it named, whether it was the reply
+//! kept from before (`reply`), a kept analysis shipped again (`kept`) or a new one (`new`;
+//! `-` when not covered), the mirror's generation it named, and the source's realpath, to
+//! the end of the line), and at shutdown one line
 //! `server USER_US SYSTEM_US CHILDREN_USER_US CHILDREN_SYSTEM_US` with the CPU the whole
 //! server and the compilers it ran used: what the benchmark reports.
 
@@ -101,13 +104,14 @@ impl IncludeServer {
         self.analysis(cwd, argv).map(|(_, closure, ..)| closure)
     }
 
-    /// The analysis of one request, the hash it is kept under, and the reply last made
-    /// of it when it was kept and still holds.
+    /// The analysis of one request, the hash it is kept under, the reply last made of it
+    /// when it was kept and still holds, and what the walk read when it is new (`None`
+    /// for a kept analysis).
     fn analysis(
         &self,
         cwd: &str,
         argv: &[String],
-    ) -> Result<(u64, Arc<Closure>, Memo, Contents), String> {
+    ) -> Result<(u64, Arc<Closure>, Memo, Option<Contents>), String> {
         if !cwd.starts_with('/') {
             return Err(format!("the working directory '{cwd}' is not absolute"));
         }
@@ -127,7 +131,7 @@ impl IncludeServer {
                 (c.facts.as_ref(), &self.caches.watcher, &watched)
             {
                 if w.unchanged(plan, facts, *checked) {
-                    return Ok((hash, c, reply, Contents::default()));
+                    return Ok((hash, c, reply, None));
                 }
             }
             if let Some(facts) = c.facts.as_ref() {
@@ -137,7 +141,7 @@ impl IncludeServer {
                 if facts.hold(&self.caches.fs) {
                     let watched = plan.zip(batch).filter(|(p, _)| p.usable);
                     self.keep_watched(hash, &c, watched);
-                    return Ok((hash, c, reply, Contents::default()));
+                    return Ok((hash, c, reply, None));
                 }
             }
         }
@@ -160,13 +164,13 @@ impl IncludeServer {
             };
             lock(&self.results).insert(hash, kept);
         }
-        Ok((hash, c, None, contents))
+        Ok((hash, c, None, Some(contents)))
     }
 
     /// The reply to one request: the paths in the client root, or the reason it is not
     /// covered.
     pub fn answer(&self, cwd: &str, argv: &[String]) -> Result<Vec<String>, String> {
-        self.reply(cwd, argv).map(|(files, _)| files.to_vec())
+        self.reply(cwd, argv).map(|a| a.files.to_vec())
     }
 
     /// The reply to one request and the analysis it was made of (whose `entered` is the
@@ -176,26 +180,38 @@ impl IncludeServer {
         cwd: &str,
         argv: &[String],
     ) -> Result<(Vec<String>, Arc<Closure>), String> {
-        let (files, closure) = self.reply(cwd, argv)?;
-        Ok((files.to_vec(), closure))
+        let a = self.reply(cwd, argv)?;
+        Ok((a.files.to_vec(), a.closure))
     }
 
-    /// The reply's paths, and the analysis they come from. A kept analysis that still
-    /// holds gets the reply made of it before while the mirror is in the same generation:
-    /// the files it names are the versions it read, already in that root, and a root is
-    /// only ever added to.
-    fn reply(&self, cwd: &str, argv: &[String]) -> Result<(Arc<[String]>, Arc<Closure>), String> {
-        let (hash, closure, memo, mut contents) = self.analysis(cwd, argv)?;
+    /// The reply's paths, the analysis they come from, and how it was answered. A kept
+    /// analysis that still holds gets the reply made of it before while the mirror is in
+    /// the same generation: the files it names are the versions it read, already in that
+    /// root, and a root is only ever added to.
+    fn reply(&self, cwd: &str, argv: &[String]) -> Result<Answer, String> {
+        let (hash, closure, memo, contents) = self.analysis(cwd, argv)?;
+        let how = if contents.is_some() {
+            How::Analysed
+        } else {
+            How::Kept
+        };
         if let Some((generation, files)) = memo {
             if generation == self.mirror.generation() {
-                return Ok((files, closure));
+                return Ok(Answer {
+                    files,
+                    closure,
+                    how: How::KeptReply,
+                    generation,
+                });
             }
         }
         let sys = &self.caches.compilers;
-        let (files, generation) =
-            (self.mirror).ship(&closure, &mut contents, &sys.all(), &|p: &str| {
-                sys.contains(p)
-            })?;
+        let (files, generation) = (self.mirror).ship(
+            &closure,
+            &mut contents.unwrap_or_default(),
+            &sys.all(),
+            &|p: &str| sys.contains(p),
+        )?;
         let files: Arc<[String]> = files.into();
         // A file only `__has_include` met is not among the analysis's facts: its copy is
         // checked by the mirror at each request.
@@ -205,7 +221,12 @@ impl IncludeServer {
                 k.reply = Some((generation, files.clone()));
             }
         }
-        Ok((files, closure))
+        Ok(Answer {
+            files,
+            closure,
+            how,
+            generation,
+        })
     }
 
     /// The current client root (for tests and logs).
@@ -232,16 +253,17 @@ impl IncludeServer {
         let (start, start_cpu) = (std::time::Instant::now(), thread_cpu());
         let answer = self.reply(&cwd, &argv);
         let (wall, cpu) = (start.elapsed(), thread_cpu().saturating_sub(start_cpu));
-        let (files, closure) = match answer {
-            Ok(answer) => answer,
+        let (files, closure, how, generation) = match answer {
+            Ok(a) => (a.files, a.closure, a.how.word(), a.generation),
             Err(why) => {
                 eprintln!("WARNING include server: {why}");
-                (Arc::default(), Arc::default())
+                (Arc::default(), Arc::default(), "-", 0)
             }
         };
         if let Some(stats) = stats {
+            let source = closure.files.first().map_or("-", |f| &f.realpath);
             stats.line(&format!(
-                "request {} {} {} {}",
+                "request {} {} {} {} {how} {generation} {source}",
                 wall.as_micros(),
                 cpu.as_micros(),
                 files.len(),
@@ -318,6 +340,35 @@ type Request = (String, Vec<String>);
 
 /// The reply last made of an analysis, with the mirror generation it was made in.
 type Memo = Option<(u32, Arc<[String]>)>;
+
+/// One request's answer: the reply's paths, the analysis, how it was made and the mirror
+/// generation the paths are in.
+struct Answer {
+    files: Arc<[String]>,
+    closure: Arc<Closure>,
+    how: How,
+    generation: u32,
+}
+
+/// How a request was answered, as the statistics file says it.
+enum How {
+    /// The reply made before for the same request, its analysis still holding.
+    KeptReply,
+    /// The analysis kept from before, shipped again (the mirror moved on).
+    Kept,
+    /// A new analysis.
+    Analysed,
+}
+
+impl How {
+    fn word(&self) -> &'static str {
+        match self {
+            How::KeptReply => "reply",
+            How::Kept => "kept",
+            How::Analysed => "new",
+        }
+    }
+}
 
 /// An analysis kept for the requests to come.
 struct Kept {
