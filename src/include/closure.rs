@@ -410,6 +410,8 @@ pub struct Closure {
     /// and found none (`__has_include` too), sorted: a host that has one of them would
     /// read another header than this machine (see `wire::SYSTEM_HEADERS`).
     pub absent_system: Vec<String>,
+    /// The source's realpath (in `files` after the `-include` files).
+    pub source: String,
 }
 
 /// The files and directories an analysis depended on.
@@ -696,6 +698,7 @@ pub fn analyze(
     let source = w
         .find("", &cmd.source, Origin::Source)
         .ok_or_else(|| format!("Could not find translation unit '{}'.", cmd.source))?;
+    w.closure.source = source.real.to_string();
     w.walk(source)?;
     // This request's lookups, and those of the searches it took from earlier requests.
     let remembered = (w.probes_remembered.iter())
