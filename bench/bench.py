@@ -279,9 +279,11 @@ class IncludeServerWatch:
             for pid in group_pids(pump_pid)[1:]:
                 try:
                     argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+                    comm = open(f"/proc/{pid}/comm", "rb").read().strip()
                 except OSError:
                     continue
-                if b"--serve" in argv:
+                # Ours forks itself and names the child (src/include/pump.rs).
+                if b"--serve" in argv or comm == b"pump --serve":
                     server = pid
             time.sleep(0.005)
         self.found = True

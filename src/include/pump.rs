@@ -2,9 +2,10 @@
 //! server on `$TMPDIR/distcc-pump.XXXXXX/socket`, runs a build with `INCLUDE_SERVER_PORT`
 //! set and the distcc directory first on `PATH`, then stops the server and reports the
 //! discrepancies counted by the clients. `pump --startup` and `pump --shutdown` split the
-//! two halves, with the variables printed as shell `export` lines. The server is this same
-//! program run as `pump --serve SOCKET` (no Python); it tells the starting `pump` that it
-//! listens by writing a newline to the descriptor named by `DISTCC_RS_PUMP_READY_FD`.
+//! two halves, with the variables printed as shell `export` lines. The server is this
+//! process forked (no Python), named `pump --serve`; it tells the starting `pump` that it
+//! listens by writing a newline to a pipe. `pump --serve SOCKET` runs one by itself (the
+//! descriptor of that pipe, if any, in `DISTCC_RS_PUMP_READY_FD`).
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -85,6 +86,10 @@ const IGNORED_WITH_VALUE: &[&str] = &[
     "-x",
 ];
 
+/// The name of the include server a `pump` forks (its `comm`; its command line is the
+/// pump's).
+const SERVER_NAME: &std::ffi::CStr = c"pump --serve";
+
 /// The state of one `pump` run.
 struct Pump {
     program: String,
@@ -94,7 +99,8 @@ struct Pump {
     max_discrepancies: u64,
     socket_dir: Option<PathBuf>,
     server_pid: Option<i32>,
-    child: Option<std::process::Child>,
+    /// Whether the server is this process's child (started here, not by `--startup`).
+    child: bool,
 }
 
 /// Runs `pump` with `args` (without the program name); returns the exit code.
@@ -143,7 +149,7 @@ pub fn main(program: &str, args: &[OsString]) -> i32 {
         max_discrepancies,
         socket_dir: None,
         server_pid: None,
-        child: None,
+        child: false,
     };
     let joined: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
     match joined.join(" ").as_str() {
@@ -349,37 +355,63 @@ impl Pump {
                 return Err(());
             }
         };
-        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("pump"));
-        let mut cmd = Command::new(exe);
-        cmd.arg("--serve")
-            .arg(&socket)
-            .env("DISTCC_RS_PUMP_READY_FD", write_end.as_raw_fd().to_string())
-            .stdin(Stdio::null());
-        if self.redirect_io {
+        // Where the server's output goes, opened before the fork so that failing to open
+        // it is this process's error to report.
+        let output = if self.redirect_io {
             let out = std::fs::File::create(dir.join("stdout"));
             let err = std::fs::File::create(dir.join("stderr"));
             match (out, err) {
-                (Ok(o), Ok(e)) => {
-                    cmd.stdout(o).stderr(e);
-                }
+                (Ok(o), Ok(e)) => Some((o, e)),
                 _ => {
                     failed(self.verbose);
                     return Err(());
                 }
             }
-        }
-        let child = cmd.spawn();
-        drop(write_end);
-        let child = match child {
-            Ok(c) => c,
+        } else {
+            None
+        };
+        let null = std::fs::File::open("/dev/null");
+        // Whatever this process printed so far is not the server's to print again.
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        // The server is this process forked, not this program started again: a fresh
+        // start (the loader linking it, the C library asking the processor about its
+        // caches, which a virtual machine answers slowly) cost more CPU than a small
+        // build's first request. Nothing else runs in this process yet: one thread.
+        // SAFETY: the process is single-threaded here, and the child only calls
+        // `serve`, then exits.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                drop(read_end);
+                // Its command line is this pump's: its name says what it is (`ps -o comm`).
+                // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+                unsafe { libc::prctl(libc::PR_SET_NAME, SERVER_NAME.as_ptr()) };
+                let std_fds = [
+                    (null.as_ref().ok().map(|f| f.as_raw_fd()), 0),
+                    (output.as_ref().map(|o| o.0.as_raw_fd()), 1),
+                    (output.as_ref().map(|o| o.1.as_raw_fd()), 2),
+                ];
+                for (from, to) in std_fds {
+                    if let Some(from) = from {
+                        // SAFETY: both are open descriptors of this process.
+                        unsafe { libc::dup2(from, to) };
+                    }
+                }
+                drop((null, output));
+                std::process::exit(serve(&socket, Some(write_end)));
+            }
+            Ok(nix::unistd::ForkResult::Parent { child }) => {
+                drop(write_end);
+                self.server_pid = Some(child.as_raw());
+                self.child = true;
+            }
             Err(e) => {
                 eprintln!("{}: cannot start the include server: {e}", self.program);
                 failed(self.verbose);
                 return Err(());
             }
-        };
-        self.server_pid = Some(child.id() as i32);
-        self.child = Some(child);
+        }
         // The server writes a newline once it listens, or exits (closing the pipe).
         let mut ready = [0u8; 1];
         let mut pipe = std::fs::File::from(read_end);
@@ -479,14 +511,16 @@ impl Pump {
     fn shut_down(&mut self) {
         self.report_discrepancies();
         if let Some(pid) = self.server_pid.filter(|&p| p > 0) {
-            if alive(pid, self.child.is_some()) {
+            if alive(pid, self.child) {
                 println!("__________Shutting down distcc-pump include server");
                 let target = nix::unistd::Pid::from_raw(pid);
                 let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGTERM);
                 let start = Instant::now();
                 loop {
-                    if let Some(child) = &mut self.child {
-                        if child.try_wait().ok().flatten().is_some() {
+                    if self.child {
+                        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+                        let waited = waitpid(target, Some(WaitPidFlag::WNOHANG));
+                        if !matches!(waited, Ok(WaitStatus::StillAlive)) {
                             break;
                         }
                     } else if !alive(pid, false) {
@@ -540,11 +574,20 @@ fn serve_main(socket: Option<&OsString>) -> i32 {
         eprintln!("pump: --serve needs a socket path");
         return 1;
     };
-    let _ = nix::unistd::setsid();
     let ready_fd = std::env::var("DISTCC_RS_PUMP_READY_FD")
         .ok()
         .and_then(|f| f.parse::<i32>().ok());
     std::env::remove_var("DISTCC_RS_PUMP_READY_FD");
+    // SAFETY: the descriptor was inherited for this use only, and nothing else in this
+    // process owns it.
+    let ready = ready_fd.map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+    serve(Path::new(socket), ready)
+}
+
+/// The include server on `socket`, in its own session; writes a newline to `ready` once
+/// it listens. Returns the exit code.
+fn serve(socket: &Path, ready: Option<std::os::fd::OwnedFd>) -> i32 {
+    let _ = nix::unistd::setsid();
     let stats = std::env::var_os("DISTCC_INCLUDE_SERVER_STATS").filter(|v| !v.is_empty());
     // What compilers say about themselves is kept in the distcc directory between builds.
     let facts = crate::farm::hosts::distcc_dir_from(
@@ -552,20 +595,12 @@ fn serve_main(socket: Option<&OsString>) -> i32 {
         std::env::var_os("HOME"),
     )
     .map(|d| d.join(super::facts::FACTS_DIR));
-    let result = super::server::serve(
-        Path::new(socket),
-        stats.as_deref(),
-        facts.as_deref(),
-        || {
-            if let Some(fd) = ready_fd {
-                // SAFETY: the descriptor was inherited from the starting pump for this use
-                // only, and nothing else in this process owns it.
-                let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
-                use std::io::Write;
-                let _ = f.write_all(b"\n");
-            }
-        },
-    );
+    let result = super::server::serve(socket, stats.as_deref(), facts.as_deref(), || {
+        if let Some(fd) = ready {
+            use std::io::Write;
+            let _ = std::fs::File::from(fd).write_all(b"\n");
+        }
+    });
     match result {
         Ok(()) => 0,
         Err(e) => {
