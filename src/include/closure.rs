@@ -79,11 +79,27 @@ impl FileKey {
     /// once it had been read: the content is of version `k` when that key is `k`.
     pub fn read(path: &str, size: u64) -> std::io::Result<(Vec<u8>, FileKey)> {
         use std::io::Read;
-        let f = std::fs::File::open(path)?;
-        let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
-        // Through `take`: a file's own `read_to_end` first asks its size and position, two
-        // system calls more per file, when the size is known here.
-        (&f).take(u64::MAX).read_to_end(&mut data)?;
+        let mut f = std::fs::File::open(path)?;
+        // Into a buffer one byte longer than expected: a file of that size is read by one
+        // `read`, and its end seen by the next. (`read_to_end` asks the file's size and
+        // position first, or without them reads in small steps.)
+        let mut data = vec![0u8; usize::try_from(size).unwrap_or(0).saturating_add(1)];
+        let mut filled = 0;
+        loop {
+            match f.read(&mut data[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            if filled == data.len() {
+                // Longer than it was: the rest as it comes (the key will differ).
+                f.read_to_end(&mut data)?;
+                filled = data.len();
+                break;
+            }
+        }
+        data.truncate(filled);
         Ok((data, FileKey::of(&f.metadata()?)))
     }
 }
@@ -1352,6 +1368,24 @@ mod tests {
         let (set, _) = &*lock(&caches.stamped);
         assert!(set.len() < 200, "{} kept", set.len());
         assert!(set.contains(&a));
+    }
+
+    #[test]
+    fn a_file_is_read_whole_whatever_size_was_expected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.h");
+        let content: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let path = path.to_str().unwrap();
+        for size in [0, 1, 99_999, 100_000, 100_001, 1 << 20] {
+            let (data, key) = FileKey::read(path, size).unwrap();
+            assert!(
+                data == content,
+                "expecting {size} bytes, read {}",
+                data.len()
+            );
+            assert_eq!(key, FileKey::stat(path).unwrap());
+        }
     }
 
     #[test]

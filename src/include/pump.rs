@@ -370,7 +370,10 @@ impl Pump {
         } else {
             None
         };
-        let null = std::fs::File::open("/dev/null");
+        let Ok(null) = std::fs::File::open("/dev/null") else {
+            failed(self.verbose);
+            return Err(());
+        };
         // Whatever this process printed so far is not the server's to print again.
         use std::io::Write;
         let _ = std::io::stdout().flush();
@@ -388,7 +391,7 @@ impl Pump {
                 // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
                 unsafe { libc::prctl(libc::PR_SET_NAME, SERVER_NAME.as_ptr()) };
                 let std_fds = [
-                    (null.as_ref().ok().map(|f| f.as_raw_fd()), 0),
+                    (Some(null.as_raw_fd()), 0),
                     (output.as_ref().map(|o| o.0.as_raw_fd()), 1),
                     (output.as_ref().map(|o| o.1.as_raw_fd()), 2),
                 ];
