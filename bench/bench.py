@@ -326,8 +326,7 @@ def read_stats(path):
     """The include server's statistics file (`DISTCC_INCLUDE_SERVER_STATS`): its request
     lines in order, each (wall s, CPU s of the answering thread, files named, covered,
     how it was answered, the mirror's generation, the source: `src/include/server.rs`),
-    and its
-    `server` line (user, system, children's user, children's system seconds; the
+    and its `server` line (user, system, children's user, children's system seconds; the
     children are the compilers it asked for their built-in directories and macros), None
     if the server did not write one."""
     requests, server = [], None
@@ -1316,8 +1315,8 @@ def include_figures(tree, cpp, cpp_in_build, pump_stats, warm, plain_client, pum
           f"{generations}", file=sys.stderr)
     # Where the rebuild's answers were not kept ones: the first few in order, to see
     # which change made them (a header the rebuild writes again, a new generation).
-    slow = [(i, q) for i, q in enumerate(warm_requests) if q[4] != "reply"]
-    for i, q in slow[:10]:
+    not_kept = [(i, q) for i, q in enumerate(warm_requests) if q[4] != "reply"]
+    for i, q in not_kept[:10]:
         print(f"bench: {tree} warm: request {i}: {q[1] * 1e3:.1f} ms CPU, {q[4]}, "
               f"generation {q[5]}, {q[6]}", file=sys.stderr)
     return figures

@@ -390,16 +390,13 @@ impl Pump {
                 // Its command line is this pump's: its name says what it is (`ps -o comm`).
                 // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
                 unsafe { libc::prctl(libc::PR_SET_NAME, SERVER_NAME.as_ptr()) };
-                let std_fds = [
-                    (Some(null.as_raw_fd()), 0),
-                    (output.as_ref().map(|o| o.0.as_raw_fd()), 1),
-                    (output.as_ref().map(|o| o.1.as_raw_fd()), 2),
-                ];
+                let mut std_fds = vec![(null.as_raw_fd(), 0)];
+                if let Some((out, err)) = &output {
+                    std_fds.extend([(out.as_raw_fd(), 1), (err.as_raw_fd(), 2)]);
+                }
                 for (from, to) in std_fds {
-                    if let Some(from) = from {
-                        // SAFETY: both are open descriptors of this process.
-                        unsafe { libc::dup2(from, to) };
-                    }
+                    // SAFETY: both are open descriptors of this process.
+                    unsafe { libc::dup2(from, to) };
                 }
                 drop((null, output));
                 std::process::exit(serve(&socket, Some(write_end)));

@@ -261,8 +261,11 @@ impl IncludeServer {
             }
         };
         if let Some(stats) = stats {
-            let source = Some(&closure.source).filter(|s| !s.is_empty());
-            let source = source.map_or("-", |s| s.as_str());
+            let source = if closure.source.is_empty() {
+                "-"
+            } else {
+                closure.source.as_str()
+            };
             stats.line(&format!(
                 "request {} {} {} {} {how} {generation} {source}",
                 wall.as_micros(),
