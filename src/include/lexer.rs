@@ -117,33 +117,31 @@ pub fn directives(src: &[u8], mode: Mode) -> Directives {
     let mut out = Vec::new();
     let mut toks = Vec::new();
     let mut i = 0;
-    let mut at_line_start = true;
+    // The end of the last block comment with only blanks (and such comments) before it
+    // on its line: a `#` after it still begins a directive, as GCC reads a comment as a
+    // space.
+    let mut clean_comment_end = None;
     while i < s.len() {
-        if at_line_start {
-            at_line_start = false;
-            let j = skip_blank(s, i);
-            let hash = if s.get(j) == Some(&b'#') {
-                Some(j + 1)
-            } else if s[j..].starts_with(b"%:") {
-                Some(j + 2)
-            } else {
-                None
-            };
-            if let Some(after) = hash {
-                let (d, next) = directive(s, after, mode, &mut toks);
-                out.extend(d);
-                i = next;
-                continue;
-            }
-            i = j;
-            continue;
-        }
         match s[i] {
-            b'\n' => {
-                at_line_start = true;
-                i += 1;
+            b'#' | b'%' => {
+                let after = if s[i] == b'#' { i + 1 } else { i + 2 };
+                let hash = (s[i] == b'#' || s.get(i + 1) == Some(&b':'))
+                    && starts_line(s, i, clean_comment_end);
+                if hash {
+                    let (d, next) = directive(s, after, mode, &mut toks);
+                    out.extend(d);
+                    i = next;
+                } else {
+                    i += 1;
+                }
             }
-            b'/' if s.get(i + 1) == Some(&b'*') => i = block_comment_end(s, i + 2),
+            b'/' if s.get(i + 1) == Some(&b'*') => {
+                let end = block_comment_end(s, i + 2);
+                if starts_line(s, i, clean_comment_end) {
+                    clean_comment_end = Some(end);
+                }
+                i = end;
+            }
             b'/' if s.get(i + 1) == Some(&b'/') => i = line_end(s, i),
             b'"' => {
                 i = if mode.raw_strings && is_raw_prefix(s, i) {
@@ -154,7 +152,8 @@ pub fn directives(src: &[u8], mode: Mode) -> Directives {
             }
             b'\'' if !is_digit_separator(s, i) => i = literal_end(s, i),
             // Most of a file is text between directives: skip to the next byte that can
-            // start a line, a comment or a literal.
+            // begin a directive, a comment or a literal. Newlines are not stops: whether
+            // a `#` begins its line is asked of the few `#`s there are.
             _ => i = plain_end(s, i + 1),
         }
     }
@@ -162,9 +161,10 @@ pub fn directives(src: &[u8], mode: Mode) -> Directives {
     Directives { list: out, toks }
 }
 
-/// The position of the first byte from `i` that ends a line or may open a comment or a
-/// literal (`\n`, `/`, `"`, `'`), or the end. Sixteen bytes at a time: lexing the source
-/// file of each request is a quarter of the request, and most of it is this scan.
+/// The position of the first byte from `i` that may begin a directive, a comment or a
+/// literal (`#`, `%` of `%:`, `/`, `"`, `'`), or the end. Sixteen bytes at a time: lexing
+/// the source file of each request is a large part of the request, and most of it is
+/// this scan.
 #[cfg(target_arch = "x86_64")]
 fn plain_end(s: &[u8], mut i: usize) -> usize {
     use std::arch::x86_64::{
@@ -173,12 +173,14 @@ fn plain_end(s: &[u8], mut i: usize) -> usize {
     // SAFETY: SSE2 is part of every x86_64 processor, and each load reads the 16 bytes
     // from `i`, which the loop's condition keeps within `s`.
     unsafe {
-        let [nl, slash, dq, sq] = [b'\n', b'/', b'"', b'\''].map(|c| _mm_set1_epi8(c as i8));
+        let [hash, percent, slash, dq, sq] =
+            [b'#', b'%', b'/', b'"', b'\''].map(|c| _mm_set1_epi8(c as i8));
         while i + 16 <= s.len() {
             let v = _mm_loadu_si128(s.as_ptr().add(i) as *const __m128i);
-            let a = _mm_or_si128(_mm_cmpeq_epi8(v, nl), _mm_cmpeq_epi8(v, slash));
+            let a = _mm_or_si128(_mm_cmpeq_epi8(v, hash), _mm_cmpeq_epi8(v, percent));
             let b = _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, sq));
-            let bits = _mm_movemask_epi8(_mm_or_si128(a, b));
+            let c = _mm_or_si128(_mm_cmpeq_epi8(v, slash), _mm_or_si128(a, b));
+            let bits = _mm_movemask_epi8(c);
             if bits != 0 {
                 return i + bits.trailing_zeros() as usize;
             }
@@ -195,7 +197,7 @@ fn plain_end(s: &[u8], i: usize) -> usize {
 
 /// [`plain_end`] a byte at a time.
 fn plain_end_bytewise(s: &[u8], i: usize) -> usize {
-    let special = |c: &u8| matches!(c, b'\n' | b'/' | b'"' | b'\'');
+    let special = |c: &u8| matches!(c, b'#' | b'%' | b'/' | b'"' | b'\'');
     s[i.min(s.len())..]
         .iter()
         .position(special)
@@ -315,6 +317,17 @@ fn skip_blank(s: &[u8], mut i: usize) -> usize {
             _ => return i,
         }
     }
+}
+
+/// Whether the byte at `i` is the first of its line but for blanks and block comments:
+/// the blanks before it reach the line's start, or the end of `clean_comment_end`, a
+/// comment that itself begins its line so (which may have begun lines above).
+fn starts_line(s: &[u8], i: usize, clean_comment_end: Option<usize>) -> bool {
+    let mut j = i;
+    while j > 0 && matches!(s[j - 1], b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r') {
+        j -= 1;
+    }
+    j == 0 || s[j - 1] == b'\n' || clean_comment_end == Some(j)
 }
 
 /// The position after the `*/` closing the comment whose body starts at `i`.
@@ -744,11 +757,26 @@ mod tests {
     }
 
     #[test]
+    fn a_hash_begins_a_directive_only_first_on_its_line() {
+        // After code, a string or a comment that follows code on its line, a `#` is no
+        // directive; after blanks and comments that begin the line (even lines above), or
+        // as the digraph `%:`, it is.
+        let src = "#include \"a.h\"\nint x = 1; #include \"no1.h\"\n\
+                   char *s = \"#\"; #include \"no2.h\"\ny = 2; /* c\n */ #include \"no3.h\"\n\
+                   \t /* c */ /* d\n e */\t#include \"b.h\"\n%:include \"c.h\"\n\
+                   x = a % b; %:include \"no4.h\"\n  \r #include \"d.h\"\n#";
+        assert_eq!(
+            shape(src),
+            ["inc\"a.h\"", "inc\"b.h\"", "inc\"c.h\"", "inc\"d.h\""]
+        );
+    }
+
+    #[test]
     fn the_plain_text_scan_stops_where_the_bytewise_one_does() {
         // Every length around the 16-byte steps, each special byte at each place.
         for len in 0..40 {
             for at in 0..=len {
-                for special in [b'\n', b'/', b'"', b'\''] {
+                for special in [b'\n', b'#', b'%', b'/', b'"', b'\''] {
                     let mut s = vec![b'x'; len];
                     if at < len {
                         s[at] = special;
