@@ -15,7 +15,7 @@
 //! `server USER_US SYSTEM_US CHILDREN_USER_US CHILDREN_SYSTEM_US` with the CPU the whole
 //! server and the compilers it ran used: what the benchmark reports.
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -277,11 +277,11 @@ impl IncludeServer {
         // The reply and its trailers in one write, not one each. No trailers after an
         // empty reply.
         let mut out = Vec::new();
-        write_reply(&mut out, &files)?;
+        write_reply(&mut out, &files);
         let reply_len = out.len();
         if !files.is_empty() {
-            write_entered(&mut out, &closure.entered)?;
-            write_absent(&mut out, &closure.absent_system)?;
+            write_entered(&mut out, &closure.entered);
+            write_absent(&mut out, &closure.absent_system);
         }
         send(&mut stream, &out, reply_len)?;
         Ok(())
@@ -424,16 +424,13 @@ pub fn read_request(r: &mut impl Read) -> Result<(String, Vec<String>), Protocol
     Ok((cwd, argv))
 }
 
-/// Writes `ARGC` and one `ARGV` per path.
-pub fn write_reply(w: &mut impl Write, files: &[String]) -> Result<(), ProtocolError> {
-    let mut out = BufWriter::new(w);
-    out.write_all(&header(ARGC, files.len() as u32))?;
+/// Appends `ARGC` and one `ARGV` per path to `out`.
+pub fn write_reply(out: &mut Vec<u8>, files: &[String]) {
+    out.extend_from_slice(&header(ARGC, files.len() as u32));
     for f in files {
-        out.write_all(&header(ARGV, f.len() as u32))?;
-        out.write_all(f.as_bytes())?;
+        out.extend_from_slice(&header(ARGV, f.len() as u32));
+        out.extend_from_slice(f.as_bytes());
     }
-    out.flush()?;
-    Ok(())
 }
 
 /// The token of the trailer after a reply: the files the walk entered (see
@@ -442,9 +439,8 @@ pub fn write_reply(w: &mut impl Write, files: &[String]) -> Result<(), ProtocolE
 /// than the reply; ours reads it for the compile cache.
 pub const ENTERED: crate::wire::Token = *b"ENTD";
 
-fn write_entered(w: &mut impl Write, entered: &[(String, Option<usize>)]) -> std::io::Result<()> {
-    let mut out = BufWriter::new(w);
-    out.write_all(&header(ENTERED, entered.len() as u32))?;
+fn write_entered(out: &mut Vec<u8>, entered: &[(String, Option<usize>)]) {
+    out.extend_from_slice(&header(ENTERED, entered.len() as u32));
     // Into the buffer as it goes: a kernel unit enters some 1500 files.
     let mut index = String::new();
     for (path, parent) in entered {
@@ -456,11 +452,10 @@ fn write_entered(w: &mut impl Write, entered: &[(String, Option<usize>)]) -> std
             }
             None => index.push_str("- "),
         }
-        out.write_all(&header(ARGV, (index.len() + path.len()) as u32))?;
-        out.write_all(index.as_bytes())?;
-        out.write_all(path.as_bytes())?;
+        out.extend_from_slice(&header(ARGV, (index.len() + path.len()) as u32));
+        out.extend_from_slice(index.as_bytes());
+        out.extend_from_slice(path.as_bytes());
     }
-    out.flush()
 }
 
 /// Reads the trailer after a reply, when the server sent one (ours does). `None` when it
@@ -507,14 +502,12 @@ fn read_trailer(
 /// (`wire::SYSTEM_HEADERS`).
 pub const ABSENT: crate::wire::Token = *b"ABSN";
 
-fn write_absent(w: &mut impl Write, absent: &[String]) -> std::io::Result<()> {
-    let mut out = BufWriter::new(w);
-    out.write_all(&header(ABSENT, absent.len() as u32))?;
+fn write_absent(out: &mut Vec<u8>, absent: &[String]) {
+    out.extend_from_slice(&header(ABSENT, absent.len() as u32));
     for path in absent {
-        out.write_all(&header(ARGV, path.len() as u32))?;
-        out.write_all(path.as_bytes())?;
+        out.extend_from_slice(&header(ARGV, path.len() as u32));
+        out.extend_from_slice(path.as_bytes());
     }
-    out.flush()
 }
 
 /// Reads the second trailer, when the server sent one (ours does): `None` when it did
@@ -666,19 +659,19 @@ mod tests {
             ("dir with space/b.h".to_string(), Some(1)),
         ];
         let mut out = Vec::new();
-        write_entered(&mut out, &entered).unwrap();
+        write_entered(&mut out, &entered);
         let limits = Limits::default();
         assert_eq!(read_entered(&mut &out[..], &limits), Some(entered));
         // None at all (distcc 3.4's server), cut short, or an includer not yet listed.
         assert_eq!(read_entered(&mut &b""[..], &limits), None);
         assert_eq!(read_entered(&mut &out[..out.len() - 1], &limits), None);
         let mut out = Vec::new();
-        write_entered(&mut out, &[("a.h".to_string(), Some(0))]).unwrap();
+        write_entered(&mut out, &[("a.h".to_string(), Some(0))]);
         assert_eq!(read_entered(&mut &out[..], &limits), None);
         // The second: absent paths.
         let absent = vec!["/usr/local/include/x.h".to_string(), "/a b/c.h".to_string()];
         let mut out = Vec::new();
-        write_absent(&mut out, &absent).unwrap();
+        write_absent(&mut out, &absent);
         assert_eq!(read_absent(&mut &out[..], &limits), Some(absent));
         assert_eq!(read_absent(&mut &out[..out.len() - 1], &limits), None);
         assert_eq!(read_absent(&mut &b""[..], &limits), None);
