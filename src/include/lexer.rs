@@ -5,12 +5,13 @@
 //! walk in [`super::closure`] evaluates the conditionals.
 //!
 //! It understands backslash-newline splices (also with spaces before the newline, which
-//! GCC accepts), `/* */` comments across lines, `//` comments, string and character
-//! literals (which end at the end of their line, as in a skipped `#if 0` block or an
-//! assembler file), C++ raw strings `R"d(...)d"` across lines, digit separators, and the
-//! digraph `%:` for `#`, a UTF-8 byte order mark, and the two things that depend on the
-//! language mode ([`Mode`]): raw strings (C++11 and GNU C99 or later, not strict ISO C)
-//! and trigraphs (strict ISO modes before C++17, or `-trigraphs`).
+//! GCC accepts), a carriage return without a newline as a line's end and a NUL byte as a
+//! blank (as GCC has them), `/* */` comments across lines, `//` comments, string and
+//! character literals (which end at the end of their line, as in a skipped `#if 0` block
+//! or an assembler file), C++ raw strings `R"d(...)d"` across lines, digit separators, and
+//! the digraph `%:` for `#`, a UTF-8 byte order mark, and the two things that depend on
+//! the language mode ([`Mode`]): raw strings (C++11 and GNU C99 or later, not strict ISO
+//! C) and trigraphs (strict ISO modes before C++17, or `-trigraphs`).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -112,7 +113,8 @@ pub fn directives(src: &[u8], mode: Mode) -> Directives {
     } else {
         src
     };
-    let spliced = splice(src);
+    let lines = lone_returns_as_newlines(src);
+    let spliced = splice(&lines);
     let s: &[u8] = &spliced;
     let mut out = Vec::new();
     let mut toks = Vec::new();
@@ -234,6 +236,22 @@ fn trigraphs(src: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `src` with each carriage return that is not followed by a newline made one: GCC ends
+/// a line there (old Mac files), so a `#` after it may begin a directive and a directive
+/// ends before it. The file itself when it has none (a CRLF file's returns are followed by
+/// their newlines).
+fn lone_returns_as_newlines(src: &[u8]) -> Cow<'_, [u8]> {
+    let lone = |&i: &usize| src.get(i + 1) != Some(&b'\n');
+    if !memchr::memchr_iter(b'\r', src).any(|i| lone(&i)) {
+        return Cow::Borrowed(src);
+    }
+    let mut out = src.to_vec();
+    for i in memchr::memchr_iter(b'\r', src).filter(lone) {
+        out[i] = b'\n';
+    }
+    Cow::Owned(out)
+}
+
 /// Sets every conditional's `skip`.
 fn link(ds: &mut [Directive]) {
     let end = ds.len() as u32;
@@ -312,7 +330,7 @@ fn splice_end(src: &[u8], i: usize) -> Option<usize> {
 fn skip_blank(s: &[u8], mut i: usize) -> usize {
     loop {
         match s.get(i) {
-            Some(b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r') => i += 1,
+            Some(b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r' | b'\0') => i += 1,
             Some(b'/') if s.get(i + 1) == Some(&b'*') => i = block_comment_end(s, i + 2),
             _ => return i,
         }
@@ -324,7 +342,7 @@ fn skip_blank(s: &[u8], mut i: usize) -> usize {
 /// comment that itself begins its line so (which may have begun lines above).
 fn starts_line(s: &[u8], i: usize, clean_comment_end: Option<usize>) -> bool {
     let mut j = i;
-    while j > 0 && matches!(s[j - 1], b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r') {
+    while j > 0 && matches!(s[j - 1], b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r' | b'\0') {
         j -= 1;
     }
     j == 0 || s[j - 1] == b'\n' || clean_comment_end == Some(j)
@@ -768,6 +786,19 @@ mod tests {
         assert_eq!(
             shape(src),
             ["inc\"a.h\"", "inc\"b.h\"", "inc\"c.h\"", "inc\"d.h\""]
+        );
+    }
+
+    #[test]
+    fn a_lone_carriage_return_ends_a_line() {
+        // As `gcc -E -dM` has it: D0 and D2 are defined, D3 as 4 (a backslash and a lone
+        // return splice), D1 is not (its `#` is alone on its line).
+        let src = "x;\r#define D0 1\n#\rdefine D1\n#define D2 1\r\n#define D3 \\\r  4\n";
+        assert_eq!(shape(src), ["def D0", "def D2", "def D3"]);
+        // A NUL byte is a blank to GCC (which warns).
+        assert_eq!(
+            shape("\0#define D0 1\n#\0define D1 1\n"),
+            ["def D0", "def D1"]
         );
     }
 
