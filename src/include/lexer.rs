@@ -126,10 +126,13 @@ pub fn directives(src: &[u8], mode: Mode) -> Directives {
     while i < s.len() {
         match s[i] {
             b'#' | b'%' => {
-                let after = if s[i] == b'#' { i + 1 } else { i + 2 };
-                let hash = (s[i] == b'#' || s.get(i + 1) == Some(&b':'))
-                    && starts_line(s, i, clean_comment_end);
-                if hash {
+                // `#`, or the digraph `%:`: where the directive's name would begin.
+                let after = match s[i] {
+                    b'#' => i + 1,
+                    _ if s.get(i + 1) == Some(&b':') => i + 2,
+                    _ => i,
+                };
+                if after > i && starts_line(s, i, clean_comment_end) {
                     let (d, next) = directive(s, after, mode, &mut toks);
                     out.extend(d);
                     i = next;
@@ -330,11 +333,17 @@ fn splice_end(src: &[u8], i: usize) -> Option<usize> {
 fn skip_blank(s: &[u8], mut i: usize) -> usize {
     loop {
         match s.get(i) {
-            Some(b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r' | b'\0') => i += 1,
+            Some(&c) if is_blank(c) => i += 1,
             Some(b'/') if s.get(i + 1) == Some(&b'*') => i = block_comment_end(s, i + 2),
             _ => return i,
         }
     }
+}
+
+/// Whether `c` is a blank within a line (a NUL byte is one to GCC, which warns; a carriage
+/// return here is one before its newline).
+fn is_blank(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r' | b'\0')
 }
 
 /// Whether the byte at `i` is the first of its line but for blanks and block comments:
@@ -342,7 +351,7 @@ fn skip_blank(s: &[u8], mut i: usize) -> usize {
 /// comment that itself begins its line so (which may have begun lines above).
 fn starts_line(s: &[u8], i: usize, clean_comment_end: Option<usize>) -> bool {
     let mut j = i;
-    while j > 0 && matches!(s[j - 1], b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r' | b'\0') {
+    while j > 0 && is_blank(s[j - 1]) {
         j -= 1;
     }
     j == 0 || s[j - 1] == b'\n' || clean_comment_end == Some(j)
