@@ -461,18 +461,25 @@ fn directive(
         b"elifdef" | b"elifndef" if !mode.elifdef => b"",
         n => n,
     };
-    let (line, end) = if matches!(name, b"include" | b"include_next" | b"import") {
+    let is_include = matches!(name, b"include" | b"include_next" | b"import");
+    if is_include {
+        if let Some((angle, spelled, end)) = plain_include_name(s, k) {
+            let d = Directive::Include {
+                next: name == b"include_next",
+                import: name == b"import",
+                angle,
+                name: token::sym_bytes(spelled),
+            };
+            return (Some(d), end);
+        }
+    }
+    let (line, end) = if is_include {
         include_operand(s, k)
     } else {
         rest_of_directive(s, k)
     };
     let toks = |include: bool| token::tokenize(&line, include);
-    let first_name = || {
-        toks(false)
-            .first()
-            .filter(|t| t.kind == token::Kind::Ident)
-            .map(|t| t.sym)
-    };
+    let first_name = || token::first_ident(&line);
     let mut slot = |t: Vec<Tok>| {
         slots.push(t);
         (slots.len() - 1) as u32
@@ -557,6 +564,29 @@ fn pragma(t: &[Tok]) -> Option<Directive> {
 
 /// The operand of an include from `i`: as [`rest_of_directive`], except that a `<name>`
 /// is taken as it is (`//` or `/*` inside it are part of the name, as in GCC).
+/// The name of the `#include` whose operand begins after `i` when it is `<name>`, or
+/// `"name"` without a backslash: whether in angles, the name's bytes, and the end of the
+/// directive, as [`include_operand`] and the tokenizing of its line find them, without
+/// copying or tokenizing the line (most directives of a source file are such includes).
+fn plain_include_name(s: &[u8], i: usize) -> Option<(bool, &[u8], usize)> {
+    let a = skip_blank(s, i);
+    let close = match s.get(a)? {
+        b'<' => b'>',
+        b'"' => b'"',
+        _ => return None,
+    };
+    let eol = line_end(s, a);
+    let len = memchr::memchr(close, &s[a + 1..eol])?;
+    let spelled = &s[a + 1..a + 1 + len];
+    // In quotes a backslash escapes the next byte, as in a string literal.
+    if close == b'"' && spelled.contains(&b'\\') {
+        return None;
+    }
+    // What follows the name is not read, but a comment there may run over lines.
+    let (_, end) = rest_of_directive(s, a + len + 2);
+    Some((close == b'>', spelled, end))
+}
+
 fn include_operand(s: &[u8], i: usize) -> (Cow<'_, [u8]>, usize) {
     let a = skip_blank(s, i);
     if s.get(a) == Some(&b'<') {
@@ -678,6 +708,47 @@ mod tests {
                 Directive::PopMacro(n) => format!("pop {}", n.as_str()),
             })
             .collect()
+    }
+
+    /// An include's name read without tokenizing its line is the name its tokens give;
+    /// an operand that is not a plain name is left to the tokens.
+    #[test]
+    fn a_plain_include_name_is_what_its_tokens_give() {
+        let lines: &[&[u8]] = &[
+            b" <a.h>",
+            b"<a/b c.h>  // x",
+            b" <a.h> junk",
+            b"\t\"q.h\" /* multi\nline */",
+            b" /* c */ \"q.h\"",
+            b"\"a\\\"b.h\"",
+            b" \"unterminated",
+            b" <unterminated",
+            b" \"\"",
+            b" <>",
+            b" \"caf\xc3\xa9.h\"",
+            b" \"bad\xff.h\"",
+            b" MACRO(x)",
+        ];
+        for &line in lines {
+            let (ops, end) = include_operand(line, 0);
+            let t = token::tokenize(&ops, true);
+            let by_tokens = match t.first() {
+                Some(one) if one.kind == token::Kind::Header => Some((true, one.text())),
+                Some(one) if one.kind == token::Kind::Str && one.text().starts_with('"') => {
+                    Some((false, one.text()))
+                }
+                _ => None,
+            }
+            .map(|(angle, n)| (angle, &n[1..n.len().max(2) - 1], end));
+            if let Some((angle, name, end2)) = plain_include_name(line, 0) {
+                let name = token::sym_bytes(name).as_str();
+                assert_eq!(Some((angle, name, end2)), by_tokens, "{line:?}");
+            }
+        }
+        // The plain ones are read the short way.
+        assert!(plain_include_name(b" <a.h>", 0).is_some());
+        assert!(plain_include_name(b" \"q.h\"", 0).is_some());
+        assert!(plain_include_name(b" \"a\\\"b.h\"", 0).is_none());
     }
 
     #[test]

@@ -109,10 +109,40 @@ pub fn sym(s: &str) -> Sym {
 
 /// The interned spelling of `bytes` (an invalid UTF-8 sequence spelled U+FFFD).
 pub fn sym_bytes(bytes: &[u8]) -> Sym {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => sym(text),
-        Err(_) => sym(&String::from_utf8_lossy(bytes)),
+    // Nearly every spelling of a directive line is ASCII, which is checked for much faster
+    // than UTF-8 is validated.
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        return sym(unsafe { std::str::from_utf8_unchecked(bytes) });
     }
+    sym(&String::from_utf8_lossy(bytes))
+}
+
+/// The interned punctuators, in the order of [`PUNCTS`] (a digraph as the punctuator it
+/// stands for), and each ASCII byte as a token of its own: a directive line's tokens are
+/// half punctuators, and these are found without hashing their spelling.
+struct Puncts {
+    multi: Vec<Sym>,
+    single: Vec<Sym>,
+}
+
+fn puncts() -> &'static Puncts {
+    static PUNCT_SYMS: OnceLock<Puncts> = OnceLock::new();
+    PUNCT_SYMS.get_or_init(|| Puncts {
+        multi: PUNCTS
+            .iter()
+            .map(|p| match *p {
+                "%:" => sym("#"),
+                "%:%:" => sym("##"),
+                "<:" => sym("["),
+                ":>" => sym("]"),
+                "<%" => sym("{"),
+                "%>" => sym("}"),
+                p => sym(p),
+            })
+            .collect(),
+        single: (0..128u8).map(|c| sym_bytes(&[c])).collect(),
+    })
 }
 
 /// The spellings the analysis looks for, interned once.
@@ -294,8 +324,21 @@ const PUNCTS: &[&str] = &[
 /// `<...>` is one header-name token: after `#include` (the whole operand) or after
 /// `__has_include(`.
 pub fn tokenize(line: &[u8], include_operand: bool) -> Vec<Tok> {
+    thread_local! {
+        /// Where a line is tokenized before its tokens are copied out in one allocation
+        /// of the right size, not grown token by token.
+        static SCRATCH: std::cell::RefCell<Vec<Tok>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with_borrow_mut(|out| {
+        out.clear();
+        tokenize_into(line, include_operand, out);
+        out.to_vec()
+    })
+}
+
+fn tokenize_into(line: &[u8], include_operand: bool, out: &mut Vec<Tok>) {
     let k = known();
-    let mut out: Vec<Tok> = Vec::new();
+    let puncts = puncts();
     let mut i = 0;
     let mut space = false;
     while i < line.len() {
@@ -360,27 +403,47 @@ pub fn tokenize(line: &[u8], include_operand: bool) -> Vec<Tok> {
             }
         } else {
             let rest = &line[i..];
-            let p = PUNCTS
-                .iter()
-                .find(|p| p.as_bytes()[0] == c && rest.starts_with(p.as_bytes()));
-            i += p.map_or_else(|| utf8_len(c), |p| p.len());
-            Kind::Punct
+            let p = (PUNCTS.iter())
+                .position(|p| p.as_bytes()[0] == c && rest.starts_with(p.as_bytes()));
+            let sym = match p {
+                Some(p) => {
+                    i += PUNCTS[p].len();
+                    puncts.multi[p]
+                }
+                None if c.is_ascii() => {
+                    i += 1;
+                    puncts.single[usize::from(c)]
+                }
+                None => {
+                    i += utf8_len(c);
+                    sym_bytes(&line[start..i])
+                }
+            };
+            out.push(Tok::new(sym, Kind::Punct, space));
+            space = false;
+            continue;
         };
-        let bytes = &line[start..i];
-        let sym = match bytes {
-            // Digraphs are their punctuators.
-            b"%:" => sym("#"),
-            b"%:%:" => sym("##"),
-            b"<:" => sym("["),
-            b":>" => sym("]"),
-            b"<%" => sym("{"),
-            b"%>" => sym("}"),
-            b => sym_bytes(b),
-        };
-        out.push(Tok::new(sym, kind, space));
+        out.push(Tok::new(sym_bytes(&line[start..i]), kind, space));
         space = false;
     }
-    out
+}
+
+/// The first token of `line` when it is an identifier, as [`tokenize`] finds it, without
+/// tokenizing the rest: all that `#ifdef`, `#ifndef` and `#undef` read of their line.
+pub fn first_ident(line: &[u8]) -> Option<Sym> {
+    let start = (line.iter())
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\r' | b'\n'))?;
+    if !is_ident_start(line[start]) {
+        return None;
+    }
+    let end = (line[start..].iter())
+        .position(|&c| !is_ident_char(c))
+        .map_or(line.len(), |p| start + p);
+    // A literal's prefix (`L"x"`) begins a literal, not a name.
+    if matches!(line.get(end), Some(b'"' | b'\'')) && is_literal_prefix(&line[start..end]) {
+        return None;
+    }
+    Some(sym_bytes(&line[start..end]))
 }
 
 fn utf8_len(c: u8) -> usize {
@@ -485,6 +548,28 @@ mod tests {
                 ("1.5e+3", Number)
             ]
         );
+        // The first name as `#ifdef` reads it is the first token when it is a name.
+        for line in [
+            "",
+            "  x y",
+            "\tx(",
+            "L\"s\"",
+            "u8'c'",
+            "Lx",
+            "$a",
+            "1a",
+            "(a)",
+            "caf\u{e9} z",
+            "\u{e9}t\u{e9}",
+            "R\"(x)\"",
+            "x\"",
+            "ab\x0bc",
+        ] {
+            let by_tokens = (tokenize(line.as_bytes(), false).first())
+                .filter(|t| t.kind == Ident)
+                .map(|t| t.sym);
+            assert_eq!(first_ident(line.as_bytes()), by_tokens, "{line:?}");
+        }
         assert!(sym("abc") == sym(&String::from("abc")));
         let t = tokenize(b"a  b", false);
         assert!(!t[0].space && t[1].space);
