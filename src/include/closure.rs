@@ -714,7 +714,7 @@ pub fn analyze(
     let source = w
         .find("", &cmd.source, Origin::Source)
         .ok_or_else(|| format!("Could not find translation unit '{}'.", cmd.source))?;
-    w.closure.source = source.real.to_string();
+    w.closure.source = String::from(&*source.real);
     w.walk(source)?;
     // This request's lookups, and those of the searches it took from earlier requests.
     let remembered = (w.probes_remembered.iter())
@@ -911,13 +911,16 @@ impl<'a> Walk<'a> {
     /// Notes that the preprocessor opens `f`.
     fn record(&mut self, f: &Found) {
         if !self.seen_paths.contains(&*f.spelled) {
-            self.seen_paths.insert(f.spelled.to_string());
-            (self.closure.paths).push((join(self.cwd, &f.spelled), f.real.to_string()));
+            self.seen_paths.insert(String::from(&*f.spelled));
+            (self.closure.paths).push((join(self.cwd, &f.spelled), String::from(&*f.real)));
         }
         if f.system {
             return;
         }
-        let abs_name = f.spelled.starts_with('/').then(|| f.spelled.to_string());
+        let abs_name = f
+            .spelled
+            .starts_with('/')
+            .then(|| String::from(&*f.spelled));
         match self.in_closure.get(&*f.real) {
             Some(&i) => {
                 let file = &mut self.closure.files[i];
@@ -930,10 +933,10 @@ impl<'a> Walk<'a> {
             }
             None => {
                 self.in_closure
-                    .insert(f.real.to_string(), self.closure.files.len());
+                    .insert(String::from(&*f.real), self.closure.files.len());
                 let key = self.lexed.get(&*f.real).map(|(k, ..)| *k);
                 self.closure.files.push(ClosureFile {
-                    realpath: f.real.to_string(),
+                    realpath: String::from(&*f.real),
                     abs_name,
                     key,
                 });
@@ -982,7 +985,7 @@ impl<'a> Walk<'a> {
             (Origin::Source, 0) => None,
             _ => {
                 let parent = self.entering.last().copied().flatten();
-                let spelled = f.spelled.to_string();
+                let spelled = String::from(&*f.spelled);
                 self.closure.entered.push((spelled, parent));
                 Some(self.closure.entered.len() - 1)
             }
