@@ -453,7 +453,7 @@ impl Facts {
     /// trusted still holds when it is the same directory and every name looked up in it
     /// is found, or not, as it was.
     pub fn hold(&self, fs: &FsCache) -> bool {
-        let mut look = Lookups::new(fs);
+        let mut look = Lookups::new(fs, None);
         let files = || {
             self.files
                 .iter()
@@ -680,7 +680,7 @@ pub fn analyze(
         cplusplus: cmd.cplusplus(),
         mode: cmd.lex_mode(compiler.clang),
         caches,
-        look: Lookups::new(&caches.fs),
+        look: Lookups::new(&caches.fs, caches.watcher.as_ref()),
         closure: Closure {
             system_dirs: compiler.dirs.clone(),
             ..Closure::default()

@@ -14,7 +14,9 @@
 //!
 //! What a directory holds is cached per directory with its (inode, mtime, ctime): creating,
 //! removing or renaming a name in it changes its mtime, and each request stats each
-//! directory it uses once before trusting the cache. A directory changed within the last
+//! directory it uses once before trusting the cache, unless the change notices vouch that
+//! the directory and the path to it are unchanged since its last `stat` (and, for a path
+//! without symbolic links, for its realpath too). A directory changed within the last
 //! [`TOO_NEW`] is not trusted (timestamps are coarser than the time between two writes),
 //! and names that are symlinks are not cached (their target may change without the
 //! directory changing). Content is the lexer cache's business.
@@ -25,6 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::closure::{dirname, join};
 use super::token::FxMap;
+use super::watch::{Vouched, Watcher};
 
 /// How recent a change must be for a cached answer not to be trusted, on a filesystem
 /// with sub-second timestamps. Linux stamps a change with a clock that moves once per
@@ -177,6 +180,9 @@ impl Stamp {
 #[derive(Default)]
 struct DirFacts {
     stamp: Option<Stamp>,
+    /// The batch of change notices read before the `stat` that last found `stamp`: while
+    /// the watches vouch for the directory since then, it is not `stat`ed again.
+    checked: u64,
     /// Name → whether it is a regular file.
     names: FxMap<String, bool>,
     /// For a directory that did not exist: its parent's stamp (`None`: the parent was
@@ -202,6 +208,10 @@ impl FsCache {
 /// The lookups of one request: what was checked during it, over the shared cache.
 pub struct Lookups<'a> {
     shared: &'a FsCache,
+    /// The change notices that vouch for directories' stamps and realpaths between
+    /// requests (a later request of a build otherwise `stat`s a dozen directories again).
+    watcher: Option<&'a Watcher>,
+    vouched: Vouched,
     /// Directories checked in this request: whether the shared facts can be trusted for
     /// them, and their stamp.
     checked: FxMap<String, (bool, Option<Stamp>)>,
@@ -242,9 +252,11 @@ fn stamp_of(dir: &str) -> Option<Stamp> {
 }
 
 impl<'a> Lookups<'a> {
-    pub fn new(shared: &'a FsCache) -> Lookups<'a> {
+    pub fn new(shared: &'a FsCache, watcher: Option<&'a Watcher>) -> Lookups<'a> {
         Lookups {
             shared,
+            watcher,
+            vouched: Vouched::default(),
             checked: FxMap::default(),
             memo: FxMap::default(),
             real_dirs: FxMap::default(),
@@ -262,15 +274,27 @@ impl<'a> Lookups<'a> {
             return c;
         }
         let parent = Some(dirname(dir)).filter(|p| p != dir && !p.is_empty());
-        let missing_under = (self.shared.lock().get(dir))
-            .filter(|f| f.stamp.is_none())
-            .and_then(|f| f.parent);
-        if let (Some(p), Some(then)) = (&parent, missing_under) {
-            if self.check(p) == (true, then) {
+        let kept = (self.shared.lock().get(dir)).map(|f| (f.stamp, f.checked, f.parent));
+        match kept {
+            // Missing while its parent keeps the stamp it had then.
+            Some((None, _, Some(then)))
+                if (parent.as_ref()).is_some_and(|p| self.check(p) == (true, then)) =>
+            {
                 self.checked.insert(dir.to_string(), (true, None));
                 return (true, None);
             }
+            // Unchanged since its last `stat`, by the change notices.
+            Some((Some(stamp), checked, _))
+                if (self.watcher)
+                    .is_some_and(|w| w.dir_holds(dir, stamp.id(), checked, &mut self.vouched)) =>
+            {
+                let trusted = !recent(stamp.mtime_ns, stamp.ctime_ns);
+                self.checked.insert(dir.to_string(), (trusted, Some(stamp)));
+                return (trusted, Some(stamp));
+            }
+            _ => {}
         }
+        let batch = self.watcher.map_or(0, Watcher::batch);
         // The parent's stamp must come from before the `stat` that finds this missing.
         let trusted_state = |&(trusted, s): &(bool, Option<Stamp>)| trusted.then_some(s);
         let parent_before = parent.as_ref().and_then(|p| self.checked.get(p.as_str()));
@@ -287,9 +311,12 @@ impl<'a> Lookups<'a> {
             if facts.stamp != stamp || stamp.is_none() {
                 *facts = DirFacts {
                     stamp,
+                    checked: batch,
                     names: FxMap::default(),
                     parent: parent_state.filter(|_| stamp.is_none()),
                 };
+            } else {
+                facts.checked = facts.checked.max(batch);
             }
         }
         self.checked.insert(dir.to_string(), (trusted, stamp));
@@ -409,7 +436,8 @@ impl<'a> Lookups<'a> {
         let real_dir = match self.real_dirs.get(dir) {
             Some(r) => r.clone(),
             None => {
-                let r = canonical(dir);
+                let vouched = (self.watcher).and_then(|w| w.real_dir(dir, &mut self.vouched));
+                let r = vouched.or_else(|| canonical(dir));
                 self.real_dirs.insert(dir.to_string(), r.clone());
                 r
             }
@@ -485,11 +513,11 @@ mod tests {
         let dir = t.path().to_str().unwrap();
         let f = format!("{dir}/x.h");
         let shared = FsCache::default();
-        assert_eq!(Lookups::new(&shared).is_file(&f), (false, false));
+        assert_eq!(Lookups::new(&shared, None).is_file(&f), (false, false));
         fs::write(&f, "").unwrap();
-        assert_eq!(Lookups::new(&shared).is_file(&f), (true, false));
+        assert_eq!(Lookups::new(&shared, None).is_file(&f), (true, false));
         std::os::unix::fs::symlink(&f, format!("{dir}/l.h")).unwrap();
-        let mut l = Lookups::new(&shared);
+        let mut l = Lookups::new(&shared, None);
         assert_eq!(l.is_file(&format!("{dir}/l.h")), (true, true));
         assert_eq!(l.realpath(&format!("{dir}/l.h")), canonical(&f));
         assert_eq!(l.is_file(&format!("{dir}/nodir/x.h")), (false, false));
@@ -517,7 +545,7 @@ mod tests {
         settle(dir);
         // Found missing, then missing again from the parent's stamp alone.
         for _ in 0..2 {
-            let mut l = Lookups::new(&shared);
+            let mut l = Lookups::new(&shared, None);
             assert_eq!(l.is_file(&f), (false, false));
             assert_eq!(l.is_file(&nested), (false, false));
             assert_eq!(l.dir_state(&format!("{dir}/sub")), (true, None));
@@ -527,10 +555,10 @@ mod tests {
         fs::create_dir_all(format!("{dir}/a/b")).unwrap();
         fs::write(&nested, "").unwrap();
         // While the parent is too recent to be trusted, and once it is not.
-        assert_eq!(Lookups::new(&shared).is_file(&f), (true, false));
-        assert_eq!(Lookups::new(&shared).is_file(&nested), (true, false));
+        assert_eq!(Lookups::new(&shared, None).is_file(&f), (true, false));
+        assert_eq!(Lookups::new(&shared, None).is_file(&nested), (true, false));
         settle(dir);
-        let mut l = Lookups::new(&shared);
+        let mut l = Lookups::new(&shared, None);
         assert_eq!(l.is_file(&f), (true, false));
         assert_eq!(l.is_file(&nested), (true, false));
         assert!(l.dir_state(&format!("{dir}/sub")).1.is_some());

@@ -366,7 +366,10 @@ impl State {
 
     /// Watches entry `id` (which the caller knows as `ident`) unless it is watched for that
     /// identity already, or known absent, or known not to be trusted.
-    fn watch(&mut self, id: usize, dir: bool, ident: Option<DirId>) {
+    ///
+    /// Returns the key of what a new watch was put on, found once the watch was in place
+    /// (so that a change after it sends a notice), when it could be read.
+    fn watch(&mut self, id: usize, dir: bool, ident: Option<DirId>) -> Option<FileKey> {
         let e = &self.entries[id];
         if let (Some(wd), true) = (e.wd, e.ident != ident) {
             // The path names another file or directory than the one watched.
@@ -381,11 +384,11 @@ impl State {
         }
         let e = &self.entries[id];
         if e.wd.is_some() || !e.usable {
-            return;
+            return None;
         }
         if self.by_wd.len() >= MAX_WATCHES {
             self.entries[id].usable = false;
-            return;
+            return None;
         }
         let mask = if dir { dir_mask() } else { file_mask() };
         let path = &*self.entries[id].path;
@@ -397,15 +400,17 @@ impl State {
             .read(true)
             .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
             .open(path);
-        let (target, found) = match &opened {
-            Ok(f) => (
-                format!("/proc/self/fd/{}", f.as_raw_fd()),
-                f.metadata().ok().map(|m| (m.dev(), m.ino())),
-            ),
-            Err(_) => (path.to_string(), None),
+        let target = match &opened {
+            Ok(f) => format!("/proc/self/fd/{}", f.as_raw_fd()),
+            Err(_) => path.to_string(),
         };
-        let ident = ident.filter(|_| found == ident);
-        match self.inotify.add_watch(target.as_str(), mask) {
+        let added = self.inotify.add_watch(target.as_str(), mask);
+        let found = opened
+            .ok()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| FileKey::of(&m));
+        let ident = ident.filter(|_| found.map(|k| (k.dev, k.ino)) == ident);
+        match added {
             Ok(wd) => {
                 // A file is watched by its realpath; its directory's trust stands for it.
                 let usable = !dir || trustworthy(path);
@@ -417,15 +422,18 @@ impl State {
                 e.since = since;
                 e.ident = ident;
                 self.by_wd.entry(wd).or_default().push(id);
+                found
             }
             Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => {
                 // Its parent's notices stand for it: it is checked again when they come.
                 let e = &mut self.entries[id];
                 e.absent = true;
+                None
             }
             Err(_) => {
                 // The watch limit, a permission: never trusted.
                 self.entries[id].usable = false;
+                None
             }
         }
     }
@@ -524,7 +532,9 @@ impl Watcher {
             match used.flatten() {
                 // Missing then and before: its parent's notices stand for it.
                 Some(None) if e.absent && e.wd.is_none() => {}
-                Some(now) => s.watch(id, true, now),
+                Some(now) => {
+                    s.watch(id, true, now);
+                }
                 // Watched: its move or deletion sends a notice, and so does a name
                 // replaced in its parent, so it is not `stat`ed again.
                 None if e.wd.is_some() => {}
@@ -552,9 +562,12 @@ impl Watcher {
         }
         let mut holds = true;
         for (id, f, key) in files {
-            s.watch(id, false, Some((key.dev, key.ino)));
+            let watched = s.watch(id, false, Some((key.dev, key.ino)));
             if s.entries[id].since > started {
-                holds &= FileKey::stat(f).is_ok_and(|now| now == *key);
+                // Still the version read, now that a change would send a notice: as the
+                // new watch's descriptor found it, else as the path names it.
+                let now = watched.or_else(|| FileKey::stat(f).ok());
+                holds &= now == Some(*key);
             }
             let e = &s.entries[id];
             plan.usable &= e.usable && e.wd.is_some();
@@ -578,6 +591,37 @@ impl Watcher {
     /// by `stat` after this call, and watched then, has its changes in later batches.
     pub fn batch(&self) -> u64 {
         lock(&self.state).batch
+    }
+
+    /// Whether directory `path` still has the stamp whose `stat` found it to be `ident`
+    /// after batch `checked` was read: it is watched as that directory, and neither it,
+    /// nor a name in it, nor a directory on its path had a notice since (creating,
+    /// removing or renaming a name, or changing its attributes, is what changes a
+    /// directory's stamp). Reads no notices: the request read them when it began.
+    pub fn dir_holds(&self, path: &str, ident: DirId, checked: u64, vouched: &mut Vouched) -> bool {
+        let s = lock(&self.state);
+        let Some(&id) = s.by_path.get(path) else {
+            return false;
+        };
+        let e = &s.entries[id];
+        s.floor <= checked
+            && e.wd.is_some()
+            && e.ident == Some(ident)
+            && e.any_name <= checked
+            && s.path_batch(id, vouched).is_some_and(|b| b <= checked)
+    }
+
+    /// The realpath of directory `path` when the watches vouch for it: it is watched, and
+    /// was found to have no symbolic link on its path when its watch began
+    /// ([`trustworthy`]), and nothing on its path had a notice since.
+    pub fn real_dir(&self, path: &str, vouched: &mut Vouched) -> Option<String> {
+        let s = lock(&self.state);
+        let &id = s.by_path.get(path)?;
+        let e = &s.entries[id];
+        let quiet = s.floor <= e.since
+            && e.wd.is_some()
+            && s.path_batch(id, vouched).is_some_and(|b| b <= e.since);
+        quiet.then(|| lexical(path))
     }
 
     /// Whether the file watched as entry `id` is still, at its path, what a `stat` found
