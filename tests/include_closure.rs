@@ -52,6 +52,35 @@ fn example_project_matches_gcc() {
     }
 }
 
+/// An analysis that takes more CPU than the limit gives up with distcc 3.4's message;
+/// the same one within the limit does not.
+#[test]
+fn an_analysis_over_its_time_limit_gives_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = String::new();
+    for i in 0..80 {
+        fs::write(
+            dir.path().join(format!("h{i}.h")),
+            format!("#define H{i} {i}\n"),
+        )
+        .unwrap();
+        src.push_str(&format!("#include \"h{i}.h\"\n"));
+    }
+    fs::write(dir.path().join("many.c"), src).unwrap();
+    let cmd = cmdline::parse(&words("gcc -c many.c")).unwrap();
+    let cwd = dir.path().to_str().unwrap();
+    let over = analyze(&cmd, cwd, &Caches::default(), Duration::ZERO);
+    let why = over
+        .err()
+        .expect("an analysis with no time to spend gives up");
+    assert!(
+        why.starts_with("Bailing out because include server spent more than"),
+        "{why}"
+    );
+    let (closure, _) = analyze(&cmd, cwd, &Caches::default(), Duration::from_secs(30)).unwrap();
+    assert_eq!(closure.files.len(), 81);
+}
+
 /// An `#if`'s value remembered from one analysis serves another only with the same
 /// definitions and search chain: many values of one macro in turn (more than are kept per
 /// `#if`), and the same definitions under another chain, where the header found differs.

@@ -617,6 +617,7 @@ struct Walk<'a> {
     /// The working directory, chain and compiler, as one value (part of the keys of
     /// what is remembered across requests).
     context: u64,
+    started: std::time::Instant,
     start_cpu: Duration,
     limit: Duration,
     walks: u32,
@@ -701,6 +702,7 @@ pub fn analyze(
         stamps_found: FxMap::default(),
         probes_remembered: Vec::new(),
         context,
+        started: std::time::Instant::now(),
         start_cpu,
         limit,
         walks: 0,
@@ -990,8 +992,13 @@ impl<'a> Walk<'a> {
                 Some(self.closure.entered.len() - 1)
             }
         };
-        // The clock costs a system call: looked at every few files.
-        if self.walks % 32 == 0 && thread_cpu().saturating_sub(self.start_cpu) > self.limit {
+        // The thread's CPU clock costs a system call, the wall clock none: a thread has
+        // not spent more CPU than the time that passed, so its clock is read only once
+        // that is over the limit (and looked at every few files).
+        if self.walks % 32 == 0
+            && self.started.elapsed() > self.limit
+            && thread_cpu().saturating_sub(self.start_cpu) > self.limit
+        {
             return Err(format!(
                 "Bailing out because include server spent more than {:.1}s user time \
                  handling request",
