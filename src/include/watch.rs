@@ -382,16 +382,9 @@ impl State {
             }
             self.entries[id].wd = None;
         }
-        let e = &self.entries[id];
-        if e.wd.is_some() || !e.usable {
+        if !self.may_watch(id) {
             return None;
         }
-        if self.by_wd.len() >= MAX_WATCHES {
-            self.entries[id].usable = false;
-            return None;
-        }
-        let mask = if dir { dir_mask() } else { file_mask() };
-        let path = &*self.entries[id].path;
         // Watched through a descriptor of what the path names now, and recorded as that:
         // what the caller knew may have been replaced since, and a watch recorded as one
         // inode but put on another would vouch for the first when its path names it
@@ -399,18 +392,43 @@ impl State {
         let opened = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-            .open(path);
-        let target = match &opened {
-            Ok(f) => format!("/proc/self/fd/{}", f.as_raw_fd()),
-            Err(_) => path.to_string(),
-        };
-        let added = self.inotify.add_watch(target.as_str(), mask);
+            .open(&*self.entries[id].path)
+            .ok();
+        let added = self.add(id, dir, opened.as_ref());
         let found = opened
-            .ok()
             .and_then(|f| f.metadata().ok())
             .map(|m| FileKey::of(&m));
-        let ident = ident.filter(|_| found.map(|k| (k.dev, k.ino)) == ident);
-        match added {
+        if !added {
+            return None;
+        }
+        self.entries[id].ident = ident.filter(|_| found.map(|k| (k.dev, k.ino)) == ident);
+        found
+    }
+
+    /// Whether entry `id` has no watch and may get one (it is trusted, and the limit is
+    /// not reached).
+    fn may_watch(&mut self, id: usize) -> bool {
+        let e = &self.entries[id];
+        if e.wd.is_some() || !e.usable {
+            return false;
+        }
+        if self.by_wd.len() >= MAX_WATCHES {
+            self.entries[id].usable = false;
+            return false;
+        }
+        true
+    }
+
+    /// Adds the watch of entry `id` through `opened` (else by its path), of no identity
+    /// yet; whether it was added.
+    fn add(&mut self, id: usize, dir: bool, opened: Option<&std::fs::File>) -> bool {
+        let mask = if dir { dir_mask() } else { file_mask() };
+        let path = &*self.entries[id].path;
+        let target = match opened {
+            Some(f) => format!("/proc/self/fd/{}", f.as_raw_fd()),
+            None => path.to_string(),
+        };
+        match self.inotify.add_watch(target.as_str(), mask) {
             Ok(wd) => {
                 // A file is watched by its realpath; its directory's trust stands for it.
                 let usable = !dir || trustworthy(path);
@@ -420,20 +438,19 @@ impl State {
                 e.absent = false;
                 e.usable = usable;
                 e.since = since;
-                e.ident = ident;
+                e.ident = None;
                 self.by_wd.entry(wd).or_default().push(id);
-                found
+                true
             }
             Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => {
                 // Its parent's notices stand for it: it is checked again when they come.
-                let e = &mut self.entries[id];
-                e.absent = true;
-                None
+                self.entries[id].absent = true;
+                false
             }
             Err(_) => {
                 // The watch limit, a permission: never trusted.
                 self.entries[id].usable = false;
-                None
+                false
             }
         }
     }
@@ -585,6 +602,23 @@ impl Watcher {
                 .all(|(d, id)| dir_id(d) == *id);
         }
         (plan, holds)
+    }
+
+    /// Watches file `path` through `file`, opened to be read and not read yet, unless its
+    /// path is watched: a change once the watch is in place sends a notice, so what the
+    /// read finds needs no `stat` when the analysis that read it is watched (`arm`), nor
+    /// the watch an `open` of its own. The watch has no identity until [`Watcher::read_as`]
+    /// gives it that of the version read. Returns the entry when a watch was added.
+    pub fn watch_to_read(&self, path: &str, file: &std::fs::File) -> Option<usize> {
+        let mut s = lock(&self.state);
+        let id = s.entry(path);
+        (s.may_watch(id) && s.add(id, false, Some(file))).then_some(id)
+    }
+
+    /// The file watched as entry `id` by [`Watcher::watch_to_read`] is `key`, as its read
+    /// found it (through the descriptor the watch was put on) unchanged from start to end.
+    pub fn read_as(&self, id: usize, key: &FileKey) {
+        lock(&self.state).entries[id].ident = Some((key.dev, key.ino));
     }
 
     /// The number of the last batch of notices read, without reading more: a file found
