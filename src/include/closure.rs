@@ -92,9 +92,10 @@ impl FileKey {
         let mut f = std::fs::File::open(path)?;
         let got = opened(&f);
         // Into a buffer one byte longer than expected: a file of that size is read by one
-        // `read`, and its end seen by the next. (`read_to_end` asks the file's size and
-        // position first, or without them reads in small steps.)
-        let mut data = vec![0u8; usize::try_from(size).unwrap_or(0).saturating_add(1)];
+        // `read`. (`read_to_end` asks the file's size and position first, or without them
+        // reads in small steps.)
+        let expected = usize::try_from(size).unwrap_or(0);
+        let mut data = vec![0u8; expected.saturating_add(1)];
         let mut filled = 0;
         loop {
             match f.read(&mut data[filled..]) {
@@ -108,6 +109,15 @@ impl FileKey {
                 f.read_to_end(&mut data)?;
                 filled = data.len();
                 break;
+            }
+            if filled == expected {
+                // All that was expected: when the file is still that long, that is all
+                // of it, and a `read` to see its end is not needed.
+                let meta = f.metadata()?;
+                if meta.size() == size {
+                    data.truncate(filled);
+                    return Ok((data, FileKey::of(&meta), got));
+                }
             }
         }
         data.truncate(filled);
@@ -625,8 +635,6 @@ struct Walk<'a> {
     lexed: FxMap<String, (FileKey, Lexed, &'a LexedFile)>,
     /// The files outside system dirs read from disk for their directives.
     contents: Contents,
-    /// What this request found of the paths of the files it vouched for by notices.
-    vouched: Vouched,
     /// The directories remembered searches looked into, each list once, and the paths
     /// they looked up (for [`Facts`]).
     dirs_remembered: Vec<StampedDirs>,
@@ -720,7 +728,6 @@ pub fn analyze(
         entering: Vec::new(),
         lexed: FxMap::with_capacity_and_hasher(size, Default::default()),
         contents: Contents::default(),
-        vouched: Vouched::default(),
         searched: FxMap::with_capacity_and_hasher(size, Default::default()),
         dirs_remembered: Vec::new(),
         stamps_found: FxMap::default(),
@@ -975,7 +982,7 @@ impl<'a> Walk<'a> {
         if let Some(&(.., found)) = self.lexed.get(real) {
             return Ok(found);
         }
-        let watcher = (self.caches.watcher.as_ref()).map(|w| (w, &mut self.vouched));
+        let watcher = (self.caches.watcher.as_ref()).map(|w| (w, &mut self.look.vouched));
         let (key, lexed, data) = self.caches.lex.directives(real, self.mode, watcher)?;
         // Kept for the mirror, which would read a file it ships again (a source file is
         // read for the first time by its own request).

@@ -211,7 +211,8 @@ pub struct Lookups<'a> {
     /// The change notices that vouch for directories' stamps and realpaths between
     /// requests (a later request of a build otherwise `stat`s a dozen directories again).
     watcher: Option<&'a Watcher>,
-    vouched: Vouched,
+    /// What this request found of the paths the notices vouched for (its files' too).
+    pub vouched: Vouched,
     /// Directories checked in this request: whether the shared facts can be trusted for
     /// them, and their stamp.
     checked: FxMap<String, (bool, Option<Stamp>)>,
