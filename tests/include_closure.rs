@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use common::oracle::gcc_deps;
 
-use distcc_rs::include::closure::{analyze, Caches};
+use distcc_rs::include::closure::{analyze, Caches, Closure, FileKey};
 use distcc_rs::include::cmdline;
 use distcc_rs::include::server::IncludeServer;
+use distcc_rs::include::watch::Watcher;
 use distcc_rs::wire::lzo;
 
 fn words(s: &str) -> Vec<String> {
@@ -1071,4 +1072,117 @@ fn a_path_whose_file_was_replaced_is_watched_again() {
         );
     }
     server.clean_up();
+}
+
+/// The paths of `c`'s files under `root`.
+fn under_root(root: &Path, c: &Closure) -> Vec<String> {
+    let r = root.to_str().unwrap();
+    (c.files.iter())
+        .map(|f| f.realpath[r.len() + 1..].to_string())
+        .collect()
+}
+
+fn watched_caches() -> Caches {
+    let mut caches = Caches::default();
+    caches.watcher = Watcher::new();
+    caches
+}
+
+/// The directory of a header the analysis read is replaced between the read and the
+/// watching of the analysis, in a tree nothing watched before: the kept analysis must not
+/// hold (a file's own watch says nothing of whether its path still names it).
+#[test]
+fn a_directory_replaced_between_the_read_and_the_watch_is_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    write(&root, "src/a.c", "#include \"gen/f.h\"\n");
+    write(&root, "src/gen/f.h", "int f1;\n");
+    write(&root, "src/gen2/f.h", "#include \"g.h\"\n");
+    write(&root, "src/gen2/g.h", "int g;\n");
+    settle();
+    let caches = watched_caches();
+    let w = caches.watcher.as_ref().unwrap();
+    let cwd = root.join("src");
+    let cmd = cmdline::parse(&words("gcc -c a.c")).unwrap();
+    let started = w.now();
+    let (c, _) = analyze(
+        &cmd,
+        cwd.to_str().unwrap(),
+        &caches,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(under_root(&root, &c), ["src/a.c", "src/gen/f.h"]);
+    fs::rename(root.join("src/gen"), root.join("src/gen.old")).unwrap();
+    fs::rename(root.join("src/gen2"), root.join("src/gen")).unwrap();
+    let facts = c.facts.as_ref().unwrap();
+    let (plan, holds) = w.arm(facts, started);
+    let then = facts
+        .files
+        .iter()
+        .find(|f| f.0.ends_with("gen/f.h"))
+        .unwrap()
+        .1;
+    let now = FileKey::stat(root.join("src/gen/f.h").to_str().unwrap()).unwrap();
+    assert_ne!(now, then);
+    assert!(
+        !(plan.usable && holds && w.unchanged(&plan, facts, started)),
+        "the analysis of the old gen/f.h would be served again"
+    );
+}
+
+/// After the queue of notices overflowed (every watch dropped), a request takes a header
+/// from the directive cache without watching it; the header is then written in place and
+/// another request reads and watches it. Neither the first request's analysis nor the
+/// first version of the header may serve a later request.
+#[test]
+fn a_header_watched_after_an_overflow_is_not_vouched_for_by_a_later_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    write(&root, "src/a.c", "#include \"f.h\"\n");
+    write(&root, "src/b.c", "int b;\n");
+    write(&root, "src/f.h", "int f1;\n");
+    settle();
+    let caches = watched_caches();
+    let w = caches.watcher.as_ref().unwrap();
+    let src = root.join("src");
+    let cwd = src.to_str().unwrap();
+    let run = |source: &str, define: &str| {
+        let cmd = cmdline::parse(&words(&format!("gcc -D{define} -c {source}"))).unwrap();
+        analyze(&cmd, cwd, &caches, Duration::from_secs(30))
+            .unwrap()
+            .0
+    };
+    let started = w.now();
+    let c = run("a.c", "C");
+    let (plan, holds) = w.arm(c.facts.as_ref().unwrap(), started);
+    assert!(plan.usable && holds);
+    // More notices than the kernel queues (16384 by default): the server starts over.
+    for i in 0..17_000 {
+        fs::write(src.join(format!("j{i}")), "").unwrap();
+    }
+    w.now();
+    for i in 0..17_000 {
+        fs::remove_file(src.join(format!("j{i}"))).unwrap();
+    }
+    settle();
+    let started = w.now();
+    let e = run("b.c", "E");
+    w.arm(e.facts.as_ref().unwrap(), started);
+    let started_a = w.now();
+    let a = run("a.c", "A");
+    assert_eq!(under_root(&root, &a), ["src/a.c", "src/f.h"]);
+    write(&root, "src/f.h", "#include \"g.h\"\n");
+    write(&root, "src/g.h", "int g;\n");
+    let b = run("a.c", "B");
+    assert_eq!(under_root(&root, &b), ["src/a.c", "src/f.h", "src/g.h"]);
+    let facts = a.facts.as_ref().unwrap();
+    let (plan, holds) = w.arm(facts, started_a);
+    assert!(
+        !(plan.usable && holds && w.unchanged(&plan, facts, started_a)),
+        "the analysis of the first f.h would be served again"
+    );
+    settle();
+    let d = run("a.c", "D");
+    assert_eq!(under_root(&root, &d), ["src/a.c", "src/f.h", "src/g.h"]);
 }

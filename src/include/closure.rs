@@ -78,19 +78,8 @@ impl FileKey {
     /// The content of `path` (about `size` bytes), and the key of the file read as it was
     /// once it had been read: the content is of version `k` when that key is `k`.
     pub fn read(path: &str, size: u64) -> std::io::Result<(Vec<u8>, FileKey)> {
-        Self::read_opened(path, size, |_| ()).map(|(data, key, ())| (data, key))
-    }
-
-    /// [`FileKey::read`], calling `opened` with the file once it is open, before it is
-    /// read, and returning what it returned too.
-    pub fn read_opened<T>(
-        path: &str,
-        size: u64,
-        opened: impl FnOnce(&std::fs::File) -> T,
-    ) -> std::io::Result<(Vec<u8>, FileKey, T)> {
         use std::io::Read;
         let mut f = std::fs::File::open(path)?;
-        let got = opened(&f);
         // Into a buffer one byte longer than expected: a file of that size is read by one
         // `read`. (`read_to_end` asks the file's size and position first, or without them
         // reads in small steps.)
@@ -116,12 +105,12 @@ impl FileKey {
                 let meta = f.metadata()?;
                 if meta.size() == size {
                     data.truncate(filled);
-                    return Ok((data, FileKey::of(&meta), got));
+                    return Ok((data, FileKey::of(&meta)));
                 }
             }
         }
         data.truncate(filled);
-        Ok((data, FileKey::of(&f.metadata()?), got))
+        Ok((data, FileKey::of(&f.metadata()?)))
     }
 }
 
@@ -197,7 +186,7 @@ impl LexCache {
         watcher: Option<(&Watcher, &mut Vouched)>,
     ) -> Result<(FileKey, Lexed, Option<Vec<u8>>), String> {
         let Some((watcher, vouched)) = watcher else {
-            return self.read(path, mode, None);
+            return self.read(path, mode);
         };
         let latest = lock(&self.latest).get(path).cloned();
         if let Some(l) = latest.filter(|l| l.mode == mode) {
@@ -206,7 +195,7 @@ impl LexCache {
             }
         }
         let checked = watcher.batch();
-        let (key, lexed, data) = self.read(path, mode, Some(watcher))?;
+        let (key, lexed, data) = self.read(path, mode)?;
         // Only a version already watched (under this path: a hard link shares it) can be
         // vouched for by notices; a recent one is read again each time (`TOO_NEW`),
         // notices or not.
@@ -225,14 +214,8 @@ impl LexCache {
     }
 
     /// The directives of `path` as a `stat` finds it now, and its content when it was
-    /// read for them. A file read is watched first, through the descriptor it is read
-    /// from, when `watcher` is given and its path is not watched yet.
-    fn read(
-        &self,
-        path: &str,
-        mode: Mode,
-        watcher: Option<&Watcher>,
-    ) -> Result<(FileKey, Lexed, Option<Vec<u8>>), String> {
+    /// read for them.
+    fn read(&self, path: &str, mode: Mode) -> Result<(FileKey, Lexed, Option<Vec<u8>>), String> {
         for _ in 0..3 {
             let key = FileKey::stat(path).map_err(|e| format!("cannot stat {path}: {e}"))?;
             let slot = (!recent(key.mtime_ns, key.ctime_ns))
@@ -241,12 +224,9 @@ impl LexCache {
             if let Some(found) = kept.as_deref().and_then(Option::as_ref) {
                 return Ok((key, found.clone(), None));
             }
-            let watch = |f: &std::fs::File| watcher.and_then(|w| w.watch_to_read(path, f));
-            let (data, read, watched) = FileKey::read_opened(path, key.size, watch)
-                .map_err(|e| format!("cannot read {path}: {e}"))?;
+            let (data, read) =
+                FileKey::read(path, key.size).map_err(|e| format!("cannot read {path}: {e}"))?;
             if read != key {
-                // A watch added for this read keeps no identity: it is put again when
-                // the path is next watched.
                 continue;
             }
             let lexer::Directives { list, toks } = lexer::directives(&data, mode);
@@ -256,10 +236,6 @@ impl LexCache {
                 toks,
                 watch_entry: OnceLock::new(),
             });
-            if let (Some(w), Some(id)) = (watcher, watched) {
-                w.read_as(id, &key);
-                let _ = ds.watch_entry.set((path.into(), id));
-            }
             if let Some(kept) = kept.as_deref_mut() {
                 *kept = Some(ds.clone());
             }

@@ -15,8 +15,7 @@
 //! What a directory holds is cached per directory with its (inode, mtime, ctime): creating,
 //! removing or renaming a name in it changes its mtime, and each request stats each
 //! directory it uses once before trusting the cache, unless the change notices vouch that
-//! the directory and the path to it are unchanged since its last `stat` (and, for a path
-//! without symbolic links, for its realpath too). A directory changed within the last
+//! the directory, its names and the path to it are unchanged since its last `stat`. A directory changed within the last
 //! [`TOO_NEW`] is not trusted (timestamps are coarser than the time between two writes),
 //! and names that are symlinks are not cached (their target may change without the
 //! directory changing). Content is the lexer cache's business.
@@ -208,8 +207,8 @@ impl FsCache {
 /// The lookups of one request: what was checked during it, over the shared cache.
 pub struct Lookups<'a> {
     shared: &'a FsCache,
-    /// The change notices that vouch for directories' stamps and realpaths between
-    /// requests (a later request of a build otherwise `stat`s a dozen directories again).
+    /// The change notices that vouch for directories' stamps between requests (a later
+    /// request of a build otherwise `stat`s a dozen directories again).
     watcher: Option<&'a Watcher>,
     /// What this request found of the paths the notices vouched for (its files' too).
     pub vouched: Vouched,
@@ -437,8 +436,7 @@ impl<'a> Lookups<'a> {
         let real_dir = match self.real_dirs.get(dir) {
             Some(r) => r.clone(),
             None => {
-                let vouched = (self.watcher).and_then(|w| w.real_dir(dir, &mut self.vouched));
-                let r = vouched.or_else(|| canonical(dir));
+                let r = canonical(dir);
                 self.real_dirs.insert(dir.to_string(), r.clone());
                 r
             }

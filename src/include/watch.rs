@@ -382,9 +382,16 @@ impl State {
             }
             self.entries[id].wd = None;
         }
-        if !self.may_watch(id) {
+        let e = &self.entries[id];
+        if e.wd.is_some() || !e.usable {
             return None;
         }
+        if self.by_wd.len() >= MAX_WATCHES {
+            self.entries[id].usable = false;
+            return None;
+        }
+        let mask = if dir { dir_mask() } else { file_mask() };
+        let path = &*self.entries[id].path;
         // Watched through a descriptor of what the path names now, and recorded as that:
         // what the caller knew may have been replaced since, and a watch recorded as one
         // inode but put on another would vouch for the first when its path names it
@@ -392,43 +399,18 @@ impl State {
         let opened = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-            .open(&*self.entries[id].path)
-            .ok();
-        let added = self.add(id, dir, opened.as_ref());
+            .open(path);
+        let target = match &opened {
+            Ok(f) => format!("/proc/self/fd/{}", f.as_raw_fd()),
+            Err(_) => path.to_string(),
+        };
+        let added = self.inotify.add_watch(target.as_str(), mask);
         let found = opened
+            .ok()
             .and_then(|f| f.metadata().ok())
             .map(|m| FileKey::of(&m));
-        if !added {
-            return None;
-        }
-        self.entries[id].ident = ident.filter(|_| found.map(|k| (k.dev, k.ino)) == ident);
-        found
-    }
-
-    /// Whether entry `id` has no watch and may get one (it is trusted, and the limit is
-    /// not reached).
-    fn may_watch(&mut self, id: usize) -> bool {
-        let e = &self.entries[id];
-        if e.wd.is_some() || !e.usable {
-            return false;
-        }
-        if self.by_wd.len() >= MAX_WATCHES {
-            self.entries[id].usable = false;
-            return false;
-        }
-        true
-    }
-
-    /// Adds the watch of entry `id` through `opened` (else by its path), of no identity
-    /// yet; whether it was added.
-    fn add(&mut self, id: usize, dir: bool, opened: Option<&std::fs::File>) -> bool {
-        let mask = if dir { dir_mask() } else { file_mask() };
-        let path = &*self.entries[id].path;
-        let target = match opened {
-            Some(f) => format!("/proc/self/fd/{}", f.as_raw_fd()),
-            None => path.to_string(),
-        };
-        match self.inotify.add_watch(target.as_str(), mask) {
+        let ident = ident.filter(|_| found.map(|k| (k.dev, k.ino)) == ident);
+        match added {
             Ok(wd) => {
                 // A file is watched by its realpath; its directory's trust stands for it.
                 let usable = !dir || trustworthy(path);
@@ -438,19 +420,20 @@ impl State {
                 e.absent = false;
                 e.usable = usable;
                 e.since = since;
-                e.ident = None;
+                e.ident = ident;
                 self.by_wd.entry(wd).or_default().push(id);
-                true
+                found
             }
             Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => {
                 // Its parent's notices stand for it: it is checked again when they come.
-                self.entries[id].absent = true;
-                false
+                let e = &mut self.entries[id];
+                e.absent = true;
+                None
             }
             Err(_) => {
                 // The watch limit, a permission: never trusted.
                 self.entries[id].usable = false;
-                false
+                None
             }
         }
     }
@@ -604,23 +587,6 @@ impl Watcher {
         (plan, holds)
     }
 
-    /// Watches file `path` through `file`, opened to be read and not read yet, unless its
-    /// path is watched: a change once the watch is in place sends a notice, so what the
-    /// read finds needs no `stat` when the analysis that read it is watched (`arm`), nor
-    /// the watch an `open` of its own. The watch has no identity until [`Watcher::read_as`]
-    /// gives it that of the version read. Returns the entry when a watch was added.
-    pub fn watch_to_read(&self, path: &str, file: &std::fs::File) -> Option<usize> {
-        let mut s = lock(&self.state);
-        let id = s.entry(path);
-        (s.may_watch(id) && s.add(id, false, Some(file))).then_some(id)
-    }
-
-    /// The file watched as entry `id` by [`Watcher::watch_to_read`] is `key`, as its read
-    /// found it (through the descriptor the watch was put on) unchanged from start to end.
-    pub fn read_as(&self, id: usize, key: &FileKey) {
-        lock(&self.state).entries[id].ident = Some((key.dev, key.ino));
-    }
-
     /// The number of the last batch of notices read, without reading more: a file found
     /// by `stat` after this call, and watched then, has its changes in later batches.
     pub fn batch(&self) -> u64 {
@@ -643,19 +609,6 @@ impl Watcher {
             && e.ident == Some(ident)
             && e.any_name <= checked
             && s.path_batch(id, vouched).is_some_and(|b| b <= checked)
-    }
-
-    /// The realpath of directory `path` when the watches vouch for it: it is watched, and
-    /// was found to have no symbolic link on its path when its watch began
-    /// ([`trustworthy`]), and nothing on its path had a notice since.
-    pub fn real_dir(&self, path: &str, vouched: &mut Vouched) -> Option<String> {
-        let s = lock(&self.state);
-        let &id = s.by_path.get(path)?;
-        let e = &s.entries[id];
-        let quiet = s.floor <= e.since
-            && e.wd.is_some()
-            && s.path_batch(id, vouched).is_some_and(|b| b <= e.since);
-        quiet.then(|| lexical(path))
     }
 
     /// Whether the file watched as entry `id` is still, at its path, what a `stat` found
