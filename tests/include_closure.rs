@@ -1082,10 +1082,18 @@ fn under_root(root: &Path, c: &Closure) -> Vec<String> {
         .collect()
 }
 
-fn watched_caches() -> Caches {
+/// A tree of `files` (path, content) old enough to be remembered, and caches with change
+/// notices.
+fn watched_tree(files: &[(&str, &str)]) -> (tempfile::TempDir, std::path::PathBuf, Caches) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    for (path, text) in files {
+        write(&root, path, text);
+    }
+    settle();
     let mut caches = Caches::default();
     caches.watcher = Watcher::new();
-    caches
+    (dir, root, caches)
 }
 
 /// The directory of a header the analysis read is replaced between the read and the
@@ -1093,14 +1101,12 @@ fn watched_caches() -> Caches {
 /// hold (a file's own watch says nothing of whether its path still names it).
 #[test]
 fn a_directory_replaced_between_the_read_and_the_watch_is_seen() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = fs::canonicalize(dir.path()).unwrap();
-    write(&root, "src/a.c", "#include \"gen/f.h\"\n");
-    write(&root, "src/gen/f.h", "int f1;\n");
-    write(&root, "src/gen2/f.h", "#include \"g.h\"\n");
-    write(&root, "src/gen2/g.h", "int g;\n");
-    settle();
-    let caches = watched_caches();
+    let (_dir, root, caches) = watched_tree(&[
+        ("src/a.c", "#include \"gen/f.h\"\n"),
+        ("src/gen/f.h", "int f1;\n"),
+        ("src/gen2/f.h", "#include \"g.h\"\n"),
+        ("src/gen2/g.h", "int g;\n"),
+    ]);
     let w = caches.watcher.as_ref().unwrap();
     let cwd = root.join("src");
     let cmd = cmdline::parse(&words("gcc -c a.c")).unwrap();
@@ -1137,13 +1143,11 @@ fn a_directory_replaced_between_the_read_and_the_watch_is_seen() {
 /// first version of the header may serve a later request.
 #[test]
 fn a_header_watched_after_an_overflow_is_not_vouched_for_by_a_later_watch() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = fs::canonicalize(dir.path()).unwrap();
-    write(&root, "src/a.c", "#include \"f.h\"\n");
-    write(&root, "src/b.c", "int b;\n");
-    write(&root, "src/f.h", "int f1;\n");
-    settle();
-    let caches = watched_caches();
+    let (_dir, root, caches) = watched_tree(&[
+        ("src/a.c", "#include \"f.h\"\n"),
+        ("src/b.c", "int b;\n"),
+        ("src/f.h", "int f1;\n"),
+    ]);
     let w = caches.watcher.as_ref().unwrap();
     let src = root.join("src");
     let cwd = src.to_str().unwrap();

@@ -562,8 +562,6 @@ fn pragma(t: &[Tok]) -> Option<Directive> {
     }
 }
 
-/// The operand of an include from `i`: as [`rest_of_directive`], except that a `<name>`
-/// is taken as it is (`//` or `/*` inside it are part of the name, as in GCC).
 /// The name of the `#include` whose operand begins after `i` when it is `<name>`, or
 /// `"name"` without a backslash: whether in angles, the name's bytes, and the end of the
 /// directive, as [`include_operand`] and the tokenizing of its line find them, without
@@ -587,6 +585,8 @@ fn plain_include_name(s: &[u8], i: usize) -> Option<(bool, &[u8], usize)> {
     Some((close == b'>', spelled, end))
 }
 
+/// The operand of an include from `i`: as [`rest_of_directive`], except that a `<name>`
+/// is taken as it is (`//` or `/*` inside it are part of the name, as in GCC).
 fn include_operand(s: &[u8], i: usize) -> (Cow<'_, [u8]>, usize) {
     let a = skip_blank(s, i);
     if s.get(a) == Some(&b'<') {

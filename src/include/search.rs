@@ -15,10 +15,11 @@
 //! What a directory holds is cached per directory with its (inode, mtime, ctime): creating,
 //! removing or renaming a name in it changes its mtime, and each request stats each
 //! directory it uses once before trusting the cache, unless the change notices vouch that
-//! the directory, its names and the path to it are unchanged since its last `stat`. A directory changed within the last
-//! [`TOO_NEW`] is not trusted (timestamps are coarser than the time between two writes),
-//! and names that are symlinks are not cached (their target may change without the
-//! directory changing). Content is the lexer cache's business.
+//! the directory, its names and the path to it are unchanged since its last `stat`. A
+//! directory changed within the last [`TOO_NEW`] is not trusted (timestamps are coarser
+//! than the time between two writes), and names that are symlinks are not cached (their
+//! target may change without the directory changing). Content is the lexer cache's
+//! business.
 
 use std::os::unix::fs::MetadataExt;
 use std::sync::Mutex;

@@ -349,6 +349,8 @@ fn tokenize_into(line: &[u8], include_operand: bool, out: &mut Vec<Tok>) {
             continue;
         }
         let start = i;
+        // A punctuator's spelling, interned once for all lines.
+        let mut interned = None;
         let wants_header = c == b'<'
             && ((include_operand && out.is_empty())
                 || (out.len() >= 2
@@ -405,25 +407,21 @@ fn tokenize_into(line: &[u8], include_operand: bool, out: &mut Vec<Tok>) {
             let rest = &line[i..];
             let p = (PUNCTS.iter())
                 .position(|p| p.as_bytes()[0] == c && rest.starts_with(p.as_bytes()));
-            let sym = match p {
+            match p {
                 Some(p) => {
                     i += PUNCTS[p].len();
-                    puncts.multi[p]
+                    interned = Some(puncts.multi[p]);
                 }
                 None if c.is_ascii() => {
                     i += 1;
-                    puncts.single[usize::from(c)]
+                    interned = Some(puncts.single[usize::from(c)]);
                 }
-                None => {
-                    i += utf8_len(c);
-                    sym_bytes(&line[start..i])
-                }
-            };
-            out.push(Tok::new(sym, Kind::Punct, space));
-            space = false;
-            continue;
+                None => i += utf8_len(c),
+            }
+            Kind::Punct
         };
-        out.push(Tok::new(sym_bytes(&line[start..i]), kind, space));
+        let sym = interned.unwrap_or_else(|| sym_bytes(&line[start..i]));
+        out.push(Tok::new(sym, kind, space));
         space = false;
     }
 }
