@@ -984,6 +984,47 @@ fn lexer(mode: Mode, cc: Cc) {
         ("strict_raw.h", ""),
         ("strict_trigraph.h", ""),
         ("gnu_only.h", ""),
+        // In a directive's line too: a raw string (GNU C) ends before the `/*`; in strict
+        // C11 the `"` before it opens a string that ends with the line.
+        (
+            "rawdef.c",
+            "#define X R\"x(a\")x\" /*\n#include \"rawdef_strict.h\"\n*/\n\
+             #include \"rawdef_both.h\"\n",
+        ),
+        ("rawdef_strict.h", ""),
+        ("rawdef_both.h", ""),
+        // Digit separators (C++14, C2X): where a `'` continues a number, the `/*` after
+        // it opens a comment; elsewhere the `'` opens a character literal that hides it.
+        // In skipped groups, so that the file is valid either way; and as GCC's lexer
+        // reads a number (a `'` before a letter or `_` continues it, `.5` begins one).
+        (
+            "seps.c",
+            "#if 0\nx 1'0 /*\n#endif\n#include \"sep_c.h\"\n#if 0\n*/\n#endif\n",
+        ),
+        ("sep_c.h", ""),
+        (
+            "seps.cc",
+            "#if 0\na 1'z /*\n#endif\n#include \"sep_letter.h\"\n#if 0\n*/\n#endif\n\
+             #if 0\nb .5'0 /*\n#endif\n#include \"sep_dot.h\"\n#if 0\n*/\n#endif\n\
+             #if 0\nc x1'0 /*\n#endif\n#include \"sep_name.h\"\n#if 0\n*/\n#endif\n\
+             #define SEP 1'0 /*\n#include \"sep_define.h\"\n*/\n",
+        ),
+        ("sep_letter.h", ""),
+        ("sep_dot.h", ""),
+        ("sep_name.h", ""),
+        ("sep_define.h", ""),
+        // A backslash, then a form feed or vertical tab, then the newline: still a
+        // splice (GCC and clang warn). GCC takes a NUL byte there too, clang does not.
+        (
+            "blanks.c",
+            "#inc\\\x0c\nlude \"splice_ff.h\"\n#inc\\\x0b\nlude \"splice_vt.h\"\n\
+             // \\\x0c\n#include \"splice_hidden.h\"\n",
+        ),
+        ("splice_ff.h", ""),
+        ("splice_vt.h", ""),
+        ("splice_hidden.h", ""),
+        ("nul.c", "// \\\0\n#include \"splice_nul.h\"\n"),
+        ("splice_nul.h", ""),
     ]);
     let mut r = Run::new("lexer", &t, mode, cc);
     let yes = [
@@ -1002,6 +1043,31 @@ fn lexer(mode: Mode, cc: Cc) {
         "gcc -std=c11 -c modes.c",
         &["modes.c", "strict_raw.h", "strict_trigraph.h"],
     );
+    r.exact(".", "gcc -c rawdef.c", &["rawdef.c", "rawdef_both.h"]);
+    r.exact(
+        ".",
+        "gcc -std=c11 -c rawdef.c",
+        &["rawdef.c", "rawdef_strict.h", "rawdef_both.h"],
+    );
+    r.exact(".", "gcc -c seps.c", &["seps.c", "sep_c.h"]);
+    r.exact(".", "gcc -std=c2x -c seps.c", &["seps.c"]);
+    r.exact(".", "g++ -x c++ -c seps.c", &["seps.c"]);
+    r.exact(".", "g++ -c seps.cc", &["seps.cc", "sep_name.h"]);
+    let all = [
+        "seps.cc",
+        "sep_letter.h",
+        "sep_dot.h",
+        "sep_name.h",
+        "sep_define.h",
+    ];
+    r.exact(".", "g++ -std=c++11 -c seps.cc", &all);
+    r.exact(
+        ".",
+        "gcc -c blanks.c",
+        &["blanks.c", "splice_ff.h", "splice_vt.h"],
+    );
+    // clang reads `splice_nul.h` (its list is then the oracle).
+    r.exact(".", "gcc -c nul.c", &["nul.c"]);
     r.finish();
 }
 

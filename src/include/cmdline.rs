@@ -83,9 +83,19 @@ impl Command {
                 "c2x" | "c23" | "iso9899:2024" | "c++2b" | "c++23" | "c++2c" | "c++26"
             )
         };
+        let digit_separators = match std {
+            _ if self.language == "assembler-with-cpp" => false,
+            None => cxx,
+            Some(s) if cxx => {
+                !old_cxx(s) && !matches!(s, "c++0x" | "gnu++0x" | "c++11" | "gnu++11")
+            }
+            Some(s) => matches!(s, "c2x" | "gnu2x" | "c23" | "gnu23" | "iso9899:2024"),
+        };
         Mode {
             raw_strings,
             trigraphs: self.trigraphs || (strict && !std.is_some_and(trigraphs_removed)),
+            digit_separators,
+            splice_nul: !clang,
             elifdef: clang || !strict || std.is_some_and(new_enough),
         }
     }
@@ -423,6 +433,15 @@ mod tests {
             let m = p(line).unwrap().lex_mode(false);
             (m.raw_strings, m.trigraphs)
         };
+        // Digit separators: C++14 and later (GCC's default C++ is gnu++17), C2X.
+        let separators = |line: &str| p(line).unwrap().lex_mode(false).digit_separators;
+        assert!(!separators("gcc -c a.c"));
+        assert!(separators("gcc -std=gnu2x -c a.c"));
+        assert!(separators("g++ -c a.cc"));
+        assert!(separators("g++ -std=c++1y -c a.cc"));
+        assert!(!separators("g++ -std=gnu++11 -c a.cc"));
+        assert!(!separators("g++ -std=c++98 -c a.cc"));
+        assert!(!separators("g++ -x assembler-with-cpp -c a.S"));
         assert_eq!(mode("gcc -c a.c"), (true, false));
         assert_eq!(mode("gcc -std=c11 -c a.c"), (false, true));
         assert_eq!(mode("gcc -ansi -c a.c"), (false, true));

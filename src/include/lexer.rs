@@ -4,7 +4,7 @@
 //! search. Everything that is not a directive is skipped without being tokenized; the
 //! walk in [`super::closure`] evaluates the conditionals.
 //!
-//! It understands backslash-newline splices (also with spaces before the newline, which
+//! It understands backslash-newline splices (also with blanks before the newline, which
 //! GCC accepts), a carriage return without a newline as a line's end and a NUL byte as a
 //! blank (as GCC has them), `/* */` comments across lines, `//` comments, string and
 //! character literals (which end at the end of their line, as in a skipped `#if 0` block
@@ -87,17 +87,24 @@ pub struct Directives {
 pub struct Mode {
     pub raw_strings: bool,
     pub trigraphs: bool,
+    /// `1'000` is one number (C++14, C2X); elsewhere its `'` opens a character literal.
+    pub digit_separators: bool,
+    /// A NUL byte between a backslash and its newline still makes a splice (GCC, not
+    /// clang).
+    pub splice_nul: bool,
     /// `#elifdef` and `#elifndef` are directives (GNU modes, C2X, C++23); elsewhere GCC 12
     /// ignores them.
     pub elifdef: bool,
 }
 
 impl Default for Mode {
-    /// GCC's default modes (gnu17, gnu++17).
+    /// GCC's default C mode (gnu17).
     fn default() -> Mode {
         Mode {
             raw_strings: true,
             trigraphs: false,
+            digit_separators: false,
+            splice_nul: true,
             elifdef: true,
         }
     }
@@ -114,7 +121,7 @@ pub fn directives(src: &[u8], mode: Mode) -> Directives {
         src
     };
     let lines = lone_returns_as_newlines(src);
-    let spliced = splice(&lines);
+    let spliced = splice(&lines, mode);
     let s: &[u8] = &spliced;
     let mut out = Vec::new();
     let mut toks = Vec::new();
@@ -123,6 +130,9 @@ pub fn directives(src: &[u8], mode: Mode) -> Directives {
     // on its line: a `#` after it still begins a directive, as GCC reads a comment as a
     // space.
     let mut clean_comment_end = None;
+    // Where the text after the last literal, comment or directive begins: a number that
+    // a `'` may continue starts there or later.
+    let mut text = 0;
     while i < s.len() {
         match s[i] {
             b'#' | b'%' => {
@@ -136,6 +146,7 @@ pub fn directives(src: &[u8], mode: Mode) -> Directives {
                     let (d, next) = directive(s, after, mode, &mut toks);
                     out.extend(d);
                     i = next;
+                    text = i;
                 } else {
                     i += 1;
                 }
@@ -146,6 +157,7 @@ pub fn directives(src: &[u8], mode: Mode) -> Directives {
                     clean_comment_end = Some(end);
                 }
                 i = end;
+                text = i;
             }
             b'/' if s.get(i + 1) == Some(&b'/') => i = line_end(s, i),
             b'"' => {
@@ -153,9 +165,13 @@ pub fn directives(src: &[u8], mode: Mode) -> Directives {
                     raw_string_end(s, i).unwrap_or_else(|| literal_end(s, i))
                 } else {
                     literal_end(s, i)
-                }
+                };
+                text = i;
             }
-            b'\'' if !is_digit_separator(s, i) => i = literal_end(s, i),
+            b'\'' if !(mode.digit_separators && is_digit_separator(s, text, i)) => {
+                i = literal_end(s, i);
+                text = i;
+            }
             // Most of a file is text between directives: skip to the next byte that can
             // begin a directive, a comment or a literal. Newlines are not stops: whether
             // a `#` begins its line is asked of the few `#`s there are.
@@ -286,11 +302,11 @@ fn link(ds: &mut [Directive]) {
     }
 }
 
-/// `src` with every backslash-newline splice removed (a backslash followed by spaces or
-/// tabs and then `\n` or `\r\n`). The file itself when it has none.
-fn splice(src: &[u8]) -> Cow<'_, [u8]> {
+/// `src` with every backslash-newline splice removed (a backslash followed by blanks and
+/// then `\n` or `\r\n`). The file itself when it has none.
+fn splice(src: &[u8], mode: Mode) -> Cow<'_, [u8]> {
     // A backslash in a string or character literal is common, a splice much less.
-    let Some(first) = memchr::memchr_iter(b'\\', src).find(|&i| splice_end(src, i).is_some())
+    let Some(first) = memchr::memchr_iter(b'\\', src).find(|&i| splice_end(src, i, mode).is_some())
     else {
         return Cow::Borrowed(src);
     };
@@ -305,7 +321,7 @@ fn splice(src: &[u8]) -> Cow<'_, [u8]> {
         if i == src.len() {
             break;
         }
-        match splice_end(src, i) {
+        match splice_end(src, i, mode) {
             Some(end) => i = end,
             None => {
                 out.push(src[i]);
@@ -317,9 +333,13 @@ fn splice(src: &[u8]) -> Cow<'_, [u8]> {
 }
 
 /// Where the splice whose backslash is at `i` ends (after its newline), if it is one.
-fn splice_end(src: &[u8], i: usize) -> Option<usize> {
+/// The blanks allowed between the two (with a warning) are spaces, tabs, form feeds and
+/// vertical tabs, and for GCC NUL bytes.
+fn splice_end(src: &[u8], i: usize, mode: Mode) -> Option<usize> {
+    let blank =
+        |c: u8| matches!(c, b' ' | b'\t' | b'\x0b' | b'\x0c') || (c == 0 && mode.splice_nul);
     let mut j = i + 1;
-    while j < src.len() && (src[j] == b' ' || src[j] == b'\t') {
+    while j < src.len() && blank(src[j]) {
         j += 1;
     }
     if src[j..].starts_with(b"\r\n") {
@@ -423,19 +443,40 @@ fn raw_string_end(s: &[u8], i: usize) -> Option<usize> {
     Some(open + 1 + p + close.len())
 }
 
-/// Whether the `'` at `i` is a C++14 digit separator (`1'000`).
-fn is_digit_separator(s: &[u8], i: usize) -> bool {
-    i > 0
-        && s[i - 1].is_ascii_alphanumeric()
-        && s.get(i + 1).is_some_and(|c| c.is_ascii_hexdigit())
-        && {
-            // Walk back over the pp-number: it must start with a digit.
-            let mut j = i;
-            while j > 0 && (is_ident(s[j - 1]) || s[j - 1] == b'\'' || s[j - 1] == b'.') {
-                j -= 1;
-            }
-            s[j].is_ascii_digit()
+/// Whether the `'` at `i` is a digit separator (`1'000`, where the mode has them), as
+/// GCC's lexer reads one: a preprocessing number (begun by a digit, or a `.` and a digit)
+/// takes in every `'` followed by what may continue it, and gives back those at its end.
+/// `from` is where the text after the last literal or comment begins: no number starts
+/// before it.
+fn is_digit_separator(s: &[u8], from: usize, i: usize) -> bool {
+    let after = s[i..].iter().position(|&c| c != b'\'').map(|n| s[i + n]);
+    if !after.is_some_and(is_ident) {
+        return false;
+    }
+    // Back over what a number may hold (a sign after an exponent's letter too)...
+    let sign = |j: usize| {
+        matches!(s[j - 1], b'+' | b'-')
+            && j >= from + 2
+            && matches!(s[j - 2], b'e' | b'E' | b'p' | b'P')
+    };
+    let mut j = i;
+    while j > from && (is_ident(s[j - 1]) || matches!(s[j - 1], b'\'' | b'.') || sign(j)) {
+        j -= 1;
+    }
+    // ...then forward over names and punctuation: a number begun there runs to `i`.
+    while j < i {
+        if s[j].is_ascii_digit() || (s[j] == b'.' && s[j + 1].is_ascii_digit()) {
+            return true;
         }
+        if is_ident(s[j]) {
+            while j < i && is_ident(s[j]) {
+                j += 1;
+            }
+        } else {
+            j += 1;
+        }
+    }
+    false
 }
 
 fn is_ident(c: u8) -> bool {
@@ -463,7 +504,7 @@ fn directive(
     };
     let is_include = matches!(name, b"include" | b"include_next" | b"import");
     if is_include {
-        if let Some((angle, spelled, end)) = plain_include_name(s, k) {
+        if let Some((angle, spelled, end)) = plain_include_name(s, k, mode) {
             let d = Directive::Include {
                 next: name == b"include_next",
                 import: name == b"import",
@@ -474,9 +515,9 @@ fn directive(
         }
     }
     let (line, end) = if is_include {
-        include_operand(s, k)
+        include_operand(s, k, mode)
     } else {
-        rest_of_directive(s, k)
+        rest_of_directive(s, k, mode)
     };
     let toks = |include: bool| token::tokenize(&line, include);
     let first_name = || token::first_ident(&line);
@@ -566,7 +607,7 @@ fn pragma(t: &[Tok]) -> Option<Directive> {
 /// `"name"` without a backslash: whether in angles, the name's bytes, and the end of the
 /// directive, as [`include_operand`] and the tokenizing of its line find them, without
 /// copying or tokenizing the line (most directives of a source file are such includes).
-fn plain_include_name(s: &[u8], i: usize) -> Option<(bool, &[u8], usize)> {
+fn plain_include_name(s: &[u8], i: usize, mode: Mode) -> Option<(bool, &[u8], usize)> {
     let a = skip_blank(s, i);
     let close = match s.get(a)? {
         b'<' => b'>',
@@ -581,37 +622,38 @@ fn plain_include_name(s: &[u8], i: usize) -> Option<(bool, &[u8], usize)> {
         return None;
     }
     // What follows the name is not read, but a comment there may run over lines.
-    let (_, end) = rest_of_directive(s, a + len + 2);
+    let (_, end) = rest_of_directive(s, a + len + 2, mode);
     Some((close == b'>', spelled, end))
 }
 
 /// The operand of an include from `i`: as [`rest_of_directive`], except that a `<name>`
 /// is taken as it is (`//` or `/*` inside it are part of the name, as in GCC).
-fn include_operand(s: &[u8], i: usize) -> (Cow<'_, [u8]>, usize) {
+fn include_operand(s: &[u8], i: usize, mode: Mode) -> (Cow<'_, [u8]>, usize) {
     let a = skip_blank(s, i);
     if s.get(a) == Some(&b'<') {
         let eol = line_end(s, a);
         if let Some(p) = s[a..eol].iter().position(|&c| c == b'>') {
             let close = a + p + 1;
-            let (rest, end) = rest_of_directive(s, close);
+            let (rest, end) = rest_of_directive(s, close, mode);
             let mut line = s[a..close].to_vec();
             line.extend_from_slice(&rest);
             return (Cow::Owned(line), end);
         }
     }
-    rest_of_directive(s, i)
+    rest_of_directive(s, i, mode)
 }
 
 /// The rest of a directive's line from `i`, comments replaced by a space, and the
 /// position of the newline ending it (a block comment opened on the line may run over
-/// several lines) or of the end of the file.
-fn rest_of_directive(s: &[u8], mut i: usize) -> (Cow<'_, [u8]>, usize) {
+/// several lines) or of the end of the file. Literals are read as in `mode`.
+fn rest_of_directive(s: &[u8], mut i: usize, mode: Mode) -> (Cow<'_, [u8]>, usize) {
     let eol = line_end(s, i);
     // Most lines have no comment and no literal: they are the line as it is.
     if memchr::memchr3(b'/', b'"', b'\'', &s[i..eol]).is_none() {
         return (Cow::Borrowed(&s[i..eol]), eol);
     }
     let mut line = Vec::new();
+    let mut text = i;
     while i < s.len() {
         // Copied in runs up to the next byte that may open a comment or a literal.
         let eol = line_end(s, i);
@@ -626,19 +668,25 @@ fn rest_of_directive(s: &[u8], mut i: usize) -> (Cow<'_, [u8]>, usize) {
             b'/' if s.get(i + 1) == Some(&b'*') => {
                 i = block_comment_end(s, i + 2);
                 line.push(b' ');
+                text = i;
             }
             b'/' if s.get(i + 1) == Some(&b'/') => {
                 i = line_end(s, i);
                 break;
             }
+            b'\'' if mode.digit_separators && is_digit_separator(s, text, i) => {
+                line.push(b'\'');
+                i += 1;
+            }
             b'"' | b'\'' => {
-                let end = if s[i] == b'"' && is_raw_prefix(s, i) {
+                let end = if s[i] == b'"' && mode.raw_strings && is_raw_prefix(s, i) {
                     raw_string_end(s, i).unwrap_or_else(|| literal_end(s, i))
                 } else {
                     literal_end(s, i)
                 };
                 line.extend_from_slice(&s[i..end]);
                 i = end;
+                text = i;
             }
             c => {
                 line.push(c);
@@ -730,7 +778,7 @@ mod tests {
             b" MACRO(x)",
         ];
         for &line in lines {
-            let (ops, end) = include_operand(line, 0);
+            let (ops, end) = include_operand(line, 0, Mode::default());
             let t = token::tokenize(&ops, true);
             let by_tokens = match t.first() {
                 Some(one) if one.kind == token::Kind::Header => Some((true, one.text())),
@@ -740,15 +788,15 @@ mod tests {
                 _ => None,
             }
             .map(|(angle, n)| (angle, &n[1..n.len().max(2) - 1], end));
-            if let Some((angle, name, end2)) = plain_include_name(line, 0) {
+            if let Some((angle, name, end2)) = plain_include_name(line, 0, Mode::default()) {
                 let name = token::sym_bytes(name).as_str();
                 assert_eq!(Some((angle, name, end2)), by_tokens, "{line:?}");
             }
         }
         // The plain ones are read the short way.
-        assert!(plain_include_name(b" <a.h>", 0).is_some());
-        assert!(plain_include_name(b" \"q.h\"", 0).is_some());
-        assert!(plain_include_name(b" \"a\\\"b.h\"", 0).is_none());
+        assert!(plain_include_name(b" <a.h>", 0, Mode::default()).is_some());
+        assert!(plain_include_name(b" \"q.h\"", 0, Mode::default()).is_some());
+        assert!(plain_include_name(b" \"a\\\"b.h\"", 0, Mode::default()).is_none());
     }
 
     #[test]
@@ -910,6 +958,7 @@ mod tests {
             raw_strings: false,
             trigraphs: true,
             elifdef: false,
+            ..Mode::default()
         };
         let src = "\u{feff}#include \"bom.h\"\n#define R \"x\"\nconst char *s = R\"(\";\n#include \"a.h\"\n)\";\n\
                    ??=include \"tri.h\"\n";
@@ -930,9 +979,41 @@ mod tests {
     }
 
     #[test]
-    fn raw_strings_and_separators() {
+    fn raw_strings() {
         let src = "auto s = R\"d(\n#include \"no.h\"\n/* )d\";\n#include \"yes.h\"\n\
-                   int n = 1'000; /* x */\n#include \"yes2.h\"\nint m = u8R\"(a)\";\n#include <y3.h>\n";
-        assert_eq!(shape(src), ["inc\"yes.h\"", "inc\"yes2.h\"", "inc<y3.h>"]);
+                   int m = u8R\"(a)\";\n#include <y3.h>\n";
+        assert_eq!(shape(src), ["inc\"yes.h\"", "inc<y3.h>"]);
+    }
+
+    #[test]
+    fn digit_separators() {
+        let count = |src: &str, digit_separators| {
+            let mode = Mode {
+                digit_separators,
+                ..Mode::default()
+            };
+            directives(src.as_bytes(), mode).list.len()
+        };
+        // With separators the `/*` opens a comment hiding the include; without, the `'`
+        // opens a character literal that ends with the line. A `'` after a character
+        // literal (`'a'1'0`) or a sign in an exponent (`1e+5'0`) still continues a number;
+        // one after a name (`x1'0`) or before a blank (`1' `) does not.
+        for (text, hidden) in [
+            ("1'000", true),
+            ("'a'1'0", true),
+            ("1e+5'0", true),
+            (".5'0", true),
+            ("1'z", true),
+            ("x1'0", false),
+            ("1' 0", false),
+        ] {
+            let src = format!("n = {text} /*\n#include \"x.h\"\n*/\n");
+            assert_eq!(count(&src, true), usize::from(!hidden), "{text}");
+            assert_eq!(count(&src, false), 1, "{text}");
+            // The same in a directive's line.
+            let src = format!("#define N {text} /*\n#include \"x.h\"\n*/\n");
+            assert_eq!(count(&src, true), 1 + usize::from(!hidden), "{text}");
+            assert_eq!(count(&src, false), 2, "{text}");
+        }
     }
 }
