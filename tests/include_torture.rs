@@ -1,8 +1,9 @@
 //! Hand-written torture cases for the include analysis (issue 15), each checked against
 //! `gcc -M` as the oracle: conditionals on `-D` values and predefined macros, guards and
 //! `#pragma once`, `#include_next` chains and GCC's search-list clean-up, symlinks and
-//! `..`, computed includes, `__has_include`, lexer corners, `-include`/`-imacros`, the
-//! languages, and headers created, changed and deleted during a build.
+//! `..`, computed includes, `__has_include`, lexer corners (also in generated files),
+//! `-include`/`-imacros`, the languages, and headers created, changed and deleted during
+//! a build.
 //!
 //! Every case first checks that gcc reads exactly the files the case says (so the case
 //! tests what it claims to), then compares the closure with gcc's list:
@@ -1069,6 +1070,130 @@ fn lexer(mode: Mode, cc: Cc) {
     // clang reads `splice_nul.h` (its list is then the oracle).
     r.exact(".", "gcc -c nul.c", &["nul.c"]);
     r.finish();
+}
+
+/// Files made of the lexer's corner cases in random order (a fixed seed: the same files
+/// each run), each read by two of the compilers and modes below, whose `-M` is the oracle:
+/// the closure must be exactly what the compiler reads. A file the compiler cannot
+/// preprocess is left out.
+#[test]
+fn generated_lexer_corners_match_gcc_and_clang() {
+    const PIECES: &[&str] = &[
+        "#if 0",
+        "#endif",
+        "#else",
+        "#elif 1",
+        "#elif 0",
+        "#ifdef X",
+        "#ifndef X",
+        "#if X",
+        "#if defined(X) || 1",
+        "#define X 1",
+        "#undef X",
+        "#pragma once",
+        "#define S \"/*\"",
+        "#define Y R\"(a)\" /*",
+        "#if 1 /* x",
+        "x 1'0 /*",
+        "x = 1'z /*",
+        "a.b'0",
+        "0x1'f",
+        "1.e+'0",
+        "*/",
+        "/*",
+        "\"abc",
+        "'",
+        "'a'",
+        "'\\'' /*",
+        "\"a\\\"b\" /*",
+        "R\"x(",
+        ")x\"",
+        "u8R\"(",
+        ")\"",
+        "R\"\"",
+        "LR\"d(x)d\" /*",
+        "// c \\",
+        "int x; // \\",
+        "\\",
+        "\\\t",
+        "\\\x0c",
+        "#inc\\\nlude \"hN.h\"",
+        "#inc\\\x0b\nlude \"hN.h\"",
+        "#include \"hN.h\"",
+        "#  include <hN.h>",
+        "# /* c */ include \"hN.h\"",
+        "#include \"hN.h\" /*",
+        "*/ #include \"hN.h\"",
+        "%:include \"hN.h\"",
+        "??=include \"hN.h\"",
+        "\t#\tinclude \"hN.h\"",
+    ];
+    const COMMANDS: &[&str] = &[
+        "gcc -I. -c F.c",
+        "gcc -std=c11 -I. -c F.c",
+        "gcc -std=c2x -I. -c F.c",
+        "g++ -I. -c F.cc",
+        "g++ -std=c++11 -I. -c F.cc",
+        "clang -I. -c F.c",
+        "clang++ -I. -c F.cc",
+    ];
+    let headers: Vec<(String, &str)> = (0..10).map(|n| (format!("h{n}.h"), "")).collect();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    let t = Tree::new(&headers);
+    let server = IncludeServer::new().unwrap();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+    };
+    let (mut compared, mut failures) = (0, Vec::new());
+    for k in 0..400 {
+        let (mut lines, mut depth) = (Vec::new(), 0);
+        for _ in 0..3 + next(13) {
+            let piece = PIECES[next(PIECES.len())].replace('N', &next(10).to_string());
+            let closes = matches!(piece.as_str(), "#endif" | "#else" | "#elif 1" | "#elif 0");
+            if closes && depth == 0 {
+                continue;
+            }
+            depth += usize::from(piece.starts_with("#if")) - usize::from(piece == "#endif");
+            lines.push(piece);
+        }
+        lines.extend(std::iter::repeat_n("#endif".to_string(), depth));
+        let text = lines.join("\n") + "\n";
+        for _ in 0..2 {
+            let cmd = COMMANDS[next(COMMANDS.len())].replace('F', &format!("g{k}"));
+            let source = cmd.rsplit(' ').next().unwrap();
+            t.write(source, &text);
+            let argv = words(&cmd);
+            let closure = match server.closure(&t.path(""), &argv) {
+                Ok(c) => c,
+                Err(why) => {
+                    failures.push(format!("`{cmd}` not covered: {why}\n{text}"));
+                    continue;
+                }
+            };
+            let Ok(read) = try_deps(t.root.as_ref(), &argv, &closure.system_dirs) else {
+                continue;
+            };
+            compared += 1;
+            let ours: BTreeSet<String> = closure.files.iter().map(|f| f.realpath.clone()).collect();
+            if ours != read {
+                let rel = |s: &BTreeSet<String>| s.iter().map(|p| t.rel(p)).collect::<Vec<_>>();
+                failures.push(format!(
+                    "`{cmd}`: the compiler reads {:?}, the closure is {:?}, of\n{text}",
+                    rel(&read),
+                    rel(&ours)
+                ));
+            }
+        }
+    }
+    server.clean_up();
+    println!("{compared} generated files compared");
+    assert!(compared >= 150, "only {compared} files could be compared");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 // 9. `-include` and `-imacros`.
