@@ -1158,7 +1158,11 @@ fn generated_lexer_corners_match_gcc_and_clang() {
             if closes && depth == 0 {
                 continue;
             }
-            depth += usize::from(piece.starts_with("#if")) - usize::from(piece == "#endif");
+            if piece.starts_with("#if") {
+                depth += 1;
+            } else if piece == "#endif" {
+                depth -= 1;
+            }
             lines.push(piece);
         }
         lines.extend(std::iter::repeat_n("#endif".to_string(), depth));
