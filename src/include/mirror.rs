@@ -515,7 +515,9 @@ impl Generation {
                 }
                 self.dirs_known.insert(root_prefix_real.clone());
             }
-            if is_link(&fp) {
+            // A link under a system directory is the host's own (its `ROOT/D` is a link
+            // to the host's D): not made again, never listed, or it would be written there.
+            if !system && is_link(&fp) {
                 let link_name = format!("{root_prefix_real}/{suffix}");
                 if fs::symlink_metadata(&link_name).is_err() {
                     if let Some(target) = realpath(&fp) {
@@ -525,9 +527,7 @@ impl Generation {
                         self.link_targets.push((fp.clone(), target));
                     }
                 }
-                // A link under a system directory is the host's own (its `ROOT/D` is a
-                // link to the host's D): never listed, or it would be written there.
-                if !system && fs::symlink_metadata(&link_name).is_ok_and(|m| m.is_symlink()) {
+                if fs::symlink_metadata(&link_name).is_ok_and(|m| m.is_symlink()) {
                     level.link = Some(link_name);
                 }
             }
