@@ -256,6 +256,49 @@ fn absolute_includes_are_not_covered() {
     server.clean_up();
 }
 
+/// What the analysis does not model is not covered (the client then preprocesses
+/// locally): clang's Microsoft include rules, and a computed include the walk is certain
+/// to reach whose name, as GCC spells it, is found nowhere (clang spells `<d/f>` made of
+/// macro arguments otherwise). A computed include the walk may not reach stays covered.
+#[test]
+fn what_the_analysis_does_not_model_is_not_covered() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    fs::create_dir(root.join("sub")).unwrap();
+    for (name, text) in [
+        ("sub/a.h", ""),
+        ("a.h", ""),
+        ("b.h", ""),
+        (
+            "ms.c",
+            "#pragma include_alias(\"a.h\", \"b.h\")\n#include \"a.h\"\n",
+        ),
+        (
+            "comp.c",
+            "#define PATH(d, f) <d/f>\n#include PATH(sub, a.h)\n",
+        ),
+        (
+            "maybe.c",
+            "#if __LINE__ > 100\n#define H <missing.h>\n#include H\n#endif\n",
+        ),
+    ] {
+        fs::write(root.join(name), text).unwrap();
+    }
+    let server = IncludeServer::new().unwrap();
+    let cwd = root.to_str().unwrap();
+    let covered = |cmd: &str| server.closure(cwd, &words(cmd)).map(|_| ());
+    let why = covered("clang -fms-compatibility -c ms.c").unwrap_err();
+    assert!(why.contains("Microsoft"), "{why}");
+    assert!(covered("clang -fms-extensions -c ms.c").is_err());
+    // The last of each option counts; GCC's `-fms-extensions` changes no include rule.
+    assert!(covered("clang -fms-extensions -fno-ms-extensions -c ms.c").is_ok());
+    assert!(covered("gcc -fms-extensions -c ms.c").is_ok());
+    let why = covered("clang -I. -c comp.c").unwrap_err();
+    assert!(why.contains("<sub/ a.h> not found"), "{why}");
+    assert!(covered("gcc -I. -c maybe.c").is_ok());
+    server.clean_up();
+}
+
 /// Waits until what was just written is old enough for the server to remember what it
 /// read (it does not trust a file or directory changed within `TOO_NEW`: timestamps are
 /// coarser than the time between two writes; on a filesystem with whole-second stamps, `TOO_NEW_COARSE`).

@@ -156,8 +156,9 @@ impl<'t> Run<'t> {
         self.case(cwd, cmd, gcc, &[], true, false);
     }
 
-    /// Missing 0 and `probed` shipped (files `__has_include` finds); in the exact tests
-    /// the surplus is exactly `probed`.
+    /// Missing 0 and `probed` shipped (files looked up but not read: those `__has_include`
+    /// or `#pragma GCC dependency` finds); in the exact tests the surplus is exactly
+    /// `probed`.
     fn exact_probed(&mut self, cwd: &str, cmd: &str, gcc: &[&str], probed: &[&str]) {
         self.case(cwd, cmd, gcc, probed, true, false);
     }
@@ -236,7 +237,7 @@ impl<'t> Run<'t> {
             self.fail(
                 cwd,
                 cmd,
-                format!("probed by __has_include but NOT SHIPPED: {unshipped:?}"),
+                format!("looked up but NOT SHIPPED: {unshipped:?}"),
             );
         }
         // clang's `-M` lists what `__has_include` found; GCC's does not.
@@ -857,8 +858,25 @@ fn has_include(mode: Mode, cc: Cc) {
         ),
         ("i1/z_fallback.h", ""),
         ("i2/z.h", ""),
+        // GCC and clang look a dependency up as an include and stop when it is missing,
+        // but do not read it (nor does `-M` list it).
+        (
+            "dep.c",
+            "#pragma GCC dependency \"dep_quote.h\"\n\
+             #pragma GCC dependency <dep_angle.h> regenerate it\n\
+             #if 0\n#pragma GCC dependency \"dep_skipped.h\"\n#endif\n",
+        ),
+        ("dep_quote.h", ""),
+        ("inc/dep_angle.h", ""),
+        ("dep_skipped.h", ""),
     ]);
     let mut r = Run::new("has_include", &t, mode, cc);
+    r.exact_probed(
+        ".",
+        "gcc -Iinc -c dep.c",
+        &["dep.c"],
+        &["dep_quote.h", "inc/dep_angle.h"],
+    );
     let probed = ["probe.h", "inc/angle_probe.h", "probe2.h"];
     r.exact_probed(
         ".",

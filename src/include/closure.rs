@@ -648,6 +648,9 @@ pub fn analyze(
     let compiler = caches
         .compilers
         .get(&cmd.compiler, &cmd.probe_flags, &cmd.language, cwd)?;
+    if compiler.clang && cmd.microsoft {
+        return Err("clang's Microsoft include rules (-fms-extensions) are not covered".into());
+    }
     let chain = Chain::new(
         cwd,
         &cmd.quote,
@@ -1087,6 +1090,14 @@ impl<'a> Walk<'a> {
                     self.table.pop(*name, self.uncertain > 0);
                     i += 1;
                 }
+                // The host looks the file up too, and stops when it is not there: shipped,
+                // not walked.
+                Directive::Dependency { angle, name } => {
+                    if let Some(found) = self.resolve(*angle, *name, false, f)? {
+                        self.record(&found);
+                    }
+                    i += 1;
+                }
             }
         }
         // Conditionals the file left open (a GCC error).
@@ -1214,15 +1225,28 @@ impl<'a> Walk<'a> {
         import: bool,
         toks: &[Tok],
     ) -> Result<(), String> {
-        let names = (self.computed(toks, &f.spelled))
+        let (names, ambiguous) = (self.computed(toks, &f.spelled))
             .map_err(|e| format!("File: '{}': computed include: {e}", f.real))?;
+        // The one name of an include the walk is certain to reach, found nowhere: GCC
+        // would stop there, but clang may have spelled it otherwise (its spaces in a
+        // `<...>` made of macro arguments are not GCC's), so the preprocessor's own
+        // answer is not known here.
+        let certain = self.uncertain == 0 && !ambiguous;
         for (angle, name) in names {
-            self.include_name(f, next, import, angle, super::token::sym(&name))?;
+            let found = self.include_name(f, next, import, angle, super::token::sym(&name))?;
+            if certain && !found {
+                let (open, close) = if angle { ('<', '>') } else { ('"', '"') };
+                return Err(format!(
+                    "File: '{}': computed include: {open}{name}{close} not found",
+                    f.real
+                ));
+            }
         }
         Ok(())
     }
 
-    /// Walks the header `name` (`<name>` when `angle`) that `f` includes.
+    /// Walks the header `name` (`<name>` when `angle`) that `f` includes; whether it was
+    /// found.
     fn include_name(
         &mut self,
         f: &Found,
@@ -1230,26 +1254,26 @@ impl<'a> Walk<'a> {
         import: bool,
         angle: bool,
         name: Sym,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         // Not found: GCC stops with an error, and so will the host.
         let Some(found) = self.resolve(angle, name, next, f)? else {
-            return Ok(());
+            return Ok(false);
         };
         // `#import` of a file already entered does not enter it again.
         if import && self.entered.contains(&found.real) {
-            return Ok(());
+            return Ok(true);
         }
         let real = import.then(|| found.real.clone());
         self.walk(found)?;
         if let Some(real) = real {
             self.close(&real);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The headers a computed include can name: one, or one per combination of the
-    /// alternatives of the macros it uses.
-    fn computed(&self, toks: &[Tok], file: &str) -> Result<Vec<(bool, String)>, String> {
+    /// alternatives of the macros it uses (then `true`).
+    fn computed(&self, toks: &[Tok], file: &str) -> Result<(Vec<(bool, String)>, bool), String> {
         let e = macros::expand_in(&self.table, toks, file);
         if e.failed {
             return Err(format!("cannot expand '{}'", super::token::spell(toks)));
@@ -1258,7 +1282,7 @@ impl<'a> Walk<'a> {
             // Not a header name (`#include __FILE__`, a macro left undefined): the
             // preprocessor's answer is not known here.
             return macros::header_name(&e.toks)
-                .map(|h| vec![h])
+                .map(|h| (vec![h], false))
                 .ok_or_else(|| format!("'{}' does not name a header", super::token::spell(toks)));
         }
         // The names with alternatives that the expansion can reach.
@@ -1302,7 +1326,7 @@ impl<'a> Walk<'a> {
                 }
             }
         }
-        Ok(out)
+        Ok((out, true))
     }
 }
 

@@ -43,6 +43,10 @@ pub struct Command {
     pub std: Option<String>,
     /// `-trigraphs`.
     pub trigraphs: bool,
+    /// `-fms-extensions` or `-fms-compatibility` (the last of each with its `-fno-`):
+    /// clang then searches every includer's directory and honours
+    /// `#pragma include_alias`, which the analysis does not model.
+    pub microsoft: bool,
 }
 
 /// A `-D` or `-U` option's value.
@@ -196,7 +200,10 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
         macros: Vec::new(),
         std: None,
         trigraphs: false,
+        microsoft: false,
     };
+    // `-fms-extensions`, `-fms-compatibility`: the last of each.
+    let mut ms = (false, false);
     let mut dirs: Vec<(List, String)> = Vec::new();
     let mut imacros = Vec::new();
     let mut sources = Vec::new();
@@ -314,6 +321,12 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
         } else if arg == "-trigraphs" {
             cmd.trigraphs = true;
             cmd.probe_flags.push(arg.to_string());
+        } else if matches!(arg, "-fms-extensions" | "-fno-ms-extensions") {
+            ms.0 = arg == "-fms-extensions";
+            cmd.probe_flags.push(arg.to_string());
+        } else if matches!(arg, "-fms-compatibility" | "-fno-ms-compatibility") {
+            ms.1 = arg == "-fms-compatibility";
+            cmd.probe_flags.push(arg.to_string());
         } else if UNPROBED.contains(&arg)
             || arg.starts_with("-M")
             || arg.starts_with("-W")
@@ -363,6 +376,7 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
     };
     cmd.language = language;
     cmd.source = source;
+    cmd.microsoft = ms.0 || ms.1;
     Ok(cmd)
 }
 

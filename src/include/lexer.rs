@@ -71,6 +71,13 @@ pub enum Directive {
     PushMacro(Sym),
     /// `#pragma pop_macro("NAME")`.
     PopMacro(Sym),
+    /// `#pragma GCC dependency "name"` (or `<name>` when `angle`): the preprocessor
+    /// looks the file up as it would include it, and compares its date with the
+    /// current file's, without reading it.
+    Dependency {
+        angle: bool,
+        name: Sym,
+    },
 }
 
 const _: () = assert!(std::mem::size_of::<Directive>() <= 24);
@@ -570,7 +577,7 @@ fn directive(
         }),
         b"else" => Some(Directive::Else { skip: 0 }),
         b"endif" => Some(Directive::Endif),
-        b"pragma" => pragma(&toks(false)),
+        b"pragma" => pragma(&toks(false)).or_else(|| dependency(&line)),
         _ => None,
     };
     (d, end)
@@ -601,6 +608,31 @@ fn pragma(t: &[Tok]) -> Option<Directive> {
         }
         _ => None,
     }
+}
+
+/// `#pragma GCC dependency` of a file named as an `#include` names one (text may follow).
+fn dependency(line: &[u8]) -> Option<Directive> {
+    let mut words = line.trim_ascii_start().splitn(2, |c| is_blank(*c));
+    if words.next()? != b"GCC" {
+        return None;
+    }
+    let rest = words.next()?.trim_ascii_start();
+    let operand = rest.strip_prefix(b"dependency".as_slice())?;
+    if !operand.first().is_some_and(|&c| is_blank(c)) {
+        return None;
+    }
+    let toks = token::tokenize(operand, true);
+    let first = toks.first()?;
+    let n = first.text();
+    match first.kind {
+        token::Kind::Header => Some((true, &n[1..n.len() - 1])),
+        token::Kind::Str if n.starts_with('"') => Some((false, &n[1..n.len().max(2) - 1])),
+        _ => None,
+    }
+    .map(|(angle, name)| Directive::Dependency {
+        angle,
+        name: sym(name),
+    })
 }
 
 /// The name of the `#include` whose operand begins after `i` when it is `<name>`, or
@@ -754,6 +786,7 @@ mod tests {
                 Directive::Once => "once".into(),
                 Directive::PushMacro(n) => format!("push {}", n.as_str()),
                 Directive::PopMacro(n) => format!("pop {}", n.as_str()),
+                Directive::Dependency { angle, name } => format!("dep {angle} {}", name.as_str()),
             })
             .collect()
     }
