@@ -299,6 +299,43 @@ fn what_the_analysis_does_not_model_is_not_covered() {
     server.clean_up();
 }
 
+/// `_Pragma` operators written in the text act as their directives: `push_macro` and
+/// `pop_macro` (the restored definition as one possibility), `GCC dependency` (shipped).
+/// `gcc -M` skips them, but a compile (and `gcc -E -MD`) does not: the case is checked
+/// against the latter.
+#[test]
+fn pragma_operators_in_the_text_are_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let x = "#define X 1\n_Pragma(\"push_macro(\\\"X\\\")\")\n#undef X\n\
+             _Pragma (\"pop_macro(\\\"X\\\")\")\n#ifdef X\n#include \"a.h\"\n#endif\n\
+             _Pragma(\"GCC dependency \\\"dep.h\\\"\")\nint main(void) { return 0; }\n";
+    for (name, text) in [("x.c", x), ("a.h", ""), ("dep.h", "")] {
+        fs::write(root.join(name), text).unwrap();
+    }
+    let deps = root.join("x.d");
+    let out = std::process::Command::new("gcc")
+        .args(["-E", "-MD", "-MF"])
+        .arg(&deps)
+        .args(["x.c", "-o", "/dev/null"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(fs::read_to_string(&deps).unwrap().contains("a.h"));
+    let server = IncludeServer::new().unwrap();
+    let closure = server
+        .closure(root.to_str().unwrap(), &words("gcc -c x.c"))
+        .unwrap();
+    let names: Vec<&str> = closure
+        .files
+        .iter()
+        .map(|f| f.realpath.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(names, ["x.c", "a.h", "dep.h"]);
+    server.clean_up();
+}
+
 /// Waits until what was just written is old enough for the server to remember what it
 /// read (it does not trust a file or directory changed within `TOO_NEW`: timestamps are
 /// coarser than the time between two writes; on a filesystem with whole-second stamps, `TOO_NEW_COARSE`).

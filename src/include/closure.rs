@@ -1086,8 +1086,8 @@ impl<'a> Walk<'a> {
                     self.table.push(*name);
                     i += 1;
                 }
-                Directive::PopMacro(name) => {
-                    self.table.pop(*name, self.uncertain > 0);
+                Directive::PopMacro { name, maybe } => {
+                    self.table.pop(*name, *maybe || self.uncertain > 0);
                     i += 1;
                 }
                 // The host looks the file up too, and stops when it is not there: shipped,

@@ -69,8 +69,13 @@ pub enum Directive {
     Once,
     /// `#pragma push_macro("NAME")`.
     PushMacro(Sym),
-    /// `#pragma pop_macro("NAME")`.
-    PopMacro(Sym),
+    /// `#pragma pop_macro("NAME")`; `maybe` for a `_Pragma` operator in the text, which
+    /// a macro call around it may drop: the definition restored is then one
+    /// possibility.
+    PopMacro {
+        name: Sym,
+        maybe: bool,
+    },
     /// `#pragma GCC dependency "name"` (or `<name>` when `angle`): the preprocessor
     /// looks the file up as it would include it, and compares its date with the
     /// current file's, without reading it.
@@ -168,11 +173,13 @@ pub fn directives(src: &[u8], mode: Mode) -> Directives {
             }
             b'/' if s.get(i + 1) == Some(&b'/') => i = line_end(s, i),
             b'"' => {
-                i = if mode.raw_strings && is_raw_prefix(s, i) {
+                let end = if mode.raw_strings && is_raw_prefix(s, i) {
                     raw_string_end(s, i).unwrap_or_else(|| literal_end(s, i))
                 } else {
                     literal_end(s, i)
                 };
+                out.extend(pragma_operator(s, i, end));
+                i = end;
                 text = i;
             }
             b'\'' if !(mode.digit_separators && is_digit_separator(s, text, i)) => {
@@ -587,7 +594,8 @@ fn directive(
 fn pragma(t: &[Tok]) -> Option<Directive> {
     let k = token::known();
     let first = t.first()?;
-    if first.is(k.once) && t.len() == 1 {
+    // Text after `once` draws a warning, and is ignored.
+    if first.is(k.once) {
         return Some(Directive::Once);
     }
     let push = first.is(k.push_macro);
@@ -603,10 +611,49 @@ fn pragma(t: &[Tok]) -> Option<Directive> {
             Some(if push {
                 Directive::PushMacro(n)
             } else {
-                Directive::PopMacro(n)
+                Directive::PopMacro {
+                    name: n,
+                    maybe: false,
+                }
             })
         }
         _ => None,
+    }
+}
+
+/// The pragma that matters of a `_Pragma("...")` in the text whose string is `s[i..end]`:
+/// `push_macro`, `pop_macro` (as a possibility: the operator may be in a macro's
+/// argument that the macro drops) and `GCC dependency` (its file shipped either way).
+/// `once` is left out: walking a file again is a superset. One made by a macro's
+/// expansion is not seen.
+fn pragma_operator(s: &[u8], i: usize, end: usize) -> Option<Directive> {
+    let blank = |c: u8| is_blank(c) || c == b'\n';
+    let before = s[..i].iter().rposition(|&c| !blank(c))?;
+    if s[before] != b'(' {
+        return None;
+    }
+    let name_end = s[..before].iter().rposition(|&c| !blank(c))? + 1;
+    let named = s[..name_end].strip_suffix(b"_Pragma".as_slice())?;
+    if named.last().is_some_and(|&c| is_ident(c)) || end < i + 2 || s[end - 1] != b'"' {
+        return None;
+    }
+    // Destringized: `\"` and `\\` lose their backslash.
+    let mut line = Vec::with_capacity(end - i);
+    let mut body = s[i + 1..end - 1].iter();
+    while let Some(&c) = body.next() {
+        match (c, body.as_slice().first()) {
+            (b'\\', Some(&n @ (b'"' | b'\\'))) => {
+                line.push(n);
+                body.next();
+            }
+            _ => line.push(c),
+        }
+    }
+    match pragma(&token::tokenize(&line, false)) {
+        Some(Directive::PopMacro { name, .. }) => Some(Directive::PopMacro { name, maybe: true }),
+        Some(d @ Directive::PushMacro(_)) => Some(d),
+        Some(_) => None,
+        None => dependency(&line),
     }
 }
 
@@ -785,7 +832,8 @@ mod tests {
                 Directive::Endif => "endif".into(),
                 Directive::Once => "once".into(),
                 Directive::PushMacro(n) => format!("push {}", n.as_str()),
-                Directive::PopMacro(n) => format!("pop {}", n.as_str()),
+                Directive::PopMacro { name, maybe: false } => format!("pop {}", name.as_str()),
+                Directive::PopMacro { name, maybe: true } => format!("maybe pop {}", name.as_str()),
                 Directive::Dependency { angle, name } => format!("dep {angle} {}", name.as_str()),
             })
             .collect()
@@ -1009,6 +1057,18 @@ mod tests {
         };
         assert_eq!(names(Mode::default()), ["bom.h"]);
         assert_eq!(names(strict), ["bom.h", "a.h", "tri.h"]);
+    }
+
+    #[test]
+    fn pragma_operators() {
+        let src = "_Pragma(\"push_macro(\\\"A\\\")\")\n_Pragma\n ( \"pop_macro(\\\"A\\\")\" )\n\
+                   my_Pragma(\"pop_macro(\\\"B\\\")\")\n_Pragma(\"once\")\n\
+                   #define P _Pragma(\"pop_macro(\\\"C\\\")\")\n\
+                   _Pragma(\"GCC dependency <d.h>\")\nx = \"_Pragma(\\\"pop_macro(\\\\\\\"D\\\\\\\")\\\")\";\n";
+        assert_eq!(
+            shape(src),
+            ["push A", "maybe pop A", "def P", "dep true d.h"]
+        );
     }
 
     #[test]
