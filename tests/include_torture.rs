@@ -1392,8 +1392,23 @@ fn review(mode: Mode, cc: Cc) {
         ),
         ("optimized.h", ""),
         ("tri.h", ""),
+        // Warning options that change predefined macros: `-Wno-deprecated` undefines
+        // `__DEPRECATED`, `-Wpedantic` `__cpp_runtime_arrays` (g++).
+        (
+            "warn.cc",
+            "#ifndef __DEPRECATED\n#include \"not_deprecated.h\"\n#endif\n\
+             #ifndef __cpp_runtime_arrays\n#include \"pedantic.h\"\n#endif\n",
+        ),
+        ("not_deprecated.h", ""),
+        ("pedantic.h", ""),
     ]);
     let mut r = Run::new("review", &t, mode, cc);
+    r.exact(
+        ".",
+        "g++ -Wno-deprecated -Wall -c warn.cc",
+        &["warn.cc", "not_deprecated.h"],
+    );
+    r.exact(".", "g++ -Wpedantic -c warn.cc", &["warn.cc", "pedantic.h"]);
     r.exact(".", "gcc -c op.c", &["op.c", "op_yes.h"]);
     r.exact(".", "gcc -c feat.c", &["feat.c", "no_feature.h"]);
     r.exact(

@@ -105,6 +105,15 @@ impl Command {
     }
 }
 
+/// The warning options that change predefined macros (`__DEPRECATED`, and g++'s
+/// `__cpp_runtime_arrays`): probed, unlike the others.
+const MACRO_WARNINGS: &[&str] = &[
+    "-Wdeprecated",
+    "-Wno-deprecated",
+    "-Wpedantic",
+    "-Wno-pedantic",
+];
+
 /// Options whose value is the next argument (when not joined) and that do not change the
 /// compiler's built-in directories or macros: left out of the probe, with their value.
 const UNPROBED_WITH_VALUE: &[&str] = &[
@@ -329,7 +338,7 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
             cmd.probe_flags.push(arg.to_string());
         } else if UNPROBED.contains(&arg)
             || arg.starts_with("-M")
-            || arg.starts_with("-W")
+            || (arg.starts_with("-W") && !MACRO_WARNINGS.contains(&arg))
             || arg.starts_with("-g")
         {
             // Dependency output, warnings and debugging change no macro or directory.
