@@ -290,6 +290,8 @@ fn what_the_analysis_does_not_model_is_not_covered() {
     let why = covered("clang -fms-compatibility -c ms.c").unwrap_err();
     assert!(why.contains("Microsoft"), "{why}");
     assert!(covered("clang -fms-extensions -c ms.c").is_err());
+    assert!(covered("clang -Xclang -fms-compatibility -c ms.c").is_err());
+    assert!(covered("clang --target=x86_64-pc-windows-msvc -c ms.c").is_err());
     // The last of each option counts; GCC's `-fms-extensions` changes no include rule.
     assert!(covered("clang -fms-extensions -fno-ms-extensions -c ms.c").is_ok());
     assert!(covered("gcc -fms-extensions -c ms.c").is_ok());
@@ -333,6 +335,63 @@ fn pragma_operators_in_the_text_are_followed() {
         .map(|f| f.realpath.rsplit('/').next().unwrap())
         .collect();
     assert_eq!(names, ["x.c", "a.h", "dep.h"]);
+    server.clean_up();
+}
+
+/// What the walk may or may not do stays a possibility: each of the headers a computed
+/// include may name (each may define what the others undefine), and a `push_macro` a
+/// macro call may drop (then the later pop restores nothing). Both compile; checked
+/// against what `gcc -E -MD` reads.
+#[test]
+fn possibilities_are_not_taken_as_certain() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let alts = "#define Y 1\n#pragma push_macro(\"Y\")\n#undef Y\n\
+                _Pragma(\"pop_macro(\\\"Y\\\")\")\n#ifdef Y\n#define H \"a.h\"\n#else\n\
+                #define H \"b.h\"\n#endif\n#include H\n#ifdef FROM_A\n#include \"c.h\"\n#endif\n\
+                #ifdef FROM_B\n#include \"d.h\"\n#endif\nint main(void) { return 0; }\n";
+    let dropped = "#define DROP(x)\n#define X 1\nDROP(_Pragma(\"push_macro(\\\"X\\\")\"))\n\
+                   #undef X\n#pragma pop_macro(\"X\")\n#ifndef X\n#include \"e.h\"\n#endif\n\
+                   int main(void) { return 0; }\n";
+    for (name, text) in [
+        ("alts.c", alts),
+        ("dropped.c", dropped),
+        ("a.h", "#define FROM_A 1\n#undef FROM_B\n"),
+        ("b.h", "#define FROM_B 1\n#undef FROM_A\n"),
+        ("c.h", ""),
+        ("d.h", ""),
+        ("e.h", ""),
+    ] {
+        fs::write(root.join(name), text).unwrap();
+    }
+    let server = IncludeServer::new().unwrap();
+    for (source, read) in [("alts.c", ["a.h", "c.h"]), ("dropped.c", ["e.h", "e.h"])] {
+        let deps = root.join("x.d");
+        let out = std::process::Command::new("gcc")
+            .args(["-E", "-MD", "-MF"])
+            .arg(&deps)
+            .args([source, "-o", "/dev/null"])
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let listed = fs::read_to_string(&deps).unwrap();
+        let closure =
+            (server.closure(root.to_str().unwrap(), &words(&format!("gcc -c {source}")))).unwrap();
+        for name in read {
+            assert!(
+                listed.contains(name),
+                "gcc reads {name} for {source}: {listed}"
+            );
+            assert!(
+                closure
+                    .files
+                    .iter()
+                    .any(|f| f.realpath.ends_with(&format!("/{name}"))),
+                "{name} missing from the closure of {source}"
+            );
+        }
+    }
     server.clean_up();
 }
 

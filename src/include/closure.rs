@@ -648,7 +648,7 @@ pub fn analyze(
     let compiler = caches
         .compilers
         .get(&cmd.compiler, &cmd.probe_flags, &cmd.language, cwd)?;
-    if compiler.clang && cmd.microsoft {
+    if compiler.clang && (cmd.microsoft || compiler.msvc) {
         return Err("clang's Microsoft include rules (-fms-extensions) are not covered".into());
     }
     let chain = Chain::new(
@@ -1082,8 +1082,8 @@ impl<'a> Walk<'a> {
                     self.close(&f.real);
                     i += 1;
                 }
-                Directive::PushMacro(name) => {
-                    self.table.push(*name);
+                Directive::PushMacro { name, maybe } => {
+                    self.table.push(*name, *maybe || self.uncertain > 0);
                     i += 1;
                 }
                 Directive::PopMacro { name, maybe } => {
@@ -1232,9 +1232,14 @@ impl<'a> Walk<'a> {
         // `<...>` made of macro arguments are not GCC's), so the preprocessor's own
         // answer is not known here.
         let certain = self.uncertain == 0 && !ambiguous;
+        // Of several names, the preprocessor includes one: each is walked as a branch
+        // that may not be taken (its definitions possibilities, not certainties).
+        let several = u32::from(names.len() > 1);
         for (angle, name) in names {
-            let found = self.include_name(f, next, import, angle, super::token::sym(&name))?;
-            if certain && !found {
+            self.uncertain += several;
+            let found = self.include_name(f, next, import, angle, super::token::sym(&name));
+            self.uncertain -= several;
+            if !found? && certain {
                 let (open, close) = if angle { ('<', '>') } else { ('"', '"') };
                 return Err(format!(
                     "File: '{}': computed include: {open}{name}{close} not found",

@@ -43,9 +43,10 @@ pub struct Command {
     pub std: Option<String>,
     /// `-trigraphs`.
     pub trigraphs: bool,
-    /// `-fms-extensions` or `-fms-compatibility` (the last of each with its `-fno-`):
-    /// clang then searches every includer's directory and honours
-    /// `#pragma include_alias`, which the analysis does not model.
+    /// `-fms-extensions` or `-fms-compatibility` (the last of each with its `-fno-`, or
+    /// through `-Xclang`): clang then searches every includer's directory and honours
+    /// `#pragma include_alias`, which the analysis does not model. (A Windows target
+    /// does the same: its `_MSC_VER` shows it.)
     pub microsoft: bool,
 }
 
@@ -336,6 +337,15 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
         } else if matches!(arg, "-fms-compatibility" | "-fno-ms-compatibility") {
             ms.1 = arg == "-fms-compatibility";
             cmd.probe_flags.push(arg.to_string());
+        } else if arg == "-Xclang"
+            && argv
+                .get(i + 1)
+                .is_some_and(|a| matches!(a.as_str(), "-fms-extensions" | "-fms-compatibility"))
+        {
+            // Passed to clang's front end, which then defines no macro that shows it.
+            cmd.microsoft = true;
+            cmd.probe_flags.extend(argv[i..i + 2].iter().cloned());
+            i += 1;
         } else if UNPROBED.contains(&arg)
             || arg.starts_with("-M")
             || (arg.starts_with("-W") && !MACRO_WARNINGS.contains(&arg))
@@ -385,7 +395,7 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
     };
     cmd.language = language;
     cmd.source = source;
-    cmd.microsoft = ms.0 || ms.1;
+    cmd.microsoft |= ms.0 || ms.1;
     Ok(cmd)
 }
 

@@ -67,11 +67,13 @@ pub enum Directive {
     Endif,
     /// `#pragma once`.
     Once,
-    /// `#pragma push_macro("NAME")`.
-    PushMacro(Sym),
-    /// `#pragma pop_macro("NAME")`; `maybe` for a `_Pragma` operator in the text, which
-    /// a macro call around it may drop: the definition restored is then one
-    /// possibility.
+    /// `#pragma push_macro("NAME")` and `#pragma pop_macro("NAME")`; `maybe` for a
+    /// `_Pragma` operator in the text, which a macro call around it may drop (the walk
+    /// then takes what they do as possibilities).
+    PushMacro {
+        name: Sym,
+        maybe: bool,
+    },
     PopMacro {
         name: Sym,
         maybe: bool,
@@ -182,7 +184,10 @@ pub fn directives(src: &[u8], mode: Mode) -> Directives {
                 i = end;
                 text = i;
             }
-            b'\'' if !(mode.digit_separators && is_digit_separator(s, text, i)) => {
+            b'\'' if mode.digit_separators && is_digit_separator(s, text, i) => {
+                i = number_end(s, i);
+            }
+            b'\'' => {
                 i = literal_end(s, i);
                 text = i;
             }
@@ -458,32 +463,30 @@ fn raw_string_end(s: &[u8], i: usize) -> Option<usize> {
 }
 
 /// Whether the `'` at `i` is a digit separator (`1'000`, where the mode has them), as
-/// GCC's lexer reads one: a preprocessing number (begun by a digit, or a `.` and a digit)
-/// takes in every `'` followed by what may continue it, and gives back those at its end.
-/// `from` is where the text after the last literal or comment begins: no number starts
-/// before it.
+/// GCC and clang read one: inside a preprocessing number (begun by a digit, or a `.` and
+/// a digit), before an ASCII letter, digit or `_`. `from` is where the text after the last
+/// literal or comment begins: no number starts before it. A number with a `$` in it
+/// (GCC takes it in, clang does not) is left to the literal, which hides less.
 fn is_digit_separator(s: &[u8], from: usize, i: usize) -> bool {
-    let after = s[i..].iter().position(|&c| c != b'\'').map(|n| s[i + n]);
-    if !after.is_some_and(is_ident) {
+    // What is next to it first: most quotes open literals.
+    let before = i > from && (is_ident(s[i - 1]) || s[i - 1] == b'.' || sign(s, i - 1));
+    if !before || !s.get(i + 1).is_some_and(|&c| continues_number(c)) {
         return false;
     }
     // Back over what a number may hold (a sign after an exponent's letter too)...
-    let sign = |j: usize| {
-        matches!(s[j - 1], b'+' | b'-')
-            && j >= from + 2
-            && matches!(s[j - 2], b'e' | b'E' | b'p' | b'P')
-    };
     let mut j = i;
-    while j > from && (is_ident(s[j - 1]) || matches!(s[j - 1], b'\'' | b'.') || sign(j)) {
+    while j > from
+        && (is_ident(s[j - 1]) || matches!(s[j - 1], b'\'' | b'.' | b'$') || sign(s, j - 1))
+    {
         j -= 1;
     }
     // ...then forward over names and punctuation: a number begun there runs to `i`.
     while j < i {
         if s[j].is_ascii_digit() || (s[j] == b'.' && s[j + 1].is_ascii_digit()) {
-            return true;
+            return !s[j..i].contains(&b'$');
         }
-        if is_ident(s[j]) {
-            while j < i && is_ident(s[j]) {
+        if is_ident(s[j]) || s[j] == b'$' {
+            while j < i && (is_ident(s[j]) || s[j] == b'$') {
                 j += 1;
             }
         } else {
@@ -491,6 +494,35 @@ fn is_digit_separator(s: &[u8], from: usize, i: usize) -> bool {
         }
     }
     false
+}
+
+/// Whether a digit separator may come before `c`.
+fn continues_number(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// Whether the `+` or `-` at `j` is an exponent's sign: after `e`, `E`, `p` or `P`, itself
+/// not after a digit separator.
+fn sign(s: &[u8], j: usize) -> bool {
+    matches!(s[j], b'+' | b'-')
+        && j >= 1
+        && matches!(s[j - 1], b'e' | b'E' | b'p' | b'P')
+        && !(j >= 2 && s[j - 2] == b'\'')
+}
+
+/// The end of the number whose digit separator is at `i`: the lexer goes on from there,
+/// so that each of a long number's separators is not looked back from.
+fn number_end(s: &[u8], mut k: usize) -> usize {
+    while k < s.len() {
+        let c = s[k];
+        let quote = c == b'\'' && s.get(k + 1).is_some_and(|&n| continues_number(n));
+        if continues_number(c) || c == b'.' || quote || sign(s, k) {
+            k += 1;
+        } else {
+            break;
+        }
+    }
+    k
 }
 
 fn is_ident(c: u8) -> bool {
@@ -609,7 +641,10 @@ fn pragma(t: &[Tok]) -> Option<Directive> {
             let n = name.text();
             let n = sym(n.strip_prefix('"')?.strip_suffix('"')?);
             Some(if push {
-                Directive::PushMacro(n)
+                Directive::PushMacro {
+                    name: n,
+                    maybe: false,
+                }
             } else {
                 Directive::PopMacro {
                     name: n,
@@ -628,7 +663,12 @@ fn pragma(t: &[Tok]) -> Option<Directive> {
 /// expansion is not seen.
 fn pragma_operator(s: &[u8], i: usize, end: usize) -> Option<Directive> {
     let blank = |c: u8| is_blank(c) || c == b'\n';
-    let before = s[..i].iter().rposition(|&c| !blank(c))?;
+    // An encoding prefix (`L"..."`) may come before the string.
+    let prefix = [&b"u8"[..], b"L", b"u", b"U"]
+        .into_iter()
+        .find(|p| s[..i].ends_with(p) && !(i > p.len() && is_ident(s[i - p.len() - 1])));
+    let start = i - prefix.map_or(0, |p| p.len());
+    let before = s[..start].iter().rposition(|&c| !blank(c))?;
     if s[before] != b'(' {
         return None;
     }
@@ -651,21 +691,22 @@ fn pragma_operator(s: &[u8], i: usize, end: usize) -> Option<Directive> {
     }
     match pragma(&token::tokenize(&line, false)) {
         Some(Directive::PopMacro { name, .. }) => Some(Directive::PopMacro { name, maybe: true }),
-        Some(d @ Directive::PushMacro(_)) => Some(d),
+        Some(Directive::PushMacro { name, .. }) => Some(Directive::PushMacro { name, maybe: true }),
         Some(_) => None,
         None => dependency(&line),
     }
 }
 
-/// `#pragma GCC dependency` of a file named as an `#include` names one (text may follow).
+/// `#pragma GCC dependency` (or `clang dependency`) of a file named as an `#include`
+/// names one, right after the word or after blanks (text may follow).
 fn dependency(line: &[u8]) -> Option<Directive> {
     let mut words = line.trim_ascii_start().splitn(2, |c| is_blank(*c));
-    if words.next()? != b"GCC" {
+    if !matches!(words.next()?, b"GCC" | b"clang") {
         return None;
     }
     let rest = words.next()?.trim_ascii_start();
     let operand = rest.strip_prefix(b"dependency".as_slice())?;
-    if !operand.first().is_some_and(|&c| is_blank(c)) {
+    if operand.first().is_some_and(|&c| is_ident(c)) {
         return None;
     }
     let toks = token::tokenize(operand, true);
@@ -754,8 +795,9 @@ fn rest_of_directive(s: &[u8], mut i: usize, mode: Mode) -> (Cow<'_, [u8]>, usiz
                 break;
             }
             b'\'' if mode.digit_separators && is_digit_separator(s, text, i) => {
-                line.push(b'\'');
-                i += 1;
+                let end = number_end(s, i);
+                line.extend_from_slice(&s[i..end]);
+                i = end;
             }
             b'"' | b'\'' => {
                 let end = if s[i] == b'"' && mode.raw_strings && is_raw_prefix(s, i) {
@@ -831,7 +873,10 @@ mod tests {
                 Directive::Else { skip } => format!("else->{skip}"),
                 Directive::Endif => "endif".into(),
                 Directive::Once => "once".into(),
-                Directive::PushMacro(n) => format!("push {}", n.as_str()),
+                Directive::PushMacro { name, maybe: false } => format!("push {}", name.as_str()),
+                Directive::PushMacro { name, maybe: true } => {
+                    format!("maybe push {}", name.as_str())
+                }
                 Directive::PopMacro { name, maybe: false } => format!("pop {}", name.as_str()),
                 Directive::PopMacro { name, maybe: true } => format!("maybe pop {}", name.as_str()),
                 Directive::Dependency { angle, name } => format!("dep {angle} {}", name.as_str()),
@@ -1064,10 +1109,20 @@ mod tests {
         let src = "_Pragma(\"push_macro(\\\"A\\\")\")\n_Pragma\n ( \"pop_macro(\\\"A\\\")\" )\n\
                    my_Pragma(\"pop_macro(\\\"B\\\")\")\n_Pragma(\"once\")\n\
                    #define P _Pragma(\"pop_macro(\\\"C\\\")\")\n\
-                   _Pragma(\"GCC dependency <d.h>\")\nx = \"_Pragma(\\\"pop_macro(\\\\\\\"D\\\\\\\")\\\")\";\n";
+                   _Pragma(\"GCC dependency <d.h>\")\n_Pragma(L\"pop_macro(\\\"E\\\")\")\n\
+                   #pragma GCC dependency\"n.h\"\n#pragma clang dependency <c.h>\n\
+                   #pragma GCC dependencies \"no.h\"\nx = \"_Pragma(\\\"pop_macro(\\\\\\\"D\\\\\\\")\\\")\";\n";
         assert_eq!(
             shape(src),
-            ["push A", "maybe pop A", "def P", "dep true d.h"]
+            [
+                "maybe push A",
+                "maybe pop A",
+                "def P",
+                "dep true d.h",
+                "maybe pop E",
+                "dep false n.h",
+                "dep true c.h"
+            ]
         );
     }
 
@@ -1095,10 +1150,15 @@ mod tests {
             ("1'000", true),
             ("'a'1'0", true),
             ("1e+5'0", true),
+            ("1e+'0", true),
             (".5'0", true),
+            ("1.'0", true),
             ("1'z", true),
+            ("1'_a", true),
             ("x1'0", false),
+            ("a$1'0", false),
             ("1' 0", false),
+            ("1'\u{e9}", false),
         ] {
             let src = format!("n = {text} /*\n#include \"x.h\"\n*/\n");
             assert_eq!(count(&src, true), usize::from(!hidden), "{text}");
@@ -1108,5 +1168,15 @@ mod tests {
             assert_eq!(count(&src, true), 1 + usize::from(!hidden), "{text}");
             assert_eq!(count(&src, false), 2, "{text}");
         }
+        // `1'e` is a number and its `+` not a sign, so the next `'` opens a literal; without
+        // separators, `'e+'` is one and the comment hides the include.
+        let src = "n = 1'e+'0 /*\n#include \"x.h\"\n*/\n";
+        assert_eq!((count(src, true), count(src, false)), (1, 0));
+        // Each separator of a long number is not looked back from (that took minutes),
+        // nor is a long run of quotes looked ahead over for each.
+        let long = format!("x = 1{} /*\n#include \"x.h\"\n*/\n", "'1".repeat(500_000));
+        assert_eq!(count(&long, true), 0);
+        let quotes = format!("{}\n#include \"x.h\"\n", "'".repeat(1_000_000));
+        assert_eq!(count(&quotes, true), 1);
     }
 }

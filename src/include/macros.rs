@@ -15,7 +15,7 @@
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
-use super::token::{self, known, spell, sym, FxMap, Kind, Sym, Tok};
+use super::token::{self, known, spell, sym, FxMap, FxSet, Kind, Sym, Tok};
 
 /// Expansions one evaluation may make before it gives up (GCC has no such bound; a
 /// directive that needs more is treated as undecidable).
@@ -227,6 +227,8 @@ pub struct Table<'m> {
     map: FxMap<Sym, Entry<'m>>,
     /// Saved by `#pragma push_macro`.
     pushed: FxMap<Sym, Vec<Option<Entry<'m>>>>,
+    /// Names pushed where the walk may not really be.
+    unsure: FxSet<Sym>,
     /// When on, every name looked up, in order (for the remembered `#if` values).
     reads: Option<RefCell<Vec<Sym>>>,
 }
@@ -355,14 +357,37 @@ impl<'m> Table<'m> {
         };
     }
 
-    /// `#pragma push_macro("name")`.
-    pub fn push(&mut self, name: Sym) {
+    /// `#pragma push_macro("name")`; `uncertain` as for [`Table::define`]: then which
+    /// definition each later pop of the name restores is not known.
+    pub fn push(&mut self, name: Sym, uncertain: bool) {
         let saved = self.map.get(&name).cloned();
         self.pushed.entry(name).or_default().push(saved);
+        if uncertain {
+            self.unsure.insert(name);
+        }
     }
 
     /// `#pragma pop_macro("name")`; `uncertain` as for [`Table::define`].
     pub fn pop(&mut self, name: Sym, uncertain: bool) {
+        if self.unsure.contains(&name) {
+            // Any definition saved, or the current one (no push to pop).
+            let saved = self
+                .pushed
+                .get_mut(&name)
+                .map(std::mem::take)
+                .unwrap_or_default();
+            let mut alts = self.alternatives(name);
+            for e in &saved {
+                for a in e.clone().map_or(vec![None], Entry::into_alternatives) {
+                    alts = add(alts, a);
+                }
+            }
+            let mut saved = saved;
+            saved.pop();
+            self.pushed.insert(name, saved);
+            self.map.insert(name, Entry::May(Box::new(alts)));
+            return;
+        }
         let Some(saved) = self.pushed.get_mut(&name).and_then(Vec::pop) else {
             return;
         };
@@ -1010,7 +1035,7 @@ mod tests {
         assert!(matches!(t.get(sym("A")), Lookup::Ambiguous));
         t.define_owned(b, false);
         assert!(matches!(t.get(sym("B")), Lookup::Defined(_)));
-        t.push(sym("B"));
+        t.push(sym("B"), false);
         t.undef(sym("B"), false);
         assert!(matches!(t.get(sym("B")), Lookup::Undefined));
         t.pop(sym("B"), false);

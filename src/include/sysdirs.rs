@@ -26,6 +26,9 @@ pub struct Compiler {
     /// Whether it is clang (it predefines `__clang__`), whose preprocessor differs from
     /// GCC's in a few rules the walk follows.
     pub clang: bool,
+    /// Whether it predefines `_MSC_VER` or `_MSC_EXTENSIONS` (a Windows target, or
+    /// `-fms-extensions`): clang then follows Microsoft's include rules.
+    pub msvc: bool,
     /// How to run it again, for [`Compiler::feature`].
     program: String,
     flags: Vec<String>,
@@ -246,9 +249,12 @@ impl SystemDirs {
                 saved
             }
         };
-        let clang = saved.defines.iter().any(|d| d.starts_with("__clang__ "));
+        let defines = |name: &str| saved.defines.iter().any(|d| d.starts_with(name));
+        let clang = defines("__clang__ ");
+        let msvc = defines("_MSC_VER ") || defines("_MSC_EXTENSIONS ");
         let c = Arc::new(Compiler {
             clang,
+            msvc,
             predefined: saved
                 .defines
                 .iter()
