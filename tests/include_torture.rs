@@ -1401,6 +1401,20 @@ fn review(mode: Mode, cc: Cc) {
         ),
         ("not_deprecated.h", ""),
         ("pedantic.h", ""),
+        // The preprocessor's own names, per compiler and language: GCC has both
+        // attribute tests in C and C++, clang 14 `__has_cpp_attribute` in C++ only and
+        // `__has_c_attribute` in C only, and `__building_module` (clang's list is the
+        // oracle under clang).
+        (
+            "own.c",
+            "#ifdef __has_cpp_attribute\n#include \"cpp_attr.h\"\n#endif\n\
+             #ifdef __has_c_attribute\n#include \"c_attr.h\"\n#endif\n\
+             #ifdef __building_module\n#include \"module.h\"\n#endif\n",
+        ),
+        ("own.cc", "#include \"own.c\"\n"),
+        ("cpp_attr.h", ""),
+        ("c_attr.h", ""),
+        ("module.h", ""),
     ]);
     let mut r = Run::new("review", &t, mode, cc);
     r.exact(
@@ -1409,6 +1423,9 @@ fn review(mode: Mode, cc: Cc) {
         &["warn.cc", "not_deprecated.h"],
     );
     r.exact(".", "g++ -Wpedantic -c warn.cc", &["warn.cc", "pedantic.h"]);
+    r.exact(".", "gcc -c own.c", &["own.c", "cpp_attr.h", "c_attr.h"]);
+    let own_cc = ["own.cc", "own.c", "cpp_attr.h", "c_attr.h"];
+    r.exact(".", "g++ -c own.cc", &own_cc);
     r.exact(".", "gcc -c op.c", &["op.c", "op_yes.h"]);
     r.exact(".", "gcc -c feat.c", &["feat.c", "no_feature.h"]);
     r.exact(

@@ -327,15 +327,16 @@ impl<'m> Table<'m> {
     }
 
     /// Whether `name` is defined, or is one of the preprocessor's own names for this
-    /// compiler (clang when `__clang__` is defined, else GCC); `None` when it has
-    /// alternatives.
+    /// compiler and language (clang when `__clang__` is defined, else GCC; C++ when
+    /// `__cplusplus` is); `None` when it has alternatives.
     pub fn is_defined(&self, name: Sym) -> Option<bool> {
         match self.get(name) {
             Lookup::Defined(_) => Some(true),
             Lookup::Ambiguous => None,
             Lookup::Undefined => {
                 let k = known();
-                Some(k.built_in(name, matches!(self.get(k.clang), Lookup::Defined(_))))
+                let defined = |m| matches!(self.get(m), Lookup::Defined(_));
+                Some(k.built_in(name, defined(k.clang), defined(k.cplusplus)))
             }
         }
     }

@@ -163,6 +163,9 @@ pub struct Known {
     pub false_: Sym,
     pub once: Sym,
     pub clang: Sym,
+    pub cplusplus: Sym,
+    pub has_cpp_attribute: Sym,
+    pub has_c_attribute: Sym,
     /// The feature tests GCC has too.
     pub gcc_feature_tests: Vec<Sym>,
     pub char_unsigned: Sym,
@@ -178,13 +181,18 @@ pub struct Known {
 impl Known {
     /// Whether `name` counts as defined without a `#define`: the operators and macros
     /// the preprocessor provides itself (`#ifdef __has_include` is true). GCC has only
-    /// some of clang's feature tests (`defined __has_feature` is false in GCC 12).
-    pub fn built_in(&self, name: Sym, clang: bool) -> bool {
+    /// some of clang's feature tests (`defined __has_feature` is false in GCC 12), and
+    /// clang has `__has_cpp_attribute` in C++ only, `__has_c_attribute` in C only.
+    pub fn built_in(&self, name: Sym, clang: bool, cplusplus: bool) -> bool {
+        let other_language = clang
+            && ((name == self.has_cpp_attribute && !cplusplus)
+                || (name == self.has_c_attribute && cplusplus));
         name == self.has_include
             || name == self.has_include_next
             || self.dynamic.contains(&name)
             || (self.feature_tests.contains(&name)
-                && (clang || self.gcc_feature_tests.contains(&name)))
+                && (clang || self.gcc_feature_tests.contains(&name))
+                && !other_language)
     }
 }
 
@@ -207,6 +215,9 @@ pub fn known() -> &'static Known {
         false_: sym("false"),
         once: sym("once"),
         clang: sym("__clang__"),
+        cplusplus: sym("__cplusplus"),
+        has_cpp_attribute: sym("__has_cpp_attribute"),
+        has_c_attribute: sym("__has_c_attribute"),
         gcc_feature_tests: [
             "__has_builtin",
             "__has_attribute",
@@ -232,6 +243,9 @@ pub fn known() -> &'static Known {
             "__is_identifier",
             "__is_target_arch",
             "__is_target_os",
+            "__is_target_vendor",
+            "__is_target_environment",
+            "__building_module",
         ]
         .iter()
         .map(|s| sym(s))
