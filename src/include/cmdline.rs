@@ -213,7 +213,7 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
         microsoft: false,
     };
     // `-fms-extensions`, `-fms-compatibility`: the last of each.
-    let mut ms = (false, false);
+    let mut ms = [false; 2];
     let mut dirs: Vec<(List, String)> = Vec::new();
     let mut imacros = Vec::new();
     let mut sources = Vec::new();
@@ -331,21 +331,10 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
         } else if arg == "-trigraphs" {
             cmd.trigraphs = true;
             cmd.probe_flags.push(arg.to_string());
-        } else if matches!(arg, "-fms-extensions" | "-fno-ms-extensions") {
-            ms.0 = arg == "-fms-extensions";
-            cmd.probe_flags.push(arg.to_string());
-        } else if matches!(arg, "-fms-compatibility" | "-fno-ms-compatibility") {
-            ms.1 = arg == "-fms-compatibility";
-            cmd.probe_flags.push(arg.to_string());
-        } else if arg == "-Xclang"
-            && argv
-                .get(i + 1)
-                .is_some_and(|a| matches!(a.as_str(), "-fms-extensions" | "-fms-compatibility"))
-        {
-            // Passed to clang's front end, which then defines no macro that shows it.
-            cmd.microsoft = true;
-            cmd.probe_flags.extend(argv[i..i + 2].iter().cloned());
-            i += 1;
+        } else if let Some((which, on, n)) = microsoft_option(argv, i) {
+            ms[which] = on;
+            cmd.probe_flags.extend(argv[i..i + n].iter().cloned());
+            i += n - 1;
         } else if UNPROBED.contains(&arg)
             || arg.starts_with("-M")
             || (arg.starts_with("-W") && !MACRO_WARNINGS.contains(&arg))
@@ -395,8 +384,25 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
     };
     cmd.language = language;
     cmd.source = source;
-    cmd.microsoft |= ms.0 || ms.1;
+    cmd.microsoft = ms[0] || ms[1];
     Ok(cmd)
+}
+
+/// `-fms-extensions` (0) or `-fms-compatibility` (1) at `argv[i]`, or its `-fno-` form,
+/// by itself or after `-Xclang` (then no predefined macro shows it): which, whether on,
+/// and how many arguments it takes.
+fn microsoft_option(argv: &[String], i: usize) -> Option<(usize, bool, usize)> {
+    let (arg, n) = match argv[i].as_str() {
+        "-Xclang" => (argv.get(i + 1)?.as_str(), 2),
+        a => (a, 1),
+    };
+    let off = arg.strip_prefix("-fno-");
+    let which = match off.or_else(|| arg.strip_prefix("-f"))? {
+        "ms-extensions" => 0,
+        "ms-compatibility" => 1,
+        _ => return None,
+    };
+    Some((which, off.is_none(), n))
 }
 
 /// A search directory as 3.4 keeps it, with GCC's `=` and `$SYSROOT` prefixes replaced by

@@ -175,11 +175,7 @@ pub fn directives(src: &[u8], mode: Mode) -> Directives {
             }
             b'/' if s.get(i + 1) == Some(&b'/') => i = line_end(s, i),
             b'"' => {
-                let end = if mode.raw_strings && is_raw_prefix(s, i) {
-                    raw_string_end(s, i).unwrap_or_else(|| literal_end(s, i))
-                } else {
-                    literal_end(s, i)
-                };
+                let end = string_end(s, i, mode);
                 out.extend(pragma_operator(s, i, end));
                 i = end;
                 text = i;
@@ -423,6 +419,16 @@ fn literal_end(s: &[u8], i: usize) -> usize {
         }
     }
     s.len()
+}
+
+/// The position after the string literal whose `"` is at `i`: a raw string where the
+/// mode has them (a malformed one is read as an ordinary literal).
+fn string_end(s: &[u8], i: usize, mode: Mode) -> usize {
+    if mode.raw_strings && is_raw_prefix(s, i) {
+        raw_string_end(s, i).unwrap_or_else(|| literal_end(s, i))
+    } else {
+        literal_end(s, i)
+    }
 }
 
 /// Whether the `"` at `i` opens a raw string: it follows `R`, `u8R`, `uR`, `UR` or `LR`,
@@ -800,10 +806,9 @@ fn rest_of_directive(s: &[u8], mut i: usize, mode: Mode) -> (Cow<'_, [u8]>, usiz
                 i = end;
             }
             b'"' | b'\'' => {
-                let end = if s[i] == b'"' && mode.raw_strings && is_raw_prefix(s, i) {
-                    raw_string_end(s, i).unwrap_or_else(|| literal_end(s, i))
-                } else {
-                    literal_end(s, i)
+                let end = match s[i] {
+                    b'"' => string_end(s, i, mode),
+                    _ => literal_end(s, i),
                 };
                 line.extend_from_slice(&s[i..end]);
                 i = end;

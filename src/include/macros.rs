@@ -372,20 +372,14 @@ impl<'m> Table<'m> {
     pub fn pop(&mut self, name: Sym, uncertain: bool) {
         if self.unsure.contains(&name) {
             // Any definition saved, or the current one (no push to pop).
-            let saved = self
-                .pushed
-                .get_mut(&name)
-                .map(std::mem::take)
-                .unwrap_or_default();
             let mut alts = self.alternatives(name);
-            for e in &saved {
+            let stack = self.pushed.entry(name).or_default();
+            for e in stack.iter() {
                 for a in e.clone().map_or(vec![None], Entry::into_alternatives) {
                     alts = add(alts, a);
                 }
             }
-            let mut saved = saved;
-            saved.pop();
-            self.pushed.insert(name, saved);
+            stack.pop();
             self.map.insert(name, Entry::May(Box::new(alts)));
             return;
         }
