@@ -1007,6 +1007,119 @@ fn a_file_vouched_for_by_notices_is_read_again_once_changed() {
     server.clean_up();
 }
 
+/// The inodes of this process's inotify watches (`/proc/self/fdinfo`).
+fn watched_inodes() -> Vec<u64> {
+    let mut inodes = Vec::new();
+    for fd in fs::read_dir("/proc/self/fdinfo").unwrap().flatten() {
+        let Ok(info) = fs::read_to_string(fd.path()) else {
+            continue;
+        };
+        for line in info.lines().filter(|l| l.starts_with("inotify wd:")) {
+            let ino = line.split_whitespace().find_map(|w| w.strip_prefix("ino:"));
+            inodes.extend(ino.and_then(|i| u64::from_str_radix(i, 16).ok()));
+        }
+    }
+    inodes
+}
+
+/// A header in the compiler's own directories (here a `--sysroot`'s) has no watch of its
+/// own when it has no other name: its directory's watch reports each change to it by
+/// name. Each change below is seen by the next new command and by the kept one; a header
+/// with a second name from the start keeps a watch of its own, which sees a write through
+/// that other name.
+#[test]
+fn a_system_header_is_watched_through_its_directory() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let cases = ["content", "replaced", "renamed", "overflow", "linked"];
+    let tree = |c: &str| root.join(c);
+    let w = |c: &str, p: &str, s: &str| write(&tree(c), p, s);
+    fs::create_dir(root.join("other")).unwrap();
+    for c in cases {
+        w(
+            c,
+            "src/a.c",
+            "#include <b.h>\n#ifdef WANT_C\n#include \"c.h\"\n#endif\n",
+        );
+        w(c, "src/c.h", "int c;\n");
+        w(c, "sys/usr/include/b.h", "int b;\n");
+        w(c, "sys/usr/include/x.h", "");
+    }
+    let b = |c: &str| tree(c).join("sys/usr/include/b.h");
+    fs::hard_link(b("linked"), root.join("other/b.h")).unwrap();
+    settle();
+    let server = IncludeServer::new().unwrap();
+    let cwd = |c: &str| tree(c).join("src").to_str().unwrap().to_string();
+    let argv = |c: &str, n: &str| {
+        let sysroot = tree(c).join("sys");
+        words(&format!("gcc --sysroot={} -D{n} -c a.c", sysroot.display()))
+    };
+    let names = |c: &str, n: &str| -> Vec<String> {
+        let closure = server.closure(&cwd(c), &argv(c, n)).unwrap();
+        assert!(
+            (closure.system_dirs.iter()).any(|d| d.ends_with("/sys/usr/include")),
+            "{:?}",
+            closure.system_dirs
+        );
+        under_root(&tree(c).join("src"), &closure)
+    };
+    // The first commands have the files watched, the next record their versions, the
+    // last are answered from those versions and the notices.
+    let mut kept = Vec::new();
+    for c in cases {
+        for n in 0..3 {
+            assert_eq!(names(c, &format!("V{n}")), ["a.c"], "{c}");
+        }
+        kept.push(server.closure(&cwd(c), &argv(c, "KEPT")).unwrap());
+    }
+    let watched = watched_inodes();
+    for c in cases {
+        let own = watched.contains(&fs::metadata(b(c)).unwrap().ino());
+        assert_eq!(own, c == "linked", "{c}: a watch of its own");
+    }
+    let wants_c = "#define WANT_C\n";
+    for (i, c) in cases.iter().enumerate() {
+        match *c {
+            // Rewritten in place.
+            "content" => w(c, "sys/usr/include/b.h", wants_c),
+            // Another file renamed over it.
+            "replaced" => {
+                w(c, "sys/usr/include/b.new", wants_c);
+                fs::rename(tree(c).join("sys/usr/include/b.new"), b(c)).unwrap();
+            }
+            // Its directory renamed, and another put in its place.
+            "renamed" => {
+                fs::rename(tree(c).join("sys/usr/include"), tree(c).join("sys/old")).unwrap();
+                w(c, "sys/usr/include/b.h", wants_c);
+            }
+            // More notices than the kernel queues, then the change.
+            "overflow" => {
+                for n in 0..20_000 {
+                    fs::File::create(tree(c).join(format!("sys/usr/include/f{n}"))).unwrap();
+                }
+                w(c, "sys/usr/include/b.h", wants_c);
+            }
+            // Written through its other name, in a directory nobody watches.
+            "linked" => fs::write(root.join("other/b.h"), wants_c).unwrap(),
+            _ => unreachable!(),
+        }
+        assert_eq!(
+            names(c, "NEW"),
+            ["a.c", "c.h"],
+            "{c}: not seen by a new command"
+        );
+        let again = server.closure(&cwd(c), &argv(c, "KEPT")).unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&kept[i], &again), "{c}: kept");
+        assert_eq!(
+            under_root(&tree(c).join("src"), &again),
+            ["a.c", "c.h"],
+            "{c}"
+        );
+    }
+    server.clean_up();
+}
+
 /// A tree of `a.c` including `<b.h>` from `inc/`, which also holds `c.h`, and a counter
 /// of commands: each call analyses a new command (another -D) and lists its files.
 fn vouched_tree(root: &Path) -> impl FnMut(&IncludeServer) -> Vec<String> + '_ {

@@ -57,6 +57,9 @@ pub struct FileKey {
     pub size: u64,
     pub mtime_ns: i128,
     pub ctime_ns: i128,
+    /// How many names the file has: one, and its directory's change notices are its own
+    /// (`watch`).
+    pub links: u64,
 }
 
 impl FileKey {
@@ -67,6 +70,7 @@ impl FileKey {
             size: meta.size(),
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
             ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            links: meta.nlink(),
         }
     }
 
@@ -454,6 +458,9 @@ pub struct Facts {
     pub lookups: Vec<(String, bool)>,
     /// The same for the searches it took from earlier requests.
     pub remembered: Vec<Arc<[(String, bool)]>>,
+    /// The compiler's own directories: their packages are not written to during a build,
+    /// and their files are watched through their directories (`watch::State::cover`).
+    pub system: Vec<String>,
 }
 
 impl Facts {
@@ -783,6 +790,7 @@ impl<'a> Walk<'a> {
             looked_into,
             lookups,
             remembered: std::mem::take(&mut self.probes_remembered),
+            system: self.system.clone(),
         })
     }
 
