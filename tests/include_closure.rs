@@ -1120,6 +1120,26 @@ fn a_system_header_is_watched_through_its_directory() {
     server.clean_up();
 }
 
+/// A directory the notices vouch for is its own realpath while nothing on its path
+/// changes; once it is replaced by a symbolic link, a header found through it has the
+/// link's target in its realpath again.
+#[test]
+fn a_directory_replaced_by_a_link_gives_its_files_their_new_realpath() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let mut fresh = vouched_tree(&root);
+    write(&root, "elsewhere/b.h", "int e;\n");
+    settle();
+    let server = IncludeServer::new().unwrap();
+    for _ in 0..3 {
+        assert_eq!(fresh(&server), ["a.c", "inc/b.h"]);
+    }
+    fs::rename(root.join("inc"), root.join("old")).unwrap();
+    std::os::unix::fs::symlink(root.join("elsewhere"), root.join("inc")).unwrap();
+    assert_eq!(fresh(&server), ["a.c", "elsewhere/b.h"]);
+    server.clean_up();
+}
+
 /// A tree of `a.c` including `<b.h>` from `inc/`, which also holds `c.h`, and a counter
 /// of commands: each call analyses a new command (another -D) and lists its files.
 fn vouched_tree(root: &Path) -> impl FnMut(&IncludeServer) -> Vec<String> + '_ {

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::closure::{dirname, join};
 use super::token::FxMap;
-use super::watch::{Vouched, Watcher};
+use super::watch::{lexical, Vouched, Watcher};
 
 /// How recent a change must be for a cached answer not to be trusted, on a filesystem
 /// with sub-second timestamps. Linux stamps a change with a clock that moves once per
@@ -291,6 +291,10 @@ impl<'a> Lookups<'a> {
             {
                 let trusted = !recent(stamp.mtime_ns, stamp.ctime_ns);
                 self.checked.insert(dir.to_string(), (trusted, Some(stamp)));
+                // Its notices are trusted only when no symbolic link led to it as it was
+                // watched, and nothing on its path changed since: it is its own realpath
+                // (a `canonicalize` would `readlink` each directory above it).
+                self.real_dirs.insert(dir.to_string(), Some(lexical(dir)));
                 return (trusted, Some(stamp));
             }
             _ => {}

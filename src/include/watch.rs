@@ -191,7 +191,7 @@ pub struct Plan {
 pub struct Vouched(FxMap<usize, Option<u64>>);
 
 /// `path` with `.` and `..` resolved by their spelling.
-fn lexical(path: &str) -> String {
+pub(super) fn lexical(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for c in path.split('/') {
         match c {
