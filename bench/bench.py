@@ -1301,9 +1301,9 @@ def include_figures(tree, cpp, cpp_in_build, pump_stats, warm, plain_client, pum
     for requests, server in pump_stats:
         print(f"bench: {tree} pump: {len(requests)} requests "
               f"({sum(q[3] for q in requests)} covered, {sum(q[2] for q in requests)} "
-              f"files named), answers {sum(q[0] for q in requests):.2f} s wall, "
-              f"{sum(q[1] for q in requests):.2f} s CPU; server user {server[0]:.2f} s, "
-              f"system {server[1]:.2f} s, compilers {server[2] + server[3]:.2f} s",
+              f"files named), answers {sum(q[0] for q in requests):.3f} s wall, "
+              f"{sum(q[1] for q in requests):.4f} s CPU; server user {server[0]:.4f} s, "
+              f"system {server[1]:.4f} s, compilers {server[2] + server[3]:.3f} s",
               file=sys.stderr)
     hows = collections.Counter(q[4] for q in warm_requests)
     generations = sorted({q[5] for q in warm_requests})
