@@ -309,9 +309,10 @@ fn what_the_analysis_does_not_model_is_not_covered() {
 fn pragma_operators_in_the_text_are_followed() {
     let dir = tempfile::tempdir().unwrap();
     let root = fs::canonicalize(dir.path()).unwrap();
+    // Comments may stand between the words, as blanks.
     let x = "#define X 1\n_Pragma(\"push_macro(\\\"X\\\")\")\n#undef X\n\
-             _Pragma (\"pop_macro(\\\"X\\\")\")\n#ifdef X\n#include \"a.h\"\n#endif\n\
-             _Pragma(\"GCC dependency \\\"dep.h\\\"\")\nint main(void) { return 0; }\n";
+             _Pragma /* c */ ( // d\n \"pop_macro(\\\"X\\\")\")\n#ifdef X\n#include \"a.h\"\n\
+             #endif\n_Pragma(/**/\"GCC dependency \\\"dep.h\\\"\")\nint main(void) { return 0; }\n";
     for (name, text) in [("x.c", x), ("a.h", ""), ("dep.h", "")] {
         fs::write(root.join(name), text).unwrap();
     }

@@ -147,6 +147,8 @@ pub fn directives(src: &[u8], mode: Mode) -> Directives {
     // Where the text after the last literal, comment or directive begins: a number that
     // a `'` may continue starts there or later.
     let mut text = 0;
+    // The last comments read (start, end): a `_Pragma (` may have some before its string.
+    let mut comments = Comments::default();
     while i < s.len() {
         match s[i] {
             b'#' | b'%' => {
@@ -170,13 +172,18 @@ pub fn directives(src: &[u8], mode: Mode) -> Directives {
                 if starts_line(s, i, clean_comment_end) {
                     clean_comment_end = Some(end);
                 }
+                comments.push(i, end);
                 i = end;
                 text = i;
             }
-            b'/' if s.get(i + 1) == Some(&b'/') => i = line_end(s, i),
+            b'/' if s.get(i + 1) == Some(&b'/') => {
+                let end = line_end(s, i);
+                comments.push(i, end);
+                i = end;
+            }
             b'"' => {
                 let end = string_end(s, i, mode);
-                out.extend(pragma_operator(s, i, end));
+                out.extend(pragma_operator(s, i, end, &comments));
                 i = end;
                 text = i;
             }
@@ -662,23 +669,50 @@ fn pragma(t: &[Tok]) -> Option<Directive> {
     }
 }
 
+/// The last few comments the lexer read, as (start, end): what [`pragma_operator`] looks
+/// back over, besides blanks.
+#[derive(Default)]
+struct Comments {
+    last: [(usize, usize); 4],
+    next: usize,
+}
+
+impl Comments {
+    fn push(&mut self, start: usize, end: usize) {
+        self.last[self.next % self.last.len()] = (start, end);
+        self.next += 1;
+    }
+
+    /// Where the blanks and comments that end at `end` begin.
+    fn skip_back(&self, s: &[u8], mut end: usize) -> usize {
+        loop {
+            while end > 0 && (is_blank(s[end - 1]) || s[end - 1] == b'\n') {
+                end -= 1;
+            }
+            match self.last.iter().find(|&&(a, b)| b == end && a < b) {
+                Some(&(start, _)) => end = start,
+                None => return end,
+            }
+        }
+    }
+}
+
 /// The pragma that matters of a `_Pragma("...")` in the text whose string is `s[i..end]`:
 /// `push_macro`, `pop_macro` (as a possibility: the operator may be in a macro's
 /// argument that the macro drops) and `GCC dependency` (its file shipped either way).
-/// `once` is left out: walking a file again is a superset. One made by a macro's
-/// expansion is not seen.
-fn pragma_operator(s: &[u8], i: usize, end: usize) -> Option<Directive> {
-    let blank = |c: u8| is_blank(c) || c == b'\n';
+/// `once` is left out: walking a file again is a superset. Comments may stand between the
+/// words, as blanks. One made by a macro's expansion is not seen.
+fn pragma_operator(s: &[u8], i: usize, end: usize, comments: &Comments) -> Option<Directive> {
     // An encoding prefix (`L"..."`) may come before the string.
     let prefix = [&b"u8"[..], b"L", b"u", b"U"]
         .into_iter()
         .find(|p| s[..i].ends_with(p) && !(i > p.len() && is_ident(s[i - p.len() - 1])));
     let start = i - prefix.map_or(0, |p| p.len());
-    let before = s[..start].iter().rposition(|&c| !blank(c))?;
+    let before = comments.skip_back(s, start).checked_sub(1)?;
     if s[before] != b'(' {
         return None;
     }
-    let name_end = s[..before].iter().rposition(|&c| !blank(c))? + 1;
+    let name_end = comments.skip_back(s, before);
     let named = s[..name_end].strip_suffix(b"_Pragma".as_slice())?;
     if named.last().is_some_and(|&c| is_ident(c)) || end < i + 2 || s[end - 1] != b'"' {
         return None;
@@ -1116,7 +1150,9 @@ mod tests {
                    #define P _Pragma(\"pop_macro(\\\"C\\\")\")\n\
                    _Pragma(\"GCC dependency <d.h>\")\n_Pragma(L\"pop_macro(\\\"E\\\")\")\n\
                    #pragma GCC dependency\"n.h\"\n#pragma clang dependency <c.h>\n\
-                   #pragma GCC dependencies \"no.h\"\nx = \"_Pragma(\\\"pop_macro(\\\\\\\"D\\\\\\\")\\\")\";\n";
+                   #pragma GCC dependencies \"no.h\"\nx = \"_Pragma(\\\"pop_macro(\\\\\\\"D\\\\\\\")\\\")\";\n\
+                   _Pragma/**/( /* a */ // b\n/**/\"push_macro(\\\"F\\\")\")\n\
+                   _Pragma x (/**/\"pop_macro(\\\"G\\\")\")\n";
         assert_eq!(
             shape(src),
             [
@@ -1126,7 +1162,8 @@ mod tests {
                 "dep true d.h",
                 "maybe pop E",
                 "dep false n.h",
-                "dep true c.h"
+                "dep true c.h",
+                "maybe push F"
             ]
         );
     }
