@@ -390,7 +390,7 @@ impl State {
             return b;
         }
         let e = &self.entries[id];
-        let b = if e.wd.is_none() && !e.covered {
+        let b = if !self.watched(id) {
             match e.sticky {
                 Some((true, then)) => (then.is_some() && dir_id(&e.path) == then).then_some(0),
                 _ => None,
@@ -410,6 +410,16 @@ impl State {
         };
         vouched.0.insert(id, b);
         b
+    }
+
+    /// Whether entry `id` has a watch of its own, or is a file covered by its directory's
+    /// watch, which still reports writes (its directory may have been watched again since,
+    /// by a request with other system directories: without them).
+    fn watched(&self, id: usize) -> bool {
+        let e = &self.entries[id];
+        e.wd.is_some()
+            || (e.covered
+                && (e.parent.map(|p| &self.entries[p])).is_some_and(|p| p.wd.is_some() && p.writes))
     }
 
     /// Removes the watch of entry `id` when it was put on another file or directory than
@@ -669,7 +679,7 @@ impl Watcher {
                 holds &= now == Some(*key);
             }
             let e = &s.entries[id];
-            plan.usable &= e.usable && (e.wd.is_some() || e.covered);
+            plan.usable &= e.usable && s.watched(id);
             plan.files.push(id);
         }
         drop(s);
@@ -748,7 +758,7 @@ impl Watcher {
         }
         for &id in &plan.files {
             let e = &s.entries[id];
-            if (e.wd.is_none() && !e.covered) || e.itself > checked {
+            if !s.watched(id) || e.itself > checked {
                 return false;
             }
         }
