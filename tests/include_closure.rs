@@ -1141,6 +1141,100 @@ fn a_directory_replaced_by_a_link_gives_its_files_their_new_realpath() {
     server.clean_up();
 }
 
+/// A `--sysroot` tree whose `usr/include/b.h` makes `src/a.c` include `c.h` once it
+/// defines `WANT_C`, and whose `usr/include/y.h` `src/other.c` includes; a server; and
+/// the files of `a.c`'s closure (under `src/`) for a command with `-D<n>`.
+fn sysroot_tree(
+    root: &Path,
+) -> (
+    IncludeServer,
+    impl Fn(&IncludeServer, &str) -> Vec<String> + '_,
+) {
+    let w = |p: &str, s: &str| write(root, p, s);
+    w(
+        "src/a.c",
+        "#include <b.h>\n#ifdef WANT_C\n#include \"c.h\"\n#endif\n",
+    );
+    w("src/c.h", "int c;\n");
+    w("src/other.c", "#include \"y.h\"\n");
+    w("sys/usr/include/b.h", "int b;\n");
+    w("sys/usr/include/y.h", "int y;\n");
+    fs::create_dir_all(root.join("sys/usr/lib")).unwrap();
+    settle();
+    let names = move |server: &IncludeServer, n: &str| {
+        let src = root.join("src");
+        let argv = format!("gcc --sysroot={} -D{n} -c a.c", root.join("sys").display());
+        let closure = server
+            .closure(src.to_str().unwrap(), &words(&argv))
+            .unwrap();
+        under_root(&src, &closure)
+    };
+    (IncludeServer::new().unwrap(), names)
+}
+
+/// A system directory reached by another path too, as a plain `-I` directory (through a
+/// link, or spelled with `..`): that path's watch is the same inode's, and must not take
+/// away the write notices that the system headers covered by it depend on.
+#[test]
+fn a_system_directory_reached_by_another_path_still_reports_writes() {
+    for alias in ["link", "dotdot"] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        let (server, names) = sysroot_tree(&root);
+        let inc = match alias {
+            "link" => {
+                std::os::unix::fs::symlink(root.join("sys/usr/include"), root.join("alias"))
+                    .unwrap();
+                root.join("alias")
+            }
+            _ => root.join("sys/usr/lib/../include"),
+        };
+        for n in 0..3 {
+            assert_eq!(names(&server, &format!("V{n}")), ["a.c"]);
+        }
+        assert_eq!(names(&server, "KEPT"), ["a.c"]);
+        let other = words(&format!("gcc -I{} -c other.c", inc.display()));
+        server
+            .closure(root.join("src").to_str().unwrap(), &other)
+            .unwrap();
+        fs::write(root.join("sys/usr/include/b.h"), "#define WANT_C\n").unwrap();
+        assert_eq!(names(&server, "KEPT"), ["a.c", "c.h"], "{alias}: kept");
+        assert_eq!(names(&server, "NEW"), ["a.c", "c.h"], "{alias}: new");
+        server.clean_up();
+    }
+}
+
+/// A system header covered by its directory's watch is vouched for through it only while
+/// that watch reports writes: here the directory's watch is lost (moved away and back)
+/// and the directory watched again by a command that has it as a plain `-I` directory;
+/// then a command that reads the header but keeps no analysis (its source is new)
+/// records its version, and the header is rewritten in place.
+#[test]
+fn a_covered_header_is_not_vouched_for_by_a_plain_directory_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let (server, names) = sysroot_tree(&root);
+    let src = root.join("src");
+    let cwd = src.to_str().unwrap();
+    for n in 0..3 {
+        assert_eq!(names(&server, &format!("V{n}")), ["a.c"]);
+    }
+    let inc = root.join("sys/usr/include");
+    fs::rename(&inc, root.join("sys/usr/inc2")).unwrap();
+    fs::rename(root.join("sys/usr/inc2"), &inc).unwrap();
+    let other = words(&format!("gcc -I{} -c other.c", inc.display()));
+    server.closure(cwd, &other).unwrap();
+    write(&src, "fresh.c", "#include <b.h>\n");
+    let sysroot = format!("--sysroot={}", root.join("sys").display());
+    let fresh: Vec<String> = ["gcc", &sysroot, "-c", "fresh.c"]
+        .map(String::from)
+        .to_vec();
+    server.closure(cwd, &fresh).unwrap();
+    fs::write(inc.join("b.h"), "#define WANT_C\n").unwrap();
+    assert_eq!(names(&server, "NEW"), ["a.c", "c.h"]);
+    server.clean_up();
+}
+
 /// A tree of `a.c` including `<b.h>` from `inc/`, which also holds `c.h`, and a counter
 /// of commands: each call analyses a new command (another -D) and lists its files.
 fn vouched_tree(root: &Path) -> impl FnMut(&IncludeServer) -> Vec<String> + '_ {

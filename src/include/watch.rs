@@ -500,7 +500,12 @@ impl State {
             Ok(f) => format!("/proc/self/fd/{}", f.as_raw_fd()),
             Err(_) => path.to_string(),
         };
-        let added = self.inotify.add_watch(target.as_str(), kind.mask());
+        // Added to what a watch already on the same inode reports (one inode has one watch
+        // in an instance, and a plain add replaces its mask): another path may lead to a
+        // system directory (a link, `lib/../include`), whose watch must go on reporting
+        // writes to the files it covers.
+        let mask = kind.mask() | AddWatchFlags::from_bits_retain(libc::IN_MASK_ADD);
+        let added = self.inotify.add_watch(target.as_str(), mask);
         let found = opened
             .ok()
             .and_then(|f| f.metadata().ok())
