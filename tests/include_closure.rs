@@ -1235,6 +1235,46 @@ fn a_covered_header_is_not_vouched_for_by_a_plain_directory_watch() {
     server.clean_up();
 }
 
+/// A directory the compiler would search but found missing (here a `--sysroot`'s
+/// `usr/include`) is searched by the compilers run once it is made: the compiler is asked
+/// again then, and what was kept of earlier commands no longer holds.
+#[test]
+fn a_missing_system_directory_made_during_the_build_is_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let w = |p: &str, s: &str| write(&root, p, s);
+    w(
+        "src/a.c",
+        "#if __has_include(<b.h>)\n#include <b.h>\n#endif\n#ifdef WANT_C\n#include \"c.h\"\n#endif\n",
+    );
+    w("src/c.h", "int c;\n");
+    fs::create_dir_all(root.join("sys/usr")).unwrap();
+    settle();
+    let server = IncludeServer::new().unwrap();
+    let src = root.join("src");
+    let argv = |n: &str| {
+        words(&format!(
+            "gcc --sysroot={} -D{n} -c a.c",
+            root.join("sys").display()
+        ))
+    };
+    let names = |n: &str| {
+        under_root(
+            &src,
+            &server.closure(src.to_str().unwrap(), &argv(n)).unwrap(),
+        )
+    };
+    for n in ["V0", "V1", "KEPT", "KEPT"] {
+        assert_eq!(names(n), ["a.c"]);
+    }
+    w("sys/usr/include/b.h", "#define WANT_C\n");
+    let deps = gcc_deps(&src, &argv("NEW"), &[]);
+    assert!(deps.iter().any(|d| d.ends_with("/c.h")), "{deps:?}");
+    assert_eq!(names("NEW"), ["a.c", "c.h"], "new");
+    assert_eq!(names("KEPT"), ["a.c", "c.h"], "kept");
+    server.clean_up();
+}
+
 /// A tree of `a.c` including `<b.h>` from `inc/`, which also holds `c.h`, and a counter
 /// of commands: each call analyses a new command (another -D) and lists its files.
 fn vouched_tree(root: &Path) -> impl FnMut(&IncludeServer) -> Vec<String> + '_ {

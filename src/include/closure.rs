@@ -658,7 +658,7 @@ pub fn analyze(
     if compiler.clang && (cmd.microsoft || compiler.msvc) {
         return Err("clang's Microsoft include rules (-fms-extensions) are not covered".into());
     }
-    let chain = Chain::new(
+    let mut chain = Chain::new(
         cwd,
         &cmd.quote,
         &cmd.bracket,
@@ -667,6 +667,10 @@ pub fn analyze(
         &cmd.after,
         compiler.clang,
     );
+    // The compiler's directories that were missing when it was asked: the compilers run
+    // once one is made search it (and it is asked again then), so what is kept of this
+    // analysis holds only while they are missing.
+    (chain.made_of).extend(compiler.missing.iter().map(|d| (d.clone(), None)));
     let mut table = Table::with_capacity(caches.table_size.load(Relaxed).max(2048));
     for m in &compiler.predefined {
         table.define(m.name, m, false);

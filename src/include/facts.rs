@@ -13,7 +13,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-const HEADER: &str = "distcc-rs compiler facts 1";
+const HEADER: &str = "distcc-rs compiler facts 2";
 
 /// The store's directory in the distcc directory (`$DISTCC_DIR`).
 pub const FACTS_DIR: &str = "pump-compilers";
@@ -31,6 +31,9 @@ pub struct Saved {
     /// `#define` lines without the `#define `.
     pub defines: Vec<String>,
     pub features: Vec<(String, Option<i64>)>,
+    /// The directories it would search that did not exist (`ignoring nonexistent
+    /// directory`): one made since means the facts are out of date.
+    pub missing: Vec<String>,
 }
 
 impl Store {
@@ -102,6 +105,7 @@ impl Store {
             match kind {
                 "dir" => saved.dirs.push(rest.to_string()),
                 "define" => saved.defines.push(rest.to_string()),
+                "missing" => saved.missing.push(rest.to_string()),
                 "feature" => {
                     let (test, value) = rest.split_once(' ')?;
                     saved.features.push((test.to_string(), value.parse().ok()));
@@ -122,6 +126,9 @@ impl Store {
         }
         for d in &saved.defines {
             text.push_str(&format!("define {d}\n"));
+        }
+        for d in &saved.missing {
+            text.push_str(&format!("missing {d}\n"));
         }
         for (t, v) in &saved.features {
             let v = v.map_or("-".to_string(), |v| v.to_string());
@@ -155,6 +162,7 @@ mod tests {
                 ("__has_builtin(x)".into(), Some(1)),
                 ("__has_y(z)".into(), None),
             ],
+            missing: vec!["/usr/local/include/x86_64-linux-gnu".into()],
         };
         store.save(&key, &saved);
         assert_eq!(store.load(&key), Some(saved));

@@ -5,8 +5,10 @@
 //! search list.` on its standard error, as distcc 3.4's `compiler_defaults.py` reads them,
 //! each made a realpath; the macros are the `#define` lines on its standard output. The
 //! answers are kept for the server's life, per (compiler, flags that may change them,
-//! language), and on disk between builds when the server has a [`Store`]; every
-//! directory ever learned is also remembered, in order, for the mirror's system links.
+//! language), and on disk between builds when the server has a [`Store`], until one of
+//! the directories it said it would search but found missing exists (a sysroot filled
+//! during the build: the compilers run after it search it); every directory ever learned
+//! is also remembered, in order, for the mirror's system links.
 
 use super::token::{FxMap, FxSet};
 use std::process::{Command, Stdio};
@@ -21,6 +23,8 @@ use super::token::tokenize;
 pub struct Compiler {
     /// The built-in search directories, realpaths.
     pub dirs: Vec<String>,
+    /// Those it would search but found missing when asked.
+    pub missing: Vec<String>,
     /// The predefined macros.
     pub predefined: Vec<Arc<Macro>>,
     /// Whether it is clang (it predefines `__clang__`), whose preprocessor differs from
@@ -113,6 +117,7 @@ impl Compiler {
                     dirs: self.dirs.clone(),
                     defines: self.defines.clone(),
                     features,
+                    missing: self.missing.clone(),
                 },
             );
         }
@@ -215,17 +220,21 @@ impl SystemDirs {
             language.to_string(),
             place.clone(),
         );
-        if let Some(c) = lock(&self.inner).by_key.get(&key) {
-            return Ok(c.clone());
+        let kept = lock(&self.inner).by_key.get(&key).cloned();
+        if let Some(c) = kept.filter(|c| !appeared(&c.missing)) {
+            return Ok(c);
         }
         // One probe at a time: requests arriving together wait for the one under way.
         let _probing = lock(&self.probing);
         let store = {
             let inner = lock(&self.inner);
-            if let Some(c) = inner.by_key.get(&key) {
-                return Ok(c.clone());
+            let kept = inner.by_key.get(&key).cloned();
+            let store = inner.store.clone();
+            drop(inner);
+            if let Some(c) = kept.filter(|c| !appeared(&c.missing)) {
+                return Ok(c);
             }
-            inner.store.clone()
+            store
         };
         // The compiler that runs: past masquerade links (a directory of links to distcc
         // or ccache on the PATH), which would otherwise run instead and be asked.
@@ -239,7 +248,8 @@ impl SystemDirs {
         };
         let kept =
             store.and_then(|s| Store::key(&program, flags, language, &place).map(|k| (s, k)));
-        let saved = match kept.as_ref().and_then(|(s, k)| s.load(k)) {
+        let stored = kept.as_ref().and_then(|(s, k)| s.load(k));
+        let saved = match stored.filter(|s| !appeared(&s.missing)) {
             Some(saved) => saved,
             None => {
                 let saved = probe(&program, compiler, flags, language, cwd)?;
@@ -262,6 +272,7 @@ impl SystemDirs {
                 .map(Arc::new)
                 .collect(),
             dirs: saved.dirs,
+            missing: saved.missing,
             program,
             flags: flags.to_vec(),
             language: language.to_string(),
@@ -312,6 +323,11 @@ fn depends_on_cwd(compiler: &str, flags: &[String]) -> bool {
                     .is_some_and(|(_, v)| relative(v) && v.contains('/'))
                 || f.strip_prefix("-B").is_some_and(relative)
         })
+}
+
+/// Whether one of the directories a compiler found `missing` exists now.
+fn appeared(missing: &[String]) -> bool {
+    missing.iter().any(|d| std::path::Path::new(d).is_dir())
 }
 
 /// Whether `path` is `dir` or inside it.
@@ -374,10 +390,18 @@ fn probe(
         .filter_map(|line| line.strip_prefix("#define "))
         .map(str::to_string)
         .collect();
+    let missing = (text.lines())
+        .filter_map(|l| {
+            l.strip_prefix("ignoring nonexistent directory \"")?
+                .strip_suffix('"')
+        })
+        .map(|d| super::closure::join(cwd, d))
+        .collect();
     Ok(Saved {
         dirs,
         defines,
         features: Vec::new(),
+        missing,
     })
 }
 
