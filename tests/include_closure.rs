@@ -1275,6 +1275,42 @@ fn a_missing_system_directory_made_during_the_build_is_searched() {
     server.clean_up();
 }
 
+/// A relative `--sysroot=` names a directory of each working directory (even without a
+/// `/`): what the compiler says is asked per directory, so a sysroot header made in one
+/// is found by the commands run there.
+#[test]
+fn a_relative_sysroot_is_asked_about_per_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let w = |p: &str, s: &str| write(&root, p, s);
+    for d in ["A", "B"] {
+        w(
+            &format!("{d}/a.c"),
+            "#include <b.h>\n#ifdef WANT_C\n#include \"c.h\"\n#endif\n",
+        );
+        w(&format!("{d}/c.h"), "int c;\n");
+        // Found through -idirafter while the sysroot has no usr/include.
+        w(&format!("{d}/b.h"), "int b;\n");
+        fs::create_dir_all(root.join(d).join("sys/usr")).unwrap();
+    }
+    settle();
+    let server = IncludeServer::new().unwrap();
+    let argv = |n: &str| words(&format!("gcc --sysroot=sys -idirafter . -D{n} -c a.c"));
+    let names = |d: &str, n: &str| {
+        let cwd = root.join(d);
+        under_root(
+            &cwd,
+            &server.closure(cwd.to_str().unwrap(), &argv(n)).unwrap(),
+        )
+    };
+    assert_eq!(names("A", "V0"), ["a.c", "b.h"]);
+    w("B/sys/usr/include/b.h", "#define WANT_C\n");
+    let deps = gcc_deps(&root.join("B"), &argv("NEW"), &[]);
+    assert!(deps.iter().any(|d| d.ends_with("/c.h")), "{deps:?}");
+    assert_eq!(names("B", "NEW"), ["a.c", "c.h"]);
+    server.clean_up();
+}
+
 /// A tree of `a.c` including `<b.h>` from `inc/`, which also holds `c.h`, and a counter
 /// of commands: each call analyses a new command (another -D) and lists its files.
 fn vouched_tree(root: &Path) -> impl FnMut(&IncludeServer) -> Vec<String> + '_ {

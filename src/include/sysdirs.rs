@@ -313,7 +313,8 @@ impl SystemDirs {
 }
 
 /// Whether what `compiler` with `flags` says depends on the working directory: a relative
-/// compiler path, or a relative path among the flags (`-B dir`, `--sysroot=dir`, ...).
+/// compiler path, or a relative path among the flags (`-B dir`, `--sysroot=dir`, ...; a
+/// `--sysroot=` is a path even without a `/`).
 fn depends_on_cwd(compiler: &str, flags: &[String]) -> bool {
     let relative = |p: &str| !p.is_empty() && !p.starts_with('/');
     (compiler.contains('/') && relative(compiler))
@@ -322,6 +323,7 @@ fn depends_on_cwd(compiler: &str, flags: &[String]) -> bool {
                 || f.split_once('=')
                     .is_some_and(|(_, v)| relative(v) && v.contains('/'))
                 || f.strip_prefix("-B").is_some_and(relative)
+                || f.strip_prefix("--sysroot=").is_some_and(relative)
         })
 }
 
