@@ -669,11 +669,11 @@ fn pragma(t: &[Tok]) -> Option<Directive> {
     }
 }
 
-/// The last few comments the lexer read, as (start, end): what [`pragma_operator`] looks
-/// back over, besides blanks.
+/// The last comments the lexer read, as (start, end): what [`pragma_operator`] looks back
+/// over, besides blanks (a few more than anyone writes between `_Pragma` and its string).
 #[derive(Default)]
 struct Comments {
-    last: [(usize, usize); 4],
+    last: [(usize, usize); 16],
     next: usize,
 }
 
@@ -1152,7 +1152,8 @@ mod tests {
                    #pragma GCC dependency\"n.h\"\n#pragma clang dependency <c.h>\n\
                    #pragma GCC dependencies \"no.h\"\nx = \"_Pragma(\\\"pop_macro(\\\\\\\"D\\\\\\\")\\\")\";\n\
                    _Pragma/**/( /* a */ // b\n/**/\"push_macro(\\\"F\\\")\")\n\
-                   _Pragma x (/**/\"pop_macro(\\\"G\\\")\")\n";
+                   _Pragma x (/**/\"pop_macro(\\\"G\\\")\")\n\
+                   _Pragma/**//**//**/(/**//**//**/\"pop_macro(\\\"H\\\")\")\n";
         assert_eq!(
             shape(src),
             [
@@ -1163,7 +1164,8 @@ mod tests {
                 "maybe pop E",
                 "dep false n.h",
                 "dep true c.h",
-                "maybe push F"
+                "maybe push F",
+                "maybe pop H"
             ]
         );
     }
