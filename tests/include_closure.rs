@@ -1275,6 +1275,62 @@ fn a_missing_system_directory_made_during_the_build_is_searched() {
     server.clean_up();
 }
 
+/// clang adds a sysroot's multiarch directory only when it exists, without reporting it
+/// missing otherwise: one made during the build is searched by the compilers run after,
+/// and so by the analysis.
+#[test]
+fn clang_s_sysroot_multiarch_directory_made_during_the_build_is_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let w = |p: &str, s: &str| write(&root, p, s);
+    w(
+        "src/a.c",
+        "#include <b.h>\n#ifdef WANT_C\n#include \"c.h\"\n#endif\n",
+    );
+    w("src/c.h", "int c;\n");
+    w("sys/usr/include/b.h", "int b;\n");
+    settle();
+    let server = IncludeServer::new().unwrap();
+    let src = root.join("src");
+    let argv = |n: &str| {
+        words(&format!(
+            "clang --sysroot={} -D{n} -c a.c",
+            root.join("sys").display()
+        ))
+    };
+    let names = |n: &str| {
+        under_root(
+            &src,
+            &server.closure(src.to_str().unwrap(), &argv(n)).unwrap(),
+        )
+    };
+    for n in ["V0", "V1", "KEPT", "KEPT"] {
+        assert_eq!(names(n), ["a.c"]);
+    }
+    let triple = std::process::Command::new("clang")
+        .arg("-print-multiarch")
+        .output()
+        .unwrap();
+    let triple = String::from_utf8(triple.stdout).unwrap();
+    w(
+        &format!("sys/usr/include/{}/b.h", triple.trim()),
+        "#define WANT_C\n",
+    );
+    let out = std::process::Command::new("clang")
+        .args(&argv("NEW")[1..])
+        .args(["-M", "-o", "-"])
+        .current_dir(&src)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("c.h"),
+        "{out:?}"
+    );
+    assert_eq!(names("NEW"), ["a.c", "c.h"], "new");
+    assert_eq!(names("KEPT"), ["a.c", "c.h"], "kept");
+    server.clean_up();
+}
+
 /// A relative `--sysroot=` names a directory of each working directory (even without a
 /// `/`): what the compiler says is asked per directory, so a sysroot header made in one
 /// is found by the commands run there.

@@ -353,17 +353,9 @@ fn probe(
     language: &str,
     cwd: &str,
 ) -> Result<Saved, String> {
-    let mut cmd = Command::new(program);
+    let mut cmd = compiler_command(program, cwd);
     cmd.args(flags)
-        .args(["-x", language, "-v", "-dM", "-E", "/dev/null"])
-        .env_clear()
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(path) = std::env::var_os("PATH") {
-        cmd.env("PATH", path);
-    }
+        .args(["-x", language, "-v", "-dM", "-E", "/dev/null"]);
     let cant = |why: String| {
         format!(
             "Couldn't determine default system include directories for compiler '{compiler}', \
@@ -377,7 +369,7 @@ fn probe(
         return Err(cant(format!("it exited with {}", out.status)));
     }
     let text = String::from_utf8_lossy(&out.stderr);
-    let dirs = parse_search_list(&text)
+    let dirs: Vec<String> = parse_search_list(&text)
         .ok_or_else(|| cant("no search list in its output".into()))?
         .iter()
         .map(|d| {
@@ -387,24 +379,59 @@ fn probe(
                 .unwrap_or_else(|| d.to_string())
         })
         .collect();
-    let defines = String::from_utf8_lossy(&out.stdout)
+    let defines: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|line| line.strip_prefix("#define "))
         .map(str::to_string)
         .collect();
-    let missing = (text.lines())
+    let mut missing: Vec<String> = (text.lines())
         .filter_map(|l| {
             l.strip_prefix("ignoring nonexistent directory \"")?
                 .strip_suffix('"')
         })
         .map(|d| super::closure::join(cwd, d))
         .collect();
+    // clang adds a sysroot's multiarch directory (`usr/include/<triple>`) only when it
+    // exists, and does not report it missing (GCC does): once made, the compilers run
+    // after search it.
+    if defines.iter().any(|d| d.starts_with("__clang__ ")) {
+        let out = compiler_command(program, cwd)
+            .args(flags)
+            .arg("-print-multiarch")
+            .output();
+        let triple = (out.ok().filter(|o| o.status.success()))
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|t| !t.is_empty() && !t.contains(['/', ' ']));
+        if let Some(t) = triple {
+            let multiarch: Vec<String> = (dirs.iter().chain(&missing))
+                .filter(|d| d.ends_with("/usr/include"))
+                .map(|d| format!("{d}/{t}"))
+                .filter(|m| !dirs.contains(m) && !std::path::Path::new(m).is_dir())
+                .collect();
+            missing.extend(multiarch);
+        }
+    }
     Ok(Saved {
         dirs,
         defines,
         features: Vec::new(),
         missing,
     })
+}
+
+/// `program` to be run in `cwd` with only `PATH` in its environment (so that `CPATH` and
+/// friends do not leak in), its output read.
+fn compiler_command(program: &str, cwd: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear()
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd
 }
 
 /// The directories of GCC's (or clang's) `-v` search list. clang leaves out the angle
