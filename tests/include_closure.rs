@@ -1235,27 +1235,29 @@ fn a_covered_header_is_not_vouched_for_by_a_plain_directory_watch() {
     server.clean_up();
 }
 
-/// A directory the compiler would search but found missing (here a `--sysroot`'s
-/// `usr/include`) is searched by the compilers run once it is made: the compiler is asked
-/// again then, and what was kept of earlier commands no longer holds.
-#[test]
-fn a_missing_system_directory_made_during_the_build_is_searched() {
+/// A sysroot tree whose `src/a.c` (`a_c`) includes `c.h` once a `<b.h>` defines
+/// `WANT_C`, with `sys` made as `setup` says, analysed by `compiler --sysroot=sys` until
+/// kept; then `made` (under `sys`) is written with that definition: the new command and
+/// the kept one must both read `c.h`, as the compiler does (`-M`).
+fn sysroot_header_made_during_the_build(
+    compiler: &str,
+    a_c: &str,
+    setup: impl Fn(&Path),
+    made: &str,
+) {
     let dir = tempfile::tempdir().unwrap();
     let root = fs::canonicalize(dir.path()).unwrap();
-    let w = |p: &str, s: &str| write(&root, p, s);
-    w(
-        "src/a.c",
-        "#if __has_include(<b.h>)\n#include <b.h>\n#endif\n#ifdef WANT_C\n#include \"c.h\"\n#endif\n",
-    );
-    w("src/c.h", "int c;\n");
-    fs::create_dir_all(root.join("sys/usr")).unwrap();
+    write(&root, "src/a.c", a_c);
+    write(&root, "src/c.h", "int c;\n");
+    setup(&root.join("sys"));
     settle();
     let server = IncludeServer::new().unwrap();
     let src = root.join("src");
     let argv = |n: &str| {
+        let sysroot = root.join("sys");
         words(&format!(
-            "gcc --sysroot={} -D{n} -c a.c",
-            root.join("sys").display()
+            "{compiler} --sysroot={} -D{n} -c a.c",
+            sysroot.display()
         ))
     };
     let names = |n: &str| {
@@ -1267,56 +1269,8 @@ fn a_missing_system_directory_made_during_the_build_is_searched() {
     for n in ["V0", "V1", "KEPT", "KEPT"] {
         assert_eq!(names(n), ["a.c"]);
     }
-    w("sys/usr/include/b.h", "#define WANT_C\n");
-    let deps = gcc_deps(&src, &argv("NEW"), &[]);
-    assert!(deps.iter().any(|d| d.ends_with("/c.h")), "{deps:?}");
-    assert_eq!(names("NEW"), ["a.c", "c.h"], "new");
-    assert_eq!(names("KEPT"), ["a.c", "c.h"], "kept");
-    server.clean_up();
-}
-
-/// clang adds a sysroot's multiarch directory only when it exists, without reporting it
-/// missing otherwise: one made during the build is searched by the compilers run after,
-/// and so by the analysis.
-#[test]
-fn clang_s_sysroot_multiarch_directory_made_during_the_build_is_searched() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = fs::canonicalize(dir.path()).unwrap();
-    let w = |p: &str, s: &str| write(&root, p, s);
-    w(
-        "src/a.c",
-        "#include <b.h>\n#ifdef WANT_C\n#include \"c.h\"\n#endif\n",
-    );
-    w("src/c.h", "int c;\n");
-    w("sys/usr/include/b.h", "int b;\n");
-    settle();
-    let server = IncludeServer::new().unwrap();
-    let src = root.join("src");
-    let argv = |n: &str| {
-        words(&format!(
-            "clang --sysroot={} -D{n} -c a.c",
-            root.join("sys").display()
-        ))
-    };
-    let names = |n: &str| {
-        under_root(
-            &src,
-            &server.closure(src.to_str().unwrap(), &argv(n)).unwrap(),
-        )
-    };
-    for n in ["V0", "V1", "KEPT", "KEPT"] {
-        assert_eq!(names(n), ["a.c"]);
-    }
-    let triple = std::process::Command::new("clang")
-        .arg("-print-multiarch")
-        .output()
-        .unwrap();
-    let triple = String::from_utf8(triple.stdout).unwrap();
-    w(
-        &format!("sys/usr/include/{}/b.h", triple.trim()),
-        "#define WANT_C\n",
-    );
-    let out = std::process::Command::new("clang")
+    write(&root.join("sys"), made, "#define WANT_C\n");
+    let out = std::process::Command::new(compiler)
         .args(&argv("NEW")[1..])
         .args(["-M", "-o", "-"])
         .current_dir(&src)
@@ -1329,6 +1283,37 @@ fn clang_s_sysroot_multiarch_directory_made_during_the_build_is_searched() {
     assert_eq!(names("NEW"), ["a.c", "c.h"], "new");
     assert_eq!(names("KEPT"), ["a.c", "c.h"], "kept");
     server.clean_up();
+}
+
+/// A directory the compiler would search but found missing (here a `--sysroot`'s
+/// `usr/include`) is searched by the compilers run once it is made: the compiler is asked
+/// again then, and what was kept of earlier commands no longer holds.
+#[test]
+fn a_missing_system_directory_made_during_the_build_is_searched() {
+    sysroot_header_made_during_the_build(
+        "gcc",
+        "#if __has_include(<b.h>)\n#include <b.h>\n#endif\n#ifdef WANT_C\n#include \"c.h\"\n#endif\n",
+        |sys| fs::create_dir_all(sys.join("usr")).unwrap(),
+        "usr/include/b.h",
+    );
+}
+
+/// clang adds a sysroot's multiarch directory only when it exists, without reporting it
+/// missing otherwise: one made during the build is searched by the compilers run after,
+/// and so by the analysis.
+#[test]
+fn clang_s_sysroot_multiarch_directory_made_during_the_build_is_searched() {
+    let triple = std::process::Command::new("clang")
+        .arg("-print-multiarch")
+        .output()
+        .unwrap();
+    let triple = String::from_utf8(triple.stdout).unwrap();
+    sysroot_header_made_during_the_build(
+        "clang",
+        "#include <b.h>\n#ifdef WANT_C\n#include \"c.h\"\n#endif\n",
+        |sys| write(sys, "usr/include/b.h", "int b;\n"),
+        &format!("usr/include/{}/b.h", triple.trim()),
+    );
 }
 
 /// A relative `--sysroot=` names a directory of each working directory (even without a
