@@ -1141,6 +1141,54 @@ fn a_directory_replaced_by_a_link_gives_its_files_their_new_realpath() {
     server.clean_up();
 }
 
+/// The same when a directory above the one a header is found in is replaced by a link:
+/// the header's own directory keeps its watch (it was not moved itself), and only the
+/// notice about the directory above says that its realpath changed.
+#[test]
+fn a_directory_above_replaced_by_a_link_gives_the_files_below_their_new_realpath() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    write(&root, "a.c", "#include <b.h>\n");
+    write(&root, "top/inc/b.h", "int b;\n");
+    write(&root, "top2/inc/b.h", "int b2;\n");
+    settle();
+    let server = IncludeServer::new().unwrap();
+    let files = |n: &str| files_from(&server, &root, &format!("gcc -D{n} -Itop/inc -c a.c"));
+    for n in 0..3 {
+        assert_eq!(files(&format!("V{n}")), ["a.c", "top/inc/b.h"]);
+    }
+    fs::rename(root.join("top"), root.join("old")).unwrap();
+    std::os::unix::fs::symlink(root.join("top2"), root.join("top")).unwrap();
+    assert_eq!(files("NEW"), ["a.c", "top2/inc/b.h"]);
+    server.clean_up();
+}
+
+/// A search directory missing with the directory above it, both made during the build,
+/// one after the other: the kept analysis of a command that searches it sees the header
+/// made there (the directory above, found missing before, is watched once it is made).
+#[test]
+fn a_search_directory_made_with_its_parent_during_the_build_is_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    write(&root, "a.c", "#include <b.h>\n");
+    write(&root, "inc/b.h", "int b;\n");
+    settle();
+    let server = IncludeServer::new().unwrap();
+    let cmd = |n: &str| format!("gcc -D{n} -Imissing/dir -Iinc -c a.c");
+    let files = |n: &str| files_from(&server, &root, &cmd(n));
+    for n in 0..3 {
+        assert_eq!(files(&format!("V{n}")), ["a.c", "inc/b.h"]);
+    }
+    assert_eq!(files("KEPT"), ["a.c", "inc/b.h"]);
+    fs::create_dir(root.join("missing")).unwrap();
+    assert_eq!(files("V3"), ["a.c", "inc/b.h"]);
+    assert_eq!(files("KEPT"), ["a.c", "inc/b.h"]);
+    write(&root, "missing/dir/b.h", "int made;\n");
+    assert_eq!(files("KEPT"), ["a.c", "missing/dir/b.h"], "kept");
+    assert_eq!(files("V4"), ["a.c", "missing/dir/b.h"], "new");
+    server.clean_up();
+}
+
 /// A `--sysroot` tree whose `usr/include/b.h` makes `src/a.c` include `c.h` once it
 /// defines `WANT_C`, and whose `usr/include/y.h` `src/other.c` includes; a server; and
 /// the files of `a.c`'s closure (under `src/`) for a command with `-D<n>`.
@@ -1361,12 +1409,17 @@ fn vouched_tree(root: &Path) -> impl FnMut(&IncludeServer) -> Vec<String> + '_ {
     let mut n = 0;
     move |server: &IncludeServer| {
         n += 1;
-        let argv = words(&format!("gcc -DV{n} -Iinc -c a.c"));
-        let closure = server.closure(root.to_str().unwrap(), &argv).unwrap();
-        (closure.files.iter())
-            .map(|f| f.realpath[root.to_str().unwrap().len() + 1..].to_string())
-            .collect()
+        files_from(server, root, &format!("gcc -DV{n} -Iinc -c a.c"))
     }
+}
+
+/// The files of the closure of `cmd` run in `root`, relative to it.
+fn files_from(server: &IncludeServer, root: &Path, cmd: &str) -> Vec<String> {
+    let cwd = root.to_str().unwrap();
+    let closure = server.closure(cwd, &words(cmd)).unwrap();
+    (closure.files.iter())
+        .map(|f| f.realpath[cwd.len() + 1..].to_string())
+        .collect()
 }
 
 /// A watch put on one inode is never taken for a watch on another: a kept analysis

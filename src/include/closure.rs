@@ -652,9 +652,14 @@ pub fn analyze(
     limit: Duration,
 ) -> Result<(Closure, Contents), String> {
     let start_cpu = thread_cpu();
-    let compiler = caches
-        .compilers
-        .get(&cmd.compiler, &cmd.probe_flags, &cmd.language, cwd)?;
+    let mut look = Lookups::new(&caches.fs, caches.watcher.as_ref());
+    let compiler = (caches.compilers).get(
+        &cmd.compiler,
+        &cmd.probe_flags,
+        &cmd.language,
+        cwd,
+        &mut |d| look.dir_id(d).is_some(),
+    )?;
     if compiler.clang && (cmd.microsoft || compiler.msvc) {
         return Err("clang's Microsoft include rules (-fms-extensions) are not covered".into());
     }
@@ -666,6 +671,7 @@ pub fn analyze(
         &compiler.dirs,
         &cmd.after,
         compiler.clang,
+        &mut |d| look.dir_id(d),
     );
     // The compiler's directories that were missing when it was asked: the compilers run
     // once one is made search it (and it is asked again then), so what is kept of this
@@ -703,7 +709,7 @@ pub fn analyze(
         cplusplus: cmd.cplusplus(),
         mode: cmd.lex_mode(compiler.clang),
         caches,
-        look: Lookups::new(&caches.fs, caches.watcher.as_ref()),
+        look,
         closure: Closure {
             system_dirs: compiler.dirs.clone(),
             ..Closure::default()

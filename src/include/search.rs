@@ -87,6 +87,8 @@ pub fn chain_holds(made_of: &[(String, Option<DirId>)]) -> bool {
 impl Chain {
     /// GCC's chain from the four lists of the command line and the built-in dirs; or
     /// `clang`'s, which removes duplicates from the `-iquote` dirs among themselves only.
+    /// `id` says what each directory is now ([`dir_id`], or [`Lookups::dir_id`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cwd: &str,
         quote: &[String],
@@ -95,13 +97,14 @@ impl Chain {
         builtin: &[String],
         after: &[String],
         clang: bool,
+        id: &mut dyn FnMut(&str) -> Option<DirId>,
     ) -> Chain {
         let mut made_of = Vec::new();
         let mut with_ids = |dirs: Vec<&String>| -> Vec<(String, DirId)> {
             dirs.into_iter()
                 .filter_map(|d| {
                     let path = join(cwd, d);
-                    let id = dir_id(&path);
+                    let id = id(&path);
                     made_of.push((path, id));
                     id.map(|i| (d.clone(), i))
                 })
@@ -161,6 +164,8 @@ pub struct Stamp {
     id: DirId,
     mtime_ns: i128,
     ctime_ns: i128,
+    /// Whether it is a directory (a search directory that is a file is none).
+    dir: bool,
 }
 
 impl Stamp {
@@ -197,11 +202,21 @@ struct DirFacts {
 #[derive(Default)]
 pub struct FsCache {
     dirs: Mutex<FxMap<String, DirFacts>>,
+    /// Path → whether a regular file was there, and the batch of change notices read
+    /// before the `lstat` that said so: while its directory's watch has no later notice
+    /// about the name (nor the path to it), the answer holds whatever else changed there.
+    /// A build writes its objects next to its sources, which changes their directory's
+    /// stamp (and forgets its [`DirFacts`]) between every two requests.
+    names: Mutex<FxMap<String, (bool, u64)>>,
 }
 
 impl FsCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, FxMap<String, DirFacts>> {
         self.dirs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn names(&self) -> std::sync::MutexGuard<'_, FxMap<String, (bool, u64)>> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -249,6 +264,7 @@ fn stamp_of(dir: &str) -> Option<Stamp> {
         id: (m.dev(), m.ino()),
         mtime_ns: ns(m.mtime(), m.mtime_nsec()),
         ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+        dir: m.is_dir(),
     })
 }
 
@@ -334,6 +350,13 @@ impl<'a> Lookups<'a> {
         trusted.then_some(stamp)
     }
 
+    /// The device and inode of directory `path` now; `None` when it is not one. Asked of
+    /// the same directories by every request (its search chain, its compiler's missing
+    /// ones), and answered by the change notices without a `stat` while they vouch for it.
+    pub fn dir_id(&mut self, path: &str) -> Option<DirId> {
+        self.check(path).1.filter(|s| s.dir).map(|s| s.id)
+    }
+
     /// The stamp of `dir` now (`None`: it does not exist), and whether it is old enough
     /// to be trusted.
     pub fn dir_state(&mut self, dir: &str) -> (bool, Option<Stamp>) {
@@ -406,6 +429,16 @@ impl<'a> Lookups<'a> {
                 return (file, false);
             }
         }
+        if let Some(w) = self.watcher {
+            let kept = self.shared.names().get(path).copied();
+            if let Some((file, checked)) = kept {
+                if w.name_holds(&dir, name, checked, &mut self.vouched) {
+                    self.memo.insert(path.to_string(), (file, false));
+                    return (file, false);
+                }
+            }
+        }
+        let batch = self.watcher.map(Watcher::batch);
         let link = std::fs::symlink_metadata(path);
         let is_link = link.as_ref().is_ok_and(|m| m.file_type().is_symlink());
         let file = match &link {
@@ -415,6 +448,9 @@ impl<'a> Lookups<'a> {
         };
         self.untrusted |= is_link;
         self.tainted |= is_link;
+        if let (Some(batch), false) = (batch, is_link) {
+            self.shared.names().insert(path.to_string(), (file, batch));
+        }
         if trusted && !is_link {
             let mut dirs = self.shared.lock();
             // Not into facts another request put in place since this one's stat: they
@@ -441,7 +477,10 @@ impl<'a> Lookups<'a> {
         let real_dir = match self.real_dirs.get(dir) {
             Some(r) => r.clone(),
             None => {
-                let r = canonical(dir);
+                let r = match self.watcher {
+                    Some(w) if w.own_realpath(dir, &mut self.vouched) => Some(lexical(dir)),
+                    _ => canonical(dir),
+                };
                 self.real_dirs.insert(dir.to_string(), r.clone());
                 r
             }
@@ -482,6 +521,7 @@ mod tests {
             &v(&[]),
             &v(&["a"]),
             false,
+            &mut dir_id,
         );
         // The system chain is s, then a (-idirafter): "a" goes from -iquote and -I, and
         // so do "./b/../a" (the same directory) and "s"; the second "b" repeats the first.
@@ -496,6 +536,7 @@ mod tests {
             &v(&[]),
             &v(&["a"]),
             true,
+            &mut dir_id,
         );
         assert_eq!(c.dirs, v(&["q", "a", "b", "s", "a"]));
         assert_eq!(c.bracket, 2);
@@ -507,6 +548,7 @@ mod tests {
             &v(&[]),
             &v(&[]),
             false,
+            &mut dir_id,
         );
         assert_eq!(c.dirs, v(&["q", "a", "b", "s"]));
     }

@@ -200,13 +200,16 @@ struct Inner {
 impl SystemDirs {
     /// What `compiler` (as the client named it; a relative name with a `/` is taken from
     /// `cwd`) says for `language` with `flags`; an error text when the compiler cannot be
-    /// run or its output not read (the request is then not covered).
+    /// run or its output not read (the request is then not covered). `is_dir` says whether
+    /// a directory the compiler found missing exists now (asked by every request; the
+    /// change notices answer it without a `stat`).
     pub fn get(
         &self,
         compiler: &str,
         flags: &[String],
         language: &str,
         cwd: &str,
+        is_dir: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Arc<Compiler>, String> {
         // A relative compiler or path in the flags means another compiler elsewhere.
         let place = if depends_on_cwd(compiler, flags) {
@@ -221,7 +224,7 @@ impl SystemDirs {
             place.clone(),
         );
         let kept = lock(&self.inner).by_key.get(&key).cloned();
-        if let Some(c) = kept.filter(|c| !appeared(&c.missing)) {
+        if let Some(c) = kept.filter(|c| !c.missing.iter().any(|d| is_dir(d))) {
             return Ok(c);
         }
         // One probe at a time: requests arriving together wait for the one under way.
@@ -329,7 +332,12 @@ fn depends_on_cwd(compiler: &str, flags: &[String]) -> bool {
 
 /// Whether one of the directories a compiler found `missing` exists now.
 fn appeared(missing: &[String]) -> bool {
-    missing.iter().any(|d| std::path::Path::new(d).is_dir())
+    missing.iter().any(|d| is_dir(d))
+}
+
+/// Whether `path` is a directory now (by `stat`).
+pub fn is_dir(path: &str) -> bool {
+    std::path::Path::new(path).is_dir()
 }
 
 /// Whether `path` is `dir` or inside it.
@@ -488,8 +496,12 @@ mod tests {
     fn feature_tests_are_asked_of_every_compiler_at_once() {
         let dirs = SystemDirs::default();
         let cwd = "/";
-        let c89 = dirs.get("gcc", &["-std=c89".into()], "c", cwd).unwrap();
-        let c17 = dirs.get("gcc", &["-std=gnu17".into()], "c", cwd).unwrap();
+        let c89 = dirs
+            .get("gcc", &["-std=c89".into()], "c", cwd, &mut is_dir)
+            .unwrap();
+        let c17 = dirs
+            .get("gcc", &["-std=gnu17".into()], "c", cwd, &mut is_dir)
+            .unwrap();
         let builtin = "__has_builtin(__builtin_expect)";
         let attribute = "__has_attribute(packed)";
         assert_eq!(c89.feature(builtin, || vec![attribute.into()]), Some(1));

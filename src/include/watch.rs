@@ -137,7 +137,8 @@ struct Entry {
     any_write: u64,
     /// The batch of the last notice about each name.
     names: FxMap<Box<str>, u64>,
-    /// The batch number its watch was added under (`arm` takes a number of its own).
+    /// The batch number its watch was added under (`arm` takes a number of its own), or
+    /// it was last found missing under.
     since: u64,
     /// The device and inode the watch was added for: a watch follows its inode, so the
     /// path is watched again when it names another.
@@ -412,6 +413,23 @@ impl State {
         b
     }
 
+    /// Whether entry `id` was found missing, and its parent, watched since before then,
+    /// has had no notice about it or its name since.
+    fn still_absent(&self, id: usize) -> bool {
+        let e = &self.entries[id];
+        let quiet = |p: &Entry| {
+            p.wd.is_some()
+                && p.usable
+                && p.since < e.since
+                && p.itself <= e.since
+                && (p.names.get(basename_of(&e.path))).is_none_or(|&b| b <= e.since)
+        };
+        e.absent
+            && e.wd.is_none()
+            && self.floor <= e.since
+            && e.parent.is_some_and(|p| quiet(&self.entries[p]))
+    }
+
     /// Whether entry `id` has a watch of its own, or is a file covered by its directory's
     /// watch, which still reports writes (its directory may have been watched again since,
     /// by a request with other system directories: without them).
@@ -528,8 +546,10 @@ impl State {
             }
             Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => {
                 // Its parent's notices stand for it: it is checked again when they come.
+                let since = self.batch;
                 let e = &mut self.entries[id];
                 e.absent = true;
+                e.since = since;
                 None
             }
             Err(_) => {
@@ -645,6 +665,10 @@ impl Watcher {
                 // Watched: its move or deletion sends a notice, and so does a name
                 // replaced in its parent, so it is not `stat`ed again.
                 None if e.wd.is_some() => {}
+                // A directory above a missing one, missing too (a compiler's
+                // `lib/gcc/T/V/../../../../T` without its `include`): not looked for
+                // again while its parent says it was not made.
+                None if s.still_absent(id) => {}
                 None => {
                     let now = dir_id(&e.path);
                     s.watch(id, kind, now);
@@ -722,6 +746,38 @@ impl Watcher {
             && e.wd.is_some()
             && e.ident == Some(ident)
             && e.any_name <= checked
+            && s.path_batch(id, vouched).is_some_and(|b| b <= checked)
+    }
+
+    /// Whether directory `dir` is still its own realpath, as it was when watched (its
+    /// watch is trusted only then: no symbolic link on its way), by the notices: no
+    /// directory on its path, nor the name of one in the next, changed since. Names made
+    /// in it (a build's objects) do not change where it is.
+    pub fn own_realpath(&self, dir: &str, vouched: &mut Vouched) -> bool {
+        let s = lock(&self.state);
+        let Some(&id) = s.by_path.get(dir) else {
+            return false;
+        };
+        let e = &s.entries[id];
+        e.wd.is_some()
+            && e.usable
+            && s.floor <= e.since
+            && s.path_batch(id, vouched).is_some_and(|b| b <= e.since)
+    }
+
+    /// Whether name `name` in directory `dir` is still what an `lstat` made after batch
+    /// `checked` was read found there (a regular file, something else, or nothing): the
+    /// directory was watched by then, and neither it, nor the name, nor a directory on its
+    /// path had a notice since. Other names in it may have come and gone.
+    pub fn name_holds(&self, dir: &str, name: &str, checked: u64, vouched: &mut Vouched) -> bool {
+        let s = lock(&self.state);
+        let Some(&id) = s.by_path.get(dir) else {
+            return false;
+        };
+        let e = &s.entries[id];
+        s.floor <= checked
+            && e.wd.is_some()
+            && (e.names.get(name)).is_none_or(|&b| b <= checked)
             && s.path_batch(id, vouched).is_some_and(|b| b <= checked)
     }
 
