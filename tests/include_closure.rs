@@ -1189,6 +1189,28 @@ fn a_search_directory_made_with_its_parent_during_the_build_is_searched() {
     server.clean_up();
 }
 
+/// The paths under the compiler's directories where a search found no header are listed
+/// the same by a request that takes the searches from an earlier one.
+#[test]
+fn system_paths_found_missing_are_listed_from_remembered_searches_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    write(&root, "a.c", "#include <stdio.h>\n");
+    write(&root, "b.c", "#include <stdio.h>\n");
+    settle();
+    let server = IncludeServer::new().unwrap();
+    let cwd = root.to_str().unwrap();
+    let absent = |c: &str| {
+        let closure = server.closure(cwd, &words(&format!("gcc -c {c}"))).unwrap();
+        closure.absent_system.clone()
+    };
+    let first = absent("a.c");
+    // GCC looks for <stdio.h> in its own directory before the C library's.
+    assert!(first.iter().any(|p| p.ends_with("/stdio.h")), "{first:?}");
+    assert_eq!(absent("b.c"), first);
+    server.clean_up();
+}
+
 /// A `--sysroot` tree whose `usr/include/b.h` makes `src/a.c` include `c.h` once it
 /// defines `WANT_C`, and whose `usr/include/y.h` `src/other.c` includes; a server; and
 /// the files of `a.c`'s closure (under `src/`) for a command with `-D<n>`.

@@ -335,6 +335,9 @@ struct Search {
     /// These two shared with the analyses that use the search, not copied into each.
     dirs: StampedDirs,
     probes: Arc<[(String, bool)]>,
+    /// Which of them found no file under the compiler's own directories (for
+    /// [`Closure::absent_system`]; the same for every command of the search's context).
+    system_misses: Box<[u32]>,
 }
 
 /// How many remembered values one `#if` may have beyond its first (one per different
@@ -626,7 +629,8 @@ struct Walk<'a> {
     /// address names it for the whole request; one that does not may be freed and its
     /// address reused, and a list met there is then taken not to hold: searched afresh.
     stamps_found: FxMap<*const (String, Option<Stamp>), bool>,
-    probes_remembered: Vec<Arc<[(String, bool)]>>,
+    /// The searches taken from earlier requests.
+    remembered: Vec<Arc<Search>>,
     /// The chain searches of this request: name → (from, what was found).
     searched: FxMap<Sym, Vec<(usize, Option<Found>)>>,
     /// The working directory, chain and compiler, as one value (part of the keys of
@@ -727,7 +731,7 @@ pub fn analyze(
         searched: FxMap::with_capacity_and_hasher(size, Default::default()),
         dirs_remembered: Vec::new(),
         stamps_found: FxMap::default(),
-        probes_remembered: Vec::new(),
+        remembered: Vec::new(),
         context,
         started: std::time::Instant::now(),
         start_cpu,
@@ -745,18 +749,20 @@ pub fn analyze(
         .ok_or_else(|| format!("Could not find translation unit '{}'.", cmd.source))?;
     w.closure.source = String::from(&*source.real);
     w.walk(source)?;
-    // This request's lookups, and those of the searches it took from earlier requests.
-    let remembered = (w.probes_remembered.iter())
-        .flat_map(|probes| probes.iter())
-        .filter(|(_, file)| !file)
-        .map(|(p, _)| p.as_str());
-    let mut absent: Vec<String> = (w.look.missing().chain(remembered))
+    // This request's lookups, and those of the searches it took from earlier requests
+    // (each of those found once): the same few hundred paths in every request.
+    let remembered = (w.remembered.iter()).flat_map(|s| {
+        s.system_misses
+            .iter()
+            .map(|&i| s.probes[i as usize].0.as_str())
+    });
+    let mut absent: Vec<&str> = (w.look.missing())
         .filter(|p| w.is_system(p))
-        .map(String::from)
+        .chain(remembered)
         .collect();
     absent.sort_unstable();
     absent.dedup();
-    w.closure.absent_system = absent;
+    w.closure.absent_system = absent.into_iter().map(String::from).collect();
     let met = (w.lexed.len())
         .max(w.seen_paths.len())
         .max(w.searched.len());
@@ -799,7 +805,9 @@ impl<'a> Walk<'a> {
             files,
             looked_into,
             lookups,
-            remembered: std::mem::take(&mut self.probes_remembered),
+            remembered: (self.remembered.drain(..))
+                .map(|s| s.probes.clone())
+                .collect(),
             system: self.system.clone(),
         })
     }
@@ -842,8 +850,9 @@ impl<'a> Walk<'a> {
             .cloned();
         let found = match remembered {
             Some(s) if self.stamps_hold(&s.dirs) => {
-                self.probes_remembered.push(s.probes.clone());
-                s.found.clone()
+                let found = s.found.clone();
+                self.remembered.push(s);
+                found
             }
             _ => {
                 self.look.start_touching();
@@ -865,10 +874,15 @@ impl<'a> Walk<'a> {
                     .map(|d| self.look.dir_stamp(&d).map(|st| (d, st)))
                     .collect();
                 if let (Some(dirs), false) = (dirs, untrusted) {
+                    let system_misses = (probes.iter().enumerate())
+                        .filter(|(_, (p, file))| !file && self.is_system(p))
+                        .map(|(i, _)| i as u32)
+                        .collect();
                     let search = Arc::new(Search {
                         found: found.clone(),
                         dirs: self.caches.stamped(dirs),
                         probes: probes.into(),
+                        system_misses,
                     });
                     lock(&self.caches.searches)
                         .entry(name)
