@@ -336,7 +336,7 @@ fn appeared(missing: &[String]) -> bool {
 }
 
 /// Whether `path` is a directory now (by `stat`).
-pub fn is_dir(path: &str) -> bool {
+fn is_dir(path: &str) -> bool {
     std::path::Path::new(path).is_dir()
 }
 
@@ -414,7 +414,7 @@ fn probe(
             let multiarch: Vec<String> = (dirs.iter().chain(&missing))
                 .filter(|d| d.ends_with("/usr/include"))
                 .map(|d| format!("{d}/{t}"))
-                .filter(|m| !dirs.contains(m) && !std::path::Path::new(m).is_dir())
+                .filter(|m| !dirs.contains(m) && !is_dir(m))
                 .collect();
             missing.extend(multiarch);
         }

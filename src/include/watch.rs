@@ -737,16 +737,20 @@ impl Watcher {
     /// removing or renaming a name, or changing its attributes, is what changes a
     /// directory's stamp). Reads no notices: the request read them when it began.
     pub fn dir_holds(&self, path: &str, ident: DirId, checked: u64, vouched: &mut Vouched) -> bool {
+        self.entry_holds(path, |s, id, e| {
+            s.floor <= checked
+                && e.wd.is_some()
+                && e.ident == Some(ident)
+                && e.any_name <= checked
+                && s.path_batch(id, vouched).is_some_and(|b| b <= checked)
+        })
+    }
+
+    /// `holds` of the state, and the entry of `path` with its number; false for a path
+    /// that has none.
+    fn entry_holds(&self, path: &str, holds: impl FnOnce(&State, usize, &Entry) -> bool) -> bool {
         let s = lock(&self.state);
-        let Some(&id) = s.by_path.get(path) else {
-            return false;
-        };
-        let e = &s.entries[id];
-        s.floor <= checked
-            && e.wd.is_some()
-            && e.ident == Some(ident)
-            && e.any_name <= checked
-            && s.path_batch(id, vouched).is_some_and(|b| b <= checked)
+        (s.by_path.get(path)).is_some_and(|&id| holds(&s, id, &s.entries[id]))
     }
 
     /// Whether directory `dir` is still its own realpath, as it was when watched (its
@@ -754,15 +758,12 @@ impl Watcher {
     /// directory on its path, nor the name of one in the next, changed since. Names made
     /// in it (a build's objects) do not change where it is.
     pub fn own_realpath(&self, dir: &str, vouched: &mut Vouched) -> bool {
-        let s = lock(&self.state);
-        let Some(&id) = s.by_path.get(dir) else {
-            return false;
-        };
-        let e = &s.entries[id];
-        e.wd.is_some()
-            && e.usable
-            && s.floor <= e.since
-            && s.path_batch(id, vouched).is_some_and(|b| b <= e.since)
+        self.entry_holds(dir, |s, id, e| {
+            e.wd.is_some()
+                && e.usable
+                && s.floor <= e.since
+                && s.path_batch(id, vouched).is_some_and(|b| b <= e.since)
+        })
     }
 
     /// Whether name `name` in directory `dir` is still what an `lstat` made after batch
@@ -770,15 +771,12 @@ impl Watcher {
     /// directory was watched by then, and neither it, nor the name, nor a directory on its
     /// path had a notice since. Other names in it may have come and gone.
     pub fn name_holds(&self, dir: &str, name: &str, checked: u64, vouched: &mut Vouched) -> bool {
-        let s = lock(&self.state);
-        let Some(&id) = s.by_path.get(dir) else {
-            return false;
-        };
-        let e = &s.entries[id];
-        s.floor <= checked
-            && e.wd.is_some()
-            && (e.names.get(name)).is_none_or(|&b| b <= checked)
-            && s.path_batch(id, vouched).is_some_and(|b| b <= checked)
+        self.entry_holds(dir, |s, id, e| {
+            s.floor <= checked
+                && e.wd.is_some()
+                && (e.names.get(name)).is_none_or(|&b| b <= checked)
+                && s.path_batch(id, vouched).is_some_and(|b| b <= checked)
+        })
     }
 
     /// Whether the file watched as entry `id` is still, at its path, what a `stat` found
