@@ -59,30 +59,36 @@ struct Generation {
     shipped: FxMap<String, FileKey>,
     /// Each path whose components were mirrored, with what its last one needs.
     levels: FxMap<String, Level>,
+    /// How many replies were made in this generation (see [`Level::reply`]).
+    replies: u64,
     dirs_known: FxSet<String>,
     links: Vec<String>,
     system_links: Vec<String>,
     /// Each symlink mirrored: its path, and the realpath it had.
     link_targets: Vec<(String, String)>,
-    /// Each path whose components were mirrored, with the realpath it had: a directory on
-    /// the way that became a link since (or a link a directory) leads elsewhere now.
-    mirrored: FxMap<String, String>,
     /// The system dirs linked, and the forcing files made, in this generation.
     system_dirs_done: FxSet<String>,
     forced: FxSet<String>,
     /// The realpath of each directory met on the way of a mirrored path: the files of one
     /// directory share it, and a directory whose realpath changed gives its files other
-    /// realpaths, which ends the generation (`mirrored`).
+    /// realpaths, which ends the generation ([`Level::real`]).
     real_dirs: FxMap<String, Option<String>>,
 }
 
 /// What one component of a mirrored path needs on the host: the directory it is in (in
 /// the root, unless a system one), and its link when it is one.
+#[derive(Default)]
 struct Level {
     dir: Option<String>,
     link: Option<String>,
     /// The path of the component above, when it was walked too.
     up: Option<String>,
+    /// For a path of a closure: the realpath it had then. A directory on the way that
+    /// became a link since (or a link a directory) leads elsewhere now.
+    real: Option<String>,
+    /// The last reply that took what this component needs: a reply's paths share most
+    /// of their directories, which are taken once.
+    reply: std::cell::Cell<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -284,8 +290,9 @@ impl Mirror {
             || g.link_targets
                 .iter()
                 .any(|(link, target)| realpath(link).as_ref() != Some(target))
-            || (closure.paths.iter())
-                .any(|(p, real)| g.mirrored.get(p).is_some_and(|was| was != real))
+            || (closure.paths.iter()).any(|(p, real)| {
+                (g.levels.get(p).and_then(|l| l.real.as_ref())).is_some_and(|was| was != real)
+            })
             // A system directory new to this generation where files were mirrored (the
             // project's for one compiler, the host's own for another): its link would
             // replace what earlier replies named.
@@ -311,15 +318,20 @@ impl Mirror {
                 g.system_link(d)?;
             }
         }
+        // Of the links and directories mirrored, those this closure's paths need, not
+        // every one the generation made: the same closure then gets the same reply
+        // whatever was asked before, which a cache keys. Each directory has its forcing
+        // file, whether or not a file shipped before made it.
+        let (mut links, mut dirs) = (BTreeSet::new(), BTreeSet::new());
+        g.replies += 1;
         for (p, real) in &closure.paths {
-            g.do_path(p, is_system)?;
-            if !g.mirrored.contains_key(p) {
-                g.mirrored.insert(p.clone(), real.clone());
-            }
+            g.do_path(p, Some(real), is_system)?;
+            g.needs(p, &mut links, &mut dirs);
         }
         let mut reply = Vec::with_capacity(paths.len() + g.system_links.len() + g.links.len());
         for ((f, key), path) in closure.files.iter().zip(keys).zip(paths) {
-            g.do_path(&f.realpath, is_system)?;
+            g.do_path(&f.realpath, None, is_system)?;
+            g.needs(&f.realpath, &mut links, &mut dirs);
             if g.shipped.get(&path) != Some(&key) {
                 // A file of this command under another compiler's system directory: that
                 // directory is a link to the host's own in the root, and writing there
@@ -336,17 +348,6 @@ impl Mirror {
                 g.shipped.insert(path.clone(), key);
             }
             reply.push(path);
-        }
-        // Of the links and directories mirrored, those this closure's paths need, not
-        // every one the generation made: the same closure then gets the same reply
-        // whatever was asked before, which a cache keys. Each directory has its forcing
-        // file, whether or not a file shipped before made it.
-        let (mut links, mut dirs) = (BTreeSet::new(), BTreeSet::new());
-        let mut done = FxSet::default();
-        for p in
-            (closure.paths.iter().map(|(p, _)| p)).chain(closure.files.iter().map(|f| &f.realpath))
-        {
-            g.needs(p, &mut done, &mut links, &mut dirs);
         }
         // The system links this command goes through, not every one the generation made
         // (other compilers' own directories, another `--sysroot`): the reply must not
@@ -464,11 +465,11 @@ impl Generation {
             root,
             shipped: FxMap::default(),
             levels: FxMap::default(),
+            replies: 0,
             dirs_known: FxSet::default(),
             links: Vec::new(),
             system_links: Vec::new(),
             link_targets: Vec::new(),
-            mirrored: FxMap::default(),
             system_dirs_done: FxSet::default(),
             forced: FxSet::default(),
             real_dirs: FxMap::default(),
@@ -476,22 +477,32 @@ impl Generation {
     }
 
     /// Mirrors the directories and symlinks of `filepath` (absolute, as spelled), from its
-    /// end, as 3.4's `MirrorPath.DoPath`.
-    fn do_path(&mut self, filepath: &str, is_system: &dyn Fn(&str) -> bool) -> Result<(), String> {
+    /// end, as 3.4's `MirrorPath.DoPath`; a path of a closure with the realpath it has
+    /// (`real`), kept the first time.
+    fn do_path(
+        &mut self,
+        filepath: &str,
+        real: Option<&String>,
+        is_system: &dyn Fn(&str) -> bool,
+    ) -> Result<(), String> {
         // Every path of every reply comes here, and almost all were mirrored before.
-        if self.levels.contains_key(filepath) {
+        if let Some(level) = self.levels.get_mut(filepath) {
+            if level.real.is_none() {
+                level.real = real.cloned();
+            }
             return Ok(());
         }
+        let mut real = real.cloned();
         let mut fp = filepath.to_string();
         while !fp.is_empty() && fp != "/" {
             if self.levels.contains_key(&fp) {
                 return Ok(());
             }
             let (prefix, suffix) = split(&fp);
+            // The first level is the path's own.
             let mut level = Level {
-                dir: None,
-                link: None,
-                up: None,
+                real: real.take(),
+                ..Level::default()
             };
             let real = (self.real_dirs.entry(prefix.clone())).or_insert_with(|| realpath(&prefix));
             let Some(mut prefix_real) = real.clone() else {
@@ -544,20 +555,14 @@ impl Generation {
     }
 
     /// The links and the directories (each to be kept by a forcing file) that mirroring
-    /// `path` needed, from its last component up to one already `done` for this reply
-    /// (the files of a kernel unit share a few hundred directories).
-    fn needs<'a>(
-        &'a self,
-        path: &'a str,
-        done: &mut FxSet<&'a str>,
-        links: &mut BTreeSet<String>,
-        dirs: &mut BTreeSet<String>,
-    ) {
+    /// `path` needed, from its last component up to one already taken for this reply (the
+    /// files of a kernel unit share a few hundred directories).
+    fn needs(&self, path: &str, links: &mut BTreeSet<String>, dirs: &mut BTreeSet<String>) {
         let mut at = Some(path);
-        while let Some(p) = at.filter(|p| done.insert(p)) {
-            let Some(level) = self.levels.get(p) else {
+        while let Some(level) = at.and_then(|p| self.levels.get(p)) {
+            if level.reply.replace(self.replies) == self.replies {
                 return;
-            };
+            }
             links.extend(level.link.iter().cloned());
             dirs.extend(level.dir.iter().cloned());
             at = level.up.as_deref();
