@@ -161,7 +161,7 @@ pub struct LexCache {
     /// change notices read before that `stat`: while no later notice came for the file
     /// or a directory on its path, it is still that version and is not `stat`ed again
     /// (the `statx` of each file entered was most of a request's system calls).
-    latest: Mutex<FxMap<Box<str>, Latest>>,
+    latest: Mutex<FxMap<Sym, Latest>>,
 }
 
 #[derive(Clone)]
@@ -185,14 +185,15 @@ impl LexCache {
     /// changing while it is read.
     fn directives(
         &self,
-        path: &str,
+        real: Sym,
         mode: Mode,
         watcher: Option<(&Watcher, &mut Vouched)>,
     ) -> Result<(FileKey, Lexed, Option<Vec<u8>>), String> {
+        let path = real.as_str();
         let Some((watcher, vouched)) = watcher else {
             return self.read(path, mode);
         };
-        let latest = lock(&self.latest).get(path).cloned();
+        let latest = lock(&self.latest).get(&real).cloned();
         if let Some(l) = latest.filter(|l| l.mode == mode) {
             if watcher.holds(l.entry, &l.key, l.checked, vouched) {
                 return Ok((l.key, l.lexed, None));
@@ -212,7 +213,7 @@ impl LexCache {
                 checked,
                 entry,
             };
-            lock(&self.latest).insert(path.into(), l);
+            lock(&self.latest).insert(real, l);
         }
         Ok((key, lexed, data))
     }
@@ -568,9 +569,12 @@ enum Origin {
 /// A file found.
 #[derive(Debug, Clone)]
 struct Found {
-    /// Its path as the preprocessor spells it (search dir joined with the name).
-    spelled: Arc<str>,
-    real: Arc<str>,
+    /// Its path as the preprocessor spells it (search dir joined with the name), and its
+    /// realpath: interned (kept for the server's life, as every spelling is), so that the
+    /// maps of a walk, which meet each a few times per file entered, hash and compare a
+    /// pointer rather than a path.
+    spelled: Sym,
+    real: Sym,
     origin: Origin,
     /// Whether it is under one of the compiler's system directories (not shipped).
     system: bool,
@@ -600,25 +604,25 @@ struct Walk<'a> {
     caches: &'a Caches,
     look: Lookups<'a>,
     closure: Closure,
-    in_closure: FxMap<String, usize>,
+    in_closure: FxMap<Sym, usize>,
     /// The paths opened, as spelled.
-    seen_paths: FxSet<String>,
+    seen_paths: FxSet<Sym>,
     /// The compiler's own directories (files under them are not shipped). Not every
     /// compiler's, as distcc 3.4 has it: a project header under another compiler's
     /// directory (`-I` into a `--sysroot` that other commands use) is this command's to
     /// ship, or the host lacks it.
     system: Vec<String>,
     /// Files that cannot be entered again (`#pragma once`, `#import`).
-    once: FxSet<Arc<str>>,
+    once: FxSet<Sym>,
     /// Files certainly entered (for `#import`).
-    entered: FxSet<Arc<str>>,
+    entered: FxSet<Sym>,
     /// How many enclosing branches are walked without knowing they are taken.
     uncertain: u32,
     depth: u32,
     /// The index in `closure.entered` of each file being walked, outermost first.
     entering: Vec<Option<usize>>,
     /// Each file read in this request: its key and directives (also in `keep`).
-    lexed: FxMap<String, (FileKey, Lexed, &'a LexedFile)>,
+    lexed: FxMap<Sym, (FileKey, Lexed, &'a LexedFile)>,
     /// The files outside system dirs read from disk for their directives.
     contents: Contents,
     /// The directories remembered searches looked into, each list once, and the paths
@@ -747,7 +751,7 @@ pub fn analyze(
     let source = w
         .find("", &cmd.source, Origin::Source)
         .ok_or_else(|| format!("Could not find translation unit '{}'.", cmd.source))?;
-    w.closure.source = String::from(&*source.real);
+    w.closure.source = source.real.as_str().to_string();
     w.walk(source)?;
     // This request's lookups, and those of the searches it took from earlier requests
     // (each of those found once): the same few hundred paths in every request.
@@ -781,7 +785,7 @@ impl<'a> Walk<'a> {
             if recent(key.mtime_ns, key.ctime_ns) {
                 return None;
             }
-            files.push((real, key, lexed));
+            files.push((real.as_str().to_string(), key, lexed));
         }
         let (touched, lookups) = self.look.all_looked()?;
         let remembered = std::mem::take(&mut self.dirs_remembered);
@@ -829,9 +833,9 @@ impl<'a> Walk<'a> {
         let abs = join(self.cwd, &spelled);
         let real = self.look.realpath(&abs)?;
         Some(Found {
-            spelled: spelled.into(),
+            spelled: super::token::sym(&spelled),
             system: self.is_system(&real),
-            real: real.into(),
+            real: super::token::sym(&real),
             origin,
         })
     }
@@ -938,7 +942,7 @@ impl<'a> Walk<'a> {
             (true, Origin::Includer) if !self.compiler.clang => self.search(name, 0),
             _ if angle => self.search(name, self.chain.bracket),
             _ => {
-                let dir = dirname(&f.spelled);
+                let dir = dirname(f.spelled.as_str());
                 match self.find(&dir, name.as_str(), Origin::Includer) {
                     Some(found) => Some(found),
                     None => self.search(name, 0),
@@ -954,33 +958,30 @@ impl<'a> Walk<'a> {
 
     /// Notes that the preprocessor opens `f`.
     fn record(&mut self, f: &Found) {
-        if !self.seen_paths.contains(&*f.spelled) {
-            self.seen_paths.insert(String::from(&*f.spelled));
-            (self.closure.paths).push((join(self.cwd, &f.spelled), String::from(&*f.real)));
+        if self.seen_paths.insert(f.spelled) {
+            let abs = join(self.cwd, f.spelled.as_str());
+            (self.closure.paths).push((abs, f.real.as_str().to_string()));
         }
         if f.system {
             return;
         }
-        let abs_name = f
-            .spelled
-            .starts_with('/')
-            .then(|| String::from(&*f.spelled));
-        match self.in_closure.get(&*f.real) {
+        let spelled = f.spelled.as_str();
+        let abs_name = spelled.starts_with('/').then(|| spelled.to_string());
+        match self.in_closure.get(&f.real) {
             Some(&i) => {
                 let file = &mut self.closure.files[i];
                 if file.abs_name.is_none() {
                     file.abs_name = abs_name;
                 }
                 if file.key.is_none() {
-                    file.key = self.lexed.get(&*f.real).map(|(k, ..)| *k);
+                    file.key = self.lexed.get(&f.real).map(|(k, ..)| *k);
                 }
             }
             None => {
-                self.in_closure
-                    .insert(String::from(&*f.real), self.closure.files.len());
-                let key = self.lexed.get(&*f.real).map(|(k, ..)| *k);
+                self.in_closure.insert(f.real, self.closure.files.len());
+                let key = self.lexed.get(&f.real).map(|(k, ..)| *k);
                 self.closure.files.push(ClosureFile {
-                    realpath: String::from(&*f.real),
+                    realpath: f.real.as_str().to_string(),
                     abs_name,
                     key,
                 });
@@ -989,25 +990,25 @@ impl<'a> Walk<'a> {
     }
 
     /// The directives of `real` in the version this request reads (the first it read).
-    fn directives(&mut self, real: &str) -> Result<&'a LexedFile, String> {
-        if let Some(&(.., found)) = self.lexed.get(real) {
+    fn directives(&mut self, real: Sym) -> Result<&'a LexedFile, String> {
+        if let Some(&(.., found)) = self.lexed.get(&real) {
             return Ok(found);
         }
         let watcher = (self.caches.watcher.as_ref()).map(|w| (w, &mut self.look.vouched));
         let (key, lexed, data) = self.caches.lex.directives(real, self.mode, watcher)?;
         // Kept for the mirror, which would read a file it ships again (a source file is
         // read for the first time by its own request).
-        if let Some(data) = data.filter(|_| !self.is_system(real)) {
-            self.contents.insert(real.to_string(), (key, data));
+        if let Some(data) = data.filter(|_| !self.is_system(real.as_str())) {
+            self.contents.insert(real.as_str().to_string(), (key, data));
         }
         let kept = self.keep.keep(lexed.clone());
-        self.lexed.insert(real.to_string(), (key, lexed, kept));
+        self.lexed.insert(real, (key, lexed, kept));
         Ok(kept)
     }
 
     /// Walks file `f`.
     fn walk(&mut self, f: Found) -> Result<(), String> {
-        if self.once.contains(&*f.real) {
+        if self.once.contains(&f.real) {
             // Not read again, but found again: under this name too the host must find it
             // (a `#pragma once` header reached through a symlink, or by a name with `..`).
             self.record(&f);
@@ -1018,10 +1019,10 @@ impl<'a> Walk<'a> {
             self.record(&f);
             return Ok(());
         }
-        let ds = self.directives(&f.real)?;
+        let ds = self.directives(f.real)?;
         self.record(&f);
         if self.uncertain == 0 {
-            self.entered.insert(f.real.clone());
+            self.entered.insert(f.real);
         }
         self.walks += 1;
         // The source is walked at the top; an absolute `#include` is found as a source.
@@ -1029,7 +1030,7 @@ impl<'a> Walk<'a> {
             (Origin::Source, 0) => None,
             _ => {
                 let parent = self.entering.last().copied().flatten();
-                let spelled = String::from(&*f.spelled);
+                let spelled = f.spelled.as_str().to_string();
                 self.closure.entered.push((spelled, parent));
                 Some(self.closure.entered.len() - 1)
             }
@@ -1111,7 +1112,7 @@ impl<'a> Walk<'a> {
                     i += 1;
                 }
                 Directive::Once => {
-                    self.close(&f.real);
+                    self.close(f.real);
                     i += 1;
                 }
                 Directive::PushMacro { name, maybe } => {
@@ -1138,9 +1139,9 @@ impl<'a> Walk<'a> {
     }
 
     /// Makes `real` once-only (unless the walk may not really be here).
-    fn close(&mut self, real: &str) {
+    fn close(&mut self, real: Sym) {
         if self.uncertain == 0 {
-            self.once.insert(real.into());
+            self.once.insert(real);
         }
     }
 
@@ -1257,8 +1258,8 @@ impl<'a> Walk<'a> {
         import: bool,
         toks: &[Tok],
     ) -> Result<(), String> {
-        let (names, ambiguous) = (self.computed(toks, &f.spelled))
-            .map_err(|e| format!("File: '{}': computed include: {e}", f.real))?;
+        let (names, ambiguous) = (self.computed(toks, f.spelled.as_str()))
+            .map_err(|e| format!("File: '{}': computed include: {e}", f.real.as_str()))?;
         // The one name of an include the walk is certain to reach, found nowhere: GCC
         // would stop there, but clang may have spelled it otherwise (its spaces in a
         // `<...>` made of macro arguments are not GCC's), so the preprocessor's own
@@ -1275,7 +1276,7 @@ impl<'a> Walk<'a> {
                 let (open, close) = if angle { ('<', '>') } else { ('"', '"') };
                 return Err(format!(
                     "File: '{}': computed include: {open}{name}{close} not found",
-                    f.real
+                    f.real.as_str()
                 ));
             }
         }
@@ -1300,10 +1301,10 @@ impl<'a> Walk<'a> {
         if import && self.entered.contains(&found.real) {
             return Ok(true);
         }
-        let real = import.then(|| found.real.clone());
+        let real = import.then_some(found.real);
         self.walk(found)?;
         if let Some(real) = real {
-            self.close(&real);
+            self.close(real);
         }
         Ok(true)
     }
