@@ -427,7 +427,7 @@ pub struct Closure {
     pub files: Vec<ClosureFile>,
     /// Every path found, absolute and as spelled (`/cwd/sub/../x.h`), in the order found,
     /// with its realpath.
-    pub paths: Vec<(String, String)>,
+    pub paths: Vec<(Sym, Sym)>,
     /// The system dirs of this command.
     pub system_dirs: Vec<String>,
     /// What the analysis depended on: every file it read (system headers too) in the
@@ -575,6 +575,9 @@ struct Found {
     /// pointer rather than a path.
     spelled: Sym,
     real: Sym,
+    /// The spelling made absolute (joined to the working directory), as the closure
+    /// lists it.
+    abs: Sym,
     origin: Origin,
     /// Whether it is under one of the compiler's system directories (not shipped).
     system: bool,
@@ -836,6 +839,7 @@ impl<'a> Walk<'a> {
             spelled: super::token::sym(&spelled),
             system: self.is_system(&real),
             real: super::token::sym(&real),
+            abs: super::token::sym(&abs),
             origin,
         })
     }
@@ -959,8 +963,7 @@ impl<'a> Walk<'a> {
     /// Notes that the preprocessor opens `f`.
     fn record(&mut self, f: &Found) {
         if self.seen_paths.insert(f.spelled) {
-            let abs = join(self.cwd, f.spelled.as_str());
-            (self.closure.paths).push((abs, f.real.as_str().to_string()));
+            self.closure.paths.push((f.abs, f.real));
         }
         if f.system {
             return;

@@ -291,7 +291,8 @@ impl Mirror {
                 .iter()
                 .any(|(link, target)| realpath(link).as_ref() != Some(target))
             || (closure.paths.iter()).any(|(p, real)| {
-                (g.levels.get(p).and_then(|l| l.real.as_ref())).is_some_and(|was| was != real)
+                (g.levels.get(p.as_str()).and_then(|l| l.real.as_deref()))
+                    .is_some_and(|was| was != real.as_str())
             })
             // A system directory new to this generation where files were mirrored (the
             // project's for one compiler, the host's own for another): its link would
@@ -325,8 +326,8 @@ impl Mirror {
         let (mut links, mut dirs) = (BTreeSet::new(), BTreeSet::new());
         g.replies += 1;
         for (p, real) in &closure.paths {
-            g.do_path(p, Some(real), is_system)?;
-            g.needs(p, &mut links, &mut dirs);
+            g.do_path(p.as_str(), Some(real.as_str()), is_system)?;
+            g.needs(p.as_str(), &mut links, &mut dirs);
         }
         let mut reply = Vec::with_capacity(paths.len() + g.system_links.len() + g.links.len());
         for ((f, key), path) in closure.files.iter().zip(keys).zip(paths) {
@@ -357,9 +358,9 @@ impl Mirror {
         let mut system: Vec<String> = (g.system_links.iter())
             .filter(|l| {
                 let d = &l[root_len..];
-                (closure.system_dirs.iter())
-                    .chain(closure.paths.iter().map(|(p, _)| p))
-                    .chain(closure.files.iter().map(|f| &f.realpath))
+                (closure.system_dirs.iter().map(String::as_str))
+                    .chain(closure.paths.iter().map(|(p, _)| p.as_str()))
+                    .chain(closure.files.iter().map(|f| f.realpath.as_str()))
                     .any(|p| under(p, d))
             })
             .cloned()
@@ -482,17 +483,17 @@ impl Generation {
     fn do_path(
         &mut self,
         filepath: &str,
-        real: Option<&String>,
+        real: Option<&str>,
         is_system: &dyn Fn(&str) -> bool,
     ) -> Result<(), String> {
         // Every path of every reply comes here, and almost all were mirrored before.
         if let Some(level) = self.levels.get_mut(filepath) {
             if level.real.is_none() {
-                level.real = real.cloned();
+                level.real = real.map(String::from);
             }
             return Ok(());
         }
-        let mut real = real.cloned();
+        let mut real = real.map(String::from);
         let mut fp = filepath.to_string();
         while !fp.is_empty() && fp != "/" {
             if self.levels.contains_key(&fp) {
