@@ -196,7 +196,8 @@ pub(super) fn plan(
             let (paths, closure) = (server.answer_with_closure(&tidy(&cwd), job.argv()))
                 .map_err(NotPumped::IncludeServer)?;
             absent.clone_from(&closure.absent_system);
-            (paths, Some(closure.entered.clone()))
+            let entered = (closure.entered.iter()).map(|(p, i)| (p.as_str().to_string(), *i));
+            (paths, Some(entered.collect()))
         }
     };
     if paths.is_empty() {

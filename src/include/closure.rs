@@ -439,7 +439,7 @@ pub struct Closure {
     /// preprocessor spells it, with the index in this list of the file that included it
     /// (`None`: the source, or the command line); the source itself is not in it. The
     /// manifests of the compile cache are made of it (`crate::cache::manifest`).
-    pub entered: Vec<(String, Option<usize>)>,
+    pub entered: Vec<(Sym, Option<usize>)>,
     /// The paths under the compiler's own directories that the walk looked for a file at
     /// and found none (`__has_include` too), sorted: a host that has one of them would
     /// read another header than this machine (see `wire::SYSTEM_HEADERS`).
@@ -1033,8 +1033,7 @@ impl<'a> Walk<'a> {
             (Origin::Source, 0) => None,
             _ => {
                 let parent = self.entering.last().copied().flatten();
-                let spelled = f.spelled.as_str().to_string();
-                self.closure.entered.push((spelled, parent));
+                self.closure.entered.push((f.spelled, parent));
                 Some(self.closure.entered.len() - 1)
             }
         };

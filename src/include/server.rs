@@ -27,7 +27,7 @@ use super::cmdline;
 use super::facts::Store;
 use super::mirror::Mirror;
 use super::sysdirs::SystemDirs;
-use super::token::{Fx, FxMap};
+use super::token::{Fx, FxMap, Sym};
 use super::watch::{Plan, Watcher};
 use crate::wire::{header, read_body, read_header, Limits, ProtocolError, ARGC, ARGV, CDIR};
 
@@ -439,11 +439,12 @@ pub fn write_reply(out: &mut Vec<u8>, files: &[String]) {
 /// than the reply; ours reads it for the compile cache.
 pub const ENTERED: crate::wire::Token = *b"ENTD";
 
-fn write_entered(out: &mut Vec<u8>, entered: &[(String, Option<usize>)]) {
+fn write_entered(out: &mut Vec<u8>, entered: &[(Sym, Option<usize>)]) {
     out.extend_from_slice(&header(ENTERED, entered.len() as u32));
     // Into the buffer as it goes: a kernel unit enters some 1500 files.
     let mut index = String::new();
     for (path, parent) in entered {
+        let path = path.as_str();
         index.clear();
         match parent {
             Some(i) => {
@@ -658,15 +659,18 @@ mod tests {
             ("/usr/include/stdio.h".to_string(), Some(0)),
             ("dir with space/b.h".to_string(), Some(1)),
         ];
+        let interned: Vec<_> = (entered.iter())
+            .map(|(p, i)| (crate::include::token::sym(p), *i))
+            .collect();
         let mut out = Vec::new();
-        write_entered(&mut out, &entered);
+        write_entered(&mut out, &interned);
         let limits = Limits::default();
         assert_eq!(read_entered(&mut &out[..], &limits), Some(entered));
         // None at all (distcc 3.4's server), cut short, or an includer not yet listed.
         assert_eq!(read_entered(&mut &b""[..], &limits), None);
         assert_eq!(read_entered(&mut &out[..out.len() - 1], &limits), None);
         let mut out = Vec::new();
-        write_entered(&mut out, &[("a.h".to_string(), Some(0))]);
+        write_entered(&mut out, &[(crate::include::token::sym("a.h"), Some(0))]);
         assert_eq!(read_entered(&mut &out[..], &limits), None);
         // The second: absent paths.
         let absent = vec!["/usr/local/include/x.h".to_string(), "/a b/c.h".to_string()];
