@@ -34,7 +34,7 @@ use std::sync::Mutex;
 use super::closure::{dirname, Closure, ClosureFile, Contents, FileKey};
 use super::search::recent;
 use super::sysdirs::under;
-use super::token::{FxMap, FxSet};
+use super::token::{FxMap, FxSet, Sym};
 use super::FORCING_FILE;
 use crate::wire::lzo;
 
@@ -85,7 +85,7 @@ struct Level {
     up: Option<String>,
     /// For a path of a closure: the realpath it had then. A directory on the way that
     /// became a link since (or a link a directory) leads elsewhere now.
-    real: Option<String>,
+    real: Option<Sym>,
     /// The last reply that took what this component needs: a reply's paths share most
     /// of their directories, which are taken once.
     reply: std::cell::Cell<u64>,
@@ -291,8 +291,7 @@ impl Mirror {
                 .iter()
                 .any(|(link, target)| realpath(link).as_ref() != Some(target))
             || (closure.paths.iter()).any(|(p, real)| {
-                (g.levels.get(p.as_str()).and_then(|l| l.real.as_deref()))
-                    .is_some_and(|was| was != real.as_str())
+                (g.levels.get(p.as_str()).and_then(|l| l.real)).is_some_and(|was| was != *real)
             })
             // A system directory new to this generation where files were mirrored (the
             // project's for one compiler, the host's own for another): its link would
@@ -326,7 +325,7 @@ impl Mirror {
         let (mut links, mut dirs) = (BTreeSet::new(), BTreeSet::new());
         g.replies += 1;
         for (p, real) in &closure.paths {
-            g.do_path(p.as_str(), Some(real.as_str()), is_system)?;
+            g.do_path(p.as_str(), Some(*real), is_system)?;
             g.needs(p.as_str(), &mut links, &mut dirs);
         }
         let mut reply = Vec::with_capacity(paths.len() + g.system_links.len() + g.links.len());
@@ -483,17 +482,14 @@ impl Generation {
     fn do_path(
         &mut self,
         filepath: &str,
-        real: Option<&str>,
+        mut real: Option<Sym>,
         is_system: &dyn Fn(&str) -> bool,
     ) -> Result<(), String> {
         // Every path of every reply comes here, and almost all were mirrored before.
         if let Some(level) = self.levels.get_mut(filepath) {
-            if level.real.is_none() {
-                level.real = real.map(String::from);
-            }
+            level.real = level.real.or(real);
             return Ok(());
         }
-        let mut real = real.map(String::from);
         let mut fp = filepath.to_string();
         while !fp.is_empty() && fp != "/" {
             if self.levels.contains_key(&fp) {
