@@ -1685,7 +1685,7 @@ fn a_directory_replaced_between_the_read_and_the_watch_is_seen() {
     let then = facts
         .files
         .iter()
-        .find(|f| f.0.ends_with("gen/f.h"))
+        .find(|f| f.0.as_str().ends_with("gen/f.h"))
         .unwrap()
         .1;
     let now = FileKey::stat(root.join("src/gen/f.h").to_str().unwrap()).unwrap();

@@ -129,7 +129,7 @@ pub struct LexedFile {
     /// This version's realpath and entry among the change notices' watches, once an
     /// analysis that read it was watched (`watch::Watcher::arm`): found by path once, not
     /// by every analysis that reads it.
-    pub(super) watch_entry: OnceLock<(Box<str>, usize)>,
+    pub(super) watch_entry: OnceLock<(Sym, usize)>,
 }
 
 /// Two directive lists are the same when they are one read.
@@ -204,7 +204,7 @@ impl LexCache {
         // Only a version already watched (under this path: a hard link shares it) can be
         // vouched for by notices; a recent one is read again each time (`TOO_NEW`),
         // notices or not.
-        let entry = (lexed.watch_entry.get()).and_then(|(p, id)| (**p == *path).then_some(*id));
+        let entry = (lexed.watch_entry.get()).and_then(|(p, id)| (*p == real).then_some(*id));
         if let (Some(entry), false) = (entry, recent(key.mtime_ns, key.ctime_ns)) {
             let l = Latest {
                 key,
@@ -454,7 +454,7 @@ pub struct Facts {
     /// The directories that made the search chain.
     pub chain: Vec<(String, Option<DirId>)>,
     /// Each file read: its realpath, the version read, and that version's directives.
-    pub files: Vec<(String, FileKey, Lexed)>,
+    pub files: Vec<(Sym, FileKey, Lexed)>,
     /// Directories this analysis looked into, itself or through searches remembered
     /// from earlier requests, with their stamp then and whether it could be trusted.
     pub looked_into: Vec<(String, Option<Stamp>, bool)>,
@@ -478,7 +478,7 @@ impl Facts {
         let files = || {
             self.files
                 .iter()
-                .all(|(f, k, _)| FileKey::stat(f).is_ok_and(|now| now == *k))
+                .all(|(f, k, _)| FileKey::stat(f.as_str()).is_ok_and(|now| now == *k))
         };
         if !chain_holds(&self.chain) || !files() {
             return false;
@@ -788,7 +788,7 @@ impl<'a> Walk<'a> {
             if recent(key.mtime_ns, key.ctime_ns) {
                 return None;
             }
-            files.push((real.as_str().to_string(), key, lexed));
+            files.push((real, key, lexed));
         }
         let (touched, lookups) = self.look.all_looked()?;
         let remembered = std::mem::take(&mut self.dirs_remembered);

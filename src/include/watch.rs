@@ -618,10 +618,10 @@ impl Watcher {
         let mut files = Vec::with_capacity(facts.files.len());
         for (f, key, lexed) in &facts.files {
             let id = match lexed.watch_entry.get() {
-                Some((path, id)) if **path == **f => *id,
+                Some((path, id)) if path == f => *id,
                 _ => {
-                    let id = s.entry(f);
-                    let _ = lexed.watch_entry.set((f.as_str().into(), id));
+                    let id = s.entry(f.as_str());
+                    let _ = lexed.watch_entry.set((*f, id));
                     id
                 }
             };
@@ -704,7 +704,7 @@ impl Watcher {
             if watched_since > started {
                 // Still the version read, now that a change would send a notice: as the
                 // new watch's descriptor found it, else as the path names it.
-                let now = watched.or_else(|| FileKey::stat(f).ok());
+                let now = watched.or_else(|| FileKey::stat(f.as_str()).ok());
                 holds &= now == Some(*key);
             }
             let e = &s.entries[id];
@@ -837,7 +837,7 @@ impl Watcher {
         };
         let remembered = facts.remembered.iter().flat_map(|r| r.iter());
         let touched = (facts.lookups.iter().chain(remembered)).any(|(p, _)| named(p))
-            || facts.files.iter().any(|(f, _, _)| named(f))
+            || facts.files.iter().any(|(f, _, _)| named(f.as_str()))
             || (plan.children.iter())
                 .any(|&(p, c)| changed.contains(&p) && later(p, basename_of(&s.entries[c].path)));
         !touched
