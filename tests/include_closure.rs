@@ -1749,3 +1749,197 @@ fn a_header_watched_after_an_overflow_is_not_vouched_for_by_a_later_watch() {
     let d = run("a.c", "D");
     assert_eq!(under_root(&root, &d), ["src/a.c", "src/f.h", "src/g.h"]);
 }
+
+/// The files of the closure of `cmd` run in `cwd`, relative to `root`.
+fn files_in(server: &IncludeServer, root: &Path, cwd: &Path, cmd: &str) -> Vec<String> {
+    let closure = server.closure(cwd.to_str().unwrap(), &words(cmd)).unwrap();
+    under_root(root, &closure)
+}
+
+/// A name's kept answer (`FsCache.names`) must not be older than the stamp its directory
+/// is recorded with: here the directory is `stat`ed afresh after a header was made in it
+/// during the request, before that header's notice was read. The search remembered from
+/// that request is keyed on the new stamp, so later requests would reuse a stale one.
+#[test]
+fn a_name_cache_answer_older_than_the_directory_stamp_is_remembered() {
+    let (_dir, root, caches) = watched_tree(&[
+        ("src/a.c", "#include <b.h>\n"),
+        ("inc1/.keep", ""),
+        ("inc2/b.h", "int two;\n"),
+    ]);
+    let w = caches.watcher.as_ref().unwrap();
+    let src = root.join("src");
+    let cwd = src.to_str().unwrap();
+    let argv = |d: &str| words(&format!("gcc -D{d} -I../inc1 -I../inc2 -c a.c"));
+    let run = |d: &str| {
+        let cmd = cmdline::parse(&argv(d)).unwrap();
+        analyze(&cmd, cwd, &caches, Duration::from_secs(30))
+            .unwrap()
+            .0
+    };
+    // R1: watches inc1.
+    let s = w.now();
+    let c = run("A");
+    assert_eq!(under_root(&root, &c), ["src/a.c", "inc2/b.h"]);
+    w.arm(c.facts.as_ref().unwrap(), s);
+    // R2: a build's object in inc1 makes it stat inc1 afresh and lstat inc1/b.h: the
+    // name cache now holds (absent, batch of R2).
+    write(&root, "inc1/x1.o", "");
+    settle();
+    let s = w.now();
+    let c = run("B");
+    assert_eq!(under_root(&root, &c), ["src/a.c", "inc2/b.h"]);
+    w.arm(c.facts.as_ref().unwrap(), s);
+    // R3: another object, read as a notice at the request's start; the header is made
+    // after that, well before the analysis looks (> TOO_NEW).
+    write(&root, "inc1/x2.o", "");
+    settle();
+    let s = w.now();
+    write(&root, "inc1/b.h", "int one;\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let c3 = run("C");
+    let f3 = c3.facts.as_ref().unwrap();
+    w.arm(f3, s);
+    // R4, a new command, begun well after the header was made (its notice is read now).
+    std::thread::sleep(Duration::from_millis(300));
+    w.now();
+    let c4 = run("D");
+    let want = gcc_deps(&src, &argv("D"), &c4.system_dirs);
+    assert!(want.iter().any(|f| f.ends_with("inc1/b.h")), "{want:?}");
+    // The server's path for R3's command asked again: notices say inc1/b.h changed,
+    // so it re-arms and checks by stat (Facts::hold), which keeps the stale analysis.
+    w.now();
+    w.arm(f3, u64::MAX);
+    let holds_by_stat = f3.hold(&caches.fs);
+    assert!(
+        !(under_root(&root, &c3).contains(&"inc2/b.h".to_string()) && holds_by_stat),
+        "R3's stale analysis holds by stat"
+    );
+    assert_eq!(under_root(&root, &c4), ["src/a.c", "inc1/b.h"], "R4 stale");
+}
+
+/// A sticky directory on a `..` path: `t/../x.h`, `t` a sticky world-writable
+/// directory (checked by identity, not watched). `t` is moved elsewhere and a symlink to
+/// it put in its place: same identity, but `t/..` is now another directory.
+#[test]
+fn a_sticky_directory_on_a_dotdot_path_replaced_by_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    write(&root, "p/a.c", "#include \"t/../x.h\"\n");
+    write(&root, "p/x.h", "int p;\n");
+    write(&root, "elsewhere/x.h", "#include \"y.h\"\n");
+    write(&root, "elsewhere/y.h", "int y;\n");
+    fs::create_dir(root.join("p/t")).unwrap();
+    fs::set_permissions(root.join("p/t"), fs::Permissions::from_mode(0o1777)).unwrap();
+    settle();
+    let server = IncludeServer::new().unwrap();
+    let p = root.join("p");
+    let cmd = |d: &str| format!("gcc -D{d} -c a.c");
+    for n in 0..3 {
+        assert_eq!(
+            files_in(&server, &root, &p, &cmd(&format!("V{n}"))),
+            ["p/a.c", "p/x.h"]
+        );
+    }
+    fs::rename(root.join("p/t"), root.join("elsewhere/t")).unwrap();
+    std::os::unix::fs::symlink(root.join("elsewhere/t"), root.join("p/t")).unwrap();
+    settle();
+    let want = gcc_deps(&p, &words(&cmd("NEW")), &[]);
+    assert!(
+        want.iter().any(|f| f.ends_with("elsewhere/y.h")),
+        "{want:?}"
+    );
+    assert_eq!(
+        files_in(&server, &root, &p, &cmd("NEW")),
+        ["p/a.c", "elsewhere/x.h", "elsewhere/y.h"]
+    );
+    server.clean_up();
+}
+
+/// A header file with a second (hard) name is watched as a file; its name is then
+/// replaced by a directory. The file's watch is not removed (the unlink only changes its
+/// link count), so the path's entry still has a watch, which `name_holds` takes for the
+/// directory's: a name looked up in the new directory before any analysis re-watched it
+/// is vouched for after it changed.
+#[test]
+fn a_file_path_made_a_directory_vouches_for_names_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    write(&root, "src/a.c", "#include \"x\"\n");
+    write(&root, "src/x", "int x;\n");
+    write(&root, "inc/x/y.h", "int inc;\n");
+    fs::create_dir(root.join("other")).unwrap();
+    fs::hard_link(root.join("src/x"), root.join("other/xl")).unwrap();
+    settle();
+    let server = IncludeServer::new().unwrap();
+    let src = root.join("src");
+    assert_eq!(
+        files_in(&server, &root, &src, "gcc -DA -I../inc -c a.c"),
+        ["src/a.c", "src/x"]
+    );
+    fs::remove_file(root.join("src/x")).unwrap();
+    fs::create_dir(root.join("src/x")).unwrap();
+    settle();
+    // A command whose analysis is not kept (its source is too new): nothing re-watches.
+    write(&root, "src/b.c", "#include \"x/y.h\"\n");
+    assert_eq!(
+        files_in(&server, &root, &src, "gcc -DB -I../inc -c b.c"),
+        ["src/b.c", "inc/x/y.h"]
+    );
+    write(&root, "src/x/y.h", "int src;\n");
+    settle();
+    let argv = words("gcc -DC -I../inc -c b.c");
+    let want = gcc_deps(&src, &argv, &[]);
+    assert!(want.iter().any(|f| f.ends_with("src/x/y.h")), "{want:?}");
+    files_in(&server, &root, &src, "gcc -DC -I../inc -c b.c");
+    // The kept analysis of -DC is still served (Facts::hold: the stamp of src/x it
+    // recorded was taken after y.h was made).
+    assert_eq!(
+        files_in(&server, &root, &src, "gcc -DC -I../inc -c b.c"),
+        ["src/b.c", "src/x/y.h"]
+    );
+    server.clean_up();
+}
+
+/// The same with the file's name replaced by a symbolic link to a directory: names looked up
+/// through the link are vouched for by the old file's watch.
+#[test]
+fn a_file_path_made_a_link_vouches_for_names_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    write(&root, "src/a.c", "#include \"x\"\n");
+    write(&root, "src/x", "int x;\n");
+    write(&root, "inc/x/y.h", "int inc;\n");
+    fs::create_dir(root.join("other")).unwrap();
+    fs::create_dir(root.join("elsewhere")).unwrap();
+    fs::hard_link(root.join("src/x"), root.join("other/xl")).unwrap();
+    settle();
+    let server = IncludeServer::new().unwrap();
+    let src = root.join("src");
+    assert_eq!(
+        files_in(&server, &root, &src, "gcc -DA -I../inc -c a.c"),
+        ["src/a.c", "src/x"]
+    );
+    fs::remove_file(root.join("src/x")).unwrap();
+    std::os::unix::fs::symlink("../elsewhere", root.join("src/x")).unwrap();
+    settle();
+    write(&root, "src/b.c", "#include \"x/y.h\"\n");
+    assert_eq!(
+        files_in(&server, &root, &src, "gcc -DB -I../inc -c b.c"),
+        ["src/b.c", "inc/x/y.h"]
+    );
+    write(&root, "elsewhere/y.h", "int src;\n");
+    settle();
+    let argv = words("gcc -DC -I../inc -c b.c");
+    let want = gcc_deps(&src, &argv, &[]);
+    assert!(
+        want.iter().any(|f| f.ends_with("elsewhere/y.h")),
+        "{want:?}"
+    );
+    assert_eq!(
+        files_in(&server, &root, &src, "gcc -DC -I../inc -c b.c"),
+        ["src/b.c", "elsewhere/y.h"]
+    );
+    server.clean_up();
+}

@@ -325,6 +325,12 @@ impl<'a> Lookups<'a> {
             parent_state = trusted_state(&self.check(p));
             stamp = stamp_of(dir);
         }
+        // A name made in it before this `stat` has its notice queued now: read, so that a
+        // name's kept answer older than the stamp recorded here is not taken
+        // ([`Watcher::name_holds`]).
+        if let Some(w) = self.watcher {
+            w.now();
+        }
         let trusted = stamp.is_none_or(|s| !recent(s.mtime_ns, s.ctime_ns));
         if trusted {
             let mut dirs = self.shared.lock();
@@ -429,10 +435,10 @@ impl<'a> Lookups<'a> {
                 return (file, false);
             }
         }
-        if let Some(w) = self.watcher {
+        if let (Some(w), Some(id)) = (self.watcher, stamp.map(|s| s.id)) {
             let kept = self.shared.names().get(path).copied();
             if let Some((file, checked)) = kept {
-                if w.name_holds(&dir, name, checked, &mut self.vouched) {
+                if w.name_holds((&dir, name), id, checked, &mut self.vouched) {
                     self.memo.insert(path.to_string(), (file, false));
                     return (file, false);
                 }
@@ -477,8 +483,11 @@ impl<'a> Lookups<'a> {
         let real_dir = match self.real_dirs.get(dir) {
             Some(r) => r.clone(),
             None => {
-                let r = match self.watcher {
-                    Some(w) if w.own_realpath(dir, &mut self.vouched) => Some(lexical(dir)),
+                let id = self.checked.get(dir).and_then(|(_, s)| *s).map(|s| s.id);
+                let r = match (self.watcher, id) {
+                    (Some(w), Some(id)) if w.own_realpath(dir, id, &mut self.vouched) => {
+                        Some(lexical(dir))
+                    }
                     _ => canonical(dir),
                 };
                 self.real_dirs.insert(dir.to_string(), r.clone());

@@ -753,27 +753,38 @@ impl Watcher {
         (s.by_path.get(path)).is_some_and(|&id| holds(&s, id, &s.entries[id]))
     }
 
-    /// Whether directory `dir` is still its own realpath, as it was when watched (its
-    /// watch is trusted only then: no symbolic link on its way), by the notices: no
-    /// directory on its path, nor the name of one in the next, changed since. Names made
-    /// in it (a build's objects) do not change where it is.
-    pub fn own_realpath(&self, dir: &str, vouched: &mut Vouched) -> bool {
+    /// Whether directory `dir`, found by `stat` to be `ident`, is still its own realpath,
+    /// as it was when watched (its watch is trusted only then: no symbolic link on its
+    /// way), by the notices: its watch is on that directory, and no directory on its path,
+    /// nor the name of one in the next, changed since. Names made in it (a build's
+    /// objects) do not change where it is.
+    pub fn own_realpath(&self, dir: &str, ident: DirId, vouched: &mut Vouched) -> bool {
         self.entry_holds(dir, |s, id, e| {
             e.wd.is_some()
+                && e.ident == Some(ident)
                 && e.usable
                 && s.floor <= e.since
                 && s.path_batch(id, vouched).is_some_and(|b| b <= e.since)
         })
     }
 
-    /// Whether name `name` in directory `dir` is still what an `lstat` made after batch
-    /// `checked` was read found there (a regular file, something else, or nothing): the
-    /// directory was watched by then, and neither it, nor the name, nor a directory on its
-    /// path had a notice since. Other names in it may have come and gone.
-    pub fn name_holds(&self, dir: &str, name: &str, checked: u64, vouched: &mut Vouched) -> bool {
+    /// Whether name `name` in directory `dir`, found by `stat` to be `ident`, is still what
+    /// an `lstat` made after batch `checked` was read found there (a regular file,
+    /// something else, or nothing): the directory's watch is on that directory and was
+    /// there by then, and neither it, nor the name, nor a directory on its path had a
+    /// notice since. Other names in it may have come and gone. The caller has read the
+    /// notices queued before its `stat` of the directory.
+    pub fn name_holds(
+        &self,
+        (dir, name): (&str, &str),
+        ident: DirId,
+        checked: u64,
+        vouched: &mut Vouched,
+    ) -> bool {
         self.entry_holds(dir, |s, id, e| {
             s.floor <= checked
                 && e.wd.is_some()
+                && e.ident == Some(ident)
                 && (e.names.get(name)).is_none_or(|&b| b <= checked)
                 && s.path_batch(id, vouched).is_some_and(|b| b <= checked)
         })
