@@ -1858,88 +1858,59 @@ fn a_sticky_directory_on_a_dotdot_path_replaced_by_a_link() {
 }
 
 /// A header file with a second (hard) name is watched as a file; its name is then
-/// replaced by a directory. The file's watch is not removed (the unlink only changes its
-/// link count), so the path's entry still has a watch, which `name_holds` takes for the
-/// directory's: a name looked up in the new directory before any analysis re-watched it
-/// is vouched for after it changed.
+/// replaced by a directory, or by a symbolic link to one. The file's watch is not removed
+/// (the unlink only changes its link count), and must not be taken for the directory's:
+/// a name looked up there by a command whose analysis is not kept, then made, must be
+/// found by the next commands (the kept one too).
 #[test]
-fn a_file_path_made_a_directory_vouches_for_names_in_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = fs::canonicalize(dir.path()).unwrap();
-    write(&root, "src/a.c", "#include \"x\"\n");
-    write(&root, "src/x", "int x;\n");
-    write(&root, "inc/x/y.h", "int inc;\n");
-    fs::create_dir(root.join("other")).unwrap();
-    fs::hard_link(root.join("src/x"), root.join("other/xl")).unwrap();
-    settle();
-    let server = IncludeServer::new().unwrap();
-    let src = root.join("src");
-    assert_eq!(
-        files_in(&server, &root, &src, "gcc -DA -I../inc -c a.c"),
-        ["src/a.c", "src/x"]
-    );
-    fs::remove_file(root.join("src/x")).unwrap();
-    fs::create_dir(root.join("src/x")).unwrap();
-    settle();
-    // A command whose analysis is not kept (its source is too new): nothing re-watches.
-    write(&root, "src/b.c", "#include \"x/y.h\"\n");
-    assert_eq!(
-        files_in(&server, &root, &src, "gcc -DB -I../inc -c b.c"),
-        ["src/b.c", "inc/x/y.h"]
-    );
-    write(&root, "src/x/y.h", "int src;\n");
-    settle();
-    let argv = words("gcc -DC -I../inc -c b.c");
-    let want = gcc_deps(&src, &argv, &[]);
-    assert!(want.iter().any(|f| f.ends_with("src/x/y.h")), "{want:?}");
-    files_in(&server, &root, &src, "gcc -DC -I../inc -c b.c");
-    // The kept analysis of -DC is still served (Facts::hold: the stamp of src/x it
-    // recorded was taken after y.h was made).
-    assert_eq!(
-        files_in(&server, &root, &src, "gcc -DC -I../inc -c b.c"),
-        ["src/b.c", "src/x/y.h"]
-    );
-    server.clean_up();
-}
-
-/// The same with the file's name replaced by a symbolic link to a directory: names looked up
-/// through the link are vouched for by the old file's watch.
-#[test]
-fn a_file_path_made_a_link_vouches_for_names_through_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = fs::canonicalize(dir.path()).unwrap();
-    write(&root, "src/a.c", "#include \"x\"\n");
-    write(&root, "src/x", "int x;\n");
-    write(&root, "inc/x/y.h", "int inc;\n");
-    fs::create_dir(root.join("other")).unwrap();
-    fs::create_dir(root.join("elsewhere")).unwrap();
-    fs::hard_link(root.join("src/x"), root.join("other/xl")).unwrap();
-    settle();
-    let server = IncludeServer::new().unwrap();
-    let src = root.join("src");
-    assert_eq!(
-        files_in(&server, &root, &src, "gcc -DA -I../inc -c a.c"),
-        ["src/a.c", "src/x"]
-    );
-    fs::remove_file(root.join("src/x")).unwrap();
-    std::os::unix::fs::symlink("../elsewhere", root.join("src/x")).unwrap();
-    settle();
-    write(&root, "src/b.c", "#include \"x/y.h\"\n");
-    assert_eq!(
-        files_in(&server, &root, &src, "gcc -DB -I../inc -c b.c"),
-        ["src/b.c", "inc/x/y.h"]
-    );
-    write(&root, "elsewhere/y.h", "int src;\n");
-    settle();
-    let argv = words("gcc -DC -I../inc -c b.c");
-    let want = gcc_deps(&src, &argv, &[]);
-    assert!(
-        want.iter().any(|f| f.ends_with("elsewhere/y.h")),
-        "{want:?}"
-    );
-    assert_eq!(
-        files_in(&server, &root, &src, "gcc -DC -I../inc -c b.c"),
-        ["src/b.c", "elsewhere/y.h"]
-    );
-    server.clean_up();
+fn a_file_path_made_a_directory_or_a_link_vouches_for_no_names_in_it() {
+    for link in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        write(&root, "src/a.c", "#include \"x\"\n");
+        write(&root, "src/x", "int x;\n");
+        write(&root, "inc/x/y.h", "int inc;\n");
+        fs::create_dir(root.join("other")).unwrap();
+        fs::create_dir(root.join("elsewhere")).unwrap();
+        fs::hard_link(root.join("src/x"), root.join("other/xl")).unwrap();
+        settle();
+        let server = IncludeServer::new().unwrap();
+        let src = root.join("src");
+        assert_eq!(
+            files_in(&server, &root, &src, "gcc -DA -I../inc -c a.c"),
+            ["src/a.c", "src/x"]
+        );
+        fs::remove_file(root.join("src/x")).unwrap();
+        let made = match link {
+            true => {
+                std::os::unix::fs::symlink("../elsewhere", root.join("src/x")).unwrap();
+                "elsewhere/y.h"
+            }
+            false => {
+                fs::create_dir(root.join("src/x")).unwrap();
+                "src/x/y.h"
+            }
+        };
+        settle();
+        // A command whose analysis is not kept (its source is too new): nothing watches
+        // the new directory.
+        write(&root, "src/b.c", "#include \"x/y.h\"\n");
+        assert_eq!(
+            files_in(&server, &root, &src, "gcc -DB -I../inc -c b.c"),
+            ["src/b.c", "inc/x/y.h"]
+        );
+        write(&root, made, "int src;\n");
+        settle();
+        let argv = words("gcc -DC -I../inc -c b.c");
+        let want = gcc_deps(&src, &argv, &[]);
+        assert!(want.iter().any(|f| f.ends_with(made)), "{want:?}");
+        for _ in 0..2 {
+            assert_eq!(
+                files_in(&server, &root, &src, "gcc -DC -I../inc -c b.c"),
+                ["src/b.c", made],
+                "link: {link}"
+            );
+        }
+        server.clean_up();
+    }
 }
